@@ -1,0 +1,40 @@
+# Everyday commands. Each one installs missing Debian packages first.
+BUILD ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test sanitize tsan demo bench install clean
+
+all: build
+
+deps:
+	@bash scripts/setup.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DOMNIQ_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The whole test suite.
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+sanitize: deps
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DOMNIQ_SANITIZE=address,undefined"
+
+# The whole suite under ThreadSanitizer.
+tsan: deps
+	$(MAKE) test BUILD=build-tsan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DOMNIQ_SANITIZE=thread"
+
+# OmniQ's main job: a worker pool running a mix of tasks on ./omniq-data.
+demo: build
+	./$(BUILD)/demo
+
+bench: build
+	@for b in $(BUILD)/bench_*; do echo "== $$b"; ./$$b || exit 1; done
+
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+clean:
+	rm -rf build build-asan build-tsan

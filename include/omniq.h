@@ -1,0 +1,341 @@
+/* OmniQ — an embeddable, durable background task queue.
+ *
+ * Thread-safety, said once: every function taking an omniq_t may be called
+ * from any thread at the same time, unless its comment says otherwise.
+ * Objects handed to the caller (results, tasks) belong to the caller and are
+ * not shared with the library.
+ *
+ * Ownership words used below:
+ *   copied   - the library keeps its own copy; the argument may be freed.
+ *   borrowed - valid until the named event (usually the owner's _free).
+ *   yours    - free it with the named function.
+ *
+ * Times are int64 milliseconds since the Unix epoch, UTC, unless a name ends
+ * in _seconds.
+ */
+#ifndef OMNIQ_H
+#define OMNIQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define OMNIQ_EXTERN __attribute__((visibility("default")))
+#else
+#define OMNIQ_EXTERN
+#endif
+
+#define OMNIQ_VERSION_MAJOR 0
+#define OMNIQ_VERSION_MINOR 1
+#define OMNIQ_VERSION_PATCH 0
+#define OMNIQ_VERSION_STRING "0.1.0"
+
+/* ---- Status codes --------------------------------------------------------
+ * One list generates the enum, omniq_err_name() and omniq_strerror(). Codes
+ * are only ever appended. OMNIQ_DEFERRED is not an error: a handler returns it
+ * to say it will finish later with omniq_job_complete(). */
+#define OMNIQ_ERRNO_MAP(X)                                                    \
+  X(OK, 0, "success")                                                         \
+  X(DEFERRED, 1, "handler will complete the job later")                      \
+  X(EINVAL, -1, "invalid argument")                                           \
+  X(ENOMEM, -2, "out of memory")                                              \
+  X(ENOTFOUND, -3, "not found")                                               \
+  X(ETIMEDOUT, -4, "timed out")                                               \
+  X(ESTATE, -5, "transition not allowed in the task's current state")        \
+  X(ESERIALIZE, -6, "invalid JSON or encoding")                               \
+  X(ECONFIG, -7, "invalid setting")                                           \
+  X(ESTORAGE, -8, "storage error")                                            \
+  X(EBUSY, -9, "storage is locked or busy")                                   \
+  X(ECORRUPT, -10, "storage is corrupt or not an OmniQ store")               \
+  X(EIO, -11, "input/output error")                                           \
+  X(ENOSPC, -12, "no space left on device")                                   \
+  X(EHANDLER, -13, "no handler for this task")                                \
+  X(ECLOSED, -14, "handle or worker is shutting down")                        \
+  X(EFAILED, -15, "task failed")
+
+typedef enum {
+#define OMNIQ__ERR_ENUM(name, value, text) OMNIQ_##name = (value),
+  OMNIQ_ERRNO_MAP(OMNIQ__ERR_ENUM)
+#undef OMNIQ__ERR_ENUM
+} omniq_errno_t;
+
+/* A static description of rc; "unknown error" for codes not in the list.
+ * Never NULL, never allocates. */
+OMNIQ_EXTERN const char *omniq_strerror(int rc);
+/* The code's name ("OMNIQ_ENOTFOUND"); "OMNIQ_UNKNOWN" otherwise. */
+OMNIQ_EXTERN const char *omniq_err_name(int rc);
+
+typedef struct omniq omniq_t;
+typedef struct omniq_task omniq_task_t;
+typedef struct omniq_result omniq_result_t;
+typedef struct omniq_task_error omniq_task_error_t;
+typedef struct omniq_job omniq_job_t;
+typedef struct omniq_worker omniq_worker_t;
+
+/* The calling thread's last detailed message for this handle, or "" if none.
+ * omniq_errmsg(NULL) gives the thread's last message from calls that had no
+ * handle (omniq_open, omniq_settings_from_env). Borrowed: valid until the
+ * same thread's next OmniQ call. */
+OMNIQ_EXTERN const char *omniq_errmsg(const omniq_t *oq);
+
+/* ---- Task statuses ------------------------------------------------------- */
+typedef enum {
+  OMNIQ_PENDING = 0,
+  OMNIQ_RUNNING = 1,
+  OMNIQ_SUCCESS = 2,
+  OMNIQ_FAILED = 3,
+  OMNIQ_CANCELLED = 4
+} omniq_status_t;
+#define OMNIQ_STATUS_COUNT 5
+
+/* "PENDING", ...; "UNKNOWN" for values outside the enum. */
+OMNIQ_EXTERN const char *omniq_status_name(int status);
+/* Parses a status name; OMNIQ_EINVAL if it is not one. */
+OMNIQ_EXTERN int omniq_status_parse(const char *name, int *status_out);
+/* 1 if DESIGN's lifecycle table allows from -> to, else 0. */
+OMNIQ_EXTERN int omniq_transition_allowed(int from, int to);
+/* 1 for SUCCESS, FAILED, CANCELLED. */
+OMNIQ_EXTERN int omniq_status_is_terminal(int status);
+
+/* ---- Logging ------------------------------------------------------------- */
+typedef enum {
+  OMNIQ_LOG_DEBUG = 10,
+  OMNIQ_LOG_INFO = 20,
+  OMNIQ_LOG_WARNING = 30,
+  OMNIQ_LOG_ERROR = 40
+} omniq_log_level_t;
+
+typedef enum { OMNIQ_LOG_TEXT = 0, OMNIQ_LOG_JSON = 1 } omniq_log_format_t;
+
+/* A log sink: receives one whole formatted line (no trailing newline) per
+ * event. Called from library threads, possibly several at once; the line is
+ * borrowed for the duration of the call. */
+typedef void (*omniq_log_fn)(void *userdata, int level, const char *line);
+
+/* ---- Clock --------------------------------------------------------------- */
+/* Returns the current time in ms since the epoch. Tests inject one to move
+ * time instead of sleeping. Must be thread-safe. */
+typedef int64_t (*omniq_clock_fn)(void *userdata);
+
+/* Wall-clock time in ms since the epoch (CLOCK_REALTIME). */
+OMNIQ_EXTERN int64_t omniq_clock_system(void *userdata);
+
+/* ---- Settings ------------------------------------------------------------ */
+typedef enum { OMNIQ_SERIALIZER_JSON = 0, OMNIQ_SERIALIZER_RAW = 1 } omniq_serializer_t;
+
+#define OMNIQ_DEFAULT_BACKEND "sqlite"
+#define OMNIQ_DEFAULT_BASE_DIR "./omniq-data"
+#define OMNIQ_DEFAULT_DB_FILE "omniq.db"
+#define OMNIQ_DEFAULT_TIMEOUT_MS 300000
+#define OMNIQ_DEFAULT_MAX_RETRIES 3
+#define OMNIQ_DEFAULT_LEASE_MS 30000
+#define OMNIQ_DEFAULT_RESULT_TTL_MS 86400000
+#define OMNIQ_DEFAULT_RETRY_BASE_MS 1000
+#define OMNIQ_DEFAULT_RETRY_CAP_MS 60000
+#define OMNIQ_PATH_MAX 1024
+#define OMNIQ_NAME_MAX 64
+
+typedef struct omniq_settings {
+  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite" or "file" */
+  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir */
+  char base_dir[OMNIQ_PATH_MAX]; /* OMNIQ_BASE_DIR */
+  int64_t default_timeout_ms;    /* OMNIQ_DEFAULT_TIMEOUT (s); 0 = none */
+  int default_max_retries;       /* OMNIQ_DEFAULT_MAX_RETRIES */
+  int64_t lease_ms;              /* OMNIQ_LEASE (s) */
+  int64_t result_ttl_ms;         /* OMNIQ_RESULT_TTL (s) */
+  int serializer;                /* OMNIQ_SERIALIZER: omniq_serializer_t */
+  int log_level;                 /* OMNIQ_LOG_LEVEL: omniq_log_level_t */
+  int log_format;                /* OMNIQ_LOG_FORMAT: omniq_log_format_t */
+  int64_t retry_base_ms;         /* OMNIQ_RETRY_BASE (s) */
+  int64_t retry_cap_ms;          /* OMNIQ_RETRY_CAP (s) */
+  int fsync;                     /* OMNIQ_FSYNC (0/1): file backend durability */
+  omniq_log_fn log_fn;           /* NULL = lines to stderr */
+  void *log_userdata;
+  omniq_clock_fn clock_fn;       /* NULL = omniq_clock_system */
+  void *clock_userdata;
+} omniq_settings_t;
+
+/* Fills every field with its default. Never fails. */
+OMNIQ_EXTERN void omniq_settings_init(omniq_settings_t *s);
+/* Overrides fields from OMNIQ_* variables that are set. Strict: a bad value
+ * returns OMNIQ_ECONFIG, leaves *s unchanged, and omniq_errmsg(NULL) names
+ * the variable and the value. */
+OMNIQ_EXTERN int omniq_settings_from_env(omniq_settings_t *s);
+
+/* ---- Lifecycle ----------------------------------------------------------- */
+/* Opens the store named by settings (copied); NULL = defaults + environment.
+ * On OMNIQ_OK *out is yours: release it with omniq_close(). On error *out is
+ * NULL and omniq_errmsg(NULL) says why. */
+OMNIQ_EXTERN int omniq_open(omniq_t **out, const omniq_settings_t *settings);
+/* Stops and frees every worker still started on oq, then closes the store.
+ * Waits for handlers that outlived a worker stop to return. NULL is a no-op.
+ * Must not be called from a handler. */
+OMNIQ_EXTERN void omniq_close(omniq_t *oq);
+/* The settings oq was opened with. Borrowed: valid until omniq_close(oq). */
+OMNIQ_EXTERN const omniq_settings_t *omniq_settings(const omniq_t *oq);
+
+/* ---- Enqueue ------------------------------------------------------------- */
+#define OMNIQ_ID_LEN 36 /* canonical UUID text */
+#define OMNIQ_ID_SIZE (OMNIQ_ID_LEN + 1)
+#define OMNIQ_DEFAULT_QUEUE "default"
+
+typedef struct omniq_enqueue_opts {
+  int64_t eta_ms;       /* absolute due time; 0 = now (+ delay_ms) */
+  int64_t delay_ms;     /* relative delay; >= 0; ignored when eta_ms is set */
+  int64_t interval_ms;  /* > 0: re-run this often until cancelled */
+  int max_retries;      /* -1 = settings default; total runs allowed */
+  int64_t timeout_ms;   /* -1 = settings default; 0 = none */
+  const char *queue;    /* NULL = "default"; copied */
+  int priority;         /* higher runs first; default 0 */
+} omniq_enqueue_opts_t;
+
+OMNIQ_EXTERN void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o);
+
+/* Enqueues one task. func is a registered handler name or
+ * "path/to/lib.so:symbol"; args_json a JSON array (NULL = []), kwargs_json a
+ * JSON object (NULL = {}); opts NULL = defaults. All copied. On OMNIQ_OK the
+ * new id is written to id_out (OMNIQ_ID_SIZE bytes; may be NULL).
+ * Errors: OMNIQ_EINVAL, OMNIQ_ESERIALIZE (nothing stored), storage codes. */
+OMNIQ_EXTERN int omniq_enqueue(omniq_t *oq, const char *func, const char *args_json,
+                               const char *kwargs_json, const omniq_enqueue_opts_t *opts,
+                               char id_out[OMNIQ_ID_SIZE]);
+
+typedef struct omniq_enqueue_item {
+  const char *func;
+  const char *args_json;
+  const char *kwargs_json;
+  const omniq_enqueue_opts_t *opts; /* NULL = defaults */
+} omniq_enqueue_item_t;
+
+/* Enqueues n tasks in one transaction: all or none. ids_out (may be NULL)
+ * receives n ids. A bad item fails the whole batch with its index in the
+ * message. */
+OMNIQ_EXTERN int omniq_enqueue_many(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
+                                    char (*ids_out)[OMNIQ_ID_SIZE]);
+
+/* ---- Results ------------------------------------------------------------- */
+/* wait_seconds: 0 = do not wait, > 0 = block up to that long, < 0 = forever.
+ * Returns OMNIQ_ENOTFOUND when no result exists (no wait) or the id is
+ * unknown, OMNIQ_ETIMEDOUT when the wait expires, OMNIQ_EINVAL for a
+ * malformed id. On OMNIQ_OK *out is yours: free it with omniq_result_free();
+ * the text it holds lives as long as *out. On error *out is NULL. */
+OMNIQ_EXTERN int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds,
+                                  omniq_result_t **out);
+OMNIQ_EXTERN void omniq_result_free(omniq_result_t *r);
+/* Accessors; strings borrowed until omniq_result_free(). */
+OMNIQ_EXTERN const char *omniq_result_task_id(const omniq_result_t *r);
+OMNIQ_EXTERN int omniq_result_status(const omniq_result_t *r);
+OMNIQ_EXTERN const char *omniq_result_value(const omniq_result_t *r); /* JSON or NULL */
+OMNIQ_EXTERN const omniq_task_error_t *omniq_result_error(const omniq_result_t *r);
+OMNIQ_EXTERN int omniq_result_attempts(const omniq_result_t *r);
+OMNIQ_EXTERN int64_t omniq_result_finished_at(const omniq_result_t *r);
+OMNIQ_EXTERN int64_t omniq_result_last_attempt_at(const omniq_result_t *r);
+
+/* Task error accessors; strings borrowed until the owner is freed. */
+OMNIQ_EXTERN const char *omniq_error_type(const omniq_task_error_t *e);
+OMNIQ_EXTERN const char *omniq_error_message(const omniq_task_error_t *e);
+OMNIQ_EXTERN int64_t omniq_error_timestamp(const omniq_task_error_t *e);
+OMNIQ_EXTERN const char *omniq_error_traceback(const omniq_task_error_t *e); /* or NULL */
+OMNIQ_EXTERN int omniq_error_retry_count(const omniq_task_error_t *e);
+OMNIQ_EXTERN int omniq_error_is_retryable(const omniq_task_error_t *e);
+
+/* ---- Tasks --------------------------------------------------------------- */
+/* On OMNIQ_OK *out is yours: free it with omniq_task_free(). */
+OMNIQ_EXTERN int omniq_get_task(omniq_t *oq, const char *id, omniq_task_t **out);
+OMNIQ_EXTERN void omniq_task_free(omniq_task_t *t);
+OMNIQ_EXTERN const char *omniq_task_id(const omniq_task_t *t);
+OMNIQ_EXTERN const char *omniq_task_func(const omniq_task_t *t);
+OMNIQ_EXTERN const char *omniq_task_queue(const omniq_task_t *t);
+OMNIQ_EXTERN const char *omniq_task_args(const omniq_task_t *t);
+OMNIQ_EXTERN const char *omniq_task_kwargs(const omniq_task_t *t);
+OMNIQ_EXTERN int omniq_task_status(const omniq_task_t *t);
+OMNIQ_EXTERN int omniq_task_attempts(const omniq_task_t *t);
+OMNIQ_EXTERN int omniq_task_max_retries(const omniq_task_t *t);
+OMNIQ_EXTERN int omniq_task_priority(const omniq_task_t *t);
+OMNIQ_EXTERN int64_t omniq_task_eta(const omniq_task_t *t);
+OMNIQ_EXTERN int64_t omniq_task_interval(const omniq_task_t *t);
+OMNIQ_EXTERN int64_t omniq_task_timeout(const omniq_task_t *t);
+OMNIQ_EXTERN int64_t omniq_task_created_at(const omniq_task_t *t);
+OMNIQ_EXTERN const omniq_task_error_t *omniq_task_last_error(const omniq_task_t *t);
+
+/* ---- Control ------------------------------------------------------------- */
+/* PENDING or RUNNING -> CANCELLED (a running handler sees
+ * omniq_job_cancelled() and its outcome is discarded). OMNIQ_ESTATE for a
+ * terminal task, OMNIQ_ENOTFOUND for an unknown id. */
+OMNIQ_EXTERN int omniq_cancel(omniq_t *oq, const char *id);
+/* Deletes results finished before older_than_ms; *count (may be NULL) gets
+ * how many. */
+OMNIQ_EXTERN int omniq_purge_results(omniq_t *oq, int64_t older_than_ms, int64_t *count);
+/* Same with cutoff = now - result_ttl. */
+OMNIQ_EXTERN int omniq_purge_expired_results(omniq_t *oq, int64_t *count);
+/* Number of tasks in each status, indexed by omniq_status_t. */
+OMNIQ_EXTERN int omniq_count_by_status(omniq_t *oq, int64_t counts[OMNIQ_STATUS_COUNT]);
+
+/* ---- Handlers and jobs --------------------------------------------------- */
+/* Return OMNIQ_OK for success, OMNIQ_DEFERRED to finish later with
+ * omniq_job_complete(), anything else for failure. */
+typedef int (*omniq_handler_fn)(omniq_job_t *job, void *userdata);
+
+/* Registers (or replaces) the handler for name (copied). */
+OMNIQ_EXTERN int omniq_register(omniq_t *oq, const char *name, omniq_handler_fn fn,
+                                void *userdata);
+
+/* Job accessors: borrowed until the job completes. */
+OMNIQ_EXTERN const char *omniq_job_id(const omniq_job_t *job);
+OMNIQ_EXTERN const char *omniq_job_func(const omniq_job_t *job);
+OMNIQ_EXTERN const char *omniq_job_args(const omniq_job_t *job);
+OMNIQ_EXTERN const char *omniq_job_kwargs(const omniq_job_t *job);
+OMNIQ_EXTERN int omniq_job_attempt(const omniq_job_t *job);
+/* Absolute deadline (ms, the store's clock), 0 = none. */
+OMNIQ_EXTERN int64_t omniq_job_deadline(const omniq_job_t *job);
+/* True after the timeout, a cancel, or a worker shutdown. Thread-safe. */
+OMNIQ_EXTERN int omniq_job_cancelled(const omniq_job_t *job);
+/* Sets the job's result (JSON text, copied); OMNIQ_ESERIALIZE if invalid. */
+OMNIQ_EXTERN int omniq_job_return(omniq_job_t *job, const char *json);
+/* Marks the run failed. error_type NULL = "Error". Copied. */
+OMNIQ_EXTERN int omniq_job_fail(omniq_job_t *job, const char *error_type, const char *message,
+                                int retryable);
+/* Finishes a job whose handler returned OMNIQ_DEFERRED: success unless
+ * omniq_job_fail() was called. Any thread; exactly once per deferred job; the
+ * job must not be touched afterwards. */
+OMNIQ_EXTERN int omniq_job_complete(omniq_job_t *job);
+
+/* ---- Workers ------------------------------------------------------------- */
+typedef enum { OMNIQ_ISOLATION_THREAD = 0, OMNIQ_ISOLATION_PROCESS = 1 } omniq_isolation_t;
+
+#define OMNIQ_DEFAULT_CONCURRENCY 4
+#define OMNIQ_DEFAULT_POLL_INTERVAL_MS 1000
+#define OMNIQ_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000
+#define OMNIQ_MAX_QUEUES 16
+
+typedef struct omniq_worker_opts {
+  int concurrency;              /* tasks run at once; >= 1 */
+  int64_t poll_interval_ms;     /* idle poll period */
+  int64_t shutdown_timeout_ms;  /* stop waits this long for in-flight tasks */
+  int isolation;                /* omniq_isolation_t */
+  const char *queues[OMNIQ_MAX_QUEUES]; /* NULL-terminated; empty = "default" */
+} omniq_worker_opts_t;
+
+OMNIQ_EXTERN void omniq_worker_opts_init(omniq_worker_opts_t *o);
+/* Starts concurrency worker threads; returns once they run. *out is yours:
+ * release it with omniq_worker_stop(). */
+OMNIQ_EXTERN int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts,
+                                    omniq_worker_t **out);
+/* Stops claiming, waits up to shutdown_timeout for in-flight tasks, frees w.
+ * Tasks still running are left to lease expiry. NULL is a no-op. */
+OMNIQ_EXTERN int omniq_worker_stop(omniq_worker_t *w);
+/* Runs in the calling thread(s) until limit tasks finished (0 = no limit) or
+ * nothing is due; *done (may be NULL) gets how many finished. */
+OMNIQ_EXTERN int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limit,
+                                      long *done);
+/* Starts workers and blocks until SIGINT or SIGTERM, then stops gracefully. */
+OMNIQ_EXTERN int omniq_worker_run(omniq_t *oq, const omniq_worker_opts_t *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OMNIQ_H */

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages OmniQ needs to build, test and run its demo,
+# when any is missing. Safe to run again: it does nothing when all are there.
+set -euo pipefail
+
+packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev)
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "omniq setup: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,59 @@
+#include "helpers.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void th_clock_init(th_clock_t *c, int64_t start_ms) { c->now_ms = start_ms; }
+
+void th_clock_advance(th_clock_t *c, int64_t ms) { c->now_ms += ms; }
+
+int64_t th_clock_now(void *userdata) { return ((th_clock_t *)userdata)->now_ms; }
+
+char *th_tmpdir(void) {
+  const char *base = getenv("TMPDIR");
+  char *path = NULL;
+  if (base == NULL || *base == '\0') base = "/tmp";
+  if (asprintf(&path, "%s/omniq-test-XXXXXX", base) < 0) return NULL;
+  if (mkdtemp(path) == NULL) {
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+void th_rmtree(char *path) {
+  if (path == NULL) return;
+  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  free(path);
+}
+
+void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock) {
+  omniq_settings_init(s);
+  snprintf(s->backend, sizeof s->backend, "%s", backend);
+  snprintf(s->base_dir, sizeof s->base_dir, "%s", dir);
+  s->log_level = OMNIQ_LOG_ERROR;
+  s->retry_base_ms = 10;
+  s->retry_cap_ms = 100;
+  if (clock != NULL) {
+    s->clock_fn = th_clock_now;
+    s->clock_userdata = clock;
+  }
+}
+
+void th_setenv(const char *name, const char *value) {
+  if (value != NULL)
+    setenv(name, value, 1);
+  else
+    unsetenv(name);
+}

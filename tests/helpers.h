@@ -1,0 +1,45 @@
+/* Shared test helpers: temporary directories, a manual clock, and opening a
+ * store on them. Include after <cmocka.h>'s prerequisites. */
+#ifndef OMNIQ_TEST_HELPERS_H
+#define OMNIQ_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "omniq.h"
+
+/* A clock tests move by hand. Thread-safe. */
+typedef struct th_clock {
+  _Atomic int64_t now_ms;
+} th_clock_t;
+
+#define TH_EPOCH_MS INT64_C(1800000000000) /* 2027-01-15, a fixed "now" */
+
+void th_clock_init(th_clock_t *c, int64_t start_ms);
+void th_clock_advance(th_clock_t *c, int64_t ms);
+int64_t th_clock_now(void *userdata); /* an omniq_clock_fn over th_clock_t */
+
+/* Makes a fresh directory under $TMPDIR (or /tmp); returns a malloc'd path. */
+char *th_tmpdir(void);
+/* Removes a directory tree; NULL is a no-op. Frees path. */
+void th_rmtree(char *path);
+
+/* Settings for a test store under dir, on the manual clock, logging only
+ * errors (so test output stays readable). backend: "sqlite" or "file". */
+void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock);
+
+/* Sets (value != NULL) or unsets an environment variable. */
+void th_setenv(const char *name, const char *value);
+
+/* Asserts rc == OMNIQ_OK, printing the handle's message otherwise. */
+#define th_ok(oq, expr)                                                          \
+  do {                                                                           \
+    int th_rc_ = (expr);                                                         \
+    if (th_rc_ != OMNIQ_OK)                                                      \
+      fail_msg("%s -> %s: %s", #expr, omniq_err_name(th_rc_), omniq_errmsg(oq)); \
+  } while (0)
+
+#endif
