@@ -1,0 +1,13 @@
+/* Worker pool: threads that claim through the queue engine, run handlers
+ * and report outcomes to it. The façade calls only this. */
+#ifndef OMNIQ_POOL_H
+#define OMNIQ_POOL_H
+
+#include "core.h"
+
+/* Stops every worker still started on oq, then waits until every worker
+ * thread of oq has exited, including handlers that outlived a stop's
+ * shutdown_timeout. Called by omniq_close. */
+void omniq__pool_close_all(omniq_t *oq);
+
+#endif
