@@ -1,0 +1,295 @@
+/* Process isolation: every run in a forked child. A child that crashes or
+ * exits fails its task with "Crash" and the pool goes on; a child past its
+ * deadline is killed; values and failures travel back over the pipe. */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "sync.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* The sanitizers catch SIGSEGV themselves, report, and exit with a status. */
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
+typedef struct {
+  char *dir;
+  th_clock_t clock;
+  omniq_t *oq;
+} fx_t;
+
+static int ok_handler(omniq_job_t *job, void *ud) {
+  (void)ud;
+  return omniq_job_return(job, omniq_job_args(job));
+}
+
+static int segv_handler(omniq_job_t *job, void *ud) {
+  int *volatile p = NULL;
+  (void)job;
+  (void)ud;
+  *p = 1;
+  return OMNIQ_OK;
+}
+
+static int spin_handler(omniq_job_t *job, void *ud) {
+  volatile unsigned long n = 0;
+  (void)job;
+  (void)ud;
+  for (;;) n++;
+  return OMNIQ_OK;
+}
+
+/* Tells the test (through a pipe: it runs in another process) that it
+ * started, then spins. */
+static int started_pipe[2];
+
+static int signal_spin_handler(omniq_job_t *job, void *ud) {
+  ssize_t n = write(started_pipe[1], "s", 1);
+  (void)n;
+  return spin_handler(job, ud);
+}
+
+static int exit_handler(omniq_job_t *job, void *ud) {
+  (void)job;
+  (void)ud;
+  _exit(7);
+}
+
+static int abort_handler(omniq_job_t *job, void *ud) {
+  (void)job;
+  (void)ud;
+  fprintf(stderr, "handler state: marker-4711\n");
+  abort();
+}
+
+static int big_handler(omniq_job_t *job, void *ud) {
+  enum { N = 200 * 1024 };
+  char *s = malloc(N + 3);
+  (void)ud;
+  s[0] = '"';
+  memset(s + 1, 'x', N);
+  s[N + 1] = '"';
+  s[N + 2] = '\0';
+  int rc = omniq_job_return(job, s);
+  free(s);
+  return rc;
+}
+
+static int fail_handler(omniq_job_t *job, void *ud) {
+  (void)ud;
+  return omniq_job_fail(job, "LibError", "no such record", 0) == OMNIQ_OK ? OMNIQ_EFAILED
+                                                                           : OMNIQ_OK;
+}
+
+static int deferred_handler(omniq_job_t *job, void *ud) {
+  (void)ud;
+  omniq_job_return(job, "\"deferred in child\"");
+  omniq_job_complete(job);
+  return OMNIQ_DEFERRED;
+}
+
+static int setup(void **state) {
+  fx_t *fx = calloc(1, sizeof *fx);
+  omniq_settings_t s;
+  fx->dir = th_tmpdir();
+  th_clock_init(&fx->clock, TH_EPOCH_MS);
+  th_settings(&s, "sqlite", fx->dir, &fx->clock);
+  assert_int_equal(omniq_open(&fx->oq, &s), OMNIQ_OK);
+  th_ok(fx->oq, omniq_register(fx->oq, "ok", ok_handler, NULL));
+  th_ok(fx->oq, omniq_register(fx->oq, "segv", segv_handler, NULL));
+  th_ok(fx->oq, omniq_register(fx->oq, "spin", spin_handler, NULL));
+  th_ok(fx->oq, omniq_register(fx->oq, "signal_spin", signal_spin_handler, NULL));
+  th_ok(fx->oq, omniq_register(fx->oq, "exit", exit_handler, NULL));
+  th_ok(fx->oq, omniq_register(fx->oq, "abort", abort_handler, NULL));
+  th_ok(fx->oq, omniq_register(fx->oq, "big", big_handler, NULL));
+  th_ok(fx->oq, omniq_register(fx->oq, "fail", fail_handler, NULL));
+  th_ok(fx->oq, omniq_register(fx->oq, "deferred", deferred_handler, NULL));
+  *state = fx;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx_t *fx = *state;
+  omniq_close(fx->oq);
+  th_rmtree(fx->dir);
+  free(fx);
+  return 0;
+}
+
+static void process_opts(omniq_worker_opts_t *o, int concurrency) {
+  omniq_worker_opts_init(o);
+  o->concurrency = concurrency;
+  o->isolation = OMNIQ_ISOLATION_PROCESS;
+}
+
+static void enqueue(fx_t *fx, const char *func, const char *args, int64_t timeout_ms,
+                    char id[OMNIQ_ID_SIZE]) {
+  omniq_enqueue_opts_t o;
+  omniq_enqueue_opts_init(&o);
+  o.max_retries = 1;
+  o.timeout_ms = timeout_ms;
+  th_ok(fx->oq, omniq_enqueue(fx->oq, func, args, NULL, &o, id));
+}
+
+static omniq_result_t *result(fx_t *fx, const char *id) {
+  omniq_result_t *r = NULL;
+  th_ok(fx->oq, omniq_get_result(fx->oq, id, TH_WAIT_MS / 1000.0, &r));
+  return r;
+}
+
+static void test_null_dereference_crashes_one_task_while_100_others_succeed(void **state) {
+  enum { OK_TASKS = 100 };
+  fx_t *fx = *state;
+  char ids[OK_TASKS][OMNIQ_ID_SIZE], crash[OMNIQ_ID_SIZE], args[32];
+  omniq_worker_opts_t o;
+  omniq_worker_t *w;
+  for (int i = 0; i < OK_TASKS / 2; i++) {
+    snprintf(args, sizeof args, "[%d]", i);
+    enqueue(fx, "ok", args, 0, ids[i]);
+  }
+  enqueue(fx, "segv", NULL, 0, crash);
+  for (int i = OK_TASKS / 2; i < OK_TASKS; i++) {
+    snprintf(args, sizeof args, "[%d]", i);
+    enqueue(fx, "ok", args, 0, ids[i]);
+  }
+  process_opts(&o, 4);
+  th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
+
+  omniq_result_t *r = result(fx, crash);
+  assert_int_equal(omniq_result_status(r), OMNIQ_FAILED);
+  const omniq_task_error_t *e = omniq_result_error(r);
+  assert_string_equal(omniq_error_type(e), "Crash");
+  if (!SANITIZED) assert_non_null(strstr(omniq_error_message(e), "signal 11 (SIGSEGV)"));
+  assert_non_null(omniq_error_traceback(e));
+  omniq_result_free(r);
+  for (int i = 0; i < OK_TASKS; i++) {
+    r = result(fx, ids[i]);
+    assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+    snprintf(args, sizeof args, "[%d]", i);
+    assert_string_equal(omniq_result_value(r), args);
+    omniq_result_free(r);
+  }
+  th_ok(fx->oq, omniq_worker_stop(w));
+}
+
+static void test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on(void **state) {
+  fx_t *fx = *state;
+  char spin[OMNIQ_ID_SIZE], after[OMNIQ_ID_SIZE];
+  omniq_worker_opts_t o;
+  long done;
+  enqueue(fx, "spin", NULL, 300, spin);
+  enqueue(fx, "ok", "[1]", 0, after);
+  process_opts(&o, 1);
+  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
+  assert_int_equal(done, 2);
+  omniq_result_t *r = result(fx, spin);
+  assert_int_equal(omniq_result_status(r), OMNIQ_FAILED);
+  assert_string_equal(omniq_error_type(omniq_result_error(r)), "TimeoutError");
+  omniq_result_free(r);
+  r = result(fx, after);
+  assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+  omniq_result_free(r);
+}
+
+static void test_exit_without_result_is_a_crash_naming_the_status(void **state) {
+  fx_t *fx = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_worker_opts_t o;
+  long done;
+  enqueue(fx, "exit", NULL, 0, id);
+  process_opts(&o, 1);
+  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
+  omniq_result_t *r = result(fx, id);
+  assert_string_equal(omniq_error_type(omniq_result_error(r)), "Crash");
+  assert_non_null(strstr(omniq_error_message(omniq_result_error(r)), "status 7"));
+  omniq_result_free(r);
+}
+
+static void test_crash_traceback_is_the_tail_of_the_child_stderr(void **state) {
+  fx_t *fx = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_worker_opts_t o;
+  long done;
+  enqueue(fx, "abort", NULL, 0, id);
+  process_opts(&o, 1);
+  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
+  omniq_result_t *r = result(fx, id);
+  const omniq_task_error_t *e = omniq_result_error(r);
+  assert_string_equal(omniq_error_type(e), "Crash");
+  assert_non_null(strstr(omniq_error_message(e), "SIGABRT"));
+  assert_non_null(strstr(omniq_error_traceback(e), "marker-4711"));
+  omniq_result_free(r);
+}
+
+static void test_values_and_failures_travel_back_over_the_pipe(void **state) {
+  fx_t *fx = *state;
+  char big[OMNIQ_ID_SIZE], fail[OMNIQ_ID_SIZE], deferred[OMNIQ_ID_SIZE];
+  omniq_worker_opts_t o;
+  long done;
+  enqueue(fx, "big", NULL, 0, big);
+  enqueue(fx, "fail", NULL, 0, fail);
+  enqueue(fx, "deferred", NULL, 0, deferred);
+  process_opts(&o, 2);
+  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
+  assert_int_equal(done, 3);
+
+  omniq_result_t *r = result(fx, big); /* larger than a pipe's buffer */
+  assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+  assert_int_equal(strlen(omniq_result_value(r)), 200 * 1024 + 2);
+  omniq_result_free(r);
+  r = result(fx, fail);
+  const omniq_task_error_t *e = omniq_result_error(r);
+  assert_string_equal(omniq_error_type(e), "LibError");
+  assert_string_equal(omniq_error_message(e), "no such record");
+  assert_int_equal(omniq_error_is_retryable(e), 0);
+  omniq_result_free(r);
+  r = result(fx, deferred);
+  assert_string_equal(omniq_result_value(r), "\"deferred in child\"");
+  omniq_result_free(r);
+}
+
+static void test_stop_kills_children_still_running_and_leaves_them_to_lease(void **state) {
+  fx_t *fx = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_worker_opts_t o;
+  omniq_worker_t *w;
+  omniq_task_t *t;
+  struct pollfd p;
+  char c;
+  assert_int_equal(pipe(started_pipe), 0);
+  enqueue(fx, "signal_spin", NULL, 0, id);
+  process_opts(&o, 1);
+  o.shutdown_timeout_ms = 100;
+  th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
+  p = (struct pollfd){.fd = started_pipe[0], .events = POLLIN};
+  assert_int_equal(poll(&p, 1, TH_WAIT_MS), 1);
+  assert_int_equal(read(started_pipe[0], &c, 1), 1);
+  assert_int_equal(omniq_worker_stop(w), OMNIQ_ETIMEDOUT);
+  /* teardown's close returns only once the runner has killed and reaped
+   * the child. */
+  th_ok(fx->oq, omniq_get_task(fx->oq, id, &t));
+  assert_int_equal(omniq_task_status(t), OMNIQ_RUNNING);
+  omniq_task_free(t);
+  close(started_pipe[0]);
+  close(started_pipe[1]);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_null_dereference_crashes_one_task_while_100_others_succeed),
+      T(test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on),
+      T(test_exit_without_result_is_a_crash_naming_the_status),
+      T(test_crash_traceback_is_the_tail_of_the_child_stderr),
+      T(test_values_and_failures_travel_back_over_the_pipe),
+      T(test_stop_kills_children_still_running_and_leaves_them_to_lease),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
