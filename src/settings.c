@@ -4,7 +4,9 @@
  * The environment is read through one table, a row per variable: its name,
  * the parser for its kind of value, and where the value lands in the struct.
  * Adding a variable is adding a row (and a line in docs/settings.md); the
- * loop that reads them never changes.
+ * loop that reads them never changes. omniq__settings_validate takes the
+ * duration ranges from the same rows, so a value set in code and one read
+ * from the environment meet the same limits.
  *
  * omniq_settings_from_env is all or nothing: it parses into a copy and
  * commits the copy only when every variable was good, so a caller that gets
@@ -113,9 +115,11 @@ typedef int (*parse_fn)(const setting_t *row, const char *text, void *field, cha
 struct setting {
   const char *env;
   parse_fn parse;
+  const char *field;       /* the struct member's name, for omniq__settings_validate */
   size_t offset;
   size_t size;             /* string fields: capacity including the NUL */
   const choice_t *choices; /* parse_choice only */
+  int64_t min_ms;          /* parse_seconds only: 0, or 1 for "more than 0" */
 };
 
 static int parse_text(const setting_t *row, const char *text, void *field, char *why,
@@ -134,22 +138,13 @@ static int parse_backend(const setting_t *row, const char *text, void *field, ch
   return parse_text(row, text, field, why, whylen);
 }
 
-static int parse_seconds_or_zero(const setting_t *row, const char *text, void *field,
-                                 char *why, size_t whylen) {
-  (void)row;
-  if (omniq__parse_seconds(text, field) != OMNIQ_OK)
-    return bad(why, whylen, "is not a number of seconds (0 or more, up to %lld)",
-                    (long long)SECONDS_MAX);
-  return OMNIQ_OK;
-}
-
-static int parse_seconds_positive(const setting_t *row, const char *text, void *field,
-                                  char *why, size_t whylen) {
+/* A duration in seconds, at least row->min_ms once in milliseconds. */
+static int parse_seconds(const setting_t *row, const char *text, void *field, char *why,
+                         size_t whylen) {
   int64_t ms;
-  (void)row;
-  if (omniq__parse_seconds(text, &ms) != OMNIQ_OK || ms == 0)
-    return bad(why, whylen, "is not a number of seconds greater than 0 (up to %lld)",
-                    (long long)SECONDS_MAX);
+  if (omniq__parse_seconds(text, &ms) != OMNIQ_OK || ms < row->min_ms)
+    return bad(why, whylen, "is not a number of seconds (%s, up to %lld)",
+               row->min_ms > 0 ? "more than 0" : "0 or more", (long long)SECONDS_MAX);
   memcpy(field, &ms, sizeof ms);
   return OMNIQ_OK;
 }
@@ -190,22 +185,22 @@ static int parse_choice(const setting_t *row, const char *text, void *field, cha
   return OMNIQ_ECONFIG;
 }
 
-#define FIELD(f) offsetof(omniq_settings_t, f), sizeof(((omniq_settings_t *)0)->f)
+#define FIELD(f) #f, offsetof(omniq_settings_t, f), sizeof(((omniq_settings_t *)0)->f)
 
 static const setting_t table[] = {
-    {"OMNIQ_BACKEND", parse_backend, FIELD(backend), NULL},
-    {"OMNIQ_DB_URL", parse_text, FIELD(db_url), NULL},
-    {"OMNIQ_BASE_DIR", parse_text, FIELD(base_dir), NULL},
-    {"OMNIQ_DEFAULT_TIMEOUT", parse_seconds_or_zero, FIELD(default_timeout_ms), NULL},
-    {"OMNIQ_DEFAULT_MAX_RETRIES", parse_count, FIELD(default_max_retries), NULL},
-    {"OMNIQ_LEASE", parse_seconds_positive, FIELD(lease_ms), NULL},
-    {"OMNIQ_RESULT_TTL", parse_seconds_or_zero, FIELD(result_ttl_ms), NULL},
-    {"OMNIQ_SERIALIZER", parse_choice, FIELD(serializer), serializer_choices},
-    {"OMNIQ_LOG_LEVEL", parse_level, FIELD(log_level), NULL},
-    {"OMNIQ_LOG_FORMAT", parse_choice, FIELD(log_format), format_choices},
-    {"OMNIQ_RETRY_BASE", parse_seconds_positive, FIELD(retry_base_ms), NULL},
-    {"OMNIQ_RETRY_CAP", parse_seconds_positive, FIELD(retry_cap_ms), NULL},
-    {"OMNIQ_FSYNC", parse_choice, FIELD(fsync), bool_choices},
+    {"OMNIQ_BACKEND", parse_backend, FIELD(backend), NULL, 0},
+    {"OMNIQ_DB_URL", parse_text, FIELD(db_url), NULL, 0},
+    {"OMNIQ_BASE_DIR", parse_text, FIELD(base_dir), NULL, 0},
+    {"OMNIQ_DEFAULT_TIMEOUT", parse_seconds, FIELD(default_timeout_ms), NULL, 0},
+    {"OMNIQ_DEFAULT_MAX_RETRIES", parse_count, FIELD(default_max_retries), NULL, 0},
+    {"OMNIQ_LEASE", parse_seconds, FIELD(lease_ms), NULL, 1},
+    {"OMNIQ_RESULT_TTL", parse_seconds, FIELD(result_ttl_ms), NULL, 0},
+    {"OMNIQ_SERIALIZER", parse_choice, FIELD(serializer), serializer_choices, 0},
+    {"OMNIQ_LOG_LEVEL", parse_level, FIELD(log_level), NULL, 0},
+    {"OMNIQ_LOG_FORMAT", parse_choice, FIELD(log_format), format_choices, 0},
+    {"OMNIQ_RETRY_BASE", parse_seconds, FIELD(retry_base_ms), NULL, 1},
+    {"OMNIQ_RETRY_CAP", parse_seconds, FIELD(retry_cap_ms), NULL, 1},
+    {"OMNIQ_FSYNC", parse_choice, FIELD(fsync), bool_choices, 0},
 };
 
 /* The value of an OMNIQ_* variable that counts as set, or NULL. */
@@ -235,29 +230,18 @@ int omniq_settings_from_env(omniq_settings_t *s) {
   base = env_value("OMNIQ_RETRY_BASE");
   if ((cap != NULL || base != NULL) && next.retry_cap_ms < next.retry_base_ms) {
     if (cap != NULL)
-      return omniq__err(0, OMNIQ_ECONFIG, "OMNIQ_RETRY_CAP: '%s' is less than the retry base (%g s)",
-                        cap, (double)next.retry_base_ms / 1000);
-    return omniq__err(0, OMNIQ_ECONFIG, "OMNIQ_RETRY_BASE: '%s' is more than the retry cap (%g s)",
-                      base, (double)next.retry_cap_ms / 1000);
+      return omniq__err(0, OMNIQ_ECONFIG,
+                        "OMNIQ_RETRY_CAP: '%.200s' is less than the retry base (%g s)", cap,
+                        (double)next.retry_base_ms / 1000);
+    return omniq__err(0, OMNIQ_ECONFIG,
+                      "OMNIQ_RETRY_BASE: '%.200s' is more than the retry cap (%g s)", base,
+                      (double)next.retry_cap_ms / 1000);
   }
   *s = next;
   return OMNIQ_OK;
 }
 
 /* ---- validation of a finished struct -------------------------------------- */
-
-/* The durations, each with its smallest allowed value in ms. */
-static const struct duration {
-  const char *field;
-  size_t offset;
-  int64_t min_ms;
-} durations[] = {
-    {"default_timeout_ms", offsetof(omniq_settings_t, default_timeout_ms), 0},
-    {"lease_ms", offsetof(omniq_settings_t, lease_ms), 1},
-    {"result_ttl_ms", offsetof(omniq_settings_t, result_ttl_ms), 0},
-    {"retry_base_ms", offsetof(omniq_settings_t, retry_base_ms), 1},
-    {"retry_cap_ms", offsetof(omniq_settings_t, retry_cap_ms), 1},
-};
 
 static int terminated(const char *field, size_t size) { return memchr(field, '\0', size) != NULL; }
 
@@ -270,12 +254,15 @@ int omniq__settings_validate(const omniq_settings_t *s, char *err, size_t errlen
   if (!terminated(s->base_dir, sizeof s->base_dir))
     return bad(err, errlen, "base_dir: not terminated");
   if (s->base_dir[0] == '\0') return bad(err, errlen, "base_dir: must not be empty");
-  for (size_t i = 0; i < ARRAY_LEN(durations); i++) {
+  /* Durations: the range their variables accept, from the same table. */
+  for (size_t i = 0; i < ARRAY_LEN(table); i++) {
+    const setting_t *row = &table[i];
     int64_t v;
-    memcpy(&v, (const char *)s + durations[i].offset, sizeof v);
-    if (v < durations[i].min_ms || v > MS_MAX)
-      return bad(err, errlen, "%s: %lld is out of range (%lld to %lld)", durations[i].field,
-                 (long long)v, (long long)durations[i].min_ms, (long long)MS_MAX);
+    if (row->parse != parse_seconds) continue;
+    memcpy(&v, (const char *)s + row->offset, sizeof v);
+    if (v < row->min_ms || v > MS_MAX)
+      return bad(err, errlen, "%s: %lld is out of range (%lld to %lld)", row->field,
+                 (long long)v, (long long)row->min_ms, (long long)MS_MAX);
   }
   if (s->retry_cap_ms < s->retry_base_ms)
     return bad(err, errlen, "retry_cap_ms: %lld is less than retry_base_ms (%lld)",

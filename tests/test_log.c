@@ -117,8 +117,8 @@ static void test_text_line_has_time_level_event_id_and_message(void **state) {
   th_clock_advance(&f->clock, 123);
   omniq__log(&f->log, OMNIQ_LOG_INFO, "task.enqueued", ID, "func=%s queue=%s", "add", "default");
   assert_int_equal(f->sink.n, 1);
-  assert_string_equal(f->sink.lines[0],
-                      "2027-01-15T08:00:00.123Z INFO task.enqueued id=" ID " func=add queue=default");
+  assert_string_equal(f->sink.lines[0], "2027-01-15T08:00:00.123Z INFO task.enqueued id=" ID
+                                        " func=add queue=default");
 }
 
 static void test_text_line_leaves_out_missing_id_and_message(void **state) {

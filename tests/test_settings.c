@@ -228,6 +228,7 @@ static void test_lease_must_be_more_than_zero(void **state) {
   assert_int_equal(load(&s, "OMNIQ_LEASE", "0.25"), OMNIQ_OK);
   assert_int_equal(s.lease_ms, 250);
   assert_rejected("OMNIQ_LEASE", "0");
+  assert_non_null(strstr(omniq_errmsg(NULL), "more than 0"));
   assert_rejected("OMNIQ_LEASE", "0.0001");
   assert_rejected("OMNIQ_LEASE", "-5");
   assert_rejected("OMNIQ_LEASE", "soon");
