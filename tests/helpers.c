@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core.h"
-#include "error.h"
 
 void th_clock_init(th_clock_t *c, int64_t start_ms) { c->now_ms = start_ms; }
 
@@ -59,12 +57,4 @@ void th_setenv(const char *name, const char *value) {
     setenv(name, value, 1);
   else
     unsetenv(name);
-}
-
-/* omniq_errmsg belongs to the façade (src/omniq.c). Until that file is in
- * the library, tests that only exercise lower modules still need the
- * public accessor; a weak definition yields to the library's as soon as it
- * exists, so this never competes with it. Remove once src/omniq.c lands. */
-__attribute__((weak)) const char *omniq_errmsg(const omniq_t *oq) {
-  return omniq__errmsg(oq != NULL ? oq->id : 0);
 }
