@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "alloc.h"
 #include "model.h"
 #include "queue.h"
 
@@ -588,7 +589,7 @@ static void test_unopenable_and_corrupt_stores_give_clear_errors(void **state) {
   fx_t *fx = *state;
   omniq_settings_t s;
   omniq_t *oq = (omniq_t *)&s;
-  char path[2048];
+  char path[OMNIQ_PATH_MAX];
   FILE *f;
 
   /* A parent "directory" that is a regular file. */
@@ -606,11 +607,11 @@ static void test_unopenable_and_corrupt_stores_give_clear_errors(void **state) {
   unsigned char junk[4096];
   unsigned seed = 7;
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)rand_r(&seed);
-  snprintf(path, sizeof path, "%s/junk.db", fx->dir);
+  snprintf(s.db_url, sizeof s.db_url, "%s/junk.db", fx->dir);
+  snprintf(path, sizeof path, "%s", s.db_url);
   f = fopen(path, "wb");
   fwrite(junk, 1, sizeof junk, f);
   fclose(f);
-  snprintf(s.db_url, sizeof s.db_url, "%s", path);
   assert_int_equal(omniq_open(&oq, &s), OMNIQ_ECORRUPT);
   assert_non_null(strstr(omniq_errmsg(NULL), "junk.db"));
   unsigned char back[sizeof junk];
