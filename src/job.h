@@ -37,6 +37,7 @@ struct omniq_job {
   int serializer;           /* for omniq_job_return's check */
   int64_t deadline_ms;      /* store clock: started_at + timeout; 0 = none */
   int64_t mono_deadline_ms; /* the same deadline in real time; 0 = none */
+  int64_t mono_started_ms;  /* real time the run started */
   int in_child;             /* a process-isolation child's copy: never freed */
 
   pthread_mutex_t lock;

@@ -147,6 +147,8 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 
 /* ---- running one task ------------------------------------------------------ */
 
+/* The queue engine logs each decision at INFO (succeeded, retry with its
+ * eta, failed); the pool adds the run itself at DEBUG, and what it drops. */
 static void log_outcome(omniq_t *oq, omniq_job_t *job, const omniq__run_t *run, int rc) {
   const omniq_task_t *t = job->task;
   if (rc == OMNIQ_ESTATE)
@@ -155,13 +157,11 @@ static void log_outcome(omniq_t *oq, omniq_job_t *job, const omniq__run_t *run, 
   else if (rc != OMNIQ_OK)
     omniq__log(&oq->log, OMNIQ_LOG_ERROR, "task.report_failed", t->id, "%s: %s",
                omniq_err_name(rc), omniq_errmsg(oq));
-  else if (run->ok)
-    omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.succeeded", t->id, "func=%s attempt=%d", t->func,
-               t->attempts);
   else
-    omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.failed", t->id,
-               "func=%s attempt=%d error_type=%s retryable=%d", t->func, t->attempts,
-               run->error_type, run->retryable);
+    omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.ran", t->id,
+               "func=%s attempt=%d outcome=%s duration_ms=%lld", t->func, t->attempts,
+               run->ok ? "success" : run->error_type,
+               (long long)(omniq__mono_ms() - job->mono_started_ms));
 }
 
 /* Reports the handler's outcome unless someone settled the run first. */
@@ -214,6 +214,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
     return;
   }
   int64_t now = omniq__mono_ms();
+  job->mono_started_ms = now;
   if (task->timeout_ms > 0) job->mono_deadline_ms = now + task->timeout_ms;
   job->next_extend_ms = now + p->extend_ms;
 
