@@ -87,6 +87,19 @@ static void write_frame(int fd, const omniq__run_t *run) {
     if (parts[i] != NULL && write_all(fd, parts[i], h.len[i]) != 0) return;
 }
 
+/* The program's own handlers for crash signals (a crash reporter, a test
+ * framework that longjmps back into its runner) belong to the parent; in
+ * the child they would turn a crash into anything at all. With the default
+ * action a crash is reported as the signal it is. */
+static void default_crash_signals(void) {
+  static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &dfl, NULL);
+}
+
 static _Noreturn void child_main(const omniq_job_t *job, omniq_handler_fn fn, void *userdata,
                                  int res_fd, int err_fd) {
   sigset_t none;
@@ -96,6 +109,7 @@ static _Noreturn void child_main(const omniq_job_t *job, omniq_handler_fn fn, vo
 
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, NULL); /* pool threads block SIGINT/SIGTERM */
+  default_crash_signals();
   setpgid(0, 0);
   if (dup2(err_fd, STDERR_FILENO) >= 0) close(err_fd);
 
