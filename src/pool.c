@@ -95,6 +95,7 @@ struct omniq_worker {
   pthread_cond_t idle_cond; /* followers wait here for leadership */
   int refs;                 /* the owner's, and one per runner thread */
   int started, alive;       /* runner threads started, and not yet exited */
+  int go; /* runners wait for it, so "worker.started" is logged first */
   int stopping, drained, has_leader, keeper_stop, abandon;
   omniq_job_t *inflight;
 
@@ -324,6 +325,7 @@ static void *runner_main(void *arg) {
   pthread_mutex_lock(&p->lock);
   p->started++;
   pthread_cond_broadcast(&p->cond);
+  while (!p->go && !p->stopping) pthread_cond_wait(&p->cond, &p->lock);
   pthread_mutex_unlock(&p->lock);
 
   runner_loop(p);
@@ -613,6 +615,10 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
              "concurrency=%d isolation=%s poll_interval_ms=%lld queues=%s", p->concurrency,
              p->isolation == OMNIQ_ISOLATION_PROCESS ? "process" : "thread",
              (long long)p->poll_ms, p->nqueues ? queues : OMNIQ_DEFAULT_QUEUE);
+  pthread_mutex_lock(&p->lock);
+  p->go = 1;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
   *out = p;
   return OMNIQ_OK;
 }
@@ -654,6 +660,7 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
   if ((rc = pool_new(oq, "omniq_worker_process", opts, &p)) != OMNIQ_OK) return rc;
   p->drain = 1;
   p->limit = limit;
+  p->go = 1;
   /* The caller is one runner; the others are temporary threads. */
   rc = pool_spawn(p, p->concurrency - 1);
   if (rc == OMNIQ_OK) runner_loop(p);
