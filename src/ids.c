@@ -54,8 +54,11 @@ void omniq__id_new(int64_t now_ms, char out[OMNIQ_ID_SIZE]) {
   rand_b = next_random() & 0x3FFFFFFFFFFFFFFFULL;
   pthread_mutex_unlock(&id_lock);
 
+  /* seq is masked although it never passes 0xFFF: without the mask gcc at
+   * -O0 cannot see the bound and rejects the call (-Wformat-truncation). */
   snprintf(out, OMNIQ_ID_SIZE, "%08llx-%04llx-%04x-%04llx-%012llx",
-           (unsigned long long)(ms >> 16), (unsigned long long)(ms & 0xFFFF), 0x7000 | seq,
+           (unsigned long long)(ms >> 16), (unsigned long long)(ms & 0xFFFF),
+           0x7000u | (seq & 0xFFFu),
            (unsigned long long)(0x8000 | (rand_b >> 48)),
            (unsigned long long)(rand_b & 0xFFFFFFFFFFFFULL));
 }
