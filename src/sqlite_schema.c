@@ -39,6 +39,12 @@
 #include "clock.h"
 #include "error.h"
 
+/* UPDATE ... RETURNING, which the claim is built on, came with 3.35. */
+#define MIN_SQLITE 3035000
+#if SQLITE_VERSION_NUMBER < MIN_SQLITE
+#error "the SQLite backend needs SQLite 3.35 or newer (UPDATE ... RETURNING)"
+#endif
+
 #define CHECKPOINT_PAGES 8192           /* 32 MiB of WAL with 4 KiB pages */
 #define JOURNAL_SIZE_LIMIT (64LL << 20) /* bytes kept after a WAL reset */
 #define CACHE_KIB 16384                 /* page cache per connection */
@@ -327,6 +333,11 @@ int omniq__sqlite_connect(const char *path, sqlite3 **out, char *err, size_t err
   sqlite3 *db = NULL;
   int rc;
   *out = NULL;
+  if (sqlite3_libversion_number() < MIN_SQLITE) {
+    snprintf(err, errlen, "sqlite %s: SQLite %s is too old; OmniQ needs 3.35 or newer", path,
+             sqlite3_libversion());
+    return OMNIQ_ESTORAGE;
+  }
   if (!sqlite3_threadsafe()) {
     snprintf(err, errlen, "sqlite %s: the SQLite library was built without thread support", path);
     return OMNIQ_ESTORAGE;

@@ -130,6 +130,7 @@ static int bind_text(sqlite3_stmt *s, int i, const char *text) {
 
 /* A record-level failure reading a row: the message names the task. */
 int omniq__sqlite_fail_row(sq_t *sq, int rc, const char *id, char *err, size_t errlen) {
+  if (id == NULL) id = "a task"; /* the id column itself was unreadable */
   if (rc == OMNIQ_ENOMEM)
     return omniq__sqlite_errf(rc, err, errlen, "out of memory reading %s", id);
   snprintf(err, errlen, "sqlite %s: the row of %s is malformed", sq->path, id);
@@ -538,7 +539,7 @@ static int do_purge(sq_t *sq, void *p, char *err, size_t errlen) {
   sqlite3_bind_int64(s, 1, a->older_than);
   int rc = step_done(s);
   if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "purge_results", err, errlen);
-  a->count = sqlite3_changes64(sq->db);
+  a->count = sqlite3_changes(sq->db);
   return OMNIQ_OK;
 }
 
