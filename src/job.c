@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "codec.h"
 #include "error.h"
 
@@ -161,6 +162,22 @@ void omniq__job_outcome(omniq_job_t *job, int handler_rc, omniq__run_t *run, cha
     run->retryable = 1;
   }
   pthread_mutex_unlock(&job->lock);
+}
+
+void omniq__job_log_report(omniq_job_t *job, const omniq__run_t *run, int rc) {
+  const omniq_task_t *t = job->task;
+  omniq__log_t *lg = &job->oq->log;
+  if (rc == OMNIQ_ESTATE)
+    omniq__log(lg, OMNIQ_LOG_DEBUG, "task.outcome_dropped", t->id,
+               "claim no longer valid (cancelled or taken over); outcome ignored");
+  else if (rc != OMNIQ_OK)
+    omniq__log(lg, OMNIQ_LOG_ERROR, "task.report_failed", t->id, "%s: %s", omniq_err_name(rc),
+               omniq_errmsg(job->oq));
+  else
+    omniq__log(lg, OMNIQ_LOG_DEBUG, "task.ran", t->id,
+               "func=%s attempt=%d outcome=%s duration_ms=%lld", t->func, t->attempts,
+               run->ok ? "success" : run->error_type,
+               (long long)(omniq__mono_ms() - job->mono_started_ms));
 }
 
 /* ---- public API ------------------------------------------------------------ */

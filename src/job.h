@@ -98,4 +98,10 @@ int omniq__job_set_failure(omniq_job_t *job, const char *error_type, const char 
 void omniq__job_outcome(omniq_job_t *job, int handler_rc, omniq__run_t *run, char *buf,
                         size_t buflen);
 
+/* Logs how reporting a run went (rc from omniq__queue_finish). The queue
+ * engine logs its decision at INFO (succeeded, retry with its eta, failed);
+ * this adds the run itself at DEBUG (outcome, duration) and what was
+ * dropped. Never any argument or result data. */
+void omniq__job_log_report(omniq_job_t *job, const omniq__run_t *run, int rc);
+
 #endif

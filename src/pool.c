@@ -20,17 +20,11 @@
  * idle_cond. An enqueue therefore costs one claim per idle pool, not one per
  * idle thread.
  *
- * The keeper wakes when a run starts, at the next lease extension (every
- * lease/3 of real time) and, while some run has a deadline, every
- * KEEPER_TICK_MS. A run's deadline has passed when either the store's clock
- * reaches started_at + timeout or that much real time went by since it
- * started: the first makes an injectable clock enough for tests, the second
- * keeps a real timeout honest when the store's clock does not move. At the
- * deadline the keeper settles the job, reports "TimeoutError" (retryable;
- * the queue engine applies the retry policy) and marks the job cancelled;
- * in process isolation the runner then kills the child. An extension that
- * fails with OMNIQ_ESTATE means the task was cancelled or taken over: the
- * job is settled without a report and marked cancelled.
+ * The keeper thread (keeper.c) extends the lease of every running task
+ * every lease/3 and enforces deadlines: at a deadline it reports
+ * "TimeoutError" and marks the job cancelled; a refused extension (task
+ * cancelled or taken over) marks it cancelled too. In process isolation the
+ * runner kills the child when it sees the flag.
  *
  * Stopping: stop sets `stopping`, wakes the followers (idle_cond) and the
  * leader (a bump of OMNIQ__EV_WORK), and waits up to shutdown_timeout for
@@ -61,15 +55,13 @@
 #include "error.h"
 #include "isolate.h"
 #include "job.h"
+#include "keeper.h"
 #include "model.h"
 #include "notify.h"
 #include "queue.h"
 #include "resolve.h"
 
-#define KEEPER_TICK_MS 50
 #define MAX_CONCURRENCY 1024
-#define ACT_EXTEND 1
-#define ACT_TIMEOUT 2
 
 typedef struct runner {
   pthread_t tid;
@@ -96,12 +88,13 @@ struct omniq_worker {
   int refs;                 /* the owner's, and one per runner thread */
   int started, alive;       /* runner threads started, and not yet exited */
   int go; /* runners wait for it, so "worker.started" is logged first */
-  int stopping, drained, has_leader, keeper_stop, abandon;
+  int stopping, drained, has_leader, abandon;
   omniq_job_t *inflight;
 
   runner_t *runners;
   int nrunners; /* threads created */
-  pthread_t keeper;
+  omniq__keeper_t keeper; /* its lock, cond and list are the pool's */
+  pthread_t keeper_tid;
   int has_keeper;
   struct omniq_worker *next; /* oq->workers */
 };
@@ -148,23 +141,6 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 
 /* ---- running one task ------------------------------------------------------ */
 
-/* The queue engine logs each decision at INFO (succeeded, retry with its
- * eta, failed); the pool adds the run itself at DEBUG, and what it drops. */
-static void log_outcome(omniq_t *oq, omniq_job_t *job, const omniq__run_t *run, int rc) {
-  const omniq_task_t *t = job->task;
-  if (rc == OMNIQ_ESTATE)
-    omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", t->id,
-               "claim no longer valid (cancelled or taken over); outcome ignored");
-  else if (rc != OMNIQ_OK)
-    omniq__log(&oq->log, OMNIQ_LOG_ERROR, "task.report_failed", t->id, "%s: %s",
-               omniq_err_name(rc), omniq_errmsg(oq));
-  else
-    omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.ran", t->id,
-               "func=%s attempt=%d outcome=%s duration_ms=%lld", t->func, t->attempts,
-               run->ok ? "success" : run->error_type,
-               (long long)(omniq__mono_ms() - job->mono_started_ms));
-}
-
 /* Reports the handler's outcome unless someone settled the run first. */
 static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
   omniq__run_t run;
@@ -175,7 +151,7 @@ static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
     return;
   }
   omniq__job_outcome(job, handler_rc, &run, buf, sizeof buf);
-  log_outcome(oq, job, &run, omniq__queue_finish(oq, job->task, &run));
+  omniq__job_log_report(job, &run, omniq__queue_finish(oq, job->task, &run));
 }
 
 /* Runs the handler in this thread or in a child; returns what to report. */
@@ -340,104 +316,6 @@ static void *runner_main(void *arg) {
   return NULL;
 }
 
-/* ---- the keeper -------------------------------------------------------------- */
-
-static void keeper_timeout(pool_t *p, omniq_job_t *job) {
-  omniq_t *oq = p->oq;
-  char msg[96];
-  if (!omniq__job_settle(job)) return;
-  snprintf(msg, sizeof msg, "run exceeded its timeout of %lld ms",
-           (long long)job->task->timeout_ms);
-  omniq__run_t run = {.error_type = OMNIQ__TIMEOUT_ERROR, .message = msg, .retryable = 1};
-  int rc = omniq__queue_finish(oq, job->task, &run);
-  omniq__job_cancel(job); /* after the failure is stored: what the handler sees is final */
-  log_outcome(oq, job, &run, rc);
-}
-
-static void keeper_extend(pool_t *p, omniq_job_t *job) {
-  omniq_t *oq = p->oq;
-  int rc = omniq__queue_extend(oq, job->task);
-  if (rc == OMNIQ_ESTATE) {
-    if (omniq__job_settle(job)) {
-      omniq__job_cancel(job);
-      omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.claim_lost", job->task->id,
-                 "cancelled or taken over while running; its outcome will be ignored");
-    }
-  } else if (rc != OMNIQ_OK) {
-    omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.extend_failed", job->task->id, "%s: %s",
-               omniq_err_name(rc), omniq_errmsg(oq));
-    pthread_mutex_lock(&p->lock);
-    job->next_extend_ms = omniq__mono_ms() + (p->extend_ms < 1000 ? p->extend_ms : 1000);
-    pthread_mutex_unlock(&p->lock);
-  }
-}
-
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-/* Picks the jobs needing the keeper now (referenced, linked by knext) and
- * how long it may sleep otherwise (-1 = until woken). p->lock held. */
-static omniq_job_t *keeper_scan(pool_t *p, int64_t *wait_ms) {
-  int64_t now = omniq__mono_ms(), store_now = omniq__now(&p->oq->settings);
-  omniq_job_t *todo = NULL;
-  *wait_ms = -1;
-  for (omniq_job_t *j = p->inflight; j != NULL; j = j->next) {
-    if (omniq__job_settled(j)) continue;
-    int act = 0;
-    if ((j->mono_deadline_ms > 0 && now >= j->mono_deadline_ms) ||
-        (j->deadline_ms > 0 && store_now >= j->deadline_ms)) {
-      act = ACT_TIMEOUT;
-    } else if (now >= j->next_extend_ms) {
-      act = ACT_EXTEND;
-      j->next_extend_ms = now + p->extend_ms;
-    }
-    if (act) {
-      j->keeper_action = act;
-      omniq__job_ref(j);
-      j->knext = todo;
-      todo = j;
-      continue;
-    }
-    int64_t w = j->next_extend_ms - now;
-    if (j->mono_deadline_ms > 0) w = min64(w, j->mono_deadline_ms - now);
-    if (j->deadline_ms > 0) w = min64(w, KEEPER_TICK_MS); /* the store's clock may jump */
-    *wait_ms = *wait_ms < 0 ? w : min64(*wait_ms, w);
-  }
-  return todo;
-}
-
-static void *keeper_main(void *arg) {
-  pool_t *p = arg;
-  omniq_t *oq = p->oq;
-  pthread_mutex_lock(&p->lock);
-  while (!p->keeper_stop) {
-    int64_t wait_ms;
-    omniq_job_t *todo = keeper_scan(p, &wait_ms);
-    if (todo != NULL) {
-      pthread_mutex_unlock(&p->lock);
-      while (todo != NULL) {
-        omniq_job_t *j = todo;
-        todo = j->knext;
-        if (j->keeper_action == ACT_TIMEOUT)
-          keeper_timeout(p, j);
-        else
-          keeper_extend(p, j);
-        omniq__job_unref(j);
-      }
-      pthread_mutex_lock(&p->lock);
-      continue;
-    }
-    if (wait_ms < 0) {
-      pthread_cond_wait(&p->cond, &p->lock);
-    } else {
-      struct timespec ts = omniq__mono_deadline(wait_ms);
-      pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-    }
-  }
-  pthread_mutex_unlock(&p->lock);
-  thread_gone(oq);
-  return NULL;
-}
-
 /* ---- building and tearing down ------------------------------------------------ */
 
 void omniq_worker_opts_init(omniq_worker_opts_t *o) {
@@ -511,9 +389,18 @@ nomem:
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
 }
 
+static void *keeper_main(void *arg) {
+  pool_t *p = arg; /* outlives this thread: shutdown joins it */
+  omniq__keeper_run(&p->keeper);
+  thread_gone(p->oq);
+  return NULL;
+}
+
 /* Starts the keeper and n runner threads. */
 static int pool_spawn(pool_t *p, int n) {
-  if (spawn(p->oq, &p->keeper, keeper_main, p) != 0) return OMNIQ_ENOMEM;
+  p->keeper = (omniq__keeper_t){.oq = p->oq, .lock = &p->lock, .cond = &p->cond,
+                                .inflight = &p->inflight, .extend_ms = p->extend_ms};
+  if (spawn(p->oq, &p->keeper_tid, keeper_main, p) != 0) return OMNIQ_ENOMEM;
   p->has_keeper = 1;
   for (int i = 0; i < n; i++) {
     runner_t *r = &p->runners[i];
@@ -576,10 +463,10 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
   }
   if (p->has_keeper) {
     pthread_mutex_lock(&p->lock);
-    p->keeper_stop = 1;
+    p->keeper.stop = 1;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
-    pthread_join(p->keeper, NULL);
+    pthread_join(p->keeper_tid, NULL);
     p->has_keeper = 0;
   }
   return left;
