@@ -111,7 +111,7 @@ static _Noreturn void child_main(const omniq_job_t *job, omniq_handler_fn fn, vo
   pthread_sigmask(SIG_SETMASK, &none, NULL); /* pool threads block SIGINT/SIGTERM */
   default_crash_signals();
   setpgid(0, 0);
-  if (dup2(err_fd, STDERR_FILENO) >= 0) close(err_fd);
+  if (err_fd != STDERR_FILENO && dup2(err_fd, STDERR_FILENO) >= 0) close(err_fd);
 
   omniq__job_init_child(&cj, job);
   int rc = fn(&cj, userdata);
