@@ -83,13 +83,29 @@ void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]) {
            (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)frac);
 }
 
+/* sscanf's %d also takes signs and blanks ("2024-+1-01"), so the fixed
+ * shape is checked first. */
+static int iso_shape_ok(const char *s) {
+  static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+  for (int i = 0; shape[i] != '\0'; i++)
+    if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i]) return 0;
+  return 1;
+}
+
+static int days_in_month(int y, int m) {
+  static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : days[m - 1];
+}
+
 int omniq__iso8601_parse(const char *s, int64_t *ms_out) {
   int y, mo, d, h, mi, sec, n = 0;
-  if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-      n != 19)
+  if (s == NULL || !iso_shape_ok(s) ||
+      sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
     return OMNIQ_EINVAL;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || h < 0 || mi < 0 ||
-      sec < 0)
+  /* A day past the month's end (2023-02-29) would silently become another
+   * date, so it is refused like any other out-of-range field. */
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
     return OMNIQ_EINVAL;
   const char *p = s + n;
   int frac = 0;

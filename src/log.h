@@ -1,5 +1,7 @@
 /* Logging: one line per event, text or JSON, to stderr or a user sink.
- * Never pass argument, kwargs or result data to these functions. */
+ * Never pass argument, kwargs or result data to these functions: they may
+ * hold secrets, and this module cannot tell a value from a message, so
+ * keeping them out is the caller's duty. */
 #ifndef OMNIQ_LOG_H
 #define OMNIQ_LOG_H
 

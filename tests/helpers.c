@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+
 void th_clock_init(th_clock_t *c, int64_t start_ms) { c->now_ms = start_ms; }
 
 void th_clock_advance(th_clock_t *c, int64_t ms) { c->now_ms += ms; }

@@ -1,0 +1,251 @@
+/* Façade: the public entry points of omniq.h that are not workers.
+ *
+ * Each function checks its arguments, then hands over to the queue engine
+ * (anything that changes a task) or reads through the storage wrappers
+ * (lookups). Data flows one way: façade -> queue engine -> storage.
+ *
+ * Waiting for a result: a waiter re-reads storage whenever a result lands
+ * in this process (a process-wide notification, so the wake-up is immediate)
+ * and otherwise polls, starting at POLL_MIN_MS and backing off to
+ * POLL_MAX_MS, which is what reaches results written by other processes.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "core.h"
+#include "error.h"
+#include "model.h"
+#include "notify.h"
+#include "pool.h"
+#include "queue.h"
+#include "settings.h"
+#include "store.h"
+
+#define POLL_MIN_MS 10
+#define POLL_MAX_MS 250
+
+#define CHECK_HANDLE(oq) \
+  if ((oq) == NULL) return omniq__err(0, OMNIQ_EINVAL, "%s: handle is NULL", __func__)
+
+const char *omniq_errmsg(const omniq_t *oq) { return omniq__errmsg(oq != NULL ? oq->id : 0); }
+
+/* ---- open / close -------------------------------------------------------- */
+
+int omniq_open(omniq_t **out, const omniq_settings_t *settings) {
+  char err[OMNIQ__ERRMSG_MAX];
+  omniq_settings_t s;
+  omniq_t *oq;
+  int rc;
+
+  if (out == NULL) return omniq__err(0, OMNIQ_EINVAL, "omniq_open: out is NULL");
+  *out = NULL;
+  omniq__err_clear(0);
+  if (settings != NULL) {
+    s = *settings;
+  } else {
+    omniq_settings_init(&s);
+    if ((rc = omniq_settings_from_env(&s)) != OMNIQ_OK) return rc;
+  }
+  if ((rc = omniq__settings_validate(&s, err, sizeof err)) != OMNIQ_OK)
+    return omniq__err(0, rc, "%s", err);
+
+  oq = omniq__calloc(1, sizeof *oq);
+  if (oq == NULL) return omniq__err(0, OMNIQ_ENOMEM, "omniq_open: out of memory");
+  oq->id = omniq__handle_id_next();
+  oq->settings = s;
+  omniq__log_init(&oq->log, &oq->settings);
+  oq->ops = omniq_storage_find(s.backend);
+  pthread_mutex_init(&oq->lock, NULL);
+  pthread_mutex_init(&oq->reap_lock, NULL);
+  omniq__cond_init_monotonic(&oq->threads_cond);
+  if (oq->ops == NULL) {
+    rc = omniq__err(0, OMNIQ_ECONFIG, "backend '%s' is not registered", s.backend);
+  } else if ((rc = omniq__store_open(oq)) != OMNIQ_OK) {
+    omniq__err(0, rc, "open %s store: %s", s.backend, omniq__errmsg(oq->id));
+  }
+  if (rc != OMNIQ_OK) {
+    omniq__err_clear(oq->id);
+    pthread_mutex_destroy(&oq->lock);
+    pthread_mutex_destroy(&oq->reap_lock);
+    pthread_cond_destroy(&oq->threads_cond);
+    omniq__free(oq);
+    return rc;
+  }
+  omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "store.opened", NULL, "backend=%s", s.backend);
+  *out = oq;
+  return OMNIQ_OK;
+}
+
+void omniq_close(omniq_t *oq) {
+  if (oq == NULL) return;
+  omniq__pool_close_all(oq);
+  omniq__store_close(oq);
+  for (omniq__handler_t *h = oq->handlers, *next; h != NULL; h = next) {
+    next = h->next;
+    omniq__free(h->name);
+    omniq__free(h);
+  }
+  omniq__err_clear(oq->id);
+  pthread_mutex_destroy(&oq->lock);
+  pthread_mutex_destroy(&oq->reap_lock);
+  pthread_cond_destroy(&oq->threads_cond);
+  omniq__free(oq);
+}
+
+const omniq_settings_t *omniq_settings(const omniq_t *oq) {
+  return oq != NULL ? &oq->settings : NULL;
+}
+
+/* ---- enqueue ------------------------------------------------------------- */
+
+void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof *o);
+  o->max_retries = -1;
+  o->timeout_ms = -1;
+}
+
+int omniq_enqueue(omniq_t *oq, const char *func, const char *args_json, const char *kwargs_json,
+                  const omniq_enqueue_opts_t *opts, char id_out[OMNIQ_ID_SIZE]) {
+  omniq_enqueue_item_t item = {func, args_json, kwargs_json, opts};
+  char ids[1][OMNIQ_ID_SIZE];
+  CHECK_HANDLE(oq);
+  int rc = omniq__queue_enqueue(oq, &item, 1, ids);
+  if (rc == OMNIQ_OK && id_out != NULL) memcpy(id_out, ids[0], OMNIQ_ID_SIZE);
+  return rc;
+}
+
+int omniq_enqueue_many(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
+                       char (*ids_out)[OMNIQ_ID_SIZE]) {
+  CHECK_HANDLE(oq);
+  if (items == NULL && n > 0)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_enqueue_many: items is NULL");
+  return omniq__queue_enqueue(oq, items, n, ids_out);
+}
+
+/* ---- lookups ------------------------------------------------------------- */
+
+static int check_id(omniq_t *oq, const char *id) {
+  if (!omniq_id_valid(id))
+    return omniq__err(oq->id, OMNIQ_EINVAL, "'%.40s' is not a task id", id ? id : "(null)");
+  return OMNIQ_OK;
+}
+
+int omniq_get_task(omniq_t *oq, const char *id, omniq_task_t **out) {
+  CHECK_HANDLE(oq);
+  if (out == NULL) return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_get_task: out is NULL");
+  *out = NULL;
+  int rc = check_id(oq, id);
+  return rc != OMNIQ_OK ? rc : omniq__store_get_task(oq, id, out);
+}
+
+/* Whether a task exists at all: waiting for the result of an unknown id
+ * would never end. */
+static int task_exists(omniq_t *oq, const char *id) {
+  omniq_task_t *t = NULL;
+  int rc = omniq__store_get_task(oq, id, &t);
+  omniq_task_free(t);
+  return rc;
+}
+
+int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds, omniq_result_t **out) {
+  CHECK_HANDLE(oq);
+  if (out == NULL) return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_get_result: out is NULL");
+  *out = NULL;
+  int rc = check_id(oq, id);
+  if (rc != OMNIQ_OK) return rc;
+  if (isnan(wait_seconds))
+    return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_get_result: wait_seconds is NaN");
+
+  const int forever = wait_seconds < 0;
+  const int64_t deadline =
+      omniq__mono_ms() + (forever || wait_seconds > 1e9 ? 0 : (int64_t)(wait_seconds * 1000));
+  int64_t poll = POLL_MIN_MS;
+  for (int first = 1;; first = 0) {
+    uint64_t gen = omniq__notify_gen(OMNIQ__EV_RESULT);
+    rc = omniq__store_get_result(oq, id, out);
+    if (rc != OMNIQ_ENOTFOUND) return rc;
+    if (first && (rc = task_exists(oq, id)) != OMNIQ_OK) return rc;
+    if (wait_seconds == 0)
+      return omniq__err(oq->id, OMNIQ_ENOTFOUND, "task %s has no result yet", id);
+    int64_t left = deadline - omniq__mono_ms();
+    if (!forever && left <= 0)
+      return omniq__err(oq->id, OMNIQ_ETIMEDOUT, "no result for task %s within %.3f s", id,
+                        wait_seconds);
+    omniq__notify_wait(OMNIQ__EV_RESULT, gen, forever || left > poll ? poll : left);
+    if (poll < POLL_MAX_MS) poll *= 2;
+  }
+}
+
+/* ---- control ------------------------------------------------------------- */
+
+int omniq_cancel(omniq_t *oq, const char *id) {
+  CHECK_HANDLE(oq);
+  int rc = check_id(oq, id);
+  return rc != OMNIQ_OK ? rc : omniq__queue_cancel(oq, id);
+}
+
+int omniq_purge_results(omniq_t *oq, int64_t older_than_ms, int64_t *count) {
+  int64_t n = 0;
+  CHECK_HANDLE(oq);
+  int rc = omniq__store_purge_results(oq, older_than_ms, &n);
+  if (count != NULL) *count = rc == OMNIQ_OK ? n : 0;
+  if (rc == OMNIQ_OK && n > 0)
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, "results.purged", NULL, "%lld result(s)", (long long)n);
+  return rc;
+}
+
+int omniq_purge_expired_results(omniq_t *oq, int64_t *count) {
+  CHECK_HANDLE(oq);
+  return omniq_purge_results(oq, omniq__now(&oq->settings) - oq->settings.result_ttl_ms, count);
+}
+
+int omniq_count_by_status(omniq_t *oq, int64_t counts[OMNIQ_STATUS_COUNT]) {
+  CHECK_HANDLE(oq);
+  if (counts == NULL) return omniq__err(oq->id, OMNIQ_EINVAL, "counts is NULL");
+  memset(counts, 0, sizeof(int64_t) * OMNIQ_STATUS_COUNT);
+  return omniq__store_count_by_status(oq, counts);
+}
+
+/* ---- handlers ------------------------------------------------------------ */
+
+int omniq_register(omniq_t *oq, const char *name, omniq_handler_fn fn, void *userdata) {
+  CHECK_HANDLE(oq);
+  if (name == NULL || name[0] == '\0' || fn == NULL)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_register: name and fn are required");
+  pthread_mutex_lock(&oq->lock);
+  omniq__handler_t *h = oq->handlers;
+  while (h != NULL && strcmp(h->name, name) != 0) h = h->next;
+  if (h == NULL) {
+    h = omniq__calloc(1, sizeof *h);
+    if (h != NULL && (h->name = omniq__strdup(name)) == NULL) {
+      omniq__free(h);
+      h = NULL;
+    }
+    if (h == NULL) {
+      pthread_mutex_unlock(&oq->lock);
+      return omniq__err(oq->id, OMNIQ_ENOMEM, "omniq_register: out of memory");
+    }
+    h->next = oq->handlers;
+    oq->handlers = h;
+  }
+  h->fn = fn;
+  h->userdata = userdata;
+  pthread_mutex_unlock(&oq->lock);
+  return OMNIQ_OK;
+}
+
+int omniq__handler_find(omniq_t *oq, const char *name, omniq_handler_fn *fn, void **userdata) {
+  int found = 0;
+  pthread_mutex_lock(&oq->lock);
+  for (omniq__handler_t *h = oq->handlers; h != NULL && !found; h = h->next)
+    if (strcmp(h->name, name) == 0) {
+      *fn = h->fn;
+      *userdata = h->userdata;
+      found = 1;
+    }
+  pthread_mutex_unlock(&oq->lock);
+  return found;
+}

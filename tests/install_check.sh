@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs OmniQ from a build tree into a temporary prefix, then builds and
+# runs tests/install/hello.c against that prefix twice: with pkg-config and
+# with CMake's find_package. Only the installed files are used, so a header,
+# library or package file that is missing or points elsewhere fails here.
+#
+# usage: install_check.sh BUILD_DIR INSTALL_TEST_DIR [C_COMPILER] [--sanitize=LIST]
+# --sanitize passes the build's sanitizers on: a sanitized libomniq.so only
+# links into a program built with the same runtime.
+set -euo pipefail
+
+build=$1
+src=$2
+cc=${3:-cc}
+sanitize=${4:-}
+sanitize=${sanitize#--sanitize=}
+flags=()
+[ -n "$sanitize" ] && flags=("-fsanitize=$sanitize")
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/omniq-install-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+
+cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" ||
+  { cat "$tmp/install.log" >&2; exit 1; }
+
+# CMAKE_INSTALL_LIBDIR is lib or lib/<multiarch>, depending on the platform
+# and prefix: find the pkg-config file rather than guess.
+pc=$(find "$prefix" -path '*/pkgconfig/omniq.pc' | head -n 1)
+[ -n "$pc" ] || { echo "install_check: no pkgconfig/omniq.pc under $prefix" >&2; exit 1; }
+pcdir=$(dirname "$pc")
+libdir=$(dirname "$pcdir")
+
+echo "== pkg-config ($pc)"
+pkgflags=$(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs omniq)
+echo "   $pkgflags"
+# shellcheck disable=SC2086 # pkg-config output is a list of words
+"$cc" "${flags[@]}" "$src/hello.c" -o "$tmp/hello-pc" $pkgflags
+out=$(LD_LIBRARY_PATH=$libdir "$tmp/hello-pc")
+[ "$out" = OK ] || { echo "install_check: pkg-config build printed '$out'" >&2; exit 1; }
+echo "   $out"
+
+echo "== find_package(omniq)"
+cmake -S "$src" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
+  -DCMAKE_C_FLAGS="${flags[*]}" >"$tmp/configure.log" ||
+  { cat "$tmp/configure.log" >&2; exit 1; }
+cmake --build "$tmp/build" >"$tmp/build.log" || { cat "$tmp/build.log" >&2; exit 1; }
+out=$(LD_LIBRARY_PATH=$libdir "$tmp/build/hello")
+[ "$out" = OK ] || { echo "install_check: CMake build printed '$out'" >&2; exit 1; }
+echo "   $out"

@@ -1,0 +1,558 @@
+/* The SQLite backend beyond the storage contract (tests/contract.c): where
+ * the database lives (URL forms), what opening refuses (not a database,
+ * another program's database, a newer schema, an unopenable path), the
+ * schema and its version, the query plans the claim depends on, a locked
+ * database, and a claim that runs out of memory half-way. */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "ids.h"
+#include "model.h"
+#include "store.h"
+#include "store_sqlite.h"
+
+#define NOW TH_EPOCH_MS
+#define ERRLEN 512
+
+static const omniq_storage_ops_t *ops = &omniq__sqlite_ops;
+
+typedef struct fx {
+  char *dir;
+  th_clock_t clock;
+  omniq_settings_t settings;
+  void *be;
+  char err[ERRLEN];
+} fx_t;
+
+#define OK(fx, expr)                                                                            \
+  do {                                                                                          \
+    (fx)->err[0] = '\0';                                                                        \
+    int ok_rc_ = (expr);                                                                        \
+    if (ok_rc_ != OMNIQ_OK) fail_msg("%s -> %s: %s", #expr, omniq_err_name(ok_rc_), (fx)->err); \
+  } while (0)
+
+static int setup(void **state) {
+  fx_t *fx = calloc(1, sizeof *fx);
+  assert_non_null(fx);
+  fx->dir = th_tmpdir();
+  assert_non_null(fx->dir);
+  th_clock_init(&fx->clock, NOW);
+  memset(&fx->settings, 0, sizeof fx->settings);
+  snprintf(fx->settings.backend, sizeof fx->settings.backend, "sqlite");
+  snprintf(fx->settings.base_dir, sizeof fx->settings.base_dir, "%s", fx->dir);
+  fx->settings.lease_ms = OMNIQ_DEFAULT_LEASE_MS;
+  fx->settings.log_level = OMNIQ_LOG_ERROR;
+  fx->settings.clock_fn = th_clock_now;
+  fx->settings.clock_userdata = &fx->clock;
+  *state = fx;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx_t *fx = *state;
+  omniq__alloc_fail_after(-1);
+  omniq__sqlite_set_busy_timeout(OMNIQ__SQLITE_BUSY_MS);
+  if (fx->be != NULL) ops->close(fx->be);
+  th_rmtree(fx->dir);
+  free(fx);
+  return 0;
+}
+
+static int open_be(fx_t *fx) { return ops->open(&fx->settings, &fx->be, fx->err, ERRLEN); }
+
+static void set_url(fx_t *fx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_url(fx_t *fx, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(fx->settings.db_url, sizeof fx->settings.db_url, fmt, ap);
+  va_end(ap);
+}
+
+static int exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static omniq_task_t *mk_task(int priority) {
+  omniq_task_t *t = omniq_task_new();
+  assert_non_null(t);
+  omniq__id_new(NOW, t->id);
+  t->func = omniq__strdup("f");
+  t->queue = omniq__strdup("default");
+  t->args = omniq__strdup("[]");
+  t->kwargs = omniq__strdup("{}");
+  t->priority = priority;
+  t->eta_ms = NOW;
+  t->created_at_ms = NOW;
+  return t;
+}
+
+/* Enqueues one task and reads it back through the same backend. */
+static void assert_usable(fx_t *fx) {
+  omniq_task_t *t = mk_task(0), *got = NULL;
+  OK(fx, ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN));
+  OK(fx, ops->get_task(fx->be, t->id, &got, fx->err, ERRLEN));
+  assert_string_equal(got->id, t->id);
+  omniq_task_free(got);
+  omniq_task_free(t);
+}
+
+static sqlite3 *raw_open(const char *path) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql) {
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
+}
+
+static int64_t raw_int(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *st = NULL;
+  int64_t v;
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+static char *db_path(fx_t *fx) {
+  char *p = NULL;
+  assert_true(asprintf(&p, "%s/%s", fx->dir, OMNIQ_DEFAULT_DB_FILE) > 0);
+  return p;
+}
+
+/* ---- URL forms ----------------------------------------------------------- */
+
+static void test_empty_url_is_omniq_db_in_base_dir_created_if_missing(void **state) {
+  fx_t *fx = *state;
+  char *want;
+  /* base_dir two levels below an existing folder: both are created. */
+  snprintf(fx->settings.base_dir, sizeof fx->settings.base_dir, "%s/a/b", fx->dir);
+  OK(fx, open_be(fx));
+  assert_true(asprintf(&want, "%s/a/b/omniq.db", fx->dir) > 0);
+  assert_true(exists(want));
+  assert_usable(fx);
+  free(want);
+}
+
+static void test_relative_url_is_from_working_directory(void **state) {
+  fx_t *fx = *state;
+  char cwd[PATH_MAX], *want;
+  assert_non_null(getcwd(cwd, sizeof cwd));
+  assert_int_equal(chdir(fx->dir), 0);
+  set_url(fx, "%s", "sqlite:///rel/dir/q.db");
+  int rc = open_be(fx);
+  assert_int_equal(chdir(cwd), 0);
+  OK(fx, rc);
+  assert_true(asprintf(&want, "%s/rel/dir/q.db", fx->dir) > 0);
+  assert_true(exists(want));
+  assert_usable(fx);
+  free(want);
+}
+
+static void test_absolute_url_has_four_slashes(void **state) {
+  fx_t *fx = *state;
+  char *want;
+  assert_int_equal(fx->dir[0], '/');
+  set_url(fx, "sqlite:///%s/abs/q.db", fx->dir); /* "sqlite:///" + "/tmp/..." */
+  OK(fx, open_be(fx));
+  assert_true(asprintf(&want, "%s/abs/q.db", fx->dir) > 0);
+  assert_true(exists(want));
+  assert_usable(fx);
+  free(want);
+}
+
+static void test_plain_path_is_used_as_is(void **state) {
+  fx_t *fx = *state;
+  char *want;
+  set_url(fx, "%s/plain/q.db", fx->dir);
+  OK(fx, open_be(fx));
+  assert_true(asprintf(&want, "%s/plain/q.db", fx->dir) > 0);
+  assert_true(exists(want));
+  assert_usable(fx);
+  free(want);
+}
+
+static void test_memory_url_needs_no_file(void **state) {
+  fx_t *fx = *state;
+  char *p = db_path(fx);
+  set_url(fx, "%s", ":memory:");
+  OK(fx, open_be(fx));
+  assert_usable(fx);
+  assert_false(exists(p));
+  free(p);
+}
+
+static void test_url_with_a_host_is_a_config_error(void **state) {
+  fx_t *fx = *state;
+  set_url(fx, "%s", "sqlite://host/q.db");
+  assert_int_equal(open_be(fx), OMNIQ_ECONFIG);
+  assert_null(fx->be);
+  assert_non_null(strstr(fx->err, "sqlite://host/q.db"));
+}
+
+/* ---- what opening refuses ------------------------------------------------ */
+
+static void test_file_that_is_not_a_database_is_corrupt_and_untouched(void **state) {
+  fx_t *fx = *state;
+  unsigned char junk[8192], back[sizeof junk + 1];
+  char *p = db_path(fx), *wal;
+  uint32_t x = 12345;
+  for (size_t i = 0; i < sizeof junk; i++)
+    junk[i] = (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
+  FILE *f = fopen(p, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+  fclose(f);
+
+  assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
+  assert_null(fx->be);
+  assert_non_null(strstr(fx->err, p));
+  assert_non_null(strstr(fx->err, "not a database"));
+
+  f = fopen(p, "rb");
+  assert_non_null(f);
+  assert_int_equal(fread(back, 1, sizeof back, f), sizeof junk);
+  fclose(f);
+  assert_memory_equal(back, junk, sizeof junk);
+  assert_true(asprintf(&wal, "%s-wal", p) > 0);
+  assert_false(exists(wal));
+  free(wal);
+  free(p);
+}
+
+static void test_unopenable_path_names_the_path(void **state) {
+  fx_t *fx = *state;
+  /* The path is a folder. */
+  set_url(fx, "%s", fx->dir);
+  int rc = open_be(fx);
+  assert_true(rc == OMNIQ_ESTORAGE || rc == OMNIQ_EIO);
+  assert_null(fx->be);
+  assert_non_null(strstr(fx->err, fx->dir));
+
+  /* A parent "folder" is a regular file. */
+  char *file;
+  assert_true(asprintf(&file, "%s/file.txt", fx->dir) > 0);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fputs("keep me\n", f);
+  fclose(f);
+  set_url(fx, "%s/sub/q.db", file);
+  rc = open_be(fx);
+  assert_true(rc == OMNIQ_ESTORAGE || rc == OMNIQ_EIO);
+  assert_non_null(strstr(fx->err, file));
+  free(file);
+}
+
+static void test_newer_schema_version_is_refused_and_untouched(void **state) {
+  fx_t *fx = *state;
+  char *p = db_path(fx);
+  sqlite3 *db = raw_open(p);
+  raw_exec(db, "PRAGMA user_version = 99");
+  assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
+  assert_null(fx->be);
+  assert_non_null(strstr(fx->err, "newer"));
+  assert_non_null(strstr(fx->err, p));
+  assert_int_equal(raw_int(db, "PRAGMA user_version"), 99);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master"), 0);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+static void test_database_of_another_program_is_refused(void **state) {
+  fx_t *fx = *state;
+  char *p = db_path(fx);
+  sqlite3 *db = raw_open(p);
+  raw_exec(db, "PRAGMA application_id = 1234; CREATE TABLE mine (x)");
+  assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
+  assert_non_null(strstr(fx->err, "not an OmniQ database"));
+
+  /* No application_id, but a table of ours already exists in another shape. */
+  raw_exec(db, "PRAGMA application_id = 0; CREATE TABLE tasks (x)");
+  assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
+  assert_int_equal(raw_int(db, "PRAGMA user_version"), 0);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+/* ---- schema -------------------------------------------------------------- */
+
+static void test_new_database_gets_current_schema_in_wal_mode(void **state) {
+  fx_t *fx = *state;
+  char *p = db_path(fx);
+  OK(fx, open_be(fx));
+  sqlite3 *db = raw_open(p);
+  assert_int_equal(raw_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
+  assert_int_equal(raw_int(db, "PRAGMA application_id"), OMNIQ__SQLITE_APP_ID);
+  assert_int_equal(raw_int(db,
+                           "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks',"
+                           " 'results', 'tasks_due', 'tasks_leased', 'results_finished')"),
+                   5);
+  /* The due index is partial over pending tasks, the lease index over
+   * running ones: their WHERE clauses are part of the schema. */
+  assert_int_equal(raw_int(db,
+                           "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_due'"
+                           " AND sql LIKE '%WHERE status = 0'"),
+                   1);
+  assert_int_equal(raw_int(db,
+                           "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_leased'"
+                           " AND sql LIKE '%WHERE status = 1'"),
+                   1);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+  sqlite3_finalize(st);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+static void test_existing_empty_database_is_migrated_keeping_other_tables(void **state) {
+  fx_t *fx = *state;
+  char *p = db_path(fx);
+  sqlite3 *db = raw_open(p);
+  raw_exec(db, "CREATE TABLE app_notes (note TEXT); INSERT INTO app_notes VALUES ('hi')");
+  OK(fx, open_be(fx));
+  assert_usable(fx);
+  assert_int_equal(raw_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM app_notes"), 1);
+  /* Opening again (a second handle) finds nothing to migrate. */
+  void *second = NULL;
+  OK(fx, ops->open(&fx->settings, &second, fx->err, ERRLEN));
+  ops->close(second);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM tasks"), 1);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+/* ---- query plans --------------------------------------------------------- */
+
+/* EXPLAIN QUERY PLAN of sql, one detail per line. */
+static char *plan(sqlite3 *db, const char *sql) {
+  char *q = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
+  sqlite3_str *out = sqlite3_str_new(db);
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+  while (sqlite3_step(st) == SQLITE_ROW)
+    sqlite3_str_appendf(out, "%s\n", (const char *)sqlite3_column_text(st, 3));
+  sqlite3_finalize(st);
+  sqlite3_free(q);
+  return sqlite3_str_finish(out);
+}
+
+static int count_of(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+  return n;
+}
+
+static sqlite3 *planned_db(fx_t *fx) {
+  char *p = db_path(fx);
+  OK(fx, open_be(fx));
+  sqlite3 *db = raw_open(p);
+  free(p);
+  return db;
+}
+
+static void test_claim_walks_the_partial_index_without_sorting(void **state) {
+  fx_t *fx = *state;
+  sqlite3 *db = planned_db(fx);
+  char *sql = omniq__sqlite_claim_sql(1);
+  char *p = plan(db, sql);
+  if (count_of(p, "INDEX tasks_due (queue=?)") != 1 || strstr(p, "SCAN tasks") != NULL ||
+      strstr(p, "TEMP B-TREE") != NULL)
+    fail_msg("claim plan:\n%s", p);
+  sqlite3_free(p);
+
+  /* The rule the schema notes warn about: bind the status and SQLite can no
+   * longer prove the partial index applies, so it scans and sorts. */
+  char *bound = sqlite3_mprintf("%s", sql);
+  char *at = strstr(bound, "status = 0");
+  assert_non_null(at);
+  memcpy(at, "status =?9", 10);
+  p = plan(db, bound);
+  if (strstr(p, "SCAN tasks") == NULL || strstr(p, "tasks_due") != NULL)
+    fail_msg("bound-status plan unexpectedly uses the index:\n%s", p);
+  sqlite3_free(p);
+  sqlite3_free(bound);
+  sqlite3_free(sql);
+  sqlite3_close(db);
+}
+
+static void test_claim_over_several_queues_walks_the_index_once_per_queue(void **state) {
+  fx_t *fx = *state;
+  sqlite3 *db = planned_db(fx);
+  char *sql = omniq__sqlite_claim_sql(3);
+  char *p = plan(db, sql);
+  /* Three index walks; the only sort is of the union (at most 3 * k rows). */
+  if (count_of(p, "INDEX tasks_due (queue=?)") != 3 || strstr(p, "SCAN tasks") != NULL ||
+      count_of(p, "TEMP B-TREE") > 1)
+    fail_msg("claim plan:\n%s", p);
+  sqlite3_free(p);
+  sqlite3_free(sql);
+  sqlite3_close(db);
+}
+
+static void test_expired_leases_walk_the_lease_index(void **state) {
+  fx_t *fx = *state;
+  sqlite3 *db = planned_db(fx);
+  char *p = plan(db, omniq__sqlite_expired_sql);
+  if (strstr(p, "INDEX tasks_leased (lease_until<?)") == NULL || strstr(p, "SCAN tasks") != NULL)
+    fail_msg("expired plan:\n%s", p);
+  sqlite3_free(p);
+  sqlite3_close(db);
+}
+
+/* ---- faults -------------------------------------------------------------- */
+
+static void test_locked_database_is_busy_and_reads_go_on(void **state) {
+  fx_t *fx = *state;
+  char *p = db_path(fx);
+  omniq__sqlite_set_busy_timeout(50); /* this test waits out the timeout once */
+  OK(fx, open_be(fx));
+  omniq_task_t *t = mk_task(0), *u = mk_task(0), *got = NULL;
+  OK(fx, ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN));
+
+  sqlite3 *db = raw_open(p);
+  raw_exec(db, "BEGIN IMMEDIATE"); /* another writer holds the write lock */
+  assert_int_equal(ops->enqueue(fx->be, &u, 1, fx->err, ERRLEN), OMNIQ_EBUSY);
+  assert_non_null(strstr(fx->err, p));
+  OK(fx, ops->get_task(fx->be, t->id, &got, fx->err, ERRLEN)); /* WAL: readers go on */
+  omniq_task_free(got);
+  raw_exec(db, "COMMIT");
+
+  OK(fx, ops->enqueue(fx->be, &u, 1, fx->err, ERRLEN));
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  omniq_task_free(t);
+  omniq_task_free(u);
+  free(p);
+}
+
+static void test_claim_out_of_memory_leaves_tasks_pending(void **state) {
+  fx_t *fx = *state;
+  omniq_task_t *tasks[3] = {mk_task(2), mk_task(1), mk_task(0)};
+  OK(fx, open_be(fx));
+  OK(fx, ops->enqueue(fx->be, tasks, 3, fx->err, ERRLEN));
+  static const char *const q[] = {"default"};
+  omniq_claim_req_t req = {
+      .now_ms = NOW, .lease_until_ms = NOW + 1, .queues = q, .nqueues = 1, .max = 3};
+  /* Fail part-way through building the second or later returned record. */
+  for (long n = 0; n < 12; n++) {
+    omniq_task_t **got = NULL;
+    size_t ngot = 0;
+    omniq__alloc_fail_after(n);
+    int rc = ops->claim(fx->be, &req, &got, &ngot, fx->err, ERRLEN);
+    omniq__alloc_fail_after(-1);
+    assert_int_equal(rc, OMNIQ_ENOMEM);
+    assert_null(got);
+    assert_int_equal(ngot, 0);
+    int64_t c[OMNIQ_STATUS_COUNT];
+    OK(fx, ops->count_by_status(fx->be, c, fx->err, ERRLEN));
+    assert_int_equal(c[OMNIQ_PENDING], 3);
+  }
+  omniq_task_t *t = NULL;
+  OK(fx, ops->get_task(fx->be, tasks[0]->id, &t, fx->err, ERRLEN));
+  assert_int_equal(t->attempts, 0);
+  assert_int_equal(t->token, 0);
+  omniq_task_free(t);
+  for (int i = 0; i < 3; i++) omniq_task_free(tasks[i]);
+}
+
+static void test_malformed_ids_are_invalid(void **state) {
+  fx_t *fx = *state;
+  omniq_task_t *t = mk_task(0), *got = NULL;
+  omniq_result_t *r = NULL;
+  OK(fx, open_be(fx));
+  static const char *const bad[] = {"", "nope", "../../etc/passwd",
+                                    "0192A3B4-C5D6-7E8F-9012-3456789ABCDE"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    omniq_outcome_t o = {.id = bad[i], .token = 1, .next_status = OMNIQ_SUCCESS};
+    assert_int_equal(ops->get_task(fx->be, bad[i], &got, fx->err, ERRLEN), OMNIQ_EINVAL);
+    assert_int_equal(ops->get_result(fx->be, bad[i], &r, fx->err, ERRLEN), OMNIQ_EINVAL);
+    assert_int_equal(ops->complete(fx->be, &o, fx->err, ERRLEN), OMNIQ_EINVAL);
+    assert_int_equal(ops->cancel(fx->be, bad[i], NULL, fx->err, ERRLEN), OMNIQ_EINVAL);
+    assert_int_equal(ops->extend_lease(fx->be, bad[i], 1, NOW, fx->err, ERRLEN), OMNIQ_EINVAL);
+  }
+  snprintf(t->id, sizeof t->id, "%s", "not-an-id");
+  assert_int_equal(ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN), OMNIQ_EINVAL);
+  int64_t c[OMNIQ_STATUS_COUNT];
+  OK(fx, ops->count_by_status(fx->be, c, fx->err, ERRLEN));
+  assert_int_equal(c[OMNIQ_PENDING], 0);
+  omniq_task_free(t);
+}
+
+static void test_outcome_must_be_a_run_outcome(void **state) {
+  fx_t *fx = *state;
+  omniq_task_t *t = mk_task(0);
+  OK(fx, open_be(fx));
+  OK(fx, ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN));
+  omniq_outcome_t o = {.id = t->id, .token = 1, .next_status = OMNIQ_CANCELLED};
+  assert_int_equal(ops->complete(fx->be, &o, fx->err, ERRLEN), OMNIQ_EINVAL);
+  o.next_status = OMNIQ_RUNNING;
+  assert_int_equal(ops->complete(fx->be, &o, fx->err, ERRLEN), OMNIQ_EINVAL);
+  o.next_status = 42;
+  assert_int_equal(ops->complete(fx->be, &o, fx->err, ERRLEN), OMNIQ_EINVAL);
+  omniq_task_free(t);
+}
+
+static void test_two_handles_on_one_file_share_the_queue(void **state) {
+  fx_t *fx = *state;
+  void *other = NULL;
+  omniq_task_t *t = mk_task(0), **got = NULL;
+  size_t n = 0;
+  static const char *const q[] = {"default"};
+  omniq_claim_req_t req = {
+      .now_ms = NOW, .lease_until_ms = NOW + 1, .queues = q, .nqueues = 1, .max = 5};
+  OK(fx, open_be(fx));
+  OK(fx, ops->open(&fx->settings, &other, fx->err, ERRLEN));
+  OK(fx, ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN));
+  OK(fx, ops->claim(other, &req, &got, &n, fx->err, ERRLEN));
+  assert_int_equal(n, 1);
+  assert_string_equal(got[0]->id, t->id);
+  omniq__tasks_free(got, n);
+  OK(fx, ops->claim(fx->be, &req, &got, &n, fx->err, ERRLEN));
+  assert_int_equal(n, 0);
+  ops->close(other);
+  omniq_task_free(t);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_empty_url_is_omniq_db_in_base_dir_created_if_missing),
+      T(test_relative_url_is_from_working_directory),
+      T(test_absolute_url_has_four_slashes),
+      T(test_plain_path_is_used_as_is),
+      T(test_memory_url_needs_no_file),
+      T(test_url_with_a_host_is_a_config_error),
+      T(test_file_that_is_not_a_database_is_corrupt_and_untouched),
+      T(test_unopenable_path_names_the_path),
+      T(test_newer_schema_version_is_refused_and_untouched),
+      T(test_database_of_another_program_is_refused),
+      T(test_new_database_gets_current_schema_in_wal_mode),
+      T(test_existing_empty_database_is_migrated_keeping_other_tables),
+      T(test_claim_walks_the_partial_index_without_sorting),
+      T(test_claim_over_several_queues_walks_the_index_once_per_queue),
+      T(test_expired_leases_walk_the_lease_index),
+      T(test_locked_database_is_busy_and_reads_go_on),
+      T(test_claim_out_of_memory_leaves_tasks_pending),
+      T(test_malformed_ids_are_invalid),
+      T(test_outcome_must_be_a_run_outcome),
+      T(test_two_handles_on_one_file_share_the_queue),
+  };
+  return cmocka_run_group_tests_name("sqlite backend", tests, NULL, NULL);
+}
