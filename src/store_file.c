@@ -122,8 +122,9 @@ static int check_queue_entry(omniq__fs_t *fs, int dirfd, const char *name, void 
 
 typedef struct {
   int64_t now;
-  size_t max, n;
-  omniq_task_t **out; /* NULL: recovery only */
+  int collect;        /* 0: recovery only */
+  size_t n, cap;
+  omniq_task_t **out; /* every expired lease found, in folder order */
 } running_scan_t;
 
 /* One file of running/: collects an expired lease, finishes an interrupted
@@ -138,7 +139,17 @@ static int running_entry(omniq__fs_t *fs, int dirfd, const char *name, void *ud)
   }
   int rc = omniq__fs_read_task(fs, dirfd, name, id, &t, NULL, e, sizeof e);
   if (rc == OMNIQ_OK && t->status == OMNIQ_RUNNING) {
-    if (rs->out != NULL && rs->n < rs->max && t->lease_until_ms < rs->now) {
+    if (rs->collect && t->lease_until_ms < rs->now) {
+      if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 16;
+        omniq_task_t **bigger = omniq__realloc(rs->out, cap * sizeof *bigger);
+        if (bigger == NULL) {
+          omniq_task_free(t);
+          return OMNIQ_ENOMEM;
+        }
+        rs->out = bigger;
+        rs->cap = cap;
+      }
       rs->out[rs->n++] = t;
       return 0;
     }
@@ -217,7 +228,7 @@ static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
 
 static int open_file(const omniq_settings_t *s, void **backend, char *err, size_t errlen) {
   omniq__fs_t *fs;
-  running_scan_t rs = {0, 0, 0, NULL};
+  running_scan_t rs = {0, 0, 0, 0, NULL};
   *backend = NULL;
   if (s == NULL || s->base_dir[0] == '\0') {
     snprintf(err, errlen, "file store: base_dir is empty");
@@ -577,23 +588,30 @@ static int count_by_status_file(void *backend, int64_t counts[OMNIQ_STATUS_COUNT
   return rc;
 }
 
+/* Most overdue first, so a capped call takes the oldest leases. */
+static int cmp_lease(const void *a, const void *b) {
+  const omniq_task_t *x = *(const omniq_task_t *const *)a, *y = *(const omniq_task_t *const *)b;
+  if (x->lease_until_ms != y->lease_until_ms) return x->lease_until_ms < y->lease_until_ms ? -1 : 1;
+  return strcmp(x->id, y->id);
+}
+
 static int expired_leases_file(void *backend, int64_t now_ms, size_t max, omniq_task_t ***out,
                                size_t *n, char *err, size_t errlen) {
   omniq__fs_t *fs = backend;
-  running_scan_t rs = {now_ms, max, 0, NULL};
+  running_scan_t rs = {now_ms, 1, 0, 0, NULL};
   *out = NULL;
   *n = 0;
   if (max == 0) return OMNIQ_OK;
-  rs.out = omniq__calloc(max, sizeof *rs.out);
-  if (rs.out == NULL) return OMNIQ_ENOMEM;
   int rc = each_entry(fs, fs->running_fd, running_entry, &rs);
   if (rc != OMNIQ_OK || rs.n == 0) {
     omniq__tasks_free(rs.out, rs.n);
     if (rc != OMNIQ_OK) snprintf(err, errlen, "file store: listing queue/running failed");
     return rc;
   }
+  qsort(rs.out, rs.n, sizeof *rs.out, cmp_lease);
+  for (size_t i = max; i < rs.n; i++) omniq_task_free(rs.out[i]);
   *out = rs.out;
-  *n = rs.n;
+  *n = rs.n < max ? rs.n : max;
   return OMNIQ_OK;
 }
 
