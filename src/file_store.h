@@ -15,7 +15,10 @@
 /* Task locks are striped: a task's lock is byte (hash(id) % STRIPES) of
  * base_dir/lock, taken with an OFD lock (processes) under the stripe's
  * mutex (threads of one process share the lock file's description, so the
- * OFD lock alone would not exclude them). */
+ * OFD lock alone would not exclude them). A batch (enqueue of many) needs
+ * many task locks at once: it takes `gate` exclusively instead of the
+ * stripe mutexes, which every single-task lock holds shared, then the OFD
+ * bytes in stripe order. */
 #define OMNIQ__FS_STRIPES 1024
 
 /* Terminal folders, indexed by status - OMNIQ_SUCCESS. */
@@ -28,6 +31,7 @@ typedef struct omniq__fs {
   int base_fd, queue_fd, pending_fd, running_fd, results_fd, quarantine_fd, tmp_fd, lock_fd;
   int done_fd[OMNIQ__FS_NDONE]; /* queue/success, queue/failed, queue/cancelled */
   omniq__fidx_t *idx;
+  pthread_rwlock_t gate; /* shared: one task lock; exclusive: a batch */
   pthread_mutex_t stripes[OMNIQ__FS_STRIPES];
 } omniq__fs_t;
 
@@ -44,8 +48,10 @@ int omniq__fs_lock(omniq__fs_t *fs, const char *id, char *err, size_t errlen);
 /* 1 if taken, 0 if another thread or process holds it. */
 int omniq__fs_trylock(omniq__fs_t *fs, const char *id);
 void omniq__fs_unlock(omniq__fs_t *fs, const char *id);
-/* Locks every id's stripe, in stripe order (so two batches cannot
- * deadlock). *set yours: release with omniq__fs_unlock_set. */
+/* Locks every id's task lock: the gate exclusively (no other thread of
+ * this process holds a task lock meanwhile), then each stripe's OFD byte in
+ * stripe order, so two batches cannot deadlock. *set yours: release with
+ * omniq__fs_unlock_set. */
 int omniq__fs_lock_set(omniq__fs_t *fs, const char *const *ids, size_t n, uint16_t **set,
                        size_t *nset, char *err, size_t errlen);
 void omniq__fs_unlock_set(omniq__fs_t *fs, uint16_t *set, size_t nset);

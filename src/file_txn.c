@@ -23,8 +23,11 @@
  * is missing, in whatever order crashes and recoveries happen.
  *
  * Locks: a task lock is taken before the index lock, never after; no thread
- * holds two task locks except omniq__fs_lock_set, which takes them in
- * stripe order. */
+ * holds two task locks except omniq__fs_lock_set, which holds the gate
+ * exclusively (so no other thread of the process holds any) and takes the
+ * OFD bytes in stripe order (so two processes' batches cannot deadlock).
+ * Holding hundreds of stripe mutexes instead would work too, but lock
+ * checkers (and readers) cope badly with that. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -63,10 +66,12 @@ static int ofd_lock(int fd, unsigned stripe, short type, int wait) {
 }
 
 static int lock_stripe(omniq__fs_t *fs, unsigned s, char *err, size_t errlen) {
+  pthread_rwlock_rdlock(&fs->gate);
   pthread_mutex_lock(&fs->stripes[s]);
   if (ofd_lock(fs->lock_fd, s, F_WRLCK, 1) == 0) return OMNIQ_OK;
   int e = errno;
   pthread_mutex_unlock(&fs->stripes[s]);
+  pthread_rwlock_unlock(&fs->gate);
   return omniq__fio_errno(e, err, errlen, "file store: taking a task lock in %s/lock",
                           fs->settings.base_dir);
 }
@@ -74,6 +79,7 @@ static int lock_stripe(omniq__fs_t *fs, unsigned s, char *err, size_t errlen) {
 static void unlock_stripe(omniq__fs_t *fs, unsigned s) {
   ofd_lock(fs->lock_fd, s, F_UNLCK, 0);
   pthread_mutex_unlock(&fs->stripes[s]);
+  pthread_rwlock_unlock(&fs->gate);
 }
 
 int omniq__fs_lock(omniq__fs_t *fs, const char *id, char *err, size_t errlen) {
@@ -82,9 +88,12 @@ int omniq__fs_lock(omniq__fs_t *fs, const char *id, char *err, size_t errlen) {
 
 int omniq__fs_trylock(omniq__fs_t *fs, const char *id) {
   unsigned s = stripe_of(id);
-  if (pthread_mutex_trylock(&fs->stripes[s]) != 0) return 0;
-  if (ofd_lock(fs->lock_fd, s, F_WRLCK, 0) == 0) return 1;
-  pthread_mutex_unlock(&fs->stripes[s]);
+  if (pthread_rwlock_tryrdlock(&fs->gate) != 0) return 0;
+  if (pthread_mutex_trylock(&fs->stripes[s]) == 0) {
+    if (ofd_lock(fs->lock_fd, s, F_WRLCK, 0) == 0) return 1;
+    pthread_mutex_unlock(&fs->stripes[s]);
+  }
+  pthread_rwlock_unlock(&fs->gate);
   return 0;
 }
 
@@ -92,6 +101,10 @@ void omniq__fs_unlock(omniq__fs_t *fs, const char *id) { unlock_stripe(fs, strip
 
 static int cmp_u16(const void *a, const void *b) {
   return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static void unlock_bytes(omniq__fs_t *fs, const uint16_t *set, size_t n) {
+  for (size_t i = n; i > 0; i--) ofd_lock(fs->lock_fd, set[i - 1], F_UNLCK, 0);
 }
 
 int omniq__fs_lock_set(omniq__fs_t *fs, const char *const *ids, size_t n, uint16_t **set,
@@ -108,11 +121,15 @@ int omniq__fs_lock_set(omniq__fs_t *fs, const char *const *ids, size_t n, uint16
   qsort(s, n, sizeof *s, cmp_u16);
   for (size_t i = 0; i < n; i++)
     if (k == 0 || s[k - 1] != s[i]) s[k++] = s[i];
+  pthread_rwlock_wrlock(&fs->gate);
   for (size_t i = 0; i < k; i++) {
-    int rc = lock_stripe(fs, s[i], err, errlen);
-    if (rc != OMNIQ_OK) {
-      omniq__fs_unlock_set(fs, s, i);
-      return rc;
+    if (ofd_lock(fs->lock_fd, s[i], F_WRLCK, 1) != 0) {
+      int e = errno;
+      unlock_bytes(fs, s, i);
+      pthread_rwlock_unlock(&fs->gate);
+      omniq__free(s);
+      return omniq__fio_errno(e, err, errlen, "file store: taking task locks in %s/lock",
+                              fs->settings.base_dir);
     }
   }
   *set = s;
@@ -121,7 +138,8 @@ int omniq__fs_lock_set(omniq__fs_t *fs, const char *const *ids, size_t n, uint16
 }
 
 void omniq__fs_unlock_set(omniq__fs_t *fs, uint16_t *set, size_t nset) {
-  for (size_t i = nset; i > 0; i--) unlock_stripe(fs, set[i - 1]);
+  unlock_bytes(fs, set, nset);
+  pthread_rwlock_unlock(&fs->gate);
   omniq__free(set);
 }
 

@@ -181,6 +181,7 @@ static void close_file(void *backend) {
                 &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2]};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) close_fd(fds[i]);
   for (int i = 0; i < OMNIQ__FS_STRIPES; i++) pthread_mutex_destroy(&fs->stripes[i]);
+  pthread_rwlock_destroy(&fs->gate);
   omniq__free(fs);
 }
 
@@ -249,6 +250,12 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
                 &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2]};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) *fds[i] = -1;
   for (int i = 0; i < OMNIQ__FS_STRIPES; i++) pthread_mutex_init(&fs->stripes[i], NULL);
+  /* Writer-preferring, so a batch is not starved by a stream of claims. */
+  pthread_rwlockattr_t ra;
+  pthread_rwlockattr_init(&ra);
+  pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&fs->gate, &ra);
+  pthread_rwlockattr_destroy(&ra);
   int rc = open_layout(fs, err, errlen);
   if (rc == OMNIQ_OK) {
     omniq__fio_clean_tmp(&fs->io);
