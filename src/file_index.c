@@ -4,7 +4,8 @@
  * ordered by (eta, id), plus a hash map id -> (queue, priority, eta) that
  * says which heap entry is current. A claim looks at the top of each
  * level, from the highest priority down, and takes the first one that is
- * due: O(levels + log n) per task instead of a directory listing.
+ * due: O(levels + log n) per task instead of a directory listing. The
+ * containers are in file_order.c.
  *
  * How it learns about files: one full scan at open; after that only the
  * journal (file_journal.c), which every backend appends to when it puts a
@@ -36,37 +37,16 @@
 #include "alloc.h"
 #include "clock.h"
 #include "file_journal.h"
+#include "file_order.h"
 
 #define SMALL_SCAN 1024
 #define RESCAN_MIN_US 1000000
 
 typedef struct {
-  int64_t eta;
-  char id[OMNIQ_ID_SIZE];
-} item_t;
-
-typedef struct {
-  uint32_t iprio;
-  item_t *heap;
-  size_t len, cap;
-} level_t;
-
-typedef struct {
   char qdir[OMNIQ__QDIR_SIZE];
   int fd;
-  level_t *lv; /* sorted by iprio: highest priority first */
-  size_t nlv, caplv;
+  omniq__flevels_t levels;
 } queue_t;
-
-enum { SLOT_EMPTY = 0, SLOT_LIVE = 1, SLOT_DEAD = 2 };
-
-typedef struct {
-  char id[OMNIQ_ID_SIZE];
-  uint8_t state;
-  uint32_t q;
-  uint32_t iprio;
-  int64_t eta;
-} slot_t;
 
 struct omniq__fidx {
   pthread_mutex_t lock;
@@ -75,8 +55,7 @@ struct omniq__fidx {
   omniq__fjournal_t journal;
   queue_t **q; /* pointers, so a queue's address is stable */
   size_t nq, capq;
-  slot_t *slots;
-  size_t cap, live, used;
+  omniq__fidmap_t map;
   size_t scanned;   /* files seen by the last scan */
   int64_t scan_at;  /* monotonic us */
   int64_t scan_cost;
@@ -90,140 +69,7 @@ static int64_t mono_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* ---- heaps ---------------------------------------------------------------- */
-
-static int item_less(const item_t *a, const item_t *b) {
-  if (a->eta != b->eta) return a->eta < b->eta;
-  return memcmp(a->id, b->id, OMNIQ_ID_LEN) < 0;
-}
-
-static int heap_push(level_t *l, int64_t eta, const char *id) {
-  if (l->len == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    item_t *h = omniq__realloc(l->heap, cap * sizeof *h);
-    if (h == NULL) return OMNIQ_ENOMEM;
-    l->heap = h;
-    l->cap = cap;
-  }
-  size_t i = l->len++;
-  item_t it;
-  it.eta = eta;
-  memcpy(it.id, id, OMNIQ_ID_SIZE);
-  while (i > 0 && item_less(&it, &l->heap[(i - 1) / 2])) {
-    l->heap[i] = l->heap[(i - 1) / 2];
-    i = (i - 1) / 2;
-  }
-  l->heap[i] = it;
-  return OMNIQ_OK;
-}
-
-static void heap_pop(level_t *l) {
-  item_t last = l->heap[--l->len];
-  size_t i = 0, n = l->len;
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= n) break;
-    if (c + 1 < n && item_less(&l->heap[c + 1], &l->heap[c])) c++;
-    if (!item_less(&l->heap[c], &last)) break;
-    l->heap[i] = l->heap[c];
-    i = c;
-  }
-  if (n > 0) l->heap[i] = last;
-}
-
-/* ---- id map --------------------------------------------------------------- */
-
-static size_t hash_id(const char *id) {
-  uint64_t h = 1469598103934665603ULL;
-  for (int i = 0; i < OMNIQ_ID_LEN; i++) h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
-  return (size_t)(h ^ (h >> 29));
-}
-
-static slot_t *map_find(omniq__fidx_t *ix, const char *id) {
-  if (ix->cap == 0) return NULL;
-  for (size_t i = hash_id(id) & (ix->cap - 1);; i = (i + 1) & (ix->cap - 1)) {
-    slot_t *s = &ix->slots[i];
-    if (s->state == SLOT_EMPTY) return NULL;
-    if (s->state == SLOT_LIVE && memcmp(s->id, id, OMNIQ_ID_LEN) == 0) return s;
-  }
-}
-
-static int map_grow(omniq__fidx_t *ix) {
-  size_t cap = ix->cap ? ix->cap : 64;
-  while ((ix->live + 1) * 2 > cap) cap *= 2;
-  slot_t *old = ix->slots, *s = omniq__calloc(cap, sizeof *s);
-  size_t oldcap = ix->cap;
-  if (s == NULL) return OMNIQ_ENOMEM;
-  ix->slots = s;
-  ix->cap = cap;
-  ix->used = ix->live;
-  for (size_t i = 0; i < oldcap; i++) {
-    if (old[i].state != SLOT_LIVE) continue;
-    size_t j = hash_id(old[i].id) & (cap - 1);
-    while (s[j].state != SLOT_EMPTY) j = (j + 1) & (cap - 1);
-    s[j] = old[i];
-  }
-  omniq__free(old);
-  return OMNIQ_OK;
-}
-
-/* Sets id's entry. 1 = new or changed (push a heap item), 0 = already
- * there with the same key, < 0 = out of memory. */
-static int map_put(omniq__fidx_t *ix, const char *id, uint32_t q, uint32_t iprio, int64_t eta) {
-  slot_t *s = map_find(ix, id);
-  if (s != NULL) {
-    if (s->q == q && s->iprio == iprio && s->eta == eta) return 0;
-    s->q = q;
-    s->iprio = iprio;
-    s->eta = eta;
-    return 1;
-  }
-  if ((ix->used + 1) * 10 > ix->cap * 7 && map_grow(ix) != OMNIQ_OK) return -1;
-  size_t i = hash_id(id) & (ix->cap - 1);
-  while (ix->slots[i].state == SLOT_LIVE) i = (i + 1) & (ix->cap - 1);
-  if (ix->slots[i].state == SLOT_EMPTY) ix->used++;
-  s = &ix->slots[i];
-  memcpy(s->id, id, OMNIQ_ID_SIZE);
-  s->state = SLOT_LIVE;
-  s->q = q;
-  s->iprio = iprio;
-  s->eta = eta;
-  ix->live++;
-  return 1;
-}
-
-static void map_del(omniq__fidx_t *ix, const char *id) {
-  slot_t *s = map_find(ix, id);
-  if (s == NULL) return;
-  s->state = SLOT_DEAD;
-  ix->live--;
-}
-
-/* ---- queues and levels ---------------------------------------------------- */
-
-static level_t *level_get(queue_t *q, uint32_t iprio) {
-  size_t lo = 0, hi = q->nlv;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (q->lv[mid].iprio < iprio)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (lo < q->nlv && q->lv[lo].iprio == iprio) return &q->lv[lo];
-  if (q->nlv == q->caplv) {
-    size_t cap = q->caplv ? q->caplv * 2 : 4;
-    level_t *lv = omniq__realloc(q->lv, cap * sizeof *lv);
-    if (lv == NULL) return NULL;
-    q->lv = lv;
-    q->caplv = cap;
-  }
-  memmove(&q->lv[lo + 1], &q->lv[lo], (q->nlv - lo) * sizeof *q->lv);
-  q->nlv++;
-  memset(&q->lv[lo], 0, sizeof q->lv[lo]);
-  q->lv[lo].iprio = iprio;
-  return &q->lv[lo];
-}
+/* ---- queues --------------------------------------------------------------- */
 
 static int queue_find(omniq__fidx_t *ix, const char *qdir) {
   for (size_t i = 0; i < ix->nq; i++)
@@ -268,11 +114,11 @@ oom:
 }
 
 static void insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id) {
-  int r = map_put(ix, id, (uint32_t)qi, iprio, eta);
+  int r = omniq__fidmap_put(&ix->map, id, (uint32_t)qi, iprio, eta);
   if (r <= 0) return;
-  level_t *l = level_get(ix->q[qi], iprio);
+  omniq__flevel_t *l = omniq__flevels_get(&ix->q[qi]->levels, iprio);
   /* Out of memory: forget it; the next rescan finds the file again. */
-  if (l == NULL || heap_push(l, eta, id) != OMNIQ_OK) map_del(ix, id);
+  if (l == NULL || omniq__flevel_push(l, eta, id) != OMNIQ_OK) omniq__fidmap_del(&ix->map, id);
 }
 
 static void fill(const omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id,
@@ -367,10 +213,8 @@ static int scan_insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, c
 static void rescan(omniq__fidx_t *ix) {
   int64_t start = mono_us();
   size_t n = 0;
-  for (size_t i = 0; i < ix->nq; i++)
-    for (size_t j = 0; j < ix->q[i]->nlv; j++) ix->q[i]->lv[j].len = 0;
-  if (ix->slots != NULL) memset(ix->slots, 0, ix->cap * sizeof *ix->slots);
-  ix->live = ix->used = 0;
+  for (size_t i = 0; i < ix->nq; i++) omniq__flevels_clear(&ix->q[i]->levels);
+  omniq__fidmap_clear(&ix->map);
   ix->sig = folder_sig(ix); /* before listing: a change during it shows next time */
   list_queues(ix, 1);
   for (size_t i = 0; i < ix->nq; i++) n += list_queue(ix, (int)i, 1, scan_insert, NULL);
@@ -439,13 +283,12 @@ int omniq__fidx_open(omniq__fidx_t **out, const omniq__fio_t *io, int queue_fd, 
 void omniq__fidx_free(omniq__fidx_t *ix) {
   if (ix == NULL) return;
   for (size_t i = 0; i < ix->nq; i++) {
-    for (size_t j = 0; j < ix->q[i]->nlv; j++) omniq__free(ix->q[i]->lv[j].heap);
-    omniq__free(ix->q[i]->lv);
+    omniq__flevels_free(&ix->q[i]->levels);
     close(ix->q[i]->fd);
     omniq__free(ix->q[i]);
   }
   omniq__free(ix->q);
-  omniq__free(ix->slots);
+  omniq__fidmap_free(&ix->map);
   omniq__fjournal_close(&ix->journal);
   pthread_mutex_destroy(&ix->lock);
   omniq__free(ix);
@@ -497,20 +340,18 @@ void omniq__fidx_announce(omniq__fidx_t *ix, const omniq__pending_t *p, size_t n
 
 /* Index of the best due level of queue qi (stale tops dropped), or -1. */
 static int best_level(omniq__fidx_t *ix, int qi, int64_t now) {
-  queue_t *q = ix->q[qi];
-  for (size_t j = 0; j < q->nlv;) {
-    level_t *l = &q->lv[j];
+  omniq__flevels_t *ls = &ix->q[qi]->levels;
+  for (size_t j = 0; j < ls->n;) {
+    omniq__flevel_t *l = &ls->lv[j];
     while (l->len > 0) {
-      slot_t *s = map_find(ix, l->heap[0].id);
+      omniq__fslot_t *s = omniq__fidmap_find(&ix->map, l->heap[0].id);
       if (s != NULL && s->q == (uint32_t)qi && s->iprio == l->iprio && s->eta == l->heap[0].eta)
         break;
-      heap_pop(l);
+      omniq__flevel_pop(l);
     }
     if (l->len == 0) {
       /* Drop empty levels so a claim never walks priorities long gone. */
-      omniq__free(l->heap);
-      memmove(l, l + 1, (q->nlv - j - 1) * sizeof *l);
-      q->nlv--;
+      omniq__flevels_drop(ls, j);
       continue;
     }
     if (l->heap[0].eta <= now) return (int)j;
@@ -527,20 +368,21 @@ static size_t pick(omniq__fidx_t *ix, const int *qis, size_t nqi, int64_t now,
     for (size_t k = 0; k < nqi; k++) {
       int l = best_level(ix, qis[k], now);
       if (l < 0) continue;
-      level_t *a = &ix->q[qis[k]]->lv[l];
+      omniq__flevel_t *a = &ix->q[qis[k]]->levels.lv[l];
       if (bq >= 0) {
-        level_t *b = &ix->q[bq]->lv[bl];
-        if (b->iprio < a->iprio || (b->iprio == a->iprio && !item_less(&a->heap[0], &b->heap[0])))
+        omniq__flevel_t *b = &ix->q[bq]->levels.lv[bl];
+        if (b->iprio < a->iprio ||
+            (b->iprio == a->iprio && !omniq__fitem_less(&a->heap[0], &b->heap[0])))
           continue;
       }
       bq = qis[k];
       bl = l;
     }
     if (bq < 0) break;
-    level_t *l = &ix->q[bq]->lv[bl];
-    item_t top = l->heap[0];
-    heap_pop(l);
-    map_del(ix, top.id);
+    omniq__flevel_t *l = &ix->q[bq]->levels.lv[bl];
+    omniq__fitem_t top = l->heap[0];
+    omniq__flevel_pop(l);
+    omniq__fidmap_del(&ix->map, top.id);
     fill(ix, bq, l->iprio, top.eta, top.id, &out[n++]);
   }
   return n;
@@ -587,7 +429,7 @@ int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending
   int found = 0;
   pthread_mutex_lock(&ix->lock);
   refresh(ix);
-  slot_t *s = map_find(ix, id);
+  omniq__fslot_t *s = omniq__fidmap_find(&ix->map, id);
   if (s != NULL) {
     fill(ix, (int)s->q, s->iprio, s->eta, id, p);
     found = 1;
@@ -606,7 +448,7 @@ int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending
 
 void omniq__fidx_forget(omniq__fidx_t *ix, const char *id) {
   pthread_mutex_lock(&ix->lock);
-  map_del(ix, id);
+  omniq__fidmap_del(&ix->map, id);
   pthread_mutex_unlock(&ix->lock);
 }
 

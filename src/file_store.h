@@ -84,4 +84,24 @@ int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t
 int omniq__fs_cancel(void *backend, const char *id, const omniq_result_t *result, char *err,
                      size_t errlen);
 
+/* ---- queries (file_query.c) ---------------------------------------------- */
+typedef int (*omniq__fs_entry_fn)(omniq__fs_t *fs, int dirfd, const char *name, void *ud);
+/* Calls fn for every entry of dirfd but "." and ".."; stops at the first
+ * non-zero return and returns it (or an OMNIQ_E* code if the folder cannot
+ * be listed). */
+int omniq__fs_each(omniq__fs_t *fs, int dirfd, omniq__fs_entry_fn fn, void *ud);
+/* Finishes every interrupted transition in running/ and quarantines what
+ * cannot be read there. Run at open. */
+void omniq__fs_recover(omniq__fs_t *fs);
+int omniq__fs_get_task(void *backend, const char *id, omniq_task_t **out, char *err,
+                       size_t errlen);
+int omniq__fs_get_result(void *backend, const char *id, omniq_result_t **out, char *err,
+                         size_t errlen);
+int omniq__fs_purge_results(void *backend, int64_t older_than_ms, int64_t *count, char *err,
+                            size_t errlen);
+int omniq__fs_count_by_status(void *backend, int64_t counts[OMNIQ_STATUS_COUNT], char *err,
+                              size_t errlen);
+int omniq__fs_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_task_t ***out,
+                             size_t *n, char *err, size_t errlen);
+
 #endif
