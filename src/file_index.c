@@ -77,40 +77,41 @@ static int queue_find(omniq__fidx_t *ix, const char *qdir) {
   return -1;
 }
 
-/* The table index of folder qdir, opening (and with create, making) it. */
-static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, char *err, size_t errlen) {
-  int i = queue_find(ix, qdir), fd;
-  if (i >= 0) return i;
-  if (create && mkdirat(ix->pending_fd, qdir, 0777) != 0 && errno != EEXIST) {
-    omniq__fio_errno(errno, err, errlen, "file store: creating queue/pending/%s", qdir);
-    return -1;
-  }
+/* Puts the table index of folder qdir in *qi, opening (and with create,
+ * making) the folder. OMNIQ_ENOTFOUND if it does not exist and !create. */
+static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, char *err,
+                     size_t errlen) {
+  int fd;
+  if ((*qi = queue_find(ix, qdir)) >= 0) return OMNIQ_OK;
+  if (create && mkdirat(ix->pending_fd, qdir, 0777) != 0 && errno != EEXIST)
+    return omniq__fio_errno(errno, err, errlen, "file store: creating queue/pending/%s", qdir);
   fd = openat(ix->pending_fd, qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT) omniq__fio_errno(errno, err, errlen, "file store: opening %s", qdir);
-    return -1;
-  }
+  if (fd < 0 && errno == ENOENT) return OMNIQ_ENOTFOUND;
+  if (fd < 0) return omniq__fio_errno(errno, err, errlen, "file store: opening %s", qdir);
   if (create) {
     char e[8];
     omniq__fio_sync_dir(ix->io, ix->pending_fd, e, sizeof e);
   }
+  queue_t *q = NULL;
   if (ix->nq == ix->capq) {
     size_t cap = ix->capq ? ix->capq * 2 : 4;
-    queue_t **q = omniq__realloc(ix->q, cap * sizeof *q);
-    if (q == NULL) goto oom;
-    ix->q = q;
-    ix->capq = cap;
+    queue_t **bigger = omniq__realloc(ix->q, cap * sizeof *bigger);
+    if (bigger != NULL) {
+      ix->q = bigger;
+      ix->capq = cap;
+    }
   }
-  queue_t *q = omniq__calloc(1, sizeof *q);
-  if (q == NULL) goto oom;
+  if (ix->nq < ix->capq) q = omniq__calloc(1, sizeof *q);
+  if (q == NULL) {
+    close(fd);
+    snprintf(err, errlen, "file store: out of memory");
+    return OMNIQ_ENOMEM;
+  }
   snprintf(q->qdir, sizeof q->qdir, "%s", qdir);
   q->fd = fd;
   ix->q[ix->nq] = q;
-  return (int)ix->nq++;
-oom:
-  close(fd);
-  snprintf(err, errlen, "file store: out of memory");
-  return -1;
+  *qi = (int)ix->nq++;
+  return OMNIQ_OK;
 }
 
 static void insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id) {
@@ -179,11 +180,12 @@ static void list_queues(omniq__fidx_t *ix, int quarantine) {
   DIR *d = open_listing(ix->pending_fd);
   struct dirent *de;
   char e[8];
+  int qi;
   if (d == NULL) return;
   while ((de = readdir(d)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     if (omniq__fname_qdir_valid(de->d_name, strlen(de->d_name)) && is_dir(ix->pending_fd, de))
-      queue_get(ix, de->d_name, 0, e, sizeof e);
+      queue_get(ix, de->d_name, 0, &qi, e, sizeof e);
     else if (quarantine)
       omniq__fio_quarantine(ix->io, ix->pending_fd, "queue/pending", de->d_name,
                             "not a queue folder");
@@ -241,8 +243,8 @@ static void journal_line(void *ud, const char *line, size_t len) {
   name[nlen] = '\0';
   if (memchr(qdir, '\0', qlen) != NULL || memchr(name, '\0', nlen) != NULL) return;
   if (omniq__fname_pending_parse(name, &iprio, &eta, id) != OMNIQ_OK) return;
-  int qi = queue_get(ix, qdir, 0, e, sizeof e);
-  if (qi >= 0) insert(ix, qi, iprio, eta, id);
+  int qi;
+  if (queue_get(ix, qdir, 0, &qi, e, sizeof e) == OMNIQ_OK) insert(ix, qi, iprio, eta, id);
 }
 
 static void refresh(omniq__fidx_t *ix) {
@@ -301,13 +303,13 @@ int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create, int *fd,
              OMNIQ__QDIR_MAX);
     return OMNIQ_EINVAL;
   }
-  err[0] = '\0';
+  int qi;
   pthread_mutex_lock(&ix->lock);
-  int qi = queue_get(ix, qdir, create, err, errlen);
-  *fd = qi >= 0 ? ix->q[qi]->fd : -1;
+  int rc = queue_get(ix, qdir, create, &qi, err, errlen);
+  *fd = rc == OMNIQ_OK ? ix->q[qi]->fd : -1;
   pthread_mutex_unlock(&ix->lock);
-  if (qi >= 0) return OMNIQ_OK;
-  return err[0] ? OMNIQ_ESTORAGE : OMNIQ_ENOTFOUND;
+  if (rc == OMNIQ_ENOTFOUND) snprintf(err, errlen, "file store: no queue folder %s", qdir);
+  return rc;
 }
 
 void omniq__fidx_describe(omniq__fidx_t *ix, const char *qdir, int priority, int64_t eta_ms,

@@ -60,6 +60,10 @@ void omniq__fs_unlock_set(omniq__fs_t *fs, uint16_t *set, size_t nset);
 /* The text of a task file: the task's JSON and, for a transition that also
  * stores a result, that result under "commit_result". malloc'd (omniq__free). */
 char *omniq__fs_encode(const omniq_task_t *t, const omniq_result_t *r, size_t *len);
+/* Why omniq__fs_encode returned NULL: OMNIQ_ESERIALIZE for text that is
+ * not UTF-8 (raw mode bytes JSON cannot carry), else OMNIQ_ENOMEM. */
+int omniq__fs_encode_failure(const omniq_task_t *t, const omniq_result_t *r, char *err,
+                             size_t errlen);
 /* Reads and parses dirfd/name, checking the id inside matches id.
  * OMNIQ_ENOTFOUND if absent; OMNIQ_ECORRUPT if unusable (not moved). With
  * result != NULL also returns the embedded result (or NULL). */

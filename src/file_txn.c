@@ -145,6 +145,53 @@ void omniq__fs_unlock_set(omniq__fs_t *fs, uint16_t *set, size_t nset) {
 
 /* ---- task files ----------------------------------------------------------- */
 
+/* 1 if s is NULL or well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), which is what JSON text can carry. */
+static int utf8_ok(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (p != NULL && *p) {
+    unsigned c = *p++, lo = 0x80, hi = 0xBF;
+    int n;
+    if (c < 0x80) continue;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return 0;
+    }
+    for (int i = 0; i < n; i++, p++) {
+      if (*p < (i == 0 ? lo : 0x80) || *p > (i == 0 ? hi : 0xBF)) return 0;
+    }
+  }
+  return 1;
+}
+
+static int error_utf8_ok(const omniq_task_error_t *e) {
+  return e == NULL || (utf8_ok(e->error_type) && utf8_ok(e->message) && utf8_ok(e->traceback));
+}
+
+int omniq__fs_encode_failure(const omniq_task_t *t, const omniq_result_t *r, char *err,
+                             size_t errlen) {
+  if (utf8_ok(t->func) && utf8_ok(t->queue) && utf8_ok(t->args) && utf8_ok(t->kwargs) &&
+      error_utf8_ok(t->last_error) &&
+      (r == NULL || (utf8_ok(r->value) && error_utf8_ok(r->error)))) {
+    snprintf(err, errlen, "file store: out of memory writing task %s", t->id);
+    return OMNIQ_ENOMEM;
+  }
+  snprintf(err, errlen,
+           "file store: task %s holds bytes that are not UTF-8; the file backend stores "
+           "JSON text only",
+           t->id);
+  return OMNIQ_ESERIALIZE;
+}
+
 char *omniq__fs_encode(const omniq_task_t *t, const omniq_result_t *r, size_t *len) {
   static const char key[] = ",\"commit_result\":";
   char *tj = omniq_task_to_json(t), *rj = r != NULL ? omniq_result_to_json(r) : NULL, *out = NULL;
@@ -167,7 +214,9 @@ static int embedded_result(const char *text, const char *id, omniq_result_t **ou
   json_t *j = json_loads(text, 0, NULL), *o;
   int rc = OMNIQ_OK;
   *out = NULL;
-  o = j != NULL ? json_object_get(j, "commit_result") : NULL;
+  /* text already parsed as a task: failing now can only be memory. */
+  if (j == NULL) return OMNIQ_ENOMEM;
+  o = json_object_get(j, "commit_result");
   if (o != NULL && !json_is_null(o)) {
     char *rj = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     rc = rj != NULL ? omniq_result_from_json(rj, out) : OMNIQ_ENOMEM;
@@ -228,7 +277,7 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, int had_result, char
     if (had_result) {
       size_t len;
       char *text = omniq__fs_encode(t, NULL, &len);
-      if (text == NULL) return OMNIQ_ENOMEM;
+      if (text == NULL) return omniq__fs_encode_failure(t, NULL, err, errlen);
       rc = omniq__fio_write(&fs->io, fs->running_fd, idname, text, len, err, errlen);
       omniq__free(text);
     }
@@ -355,10 +404,7 @@ static int commit(omniq__fs_t *fs, const omniq_task_t *t, const omniq_result_t *
   char idname[OMNIQ__IDNAME_SIZE];
   size_t len;
   char *text = omniq__fs_encode(t, r, &len);
-  if (text == NULL) {
-    snprintf(err, errlen, "file store: task %s cannot be written as JSON", t->id);
-    return OMNIQ_ESERIALIZE;
-  }
+  if (text == NULL) return omniq__fs_encode_failure(t, r, err, errlen);
   omniq__fname_id(t->id, idname);
   int rc = omniq__fio_write(&fs->io, fs->running_fd, idname, text, len, err, errlen);
   omniq__free(text);

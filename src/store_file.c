@@ -249,10 +249,7 @@ static int stage_all(omniq__fs_t *fs, omniq_task_t *const *tasks, size_t n, slot
       return rc;
     omniq__fidx_describe(fs->idx, qdir, t->priority, t->eta_ms, t->id, &sl[i].p);
     char *text = omniq__fs_encode(t, NULL, &len);
-    if (text == NULL) {
-      snprintf(err, errlen, "file store: task %zu cannot be written as JSON", i);
-      return OMNIQ_ESERIALIZE;
-    }
+    if (text == NULL) return omniq__fs_encode_failure(t, NULL, err, errlen);
     rc = omniq__fio_stage(&fs->io, text, len, sl[i].tmp, err, errlen);
     omniq__free(text);
     if (rc != OMNIQ_OK) return rc;

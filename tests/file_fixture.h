@@ -39,14 +39,12 @@ static inline void fx_log(void *ud, int level, const char *line) {
   pthread_mutex_unlock(&f->lock);
 }
 
-/* Settings by hand: the file backend reads base_dir, fsync, the log and the
- * clock fields only. */
+/* Defaults, then what these tests need: a manual clock and a log sink. */
 static inline void fx_settings(fx_t *f, const char *dir, int fsync_on) {
-  memset(&f->s, 0, sizeof f->s);
+  omniq_settings_init(&f->s);
   snprintf(f->s.backend, sizeof f->s.backend, "file");
   assert_true(strlen(dir) < sizeof f->s.base_dir);
   memcpy(f->s.base_dir, dir, strlen(dir) + 1);
-  f->s.lease_ms = OMNIQ_DEFAULT_LEASE_MS;
   f->s.fsync = fsync_on;
   f->s.log_level = OMNIQ_LOG_WARNING;
   f->s.log_fn = fx_log;

@@ -514,6 +514,79 @@ static void test_purge_deletes_only_older_results(void **state) {
   omniq__tasks_free(got, 3);
 }
 
+/* The Nth allocation failing: each call either does all of its work or
+ * none, and reports OMNIQ_ENOMEM. */
+static void test_out_of_memory_leaves_every_task_whole(void **state) {
+  fx_t *f = *state;
+  int stored = 0, failed = 0;
+  for (long n = 0; n < 40; n++) {
+    omniq_task_t *t = fx_task(f, n % 2 ? "q2" : NULL, 0, fx_now(f));
+    omniq__alloc_fail_after(n);
+    int rc = f->ops->enqueue(f->b, &t, 1, f->err, sizeof f->err);
+    omniq__alloc_fail_after(-1);
+    omniq_task_free(t);
+    if (rc == OMNIQ_OK)
+      stored++;
+    else
+      assert_int_equal(rc, OMNIQ_ENOMEM), failed++;
+  }
+  assert_true(failed > 0 && stored > 0);
+  assert_int_equal(fx_count(f, "queue/pending/default") + fx_count(f, "queue/pending/q2"), stored);
+  assert_int_equal(fx_count(f, "tmp"), 0);
+
+  /* Claim: a failed claim leaves the task pending with no attempt. */
+  static const char *const q[] = {OMNIQ_DEFAULT_QUEUE};
+  omniq_task_t **got = NULL, *t = NULL;
+  size_t n = 0;
+  for (long k = 0; n == 0; k++) {
+    omniq_claim_req_t req = {fx_now(f), fx_now(f) + 30000, q, 1, 1};
+    omniq__alloc_fail_after(k);
+    int rc = f->ops->claim(f->b, &req, &got, &n, f->err, sizeof f->err);
+    omniq__alloc_fail_after(-1);
+    assert_true(rc == OMNIQ_OK || rc == OMNIQ_ENOMEM);
+    assert_int_equal(fx_count(f, "queue/running"), (int)n);
+  }
+  assert_int_equal(got[0]->attempts, 1);
+
+  /* Complete: RUNNING until the call succeeds, then SUCCESS with its result. */
+  omniq_result_t *r = fx_result(got[0]->id, OMNIQ_SUCCESS, fx_now(f));
+  omniq_outcome_t o = outcome(got[0], OMNIQ_SUCCESS, 0, r, NULL);
+  for (long k = 0;; k++) {
+    omniq__alloc_fail_after(k);
+    int rc = f->ops->complete(f->b, &o, f->err, sizeof f->err);
+    omniq__alloc_fail_after(-1);
+    assert_int_equal(f->ops->get_task(f->b, got[0]->id, &t, f->err, sizeof f->err), OMNIQ_OK);
+    if (rc == OMNIQ_OK) break;
+    assert_int_equal(rc, OMNIQ_ENOMEM);
+    assert_int_equal(t->status, OMNIQ_RUNNING);
+    omniq_task_free(t);
+  }
+  assert_int_equal(t->status, OMNIQ_SUCCESS);
+  omniq_task_free(t);
+  omniq_result_t *back = NULL;
+  assert_int_equal(f->ops->get_result(f->b, got[0]->id, &back, f->err, sizeof f->err), OMNIQ_OK);
+  omniq_result_free(back);
+  omniq_result_free(r);
+  omniq__tasks_free(got, n);
+}
+
+/* Raw mode stores bytes unchecked; JSON files cannot carry bytes that are
+ * not UTF-8, so the file backend refuses them and stores nothing. */
+static void test_bytes_that_are_not_utf8_are_refused(void **state) {
+  fx_t *f = *state;
+  omniq_task_t *t = fx_task(f, NULL, 0, fx_now(f));
+  omniq__free(t->args);
+  t->args = omniq__strdup("[\"\xff\xfe\"]");
+  assert_int_equal(f->ops->enqueue(f->b, &t, 1, f->err, sizeof f->err), OMNIQ_ESERIALIZE);
+  assert_non_null(strstr(f->err, "UTF-8"));
+  assert_true(fx_count(f, "queue/pending/default") <= 0);
+  assert_int_equal(fx_count(f, "tmp"), 0);
+  omniq__free(t->args);
+  t->args = omniq__strdup("[\"\xc3\xa9t\xc3\xa9\"]"); /* "été" */
+  assert_int_equal(f->ops->enqueue(f->b, &t, 1, f->err, sizeof f->err), OMNIQ_OK);
+  omniq_task_free(t);
+}
+
 static void test_fsync_off_keeps_the_same_layout(void **state) {
   fx_t *f = fx_new(0);
   omniq_task_t **got;
@@ -549,6 +622,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_other_backend_learns_new_tasks_from_the_journal, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_purge_deletes_only_older_results, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_out_of_memory_leaves_every_task_whole, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bytes_that_are_not_utf8_are_refused, setup, teardown),
       cmocka_unit_test(test_fsync_off_keeps_the_same_layout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
