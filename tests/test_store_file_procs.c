@@ -10,6 +10,7 @@
 
 #include "file_fixture.h"
 #include "file_names.h"
+#include "queue.h"
 
 #define DRAIN_TASKS 20000
 #define DRAIN_PROCS 4
@@ -328,11 +329,76 @@ static void test_task_lock_dies_with_a_killed_claimer(void **state) {
   fx_free(f);
 }
 
+/* The same story through the queue engine, as a program runs it: the
+ * killed process's claims come back through the engine's own reaper
+ * (expired_leases, then fail with the token: WorkerLost, retry). */
+static void test_killed_process_tasks_run_again_through_the_queue_engine(void **state) {
+  char *dir = th_tmpdir();
+  th_clock_t clock;
+  omniq_settings_t s;
+  omniq_t *oq = NULL;
+  omniq_task_t **tasks = NULL;
+  size_t n = 0;
+  char ids[3][OMNIQ_ID_SIZE], lost[2][OMNIQ_ID_SIZE];
+  int report[2], hold[2];
+  (void)state;
+  th_clock_init(&clock, TH_EPOCH_MS);
+  th_settings(&s, "file", dir, &clock);
+  th_ok(NULL, omniq_open(&oq, &s));
+  for (int i = 0; i < 3; i++) th_ok(oq, omniq_enqueue(oq, "work", "[1]", NULL, NULL, ids[i]));
+  omniq_close(oq);
+  assert_int_equal(pipe(report), 0);
+  assert_int_equal(pipe(hold), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (omniq_open(&oq, &s) != OMNIQ_OK || omniq__queue_claim(oq, NULL, 0, 2, &tasks, &n) != 0 ||
+        n != 2)
+      _exit(2);
+    for (size_t i = 0; i < n; i++)
+      if (write(report[1], tasks[i]->id, OMNIQ_ID_SIZE) != OMNIQ_ID_SIZE) _exit(2);
+    block_forever(hold[0]);
+  }
+  assert_int_equal(read_full(report[0], lost, sizeof lost), 0);
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+
+  th_clock_advance(&clock, s.lease_ms + 1);
+  th_ok(NULL, omniq_open(&oq, &s));
+  /* This claim reaps first (WorkerLost, retried at once: the lease already
+   * cost the wait), then takes the lost runs and the task nobody took. */
+  th_ok(oq, omniq__queue_claim(oq, NULL, 0, 10, &tasks, &n));
+  assert_int_equal(n, 3);
+  omniq__run_t ok = {.ok = 1, .value = "1"};
+  for (size_t i = 0; i < n; i++) {
+    int was_lost = strcmp(tasks[i]->id, lost[0]) == 0 || strcmp(tasks[i]->id, lost[1]) == 0;
+    assert_int_equal(tasks[i]->attempts, was_lost ? 2 : 1);
+    if (was_lost) assert_string_equal(tasks[i]->last_error->error_type, "WorkerLost");
+    th_ok(oq, omniq__queue_finish(oq, tasks[i], &ok));
+  }
+  for (int i = 0; i < 2; i++) {
+    omniq_result_t *r = NULL;
+    th_ok(oq, omniq_get_result(oq, lost[i], 0, &r));
+    assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+    assert_int_equal(omniq_result_attempts(r), 2);
+    omniq_result_free(r);
+  }
+  omniq__tasks_free(tasks, n);
+  omniq_close(oq);
+  close(report[0]);
+  close(report[1]);
+  close(hold[0]);
+  close(hold[1]);
+  th_rmtree(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_four_processes_drain_20000_tasks_each_claimed_once),
       cmocka_unit_test(test_sigkilled_worker_tasks_run_again_after_the_lease),
       cmocka_unit_test(test_task_lock_dies_with_a_killed_claimer),
+      cmocka_unit_test(test_killed_process_tasks_run_again_through_the_queue_engine),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
