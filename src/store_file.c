@@ -76,18 +76,22 @@ static int open_dir(const omniq__fs_t *fs, int parent, const char *name, int *fd
   return rc;
 }
 
-static int check_format(omniq__fs_t *fs, char *err, size_t errlen) {
+/* Reads FORMAT before anything is created, so a store of another version
+ * is refused untouched. *missing: the caller writes it once the folders
+ * exist (a half-made store has no FORMAT and is completed next time). */
+static int check_format(omniq__fs_t *fs, int *missing, char *err, size_t errlen) {
   char *text = NULL, e[OMNIQ__ERRMSG_MAX];
   int rc = omniq__fio_read(fs->base_fd, "FORMAT", &text, NULL, e, sizeof e);
-  if (rc == OMNIQ_ENOTFOUND) {
-    rc = omniq__fio_write(&fs->io, fs->base_fd, "FORMAT", FORMAT_LINE, strlen(FORMAT_LINE), e,
-                          sizeof e);
+  *missing = rc == OMNIQ_ENOTFOUND;
+  if (*missing) {
+    rc = OMNIQ_OK;
   } else if (rc == OMNIQ_OK && strcmp(text, FORMAT_LINE) != 0) {
-    snprintf(e, sizeof e, "FORMAT says '%.40s', this library reads '%.19s'", text, FORMAT_LINE);
+    snprintf(e, sizeof e, "FORMAT says '%.40s', this library reads '%.18s'", text, FORMAT_LINE);
     rc = OMNIQ_ECORRUPT;
   }
   omniq__free(text);
-  if (rc != OMNIQ_OK) snprintf(err, errlen, "file store: base_dir '%s': %s", fs->settings.base_dir, e);
+  if (rc != OMNIQ_OK)
+    snprintf(err, errlen, "file store: base_dir '%s': %s", fs->settings.base_dir, e);
   return rc;
 }
 
@@ -122,7 +126,7 @@ static void close_file(void *backend) {
 static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
   static const char *const done_names[OMNIQ__FS_NDONE] = {"success", "failed", "cancelled"};
   const char *base = fs->settings.base_dir;
-  int e, rc;
+  int e, rc, missing = 0;
   if ((e = mkdir_p(base)) != 0) {
     snprintf(err, errlen, "file store: cannot create base_dir '%s': %s", base, strerror(e));
     return omniq__errno_code(e) == OMNIQ_ENOTFOUND ? OMNIQ_ESTORAGE : omniq__errno_code(e);
@@ -133,6 +137,7 @@ static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
     snprintf(err, errlen, "file store: cannot open base_dir '%s': %s", base, strerror(e));
     return OMNIQ_ESTORAGE;
   }
+  if ((rc = check_format(fs, &missing, err, errlen)) != OMNIQ_OK) return rc;
   if (faccessat(fs->base_fd, ".", W_OK | X_OK, 0) != 0) {
     e = errno;
     snprintf(err, errlen, "file store: base_dir '%s' is not writable: %s", base, strerror(e));
@@ -151,7 +156,15 @@ static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
       return rc;
   fs->io.tmp_fd = fs->tmp_fd;
   fs->io.quarantine_fd = fs->quarantine_fd;
-  if ((rc = check_format(fs, err, errlen)) != OMNIQ_OK) return rc;
+  if (missing) {
+    char e2[OMNIQ__ERRMSG_MAX];
+    rc = omniq__fio_write(&fs->io, fs->base_fd, "FORMAT", FORMAT_LINE, strlen(FORMAT_LINE), e2,
+                          sizeof e2);
+    if (rc != OMNIQ_OK) {
+      snprintf(err, errlen, "file store: base_dir '%s': %s", base, e2);
+      return rc;
+    }
+  }
   fs->lock_fd = openat(fs->base_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fs->lock_fd < 0) {
     e = errno;

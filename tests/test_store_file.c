@@ -248,6 +248,21 @@ static void test_open_fails_clearly_when_base_dir_cannot_be_made(void **state) {
   assert_int_equal(fx_open(f), OMNIQ_OK);
 }
 
+static void test_open_refuses_another_format_and_changes_nothing(void **state) {
+  fx_t *f = *state;
+  char path[2048];
+  fx_close(f);
+  snprintf(path, sizeof path, "%s/newer", f->dir);
+  assert_int_equal(mkdir(path, 0700), 0);
+  fx_plant(f, "newer/FORMAT", "omniq-file-store 2\n", 19);
+  fx_settings(f, path, 1);
+  assert_int_equal(fx_open(f), OMNIQ_ECORRUPT);
+  assert_non_null(strstr(f->err, "omniq-file-store 2"));
+  assert_int_equal(fx_count(f, "newer"), 1); /* only FORMAT: nothing created */
+  fx_settings(f, f->dir, 1);
+  assert_int_equal(fx_open(f), OMNIQ_OK);
+}
+
 static void test_open_fails_clearly_on_a_read_only_base_dir(void **state) {
   fx_t *f = *state;
   char path[2048];
@@ -609,6 +624,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_ids_and_names_from_outside_never_become_paths, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_open_fails_clearly_when_base_dir_cannot_be_made, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_open_refuses_another_format_and_changes_nothing, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_open_fails_clearly_on_a_read_only_base_dir, setup,
                                       teardown),
