@@ -113,9 +113,15 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
   size_t cap, got = 0;
   char *buf;
   *out = NULL;
-  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return OMNIQ_ENOTFOUND;
+    /* A symlink, or a file we may not read: never a file we wrote, and no
+     * retry will make it usable. The caller quarantines it. */
+    if (errno == ELOOP || errno == EACCES || errno == EPERM) {
+      snprintf(err, errlen, "file store: %s cannot be read: %s", name, strerror(errno));
+      return OMNIQ_ECORRUPT;
+    }
     return omniq__fio_errno(errno, err, errlen, "file store: opening %s", name);
   }
   if (fstat(fd, &st) != 0) {

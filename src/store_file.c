@@ -28,8 +28,8 @@
  * expired_leases lists RUNNING tasks whose lease passed and the engine
  * fails them with their token, like on SQLite.
  *
- * To change the layout or a file's format: bump FORMAT_VERSION, keep
- * reading the old form, and add a test with a store in the old form. */
+ * To change the layout or a file's format: bump FORMAT_LINE, keep reading
+ * the old form, and add a test with a store in the old form. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -374,16 +374,22 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
   } else {
     snprintf(err, errlen, "%s", e);
   }
-  if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(&fs->io, p->dirfd, err, errlen);
-  if (rc != OMNIQ_OK && rc != GONE) {
-    /* The slot still holds the PENDING file: put it back untouched. */
+  if (rc != OMNIQ_OK) {
+    /* The rewrite did not happen (it is atomic): the slot still holds the
+     * PENDING file. Put it back untouched. */
     renameat(fs->running_fd, idname, p->dirfd, p->name);
     omniq_task_free(t);
-    t = NULL;
+    omniq__fs_unlock(fs, p->id);
+    *out = NULL;
+    return rc;
   }
+  /* The task is claimed whatever happens next; a failed sync of the folder
+   * it left is a durability problem to report, not a reason to undo. */
+  if (omniq__fio_sync_dir(&fs->io, p->dirfd, e, sizeof e) != OMNIQ_OK)
+    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.sync", p->id, "%s", e);
   omniq__fs_unlock(fs, p->id);
   *out = t;
-  return rc == OMNIQ_OK ? CLAIMED : rc;
+  return CLAIMED;
 }
 
 static int claim_file(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,

@@ -216,12 +216,32 @@ static void test_ids_and_names_from_outside_never_become_paths(void **state) {
   fx_plant(f, path, text, len);
   omniq__free(text);
   omniq_task_free(t);
+  /* A symlink and a FIFO under task names are not followed or opened as
+   * tasks: quarantined, and the file the link points at is untouched. */
+  char target[2048], link_rel[256];
+  fx_plant(f, "outside.txt", "keep", 4);
+  snprintf(target, sizeof target, "%s/outside.txt", f->dir);
+  omniq__id_new(fx_now(f) - 5000, id);
+  omniq__fname_pending(omniq__fname_iprio(0), 0, id, name);
+  snprintf(path, sizeof path, "%s/queue/pending/default/%s", f->dir, name);
+  assert_int_equal(symlink(target, path), 0);
+  omniq__id_new(fx_now(f) - 4000, id);
+  omniq__fname_pending(omniq__fname_iprio(0), 0, id, name);
+  snprintf(link_rel, sizeof link_rel, "queue/pending/default/%s", name);
+  snprintf(path, sizeof path, "%s/%s", f->dir, link_rel);
+  assert_int_equal(mkfifo(path, 0600), 0);
   fx_reopen(f);
   assert_int_equal(fx_claim(f, 5, &got), 1);
   assert_string_equal(got[0]->id, victim);
   assert_int_equal(got[0]->attempts, 1);
   omniq__tasks_free(got, 1);
-  assert_int_equal(fx_count(f, "quarantine"), 1);
+  assert_int_equal(fx_count(f, "quarantine"), 3);
+  FILE *fp = fopen(target, "r");
+  char keep[8] = "";
+  assert_non_null(fp);
+  assert_non_null(fgets(keep, sizeof keep, fp));
+  fclose(fp);
+  assert_string_equal(keep, "keep");
 }
 
 static void test_open_fails_clearly_when_base_dir_cannot_be_made(void **state) {
