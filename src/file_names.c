@@ -8,6 +8,18 @@
 
 #include "omniq/storage.h"
 
+const char *const omniq__fname_done[OMNIQ__FS_NDONE] = {"success", "failed", "cancelled"};
+
+/* Everything else found in queue/ is quarantined at open. */
+int omniq__fname_queue_entry(const char *name) {
+  static const char *const known[] = {"pending", "running", "journal"};
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (strcmp(name, known[i]) == 0) return 1;
+  for (int k = 0; k < OMNIQ__FS_NDONE; k++)
+    if (strcmp(name, omniq__fname_done[k]) == 0) return 1;
+  return 0;
+}
+
 static const char hexdigits[] = "0123456789ABCDEF";
 
 static int is_plain(unsigned char c) {

@@ -26,6 +26,12 @@
 
 #include "omniq.h"
 
+/* The terminal folders under queue/, indexed by status - OMNIQ_SUCCESS. */
+#define OMNIQ__FS_NDONE 3
+extern const char *const omniq__fname_done[OMNIQ__FS_NDONE];
+/* 1 if name is an entry queue/ is meant to hold (its folders, the journal). */
+int omniq__fname_queue_entry(const char *name);
+
 #define OMNIQ__PNAME_LEN 68 /* 10 + 1 + 15 + 1 + 36 + 5 */
 #define OMNIQ__PNAME_SIZE (OMNIQ__PNAME_LEN + 1)
 #define OMNIQ__QDIR_MAX 200

@@ -9,6 +9,7 @@
 
 #include "file_index.h"
 #include "file_io.h"
+#include "file_names.h"
 #include "log.h"
 #include "omniq/storage.h"
 
@@ -20,9 +21,6 @@
  * stripe mutexes, which every single-task lock holds shared, then the OFD
  * bytes in stripe order. */
 #define OMNIQ__FS_STRIPES 1024
-
-/* Terminal folders, indexed by status - OMNIQ_SUCCESS. */
-#define OMNIQ__FS_NDONE 3
 
 typedef struct omniq__fs {
   omniq_settings_t settings; /* a copy: the log and the clock point into it */

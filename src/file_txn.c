@@ -42,9 +42,6 @@
 #include "file_names.h"
 #include "file_store.h"
 
-static const char *const done_dirs[OMNIQ__FS_NDONE] = {"queue/success", "queue/failed",
-                                                      "queue/cancelled"};
-
 /* ---- task locks ----------------------------------------------------------- */
 
 static unsigned stripe_of(const char *id) {
@@ -296,8 +293,8 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, int had_result, char
   int k = t->status - OMNIQ_SUCCESS, rc;
   if (k < 0 || k >= OMNIQ__FS_NDONE) return OMNIQ_OK; /* RUNNING stays in the slot */
   if (renameat(fs->running_fd, idname, fs->done_fd[k], idname) != 0)
-    return omniq__fio_errno(errno, err, errlen, "file store: moving %s to %s", idname,
-                            done_dirs[k]);
+    return omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/%s", idname,
+                            omniq__fname_done[k]);
   if ((rc = omniq__fio_sync_dir(&fs->io, fs->done_fd[k], err, errlen)) != OMNIQ_OK) return rc;
   return omniq__fio_sync_dir(&fs->io, fs->running_fd, err, errlen);
 }
@@ -347,6 +344,12 @@ int omniq__fs_settle(omniq__fs_t *fs, const char *id, char *err, size_t errlen) 
   return rc;
 }
 
+static void quarantine_done(omniq__fs_t *fs, int k, const char *name, const char *reason) {
+  char from[32];
+  snprintf(from, sizeof from, "queue/%s", omniq__fname_done[k]);
+  omniq__fio_quarantine(&fs->io, fs->done_fd[k], from, name, reason);
+}
+
 int omniq__fs_locate(omniq__fs_t *fs, const char *id, omniq__fs_at_t *at, omniq__pending_t *p,
                      omniq_task_t **t, char *err, size_t errlen) {
   char idname[OMNIQ__IDNAME_SIZE];
@@ -370,8 +373,7 @@ int omniq__fs_locate(omniq__fs_t *fs, const char *id, omniq__fs_at_t *at, omniq_
     for (int k = 0; k < OMNIQ__FS_NDONE && *at == OMNIQ__AT_NONE; k++) {
       rc = omniq__fs_read_task(fs, fs->done_fd[k], idname, id, &task, NULL, err, errlen);
       if (rc == OMNIQ_OK) *at = OMNIQ__AT_DONE;
-      if (rc == OMNIQ_ECORRUPT)
-        omniq__fio_quarantine(&fs->io, fs->done_fd[k], done_dirs[k], idname, err);
+      if (rc == OMNIQ_ECORRUPT) quarantine_done(fs, k, idname, err);
       else if (rc != OMNIQ_ENOTFOUND && rc != OMNIQ_OK)
         return rc;
     }

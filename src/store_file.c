@@ -96,12 +96,9 @@ static int check_format(omniq__fs_t *fs, int *missing, char *err, size_t errlen)
 }
 
 static int check_queue_entry(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
-  static const char *const known[] = {"pending", "running", "success", "failed", "cancelled",
-                                      "journal"};
   (void)ud;
-  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-    if (strcmp(name, known[i]) == 0) return 0;
-  omniq__fio_quarantine(&fs->io, dirfd, "queue", name, "not part of the queue layout");
+  if (!omniq__fname_queue_entry(name))
+    omniq__fio_quarantine(&fs->io, dirfd, "queue", name, "not part of the queue layout");
   return 0;
 }
 
@@ -124,7 +121,6 @@ static void close_file(void *backend) {
 }
 
 static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
-  static const char *const done_names[OMNIQ__FS_NDONE] = {"success", "failed", "cancelled"};
   const char *base = fs->settings.base_dir;
   int e, rc, missing = 0;
   if ((e = mkdir_p(base)) != 0) {
@@ -152,7 +148,7 @@ static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
       (rc = open_dir(fs, fs->queue_fd, "running", &fs->running_fd, err, errlen)) != OMNIQ_OK)
     return rc;
   for (int k = 0; k < OMNIQ__FS_NDONE; k++)
-    if ((rc = open_dir(fs, fs->queue_fd, done_names[k], &fs->done_fd[k], err, errlen)) != OMNIQ_OK)
+    if ((rc = open_dir(fs, fs->queue_fd, omniq__fname_done[k], &fs->done_fd[k], err, errlen)) != OMNIQ_OK)
       return rc;
   fs->io.tmp_fd = fs->tmp_fd;
   fs->io.quarantine_fd = fs->quarantine_fd;
