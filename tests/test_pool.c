@@ -155,10 +155,7 @@ static void run_concurrency(fx_t *fx, int n) {
   th_gate_init(&c.done);
   th_ok(fx->oq, omniq_register(fx->oq, "conc", conc_handler, &c));
   for (int i = 0; i < TASKS; i++) items[i] = (omniq_enqueue_item_t){"conc", "[]", NULL, NULL};
-  /* Batches of 50: the file backend holds a lock stripe per task of a
-   * batch at once, and ThreadSanitizer tracks at most 64 held locks. */
-  for (int i = 0; i < TASKS; i += 50)
-    th_ok(fx->oq, omniq_enqueue_many(fx->oq, items + i, 50, NULL));
+  th_ok(fx->oq, omniq_enqueue_many(fx->oq, items, TASKS, NULL));
 
   opts(&o, n);
   th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
