@@ -58,3 +58,29 @@ void th_setenv(const char *name, const char *value) {
   else
     unsetenv(name);
 }
+
+int th_store_setup(void **state) {
+  th_store_t *st = calloc(1, sizeof *st);
+  if (st == NULL) return -1;
+  st->backend = *state != NULL ? *state : "sqlite";
+  st->dir = th_tmpdir();
+  th_clock_init(&st->clock, TH_EPOCH_MS);
+  th_settings(&st->settings, st->backend, st->dir, &st->clock);
+  if (st->dir == NULL || omniq_open(&st->oq, &st->settings) != OMNIQ_OK) {
+    print_error("omniq_open: %s\n", omniq_errmsg(NULL));
+    th_rmtree(st->dir);
+    free(st);
+    return -1;
+  }
+  *state = st;
+  return 0;
+}
+
+int th_store_teardown(void **state) {
+  th_store_t *st = *state;
+  if (st == NULL) return 0;
+  omniq_close(st->oq);
+  th_rmtree(st->dir);
+  free(st);
+  return 0;
+}

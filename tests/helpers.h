@@ -31,6 +31,23 @@ void th_rmtree(char *path);
  * errors (so test output stays readable). backend: "sqlite" or "file". */
 void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock);
 
+/* A store for one test: a fresh directory, the manual clock at TH_EPOCH_MS,
+ * th_settings, and an open handle. */
+typedef struct th_store {
+  char *dir;
+  const char *backend;
+  th_clock_t clock;
+  omniq_settings_t settings;
+  omniq_t *oq;
+} th_store_t;
+
+/* cmocka setup: *state names the backend on entry (NULL = "sqlite", as with
+ * cmocka_unit_test_prestate_setup_teardown) and holds the th_store_t on
+ * success. A store that cannot open fails the test and leaves nothing. */
+int th_store_setup(void **state);
+/* cmocka teardown: closes the handle, removes the directory. */
+int th_store_teardown(void **state);
+
 /* Sets (value != NULL) or unsets an environment variable. */
 void th_setenv(const char *name, const char *value);
 

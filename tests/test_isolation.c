@@ -18,11 +18,7 @@
 #define SANITIZED 0
 #endif
 
-typedef struct {
-  char *dir;
-  th_clock_t clock;
-  omniq_t *oq;
-} fx_t;
+typedef th_store_t fx_t;
 
 static int ok_handler(omniq_job_t *job, void *ud) {
   (void)ud;
@@ -95,35 +91,18 @@ static int deferred_handler(omniq_job_t *job, void *ud) {
 }
 
 static int setup(void **state) {
-  fx_t *fx = calloc(1, sizeof *fx);
-  omniq_settings_t s;
-  fx->dir = th_tmpdir();
-  th_clock_init(&fx->clock, TH_EPOCH_MS);
-  th_settings(&s, "sqlite", fx->dir, &fx->clock);
-  if (omniq_open(&fx->oq, &s) != OMNIQ_OK) { /* fail the test, leak nothing */
-    print_error("omniq_open: %s\n", omniq_errmsg(NULL));
-    th_rmtree(fx->dir);
-    free(fx);
-    return -1;
-  }
-  th_ok(fx->oq, omniq_register(fx->oq, "ok", ok_handler, NULL));
-  th_ok(fx->oq, omniq_register(fx->oq, "segv", segv_handler, NULL));
-  th_ok(fx->oq, omniq_register(fx->oq, "spin", spin_handler, NULL));
-  th_ok(fx->oq, omniq_register(fx->oq, "signal_spin", signal_spin_handler, NULL));
-  th_ok(fx->oq, omniq_register(fx->oq, "exit", exit_handler, NULL));
-  th_ok(fx->oq, omniq_register(fx->oq, "abort", abort_handler, NULL));
-  th_ok(fx->oq, omniq_register(fx->oq, "big", big_handler, NULL));
-  th_ok(fx->oq, omniq_register(fx->oq, "fail", fail_handler, NULL));
-  th_ok(fx->oq, omniq_register(fx->oq, "deferred", deferred_handler, NULL));
-  *state = fx;
-  return 0;
-}
-
-static int teardown(void **state) {
+  static const struct {
+    const char *name;
+    omniq_handler_fn fn;
+  } handlers[] = {{"ok", ok_handler},         {"segv", segv_handler},
+                  {"spin", spin_handler},     {"signal_spin", signal_spin_handler},
+                  {"exit", exit_handler},     {"abort", abort_handler},
+                  {"big", big_handler},       {"fail", fail_handler},
+                  {"deferred", deferred_handler}};
+  if (th_store_setup(state) != 0) return -1;
   fx_t *fx = *state;
-  omniq_close(fx->oq);
-  th_rmtree(fx->dir);
-  free(fx);
+  for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+    th_ok(fx->oq, omniq_register(fx->oq, handlers[i].name, handlers[i].fn, NULL));
   return 0;
 }
 
@@ -285,7 +264,7 @@ static void test_stop_kills_children_still_running_and_leaves_them_to_lease(void
   close(started_pipe[1]);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_store_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -13,37 +13,7 @@
 #include "helpers.h"
 #include "sync.h"
 
-typedef struct {
-  char *dir;
-  const char *backend;
-  th_clock_t clock;
-  omniq_settings_t settings;
-  omniq_t *oq;
-} fx_t;
-
-static int setup(void **state) {
-  fx_t *fx = calloc(1, sizeof *fx);
-  fx->backend = *state != NULL ? *state : "sqlite";
-  fx->dir = th_tmpdir();
-  th_clock_init(&fx->clock, TH_EPOCH_MS);
-  th_settings(&fx->settings, fx->backend, fx->dir, &fx->clock);
-  if (omniq_open(&fx->oq, &fx->settings) != OMNIQ_OK) { /* fail the test, leak nothing */
-    print_error("omniq_open: %s\n", omniq_errmsg(NULL));
-    th_rmtree(fx->dir);
-    free(fx);
-    return -1;
-  }
-  *state = fx;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *fx = *state;
-  omniq_close(fx->oq);
-  th_rmtree(fx->dir);
-  free(fx);
-  return 0;
-}
+typedef th_store_t fx_t;
 
 static void opts(omniq_worker_opts_t *o, int concurrency) {
   omniq_worker_opts_init(o);
@@ -709,8 +679,8 @@ static void test_worker_run_stops_gracefully_on_sigterm(void **state) {
   th_gate_destroy(&ran);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-#define T_FILE(name) cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, "file")
+#define T(name) cmocka_unit_test_setup_teardown(name, th_store_setup, th_store_teardown)
+#define T_FILE(name) cmocka_unit_test_prestate_setup_teardown(name, th_store_setup, th_store_teardown, "file")
 
 int main(void) {
   const struct CMUnitTest tests[] = {

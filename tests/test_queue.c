@@ -15,30 +15,7 @@
 /* The backend under test: argv[1], "sqlite" by default. */
 static const char *backend = "sqlite";
 
-typedef struct {
-  char *dir;
-  th_clock_t clock;
-  omniq_t *oq;
-} fx_t;
-
-static int setup(void **state) {
-  fx_t *fx = calloc(1, sizeof *fx);
-  omniq_settings_t s;
-  fx->dir = th_tmpdir();
-  th_clock_init(&fx->clock, TH_EPOCH_MS);
-  th_settings(&s, backend, fx->dir, &fx->clock);
-  assert_int_equal(omniq_open(&fx->oq, &s), OMNIQ_OK);
-  *state = fx;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *fx = *state;
-  omniq_close(fx->oq);
-  th_rmtree(fx->dir);
-  free(fx);
-  return 0;
-}
+typedef th_store_t fx_t;
 
 /* Enqueues func with opts tweaks; returns the id in id. */
 static void enqueue(fx_t *fx, int max_retries, int64_t interval_ms, char id[OMNIQ_ID_SIZE]) {
@@ -629,7 +606,8 @@ static void test_unopenable_and_corrupt_stores_give_clear_errors(void **state) {
 int main(int argc, char **argv) {
   if (argc > 1) backend = argv[1];
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) \
+  cmocka_unit_test_prestate_setup_teardown(name, th_store_setup, th_store_teardown, (void *)backend)
       T(test_always_failing_task_runs_exactly_max_retries_times),
       T(test_max_retries_zero_and_one_both_mean_one_run),
       T(test_not_retryable_failure_ends_at_once),

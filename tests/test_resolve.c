@@ -8,35 +8,7 @@
 #include "helpers.h"
 #include "resolve.h"
 
-typedef struct {
-  char *dir;
-  th_clock_t clock;
-  omniq_t *oq;
-} fx_t;
-
-static int setup(void **state) {
-  fx_t *fx = calloc(1, sizeof *fx);
-  omniq_settings_t s;
-  fx->dir = th_tmpdir();
-  th_clock_init(&fx->clock, TH_EPOCH_MS);
-  th_settings(&s, "sqlite", fx->dir, &fx->clock);
-  if (omniq_open(&fx->oq, &s) != OMNIQ_OK) { /* fail the test, leak nothing */
-    print_error("omniq_open: %s\n", omniq_errmsg(NULL));
-    th_rmtree(fx->dir);
-    free(fx);
-    return -1;
-  }
-  *state = fx;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *fx = *state;
-  omniq_close(fx->oq);
-  th_rmtree(fx->dir);
-  free(fx);
-  return 0;
-}
+typedef th_store_t fx_t;
 
 /* Enqueues func (max_retries 3) and runs the queue dry; returns the result. */
 static omniq_result_t *run_one(fx_t *fx, const char *func, int isolation) {
@@ -140,7 +112,7 @@ static void test_malformed_paths_are_rejected_before_dlopen(void **state) {
   }
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, th_store_setup, th_store_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

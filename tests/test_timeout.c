@@ -12,35 +12,7 @@
 #include "helpers.h"
 #include "sync.h"
 
-typedef struct {
-  char *dir;
-  th_clock_t clock;
-  omniq_settings_t settings;
-  omniq_t *oq;
-} fx_t;
-
-static int setup(void **state) {
-  fx_t *fx = calloc(1, sizeof *fx);
-  fx->dir = th_tmpdir();
-  th_clock_init(&fx->clock, TH_EPOCH_MS);
-  th_settings(&fx->settings, *state != NULL ? *state : "sqlite", fx->dir, &fx->clock);
-  if (omniq_open(&fx->oq, &fx->settings) != OMNIQ_OK) { /* fail the test, leak nothing */
-    print_error("omniq_open: %s\n", omniq_errmsg(NULL));
-    th_rmtree(fx->dir);
-    free(fx);
-    return -1;
-  }
-  *state = fx;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *fx = *state;
-  omniq_close(fx->oq);
-  th_rmtree(fx->dir);
-  free(fx);
-  return 0;
-}
+typedef th_store_t fx_t;
 
 static void enqueue(fx_t *fx, const char *func, int64_t timeout_ms, int max_retries,
                     char id[OMNIQ_ID_SIZE]) {
@@ -220,8 +192,8 @@ static void test_deferred_job_abandoned_by_stop_can_still_be_completed(void **st
   th_gate_destroy(&s.got);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-#define T_FILE(name) cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, "file")
+#define T(name) cmocka_unit_test_setup_teardown(name, th_store_setup, th_store_teardown)
+#define T_FILE(name) cmocka_unit_test_prestate_setup_teardown(name, th_store_setup, th_store_teardown, "file")
 
 int main(void) {
   const struct CMUnitTest tests[] = {
