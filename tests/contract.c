@@ -157,22 +157,6 @@ static omniq_result_t *mk_result(const char *id, int status, const char *value,
   return r;
 }
 
-static void assert_error_equal(const omniq_task_error_t *a, const omniq_task_error_t *b) {
-  if (a == NULL || b == NULL) {
-    assert_ptr_equal(a, b);
-    return;
-  }
-  assert_string_equal(a->error_type, b->error_type);
-  assert_string_equal(a->message, b->message);
-  assert_int_equal(a->timestamp, b->timestamp);
-  if (a->traceback == NULL || b->traceback == NULL)
-    assert_ptr_equal(a->traceback, b->traceback);
-  else
-    assert_string_equal(a->traceback, b->traceback);
-  assert_int_equal(a->retry_count, b->retry_count);
-  assert_int_equal(a->is_retryable, b->is_retryable);
-}
-
 /* Every field a task keeps from enqueue to its first claim. */
 static void assert_task_as_enqueued(const omniq_task_t *got, const omniq_task_t *want) {
   assert_string_equal(got->id, want->id);
@@ -189,20 +173,7 @@ static void assert_task_as_enqueued(const omniq_task_t *got, const omniq_task_t 
   assert_int_equal(got->timeout_ms, want->timeout_ms);
   assert_int_equal(got->created_at_ms, want->created_at_ms);
   assert_int_equal(got->token, 0);
-  assert_error_equal(got->last_error, want->last_error);
-}
-
-static void assert_result_equal(const omniq_result_t *got, const omniq_result_t *want) {
-  assert_string_equal(got->task_id, want->task_id);
-  assert_int_equal(got->status, want->status);
-  if (got->value == NULL || want->value == NULL)
-    assert_ptr_equal(got->value, want->value);
-  else
-    assert_string_equal(got->value, want->value);
-  assert_error_equal(got->error, want->error);
-  assert_int_equal(got->attempts, want->attempts);
-  assert_int_equal(got->finished_at_ms, want->finished_at_ms);
-  assert_int_equal(got->last_attempt_at_ms, want->last_attempt_at_ms);
+  th_assert_error_equal(got->last_error, want->last_error);
 }
 
 /* ---- operations ---------------------------------------------------------- */
@@ -527,7 +498,7 @@ static void test_complete_with_result_is_success_and_result_readable(void **stat
   assert_int_equal(got->status, OMNIQ_SUCCESS);
   assert_int_equal(got->attempts, 1);
   omniq_result_t *stored = get_result(fx, t->id);
-  assert_result_equal(stored, r);
+  th_assert_result_equal(stored, r);
   assert_nothing_due(fx, NOW + 100000);
   /* A finished run cannot be finished twice. */
   FAILS(fx, OMNIQ_ESTATE, complete(fx, &o));
@@ -557,7 +528,7 @@ static void test_complete_rearm_keeps_id_and_replaces_result(void **state) {
   assert_int_equal(got->attempts, 0);
   assert_int_equal(got->interval_ms, 1000);
   omniq_result_t *stored = get_result(fx, t->id);
-  assert_result_equal(stored, r1);
+  th_assert_result_equal(stored, r1);
   omniq_result_free(stored);
   omniq_task_free(got);
 
@@ -572,7 +543,7 @@ static void test_complete_rearm_keeps_id_and_replaces_result(void **state) {
   o.result = r2;
   OK(fx, complete(fx, &o));
   stored = get_result(fx, t->id);
-  assert_result_equal(stored, r2);
+  th_assert_result_equal(stored, r2);
   got = get(fx, t->id);
   assert_int_equal(got->status, OMNIQ_PENDING);
   assert_int_equal(got->eta_ms, NOW + 2020);
@@ -600,12 +571,12 @@ static void test_fail_with_retry_requeues_with_last_error_and_no_result(void **s
   assert_int_equal(got->status, OMNIQ_PENDING);
   assert_int_equal(got->eta_ms, NOW + 2000);
   assert_int_equal(got->attempts, 1);
-  assert_error_equal(got->last_error, e);
+  th_assert_error_equal(got->last_error, e);
   assert_no_result(fx, t->id);
   assert_nothing_due(fx, NOW + 1999);
   omniq_task_t *c2 = claim_one(fx, t->id, NOW + 2000);
   assert_int_equal(c2->attempts, 2);
-  assert_error_equal(c2->last_error, e);
+  th_assert_error_equal(c2->last_error, e);
   omniq_task_free(c2);
   omniq_task_free(got);
   omniq_task_error_free(e);
@@ -629,9 +600,9 @@ static void test_fail_final_is_failed_with_result(void **state) {
   omniq_task_t *got = get(fx, t->id);
   assert_int_equal(got->status, OMNIQ_FAILED);
   assert_int_equal(got->attempts, 1);
-  assert_error_equal(got->last_error, e);
+  th_assert_error_equal(got->last_error, e);
   omniq_result_t *stored = get_result(fx, t->id);
-  assert_result_equal(stored, r);
+  th_assert_result_equal(stored, r);
   assert_null(stored->value);
   assert_nothing_due(fx, NOW + 100000);
   omniq_result_free(stored);
@@ -657,7 +628,7 @@ static void test_outcome_without_error_keeps_last_error(void **state) {
   OK(fx, complete(fx, &o));
   omniq_task_t *got = get(fx, t->id);
   assert_int_equal(got->status, OMNIQ_SUCCESS);
-  assert_error_equal(got->last_error, e);
+  th_assert_error_equal(got->last_error, e);
   omniq_task_free(got);
   omniq_task_free(c2);
   omniq_task_error_free(e);
@@ -701,7 +672,7 @@ static void test_stale_token_changes_nothing(void **state) {
   assert_int_equal(after->eta_ms, before->eta_ms);
   assert_int_equal(after->lease_until_ms, before->lease_until_ms);
   assert_int_equal(after->started_at_ms, before->started_at_ms);
-  assert_error_equal(after->last_error, lost);
+  th_assert_error_equal(after->last_error, lost);
   assert_no_result(fx, t->id);
 
   /* The current claim still finishes. */
@@ -766,7 +737,7 @@ static void test_cancel_pending_and_running_stores_result(void **state) {
     omniq_task_t *got = get(fx, ids[i]->id);
     assert_int_equal(got->status, OMNIQ_CANCELLED);
     omniq_result_t *stored = get_result(fx, ids[i]->id);
-    assert_result_equal(stored, r);
+    th_assert_result_equal(stored, r);
     omniq_result_free(stored);
     omniq_task_free(got);
     omniq_result_free(r);
@@ -801,7 +772,7 @@ static void test_cancel_terminal_is_state_error(void **state) {
   omniq_result_t *r = mk_result(t->id, OMNIQ_CANCELLED, NULL, NULL, 1, NOW + 2);
   FAILS(fx, OMNIQ_ESTATE, ops->cancel(fx->be, t->id, r, fx->err, ERRLEN));
   omniq_result_t *stored = get_result(fx, t->id);
-  assert_result_equal(stored, done); /* the cancel stored nothing */
+  th_assert_result_equal(stored, done); /* the cancel stored nothing */
   omniq_task_t *got = get(fx, t->id);
   assert_int_equal(got->status, OMNIQ_SUCCESS);
 
@@ -999,10 +970,10 @@ static void test_reopen_keeps_everything(void **state) {
   omniq_task_free(got);
   got = get(fx, done->id);
   assert_int_equal(got->status, OMNIQ_FAILED);
-  assert_error_equal(got->last_error, e);
+  th_assert_error_equal(got->last_error, e);
   omniq_task_free(got);
   omniq_result_t *stored = get_result(fx, done->id);
-  assert_result_equal(stored, r);
+  th_assert_result_equal(stored, r);
   omniq_result_free(stored);
   got = get(fx, running->id);
   assert_int_equal(got->status, OMNIQ_RUNNING);

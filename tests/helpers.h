@@ -48,6 +48,10 @@ int th_store_setup(void **state);
 /* cmocka teardown: closes the handle, removes the directory. */
 int th_store_teardown(void **state);
 
+/* Field-by-field equality of records (NULL equals only NULL). */
+void th_assert_error_equal(const omniq_task_error_t *a, const omniq_task_error_t *b);
+void th_assert_result_equal(const omniq_result_t *got, const omniq_result_t *want);
+
 /* Sets (value != NULL) or unsets an environment variable. */
 void th_setenv(const char *name, const char *value);
 

@@ -77,20 +77,6 @@ static void test_status_names_parse_back(void **state) {
 
 /* ---- TaskError ------------------------------------------------------------ */
 
-static void assert_error_equal(const omniq_task_error_t *a, const omniq_task_error_t *b) {
-  assert_non_null(a);
-  assert_non_null(b);
-  assert_string_equal(a->error_type, b->error_type);
-  assert_string_equal(a->message, b->message);
-  assert_int_equal(a->timestamp, b->timestamp);
-  if (a->traceback == NULL || b->traceback == NULL)
-    assert_ptr_equal(a->traceback, b->traceback);
-  else
-    assert_string_equal(a->traceback, b->traceback);
-  assert_int_equal(a->retry_count, b->retry_count);
-  assert_int_equal(a->is_retryable, b->is_retryable);
-}
-
 static void test_task_error_json_has_exactly_six_keys(void **state) {
   static const char *const keys[] = {"error_type", "message",     "timestamp",
                                      "traceback",  "retry_count", "is_retryable"};
@@ -113,7 +99,7 @@ static void test_task_error_json_has_exactly_six_keys(void **state) {
 
   omniq_task_error_t *back = NULL;
   assert_int_equal(omniq_task_error_from_json(text, &back), OMNIQ_OK);
-  assert_error_equal(back, e);
+  th_assert_error_equal(back, e);
   omniq_task_error_free(back);
   omniq__free(text);
   omniq_task_error_free(e);
@@ -133,7 +119,7 @@ static void test_task_error_null_traceback_round_trips_as_null(void **state) {
   omniq_task_error_t *back = NULL;
   assert_int_equal(omniq_task_error_from_json(text, &back), OMNIQ_OK);
   assert_null(back->traceback);
-  assert_error_equal(back, e);
+  th_assert_error_equal(back, e);
   omniq_task_error_free(back);
   omniq__free(text);
   omniq_task_error_free(e);
@@ -210,7 +196,7 @@ static void assert_task_equal(const omniq_task_t *a, const omniq_task_t *b) {
   if (a->last_error == NULL || b->last_error == NULL)
     assert_ptr_equal(a->last_error, b->last_error);
   else
-    assert_error_equal(a->last_error, b->last_error);
+    th_assert_error_equal(a->last_error, b->last_error);
 }
 
 static void test_task_json_round_trip_preserves_every_field(void **state) {
@@ -309,28 +295,12 @@ static void test_task_from_json_rejects_malformed_records(void **state) {
 
 /* ---- results ---------------------------------------------------------------- */
 
-static void assert_result_equal(const omniq_result_t *a, const omniq_result_t *b) {
-  assert_string_equal(a->task_id, b->task_id);
-  assert_int_equal(a->status, b->status);
-  if (a->value == NULL || b->value == NULL)
-    assert_ptr_equal(a->value, b->value);
-  else
-    assert_string_equal(a->value, b->value);
-  if (a->error == NULL || b->error == NULL)
-    assert_ptr_equal(a->error, b->error);
-  else
-    assert_error_equal(a->error, b->error);
-  assert_int_equal(a->attempts, b->attempts);
-  assert_int_equal(a->finished_at_ms, b->finished_at_ms);
-  assert_int_equal(a->last_attempt_at_ms, b->last_attempt_at_ms);
-}
-
 static void round_trip_result(const omniq_result_t *r) {
   omniq_result_t *back = NULL;
   char *text = omniq_result_to_json(r);
   assert_non_null(text);
   assert_int_equal(omniq_result_from_json(text, &back), OMNIQ_OK);
-  assert_result_equal(back, r);
+  th_assert_result_equal(back, r);
   omniq_result_free(back);
   omniq__free(text);
 }
@@ -357,7 +327,7 @@ static void test_result_json_round_trip_preserves_every_field(void **state) {
   omniq_result_t *d = omniq_result_dup(r);
   assert_non_null(d);
   assert_ptr_not_equal(d->error, r->error);
-  assert_result_equal(d, r);
+  th_assert_result_equal(d, r);
   omniq_result_free(d);
   omniq_result_free(r);
 }
