@@ -296,7 +296,8 @@ OMNIQ_EXTERN const char *omniq_job_kwargs(const omniq_job_t *job);
 OMNIQ_EXTERN int omniq_job_attempt(const omniq_job_t *job);
 /* Absolute deadline (ms, the store's clock), 0 = none. */
 OMNIQ_EXTERN int64_t omniq_job_deadline(const omniq_job_t *job);
-/* True after the timeout, a cancel, or a worker shutdown. Thread-safe. */
+/* True after the timeout, a cancel, or a worker shutdown. Thread-safe. A
+ * cancel is seen at the worker's next lease extension (within lease/3). */
 OMNIQ_EXTERN int omniq_job_cancelled(const omniq_job_t *job);
 /* Sets the job's result (JSON text, copied); OMNIQ_ESERIALIZE if invalid. */
 OMNIQ_EXTERN int omniq_job_return(omniq_job_t *job, const char *json);
@@ -330,7 +331,9 @@ OMNIQ_EXTERN void omniq_worker_opts_init(omniq_worker_opts_t *o);
 OMNIQ_EXTERN int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts,
                                     omniq_worker_t **out);
 /* Stops claiming, waits up to shutdown_timeout for in-flight tasks, frees w.
- * Tasks still running are left to lease expiry. NULL is a no-op. */
+ * Returns OMNIQ_ETIMEDOUT (w is freed all the same) when handlers were still
+ * running at the deadline: they see omniq_job_cancelled(), their outcome is
+ * not reported, and their tasks are left to lease expiry. NULL is a no-op. */
 OMNIQ_EXTERN int omniq_worker_stop(omniq_worker_t *w);
 /* Runs in the calling thread(s) until limit tasks finished (0 = no limit) or
  * nothing is due; *done (may be NULL) gets how many finished. */
