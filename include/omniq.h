@@ -297,7 +297,9 @@ OMNIQ_EXTERN int omniq_job_attempt(const omniq_job_t *job);
 /* Absolute deadline (ms, the store's clock), 0 = none. */
 OMNIQ_EXTERN int64_t omniq_job_deadline(const omniq_job_t *job);
 /* True after the timeout, a cancel, or a worker shutdown. Thread-safe. A
- * cancel is seen at the worker's next lease extension (within lease/3). */
+ * cancel through the handle the worker runs on is seen at once; one from
+ * another handle or process at the worker's next lease extension (within
+ * lease/3). */
 OMNIQ_EXTERN int omniq_job_cancelled(const omniq_job_t *job);
 /* Sets the job's result (JSON text, copied); OMNIQ_ESERIALIZE if invalid. */
 OMNIQ_EXTERN int omniq_job_return(omniq_job_t *job, const char *json);

@@ -184,7 +184,11 @@ int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds, omniq_res
 int omniq_cancel(omniq_t *oq, const char *id) {
   CHECK_HANDLE(oq);
   int rc = check_id(oq, id);
-  return rc != OMNIQ_OK ? rc : omniq__queue_cancel(oq, id);
+  if (rc == OMNIQ_OK) rc = omniq__queue_cancel(oq, id);
+  /* Workers on this handle hear of it at once; any other worker at its next
+   * lease extension. */
+  if (rc == OMNIQ_OK) omniq__pool_cancelled(oq, id);
+  return rc;
 }
 
 int omniq_purge_results(omniq_t *oq, int64_t older_than_ms, int64_t *count) {

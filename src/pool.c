@@ -583,6 +583,20 @@ int omniq_worker_run(omniq_t *oq, const omniq_worker_opts_t *opts) {
   return rc;
 }
 
+void omniq__pool_cancelled(omniq_t *oq, const char *id) {
+  pthread_mutex_lock(&oq->lock); /* pools on oq->workers are not freed under it */
+  for (pool_t *p = oq->workers; p != NULL; p = p->next) {
+    pthread_mutex_lock(&p->lock);
+    for (omniq_job_t *j = p->inflight; j != NULL; j = j->next)
+      if (strcmp(j->task->id, id) == 0) {
+        j->next_extend_ms = 0; /* due now */
+        pthread_cond_broadcast(&p->cond);
+      }
+    pthread_mutex_unlock(&p->lock);
+  }
+  pthread_mutex_unlock(&oq->lock);
+}
+
 void omniq__pool_close_all(omniq_t *oq) {
   for (;;) {
     pthread_mutex_lock(&oq->lock);

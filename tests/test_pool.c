@@ -599,6 +599,35 @@ static void test_cancel_of_a_running_task_reaches_the_handler_and_drops_its_outc
   th_gate_destroy(&c.saw_cancel);
 }
 
+static void test_cancel_on_the_workers_handle_reaches_the_handler_before_any_extension(
+    void **state) {
+  fx_t *fx = *state;
+  cancel_t c;
+  omniq_worker_opts_t o;
+  omniq_worker_t *w;
+  char id[OMNIQ_ID_SIZE];
+  /* A 10-minute lease: the first extension would come after 200 s, far
+   * beyond TH_WAIT_MS, so only the direct notice can end the wait. */
+  omniq_close(fx->oq);
+  fx->settings.lease_ms = 600000;
+  th_ok(NULL, omniq_open(&fx->oq, &fx->settings));
+  th_gate_init(&c.started);
+  th_gate_init(&c.saw_cancel);
+  th_ok(fx->oq, omniq_register(fx->oq, "wait", until_cancelled_handler, &c));
+  opts(&o, 1);
+  th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
+  enqueue(fx, "wait", NULL, 3, id);
+  assert_true(th_gate_wait(&c.started, 1, TH_WAIT_MS));
+  th_ok(fx->oq, omniq_cancel(fx->oq, id));
+  assert_true(th_gate_wait(&c.saw_cancel, 1, TH_WAIT_MS));
+  th_ok(fx->oq, omniq_worker_stop(w));
+  omniq_result_t *r = wait_result(fx, id);
+  assert_int_equal(omniq_result_status(r), OMNIQ_CANCELLED);
+  omniq_result_free(r);
+  th_gate_destroy(&c.started);
+  th_gate_destroy(&c.saw_cancel);
+}
+
 /* ---- omniq_worker_process and queues ------------------------------------------ */
 
 static void test_process_stops_at_limit_then_when_nothing_is_due(void **state) {
@@ -704,6 +733,7 @@ int main(void) {
       T(test_deferred_job_completed_before_its_handler_returns),
       T(test_failures_carry_type_message_and_retryable),
       T(test_cancel_of_a_running_task_reaches_the_handler_and_drops_its_outcome),
+      T(test_cancel_on_the_workers_handle_reaches_the_handler_before_any_extension),
       T(test_process_stops_at_limit_then_when_nothing_is_due),
       T(test_worker_claims_only_from_its_queues),
       T(test_worker_run_stops_gracefully_on_sigterm),
