@@ -38,6 +38,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "mkdir.h"
 
 /* UPDATE ... RETURNING, which the claim is built on, came with 3.35. */
 #define MIN_SQLITE 3035000
@@ -225,25 +226,17 @@ static int is_memory(const char *path) { return strcmp(path, ":memory:") == 0; }
 static int make_parents(const char *path, char *err, size_t errlen) {
   char dir[OMNIQ_PATH_MAX];
   char *slash;
+  int e;
   snprintf(dir, sizeof dir, "%s", path);
   slash = strrchr(dir, '/');
   if (slash == NULL || slash == dir) return OMNIQ_OK;
   *slash = '\0';
-  for (char *p = dir + 1;; p++) {
-    if (*p != '/' && *p != '\0') continue;
-    char saved = *p;
-    *p = '\0';
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-      int e = errno;
-      int rc = omniq__errno_code(e);
-      snprintf(err, errlen, "sqlite %s: cannot create folder %s: %s", path, dir, strerror(e));
-      /* ENOTFOUND and EINVAL mean other things to callers (no such task, a
-       * bad argument); an unusable folder is an I/O error. */
-      return rc == OMNIQ_ENOTFOUND || rc == OMNIQ_EINVAL ? OMNIQ_EIO : rc;
-    }
-    *p = saved;
-    if (saved == '\0') return OMNIQ_OK;
-  }
+  if ((e = omniq__mkdir_p(dir)) == 0) return OMNIQ_OK;
+  int rc = omniq__errno_code(e);
+  snprintf(err, errlen, "sqlite %s: cannot create folder %s: %s", path, dir, strerror(e));
+  /* ENOTFOUND and EINVAL mean other things to callers (no such task, a bad
+   * argument); an unusable folder is an I/O error. */
+  return rc == OMNIQ_ENOTFOUND || rc == OMNIQ_EINVAL ? OMNIQ_EIO : rc;
 }
 
 /* ---- opening ------------------------------------------------------------- */

@@ -43,6 +43,7 @@
 #include "error.h"
 #include "file_names.h"
 #include "file_store.h"
+#include "mkdir.h"
 #include "model.h"
 #include "store.h"
 
@@ -50,18 +51,6 @@
 #define CLAIM_CHUNK 16
 
 /* ---- open / close ---------------------------------------------------------- */
-
-static int mkdir_p(const char *path) {
-  char buf[OMNIQ_PATH_MAX];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return errno;
-    *p = '/';
-  }
-  return mkdir(buf, 0777) != 0 && errno != EEXIST ? errno : 0;
-}
 
 /* Opens (making it if needed) parent/name and checks we may write in it:
  * a read-only store must fail at open, not at the first claim. */
@@ -123,7 +112,7 @@ static void close_file(void *backend) {
 static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
   const char *base = fs->settings.base_dir;
   int e, rc, missing = 0;
-  if ((e = mkdir_p(base)) != 0) {
+  if ((e = omniq__mkdir_p(base)) != 0) {
     snprintf(err, errlen, "file store: cannot create base_dir '%s': %s", base, strerror(e));
     return omniq__errno_code(e) == OMNIQ_ENOTFOUND ? OMNIQ_ESTORAGE : omniq__errno_code(e);
   }
