@@ -135,14 +135,19 @@ int omniq__queue_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t 
   if (n == 0) return OMNIQ_OK;
   tasks = omniq__calloc(n, sizeof *tasks);
   if (tasks == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
-  for (; built < n && rc == OMNIQ_OK; built++) rc = build_task(oq, &items[built], built, now, &tasks[built]);
+  for (; built < n && rc == OMNIQ_OK; built++)
+    rc = build_task(oq, &items[built], built, now, &tasks[built]);
   if (rc == OMNIQ_OK) rc = omniq__store_enqueue(oq, tasks, n);
   if (rc == OMNIQ_OK) {
+    /* A batch logs one INFO line, not one per task: producers that enqueue
+     * thousands at once would otherwise flood the log. */
+    int level = n == 1 ? OMNIQ_LOG_INFO : OMNIQ_LOG_DEBUG;
     for (size_t i = 0; i < n; i++) {
       if (ids_out != NULL) memcpy(ids_out[i], tasks[i]->id, OMNIQ_ID_SIZE);
-      omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.enqueued", tasks[i]->id, "func=%s queue=%s",
+      omniq__log(&oq->log, level, "task.enqueued", tasks[i]->id, "func=%s queue=%s",
                  tasks[i]->func, tasks[i]->queue);
     }
+    if (n > 1) omniq__log(&oq->log, OMNIQ_LOG_INFO, "batch.enqueued", NULL, "%zu tasks", n);
     omniq__notify(OMNIQ__EV_WORK);
   }
   omniq__tasks_free(tasks, built);
