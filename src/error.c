@@ -64,7 +64,9 @@ int omniq__errno_code(int err) {
   case ENOMEM: return OMNIQ_ENOMEM;
   case ENOENT: return OMNIQ_ENOTFOUND;
   case ENOSPC:
-  case EDQUOT: return OMNIQ_ENOSPC;
+  case EDQUOT:
+  case EFBIG: /* past RLIMIT_FSIZE or the file system's largest file: no room all the same */
+    return OMNIQ_ENOSPC;
   case EINVAL: return OMNIQ_EINVAL;
   case EBUSY:
   case EAGAIN: return OMNIQ_EBUSY;

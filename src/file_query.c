@@ -121,6 +121,18 @@ int omniq__fs_get_result(void *backend, const char *id, omniq_result_t **out, ch
   if (bad_id(id, err, errlen)) return OMNIQ_EINVAL;
   omniq__fname_id(id, idname);
   int rc = omniq__fio_read(fs->results_fd, idname, &text, NULL, err, errlen);
+  /* A transition that committed (its result embedded in the slot) but could
+   * not write results/ (out of memory, a full disk) told its caller OMNIQ_OK:
+   * finish it here, or the result stays invisible until some recovery runs
+   * and a waiting caller waits in vain. A slot holding a live run is read
+   * and left alone. */
+  if (rc == OMNIQ_ENOTFOUND && faccessat(fs->running_fd, idname, F_OK, AT_SYMLINK_NOFOLLOW) == 0 &&
+      omniq__fs_lock(fs, id, err, errlen) == OMNIQ_OK) {
+    rc = omniq__fs_settle(fs, id, err, errlen);
+    omniq__fs_unlock(fs, id);
+    if (rc != OMNIQ_OK) return rc;
+    rc = omniq__fio_read(fs->results_fd, idname, &text, NULL, err, errlen);
+  }
   if (rc == OMNIQ_ENOTFOUND) snprintf(err, errlen, "no result for %s", id);
   if (rc != OMNIQ_OK) return rc;
   rc = omniq_result_from_json(text, out);

@@ -301,12 +301,11 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, int had_result, char
 
 static int publish_result(omniq__fs_t *fs, const omniq_result_t *r, char *err, size_t errlen) {
   char idname[OMNIQ__IDNAME_SIZE];
-  char *rj = omniq_result_to_json(r), *line;
-  if (rj == NULL) return OMNIQ_ENOMEM;
-  size_t len = strlen(rj);
-  line = omniq__malloc(len + 2);
-  if (line == NULL) {
+  char *rj = omniq_result_to_json(r), *line = NULL;
+  size_t len = rj != NULL ? strlen(rj) : 0;
+  if (rj == NULL || (line = omniq__malloc(len + 2)) == NULL) {
     omniq__free(rj);
+    snprintf(err, errlen, "file store: out of memory writing results/%s.json", r->task_id);
     return OMNIQ_ENOMEM;
   }
   memcpy(line, rj, len);
@@ -544,12 +543,18 @@ int omniq__fs_cancel(void *backend, const char *id, const omniq_result_t *result
      * in the slot, which recovery puts back. */
     if (renameat(p.dirfd, p.name, fs->running_fd, idname) != 0)
       rc = omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/running", p.name);
-    else
-      omniq__fidx_forget(fs->idx, id);
   }
   if (rc == OMNIQ_OK) {
     t->status = OMNIQ_CANCELLED;
     rc = commit(fs, t, result, err, errlen);
+    /* The commit did not happen (a full disk, no memory): the slot still
+     * holds the PENDING file. Put it back now, as a claim does, rather than
+     * leave it counted as RUNNING and out of claimers' reach until a
+     * recovery runs. */
+    if (rc != OMNIQ_OK && at == OMNIQ__AT_PENDING)
+      renameat(fs->running_fd, idname, p.dirfd, p.name);
+    else if (rc == OMNIQ_OK && at == OMNIQ__AT_PENDING)
+      omniq__fidx_forget(fs->idx, id);
   }
   omniq__fs_unlock(fs, id);
   omniq_task_free(t);

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "error.h"
 #include "model.h"
 #include "store.h"
 
@@ -74,9 +75,33 @@ static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
 
 /* ---- helpers ------------------------------------------------------------- */
 
+/* The errno of the failed write behind an SQLITE_IOERR_WRITE, or 0. SQLite
+ * keeps it per file and sqlite3_system_errno() does not see it, so ask the
+ * journal (the WAL) first, where commits write, then the database file. A
+ * file's value is only replaced by its next failure, so it is read only
+ * right after a write failed. */
+static int write_errno(sq_t *sq) {
+  sqlite3_file *f = NULL;
+  int e = 0;
+  if (sqlite3_file_control(sq->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) == SQLITE_OK &&
+      f != NULL && f->pMethods != NULL)
+    f->pMethods->xFileControl(f, SQLITE_FCNTL_LAST_ERRNO, &e);
+  if (e == 0) sqlite3_file_control(sq->db, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+  return e;
+}
+
 int omniq__sqlite_fail(sq_t *sq, int rc, const char *what, char *err, size_t errlen) {
-  snprintf(err, errlen, "sqlite %s: %s: %s", sq->path, what, sqlite3_errmsg(sq->db));
-  return omniq__sqlite_code(rc);
+  int sys = rc == SQLITE_IOERR_WRITE ? write_errno(sq) : 0;
+  if (sys == 0) {
+    snprintf(err, errlen, "sqlite %s: %s: %s", sq->path, what, sqlite3_errmsg(sq->db));
+    return omniq__sqlite_code(rc);
+  }
+  /* SQLite says SQLITE_FULL only for ENOSPC; a write refused with EFBIG (a
+   * file-size limit) or EDQUOT (a quota) is a plain "disk I/O error". The
+   * errno tells the caller what to fix: no retry makes room. */
+  snprintf(err, errlen, "sqlite %s: %s: %s (%s)", sq->path, what, sqlite3_errmsg(sq->db),
+           strerror(sys));
+  return omniq__errno_code(sys) == OMNIQ_ENOSPC ? OMNIQ_ENOSPC : omniq__sqlite_code(rc);
 }
 
 int omniq__sqlite_errf(int rc, char *err, size_t errlen, const char *fmt, ...) {

@@ -145,6 +145,7 @@ static void test_errno_values_map_to_codes(void **state) {
   assert_int_equal(omniq__errno_code(ENOENT), OMNIQ_ENOTFOUND);
   assert_int_equal(omniq__errno_code(ENOSPC), OMNIQ_ENOSPC);
   assert_int_equal(omniq__errno_code(EDQUOT), OMNIQ_ENOSPC);
+  assert_int_equal(omniq__errno_code(EFBIG), OMNIQ_ENOSPC);
   assert_int_equal(omniq__errno_code(EINVAL), OMNIQ_EINVAL);
   assert_int_equal(omniq__errno_code(EBUSY), OMNIQ_EBUSY);
   assert_int_equal(omniq__errno_code(EAGAIN), OMNIQ_EBUSY);
