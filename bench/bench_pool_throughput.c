@@ -24,14 +24,12 @@
  * Each figure is the best of REPS runs; each run uses fresh databases and
  * OmniQ and hand runs alternate, so drift hits both alike. */
 #include <ftw.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "omniq.h"
 #include "ids.h"
