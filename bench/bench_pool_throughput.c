@@ -1,0 +1,347 @@
+/* End-to-end throughput of OmniQ on SQLite, beside the same work by hand.
+ *
+ * OmniQ: TASKS no-op tasks are enqueued with omniq_enqueue_many (batches of
+ * BATCH) into a fresh store, then omniq_worker_process drains them with a
+ * pool of 1 or 4 runner threads (thread isolation). Every task ends SUCCESS
+ * with a result row, which is checked before a figure is printed.
+ *
+ * Hand: the same rows and the same statements on a fresh database of the
+ * same schema, with nothing of OmniQ's own: BEGIN IMMEDIATE, BATCH INSERTs,
+ * COMMIT to enqueue; then as many threads as the pool has runners, each
+ * with its own connection, loop BEGIN IMMEDIATE; claim 1 task (UPDATE ...
+ * RETURNING); COMMIT; then BEGIN IMMEDIATE; mark it SUCCESS; INSERT OR
+ * REPLACE its result; COMMIT, until a claim finds nothing. The connections
+ * use the backend's pragmas (WAL, synchronous=NORMAL, its checkpoint
+ * threshold and cache), so the ratio omniq / hand is what the library adds
+ * (validation, records, the queue engine, the pool, logging calls, the
+ * keeper), not a difference in configuration.
+ *
+ * The pool runs its threads on one shared connection behind a mutex; the
+ * hand loop gives each thread its own connection, as separate processes
+ * would. SQLite takes one writer at a time either way; with several
+ * connections the losers wait in SQLite's busy handler.
+ *
+ * Each figure is the best of REPS runs; each run uses fresh databases and
+ * OmniQ and hand runs alternate, so drift hits both alike. */
+#include <ftw.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "omniq.h"
+#include "ids.h"
+
+#define TASKS 20000
+#define BATCH 500
+#define REPS 2
+#define MAX_THREADS 4
+#define LEASE_MS 30000
+#define ARGS "[1,2,3]"
+
+static void die(const char *what, const char *msg) {
+  fprintf(stderr, "bench_pool_throughput: %s: %s\n", what, msg);
+  exit(1);
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double rate(long n, int64_t ns) { return ns > 0 ? (double)n * 1e9 / (double)ns : 0; }
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+typedef struct run {
+  int64_t enqueue_ns, process_ns;
+} run_t;
+
+/* ---- through OmniQ ---------------------------------------------------------- */
+
+static int noop(omniq_job_t *job, void *userdata) {
+  (void)job, (void)userdata;
+  return OMNIQ_OK;
+}
+
+static void open_store(const char *dir, omniq_t **oq) {
+  omniq_settings_t s;
+  omniq_settings_init(&s);
+  snprintf(s.base_dir, sizeof s.base_dir, "%s", dir);
+  /* Every finished task logs an INFO line; a benchmark that printed 20,000
+   * of them would measure the terminal. Calls still pass the level check. */
+  s.log_level = OMNIQ_LOG_ERROR;
+  s.lease_ms = LEASE_MS;
+  if (omniq_open(oq, &s) != OMNIQ_OK) die("omniq_open", omniq_errmsg(NULL));
+}
+
+static void run_omniq(int threads, run_t *out) {
+  char dir[] = "/tmp/omniq-bench-XXXXXX";
+  static omniq_enqueue_item_t items[BATCH];
+  omniq_t *oq;
+  omniq_worker_opts_t wo;
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  long done = 0;
+  int rc;
+  if (mkdtemp(dir) == NULL) die("mkdtemp", "failed");
+  open_store(dir, &oq);
+  if (omniq_register(oq, "bench.noop", noop, NULL) != OMNIQ_OK) die("register", omniq_errmsg(oq));
+  for (size_t i = 0; i < BATCH; i++)
+    items[i] = (omniq_enqueue_item_t){.func = "bench.noop", .args_json = ARGS};
+
+  int64_t t = now_ns();
+  for (long n = 0; n < TASKS; n += BATCH)
+    if ((rc = omniq_enqueue_many(oq, items, BATCH, NULL)) != OMNIQ_OK)
+      die("omniq_enqueue_many", omniq_errmsg(oq));
+  out->enqueue_ns = now_ns() - t;
+
+  omniq_worker_opts_init(&wo);
+  wo.concurrency = threads;
+  wo.isolation = OMNIQ_ISOLATION_THREAD;
+  t = now_ns();
+  if ((rc = omniq_worker_process(oq, &wo, 0, &done)) != OMNIQ_OK)
+    die("omniq_worker_process", omniq_errmsg(oq));
+  out->process_ns = now_ns() - t;
+
+  if (omniq_count_by_status(oq, counts) != OMNIQ_OK) die("count_by_status", omniq_errmsg(oq));
+  if (done != TASKS || counts[OMNIQ_SUCCESS] != TASKS) die("omniq", "not every task succeeded");
+  omniq_close(oq);
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- the same work by hand --------------------------------------------------- */
+
+#define COLS                                                                      \
+  "id, func, queue, args, kwargs, status, priority, attempts, max_retries, eta, " \
+  "interval_ms, timeout_ms, created_at, started_at, lease_until, token, last_error, seq"
+
+static const char insert_sql[] =
+    "INSERT INTO tasks (id, func, queue, args, kwargs, status, priority, attempts,"
+    " max_retries, eta, interval_ms, timeout_ms, created_at, started_at, lease_until, token,"
+    " last_error) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, ?6, ?7, 0, ?8, ?7, 0, 0, 0, NULL)";
+static const char claim_sql[] =
+    "UPDATE tasks SET status = 1, attempts = attempts + 1, token = token + 1,"
+    " started_at = ?1, lease_until = ?2 WHERE seq IN (SELECT seq FROM tasks"
+    " WHERE status = 0 AND queue = ?4 AND eta <= ?1 ORDER BY priority DESC, eta, seq"
+    " LIMIT ?3) RETURNING " COLS;
+static const char finish_sql[] =
+    "UPDATE tasks SET status = ?3, eta = CASE WHEN ?3 = 0 THEN ?4 ELSE eta END,"
+    " attempts = CASE WHEN ?3 = 0 AND ?5 THEN 0 ELSE attempts END,"
+    " last_error = coalesce(?6, last_error) WHERE id = ?1 AND status = 1 AND token = ?2";
+static const char put_sql[] =
+    "INSERT OR REPLACE INTO results (task_id, status, value, error, attempts, finished_at,"
+    " last_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+typedef struct hand {
+  sqlite3 *db;
+  sqlite3_stmt *begin, *commit, *insert, *claim, *finish, *put;
+} hand_t;
+
+static void hand_step(hand_t *h, sqlite3_stmt *s) {
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) die("hand step", sqlite3_errmsg(h->db));
+  sqlite3_reset(s);
+}
+
+static sqlite3_stmt *hand_prepare(hand_t *h, const char *sql) {
+  sqlite3_stmt *s = NULL;
+  if (sqlite3_prepare_v3(h->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
+    die("hand prepare", sqlite3_errmsg(h->db));
+  return s;
+}
+
+static void hand_open(hand_t *h, const char *path) {
+  if (sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    die("hand open", sqlite3_errmsg(h->db));
+  sqlite3_busy_timeout(h->db, 5000);
+  if (sqlite3_exec(h->db,
+                   "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                   " PRAGMA wal_autocheckpoint = 8192; PRAGMA cache_size = -16384;"
+                   " PRAGMA temp_store = MEMORY",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    die("hand pragmas", sqlite3_errmsg(h->db));
+  h->begin = hand_prepare(h, "BEGIN IMMEDIATE");
+  h->commit = hand_prepare(h, "COMMIT");
+  h->insert = hand_prepare(h, insert_sql);
+  h->claim = hand_prepare(h, claim_sql);
+  h->finish = hand_prepare(h, finish_sql);
+  h->put = hand_prepare(h, put_sql);
+}
+
+static void hand_close(hand_t *h) {
+  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->claim, h->finish, h->put};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+  sqlite3_close(h->db);
+}
+
+static void hand_enqueue(hand_t *h) {
+  char id[OMNIQ_ID_SIZE];
+  for (long n = 0; n < TASKS; n += BATCH) {
+    int64_t now = wall_ms();
+    hand_step(h, h->begin);
+    for (int i = 0; i < BATCH; i++) {
+      omniq__id_new(now, id);
+      sqlite3_bind_text(h->insert, 1, id, -1, SQLITE_STATIC);
+      sqlite3_bind_text(h->insert, 2, "bench.noop", -1, SQLITE_STATIC);
+      sqlite3_bind_text(h->insert, 3, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
+      sqlite3_bind_text(h->insert, 4, ARGS, -1, SQLITE_STATIC);
+      sqlite3_bind_text(h->insert, 5, "{}", -1, SQLITE_STATIC);
+      sqlite3_bind_int(h->insert, 6, OMNIQ_DEFAULT_MAX_RETRIES);
+      sqlite3_bind_int64(h->insert, 7, now);
+      sqlite3_bind_int64(h->insert, 8, OMNIQ_DEFAULT_TIMEOUT_MS);
+      hand_step(h, h->insert);
+    }
+    hand_step(h, h->commit);
+  }
+}
+
+/* Claims and finishes tasks one at a time until a claim finds nothing;
+ * returns how many it finished. */
+static long hand_work(hand_t *h) {
+  volatile size_t sink = 0; /* keeps the column reads from being optimised away */
+  long finished = 0;
+  for (;;) {
+    char id[OMNIQ_ID_SIZE];
+    int64_t token = 0, now = wall_ms();
+    int attempts = 0, got = 0;
+    hand_step(h, h->begin);
+    sqlite3_bind_int64(h->claim, 1, now);
+    sqlite3_bind_int64(h->claim, 2, now + LEASE_MS);
+    sqlite3_bind_int64(h->claim, 3, 1);
+    sqlite3_bind_text(h->claim, 4, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(h->claim)) == SQLITE_ROW) {
+      /* Read every column, as the backend does to build a record. */
+      for (int c = 1; c <= 4; c++) sink += (size_t)sqlite3_column_bytes(h->claim, c);
+      for (int c = 5; c <= 15; c++) sink += (size_t)sqlite3_column_int64(h->claim, c);
+      sink += (size_t)sqlite3_column_bytes(h->claim, 16);
+      memcpy(id, sqlite3_column_text(h->claim, 0), OMNIQ_ID_SIZE);
+      attempts = sqlite3_column_int(h->claim, 7);
+      token = sqlite3_column_int64(h->claim, 15);
+      got = 1;
+    }
+    if (rc != SQLITE_DONE) die("hand claim", sqlite3_errmsg(h->db));
+    sqlite3_reset(h->claim);
+    hand_step(h, h->commit);
+    if (!got) break;
+
+    now = wall_ms();
+    hand_step(h, h->begin);
+    sqlite3_bind_text(h->finish, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(h->finish, 2, token);
+    sqlite3_bind_int(h->finish, 3, OMNIQ_SUCCESS);
+    sqlite3_bind_int64(h->finish, 4, now);
+    sqlite3_bind_int(h->finish, 5, 0);
+    sqlite3_bind_null(h->finish, 6);
+    hand_step(h, h->finish);
+    if (sqlite3_changes(h->db) != 1) die("hand finish", "claim token no longer valid");
+    sqlite3_bind_text(h->put, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(h->put, 2, OMNIQ_SUCCESS);
+    sqlite3_bind_text(h->put, 3, "null", -1, SQLITE_STATIC);
+    sqlite3_bind_null(h->put, 4);
+    sqlite3_bind_int(h->put, 5, attempts);
+    sqlite3_bind_int64(h->put, 6, now);
+    sqlite3_bind_int64(h->put, 7, now);
+    hand_step(h, h->put);
+    hand_step(h, h->commit);
+    finished++;
+  }
+  (void)sink;
+  return finished;
+}
+
+typedef struct worker {
+  pthread_t tid;
+  hand_t h;
+  pthread_barrier_t *start;
+  long finished;
+} worker_t;
+
+static void *hand_thread(void *arg) {
+  worker_t *w = arg;
+  pthread_barrier_wait(w->start); /* connections are open before the clock starts */
+  w->finished = hand_work(&w->h);
+  return NULL;
+}
+
+static void run_hand(int threads, run_t *out) {
+  char dir[] = "/tmp/omniq-bench-XXXXXX", path[sizeof dir + 16];
+  worker_t w[MAX_THREADS];
+  pthread_barrier_t start;
+  omniq_t *oq;
+  long finished = 0;
+  if (mkdtemp(dir) == NULL) die("mkdtemp", "failed");
+  /* The schema comes from OmniQ itself, so both sides have the same tables
+   * and indexes; nothing else of it is used. */
+  open_store(dir, &oq);
+  omniq_close(oq);
+  snprintf(path, sizeof path, "%s/omniq.db", dir);
+
+  hand_t h;
+  hand_open(&h, path);
+  int64_t t = now_ns();
+  hand_enqueue(&h);
+  out->enqueue_ns = now_ns() - t;
+  hand_close(&h);
+
+  if (pthread_barrier_init(&start, NULL, (unsigned)threads + 1) != 0) die("barrier", "init");
+  for (int i = 0; i < threads; i++) {
+    hand_open(&w[i].h, path);
+    w[i].start = &start;
+    if (pthread_create(&w[i].tid, NULL, hand_thread, &w[i]) != 0) die("pthread_create", "failed");
+  }
+  pthread_barrier_wait(&start);
+  t = now_ns();
+  for (int i = 0; i < threads; i++) pthread_join(w[i].tid, NULL);
+  out->process_ns = now_ns() - t;
+  for (int i = 0; i < threads; i++) {
+    finished += w[i].finished;
+    hand_close(&w[i].h);
+  }
+  pthread_barrier_destroy(&start);
+  if (finished != TASKS) die("hand", "not every task finished");
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- report ------------------------------------------------------------------ */
+
+static void keep_best(run_t *best, const run_t *r) {
+  if (best->enqueue_ns == 0 || r->enqueue_ns < best->enqueue_ns) best->enqueue_ns = r->enqueue_ns;
+  if (best->process_ns == 0 || r->process_ns < best->process_ns) best->process_ns = r->process_ns;
+}
+
+int main(void) {
+  static const int threads[] = {1, MAX_THREADS};
+  printf(
+      "Pool throughput on SQLite: omniq (enqueue_many + worker pool) vs the same SQL by hand;"
+      " %d no-op tasks, enqueued in batches of %d; best of %d runs; tasks per second\n",
+      TASKS, BATCH, REPS);
+  printf("%7s %10s %10s %7s %10s %10s %7s\n", "threads", "enqueue", "hand", "ratio", "process",
+         "hand", "ratio");
+  for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+    run_t best_oq = {0}, best_hand = {0}, r;
+    for (int rep = 0; rep < REPS; rep++) {
+      run_omniq(threads[i], &r);
+      keep_best(&best_oq, &r);
+      run_hand(threads[i], &r);
+      keep_best(&best_hand, &r);
+    }
+    double eo = rate(TASKS, best_oq.enqueue_ns), eh = rate(TASKS, best_hand.enqueue_ns);
+    double po = rate(TASKS, best_oq.process_ns), ph = rate(TASKS, best_hand.process_ns);
+    printf("%7d %10.0f %10.0f %7.2f %10.0f %10.0f %7.2f\n", threads[i], eo, eh, eo / eh, po, ph,
+           po / ph);
+  }
+  return 0;
+}
