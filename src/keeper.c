@@ -4,7 +4,11 @@
  * real time per run) or a deadline, and while some run has a deadline at
  * most OMNIQ__KEEPER_TICK_MS, because a deadline is also passed when the
  * store's clock reaches started_at + timeout, and that clock can jump. A
- * run that starts wakes it (the pool broadcasts the shared cond).
+ * run that starts wakes it only when it needs the keeper before its planned
+ * look (wake_ms): waking it for every run cost two context switches per
+ * task, most of a short task's overhead, for a keeper that then found
+ * nothing to do. A run that ends does not wake it; at worst it wakes once
+ * for a job that is gone.
  *
  * A deadline passes when either the store's clock reaches it or as much
  * real time as the timeout has gone by since the run started: the first
@@ -64,6 +68,15 @@ static void keeper_extend(omniq__keeper_t *k, omniq_job_t *job) {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+int omniq__keeper_must_wake(const omniq__keeper_t *k, const omniq_job_t *job, int64_t now_ms) {
+  /* The first moment scan() would act on this job, or look at the store's
+   * clock for it; the same terms as the wait scan() computes. */
+  int64_t need = job->next_extend_ms;
+  if (job->mono_deadline_ms > 0) need = min64(need, job->mono_deadline_ms);
+  if (job->deadline_ms > 0) need = min64(need, now_ms + OMNIQ__KEEPER_TICK_MS);
+  return need < k->wake_ms;
+}
+
 /* Picks the jobs needing the keeper now (referenced, linked by knext) and
  * how long it may sleep otherwise (-1 = until woken). k->lock held. */
 static omniq_job_t *scan(omniq__keeper_t *k, int64_t *wait_ms) {
@@ -98,6 +111,7 @@ static omniq_job_t *scan(omniq__keeper_t *k, int64_t *wait_ms) {
 void omniq__keeper_run(omniq__keeper_t *k) {
   pthread_mutex_lock(k->lock);
   while (!k->stop) {
+    k->wake_ms = INT64_MIN; /* runs that start from now on are seen by the scan below */
     int64_t wait_ms;
     omniq_job_t *todo = scan(k, &wait_ms);
     if (todo != NULL) {
@@ -114,6 +128,9 @@ void omniq__keeper_run(omniq__keeper_t *k) {
       pthread_mutex_lock(k->lock);
       continue;
     }
+    /* Published under the lock the wait releases, so a run that starts
+     * while the keeper sleeps reads the time it will wake. */
+    k->wake_ms = wait_ms < 0 ? INT64_MAX : omniq__mono_ms() + wait_ms;
     if (wait_ms < 0) {
       pthread_cond_wait(k->cond, k->lock);
     } else {

@@ -24,7 +24,10 @@
  * every lease/3 and enforces deadlines: at a deadline it reports
  * "TimeoutError" and marks the job cancelled; a refused extension (task
  * cancelled or taken over) marks it cancelled too. In process isolation the
- * runner kills the child when it sees the flag.
+ * runner kills the child when it sees the flag. A run that starts wakes the
+ * keeper only if it needs it before the keeper's planned look
+ * (omniq__keeper_must_wake); a run that ends never does. Nothing else waits
+ * for the in-flight list to change: stop waits for `alive`.
  *
  * Stopping: stop sets `stopping`, wakes the followers (idle_cond) and the
  * leader (a bump of OMNIQ__EV_WORK), and waits up to shutdown_timeout for
@@ -83,7 +86,7 @@ struct omniq_worker {
   int error;     /* drain mode: the claim error that ended it */
 
   pthread_mutex_t lock;
-  pthread_cond_t cond;      /* started/alive/in-flight changed; the keeper's wake-up */
+  pthread_cond_t cond;      /* started/alive changed, stop; the keeper's wake-up */
   pthread_cond_t idle_cond; /* followers wait here for leadership */
   int refs;                 /* the owner's, and one per runner thread */
   int started, alive;       /* runner threads started, and not yet exited */
@@ -200,7 +203,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   job->next = p->inflight;
   if (p->inflight != NULL) p->inflight->prev = job;
   p->inflight = job;
-  pthread_cond_broadcast(&p->cond);
+  if (omniq__keeper_must_wake(&p->keeper, job, now)) pthread_cond_broadcast(&p->cond);
   pthread_mutex_unlock(&p->lock);
 
   if (skip) {
@@ -217,8 +220,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   if (job->prev != NULL) job->prev->next = job->next;
   else p->inflight = job->next;
   if (job->next != NULL) job->next->prev = job->prev;
-  p->finished++;
-  pthread_cond_broadcast(&p->cond);
+  p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
   pthread_mutex_unlock(&p->lock);
   omniq__job_unref(job);
 }
@@ -399,7 +401,8 @@ static void *keeper_main(void *arg) {
 /* Starts the keeper and n runner threads. */
 static int pool_spawn(pool_t *p, int n) {
   p->keeper = (omniq__keeper_t){.oq = p->oq, .lock = &p->lock, .cond = &p->cond,
-                                .inflight = &p->inflight, .extend_ms = p->extend_ms};
+                                .inflight = &p->inflight, .extend_ms = p->extend_ms,
+                                .wake_ms = INT64_MIN};
   if (spawn(p->oq, &p->keeper_tid, keeper_main, p) != 0) return OMNIQ_ENOMEM;
   p->has_keeper = 1;
   for (int i = 0; i < n; i++) {
