@@ -570,16 +570,16 @@ static int until_cancelled_handler(omniq_job_t *job, void *ud) {
   return omniq_job_return(job, "\"ignored\"");
 }
 
-static void test_cancel_of_a_running_task_reaches_the_handler_and_drops_its_outcome(void **state) {
-  fx_t *fx = *state;
+/* Runs a handler that waits for omniq_job_cancelled(), cancels its task
+ * through the pool's handle or a second one, and checks the handler saw it
+ * and the task ended CANCELLED with its outcome dropped. */
+static void cancel_running_task(fx_t *fx, int64_t lease_ms, int from_other_handle) {
   cancel_t c;
   omniq_worker_opts_t o;
   omniq_worker_t *w;
   char id[OMNIQ_ID_SIZE];
-  /* A short lease: the worker extends it every lease/3 and learns of the
-   * cancel from the refused extension. */
   omniq_close(fx->oq);
-  fx->settings.lease_ms = 300;
+  fx->settings.lease_ms = lease_ms;
   th_ok(NULL, omniq_open(&fx->oq, &fx->settings));
   th_gate_init(&c.started);
   th_gate_init(&c.saw_cancel);
@@ -588,7 +588,14 @@ static void test_cancel_of_a_running_task_reaches_the_handler_and_drops_its_outc
   th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
   enqueue(fx, "wait", NULL, 3, id);
   assert_true(th_gate_wait(&c.started, 1, TH_WAIT_MS));
-  th_ok(fx->oq, omniq_cancel(fx->oq, id));
+  if (from_other_handle) {
+    omniq_t *other = NULL;
+    th_ok(NULL, omniq_open(&other, &fx->settings));
+    th_ok(other, omniq_cancel(other, id));
+    omniq_close(other);
+  } else {
+    th_ok(fx->oq, omniq_cancel(fx->oq, id));
+  }
   assert_true(th_gate_wait(&c.saw_cancel, 1, TH_WAIT_MS));
   th_ok(fx->oq, omniq_worker_stop(w));
   omniq_result_t *r = wait_result(fx, id);
@@ -599,33 +606,17 @@ static void test_cancel_of_a_running_task_reaches_the_handler_and_drops_its_outc
   th_gate_destroy(&c.saw_cancel);
 }
 
+static void test_cancel_of_a_running_task_reaches_the_handler_and_drops_its_outcome(void **state) {
+  /* From another handle, with a short lease: the worker learns of the
+   * cancel from its next extension (every lease/3), which is refused. */
+  cancel_running_task(*state, 300, 1);
+}
+
 static void test_cancel_on_the_workers_handle_reaches_the_handler_before_any_extension(
     void **state) {
-  fx_t *fx = *state;
-  cancel_t c;
-  omniq_worker_opts_t o;
-  omniq_worker_t *w;
-  char id[OMNIQ_ID_SIZE];
   /* A 10-minute lease: the first extension would come after 200 s, far
    * beyond TH_WAIT_MS, so only the direct notice can end the wait. */
-  omniq_close(fx->oq);
-  fx->settings.lease_ms = 600000;
-  th_ok(NULL, omniq_open(&fx->oq, &fx->settings));
-  th_gate_init(&c.started);
-  th_gate_init(&c.saw_cancel);
-  th_ok(fx->oq, omniq_register(fx->oq, "wait", until_cancelled_handler, &c));
-  opts(&o, 1);
-  th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
-  enqueue(fx, "wait", NULL, 3, id);
-  assert_true(th_gate_wait(&c.started, 1, TH_WAIT_MS));
-  th_ok(fx->oq, omniq_cancel(fx->oq, id));
-  assert_true(th_gate_wait(&c.saw_cancel, 1, TH_WAIT_MS));
-  th_ok(fx->oq, omniq_worker_stop(w));
-  omniq_result_t *r = wait_result(fx, id);
-  assert_int_equal(omniq_result_status(r), OMNIQ_CANCELLED);
-  omniq_result_free(r);
-  th_gate_destroy(&c.started);
-  th_gate_destroy(&c.saw_cancel);
+  cancel_running_task(*state, 600000, 0);
 }
 
 /* ---- omniq_worker_process and queues ------------------------------------------ */
