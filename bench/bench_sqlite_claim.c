@@ -31,6 +31,7 @@
 #include "model.h"
 #include "store.h"
 #include "store_sqlite.h"
+#include "hand_sql.h"
 
 #define TASKS 4000 /* tasks claimed and completed per timed run */
 #define REPS 3
@@ -98,23 +99,6 @@ static void run_backend(void *be, size_t k, int64_t *clock, stat_t *st) {
 }
 
 /* ---- the same SQL by hand ------------------------------------------------ */
-
-#define COLS                                                                      \
-  "id, func, queue, args, kwargs, status, priority, attempts, max_retries, eta, " \
-  "interval_ms, timeout_ms, created_at, started_at, lease_until, token, last_error, seq"
-
-static const char claim_sql[] =
-    "UPDATE tasks SET status = 1, attempts = attempts + 1, token = token + 1,"
-    " started_at = ?1, lease_until = ?2 WHERE seq IN (SELECT seq FROM tasks"
-    " WHERE status = 0 AND queue = ?4 AND eta <= ?1 ORDER BY priority DESC, eta, seq"
-    " LIMIT ?3) RETURNING " COLS;
-static const char finish_sql[] =
-    "UPDATE tasks SET status = ?3, eta = CASE WHEN ?3 = 0 THEN ?4 ELSE eta END,"
-    " attempts = CASE WHEN ?3 = 0 AND ?5 THEN 0 ELSE attempts END,"
-    " last_error = coalesce(?6, last_error) WHERE id = ?1 AND status = 1 AND token = ?2";
-static const char put_sql[] =
-    "INSERT OR REPLACE INTO results (task_id, status, value, error, attempts, finished_at,"
-    " last_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 typedef struct hand {
   sqlite3 *db;
