@@ -54,6 +54,19 @@ void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_c
   }
 }
 
+int th_read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+int th_cmp_id(const void *a, const void *b) { return memcmp(a, b, OMNIQ_ID_SIZE); }
+
 void th_setenv(const char *name, const char *value) {
   if (value != NULL)
     setenv(name, value, 1);

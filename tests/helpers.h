@@ -52,6 +52,12 @@ int th_store_teardown(void **state);
 void th_assert_error_equal(const omniq_task_error_t *a, const omniq_task_error_t *b);
 void th_assert_result_equal(const omniq_result_t *got, const omniq_result_t *want);
 
+/* Reads exactly n bytes (retrying short reads and EINTR); 0, or -1 on EOF
+ * or error. For pipes between a test and the processes it forks. */
+int th_read_full(int fd, void *buf, size_t n);
+/* qsort comparator for arrays of char[OMNIQ_ID_SIZE]. */
+int th_cmp_id(const void *a, const void *b);
+
 /* Sets (value != NULL) or unsets an environment variable. */
 void th_setenv(const char *name, const char *value);
 

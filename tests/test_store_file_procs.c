@@ -19,19 +19,6 @@
 
 static const char *const default_queue[] = {OMNIQ_DEFAULT_QUEUE};
 
-static int cmp_id(const void *a, const void *b) { return memcmp(a, b, OMNIQ_ID_SIZE); }
-
-static int read_full(int fd, void *buf, size_t len) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t r = read(fd, (char *)buf + got, len - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
-    got += (size_t)r;
-  }
-  return 0;
-}
-
 /* ---- the drain ------------------------------------------------------------ */
 
 typedef struct {
@@ -85,7 +72,7 @@ static int drain_child(const char *dir, int ready_fd, int go_fd, const char *out
   f.ops = &omniq__file_ops;
   fx_settings(&f, dir, 0);
   if (fx_open(&f) != OMNIQ_OK) return 10;
-  if (write(ready_fd, &c, 1) != 1 || read_full(go_fd, &c, 1) != 0) return 11;
+  if (write(ready_fd, &c, 1) != 1 || th_read_full(go_fd, &c, 1) != 0) return 11;
   pthread_barrier_init(&start, NULL, DRAIN_THREADS);
   for (int i = 0; i < DRAIN_THREADS; i++) {
     d[i] = (drainer_t){&f, &start, calloc(DRAIN_TASKS, OMNIQ_ID_SIZE), 0, DRAIN_TASKS, 0};
@@ -134,7 +121,7 @@ static void test_four_processes_drain_20000_tasks_each_claimed_once(void **state
     if (pids[p] == 0) _exit(drain_child(f->dir, ready[1], go[0], path));
   }
   char c[DRAIN_PROCS];
-  assert_int_equal(read_full(ready[0], c, DRAIN_PROCS), 0);
+  assert_int_equal(th_read_full(ready[0], c, DRAIN_PROCS), 0);
   memset(c, 'g', sizeof c);
   assert_int_equal(write(go[1], c, DRAIN_PROCS), DRAIN_PROCS);
   for (int p = 0; p < DRAIN_PROCS; p++) {
@@ -166,8 +153,8 @@ static void test_four_processes_drain_20000_tasks_each_claimed_once(void **state
   }
   /* Every task claimed exactly once, none lost, none invented. */
   assert_int_equal(n, DRAIN_TASKS);
-  qsort(enq, DRAIN_TASKS, OMNIQ_ID_SIZE, cmp_id);
-  qsort(seen, DRAIN_TASKS, OMNIQ_ID_SIZE, cmp_id);
+  qsort(enq, DRAIN_TASKS, OMNIQ_ID_SIZE, th_cmp_id);
+  qsort(seen, DRAIN_TASKS, OMNIQ_ID_SIZE, th_cmp_id);
   assert_memory_equal(enq, seen, (size_t)DRAIN_TASKS * OMNIQ_ID_SIZE);
   assert_true(busy_procs >= 2);
 
@@ -221,7 +208,7 @@ static void test_sigkilled_worker_tasks_run_again_after_the_lease(void **state) 
       if (write(report[1], got[i]->id, OMNIQ_ID_SIZE) != OMNIQ_ID_SIZE) _exit(2);
     block_forever(hold[0]);
   }
-  assert_int_equal(read_full(report[0], ids, sizeof ids), 0);
+  assert_int_equal(th_read_full(report[0], ids, sizeof ids), 0);
   assert_int_equal(kill(pid, SIGKILL), 0);
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -299,7 +286,7 @@ static void test_task_lock_dies_with_a_killed_claimer(void **state) {
     block_forever(hold[0]);
   }
   char c;
-  assert_int_equal(read_full(report[0], &c, 1), 0);
+  assert_int_equal(th_read_full(report[0], &c, 1), 0);
   omniq__fs_t *fs = f->b;
   assert_false(omniq__fs_trylock(fs, id)); /* held by the other process */
   omniq_task_t **lost = NULL, **got = NULL;
@@ -359,7 +346,7 @@ static void test_killed_process_tasks_run_again_through_the_queue_engine(void **
       if (write(report[1], tasks[i]->id, OMNIQ_ID_SIZE) != OMNIQ_ID_SIZE) _exit(2);
     block_forever(hold[0]);
   }
-  assert_int_equal(read_full(report[0], lost, sizeof lost), 0);
+  assert_int_equal(th_read_full(report[0], lost, sizeof lost), 0);
   assert_int_equal(kill(pid, SIGKILL), 0);
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);

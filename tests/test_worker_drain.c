@@ -33,16 +33,6 @@ static int count_handler(omniq_job_t *job, void *userdata) {
   return omniq_job_return(job, "null");
 }
 
-static int read_all(int fd, char *buf, size_t n) {
-  while (n > 0) {
-    ssize_t r = read(fd, buf, n);
-    if (r <= 0) return -1;
-    buf += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
 /* A worker process: its own handle, a pool of THREADS_PER_PROC draining
  * until nothing is due, then the ids its handler ran, one per line. */
 static int worker_child(const omniq_settings_t *s, int ready_fd, int go_fd, const char *out) {
@@ -54,7 +44,7 @@ static int worker_child(const omniq_settings_t *s, int ready_fd, int go_fd, cons
   pthread_mutex_init(&runs.lock, NULL);
   if (runs.ids == NULL || omniq_open(&oq, s) != OMNIQ_OK) return 10;
   if (omniq_register(oq, "count", count_handler, &runs) != OMNIQ_OK) return 11;
-  if (write(ready_fd, &c, 1) != 1 || read_all(go_fd, &c, 1) != 0) return 12;
+  if (write(ready_fd, &c, 1) != 1 || th_read_full(go_fd, &c, 1) != 0) return 12;
   omniq_worker_opts_init(&o);
   o.concurrency = THREADS_PER_PROC;
   int rc = omniq_worker_process(oq, &o, 0, &done);
@@ -66,8 +56,6 @@ static int worker_child(const omniq_settings_t *s, int ready_fd, int go_fd, cons
   pthread_mutex_destroy(&runs.lock);
   return rc == OMNIQ_OK && (size_t)done == runs.n ? 0 : 14;
 }
-
-static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
 
 static void test_processes_drain_every_task_exactly_once_counted_by_the_handler(void **state) {
   th_store_t *st = *state;
@@ -101,7 +89,7 @@ static void test_processes_drain_every_task_exactly_once_counted_by_the_handler(
     if (pids[p] == 0) _exit(worker_child(&st->settings, ready[1], go[0], out));
   }
   char c[PROCS];
-  assert_int_equal(read_all(ready[0], c, PROCS), 0); /* all open: start together */
+  assert_int_equal(th_read_full(ready[0], c, PROCS), 0); /* all open: start together */
   memset(c, 'g', sizeof c);
   assert_int_equal(write(go[1], c, PROCS), PROCS);
   for (int p = 0; p < PROCS; p++) {
@@ -132,8 +120,8 @@ static void test_processes_drain_every_task_exactly_once_counted_by_the_handler(
   }
   /* Each enqueued id ran exactly once: same multiset, no extras. */
   assert_int_equal(n, TASKS);
-  qsort(enqueued, TASKS, OMNIQ_ID_SIZE, cmp_id);
-  qsort(ran, TASKS, OMNIQ_ID_SIZE, cmp_id);
+  qsort(enqueued, TASKS, OMNIQ_ID_SIZE, th_cmp_id);
+  qsort(ran, TASKS, OMNIQ_ID_SIZE, th_cmp_id);
   assert_memory_equal(enqueued, ran, (size_t)TASKS * OMNIQ_ID_SIZE);
   assert_true(procs_that_ran >= 2);
 
