@@ -42,13 +42,7 @@ typedef struct fx {
   char err[ERRLEN];
 } fx_t;
 
-/* Asserts an operation succeeded, showing the backend's message if not. */
-#define OK(fx, expr)                                                                            \
-  do {                                                                                          \
-    (fx)->err[0] = '\0';                                                                        \
-    int ok_rc_ = (expr);                                                                        \
-    if (ok_rc_ != OMNIQ_OK) fail_msg("%s -> %s: %s", #expr, omniq_err_name(ok_rc_), (fx)->err); \
-  } while (0)
+#define OK(fx, expr) th_be_ok((fx)->err, expr)
 
 /* Asserts an operation failed with a given code. */
 #define FAILS(fx, code, expr)                                                  \
@@ -59,27 +53,14 @@ typedef struct fx {
                omniq_err_name(code), (fx)->err);                               \
   } while (0)
 
-/* The settings a backend reads, filled by hand so the suite needs nothing
- * above the storage layer. fsync is off: durability against power loss is
- * not observable in a test, and the 20,000-task test would otherwise spend
- * its time in fsync on a real disk. */
+/* Test settings with fsync off: durability against power loss is not
+ * observable in a test, and the 20,000-task test would otherwise spend its
+ * time in fsync on a real disk. */
 static void contract_settings(omniq_settings_t *s, const char *backend, const char *dir,
                               th_clock_t *clock) {
-  memset(s, 0, sizeof *s);
-  snprintf(s->backend, sizeof s->backend, "%s", backend);
-  snprintf(s->base_dir, sizeof s->base_dir, "%s", dir);
-  s->default_timeout_ms = OMNIQ_DEFAULT_TIMEOUT_MS;
-  s->default_max_retries = OMNIQ_DEFAULT_MAX_RETRIES;
+  th_settings(s, backend, dir, clock);
   s->lease_ms = LEASE_MS;
-  s->result_ttl_ms = OMNIQ_DEFAULT_RESULT_TTL_MS;
-  s->serializer = OMNIQ_SERIALIZER_JSON;
-  s->log_level = OMNIQ_LOG_ERROR;
-  s->log_format = OMNIQ_LOG_TEXT;
-  s->retry_base_ms = 10;
-  s->retry_cap_ms = 100;
   s->fsync = 0;
-  s->clock_fn = th_clock_now;
-  s->clock_userdata = clock;
 }
 
 static int setup(void **state) {

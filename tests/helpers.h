@@ -69,4 +69,14 @@ void th_setenv(const char *name, const char *value);
       fail_msg("%s -> %s: %s", #expr, omniq_err_name(th_rc_), omniq_errmsg(oq)); \
   } while (0)
 
+/* Asserts a storage operation returned OMNIQ_OK, showing the backend's
+ * message (written to err) if not. err is cleared first. */
+#define th_be_ok(err, expr)                                                              \
+  do {                                                                                   \
+    (err)[0] = '\0';                                                                     \
+    int th_be_rc_ = (expr);                                                              \
+    if (th_be_rc_ != OMNIQ_OK)                                                           \
+      fail_msg("%s -> %s: %s", #expr, omniq_err_name(th_be_rc_), (err));                \
+  } while (0)
+
 #endif

@@ -33,12 +33,7 @@ typedef struct fx {
   char err[ERRLEN];
 } fx_t;
 
-#define OK(fx, expr)                                                                            \
-  do {                                                                                          \
-    (fx)->err[0] = '\0';                                                                        \
-    int ok_rc_ = (expr);                                                                        \
-    if (ok_rc_ != OMNIQ_OK) fail_msg("%s -> %s: %s", #expr, omniq_err_name(ok_rc_), (fx)->err); \
-  } while (0)
+#define OK(fx, expr) th_be_ok((fx)->err, expr)
 
 static int setup(void **state) {
   fx_t *fx = calloc(1, sizeof *fx);
@@ -46,13 +41,7 @@ static int setup(void **state) {
   fx->dir = th_tmpdir();
   assert_non_null(fx->dir);
   th_clock_init(&fx->clock, NOW);
-  memset(&fx->settings, 0, sizeof fx->settings);
-  snprintf(fx->settings.backend, sizeof fx->settings.backend, "sqlite");
-  snprintf(fx->settings.base_dir, sizeof fx->settings.base_dir, "%s", fx->dir);
-  fx->settings.lease_ms = OMNIQ_DEFAULT_LEASE_MS;
-  fx->settings.log_level = OMNIQ_LOG_ERROR;
-  fx->settings.clock_fn = th_clock_now;
-  fx->settings.clock_userdata = &fx->clock;
+  th_settings(&fx->settings, "sqlite", fx->dir, &fx->clock);
   *state = fx;
   return 0;
 }
