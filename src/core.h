@@ -29,6 +29,8 @@ struct omniq {
 
   pthread_mutex_t lock;
   omniq__handler_t *handlers;
+  omniq_handler_fn fallback_fn; /* omniq_register_fallback; NULL = none */
+  void *fallback_userdata;
   struct omniq_worker *workers; /* started and not yet stopped */
   int threads_alive;            /* worker threads still running, incl. detached */
   pthread_cond_t threads_cond;  /* signalled when threads_alive drops */
@@ -39,5 +41,7 @@ struct omniq {
 
 /* Looks up a registered handler; returns 1 and fills fn/userdata if found. */
 int omniq__handler_find(omniq_t *oq, const char *name, omniq_handler_fn *fn, void **userdata);
+/* The fallback handler; returns 1 and fills fn/userdata if one is set. */
+int omniq__handler_fallback(omniq_t *oq, omniq_handler_fn *fn, void **userdata);
 
 #endif

@@ -253,3 +253,20 @@ int omniq__handler_find(omniq_t *oq, const char *name, omniq_handler_fn *fn, voi
   pthread_mutex_unlock(&oq->lock);
   return found;
 }
+
+int omniq_register_fallback(omniq_t *oq, omniq_handler_fn fn, void *userdata) {
+  CHECK_HANDLE(oq);
+  pthread_mutex_lock(&oq->lock);
+  oq->fallback_fn = fn;
+  oq->fallback_userdata = fn != NULL ? userdata : NULL;
+  pthread_mutex_unlock(&oq->lock);
+  return OMNIQ_OK;
+}
+
+int omniq__handler_fallback(omniq_t *oq, omniq_handler_fn *fn, void **userdata) {
+  pthread_mutex_lock(&oq->lock);
+  *fn = oq->fallback_fn;
+  *userdata = oq->fallback_userdata;
+  pthread_mutex_unlock(&oq->lock);
+  return *fn != NULL;
+}

@@ -5,6 +5,8 @@
  * of the form "path/to/lib.so:symbol" (split at the last ':') is loaded:
  * dlopen(path, RTLD_NOW | RTLD_LOCAL), then dlsym(symbol). A path without a
  * '/' is searched the way dlopen searches (LD_LIBRARY_PATH, the cache).
+ * Any other func goes to the handle's fallback handler, if one is set; a
+ * library func never does, so the fallback cannot widen what may be loaded.
  *
  * Opened libraries are kept in a small process-wide cache and never closed:
  * a handler from the library may still be running (or be deferred) when
@@ -111,9 +113,10 @@ int omniq__resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn, void **u
     return OMNIQ_EHANDLER;
   }
   if (omniq__handler_find(oq, func, fn, userdata)) return OMNIQ_OK;
-  if (strchr(func, ':') == NULL) {
-    snprintf(err, errlen, "no handler registered for '%s'", func);
-    return OMNIQ_EHANDLER;
-  }
-  return resolve_symbol(func, fn, err, errlen);
+  /* A library func never reaches the fallback: whether it may be loaded is
+   * decided here alone. */
+  if (strchr(func, ':') != NULL) return resolve_symbol(func, fn, err, errlen);
+  if (omniq__handler_fallback(oq, fn, userdata)) return OMNIQ_OK;
+  snprintf(err, errlen, "no handler registered for '%s'", func);
+  return OMNIQ_EHANDLER;
 }

@@ -1,5 +1,5 @@
 /* Resolving a task's func to a handler: a registered name first, else a
- * "path/to/lib.so:symbol" loaded with dlopen/dlsym. */
+ * "path/to/lib.so:symbol" loaded with dlopen/dlsym, else the fallback. */
 #ifndef OMNIQ_RESOLVE_H
 #define OMNIQ_RESOLVE_H
 
@@ -8,7 +8,7 @@
 #include "core.h"
 
 /* Finds the handler for func. OMNIQ_OK fills fn and userdata (NULL for a
- * library symbol). OMNIQ_EHANDLER if there is none, with the reason in err
+ * library symbol; the fallback's own for the fallback). OMNIQ_EHANDLER if there is none, with the reason in err
  * (for a library: the dlerror() text). Thread-safe. */
 int omniq__resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn, void **userdata,
                    char *err, size_t errlen);
