@@ -1,55 +1,20 @@
-"""Crossing the boundary: Python values to JSON text, callables to the names
-workers find them by (and back), and time arguments to milliseconds.
-
-JSON is strict here so that what a task receives is what was enqueued: a
-value JSON cannot carry (a set, bytes, NaN, an object, a dict key that is
-not a str) raises SerializationError before anything is stored. Tuples are
-arrays, so they come back as lists.
-"""
+"""Crossing the boundary: a call's arguments to JSON text (see _json.py),
+callables to the names workers find them by (and back), and time
+arguments to milliseconds."""
 
 import datetime
 import importlib
 import inspect
-import json
 import sys
 
-from .errors import SerializationError
+from . import _json
 from .models import to_ms
-
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _check_keys(value, where):
-    """Refuses dict keys that json would silently turn into strings."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            for k, item in v.items():
-                if not isinstance(k, str):
-                    raise SerializationError("%s: dict key %r is not a str; JSON object keys are "
-                                             "strings" % (where, k))
-                if not isinstance(item, _SCALARS):
-                    stack.append(item)
-        elif isinstance(v, (list, tuple)):
-            stack.extend(item for item in v if not isinstance(item, _SCALARS))
-
-
-def dumps(value, where):
-    """value as UTF-8 JSON text; SerializationError names `where`."""
-    if not isinstance(value, _SCALARS):
-        _check_keys(value, where)
-    try:
-        return _encoder.encode(value).encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
-        raise SerializationError("%s: %s" % (where, exc)) from None
 
 
 def dumps_call(name, args, kwargs):
     """The args and kwargs JSON texts of one call of `name`."""
-    return (dumps(list(args), "arguments of %s" % name) if args else b"[]",
-            dumps(kwargs, "keyword arguments of %s" % name) if kwargs else b"{}")
+    return (_json.dumps(list(args), "arguments of %s" % name) if args else b"[]",
+            _json.dumps(kwargs, "keyword arguments of %s" % name) if kwargs else b"{}")
 
 
 # ---- callables and their names ---------------------------------------------

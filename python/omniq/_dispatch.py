@@ -33,11 +33,10 @@ them, since a deferred job is only freed by its omniq_job_complete.
 import asyncio
 import contextvars
 import inspect
-import json
 import threading
 import traceback
 
-from . import _codec, _lib
+from . import _codec, _json, _lib
 from .errors import NonRetryableError, SerializationError
 
 CANCEL_CHECK = 0.05
@@ -75,7 +74,7 @@ def _return(job, value, name):
     if value is None:
         return _lib.OK
     try:
-        text = _codec.dumps(value, "result of %s" % _lib.text(name))
+        text = _json.dumps(value, "result of %s" % _lib.text(name))
     except SerializationError as exc:
         _fail(job, SERIALIZATION_ERROR, str(exc), None, False)
         return _FAILED
@@ -119,9 +118,9 @@ class Dispatcher:
                     return _lib.EHANDLER
                 self._cache[name] = func
             try:
-                args = json.loads(lib.omniq_job_args(job))
+                args = _json.loads(lib.omniq_job_args(job))
                 kw = lib.omniq_job_kwargs(job)
-                kwargs = json.loads(kw) if kw != b"{}" else {}
+                kwargs = _json.loads(kw) if kw != b"{}" else {}
                 if not isinstance(args, list) or not isinstance(kwargs, dict):
                     raise ValueError("args must be an array and kwargs an object")
             except ValueError as exc:

@@ -9,9 +9,7 @@ since the epoch.
 import dataclasses
 import datetime
 import enum
-import json
-
-from . import _lib
+from . import _json, _lib
 
 UTC = datetime.timezone.utc
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -41,7 +39,7 @@ def loads(raw):
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        return _json.loads(raw)
     except ValueError:
         return _lib.text(raw)
 
