@@ -32,7 +32,8 @@ from .worker import AsyncWorkerPool, WorkerPool
 
 WAIT_SLICE = 1.0
 lib = _lib.lib
-_open = weakref.WeakSet()
+_open = weakref.WeakSet()  # closed at exit
+_busy = set()  # handles with pools: C threads call into them, so they must stay alive
 
 
 class _Use:
@@ -258,11 +259,14 @@ class OmniQ:
                 d.allowed_modules = allowed
                 d.clear_cache()
             self._pools.add(pool)
+            _busy.add(self)
         return d
 
     def _detach(self, pool):
         with self._cond:
             self._pools.discard(pool)
+            if not self._pools:
+                _busy.discard(self)
 
     def _process(self, opts, limit):
         done = ctypes.c_long()
