@@ -7,6 +7,8 @@
 # install it (prefix /usr, under DESTDIR).
 #
 # usage: install_check.sh BUILD_DIR PYTHON
+# OMNIQ_TEST_PRELOAD: a sanitizer runtime for python3 to preload, when the
+# build is sanitized.
 set -euo pipefail
 
 build=$1
@@ -19,7 +21,7 @@ ver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 # Imports omniq from $1 and runs operator.add(5, 3) through a worker; the
 # library loaded must be under $2.
 check() {
-  (cd "$tmp" && PYTHONPATH=$1 "$python" - "$2" <<'PY'
+  (cd "$tmp" && PYTHONPATH=$1 LD_PRELOAD=${OMNIQ_TEST_PRELOAD:-} "$python" - "$2" <<'PY'
 import os, sys, tempfile
 import omniq
 lib = os.path.realpath(omniq.library_path)
