@@ -69,7 +69,7 @@ def _fail_exception(job, exc):
     return _FAILED
 
 
-def _return(job, value, name):
+def _return(oq, job, value, name):
     """Sets the run's result; a value JSON cannot carry fails the run."""
     if value is None:
         return _lib.OK
@@ -79,7 +79,7 @@ def _return(job, value, name):
         _fail(job, SERIALIZATION_ERROR, str(exc), None, False)
         return _FAILED
     if lib.omniq_job_return(job, text) != _lib.OK:  # e.g. an int jansson cannot hold
-        _fail(job, SERIALIZATION_ERROR, "result of %s: %s" % (_lib.text(name), _lib.errmsg(None)),
+        _fail(job, SERIALIZATION_ERROR, "result of %s: %s" % (_lib.text(name), _lib.errmsg(oq)),
               None, False)
         return _FAILED
     return _lib.OK
@@ -90,6 +90,7 @@ class Dispatcher:
 
     def __init__(self, oq, allowed_modules):
         self.allowed_modules = allowed_modules
+        self._oq = oq
         self._cache = {}  # func name (bytes) -> callable
         self._lock = threading.Lock()  # guards the loop fields below
         self._users = 0
@@ -136,7 +137,7 @@ class Dispatcher:
                 _current_job.reset(token)
             if inspect.iscoroutine(value):
                 return self._defer(job, value, name)
-            return _return(job, value, name)
+            return _return(self._oq, job, value, name)
         except BaseException as exc:  # a bug here must still fail the run, not pass it
             try:
                 return _fail_exception(job, exc)
@@ -164,7 +165,7 @@ class Dispatcher:
         except BaseException as exc:  # CancelledError too: the job must still complete
             _fail_exception(job, exc)
         else:
-            _return(job, value, name)
+            _return(self._oq, job, value, name)
         finally:
             _current_job.reset(token)
             del self._running[job]

@@ -19,6 +19,7 @@ import time
 
 from . import _lib
 from .errors import ConfigError
+from .models import seconds
 
 
 class BackendType(str, enum.Enum):
@@ -26,10 +27,6 @@ class BackendType(str, enum.Enum):
 
     SQLITE = "sqlite"
     FILE = "file"
-
-
-def _seconds(ms):
-    return ms / 1000 if ms % 1000 else ms // 1000
 
 
 def _ms(name, value):
@@ -163,15 +160,15 @@ def _from_struct(s):
     settings.backend = BackendType(s.backend.decode())
     settings.db_url = s.db_url.decode() or None
     settings.base_dir = s.base_dir.decode()
-    settings.default_timeout = _seconds(s.default_timeout_ms)
+    settings.default_timeout = seconds(s.default_timeout_ms)
     settings.default_max_retries = s.default_max_retries
-    settings.lease = _seconds(s.lease_ms)
-    settings.result_ttl = _seconds(s.result_ttl_ms)
+    settings.lease = seconds(s.lease_ms)
+    settings.result_ttl = seconds(s.result_ttl_ms)
     settings.serializer = names[s.serializer]
     settings.log_level = levels[s.log_level]
     settings.log_format = formats[s.log_format]
-    settings.retry_base = _seconds(s.retry_base_ms)
-    settings.retry_cap = _seconds(s.retry_cap_ms)
+    settings.retry_base = seconds(s.retry_base_ms)
+    settings.retry_cap = seconds(s.retry_cap_ms)
     settings.fsync = bool(s.fsync)
     settings.clock = None
     return settings

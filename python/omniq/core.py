@@ -60,6 +60,12 @@ class _Use:
                 q._cond.notify_all()
 
 
+def _task_id(task_id):
+    if not isinstance(task_id, str):
+        raise TypeError("a task id is a str, not %r" % (task_id,))
+    return task_id.encode()
+
+
 def _max_retries(value):
     if value is None:
         return -1
@@ -154,7 +160,7 @@ class OmniQ:
         return self._get_result(task_id, wait, timeout, None)
 
     def _get_result(self, task_id, wait, timeout, cancelled):
-        tid = task_id.encode() if isinstance(task_id, str) else task_id
+        tid = _task_id(task_id)
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
         out = ctypes.c_void_p()
         while True:
@@ -183,7 +189,7 @@ class OmniQ:
         """The Task, or None for an unknown id."""
         out = ctypes.c_void_p()
         with _Use(self) as oq:
-            rc = lib.omniq_get_task(oq, task_id.encode(), ctypes.byref(out))
+            rc = lib.omniq_get_task(oq, _task_id(task_id), ctypes.byref(out))
             if rc != _lib.OK:
                 if _lib.text(lib.omniq_err_name(rc)) == "OMNIQ_ENOTFOUND":
                     return None
@@ -214,7 +220,7 @@ class OmniQ:
         TaskNotFoundError for an unknown id, InvalidTransitionError for a
         finished task."""
         with _Use(self) as oq:
-            _lib.check(lib.omniq_cancel(oq, task_id.encode()), oq, "cancel")
+            _lib.check(lib.omniq_cancel(oq, _task_id(task_id)), oq, "cancel")
 
     def purge(self, older_than=None):
         """Deletes results and returns how many. older_than: an age in

@@ -28,6 +28,11 @@ _STATUSES = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.SUCCESS, TaskSta
              TaskStatus.CANCELLED)
 
 
+def seconds(ms):
+    """Milliseconds as seconds: an int when whole (300), else a float."""
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000
+
+
 def from_ms(ms):
     """Milliseconds since the epoch as an aware UTC datetime; 0 is None."""
     return _EPOCH + datetime.timedelta(milliseconds=ms) if ms else None
@@ -126,7 +131,8 @@ class TaskResult(_Record):
 
 class Task(_Record):
     """Keys: id, func_path, args, kwargs, status, schedule ({"eta": datetime,
-    "interval": timedelta or None}), max_retries, timeout (seconds or None),
+    "interval": timedelta or None}), max_retries, timeout (seconds, None for
+    none),
     attempts, created_at, error (the last run's TaskError or None), queue,
     priority."""
 
@@ -146,7 +152,7 @@ class Task(_Record):
                              "interval": datetime.timedelta(milliseconds=interval)
                              if interval else None},
                    max_retries=lib.omniq_task_max_retries(t),
-                   timeout=timeout / 1000 if timeout else None,
+                   timeout=seconds(timeout) if timeout else None,
                    attempts=lib.omniq_task_attempts(t),
                    created_at=from_ms(lib.omniq_task_created_at(t)),
                    error=TaskError._from_c(lib.omniq_task_last_error(t)),

@@ -125,6 +125,10 @@ def returns_a_set():
     return {1, 2}
 
 
+def returns_a_huge_int():
+    return 2 ** 70
+
+
 def hold(name):
     """Holds until released; returns early if its run is cancelled."""
     _record(name)

@@ -86,11 +86,13 @@ def test_allowed_modules_keep_a_worker_to_its_own_code(q):
     assert "not in the modules this worker may run" in error.message
 
 
-def test_result_json_cannot_carry_fails_the_run_for_good(q):
-    result = run_one(q, tasks.returns_a_set, max_retries=3)
+@pytest.mark.parametrize("func, says", [(tasks.returns_a_set, "set"),
+                                        (tasks.returns_a_huge_int, "omniq_job_return")])
+def test_result_json_cannot_carry_fails_the_run_for_good(q, func, says):
+    result = run_one(q, func, max_retries=3)
     assert (result.status, result.attempts) == (TaskStatus.FAILED, 1)
     assert result.error.error_type == "SerializationError"
-    assert "set" in result.error.message
+    assert says in result.error.message
 
 
 def test_exceptions_from_the_library_name_its_code(q):
