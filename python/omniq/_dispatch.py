@@ -36,7 +36,7 @@ import inspect
 import threading
 import traceback
 
-from . import _codec, _json, _lib
+from . import _codec, _json, _lib, _threads
 from .errors import NonRetryableError, SerializationError
 
 CANCEL_CHECK = 0.05
@@ -98,6 +98,7 @@ class Dispatcher:
         self._thread = None
         self._running = {}  # loop thread only: job -> its asyncio task
         self._checking = False
+        self._threads = _threads.Keeper()
         self.callback = _lib.HANDLER_FN(self._on_job)
         _lib.check(lib.omniq_register_fallback(oq, self.callback, None), oq)
 
@@ -109,6 +110,7 @@ class Dispatcher:
 
     def _on_job(self, job, _userdata):
         try:
+            self._threads.keep()
             name = lib.omniq_job_func(job)
             func = self._cache.get(name)
             if func is None:
@@ -191,16 +193,24 @@ class Dispatcher:
                                                 name="omniq-async-handlers", daemon=True)
                 self._thread.start()
 
-    def release(self):
-        """A pool stopped; the last one stops the loop."""
+    def release(self, gave_up=False):
+        """A pool stopped (gave_up: its stop left handlers running). The
+        last one stops the loop and deletes the thread states kept for the
+        pools' threads, which have all ended."""
+        if gave_up:
+            self._threads.let_go()
         with self._lock:
             self._users -= 1
-            if self._users > 0 or self._loop is None:
+            if self._users > 0:
                 return
+            # Taken under the lock: a pool started from now on keeps its own.
+            ended = self._threads.take()
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+        _threads.delete(ended)
 
     def _loop_main(self, loop):
         asyncio.set_event_loop(loop)

@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 
-from . import _codec, _lib
+from . import _codec, _lib, _threads
 from .errors import InvalidArgumentError
 
 CHUNK_FAST = 0.05
@@ -161,7 +161,7 @@ class WorkerPool:
 
     def _finish_stop(self, w):
         rc = lib.omniq_worker_stop(w)
-        self._dispatcher.release()
+        self._dispatcher.release(gave_up=rc != _lib.OK)
         self._dispatcher = None
         self._omniq._detach(self)
         self._stopped_cleanly = rc == _lib.OK
@@ -218,6 +218,7 @@ class WorkerPool:
         box = {"done": 0}
 
         def drain():
+            _threads.owned()  # this thread is one of the runners
             chunk = self.concurrency
             while not stop.is_set():
                 want = chunk if limit is None else min(chunk, limit - box["done"])

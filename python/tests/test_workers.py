@@ -7,6 +7,7 @@ Two tests measure real time because the specification gives the bound
 waits on time for anything else: handlers announce themselves through gates.
 """
 
+import ctypes
 import threading
 import time
 
@@ -167,3 +168,28 @@ def test_run_returns_when_stopped_from_another_thread(q):
     stopper.join()
     assert not pool.running
     assert tasks.runs["r"] == 1
+
+
+def python_thread_states():
+    api = ctypes.pythonapi
+    api.PyInterpreterState_Get.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+    api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+    api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+    api.PyThreadState_Next.restype = ctypes.c_void_p
+    n, state = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
+    while state:
+        n, state = n + 1, api.PyThreadState_Next(state)
+    return n
+
+
+def test_pool_threads_leave_no_python_thread_states_behind(q):
+    before = python_thread_states()
+    for _ in range(3):
+        q.enqueue_many((tasks.record, (i,)) for i in range(30))
+        assert q.worker(concurrency=3).process_tasks() == 30
+    ids = q.enqueue_many((tasks.multiply, (i, 2)) for i in range(10))
+    with q.worker(concurrency=3) as pool:
+        pool.start()
+        assert [q.get_result(i, wait=True, timeout=W).result for i in ids] == list(range(0, 20, 2))
+    assert python_thread_states() == before
