@@ -193,6 +193,14 @@ class Dispatcher:
                                                 name="omniq-async-handlers", daemon=True)
                 self._thread.start()
 
+    def slice_ended(self):
+        """A process_tasks slice ended, and its threads with it: unless
+        another pool runs (their threads' states are kept too), delete the
+        states kept so far rather than let a long drain pile them up."""
+        with self._lock:
+            ended = self._threads.take() if self._users == 1 else []
+        _threads.delete(ended)
+
     def release(self, gave_up=False):
         """A pool stopped (gave_up: its stop left handlers running). The
         last one stops the loop and deletes the thread states kept for the

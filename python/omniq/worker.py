@@ -208,12 +208,12 @@ class WorkerPool:
             d = self._omniq._attach(self, self.allowed_modules)
             d.acquire()
             try:
-                return self._drain(limit)
+                return self._drain(limit, d)
             finally:
                 d.release()
                 self._omniq._detach(self)
 
-    def _drain(self, limit):
+    def _drain(self, limit, dispatcher):
         stop = self._drain_stop = threading.Event()
         box = {"done": 0}
 
@@ -226,6 +226,7 @@ class WorkerPool:
                     return
                 started = time.monotonic()
                 n = self._omniq._process(self._opts, want)
+                dispatcher.slice_ended()
                 box["done"] += n
                 if n < want:
                     return
