@@ -27,7 +27,7 @@ from . import _codec, _lib
 from ._dispatch import Dispatcher
 from .config import Settings
 from .errors import ClosedError, InvalidArgumentError
-from .models import Task, TaskResult, TaskStatus, _STATUSES, to_ms
+from .models import _STATUSES, Task, TaskResult
 from .worker import AsyncWorkerPool, WorkerPool
 
 WAIT_SLICE = 1.0
@@ -392,5 +392,3 @@ class AsyncOmniQ:
     async def __aexit__(self, *exc):
         await self.close()
 
-
-__all__ = ["OmniQ", "AsyncOmniQ", "TaskStatus"]

@@ -205,6 +205,8 @@ class WorkerPool:
             if self._w is not None:
                 raise RuntimeError("process_tasks() drains in the caller; stop() the started "
                                    "pool first")
+            # Made before _attach lists the pool, so OmniQ.close() finds it.
+            self._drain_stop = threading.Event()
             d = self._omniq._attach(self, self.allowed_modules)
             d.acquire()
             try:
@@ -214,7 +216,7 @@ class WorkerPool:
                 self._omniq._detach(self)
 
     def _drain(self, limit, dispatcher):
-        stop = self._drain_stop = threading.Event()
+        stop = self._drain_stop
         box = {"done": 0}
 
         def drain():
