@@ -13,8 +13,8 @@ from .models import to_ms
 
 def dumps_call(name, args, kwargs):
     """The args and kwargs JSON texts of one call of `name`."""
-    return (_json.dumps(list(args), "arguments of %s" % name) if args else b"[]",
-            _json.dumps(kwargs, "keyword arguments of %s" % name) if kwargs else b"{}")
+    return (_json.dumps(list(args), "arguments", name) if args else b"[]",
+            _json.dumps(kwargs, "keyword arguments", name) if kwargs else b"{}")
 
 
 # ---- callables and their names ---------------------------------------------

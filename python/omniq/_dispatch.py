@@ -42,7 +42,6 @@ from .errors import NonRetryableError, SerializationError
 CANCEL_CHECK = 0.05
 HANDLER_NOT_FOUND = b"HandlerNotFound"
 SERIALIZATION_ERROR = SerializationError.__name__.encode()
-_FAILED = -15  # OMNIQ_EFAILED
 
 lib = _lib.lib
 _current_job = contextvars.ContextVar("omniq_job", default=None)
@@ -66,7 +65,7 @@ def _fail_exception(job, exc):
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     _fail(job, type(exc).__name__.encode("utf-8", "replace"), str(exc), text,
           not isinstance(exc, NonRetryableError))
-    return _FAILED
+    return _lib.EFAILED
 
 
 def _return(oq, job, value, name):
@@ -74,14 +73,14 @@ def _return(oq, job, value, name):
     if value is None:
         return _lib.OK
     try:
-        text = _json.dumps(value, "result of %s" % _lib.text(name))
+        text = _json.dumps(value, "result", name)
     except SerializationError as exc:
         _fail(job, SERIALIZATION_ERROR, str(exc), None, False)
-        return _FAILED
+        return _lib.EFAILED
     if lib.omniq_job_return(job, text) != _lib.OK:  # e.g. an int jansson cannot hold
         _fail(job, SERIALIZATION_ERROR, "result of %s: %s" % (_lib.text(name), _lib.errmsg(oq)),
               None, False)
-        return _FAILED
+        return _lib.EFAILED
     return _lib.OK
 
 
@@ -129,7 +128,7 @@ class Dispatcher:
             except ValueError as exc:
                 _fail(job, SERIALIZATION_ERROR, "arguments of %s: %s" % (_lib.text(name), exc),
                       None, False)
-                return _FAILED
+                return _lib.EFAILED
             token = _current_job.set(job)
             try:
                 value = func(*args, **kwargs)
@@ -144,7 +143,7 @@ class Dispatcher:
             try:
                 return _fail_exception(job, exc)
             except BaseException:
-                return _FAILED
+                return _lib.EFAILED
 
     def _defer(self, job, coro, name):
         with self._lock:
@@ -154,7 +153,7 @@ class Dispatcher:
                 return _lib.DEFERRED
         coro.close()  # a run abandoned by a stop, returning after the loop ended
         _fail(job, b"WorkerStopped", "the worker's event loop has stopped", None, True)
-        return _FAILED
+        return _lib.EFAILED
 
     async def _run_async(self, job, coro, name):
         self._running[job] = asyncio.current_task()

@@ -42,7 +42,7 @@ else:  # pragma: no cover
 _scan = json.scanner.c_make_scanner(json.decoder.JSONDecoder())
 
 
-def _check_keys(value, where):
+def _check_keys(value):
     """Refuses dict keys that json would silently turn into strings."""
     stack = [value]
     while stack:
@@ -50,22 +50,26 @@ def _check_keys(value, where):
         if isinstance(v, dict):
             for k, item in v.items():
                 if not isinstance(k, str):
-                    raise SerializationError("%s: dict key %r is not a str; JSON object keys are "
-                                             "strings" % (where, k))
+                    raise TypeError("dict key %r is not a str; JSON object keys are strings"
+                                    % (k,))
                 if type(item) not in _SCALAR_TYPES:
                     stack.append(item)
         elif isinstance(v, (list, tuple)):
             stack.extend(item for item in v if type(item) not in _SCALAR_TYPES)
 
 
-def dumps(value, where):
-    """value as UTF-8 JSON text; SerializationError names `where`."""
-    if type(value) not in _SCALAR_TYPES:
-        _check_keys(value, where)
+def dumps(value, what, name):
+    """value as UTF-8 JSON text. A SerializationError says it was the `what`
+    ("result", "arguments") of func `name` (str or bytes); the message is
+    only built then, as this runs for every task."""
     try:
+        if type(value) not in _SCALAR_TYPES:
+            _check_keys(value)
         return _text(value).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
-        raise SerializationError("%s: %s" % (where, exc)) from None
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        raise SerializationError("%s of %s: %s" % (what, name, exc)) from None
 
 
 def loads(raw):
