@@ -17,6 +17,7 @@ busy store never blocks the event loop.
 
 import asyncio
 import atexit
+import concurrent.futures
 import ctypes
 import datetime
 import threading
@@ -31,6 +32,7 @@ from .models import _STATUSES, Task, TaskResult
 from .worker import AsyncWorkerPool, WorkerPool
 
 WAIT_SLICE = 1.0
+WAIT_THREADS = 256  # AsyncOmniQ: result waits in progress at once
 lib = _lib.lib
 _open = weakref.WeakSet()  # closed at exit
 _busy = set()  # handles with pools: C threads call into them, so they must stay alive
@@ -338,6 +340,9 @@ class AsyncOmniQ:
     def __init__(self, settings=None):
         self._q = OmniQ(settings)
         self.settings = self._q.settings
+        # Waits for results get threads of their own: in the loop's default
+        # executor (a handful of threads) they could hold up every other call.
+        self._waits = concurrent.futures.ThreadPoolExecutor(WAIT_THREADS, "omniq-wait")
 
     @classmethod
     def from_env(cls):
@@ -352,10 +357,12 @@ class AsyncOmniQ:
         return await asyncio.to_thread(self._q.enqueue_many, list(calls), **options)
 
     async def get_result(self, task_id, wait=False, timeout=None):
+        if not wait:
+            return await asyncio.to_thread(self._q.get_result, task_id)
         cancelled = threading.Event()
         try:
-            return await asyncio.to_thread(self._q._get_result, task_id, wait, timeout,
-                                           cancelled)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._waits, self._q._get_result, task_id, wait, timeout, cancelled)
         except asyncio.CancelledError:
             cancelled.set()  # the waiting thread gives up within WAIT_SLICE
             raise
@@ -381,6 +388,7 @@ class AsyncOmniQ:
 
     async def close(self):
         await asyncio.to_thread(self._q.close)
+        self._waits.shutdown(wait=False)
 
     @property
     def closed(self):

@@ -73,3 +73,21 @@ def test_an_abandoned_async_wait_gives_up(settings):
     # Closing the handle waits for calls in progress: it returns because
     # the abandoned wait ends at its next slice.
     assert asyncio.run(main()) == "timed out"
+
+
+def test_many_async_waits_do_not_hold_up_other_calls(settings):
+    async def main():
+        async with omniq.AsyncOmniQ(settings) as q:
+            first = await q.enqueue(tasks.add, 0, 0)
+            # More waits than the loop's default executor has threads.
+            waits = [asyncio.create_task(q.get_result(first, wait=True, timeout=W))
+                     for _ in range(32)]
+            await asyncio.sleep(0)
+            ids = [await q.enqueue(tasks.add, i, i) for i in range(3)]  # not held up
+            async with q.worker(concurrency=2) as pool:
+                await pool.start()
+                results = await asyncio.gather(*waits)
+                last = await q.get_result(ids[-1], wait=True, timeout=W)
+            return {r.result for r in results}, last.result
+
+    assert asyncio.run(main()) == ({0}, 4)
