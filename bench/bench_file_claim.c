@@ -27,12 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "file_names.h"
-#include "file_store.h"
-#include "ids.h"
-#include "model.h"
-#include "store.h"
+#include "base/alloc.h"
+#include "storage/file/names.h"
+#include "storage/file/backend.h"
+#include "base/ids.h"
+#include "base/records.h"
+#include "core/store.h"
 
 #define T0 INT64_C(1800000000000)
 #define BATCH 1000

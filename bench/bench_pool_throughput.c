@@ -32,7 +32,7 @@
 #include <time.h>
 
 #include "omniq.h"
-#include "ids.h"
+#include "base/ids.h"
 #include "hand_sql.h"
 
 #define TASKS 20000

@@ -26,11 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "ids.h"
-#include "model.h"
-#include "store.h"
-#include "store_sqlite.h"
+#include "base/alloc.h"
+#include "base/ids.h"
+#include "base/records.h"
+#include "core/store.h"
+#include "storage/sqlite/backend.h"
 #include "hand_sql.h"
 
 #define TASKS 4000 /* tasks claimed and completed per timed run */

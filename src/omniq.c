@@ -12,16 +12,16 @@
 #include <math.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "clock.h"
-#include "core.h"
-#include "error.h"
-#include "model.h"
-#include "notify.h"
-#include "pool.h"
-#include "queue.h"
-#include "settings.h"
-#include "store.h"
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "core/handle.h"
+#include "base/error.h"
+#include "base/records.h"
+#include "base/notify.h"
+#include "worker/pool.h"
+#include "core/engine.h"
+#include "core/settings.h"
+#include "core/store.h"
 
 #define POLL_MIN_MS 10
 #define POLL_MAX_MS 250

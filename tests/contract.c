@@ -23,9 +23,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "ids.h"
-#include "model.h"
+#include "base/alloc.h"
+#include "base/ids.h"
+#include "base/records.h"
 #include "omniq/storage.h"
 
 #define NOW TH_EPOCH_MS

@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 
 #include "helpers.h"
-#include "alloc.h"
-#include "file_store.h"
-#include "ids.h"
-#include "model.h"
-#include "store.h"
+#include "base/alloc.h"
+#include "storage/file/backend.h"
+#include "base/ids.h"
+#include "base/records.h"
+#include "core/store.h"
 
 typedef struct fx {
   char *dir;

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "clock.h"
+#include "base/clock.h"
 
 static const struct {
   int64_t ms;

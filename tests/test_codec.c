@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "codec.h"
+#include "base/codec.h"
 
 static char err[512];
 

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "error.h"
-#include "ids.h"
-#include "model.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/ids.h"
+#include "base/records.h"
 
 static const struct {
   int code;

@@ -24,10 +24,10 @@
 #include <sqlite3.h>
 
 #include "helpers.h"
-#include "alloc.h"
-#include "model.h"
-#include "queue.h"
-#include "store_sqlite.h"
+#include "base/alloc.h"
+#include "base/records.h"
+#include "core/engine.h"
+#include "storage/sqlite/backend.h"
 
 /* The backend under test: argv[1], "sqlite" by default. */
 static const char *backend = "sqlite";

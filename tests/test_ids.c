@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ids.h"
+#include "base/ids.h"
 #include "omniq/storage.h"
 
 #define COUNT 100000

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define TS "2027-01-15T08:00:00.000Z" /* TH_EPOCH_MS */
 #define ID "01890a5d-ac96-774b-bcce-b302099a8057"

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "ids.h"
-#include "model.h"
+#include "base/alloc.h"
+#include "base/ids.h"
+#include "base/records.h"
 
 #define P OMNIQ_PENDING
 #define R OMNIQ_RUNNING

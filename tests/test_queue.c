@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "alloc.h"
-#include "model.h"
-#include "queue.h"
+#include "base/alloc.h"
+#include "base/records.h"
+#include "core/engine.h"
 
 /* The backend under test: argv[1], "sqlite" by default. */
 static const char *backend = "sqlite";

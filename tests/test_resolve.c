@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "resolve.h"
+#include "core/handlers.h"
 
 typedef th_store_t fx_t;
 

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "file_fixture.h"
-#include "file_journal.h"
-#include "file_names.h"
+#include "storage/file/journal.h"
+#include "storage/file/names.h"
 
 static int setup(void **state) {
   *state = fx_new(1);

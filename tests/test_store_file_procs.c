@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "file_fixture.h"
-#include "file_names.h"
-#include "queue.h"
+#include "storage/file/names.h"
+#include "core/engine.h"
 
 #define DRAIN_TASKS 20000
 #define DRAIN_PROCS 4

@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "ids.h"
-#include "model.h"
-#include "store.h"
-#include "store_sqlite.h"
+#include "base/alloc.h"
+#include "base/ids.h"
+#include "base/records.h"
+#include "core/store.h"
+#include "storage/sqlite/backend.h"
 
 #define NOW TH_EPOCH_MS
 #define ERRLEN 512

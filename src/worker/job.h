@@ -1,0 +1,107 @@
+/* Jobs: one run of one claimed task, as the handler sees it (the public
+ * omniq_job_* API) and as the pool tracks it.
+ *
+ * A job is shared by up to three parties: the runner thread that called the
+ * handler, the keeper thread that extends its lease and enforces its
+ * deadline, and, for a deferred handler, whoever calls omniq_job_complete()
+ * later. It is reference-counted so each lets go on its own schedule; the
+ * last one frees it (and the task it owns).
+ *
+ * Exactly one party reports a run's outcome to the queue engine: the first
+ * to call omniq__job_settle(). The runner settles when the handler is done;
+ * the keeper settles at the deadline (TimeoutError) or when the claim is
+ * lost; a stop that gives up on a run settles it without reporting. Whoever
+ * loses the race drops what it has, so a late return changes nothing.
+ *
+ * Locks: job->lock guards refs, settled, completed and the outcome fields;
+ * `cancelled` is atomic so handlers can poll it cheaply. Lock order: a
+ * pool's lock before a job's lock, never the reverse.
+ */
+#ifndef OMNIQ_JOB_H
+#define OMNIQ_JOB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/handle.h"
+#include "core/engine.h"
+
+#define OMNIQ__HANDLER_NOT_FOUND "HandlerNotFound"
+#define OMNIQ__TIMEOUT_ERROR "TimeoutError"
+#define OMNIQ__CRASH "Crash"
+
+struct omniq_job {
+  /* Fixed once the job is built. */
+  omniq_t *oq;
+  omniq_task_t *task;       /* owned: the claim (id, token, func, args) */
+  int serializer;           /* for omniq_job_return's check */
+  int64_t deadline_ms;      /* store clock: started_at + timeout; 0 = none */
+  int64_t mono_deadline_ms; /* the same deadline in real time; 0 = none */
+  int64_t mono_started_ms;  /* real time the run started */
+  int in_child;             /* a process-isolation child's copy: never freed */
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* completed or settled changed */
+  int refs;
+  int settled;   /* someone took the outcome (to report or drop) */
+  int completed; /* the handler's side is done: returned, or omniq_job_complete */
+  atomic_int cancelled;
+
+  /* The outcome the handler set. */
+  char *value; /* JSON text; NULL = null */
+  int failed;
+  int retryable;
+  char *error_type;
+  char *message;
+  char *traceback;
+
+  /* Pool bookkeeping, guarded by the owning pool's lock. */
+  int64_t next_extend_ms; /* real time of the next lease extension */
+  int keeper_action;
+  struct omniq_job *next, *prev; /* the pool's in-flight list */
+  struct omniq_job *knext;       /* the keeper's to-do list */
+};
+
+/* Builds a job for a claimed task, taking ownership of task (freed with the
+ * job; on error the caller keeps it). Starts with two references: the runner's, and
+ * the one the handler side gives up by returning or by omniq_job_complete. */
+int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out);
+/* A fresh job in a forked child: same task (borrowed), new lock, no
+ * reference counting. Only a child process uses it. */
+void omniq__job_init_child(omniq_job_t *child, const omniq_job_t *parent);
+
+void omniq__job_ref(omniq_job_t *job);
+/* Drops a reference; the last one frees the job. */
+void omniq__job_unref(omniq_job_t *job);
+
+/* Takes the right to report the outcome: 1 for the first caller, 0 after.
+ * Wakes a runner waiting on a deferred job. */
+int omniq__job_settle(omniq_job_t *job);
+int omniq__job_settled(omniq_job_t *job);
+/* Marks the job cancelled (what omniq_job_cancelled reads) and wakes a
+ * runner waiting on a deferred job. */
+void omniq__job_cancel(omniq_job_t *job);
+
+/* The handler returned rc, not OMNIQ_DEFERRED: its side is done. */
+void omniq__job_returned(omniq_job_t *job);
+/* The handler returned OMNIQ_DEFERRED: waits until omniq_job_complete() or
+ * until someone else settles the job (deadline, lost claim, stop). Returns 1
+ * if completed. */
+int omniq__job_wait_deferred(omniq_job_t *job);
+
+/* Records a failure as if the handler had called omniq_job_fail(). */
+int omniq__job_set_failure(omniq_job_t *job, const char *error_type, const char *message,
+                           const char *traceback, int retryable);
+/* Describes the run for omniq__queue_finish: handler_rc is what the handler
+ * returned. Strings point into the job or into buf; valid while the caller
+ * holds a reference and buf lives. */
+void omniq__job_outcome(omniq_job_t *job, int handler_rc, omniq__run_t *run, char *buf,
+                        size_t buflen);
+
+/* Logs how reporting a run went (rc from omniq__queue_finish). The queue
+ * engine logs its decision at INFO (succeeded, retry with its eta, failed);
+ * this adds the run itself at DEBUG (outcome, duration) and what was
+ * dropped. Never any argument or result data. */
+void omniq__job_log_report(omniq_job_t *job, const omniq__run_t *run, int rc);
+
+#endif
