@@ -1,6 +1,6 @@
 /* Status codes, per-thread and per-handle error messages, errno mapping, and
  * record constructors when the Nth allocation fails. */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <errno.h>
 #include <limits.h>

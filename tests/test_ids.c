@@ -1,7 +1,7 @@
 /* Task ids: UUIDv7 text that strictly increases within a process whatever
  * the clock does, and the validator every backend runs before an id becomes
  * a path or a key. */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Logging: level filtering, the text and JSON line forms, the user sink, and
  * whole lines under concurrent logging (to the sink and to stderr). */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <jansson.h>
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /* Internal allocation. Every allocation in the library goes through here so a
  * test can make the Nth one fail (omniq__alloc_fail_after). */
-#ifndef OMNIQ_ALLOC_H
-#define OMNIQ_ALLOC_H
+#ifndef OMNIQ_BASE_ALLOC_H
+#define OMNIQ_BASE_ALLOC_H
 
 #include <stddef.h>
 

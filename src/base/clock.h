@@ -1,8 +1,8 @@
 /* Time. Lifecycle times come from the settings' injectable clock so tests
  * move time instead of sleeping; waits with a real duration use the
  * monotonic clock. */
-#ifndef OMNIQ_CLOCK_H
-#define OMNIQ_CLOCK_H
+#ifndef OMNIQ_BASE_CLOCK_H
+#define OMNIQ_BASE_CLOCK_H
 
 #include <stdint.h>
 #include <time.h>

@@ -1,7 +1,7 @@
 /* Codec: validates JSON at the boundary with jansson. In raw mode text is
  * stored unchecked (trusted producers only). */
-#ifndef OMNIQ_CODEC_H
-#define OMNIQ_CODEC_H
+#ifndef OMNIQ_BASE_CODEC_H
+#define OMNIQ_BASE_CODEC_H
 
 #include <stddef.h>
 

@@ -1,6 +1,6 @@
 /* Per-thread, per-handle last error messages (see omniq_errmsg). */
-#ifndef OMNIQ_ERROR_H
-#define OMNIQ_ERROR_H
+#ifndef OMNIQ_BASE_ERROR_H
+#define OMNIQ_BASE_ERROR_H
 
 #include <stddef.h>
 #include <stdint.h>

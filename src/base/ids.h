@@ -1,7 +1,7 @@
 /* Task ids: UUIDv7 text, unique and time-ordered. Within one process ids
  * strictly increase, even within one millisecond. */
-#ifndef OMNIQ_IDS_H
-#define OMNIQ_IDS_H
+#ifndef OMNIQ_BASE_IDS_H
+#define OMNIQ_BASE_IDS_H
 
 #include <stdint.h>
 #include "omniq.h"

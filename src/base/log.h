@@ -2,8 +2,8 @@
  * Never pass argument, kwargs or result data to these functions: they may
  * hold secrets, and this module cannot tell a value from a message, so
  * keeping them out is the caller's duty. */
-#ifndef OMNIQ_LOG_H
-#define OMNIQ_LOG_H
+#ifndef OMNIQ_BASE_LOG_H
+#define OMNIQ_BASE_LOG_H
 
 #include "omniq.h"
 

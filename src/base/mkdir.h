@@ -1,6 +1,6 @@
 /* mkdir -p, shared by the backends that create their folders at open. */
-#ifndef OMNIQ_MKDIR_H
-#define OMNIQ_MKDIR_H
+#ifndef OMNIQ_BASE_MKDIR_H
+#define OMNIQ_BASE_MKDIR_H
 
 /* Creates dir and any missing parents (mode 0777 before umask). Returns 0,
  * or the errno of the first mkdir that failed for a reason other than

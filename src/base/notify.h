@@ -2,8 +2,8 @@
  * generation counter and wakes every waiter in this process, whatever handle
  * it uses; waiters then re-check storage. Other processes are not reached:
  * their waiters poll. */
-#ifndef OMNIQ_NOTIFY_H
-#define OMNIQ_NOTIFY_H
+#ifndef OMNIQ_BASE_NOTIFY_H
+#define OMNIQ_BASE_NOTIFY_H
 
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
 /* Records (task, result, TaskError): allocation and JSON forms. The public
  * parts are declared in omniq/storage.h; this adds what only the core uses. */
-#ifndef OMNIQ_MODEL_H
-#define OMNIQ_MODEL_H
+#ifndef OMNIQ_BASE_RECORDS_H
+#define OMNIQ_BASE_RECORDS_H
 
 #include "omniq/storage.h"
 

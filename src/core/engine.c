@@ -1,11 +1,13 @@
-/* Queue engine: the one owner of lifecycle policy.
+/* The engine: the one owner of lifecycle policy.
  *
  * Everything that decides what happens to a task lives here: defaults at
- * enqueue, the retry predicate (retryable && attempts < max_retries), the
- * backoff, interval re-arming, what a cancel or a lost lease records. The
- * storage backend only applies the decisions, each in one atomic step, and
- * rejects any that arrive under a stale claim token; workers only report how
- * a run ended.
+ * enqueue (the default queue and the queue-name rule among them), what a
+ * failed run is called and whether it may retry (the table in
+ * core/report.c), the retry predicate (retryable && attempts < max_retries),
+ * the backoff, interval re-arming, what a cancel or a lost lease records,
+ * and which results are old enough to purge. The storage backend only
+ * applies the decisions, each in one atomic step, and rejects any that
+ * arrive under a stale claim token; workers only report how a run ended.
  *
  * Lost leases are recovered lazily: a claim first looks for RUNNING tasks
  * whose lease expired (at most once per second of store time per handle, so
@@ -33,7 +35,7 @@
 
 /* ---- backoff ------------------------------------------------------------- */
 
-int64_t omniq__queue_backoff_ms(int64_t base_ms, int64_t cap_ms, int attempts, double u) {
+int64_t omniq__engine_backoff_ms(int64_t base_ms, int64_t cap_ms, int attempts, double u) {
   double delay = (double)base_ms;
   for (int i = 1; i < attempts && delay < (double)cap_ms; i++) delay *= 2;
   if (delay > (double)cap_ms) delay = (double)cap_ms;
@@ -52,6 +54,13 @@ static double jitter_draw(void) {
 }
 
 /* ---- enqueue ------------------------------------------------------------- */
+
+void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof *o);
+  o->max_retries = -1; /* the settings' default_max_retries */
+  o->timeout_ms = -1;  /* the settings' default_timeout_ms */
+}
 
 /* Queue names are short identifiers: they appear in logs, and a backend may
  * use them in file names. */
@@ -125,7 +134,7 @@ static int build_task(omniq_t *oq, const omniq_enqueue_item_t *item, size_t inde
   return OMNIQ_OK;
 }
 
-int omniq__queue_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
+int omniq__engine_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
                          char (*ids_out)[OMNIQ_ID_SIZE]) {
   int64_t now = omniq__now(&oq->settings);
   omniq_task_t **tasks;
@@ -154,111 +163,111 @@ int omniq__queue_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t 
   return rc;
 }
 
-/* ---- outcomes ------------------------------------------------------------ */
+/* ---- the end of a run --------------------------------------------------- */
 
 /* The decision for a finished run, with the records it points to. */
-typedef struct decision {
-  omniq_outcome_t outcome;
+typedef struct decided {
+  omniq_decision_t d;
   omniq_result_t result;
   omniq_task_error_t *error;
   const char *event; /* what to log */
-} decision_t;
+} decided_t;
 
-/* Applies DESIGN §3 to a run of `t` that ended at `now`. lost = the worker
- * died: a retry then runs at once, the lease already cost the wait. */
-static int decide(omniq_t *oq, const omniq_task_t *t, const omniq__run_t *run, int64_t now,
-                  int lost, decision_t *d) {
-  int retry = 0;
-  memset(d, 0, sizeof *d);
-  d->outcome.id = t->id;
-  d->outcome.token = t->token;
-  memcpy(d->result.task_id, t->id, OMNIQ_ID_SIZE);
-  d->result.attempts = t->attempts;
-  d->result.finished_at_ms = now;
-  d->result.last_attempt_at_ms = t->started_at_ms;
+/* Applies DESIGN §3 to a run of `t` that ended at `now` as r reports. A
+ * lost run is retried at once: the lease already cost the wait. */
+static int decide(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t *r, int64_t now,
+                  decided_t *x) {
+  int ok = r->kind == OMNIQ__RUN_OK, retry = 0;
+  memset(x, 0, sizeof *x);
+  x->d.id = t->id;
+  x->d.token = t->token;
+  memcpy(x->result.task_id, t->id, OMNIQ_ID_SIZE);
+  x->result.attempts = t->attempts;
+  x->result.finished_at_ms = now;
+  x->result.last_attempt_at_ms = t->started_at_ms;
 
-  if (run->ok) {
-    d->result.status = OMNIQ_SUCCESS;
-    d->result.value = (char *)(run->value != NULL ? run->value : "null");
-    d->event = "task.succeeded";
+  if (ok) {
+    x->result.status = OMNIQ_SUCCESS;
+    x->result.value = (char *)(r->value != NULL ? r->value : "null");
+    x->event = "task.succeeded";
   } else {
-    d->error = omniq_task_error_new(run->error_type, run->message, now, run->traceback,
-                                    t->attempts, run->retryable);
-    if (d->error == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
-    d->outcome.error = d->error;
-    retry = run->retryable && t->attempts < t->max_retries;
-    d->result.status = OMNIQ_FAILED;
-    d->result.error = d->error;
-    d->event = "task.failed";
+    omniq__failure_t f = omniq__report_classify(r);
+    x->error = omniq_task_error_new(f.error_type, r->message, now, r->traceback, t->attempts,
+                                    f.retryable);
+    if (x->error == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
+    x->d.error = x->error;
+    retry = f.retryable && t->attempts < t->max_retries;
+    x->result.status = OMNIQ_FAILED;
+    x->result.error = x->error;
+    x->event = "task.failed";
   }
 
   if (retry) {
-    d->outcome.next_status = OMNIQ_PENDING;
-    d->outcome.eta_ms =
-        lost ? now
-             : now + omniq__queue_backoff_ms(oq->settings.retry_base_ms,
-                                             oq->settings.retry_cap_ms, t->attempts,
-                                             jitter_draw());
-    d->event = "task.retry";
+    x->d.next_status = OMNIQ_PENDING;
+    x->d.eta_ms = r->kind == OMNIQ__RUN_LOST
+                      ? now
+                      : now + omniq__engine_backoff_ms(oq->settings.retry_base_ms,
+                                                       oq->settings.retry_cap_ms, t->attempts,
+                                                       jitter_draw());
+    x->event = "task.retry";
     return OMNIQ_OK; /* a run that will be retried has no result */
   }
-  d->outcome.result = &d->result;
+  x->d.result = &x->result;
   if (t->interval_ms > 0) {
-    d->outcome.next_status = OMNIQ_PENDING;
-    d->outcome.eta_ms = now + t->interval_ms;
-    d->outcome.reset_attempts = 1;
-    d->event = run->ok ? "task.succeeded" : "task.failed";
+    x->d.next_status = OMNIQ_PENDING;
+    x->d.eta_ms = now + t->interval_ms;
+    x->d.reset_attempts = 1;
   } else {
-    d->outcome.next_status = run->ok ? OMNIQ_SUCCESS : OMNIQ_FAILED;
+    x->d.next_status = ok ? OMNIQ_SUCCESS : OMNIQ_FAILED;
   }
   return OMNIQ_OK;
 }
 
-static void log_decision(omniq_t *oq, const omniq_task_t *t, const decision_t *d) {
+static void log_decision(omniq_t *oq, const omniq_task_t *t, const decided_t *x) {
   char eta[OMNIQ__ISO_SIZE];
-  if (d->outcome.next_status == OMNIQ_PENDING) omniq__iso8601(d->outcome.eta_ms, eta);
-  if (d->outcome.result == NULL) {
-    omniq__log(&oq->log, OMNIQ_LOG_INFO, d->event, t->id,
+  if (x->d.next_status == OMNIQ_PENDING) omniq__iso8601(x->d.eta_ms, eta);
+  if (x->d.result == NULL) {
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, x->event, t->id,
                "attempt %d of %d failed (%s); retry at %s", t->attempts, t->max_retries,
-               d->error->error_type, eta);
-  } else if (d->outcome.next_status == OMNIQ_PENDING) {
-    omniq__log(&oq->log, OMNIQ_LOG_INFO, d->event, t->id, "interval run done; next run at %s",
+               x->error->error_type, eta);
+  } else if (x->d.next_status == OMNIQ_PENDING) {
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, x->event, t->id, "interval run done; next run at %s",
                eta);
-  } else if (d->error != NULL) {
-    omniq__log(&oq->log, OMNIQ_LOG_WARNING, d->event, t->id, "attempt %d of %d failed (%s)",
-               t->attempts, t->max_retries, d->error->error_type);
+  } else if (x->error != NULL) {
+    omniq__log(&oq->log, OMNIQ_LOG_WARNING, x->event, t->id, "attempt %d of %d failed (%s)",
+               t->attempts, t->max_retries, x->error->error_type);
   } else {
-    omniq__log(&oq->log, OMNIQ_LOG_INFO, d->event, t->id, "attempt %d", t->attempts);
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, x->event, t->id, "attempt %d", t->attempts);
   }
 }
 
-static int apply(omniq_t *oq, const omniq_task_t *t, const omniq__run_t *run, int64_t now,
-                 int lost) {
-  decision_t d;
-  int rc = decide(oq, t, run, now, lost, &d);
+static int finish_at(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t *r,
+                     int64_t now) {
+  decided_t x;
+  int rc = decide(oq, t, r, now, &x);
   if (rc != OMNIQ_OK) return rc;
-  rc = run->ok ? omniq__store_complete(oq, &d.outcome) : omniq__store_fail(oq, &d.outcome);
+  rc = omniq__store_finish(oq, &x.d);
   if (rc == OMNIQ_OK) {
-    log_decision(oq, t, &d);
-    if (d.outcome.result != NULL) omniq__notify(OMNIQ__EV_RESULT);
-    if (d.outcome.next_status == OMNIQ_PENDING) omniq__notify(OMNIQ__EV_WORK);
+    log_decision(oq, t, &x);
+    if (x.d.result != NULL) omniq__notify(OMNIQ__EV_RESULT);
+    if (x.d.next_status == OMNIQ_PENDING) omniq__notify(OMNIQ__EV_WORK);
   }
-  omniq_task_error_free(d.error);
+  omniq_task_error_free(x.error);
   return rc;
 }
 
-int omniq__queue_finish(omniq_t *oq, const omniq_task_t *task, const omniq__run_t *run) {
-  return apply(oq, task, run, omniq__now(&oq->settings), 0);
+int omniq__engine_finish(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r) {
+  return finish_at(oq, task, r, omniq__now(&oq->settings));
 }
 
-int omniq__queue_extend(omniq_t *oq, const omniq_task_t *task) {
+int omniq__engine_extend(omniq_t *oq, const omniq_task_t *task) {
   int64_t until = omniq__now(&oq->settings) + oq->settings.lease_ms;
   return omniq__store_extend_lease(oq, task->id, task->token, until);
 }
 
 /* ---- lost leases and claims ---------------------------------------------- */
 
-int omniq__queue_reap(omniq_t *oq, int *recovered) {
+int omniq__engine_reap(omniq_t *oq, int *recovered) {
   int64_t now = omniq__now(&oq->settings);
   int count = 0, rc;
   size_t n;
@@ -271,9 +280,9 @@ int omniq__queue_reap(omniq_t *oq, int *recovered) {
       omniq__iso8601(lost[i]->lease_until_ms, until);
       snprintf(msg, sizeof msg, "lease expired at %s; the worker running attempt %d is presumed dead",
                until, lost[i]->attempts);
-      omniq__run_t run = {.ok = 0, .error_type = "WorkerLost", .message = msg, .retryable = 1};
+      omniq__run_report_t r = {.kind = OMNIQ__RUN_LOST, .message = msg};
       /* ESTATE: another reaper or the worker itself got there first. */
-      if (apply(oq, lost[i], &run, now, 1) == OMNIQ_OK) count++;
+      if (finish_at(oq, lost[i], &r, now) == OMNIQ_OK) count++;
     }
     omniq__tasks_free(lost, n);
   } while (n == REAP_BATCH);
@@ -290,11 +299,33 @@ static void maybe_reap(omniq_t *oq, int64_t now) {
   due = now >= oq->next_reap_ms;
   if (due) oq->next_reap_ms = now + REAP_PERIOD_MS;
   pthread_mutex_unlock(&oq->reap_lock);
-  if (due) omniq__queue_reap(oq, NULL);
+  if (due) omniq__engine_reap(oq, NULL);
 }
 
-int omniq__queue_claim(omniq_t *oq, const char *const *queues, size_t nqueues, size_t max,
-                       omniq_task_t ***out, size_t *n) {
+int omniq__engine_listen_queues(omniq_t *oq, const char *fn, const char *const *names,
+                                char *out[OMNIQ_MAX_QUEUES], size_t *n) {
+  static const char *const default_queue[] = {OMNIQ_DEFAULT_QUEUE, NULL};
+  size_t k = 0;
+  *n = 0;
+  for (; k < OMNIQ_MAX_QUEUES && names != NULL && names[k] != NULL; k++)
+    if (names[k][0] == '\0')
+      return omniq__err(oq->id, OMNIQ_EINVAL, "%s: queues[%zu] is empty", fn, k);
+  if (k == 0) {
+    names = default_queue;
+    k = 1;
+  }
+  for (size_t i = 0; i < k; i++) {
+    if ((out[i] = omniq__strdup(names[i])) == NULL) {
+      while (i > 0) omniq__free(out[--i]);
+      return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
+    }
+  }
+  *n = k;
+  return OMNIQ_OK;
+}
+
+int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, size_t max,
+                        omniq_task_t ***out, size_t *n) {
   static const char *const default_queue[] = {OMNIQ_DEFAULT_QUEUE};
   int64_t now = omniq__now(&oq->settings);
   omniq_claim_req_t req = {
@@ -315,31 +346,32 @@ int omniq__queue_claim(omniq_t *oq, const char *const *queues, size_t nqueues, s
   return rc;
 }
 
-/* ---- cancel -------------------------------------------------------------- */
+/* ---- cancel and retention ------------------------------------------------ */
 
-int omniq__queue_cancel(omniq_t *oq, const char *id) {
-  omniq_task_t *t = NULL;
-  omniq_result_t r;
-  int rc = omniq__store_get_task(oq, id, &t);
+/* One storage step: the backend reads the task, cancels it and stores its
+ * result (with the attempts it has at that moment) atomically. Reading the
+ * task first here would let a claim land between the read and the cancel
+ * and the result count one attempt too few. */
+int omniq__engine_cancel(omniq_t *oq, const char *id) {
+  int was = -1;
+  int rc = omniq__store_cancel(oq, id, omniq__now(&oq->settings), &was);
+  if (rc == OMNIQ_ESTATE)
+    return omniq__err(oq->id, OMNIQ_ESTATE, "task %s is %s and cannot be cancelled", id,
+                      omniq_status_name(was));
   if (rc != OMNIQ_OK) return rc;
-  if (omniq_status_is_terminal(t->status)) {
-    rc = omniq__err(oq->id, OMNIQ_ESTATE, "task %s is %s and cannot be cancelled", id,
-                    omniq_status_name(t->status));
-    omniq_task_free(t);
-    return rc;
-  }
-  memset(&r, 0, sizeof r);
-  memcpy(r.task_id, t->id, OMNIQ_ID_SIZE);
-  r.status = OMNIQ_CANCELLED;
-  r.attempts = t->attempts;
-  r.finished_at_ms = omniq__now(&oq->settings);
-  r.last_attempt_at_ms = t->started_at_ms;
-  rc = omniq__store_cancel(oq, id, &r);
-  if (rc == OMNIQ_OK) {
-    omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.cancelled", id, "was %s",
-               omniq_status_name(t->status));
-    omniq__notify(OMNIQ__EV_RESULT);
-  }
-  omniq_task_free(t);
+  omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.cancelled", id, "was %s", omniq_status_name(was));
+  omniq__notify(OMNIQ__EV_RESULT);
+  return OMNIQ_OK;
+}
+
+int omniq__engine_purge(omniq_t *oq, int64_t older_than_ms, int64_t *count) {
+  int rc = omniq__store_purge_results(oq, older_than_ms, count);
+  if (rc == OMNIQ_OK && *count > 0)
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, "results.purged", NULL, "%lld result(s)",
+               (long long)*count);
   return rc;
+}
+
+int omniq__engine_purge_expired(omniq_t *oq, int64_t *count) {
+  return omniq__engine_purge(oq, omniq__now(&oq->settings) - oq->settings.result_ttl_ms, count);
 }

@@ -1,11 +1,13 @@
-/* The handle: what omniq_open builds and every layer above storage shares.
+/* The handle: what omniq_open builds and the façade, the engine and the
+ * workers share. Storage never sees it: a backend gets the settings and
+ * keeps its own state.
  *
- * Locks: `lock` guards the handler table and the worker list. Storage
- * backends do their own locking; the queue engine holds no lock of its own
- * while calling storage.
+ * Locks: `lock` guards the handler table, the worker list and
+ * threads_alive; `reap_lock` guards next_reap_ms. Storage backends do their
+ * own locking; the engine holds no lock of its own while calling storage.
  */
-#ifndef OMNIQ_CORE_H
-#define OMNIQ_CORE_H
+#ifndef OMNIQ_CORE_HANDLE_H
+#define OMNIQ_CORE_HANDLE_H
 
 #include <pthread.h>
 #include <stdint.h>
@@ -36,8 +38,5 @@ struct omniq {
   pthread_mutex_t reap_lock;
   int64_t next_reap_ms; /* next time (store clock) to look for lost leases */
 };
-
-/* Looks up a registered handler; returns 1 and fills fn/userdata if found. */
-int omniq__handler_find(omniq_t *oq, const char *name, omniq_handler_fn *fn, void **userdata);
 
 #endif

@@ -1,4 +1,8 @@
-/* Handler resolution.
+/* Handlers: the registry and resolution.
+ *
+ * The registry is a short list on the handle, guarded by oq->lock; a
+ * handler registered again replaces the old one in place, so a worker that
+ * is resolving never sees a name missing.
  *
  * A func is looked up among the handlers registered on the handle first, so
  * a name may never be shadowed by a file of the same name. Otherwise a func
@@ -25,6 +29,59 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/error.h"
+
+/* ---- the registry --------------------------------------------------------- */
+
+int omniq__handlers_set(omniq_t *oq, const char *name, omniq_handler_fn fn, void *userdata) {
+  if (name == NULL || name[0] == '\0' || fn == NULL)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_register: name and fn are required");
+  pthread_mutex_lock(&oq->lock);
+  omniq__handler_t *h = oq->handlers;
+  while (h != NULL && strcmp(h->name, name) != 0) h = h->next;
+  if (h == NULL) {
+    h = omniq__calloc(1, sizeof *h);
+    if (h != NULL && (h->name = omniq__strdup(name)) == NULL) {
+      omniq__free(h);
+      h = NULL;
+    }
+    if (h == NULL) {
+      pthread_mutex_unlock(&oq->lock);
+      return omniq__err(oq->id, OMNIQ_ENOMEM, "omniq_register: out of memory");
+    }
+    h->next = oq->handlers;
+    oq->handlers = h;
+  }
+  h->fn = fn;
+  h->userdata = userdata;
+  pthread_mutex_unlock(&oq->lock);
+  return OMNIQ_OK;
+}
+
+void omniq__handlers_free(omniq_t *oq) {
+  for (omniq__handler_t *h = oq->handlers, *next; h != NULL; h = next) {
+    next = h->next;
+    omniq__free(h->name);
+    omniq__free(h);
+  }
+  oq->handlers = NULL;
+}
+
+/* Looks up a registered handler; 1 and fn/userdata filled if found. */
+static int registered(omniq_t *oq, const char *name, omniq_handler_fn *fn, void **userdata) {
+  int found = 0;
+  pthread_mutex_lock(&oq->lock);
+  for (omniq__handler_t *h = oq->handlers; h != NULL && !found; h = h->next)
+    if (strcmp(h->name, name) == 0) {
+      *fn = h->fn;
+      *userdata = h->userdata;
+      found = 1;
+    }
+  pthread_mutex_unlock(&oq->lock);
+  return found;
+}
+
+/* ---- libraries ------------------------------------------------------------ */
 
 #define CACHE_MAX 64
 
@@ -102,15 +159,17 @@ static int resolve_symbol(const char *func, omniq_handler_fn *fn, char *err, siz
   return OMNIQ_OK;
 }
 
-int omniq__resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn, void **userdata,
-                   char *err, size_t errlen) {
+/* ---- resolution ----------------------------------------------------------- */
+
+int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,
+                            void **userdata, char *err, size_t errlen) {
   *fn = NULL;
   *userdata = NULL;
   if (func == NULL || *func == '\0') {
     snprintf(err, errlen, "task has no func");
     return OMNIQ_EHANDLER;
   }
-  if (omniq__handler_find(oq, func, fn, userdata)) return OMNIQ_OK;
+  if (registered(oq, func, fn, userdata)) return OMNIQ_OK;
   if (strchr(func, ':') == NULL) {
     snprintf(err, errlen, "no handler registered for '%s'", func);
     return OMNIQ_EHANDLER;

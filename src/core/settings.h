@@ -1,6 +1,6 @@
 /* Settings: defaults, OMNIQ_* parsing, and the checks omniq_open runs. */
-#ifndef OMNIQ_SETTINGS_H
-#define OMNIQ_SETTINGS_H
+#ifndef OMNIQ_CORE_SETTINGS_H
+#define OMNIQ_CORE_SETTINGS_H
 
 #include <stddef.h>
 #include "omniq.h"

@@ -2,16 +2,20 @@
  *
  * Each run forks a child (no exec: the handler is a function pointer, valid
  * in the copy). The child runs the handler on a fresh copy of the job,
- * writes one frame with the outcome to the result pipe and _exit(0)s; its
- * stderr goes to a second pipe. The parent reads both until the child is
- * reaped: the frame becomes the job's outcome; a child that dies or exits
- * without a frame is a "Crash" whose traceback is the last TAIL_MAX bytes
- * of its stderr (or the signal). The stderr bytes are also passed on to the
- * parent's stderr, so handler output is not lost.
+ * writes one frame with its run report to the result pipe and _exit(0)s;
+ * its stderr goes to a second pipe. The parent reads both until the child
+ * is reaped: the frame becomes the job's report; a child that dies on a
+ * signal or exits without a valid frame is reported as that kind of crash,
+ * with the last TAIL_MAX bytes of its stderr (or the signal) as traceback.
+ * What a crash is called and whether it retries is the engine's business.
+ * The stderr bytes are also passed on to the parent's stderr, so handler
+ * output is not lost.
  *
  * Frame (host byte order; parent and child are the same binary):
- *   "OQR1" | ok u8 | retryable u8 | has_value u8 | pad u8 |
+ *   "OQR2" | kind u8 | retryable u8 | has_value u8 | pad u8 |
  *   len(value) u32 | len(error_type) u32 | len(message) u32 | the bytes.
+ * kind is the report's (OK, HANDLER_FAILED or HANDLER_ERROR in a child);
+ * error_type and retryable are the handler's own, for HANDLER_FAILED.
  *
  * Why fork_lock: a child inherits every descriptor of the parent, and a
  * pipe reports EOF only when every copy of its write end is closed. If two
@@ -48,11 +52,11 @@
 
 #define TAIL_MAX 2048
 #define RESULT_MAX (64u * 1024 * 1024)
-#define FRAME_MAGIC "OQR1"
+#define FRAME_MAGIC "OQR2"
 
 typedef struct {
   char magic[4];
-  uint8_t ok, retryable, has_value, pad;
+  uint8_t kind, retryable, has_value, pad;
   uint32_t len[3]; /* value, error_type, message */
 } frame_hdr_t;
 
@@ -72,15 +76,16 @@ static int write_all(int fd, const void *p, size_t n) {
   return 0;
 }
 
-static void write_frame(int fd, const omniq__run_t *run) {
-  const char *parts[3] = {run->value, run->ok ? NULL : run->error_type,
-                          run->ok ? NULL : run->message};
+static void write_frame(int fd, const omniq__run_report_t *r) {
+  int ok = r->kind == OMNIQ__RUN_OK;
+  const char *parts[3] = {ok ? r->value : NULL, ok ? NULL : r->error_type,
+                          ok ? NULL : r->message};
   frame_hdr_t h;
   memset(&h, 0, sizeof h);
   memcpy(h.magic, FRAME_MAGIC, 4);
-  h.ok = (uint8_t)(run->ok != 0);
-  h.retryable = (uint8_t)(run->retryable != 0);
-  h.has_value = (uint8_t)(run->ok && run->value != NULL);
+  h.kind = (uint8_t)r->kind;
+  h.retryable = (uint8_t)(r->retryable != 0);
+  h.has_value = (uint8_t)(ok && r->value != NULL);
   for (int i = 0; i < 3; i++) h.len[i] = parts[i] ? (uint32_t)strlen(parts[i]) : 0;
   if (write_all(fd, &h, sizeof h) != 0) return;
   for (int i = 0; i < 3; i++)
@@ -104,7 +109,7 @@ static _Noreturn void child_main(const omniq_job_t *job, omniq_handler_fn fn, vo
                                  int res_fd, int err_fd) {
   sigset_t none;
   omniq_job_t cj;
-  omniq__run_t run;
+  omniq__run_report_t r;
   char buf[256];
 
   sigemptyset(&none);
@@ -119,8 +124,8 @@ static _Noreturn void child_main(const omniq_job_t *job, omniq_handler_fn fn, vo
     omniq__job_wait_deferred(&cj);
   else
     omniq__job_returned(&cj);
-  omniq__job_outcome(&cj, rc, &run, buf, sizeof buf);
-  write_frame(res_fd, &run);
+  omniq__job_report(&cj, rc, &r, buf, sizeof buf);
+  write_frame(res_fd, &r);
   fflush(stdout); /* the parent flushed before fork, so this is the handler's own output */
   _exit(0);
 }
@@ -223,11 +228,14 @@ static int apply_frame(omniq_job_t *job, const buf_t *b) {
   if (b->len < sizeof h) return -1;
   memcpy(&h, b->data, sizeof h);
   if (memcmp(h.magic, FRAME_MAGIC, 4) != 0) return -1;
+  if (h.kind != OMNIQ__RUN_OK && h.kind != OMNIQ__RUN_HANDLER_FAILED &&
+      h.kind != OMNIQ__RUN_HANDLER_ERROR)
+    return -1; /* the only kinds a child reports */
   size_t total = sizeof h;
   for (int i = 0; i < 3; i++) total += h.len[i];
   if (total != b->len) return -1;
   const char *p = b->data + sizeof h;
-  if (h.ok) {
+  if (h.kind == OMNIQ__RUN_OK) {
     char *value = h.has_value ? dup_n(p, h.len[0]) : NULL;
     if (h.has_value && value == NULL) return -1;
     pthread_mutex_lock(&job->lock);
@@ -238,7 +246,9 @@ static int apply_frame(omniq_job_t *job, const buf_t *b) {
   }
   char *type = dup_n(p + h.len[0], h.len[1]);
   char *msg = dup_n(p + h.len[0] + h.len[1], h.len[2]);
-  int rc = type && msg ? omniq__job_set_failure(job, type, msg, NULL, h.retryable) : -1;
+  int rc = type && msg ? omniq__job_fail(job, (omniq__run_kind_t)h.kind, type[0] ? type : NULL,
+                                         msg, NULL, h.retryable)
+                       : -1;
   omniq__free(type);
   omniq__free(msg);
   return rc == OMNIQ_OK ? 0 : -1;
@@ -254,19 +264,22 @@ static void make_printable(char *s, size_t n) {
   s[n] = '\0';
 }
 
-static void record_crash(omniq_job_t *job, int status, int malformed, char *tail,
-                         size_t tail_len) {
+/* A child that died on a signal, or exited without a valid frame. */
+static void record_crash(omniq_job_t *job, int status, char *tail, size_t tail_len) {
+  omniq__run_kind_t kind = OMNIQ__RUN_CRASH_EXIT;
   char msg[160];
-  if (WIFSIGNALED(status))
+  if (WIFSIGNALED(status)) {
+    kind = OMNIQ__RUN_CRASH_SIGNAL;
     snprintf(msg, sizeof msg, "handler process killed by signal %d (%s)", WTERMSIG(status),
              signal_name(WTERMSIG(status)));
-  else if (malformed && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     snprintf(msg, sizeof msg, "handler process exited without a valid result");
-  else
+  } else {
     snprintf(msg, sizeof msg, "handler process exited with status %d before reporting a result",
              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
   make_printable(tail, tail_len);
-  omniq__job_set_failure(job, OMNIQ__CRASH, msg, tail_len > 0 ? tail : msg, 1);
+  omniq__job_fail(job, kind, NULL, msg, tail_len > 0 ? tail : msg, 0);
 }
 
 /* Waits for the child, reading its pipes, killing it if the job is
@@ -334,7 +347,7 @@ int omniq__isolate_run(omniq_job_t *job, omniq_handler_fn fn, void *userdata) {
   if (pid < 0) {
     char msg[160];
     snprintf(msg, sizeof msg, "cannot start a handler process: %s", strerror(saved));
-    omniq__job_set_failure(job, "Error", msg, NULL, 1);
+    omniq__job_fail(job, OMNIQ__RUN_FORK_FAILED, NULL, msg, NULL, 0);
     return OMNIQ_OK;
   }
   setpgid(pid, pid); /* also done by the child; whichever runs first wins */
@@ -351,10 +364,10 @@ int omniq__isolate_run(omniq_job_t *job, omniq_handler_fn fn, void *userdata) {
   if (killed && !overflow) {
     rc = OMNIQ_ECLOSED;
   } else if (overflow) {
-    omniq__job_set_failure(job, OMNIQ__CRASH, "handler result exceeds 64 MiB or memory ran out",
-                           NULL, 0);
+    omniq__job_fail(job, OMNIQ__RUN_TOO_LARGE, NULL,
+                    "handler result exceeds 64 MiB or memory ran out", NULL, 0);
   } else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) || apply_frame(job, &out) != 0) {
-    record_crash(job, status, 1, tail, tail_len);
+    record_crash(job, status, tail, tail_len);
   }
   omniq__free(out.data);
   return rc;

@@ -28,6 +28,7 @@ int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out) {
   job->serializer = oq->settings.serializer;
   if (task->timeout_ms > 0) job->deadline_ms = task->started_at_ms + task->timeout_ms;
   job->refs = 2;
+  job->kind = OMNIQ__RUN_OK;
   atomic_init(&job->cancelled, 0);
   *out = job;
   return OMNIQ_OK;
@@ -35,7 +36,7 @@ int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out) {
 
 void omniq__job_init_child(omniq_job_t *child, const omniq_job_t *parent) {
   /* The parent's lock may have been held by another thread at fork time, so
-   * the child never touches it: it gets its own, and no outcome yet. */
+   * the child never touches it: it gets its own, and nothing reported yet. */
   memset(child, 0, sizeof *child);
   child->oq = parent->oq;
   child->task = parent->task;
@@ -49,7 +50,7 @@ void omniq__job_init_child(omniq_job_t *child, const omniq_job_t *parent) {
   atomic_init(&child->cancelled, 0);
 }
 
-static void clear_outcome(omniq_job_t *job) {
+static void clear_report(omniq_job_t *job) {
   omniq__free(job->value);
   omniq__free(job->error_type);
   omniq__free(job->message);
@@ -68,25 +69,25 @@ void omniq__job_unref(omniq_job_t *job) {
   int last = --job->refs == 0;
   pthread_mutex_unlock(&job->lock);
   if (!last || job->in_child) return;
-  clear_outcome(job);
+  clear_report(job);
   omniq_task_free(job->task);
   pthread_cond_destroy(&job->cond);
   pthread_mutex_destroy(&job->lock);
   omniq__free(job);
 }
 
-int omniq__job_settle(omniq_job_t *job) {
+int omniq__job_end(omniq_job_t *job) {
   pthread_mutex_lock(&job->lock);
-  int won = !job->settled;
-  job->settled = 1;
+  int won = !job->ended;
+  job->ended = 1;
   pthread_cond_broadcast(&job->cond);
   pthread_mutex_unlock(&job->lock);
   return won;
 }
 
-int omniq__job_settled(omniq_job_t *job) {
+int omniq__job_ended(omniq_job_t *job) {
   pthread_mutex_lock(&job->lock);
-  int s = job->settled;
+  int s = job->ended;
   pthread_mutex_unlock(&job->lock);
   return s;
 }
@@ -110,18 +111,18 @@ void omniq__job_returned(omniq_job_t *job) {
 
 int omniq__job_wait_deferred(omniq_job_t *job) {
   pthread_mutex_lock(&job->lock);
-  while (!job->completed && !job->settled) pthread_cond_wait(&job->cond, &job->lock);
+  while (!job->completed && !job->ended) pthread_cond_wait(&job->cond, &job->lock);
   int completed = job->completed;
   pthread_mutex_unlock(&job->lock);
   return completed;
 }
 
-int omniq__job_set_failure(omniq_job_t *job, const char *error_type, const char *message,
-                           const char *traceback, int retryable) {
-  char *t = omniq__strdup(error_type != NULL && *error_type ? error_type : "Error");
+int omniq__job_fail(omniq_job_t *job, omniq__run_kind_t kind, const char *error_type,
+                    const char *message, const char *traceback, int retryable) {
+  char *t = omniq__strdup(error_type);
   char *m = omniq__strdup(message != NULL ? message : "");
   char *tb = omniq__strdup(traceback);
-  if (t == NULL || m == NULL || (traceback != NULL && tb == NULL)) {
+  if (m == NULL || (error_type != NULL && t == NULL) || (traceback != NULL && tb == NULL)) {
     omniq__free(t);
     omniq__free(m);
     omniq__free(tb);
@@ -131,52 +132,49 @@ int omniq__job_set_failure(omniq_job_t *job, const char *error_type, const char 
   omniq__free(job->error_type);
   omniq__free(job->message);
   omniq__free(job->traceback);
+  job->kind = kind;
   job->error_type = t;
   job->message = m;
   job->traceback = tb;
   job->retryable = retryable != 0;
-  job->failed = 1;
   pthread_mutex_unlock(&job->lock);
   return OMNIQ_OK;
 }
 
-void omniq__job_outcome(omniq_job_t *job, int handler_rc, omniq__run_t *run, char *buf,
-                        size_t buflen) {
-  memset(run, 0, sizeof *run);
+void omniq__job_report(omniq_job_t *job, int handler_rc, omniq__run_report_t *r, char *buf,
+                       size_t buflen) {
+  memset(r, 0, sizeof *r);
   pthread_mutex_lock(&job->lock);
-  if (job->failed) {
-    run->error_type = job->error_type;
-    run->message = job->message;
-    run->traceback = job->traceback;
-    run->retryable = job->retryable;
+  if (job->kind != OMNIQ__RUN_OK) {
+    r->kind = job->kind;
+    r->error_type = job->error_type;
+    r->message = job->message;
+    r->traceback = job->traceback;
+    r->retryable = job->retryable;
   } else if (handler_rc == OMNIQ_OK || handler_rc == OMNIQ_DEFERRED) {
-    run->ok = 1;
-    run->value = job->value;
+    r->kind = OMNIQ__RUN_OK;
+    r->value = job->value;
   } else {
-    /* A handler that returns an error without omniq_job_fail(): a plain,
-     * retryable failure named after the code it returned. */
     snprintf(buf, buflen, "handler returned %s (%s)", omniq_err_name(handler_rc),
              omniq_strerror(handler_rc));
-    run->error_type = "Error";
-    run->message = buf;
-    run->retryable = 1;
+    r->kind = OMNIQ__RUN_HANDLER_ERROR;
+    r->message = buf;
   }
   pthread_mutex_unlock(&job->lock);
 }
 
-void omniq__job_log_report(omniq_job_t *job, const omniq__run_t *run, int rc) {
+void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int rc) {
   const omniq_task_t *t = job->task;
   omniq__log_t *lg = &job->oq->log;
   if (rc == OMNIQ_ESTATE)
     omniq__log(lg, OMNIQ_LOG_DEBUG, "task.outcome_dropped", t->id,
-               "claim no longer valid (cancelled or taken over); outcome ignored");
+               "claim no longer valid (cancelled or taken over); report ignored");
   else if (rc != OMNIQ_OK)
     omniq__log(lg, OMNIQ_LOG_ERROR, "task.report_failed", t->id, "%s: %s", omniq_err_name(rc),
-               omniq_errmsg(job->oq));
+               omniq__errmsg(job->oq->id));
   else
-    omniq__log(lg, OMNIQ_LOG_DEBUG, "task.ran", t->id,
-               "func=%s attempt=%d outcome=%s duration_ms=%lld", t->func, t->attempts,
-               run->ok ? "success" : run->error_type,
+    omniq__log(lg, OMNIQ_LOG_DEBUG, "task.ran", t->id, "func=%s attempt=%d report=%s duration_ms=%lld",
+               t->func, t->attempts, omniq__run_kind_name(r->kind),
                (long long)(omniq__mono_ms() - job->mono_started_ms));
 }
 
@@ -211,7 +209,7 @@ int omniq_job_return(omniq_job_t *job, const char *json) {
 
 int omniq_job_fail(omniq_job_t *job, const char *error_type, const char *message, int retryable) {
   if (job == NULL) return OMNIQ_EINVAL;
-  return omniq__job_set_failure(job, error_type, message, NULL, retryable);
+  return omniq__job_fail(job, OMNIQ__RUN_HANDLER_FAILED, error_type, message, NULL, retryable);
 }
 
 int omniq_job_complete(omniq_job_t *job) {

@@ -13,16 +13,17 @@
  * A deadline passes when either the store's clock reaches it or as much
  * real time as the timeout has gone by since the run started: the first
  * lets tests move an injectable clock, the second keeps a real timeout
- * honest when the store's clock stands still. The keeper then settles the
- * job, reports "TimeoutError" (retryable: the queue engine applies the retry
+ * honest when the store's clock stands still. The keeper then ends the
+ * run, reports a timeout (the engine names it and applies the retry
  * policy) and only then marks the job cancelled, so a handler that sees the
  * flag knows the failure is stored. In process isolation the runner kills
  * the child when it sees the flag.
  *
  * An extension refused with OMNIQ_ESTATE means the task was cancelled or
- * taken over: the job is settled without a report and marked cancelled.
+ * taken over: the run is ended without a report and the job marked
+ * cancelled.
  *
- * Settled jobs are skipped: their outcome is taken, and after a stop gave up
+ * Ended runs are skipped: their report is taken, and after a stop gave up
  * on them their leases must run out so another worker recovers them.
  *
  * Locks: the scan runs under the pool's lock (then each job's, in that
@@ -33,33 +34,35 @@
 #include <stdio.h>
 
 #include "base/clock.h"
+#include "base/error.h"
+#include "core/engine.h"
 
 #define ACT_EXTEND 1
 #define ACT_TIMEOUT 2
 
 static void keeper_timeout(omniq__keeper_t *k, omniq_job_t *job) {
   char msg[96];
-  if (!omniq__job_settle(job)) return;
+  if (!omniq__job_end(job)) return;
   snprintf(msg, sizeof msg, "run exceeded its timeout of %lld ms",
            (long long)job->task->timeout_ms);
-  omniq__run_t run = {.error_type = OMNIQ__TIMEOUT_ERROR, .message = msg, .retryable = 1};
-  int rc = omniq__queue_finish(k->oq, job->task, &run);
+  omniq__run_report_t r = {.kind = OMNIQ__RUN_TIMEOUT, .message = msg};
+  int rc = omniq__engine_finish(k->oq, job->task, &r);
   omniq__job_cancel(job); /* after the failure is stored: what the handler sees is final */
-  omniq__job_log_report(job, &run, rc);
+  omniq__job_log_report(job, &r, rc);
 }
 
 static void keeper_extend(omniq__keeper_t *k, omniq_job_t *job) {
   omniq_t *oq = k->oq;
-  int rc = omniq__queue_extend(oq, job->task);
+  int rc = omniq__engine_extend(oq, job->task);
   if (rc == OMNIQ_ESTATE) {
-    if (omniq__job_settle(job)) {
+    if (omniq__job_end(job)) {
       omniq__job_cancel(job);
       omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.claim_lost", job->task->id,
-                 "cancelled or taken over while running; its outcome will be ignored");
+                 "cancelled or taken over while running; its report will be ignored");
     }
   } else if (rc != OMNIQ_OK) {
     omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.extend_failed", job->task->id, "%s: %s",
-               omniq_err_name(rc), omniq_errmsg(oq));
+               omniq_err_name(rc), omniq__errmsg(oq->id));
     pthread_mutex_lock(k->lock); /* try again soon, the lease is running out */
     job->next_extend_ms = omniq__mono_ms() + (k->extend_ms < 1000 ? k->extend_ms : 1000);
     pthread_mutex_unlock(k->lock);
@@ -84,7 +87,7 @@ static omniq_job_t *scan(omniq__keeper_t *k, int64_t *wait_ms) {
   omniq_job_t *todo = NULL;
   *wait_ms = -1;
   for (omniq_job_t *j = *k->inflight; j != NULL; j = j->next) {
-    if (omniq__job_settled(j)) continue;
+    if (omniq__job_ended(j)) continue;
     int act = 0;
     if ((j->mono_deadline_ms > 0 && now >= j->mono_deadline_ms) ||
         (j->deadline_ms > 0 && store_now >= j->deadline_ms)) {

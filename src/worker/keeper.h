@@ -1,8 +1,8 @@
 /* The keeper: one thread per pool that extends the leases of running tasks
  * and enforces their deadlines. It shares the pool's lock, condition
  * variable and in-flight list; the pool owns all three. */
-#ifndef OMNIQ_KEEPER_H
-#define OMNIQ_KEEPER_H
+#ifndef OMNIQ_WORKER_KEEPER_H
+#define OMNIQ_WORKER_KEEPER_H
 
 #include "worker/job.h"
 

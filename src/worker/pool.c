@@ -1,7 +1,8 @@
-/* Worker pool: runner threads that claim through the queue engine, run
- * handlers and report outcomes to it, and one keeper thread that extends
- * leases and enforces deadlines. Policy (retries, delays, re-arming) is the
- * queue engine's; the pool only says how a run ended.
+/* Worker pool: runner threads that claim through the engine, run handlers
+ * and report how each run ended, and one keeper thread that extends leases
+ * and enforces deadlines. Policy (what a failure is called, retries,
+ * delays, re-arming, the default queue) is the engine's; the pool only says
+ * what happened.
  *
  * Slots. A pool has `concurrency` runner threads and each runs one task at
  * a time, so at most that many tasks run at once; a runner claims its next
@@ -10,7 +11,7 @@
  * killed.
  *
  * Claiming: leader/followers. Of the idle runners exactly one, the leader,
- * claims (omniq__queue_claim with max 1: one slot is free, its own). With a
+ * claims (omniq__engine_claim with max 1: one slot is free, its own). With a
  * task it hands leadership to an idle follower, which claims at once, and
  * goes to run it; so a burst of due tasks fills every free slot
  * back-to-back. With nothing due, the leader sleeps on the process-wide
@@ -21,8 +22,8 @@
  * idle thread.
  *
  * The keeper thread (keeper.c) extends the lease of every running task
- * every lease/3 and enforces deadlines: at a deadline it reports
- * "TimeoutError" and marks the job cancelled; a refused extension (task
+ * every lease/3 and enforces deadlines: at a deadline it reports a timeout
+ * and marks the job cancelled; a refused extension (task
  * cancelled or taken over) marks it cancelled too. In process isolation the
  * runner kills the child when it sees the flag. A run that starts wakes the
  * keeper only if it needs it before the keeper's planned look
@@ -32,7 +33,7 @@
  * Stopping: stop sets `stopping`, wakes the followers (idle_cond) and the
  * leader (a bump of OMNIQ__EV_WORK), and waits up to shutdown_timeout for
  * every runner to exit; runners exit once their current task is reported.
- * Runs still going at the deadline are settled without a report and marked
+ * Runs still going at the deadline are ended without a report and marked
  * cancelled (their leases are no longer extended, so another worker
  * recovers them as "WorkerLost"); their runner threads are detached and
  * hold a reference to the pool until they return. oq->threads_alive counts
@@ -56,13 +57,13 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/notify.h"
+#include "base/records.h"
+#include "core/engine.h"
+#include "core/handlers.h"
 #include "worker/isolate.h"
 #include "worker/job.h"
 #include "worker/keeper.h"
-#include "base/records.h"
-#include "base/notify.h"
-#include "core/engine.h"
-#include "core/handlers.h"
 
 #define MAX_CONCURRENCY 1024
 
@@ -144,17 +145,17 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 
 /* ---- running one task ------------------------------------------------------ */
 
-/* Reports the handler's outcome unless someone settled the run first. */
+/* Reports how the run ended unless someone ended it first. */
 static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
-  omniq__run_t run;
+  omniq__run_report_t r;
   char buf[160];
-  if (!omniq__job_settle(job)) {
+  if (!omniq__job_end(job)) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
-               "run already ended (timeout, cancel, lost lease or stop); late outcome ignored");
+               "run already ended (timeout, cancel, lost lease or stop); late report ignored");
     return;
   }
-  omniq__job_outcome(job, handler_rc, &run, buf, sizeof buf);
-  omniq__job_log_report(job, &run, omniq__queue_finish(oq, job->task, &run));
+  omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
+  omniq__job_log_report(job, &r, omniq__engine_finish(oq, job->task, &r));
 }
 
 /* Runs the handler in this thread or in a child; returns what to report. */
@@ -162,13 +163,14 @@ static int call_handler(pool_t *p, omniq_job_t *job) {
   omniq_handler_fn fn;
   void *userdata;
   char err[OMNIQ__ERRMSG_MAX];
-  if (omniq__resolve(p->oq, job->task->func, &fn, &userdata, err, sizeof err) != OMNIQ_OK) {
-    omniq__job_set_failure(job, OMNIQ__HANDLER_NOT_FOUND, err, NULL, 0);
+  if (omniq__handlers_resolve(p->oq, job->task->func, &fn, &userdata, err, sizeof err) !=
+      OMNIQ_OK) {
+    omniq__job_fail(job, OMNIQ__RUN_NO_HANDLER, NULL, err, NULL, 0);
     omniq__job_returned(job);
     return OMNIQ_EHANDLER;
   }
   if (p->isolation == OMNIQ_ISOLATION_PROCESS) {
-    omniq__isolate_run(job, fn, userdata); /* a killed child was settled by its killer */
+    omniq__isolate_run(job, fn, userdata); /* a killed child's run was ended by its killer */
     omniq__job_returned(job);
     return OMNIQ_OK;
   }
@@ -184,9 +186,9 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   omniq_t *oq = p->oq;
   omniq_job_t *job;
   if (omniq__job_new(oq, task, &job) != OMNIQ_OK) {
-    omniq__run_t run = {.error_type = "Error", .message = "out of memory starting the run",
-                        .retryable = 1};
-    omniq__queue_finish(oq, task, &run);
+    omniq__run_report_t r = {.kind = OMNIQ__RUN_NO_MEMORY,
+                             .message = "out of memory starting the run"};
+    omniq__engine_finish(oq, task, &r);
     omniq_task_free(task);
     pthread_mutex_lock(&p->lock);
     p->finished++;
@@ -207,7 +209,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   pthread_mutex_unlock(&p->lock);
 
   if (skip) {
-    omniq__job_settle(job);
+    omniq__job_end(job);
     omniq__job_cancel(job);
     omniq__job_returned(job);
   } else {
@@ -248,7 +250,7 @@ static omniq_task_t *lead(pool_t *p) {
 
     omniq_task_t **tasks = NULL;
     size_t n = 0;
-    int rc = omniq__queue_claim(p->oq, (const char *const *)p->queues, p->nqueues, 1, &tasks, &n);
+    int rc = omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, 1, &tasks, &n);
     if (rc == OMNIQ_OK && n > 0) {
       task = tasks[0]; /* max was 1 */
       omniq__free(tasks);
@@ -258,7 +260,7 @@ static omniq_task_t *lead(pool_t *p) {
     omniq__tasks_free(tasks, n);
     if (rc != OMNIQ_OK)
       omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "worker.claim_failed", NULL, "%s: %s",
-                 omniq_err_name(rc), omniq_errmsg(p->oq));
+                 omniq_err_name(rc), omniq__errmsg(p->oq->id));
     pthread_mutex_lock(&p->lock);
     p->claimed--;
     if (p->drain) {
@@ -342,9 +344,6 @@ static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o)
   if (o->isolation != OMNIQ_ISOLATION_THREAD && o->isolation != OMNIQ_ISOLATION_PROCESS)
     return omniq__err(oq->id, OMNIQ_EINVAL, "%s: isolation must be thread or process (got %d)",
                       fn, o->isolation);
-  for (int i = 0; i < OMNIQ_MAX_QUEUES && o->queues[i] != NULL; i++)
-    if (o->queues[i][0] == '\0')
-      return omniq__err(oq->id, OMNIQ_EINVAL, "%s: queues[%d] is empty", fn, i);
   return OMNIQ_OK;
 }
 
@@ -361,8 +360,12 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   pool_t *p = omniq__calloc(1, sizeof *p);
   if (p == NULL || (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL)
     goto nomem;
-  for (; p->nqueues < OMNIQ_MAX_QUEUES && opts->queues[p->nqueues] != NULL; p->nqueues++)
-    if ((p->queues[p->nqueues] = omniq__strdup(opts->queues[p->nqueues])) == NULL) goto nomem;
+  if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
+      OMNIQ_OK) {
+    omniq__free(p->runners);
+    omniq__free(p);
+    return rc;
+  }
   if (pthread_mutex_init(&p->lock, NULL) != 0) goto nomem;
   if (omniq__cond_init_monotonic(&p->cond) != 0) {
     pthread_mutex_destroy(&p->lock);
@@ -447,7 +450,7 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
   if (left > 0) {
     p->abandon = 1;
     for (omniq_job_t *j = p->inflight; j != NULL; j = j->next) {
-      if (!omniq__job_settle(j)) continue;
+      if (!omniq__job_end(j)) continue;
       omniq__job_cancel(j);
       omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.abandoned", j->task->id,
                  "still running after shutdown_timeout; left to lease expiry");
@@ -504,7 +507,7 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
   omniq__log(&oq->log, OMNIQ_LOG_INFO, "worker.started", NULL,
              "concurrency=%d isolation=%s poll_interval_ms=%lld queues=%s", p->concurrency,
              p->isolation == OMNIQ_ISOLATION_PROCESS ? "process" : "thread",
-             (long long)p->poll_ms, p->nqueues ? queues : OMNIQ_DEFAULT_QUEUE);
+             (long long)p->poll_ms, queues);
   pthread_mutex_lock(&p->lock);
   p->go = 1;
   pthread_cond_broadcast(&p->cond);

@@ -1,7 +1,7 @@
-/* Worker pool: threads that claim through the queue engine, run handlers
- * and report outcomes to it. The façade calls only this. */
-#ifndef OMNIQ_POOL_H
-#define OMNIQ_POOL_H
+/* Worker pool: threads that claim through the engine, run handlers and
+ * report how each run ended. The façade calls only this. */
+#ifndef OMNIQ_WORKER_POOL_H
+#define OMNIQ_WORKER_POOL_H
 
 #include "core/handle.h"
 

@@ -7,24 +7,24 @@
  *   lock                       task locks: byte ranges, OFD-locked
  *   queue/pending/<q>/<iprio>_<eta>_<id>.json   due order is name order
  *   queue/running/<id>.json    claimed tasks, and the commit slot of every
- *                              transition (file_txn.c)
+ *                              transition (transitions.c)
  *   queue/{success,failed,cancelled}/<id>.json  terminal tasks
  *   queue/journal              new pending names, for other backends' indexes
  *   results/<id>.json          one result per task (latest wins)
  *   quarantine/                files that could not be used, never deleted
  *   tmp/                       every write starts here
  *
- * Claim: take the best due names from the in-memory index (file_index.c),
+ * Claim: take the best due names from the in-memory index (index.c),
  * then for each: task lock, rename pending/<q>/<name> -> running/<id>.json
  * (the rename decides: ENOENT means another claimer won, try the next),
  * rewrite it as RUNNING with attempts+1, token+1 and the lease, unlock. A
  * crash between the rename and the rewrite leaves a PENDING file in
- * running/, which recovery (omniq__fs_settle) puts back in pending/: the
+ * running/, which a roll-forward (omniq__fs_roll_forward) puts back in pending/: the
  * claim never happened, so no attempt is counted for a run that never ran.
  *
- * Recovery runs at open, in expired_leases (which the queue engine calls
- * about once a second while claiming), and whenever a lookup meets an
- * interrupted transition. Lost workers are the queue engine's business:
+ * Recovery runs at open, in expired_leases (which the engine calls about
+ * once a second while claiming), and whenever a lookup meets an
+ * interrupted transition. Lost workers are the engine's business:
  * expired_leases lists RUNNING tasks whose lease passed and the engine
  * fails them with their token, like on SQLite.
  *
@@ -41,11 +41,12 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
-#include "storage/file/names.h"
-#include "storage/file/backend.h"
 #include "base/mkdir.h"
 #include "base/records.h"
-#include "core/store.h"
+#include "storage/file/backend.h"
+#include "storage/file/names.h"
+#include "storage/file/record.h"
+#include "storage/registry.h"
 
 #define FORMAT_LINE "omniq-file-store 1\n"
 #define CLAIM_CHUNK 16
@@ -101,11 +102,10 @@ static void close_file(void *backend) {
   if (fs == NULL) return;
   omniq__fidx_free(fs->idx);
   int *fds[] = {&fs->base_fd,    &fs->queue_fd,      &fs->pending_fd, &fs->running_fd,
-                &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->lock_fd,
+                &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->locks.fd,
                 &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2]};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) close_fd(fds[i]);
-  for (int i = 0; i < OMNIQ__FS_STRIPES; i++) pthread_mutex_destroy(&fs->stripes[i]);
-  pthread_rwlock_destroy(&fs->gate);
+  omniq__flock_destroy(&fs->locks);
   omniq__free(fs);
 }
 
@@ -150,8 +150,8 @@ static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
       return rc;
     }
   }
-  fs->lock_fd = openat(fs->base_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fs->lock_fd < 0) {
+  fs->locks.fd = openat(fs->base_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fs->locks.fd < 0) {
     e = errno;
     snprintf(err, errlen, "file store: base_dir '%s': cannot open lock: %s", base, strerror(e));
     return OMNIQ_ESTORAGE;
@@ -176,17 +176,11 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
   fs->io.fsync = s->fsync != 0;
   fs->io.log = &fs->log;
   fs->io.tmp_fd = fs->io.quarantine_fd = -1;
+  omniq__flock_init(&fs->locks, fs->settings.base_dir);
   int *fds[] = {&fs->base_fd,    &fs->queue_fd,      &fs->pending_fd, &fs->running_fd,
-                &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->lock_fd,
+                &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->locks.fd,
                 &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2]};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) *fds[i] = -1;
-  for (int i = 0; i < OMNIQ__FS_STRIPES; i++) pthread_mutex_init(&fs->stripes[i], NULL);
-  /* Writer-preferring, so a batch is not starved by a stream of claims. */
-  pthread_rwlockattr_t ra;
-  pthread_rwlockattr_init(&ra);
-  pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init(&fs->gate, &ra);
-  pthread_rwlockattr_destroy(&ra);
   int rc = open_layout(fs, err, errlen);
   if (rc == OMNIQ_OK) {
     omniq__fio_clean_tmp(&fs->io);
@@ -231,6 +225,7 @@ static int check_tasks(omniq_task_t *const *tasks, size_t n, const char **ids, c
 
 typedef struct {
   omniq__pending_t p;
+  char idname[OMNIQ__IDNAME_SIZE];
   char tmp[OMNIQ__TMP_NAME_SIZE];
   int staged, placed;
 } slot_t;
@@ -240,16 +235,16 @@ static int stage_all(omniq__fs_t *fs, omniq_task_t *const *tasks, size_t n, slot
                      size_t errlen) {
   for (size_t i = 0; i < n; i++) {
     const omniq_task_t *t = tasks[i];
-    size_t len;
+    omniq__frec_t rec;
     int qfd, rc;
     char qdir[OMNIQ__QDIR_SIZE];
     if ((rc = omniq__fidx_queue(fs->idx, t->queue, 1, &qfd, qdir, err, errlen)) != OMNIQ_OK)
       return rc;
     omniq__fidx_describe(fs->idx, qdir, t->priority, t->eta_ms, t->id, &sl[i].p);
-    char *text = omniq__fs_encode(t, NULL, &len);
-    if (text == NULL) return omniq__fs_encode_failure(t, NULL, err, errlen);
-    rc = omniq__fio_stage(&fs->io, text, len, sl[i].tmp, err, errlen);
-    omniq__free(text);
+    omniq__fname_id(t->id, sl[i].idname);
+    if ((rc = omniq__frec_encode(&rec, t, NULL, err, errlen)) != OMNIQ_OK) return rc;
+    rc = omniq__frec_stage(&fs->io, &rec, OMNIQ__FREC_TASK, sl[i].tmp, err, errlen);
+    omniq__frec_free(&rec);
     if (rc != OMNIQ_OK) return rc;
     sl[i].staged = 1;
   }
@@ -262,7 +257,7 @@ static int place_all(omniq__fs_t *fs, slot_t *sl, size_t n, char *err, size_t er
   int rc = OMNIQ_OK;
   for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) {
     if (omniq__fidx_find(fs->idx, sl[i].p.id, 0, &(omniq__pending_t){0}) ||
-        omniq__fs_exists_outside_pending(fs, sl[i].p.id)) {
+        omniq__fs_exists_outside_pending(fs, sl[i].idname)) {
       snprintf(err, errlen, "file store: task %s already exists", sl[i].p.id);
       rc = OMNIQ_EINVAL;
     }
@@ -297,7 +292,7 @@ static int enqueue_file(void *backend, omniq_task_t *const *tasks, size_t n, cha
   if (rc == OMNIQ_OK) rc = stage_all(fs, tasks, n, sl, err, errlen);
   /* Locks keep claimers (and lookups) away until the batch is all in or all
    * out: a claimer takes the task lock before its rename. */
-  if (rc == OMNIQ_OK) rc = omniq__fs_lock_set(fs, ids, n, &set, &nset, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__flock_take_set(&fs->locks, ids, n, &set, &nset, err, errlen);
   if (rc == OMNIQ_OK) {
     rc = place_all(fs, sl, n, err, errlen);
     if (rc == OMNIQ_OK) {
@@ -306,7 +301,7 @@ static int enqueue_file(void *backend, omniq_task_t *const *tasks, size_t n, cha
       if (ps != NULL) omniq__fidx_announce(fs->idx, ps, n);
       omniq__free(ps);
     }
-    omniq__fs_unlock_set(fs, set, nset);
+    omniq__flock_release_set(&fs->locks, set, nset);
   }
   for (size_t i = 0; sl != NULL && i < n; i++)
     if (sl[i].staged) omniq__fio_unstage(&fs->io, sl[i].tmp);
@@ -325,24 +320,24 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
                      omniq_task_t **out, char *err, size_t errlen) {
   char idname[OMNIQ__IDNAME_SIZE], e[OMNIQ__ERRMSG_MAX];
   omniq_task_t *t = NULL;
-  size_t len;
+  omniq__frec_t rec;
   omniq__fname_id(p->id, idname);
-  int rc = omniq__fs_lock(fs, p->id, err, errlen);
+  int rc = omniq__flock_take(&fs->locks, p->id, err, errlen);
   if (rc != OMNIQ_OK) return rc;
   if (renameat(p->dirfd, p->name, fs->running_fd, idname) != 0) {
     int en = errno;
-    omniq__fs_unlock(fs, p->id);
+    omniq__flock_release(&fs->locks, p->id);
     if (en == ENOENT) return GONE; /* another claimer (or a cancel) won */
     return omniq__fio_errno(en, err, errlen, "file store: claiming %s", p->name);
   }
-  rc = omniq__fs_read_task(fs, fs->running_fd, idname, p->id, &t, NULL, e, sizeof e);
+  rc = omniq__frec_read(fs->running_fd, idname, p->id, &t, NULL, e, sizeof e);
   if (rc == OMNIQ_OK && t->status != OMNIQ_PENDING) {
     snprintf(e, sizeof e, "status %s in a pending folder", omniq_status_name(t->status));
     rc = OMNIQ_ECORRUPT;
   }
   if (rc == OMNIQ_ECORRUPT) {
     omniq__fio_quarantine(&fs->io, fs->running_fd, "queue/running", idname, e);
-    omniq__fs_unlock(fs, p->id);
+    omniq__flock_release(&fs->locks, p->id);
     omniq_task_free(t);
     return GONE;
   }
@@ -352,10 +347,12 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
     t->token++;
     t->started_at_ms = req->now_ms;
     t->lease_until_ms = req->lease_until_ms;
-    char *text = omniq__fs_encode(t, NULL, &len);
-    rc = text != NULL ? omniq__fio_write(&fs->io, fs->running_fd, idname, text, len, err, errlen)
-                      : OMNIQ_ENOMEM;
-    omniq__free(text);
+    rc = omniq__frec_encode(&rec, t, NULL, err, errlen);
+    if (rc == OMNIQ_OK) {
+      rc = omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_TASK, err,
+                             errlen);
+      omniq__frec_free(&rec);
+    }
   } else {
     snprintf(err, errlen, "%s", e);
   }
@@ -364,7 +361,7 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
      * PENDING file. Put it back untouched. */
     renameat(fs->running_fd, idname, p->dirfd, p->name);
     omniq_task_free(t);
-    omniq__fs_unlock(fs, p->id);
+    omniq__flock_release(&fs->locks, p->id);
     *out = NULL;
     return rc;
   }
@@ -372,22 +369,30 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
    * it left is a durability problem to report, not a reason to undo. */
   if (omniq__fio_sync_dir(&fs->io, p->dirfd, e, sizeof e) != OMNIQ_OK)
     omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.sync", p->id, "%s", e);
-  omniq__fs_unlock(fs, p->id);
+  omniq__flock_release(&fs->locks, p->id);
   *out = t;
   return CLAIMED;
 }
 
 static int claim_file(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
                       char *err, size_t errlen) {
-  static const char *const dflt[] = {OMNIQ_DEFAULT_QUEUE};
   omniq__fs_t *fs = backend;
   omniq__pending_t cand[CLAIM_CHUNK];
   int first_err = OMNIQ_OK;
   *out = NULL;
   *n = 0;
-  if (req == NULL || req->max == 0) return req == NULL ? OMNIQ_EINVAL : OMNIQ_OK;
-  const char *const *queues = req->nqueues > 0 ? req->queues : dflt;
-  size_t nq = req->nqueues > 0 ? req->nqueues : 1;
+  if (req == NULL || req->nqueues == 0 || req->queues == NULL) {
+    snprintf(err, errlen, "file store: claim: no queue named");
+    return OMNIQ_EINVAL;
+  }
+  if (req->max == 0) return OMNIQ_OK;
+  for (size_t i = 0; i < req->nqueues; i++)
+    if (req->queues[i] == NULL) {
+      snprintf(err, errlen, "file store: claim: NULL queue name");
+      return OMNIQ_EINVAL;
+    }
+  const char *const *queues = req->queues;
+  size_t nq = req->nqueues;
   omniq_task_t **got = omniq__calloc(req->max, sizeof *got);
   if (got == NULL) return OMNIQ_ENOMEM;
   while (*n < req->max && first_err == OMNIQ_OK) {
@@ -428,8 +433,7 @@ const omniq_storage_ops_t omniq__file_ops = {
     .close = close_file,
     .enqueue = enqueue_file,
     .claim = claim_file,
-    .complete = omniq__fs_complete,
-    .fail = omniq__fs_fail,
+    .finish = omniq__fs_finish,
     .extend_lease = omniq__fs_extend_lease,
     .cancel = omniq__fs_cancel,
     .get_task = omniq__fs_get_task,

@@ -1,8 +1,8 @@
 /* The pending index of one open file backend: which files are in
  * queue/pending/, ordered for claiming, without listing the folders on each
  * claim. Thread-safe (one mutex inside). See file_index.c for the design. */
-#ifndef OMNIQ_FILE_INDEX_H
-#define OMNIQ_FILE_INDEX_H
+#ifndef OMNIQ_STORAGE_FILE_INDEX_H
+#define OMNIQ_STORAGE_FILE_INDEX_H
 
 #include <stddef.h>
 #include <stdint.h>

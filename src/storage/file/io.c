@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,21 +48,38 @@ int omniq__fio_errno(int e, char *err, size_t errlen, const char *fmt, ...) {
   return e == ENOENT ? OMNIQ_ESTORAGE : omniq__errno_code(e);
 }
 
-static int write_all(int fd, const char *data, size_t len) {
-  while (len > 0) {
-    ssize_t w = write(fd, data, len);
+/* Writes every piece, in one writev when the kernel takes it all. */
+static int write_all(int fd, const struct iovec *pieces, int n) {
+  struct iovec iov[OMNIQ__FIO_IOV_MAX];
+  if (n > OMNIQ__FIO_IOV_MAX) {
+    errno = EINVAL;
+    return -1;
+  }
+  memcpy(iov, pieces, (size_t)n * sizeof *iov);
+  struct iovec *v = iov;
+  while (n > 0) {
+    ssize_t w = writev(fd, v, n);
     if (w < 0) {
       if (errno == EINTR) continue;
       return -1;
     }
-    data += w;
-    len -= (size_t)w;
+    for (; n > 0 && (size_t)w >= v->iov_len; v++, n--) w -= (ssize_t)v->iov_len;
+    if (n > 0) {
+      v->iov_base = (char *)v->iov_base + w;
+      v->iov_len -= (size_t)w;
+    }
   }
   return 0;
 }
 
 int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
+  struct iovec one = {(void *)data, len};
+  return omniq__fio_stagev(io, &one, 1, tmp_name, err, errlen);
+}
+
+int omniq__fio_stagev(const omniq__fio_t *io, const struct iovec *iov, int n,
+                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
   int fd = -1;
   for (int tries = 0; fd < 0 && tries < 100; tries++) {
     snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%ld-%lu.tmp", (long)getpid(),
@@ -72,7 +90,7 @@ int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
       return omniq__fio_errno(errno, err, errlen, "file store: creating tmp/%s", tmp_name);
   }
   if (fd < 0) return omniq__fio_errno(EEXIST, err, errlen, "file store: creating a tmp file");
-  if (write_all(fd, data, len) != 0 || (io->fsync && fdatasync(fd) != 0)) {
+  if (write_all(fd, iov, n) != 0 || (io->fsync && fdatasync(fd) != 0)) {
     int e = errno;
     close(fd);
     unlinkat(io->tmp_fd, tmp_name, 0);
@@ -102,8 +120,14 @@ void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name) {
 
 int omniq__fio_write(const omniq__fio_t *io, int dirfd, const char *name, const char *data,
                      size_t len, char *err, size_t errlen) {
+  struct iovec one = {(void *)data, len};
+  return omniq__fio_writev(io, dirfd, name, &one, 1, err, errlen);
+}
+
+int omniq__fio_writev(const omniq__fio_t *io, int dirfd, const char *name,
+                      const struct iovec *iov, int n, char *err, size_t errlen) {
   char tmp[OMNIQ__TMP_NAME_SIZE];
-  int rc = omniq__fio_stage(io, data, len, tmp, err, errlen);
+  int rc = omniq__fio_stagev(io, iov, n, tmp, err, errlen);
   return rc == OMNIQ_OK ? omniq__fio_publish(io, tmp, dirfd, name, err, errlen) : rc;
 }
 

@@ -2,11 +2,12 @@
  * directory syncs, tmp-file hygiene and quarantine. Every write of the file
  * backend goes through omniq__fio_write or omniq__fio_stage, so "a crash
  * leaves the old or the new file, never a torn one" is argued once, here. */
-#ifndef OMNIQ_FILE_IO_H
-#define OMNIQ_FILE_IO_H
+#ifndef OMNIQ_STORAGE_FILE_IO_H
+#define OMNIQ_STORAGE_FILE_IO_H
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include "base/log.h"
 
@@ -23,11 +24,19 @@ typedef struct omniq__fio {
 /* Tmp files older than this at open belong to a writer that died. */
 #define OMNIQ__TMP_STALE_SECONDS 60
 
+/* Most pieces one write may be given in (omniq__fio_stagev, _writev). */
+#define OMNIQ__FIO_IOV_MAX 8
+
 /* Writes len bytes to a fresh file in tmp/ and syncs it; its name goes to
  * tmp_name. The caller renames it into place (omniq__fio_publish) or drops
  * it (omniq__fio_unstage). */
 int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
+/* The same with the bytes given as n pieces (at most OMNIQ__FIO_IOV_MAX),
+ * written in order: a file made of parts already encoded elsewhere needs
+ * no copy into one buffer. */
+int omniq__fio_stagev(const omniq__fio_t *io, const struct iovec *iov, int n,
+                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
 /* Renames a staged file to dirfd/name (replacing any) and syncs dirfd. */
 int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
                        char *err, size_t errlen);
@@ -36,6 +45,9 @@ void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name);
  * mix, whenever the process or the machine stops. */
 int omniq__fio_write(const omniq__fio_t *io, int dirfd, const char *name, const char *data,
                      size_t len, char *err, size_t errlen);
+/* The same with the bytes as pieces (see omniq__fio_stagev). */
+int omniq__fio_writev(const omniq__fio_t *io, int dirfd, const char *name,
+                      const struct iovec *iov, int n, char *err, size_t errlen);
 
 /* Reads dirfd/name whole. On OMNIQ_OK *out is yours (omniq__free), NUL
  * terminated, *len bytes long (len may be NULL). OMNIQ_ENOTFOUND when the

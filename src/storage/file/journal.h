@@ -3,8 +3,8 @@
  * backend learn about new pending files by reading a few new bytes instead
  * of listing the folders (see file_index.c). It is a hint, never the truth:
  * the folders are. Not thread-safe: the index calls it under its lock. */
-#ifndef OMNIQ_FILE_JOURNAL_H
-#define OMNIQ_FILE_JOURNAL_H
+#ifndef OMNIQ_STORAGE_FILE_JOURNAL_H
+#define OMNIQ_STORAGE_FILE_JOURNAL_H
 
 #include <stddef.h>
 #include <sys/types.h>

@@ -18,8 +18,8 @@
  *
  * To change a name format: add a new pattern beside the old, keep parsing
  * the old one, and add a test with a file in the old form. */
-#ifndef OMNIQ_FILE_NAMES_H
-#define OMNIQ_FILE_NAMES_H
+#ifndef OMNIQ_STORAGE_FILE_NAMES_H
+#define OMNIQ_STORAGE_FILE_NAMES_H
 
 #include <stddef.h>
 #include <stdint.h>

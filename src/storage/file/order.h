@@ -2,8 +2,8 @@
  * (eta, id) per priority level, the levels of a queue sorted by priority,
  * and a hash map id -> where the task's current entry is. Not thread-safe:
  * the index's lock guards them. */
-#ifndef OMNIQ_FILE_ORDER_H
-#define OMNIQ_FILE_ORDER_H
+#ifndef OMNIQ_STORAGE_FILE_ORDER_H
+#define OMNIQ_STORAGE_FILE_ORDER_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -16,9 +16,10 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
-#include "storage/file/names.h"
-#include "storage/file/backend.h"
 #include "base/records.h"
+#include "storage/file/backend.h"
+#include "storage/file/names.h"
+#include "storage/file/record.h"
 
 /* Calls fn for every entry of dirfd but "." and ".."; stops when it
  * returns non-zero and returns that. */
@@ -54,7 +55,7 @@ static int running_entry(omniq__fs_t *fs, int dirfd, const char *name, void *ud)
     omniq__fio_quarantine(&fs->io, dirfd, "queue/running", name, "not a task file name");
     return 0;
   }
-  int rc = omniq__fs_read_task(fs, dirfd, name, id, &t, NULL, e, sizeof e);
+  int rc = omniq__frec_read(dirfd, name, id, &t, NULL, e, sizeof e);
   if (rc == OMNIQ_OK && t->status == OMNIQ_RUNNING) {
     if (rs->collect && t->lease_until_ms < rs->now) {
       if (rs->n == rs->cap) {
@@ -77,9 +78,9 @@ static int running_entry(omniq__fs_t *fs, int dirfd, const char *name, void *ud)
   if (rc == OMNIQ_ENOTFOUND) return 0;
   /* Not RUNNING, or unreadable: only the lock holder may decide that its
    * writer is gone. A busy lock means the writer is alive and finishing. */
-  if (omniq__fs_trylock(fs, id)) {
-    omniq__fs_settle(fs, id, e, sizeof e);
-    omniq__fs_unlock(fs, id);
+  if (omniq__flock_try(&fs->locks, id)) {
+    omniq__fs_roll_forward(fs, id, name, e, sizeof e);
+    omniq__flock_release(&fs->locks, id);
   }
   return 0;
 }
@@ -100,12 +101,14 @@ int omniq__fs_get_task(void *backend, const char *id, omniq_task_t **out, char *
   omniq__fs_t *fs = backend;
   omniq__fs_at_t at;
   omniq__pending_t p;
+  char idname[OMNIQ__IDNAME_SIZE];
   *out = NULL;
   if (bad_id(id, err, errlen)) return OMNIQ_EINVAL;
-  int rc = omniq__fs_lock(fs, id, err, errlen);
+  omniq__fname_id(id, idname);
+  int rc = omniq__flock_take(&fs->locks, id, err, errlen);
   if (rc != OMNIQ_OK) return rc;
-  rc = omniq__fs_locate(fs, id, &at, &p, out, err, errlen);
-  omniq__fs_unlock(fs, id);
+  rc = omniq__fs_locate(fs, id, idname, &at, &p, out, err, errlen);
+  omniq__flock_release(&fs->locks, id);
   if (rc == OMNIQ_OK && at == OMNIQ__AT_NONE) {
     snprintf(err, errlen, "no task %s", id);
     rc = OMNIQ_ENOTFOUND;
@@ -127,9 +130,9 @@ int omniq__fs_get_result(void *backend, const char *id, omniq_result_t **out, ch
    * and a waiting caller waits in vain. A slot holding a live run is read
    * and left alone. */
   if (rc == OMNIQ_ENOTFOUND && faccessat(fs->running_fd, idname, F_OK, AT_SYMLINK_NOFOLLOW) == 0 &&
-      omniq__fs_lock(fs, id, err, errlen) == OMNIQ_OK) {
-    rc = omniq__fs_settle(fs, id, err, errlen);
-    omniq__fs_unlock(fs, id);
+      omniq__flock_take(&fs->locks, id, err, errlen) == OMNIQ_OK) {
+    rc = omniq__fs_roll_forward(fs, id, idname, err, errlen);
+    omniq__flock_release(&fs->locks, id);
     if (rc != OMNIQ_OK) return rc;
     rc = omniq__fio_read(fs->results_fd, idname, &text, NULL, err, errlen);
   }
@@ -141,9 +144,9 @@ int omniq__fs_get_result(void *backend, const char *id, omniq_result_t **out, ch
   if (rc == OMNIQ_ENOMEM) return rc;
   omniq_result_free(*out);
   *out = NULL;
-  if (omniq__fs_lock(fs, id, err, errlen) == OMNIQ_OK) {
+  if (omniq__flock_take(&fs->locks, id, err, errlen) == OMNIQ_OK) {
     omniq__fio_quarantine(&fs->io, fs->results_fd, "results", idname, "not a result record");
-    omniq__fs_unlock(fs, id);
+    omniq__flock_release(&fs->locks, id);
   }
   snprintf(err, errlen, "file store: results/%s was not a result record (quarantined)", idname);
   return OMNIQ_ECORRUPT;
@@ -162,7 +165,7 @@ static int purge_entry(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
   }
   /* Under the task lock, so a result written meanwhile is never deleted
    * on the strength of the old one's time. */
-  if (omniq__fs_lock(fs, id, e, sizeof e) != OMNIQ_OK) return 0;
+  if (omniq__flock_take(&fs->locks, id, e, sizeof e) != OMNIQ_OK) return 0;
   omniq_result_t *r = NULL;
   char *text = NULL;
   if (omniq__fio_read(dirfd, name, &text, NULL, e, sizeof e) == OMNIQ_OK) {
@@ -171,7 +174,7 @@ static int purge_entry(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
     else if (r->finished_at_ms < pg->older_than && unlinkat(dirfd, name, 0) == 0)
       pg->count++;
   }
-  omniq__fs_unlock(fs, id);
+  omniq__flock_release(&fs->locks, id);
   omniq__free(text);
   omniq_result_free(r);
   return 0;

@@ -14,7 +14,7 @@
  *
  * Each operation is one transaction that either applies completely or not
  * at all (omniq__sqlite_run rolls back whatever an operation left open on error), so a
- * caller never sees half of an outcome, and a retried operation starts from
+ * caller never sees half of a finish, and a retried operation starts from
  * scratch. Statements are prepared once per connection and reset right
  * after use: a statement left mid-step would hold its read snapshot open,
  * pinning the WAL and blocking checkpoints.
@@ -37,7 +37,7 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "base/records.h"
-#include "core/store.h"
+#include "storage/registry.h"
 
 typedef omniq__sqlite_t sq_t;
 
@@ -53,7 +53,7 @@ static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
         " lease_until, token, last_error)"
         " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
         " ?15, ?16)",
-    [OMNIQ__SQ_STATE] = "SELECT status, token FROM tasks WHERE id = ?1",
+    [OMNIQ__SQ_STATE] = "SELECT status, token, attempts, started_at FROM tasks WHERE id = ?1",
     [OMNIQ__SQ_FINISH] =
         "UPDATE tasks SET status = ?3,"
         " eta = CASE WHEN ?3 = 0 THEN ?4 ELSE eta END,"
@@ -394,31 +394,25 @@ static int do_claim(sq_t *sq, void *p, char *err, size_t errlen) {
 
 static int claim_sqlite(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
                         char *err, size_t errlen) {
-  static const char *const fallback[] = {OMNIQ_DEFAULT_QUEUE};
   claim_arg_t a = {.req = req};
   const char **distinct = NULL;
   int rc = OMNIQ_OK;
   *out = NULL;
   *n = 0;
-  if (req == NULL || (req->nqueues > 0 && req->queues == NULL))
-    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "claim: no request");
+  if (req == NULL || req->nqueues == 0 || req->queues == NULL)
+    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "claim: no queue named");
   if (req->max == 0) return OMNIQ_OK;
-  if (req->nqueues == 0) {
-    a.queues = fallback;
-    a.nq = 1;
-  } else {
-    /* A name given twice would make two arms return the same rows. */
-    if ((distinct = omniq__malloc(req->nqueues * sizeof *distinct)) == NULL)
-      return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
-    for (size_t i = 0; i < req->nqueues && rc == OMNIQ_OK; i++) {
-      size_t j = 0;
-      if (req->queues[i] == NULL)
-        rc = omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "claim: NULL queue name");
-      while (rc == OMNIQ_OK && j < a.nq && strcmp(distinct[j], req->queues[i]) != 0) j++;
-      if (rc == OMNIQ_OK && j == a.nq) distinct[a.nq++] = req->queues[i];
-    }
-    a.queues = distinct;
+  /* A name given twice would make two arms return the same rows. */
+  if ((distinct = omniq__malloc(req->nqueues * sizeof *distinct)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
+  for (size_t i = 0; i < req->nqueues && rc == OMNIQ_OK; i++) {
+    size_t j = 0;
+    if (req->queues[i] == NULL)
+      rc = omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "claim: NULL queue name");
+    while (rc == OMNIQ_OK && j < a.nq && strcmp(distinct[j], req->queues[i]) != 0) j++;
+    if (rc == OMNIQ_OK && j == a.nq) distinct[a.nq++] = req->queues[i];
   }
+  a.queues = distinct;
   if (rc == OMNIQ_OK) rc = omniq__sqlite_run(backend, do_claim, &a, err, errlen);
   omniq__free(distinct);
   if (rc != OMNIQ_OK || a.n == 0) {
@@ -436,61 +430,45 @@ static int claim_sqlite(void *backend, const omniq_claim_req_t *req, omniq_task_
   return OMNIQ_OK;
 }
 
-/* ---- outcomes ------------------------------------------------------------ */
+/* ---- finish -------------------------------------------------------------- */
 
-typedef struct {
-  const omniq_outcome_t *o;
-  const char *what; /* "complete" or "fail", for messages */
-} outcome_arg_t;
-
-static int do_outcome(sq_t *sq, void *p, char *err, size_t errlen) {
-  const outcome_arg_t *a = p;
-  const omniq_outcome_t *o = a->o;
+static int do_finish(sq_t *sq, void *p, char *err, size_t errlen) {
+  const omniq_decision_t *d = p;
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH];
   char *error_json = NULL;
   int rc, src;
-  if (o->error != NULL && (error_json = omniq_task_error_to_json(o->error)) == NULL)
-    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", o->id);
+  if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
   rc = begin(sq, err, errlen);
   if (rc == OMNIQ_OK) {
-    sqlite3_bind_text(s, 1, o->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, o->token);
-    sqlite3_bind_int(s, 3, o->next_status);
-    sqlite3_bind_int64(s, 4, o->eta_ms);
-    sqlite3_bind_int(s, 5, o->reset_attempts != 0);
+    sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, d->token);
+    sqlite3_bind_int(s, 3, d->next_status);
+    sqlite3_bind_int64(s, 4, d->eta_ms);
+    sqlite3_bind_int(s, 5, d->reset_attempts != 0);
     bind_text(s, 6, error_json);
     src = step_done(s);
     sqlite3_clear_bindings(s);
     if (src != SQLITE_OK)
-      rc = omniq__sqlite_fail(sq, src, a->what, err, errlen);
+      rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
     else if (sqlite3_changes(sq->db) == 0)
-      rc = explain_miss(sq, o->id, a->what, err, errlen);
+      rc = explain_miss(sq, d->id, "finish", err, errlen);
   }
   omniq__free(error_json);
-  if (rc == OMNIQ_OK && o->result != NULL) rc = put_result(sq, o->id, o->result, err, errlen);
+  if (rc == OMNIQ_OK && d->result != NULL) rc = put_result(sq, d->id, d->result, err, errlen);
   return rc == OMNIQ_OK ? commit(sq, err, errlen) : rc;
 }
 
-static int apply_outcome(void *backend, const omniq_outcome_t *o, const char *what, char *err,
-                         size_t errlen) {
-  outcome_arg_t a = {o, what};
-  if (o == NULL || !omniq_id_valid(o->id))
-    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s: malformed task id", what);
-  if (!omniq_transition_allowed(OMNIQ_RUNNING, o->next_status) ||
-      o->next_status == OMNIQ_CANCELLED) {
-    snprintf(err, errlen, "%s %s: next status %s is not an outcome of a run", what, o->id,
-             omniq_status_name(o->next_status));
+static int finish_sqlite(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
+  if (d == NULL || !omniq_id_valid(d->id))
+    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "finish: malformed task id");
+  if (!omniq_transition_allowed(OMNIQ_RUNNING, d->next_status) ||
+      d->next_status == OMNIQ_CANCELLED) {
+    snprintf(err, errlen, "finish %s: next status %s is not how a run ends", d->id,
+             omniq_status_name(d->next_status));
     return OMNIQ_EINVAL;
   }
-  return omniq__sqlite_run(backend, do_outcome, &a, err, errlen);
-}
-
-static int complete_sqlite(void *backend, const omniq_outcome_t *o, char *err, size_t errlen) {
-  return apply_outcome(backend, o, "complete", err, errlen);
-}
-
-static int fail_sqlite(void *backend, const omniq_outcome_t *o, char *err, size_t errlen) {
-  return apply_outcome(backend, o, "fail", err, errlen);
+  return omniq__sqlite_run(backend, do_finish, (void *)d, err, errlen);
 }
 
 /* ---- extend, cancel ------------------------------------------------------ */
@@ -526,31 +504,54 @@ static int extend_sqlite(void *backend, const char *id, int64_t token, int64_t l
 
 typedef struct {
   const char *id;
-  const omniq_result_t *result;
+  int64_t finished_at;
+  int prev_status;
 } cancel_arg_t;
 
+/* Reads the task and cancels it inside one write transaction (BEGIN
+ * IMMEDIATE holds the write lock from the read on), so the attempts stored
+ * in the result are those of the task that was cancelled, whatever claim
+ * another connection makes at the same moment. */
 static int do_cancel(sq_t *sq, void *p, char *err, size_t errlen) {
-  const cancel_arg_t *a = p;
-  int rc = begin(sq, err, errlen);
-  if (rc == OMNIQ_OK) {
-    sqlite3_stmt *s = sq->st[OMNIQ__SQ_CANCEL];
-    sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
-    int src = step_done(s);
-    if (src != SQLITE_OK)
-      rc = omniq__sqlite_fail(sq, src, "cancel", err, errlen);
-    else if (sqlite3_changes(sq->db) == 0)
-      rc = explain_miss(sq, a->id, "cancel", err, errlen);
+  cancel_arg_t *a = p;
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_STATE];
+  omniq_result_t r;
+  int rc = begin(sq, err, errlen), src;
+  if (rc != OMNIQ_OK) return rc;
+  memset(&r, 0, sizeof r);
+  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+  src = sqlite3_step(s);
+  if (src == SQLITE_ROW) {
+    a->prev_status = sqlite3_column_int(s, 0);
+    r.attempts = sqlite3_column_int(s, 2);
+    r.last_attempt_at_ms = sqlite3_column_int64(s, 3);
   }
-  if (rc == OMNIQ_OK && a->result != NULL) rc = put_result(sq, a->id, a->result, err, errlen);
+  sqlite3_reset(s);
+  if (src == SQLITE_DONE)
+    return omniq__sqlite_errf(OMNIQ_ENOTFOUND, err, errlen, "cancel %s: no such task", a->id);
+  if (src != SQLITE_ROW) return omniq__sqlite_fail(sq, src, "cancel", err, errlen);
+  if (omniq_status_is_terminal(a->prev_status))
+    return omniq__sqlite_errf(OMNIQ_ESTATE, err, errlen, "cancel %s: task is already %s", a->id,
+                              omniq_status_name(a->prev_status));
+  s = sq->st[OMNIQ__SQ_CANCEL];
+  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+  src = step_done(s);
+  if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "cancel", err, errlen);
+  memcpy(r.task_id, a->id, OMNIQ_ID_SIZE);
+  r.status = OMNIQ_CANCELLED;
+  r.finished_at_ms = a->finished_at;
+  rc = put_result(sq, a->id, &r, err, errlen);
   return rc == OMNIQ_OK ? commit(sq, err, errlen) : rc;
 }
 
-static int cancel_sqlite(void *backend, const char *id, const omniq_result_t *result, char *err,
-                         size_t errlen) {
-  cancel_arg_t a = {id, result};
+static int cancel_sqlite(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
+                         char *err, size_t errlen) {
+  cancel_arg_t a = {id, finished_at_ms, -1};
   if (!omniq_id_valid(id))
     return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "cancel: malformed task id");
-  return omniq__sqlite_run(backend, do_cancel, &a, err, errlen);
+  int rc = omniq__sqlite_run(backend, do_cancel, &a, err, errlen);
+  if (prev_status != NULL) *prev_status = a.prev_status;
+  return rc;
 }
 
 typedef struct {
@@ -583,8 +584,7 @@ const omniq_storage_ops_t omniq__sqlite_ops = {
     .close = close_sqlite,
     .enqueue = enqueue_sqlite,
     .claim = claim_sqlite,
-    .complete = complete_sqlite,
-    .fail = fail_sqlite,
+    .finish = finish_sqlite,
     .extend_lease = extend_sqlite,
     .cancel = cancel_sqlite,
     .get_task = omniq__sqlite_get_task,

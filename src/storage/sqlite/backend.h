@@ -4,8 +4,8 @@
  *   sqlite_reads.c   the reads (get_task, get_result, counts, leases)
  *   sqlite_rows.c    rows <-> records, and the claim's SQL text
  *   sqlite_schema.c  URL forms, opening, pragmas, schema migrations */
-#ifndef OMNIQ_STORE_SQLITE_H
-#define OMNIQ_STORE_SQLITE_H
+#ifndef OMNIQ_STORAGE_SQLITE_BACKEND_H
+#define OMNIQ_STORAGE_SQLITE_BACKEND_H
 
 #include <pthread.h>
 #include <sqlite3.h>

@@ -1,5 +1,6 @@
-/* Shared test helpers: temporary directories, a manual clock, and opening a
- * store on them. Include after <cmocka.h>'s prerequisites. */
+/* Shared test helpers: a manual clock, test settings, and a store opened
+ * on a fresh directory for one test. Includes cmocka and the other support
+ * headers most tests need. */
 #ifndef OMNIQ_TEST_HELPERS_H
 #define OMNIQ_TEST_HELPERS_H
 
@@ -10,6 +11,8 @@
 #include <cmocka.h>
 
 #include "omniq.h"
+#include "support/files.h"
+#include "support/records.h"
 
 /* A clock tests move by hand. Thread-safe. */
 typedef struct th_clock {
@@ -21,11 +24,6 @@ typedef struct th_clock {
 void th_clock_init(th_clock_t *c, int64_t start_ms);
 void th_clock_advance(th_clock_t *c, int64_t ms);
 int64_t th_clock_now(void *userdata); /* an omniq_clock_fn over th_clock_t */
-
-/* Makes a fresh directory under $TMPDIR (or /tmp); returns a malloc'd path. */
-char *th_tmpdir(void);
-/* Removes a directory tree; NULL is a no-op. Frees path. */
-void th_rmtree(char *path);
 
 /* Settings for a test store under dir, on the manual clock, logging only
  * errors (so test output stays readable). backend: "sqlite" or "file". */
@@ -48,15 +46,9 @@ int th_store_setup(void **state);
 /* cmocka teardown: closes the handle, removes the directory. */
 int th_store_teardown(void **state);
 
-/* Field-by-field equality of records (NULL equals only NULL). */
-void th_assert_error_equal(const omniq_task_error_t *a, const omniq_task_error_t *b);
-void th_assert_result_equal(const omniq_result_t *got, const omniq_result_t *want);
-
 /* Reads exactly n bytes (retrying short reads and EINTR); 0, or -1 on EOF
  * or error. For pipes between a test and the processes it forks. */
 int th_read_full(int fd, void *buf, size_t n);
-/* qsort comparator for arrays of char[OMNIQ_ID_SIZE]. */
-int th_cmp_id(const void *a, const void *b);
 
 /* Sets (value != NULL) or unsets an environment variable. */
 void th_setenv(const char *name, const char *value);

@@ -2,8 +2,8 @@
  * with a condition variable. Every wait has a generous real-time bound, so
  * a broken pool fails an assertion instead of hanging; no test sleeps to
  * let something happen. */
-#ifndef OMNIQ_TEST_SYNC_H
-#define OMNIQ_TEST_SYNC_H
+#ifndef OMNIQ_TEST_GATE_H
+#define OMNIQ_TEST_GATE_H
 
 #include <pthread.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* Records: the status transition table, status names, and the JSON forms of
  * TaskError, task and result (round trips and malformed records). */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <jansson.h>
 #include <stdlib.h>

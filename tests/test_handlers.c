@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "helpers.h"
+#include "support/helpers.h"
 #include "core/handlers.h"
 
 typedef th_store_t fx_t;
@@ -98,14 +98,14 @@ static void test_malformed_paths_are_rejected_before_dlopen(void **state) {
   char err[256];
   const char *bad[] = {":symbol", "lib.so:", ""};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    assert_int_equal(omniq__resolve(fx->oq, bad[i], &fn, &ud, err, sizeof err),
+    assert_int_equal(omniq__handlers_resolve(fx->oq, bad[i], &fn, &ud, err, sizeof err),
                      OMNIQ_EHANDLER);
     assert_null(fn);
     assert_true(strlen(err) > 0);
   }
   /* The same library twice: the cache answers the second time. */
   for (int i = 0; i < 2; i++) {
-    th_ok(fx->oq, omniq__resolve(fx->oq, OMNIQ_TEST_HANDLERS_LIB ":omniq_test_echo", &fn, &ud,
+    th_ok(fx->oq, omniq__handlers_resolve(fx->oq, OMNIQ_TEST_HANDLERS_LIB ":omniq_test_echo", &fn, &ud,
                                  err, sizeof err));
     assert_non_null(fn);
     assert_null(ud);

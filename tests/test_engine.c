@@ -1,4 +1,4 @@
-/* The queue engine's lifecycle policy, end to end on each backend: the attempts
+/* The engine's lifecycle policy, end to end on each backend: the attempts
  * invariant, backoff, ordering, results and waiting, intervals, cancel,
  * lease recovery, purge. The tests act as the worker through the engine's
  * own calls (claim, finish) and move time with the manual clock. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "helpers.h"
+#include "support/helpers.h"
 #include "base/alloc.h"
 #include "base/records.h"
 #include "core/engine.h"
@@ -30,7 +30,7 @@ static void enqueue(fx_t *fx, int max_retries, int64_t interval_ms, char id[OMNI
 static omniq_task_t *claim_one(fx_t *fx) {
   omniq_task_t **tasks = NULL;
   size_t n = 0;
-  th_ok(fx->oq, omniq__queue_claim(fx->oq, NULL, 0, 1, &tasks, &n));
+  th_ok(fx->oq, omniq__engine_claim(fx->oq, NULL, 0, 1, &tasks, &n));
   omniq_task_t *t = n == 1 ? tasks[0] : NULL;
   if (n == 1) tasks[0] = NULL;
   omniq__tasks_free(tasks, n);
@@ -38,14 +38,14 @@ static omniq_task_t *claim_one(fx_t *fx) {
 }
 
 static int fail_run(fx_t *fx, const omniq_task_t *t, int retryable) {
-  omniq__run_t run = {.ok = 0, .error_type = "ValueError", .message = "boom",
-                      .retryable = retryable};
-  return omniq__queue_finish(fx->oq, t, &run);
+  omniq__run_report_t run = {.kind = OMNIQ__RUN_HANDLER_FAILED, .error_type = "ValueError",
+                             .message = "boom", .retryable = retryable};
+  return omniq__engine_finish(fx->oq, t, &run);
 }
 
 static int succeed_run(fx_t *fx, const omniq_task_t *t, const char *value) {
-  omniq__run_t run = {.ok = 1, .value = value};
-  return omniq__queue_finish(fx->oq, t, &run);
+  omniq__run_report_t run = {.kind = OMNIQ__RUN_OK, .value = value};
+  return omniq__engine_finish(fx->oq, t, &run);
 }
 
 static omniq_task_t *get_task(fx_t *fx, const char *id) {
@@ -134,13 +134,13 @@ static void test_backoff_formula_bounds_for_attempts_1_to_8(void **state) {
   for (int a = 1; a <= 8; a++) {
     int64_t nominal = base << (a - 1);
     if (nominal > cap) nominal = cap;
-    assert_int_equal(omniq__queue_backoff_ms(base, cap, a, 0.0), nominal * 3 / 4);
-    assert_int_equal(omniq__queue_backoff_ms(base, cap, a, 0.5), nominal);
-    assert_true(omniq__queue_backoff_ms(base, cap, a, 0.999999) < nominal * 5 / 4);
-    assert_true(omniq__queue_backoff_ms(base, cap, a, 0.999999) >= nominal * 5 / 4 - 1);
+    assert_int_equal(omniq__engine_backoff_ms(base, cap, a, 0.0), nominal * 3 / 4);
+    assert_int_equal(omniq__engine_backoff_ms(base, cap, a, 0.5), nominal);
+    assert_true(omniq__engine_backoff_ms(base, cap, a, 0.999999) < nominal * 5 / 4);
+    assert_true(omniq__engine_backoff_ms(base, cap, a, 0.999999) >= nominal * 5 / 4 - 1);
   }
   /* The cap holds for large attempt numbers without overflow. */
-  assert_true(omniq__queue_backoff_ms(base, cap, 1000, 0.999) <= cap * 5 / 4);
+  assert_true(omniq__engine_backoff_ms(base, cap, 1000, 0.999) <= cap * 5 / 4);
 }
 
 static void test_retry_eta_falls_in_backoff_range_for_attempts_1_to_8(void **state) {
@@ -362,7 +362,7 @@ static void test_cancel_running_discards_outcome(void **state) {
   th_ok(fx->oq, omniq_cancel(fx->oq, id));
   assert_int_equal(succeed_run(fx, t, "1"), OMNIQ_ESTATE);
   assert_int_equal(fail_run(fx, t, 1), OMNIQ_ESTATE);
-  assert_int_equal(omniq__queue_extend(fx->oq, t), OMNIQ_ESTATE);
+  assert_int_equal(omniq__engine_extend(fx->oq, t), OMNIQ_ESTATE);
   omniq_task_free(t);
   assert_int_equal(status_of(fx, id), OMNIQ_CANCELLED);
   th_ok(fx->oq, omniq_get_result(fx->oq, id, 0, &r));
@@ -411,7 +411,7 @@ static void test_expired_lease_is_reclaimed_as_worker_lost(void **state) {
   /* The presumed-dead worker comes back: its outcome changes nothing. */
   assert_int_equal(succeed_run(fx, first, "\"late\""), OMNIQ_ESTATE);
   assert_int_equal(fail_run(fx, first, 0), OMNIQ_ESTATE);
-  assert_int_equal(omniq__queue_extend(fx->oq, first), OMNIQ_ESTATE);
+  assert_int_equal(omniq__engine_extend(fx->oq, first), OMNIQ_ESTATE);
   omniq_task_t *now = get_task(fx, id);
   assert_int_equal(omniq_task_status(now), OMNIQ_RUNNING);
   assert_int_equal(omniq_task_attempts(now), 2);
@@ -436,7 +436,7 @@ static void test_lost_lease_without_budget_fails_with_worker_lost(void **state) 
   enqueue(fx, 1, 0, id);
   omniq_task_t *t = claim_one(fx);
   th_clock_advance(&fx->clock, omniq_settings(fx->oq)->lease_ms + 1);
-  th_ok(fx->oq, omniq__queue_reap(fx->oq, &recovered));
+  th_ok(fx->oq, omniq__engine_reap(fx->oq, &recovered));
   assert_int_equal(recovered, 1);
   assert_int_equal(status_of(fx, id), OMNIQ_FAILED);
   th_ok(fx->oq, omniq_get_result(fx->oq, id, 0, &r));
@@ -453,7 +453,7 @@ static void test_extended_lease_keeps_a_live_run(void **state) {
   omniq_task_t *t = claim_one(fx);
   for (int i = 0; i < 5; i++) {
     th_clock_advance(&fx->clock, lease / 3);
-    th_ok(fx->oq, omniq__queue_extend(fx->oq, t));
+    th_ok(fx->oq, omniq__engine_extend(fx->oq, t));
     assert_null(claim_one(fx));
   }
   th_ok(fx->oq, succeed_run(fx, t, "1"));
