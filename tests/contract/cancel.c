@@ -44,7 +44,8 @@ static void test_cancel_pending_and_running_stores_result(void **state) {
   omniq_decision_t d = ct_decision(c, OMNIQ_SUCCESS);
   d.result = late;
   FAILS(fx, OMNIQ_ESTATE, ct_finish(fx, &d));
-  FAILS(fx, OMNIQ_ESTATE, ct_ops->extend_lease(fx->be, run->id, c->token, NOW + 1, fx->err, ERRLEN));
+  FAILS(fx, OMNIQ_ESTATE,
+        ct_ops->extend_lease(fx->be, run->id, c->token, NOW + 1, fx->err, ERRLEN));
   assert_cancel_result(fx, c, NOW + 50);
   omniq_task_t *got = ct_get(fx, run->id);
   assert_int_equal(got->status, OMNIQ_CANCELLED);
