@@ -5,10 +5,10 @@
  * says which heap entry is current. A claim looks at the top of each
  * level, from the highest priority down, and takes the first one that is
  * due: O(levels + log n) per task instead of a directory listing. The
- * containers are in file_order.c.
+ * containers are in order.c.
  *
  * How it learns about files: one full scan at open; after that only the
- * journal (file_journal.c), which every backend appends to when it puts a
+ * journal (journal.c), which every backend appends to when it puts a
  * file into pending/. Files that leave pending/ (claimed by another
  * process, cancelled) are not announced: the claimer finds out when its
  * rename fails with ENOENT and drops the entry. A heap entry whose map
@@ -22,7 +22,7 @@
  * time listing.
  *
  * Lock: `lock` guards everything; it is never held while waiting for a
- * task lock (file_txn.c takes task locks first, then this one). */
+ * task lock (transitions take task locks first, then this one). */
 #include "storage/file/index.h"
 
 #include <dirent.h>

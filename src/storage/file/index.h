@@ -1,6 +1,6 @@
 /* The pending index of one open file backend: which files are in
  * queue/pending/, ordered for claiming, without listing the folders on each
- * claim. Thread-safe (one mutex inside). See file_index.c for the design. */
+ * claim. Thread-safe (one mutex inside). See index.c for the design. */
 #ifndef OMNIQ_STORAGE_FILE_INDEX_H
 #define OMNIQ_STORAGE_FILE_INDEX_H
 

@@ -1,7 +1,7 @@
 /* The additions journal: queue/journal, one line "<qdir>/<pending name>"
  * per file put into queue/pending/ by any process. It lets every open
  * backend learn about new pending files by reading a few new bytes instead
- * of listing the folders (see file_index.c). It is a hint, never the truth:
+ * of listing the folders (see index.c). It is a hint, never the truth:
  * the folders are. Not thread-safe: the index calls it under its lock. */
 #ifndef OMNIQ_STORAGE_FILE_JOURNAL_H
 #define OMNIQ_STORAGE_FILE_JOURNAL_H

@@ -1,4 +1,4 @@
-/* The containers behind the pending index (file_index.c): one min-heap of
+/* The containers behind the pending index (index.c): one min-heap of
  * (eta, id) per priority level, the levels of a queue sorted by priority,
  * and a hash map id -> where the task's current entry is. Not thread-safe:
  * the index's lock guards them. */

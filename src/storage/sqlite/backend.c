@@ -42,7 +42,7 @@
 typedef omniq__sqlite_t sq_t;
 
 /* Status values are written as literals (1 = RUNNING, 4 = CANCELLED) so the
- * partial indexes apply; see the schema notes in sqlite_schema.c. */
+ * partial indexes apply; see the schema notes in schema.c. */
 static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
     [OMNIQ__SQ_BEGIN] = "BEGIN IMMEDIATE",
     [OMNIQ__SQ_COMMIT] = "COMMIT",
@@ -296,7 +296,7 @@ static int enqueue_sqlite(void *backend, omniq_task_t *const *tasks, size_t n, c
     return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "enqueue: no tasks");
   for (size_t i = 0; i < n; i++) {
     const omniq_task_t *t = tasks[i];
-    /* Defence in depth: the queue engine validates too, but the id becomes
+    /* Defence in depth: the engine validates too, but the id becomes
      * a key here and every column is NOT NULL. */
     if (t == NULL || !omniq_id_valid(t->id) || t->func == NULL || t->queue == NULL ||
         t->args == NULL || t->kwargs == NULL) {

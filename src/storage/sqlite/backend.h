@@ -1,9 +1,9 @@
 /* SQLite backend internals, shared by its four files, plus the few hooks
  * tests/test_store_sqlite.c and the benchmark need:
- *   store_sqlite.c   the connection, its lock, transactions, the writes
- *   sqlite_reads.c   the reads (get_task, get_result, counts, leases)
- *   sqlite_rows.c    rows <-> records, and the claim's SQL text
- *   sqlite_schema.c  URL forms, opening, pragmas, schema migrations */
+ *   backend.c  the connection, its lock, transactions, the writes, the ops table
+ *   reads.c    the reads (get_task, get_result, counts, leases)
+ *   rows.c     rows <-> records, and the claim's SQL text
+ *   schema.c   URL forms, opening, pragmas, schema migrations */
 #ifndef OMNIQ_STORAGE_SQLITE_BACKEND_H
 #define OMNIQ_STORAGE_SQLITE_BACKEND_H
 
@@ -69,7 +69,7 @@ int omniq__sqlite_busy_timeout(void);
 #define OMNIQ__SQLITE_RESULT_COLS \
   "task_id, status, value, error, attempts, finished_at, last_attempt_at"
 
-/* Statements prepared once per connection (texts in store_sqlite.c). */
+/* Statements prepared once per connection (texts in backend.c). */
 enum {
   OMNIQ__SQ_BEGIN,
   OMNIQ__SQ_COMMIT,
@@ -123,7 +123,7 @@ int omniq__sqlite_row_result(sqlite3_stmt *s, omniq_result_t **out);
 /* Reports a failed omniq__sqlite_row_* for the task id. */
 int omniq__sqlite_fail_row(omniq__sqlite_t *sq, int rc, const char *id, char *err, size_t errlen);
 
-/* The read operations of the table (sqlite_reads.c). */
+/* The read operations of the table (reads.c). */
 int omniq__sqlite_get_task(void *backend, const char *id, omniq_task_t **out, char *err,
                            size_t errlen);
 int omniq__sqlite_get_result(void *backend, const char *id, omniq_result_t **out, char *err,
