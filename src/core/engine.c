@@ -33,6 +33,9 @@
 #define REAP_PERIOD_MS 1000
 #define REAP_BATCH 64
 
+/* The queue of a task enqueued without one, and of a worker given none. */
+static const char *const default_queues[] = {OMNIQ_DEFAULT_QUEUE, NULL};
+
 /* ---- backoff ------------------------------------------------------------- */
 
 int64_t omniq__engine_backoff_ms(int64_t base_ms, int64_t cap_ms, int attempts, double u) {
@@ -116,7 +119,7 @@ static int build_task(omniq_t *oq, const omniq_enqueue_item_t *item, size_t inde
   if (t == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
   omniq__id_new(now, t->id);
   t->func = omniq__strdup(item->func);
-  t->queue = omniq__strdup(o->queue != NULL ? o->queue : OMNIQ_DEFAULT_QUEUE);
+  t->queue = omniq__strdup(o->queue != NULL ? o->queue : default_queues[0]);
   t->args = omniq__strdup(args);
   t->kwargs = omniq__strdup(kwargs);
   if (!t->func || !t->queue || !t->args || !t->kwargs) {
@@ -304,14 +307,13 @@ static void maybe_reap(omniq_t *oq, int64_t now) {
 
 int omniq__engine_listen_queues(omniq_t *oq, const char *fn, const char *const *names,
                                 char *out[OMNIQ_MAX_QUEUES], size_t *n) {
-  static const char *const default_queue[] = {OMNIQ_DEFAULT_QUEUE, NULL};
   size_t k = 0;
   *n = 0;
   for (; k < OMNIQ_MAX_QUEUES && names != NULL && names[k] != NULL; k++)
     if (names[k][0] == '\0')
       return omniq__err(oq->id, OMNIQ_EINVAL, "%s: queues[%zu] is empty", fn, k);
   if (k == 0) {
-    names = default_queue;
+    names = default_queues;
     k = 1;
   }
   for (size_t i = 0; i < k; i++) {
@@ -326,12 +328,11 @@ int omniq__engine_listen_queues(omniq_t *oq, const char *fn, const char *const *
 
 int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, size_t max,
                         omniq_task_t ***out, size_t *n) {
-  static const char *const default_queue[] = {OMNIQ_DEFAULT_QUEUE};
   int64_t now = omniq__now(&oq->settings);
   omniq_claim_req_t req = {
       .now_ms = now,
       .lease_until_ms = now + oq->settings.lease_ms,
-      .queues = nqueues > 0 ? queues : default_queue,
+      .queues = nqueues > 0 ? queues : default_queues,
       .nqueues = nqueues > 0 ? nqueues : 1,
       .max = max,
   };
