@@ -7,13 +7,16 @@
  * shared with another process: the contract runs with single_process set.
  * One mutex per store makes every operation atomic; records are copied in
  * and out with the library's record helpers, so whatever the engine frees
- * was allocated the way it expects.
+ * was allocated the way it expects. Tasks are kept in insertion order, with
+ * a tsearch(3) tree to find one by id; a claim scans them all, which is
+ * fine for an example and for the contract's 20,000 tasks.
  *
  * Build: cc memory.c $(pkg-config --cflags --libs omniq-contract)
  * Run:   ./a.out        (prints cmocka's report; exit 0 = the contract passes) */
 #include <omniq/contract.h>
 
 #include <pthread.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 typedef struct store {
   char name[OMNIQ_PATH_MAX];
   pthread_mutex_t lock;
+  void *by_id;          /* tsearch tree of the tasks below, by id */
   omniq_task_t **tasks; /* in insertion order, so the index breaks claim ties */
   omniq_result_t **results;
   size_t ntasks, nresults, cap_tasks, cap_results;
@@ -29,6 +33,10 @@ typedef struct store {
 
 static pthread_mutex_t stores_lock = PTHREAD_MUTEX_INITIALIZER;
 static store_t *stores;
+
+static int by_id(const void *a, const void *b) {
+  return strcmp(((const omniq_task_t *)a)->id, ((const omniq_task_t *)b)->id);
+}
 
 static int say(int rc, char *err, size_t errlen, const char *what) {
   snprintf(err, errlen, "memory: %s", what);
@@ -62,7 +70,10 @@ static void mem_destroy(const char *name) {
     store_t *st = *pp;
     if (strcmp(st->name, name) != 0) continue;
     *pp = st->next;
-    for (size_t i = 0; i < st->ntasks; i++) omniq_task_free(st->tasks[i]);
+    for (size_t i = 0; i < st->ntasks; i++) {
+      tdelete(st->tasks[i], &st->by_id, by_id);
+      omniq_task_free(st->tasks[i]);
+    }
     for (size_t i = 0; i < st->nresults; i++) omniq_result_free(st->results[i]);
     free(st->tasks);
     free(st->results);
@@ -76,9 +87,10 @@ static void mem_destroy(const char *name) {
 /* ---- helpers (store lock held) -------------------------------------------- */
 
 static omniq_task_t *find(store_t *st, const char *id) {
-  for (size_t i = 0; i < st->ntasks; i++)
-    if (strcmp(st->tasks[i]->id, id) == 0) return st->tasks[i];
-  return NULL;
+  omniq_task_t key;
+  snprintf(key.id, sizeof key.id, "%s", id);
+  omniq_task_t **hit = tfind(&key, &st->by_id, by_id);
+  return hit != NULL ? *hit : NULL;
 }
 
 static omniq_result_t **find_result(store_t *st, const char *id) {
@@ -141,12 +153,18 @@ static int mem_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char
     else st->tasks = more, st->cap_tasks = cap;
   }
   size_t done = 0;
-  for (; rc == OMNIQ_OK && done < n; done++)
-    if ((st->tasks[st->ntasks + done] = omniq_task_dup(tasks[done])) == NULL)
+  for (; rc == OMNIQ_OK && done < n; done++) {
+    omniq_task_t *copy = omniq_task_dup(tasks[done]);
+    st->tasks[st->ntasks + done] = copy;
+    if (copy == NULL || tsearch(copy, &st->by_id, by_id) == NULL)
       rc = say(OMNIQ_ENOMEM, err, errlen, "out of memory");
+  }
   if (rc == OMNIQ_OK) st->ntasks += n;
-  else
-    while (done > 0) omniq_task_free(st->tasks[st->ntasks + --done]);
+  while (rc != OMNIQ_OK && done > 0) { /* undo: all or none */
+    omniq_task_t *copy = st->tasks[st->ntasks + --done];
+    if (copy != NULL) tdelete(copy, &st->by_id, by_id);
+    omniq_task_free(copy);
+  }
   pthread_mutex_unlock(&st->lock);
   return rc;
 }

@@ -26,8 +26,8 @@
 #include "base/codec.h"
 #include "base/error.h"
 #include "base/ids.h"
-#include "base/records.h"
 #include "base/notify.h"
+#include "base/records.h"
 #include "core/store.h"
 
 #define REAP_PERIOD_MS 1000
@@ -138,7 +138,7 @@ static int build_task(omniq_t *oq, const omniq_enqueue_item_t *item, size_t inde
 }
 
 int omniq__engine_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
-                         char (*ids_out)[OMNIQ_ID_SIZE]) {
+                          char (*ids_out)[OMNIQ_ID_SIZE]) {
   int64_t now = omniq__now(&oq->settings);
   omniq_task_t **tasks;
   int rc = OMNIQ_OK;

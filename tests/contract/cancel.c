@@ -4,6 +4,8 @@
 #include "suite.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,8 +119,10 @@ static void test_cancelled_task_is_never_claimed(void **state) {
 #define RACE_ROUNDS 1000
 
 typedef struct race {
+  const omniq_storage_ops_t *ops;
   void *be; /* the claimer's backend */
   pthread_barrier_t go, done;
+  atomic_int stop;
   int rc;
   long claimed;
   char err[ERRLEN];
@@ -128,11 +132,12 @@ static void *claimer(void *arg) {
   race_t *r = arg;
   static const char *const def[] = {OMNIQ_DEFAULT_QUEUE};
   omniq_claim_req_t req = {NOW, NOW + LEASE_MS, def, 1, 1};
-  for (int i = 0; i < RACE_ROUNDS; i++) {
+  for (;;) {
     omniq_task_t **got = NULL;
     size_t n = 0;
     pthread_barrier_wait(&r->go);
-    int rc = ct_ops->claim(r->be, &req, &got, &n, r->err, ERRLEN);
+    if (atomic_load(&r->stop)) break;
+    int rc = r->ops->claim(r->be, &req, &got, &n, r->err, ERRLEN);
     if (rc != OMNIQ_OK && r->rc == OMNIQ_OK) r->rc = rc;
     r->claimed += (long)n;
     ct_tasks_free(got, n);
@@ -141,41 +146,72 @@ static void *claimer(void *arg) {
   return NULL;
 }
 
+/* One round: a task, a claim and a cancel released together. NULL if the
+ * stored result counts the attempts of the task as it was cancelled, else
+ * what went wrong (in buf). *pending: the cancel found it PENDING. */
+static const char *race_round(ct_fx_t *fx, race_t *r, int *pending, char *buf, size_t len) {
+  omniq_task_t *t = ct_task("default", 0, NOW), *got = NULL;
+  omniq_result_t *res = NULL;
+  int prev = -1, rc;
+  const char *why = NULL;
+  if ((rc = ct_enqueue(fx, &t, 1)) != OMNIQ_OK) {
+    omniq_task_free(t);
+    snprintf(buf, len, "enqueue: %s: %.400s", omniq_err_name(rc), fx->err);
+    return buf;
+  }
+  pthread_barrier_wait(&r->go);
+  rc = ct_cancel(fx, t->id, NOW + 1, &prev);
+  pthread_barrier_wait(&r->done);
+  *pending = prev == OMNIQ_PENDING;
+  if (rc == OMNIQ_OK && (rc = ct_ops->get_task(fx->be, t->id, &got, fx->err, ERRLEN)) == OMNIQ_OK)
+    rc = ct_ops->get_result(fx->be, t->id, &res, fx->err, ERRLEN);
+  if (rc != OMNIQ_OK)
+    snprintf(buf, len, "%s: %.400s", omniq_err_name(rc), fx->err), why = buf;
+  else if (got->status != OMNIQ_CANCELLED || got->attempts != (*pending ? 0 : 1))
+    snprintf(buf, len, "the task is %s after %d attempt(s), cancelled while %s",
+             omniq_status_name(got->status), got->attempts, omniq_status_name(prev)), why = buf;
+  else if (res->status != OMNIQ_CANCELLED || res->attempts != got->attempts ||
+           res->last_attempt_at_ms != got->started_at_ms || res->finished_at_ms != NOW + 1)
+    snprintf(buf, len,
+             "the result counts %d attempt(s) (last at %lld) for a task with %d (last at %lld)",
+             res->attempts, (long long)res->last_attempt_at_ms, got->attempts,
+             (long long)got->started_at_ms), why = buf;
+  omniq_result_free(res);
+  omniq_task_free(got);
+  omniq_task_free(t);
+  return why;
+}
+
 static void test_cancel_racing_a_claim_stores_the_attempts_of_the_task_it_cancelled(void **state) {
   ct_fx_t *fx = *state;
-  race_t r = {0};
+  race_t r = {.ops = ct_ops};
   pthread_t th;
   long cancel_first = 0;
+  int round = 0, pending = 0;
+  char buf[ERRLEN + 128];
+  const char *why = NULL;
   OK(fx, ct_ops->open(&fx->settings, &r.be, fx->err, ERRLEN));
+  atomic_init(&r.stop, 0);
   assert_int_equal(pthread_barrier_init(&r.go, NULL, 2), 0);
   assert_int_equal(pthread_barrier_init(&r.done, NULL, 2), 0);
   assert_int_equal(pthread_create(&th, NULL, claimer, &r), 0);
-  for (int i = 0; i < RACE_ROUNDS; i++) {
-    omniq_task_t *t = ct_task("default", 0, NOW);
-    int prev = -1;
-    ct_enqueue1(fx, t);
-    pthread_barrier_wait(&r.go);
-    int rc = ct_cancel(fx, t->id, NOW + 1, &prev);
-    pthread_barrier_wait(&r.done);
-    if (rc != OMNIQ_OK) fail_msg("round %d: cancel -> %s: %s", i, omniq_err_name(rc), fx->err);
-    omniq_task_t *got = ct_get(fx, t->id);
-    assert_int_equal(got->status, OMNIQ_CANCELLED);
-    assert_int_equal(got->attempts, prev == OMNIQ_RUNNING ? 1 : 0);
-    assert_cancel_result(fx, got, NOW + 1);
-    cancel_first += prev == OMNIQ_PENDING;
-    omniq_task_free(got);
-    omniq_task_free(t);
+  for (; round < RACE_ROUNDS && why == NULL; round++) {
+    why = race_round(fx, &r, &pending, buf, sizeof buf);
+    cancel_first += pending;
   }
+  atomic_store(&r.stop, 1);
+  pthread_barrier_wait(&r.go); /* releases the claimer to see stop */
   pthread_join(th, NULL);
+  ct_ops->close(r.be);
+  pthread_barrier_destroy(&r.go);
+  pthread_barrier_destroy(&r.done);
+  if (why != NULL) fail_msg("round %d: %s", round - 1, why);
   if (r.rc != OMNIQ_OK) fail_msg("claim -> %s: %s", omniq_err_name(r.rc), r.err);
   /* Every round's task was either claimed (then cancelled while running) or
    * cancelled while pending: never both, never neither. */
   assert_int_equal(r.claimed + cancel_first, RACE_ROUNDS);
   print_message("%ld of %d rounds cancelled a pending task, %ld a running one\n", cancel_first,
                 RACE_ROUNDS, r.claimed);
-  ct_ops->close(r.be);
-  pthread_barrier_destroy(&r.go);
-  pthread_barrier_destroy(&r.done);
 }
 
 static const struct CMUnitTest tests[] = {
