@@ -363,11 +363,15 @@ static void test_cancel_running_discards_outcome(void **state) {
   assert_int_equal(succeed_run(fx, t, "1"), OMNIQ_ESTATE);
   assert_int_equal(fail_run(fx, t, 1), OMNIQ_ESTATE);
   assert_int_equal(omniq__engine_extend(fx->oq, t), OMNIQ_ESTATE);
-  omniq_task_free(t);
   assert_int_equal(status_of(fx, id), OMNIQ_CANCELLED);
   th_ok(fx->oq, omniq_get_result(fx->oq, id, 0, &r));
   assert_int_equal(omniq_result_status(r), OMNIQ_CANCELLED);
   assert_null(omniq_result_value(r));
+  /* The result counts the run that was cancelled. */
+  assert_int_equal(omniq_result_attempts(r), 1);
+  assert_int_equal(omniq_result_last_attempt_at(r), t->started_at_ms);
+  assert_int_equal(omniq_result_finished_at(r), th_clock_now(&fx->clock));
+  omniq_task_free(t);
   omniq_result_free(r);
 }
 
