@@ -221,7 +221,7 @@ static int mem_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t *
   }
   pthread_mutex_unlock(&st->lock);
   free(best);
-  if (rc != OMNIQ_OK) {
+  if (rc != OMNIQ_OK || k == 0) {
     for (size_t j = 0; got != NULL && j < k; j++) omniq_task_free(got[j]);
     free(got);
     return rc;

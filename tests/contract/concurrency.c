@@ -60,7 +60,10 @@ static void *claimer_main(void *arg) {
     cl->rc = cl->ops->claim(cl->be, &req, &got, &n, cl->err, ERRLEN);
     if (cl->rc == OMNIQ_EBUSY && ++busy < CONC_BUSY_TRIES) continue;
     busy = 0;
-    if (cl->rc != OMNIQ_OK || n == 0) break;
+    if (cl->rc != OMNIQ_OK || n == 0) {
+      ct_tasks_free(got, n); /* a backend may hand out an empty array */
+      break;
+    }
     for (size_t i = 0; i < n && cl->n < CONC_TASKS; i++)
       memcpy(cl->ids[cl->n++], got[i]->id, OMNIQ_ID_SIZE);
     ct_tasks_free(got, n);
