@@ -7,26 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "helpers.h"
+#include "support/helpers.h"
 
 typedef th_store_t fx_t;
 
-/* Enqueues func (max_retries 3) and runs the queue dry; returns the result. */
 static omniq_result_t *run_one(fx_t *fx, const char *func) {
-  omniq_enqueue_opts_t eo;
-  omniq_worker_opts_t o;
-  omniq_result_t *r = NULL;
-  char id[OMNIQ_ID_SIZE];
-  long done = 0;
-  omniq_enqueue_opts_init(&eo);
-  eo.max_retries = 3;
-  th_ok(fx->oq, omniq_enqueue(fx->oq, func, "[2, 3]", NULL, &eo, id));
-  omniq_worker_opts_init(&o);
-  o.concurrency = 1;
-  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
-  assert_int_equal(done, 1);
-  th_ok(fx->oq, omniq_get_result(fx->oq, id, 0, &r));
-  return r;
+  return th_run_one(fx, func, "[2, 3]", OMNIQ_ISOLATION_THREAD);
 }
 
 /* Answers with the func it was asked to run, as a JSON string. */

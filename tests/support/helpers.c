@@ -1,0 +1,89 @@
+#include "support/helpers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void th_clock_init(th_clock_t *c, int64_t start_ms) { c->now_ms = start_ms; }
+
+void th_clock_advance(th_clock_t *c, int64_t ms) { c->now_ms += ms; }
+
+int64_t th_clock_now(void *userdata) { return ((th_clock_t *)userdata)->now_ms; }
+
+void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock) {
+  omniq_settings_init(s);
+  snprintf(s->backend, sizeof s->backend, "%s", backend);
+  snprintf(s->base_dir, sizeof s->base_dir, "%s", dir);
+  s->log_level = OMNIQ_LOG_ERROR;
+  s->retry_base_ms = 10;
+  s->retry_cap_ms = 100;
+  if (clock != NULL) {
+    s->clock_fn = th_clock_now;
+    s->clock_userdata = clock;
+  }
+}
+
+int th_read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+void th_setenv(const char *name, const char *value) {
+  if (value != NULL)
+    setenv(name, value, 1);
+  else
+    unsetenv(name);
+}
+
+int th_store_setup(void **state) {
+  th_store_t *st = calloc(1, sizeof *st);
+  if (st == NULL) return -1;
+  st->backend = *state != NULL ? *state : "sqlite";
+  st->dir = th_tmpdir();
+  th_clock_init(&st->clock, TH_EPOCH_MS);
+  th_settings(&st->settings, st->backend, st->dir, &st->clock);
+  if (st->dir == NULL || omniq_open(&st->oq, &st->settings) != OMNIQ_OK) {
+    print_error("omniq_open: %s\n", omniq_errmsg(NULL));
+    th_rmtree(st->dir);
+    free(st);
+    return -1;
+  }
+  *state = st;
+  return 0;
+}
+
+int th_store_teardown(void **state) {
+  th_store_t *st = *state;
+  if (st == NULL) return 0;
+  omniq_close(st->oq);
+  th_rmtree(st->dir);
+  free(st);
+  return 0;
+}
+
+omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
+                           int isolation) {
+  omniq_enqueue_opts_t eo;
+  omniq_worker_opts_t o;
+  omniq_result_t *r = NULL;
+  char id[OMNIQ_ID_SIZE];
+  long done = 0;
+  omniq_enqueue_opts_init(&eo);
+  eo.max_retries = 3;
+  th_ok(st->oq, omniq_enqueue(st->oq, func, args_json, NULL, &eo, id));
+  omniq_worker_opts_init(&o);
+  o.concurrency = 1;
+  o.isolation = isolation;
+  th_ok(st->oq, omniq_worker_process(st->oq, &o, 0, &done));
+  assert_int_equal(done, 1);
+  th_ok(st->oq, omniq_get_result(st->oq, id, 0, &r));
+  return r;
+}
