@@ -32,6 +32,10 @@ from .errors import InvalidArgumentError
 CHUNK_FAST = 0.05
 CHUNK_SLOW = 0.2
 CHUNK_MAX = 4096
+# The main thread's waits wake this often to let Python run a signal
+# handler: a SIGINT that lands just before the wait blocks interrupts
+# nothing, and would otherwise be handled only when the wait ends.
+SIGNAL_CHECK = 0.25
 
 lib = _lib.lib
 
@@ -66,7 +70,7 @@ def _run_interruptibly(target, on_interrupt):
         while not done.is_set():
             try:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
-                done.wait()
+                done.wait(SIGNAL_CHECK)
             except KeyboardInterrupt as exc:
                 interrupted = interrupted or exc
                 on_interrupt()
@@ -185,7 +189,7 @@ class WorkerPool:
             if not self.running:
                 self.start()
             while not self._wake.is_set():
-                self._wake.wait()
+                self._wake.wait(SIGNAL_CHECK)
         except KeyboardInterrupt:
             pass
         finally:
