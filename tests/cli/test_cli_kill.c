@@ -72,6 +72,21 @@ static void test_timeout_kills_the_command_its_children_and_a_daemon(void **stat
   free(id);
 }
 
+static void test_process_isolation_timeout_kills_the_tree_too(void **state) {
+  cli_env_t *env = *state;
+  /* Here the library kills the forked child that runs the handler; the
+   * command's supervisor, orphaned, stops the tree on its own. */
+  char *id = cli_enqueue(env, "--timeout", "2s", "--retries", "1", "--shell", TREE_SCRIPT, NULL);
+  cli_out_t o = cli_run(env, "worker", "--burst", "--isolation", "process", NULL);
+  assert_int_equal(o.status, 0);
+  cli_out_free(&o);
+  cli_wait_for(tree_gone, env, NULL, "the command's processes to end");
+  json_t *r = result_json(env, id, 1);
+  assert_string_equal(error_type(r), "TimeoutError");
+  json_decref(r);
+  free(id);
+}
+
 static void test_command_ignoring_sigterm_is_killed_after_the_grace(void **state) {
   cli_env_t *env = *state;
   char *id = cli_enqueue(env, "--timeout", "1s", "--retries", "1", "--shell",
@@ -188,6 +203,7 @@ int main(int argc, char **argv) {
 #define T(fn) cmocka_unit_test_prestate_setup_teardown(fn, cli_setup, cli_teardown, backend)
   const struct CMUnitTest tests[] = {
       T(test_timeout_kills_the_command_its_children_and_a_daemon),
+      T(test_process_isolation_timeout_kills_the_tree_too),
       T(test_command_ignoring_sigterm_is_killed_after_the_grace),
       T(test_cancel_of_a_running_command_kills_its_tree),
       T(test_sigkilled_worker_leaves_no_process_of_its_task),

@@ -344,6 +344,63 @@ static void test_missing_program_fails_like_a_shell_with_127(void **state) {
   free(id);
 }
 
+static void test_process_isolation_runs_a_command(void **state) {
+  cli_env_t *env = *state;
+  char *id = cli_enqueue(env, "--", "echo", "isolated", NULL);
+  cli_out_t o = cli_run(env, "worker", "--burst", "--isolation", "process", NULL);
+  assert_int_equal(o.status, 0);
+  cli_out_free(&o);
+  o = cli_run(env, "result", id, NULL);
+  assert_int_equal(o.status, 0);
+  assert_string_equal(o.out, "isolated\n");
+  cli_out_free(&o);
+  free(id);
+}
+
+static void test_library_task_runs_from_a_loaded_library(void **state) {
+  cli_env_t *env = *state;
+  char *id = cli_enqueue(env, "--func", OMNIQ_TEST_HANDLERS_LIB ":omniq_test_echo", "--args",
+                         "[1, \"two\"]", "--kwargs", "{\"k\": true}", NULL);
+  cli_out_t o = cli_run(env, "worker", "--burst", "--load", OMNIQ_TEST_HANDLERS_LIB, NULL);
+  assert_int_equal(o.status, 0);
+  cli_out_free(&o);
+  o = cli_run(env, "result", "--json", id, NULL);
+  assert_int_equal(o.status, 0);
+  json_t *r = cli_json(&o), *want = json_pack("[i, s]", 1, "two");
+  assert_true(json_equal(json_object_get(r, "value"), want));
+  json_decref(want);
+  json_decref(r);
+  cli_out_free(&o);
+
+  /* A library that does not load stops the worker before it starts. */
+  o = cli_run(env, "worker", "--burst", "--load", "./no-such-library.so", NULL);
+  assert_int_equal(o.status, 2);
+  assert_non_null(strstr(o.err, "--load"));
+  cli_out_free(&o);
+  free(id);
+}
+
+static void test_worker_takes_only_its_queues(void **state) {
+  cli_env_t *env = *state;
+  char *mail = cli_enqueue(env, "--queue", "mail", "--", "true", NULL);
+  char *plain = cli_enqueue(env, "--", "true", NULL);
+  cli_out_t o = cli_run(env, "worker", "--burst", NULL);
+  cli_out_free(&o);
+  o = cli_run(env, "result", mail, NULL);
+  assert_int_equal(o.status, 1); /* not in "default": still pending */
+  cli_out_free(&o);
+  o = cli_run(env, "worker", "--burst", "--queues", "other,mail", NULL);
+  cli_out_free(&o);
+  o = cli_run(env, "result", mail, NULL);
+  assert_int_equal(o.status, 0);
+  cli_out_free(&o);
+  o = cli_run(env, "result", plain, NULL);
+  assert_int_equal(o.status, 0);
+  cli_out_free(&o);
+  free(mail);
+  free(plain);
+}
+
 /* ---- exit codes -------------------------------------------------------------------- */
 
 static void test_exit_codes(void **state) {
@@ -440,6 +497,9 @@ int main(int argc, char **argv) {
       T(test_output_tails_keep_the_last_16_KiB_and_count_every_byte),
       T(test_command_killed_by_a_signal_is_a_crash_naming_it),
       T(test_missing_program_fails_like_a_shell_with_127),
+      T(test_process_isolation_runs_a_command),
+      T(test_library_task_runs_from_a_loaded_library),
+      T(test_worker_takes_only_its_queues),
       T(test_exit_codes),
       T(test_purge_counts_the_results_it_deleted),
   };
