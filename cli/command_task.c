@@ -59,6 +59,10 @@ static int env_name_ok(const char *name, size_t n) {
   return 1;
 }
 
+static int is_name(const char *s, size_t n, const char *name) {
+  return n == strlen(name) && strncmp(s, name, n) == 0;
+}
+
 /* Sets NAME=value in the list (replacing an earlier NAME). */
 static int env_put(char ***env, size_t *n, const char *name, size_t namelen, const char *value) {
   size_t len = namelen + 1 + strlen(value) + 1;
@@ -97,8 +101,8 @@ int cli_command_config_init(cli_command_config_t *cfg, char *const *extra, int n
   for (int i = 0; i < nextra; i++) {
     const char *eq = strchr(extra[i], '=');
     size_t namelen = eq != NULL ? (size_t)(eq - extra[i]) : strlen(extra[i]);
-    if (!env_name_ok(extra[i], namelen) || strncmp(extra[i], "OMNIQ_TASK_ID", namelen) == 0 ||
-        strncmp(extra[i], "OMNIQ_ATTEMPT", namelen) == 0) {
+    if (!env_name_ok(extra[i], namelen) || is_name(extra[i], namelen, "OMNIQ_TASK_ID") ||
+        is_name(extra[i], namelen, "OMNIQ_ATTEMPT")) {
       snprintf(why, whylen, "--env: '%s' is not NAME or NAME=VALUE (OMNIQ_TASK_ID and "
                "OMNIQ_ATTEMPT are set by the worker)", extra[i]);
       cli_command_config_free(cfg);
@@ -279,6 +283,9 @@ static int command_run(omniq_job_t *job, const command_t *c, int64_t kill_after_
     }
     if (fds[2] < 0 && got != sizeof *rec) break;
   }
+  /* Only a failed poll leaves the loop with the supervisor unheard from:
+   * stop the command rather than wait for it unwatched. */
+  if (fds[2] >= 0 && !stop_sent) kill(sup, SIGTERM);
   for (int i = 0; i < 3; i++)
     if (fds[i] >= 0) close(fds[i]);
   while (waitpid(sup, NULL, 0) < 0 && errno == EINTR) {

@@ -16,12 +16,11 @@
 #include "cli.h"
 #include "duration.h"
 
-static void print_help(const cli_t *cli, const cli_command_t *cmd) {
+static void print_help(const cli_command_t *cmd) {
   printf("usage: omniq %s %s\n\n%s\n\noptions:\n%s%s%s", cmd->name, cmd->synopsis, cmd->summary,
          cmd->help, cmd->reads ? CLI_JSON_HELP : "", CLI_COMMON_HELP);
   printf("\nexit codes: 0 ok, 1 task failed or not finished, 2 usage, 3 not found,\n"
          "4 timed out, 5 storage error. See omniq(1).\n");
-  (void)cli;
 }
 
 /* The option as the user wrote it, without any "=value". */
@@ -55,7 +54,7 @@ int cli_getopt(cli_t *cli, const cli_command_t *cmd, int argc, char **argv,
       cli->json = 1;
       break;
     case 'h':
-      print_help(cli, cmd);
+      print_help(cmd);
       cli->exit_code = CLI_EXIT_OK;
       return CLI_GETOPT_EXIT;
     case '?': {

@@ -41,8 +41,9 @@
  * Descriptors: the three pipes are created, S forked and the parent's write
  * ends closed under fork_lock, so a supervisor forked at the same moment by
  * another runner thread never holds a copy of this task's write ends (which
- * would delay its EOF). S also closes every descriptor but its own three;
- * C gets only stdin (/dev/null), stdout and stderr. */
+ * would delay its EOF). S also closes every descriptor but its own three
+ * and puts /dev/null on its stdin, stdout and stderr; C gets only stdin
+ * (/dev/null), stdout and stderr (the pipes). */
 #include "supervisor.h"
 
 #include <errno.h>
@@ -87,9 +88,9 @@ static void __attribute__((noreturn)) exec_command(const cli_spawn_t *sp, pid_t 
   setpgid(0, 0);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != supervisor) _exit(127);
 
-  int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (nul < 0 || dup2(nul, 0) < 0 || dup2(FD_OUT, 1) < 0 || dup2(FD_ERR, 2) < 0 ||
-      dup2(exec_err, FD_STATUS) < 0 || fcntl(FD_STATUS, F_SETFD, FD_CLOEXEC) < 0)
+  /* stdin is already /dev/null (the supervisor's). */
+  if (dup2(FD_OUT, 1) < 0 || dup2(FD_ERR, 2) < 0 || dup2(exec_err, FD_STATUS) < 0 ||
+      fcntl(FD_STATUS, F_SETFD, FD_CLOEXEC) < 0)
     goto fail;
   close_range(FD_STATUS + 1, ~0U, 0);
   if (sp->path == NULL)
@@ -166,6 +167,12 @@ static void __attribute__((noreturn)) supervise(const cli_spawn_t *sp, pid_t par
   if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(0);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   close_range(FD_EXEC_ERR, ~0U, 0);
+  /* The worker's stdio (a terminal, a journal, a caller's pipe) is not the
+   * supervisor's to hold open: it may outlive the worker while it stops a
+   * command. */
+  int nul = open("/dev/null", O_RDWR);
+  if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0) _exit(0);
+  if (nul > 2) close(nul);
 
   if (pipe2(exec_err, O_CLOEXEC) != 0) {
     rec = (cli_run_record_t){CLI_RUN_SPAWN_FAILED, errno, 0};

@@ -231,7 +231,7 @@ static int64_t mono_ms(void) {
 /* Waits for signals and the end; returns the exit code of a graceful end. */
 static int supervise(cli_t *cli, worker_t *w, cli_progress_t *prog, const sigset_t *set,
                      int tty) {
-  int stopping = 0;
+  int stopping = 0, has_stopper = 0;
   pthread_t stopper;
   char note[200];
   int64_t counts[OMNIQ_STATUS_COUNT], next_count = 0;
@@ -266,13 +266,14 @@ static int supervise(cli_t *cli, worker_t *w, cli_progress_t *prog, const sigset
     cli_progress_say(prog, note);
     if (w->burst) {
       atomic_store(&w->stop, 1);
-    } else if (pthread_create(&stopper, NULL, stop_main, w) != 0) {
+    } else if (pthread_create(&stopper, NULL, stop_main, w) == 0) {
+      has_stopper = 1;
+    } else {
       w->stop_rc = omniq_worker_stop(w->pool); /* no thread: stop from here */
       atomic_store(&w->stopped, 1);
-    } else {
-      pthread_detach(stopper);
     }
   }
+  if (has_stopper) pthread_join(stopper, NULL); /* it still wakes us after `stopped` */
   cli_progress_end(prog);
   if (w->burst) {
     for (int i = 0; i < w->nthreads; i++) pthread_join(w->threads[i], NULL);

@@ -59,7 +59,9 @@ static const char *error_type(json_t *r) {
 
 static void test_timeout_kills_the_command_its_children_and_a_daemon(void **state) {
   cli_env_t *env = *state;
-  /* 2 s leaves the shell ample time to start all three before the deadline. */
+  /* 2 s leaves the shell ample time to start all three before the deadline.
+   * The long grace makes sure the tree goes on SIGTERM and the supervisor's
+   * clean-up, not on the grace's SIGKILL (the test would take 10 s). */
   char *id = cli_enqueue(env, "--timeout", "2s", "--retries", "1", "--shell", TREE_SCRIPT, NULL);
   cli_out_t o = cli_run(env, "worker", "--burst", "--kill-after", "10s", NULL);
   assert_int_equal(o.status, 0);
