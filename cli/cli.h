@@ -12,6 +12,11 @@
 
 #include "omniq.h"
 
+/* A default's value in help text, from the constant itself (so the two
+ * cannot drift): "(default " CLI_STR(OMNIQ_DEFAULT_CONCURRENCY) ")". */
+#define CLI_STR_(x) #x
+#define CLI_STR(x) CLI_STR_(x)
+
 /* Exit codes, the same for every subcommand (docs/cli.md, omniq(1)). */
 enum {
   CLI_EXIT_OK = 0,

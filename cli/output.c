@@ -183,8 +183,10 @@ static void relative(int64_t when, int64_t now, char *buf, size_t len) {
 }
 
 void cli_print_error(FILE *f, const omniq_task_error_t *e) {
-  const char *tb = omniq_error_traceback(e);
-  fprintf(f, "%s: %s\n", omniq_error_type(e), omniq_error_message(e));
+  const char *tb = omniq_error_traceback(e), *msg = omniq_error_message(e);
+  /* A command's message ends with its stderr tail, often with a newline. */
+  size_t n = strlen(msg);
+  fprintf(f, "%s: %s%s", omniq_error_type(e), msg, n > 0 && msg[n - 1] == '\n' ? "" : "\n");
   if (tb != NULL && tb[0] != '\0') fprintf(f, "%s%s", tb, tb[strlen(tb) - 1] == '\n' ? "" : "\n");
 }
 

@@ -367,17 +367,19 @@ const cli_command_t cli_cmd_worker = {
     "worker",
     "[OPTIONS]",
     "Run tasks until SIGINT/SIGTERM (or, with --burst, until nothing is due).",
-    "  -c, --concurrency N   tasks run at once (default 4)\n"
-    "  -q, --queues A,B      queues to take tasks from (default: default)\n"
+    "  -c, --concurrency N   tasks run at once (default " CLI_STR(OMNIQ_DEFAULT_CONCURRENCY) ")\n"
+    "  -q, --queues A,B      queues to take tasks from (default: " OMNIQ_DEFAULT_QUEUE ")\n"
     "  --isolation MODE      thread (default) or process: each task in a forked child\n"
     "  --load LIB.so         allow and preload a handler library for LIB.so:symbol\n"
     "                        tasks (repeatable)\n"
-    "  --poll DURATION       how often an idle worker looks for work (default 1s)\n"
+    "  --poll DURATION       how often an idle worker looks for work (default "
+    CLI_STR(OMNIQ_DEFAULT_POLL_INTERVAL_MS) "ms)\n"
     "  --burst               exit once nothing is due\n"
     "  --shutdown-timeout D  on SIGINT/SIGTERM, wait this long for running tasks\n"
-    "                        (default 30s); a second signal stops at once\n"
+    "                        (default " CLI_STR(OMNIQ_DEFAULT_SHUTDOWN_TIMEOUT_MS)
+    "ms); a second signal stops at once\n"
     "  --kill-after D        SIGTERM to SIGKILL grace for a command being stopped\n"
-    "                        (default 5s)\n"
+    "                        (default " CLI_STR(CLI_DEFAULT_KILL_AFTER_MS) "ms)\n"
     "  -e, --env NAME[=VAL]  pass NAME from this environment, or set it, for command\n"
     "                        tasks (repeatable); they otherwise get only PATH, HOME,\n"
     "                        USER, LOGNAME, LANG, LC_ALL, TZ, TMPDIR, OMNIQ_TASK_ID\n"
