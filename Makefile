@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 # Debian's python3, which the setup installs python3-pytest for.
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all deps build test sanitize tsan demo bench install clean
+.PHONY: all deps build test sanitize tsan demo bench install uninstall clean
 
 all: build
 
@@ -39,6 +39,10 @@ bench: build
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+# Removes what the last `make install` from $(BUILD) installed.
+uninstall:
+	cmake --build $(BUILD) --target uninstall
 
 clean:
 	rm -rf build build-asan build-tsan
