@@ -14,16 +14,8 @@ set -euo pipefail
 build=$1
 python=$2
 unset OMNIQ_LIBRARY PYTHONPATH
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/omniq-pyinstall-XXXXXX")
-# Installing rewrites the build tree's install_manifest.txt, which is what
-# `make uninstall` reads: put back the one of the user's own `make install`.
-manifest=$build/install_manifest.txt
-[ -f "$manifest" ] && cp "$manifest" "$tmp/manifest.saved"
-restore() {
-  if [ -f "$tmp/manifest.saved" ]; then cp "$tmp/manifest.saved" "$manifest"; else rm -f "$manifest"; fi
-  rm -rf "$tmp"
-}
-trap restore EXIT
+# shellcheck source=../../tests/support/scratch_install.sh
+. "$(dirname "$0")/../../tests/support/scratch_install.sh" "$build" pyinstall
 ver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 # Imports omniq from $1 and runs operator.add(5, 3) through a worker; the
