@@ -31,8 +31,11 @@ PATH_MAX = 1024  # OMNIQ_PATH_MAX
 STATUS_COUNT = 5  # OMNIQ_STATUS_COUNT
 _RESERVED = 1024
 
+# The status codes this package acts on (omniq.h's OMNIQ_ERRNO_MAP).
 OK = 0
 DEFERRED = 1
+ENOTFOUND = -3
+ETIMEDOUT = -4
 EHANDLER = -13
 EFAILED = -15
 

@@ -126,7 +126,8 @@ class OmniQ:
         with _Use(self) as oq:
             rc = lib.omniq_enqueue(oq, name.encode(), args_json, kwargs_json, ctypes.byref(opts),
                                    out)
-            _lib.check(rc, oq, "enqueue %s" % name)
+            if rc != _lib.OK:
+                raise _lib.error(rc, oq, "enqueue " + name)
         return out.value.decode()
 
     def enqueue_many(self, calls, *, eta=None, interval=None, max_retries=None, timeout=None):
@@ -177,11 +178,10 @@ class OmniQ:
                         return TaskResult._from_c(out.value)
                     finally:
                         lib.omniq_result_free(out.value)
-                code = _lib.text(lib.omniq_err_name(rc))
-                if code == "OMNIQ_ENOTFOUND":
+                if rc == _lib.ENOTFOUND:
                     return None
-                if code != "OMNIQ_ETIMEDOUT":
-                    _lib.check(rc, oq, "get_result")
+                if rc != _lib.ETIMEDOUT:
+                    raise _lib.error(rc, oq, "get_result")
             if deadline is not None and time.monotonic() >= deadline:
                 return None
             if cancelled is not None and cancelled.is_set():
@@ -192,17 +192,17 @@ class OmniQ:
         out = ctypes.c_void_p()
         with _Use(self) as oq:
             rc = lib.omniq_get_task(oq, _task_id(task_id), ctypes.byref(out))
-            if rc != _lib.OK:
-                if _lib.text(lib.omniq_err_name(rc)) == "OMNIQ_ENOTFOUND":
-                    return None
-                _lib.check(rc, oq, "get_task")
+            if rc == _lib.ENOTFOUND:
+                return None
+            _lib.check(rc, oq, "get_task")
         try:
             return Task._from_c(out.value)
         finally:
             lib.omniq_task_free(out.value)
 
     def list_tasks(self, status=None, limit=25):
-        """Tasks, newest first, optionally only those in `status`."""
+        """Not available yet: listing waits for the C library's
+        omniq_list_tasks. Raises NotImplementedError."""
         raise NotImplementedError(
             "list_tasks needs omniq_list_tasks() from the C library, which this version of "
             "libomniq does not have yet; read single tasks with get_task(task_id)")
