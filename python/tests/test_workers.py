@@ -146,7 +146,9 @@ def test_keyboard_interrupt_stops_run_gracefully(q):
 
 def test_keyboard_interrupt_ends_process_tasks_after_the_running_tasks(q):
     q.enqueue(tasks.interrupt, "ctrl-c")
-    q.enqueue_many((tasks.record, (i,)) for i in range(50))
+    # Two seconds of work behind it: far more than the drain can do before
+    # the interrupt reaches it (a quarter of a second at worst).
+    q.enqueue_many((tasks.timed, (i, 0.02)) for i in range(100))
     with pytest.raises(KeyboardInterrupt):
         q.worker().process_tasks()
     assert q.count_by_status()[TaskStatus.RUNNING] == 0  # nothing cut short
