@@ -113,7 +113,7 @@ static size_t all_fds(omniq__fs_t *fs, int **fds) {
                   &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->locks.fd,
                   &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2], &fs->index_root_fd,
                   &fs->keys_fd,    &fs->queues_fd,     &fs->stats_fd,   &fs->chores_fd,
-                  &fs->meta.fd};
+                  &fs->meta.fd,    &fs->index_done_fd};
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) fds[n++] = fixed[i];
   for (int s = 0; s < OMNIQ_STATUS_COUNT; s++) fds[n++] = &fs->index_fd[s];
   return n;
@@ -142,6 +142,8 @@ static int open_format2(omniq__fs_t *fs, char *err, size_t errlen) {
       (rc = open_dir(fs, fs->base_fd, "queues", &fs->queues_fd, err, errlen)) != OMNIQ_OK ||
       (rc = open_dir(fs, fs->base_fd, "stats", &fs->stats_fd, err, errlen)) != OMNIQ_OK ||
       (rc = open_dir(fs, fs->base_fd, "chores", &fs->chores_fd, err, errlen)) != OMNIQ_OK)
+    return rc;
+  if ((rc = open_dir(fs, fs->index_root_fd, "done", &fs->index_done_fd, err, errlen)) != OMNIQ_OK)
     return rc;
   for (int st = 0; st < OMNIQ_STATUS_COUNT; st++) {
     if (st == OMNIQ_RUNNING) continue; /* RUNNING shares PENDING's tree (marks.c) */

@@ -33,6 +33,7 @@ typedef struct omniq__fs {
   /* FORMAT 2 (operating a queue). */
   int index_root_fd;                /* index/ (marks.c) */
   int index_fd[OMNIQ_STATUS_COUNT]; /* index/0, 2, 3, 4 by status; [RUNNING] unused (-1) */
+  int index_done_fd;                /* index/done: finished tasks by finish time */
   int keys_fd;                      /* keys/: unique keys (keys.c) */
   int queues_fd;                    /* queues/: settings per queue (queues.c) */
   int stats_fd;                     /* stats/: running totals by lock stripe (totals.c) */

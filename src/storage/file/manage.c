@@ -13,10 +13,9 @@
  * A delete removes the result, the marker and then the task file, under
  * the task's lock: a crash leaves a terminal task without its result,
  * which the next delete or retention finishes, never a result without a
- * task. Retention walks the terminal trees of the listing index in id
- * order, and ids grow with creation time, which comes before the finish:
- * tasks created after the cutoff cannot have finished before it, so the
- * walk stops there and a pass reads only tasks older than the cutoff.
+ * task. Retention walks the finish-time tree of the index (marks.c),
+ * earliest first, and stops at the cutoff: a pass reads only the tasks it
+ * removes.
  *
  * Statistics read names, not tasks, where they can: pending counts and the
  * oldest due eta from the pending folders' names, terminal counts from the
@@ -79,6 +78,8 @@ static int retry_locked(omniq__fs_t *fs, const char *id, int64_t eta, int *prev,
     }
   }
   if (rc == OMNIQ_OK) {
+    int64_t finished = t->finished_at_ms;
+    char qdir[OMNIQ__QDIR_SIZE];
     t->status = OMNIQ_PENDING;
     t->attempts = 0;
     t->crashes = 0;
@@ -86,6 +87,10 @@ static int retry_locked(omniq__fs_t *fs, const char *id, int64_t eta, int *prev,
     t->lease_until_ms = 0;
     t->eta_ms = eta;
     rc = omniq__fs_commit(fs, t, idname, NULL, -1, *prev, err, errlen);
+    /* After the commit: a crash before this leaves a stale finish-time
+     * marker, which retention checks against the task and drops. */
+    if (rc == OMNIQ_OK && omniq__fname_qdir(t->queue, qdir) == OMNIQ_OK)
+      omniq__fmark_untimed(fs, t->id, qdir, finished);
   }
   omniq__flock_release(&fs->locks, id);
   omniq_task_free(t);
@@ -136,7 +141,10 @@ static int remove_locked(omniq__fs_t *fs, const omniq_task_t *t, const char *idn
   int k = t->status - OMNIQ_SUCCESS;
   if (unlinkat(fs->results_fd, idname, 0) != 0 && errno != ENOENT)
     return omniq__fio_errno(errno, err, errlen, "file store: deleting results/%s", idname);
-  if (omniq__fname_qdir(t->queue, qdir) == OMNIQ_OK) omniq__fmark_drop(fs, t->id, qdir);
+  if (omniq__fname_qdir(t->queue, qdir) == OMNIQ_OK) {
+    omniq__fmark_drop(fs, t->id, qdir);
+    omniq__fmark_untimed(fs, t->id, qdir, t->finished_at_ms);
+  }
   if (unlinkat(fs->done_fd[k], idname, 0) != 0 && errno != ENOENT)
     return omniq__fio_errno(errno, err, errlen, "file store: deleting queue/%s/%s",
                             omniq__fname_done[k], idname);
@@ -199,33 +207,25 @@ int omniq__fs_delete(void *backend, const char *id, int *prev_status, char *err,
   return rc;
 }
 
-/* The ms time in a UUIDv7's first 48 bits. */
-static int64_t id_time(const char *id) {
-  int64_t ms = 0;
-  for (int i = 0; i < 13; i++) {
-    char c = id[i];
-    if (c == '-') continue;
-    ms = ms * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
-  }
-  return ms;
-}
-
 typedef struct purge {
   int64_t before;
   size_t max;
   int64_t count;
-  int rc;
   char *err;
   size_t errlen;
 } purge_t;
 
-static int purge_one(omniq__fs_t *fs, const char *id, const char *qdir, void *ud) {
+/* One finish-time marker: the task goes if it is still the finished task
+ * the marker says; a marker whose task has gone or been retried is
+ * dropped. */
+static int purge_one(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished,
+                     void *ud) {
   purge_t *pg = ud;
-  int gone = 0;
-  (void)qdir;
-  if (id_time(id) >= pg->before) return 1; /* created after the cutoff: none further */
-  int rc = delete_if(fs, id, finished_before, pg->before, NULL, &gone, pg->err, pg->errlen);
+  int gone = 0, prev = -1;
+  if (finished >= pg->before) return 1; /* finished at the cutoff or later: none further */
+  int rc = delete_if(fs, id, finished_before, pg->before, &prev, &gone, pg->err, pg->errlen);
   if (rc != OMNIQ_OK && rc != OMNIQ_ESTATE && rc != OMNIQ_ENOTFOUND) return rc;
+  if (!gone) omniq__fmark_untimed(fs, id, qdir, finished); /* stale */
   pg->count += gone;
   return (size_t)pg->count >= pg->max ? 1 : 0;
 }
@@ -233,12 +233,9 @@ static int purge_one(omniq__fs_t *fs, const char *id, const char *qdir, void *ud
 int omniq__fs_purge_tasks(void *backend, int64_t before_ms, size_t max, int64_t *count,
                           char *err, size_t errlen) {
   omniq__fs_t *fs = backend;
-  purge_t pg = {before_ms, max, 0, OMNIQ_OK, err, errlen};
-  int rc = OMNIQ_OK;
+  purge_t pg = {before_ms, max, 0, err, errlen};
   *count = 0;
-  for (int st = OMNIQ_SUCCESS; rc == OMNIQ_OK && st <= OMNIQ_CANCELLED && (size_t)pg.count < max;
-       st++)
-    rc = omniq__fmark_walk(fs, st, NULL, 0, purge_one, &pg);
+  int rc = max > 0 ? omniq__fmark_walk_finished(fs, purge_one, &pg) : OMNIQ_OK;
   *count = pg.count;
   if (rc == OMNIQ_OK) err[0] = '\0';
   return rc;

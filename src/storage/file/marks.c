@@ -211,16 +211,20 @@ static int by_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* A marker name: "<id>.<qdir>". */
-static int leaf_ok(const char *name) {
+/* A marker name: "<id>.<qdir>", after `prefix` bytes ("<time>." in the
+ * finish-time tree). */
+static int leaf_ok(const char *name, size_t prefix) {
   size_t n = strlen(name);
+  if (n <= prefix) return 0;
+  name += prefix;
+  n -= prefix;
   return n > OMNIQ_ID_LEN + 1 && name[OMNIQ_ID_LEN] == '.' &&
          omniq__fname_qdir_valid(name + OMNIQ_ID_LEN + 1, n - OMNIQ_ID_LEN - 1);
 }
 
 /* The sorted names of dirfd/sub that have the shape of `level` (0-2: hex
  * shards; 3: markers). ENOENT (a folder pruned meanwhile) is an empty list. */
-static int list_dir(int dirfd, const char *sub, int level, names_t *ns) {
+static int list_dir(int dirfd, const char *sub, int level, size_t prefix, names_t *ns) {
   int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
   struct dirent *de;
@@ -233,7 +237,7 @@ static int list_dir(int dirfd, const char *sub, int level, names_t *ns) {
   while ((de = readdir(d)) != NULL) {
     const char *nm = de->d_name;
     int ok = level < 3 ? (int)strlen(nm) == level_len[level] && is_hex(nm, level_len[level])
-                       : leaf_ok(nm);
+                       : leaf_ok(nm, prefix);
     if (!ok) continue;
     if (ns->n == ns->cap) {
       size_t cap = ns->cap ? ns->cap * 2 : 64;
@@ -255,6 +259,20 @@ static int list_dir(int dirfd, const char *sub, int level, names_t *ns) {
   return OMNIQ_OK;
 }
 
+/* A time as the first 13 characters of a UUIDv7 show one ("%08x-%04x" of
+ * the ms), so the shards of shards() apply to it unchanged. */
+static void time_text(int64_t ms, char out[14]) {
+  uint64_t u = ms < 0 ? 0 : (uint64_t)ms & 0xFFFFFFFFFFFFULL;
+  snprintf(out, 14, "%08x-%04x", (unsigned)(u >> 16), (unsigned)(u & 0xFFFF));
+}
+
+static int64_t time_of(const char *name) {
+  int64_t ms = 0;
+  for (int i = 0; i < 13; i++)
+    if (name[i] != '-') ms = ms * 16 + (name[i] <= '9' ? name[i] - '0' : name[i] - 'a' + 10);
+  return ms;
+}
+
 typedef struct walk {
   omniq__fs_t *fs;
   int root;
@@ -263,6 +281,9 @@ typedef struct walk {
   int desc;
   omniq__fmark_fn fn;
   void *ud;
+  /* The finish-time tree: names start with the time, and fn_timed gets it. */
+  size_t prefix;
+  omniq__fmark_timed_fn fn_timed;
 } walk_t;
 
 /* Walks path (relative to the tree's root) at level; bounded: while the
@@ -270,20 +291,22 @@ typedef struct walk {
  * are skipped. Returns 0 to go on, 1 when fn stopped, or an error. */
 static int walk_level(walk_t *w, const char *path, int level, int on_branch) {
   names_t ns;
-  int rc = list_dir(w->root, path, level, &ns);
+  int rc = list_dir(w->root, path, level, w->prefix, &ns);
   if (rc != OMNIQ_OK) return rc;
   for (size_t k = 0; rc == 0 && k < ns.n; k++) {
     const char *nm = ns.v[w->desc ? ns.n - 1 - k : k];
     if (level == 3) {
       char id[OMNIQ_ID_SIZE];
-      memcpy(id, nm, OMNIQ_ID_LEN);
+      memcpy(id, nm + w->prefix, OMNIQ_ID_LEN);
       id[OMNIQ_ID_LEN] = '\0';
       if (!omniq_id_valid(id)) continue;
       if (on_branch && w->after != NULL) {
         int c = strcmp(id, w->after);
         if (w->desc ? c >= 0 : c <= 0) continue;
       }
-      rc = w->fn(w->fs, id, nm + OMNIQ_ID_LEN + 1, w->ud);
+      const char *qdir = nm + w->prefix + OMNIQ_ID_LEN + 1;
+      rc = w->fn_timed != NULL ? w->fn_timed(w->fs, id, qdir, time_of(nm), w->ud)
+                               : w->fn(w->fs, id, qdir, w->ud);
       continue;
     }
     int branch = 0;
@@ -305,8 +328,43 @@ static int walk_level(walk_t *w, const char *path, int level, int on_branch) {
 
 int omniq__fmark_walk(omniq__fs_t *fs, int status, const char *after_id, int desc,
                       omniq__fmark_fn fn, void *ud) {
-  walk_t w = {fs, fs->index_fd[omniq__fmark_tree(status)], after_id, {"", "", ""}, desc, fn, ud};
+  walk_t w = {fs, fs->index_fd[omniq__fmark_tree(status)], after_id, {"", "", ""}, desc, fn, ud,
+              0, NULL};
   if (after_id != NULL) shards(after_id, w.key[0], w.key[1], w.key[2]);
+  int rc = walk_level(&w, ".", 0, 1);
+  return rc == 1 ? OMNIQ_OK : rc;
+}
+
+/* ---- the finish-time tree -------------------------------------------------- */
+
+/* "L0/L1/L2" of the time, and "L0/L1/L2/<time>.<id>.<qdir>". */
+static void timed_paths(int64_t ms, const char *id, const char *qdir, char dir[16],
+                        char rel[REL_SIZE + 16]) {
+  char tt[14], l0[7], l1[3], l2[3];
+  time_text(ms, tt);
+  shards(tt, l0, l1, l2);
+  snprintf(dir, 16, "%s/%s/%s", l0, l1, l2);
+  snprintf(rel, REL_SIZE + 16, "%s/%s.%.36s.%s", dir, tt, id, qdir);
+}
+
+int omniq__fmark_timed(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished_ms) {
+  char dir[16], rel[REL_SIZE + 16];
+  timed_paths(finished_ms, id, qdir, dir, rel);
+  if (create(fs->index_done_fd, dir, rel) == 0) return OMNIQ_OK;
+  int e = errno;
+  omniq__log(&fs->log, OMNIQ_LOG_WARNING, "storage.index", id,
+             "cannot file the task by its finish time in index/: %s", strerror(e));
+  return omniq__errno_code(e);
+}
+
+void omniq__fmark_untimed(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished_ms) {
+  char dir[16], rel[REL_SIZE + 16];
+  timed_paths(finished_ms, id, qdir, dir, rel);
+  if (unlinkat(fs->index_done_fd, rel, 0) == 0) prune(fs->index_done_fd, dir);
+}
+
+int omniq__fmark_walk_finished(omniq__fs_t *fs, omniq__fmark_timed_fn fn, void *ud) {
+  walk_t w = {fs, fs->index_done_fd, NULL, {"", "", ""}, 0, NULL, ud, 14, fn};
   int rc = walk_level(&w, ".", 0, 1);
   return rc == 1 ? OMNIQ_OK : rc;
 }
@@ -340,8 +398,11 @@ static int mark_task_file(omniq__fs_t *fs, int dirfd, const char *name, void *ud
   (void)ud;
   if (omniq__fname_id_parse(name, id) != OMNIQ_OK) return 0;
   if (omniq__frec_read(dirfd, name, id, &t, NULL, e, sizeof e) == OMNIQ_OK &&
-      omniq__fname_qdir(t->queue, qdir) == OMNIQ_OK)
+      omniq__fname_qdir(t->queue, qdir) == OMNIQ_OK) {
     omniq__fmark_set(fs, id, qdir, t->status, -1);
+    if (omniq_status_is_terminal(t->status))
+      omniq__fmark_timed(fs, id, qdir, t->finished_at_ms > 0 ? t->finished_at_ms : t->created_at_ms);
+  }
   omniq_task_free(t);
   return 0;
 }

@@ -33,6 +33,17 @@ typedef int (*omniq__fmark_fn)(omniq__fs_t *fs, const char *id, const char *qdir
 int omniq__fmark_walk(omniq__fs_t *fs, int status, const char *after_id, int desc,
                       omniq__fmark_fn fn, void *ud);
 
+/* The finish-time tree, index/done/: one more marker per finished task,
+ * "<time>.<id>.<qdir>" sharded by its finish time, so retention visits
+ * tasks in the order they finished and stops at the cutoff. Made after a
+ * task's end, removed with the task or when it is retried. */
+int omniq__fmark_timed(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished_ms);
+void omniq__fmark_untimed(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished_ms);
+/* Visits the finish-time markers, earliest first; fn as for a walk. */
+typedef int (*omniq__fmark_timed_fn)(omniq__fs_t *fs, const char *id, const char *qdir,
+                                     int64_t finished_ms, void *ud);
+int omniq__fmark_walk_finished(omniq__fs_t *fs, omniq__fmark_timed_fn fn, void *ud);
+
 /* Builds the index from the task folders when index/READY is missing (a
  * store of FORMAT 1, or a build a crash cut short), then writes READY. */
 int omniq__fmark_build(omniq__fs_t *fs, char *err, size_t errlen);

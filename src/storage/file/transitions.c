@@ -113,6 +113,8 @@ static int publish_and_move(omniq__fs_t *fs, const omniq_task_t *t, const char *
     rc = omniq__ftotals_add(fs, t->id, t->token, qdir, rec->runs, err, errlen);
   if (rc == OMNIQ_OK) rc = move_out(fs, t, idname, rec, err, errlen);
   if (rc == OMNIQ_OK) omniq__fmark_set(fs, t->id, qdir, t->status, hint);
+  if (rc == OMNIQ_OK && omniq_status_is_terminal(t->status))
+    omniq__fmark_timed(fs, t->id, qdir, t->finished_at_ms);
   return rc;
 }
 
