@@ -104,7 +104,9 @@ int omniq_enqueue(omniq_t *oq, const char *func, const char *args_json, const ch
   char ids[1][OMNIQ_ID_SIZE];
   CHECK_HANDLE(oq);
   int rc = omniq__engine_enqueue(oq, &item, 1, ids);
-  if (rc == OMNIQ_OK && id_out != NULL) memcpy(id_out, ids[0], OMNIQ_ID_SIZE);
+  /* OMNIQ_EEXISTS: the id of the task that holds the key. */
+  if ((rc == OMNIQ_OK || rc == OMNIQ_EEXISTS) && id_out != NULL)
+    memcpy(id_out, ids[0], OMNIQ_ID_SIZE);
   return rc;
 }
 

@@ -199,7 +199,10 @@ typedef struct omniq_storage_ops {
    *   queue with a rate limit no more than the limit leaves in the current
    *   window (windows of rate_period_ms aligned to multiples of it since the
    *   epoch; req->now_ms says which), counting what it takes, all in the
-   *   claim's own atomic step; other queues are served as usual.
+   *   claim's own atomic step; other queues are served as usual. A claim
+   *   whose now falls in a window older than the one the queue is already
+   *   counting (its clock was read before another claim's) takes nothing
+   *   from that queue, so the count never goes back to an older window.
    * - finish stores d->crashes, adds one to the running total d->runs of
    *   the task's queue, and with a terminal next_status sets finished_at,
    *   all in the same step; cancel sets finished_at to finished_at_ms.

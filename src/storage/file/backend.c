@@ -483,6 +483,11 @@ static int claim_limited(omniq__fs_t *fs, open_q_t *q, const omniq__pending_t *p
   rc = omniq__fq_read(fs, q->qdir, &set);
   if (rc == OMNIQ_OK && omniq__fq_allowance(&set, req->now_ms, &window) == 0) {
     rc = PAUSED; /* nothing left in this window (or paused) */
+  } else if (rc == OMNIQ_OK && faccessat(p->dirfd, p->name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
+    /* Claimed elsewhere already (this process's index learns it now). Every
+     * claim of this queue holds its lock, so a candidate that is here now
+     * stays until our rename, but for a cancel. */
+    rc = GONE;
   } else if (rc == OMNIQ_OK) {
     omniq__fqset_t counted = set;
     counted.window_count = (set.window_start == window ? set.window_count : 0) + 1;

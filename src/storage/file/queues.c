@@ -176,6 +176,8 @@ int64_t omniq__fq_allowance(const omniq__fqset_t *set, int64_t now, int64_t *win
   if (set->paused) return 0;
   if (set->rate_limit <= 0 || set->rate_period_ms <= 0) return INT64_MAX;
   *window = now - now % set->rate_period_ms;
+  /* Behind the window already counting: nothing (see storage.h). */
+  if (set->window_start > *window) return 0;
   int64_t used = set->window_start == *window ? set->window_count : 0;
   return set->rate_limit > used ? set->rate_limit - used : 0;
 }

@@ -469,9 +469,15 @@ static int open_queues(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
       if (sqlite3_column_int(s, 0) != 0) {
         q.allow = 0;
       } else if (q.limit > 0 && period > 0) {
+        int64_t counting = sqlite3_column_int64(s, 3);
         q.window = a->req->now_ms - a->req->now_ms % period;
-        q.used = sqlite3_column_int64(s, 3) == q.window ? sqlite3_column_int64(s, 4) : 0;
+        q.used = counting == q.window ? sqlite3_column_int64(s, 4) : 0;
         if (q.limit - q.used < q.allow) q.allow = q.limit - q.used > 0 ? q.limit - q.used : 0;
+        /* A claim whose now is behind the window already counting (it
+         * read the clock before another claim got in first) takes
+         * nothing: counting it in the old window would undo the new one's
+         * count. Its next claim has a later now. */
+        if (counting > q.window) q.allow = 0;
       } else {
         q.limit = 0;
       }
