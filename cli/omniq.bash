@@ -13,7 +13,7 @@ _omniq() {
     cword=$COMP_CWORD
   fi
 
-  local commands='enqueue worker result show cancel purge'
+  local commands='enqueue worker result show cancel purge serve'
   local store='--backend --db --base-dir --help '
 
   # Values of options that take one.
@@ -24,7 +24,8 @@ _omniq() {
     --db | --load) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --delay | --at | --interval | --retries | --timeout | --queue | --priority | --shell | \
       --func | --args | --kwargs | -c | --concurrency | -q | --queues | --poll | \
-      --shutdown-timeout | --kill-after | -e | --env | -w | --wait | --older-than)
+      --shutdown-timeout | --kill-after | -e | --env | -w | --wait | --older-than | \
+      --listen | --sample | --worker)
       return ;;
   esac
 
@@ -54,6 +55,7 @@ _omniq() {
     show) opts="--json $store" ;;
     cancel) opts="$store" ;;
     purge) opts="--older-than --json $store" ;;
+    serve) opts="--listen --read-only --show-args --sample --worker --queues $store" ;;
     *) return ;;
   esac
   [[ $cur == -* ]] && COMPREPLY=($(compgen -W "$opts" -- "$cur"))

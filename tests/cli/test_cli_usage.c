@@ -10,7 +10,8 @@
 #include "omniq.h"
 
 /* The subcommands `omniq --help` must list: exactly the ones that work. */
-static const char *const commands[] = {"enqueue", "worker", "result", "show", "cancel", "purge"};
+static const char *const commands[] = {"enqueue", "worker", "result", "show",
+                                       "cancel",  "purge",  "serve"};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static int count_char(const char *s, char c) {
@@ -56,6 +57,13 @@ static void test_every_usage_error_exits_2_with_one_line(void **state) {
       {{"cancel", "01a2287f-0000-7000-8000-00000000000Z"}, "omniq cancel: "},
       {{"purge"}, "--older-than"},
       {{"purge", "--older-than", "-3d"}, "--older-than"},
+      {{"serve", "--listen", "8080"}, "--listen: '8080' is not HOST:PORT"},
+      {{"serve", "--listen", "example.com:80"}, "--listen: "},
+      {{"serve", "--listen", "127.0.0.1:65536"}, "--listen: "},
+      {{"serve", "--sample", "500ms"}, "--sample: must be from 1s to 5m"},
+      {{"serve", "--worker", "-1"}, "--worker"},
+      {{"serve", "--queues", "a,b"}, "--queues goes with --worker"},
+      {{"serve", "extra"}, "unexpected argument 'extra'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cli_out_t o = cli_runv(env, (char *const *)cases[i].argv);
