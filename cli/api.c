@@ -13,7 +13,7 @@
  * Cost per call, whatever the store's size: overview and throughput read
  * the sampler's copy (sampler.c); a task list is one page from an index
  * (the library's own contract for omniq_list_tasks); one task is a lookup
- * by id. Only /metrics counts the store, once per scrape.
+ * by id. Only /metrics waits for a count, which the sampler takes for it.
  *
  * Inputs. Every parameter, id, queue name, cursor and limit is checked here
  * before the library sees it, and the library checks again; a bad one is a
@@ -214,28 +214,41 @@ static json_t *result_json(const serve_t *sv, const omniq_result_t *r) {
 
 /* ---- reads ----------------------------------------------------------------------- */
 
-static void get_metrics(serve_t *sv, const http_req_t *rq, const char *arg, http_reply_t *r) {
-  omniq_stats_t *st = NULL;
-  char *text = NULL;
-  size_t len = 0;
-  int64_t t0 = cli_now_ms();
-  int rc = omniq_stats(sv->oq, &st);
-  if (rc != OMNIQ_OK) {
-    reply_call(r, sv, rc, "cannot read the store's statistics");
-    return;
+typedef struct {
+  serve_runs_t *runs;
+  char *text;
+  size_t len;
+  const char *error; /* set when there are no numbers to show */
+} metrics_arg_t;
+
+/* Under the sampler's lock, with a sample newer than the request. */
+static void *metrics_text(const omniq_stats_t *st, int64_t taken_ms, int64_t cost_ms,
+                          const char *error, void *arg) {
+  metrics_arg_t *m = arg;
+  if (error[0] != '\0' || st == NULL) {
+    m->error = error[0] != '\0' ? error : "no sample";
+    return NULL;
   }
-  FILE *f = open_memstream(&text, &len);
-  int bad = f == NULL || serve_metrics_write(f, st, cli_now_ms() - t0, sv->runs) != 0;
+  FILE *f = open_memstream(&m->text, &m->len);
+  int bad = f == NULL || serve_metrics_write(f, st, cost_ms, m->runs) != 0;
   if (f != NULL) bad |= fclose(f) != 0;
-  omniq_stats_free(st);
-  if (bad) {
-    free(text);
-    http_reply_error(r, HTTP_SERVER_ERROR, "out of memory");
+  if (bad) m->error = "out of memory";
+  return NULL;
+}
+
+/* A scrape waits for a count that started after it arrived (shared with
+ * the page and with scrapes arriving together: sampler.c). */
+static void get_metrics(serve_t *sv, const http_req_t *rq, const char *arg, http_reply_t *r) {
+  metrics_arg_t m = {sv->runs, NULL, 0, NULL};
+  serve_sampler_fresh(sv->sampler, metrics_text, &m);
+  if (m.error != NULL) {
+    free(m.text);
+    http_reply_error(r, HTTP_SERVER_ERROR, "cannot count the store: %s", m.error);
     return;
   }
   r->type = "text/plain; version=0.0.4; charset=utf-8";
-  r->body = text;
-  r->len = len;
+  r->body = m.text;
+  r->len = m.len;
 }
 
 static json_t *by_status(const int64_t counts[OMNIQ_STATUS_COUNT]) {

@@ -6,9 +6,10 @@
  * Label values go through serve_metrics_label, which escapes what the
  * format says must be escaped, whatever the queue-name rule allows today.
  *
- * The store's numbers come from one omniq_stats call per scrape (api.c), so
- * a scrape is as fresh as the store; on a big store that call is the cost
- * of a scrape, reported as omniq_stats_duration_seconds. The run-duration
+ * The store's numbers come from an omniq_stats call that started after the
+ * scrape arrived (sampler.c), so a scrape is as fresh as the store; on a
+ * big store that call is the cost of a scrape, reported as
+ * omniq_stats_duration_seconds. The run-duration
  * histogram exists only when this process runs a pool (serve --worker):
  * no other process's run times reach the store. docs/monitoring.md lists
  * every family. */

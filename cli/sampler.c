@@ -11,12 +11,22 @@
  *
  * Cost bound: the next sample starts no sooner than COST_FACTOR times the
  * last one took, whatever the interval and however often actions poke it,
- * so the sampler never uses more than 1 / (COST_FACTOR + 1) of a core.
+ * so on its own the sampler never uses more than 1 / (COST_FACTOR + 1) of
+ * a core.
+ *
+ * A scrape of /metrics wants numbers no older than itself: it asks for a
+ * sample that starts after it arrived (serve_sampler_fresh), which the
+ * thread takes at once, cost bound or not, and waits for it. Scrapes that
+ * arrive together share one sample, and the sample feeds the page and the
+ * chart too, so a scrape never costs more than one count of its own (two
+ * when it arrives while one is under way: that one may have started before
+ * the scrape's own request, so it does not count).
  *
  * Locking: `lock` guards everything below it in the struct; omniq_stats is
  * called without it, so readers never wait for a count. Stopping: `stop`
- * under the lock and a broadcast; the thread notices at its next wait (or
- * when its omniq_stats call returns) and exits; serve_sampler_stop joins. */
+ * under the lock and a broadcast of both conditions; the thread notices at
+ * its next wait (or when its omniq_stats call returns) and exits, and a
+ * scrape still waiting gets the last sample; serve_sampler_stop joins. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -32,8 +42,10 @@ struct serve_sampler {
   pthread_t thread;
 
   pthread_mutex_t lock;
-  pthread_cond_t wake; /* on CLOCK_MONOTONIC */
-  int stop, poked;
+  pthread_cond_t wake;    /* the thread's: on CLOCK_MONOTONIC */
+  pthread_cond_t sampled; /* a sample ended: for serve_sampler_fresh */
+  int stop, poked, wanted;
+  uint64_t started, ended; /* samples begun, and finished */
   omniq_stats_t *latest;
   int64_t taken_ms, cost_ms;
   char error[256];
@@ -60,6 +72,8 @@ static void summarise(const omniq_stats_t *st, int64_t t_ms, serve_sample_t *out
 /* One sample; the lock is held on entry and on return, not during the call. */
 static void sample(serve_sampler_t *s) {
   omniq_stats_t *st = NULL;
+  s->started++;
+  s->wanted = s->poked = 0;
   pthread_mutex_unlock(&s->lock);
   int64_t t0 = mono_ms();
   int rc = omniq_stats(s->oq, &st);
@@ -68,6 +82,8 @@ static void sample(serve_sampler_t *s) {
   if (rc != OMNIQ_OK)
     snprintf(error, sizeof error, "%s: %s", omniq_strerror(rc), omniq_errmsg(s->oq));
   pthread_mutex_lock(&s->lock);
+  s->ended++;
+  pthread_cond_broadcast(&s->sampled);
   s->cost_ms = cost;
   memcpy(s->error, error, sizeof error);
   if (st == NULL) return; /* the last good sample stays, with the error beside it */
@@ -92,11 +108,11 @@ static void *sampler_main(void *arg) {
     int64_t floor = done + SERVE_SAMPLER_COST_FACTOR * s->cost_ms;
     int64_t next = done + s->interval_ms;
     if (next < floor) next = floor;
-    /* Until it is time, or a poke once the cost bound allows. */
-    while (!s->stop && mono_ms() < next && !(s->poked && mono_ms() >= floor))
+    /* Until it is time, a scrape wants one, or a poke once the cost bound
+     * allows. */
+    while (!s->stop && !s->wanted && mono_ms() < next && !(s->poked && mono_ms() >= floor))
       wait_until(s, s->poked ? floor : next);
     if (s->stop) break;
-    s->poked = 0;
     sample(s);
   }
   pthread_mutex_unlock(&s->lock);
@@ -117,6 +133,7 @@ serve_sampler_t *serve_sampler_start(omniq_t *oq, int64_t interval_ms, char *why
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&s->wake, &ca);
   pthread_condattr_destroy(&ca);
+  pthread_cond_init(&s->sampled, NULL);
   pthread_mutex_lock(&s->lock);
   sample(s); /* the page has numbers from its first request */
   pthread_mutex_unlock(&s->lock);
@@ -124,6 +141,7 @@ serve_sampler_t *serve_sampler_start(omniq_t *oq, int64_t interval_ms, char *why
   if (err == 0) return s;
   snprintf(why, whylen, "cannot start the sampler thread: %s", strerror(err));
   omniq_stats_free(s->latest);
+  pthread_cond_destroy(&s->sampled);
   pthread_cond_destroy(&s->wake);
   pthread_mutex_destroy(&s->lock);
   free(s->ring);
@@ -141,9 +159,11 @@ void serve_sampler_stop(serve_sampler_t *s) {
   pthread_mutex_lock(&s->lock);
   s->stop = 1;
   pthread_cond_broadcast(&s->wake);
+  pthread_cond_broadcast(&s->sampled);
   pthread_mutex_unlock(&s->lock);
   pthread_join(s->thread, NULL);
   omniq_stats_free(s->latest);
+  pthread_cond_destroy(&s->sampled);
   pthread_cond_destroy(&s->wake);
   pthread_mutex_destroy(&s->lock);
   free(s->ring);
@@ -159,6 +179,17 @@ void serve_sampler_poke(serve_sampler_t *s) {
 
 void *serve_sampler_with_stats(serve_sampler_t *s, serve_stats_fn fn, void *arg) {
   pthread_mutex_lock(&s->lock);
+  void *out = fn(s->latest, s->taken_ms, s->cost_ms, s->error, arg);
+  pthread_mutex_unlock(&s->lock);
+  return out;
+}
+
+void *serve_sampler_fresh(serve_sampler_t *s, serve_stats_fn fn, void *arg) {
+  pthread_mutex_lock(&s->lock);
+  uint64_t need = s->started + 1; /* one that starts from now on */
+  s->wanted = 1;
+  pthread_cond_broadcast(&s->wake);
+  while (!s->stop && s->ended < need) pthread_cond_wait(&s->sampled, &s->lock);
   void *out = fn(s->latest, s->taken_ms, s->cost_ms, s->error, arg);
   pthread_mutex_unlock(&s->lock);
   return out;

@@ -3,7 +3,7 @@
  *
  * Start, in order: options; the action token (OMNIQ_DASHBOARD_TOKEN, or 32
  * random bytes printed once, or none with --read-only); signals blocked in
- * every thread to come; the store; the sampler (its first sample is taken
+ * every thread to come; the store, twice (serve.h says why); the sampler (its first sample is taken
  * before anything listens, so the first page already has numbers); the
  * optional pool (--worker); the HTTP server. Then the main thread waits for
  * SIGINT or SIGTERM and stops in the reverse order: no request is in flight
@@ -158,7 +158,7 @@ static int serve(cli_t *cli, serve_t *sv, const serve_opts_t *o, int generated,
   serve_pool_t *pool = NULL;
   http_server_t *http = NULL;
 
-  sv->sampler = serve_sampler_start(sv->oq, sv->sample_ms, why, sizeof why);
+  sv->sampler = serve_sampler_start(sv->stats_oq, sv->sample_ms, why, sizeof why);
   if (sv->sampler == NULL) return cli_error(cli, CLI_EXIT_STORAGE, "%s", why);
   if (o->pool.concurrency > 0) {
     if ((pool = serve_pool_start(sv->oq, &o->pool, why, sizeof why)) == NULL)
@@ -180,7 +180,7 @@ static int serve(cli_t *cli, serve_t *sv, const serve_opts_t *o, int generated,
     code = cli_error(cli, CLI_EXIT_FAILED,
                      "tasks still running after the shutdown timeout were left to their lease");
   omniq_close(sv->oq);
-  sv->oq = NULL;
+  omniq_close(sv->stats_oq);
   serve_pool_free(pool);
   return code;
 }
@@ -214,6 +214,7 @@ static int run(cli_t *cli, int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a client that hangs up must not kill the server */
 
   int rc = omniq_open(&sv.oq, &s);
+  if (rc == OMNIQ_OK && (rc = omniq_open(&sv.stats_oq, &s)) != OMNIQ_OK) omniq_close(sv.oq);
   if (rc != OMNIQ_OK)
     return cli_error(cli, rc == OMNIQ_ECONFIG || rc == OMNIQ_EINVAL ? CLI_EXIT_USAGE
                                                                     : CLI_EXIT_STORAGE,

@@ -33,7 +33,10 @@ typedef struct serve_sampler serve_sampler_t;
 typedef struct serve_runs serve_runs_t;
 
 typedef struct serve {
-  omniq_t *oq;
+  omniq_t *oq; /* the routes' handle: lists, lookups, actions (and the pool) */
+  /* The sampler's own handle: a count of a big store holds its handle's
+   * connection for seconds, and must not hold up the page's lookups. */
+  omniq_t *stats_oq;
   /* The action token, or "" when started --read-only: then every action is
    * refused whatever a request carries. */
   char token[SERVE_TOKEN_MAX + 1];
@@ -57,7 +60,8 @@ typedef struct serve_sample {
 } serve_sample_t;
 
 /* Starts a thread that calls omniq_stats now and then every interval_ms,
- * and never sooner than SERVE_SAMPLER_COST_FACTOR times the last call took.
+ * and never sooner than SERVE_SAMPLER_COST_FACTOR times the last call took
+ * (but at once for serve_sampler_fresh).
  * The first sample is taken before this returns. NULL when out of memory or
  * no thread could start (the reason is in why). */
 #define SERVE_SAMPLER_COST_FACTOR 4
@@ -75,6 +79,11 @@ void serve_sampler_poke(serve_sampler_t *s);
 typedef void *(*serve_stats_fn)(const omniq_stats_t *st, int64_t taken_ms, int64_t cost_ms,
                                 const char *error, void *arg);
 void *serve_sampler_with_stats(serve_sampler_t *s, serve_stats_fn fn, void *arg);
+/* The same with a sample that started after this call: takes one now (or
+ * shares the one the next caller also waits for) and waits for it. For
+ * /metrics, whose scrapes must not see numbers older than themselves. If
+ * the sampler stops meanwhile, fn gets the last sample. */
+void *serve_sampler_fresh(serve_sampler_t *s, serve_stats_fn fn, void *arg);
 
 /* Copies the samples taken at or after since_ms, oldest first, into a new
  * array (*out, yours: free(); NULL when there are none). Returns how many,

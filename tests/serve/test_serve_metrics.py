@@ -140,3 +140,17 @@ def test_a_worker_in_the_server_adds_run_duration_histograms(store, serve):
     assert store.truth()["default"]["runs"]["succeeded"] == 3
     assert value(m, "omniq_runs_total", queue="default", outcome="succeeded") == 3
 
+
+
+def test_a_scrape_counts_what_was_stored_just_before_it(store, serve):
+    # The page's counts are sampled every 5 minutes here, so only the
+    # scrape's own count can see these tasks.
+    s = serve("--sample", "5m")
+    assert s.get_json("api/overview")[1]["totals"]["counts"]["PENDING"] == 0
+    for _ in range(4):
+        store.enqueue("--delay", "1h", "--", "true")
+    assert s.get_json("api/overview")[1]["totals"]["counts"]["PENDING"] == 0  # not sampled yet
+    m = samples(s.get("metrics")[2].decode())
+    assert value(m, "omniq_tasks", queue="default", status="PENDING") == 4
+    # The scrape's count is the page's latest sample too.
+    assert s.get_json("api/overview")[1]["totals"]["counts"]["PENDING"] == 4
