@@ -100,7 +100,7 @@ static void test_a_listing_repairs_a_marker_a_crash_left_behind(void **state) {
   finish_as(f, ids[0], OMNIQ_SUCCESS);
   /* Put the marker back in the active tree, as if its move never ran. */
   const char *id = ids[0];
-  snprintf(rel, sizeof rel, "%.6s/%.2s/%.2s/%s.default", id, id + 6, id + 9, id);
+  snprintf(rel, sizeof rel, "%.6s/%.2s/%.2s/%.2s/%s.default", id, id + 6, id + 9, id + 11, id);
   snprintf(from, sizeof from, "%s/index/2/%s", f->dir, rel);
   snprintf(to, sizeof to, "%s/index/0/%s", f->dir, rel);
   snprintf(dir, sizeof dir, "%s/index/0/%.6s", f->dir, id);
@@ -108,6 +108,8 @@ static void test_a_listing_repairs_a_marker_a_crash_left_behind(void **state) {
   snprintf(dir, sizeof dir, "%s/index/0/%.6s/%.2s", f->dir, id, id + 6);
   mkdir(dir, 0777);
   snprintf(dir, sizeof dir, "%s/index/0/%.6s/%.2s/%.2s", f->dir, id, id + 6, id + 9);
+  mkdir(dir, 0777);
+  snprintf(dir, sizeof dir, "%s/index/0/%.6s/%.2s/%.2s/%.2s", f->dir, id, id + 6, id + 9, id + 11);
   mkdir(dir, 0777);
   assert_int_equal(rename(from, to), 0);
   omniq_list_req_t pending = {.statuses = OMNIQ_STATUS_BIT(OMNIQ_PENDING), .limit = 10};
