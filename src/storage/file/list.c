@@ -10,7 +10,8 @@
  * the folders of the index on the way; the trees' tasks are merged by id
  * and cut to the page, as on SQLite. PENDING and RUNNING share a tree, so
  * a listing of one of them also reads (and skips) the other's tasks; there
- * are never more RUNNING tasks than workers.
+ * are never more RUNNING tasks than workers. A listing of RUNNING tasks
+ * alone reads running/ instead of the tree.
  *
  * A marker that disagrees with its task (the task is elsewhere, or gone)
  * is repaired on the spot under that lock, and the task is left to the
@@ -48,6 +49,23 @@ static int matches(const omniq_list_req_t *req, const omniq_task_t *t) {
   return 1;
 }
 
+/* Keeps t (taken over: freed on failure) in the page. */
+static int take(page_t *pg, omniq_task_t *t) {
+  if (pg->n == pg->cap) {
+    size_t cap = pg->cap ? pg->cap * 2 : 64;
+    omniq_task_t **v = omniq__realloc(pg->tasks, cap * sizeof *v);
+    if (v == NULL) {
+      omniq_task_free(t);
+      return OMNIQ_ENOMEM;
+    }
+    pg->tasks = v;
+    pg->cap = cap;
+  }
+  pg->tasks[pg->n++] = t;
+  pg->taken++;
+  return OMNIQ_OK;
+}
+
 /* One marker: the task as it is, or a repair of the marker. */
 static int visit(omniq__fs_t *fs, const char *id, const char *qdir, void *ud) {
   page_t *pg = ud;
@@ -71,26 +89,70 @@ static int visit(omniq__fs_t *fs, const char *id, const char *qdir, void *ud) {
     omniq__fmark_set(fs, id, real, t->status, pg->tree);
   } else if (rc == OMNIQ_OK && (pg->accept & OMNIQ_STATUS_BIT(t->status)) &&
              matches(pg->req, t)) {
-    if (pg->n == pg->cap) {
-      size_t cap = pg->cap ? pg->cap * 2 : 64;
-      omniq_task_t **v = omniq__realloc(pg->tasks, cap * sizeof *v);
-      if (v == NULL) {
-        rc = OMNIQ_ENOMEM;
-      } else {
-        pg->tasks = v;
-        pg->cap = cap;
-      }
-    }
-    if (rc == OMNIQ_OK) {
-      pg->tasks[pg->n++] = t;
-      t = NULL;
-      pg->taken++;
-    }
+    rc = take(pg, t);
+    t = NULL;
   }
   omniq__flock_release(&fs->locks, id);
   omniq_task_free(t);
   if (rc != OMNIQ_OK) return rc;
   return pg->taken >= pg->req->limit ? 1 : 0;
+}
+
+/* RUNNING tasks alone: they share tree 0 with every PENDING task, but
+ * their files are the (few) ones in running/, so the page is read from
+ * there, sorted by id, instead of walking every pending marker. */
+typedef struct ids {
+  char (*v)[OMNIQ_ID_SIZE];
+  size_t n, cap;
+} ids_t;
+
+static int running_name(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
+  ids_t *ids = ud;
+  char id[OMNIQ_ID_SIZE];
+  (void)fs, (void)dirfd;
+  if (omniq__fname_id_parse(name, id) != OMNIQ_OK) return 0;
+  if (ids->n == ids->cap) {
+    size_t cap = ids->cap ? ids->cap * 2 : 64;
+    char(*v)[OMNIQ_ID_SIZE] = omniq__realloc(ids->v, cap * sizeof *v);
+    if (v == NULL) return OMNIQ_ENOMEM;
+    ids->v = v;
+    ids->cap = cap;
+  }
+  memcpy(ids->v[ids->n++], id, OMNIQ_ID_SIZE);
+  return 0;
+}
+
+static int id_order(const void *x, const void *y) { return strcmp(x, y); }
+
+static int running_page(omniq__fs_t *fs, page_t *pg) {
+  ids_t ids = {NULL, 0, 0};
+  const omniq_list_req_t *req = pg->req;
+  int rc = omniq__fs_each(fs, fs->running_fd, running_name, &ids);
+  if (rc == OMNIQ_OK) qsort(ids.v, ids.n, sizeof *ids.v, id_order);
+  for (size_t k = 0; rc == OMNIQ_OK && k < ids.n; k++) {
+    const char *id = ids.v[req->newest_first ? ids.n - 1 - k : k];
+    if (req->after_id != NULL) {
+      int c = strcmp(id, req->after_id);
+      if (req->newest_first ? c >= 0 : c <= 0) continue;
+    }
+    char idname[OMNIQ__IDNAME_SIZE], err[OMNIQ__ERRMSG_MAX];
+    omniq__fs_at_t at;
+    omniq__pending_t p;
+    omniq_task_t *t = NULL;
+    omniq__fname_id(id, idname);
+    if ((rc = omniq__flock_take(&fs->locks, id, err, sizeof err)) != OMNIQ_OK) break;
+    rc = omniq__fs_locate(fs, id, idname, &at, &p, &t, err, sizeof err);
+    omniq__flock_release(&fs->locks, id);
+    if (rc == OMNIQ_OK && at == OMNIQ__AT_RUNNING &&
+        (req->queue == NULL || strcmp(t->queue, req->queue) == 0) && matches(req, t)) {
+      rc = take(pg, t);
+      t = NULL;
+      if (rc == OMNIQ_OK && pg->taken >= req->limit) break;
+    }
+    omniq_task_free(t);
+  }
+  omniq__free(ids.v);
+  return rc;
 }
 
 static int ascending(const void *x, const void *y) {
@@ -122,7 +184,10 @@ int omniq__fs_list(void *backend, const omniq_list_req_t *req, omniq_task_t ***o
       if (omniq__fmark_tree(st) == tree) pg.accept |= req->statuses & OMNIQ_STATUS_BIT(st);
     if (pg.accept == 0) continue;
     pg.taken = 0;
-    rc = omniq__fmark_walk(fs, tree, req->after_id, req->newest_first, visit, &pg);
+    if (pg.accept == OMNIQ_STATUS_BIT(OMNIQ_RUNNING))
+      rc = running_page(fs, &pg);
+    else
+      rc = omniq__fmark_walk(fs, tree, req->after_id, req->newest_first, visit, &pg);
   }
   if (rc != OMNIQ_OK || pg.n == 0) {
     omniq__tasks_free(pg.tasks, pg.n);

@@ -1,20 +1,22 @@
 /* The listing index of the file backend.
  *
- * What it owns: base_dir/index/<tree>/<L0>/<L1>/<L2>/<id>.<qdir>, one
+ * What it owns: base_dir/index/<tree>/<L0>/<L1>/<L2>/<L3>/<id>.<qdir>, one
  * empty file (a marker) per task, in the tree of the task's status: tree 0
  * holds PENDING and RUNNING tasks (the "active" tree), trees 2, 3 and 4
  * SUCCESS, FAILED and CANCELLED. Claims and retries move a task between
  * PENDING and RUNNING many times and the listing reads each task it shows
  * anyway, so sharing a tree keeps those transitions free of index work;
- * only a task's end (and a retry by hand) moves its marker. L0, L1
- * and L2 are the first 6, the next 2 and the next 2 hex digits of the id,
- * which for a UUIDv7 are the creation time in ms: an L0 folder spans about
- * 4.7 hours and holds at most 256 L1 folders (65 s each), which hold at
- * most 256 L2 folders (256 ms each) of markers. Names sort as ids do, so a
- * walk in id order reads the folders on its way and nothing else: a page
- * of 100 from a million tasks reads the few folders around the cursor
- * (plus each level's list of at most 256 names), not the million. Markers
- * carry the queue folder, so a queue filter needs no task file either.
+ * only a task's end (and a retry by hand) moves its marker. L0 to L3
+ * are the first 6, then 2, 2 and 2 hex digits of the id, which for a
+ * UUIDv7 are its creation time in ms: an L0 folder spans about 4.7 hours
+ * and holds at most 256 L1 folders (65 s each), each at most 256 L2
+ * folders (256 ms), each at most 256 L3 folders (one ms each) of markers;
+ * one process makes at most 4096 ids in a ms, so even a store filled in
+ * one burst keeps its folders small. Names sort as ids do, so a walk in id
+ * order reads the folders on its way and nothing else: a page of 100 from
+ * a million tasks reads the few folders around the cursor (plus each
+ * level's list of at most 256 names), not the million. Markers carry the
+ * queue folder, so a queue filter needs no task file either.
  *
  * Why not the task folders themselves: pending/ is ordered for claiming,
  * and the terminal folders are flat (readdir order is hash order), so
@@ -53,10 +55,13 @@
 #include "storage/file/record.h"
 
 #define READY "READY"
-#define REL_SIZE (6 + 1 + 2 + 1 + 2 + 1 + OMNIQ_ID_LEN + 1 + OMNIQ__QDIR_MAX + 1)
+#define LEVELS 4 /* of folders; markers are one level below */
+#define DIR_SIZE 32 /* "L0/L1/L2/L3" */
+#define REL_SIZE (DIR_SIZE + OMNIQ_ID_LEN + 1 + OMNIQ__QDIR_MAX + 1)
 #define MOVE_TRIES 4
 
-static const int level_len[3] = {6, 2, 2};
+static const int level_len[LEVELS] = {6, 2, 2, 2};
+static const int level_at[LEVELS] = {0, 6, 9, 11}; /* where in the id (past its dash) */
 
 static int is_hex(const char *s, int n) {
   for (int i = 0; i < n; i++)
@@ -64,21 +69,20 @@ static int is_hex(const char *s, int n) {
   return 1;
 }
 
-/* The shard names of an id: "0189ab", "cd", "ef" for "0189abcd-ef01-...". */
-static void shards(const char *id, char l0[7], char l1[3], char l2[3]) {
-  memcpy(l0, id, 6);
-  l0[6] = '\0';
-  memcpy(l1, id + 6, 2);
-  l1[2] = '\0';
-  memcpy(l2, id + 9, 2);
-  l2[2] = '\0';
+/* The shard names of an id: "0189ab", "cd", "ef", "01" for
+ * "0189abcd-ef01-...". */
+static void shards(const char *id, char key[LEVELS][7]) {
+  for (int l = 0; l < LEVELS; l++) {
+    memcpy(key[l], id + level_at[l], (size_t)level_len[l]);
+    key[l][level_len[l]] = '\0';
+  }
 }
 
-/* "L0/L1/L2" and "L0/L1/L2/<id>.<qdir>". */
-static void paths(const char *id, const char *qdir, char dir[16], char rel[REL_SIZE]) {
-  char l0[7], l1[3], l2[3];
-  shards(id, l0, l1, l2);
-  snprintf(dir, 16, "%s/%s/%s", l0, l1, l2);
+/* "L0/L1/L2/L3" and "L0/L1/L2/L3/<id>.<qdir>". */
+static void paths(const char *id, const char *qdir, char dir[DIR_SIZE], char rel[REL_SIZE]) {
+  char key[LEVELS][7];
+  shards(id, key);
+  snprintf(dir, DIR_SIZE, "%s/%s/%s/%s", key[0], key[1], key[2], key[3]);
   snprintf(rel, REL_SIZE, "%s/%.36s.%s", dir, id, qdir);
 }
 
@@ -86,7 +90,7 @@ static void paths(const char *id, const char *qdir, char dir[16], char rel[REL_S
  * another writer between two steps (prune below): then the chain is made
  * again from the top. */
 static int make_dirs(int root, const char *dir) {
-  char p[16];
+  char p[DIR_SIZE];
   for (int tries = 0; tries < MOVE_TRIES; tries++) {
     int lost = 0;
     snprintf(p, sizeof p, "%s", dir);
@@ -108,7 +112,7 @@ static int make_dirs(int root, const char *dir) {
 
 /* Removes dir and its parents while they are empty. */
 static void prune(int root, const char *dir) {
-  char p[16];
+  char p[DIR_SIZE];
   snprintf(p, sizeof p, "%s", dir);
   for (;;) {
     if (unlinkat(root, p, AT_REMOVEDIR) != 0) return; /* not empty, or gone */
@@ -149,7 +153,7 @@ static int move(int from, int to, const char *dir, const char *rel) {
 }
 
 int omniq__fmark_set(omniq__fs_t *fs, const char *id, const char *qdir, int status, int hint) {
-  char dir[16], rel[REL_SIZE];
+  char dir[DIR_SIZE], rel[REL_SIZE];
   int tree = omniq__fmark_tree(status), e = 0;
   if (hint >= 0 && hint < OMNIQ_STATUS_COUNT && omniq__fmark_tree(hint) == tree)
     return OMNIQ_OK; /* the same tree: nothing moves */
@@ -181,14 +185,14 @@ int omniq__fmark_set(omniq__fs_t *fs, const char *id, const char *qdir, int stat
 }
 
 int omniq__fmark_new(omniq__fs_t *fs, const char *id, const char *qdir) {
-  char dir[16], rel[REL_SIZE];
+  char dir[DIR_SIZE], rel[REL_SIZE];
   paths(id, qdir, dir, rel);
   if (create(fs->index_fd[OMNIQ_PENDING], dir, rel) == 0) return OMNIQ_OK;
   return omniq__errno_code(errno);
 }
 
 void omniq__fmark_drop(omniq__fs_t *fs, const char *id, const char *qdir) {
-  char dir[16], rel[REL_SIZE];
+  char dir[DIR_SIZE], rel[REL_SIZE];
   paths(id, qdir, dir, rel);
   for (int t = 0; t < OMNIQ_STATUS_COUNT; t++)
     if (t != OMNIQ_RUNNING && unlinkat(fs->index_fd[t], rel, 0) == 0) prune(fs->index_fd[t], dir);
@@ -222,8 +226,9 @@ static int leaf_ok(const char *name, size_t prefix) {
          omniq__fname_qdir_valid(name + OMNIQ_ID_LEN + 1, n - OMNIQ_ID_LEN - 1);
 }
 
-/* The sorted names of dirfd/sub that have the shape of `level` (0-2: hex
- * shards; 3: markers). ENOENT (a folder pruned meanwhile) is an empty list. */
+/* The sorted names of dirfd/sub that have the shape of `level` (below
+ * LEVELS: hex shards; LEVELS: markers). ENOENT (a folder pruned meanwhile)
+ * is an empty list. */
 static int list_dir(int dirfd, const char *sub, int level, size_t prefix, names_t *ns) {
   int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -236,8 +241,9 @@ static int list_dir(int dirfd, const char *sub, int level, size_t prefix, names_
   }
   while ((de = readdir(d)) != NULL) {
     const char *nm = de->d_name;
-    int ok = level < 3 ? (int)strlen(nm) == level_len[level] && is_hex(nm, level_len[level])
-                       : leaf_ok(nm, prefix);
+    int ok = level < LEVELS
+                 ? (int)strlen(nm) == level_len[level] && is_hex(nm, level_len[level])
+                 : leaf_ok(nm, prefix);
     if (!ok) continue;
     if (ns->n == ns->cap) {
       size_t cap = ns->cap ? ns->cap * 2 : 64;
@@ -276,8 +282,8 @@ static int64_t time_of(const char *name) {
 typedef struct walk {
   omniq__fs_t *fs;
   int root;
-  const char *after; /* NULL, or the id the walk starts after */
-  char key[3][7];    /* after's shards */
+  const char *after;     /* NULL, or the id the walk starts after */
+  char key[LEVELS][7];   /* after's shards */
   int desc;
   omniq__fmark_fn fn;
   void *ud;
@@ -295,7 +301,7 @@ static int walk_level(walk_t *w, const char *path, int level, int on_branch) {
   if (rc != OMNIQ_OK) return rc;
   for (size_t k = 0; rc == 0 && k < ns.n; k++) {
     const char *nm = ns.v[w->desc ? ns.n - 1 - k : k];
-    if (level == 3) {
+    if (level == LEVELS) {
       char id[OMNIQ_ID_SIZE];
       memcpy(id, nm + w->prefix, OMNIQ_ID_LEN);
       id[OMNIQ_ID_LEN] = '\0';
@@ -315,7 +321,7 @@ static int walk_level(walk_t *w, const char *path, int level, int on_branch) {
       if (w->desc ? c > 0 : c < 0) continue;
       branch = c == 0;
     }
-    char sub[16];
+    char sub[DIR_SIZE];
     if (level == 0)
       snprintf(sub, sizeof sub, "%s", nm);
     else
@@ -328,27 +334,27 @@ static int walk_level(walk_t *w, const char *path, int level, int on_branch) {
 
 int omniq__fmark_walk(omniq__fs_t *fs, int status, const char *after_id, int desc,
                       omniq__fmark_fn fn, void *ud) {
-  walk_t w = {fs, fs->index_fd[omniq__fmark_tree(status)], after_id, {"", "", ""}, desc, fn, ud,
-              0, NULL};
-  if (after_id != NULL) shards(after_id, w.key[0], w.key[1], w.key[2]);
+  walk_t w = {fs, fs->index_fd[omniq__fmark_tree(status)], after_id, {"", "", "", ""}, desc, fn,
+              ud, 0, NULL};
+  if (after_id != NULL) shards(after_id, w.key);
   int rc = walk_level(&w, ".", 0, 1);
   return rc == 1 ? OMNIQ_OK : rc;
 }
 
 /* ---- the finish-time tree -------------------------------------------------- */
 
-/* "L0/L1/L2" of the time, and "L0/L1/L2/<time>.<id>.<qdir>". */
-static void timed_paths(int64_t ms, const char *id, const char *qdir, char dir[16],
+/* The folders of the time, and "<folders>/<time>.<id>.<qdir>". */
+static void timed_paths(int64_t ms, const char *id, const char *qdir, char dir[DIR_SIZE],
                         char rel[REL_SIZE + 16]) {
-  char tt[14], l0[7], l1[3], l2[3];
+  char tt[14], key[LEVELS][7];
   time_text(ms, tt);
-  shards(tt, l0, l1, l2);
-  snprintf(dir, 16, "%s/%s/%s", l0, l1, l2);
+  shards(tt, key);
+  snprintf(dir, DIR_SIZE, "%s/%s/%s/%s", key[0], key[1], key[2], key[3]);
   snprintf(rel, REL_SIZE + 16, "%s/%s.%.36s.%s", dir, tt, id, qdir);
 }
 
 int omniq__fmark_timed(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished_ms) {
-  char dir[16], rel[REL_SIZE + 16];
+  char dir[DIR_SIZE], rel[REL_SIZE + 16];
   timed_paths(finished_ms, id, qdir, dir, rel);
   if (create(fs->index_done_fd, dir, rel) == 0) return OMNIQ_OK;
   int e = errno;
@@ -358,13 +364,13 @@ int omniq__fmark_timed(omniq__fs_t *fs, const char *id, const char *qdir, int64_
 }
 
 void omniq__fmark_untimed(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished_ms) {
-  char dir[16], rel[REL_SIZE + 16];
+  char dir[DIR_SIZE], rel[REL_SIZE + 16];
   timed_paths(finished_ms, id, qdir, dir, rel);
   if (unlinkat(fs->index_done_fd, rel, 0) == 0) prune(fs->index_done_fd, dir);
 }
 
 int omniq__fmark_walk_finished(omniq__fs_t *fs, omniq__fmark_timed_fn fn, void *ud) {
-  walk_t w = {fs, fs->index_done_fd, NULL, {"", "", ""}, 0, NULL, ud, 14, fn};
+  walk_t w = {fs, fs->index_done_fd, NULL, {"", "", "", ""}, 0, NULL, ud, 14, fn};
   int rc = walk_level(&w, ".", 0, 1);
   return rc == 1 ? OMNIQ_OK : rc;
 }

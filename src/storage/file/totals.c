@@ -18,8 +18,9 @@
  * stripe's lock): then "last" is always either the run being repeated or
  * one that is completely done.
  *
- * Cost: a small read and an atomic write per finish. Reading the totals
- * reads every stripe file (at most OMNIQ__FLOCK_STRIPES small files). */
+ * Cost: a small read and an atomic write (not synced) per finish. Reading
+ * the totals reads every stripe file (at most OMNIQ__FLOCK_STRIPES small
+ * files). */
 #include "storage/file/totals.h"
 
 #include <errno.h>
@@ -105,7 +106,13 @@ int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const cha
     goto done;
   char *text = json_dumps(j, JSON_COMPACT);
   if (text == NULL) goto done;
-  rc = omniq__fio_write(&fs->io, fs->stats_fd, name, text, strlen(text), err, errlen);
+  /* Replaced whole (so a crash leaves the old or the new file), but never
+   * synced, like the journal: statistics are not worth a disk flush per
+   * finish. A process crash loses nothing; a power loss may lose the
+   * counts of the last moments before it. */
+  omniq__fio_t nosync = fs->io;
+  nosync.fsync = 0;
+  rc = omniq__fio_write(&nosync, fs->stats_fd, name, text, strlen(text), err, errlen);
   free(text);
 done:
   if (rc == OMNIQ_ENOMEM) snprintf(err, errlen, "file store: out of memory counting a run");

@@ -55,9 +55,10 @@ static const char *const lazy_sql[L_COUNT_] = {
     [L_DEL_RESULT] = "DELETE FROM results WHERE task_id = ?1",
     [L_DEL_KEY] = "DELETE FROM unique_keys WHERE task_id = ?1",
     [L_DEL_TASK] = "DELETE FROM tasks WHERE id = ?1",
-    /* `status >= 2` literally, so the partial index tasks_finished applies. */
-    [L_EXPIRED] = "SELECT id FROM tasks WHERE status >= 2 AND finished_at < ?1"
-                  " ORDER BY finished_at LIMIT ?2",
+    /* `status >= 2` literally, so the partial index tasks_finished applies
+     * (named, as the claim's is: rows.c). */
+    [L_EXPIRED] = "SELECT id FROM tasks INDEXED BY tasks_finished WHERE status >= 2"
+                  " AND finished_at < ?1 ORDER BY finished_at LIMIT ?2",
     [L_PAUSE] = "INSERT INTO queues (name, paused) VALUES (?1, ?2)"
                 " ON CONFLICT (name) DO UPDATE SET paused = ?2",
     /* A new period starts a new window; the same period keeps counting. */
