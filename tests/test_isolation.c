@@ -64,6 +64,17 @@ static int abort_handler(omniq_job_t *job, void *ud) {
   abort();
 }
 
+/* Writes line breaks, a tab, a terminal escape and bytes that are not
+ * ASCII, then dies. */
+static int unprintable_abort_handler(omniq_job_t *job, void *ud) {
+  static const char out[] = "line one\nline two\ttab\x1b[31mred\r\xff\xfe end\n";
+  (void)job;
+  (void)ud;
+  ssize_t n = write(STDERR_FILENO, out, sizeof out - 1);
+  (void)n;
+  abort();
+}
+
 static int big_handler(omniq_job_t *job, void *ud) {
   enum { N = 200 * 1024 };
   char *s = malloc(N + 3);
@@ -98,7 +109,7 @@ static int setup(void **state) {
                   {"spin", spin_handler},     {"signal_spin", signal_spin_handler},
                   {"exit", exit_handler},     {"abort", abort_handler},
                   {"big", big_handler},       {"fail", fail_handler},
-                  {"deferred", deferred_handler}};
+                  {"deferred", deferred_handler}, {"unprintable", unprintable_abort_handler}};
   if (th_store_setup(state) != 0) return -1;
   fx_t *fx = *state;
   for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
@@ -211,6 +222,24 @@ static void test_crash_traceback_is_the_tail_of_the_child_stderr(void **state) {
   omniq_result_free(r);
 }
 
+static void test_crash_traceback_shows_every_unprintable_byte_as_a_question_mark(
+    void **state) {
+  fx_t *fx = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_worker_opts_t o;
+  long done;
+  enqueue(fx, "unprintable", NULL, 0, id);
+  process_opts(&o, 1);
+  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
+  omniq_result_t *r = result(fx, id);
+  const char *tb = omniq_error_traceback(omniq_result_error(r));
+  assert_non_null(strstr(tb, "line one?line two?tab?[31mred??? end?"));
+  for (const unsigned char *c = (const unsigned char *)tb; *c != '\0'; c++)
+    if (*c < 0x20 || *c >= 0x7f) fail_msg("byte 0x%02x at %zu of the traceback", *c,
+                                          (size_t)(c - (const unsigned char *)tb));
+  omniq_result_free(r);
+}
+
 static void test_values_and_failures_travel_back_over_the_pipe(void **state) {
   fx_t *fx = *state;
   char big[OMNIQ_ID_SIZE], fail[OMNIQ_ID_SIZE], deferred[OMNIQ_ID_SIZE];
@@ -272,6 +301,7 @@ int main(void) {
       T(test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on),
       T(test_exit_without_result_is_a_crash_naming_the_status),
       T(test_crash_traceback_is_the_tail_of_the_child_stderr),
+      T(test_crash_traceback_shows_every_unprintable_byte_as_a_question_mark),
       T(test_values_and_failures_travel_back_over_the_pipe),
       T(test_stop_kills_children_still_running_and_leaves_them_to_lease),
   };

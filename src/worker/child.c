@@ -27,10 +27,11 @@
  * - descriptors: RLIMIT_NOFILE = the highest descriptor open when the task
  *   starts + 1 + the limit. Detected the same way (EMFILE, or not one more
  *   descriptor can be had).
- * - CPU: RLIMIT_CPU's soft limit, rounded up to the next whole second past
- *   the task's share, sends SIGXCPU. The pool also reads this process's
- *   CPU clock and kills it at the exact limit, which a handler cannot
- *   escape by catching SIGXCPU; either way the task fails as a CPU limit.
+ * - CPU: the pool reads this process's CPU clock and has it killed at the
+ *   exact limit, which a handler cannot escape. RLIMIT_CPU's soft limit,
+ *   a second or two past the task's share (it counts whole seconds of the
+ *   child's life), sends SIGXCPU should the pool not look in time; either
+ *   way the task fails as a CPU limit.
  * Only soft limits change: an unprivileged process cannot raise a hard
  * limit again. A child whose task hit a limit is replaced by the pool.
  *
@@ -169,7 +170,9 @@ static void apply_limits(const omniq__limits_t *l) {
     struct timespec used;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used);
     int64_t end_ms = (int64_t)used.tv_sec * 1000 + used.tv_nsec / 1000000 + l->cpu_ms;
-    set_soft(RLIMIT_CPU, capped((end_ms + 999) / 1000, cpu0.rlim_max), &cpu0);
+    /* A second of slack: the pool's exact check comes first, this is for
+     * a pool that cannot look. */
+    set_soft(RLIMIT_CPU, capped((end_ms + 999) / 1000 + 1, cpu0.rlim_max), &cpu0);
   }
   if (l->memory_bytes > 0 || l->files > 0) set_note_handler(1);
 }
