@@ -5,10 +5,12 @@
  * the child that ran them, so a test sees which child ran what. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "support/gate.h"
@@ -275,6 +277,46 @@ static void test_handler_registered_after_the_pool_started_is_unknown_to_its_chi
   th_ok(fx->oq, omniq_worker_stop(w));
 }
 
+/* The zygote, the process that forks a pool's children, is their parent. */
+static int parent_handler(omniq_job_t *job, void *ud) {
+  char v[32];
+  (void)ud;
+  snprintf(v, sizeof v, "%d", (int)getppid());
+  return omniq_job_return(job, v);
+}
+
+static int run_parent_task(fx_t *fx) {
+  char id[OMNIQ_ID_SIZE];
+  omniq_result_t *r = NULL;
+  enqueue(fx, "parent", NULL, id);
+  th_ok(fx->oq, omniq_get_result(fx->oq, id, TH_WAIT_MS / 1000.0, &r));
+  assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+  int pid = atoi(omniq_result_value(r));
+  omniq_result_free(r);
+  return pid;
+}
+
+static void test_a_zygote_killed_from_outside_is_replaced_and_the_pool_goes_on(void **state) {
+  fx_t *fx = *state;
+  omniq_worker_opts_t o;
+  omniq_worker_t *w;
+  th_ok(fx->oq, omniq_register(fx->oq, "parent", parent_handler, NULL));
+  process_opts(&o, 1);
+  th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
+  int zygote = run_parent_task(fx);
+  assert_int_not_equal(zygote, getpid());
+  int fd = (int)syscall(SYS_pidfd_open, zygote, 0);
+  assert_true(fd >= 0);
+  kill(zygote, SIGKILL); /* our child, not yet reaped: the pid is still its */
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  assert_int_equal(poll(&p, 1, TH_WAIT_MS), 1);
+  close(fd);
+  int next = run_parent_task(fx);
+  assert_int_not_equal(next, zygote);
+  assert_int_not_equal(next, getpid());
+  th_ok(fx->oq, omniq_worker_stop(w));
+}
+
 /* ---- limits -------------------------------------------------------------------------- */
 
 static void test_allocations_past_a_64_mib_limit_fail_with_memory_limit_and_the_pool_goes_on(
@@ -378,6 +420,7 @@ int main(void) {
       T(test_segfault_every_third_task_fails_only_those_tasks),
       T(test_max_tasks_per_child_10_replaces_the_child_after_exactly_10_tasks),
       T(test_handler_registered_after_the_pool_started_is_unknown_to_its_children),
+      T(test_a_zygote_killed_from_outside_is_replaced_and_the_pool_goes_on),
       T(test_allocations_past_a_64_mib_limit_fail_with_memory_limit_and_the_pool_goes_on),
       T(test_out_of_memory_returned_by_the_handler_is_memory_limit),
       T(test_memory_limit_counts_what_the_task_adds_not_the_worker),

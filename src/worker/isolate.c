@@ -83,6 +83,7 @@ static void forget_child(omniq__slot_t *s) {
   if (s->err >= 0) close(s->err);
   s->sock = s->err = -1;
   s->pid = 0;
+  s->ended = 0;
   s->tasks = 0;
 }
 
@@ -103,11 +104,10 @@ void omniq__slot_close(omniq__slot_t *s) {
   omniq__buf_free(&s->in);
 }
 
-/* Takes what the zygote sent. Returns 1 if the current child has ended (its
- * status in s->exit_status; its descriptors are still open, for what it
- * wrote before it died). */
-static int take_messages(omniq__slot_t *s) {
-  int ended = 0;
+/* Takes what the zygote sent. Sets s->ended if the current child has ended
+ * (its status in s->exit_status; its descriptors are still open, for what
+ * it wrote before it died). */
+static void take_messages(omniq__slot_t *s) {
   for (;;) {
     omniq__zmsg_t m;
     int fds[2];
@@ -117,7 +117,7 @@ static int take_messages(omniq__slot_t *s) {
       s->zygote_gone = 1;
       s->spawning = 0;
       s->exit_status = -1;
-      ended = s->pid != 0;
+      s->ended = s->pid != 0;
       break;
     }
     if (m.type == OMNIQ__Z_SPAWNED && s->spawning && s->pid == 0) {
@@ -142,10 +142,14 @@ static int take_messages(omniq__slot_t *s) {
       s->spawn_errno = m.err != 0 ? m.err : EAGAIN;
     } else if (m.type == OMNIQ__Z_EXITED && s->pid != 0 && m.pid == s->pid) {
       s->exit_status = m.status;
-      ended = 1;
+      s->ended = 1;
     }
   }
-  return ended;
+}
+
+int omniq__slot_usable(omniq__slot_t *s) {
+  if (!s->zygote_gone) take_messages(s);
+  return !s->zygote_gone;
 }
 
 /* ---- stderr ------------------------------------------------------------------------ */
@@ -206,7 +210,8 @@ static int no_child(omniq_job_t *job, const char *why) {
 static int ensure_child(omniq__slot_t *s, omniq_job_t *job) {
   int tries = 0;
   for (;;) {
-    if (take_messages(s)) { /* it ended between tasks */
+    take_messages(s);
+    if (s->ended) { /* it ended between tasks */
       read_stderr(s->err, NULL);
       forget_child(s);
       if (++tries >= SPAWN_TRIES) return no_child(job, "handler processes exit as they start");
@@ -316,7 +321,8 @@ static void watch(omniq__slot_t *s, omniq_job_t *job, run_t *r) {
       if (left >= 0 && left < timeout) timeout = (int)left + 1;
     }
     int n = poll(p, (nfds_t)nf, timeout);
-    if (n > 0 && p[0].revents) r->ended |= take_messages(s);
+    if (n > 0 && p[0].revents) take_messages(s);
+    r->ended = s->ended;
     if (n > 0 && isock >= 0 && p[isock].revents) {
       if ((p[isock].revents & POLLOUT) && r->sent < s->out.len) send_some(s, r);
       if (p[isock].revents & (POLLIN | POLLHUP | POLLERR)) read_reports(s, r);
@@ -361,7 +367,7 @@ static void record_end(omniq_job_t *job, const omniq__slot_t *s, run_t *r) {
   omniq__run_kind_t kind = OMNIQ__RUN_CRASH_EXIT;
   int status = s->exit_status;
   char msg[200];
-  if (!r->ended) {
+  if (!r->ended || status == -1) {
     snprintf(msg, sizeof msg, "handler process lost: the process that forked it has exited");
   } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU) {
     kind = OMNIQ__RUN_CPU_LIMIT;

@@ -19,11 +19,13 @@ typedef struct omniq__slot {
   int sock, err;         /* its socket (non-blocking) and stderr pipe; -1 = none */
   int spawning;          /* a spawn was asked for and not answered yet */
   int spawn_errno;       /* the last spawn's failure, 0 = none */
-  int exit_status;       /* how the last child ended (waitpid status) */
+  int ended;             /* the current child has ended (the zygote said so) */
+  int exit_status;       /* how it ended (waitpid status; -1 = with the zygote) */
   long tasks;            /* tasks the current child has run */
   long max_tasks;        /* 0 = no limit */
   omniq__limits_t limits;
   omniq__buf_t out, in; /* frames to and from the child, reused */
+  int gen;               /* the pool's: which of its zygotes ctl belongs to */
 } omniq__slot_t;
 
 /* Sets up a slot on its channel (ctl is the slot's from then on) and asks
@@ -32,6 +34,10 @@ void omniq__slot_init(omniq__slot_t *s, int ctl, long max_tasks, const omniq__li
 /* Closes the slot's descriptors (the zygote then kills its child) and
  * frees its buffers. Idempotent. */
 void omniq__slot_close(omniq__slot_t *s);
+
+/* Takes the zygote's news without waiting; 0 if the zygote has exited (the
+ * slot needs a channel to a new one), 1 otherwise. */
+int omniq__slot_usable(omniq__slot_t *s);
 
 /* Runs the job's task in the slot's child and records on job what happened
  * as if the handler had run here: its value, its omniq_job_fail() or error

@@ -53,6 +53,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -103,12 +104,14 @@ struct omniq_worker {
   omniq__keeper_t keeper; /* its lock, cond and list are the pool's */
   pthread_t keeper_tid;
   int has_keeper;
-  /* Process isolation: the zygote, forked by the keeper thread (it dies
-   * with that thread), and one slot per runner (runners[i] has slots[i];
-   * in drain mode the caller has the last). zygote_state is 0 while the
-   * keeper starts it, then 1, or -1 with zygote_err. */
+  /* Process isolation: the zygote, and one slot per runner (runners[i]
+   * has slots[i]; in drain mode the caller has the last). The keeper thread
+   * starts, restarts and stops the zygote: it dies with the thread that
+   * forked it, and the keeper lives exactly as long as the pool. Under
+   * lock: zygote_state is 0 while the keeper (re)starts it, then 1, or -1
+   * with zygote_err; zygote_gen counts the zygotes started. */
   omniq__zygote_t zygote;
-  int zygote_state;
+  int zygote_state, zygote_gen;
   char zygote_err[160];
   omniq__slot_t *slots;
   struct omniq_worker *next; /* oq->workers */
@@ -172,6 +175,30 @@ static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
   omniq__job_log_report(job, &r, omniq__engine_finish(oq, job->task, &r));
 }
 
+/* A slot whose zygote has exited (killed from outside: its children died
+ * with it) moves to the next one, which the keeper forks; the first slot to
+ * notice asks for it. */
+static void renew_slot(pool_t *p, int i) {
+  omniq__slot_t *s = &p->slots[i];
+  pthread_mutex_lock(&p->lock);
+  if (p->zygote_gen == s->gen && p->zygote_state != 0 && !p->stopping) {
+    p->zygote_state = 0;
+    p->keeper.errand = 1;
+    pthread_cond_broadcast(&p->cond);
+  }
+  while (p->zygote_state == 0 && !p->keeper.stop) pthread_cond_wait(&p->cond, &p->lock);
+  int ctl = -1, gen = p->zygote_gen;
+  if (p->zygote_state > 0 && gen != s->gen) {
+    ctl = p->zygote.ctl[i];
+    p->zygote.ctl[i] = -1; /* the slot's now */
+  }
+  pthread_mutex_unlock(&p->lock);
+  if (ctl < 0) return; /* the restart failed: this run fails as unable to fork */
+  omniq__slot_close(s);
+  omniq__slot_init(s, ctl, p->max_tasks, &p->limits);
+  s->gen = gen;
+}
+
 /* Runs the handler in this thread or in the slot's child; returns what to
  * report. */
 static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
@@ -185,6 +212,7 @@ static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
     return OMNIQ_EHANDLER;
   }
   if (p->isolation == OMNIQ_ISOLATION_PROCESS) {
+    if (!omniq__slot_usable(&p->slots[slot])) renew_slot(p, slot);
     /* The child resolves func again, in its own copy of the registry. */
     omniq__isolate_run(&p->slots[slot], job); /* a killed child's run was ended by its killer */
     omniq__job_returned(job);
@@ -442,19 +470,43 @@ nomem:
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
 }
 
+/* (Re)starts the zygote; publishes it, its state and generation under the
+ * pool's lock. The keeper thread only: the zygote dies with the thread that
+ * forked it. */
+static void start_zygote(pool_t *p) {
+  omniq__zygote_t z;
+  char err[sizeof p->zygote_err];
+  omniq__zygote_stop(&p->zygote); /* a zygote that exited: reaped */
+  int rc = omniq__zygote_start(&z, p->oq, p->concurrency, err, sizeof err);
+  pthread_mutex_lock(&p->lock);
+  if (rc == OMNIQ_OK) {
+    p->zygote = z;
+    p->zygote_gen++;
+  } else {
+    memcpy(p->zygote_err, err, sizeof err);
+  }
+  p->zygote_state = rc == OMNIQ_OK ? 1 : -1;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+}
+
 static void *keeper_main(void *arg) {
   pool_t *p = arg; /* outlives this thread: shutdown joins it */
-  if (p->isolation == OMNIQ_ISOLATION_PROCESS) {
-    /* Forked here because the zygote dies when the thread that forked it
-     * ends: this one lives exactly as long as the pool. */
-    int rc = omniq__zygote_start(&p->zygote, p->oq, p->concurrency, p->zygote_err,
-                                 sizeof p->zygote_err);
+  if (p->isolation == OMNIQ_ISOLATION_PROCESS) start_zygote(p);
+  for (;;) {
+    omniq__keeper_run(&p->keeper);
     pthread_mutex_lock(&p->lock);
-    p->zygote_state = rc == OMNIQ_OK ? 1 : -1;
-    pthread_cond_broadcast(&p->cond);
+    int restart = !p->keeper.stop && p->keeper.errand;
+    p->keeper.errand = 0;
     pthread_mutex_unlock(&p->lock);
+    if (!restart) break;
+    start_zygote(p);
   }
-  omniq__keeper_run(&p->keeper);
+  /* Every child dies with the zygote: runners that outlived a stop see
+   * their child end. */
+  for (int i = 0; p->zygote.ctl != NULL && i < p->concurrency; i++)
+    if (p->zygote.ctl[i] >= 0) close(p->zygote.ctl[i]); /* never taken by a slot */
+  omniq__zygote_stop(&p->zygote);
   thread_gone(p->oq);
   return NULL;
 }
@@ -476,8 +528,11 @@ static int pool_spawn(pool_t *p, int n, const char *fn) {
     pthread_mutex_unlock(&p->lock);
     if (state < 0) return omniq__err(oq->id, OMNIQ_EIO, "%s: %s", fn, p->zygote_err);
     /* Each slot asks for its child now: they fork while the runners start. */
-    for (int i = 0; i < p->concurrency; i++)
+    for (int i = 0; i < p->concurrency; i++) {
       omniq__slot_init(&p->slots[i], p->zygote.ctl[i], p->max_tasks, &p->limits);
+      p->slots[i].gen = p->zygote_gen;
+      p->zygote.ctl[i] = -1; /* the slot's now */
+    }
   }
   for (int i = 0; i < n; i++) {
     runner_t *r = &p->runners[i];
@@ -538,9 +593,6 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
     else
       pthread_detach(p->runners[i].tid);
   }
-  /* Every child dies with the zygote; runners that outlived the stop see
-   * their child end. Before the keeper goes: the zygote is tied to it. */
-  omniq__zygote_stop(&p->zygote);
   if (p->has_keeper) {
     pthread_mutex_lock(&p->lock);
     p->keeper.stop = 1;
