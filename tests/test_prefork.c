@@ -280,6 +280,24 @@ static void test_handler_registered_after_the_pool_started_is_unknown_to_its_chi
   th_ok(fx->oq, omniq_worker_stop(w));
 }
 
+static void test_a_crash_is_seen_when_the_program_ignores_sigchld(void **state) {
+  fx_t *fx = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_enqueue_opts_t eo;
+  omniq_worker_opts_t o;
+  omniq_enqueue_opts_init(&eo);
+  eo.max_retries = 1;
+  eo.timeout_ms = TH_WAIT_MS; /* bounds the test if the crash went unseen */
+  th_ok(fx->oq, omniq_enqueue(fx->oq, "every_third_segv", "[2]", NULL, &eo, id));
+  process_opts(&o, 1);
+  signal(SIGCHLD, SIG_IGN); /* the kernel reaps this program's children for it */
+  drain(fx, &o, 1);
+  signal(SIGCHLD, SIG_DFL);
+  omniq_result_t *r = result(fx, id);
+  assert_string_equal(omniq_error_type(omniq_result_error(r)), "Crash");
+  omniq_result_free(r);
+}
+
 /* The zygote, the process that forks a pool's children, is their parent. */
 static int parent_handler(omniq_job_t *job, void *ud) {
   char v[32];
@@ -424,6 +442,7 @@ int main(void) {
       T(test_max_tasks_per_child_10_replaces_the_child_after_exactly_10_tasks),
       T(test_handler_registered_after_the_pool_started_is_unknown_to_its_children),
       T(test_a_zygote_killed_from_outside_is_replaced_and_the_pool_goes_on),
+      T(test_a_crash_is_seen_when_the_program_ignores_sigchld),
       T(test_allocations_past_a_64_mib_limit_fail_with_memory_limit_and_the_pool_goes_on),
       T(test_out_of_memory_returned_by_the_handler_is_memory_limit),
       T(test_memory_limit_counts_what_the_task_adds_not_the_worker),

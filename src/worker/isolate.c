@@ -47,6 +47,7 @@
 #define TAIL_MAX 2048
 #define READ_CHUNK 65536
 #define SPAWN_TRIES 3 /* children that die before their first task, in a row */
+#define KEEP_BUFFER (1 << 20) /* frame buffers kept between runs up to this size */
 
 enum { KILL_CANCEL = 1, KILL_CPU, KILL_TOO_LARGE, KILL_MALFORMED };
 
@@ -437,6 +438,8 @@ int omniq__isolate_run(omniq__slot_t *s, omniq_job_t *job) {
   int limit = r.reported && (r.rep.kind == OMNIQ__RUN_MEMORY_LIMIT ||
                              r.rep.kind == OMNIQ__RUN_FILE_LIMIT);
   s->in.len = 0;
+  if (s->in.cap > KEEP_BUFFER) omniq__buf_free(&s->in); /* a large result is not kept */
+  if (s->out.cap > KEEP_BUFFER) omniq__buf_free(&s->out);
   if (r.reported && !r.killed && !r.ended && !s->zygote_gone && !limit &&
       (s->max_tasks == 0 || ++s->tasks < s->max_tasks))
     return OMNIQ_OK; /* the child lives on */

@@ -285,6 +285,9 @@ static _Noreturn void zygote_main(omniq_t *oq, int *fd, int n, pid_t parent) {
   /* Blocked first: a SIGTERM from PR_SET_PDEATHSIG then waits in the
    * signalfd instead of killing the zygote before it killed its children. */
   sigprocmask(SIG_BLOCK, &set, NULL);
+  /* A program that ignores SIGCHLD has its children reaped for it: no
+   * zombie to look at, no status to report. The zygote needs them. */
+  signal(SIGCHLD, SIG_DFL);
   if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(0);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   setpgid(0, 0); /* a terminal's Ctrl-C is for the worker, which stops gracefully */
