@@ -63,6 +63,7 @@ typedef struct run {
   int has_cpu;
   clockid_t cpu_clock;
   int64_t cpu_start_ns;
+  int64_t cpu_used_ms; /* when last looked at */
   char tail[TAIL_MAX + 1];
   size_t tail_len;
 } run_t;
@@ -297,8 +298,11 @@ static void read_reports(omniq__slot_t *s, run_t *r) {
 static void watch(omniq__slot_t *s, omniq_job_t *job, run_t *r) {
   for (;;) {
     if (!r->killed && omniq_job_cancelled(job)) r->killed = KILL_CANCEL;
-    if (!r->killed && s->limits.cpu_ms > 0 && cpu_used_ms(r) >= s->limits.cpu_ms)
-      r->killed = KILL_CPU;
+    int64_t cpu_left = -1;
+    if (!r->killed && s->limits.cpu_ms > 0 && (r->cpu_used_ms = cpu_used_ms(r)) >= 0) {
+      cpu_left = s->limits.cpu_ms - r->cpu_used_ms;
+      if (cpu_left <= 0) r->killed = KILL_CPU;
+    }
     if (r->killed && !r->kill_asked) {
       r->kill_asked = 1;
       if (omniq__zygote_ask(s->ctl, OMNIQ__Z_KILL) != 0) s->zygote_gone = 1;
@@ -316,11 +320,11 @@ static void watch(omniq__slot_t *s, omniq_job_t *job, run_t *r) {
       ierr = nf;
       p[nf++] = (struct pollfd){.fd = s->err, .events = POLLIN};
     }
+    /* One thread's CPU time passes no faster than real time: look again when
+     * the limit could be reached (a handler with more threads is caught at
+     * the next tick). */
     int timeout = OMNIQ__ISOLATE_TICK_MS;
-    if (s->limits.cpu_ms > 0 && !r->killed) {
-      int64_t left = s->limits.cpu_ms - cpu_used_ms(r); /* CPU time passes no faster than this */
-      if (left >= 0 && left < timeout) timeout = (int)left + 1;
-    }
+    if (cpu_left > 0 && cpu_left < timeout) timeout = (int)cpu_left;
     int n = poll(p, (nfds_t)nf, timeout);
     if (n > 0 && p[0].revents) take_messages(s);
     r->ended = s->ended;
@@ -400,7 +404,7 @@ static void conclude(omniq__slot_t *s, omniq_job_t *job, run_t *r) {
                       NULL, 0);
   } else if (r->killed == KILL_CPU) {
     snprintf(msg, sizeof msg, "the task used %lld ms of CPU time, past its limit of %lld ms",
-             (long long)cpu_used_ms(r), (long long)s->limits.cpu_ms);
+             (long long)r->cpu_used_ms, (long long)s->limits.cpu_ms);
     omniq__job_fail(job, OMNIQ__RUN_CPU_LIMIT, NULL, msg, NULL, 0);
   } else if (r->killed == KILL_TOO_LARGE) {
     omniq__job_fail(job, OMNIQ__RUN_TOO_LARGE, NULL,

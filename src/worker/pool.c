@@ -470,14 +470,23 @@ nomem:
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
 }
 
+/* Stops the zygote (every child dies with it) and closes the channels no
+ * slot has taken. The keeper thread only, with no slot waiting for it. */
+static void drop_zygote(pool_t *p) {
+  for (int i = 0; p->zygote.ctl != NULL && i < p->concurrency; i++)
+    if (p->zygote.ctl[i] >= 0) close(p->zygote.ctl[i]);
+  omniq__zygote_stop(&p->zygote);
+}
+
 /* (Re)starts the zygote; publishes it, its state and generation under the
  * pool's lock. The keeper thread only: the zygote dies with the thread that
  * forked it. */
 static void start_zygote(pool_t *p) {
+  omniq_t *oq = p->oq;
   omniq__zygote_t z;
   char err[sizeof p->zygote_err];
-  omniq__zygote_stop(&p->zygote); /* a zygote that exited: reaped */
-  int rc = omniq__zygote_start(&z, p->oq, p->concurrency, err, sizeof err);
+  drop_zygote(p); /* one that exited: reaped */
+  int rc = omniq__zygote_start(&z, oq, p->concurrency, err, sizeof err);
   pthread_mutex_lock(&p->lock);
   if (rc == OMNIQ_OK) {
     p->zygote = z;
@@ -485,9 +494,16 @@ static void start_zygote(pool_t *p) {
   } else {
     memcpy(p->zygote_err, err, sizeof err);
   }
+  int gen = p->zygote_gen;
   p->zygote_state = rc == OMNIQ_OK ? 1 : -1;
   pthread_cond_broadcast(&p->cond);
   pthread_mutex_unlock(&p->lock);
+  if (rc != OMNIQ_OK)
+    omniq__log(&oq->log, OMNIQ_LOG_ERROR, "worker.zygote_failed", NULL, "%s", err);
+  else if (gen > 1)
+    omniq__log(&oq->log, OMNIQ_LOG_WARNING, "worker.zygote_restarted", NULL,
+               "the process that forks handler processes had exited; pid %d replaces it",
+               (int)z.pid);
 }
 
 static void *keeper_main(void *arg) {
@@ -504,9 +520,7 @@ static void *keeper_main(void *arg) {
   }
   /* Every child dies with the zygote: runners that outlived a stop see
    * their child end. */
-  for (int i = 0; p->zygote.ctl != NULL && i < p->concurrency; i++)
-    if (p->zygote.ctl[i] >= 0) close(p->zygote.ctl[i]); /* never taken by a slot */
-  omniq__zygote_stop(&p->zygote);
+  drop_zygote(p);
   thread_gone(p->oq);
   return NULL;
 }
