@@ -380,11 +380,16 @@ static void record_end(omniq_job_t *job, const omniq__slot_t *s, run_t *r) {
   } else if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     kind = r->note != OMNIQ__RUN_OK ? (omniq__run_kind_t)r->note : OMNIQ__RUN_CRASH_SIGNAL;
-    snprintf(msg, sizeof msg, "handler process killed by signal %d (SIG%s)%s", sig,
-             sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
-             kind == OMNIQ__RUN_MEMORY_LIMIT ? " after the task ran out of memory at its limit"
-             : kind == OMNIQ__RUN_FILE_LIMIT ? " after the task ran out of descriptors at its limit"
-                                              : "");
+    int n = snprintf(msg, sizeof msg, "handler process killed by signal %d (SIG%s)", sig,
+                     sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+    if (kind == OMNIQ__RUN_MEMORY_LIMIT)
+      snprintf(msg + n, sizeof msg - (size_t)n,
+               " after the task ran out of memory at its limit of %lld bytes",
+               (long long)s->limits.memory_bytes);
+    else if (kind == OMNIQ__RUN_FILE_LIMIT)
+      snprintf(msg + n, sizeof msg - (size_t)n,
+               " after the task ran out of descriptors at its limit of %lld files",
+               (long long)s->limits.files);
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     snprintf(msg, sizeof msg, "handler process exited without a valid result");
   } else {

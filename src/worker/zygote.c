@@ -153,19 +153,22 @@ static void kill_tree(pid_t pid) {
 /* Kills every child of the zygote that is no slot's current child: children
  * it replaced, and descendants re-parented to it (it is a subreaper). */
 static void kill_strays(const zyg_t *z) {
-  char path[64], buf[4096];
+  char path[64], buf[8192];
   snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)z->self);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return; /* no CONFIG_PROC_CHILDREN: strays wait for shutdown */
-  ssize_t len = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (len <= 0) return;
-  buf[len] = '\0';
-  for (char *p = buf, *end; *p != '\0'; p = end) {
-    long pid = strtol(p, &end, 10);
-    if (end == p) break;
-    if (pid > 0 && slot_of(z, (pid_t)pid) < 0) kill_tree((pid_t)pid);
+  for (size_t keep = 0;;) { /* the file is "pid pid ... ", read a piece at a time */
+    ssize_t len = read(fd, buf + keep, sizeof buf - 1 - keep);
+    if (len <= 0) break;
+    len += (ssize_t)keep;
+    buf[len] = '\0';
+    char *p = buf, *end;
+    for (long pid; (pid = strtol(p, &end, 10)), end != p && *end == ' '; p = end + 1)
+      if (pid > 0 && slot_of(z, (pid_t)pid) < 0) kill_tree((pid_t)pid);
+    keep = (size_t)(buf + len - p); /* a pid cut in two: the rest comes next */
+    memmove(buf, p, keep);
   }
+  close(fd);
 }
 
 /* Reaps every child that has ended: its group is killed first, while its
