@@ -46,6 +46,12 @@ int th_store_setup(void **state);
 /* cmocka teardown: closes the handle, removes the directory. */
 int th_store_teardown(void **state);
 
+/* Enqueues func(args_json) with max_retries 3, runs the queue dry with one
+ * runner in the given isolation, and returns the task's result (yours:
+ * omniq_result_free). Fails the test unless exactly that task ran. */
+omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
+                           int isolation);
+
 /* A handler and the name it is registered under, for tables of them. */
 typedef struct th_handler {
   const char *name;
