@@ -454,6 +454,29 @@ typedef int (*omniq_handler_fn)(omniq_job_t *job, void *userdata);
 OMNIQ_EXTERN int omniq_register(omniq_t *oq, const char *name, omniq_handler_fn fn,
                                 void *userdata);
 
+/* Registers the fallback handler, replacing any before it; fn NULL removes
+ * it. The fallback runs tasks whose func has no handler registered under
+ * its name: a language binding uses it to run functions it finds itself
+ * (OmniQ for Python imports "module.qualname").
+ *
+ * Each run resolves its func in this order: the handler registered under
+ * that exact name; else, for a func of the form "path/to/lib.so:symbol",
+ * that library symbol, under the library rules alone (the fallback is never
+ * asked about such a func, so it cannot widen what a worker may load); else
+ * the fallback; else the run fails as "HandlerNotFound", not retryable.
+ *
+ * The fallback is an ordinary handler: omniq_job_func() names the func and
+ * it may return OMNIQ_DEFERRED. One that cannot resolve the func should
+ * call omniq_job_fail(job, "HandlerNotFound", why, 0) and return
+ * OMNIQ_EHANDLER, so the task fails as it would without a fallback.
+ *
+ * Called from worker threads, several at once. A replacement applies to
+ * runs that start after it; a run already started keeps the handler it
+ * resolved, so userdata must stay valid until every pool on oq has stopped
+ * (omniq_close stops them all). Errors: OMNIQ_EINVAL for a NULL oq.
+ * Added in 0.1. */
+OMNIQ_EXTERN int omniq_register_fallback(omniq_t *oq, omniq_handler_fn fn, void *userdata);
+
 /* Job accessors: borrowed until the job completes. */
 OMNIQ_EXTERN const char *omniq_job_id(const omniq_job_t *job);
 OMNIQ_EXTERN const char *omniq_job_func(const omniq_job_t *job);
@@ -472,13 +495,23 @@ OMNIQ_EXTERN int omniq_job_return(omniq_job_t *job, const char *json);
 /* Marks the run failed. error_type NULL = "Error". Copied. */
 OMNIQ_EXTERN int omniq_job_fail(omniq_job_t *job, const char *error_type, const char *message,
                                 int retryable);
+/* omniq_job_fail() that also records where the failure came from, such as
+ * a Python traceback, as the TaskError's traceback (copied; NULL = none).
+ * In process isolation only the error type and message travel back from
+ * the child, so the traceback is dropped there. Added in 0.1. */
+OMNIQ_EXTERN int omniq_job_fail_traceback(omniq_job_t *job, const char *error_type,
+                                          const char *message, const char *traceback,
+                                          int retryable);
 /* Since 0.2. Marks the run as ended by signal signo: a process the handler
  * ran the task in was killed. It is recorded like a process-isolation child
  * dying of that signal: error_type "Crash", retryable, message "killed by
  * signal N (SIGX)", and it counts toward the task's crash_budget (a run
  * that fails through omniq_job_fail never does, whatever its error_type).
  * detail (copied; NULL = none) becomes the error's traceback, e.g. the
- * process's last output. OMNIQ_EINVAL for a signo outside 1..64. */
+ * process's last output. Meant for handlers in thread isolation that run
+ * processes of their own (the omniq command's shell tasks); in process
+ * isolation the child's report of it arrives as a crash of the child.
+ * OMNIQ_EINVAL for a signo outside 1..64. */
 OMNIQ_EXTERN int omniq_job_crash(omniq_job_t *job, int signo, const char *detail);
 /* Finishes a job whose handler returned OMNIQ_DEFERRED: success unless
  * omniq_job_fail() was called. Any thread; exactly once per deferred job; the
@@ -492,6 +525,11 @@ typedef enum { OMNIQ_ISOLATION_THREAD = 0, OMNIQ_ISOLATION_PROCESS = 1 } omniq_i
 #define OMNIQ_DEFAULT_POLL_INTERVAL_MS 1000
 #define OMNIQ_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000
 #define OMNIQ_MAX_QUEUES 16
+/* Process isolation only (0 = none): see docs/workers.md. */
+#define OMNIQ_DEFAULT_MAX_TASKS_PER_CHILD 0
+#define OMNIQ_DEFAULT_MEMORY_LIMIT_BYTES 0
+#define OMNIQ_DEFAULT_CPU_LIMIT_MS 0
+#define OMNIQ_DEFAULT_FILES_LIMIT 0
 
 typedef struct omniq_worker_opts {
   int concurrency;              /* tasks run at once; >= 1 */
@@ -499,6 +537,12 @@ typedef struct omniq_worker_opts {
   int64_t shutdown_timeout_ms;  /* stop waits this long for in-flight tasks */
   int isolation;                /* omniq_isolation_t */
   const char *queues[OMNIQ_MAX_QUEUES]; /* NULL-terminated; empty = "default" */
+  /* Added with pre-forked process isolation; each needs isolation = process
+   * when not 0. */
+  long max_tasks_per_child;   /* a child is replaced after this many tasks; 0 = never */
+  int64_t memory_limit_bytes; /* address space one task may add to its child; 0 = none */
+  int64_t cpu_limit_ms;       /* CPU time one task may use; 0 = none */
+  int files_limit;            /* descriptors one task may open beyond its child's own */
 } omniq_worker_opts_t;
 
 OMNIQ_EXTERN void omniq_worker_opts_init(omniq_worker_opts_t *o);

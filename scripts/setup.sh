@@ -3,7 +3,8 @@
 # when any is missing. Safe to run again: it does nothing when all are there.
 set -euo pipefail
 
-packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db)
+packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db
+          python3 python3-pytest)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
