@@ -508,7 +508,10 @@ OMNIQ_EXTERN int omniq_job_fail_traceback(omniq_job_t *job, const char *error_ty
  * signal N (SIGX)", and it counts toward the task's crash_budget (a run
  * that fails through omniq_job_fail never does, whatever its error_type).
  * detail (copied; NULL = none) becomes the error's traceback, e.g. the
- * process's last output. OMNIQ_EINVAL for a signo outside 1..64. */
+ * process's last output. Meant for handlers in thread isolation that run
+ * processes of their own (the omniq command's shell tasks); in process
+ * isolation the child's report of it arrives as a crash of the child.
+ * OMNIQ_EINVAL for a signo outside 1..64. */
 OMNIQ_EXTERN int omniq_job_crash(omniq_job_t *job, int signo, const char *detail);
 /* Finishes a job whose handler returned OMNIQ_DEFERRED: success unless
  * omniq_job_fail() was called. Any thread; exactly once per deferred job; the
