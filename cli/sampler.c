@@ -119,6 +119,16 @@ static void *sampler_main(void *arg) {
   return NULL;
 }
 
+/* Frees a sampler whose thread is not running (never started, or joined). */
+static void destroy(serve_sampler_t *s) {
+  omniq_stats_free(s->latest);
+  pthread_cond_destroy(&s->sampled);
+  pthread_cond_destroy(&s->wake);
+  pthread_mutex_destroy(&s->lock);
+  free(s->ring);
+  free(s);
+}
+
 serve_sampler_t *serve_sampler_start(omniq_t *oq, int64_t interval_ms, char *why, size_t whylen) {
   serve_sampler_t *s = calloc(1, sizeof *s);
   pthread_condattr_t ca;
@@ -140,12 +150,7 @@ serve_sampler_t *serve_sampler_start(omniq_t *oq, int64_t interval_ms, char *why
   int err = pthread_create(&s->thread, NULL, sampler_main, s);
   if (err == 0) return s;
   snprintf(why, whylen, "cannot start the sampler thread: %s", strerror(err));
-  omniq_stats_free(s->latest);
-  pthread_cond_destroy(&s->sampled);
-  pthread_cond_destroy(&s->wake);
-  pthread_mutex_destroy(&s->lock);
-  free(s->ring);
-  free(s);
+  destroy(s);
   return NULL;
 oom:
   if (s != NULL) free(s->ring);
@@ -162,12 +167,7 @@ void serve_sampler_stop(serve_sampler_t *s) {
   pthread_cond_broadcast(&s->sampled);
   pthread_mutex_unlock(&s->lock);
   pthread_join(s->thread, NULL);
-  omniq_stats_free(s->latest);
-  pthread_cond_destroy(&s->sampled);
-  pthread_cond_destroy(&s->wake);
-  pthread_mutex_destroy(&s->lock);
-  free(s->ring);
-  free(s);
+  destroy(s);
 }
 
 void serve_sampler_poke(serve_sampler_t *s) {
