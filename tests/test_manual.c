@@ -198,6 +198,8 @@ static long long store_size(const char *dir) {
   return total - th_du(p);
 }
 
+#define ROUND 100 /* tasks per round */
+
 /* A store that lives on stays bounded: SQLite reclaims the freed pages
  * (auto_vacuum), the file backend removes files and empty folders. */
 static void test_a_store_fed_and_purged_in_rounds_stays_bounded(void **state) {
@@ -212,18 +214,18 @@ static void test_a_store_fed_and_purged_in_rounds_stays_bounded(void **state) {
   fx->oq = oq;
   long long size[5];
   for (int round = 0; round < 5; round++) {
-    omniq_enqueue_item_t items[300];
+    omniq_enqueue_item_t items[ROUND];
     omniq_enqueue_opts_t o;
     omniq_enqueue_opts_init(&o);
     o.max_retries = 1;
-    for (int i = 0; i < 300; i++) items[i] = (omniq_enqueue_item_t){"work", "[1]", NULL, &o};
-    th_ok(oq, omniq_enqueue_many(oq, items, 300, NULL));
+    for (int i = 0; i < ROUND; i++) items[i] = (omniq_enqueue_item_t){"work", "[1]", NULL, &o};
+    th_ok(oq, omniq_enqueue_many(oq, items, ROUND, NULL));
     for (omniq_task_t *t; (t = th_claim(fx, NULL)) != NULL; omniq_task_free(t))
       th_ok(oq, th_end(fx, t, OMNIQ__RUN_OK));
     th_clock_advance(&fx->clock, ttl + 1);
     int64_t n = 0;
     th_ok(oq, omniq_purge_expired(oq, &n));
-    assert_int_equal(n, 300);
+    assert_int_equal(n, ROUND);
     size[round] = store_size(fx->dir);
   }
   /* After the first round the size stops growing. */
