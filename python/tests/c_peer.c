@@ -74,6 +74,17 @@ static int layout(void) {
   FIELD(omniq_worker_opts_t, memory_limit_bytes);
   FIELD(omniq_worker_opts_t, cpu_limit_ms);
   FIELD(omniq_worker_opts_t, files_limit);
+  printf("\nomniq_list_opts_t %zu", sizeof(omniq_list_opts_t));
+  FIELD(omniq_list_opts_t, statuses);
+  FIELD(omniq_list_opts_t, queue);
+  FIELD(omniq_list_opts_t, func);
+  FIELD(omniq_list_opts_t, created_from_ms);
+  FIELD(omniq_list_opts_t, created_to_ms);
+  FIELD(omniq_list_opts_t, finished_from_ms);
+  FIELD(omniq_list_opts_t, finished_to_ms);
+  FIELD(omniq_list_opts_t, limit);
+  FIELD(omniq_list_opts_t, cursor);
+  FIELD(omniq_list_opts_t, newest_first);
   printf("\n");
   return 0;
 }

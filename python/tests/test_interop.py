@@ -48,7 +48,7 @@ def test_c_reads_a_python_failure(real_settings, peer):
 
 
 @pytest.mark.parametrize("mirror", [_lib.SettingsStruct, _lib.EnqueueOpts, _lib.EnqueueItem,
-                                    _lib.WorkerOpts])
+                                    _lib.WorkerOpts, _lib.ListOpts])
 def test_struct_mirrors_match_the_c_layout(peer, mirror):
     layouts = {}
     for line in subprocess.run([peer, "layout"], capture_output=True, text=True,
@@ -58,7 +58,8 @@ def test_struct_mirrors_match_the_c_layout(peer, mirror):
     size, offsets = layouts[{"SettingsStruct": "omniq_settings_t",
                              "EnqueueOpts": "omniq_enqueue_opts_t",
                              "EnqueueItem": "omniq_enqueue_item_t",
-                             "WorkerOpts": "omniq_worker_opts_t"}[mirror.__name__]]
+                             "WorkerOpts": "omniq_worker_opts_t",
+                             "ListOpts": "omniq_list_opts_t"}[mirror.__name__]]
     fields = [f[0] for f in mirror._fields_ if f[0] != "_reserved"]
     assert fields == list(offsets)
     assert {f: getattr(mirror, f).offset for f in fields} == offsets
