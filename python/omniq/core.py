@@ -382,9 +382,7 @@ class AsyncOmniQ:
     def from_env(cls):
         return cls(Settings.from_env())
 
-    async def enqueue(self, func, *args, **options_and_kwargs):
-        """OmniQ.enqueue, awaited: the same options, the rest are func's kwargs."""
-        return await asyncio.to_thread(self._q.enqueue, func, *args, **options_and_kwargs)
+    enqueue = _in_thread(OmniQ.enqueue)
 
     async def enqueue_many(self, calls, **options):
         return await asyncio.to_thread(self._q.enqueue_many, list(calls), **options)
