@@ -5,7 +5,8 @@
  *
  *   c_peer layout                   struct sizes and field offsets
  *   c_peer serve FUNC N             registers FUNC (sums its JSON arguments)
- *                                   and runs tasks until N have finished
+ *                                   and runs tasks until N have finished or
+ *                                   none is due; prints how many ran
  *   c_peer enqueue FUNC ARGS_JSON   prints the new task's id
  *   c_peer result ID                waits up to 30 s; prints STATUS VALUE
  *                                   or STATUS ERROR_TYPE
