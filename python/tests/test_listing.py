@@ -52,6 +52,9 @@ def test_list_tasks_filters_by_creation_and_finish_time(q, clock):
     q.worker().process_tasks()  # late finishes a minute later
     assert ids(q.list_tasks(finished_since=at(start), finished_before=at(start + 60))) == [early]
     assert ids(q.list_tasks(finished_since=at(start + 60))) == [late]
+    task = q.get_task(early)
+    assert (task.started_at, task.finished_at, task.crashes) == (at(start), at(start), 0)
+    assert q.get_task(late).finished_at == at(start + 60)
 
 
 def test_a_limit_beyond_one_page_of_the_library_reads_several(q):
