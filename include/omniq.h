@@ -116,6 +116,18 @@ typedef enum { OMNIQ_LOG_TEXT = 0, OMNIQ_LOG_JSON = 1 } omniq_log_format_t;
  * borrowed for the duration of the call. */
 typedef void (*omniq_log_fn)(void *userdata, int level, const char *line);
 
+/* ---- Limits -------------------------------------------------------------
+ * Instants a store keeps run from the epoch to the last millisecond of the
+ * year 9999; durations (delay, interval, timeout, and the settings' lease,
+ * TTL and retry times) go up to 100 years of 365.25 days. Anything past
+ * them is refused with OMNIQ_EINVAL (OMNIQ_ECONFIG for settings), so no
+ * instant + duration the library computes can overflow and every backend
+ * reads back exactly what it accepted. The store's clock must read inside
+ * [0, OMNIQ_TIME_MAX_MS]: outside it, calls that need the time fail with
+ * OMNIQ_ECONFIG and change nothing. docs/errors.md lists every limit. */
+#define OMNIQ_TIME_MAX_MS INT64_C(253402300799999)   /* 9999-12-31T23:59:59.999Z */
+#define OMNIQ_DURATION_MAX_MS INT64_C(3155760000000) /* 100 years of 365.25 days */
+
 /* ---- Clock --------------------------------------------------------------- */
 /* Returns the current time in ms since the epoch. Tests inject one to move
  * time instead of sleeping. Must be thread-safe. */
@@ -222,7 +234,9 @@ OMNIQ_EXTERN int omniq_enqueue_many(omniq_t *oq, const omniq_enqueue_item_t *ite
                                     char (*ids_out)[OMNIQ_ID_SIZE]);
 
 /* ---- Results ------------------------------------------------------------- */
-/* wait_seconds: 0 = do not wait, > 0 = block up to that long, < 0 = forever.
+/* wait_seconds: 0 = do not wait, > 0 = block up to that long, < 0 = forever;
+ * a wait longer than OMNIQ_DURATION_MAX_MS (100 years; INFINITY too) is
+ * forever as well, and NaN is OMNIQ_EINVAL.
  * Returns OMNIQ_ENOTFOUND when no result exists (no wait) or the id is
  * unknown, OMNIQ_ETIMEDOUT when the wait expires, OMNIQ_EINVAL for a
  * malformed id. On OMNIQ_OK *out is yours: free it with omniq_result_free();

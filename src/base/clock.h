@@ -19,6 +19,11 @@ struct timespec omniq__mono_deadline(int64_t ms_from_now);
 #include <pthread.h>
 int omniq__cond_init_monotonic(pthread_cond_t *c);
 
+/* a + b, saturated at INT64_MIN and INT64_MAX instead of overflowing: for
+ * sums of values read from a store, which need not be ones the engine
+ * accepted. */
+int64_t omniq__add_ms(int64_t a, int64_t b);
+
 /* ISO-8601 UTC with milliseconds: "2026-11-26T09:07:24.123Z" (24 chars). */
 #define OMNIQ__ISO_SIZE 64
 void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]);

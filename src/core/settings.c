@@ -15,9 +15,10 @@
  * as not setting it.
  *
  * Durations are written in seconds ("30", "0.5") and kept in milliseconds;
- * digits past the millisecond are dropped. They are capped at 100 years so
- * that `now + duration` can never overflow an int64 of milliseconds, wherever
- * the core adds them. */
+ * digits past the millisecond are dropped. They are capped at
+ * OMNIQ_DURATION_MAX_MS (100 years), the limit every duration in OmniQ
+ * shares, so that `now + duration` can never overflow an int64 of
+ * milliseconds, wherever the core adds them. */
 #include "core/settings.h"
 
 #include <limits.h>
@@ -31,8 +32,8 @@
 #include "base/log.h"
 #include "omniq/storage.h"
 
-#define SECONDS_MAX INT64_C(3155760000) /* 100 years of 365.25 days */
-#define MS_MAX (SECONDS_MAX * 1000)
+#define SECONDS_MAX (OMNIQ_DURATION_MAX_MS / 1000)
+#define MS_MAX OMNIQ_DURATION_MAX_MS
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Writes a message to buf (which may be NULL) and returns OMNIQ_ECONFIG. */

@@ -26,7 +26,10 @@ int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out) {
   job->oq = oq;
   job->task = task;
   job->serializer = oq->settings.serializer;
-  if (task->timeout_ms > 0) job->deadline_ms = task->started_at_ms + task->timeout_ms;
+  /* Saturating: the task is as read from the store, not as the engine
+   * checked it at enqueue. */
+  if (task->timeout_ms > 0)
+    job->deadline_ms = omniq__add_ms(task->started_at_ms, task->timeout_ms);
   job->refs = 2;
   job->kind = OMNIQ__RUN_OK;
   atomic_init(&job->cancelled, 0);

@@ -197,7 +197,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   }
   int64_t now = omniq__mono_ms();
   job->mono_started_ms = now;
-  if (task->timeout_ms > 0) job->mono_deadline_ms = now + task->timeout_ms;
+  if (task->timeout_ms > 0) job->mono_deadline_ms = omniq__add_ms(now, task->timeout_ms);
   job->next_extend_ms = now + p->extend_ms;
 
   pthread_mutex_lock(&p->lock);

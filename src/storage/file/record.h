@@ -34,8 +34,9 @@ typedef enum {
 } omniq__frec_form_t;
 
 /* Encodes t and r (r may be NULL). On error nothing is held and err says
- * why: OMNIQ_ESERIALIZE for text that is not UTF-8 (raw-mode bytes JSON
- * cannot carry), else OMNIQ_ENOMEM. Free with omniq__frec_free. */
+ * why: OMNIQ_EINVAL for a time outside [0, OMNIQ_TIME_MAX_MS] (it would not
+ * read back), OMNIQ_ESERIALIZE for text that is not UTF-8 (raw-mode bytes
+ * JSON cannot carry), else OMNIQ_ENOMEM. Free with omniq__frec_free. */
 int omniq__frec_encode(omniq__frec_t *rec, const omniq_task_t *t, const omniq_result_t *r,
                        char *err, size_t errlen);
 void omniq__frec_free(omniq__frec_t *rec);
