@@ -30,6 +30,15 @@
  * (omniq__keeper_must_wake); a run that ends never does. Nothing else waits
  * for the in-flight list to change: stop waits for `alive`.
  *
+ * Cancels through the handle: omniq_cancel commits the cancel in the store
+ * and then calls omniq__pool_cancelled, which ends a run of that task in
+ * any pool of the handle (drains included: they are on oq->workers too,
+ * flagged `drain`, for as long as omniq_worker_process runs) and marks its
+ * job cancelled before omniq_cancel returns. Waking the keeper to learn of
+ * it from a refused extension left a window: the flag went up a storage
+ * round-trip later, and never before the next extension for a drain,
+ * which the list did not hold.
+ *
  * Stopping: stop sets `stopping`, wakes the followers (idle_cond) and the
  * leader (a bump of OMNIQ__EV_WORK), and waits up to shutdown_timeout for
  * every runner to exit; runners exit once their current task is reported.
@@ -100,7 +109,7 @@ struct omniq_worker {
   omniq__keeper_t keeper; /* its lock, cond and list are the pool's */
   pthread_t keeper_tid;
   int has_keeper;
-  struct omniq_worker *next; /* oq->workers */
+  struct omniq_worker *next; /* oq->workers (drains too, while they run) */
 };
 typedef struct omniq_worker pool_t;
 
@@ -480,6 +489,23 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
 
 /* ---- public API ------------------------------------------------------------ */
 
+static void pool_list_add(omniq_t *oq, pool_t *p) {
+  pthread_mutex_lock(&oq->lock);
+  p->next = oq->workers;
+  oq->workers = p;
+  pthread_mutex_unlock(&oq->lock);
+}
+
+static void pool_list_remove(omniq_t *oq, pool_t *p) {
+  pthread_mutex_lock(&oq->lock);
+  for (pool_t **pp = &oq->workers; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      break;
+    }
+  pthread_mutex_unlock(&oq->lock);
+}
+
 int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worker_t **out) {
   pool_t *p;
   int rc;
@@ -495,10 +521,7 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
   while (p->started < p->nrunners) pthread_cond_wait(&p->cond, &p->lock);
   pthread_mutex_unlock(&p->lock);
 
-  pthread_mutex_lock(&oq->lock);
-  p->next = oq->workers;
-  oq->workers = p;
-  pthread_mutex_unlock(&oq->lock);
+  pool_list_add(oq, p);
 
   char queues[OMNIQ_MAX_QUEUES * (OMNIQ_NAME_MAX + 1)] = "";
   for (size_t i = 0; i < p->nqueues; i++)
@@ -519,13 +542,7 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
 int omniq_worker_stop(omniq_worker_t *w) {
   if (w == NULL) return OMNIQ_OK;
   omniq_t *oq = w->oq;
-  pthread_mutex_lock(&oq->lock);
-  for (pool_t **pp = &oq->workers; *pp != NULL; pp = &(*pp)->next)
-    if (*pp == w) {
-      *pp = w->next;
-      break;
-    }
-  pthread_mutex_unlock(&oq->lock);
+  pool_list_remove(oq, w);
 
   int left = pool_shutdown(w, w->shutdown_ms);
   if (left > 0)
@@ -554,10 +571,12 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
   p->drain = 1;
   p->limit = limit;
   p->go = 1;
+  pool_list_add(oq, p); /* so a cancel through oq reaches its runs */
   /* The caller is one runner; the others are temporary threads. */
   rc = pool_spawn(p, p->concurrency - 1);
   if (rc == OMNIQ_OK) runner_loop(p);
   pool_shutdown(p, -1);
+  pool_list_remove(oq, p);
   if (done != NULL) *done = p->finished;
   if (rc == OMNIQ_OK) rc = p->error;
   pool_unref(p);
@@ -590,23 +609,31 @@ int omniq_worker_run(omniq_t *oq, const omniq_worker_opts_t *opts) {
 }
 
 void omniq__pool_cancelled(omniq_t *oq, const char *id) {
+  int ended = 0;
   pthread_mutex_lock(&oq->lock); /* pools on oq->workers are not freed under it */
   for (pool_t *p = oq->workers; p != NULL; p = p->next) {
     pthread_mutex_lock(&p->lock);
+    /* The store holds the task CANCELLED: whatever claim a run here holds
+     * is void, so the run ends with nothing to report, as a refused
+     * extension would end it, but now. */
     for (omniq_job_t *j = p->inflight; j != NULL; j = j->next)
-      if (strcmp(j->task->id, id) == 0) {
-        j->next_extend_ms = 0; /* due now */
-        pthread_cond_broadcast(&p->cond);
+      if (strcmp(j->task->id, id) == 0 && omniq__job_end(j)) {
+        omniq__job_cancel(j);
+        ended++;
       }
     pthread_mutex_unlock(&p->lock);
   }
   pthread_mutex_unlock(&oq->lock);
+  if (ended > 0)
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.claim_lost", id,
+               "cancelled through this handle while running; its report will be ignored");
 }
 
 void omniq__pool_close_all(omniq_t *oq) {
   for (;;) {
     pthread_mutex_lock(&oq->lock);
     pool_t *w = oq->workers;
+    while (w != NULL && w->drain) w = w->next; /* its caller ends it */
     pthread_mutex_unlock(&oq->lock);
     if (w == NULL) break;
     omniq_worker_stop(w);
