@@ -173,8 +173,10 @@ void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int r
     omniq__log(lg, OMNIQ_LOG_DEBUG, "task.outcome_dropped", t->id,
                "claim no longer valid (cancelled or taken over); report ignored");
   else if (rc != OMNIQ_OK)
-    omniq__log(lg, OMNIQ_LOG_ERROR, "task.report_failed", t->id, "%s: %s", omniq_err_name(rc),
-               omniq__errmsg(job->oq->id));
+    omniq__log(lg, OMNIQ_LOG_ERROR, "task.report_failed", t->id,
+               "the run ended (%s) but the store refused its outcome, %s: %s; the task stays "
+               "RUNNING until its lease expires and is then retried as WorkerLost",
+               omniq__run_kind_name(r->kind), omniq_err_name(rc), omniq__errmsg(job->oq->id));
   else
     omniq__log(lg, OMNIQ_LOG_DEBUG, "task.ran", t->id,
                "func=%s attempt=%d report=%s duration_ms=%lld", t->func, t->attempts,

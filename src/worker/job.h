@@ -104,8 +104,10 @@ void omniq__job_report(omniq_job_t *job, int handler_rc, omniq__run_report_t *r,
 
 /* Logs how reporting a run went (rc from omniq__engine_finish). The engine
  * logs its decision at INFO (succeeded, retry with its eta, failed); this
- * adds the run itself at DEBUG (the report's kind, duration) and what was
- * dropped. Never any argument or result data. */
+ * adds the run itself at DEBUG (the report's kind, duration), what was
+ * dropped, and at ERROR an outcome the store refused (the run is not done:
+ * its task stays RUNNING until its lease expires). Never any argument or
+ * result data. */
 void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int rc);
 
 #endif

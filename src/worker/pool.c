@@ -94,6 +94,11 @@ struct omniq_worker {
   long claimed;  /* claims made or in progress */
   long finished; /* runs ended */
   int error;     /* drain mode: the claim error that ended it */
+  /* Of those, runs whose outcome the store refused: not done. The keeper
+   * counts the timeouts it reports the same way (keeper.h). */
+  long unstored;
+  int unstored_rc;
+  char unstored_msg[160];
 
   pthread_mutex_t lock;
   pthread_cond_t cond;      /* started/alive changed, stop; the keeper's wake-up */
@@ -154,17 +159,33 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 
 /* ---- running one task ------------------------------------------------------ */
 
-/* Reports how the run ended unless someone ended it first. */
-static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
+/* Reports how the run ended unless someone ended it first. Returns OMNIQ_OK
+ * when the outcome is stored or rightly dropped (the run was ended by
+ * someone else, or its claim is no longer valid), else the store's code:
+ * the run is then not done. */
+static int report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
   omniq__run_report_t r;
   char buf[160];
   if (!omniq__job_end(job)) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
                "run already ended (timeout, cancel, lost lease or stop); late report ignored");
-    return;
+    return OMNIQ_OK;
   }
   omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
-  omniq__job_log_report(job, &r, omniq__engine_finish(oq, job->task, &r));
+  int rc = omniq__engine_finish(oq, job->task, &r);
+  omniq__job_log_report(job, &r, rc);
+  return rc == OMNIQ_ESTATE ? OMNIQ_OK : rc;
+}
+
+/* Counts a run that ended, and as unstored too if its report failed with
+ * rc (a drain then stops claiming rather than strand more tasks RUNNING).
+ * p->lock held. */
+static void count_run(pool_t *p, int rc) {
+  p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
+  if (rc != OMNIQ_OK && p->unstored++ == 0) {
+    p->unstored_rc = rc;
+    snprintf(p->unstored_msg, sizeof p->unstored_msg, "%s", omniq__errmsg(p->oq->id));
+  }
 }
 
 /* Runs the handler in this thread or in a child; returns what to report. */
@@ -197,10 +218,10 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   if (omniq__job_new(oq, task, &job) != OMNIQ_OK) {
     omniq__run_report_t r = {.kind = OMNIQ__RUN_NO_MEMORY,
                              .message = "out of memory starting the run"};
-    omniq__engine_finish(oq, task, &r);
+    int rc = omniq__engine_finish(oq, task, &r);
     omniq_task_free(task);
     pthread_mutex_lock(&p->lock);
-    p->finished++;
+    count_run(p, rc == OMNIQ_ESTATE ? OMNIQ_OK : rc);
     pthread_mutex_unlock(&p->lock);
     return;
   }
@@ -217,6 +238,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   if (omniq__keeper_must_wake(&p->keeper, job, now)) pthread_cond_broadcast(&p->cond);
   pthread_mutex_unlock(&p->lock);
 
+  int rc = OMNIQ_OK;
   if (skip) {
     omniq__job_end(job);
     omniq__job_cancel(job);
@@ -224,14 +246,14 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   } else {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.started", task->id, "func=%s attempt=%d",
                task->func, task->attempts);
-    report(oq, job, call_handler(p, job));
+    rc = report(oq, job, call_handler(p, job));
   }
 
   pthread_mutex_lock(&p->lock);
   if (job->prev != NULL) job->prev->next = job->next;
   else p->inflight = job->next;
   if (job->next != NULL) job->next->prev = job->prev;
-  p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
+  count_run(p, rc);
   pthread_mutex_unlock(&p->lock);
   omniq__job_unref(job);
 }
@@ -239,6 +261,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
 /* ---- claiming -------------------------------------------------------------- */
 
 static int may_claim(const pool_t *p) {
+  if (p->drain && (p->unstored > 0 || p->keeper.unstored > 0)) return 0;
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
@@ -577,11 +600,24 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
   if (rc == OMNIQ_OK) runner_loop(p);
   pool_shutdown(p, -1);
   pool_list_remove(oq, p);
-  if (done != NULL) *done = p->finished;
-  if (rc == OMNIQ_OK) rc = p->error;
-  pool_unref(p);
-  if (rc == OMNIQ_ENOMEM)
+  /* A run whose outcome the store refused is not done (the keeper's count
+   * is final: it has been joined). */
+  long unstored = p->unstored + p->keeper.unstored;
+  if (done != NULL) *done = p->finished - unstored;
+  if (rc == OMNIQ_ENOMEM) {
+    pool_unref(p);
     return omniq__err(oq->id, rc, "omniq_worker_process: cannot start a thread");
+  }
+  if (unstored > 0) { /* said before any claim error: it is the worse news */
+    const int first = p->unstored > 0 ? p->unstored_rc : p->keeper.unstored_rc;
+    rc = omniq__err(oq->id, first,
+                    "omniq_worker_process: %ld run(s) ended but the store refused their "
+                    "outcome (%s); their tasks stay RUNNING until their leases expire",
+                    unstored, p->unstored > 0 ? p->unstored_msg : p->keeper.unstored_msg);
+  } else if (rc == OMNIQ_OK) {
+    rc = p->error;
+  }
+  pool_unref(p);
   return rc;
 }
 
