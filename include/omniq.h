@@ -154,6 +154,7 @@ typedef enum { OMNIQ_SERIALIZER_JSON = 0, OMNIQ_SERIALIZER_RAW = 1 } omniq_seria
 #define OMNIQ_DEFAULT_FSYNC 1
 #define OMNIQ_PATH_MAX 1024
 #define OMNIQ_NAME_MAX 64
+#define OMNIQ_HANDLER_PATH_MAX 4096
 
 typedef struct omniq_settings {
   char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite" or "file" */
@@ -173,6 +174,11 @@ typedef struct omniq_settings {
   void *log_userdata;
   omniq_clock_fn clock_fn;       /* NULL = omniq_clock_system */
   void *clock_userdata;
+  /* OMNIQ_HANDLER_PATH: the folders and files (':'-separated) whose
+   * libraries a worker may load for a "path/to/lib.so:symbol" func. "" =
+   * none: only registered handlers run. Whoever can write the store can
+   * name any func, so this is what stands between them and running code. */
+  char handler_path[OMNIQ_HANDLER_PATH_MAX];
 } omniq_settings_t;
 
 /* Fills every field with its default. Never fails. */
@@ -212,7 +218,8 @@ typedef struct omniq_enqueue_opts {
 OMNIQ_EXTERN void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o);
 
 /* Enqueues one task. func is a registered handler name or
- * "path/to/lib.so:symbol"; args_json a JSON array (NULL = []), kwargs_json a
+ * "path/to/lib.so:symbol" (which a worker runs only from a library its
+ * handler_path allows); args_json a JSON array (NULL = []), kwargs_json a
  * JSON object (NULL = {}); opts NULL = defaults. All copied. On OMNIQ_OK the
  * new id is written to id_out (OMNIQ_ID_SIZE bytes; may be NULL).
  * Errors: OMNIQ_EINVAL, OMNIQ_ESERIALIZE (nothing stored), storage codes. */
@@ -339,6 +346,10 @@ typedef struct omniq_worker_opts {
   int64_t shutdown_timeout_ms;  /* stop waits this long for in-flight tasks */
   int isolation;                /* omniq_isolation_t */
   const char *queues[OMNIQ_MAX_QUEUES]; /* NULL-terminated; empty = "default" */
+  /* More folders and files (':'-separated) this pool may load handler
+   * libraries from, besides the settings' handler_path; NULL = none.
+   * Copied at start. */
+  const char *handler_path;
 } omniq_worker_opts_t;
 
 OMNIQ_EXTERN void omniq_worker_opts_init(omniq_worker_opts_t *o);

@@ -202,6 +202,7 @@ static const setting_t table[] = {
     {"OMNIQ_RETRY_BASE", parse_seconds, FIELD(retry_base_ms), NULL, 1},
     {"OMNIQ_RETRY_CAP", parse_seconds, FIELD(retry_cap_ms), NULL, 1},
     {"OMNIQ_FSYNC", parse_choice, FIELD(fsync), bool_choices, 0},
+    {"OMNIQ_HANDLER_PATH", parse_text, FIELD(handler_path), NULL, 0},
 };
 
 /* The value of an OMNIQ_* variable that counts as set, or NULL. */
@@ -255,6 +256,8 @@ int omniq__settings_validate(const omniq_settings_t *s, char *err, size_t errlen
   if (!terminated(s->base_dir, sizeof s->base_dir))
     return bad(err, errlen, "base_dir: not terminated");
   if (s->base_dir[0] == '\0') return bad(err, errlen, "base_dir: must not be empty");
+  if (!terminated(s->handler_path, sizeof s->handler_path))
+    return bad(err, errlen, "handler_path: not terminated");
   /* Durations: the range their variables accept, from the same table. */
   for (size_t i = 0; i < ARRAY_LEN(table); i++) {
     const setting_t *row = &table[i];

@@ -90,6 +90,7 @@ struct omniq_worker {
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
+  char *handler_path; /* the options' copy, or NULL */
   long limit;    /* drain mode: claims allowed, 0 = no limit */
   long claimed;  /* claims made or in progress */
   long finished; /* runs ended */
@@ -126,6 +127,7 @@ static void pool_unref(pool_t *p) {
   pthread_mutex_unlock(&p->lock);
   if (!last) return;
   for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+  omniq__free(p->handler_path);
   omniq__free(p->runners);
   pthread_cond_destroy(&p->idle_cond);
   pthread_cond_destroy(&p->cond);
@@ -193,8 +195,8 @@ static int call_handler(pool_t *p, omniq_job_t *job) {
   omniq_handler_fn fn;
   void *userdata;
   char err[OMNIQ__ERRMSG_MAX];
-  if (omniq__handlers_resolve(p->oq, job->task->func, &fn, &userdata, err, sizeof err) !=
-      OMNIQ_OK) {
+  if (omniq__handlers_resolve(p->oq, job->task->func, p->handler_path, &fn, &userdata, err,
+                              sizeof err) != OMNIQ_OK) {
     omniq__job_fail(job, OMNIQ__RUN_NO_HANDLER, NULL, err, NULL, 0);
     omniq__job_returned(job);
     return OMNIQ_EHANDLER;
@@ -392,8 +394,11 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   pool_t *p = omniq__calloc(1, sizeof *p);
   if (p == NULL || (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL)
     goto nomem;
+  if (opts->handler_path != NULL && (p->handler_path = omniq__strdup(opts->handler_path)) == NULL)
+    goto nomem;
   if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
       OMNIQ_OK) {
+    omniq__free(p->handler_path);
     omniq__free(p->runners);
     omniq__free(p);
     return rc;
@@ -420,6 +425,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
 nomem:
   if (p != NULL) {
     for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+    omniq__free(p->handler_path);
     omniq__free(p->runners);
     omniq__free(p);
   }
