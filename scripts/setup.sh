@@ -3,7 +3,9 @@
 # when any is missing. Safe to run again: it does nothing when all are there.
 set -euo pipefail
 
-packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db)
+# clang and its runtime (libFuzzer) are for make fuzz.
+packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db
+  clang libclang-rt-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -135,6 +135,11 @@ int omniq__iso8601_parse(const char *s, int64_t *ms_out) {
   }
   if (strcmp(p, "Z") != 0) return OMNIQ_EINVAL;
   int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
-  *ms_out = ((days * 86400) + h * 3600 + mi * 60 + sec) * 1000 + frac;
+  int64_t ms = ((days * 86400) + h * 3600 + mi * 60 + sec) * 1000 + frac;
+  /* A leap second in the last minute of 9999 names an instant of 10000,
+   * which this form cannot write back: refused, like any text it would not
+   * produce. */
+  if (ms > OMNIQ_TIME_MAX_MS) return OMNIQ_EINVAL;
+  *ms_out = ms;
   return OMNIQ_OK;
 }

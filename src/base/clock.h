@@ -27,7 +27,9 @@ int64_t omniq__add_ms(int64_t a, int64_t b);
 /* ISO-8601 UTC with milliseconds: "2026-11-26T09:07:24.123Z" (24 chars). */
 #define OMNIQ__ISO_SIZE 64
 void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]);
-/* Parses the form above (also without fraction); OMNIQ_EINVAL if not. */
+/* Parses the form above (also without fraction, and second 60 for a leap
+ * second); OMNIQ_EINVAL if not, or if it names an instant past
+ * OMNIQ_TIME_MAX_MS (which the form above could not write back). */
 int omniq__iso8601_parse(const char *s, int64_t *ms_out);
 
 #endif

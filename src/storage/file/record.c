@@ -170,10 +170,18 @@ int omniq__frec_read(int dirfd, const char *name, const char *id, omniq_task_t *
   rc = omniq_task_from_json(text, t);
   if (rc == OMNIQ_OK && strcmp((*t)->id, id) != 0) rc = OMNIQ_ESERIALIZE;
   if (rc == OMNIQ_OK && result != NULL) rc = embedded_result(text, id, result);
+  /* A time this store cannot write back would make every later transition
+   * of the task fail (and a claim that keeps failing blocks its queue):
+   * such a file is not a record of this store. */
+  if (rc == OMNIQ_OK && !instants_ok(*t, result != NULL ? *result : NULL)) rc = OMNIQ_ESERIALIZE;
   omniq__free(text);
   if (rc == OMNIQ_OK) return OMNIQ_OK;
   omniq_task_free(*t);
   *t = NULL;
+  if (result != NULL) {
+    omniq_result_free(*result);
+    *result = NULL;
+  }
   if (rc == OMNIQ_ENOMEM) {
     snprintf(err, errlen, "file store: out of memory reading %s", name);
     return rc;

@@ -49,9 +49,10 @@ int omniq__frec_write(const omniq__fio_t *io, int dirfd, const char *name,
 int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__frec_form_t form,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
 
-/* Reads and parses dirfd/name, checking the id inside matches id.
- * OMNIQ_ENOTFOUND if absent; OMNIQ_ECORRUPT if unusable (not moved). With
- * result != NULL also returns the result a commit slot embeds (or NULL). */
+/* Reads and parses dirfd/name, checking the id inside matches id and that
+ * every time is one the store keeps. OMNIQ_ENOTFOUND if absent;
+ * OMNIQ_ECORRUPT if unusable (not moved). With result != NULL also returns
+ * the result a commit slot embeds (or NULL). */
 int omniq__frec_read(int dirfd, const char *name, const char *id, omniq_task_t **t,
                      omniq_result_t **result, char *err, size_t errlen);
 
