@@ -19,6 +19,7 @@
 #include "support/backend.h"
 #include "base/records.h"
 #include "storage/file/batch.h"
+#include "storage/file/names.h"
 
 #define QUEUES 400
 #define FD_LIMIT 40 /* the store keeps 13; stdio and the test a few more */
@@ -292,6 +293,31 @@ static void test_uncommitted_batch_leaves_nothing(void **state) {
   th_be_free(f);
 }
 
+/* A task file whose eta is before 1970 (written by hand, or by an old
+ * version under a clock that read before 1970): every rewrite of it would
+ * fail, so each claim failed on it and the queue behind it was stuck. It is
+ * quarantined instead, and the next task is claimed. */
+static void test_task_file_with_a_time_out_of_range_is_quarantined_not_blocking(void **state) {
+  th_be_t *f = th_be_new("file", 0);
+  char good[OMNIQ_ID_SIZE], name[OMNIQ__PNAME_SIZE], rel[256];
+  (void)state;
+  th_be_add(f, NULL, 0, th_be_now(f), good);
+  omniq_task_t *bad = th_be_task(f, NULL, 0, -86400000); /* 1969-12-31 */
+  char *json = omniq_task_to_json(bad);
+  omniq__fname_pending(omniq__fname_iprio(0), 0, bad->id, name);
+  snprintf(rel, sizeof rel, "queue/pending/default/%s", name);
+  th_be_plant(f, rel, json, strlen(json));
+  free(json);
+  th_be_reopen(f);
+  omniq_task_t **got = NULL;
+  assert_int_equal(th_be_claim(f, 2, &got), 1);
+  assert_string_equal(got[0]->id, good);
+  omniq__tasks_free(got, 1);
+  assert_int_equal(th_be_count(f, "quarantine"), 1);
+  omniq_task_free(bad);
+  th_be_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_four_hundred_queues_fit_in_forty_descriptors),
@@ -299,6 +325,7 @@ int main(void) {
       cmocka_unit_test(test_enqueue_of_twenty_killed_at_every_step_is_all_or_none),
       cmocka_unit_test(test_enqueue_of_two_hundred_killed_at_many_steps_is_all_or_none),
       cmocka_unit_test(test_uncommitted_batch_leaves_nothing),
+      cmocka_unit_test(test_task_file_with_a_time_out_of_range_is_quarantined_not_blocking),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
