@@ -251,7 +251,10 @@ OMNIQ_EXTERN int omniq_enqueue_many(omniq_t *oq, const omniq_enqueue_item_t *ite
 OMNIQ_EXTERN int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds,
                                   omniq_result_t **out);
 OMNIQ_EXTERN void omniq_result_free(omniq_result_t *r);
-/* Accessors; strings borrowed until omniq_result_free(). */
+/* Accessors; strings borrowed until omniq_result_free(). JSON texts (a
+ * value; a task's or job's args and kwargs) come back exactly as given: a
+ * NUL inside them is the escape \u0000 in the text, never a raw byte, so
+ * the C string holds all of it and no length accessor is needed. */
 OMNIQ_EXTERN const char *omniq_result_task_id(const omniq_result_t *r);
 OMNIQ_EXTERN int omniq_result_status(const omniq_result_t *r);
 OMNIQ_EXTERN const char *omniq_result_value(const omniq_result_t *r); /* JSON or NULL */
