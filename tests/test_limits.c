@@ -31,15 +31,7 @@ static omniq_task_t *get_task(omniq_t *oq, const char *id) {
   return t;
 }
 
-static omniq_task_t *claim_one(fx_t *fx) {
-  omniq_task_t **tasks = NULL;
-  size_t n = 0;
-  th_ok(fx->oq, omniq__engine_claim(fx->oq, NULL, 0, 1, &tasks, &n));
-  omniq_task_t *t = n == 1 ? tasks[0] : NULL;
-  if (n == 1) tasks[0] = NULL;
-  omniq__tasks_free(tasks, n);
-  return t;
-}
+static omniq_task_t *claim_one(fx_t *fx) { return th_claim_one(fx->oq); }
 
 static int succeed(fx_t *fx, const omniq_task_t *t) {
   omniq__run_report_t r = {.kind = OMNIQ__RUN_OK, .value = "1"};

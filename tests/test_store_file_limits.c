@@ -193,18 +193,6 @@ static int enqueue_until_killed(th_be_t *f, int out) {
   return f->ops->enqueue(f->b, batch_tasks, batch_n, f->err, sizeof f->err) == OMNIQ_OK ? 0 : 3;
 }
 
-static void assert_same_task(const omniq_task_t *got, const omniq_task_t *want) {
-  assert_string_equal(got->id, want->id);
-  assert_string_equal(got->func, want->func);
-  assert_string_equal(got->queue, want->queue);
-  assert_string_equal(got->args, want->args);
-  assert_string_equal(got->kwargs, want->kwargs);
-  assert_int_equal(got->status, OMNIQ_PENDING);
-  assert_int_equal(got->priority, want->priority);
-  assert_int_equal(got->eta_ms, want->eta_ms);
-  assert_int_equal(got->attempts, 0);
-}
-
 /* What a reopened store holds of the batch: all of it, whole, claimable,
  * or none of it. Returns how many it holds. */
 static size_t assert_all_or_none(th_be_t *f, long k) {
@@ -214,7 +202,7 @@ static size_t assert_all_or_none(th_be_t *f, long k) {
     omniq_task_t *t = NULL;
     int rc = f->ops->get_task(f->b, batch_tasks[i]->id, &t, f->err, sizeof f->err);
     if (rc == OMNIQ_OK) {
-      assert_same_task(t, batch_tasks[i]);
+      th_assert_as_enqueued(t, batch_tasks[i]);
       found++;
     } else if (rc != OMNIQ_ENOTFOUND) {
       fail_msg("kill at step %ld: %s: %s", k, omniq_err_name(rc), f->err);

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/records.h"
+#include "core/engine.h"
+
 void th_clock_init(th_clock_t *c, int64_t start_ms) { c->now_ms = start_ms; }
 
 void th_clock_advance(th_clock_t *c, int64_t ms) { c->now_ms += ms; }
@@ -67,4 +70,14 @@ int th_store_teardown(void **state) {
   th_rmtree(st->dir);
   free(st);
   return 0;
+}
+
+omniq_task_t *th_claim_one(omniq_t *oq) {
+  omniq_task_t **tasks = NULL;
+  size_t n = 0;
+  th_ok(oq, omniq__engine_claim(oq, NULL, 0, 1, &tasks, &n));
+  omniq_task_t *t = n == 1 ? tasks[0] : NULL;
+  if (n == 1) tasks[0] = NULL;
+  omniq__tasks_free(tasks, n);
+  return t;
 }

@@ -46,6 +46,11 @@ int th_store_setup(void **state);
 /* cmocka teardown: closes the handle, removes the directory. */
 int th_store_teardown(void **state);
 
+/* Claims at most one due task of the default queue through the engine, as
+ * a worker would: the task (yours: omniq_task_free) or NULL. Fails the test
+ * on an error. */
+omniq_task_t *th_claim_one(omniq_t *oq);
+
 /* Reads exactly n bytes (retrying short reads and EINTR); 0, or -1 on EOF
  * or error. For pipes between a test and the processes it forks. */
 int th_read_full(int fd, void *buf, size_t n);
