@@ -166,6 +166,14 @@ void omniq__job_report(omniq_job_t *job, int handler_rc, omniq__run_report_t *r,
   pthread_mutex_unlock(&job->lock);
 }
 
+void omniq__unstored_add(omniq__unstored_t *u, int rc, const char *msg) {
+  if (rc == OMNIQ_OK || rc == OMNIQ_ESTATE) return;
+  if (u->n++ == 0) {
+    u->rc = rc;
+    snprintf(u->msg, sizeof u->msg, "%s", msg);
+  }
+}
+
 void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int rc) {
   const omniq_task_t *t = job->task;
   omniq__log_t *lg = &job->oq->log;

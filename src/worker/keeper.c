@@ -49,14 +49,9 @@ static void keeper_timeout(omniq__keeper_t *k, omniq_job_t *job) {
   int rc = omniq__engine_finish(k->oq, job->task, &r);
   /* A refused report is counted before the flag goes up, so a drain whose
    * runner sees the run end also sees the refusal and claims no more. */
-  if (rc != OMNIQ_OK && rc != OMNIQ_ESTATE) {
-    pthread_mutex_lock(k->lock);
-    if (k->unstored++ == 0) {
-      k->unstored_rc = rc;
-      snprintf(k->unstored_msg, sizeof k->unstored_msg, "%s", omniq__errmsg(k->oq->id));
-    }
-    pthread_mutex_unlock(k->lock);
-  }
+  pthread_mutex_lock(k->lock);
+  omniq__unstored_add(&k->unstored, rc, omniq__errmsg(k->oq->id));
+  pthread_mutex_unlock(k->lock);
   omniq__job_cancel(job); /* after the failure is stored: what the handler sees is final */
   omniq__job_log_report(job, &r, rc);
 }

@@ -20,11 +20,7 @@ typedef struct omniq__keeper {
   int stop;                    /* set under *lock to end omniq__keeper_run */
   int64_t wake_ms; /* under *lock: when the keeper next looks (monotonic ms); INT64_MAX =
                     * not until woken; INT64_MIN = awake, it scans before it sleeps */
-  /* Under *lock: timeouts the keeper reported that the store refused (the
-   * outcome was not stored), and the first refusal's code and message. */
-  long unstored;
-  int unstored_rc;
-  char unstored_msg[160];
+  omniq__unstored_t unstored; /* under *lock: timeouts whose report the store refused */
 } omniq__keeper_t;
 
 /* Whether a run that has just joined the in-flight list needs the keeper

@@ -95,11 +95,7 @@ struct omniq_worker {
   long claimed;  /* claims made or in progress */
   long finished; /* runs ended */
   int error;     /* drain mode: the claim error that ended it */
-  /* Of those, runs whose outcome the store refused: not done. The keeper
-   * counts the timeouts it reports the same way (keeper.h). */
-  long unstored;
-  int unstored_rc;
-  char unstored_msg[160];
+  omniq__unstored_t unstored; /* of those, runs whose outcome the store refused */
 
   pthread_mutex_t lock;
   pthread_cond_t cond;      /* started/alive changed, stop; the keeper's wake-up */
@@ -184,10 +180,7 @@ static int report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
  * p->lock held. */
 static void count_run(pool_t *p, int rc) {
   p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
-  if (rc != OMNIQ_OK && p->unstored++ == 0) {
-    p->unstored_rc = rc;
-    snprintf(p->unstored_msg, sizeof p->unstored_msg, "%s", omniq__errmsg(p->oq->id));
-  }
+  omniq__unstored_add(&p->unstored, rc, omniq__errmsg(p->oq->id));
 }
 
 /* Runs the handler in this thread or in a child; returns what to report. */
@@ -223,7 +216,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
     int rc = omniq__engine_finish(oq, task, &r);
     omniq_task_free(task);
     pthread_mutex_lock(&p->lock);
-    count_run(p, rc == OMNIQ_ESTATE ? OMNIQ_OK : rc);
+    count_run(p, rc);
     pthread_mutex_unlock(&p->lock);
     return;
   }
@@ -263,7 +256,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
 /* ---- claiming -------------------------------------------------------------- */
 
 static int may_claim(const pool_t *p) {
-  if (p->drain && (p->unstored > 0 || p->keeper.unstored > 0)) return 0;
+  if (p->drain && (p->unstored.n > 0 || p->keeper.unstored.n > 0)) return 0;
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
@@ -608,18 +601,18 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
   pool_list_remove(oq, p);
   /* A run whose outcome the store refused is not done (the keeper's count
    * is final: it has been joined). */
-  long unstored = p->unstored + p->keeper.unstored;
+  long unstored = p->unstored.n + p->keeper.unstored.n;
   if (done != NULL) *done = p->finished - unstored;
   if (rc == OMNIQ_ENOMEM) {
     pool_unref(p);
     return omniq__err(oq->id, rc, "omniq_worker_process: cannot start a thread");
   }
   if (unstored > 0) { /* said before any claim error: it is the worse news */
-    const int first = p->unstored > 0 ? p->unstored_rc : p->keeper.unstored_rc;
-    rc = omniq__err(oq->id, first,
+    const omniq__unstored_t *first = p->unstored.n > 0 ? &p->unstored : &p->keeper.unstored;
+    rc = omniq__err(oq->id, first->rc,
                     "omniq_worker_process: %ld run(s) ended but the store refused their "
                     "outcome (%s); their tasks stay RUNNING until their leases expire",
-                    unstored, p->unstored > 0 ? p->unstored_msg : p->keeper.unstored_msg);
+                    unstored, first->msg);
   } else if (rc == OMNIQ_OK) {
     rc = p->error;
   }
