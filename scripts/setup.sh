@@ -5,7 +5,7 @@ set -euo pipefail
 
 # clang and its runtime (libFuzzer) are for make fuzz.
 packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db
-  clang libclang-rt-dev)
+          python3 python3-pytest clang libclang-rt-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

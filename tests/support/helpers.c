@@ -81,3 +81,27 @@ omniq_task_t *th_claim_one(omniq_t *oq) {
   omniq__tasks_free(tasks, n);
   return t;
 }
+
+omniq_result_t *th_run_with(th_store_t *st, const char *func, const char *args_json,
+                            const omniq_worker_opts_t *o) {
+  omniq_enqueue_opts_t eo;
+  omniq_result_t *r = NULL;
+  char id[OMNIQ_ID_SIZE];
+  long done = 0;
+  omniq_enqueue_opts_init(&eo);
+  eo.max_retries = 3;
+  th_ok(st->oq, omniq_enqueue(st->oq, func, args_json, NULL, &eo, id));
+  th_ok(st->oq, omniq_worker_process(st->oq, o, 0, &done));
+  assert_int_equal(done, 1);
+  th_ok(st->oq, omniq_get_result(st->oq, id, 0, &r));
+  return r;
+}
+
+omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
+                           int isolation) {
+  omniq_worker_opts_t o;
+  omniq_worker_opts_init(&o);
+  o.concurrency = 1;
+  o.isolation = isolation;
+  return th_run_with(st, func, args_json, &o);
+}

@@ -51,6 +51,15 @@ int th_store_teardown(void **state);
  * on an error. */
 omniq_task_t *th_claim_one(omniq_t *oq);
 
+/* Enqueues func(args_json) with max_retries 3, runs the queue dry with one
+ * runner in the given isolation, and returns the task's result (yours:
+ * omniq_result_free). Fails the test unless exactly that task ran. */
+omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
+                           int isolation);
+/* The same with the worker options o (a drain of them). */
+omniq_result_t *th_run_with(th_store_t *st, const char *func, const char *args_json,
+                            const omniq_worker_opts_t *o);
+
 /* Reads exactly n bytes (retrying short reads and EINTR); 0, or -1 on EOF
  * or error. For pipes between a test and the processes it forks. */
 int th_read_full(int fd, void *buf, size_t n);
