@@ -272,7 +272,7 @@ void omniq__fbatch_recover(omniq__fs_t *fs) {
       if (bigger == NULL) break;
       names = bigger;
     }
-    snprintf(names[n++], OMNIQ__BATCH_NAME_SIZE, "%s", de->d_name);
+    memcpy(names[n++], de->d_name, strlen(de->d_name) + 1); /* length checked above */
   }
   closedir(d);
   for (size_t i = 0; i < n; i++) recover_one(fs, names[i]);
