@@ -107,7 +107,9 @@ static void exercise(void *b) {
       omniq_result_t res = {.status = OMNIQ_SUCCESS, .value = "1", .attempts = got[i]->attempts,
                             .finished_at_ms = T0, .last_attempt_at_ms = T0};
       memcpy(res.task_id, got[i]->id, OMNIQ_ID_SIZE);
-      omniq_decision_t d = {got[i]->id, got[i]->token, OMNIQ_SUCCESS, 0, 0, NULL, &res};
+      omniq_decision_t d = {.id = got[i]->id, .token = got[i]->token,
+                            .next_status = OMNIQ_SUCCESS, .result = &res,
+                            .runs = OMNIQ_RUNS_SUCCEEDED};
       FUZZ_CHECK(ops->finish(b, &d, err, sizeof err) == OMNIQ_OK);
       omniq_task_free(got[i]);
     }
@@ -117,7 +119,8 @@ static void exercise(void *b) {
   n = 0;
   if (ops->expired_leases(b, T0 + 3600000, 8, &got, &n, err, sizeof err) == OMNIQ_OK) {
     for (size_t i = 0; i < n; i++) {
-      omniq_decision_t d = {got[i]->id, got[i]->token, OMNIQ_PENDING, T0, 0, NULL, NULL};
+      omniq_decision_t d = {.id = got[i]->id, .token = got[i]->token,
+                            .next_status = OMNIQ_PENDING, .eta_ms = T0, .runs = OMNIQ_RUNS_LOST};
       ops->finish(b, &d, err, sizeof err);
       omniq_task_free(got[i]);
     }

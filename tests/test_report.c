@@ -84,6 +84,21 @@ static void test_lost_lease_is_a_retryable_worker_lost(void **state) {
   assert_failure(OMNIQ__RUN_LOST, "WorkerLost", 1);
 }
 
+static void test_memory_limit_is_memory_limit_and_not_retried(void **state) {
+  (void)state;
+  assert_failure(OMNIQ__RUN_MEMORY_LIMIT, "MemoryLimit", 0);
+}
+
+static void test_cpu_limit_is_cpu_limit_and_not_retried(void **state) {
+  (void)state;
+  assert_failure(OMNIQ__RUN_CPU_LIMIT, "CpuLimit", 0);
+}
+
+static void test_file_limit_is_file_limit_and_not_retried(void **state) {
+  (void)state;
+  assert_failure(OMNIQ__RUN_FILE_LIMIT, "FileLimit", 0);
+}
+
 /* Only the handler's own failure carries a type and a flag from outside
  * the table: for every other kind, what a report says about them is
  * ignored. */
@@ -110,6 +125,19 @@ static void test_every_kind_has_its_own_name(void **state) {
   assert_string_equal(omniq__run_kind_name(-1), "unknown");
 }
 
+/* What counts toward crash_budget: a run that died or vanished, never one
+ * the handler reported or that was stopped on purpose. */
+static void test_only_dead_or_vanished_runs_count_as_crashes(void **state) {
+  (void)state;
+  for (int k = OMNIQ__RUN_HANDLER_FAILED; k <= OMNIQ__RUN_KINDS; k++) {
+    int want = k == OMNIQ__RUN_CRASH_SIGNAL || k == OMNIQ__RUN_CRASH_EXIT || k == OMNIQ__RUN_LOST;
+    if (classify((omniq__run_kind_t)k).crash != want)
+      fail_msg("%s: crash should be %d", omniq__run_kind_name(k), want);
+  }
+  omniq__run_report_t r = {.kind = OMNIQ__RUN_HANDLER_FAILED, .error_type = "Crash"};
+  assert_false(omniq__report_classify(&r).crash); /* a name is not a crash */
+}
+
 static void test_unknown_kind_is_a_retryable_error(void **state) {
   (void)state;
   assert_failure(OMNIQ__RUN_KINDS, "Error", 1);
@@ -128,8 +156,12 @@ int main(void) {
       cmocka_unit_test(test_out_of_memory_starting_a_run_is_a_retryable_error),
       cmocka_unit_test(test_fork_failure_is_a_retryable_error),
       cmocka_unit_test(test_lost_lease_is_a_retryable_worker_lost),
+      cmocka_unit_test(test_memory_limit_is_memory_limit_and_not_retried),
+      cmocka_unit_test(test_cpu_limit_is_cpu_limit_and_not_retried),
+      cmocka_unit_test(test_file_limit_is_file_limit_and_not_retried),
       cmocka_unit_test(test_reports_cannot_name_or_flag_other_failures),
       cmocka_unit_test(test_every_kind_has_its_own_name),
+      cmocka_unit_test(test_only_dead_or_vanished_runs_count_as_crashes),
       cmocka_unit_test(test_unknown_kind_is_a_retryable_error),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

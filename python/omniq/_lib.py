@@ -76,6 +76,8 @@ class SettingsStruct(ctypes.Structure):
         ("log_userdata", c_void_p),
         ("clock_fn", CLOCK_FN),
         ("clock_userdata", c_void_p),
+        ("task_ttl_ms", c_int64),
+        ("crash_budget", c_int),
         # Libraries a worker may load for lib.so:symbol; Settings leaves it
         # empty: a Python worker runs registered and fallback handlers.
         ("handler_path", ctypes.c_char * HANDLER_PATH_MAX),
@@ -94,6 +96,9 @@ class EnqueueOpts(ctypes.Structure):
         ("timeout_ms", c_int64),
         ("queue", c_char_p),
         ("priority", c_int),
+        ("unique_key", c_char_p),
+        ("unique_for_ms", c_int64),
+        ("cron", c_char_p),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 
@@ -118,6 +123,10 @@ class WorkerOpts(ctypes.Structure):
         ("shutdown_timeout_ms", c_int64),
         ("isolation", c_int),
         ("queues", c_char_p * MAX_QUEUES),
+        ("max_tasks_per_child", ctypes.c_long),
+        ("memory_limit_bytes", c_int64),
+        ("cpu_limit_ms", c_int64),
+        ("files_limit", c_int),
         ("handler_path", c_char_p),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]

@@ -273,6 +273,9 @@ static int resolve_symbol(const allow_t *a, const char *func, omniq_handler_fn *
   return OMNIQ_OK;
 }
 
+void omniq__handlers_fork_lock(void) { pthread_mutex_lock(&cache_lock); }
+void omniq__handlers_fork_unlock(void) { pthread_mutex_unlock(&cache_lock); }
+
 /* ---- resolution ----------------------------------------------------------- */
 
 int omniq__handlers_resolve(omniq_t *oq, const char *func, const char *handler_path,

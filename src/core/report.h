@@ -22,6 +22,9 @@ typedef enum omniq__run_kind {
   OMNIQ__RUN_NO_MEMORY,      /* out of memory starting the run */
   OMNIQ__RUN_FORK_FAILED,    /* the handler process could not be started */
   OMNIQ__RUN_LOST,           /* the worker stopped renewing the lease (the engine's own) */
+  OMNIQ__RUN_MEMORY_LIMIT,   /* the handler process ran out of memory at its limit */
+  OMNIQ__RUN_CPU_LIMIT,      /* the handler process used up its CPU time limit */
+  OMNIQ__RUN_FILE_LIMIT,     /* the handler process ran out of descriptors at its limit */
   OMNIQ__RUN_KINDS
 } omniq__run_kind_t;
 
@@ -35,10 +38,12 @@ typedef struct omniq__run_report {
   int retryable;
 } omniq__run_report_t;
 
-/* What a failed run is called and whether it may run again. */
+/* What a failed run is called, whether it may run again, and whether it
+ * ended by crashing the run (counted against the settings' crash_budget). */
 typedef struct omniq__failure {
   const char *error_type; /* static, or the report's own */
   int retryable;
+  int crash;
 } omniq__failure_t;
 
 /* Classifies a report whose kind is not OMNIQ__RUN_OK. A kind outside the

@@ -27,9 +27,9 @@
  * the rest to recovery, as a transition that committed does
  * (transitions.c).
  *
- * batches/ sits beside queue/, where a library that predates it never
- * looks, so FORMAT is unchanged: an older library sees a committed but
- * unpublished batch as not there yet, never as half of it. */
+ * Listing markers (marks.c) are made before the commit, like every
+ * enqueue's; recovery makes them again (idempotent) before publishing, as
+ * a listing that met a marker while its task sat here may have dropped it. */
 #include "storage/file/batch.h"
 
 #include <dirent.h>
@@ -44,6 +44,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "storage/file/marks.h"
 
 static _Atomic unsigned long batch_counter;
 static _Atomic long crash_countdown;
@@ -202,7 +203,9 @@ static int publish_left(omniq__fs_t *fs, int bfd, const char *bname, const left_
   }
   int moved = 0;
   if (rc == OMNIQ_OK) {
-    if (renameat(bfd, l->name, qfd, p.name) != 0) {
+    if (omniq__fmark_new(fs, l->t->id, qdir) != OMNIQ_OK) {
+      rc = omniq__fio_errno(errno, e, sizeof e, "index/ for %s", l->t->id);
+    } else if (renameat(bfd, l->name, qfd, p.name) != 0) {
       if (errno != ENOENT) rc = omniq__fio_errno(errno, e, sizeof e, "moving %s", l->name);
     } else {
       moved = 1;
