@@ -22,7 +22,8 @@
 #include "storage/file/names.h"
 
 #define QUEUES 400
-#define FD_LIMIT 40 /* the store keeps 13; stdio and the test a few more */
+#define FD_LIMIT 40 /* the store keeps 24; stdio and the test a few more */
+#define KEYED 100
 
 /* Forks; the child runs fn(f, fd) and exits with its return value. The
  * parent returns the child's wait status. */
@@ -131,6 +132,45 @@ typedef struct {
   int64_t pending;
   char err[256];
 } count_report_t;
+
+/* One batch of KEYED tasks, each with its own unique key. */
+static int keyed_batch(th_be_t *f, int out) {
+  count_report_t r;
+  omniq_task_t *ts[KEYED];
+  memset(&r, 0, sizeof r);
+  set_fd_limit(FD_LIMIT);
+  if (th_be_open(f) != OMNIQ_OK) return 2;
+  for (int i = 0; i < KEYED; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "key-%d", i);
+    ts[i] = th_be_task(f, NULL, 0, th_be_now(f));
+    if ((ts[i]->unique_key = strdup(key)) == NULL) return 2;
+  }
+  r.rc = f->ops->enqueue_unique(f->b, ts, KEYED, NULL, r.err, sizeof r.err);
+  int64_t c[OMNIQ_STATUS_COUNT];
+  if (r.rc == OMNIQ_OK) r.rc = f->ops->count_by_status(f->b, c, r.err, sizeof r.err);
+  r.pending = r.rc == OMNIQ_OK ? c[OMNIQ_PENDING] : -1;
+  for (int i = 0; i < KEYED; i++) omniq_task_free(ts[i]);
+  th_be_close(f);
+  return write(out, &r, sizeof r) == (ssize_t)sizeof r ? 0 : 2;
+}
+
+/* Before, the batch held its key folder open once per task until the end:
+ * with 16 descriptors to spare, a key soon met EMFILE. */
+static void test_batch_of_a_hundred_keyed_tasks_fits_in_forty_descriptors(void **state) {
+  th_be_t *f = th_be_unopened("file", 0);
+  int report[2];
+  count_report_t r;
+  (void)state;
+  assert_int_equal(pipe(report), 0);
+  int status = in_child(f, keyed_batch, report);
+  assert_int_equal(th_read_full(report[0], &r, sizeof r), 0);
+  close(report[0]);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (r.rc != OMNIQ_OK) fail_msg("%s: %s", omniq_err_name(r.rc), r.err);
+  assert_int_equal(r.pending, KEYED);
+  th_be_free(f);
+}
 
 static th_be_t *other_handle;
 
@@ -309,6 +349,7 @@ static void test_task_file_with_a_time_out_of_range_is_quarantined_not_blocking(
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_four_hundred_queues_fit_in_forty_descriptors),
+      cmocka_unit_test(test_batch_of_a_hundred_keyed_tasks_fits_in_forty_descriptors),
       cmocka_unit_test(test_count_that_cannot_list_a_folder_is_an_error_not_a_smaller_number),
       cmocka_unit_test(test_enqueue_of_twenty_killed_at_every_step_is_all_or_none),
       cmocka_unit_test(test_enqueue_of_two_hundred_killed_at_many_steps_is_all_or_none),
