@@ -231,6 +231,70 @@ static void test_stored_int64_max_durations_run_without_overflow(void **state) {
   omniq_task_free(t);
 }
 
+/* ---- the operations of storage ABI 3 ------------------------------------------- */
+
+#define LAST_DAY_MS (OMNIQ_TIME_MAX_MS - 86400000 + 1) /* 9999-12-31T00:00:00.000Z */
+
+/* A cron expression's next match after 9999 is no instant a store keeps:
+ * refused like an eta past it, rather than stored (SQLite) or refused by
+ * the file store's writer, which would make the backends disagree. */
+static void test_cron_with_no_match_before_the_last_instant_is_refused(void **state) {
+  fx_t *fx = *state;
+  omniq_enqueue_opts_t o;
+  fx->clock.now_ms = LAST_DAY_MS;
+  omniq_enqueue_opts_init(&o);
+  o.cron = "0 0 1 1 *"; /* next: 10000-01-01 */
+  assert_int_equal(enqueue_with(fx, &o, NULL), OMNIQ_EINVAL);
+  assert_non_null(strstr(omniq_errmsg(fx->oq), "9999-12-31T23:59:59.999Z"));
+  assert_int_equal(total(fx), 0);
+}
+
+/* The last run of a cron task whose next match is past the last instant
+ * ends it, on both backends alike. */
+static void test_cron_task_whose_next_match_is_past_the_last_instant_ends(void **state) {
+  fx_t *fx = *state;
+  omniq_enqueue_opts_t o;
+  char id[OMNIQ_ID_SIZE];
+  fx->clock.now_ms = LAST_DAY_MS;
+  omniq_enqueue_opts_init(&o);
+  o.cron = "30 23 31 12 *";
+  th_ok(fx->oq, enqueue_with(fx, &o, id));
+  fx->clock.now_ms = OMNIQ_TIME_MAX_MS - 1000;
+  omniq_task_t *t = claim_one(fx);
+  assert_non_null(t);
+  th_ok(fx->oq, succeed(fx, t));
+  omniq_task_free(t);
+  reopen(fx);
+  t = get_task(fx->oq, id);
+  assert_int_equal(omniq_task_status(t), OMNIQ_SUCCESS);
+  omniq_task_free(t);
+}
+
+/* A retry by hand is due at any instant a store keeps (an eta, not a
+ * duration), and at none past it. */
+static void test_retry_by_hand_takes_any_eta_a_store_keeps(void **state) {
+  fx_t *fx = *state;
+  omniq_enqueue_opts_t o;
+  char id[OMNIQ_ID_SIZE];
+  const int64_t later = INT64_C(4102444800000); /* 2100-01-01, past 100 years of ms */
+  omniq_enqueue_opts_init(&o);
+  o.max_retries = 0;
+  th_ok(fx->oq, enqueue_with(fx, &o, id));
+  omniq_task_t *t = claim_one(fx);
+  assert_non_null(t);
+  omniq__run_report_t fail = {.kind = OMNIQ__RUN_HANDLER_FAILED, .message = "no"};
+  th_ok(fx->oq, omniq__engine_finish(fx->oq, t, &fail));
+  omniq_task_free(t);
+  assert_int_equal(omniq_retry(fx->oq, id, OMNIQ_TIME_MAX_MS + 1), OMNIQ_EINVAL);
+  assert_int_equal(omniq_retry(fx->oq, id, INT64_MAX), OMNIQ_EINVAL);
+  th_ok(fx->oq, omniq_retry(fx->oq, id, later));
+  reopen(fx);
+  t = get_task(fx->oq, id);
+  assert_int_equal(omniq_task_status(t), OMNIQ_PENDING);
+  assert_int_equal(omniq_task_eta(t), later);
+  omniq_task_free(t);
+}
+
 /* ---- the store's clock ------------------------------------------------------- */
 
 static void test_clock_outside_the_instants_a_store_keeps_is_refused_and_changes_nothing(
@@ -356,6 +420,9 @@ int main(int argc, char **argv) {
       T(test_longest_interval_rearms_one_interval_later),
       T(test_rearm_retry_and_lease_near_the_last_instant_stay_within_it),
       T(test_stored_int64_max_durations_run_without_overflow),
+      T(test_cron_with_no_match_before_the_last_instant_is_refused),
+      T(test_cron_task_whose_next_match_is_past_the_last_instant_ends),
+      T(test_retry_by_hand_takes_any_eta_a_store_keeps),
       T(test_clock_outside_the_instants_a_store_keeps_is_refused_and_changes_nothing),
       T(test_clock_at_the_epoch_and_at_the_last_instant_runs_tasks),
       T(test_wait_too_long_to_represent_means_forever),
