@@ -186,6 +186,22 @@ static void test_library_is_loaded_when_its_file_or_folder_is_allowed(void **sta
   free(d);
 }
 
+/* The pool's handler_path reaches its process-isolation children, which
+ * resolve the func again in their own copy of the worker. */
+static void test_library_allowed_by_the_pool_runs_in_process_isolation(void **state) {
+  fx_t *fx = *state;
+  char *d = lib_dir();
+  allow_in_settings(fx, "");
+  pool_path = d;
+  omniq_result_t *r = run_one(fx, OMNIQ_TEST_HANDLERS_LIB ":omniq_test_echo",
+                              OMNIQ_ISOLATION_PROCESS);
+  if (omniq_result_status(r) != OMNIQ_SUCCESS)
+    fail_msg("%s", omniq_error_message(omniq_result_error(r)));
+  assert_string_equal(omniq_result_value(r), "[1, \"two\"]");
+  omniq_result_free(r);
+  free(d);
+}
+
 static void test_paths_cannot_climb_out_of_an_allowed_folder(void **state) {
   fx_t *fx = *state;
   char *allowed = th_tmpdir(), *d = lib_dir(), link[PATH_MAX], func[PATH_MAX * 2];
@@ -231,6 +247,7 @@ int main(void) {
       T(test_malformed_paths_are_rejected_before_dlopen),
       T(test_no_library_is_loaded_by_default),
       T(test_library_is_loaded_when_its_file_or_folder_is_allowed),
+      T(test_library_allowed_by_the_pool_runs_in_process_isolation),
       T(test_paths_cannot_climb_out_of_an_allowed_folder),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
