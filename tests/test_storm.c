@@ -61,6 +61,10 @@ typedef struct {
 /* ---- the worker processes ------------------------------------------------------- */
 
 static int log_fd = -1, event_fd = -1;
+/* The worker process a handler runs for: set before its pool starts, so
+ * the handler processes of process isolation (children of its zygote)
+ * inherit it. */
+static pid_t worker_pid;
 
 static int64_t mono_ns(void) {
   struct timespec ts;
@@ -70,7 +74,7 @@ static int64_t mono_ns(void) {
 
 static void record(char kind, omniq_job_t *job) {
   event_t ev = {.kind = kind, .handler = getpid()};
-  ev.worker = isolation == OMNIQ_ISOLATION_PROCESS ? getppid() : getpid();
+  ev.worker = worker_pid;
   snprintf(ev.id, sizeof ev.id, "%s", omniq_job_id(job));
   char line[160];
   int n = snprintf(line, sizeof line, "%c %s %ld %ld %lld\n", kind, ev.id, (long)ev.worker,
@@ -109,6 +113,7 @@ static int worker_main(const char *dir, int stop_fd) {
   omniq_worker_t *w = NULL;
   omniq_worker_opts_t o;
   char c;
+  worker_pid = getpid();
   worker_settings(&s, dir);
   if (omniq_open(&oq, &s) != OMNIQ_OK) return 2;
   if (omniq_register(oq, "storm", storm, NULL) != OMNIQ_OK) return 2;
@@ -162,8 +167,7 @@ static void start_worker(storm_t *st) {
   p->alive = 1;
 }
 
-/* The worker a run reported, or NULL: a handler process that outlived its
- * worker reports another parent (the orphan check below counts it). */
+/* The worker a run reported, or NULL. */
 static proc_t *proc_of(storm_t *st, pid_t pid) {
   for (int i = 0; i < st->nprocs; i++)
     if (st->procs[i].pid == pid) return &st->procs[i];
