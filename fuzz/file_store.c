@@ -1,7 +1,8 @@
 /* Fuzz target: a file backend store holding one file an attacker wrote.
  * The first byte picks where the rest of the input goes: a pending task
  * file, the running slot (a transition's commit record), a result file, a
- * terminal task file, the journal, a file of a committed batch, or FORMAT.
+ * terminal task file, the journal, a file of a committed batch, a queue's
+ * settings, a stripe of running totals, or FORMAT.
  * Then the store is opened (recovery runs) and every operation is tried on
  * the task the file claims to be. Properties: no crash or sanitizer report;
  * each call returns a code; whatever the file held, a task the store hands
@@ -128,6 +129,20 @@ static void exercise(void *b) {
   }
   ops->cancel(b, ID, T0, NULL, err, sizeof err);
   ops->purge_results(b, T0 + 1, &purged, err, sizeof err);
+
+  /* Storage ABI 3: a listing and the statistics read every file above. */
+  omniq_list_req_t lr = {.statuses = (1u << OMNIQ_STATUS_COUNT) - 1, .limit = 10};
+  got = NULL;
+  n = 0;
+  if (ops->list(b, &lr, &got, &n, err, sizeof err) == OMNIQ_OK) {
+    for (size_t i = 0; i < n; i++) omniq_task_free(got[i]);
+    free(got);
+  }
+  omniq_queue_info_t *qi = NULL;
+  if (ops->queue_stats(b, NULL, T0, &qi, &n, err, sizeof err) == OMNIQ_OK) free(qi);
+  ops->retry(b, ID, T0, T0, NULL, NULL, err, sizeof err);
+  ops->delete_task(b, ID, NULL, err, sizeof err);
+  ops->purge_tasks(b, T0 + 1, 8, &purged, err, sizeof err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -138,13 +153,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const uint8_t *body = data + 1;
   size_t len = size - 1;
   omniq__fname_pending(omniq__fname_iprio(0), T0, ID, pname);
-  switch (data[0] % 7) {
+  switch (data[0] % 9) {
   case 0: plant("queue/pending/default", pname, body, len); break;
   case 1: plant("queue/running", ID ".json", body, len); break;
   case 2: plant("results", ID ".json", body, len); break;
   case 3: plant("queue/success", ID ".json", body, len); break;
   case 4: plant("queue", "journal", body, len); break;
   case 5: plant("batches/batch-1-1", "1-1.tmp", body, len); break;
+  case 6: plant("queues", "default.json", body, len); break;
+  case 7: plant("stats", "0000.json", body, len); break;
   default: plant(".", "FORMAT", body, len); break;
   }
 
