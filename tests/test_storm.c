@@ -19,8 +19,8 @@
  *   - no child survives its worker (process isolation: every handler
  *     process of a killed worker is gone within ORPHAN_WAIT_MS).
  *
- * Each task loses at most one run to a kill, so its retry budget, whatever
- * the crash policy, is never the reason it fails. Nothing here sleeps to
+ * Tasks have retries enough for every kill, and no crash budget, so
+ * neither is ever the reason one fails. Nothing here sleeps to
  * synchronise: the test blocks on the pipe, on pidfds and on result waits. */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +103,10 @@ static void quiet(void *ud, int level, const char *line) {
 static void worker_settings(omniq_settings_t *s, const char *dir) {
   th_settings(s, backend, dir, NULL); /* the real clock: several processes share it */
   s->lease_ms = LEASE_MS;
+  /* A worker can be killed holding a claim whose run has not reported its
+   * start yet, so a task may lose more than the one run the storm aims at;
+   * what PoisonTask makes of lost runs is test_poison's business. */
+  s->crash_budget = 0;
   s->log_fn = quiet;
 }
 
@@ -319,17 +323,29 @@ static void assert_no_overlap(const storm_t *st) {
 }
 
 static void assert_nothing_lost(omniq_t *oq, const storm_t *st) {
-  int64_t c[OMNIQ_STATUS_COUNT];
   for (int i = 0; i < TASKS; i++) {
     omniq_result_t *r = NULL;
     char want[32];
     int rc = omniq_get_result(oq, st->ids[i], RESULT_WAIT_S, &r);
     if (rc != OMNIQ_OK) fail_msg("task %s: %s", st->ids[i], omniq_err_name(rc));
     snprintf(want, sizeof want, "[%d]", i);
-    assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+    if (omniq_result_status(r) != OMNIQ_SUCCESS)
+      fail_msg("task %s: %s after %d attempt(s): %s: %s", st->ids[i],
+               omniq_status_name(omniq_result_status(r)), omniq_result_attempts(r),
+               omniq_error_type(omniq_result_error(r)), omniq_error_message(omniq_result_error(r)));
     assert_string_equal(omniq_result_value(r), want);
     omniq_result_free(r);
+    /* A lookup finishes a transition its killed worker left half done. */
+    omniq_task_t *t = NULL;
+    th_ok(oq, omniq_get_task(oq, st->ids[i], &t));
+    assert_int_equal(omniq_task_status(t), OMNIQ_SUCCESS);
+    omniq_task_free(t);
   }
+}
+
+/* Once the workers stopped, the folders or rows hold every task as done. */
+static void assert_none_left_running(omniq_t *oq) {
+  int64_t c[OMNIQ_STATUS_COUNT];
   th_ok(oq, omniq_count_by_status(oq, c));
   assert_int_equal(c[OMNIQ_SUCCESS], TASKS);
   assert_int_equal(c[OMNIQ_PENDING] + c[OMNIQ_RUNNING] + c[OMNIQ_FAILED] + c[OMNIQ_CANCELLED], 0);
@@ -378,6 +394,7 @@ static void test_sigkill_storm_loses_nothing_and_never_runs_a_task_twice_at_once
   th_ok(NULL, omniq_open(&oq, &s));
   assert_nothing_lost(oq, &st);
   stop_workers(&st);
+  assert_none_left_running(oq);
   omniq_close(oq);
 
   if (st.orphans > 0)
