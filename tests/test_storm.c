@@ -9,8 +9,11 @@
  * handler appends a start and an end record to a log file every process
  * shares (O_APPEND, one write per record) and tells the test through a pipe,
  * which is what the test waits on; a run's "work" is RUN_MS long, longer
- * than the lease, so a run that outlived its worker would still be going
- * when the task is taken over. Then it proves:
+ * than the test waits for a killed worker's handlers to be gone, so one
+ * that outlived its worker is seen. The lease is long beside the extension
+ * period (a third of it), so a live worker slowed by a loaded machine does
+ * not lose its claims: an overlap here is a fault, never the load. Then it
+ * proves:
  *
  *   - nothing is lost: every task ends SUCCESS with its own value, and no
  *     task is left RUNNING once the leases have passed;
@@ -40,8 +43,8 @@
 #define WORKERS 3
 #define CONCURRENCY 2
 #define KILLS 5
-#define LEASE_MS 1000
-#define RUN_MS 1200
+#define LEASE_MS 4000 /* extended every 1.3 s: a live worker would have to stall 2.7 s to lose it */
+#define RUN_MS 1200   /* longer than ORPHAN_WAIT_MS, so a handler outliving its worker is seen */
 #define EVENT_WAIT_MS 60000
 #define ORPHAN_WAIT_MS 500
 #define RESULT_WAIT_S 120.0
