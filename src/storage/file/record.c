@@ -71,8 +71,8 @@ static int error_instants_ok(const omniq_task_error_t *e) {
  * The engine never asks for one (omniq.h, Limits). */
 static int instants_ok(const omniq_task_t *t, const omniq_result_t *r) {
   return instant_ok(t->eta_ms) && instant_ok(t->created_at_ms) && instant_ok(t->started_at_ms) &&
-         instant_ok(t->finished_at_ms) &&
-         instant_ok(t->lease_until_ms) && error_instants_ok(t->last_error) &&
+         instant_ok(t->finished_at_ms) && instant_ok(t->lease_until_ms) &&
+         error_instants_ok(t->last_error) &&
          (r == NULL || (instant_ok(r->finished_at_ms) && instant_ok(r->last_attempt_at_ms) &&
                         error_instants_ok(r->error)));
 }
