@@ -140,12 +140,14 @@ typedef enum { OMNIQ_SERIALIZER_JSON = 0, OMNIQ_SERIALIZER_RAW = 1 } omniq_seria
 #define OMNIQ_DEFAULT_LOG_LEVEL OMNIQ_LOG_INFO
 #define OMNIQ_DEFAULT_LOG_FORMAT OMNIQ_LOG_TEXT
 #define OMNIQ_DEFAULT_FSYNC 1
+#define OMNIQ_DEFAULT_DB_SCHEMA "omniq"
 #define OMNIQ_PATH_MAX 1024
 #define OMNIQ_NAME_MAX 64
 
 typedef struct omniq_settings {
-  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite" or "file" */
-  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir */
+  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite", "file" or "postgres" */
+  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir;
+                                    postgres: a libpq URL or key=value string */
   char base_dir[OMNIQ_PATH_MAX]; /* OMNIQ_BASE_DIR */
   int64_t default_timeout_ms;    /* OMNIQ_DEFAULT_TIMEOUT (s); 0 = none */
   int default_max_retries;       /* OMNIQ_DEFAULT_MAX_RETRIES */
@@ -161,6 +163,8 @@ typedef struct omniq_settings {
   void *log_userdata;
   omniq_clock_fn clock_fn;       /* NULL = omniq_clock_system */
   void *clock_userdata;
+  char db_schema[OMNIQ_NAME_MAX]; /* OMNIQ_DB_SCHEMA: the postgres backend's schema;
+                                     "" = OMNIQ_DEFAULT_DB_SCHEMA */
 } omniq_settings_t;
 
 /* Fills every field with its default. Never fails. */

@@ -41,6 +41,7 @@ static int register_ops(const omniq_storage_ops_t *ops) {
 static void register_builtins(void) {
   register_ops(&omniq__sqlite_ops);
   register_ops(&omniq__file_ops);
+  register_ops(&omniq__postgres_ops);
 }
 
 void omniq__store_builtin_init(void) { pthread_once(&builtin_once, register_builtins); }

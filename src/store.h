@@ -27,5 +27,6 @@ int omniq__store_expired_leases(omniq_t *oq, int64_t now, size_t max, omniq_task
 /* The built-in tables. */
 extern const omniq_storage_ops_t omniq__sqlite_ops;
 extern const omniq_storage_ops_t omniq__file_ops;
+extern const omniq_storage_ops_t omniq__postgres_ops;
 
 #endif

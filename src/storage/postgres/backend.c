@@ -1,0 +1,174 @@
+/* PostgreSQL backend: opening, closing, the statements and the table.
+ *
+ * Opening a handle: check the connection string and the schema name, make
+ * one connection, bring the schema to the current version (schema.c),
+ * measure the clock offset on it (timebase.c), hand it to the pool, and
+ * start the listener (listen.c), which turns notifications from other
+ * processes and hosts into this process's own wake-ups. A handle therefore
+ * holds one listener connection plus up to one pooled connection per
+ * thread that uses it at the same time.
+ *
+ * Closing stops the listener first (it calls into the process's wake-ups),
+ * then closes the pool; the caller guarantees no operation is running.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "notify.h"
+#include "postgres.h"
+
+/* Statement names and texts ("@S" = the schema), by OMNIQ__PGS_*. */
+static const struct {
+  const char *name;
+  const char *sql;
+} statements[OMNIQ__PGS_COUNT_] = {
+    [OMNIQ__PGS_INSERT] = {"omniq_insert", NULL /* omniq__pg_insert_sql */},
+    [OMNIQ__PGS_CLAIM1] = {"omniq_claim1", omniq__pg_claim1_sql},
+    [OMNIQ__PGS_CLAIMN] = {"omniq_claimn", omniq__pg_claimn_sql},
+    [OMNIQ__PGS_FINISH] =
+        {"omniq_finish",
+         "WITH t AS ("
+         " UPDATE @S.tasks SET status = $3::int2,"
+         " eta_ms = CASE WHEN $3::int2 = 0 THEN $4::int8 ELSE eta_ms END,"
+         " due_ms = CASE WHEN $3::int2 = 0 THEN $5::int8 ELSE due_ms END,"
+         " attempts = CASE WHEN $6::bool THEN 0 ELSE attempts END,"
+         " last_error = COALESCE($7::text, last_error)"
+         " WHERE id = $1::uuid AND token = $2::int8 AND status = 1"
+         " RETURNING id),"
+         " r AS ("
+         " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms,"
+         " finished_due_ms, last_attempt_at_ms)"
+         " SELECT id, $8::int2, $9::bytea, $10::text, $11::int4, $12::int8, $13::int8, $14::int8"
+         " FROM t WHERE $8::int2 IS NOT NULL"
+         " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status,"
+         " value = excluded.value, error = excluded.error, attempts = excluded.attempts,"
+         " finished_at_ms = excluded.finished_at_ms,"
+         " finished_due_ms = excluded.finished_due_ms,"
+         " last_attempt_at_ms = excluded.last_attempt_at_ms)"
+         " SELECT count(*) FROM t"},
+    [OMNIQ__PGS_EXTEND] = {"omniq_extend",
+                           "UPDATE @S.tasks SET lease_until_ms = $3::int8, lease_due_ms = $4::int8"
+                           " WHERE id = $1::uuid AND token = $2::int8 AND status = 1 RETURNING 1"},
+    [OMNIQ__PGS_CANCEL] =
+        {"omniq_cancel",
+         "WITH t AS ("
+         " UPDATE @S.tasks SET status = 4 WHERE id = $1::uuid AND status IN (0, 1)"
+         " RETURNING id, attempts, started_at_ms),"
+         " r AS ("
+         " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms,"
+         " finished_due_ms, last_attempt_at_ms)"
+         " SELECT id, 4, NULL, $2::text, COALESCE($3::int4, attempts), $4::int8, $5::int8,"
+         " COALESCE($6::int8, started_at_ms) FROM t WHERE $4::int8 IS NOT NULL"
+         " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status,"
+         " value = excluded.value, error = excluded.error, attempts = excluded.attempts,"
+         " finished_at_ms = excluded.finished_at_ms,"
+         " finished_due_ms = excluded.finished_due_ms,"
+         " last_attempt_at_ms = excluded.last_attempt_at_ms)"
+         " SELECT count(*) FROM t"},
+    [OMNIQ__PGS_EXISTS] = {"omniq_exists", "SELECT 1 FROM @S.tasks WHERE id = $1::uuid"},
+    [OMNIQ__PGS_GET_TASK] = {"omniq_get_task", "SELECT " OMNIQ__PG_TASK_COLS
+                                               " FROM @S.tasks WHERE id = $1::uuid"},
+    [OMNIQ__PGS_GET_RESULT] = {"omniq_get_result", "SELECT " OMNIQ__PG_RESULT_COLS
+                                                   " FROM @S.results WHERE task_id = $1::uuid"},
+    [OMNIQ__PGS_PURGE] = {"omniq_purge",
+                          "DELETE FROM @S.results WHERE finished_due_ms < $1::int8"},
+    [OMNIQ__PGS_COUNT] = {"omniq_count",
+                          "SELECT status, count(*) FROM @S.tasks GROUP BY status"},
+    [OMNIQ__PGS_EXPIRED] = {"omniq_expired", omniq__pg_expired_sql},
+};
+
+/* Notifications from elsewhere become this process's wake-ups. */
+static void wake(void *userdata, int events) {
+  (void)userdata;
+  if (events & OMNIQ__PG_EV_WORK) omniq__notify(OMNIQ__EV_WORK);
+  if (events & OMNIQ__PG_EV_RESULT) omniq__notify(OMNIQ__EV_RESULT);
+}
+
+void omniq__pg_maybe_resync(omniq__pg_t *pg) {
+  omniq__pg_conn_t *c;
+  char err[256];
+  if (!omniq__pg_timebase_resync_due(&pg->tb)) return;
+  if (omniq__pg_acquire(&pg->pool, &c, err, sizeof err) != OMNIQ_OK) return;
+  omniq__pg_timebase_measure(&pg->tb, c->pg, err, sizeof err); /* kept as is on failure */
+  omniq__pg_release(&pg->pool, c);
+}
+
+static void pg_free(omniq__pg_t *pg) {
+  omniq__pg_listener_stop(pg->listener);
+  omniq__pg_pool_free(&pg->pool);
+  for (int i = 0; i < OMNIQ__PGS_COUNT_; i++) omniq__free(pg->stmts[i].sql);
+  omniq__free(pg);
+}
+
+static void pg_close(void *backend) {
+  if (backend != NULL) pg_free(backend);
+}
+
+static int pg_open(const omniq_settings_t *s, void **backend, char *err, size_t errlen) {
+  omniq__pg_t *pg;
+  omniq__pg_conn_t *c;
+  int rc;
+  *backend = NULL;
+  const char *schema = s->db_schema[0] ? s->db_schema : OMNIQ__PG_DEFAULT_SCHEMA;
+  if (s->db_url[0] == '\0')
+    return omniq__pg_errf(OMNIQ_ECONFIG, err, errlen,
+                          "the postgres backend needs OMNIQ_DB_URL (postgresql://...)");
+  if ((rc = omniq__pg_conninfo_check(s->db_url, err, errlen)) != OMNIQ_OK ||
+      (rc = omniq__pg_schema_check(schema, err, errlen)) != OMNIQ_OK)
+    return rc;
+  if ((pg = omniq__calloc(1, sizeof *pg)) == NULL)
+    return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: out of memory");
+  snprintf(pg->schema, sizeof pg->schema, "%s", schema);
+  omniq__pg_channel(schema, OMNIQ__PG_EV_WORK, pg->ch_work, sizeof pg->ch_work);
+  omniq__pg_channel(schema, OMNIQ__PG_EV_RESULT, pg->ch_result, sizeof pg->ch_result);
+  omniq__pg_timebase_init(&pg->tb, s);
+  for (int i = 0; i < OMNIQ__PGS_COUNT_; i++) {
+    const char *tmpl = statements[i].sql != NULL ? statements[i].sql : omniq__pg_insert_sql;
+    pg->stmts[i].name = statements[i].name;
+    if ((pg->stmts[i].sql = omniq__pg_sql(tmpl, schema)) == NULL) {
+      pg_free(pg);
+      return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: out of memory");
+    }
+  }
+  if (omniq__pg_pool_init(&pg->pool, s->db_url, pg->stmts, OMNIQ__PGS_COUNT_) != OMNIQ_OK) {
+    omniq__free(pg->pool.conninfo);
+    pg->pool.conninfo = NULL;
+    pg_free(pg);
+    return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: out of memory");
+  }
+  /* The first connection migrates and measures; the pool keeps it. */
+  if ((rc = omniq__pg_acquire(&pg->pool, &c, err, errlen)) != OMNIQ_OK) {
+    pg_free(pg);
+    return rc;
+  }
+  if ((rc = omniq__pg_migrate(c->pg, schema, err, errlen)) == OMNIQ_OK)
+    rc = omniq__pg_timebase_measure(&pg->tb, c->pg, err, errlen);
+  omniq__pg_release(&pg->pool, c);
+  if (rc == OMNIQ_OK)
+    rc = omniq__pg_listener_start(s->db_url, schema, wake, NULL, &pg->listener, err, errlen);
+  if (rc != OMNIQ_OK) {
+    pg_free(pg);
+    return rc;
+  }
+  *backend = pg;
+  return OMNIQ_OK;
+}
+
+const omniq_storage_ops_t omniq__postgres_ops = {
+    .abi_version = OMNIQ_STORAGE_ABI,
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .enqueue = omniq__pg_enqueue,
+    .claim = omniq__pg_claim,
+    .complete = omniq__pg_finish,
+    .fail = omniq__pg_finish,
+    .extend_lease = omniq__pg_extend_lease,
+    .cancel = omniq__pg_cancel,
+    .get_task = omniq__pg_get_task,
+    .get_result = omniq__pg_get_result,
+    .purge_results = omniq__pg_purge_results,
+    .count_by_status = omniq__pg_count_by_status,
+    .expired_leases = omniq__pg_expired_leases,
+};
