@@ -10,10 +10,12 @@
  * killed.
  *
  * Claiming: leader/followers. Of the idle runners exactly one, the leader,
- * claims (omniq__queue_claim with max 1: one slot is free, its own). With a
- * task it hands leadership to an idle follower, which claims at once, and
- * goes to run it; so a burst of due tasks fills every free slot
- * back-to-back. With nothing due, the leader sleeps on the process-wide
+ * claims: one task per idle runner in one omniq__queue_claim, so a wake-up
+ * fills every free slot with one storage round trip (on a server backend
+ * each claim is a durable commit, and claiming one at a time capped a pool
+ * at one commit latency per task). It keeps the first task, queues the
+ * others on `ready` for the idle followers, wakes them, hands leadership on
+ * and goes to run its task. With nothing due, the leader sleeps on the process-wide
  * OMNIQ__EV_WORK notification for up to poll_interval: an enqueue in this
  * process wakes it at once, work enqueued by other processes or becoming due
  * by time is found by the next poll. Followers sleep on the pool's
@@ -92,6 +94,9 @@ struct omniq_worker {
   int started, alive;       /* runner threads started, and not yet exited */
   int go; /* runners wait for it, so "worker.started" is logged first */
   int stopping, drained, has_leader, abandon;
+  int idle;                /* runners without a task (the leader included) */
+  omniq_task_t **ready;    /* claimed by a leader for idle followers; concurrency long */
+  size_t nready;
   omniq_job_t *inflight;
 
   runner_t *runners;
@@ -112,6 +117,7 @@ static void pool_unref(pool_t *p) {
   if (!last) return;
   for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
   omniq__free(p->runners);
+  omniq__tasks_free(p->ready, p->nready); /* empty: runners run what was claimed */
   pthread_cond_destroy(&p->idle_cond);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -231,9 +237,18 @@ static int may_claim(const pool_t *p) {
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
-/* The leader's loop: claims until it gets a task, the pool stops, or (in
- * drain mode) nothing is due. Called and returns with p->lock held; gives
- * leadership up before returning. */
+/* How many tasks the leader asks for: one per idle runner that has no
+ * claimed task waiting for it, within drain mode's limit. */
+static size_t claim_want(const pool_t *p) {
+  long want = (long)p->idle - (long)p->nready;
+  if (p->limit > 0 && want > p->limit - p->claimed) want = p->limit - p->claimed;
+  return want > 1 ? (size_t)want : 1;
+}
+
+/* The leader's loop: claims until it gets tasks, the pool stops, or (in
+ * drain mode) nothing is due. Keeps the first task it claims and queues
+ * the others on `ready` for idle followers, waking them. Called and
+ * returns with p->lock held; gives leadership up before returning. */
 static omniq_task_t *lead(pool_t *p) {
   omniq_task_t *task = NULL;
   for (;;) {
@@ -243,16 +258,22 @@ static omniq_task_t *lead(pool_t *p) {
     uint64_t gen = omniq__notify_gen(OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
     if (!may_claim(p)) break;
-    p->claimed++;
+    size_t want = claim_want(p);
+    p->claimed += (long)want;
     pthread_mutex_unlock(&p->lock);
 
     omniq_task_t **tasks = NULL;
     size_t n = 0;
-    int rc = omniq__queue_claim(p->oq, (const char *const *)p->queues, p->nqueues, 1, &tasks, &n);
+    int rc = omniq__queue_claim(p->oq, (const char *const *)p->queues, p->nqueues, want, &tasks,
+                                &n);
     if (rc == OMNIQ_OK && n > 0) {
-      task = tasks[0]; /* max was 1 */
-      omniq__free(tasks);
       pthread_mutex_lock(&p->lock);
+      p->claimed -= (long)(want - n);
+      task = tasks[0];
+      /* Stored last-first, so followers pop them in claim order. */
+      for (size_t i = n; i > 1; i--) p->ready[p->nready++] = tasks[i - 1];
+      if (n > 1) pthread_cond_broadcast(&p->idle_cond);
+      omniq__free(tasks);
       break;
     }
     omniq__tasks_free(tasks, n);
@@ -260,7 +281,7 @@ static omniq_task_t *lead(pool_t *p) {
       omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "worker.claim_failed", NULL, "%s: %s",
                  omniq_err_name(rc), omniq_errmsg(p->oq));
     pthread_mutex_lock(&p->lock);
-    p->claimed--;
+    p->claimed -= (long)want;
     if (p->drain) {
       if (rc != OMNIQ_OK && p->error == OMNIQ_OK) p->error = rc;
       p->drained = 1;
@@ -276,20 +297,32 @@ static omniq_task_t *lead(pool_t *p) {
   return task;
 }
 
+/* A runner: takes a task a leader queued for it, or leads, or waits. A
+ * claimed task is always run, even once the pool is stopping: it holds a
+ * lease that nobody else would release. */
 static void runner_loop(pool_t *p) {
   pthread_mutex_lock(&p->lock);
-  while (may_claim(p)) {
-    if (p->has_leader) {
+  p->idle++;
+  for (;;) {
+    omniq_task_t *task;
+    if (p->nready > 0) {
+      task = p->ready[--p->nready];
+    } else if (!may_claim(p)) {
+      break;
+    } else if (p->has_leader) {
       pthread_cond_wait(&p->idle_cond, &p->lock);
       continue;
+    } else {
+      p->has_leader = 1;
+      if ((task = lead(p)) == NULL) continue;
     }
-    p->has_leader = 1;
-    omniq_task_t *task = lead(p);
-    if (task == NULL) continue;
+    p->idle--;
     pthread_mutex_unlock(&p->lock);
     run_task(p, task);
     pthread_mutex_lock(&p->lock);
+    p->idle++;
   }
+  p->idle--;
   /* Whatever ended this runner (stop, drained, limit) ends the followers
    * too; they must look again rather than wait for a leader. */
   pthread_cond_broadcast(&p->idle_cond);
@@ -359,7 +392,9 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   }
   if ((rc = check_opts(oq, fn, opts)) != OMNIQ_OK) return rc;
   pool_t *p = omniq__calloc(1, sizeof *p);
-  if (p == NULL || (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL)
+  if (p == NULL ||
+      (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
+      (p->ready = omniq__calloc((size_t)opts->concurrency, sizeof *p->ready)) == NULL)
     goto nomem;
   for (; p->nqueues < OMNIQ_MAX_QUEUES && opts->queues[p->nqueues] != NULL; p->nqueues++)
     if ((p->queues[p->nqueues] = omniq__strdup(opts->queues[p->nqueues])) == NULL) goto nomem;
@@ -386,6 +421,7 @@ nomem:
   if (p != NULL) {
     for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
     omniq__free(p->runners);
+    omniq__free(p->ready);
     omniq__free(p);
   }
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);

@@ -2,6 +2,8 @@
 
 #include "omniq/storage.h"
 
+#include <libpq-fe.h>
+
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -45,6 +47,7 @@ void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_c
   omniq_settings_init(s);
   snprintf(s->backend, sizeof s->backend, "%s", backend);
   snprintf(s->base_dir, sizeof s->base_dir, "%s", dir);
+  if (strcmp(backend, "postgres") == 0) th_pg_settings(s);
   s->log_level = OMNIQ_LOG_ERROR;
   s->retry_base_ms = 10;
   s->retry_cap_ms = 100;
@@ -95,6 +98,7 @@ int th_store_teardown(void **state) {
   th_store_t *st = *state;
   if (st == NULL) return 0;
   omniq_close(st->oq);
+  th_pg_drop(&st->settings);
   th_rmtree(st->dir);
   free(st);
   return 0;
@@ -127,4 +131,50 @@ void th_assert_result_equal(const omniq_result_t *got, const omniq_result_t *wan
   assert_int_equal(got->attempts, want->attempts);
   assert_int_equal(got->finished_at_ms, want->finished_at_ms);
   assert_int_equal(got->last_attempt_at_ms, want->last_attempt_at_ms);
+}
+
+/* ---- PostgreSQL ------------------------------------------------------------ */
+
+void th_pg_settings(omniq_settings_t *s) {
+  static _Atomic unsigned counter;
+  const char *url = getenv("OMNIQ_DB_URL");
+  snprintf(s->db_url, sizeof s->db_url, "%s", url != NULL ? url : "");
+  snprintf(s->db_schema, sizeof s->db_schema, "t_%ld_%u", (long)getpid(), counter++);
+}
+
+int th_pg_sql(const omniq_settings_t *s, const char *sql, char *out, size_t outlen) {
+  PGconn *pg = PQconnectdb(s->db_url);
+  int rc = -1;
+  if (out != NULL && outlen > 0) out[0] = '\0';
+  if (PQstatus(pg) == CONNECTION_OK) {
+    PQsetNoticeProcessor(pg, th_pg_quiet, NULL);
+    PGresult *r = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+      rc = 0;
+      if (out != NULL && outlen > 0) {
+        size_t used = 0;
+        for (int i = 0; i < PQntuples(r) && used < outlen; i++)
+          for (int j = 0; j < PQnfields(r) && used < outlen; j++)
+            used += (size_t)snprintf(out + used, outlen - used, "%s%s", PQgetvalue(r, i, j),
+                                     j + 1 < PQnfields(r) ? "|" : "\n");
+      }
+    } else if (out != NULL && outlen > 0) {
+      snprintf(out, outlen, "%s", PQresultErrorMessage(r));
+    }
+    PQclear(r);
+  } else if (out != NULL && outlen > 0) {
+    snprintf(out, outlen, "%s", PQerrorMessage(pg));
+  }
+  PQfinish(pg);
+  return rc;
+}
+
+void th_pg_quiet(void *arg, const char *message) { (void)arg, (void)message; }
+
+void th_pg_drop(const omniq_settings_t *s) {
+  char sql[OMNIQ_NAME_MAX + 48];
+  if (strcmp(s->backend, "postgres") != 0 || s->db_schema[0] == '\0') return;
+  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", s->db_schema);
+  th_pg_sql(s, sql, NULL, 0);
 }

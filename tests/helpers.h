@@ -28,7 +28,8 @@ char *th_tmpdir(void);
 void th_rmtree(char *path);
 
 /* Settings for a test store under dir, on the manual clock, logging only
- * errors (so test output stays readable). backend: "sqlite" or "file". */
+ * errors (so test output stays readable). backend: "sqlite", "file" or
+ * "postgres" (see th_pg_settings). */
 void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock);
 
 /* A store for one test: a fresh directory, the manual clock at TH_EPOCH_MS,
@@ -57,6 +58,18 @@ void th_assert_result_equal(const omniq_result_t *got, const omniq_result_t *wan
 int th_read_full(int fd, void *buf, size_t n);
 /* qsort comparator for arrays of char[OMNIQ_ID_SIZE]. */
 int th_cmp_id(const void *a, const void *b);
+
+/* PostgreSQL: the server is OMNIQ_DB_URL (set by scripts/pg-cluster.sh run,
+ * which ctest wraps every PostgreSQL test in), and every store is a fresh
+ * schema, "t_<pid>_<n>", so tests never see one another's rows. */
+void th_pg_settings(omniq_settings_t *s);
+/* Runs one SQL command on s's server; its rows (fields joined by '|',
+ * rows by '\n') or the error go to out. 0 on success, -1 on failure. */
+int th_pg_sql(const omniq_settings_t *s, const char *sql, char *out, size_t outlen);
+/* Drops s's schema (a postgres store's teardown); other backends: no-op. */
+void th_pg_drop(const omniq_settings_t *s);
+/* A libpq notice processor that drops notices. */
+void th_pg_quiet(void *arg, const char *message);
 
 /* Sets (value != NULL) or unsets an environment variable. */
 void th_setenv(const char *name, const char *value);

@@ -7,7 +7,10 @@
  * without waiting on one another: a row another claimer has locked is
  * passed over, and one it has already committed no longer matches
  * `status = 0` when re-checked after the lock. The order of RETURNING rows
- * is unspecified, so the outer SELECT sorts the batch again.
+ * is unspecified, so the outer SELECT sorts the batch again. The UPDATE
+ * finds the picked rows through `id = ANY(ARRAY(...))`, which is always an
+ * index lookup by primary key: written as a join, the generic plan (which
+ * cannot see LIMIT's value) hashes the whole table instead.
  *
  * The walk is over tasks_due (queue, priority DESC, due_ms, seq) WHERE
  * status = 0, so it costs O(log n) in pending tasks plus the rows it skips.
@@ -36,7 +39,7 @@
   " claimed AS ("                                                                    \
   " UPDATE @S.tasks t SET status = 1, attempts = t.attempts + 1, token = t.token + 1," \
   " started_at_ms = $4::int8, lease_until_ms = $5::int8, lease_due_ms = $6::int8"    \
-  " FROM picked WHERE t.id = picked.id"                                              \
+  " WHERE t.id = ANY(ARRAY(SELECT id FROM picked))"                                  \
   " RETURNING t.*)"                                                                  \
   " SELECT " OMNIQ__PG_TASK_COLS " FROM claimed ORDER BY priority DESC, due_ms, seq"
 

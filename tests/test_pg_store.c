@@ -1,0 +1,460 @@
+/* The PostgreSQL backend's own promises, beyond the shared contract: the
+ * schema is created once however many processes open a fresh database at
+ * once and refuses what it did not make; bad settings are clear errors; the
+ * claim walks the partial index; raw payloads read back byte for byte;
+ * hosts whose clocks disagree by seconds neither run tasks early nor take
+ * leases from one another; and a commit in one process wakes an idle pool
+ * in another through LISTEN/NOTIFY.
+ *
+ * Runs inside ctest's PostgreSQL fixture (OMNIQ_DB_URL set by
+ * scripts/pg-cluster.sh run); every test has a fresh schema, dropped by its
+ * teardown. */
+#include "helpers.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "ids.h"
+#include "model.h"
+#include "omniq/storage.h"
+#include "storage/postgres/postgres.h"
+
+#define ERRLEN 512
+
+static const omniq_storage_ops_t *ops;
+
+typedef struct fx {
+  th_clock_t clock;
+  omniq_settings_t settings;
+  char err[ERRLEN];
+} fx_t;
+
+static int setup(void **state) {
+  fx_t *fx = calloc(1, sizeof *fx);
+  if (fx == NULL) return -1;
+  th_clock_init(&fx->clock, TH_EPOCH_MS);
+  th_settings(&fx->settings, "postgres", "/nonexistent", &fx->clock);
+  if (fx->settings.db_url[0] == '\0') {
+    print_error("OMNIQ_DB_URL is not set: run through scripts/pg-cluster.sh run\n");
+    free(fx);
+    return -1;
+  }
+  *state = fx;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx_t *fx = *state;
+  th_pg_drop(&fx->settings);
+  free(fx);
+  return 0;
+}
+
+/* Runs SQL in the test's schema's database; fails the test on error. */
+static void sql_ok(fx_t *fx, const char *sql, char *out, size_t outlen) {
+  char buf[2048];
+  if (th_pg_sql(&fx->settings, sql, out != NULL ? out : buf, out != NULL ? outlen : sizeof buf))
+    fail_msg("%s: %s", sql, out != NULL ? out : buf);
+}
+
+static omniq_task_t *mk_task(int64_t eta) {
+  omniq_task_t *t = omniq_task_new();
+  assert_non_null(t);
+  omniq__id_new(TH_EPOCH_MS, t->id);
+  t->func = omniq__strdup("tests.echo");
+  t->queue = omniq__strdup(OMNIQ_DEFAULT_QUEUE);
+  t->args = omniq__strdup("[1]");
+  t->kwargs = omniq__strdup("{}");
+  assert_true(t->func && t->queue && t->args && t->kwargs);
+  t->status = OMNIQ_PENDING;
+  t->max_retries = 3;
+  t->eta_ms = eta;
+  t->created_at_ms = eta;
+  return t;
+}
+
+/* ---- schema ------------------------------------------------------------------ */
+
+#define OPENERS 8
+
+static void test_fresh_schema_opened_by_many_processes_at_once_is_created_once(void **state) {
+  fx_t *fx = *state;
+  int gate[2];
+  pid_t pids[OPENERS];
+  char out[256];
+  assert_int_equal(pipe(gate), 0);
+  for (int i = 0; i < OPENERS; i++) {
+    pids[i] = fork();
+    assert_true(pids[i] >= 0);
+    if (pids[i] == 0) {
+      void *be = NULL;
+      char err[ERRLEN], c;
+      close(gate[1]);
+      while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
+      } /* EOF: everyone opens now */
+      int rc = ops->open(&fx->settings, &be, err, sizeof err);
+      if (rc != OMNIQ_OK) fprintf(stderr, "child open: %s\n", err);
+      ops->close(be);
+      _exit(rc == OMNIQ_OK ? 0 : 1);
+    }
+  }
+  close(gate[0]);
+  close(gate[1]);
+  for (int i = 0; i < OPENERS; i++) {
+    int status;
+    assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT (SELECT value FROM %s.meta WHERE key = 'schema_version'),"
+           " (SELECT count(*) FROM pg_tables WHERE schemaname = '%s')",
+           fx->settings.db_schema, fx->settings.db_schema);
+  sql_ok(fx, sql, out, sizeof out);
+  char want[64];
+  snprintf(want, sizeof want, "%d|3\n", omniq__pg_schema_version());
+  assert_string_equal(out, want);
+}
+
+static void test_schema_written_by_a_newer_version_is_refused_and_left_alone(void **state) {
+  fx_t *fx = *state;
+  void *be = NULL;
+  char sql[256], out[64];
+  assert_int_equal(ops->open(&fx->settings, &be, fx->err, ERRLEN), OMNIQ_OK);
+  ops->close(be);
+  snprintf(sql, sizeof sql, "UPDATE %s.meta SET value = '99'", fx->settings.db_schema);
+  sql_ok(fx, sql, NULL, 0);
+  assert_int_equal(ops->open(&fx->settings, &be, fx->err, ERRLEN), OMNIQ_ECORRUPT);
+  assert_null(be);
+  assert_non_null(strstr(fx->err, "newer OmniQ"));
+  snprintf(sql, sizeof sql, "SELECT value FROM %s.meta", fx->settings.db_schema);
+  sql_ok(fx, sql, out, sizeof out);
+  assert_string_equal(out, "99\n");
+}
+
+static void test_schema_holding_tables_omniq_did_not_make_is_refused(void **state) {
+  fx_t *fx = *state;
+  void *be = NULL;
+  char sql[256], out[128];
+  snprintf(sql, sizeof sql, "CREATE SCHEMA %s; CREATE TABLE %s.tasks (theirs int);",
+           fx->settings.db_schema, fx->settings.db_schema);
+  sql_ok(fx, sql, NULL, 0);
+  assert_int_equal(ops->open(&fx->settings, &be, fx->err, ERRLEN), OMNIQ_ECORRUPT);
+  assert_non_null(strstr(fx->err, "did not make"));
+  /* Their table is as it was and nothing of OmniQ's stayed behind. */
+  snprintf(sql, sizeof sql,
+           "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = '%s'",
+           fx->settings.db_schema);
+  sql_ok(fx, sql, out, sizeof out);
+  assert_string_equal(out, "tasks\n");
+}
+
+/* ---- settings and reachability ------------------------------------------------ */
+
+static void expect_open_fails(fx_t *fx, int code, const char *words) {
+  void *be = NULL;
+  int rc = ops->open(&fx->settings, &be, fx->err, ERRLEN);
+  if (rc != code) fail_msg("open -> %s (%s), expected %s", omniq_err_name(rc), fx->err,
+                           omniq_err_name(code));
+  assert_null(be);
+  if (strstr(fx->err, words) == NULL) fail_msg("message '%s' lacks '%s'", fx->err, words);
+}
+
+static void test_bad_url_and_schema_names_are_config_errors(void **state) {
+  fx_t *fx = *state;
+  char url[OMNIQ_PATH_MAX];
+  snprintf(url, sizeof url, "%s", fx->settings.db_url);
+  fx->settings.db_url[0] = '\0';
+  expect_open_fails(fx, OMNIQ_ECONFIG, "OMNIQ_DB_URL");
+  snprintf(fx->settings.db_url, sizeof fx->settings.db_url, "host='unterminated");
+  expect_open_fails(fx, OMNIQ_ECONFIG, "not a PostgreSQL connection string");
+  snprintf(fx->settings.db_url, sizeof fx->settings.db_url, "nosuchoption=1");
+  expect_open_fails(fx, OMNIQ_ECONFIG, "nosuchoption");
+  snprintf(fx->settings.db_url, sizeof fx->settings.db_url, "%s", url);
+  static const char *const bad[] = {"Upper", "has-dash", "9starts", "pg_reserved",
+                                    "a_name_longer_than_forty_eight_characters_is_refused"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(fx->settings.db_schema, sizeof fx->settings.db_schema, "%s", bad[i]);
+    expect_open_fails(fx, OMNIQ_ECONFIG, "OMNIQ_DB_SCHEMA");
+  }
+}
+
+static void test_unreachable_server_fails_open_with_storage_error(void **state) {
+  fx_t *fx = *state;
+  /* Port 1 on this machine: nobody listens, the connection is refused. */
+  snprintf(fx->settings.db_url, sizeof fx->settings.db_url,
+           "postgresql://postgres@127.0.0.1:1/postgres");
+  expect_open_fails(fx, OMNIQ_ESTORAGE, "connect");
+}
+
+/* ---- claim plan and payloads ---------------------------------------------------- */
+
+#define PLAN_TASKS 20000
+
+/* The claim's plan, as EXPLAIN prints it, for one queue. */
+static void claim_plan(fx_t *fx, int generic, char *out, size_t outlen) {
+  char *claim = omniq__pg_sql(omniq__pg_claim1_sql, fx->settings.db_schema);
+  char *sql = NULL;
+  assert_non_null(claim);
+  assert_true(asprintf(&sql,
+                       "SET plan_cache_mode = %s; PREPARE c AS %s;"
+                       " EXPLAIN EXECUTE c('default', %lld, 8, %lld, %lld, %lld)",
+                       generic ? "force_generic_plan" : "force_custom_plan", claim,
+                       (long long)TH_EPOCH_MS * 2, (long long)TH_EPOCH_MS,
+                       (long long)TH_EPOCH_MS, (long long)TH_EPOCH_MS) > 0);
+  sql_ok(fx, sql, out, outlen);
+  free(sql);
+  omniq__free(claim);
+}
+
+static void test_claim_walks_the_partial_index_of_pending_tasks(void **state) {
+  fx_t *fx = *state;
+  void *be = NULL;
+  char plan[4096], sql[128];
+  assert_int_equal(ops->open(&fx->settings, &be, fx->err, ERRLEN), OMNIQ_OK);
+  for (int done = 0; done < PLAN_TASKS; done += 1000) {
+    omniq_task_t *batch[1000];
+    for (int i = 0; i < 1000; i++) batch[i] = mk_task(TH_EPOCH_MS + (done + i) % 97);
+    th_be_ok(fx->err, ops->enqueue(be, batch, 1000, fx->err, ERRLEN));
+    for (int i = 0; i < 1000; i++) omniq_task_free(batch[i]);
+  }
+  ops->close(be);
+  snprintf(sql, sizeof sql, "ANALYZE %s.tasks", fx->settings.db_schema);
+  sql_ok(fx, sql, NULL, 0);
+  for (int generic = 0; generic < 2; generic++) {
+    claim_plan(fx, generic, plan, sizeof plan);
+    if (strstr(plan, "Index Scan using tasks_due") == NULL || strstr(plan, "Seq Scan") != NULL ||
+        strstr(plan, "LockRows") == NULL)
+      fail_msg("%s claim plan does not walk tasks_due:\n%s", generic ? "generic" : "custom",
+               plan);
+  }
+}
+
+static void test_raw_payload_bytes_read_back_exactly(void **state) {
+  fx_t *fx = *state;
+  void *be = NULL;
+  static const char bytes[] = "\xff\xfe not UTF-8 \x80\x01 \\x00 '\"";
+  assert_int_equal(ops->open(&fx->settings, &be, fx->err, ERRLEN), OMNIQ_OK);
+  omniq_task_t *t = mk_task(TH_EPOCH_MS), *got = NULL;
+  omniq__free(t->args);
+  t->args = omniq__strdup(bytes);
+  th_be_ok(fx->err, ops->enqueue(be, &t, 1, fx->err, ERRLEN));
+  th_be_ok(fx->err, ops->get_task(be, t->id, &got, fx->err, ERRLEN));
+  assert_memory_equal(got->args, bytes, sizeof bytes);
+  omniq_task_free(got);
+  omniq_task_free(t);
+  ops->close(be);
+}
+
+/* ---- clocks ------------------------------------------------------------------------ */
+
+#define SKEW_MS 10000
+#define DELAY_MS 3000
+#define LEASE_MS 3000
+
+static int claim_at(void *be, int64_t now, omniq_task_t **got, char *err) {
+  static const char *const def[] = {OMNIQ_DEFAULT_QUEUE};
+  omniq_claim_req_t req = {.now_ms = now, .lease_until_ms = now + LEASE_MS, .queues = def,
+                           .nqueues = 1, .max = 1};
+  omniq_task_t **tasks = NULL;
+  size_t n = 0;
+  th_be_ok(err, ops->claim(be, &req, &tasks, &n, err, ERRLEN));
+  *got = n > 0 ? tasks[0] : NULL;
+  omniq__free(tasks);
+  return (int)n;
+}
+
+static size_t expired_at(void *be, int64_t now, char *err) {
+  omniq_task_t **tasks = NULL;
+  size_t n = 0;
+  th_be_ok(err, ops->expired_leases(be, now, 10, &tasks, &n, err, ERRLEN));
+  omniq__tasks_free(tasks, n);
+  return n;
+}
+
+/* Host B's clock is right; host A's runs SKEW_MS ahead. Both are manual
+ * clocks that move together, so the skew stays what the test says. B opens
+ * first: the real time between the two opens (the clocks stand still
+ * meanwhile) can then only make A's view of store time later than B's,
+ * which the margins below (seconds) absorb. */
+static void test_skewed_hosts_neither_run_early_nor_steal_leases(void **state) {
+  fx_t *fx = *state;
+  th_clock_t ca;
+  omniq_settings_t sa = fx->settings;
+  void *b = NULL, *a = NULL;
+  omniq_task_t *got = NULL;
+  th_clock_init(&ca, TH_EPOCH_MS + SKEW_MS);
+  sa.clock_userdata = &ca;
+  assert_int_equal(ops->open(&fx->settings, &b, fx->err, ERRLEN), OMNIQ_OK);
+  assert_int_equal(ops->open(&sa, &a, fx->err, ERRLEN), OMNIQ_OK);
+
+  /* B enqueues a task due in DELAY_MS by its clock. By A's own clock it is
+   * already due (that is what skew would do); A must still leave it. */
+  omniq_task_t *t = mk_task(fx->clock.now_ms + DELAY_MS);
+  th_be_ok(fx->err, ops->enqueue(b, &t, 1, fx->err, ERRLEN));
+  assert_true(t->eta_ms <= ca.now_ms);
+  assert_int_equal(claim_at(a, ca.now_ms, &got, fx->err), 0);
+  th_clock_advance(&fx->clock, DELAY_MS - 1000);
+  th_clock_advance(&ca, DELAY_MS - 1000);
+  assert_int_equal(claim_at(a, ca.now_ms, &got, fx->err), 0);
+  /* Once DELAY_MS has passed for both, A takes it, and reads the eta back
+   * as B wrote it. */
+  th_clock_advance(&fx->clock, 1000);
+  th_clock_advance(&ca, 1000);
+  assert_int_equal(claim_at(a, ca.now_ms, &got, fx->err), 1);
+  assert_string_equal(got->id, t->id);
+  assert_int_equal(got->eta_ms, t->eta_ms);
+  omniq_outcome_t done = {.id = got->id, .token = got->token, .next_status = OMNIQ_SUCCESS};
+  th_be_ok(fx->err, ops->complete(a, &done, fx->err, ERRLEN));
+  omniq_task_free(got);
+
+  /* B claims a task with a lease of LEASE_MS by its clock. A's clock is
+   * already past that lease's end, yet A must not see it expired. */
+  omniq_task_t *t2 = mk_task(fx->clock.now_ms);
+  th_be_ok(fx->err, ops->enqueue(b, &t2, 1, fx->err, ERRLEN));
+  assert_int_equal(claim_at(b, fx->clock.now_ms, &got, fx->err), 1);
+  assert_true(got->lease_until_ms < ca.now_ms);
+  assert_int_equal(expired_at(a, ca.now_ms, fx->err), 0);
+  /* B extends it as a live worker does; A still sees it held. */
+  th_clock_advance(&fx->clock, LEASE_MS - 1000);
+  th_clock_advance(&ca, LEASE_MS - 1000);
+  th_be_ok(fx->err, ops->extend_lease(b, got->id, got->token, fx->clock.now_ms + LEASE_MS,
+                                      fx->err, ERRLEN));
+  th_clock_advance(&fx->clock, LEASE_MS - 1000);
+  th_clock_advance(&ca, LEASE_MS - 1000);
+  assert_int_equal(expired_at(a, ca.now_ms, fx->err), 0);
+  /* When B stops extending, A sees the lease end when it really ends. */
+  th_clock_advance(&fx->clock, 1001);
+  th_clock_advance(&ca, 1001);
+  assert_int_equal(expired_at(a, ca.now_ms, fx->err), 1);
+
+  omniq_task_free(got);
+  omniq_task_free(t2);
+  omniq_task_free(t);
+  ops->close(a);
+  ops->close(b);
+}
+
+/* ---- wake-ups across processes ----------------------------------------------------- */
+
+/* A poll interval no test waits out: work must arrive by notification. */
+#define LONG_POLL_MS 120000
+
+static int echo(omniq_job_t *job, void *userdata) {
+  (void)userdata;
+  return omniq_job_return(job, omniq_job_args(job));
+}
+
+static void wake_child(const omniq_settings_t *s, int ready_fd, int stop_fd) {
+  omniq_t *oq = NULL;
+  omniq_worker_t *w = NULL;
+  omniq_worker_opts_t o;
+  char c = 'r';
+  if (omniq_open(&oq, s) != OMNIQ_OK || omniq_register(oq, "tests.echo", echo, NULL) != OMNIQ_OK)
+    _exit(10);
+  omniq_worker_opts_init(&o);
+  o.concurrency = 2;
+  o.poll_interval_ms = LONG_POLL_MS;
+  if (omniq_worker_start(oq, &o, &w) != OMNIQ_OK) _exit(11);
+  /* The pool has claimed once and found nothing: it now waits. */
+  if (write(ready_fd, &c, 1) != 1 || th_read_full(stop_fd, &c, 1) != 0) _exit(12);
+  omniq_worker_stop(w);
+  omniq_close(oq);
+  _exit(0);
+}
+
+/* Waits until a claim statement on the test's schema, started after
+ * `since` (server time), has returned: the child's pool found nothing and
+ * its leader now sleeps for LONG_POLL_MS unless a notification wakes it.
+ * pg_stat_activity shows each connection's last statement and its state. */
+static void wait_for_idle_pool(fx_t *fx, const char *since) {
+  char sql[512], out[64];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle'"
+           " AND query LIKE '%%%s.tasks%%SKIP LOCKED%%' AND query_start > '%s'",
+           fx->settings.db_schema, since);
+  for (int i = 0; i < 3000; i++) {
+    sql_ok(fx, sql, out, sizeof out);
+    if (strcmp(out, "0\n") != 0) return;
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  fail_msg("the other process's pool never claimed");
+}
+
+static void server_now(fx_t *fx, char *out, size_t outlen) {
+  sql_ok(fx, "SELECT clock_timestamp()", out, outlen);
+  out[strcspn(out, "\n")] = '\0';
+}
+
+static void test_enqueue_wakes_an_idle_pool_in_another_process(void **state) {
+  fx_t *fx = *state;
+  omniq_settings_t s = fx->settings;
+  int ready[2], stop[2], status;
+  char c, since[64];
+  s.clock_fn = NULL; /* real time: the pool runs what is due now */
+  s.clock_userdata = NULL;
+  server_now(fx, since, sizeof since);
+  assert_int_equal(pipe(ready), 0);
+  assert_int_equal(pipe(stop), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* Only the parent holds the write end of stop: if it dies, the child
+     * reads EOF and exits instead of waiting forever. */
+    close(ready[0]);
+    close(stop[1]);
+    wake_child(&s, ready[1], stop[0]);
+  }
+  close(ready[1]);
+  close(stop[0]);
+  assert_int_equal(th_read_full(ready[0], &c, 1), 0);
+
+  omniq_t *oq = NULL;
+  omniq_result_t *r = NULL;
+  char id[OMNIQ_ID_SIZE];
+  th_ok(NULL, omniq_open(&oq, &s));
+  for (int i = 0; i < 3; i++) {
+    wait_for_idle_pool(fx, since);
+    th_ok(oq, omniq_enqueue(oq, "tests.echo", "[\"hello\"]", NULL, NULL, id));
+    /* A quarter of the child's poll interval: without the notification the
+     * child would still be asleep when this wait ends. */
+    th_ok(oq, omniq_get_result(oq, id, LONG_POLL_MS / 4000.0, &r));
+    assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+    assert_string_equal(omniq_result_value(r), "[\"hello\"]");
+    omniq_result_free(r);
+    server_now(fx, since, sizeof since);
+  }
+  omniq_close(oq);
+  assert_int_equal(write(stop[1], "s", 1), 1);
+  close(stop[1]);
+  close(ready[0]);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_fresh_schema_opened_by_many_processes_at_once_is_created_once),
+      T(test_schema_written_by_a_newer_version_is_refused_and_left_alone),
+      T(test_schema_holding_tables_omniq_did_not_make_is_refused),
+      T(test_bad_url_and_schema_names_are_config_errors),
+      T(test_unreachable_server_fails_open_with_storage_error),
+      T(test_claim_walks_the_partial_index_of_pending_tasks),
+      T(test_raw_payload_bytes_read_back_exactly),
+      T(test_skewed_hosts_neither_run_early_nor_steal_leases),
+      T(test_enqueue_wakes_an_idle_pool_in_another_process),
+  };
+  ops = omniq_storage_find("postgres");
+  if (ops == NULL) return 2;
+  return cmocka_run_group_tests_name("postgres backend", tests, NULL, NULL);
+}
