@@ -4,6 +4,8 @@
 #   pg-cluster.sh start STATE [--listen ADDRS] [--port N]
 #   pg-cluster.sh stop STATE
 #   pg-cluster.sh restart STATE      (fast shutdown, then start again)
+#   pg-cluster.sh down STATE         (fast shutdown, keeping the data)
+#   pg-cluster.sh up STATE           (start a cluster that is down again)
 #   pg-cluster.sh env STATE          (prints export lines)
 #   pg-cluster.sh run STATE -- CMD [ARGS...]   (CMD with OMNIQ_DB_URL set)
 #
@@ -31,7 +33,7 @@ set -euo pipefail
 die() { echo "pg-cluster: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -145,13 +147,24 @@ EOF
   cat "$state/url"
 }
 
-cmd_restart() {
+cmd_down() {
   local state=$1 bindir data
   [ -f "$state/datadir" ] || die "no cluster in $state"
   data=$(cat "$state/datadir")
   bindir=$(find_bindir)
   as_owner "$bindir/pg_ctl" -D "$data/db" -m fast -w -t 60 stop >/dev/null
-  fixed_port=1 server_start "$state" "$data" "$(cat "$state/listen")" "$(cat "$state/port")"
+}
+
+# Starts it again on the same addresses and port, so clients reconnect to
+# the URL they have.
+cmd_up() {
+  local state=$1
+  [ -f "$state/datadir" ] || die "no cluster in $state"
+  if as_owner "$(find_bindir)/pg_ctl" -D "$(cat "$state/datadir")/db" status >/dev/null 2>&1; then
+    return 0 # already up
+  fi
+  fixed_port=1 server_start "$state" "$(cat "$state/datadir")" "$(cat "$state/listen")" \
+    "$(cat "$state/port")"
 }
 
 cmd_env() {
@@ -178,7 +191,9 @@ shift 2
 case $cmd in
   start) cmd_start "$state" "$@" ;;
   stop) cmd_stop "$state" ;;
-  restart) cmd_restart "$state" ;;
+  restart) cmd_down "$state" && cmd_up "$state" ;;
+  down) cmd_down "$state" ;;
+  up) cmd_up "$state" ;;
   env) cmd_env "$state" ;;
   run) cmd_run "$state" "$@" ;;
   *) usage ;;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -177,4 +179,71 @@ void th_pg_drop(const omniq_settings_t *s) {
   if (strcmp(s->backend, "postgres") != 0 || s->db_schema[0] == '\0') return;
   snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", s->db_schema);
   th_pg_sql(s, sql, NULL, 0);
+}
+
+void th_pg_server_now(const omniq_settings_t *s, char *out, size_t outlen) {
+  if (th_pg_sql(s, "SELECT clock_timestamp()", out, outlen) != 0) fail_msg("clock_timestamp: %s", out);
+  out[strcspn(out, "\n")] = '\0';
+}
+
+void th_pg_wait_idle_pool(const omniq_settings_t *s, const char *since) {
+  char sql[512], out[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle'"
+           " AND query LIKE '%%%s.tasks%%SKIP LOCKED%%' AND query_start > '%s'",
+           s->db_schema, since);
+  for (int i = 0; i < 6000; i++) {
+    if (th_pg_sql(s, sql, out, sizeof out) != 0) fail_msg("%s: %s", sql, out);
+    if (strcmp(out, "0\n") != 0) return;
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  fail_msg("no pool claimed on %s after %s", s->db_schema, since);
+}
+
+static int echo_handler(omniq_job_t *job, void *userdata) {
+  (void)userdata;
+  return omniq_job_return(job, omniq_job_args(job));
+}
+
+pid_t th_spawn_echo_pool(const omniq_settings_t *s, int64_t poll_ms, int *stop_fd) {
+  int ready[2], stop[2];
+  char c = 'r';
+  if (pipe(ready) != 0 || pipe(stop) != 0) fail_msg("pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) fail_msg("fork: %s", strerror(errno));
+  if (pid == 0) {
+    omniq_t *oq = NULL;
+    omniq_worker_t *w = NULL;
+    omniq_worker_opts_t o;
+    /* Only the parent holds stop's write end: if it dies, this reads EOF. */
+    close(ready[0]);
+    close(stop[1]);
+    if (omniq_open(&oq, s) != OMNIQ_OK ||
+        omniq_register(oq, "tests.echo", echo_handler, NULL) != OMNIQ_OK)
+      _exit(10);
+    omniq_worker_opts_init(&o);
+    o.concurrency = 2;
+    o.poll_interval_ms = poll_ms;
+    if (omniq_worker_start(oq, &o, &w) != OMNIQ_OK) _exit(11);
+    if (write(ready[1], &c, 1) != 1) _exit(12);
+    th_read_full(stop[0], &c, 1); /* a byte or EOF: stop */
+    omniq_worker_stop(w);
+    omniq_close(oq);
+    _exit(0);
+  }
+  close(ready[1]);
+  close(stop[0]);
+  if (th_read_full(ready[0], &c, 1) != 0) fail_msg("the pool process did not start");
+  close(ready[0]);
+  *stop_fd = stop[1];
+  return pid;
+}
+
+int th_stop_echo_pool(pid_t pid, int stop_fd) {
+  int status = 0;
+  if (write(stop_fd, "s", 1) != 1) return -1;
+  close(stop_fd);
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

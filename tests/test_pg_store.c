@@ -347,97 +347,30 @@ static void test_skewed_hosts_neither_run_early_nor_steal_leases(void **state) {
 /* A poll interval no test waits out: work must arrive by notification. */
 #define LONG_POLL_MS 120000
 
-static int echo(omniq_job_t *job, void *userdata) {
-  (void)userdata;
-  return omniq_job_return(job, omniq_job_args(job));
-}
-
-static void wake_child(const omniq_settings_t *s, int ready_fd, int stop_fd) {
-  omniq_t *oq = NULL;
-  omniq_worker_t *w = NULL;
-  omniq_worker_opts_t o;
-  char c = 'r';
-  if (omniq_open(&oq, s) != OMNIQ_OK || omniq_register(oq, "tests.echo", echo, NULL) != OMNIQ_OK)
-    _exit(10);
-  omniq_worker_opts_init(&o);
-  o.concurrency = 2;
-  o.poll_interval_ms = LONG_POLL_MS;
-  if (omniq_worker_start(oq, &o, &w) != OMNIQ_OK) _exit(11);
-  /* The pool has claimed once and found nothing: it now waits. */
-  if (write(ready_fd, &c, 1) != 1 || th_read_full(stop_fd, &c, 1) != 0) _exit(12);
-  omniq_worker_stop(w);
-  omniq_close(oq);
-  _exit(0);
-}
-
-/* Waits until a claim statement on the test's schema, started after
- * `since` (server time), has returned: the child's pool found nothing and
- * its leader now sleeps for LONG_POLL_MS unless a notification wakes it.
- * pg_stat_activity shows each connection's last statement and its state. */
-static void wait_for_idle_pool(fx_t *fx, const char *since) {
-  char sql[512], out[64];
-  snprintf(sql, sizeof sql,
-           "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle'"
-           " AND query LIKE '%%%s.tasks%%SKIP LOCKED%%' AND query_start > '%s'",
-           fx->settings.db_schema, since);
-  for (int i = 0; i < 3000; i++) {
-    sql_ok(fx, sql, out, sizeof out);
-    if (strcmp(out, "0\n") != 0) return;
-    struct timespec ts = {0, 10 * 1000000};
-    nanosleep(&ts, NULL);
-  }
-  fail_msg("the other process's pool never claimed");
-}
-
-static void server_now(fx_t *fx, char *out, size_t outlen) {
-  sql_ok(fx, "SELECT clock_timestamp()", out, outlen);
-  out[strcspn(out, "\n")] = '\0';
-}
-
 static void test_enqueue_wakes_an_idle_pool_in_another_process(void **state) {
   fx_t *fx = *state;
   omniq_settings_t s = fx->settings;
-  int ready[2], stop[2], status;
-  char c, since[64];
+  char since[64];
+  int stop;
   s.clock_fn = NULL; /* real time: the pool runs what is due now */
   s.clock_userdata = NULL;
-  server_now(fx, since, sizeof since);
-  assert_int_equal(pipe(ready), 0);
-  assert_int_equal(pipe(stop), 0);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    /* Only the parent holds the write end of stop: if it dies, the child
-     * reads EOF and exits instead of waiting forever. */
-    close(ready[0]);
-    close(stop[1]);
-    wake_child(&s, ready[1], stop[0]);
-  }
-  close(ready[1]);
-  close(stop[0]);
-  assert_int_equal(th_read_full(ready[0], &c, 1), 0);
+  th_pg_server_now(&s, since, sizeof since);
+  pid_t pid = th_spawn_echo_pool(&s, LONG_POLL_MS, &stop);
 
   omniq_t *oq = NULL;
   omniq_result_t *r = NULL;
   char id[OMNIQ_ID_SIZE];
   th_ok(NULL, omniq_open(&oq, &s));
-  for (int i = 0; i < 3; i++) {
-    wait_for_idle_pool(fx, since);
-    th_ok(oq, omniq_enqueue(oq, "tests.echo", "[\"hello\"]", NULL, NULL, id));
-    /* A quarter of the child's poll interval: without the notification the
-     * child would still be asleep when this wait ends. */
-    th_ok(oq, omniq_get_result(oq, id, LONG_POLL_MS / 4000.0, &r));
-    assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
-    assert_string_equal(omniq_result_value(r), "[\"hello\"]");
-    omniq_result_free(r);
-    server_now(fx, since, sizeof since);
-  }
+  th_pg_wait_idle_pool(&s, since);
+  th_ok(oq, omniq_enqueue(oq, "tests.echo", "[\"hello\"]", NULL, NULL, id));
+  /* A quarter of the child's poll interval: without the notification the
+   * child would still be asleep when this wait ends. */
+  th_ok(oq, omniq_get_result(oq, id, LONG_POLL_MS / 4000.0, &r));
+  assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+  assert_string_equal(omniq_result_value(r), "[\"hello\"]");
+  omniq_result_free(r);
   omniq_close(oq);
-  assert_int_equal(write(stop[1], "s", 1), 1);
-  close(stop[1]);
-  close(ready[0]);
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(th_stop_echo_pool(pid, stop), 0);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
