@@ -142,6 +142,9 @@ max_connections = 300
 log_min_messages = warning
 log_connections = off
 EOF
+  # Clients on the subnets of the listen addresses (the multi-host test's
+  # namespaces); initdb's own entries cover the loopback and the socket.
+  echo "host all all samenet trust" >>"$data/db/pg_hba.conf"
   server_start "$state" "$data" "$listen" "$port"
   trap - ERR
   cat "$state/url"
