@@ -78,9 +78,11 @@ static const struct {
     [OMNIQ__PGS_EXPIRED] = {"omniq_expired", omniq__pg_expired_sql},
 };
 
-/* Notifications from elsewhere become this process's wake-ups. */
+/* Notifications from elsewhere become this process's wake-ups; a lost
+ * listener connection means the pooled ones are lost too. */
 static void wake(void *userdata, int events) {
-  (void)userdata;
+  omniq__pg_t *pg = userdata;
+  if (events & OMNIQ__PG_EV_LOST) omniq__pg_pool_invalidate(&pg->pool);
   if (events & OMNIQ__PG_EV_WORK) omniq__notify(OMNIQ__EV_WORK);
   if (events & OMNIQ__PG_EV_RESULT) omniq__notify(OMNIQ__EV_RESULT);
 }
@@ -146,7 +148,7 @@ static int pg_open(const omniq_settings_t *s, void **backend, char *err, size_t 
     rc = omniq__pg_timebase_measure(&pg->tb, c->pg, err, errlen);
   omniq__pg_release(&pg->pool, c);
   if (rc == OMNIQ_OK)
-    rc = omniq__pg_listener_start(s->db_url, schema, wake, NULL, &pg->listener, err, errlen);
+    rc = omniq__pg_listener_start(s->db_url, schema, wake, pg, &pg->listener, err, errlen);
   if (rc != OMNIQ_OK) {
     pg_free(pg);
     return rc;

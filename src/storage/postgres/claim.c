@@ -95,8 +95,11 @@ int omniq__pg_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t **
   omniq__pg_param_i64(&p, req->now_ms);
   omniq__pg_param_i64(&p, req->lease_until_ms);
   omniq__pg_param_i64(&p, omniq__pg_server_ms(&pg->tb, req->lease_until_ms));
+  /* A claim lost with its connection is repeated: if the first one did
+   * commit, its tasks have a lease nobody extends and are recovered when it
+   * expires, as if their worker had died; no task runs twice. */
   int rc = omniq__pg_exec(&pg->pool, req->nqueues == 1 ? OMNIQ__PGS_CLAIM1 : OMNIQ__PGS_CLAIMN,
-                          &p, OMNIQ__PG_ONCE, NULL, "claim", &r, err, errlen);
+                          &p, OMNIQ__PG_IDEMPOTENT, NULL, "claim", &r, err, errlen);
   omniq__free(array);
   if (rc != OMNIQ_OK) return rc;
   rc = omniq__pg_rows_tasks(r, out, n);

@@ -252,6 +252,12 @@ void omniq__pg_release(omniq__pg_pool_t *pool, omniq__pg_conn_t *c) {
   if (dead) conn_close(c);
 }
 
+void omniq__pg_pool_invalidate(omniq__pg_pool_t *pool) {
+  pthread_mutex_lock(&pool->lock);
+  pool->gen++;
+  pthread_mutex_unlock(&pool->lock);
+}
+
 /* ---- parameters --------------------------------------------------------------- */
 
 void omniq__pg_params_init(omniq__pg_params_t *p) {

@@ -82,6 +82,12 @@ int omniq__pg_acquire(omniq__pg_pool_t *pool, omniq__pg_conn_t **out, char *err,
  * trusted either (a restarted server has closed them all). */
 void omniq__pg_release(omniq__pg_pool_t *pool, omniq__pg_conn_t *c);
 
+/* Drops every idle connection at its next borrowing: the caller learnt
+ * that the server went away (the listener's connection died), so they are
+ * all dead, and finding it out one failed statement at a time would cost
+ * errors. */
+void omniq__pg_pool_invalidate(omniq__pg_pool_t *pool);
+
 /* Parameters of one statement. Integers go as text (the server parses
  * them); payloads go as binary, so raw bytes need no escaping. The arrays
  * point at the inline ones unless a caller with many parameters (a batch
@@ -106,7 +112,8 @@ void omniq__pg_param_i64(omniq__pg_params_t *p, int64_t v);
 void omniq__pg_param_text(omniq__pg_params_t *p, const char *s); /* NULL = SQL NULL */
 void omniq__pg_param_bytes(omniq__pg_params_t *p, const char *s, size_t n);
 
-/* How a statement may be repeated after its connection died under it.
+/* How a statement may be repeated after its connection died under it
+ * (IDEMPOTENT: repeating it is harmless whether or not it had committed).
  * A statement the server provably did not commit (it was refused by a
  * shutting-down server, or the connection was dead before it was sent) is
  * always run again once on a fresh connection. When the connection died

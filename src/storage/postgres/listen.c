@@ -110,6 +110,7 @@ static void *listener_main(void *arg) {
     if (r < 0 || !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK) {
       PQfinish(pg);
       pg = NULL;
+      l->fn(l->userdata, OMNIQ__PG_EV_LOST);
       continue;
     }
     deliver(l, pg);

@@ -8,11 +8,14 @@
 enum {
   OMNIQ__PG_EV_WORK = 1,   /* tasks became PENDING (enqueue, retry, re-arm) */
   OMNIQ__PG_EV_RESULT = 2, /* a result was stored */
+  OMNIQ__PG_EV_LOST = 4,   /* the listener's connection died */
 };
 
 /* Called from the listener's thread with a mask of OMNIQ__PG_EV_*; after
- * a reconnect with both bits, since notifications sent meanwhile are lost.
- * Must be quick and must not call back into the backend. */
+ * a reconnect with both bits, since notifications sent meanwhile are lost;
+ * with OMNIQ__PG_EV_LOST when the listener's connection died (the server
+ * restarted or the network dropped), so the backend can stop trusting its
+ * other idle connections. Must be quick. */
 typedef void (*omniq__pg_wake_fn)(void *userdata, int events);
 
 typedef struct omniq__pg_listener omniq__pg_listener_t;
