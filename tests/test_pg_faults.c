@@ -138,6 +138,10 @@ static void test_listener_reconnects_and_wakes_an_idle_pool_after_a_restart(void
   int stop;
   s.clock_fn = NULL;
   s.clock_userdata = NULL;
+  /* No thread may run in this process when it forks (the handle's listener
+   * is one). */
+  omniq_close(fx->oq);
+  fx->oq = NULL;
   th_pg_server_now(&s, since, sizeof since);
   pid_t pid = th_spawn_echo_pool(&s, LONG_POLL_MS, &stop);
   th_pg_wait_idle_pool(&s, since);
