@@ -95,14 +95,24 @@ static void cluster_start(void) {
   pg_url[strcspn(pg_url, "\n")] = '\0';
 }
 
-static void pg_exec(const char *sql) {
+static void quiet(void *arg, const char *message) { (void)arg, (void)message; }
+
+/* Runs sql; returns the first column of its first row as a number (0 if
+ * none). */
+static long long pg_exec(const char *sql) {
   PGconn *c = PQconnectdb(pg_url);
+  PQsetNoticeProcessor(c, quiet, NULL);
   PGresult *r = PQexec(c, sql);
   if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
     die(sql, PQerrorMessage(c));
+  long long v = PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : 0;
   PQclear(r);
   PQfinish(c);
+  return v;
 }
+
+/* WAL flushes the server has made so far (pg_stat_wal, PostgreSQL 14+). */
+static long long wal_syncs(void) { return pg_exec("SELECT wal_sync FROM pg_stat_wal"); }
 
 /* ---- stores ------------------------------------------------------------------ */
 
@@ -186,7 +196,7 @@ static void bench_enqueue(const char *backend, double *batched, double *single_u
 
 /* ---- 2. end to end -------------------------------------------------------------- */
 
-static double bench_drain(const char *backend, int threads) {
+static double bench_drain(const char *backend, int threads, double *flushes_per_task) {
   store_t st;
   omniq_worker_opts_t wo;
   int64_t counts[OMNIQ_STATUS_COUNT];
@@ -195,10 +205,12 @@ static double bench_drain(const char *backend, int threads) {
   fill(&st);
   omniq_worker_opts_init(&wo);
   wo.concurrency = threads;
+  long long syncs = flushes_per_task != NULL ? wal_syncs() : 0;
   int64_t t = now_ns();
   if (omniq_worker_process(st.oq, &wo, 0, &done) != OMNIQ_OK)
     die("omniq_worker_process", omniq_errmsg(st.oq));
   int64_t ns = now_ns() - t;
+  if (flushes_per_task != NULL) *flushes_per_task = (double)(wal_syncs() - syncs) / TASKS;
   if (omniq_count_by_status(st.oq, counts) != OMNIQ_OK) die("count", omniq_errmsg(st.oq));
   if (done != TASKS || counts[OMNIQ_SUCCESS] != TASKS) die(backend, "not every task succeeded");
   store_close(&st);
@@ -378,7 +390,7 @@ static void bench_latency_hand(double *p50, double *p99) {
 
 int main(void) {
   static const int threads[] = {1, 2, 8};
-  double pg_b, pg_s, sq_b, sq_s;
+  double pg_b, pg_s, sq_b, sq_s, pg8 = 0;
   cluster_start();
   printf("OmniQ on PostgreSQL (durable commits) beside OmniQ on SQLite (WAL, synchronous=NORMAL);"
          " %d no-op tasks\n",
@@ -390,12 +402,14 @@ int main(void) {
   printf("  batches of %d (tasks/s)   %10.0f  %10.0f  %10.2f\n", BATCH, pg_b, sq_b, pg_b / sq_b);
   printf("  one at a time (us/task)     %10.1f  %10.1f  %10.2f\n", pg_s, sq_s, pg_s / sq_s);
 
-  printf("\nend to end, omniq_worker_process (tasks/s)\n");
-  printf("  threads      postgres      sqlite   pg/sqlite\n");
+  printf("\nend to end, omniq_worker_process (tasks/s; WAL flushes per task on the server)\n");
+  printf("  threads      postgres      sqlite   pg/sqlite   flushes/task\n");
   for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
-    double pg = bench_drain("postgres", threads[i]);
-    double sq = bench_drain("sqlite", threads[i]);
-    printf("  %7d    %10.0f  %10.0f  %10.2f\n", threads[i], pg, sq, pg / sq);
+    double flushes;
+    double pg = bench_drain("postgres", threads[i], &flushes);
+    double sq = bench_drain("sqlite", threads[i], NULL);
+    printf("  %7d    %10.0f  %10.0f  %10.2f   %12.2f\n", threads[i], pg, sq, pg / sq, flushes);
+    if (threads[i] == 8) pg8 = pg;
   }
 
   double o50, o99, h50, h99;
@@ -406,7 +420,7 @@ int main(void) {
   printf("              omniq        hand  omniq/hand\n");
   printf("  p50    %10.3f  %10.3f  %10.2f\n", o50, h50, o50 / h50);
   printf("  p99    %10.3f  %10.3f  %10.2f\n", o99, h99, o99 / h99);
-  printf("\ntargets: p50 <= 2 ms: %s; 8 threads >= 5000 tasks/s: see above\n",
-         o50 <= 2.0 ? "met" : "NOT met");
+  printf("\ntargets: p50 <= 2 ms: %s; 8 threads >= 5000 tasks/s on PostgreSQL: %s\n",
+         o50 <= 2.0 ? "met" : "NOT met", pg8 >= 5000 ? "met" : "NOT met");
   return 0;
 }
