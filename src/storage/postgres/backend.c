@@ -18,6 +18,29 @@
 #include "notify.h"
 #include "postgres.h"
 
+/* An outcome (see postgres.h): the task row fenced by status and token,
+ * and the result row by a CTE of the same statement, only if it matched. */
+const char omniq__pg_finish_sql[] =
+    "WITH t AS ("
+    " UPDATE @S.tasks SET status = $3::int2,"
+    " eta_ms = CASE WHEN $3::int2 = 0 THEN $4::int8 ELSE eta_ms END,"
+    " due_ms = CASE WHEN $3::int2 = 0 THEN $5::int8 ELSE due_ms END,"
+    " attempts = CASE WHEN $6::bool THEN 0 ELSE attempts END,"
+    " last_error = COALESCE($7::text, last_error)"
+    " WHERE id = $1::uuid AND token = $2::int8 AND status = 1"
+    " RETURNING id),"
+    " r AS ("
+    " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms,"
+    " finished_due_ms, last_attempt_at_ms)"
+    " SELECT id, $8::int2, $9::bytea, $10::text, $11::int4, $12::int8, $13::int8, $14::int8"
+    " FROM t WHERE $8::int2 IS NOT NULL"
+    " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status,"
+    " value = excluded.value, error = excluded.error, attempts = excluded.attempts,"
+    " finished_at_ms = excluded.finished_at_ms,"
+    " finished_due_ms = excluded.finished_due_ms,"
+    " last_attempt_at_ms = excluded.last_attempt_at_ms)"
+    " SELECT count(*) FROM t";
+
 /* Statement names and texts ("@S" = the schema), by OMNIQ__PGS_*. */
 static const struct {
   const char *name;
@@ -26,27 +49,7 @@ static const struct {
     [OMNIQ__PGS_INSERT] = {"omniq_insert", NULL /* omniq__pg_insert_sql */},
     [OMNIQ__PGS_CLAIM1] = {"omniq_claim1", omniq__pg_claim1_sql},
     [OMNIQ__PGS_CLAIMN] = {"omniq_claimn", omniq__pg_claimn_sql},
-    [OMNIQ__PGS_FINISH] =
-        {"omniq_finish",
-         "WITH t AS ("
-         " UPDATE @S.tasks SET status = $3::int2,"
-         " eta_ms = CASE WHEN $3::int2 = 0 THEN $4::int8 ELSE eta_ms END,"
-         " due_ms = CASE WHEN $3::int2 = 0 THEN $5::int8 ELSE due_ms END,"
-         " attempts = CASE WHEN $6::bool THEN 0 ELSE attempts END,"
-         " last_error = COALESCE($7::text, last_error)"
-         " WHERE id = $1::uuid AND token = $2::int8 AND status = 1"
-         " RETURNING id),"
-         " r AS ("
-         " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms,"
-         " finished_due_ms, last_attempt_at_ms)"
-         " SELECT id, $8::int2, $9::bytea, $10::text, $11::int4, $12::int8, $13::int8, $14::int8"
-         " FROM t WHERE $8::int2 IS NOT NULL"
-         " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status,"
-         " value = excluded.value, error = excluded.error, attempts = excluded.attempts,"
-         " finished_at_ms = excluded.finished_at_ms,"
-         " finished_due_ms = excluded.finished_due_ms,"
-         " last_attempt_at_ms = excluded.last_attempt_at_ms)"
-         " SELECT count(*) FROM t"},
+    [OMNIQ__PGS_FINISH] = {"omniq_finish", omniq__pg_finish_sql},
     [OMNIQ__PGS_EXTEND] = {"omniq_extend",
                            "UPDATE @S.tasks SET lease_until_ms = $3::int8, lease_due_ms = $4::int8"
                            " WHERE id = $1::uuid AND token = $2::int8 AND status = 1 RETURNING 1"},

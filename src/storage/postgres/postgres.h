@@ -60,6 +60,11 @@ typedef struct omniq__pg {
  * lease_until, $6 lease_until (server). */
 extern const char omniq__pg_claim1_sql[];
 extern const char omniq__pg_claimn_sql[];
+/* An outcome: $1 id, $2 token, $3 next status, $4 eta, $5 eta (server),
+ * $6 reset attempts, $7 last_error; the result (NULL $8 = none): $8 status,
+ * $9 value, $10 error, $11 attempts, $12 finished_at, $13 finished_at
+ * (server), $14 last_attempt_at. Returns one row: rows changed (0 or 1). */
+extern const char omniq__pg_finish_sql[];
 /* The one-task INSERT ($1..$18 in the order of transitions.c). */
 extern const char omniq__pg_insert_sql[];
 /* The expired-lease scan: $1 now (server), $2 max. */
