@@ -184,9 +184,12 @@ static int conn_open(omniq__pg_pool_t *pool, uint64_t gen, omniq__pg_conn_t **ou
 
 int omniq__pg_acquire(omniq__pg_pool_t *pool, omniq__pg_conn_t **out, char *err, size_t errlen) {
   omniq__pg_conn_t *stale = NULL;
+  int rc = OMNIQ_OK, make = 0;
+  uint64_t gen = 0;
   *out = NULL;
   pthread_mutex_lock(&pool->lock);
   for (;;) {
+    /* Idle connections older than the last failure are dead: set aside. */
     while (pool->idle != NULL && pool->idle->gen < pool->gen) {
       omniq__pg_conn_t *c = pool->idle;
       pool->idle = c->next;
@@ -205,23 +208,13 @@ int omniq__pg_acquire(omniq__pg_pool_t *pool, omniq__pg_conn_t **out, char *err,
       if (wait > 0) {
         snprintf(err, errlen, "postgres unreachable, next attempt in %lld ms; last error: %s",
                  (long long)wait, pool->down_msg);
-        pthread_mutex_unlock(&pool->lock);
-        while (stale != NULL) {
-          omniq__pg_conn_t *c = stale;
-          stale = c->next;
-          conn_close(c);
-        }
-        return OMNIQ_ESTORAGE;
+        rc = OMNIQ_ESTORAGE;
+      } else {
+        pool->open++; /* the slot is ours while we connect */
+        gen = pool->gen;
+        make = 1;
       }
-      pool->open++;
-      uint64_t gen = pool->gen;
-      pthread_mutex_unlock(&pool->lock);
-      while (stale != NULL) {
-        omniq__pg_conn_t *c = stale;
-        stale = c->next;
-        conn_close(c);
-      }
-      return conn_open(pool, gen, out, err, errlen);
+      break;
     }
     pthread_cond_wait(&pool->cond, &pool->lock);
   }
@@ -231,7 +224,7 @@ int omniq__pg_acquire(omniq__pg_pool_t *pool, omniq__pg_conn_t **out, char *err,
     stale = c->next;
     conn_close(c);
   }
-  return OMNIQ_OK;
+  return make ? conn_open(pool, gen, out, err, errlen) : rc;
 }
 
 void omniq__pg_release(omniq__pg_pool_t *pool, omniq__pg_conn_t *c) {
