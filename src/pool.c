@@ -54,6 +54,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -67,6 +68,10 @@
 #include "resolve.h"
 
 #define MAX_CONCURRENCY 1024
+/* A report the store could not take is tried again after this long,
+ * doubling. */
+#define REPORT_RETRY_MIN_MS 50
+#define REPORT_RETRY_MAX_MS 1000
 
 typedef struct runner {
   pthread_t tid;
@@ -150,17 +155,43 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 
 /* ---- running one task ------------------------------------------------------ */
 
-/* Reports the handler's outcome unless someone settled the run first. */
+/* A storage failure that may pass (the store unreachable, busy): worth
+ * trying the report again. */
+static int transient(int rc) {
+  return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
+}
+
+/* Reports the handler's outcome unless someone settled the run first. A
+ * store that cannot take the report (a server restarting, a network down)
+ * is tried again, backing off, for as long as the lease is known to hold:
+ * until then nobody else may run the task, so the outcome is still the one
+ * that counts. After it, another worker may have taken the task over; the
+ * report is dropped and the run ends as a lost lease. */
 static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
   omniq__run_t run;
   char buf[160];
+  int64_t delay = REPORT_RETRY_MIN_MS;
   if (!omniq__job_settle(job)) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
                "run already ended (timeout, cancel, lost lease or stop); late outcome ignored");
     return;
   }
   omniq__job_outcome(job, handler_rc, &run, buf, sizeof buf);
-  omniq__job_log_report(job, &run, omniq__queue_finish(oq, job->task, &run));
+  int rc = omniq__queue_finish(oq, job->task, &run);
+  for (int tries = 1; transient(rc); tries++) {
+    int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
+    if (left <= 0) break;
+    if (tries == 1)
+      omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", job->task->id,
+                 "%s: %s; trying again until the lease ends in %lld ms", omniq_err_name(rc),
+                 omniq_errmsg(oq), (long long)left);
+    struct timespec ts = {.tv_sec = (delay < left ? delay : left) / 1000,
+                          .tv_nsec = (long)((delay < left ? delay : left) % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
+    rc = omniq__queue_finish(oq, job->task, &run);
+  }
+  omniq__job_log_report(job, &run, rc);
 }
 
 /* Runs the handler in this thread or in a child; returns what to report. */
@@ -201,6 +232,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   }
   int64_t now = omniq__mono_ms();
   job->mono_started_ms = now;
+  atomic_store(&job->mono_lease_until_ms, now + oq->settings.lease_ms);
   if (task->timeout_ms > 0) job->mono_deadline_ms = now + task->timeout_ms;
   job->next_extend_ms = now + p->extend_ms;
 
