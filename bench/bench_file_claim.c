@@ -27,12 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "file_names.h"
-#include "file_store.h"
-#include "ids.h"
-#include "model.h"
-#include "store.h"
+#include "base/alloc.h"
+#include "base/ids.h"
+#include "base/records.h"
+#include "storage/file/backend.h"
+#include "storage/file/names.h"
+#include "storage/file/record.h"
+#include "storage/registry.h"
 
 #define T0 INT64_C(1800000000000)
 #define BATCH 1000
@@ -125,22 +126,23 @@ static omniq_task_t *naive_claim(omniq__fs_t *fs, int qfd, int64_t now, int64_t 
   closedir(d);
   if (best[0] == '\0') return NULL;
   omniq_task_t *t = NULL;
-  size_t len;
+  omniq__frec_t rec;
   omniq__fname_id(bid, idname);
-  if (omniq__fs_lock(fs, bid, err, sizeof err) != OMNIQ_OK) die("lock", err);
+  if (omniq__flock_take(&fs->locks, bid, err, sizeof err) != OMNIQ_OK) die("lock", err);
   if (renameat(qfd, best, fs->running_fd, idname) != 0) die("rename", strerror(errno));
-  if (omniq__fs_read_task(fs, fs->running_fd, idname, bid, &t, NULL, err, sizeof err) != OMNIQ_OK)
+  if (omniq__frec_read(fs->running_fd, idname, bid, &t, NULL, err, sizeof err) != OMNIQ_OK)
     die("read", err);
   t->status = OMNIQ_RUNNING;
   t->attempts++;
   t->token++;
   t->started_at_ms = now;
   t->lease_until_ms = lease;
-  char *text = omniq__fs_encode(t, NULL, &len);
-  if (omniq__fio_write(&fs->io, fs->running_fd, idname, text, len, err, sizeof err) != OMNIQ_OK)
+  if (omniq__frec_encode(&rec, t, NULL, err, sizeof err) != OMNIQ_OK ||
+      omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_TASK, err,
+                        sizeof err) != OMNIQ_OK)
     die("write", err);
-  omniq__free(text);
-  omniq__fs_unlock(fs, bid);
+  omniq__frec_free(&rec);
+  omniq__flock_release(&fs->locks, bid);
   return t;
 }
 
@@ -180,8 +182,8 @@ static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
     res->value = omniq__strdup("42");
     res->attempts = t->attempts;
     res->finished_at_ms = res->last_attempt_at_ms = now;
-    omniq_outcome_t o = {t->id, t->token, OMNIQ_SUCCESS, 0, 0, NULL, res};
-    if (omniq__file_ops.complete(fs, &o, err, sizeof err) != OMNIQ_OK) die("complete", err);
+    omniq_decision_t d = {t->id, t->token, OMNIQ_SUCCESS, 0, 0, NULL, res};
+    if (omniq__file_ops.finish(fs, &d, err, sizeof err) != OMNIQ_OK) die("finish", err);
     claim_s += c1 - c0;
     op_s += now_s() - c0;
     omniq_result_free(res);

@@ -13,7 +13,7 @@
  * REPLACE its result; COMMIT, until a claim finds nothing. The connections
  * use the backend's pragmas (WAL, synchronous=NORMAL, its checkpoint
  * threshold and cache), so the ratio omniq / hand is what the library adds
- * (validation, records, the queue engine, the pool, logging calls, the
+ * (validation, records, the engine, the pool, logging calls, the
  * keeper), not a difference in configuration.
  *
  * The pool runs its threads on one shared connection behind a mutex; the
@@ -32,7 +32,7 @@
 #include <time.h>
 
 #include "omniq.h"
-#include "ids.h"
+#include "base/ids.h"
 #include "hand_sql.h"
 
 #define TASKS 20000

@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 #include "omniq.h"
 #include "storage/postgres/postgres.h"
 

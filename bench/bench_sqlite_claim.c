@@ -26,11 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "ids.h"
-#include "model.h"
-#include "store.h"
-#include "store_sqlite.h"
+#include "base/alloc.h"
+#include "base/ids.h"
+#include "base/records.h"
+#include "storage/registry.h"
+#include "storage/sqlite/backend.h"
 #include "hand_sql.h"
 
 #define TASKS 4000 /* tasks claimed and completed per timed run */
@@ -83,14 +83,14 @@ static void run_backend(void *be, size_t k, int64_t *clock, stat_t *st) {
                           .finished_at_ms = now,
                           .last_attempt_at_ms = now};
       memcpy(r.task_id, got[i]->id, OMNIQ_ID_SIZE);
-      omniq_outcome_t o = {.id = got[i]->id,
-                           .token = got[i]->token,
-                           .next_status = OMNIQ_PENDING,
-                           .eta_ms = now,
-                           .reset_attempts = 1,
-                           .result = &r};
+      omniq_decision_t d = {.id = got[i]->id,
+                            .token = got[i]->token,
+                            .next_status = OMNIQ_PENDING,
+                            .eta_ms = now,
+                            .reset_attempts = 1,
+                            .result = &r};
       t = now_ns();
-      if (ops->complete(be, &o, err, sizeof err) != OMNIQ_OK) die("complete", err);
+      if (ops->finish(be, &d, err, sizeof err) != OMNIQ_OK) die("finish", err);
       st->complete_ns += now_ns() - t;
     }
     st->tasks += (long)n;

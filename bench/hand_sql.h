@@ -1,5 +1,5 @@
 /* The SQL the benchmarks run by hand as their baseline: what the SQLite
- * backend runs (src/store_sqlite.c, src/sqlite_rows.c), written out once
+ * backend runs (src/storage/sqlite/backend.c and rows.c), written out once
  * here so every benchmark compares against the same statements. */
 #ifndef OMNIQ_BENCH_HAND_SQL_H
 #define OMNIQ_BENCH_HAND_SQL_H

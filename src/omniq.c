@@ -1,8 +1,9 @@
 /* Façade: the public entry points of omniq.h that are not workers.
  *
- * Each function checks its arguments, then hands over to the queue engine
- * (anything that changes a task) or reads through the storage wrappers
- * (lookups). Data flows one way: façade -> queue engine -> storage.
+ * Each function checks its arguments, then hands over to the engine
+ * (anything that changes a task, and retention) or reads through the
+ * engine's storage wrappers (lookups). Data flows one way: façade -> engine
+ * -> storage. The façade may call every layer; nothing calls the façade.
  *
  * Waiting for a result: a waiter re-reads storage whenever a result lands
  * in this process (a process-wide notification, so the wake-up is immediate)
@@ -12,16 +13,16 @@
 #include <math.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "clock.h"
-#include "core.h"
-#include "error.h"
-#include "model.h"
-#include "notify.h"
-#include "pool.h"
-#include "queue.h"
-#include "settings.h"
-#include "store.h"
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/notify.h"
+#include "core/engine.h"
+#include "core/handle.h"
+#include "core/handlers.h"
+#include "core/settings.h"
+#include "core/store.h"
+#include "worker/pool.h"
 
 #define POLL_MIN_MS 10
 #define POLL_MAX_MS 250
@@ -82,11 +83,7 @@ void omniq_close(omniq_t *oq) {
   if (oq == NULL) return;
   omniq__pool_close_all(oq);
   omniq__store_close(oq);
-  for (omniq__handler_t *h = oq->handlers, *next; h != NULL; h = next) {
-    next = h->next;
-    omniq__free(h->name);
-    omniq__free(h);
-  }
+  omniq__handlers_free(oq);
   omniq__err_clear(oq->id);
   pthread_mutex_destroy(&oq->lock);
   pthread_mutex_destroy(&oq->reap_lock);
@@ -100,19 +97,12 @@ const omniq_settings_t *omniq_settings(const omniq_t *oq) {
 
 /* ---- enqueue ------------------------------------------------------------- */
 
-void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o) {
-  if (o == NULL) return;
-  memset(o, 0, sizeof *o);
-  o->max_retries = -1;
-  o->timeout_ms = -1;
-}
-
 int omniq_enqueue(omniq_t *oq, const char *func, const char *args_json, const char *kwargs_json,
                   const omniq_enqueue_opts_t *opts, char id_out[OMNIQ_ID_SIZE]) {
   omniq_enqueue_item_t item = {func, args_json, kwargs_json, opts};
   char ids[1][OMNIQ_ID_SIZE];
   CHECK_HANDLE(oq);
-  int rc = omniq__queue_enqueue(oq, &item, 1, ids);
+  int rc = omniq__engine_enqueue(oq, &item, 1, ids);
   if (rc == OMNIQ_OK && id_out != NULL) memcpy(id_out, ids[0], OMNIQ_ID_SIZE);
   return rc;
 }
@@ -122,7 +112,7 @@ int omniq_enqueue_many(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
   CHECK_HANDLE(oq);
   if (items == NULL && n > 0)
     return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_enqueue_many: items is NULL");
-  return omniq__queue_enqueue(oq, items, n, ids_out);
+  return omniq__engine_enqueue(oq, items, n, ids_out);
 }
 
 /* ---- lookups ------------------------------------------------------------- */
@@ -184,7 +174,7 @@ int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds, omniq_res
 int omniq_cancel(omniq_t *oq, const char *id) {
   CHECK_HANDLE(oq);
   int rc = check_id(oq, id);
-  if (rc == OMNIQ_OK) rc = omniq__queue_cancel(oq, id);
+  if (rc == OMNIQ_OK) rc = omniq__engine_cancel(oq, id);
   /* Workers on this handle hear of it at once; any other worker at its next
    * lease extension. */
   if (rc == OMNIQ_OK) omniq__pool_cancelled(oq, id);
@@ -194,16 +184,17 @@ int omniq_cancel(omniq_t *oq, const char *id) {
 int omniq_purge_results(omniq_t *oq, int64_t older_than_ms, int64_t *count) {
   int64_t n = 0;
   CHECK_HANDLE(oq);
-  int rc = omniq__store_purge_results(oq, older_than_ms, &n);
+  int rc = omniq__engine_purge(oq, older_than_ms, &n);
   if (count != NULL) *count = rc == OMNIQ_OK ? n : 0;
-  if (rc == OMNIQ_OK && n > 0)
-    omniq__log(&oq->log, OMNIQ_LOG_INFO, "results.purged", NULL, "%lld result(s)", (long long)n);
   return rc;
 }
 
 int omniq_purge_expired_results(omniq_t *oq, int64_t *count) {
+  int64_t n = 0;
   CHECK_HANDLE(oq);
-  return omniq_purge_results(oq, omniq__now(&oq->settings) - oq->settings.result_ttl_ms, count);
+  int rc = omniq__engine_purge_expired(oq, &n);
+  if (count != NULL) *count = rc == OMNIQ_OK ? n : 0;
+  return rc;
 }
 
 int omniq_count_by_status(omniq_t *oq, int64_t counts[OMNIQ_STATUS_COUNT]) {
@@ -217,39 +208,5 @@ int omniq_count_by_status(omniq_t *oq, int64_t counts[OMNIQ_STATUS_COUNT]) {
 
 int omniq_register(omniq_t *oq, const char *name, omniq_handler_fn fn, void *userdata) {
   CHECK_HANDLE(oq);
-  if (name == NULL || name[0] == '\0' || fn == NULL)
-    return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_register: name and fn are required");
-  pthread_mutex_lock(&oq->lock);
-  omniq__handler_t *h = oq->handlers;
-  while (h != NULL && strcmp(h->name, name) != 0) h = h->next;
-  if (h == NULL) {
-    h = omniq__calloc(1, sizeof *h);
-    if (h != NULL && (h->name = omniq__strdup(name)) == NULL) {
-      omniq__free(h);
-      h = NULL;
-    }
-    if (h == NULL) {
-      pthread_mutex_unlock(&oq->lock);
-      return omniq__err(oq->id, OMNIQ_ENOMEM, "omniq_register: out of memory");
-    }
-    h->next = oq->handlers;
-    oq->handlers = h;
-  }
-  h->fn = fn;
-  h->userdata = userdata;
-  pthread_mutex_unlock(&oq->lock);
-  return OMNIQ_OK;
-}
-
-int omniq__handler_find(omniq_t *oq, const char *name, omniq_handler_fn *fn, void **userdata) {
-  int found = 0;
-  pthread_mutex_lock(&oq->lock);
-  for (omniq__handler_t *h = oq->handlers; h != NULL && !found; h = h->next)
-    if (strcmp(h->name, name) == 0) {
-      *fn = h->fn;
-      *userdata = h->userdata;
-      found = 1;
-    }
-  pthread_mutex_unlock(&oq->lock);
-  return found;
+  return omniq__handlers_set(oq, name, fn, userdata);
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs OmniQ from a build tree into a temporary prefix, then builds and
-# runs tests/install/hello.c against that prefix twice: with pkg-config and
-# with CMake's find_package. Only the installed files are used, so a header,
-# library or package file that is missing or points elsewhere fails here.
+# runs two programs against that prefix, each twice: with pkg-config and
+# with CMake's find_package. tests/install/hello.c uses the library;
+# tests/install/contract_sqlite.c runs the installed storage contract
+# (libomniq_contract) on the built-in SQLite backend and must pass. Only the
+# installed files are used, so a header, library or package file that is
+# missing or points elsewhere fails here.
 #
 # usage: install_check.sh BUILD_DIR INSTALL_TEST_DIR [C_COMPILER] [--sanitize=LIST]
 # --sanitize passes the build's sanitizers on: a sanitized libomniq.so only
@@ -40,6 +43,15 @@ out=$(LD_LIBRARY_PATH=$libdir "$tmp/hello-pc")
 [ "$out" = OK ] || { echo "install_check: pkg-config build printed '$out'" >&2; exit 1; }
 echo "   $out"
 
+echo "== pkg-config omniq-contract"
+ctflags=$(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs omniq-contract)
+echo "   $ctflags"
+# shellcheck disable=SC2086 # pkg-config output is a list of words
+"$cc" "${flags[@]}" "$src/contract_sqlite.c" -o "$tmp/contract-pc" $ctflags
+LD_LIBRARY_PATH=$libdir "$tmp/contract-pc" >"$tmp/contract-pc.log" 2>&1 ||
+  { cat "$tmp/contract-pc.log" >&2; echo "install_check: the contract failed (pkg-config build)" >&2; exit 1; }
+tail -n 1 "$tmp/contract-pc.log"
+
 echo "== find_package(omniq)"
 cmake -S "$src" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
   -DCMAKE_C_FLAGS="${flags[*]}" >"$tmp/configure.log" ||
@@ -48,3 +60,6 @@ cmake --build "$tmp/build" >"$tmp/build.log" || { cat "$tmp/build.log" >&2; exit
 out=$(LD_LIBRARY_PATH=$libdir "$tmp/build/hello")
 [ "$out" = OK ] || { echo "install_check: CMake build printed '$out'" >&2; exit 1; }
 echo "   $out"
+LD_LIBRARY_PATH=$libdir "$tmp/build/contract_sqlite" >"$tmp/contract-cmake.log" 2>&1 ||
+  { cat "$tmp/contract-cmake.log" >&2; echo "install_check: the contract failed (CMake build)" >&2; exit 1; }
+tail -n 1 "$tmp/contract-cmake.log"

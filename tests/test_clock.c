@@ -1,11 +1,11 @@
 /* Time text: ISO-8601 formatting and parsing agree on every date, including
  * the epoch, leap days and times before 1970, and junk is refused. Also the
  * injectable clock and the monotonic helpers. */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <string.h>
 
-#include "clock.h"
+#include "base/clock.h"
 
 static const struct {
   int64_t ms;

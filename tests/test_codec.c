@@ -1,10 +1,10 @@
 /* Codec: what the json serializer accepts for args, kwargs and values, what
  * it refuses and how it says so, and the raw serializer's opt-out. */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <string.h>
 
-#include "codec.h"
+#include "base/codec.h"
 
 static char err[512];
 

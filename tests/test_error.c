@@ -1,6 +1,6 @@
 /* Status codes, per-thread and per-handle error messages, errno mapping, and
  * record constructors when the Nth allocation fails. */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "error.h"
-#include "ids.h"
-#include "model.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/ids.h"
+#include "base/records.h"
 
 static const struct {
   int code;

@@ -23,11 +23,11 @@
 
 #include <sqlite3.h>
 
-#include "helpers.h"
-#include "alloc.h"
-#include "model.h"
-#include "queue.h"
-#include "store_sqlite.h"
+#include "support/helpers.h"
+#include "base/alloc.h"
+#include "base/records.h"
+#include "core/engine.h"
+#include "storage/sqlite/backend.h"
 
 /* The backend under test: argv[1], "sqlite" by default. */
 static const char *backend = "sqlite";
@@ -320,7 +320,7 @@ static void test_out_of_memory_in_claim_or_finish_changes_nothing(void **state) 
   for (long k = 0; n == 0; k++) {
     assert_true(k < 1000);
     omniq__alloc_fail_after(k);
-    rc = omniq__queue_claim(fx->oq, NULL, 0, 1, &tasks, &n);
+    rc = omniq__engine_claim(fx->oq, NULL, 0, 1, &tasks, &n);
     omniq__alloc_fail_after(-1);
     if (rc != OMNIQ_OK) {
       assert_int_equal(rc, OMNIQ_ENOMEM);
@@ -339,12 +339,13 @@ static void test_out_of_memory_in_claim_or_finish_changes_nothing(void **state) 
   assert_int_equal(n, 1);
 
   /* A final failure: the error record is allocated, and stored as JSON. */
-  omniq__run_t run = {.ok = 0, .error_type = "ValueError", .message = "boom", .retryable = 0};
+  omniq__run_report_t run = {.kind = OMNIQ__RUN_HANDLER_FAILED, .error_type = "ValueError",
+                             .message = "boom"};
   failed = 0;
   for (long k = 0;; k++) {
     assert_true(k < 1000);
     omniq__alloc_fail_after(k);
-    rc = omniq__queue_finish(fx->oq, tasks[0], &run);
+    rc = omniq__engine_finish(fx->oq, tasks[0], &run);
     omniq__alloc_fail_after(-1);
     if (rc == OMNIQ_OK) break;
     assert_int_equal(rc, OMNIQ_ENOMEM);

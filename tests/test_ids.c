@@ -1,13 +1,13 @@
 /* Task ids: UUIDv7 text that strictly increases within a process whatever
  * the clock does, and the validator every backend runs before an id becomes
  * a path or a key. */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ids.h"
+#include "base/ids.h"
 #include "omniq/storage.h"
 
 #define COUNT 100000

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "helpers.h"
-#include "sync.h"
+#include "support/helpers.h"
+#include "support/gate.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 /* The sanitizers catch SIGSEGV themselves, report, and exit with a status. */

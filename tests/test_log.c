@@ -1,6 +1,6 @@
 /* Logging: level filtering, the text and JSON line forms, the user sink, and
  * whole lines under concurrent logging (to the sink and to stderr). */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define TS "2027-01-15T08:00:00.000Z" /* TH_EPOCH_MS */
 #define ID "01890a5d-ac96-774b-bcce-b302099a8057"

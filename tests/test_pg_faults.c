@@ -7,7 +7,8 @@
  * These tests stop and restart the server, so they run on a cluster of
  * their own (scripts/pg-cluster.sh, started and removed by the group), not
  * on the one the other PostgreSQL tests share. */
-#include "helpers.h"
+#include "support/helpers.h"
+#include "support/postgres.h"
 
 #include <errno.h>
 #include <stdio.h>

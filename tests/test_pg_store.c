@@ -9,7 +9,8 @@
  * Runs inside ctest's PostgreSQL fixture (OMNIQ_DB_URL set by
  * scripts/pg-cluster.sh run); every test has a fresh schema, dropped by its
  * teardown. */
-#include "helpers.h"
+#include "support/helpers.h"
+#include "support/postgres.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -20,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "ids.h"
-#include "model.h"
+#include "base/alloc.h"
+#include "base/ids.h"
+#include "base/records.h"
 #include "omniq/storage.h"
 #include "storage/postgres/postgres.h"
 
@@ -311,8 +312,8 @@ static void test_skewed_hosts_neither_run_early_nor_steal_leases(void **state) {
   assert_int_equal(claim_at(a, ca.now_ms, &got, fx->err), 1);
   assert_string_equal(got->id, t->id);
   assert_int_equal(got->eta_ms, t->eta_ms);
-  omniq_outcome_t done = {.id = got->id, .token = got->token, .next_status = OMNIQ_SUCCESS};
-  th_be_ok(fx->err, ops->complete(a, &done, fx->err, ERRLEN));
+  omniq_decision_t done = {.id = got->id, .token = got->token, .next_status = OMNIQ_SUCCESS};
+  th_be_ok(fx->err, ops->finish(a, &done, fx->err, ERRLEN));
   omniq_task_free(got);
 
   /* B claims a task with a lease of LEASE_MS by its clock. A's clock is

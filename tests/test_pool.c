@@ -1,7 +1,7 @@
 /* The worker pool in thread isolation: real concurrency and its bound,
  * start and stop, waking, sync and deferred handlers, the job API,
  * omniq_worker_process and omniq_worker_run. Handlers coordinate with the
- * test through gates (tests/sync.h); time moves with the manual clock. */
+ * test through gates (tests/support/gate.h); time moves with the manual clock. */
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "helpers.h"
-#include "sync.h"
+#include "support/helpers.h"
+#include "support/gate.h"
 
 typedef th_store_t fx_t;
 

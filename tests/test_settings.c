@@ -1,13 +1,13 @@
 /* Settings: defaults, every OMNIQ_* variable (valid, invalid, unset or
  * empty), the all-or-nothing rule, duration parsing, and the range checks
  * omniq_open relies on. */
-#include "helpers.h"
+#include "support/helpers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "settings.h"
+#include "core/settings.h"
 
 extern char **environ;
 

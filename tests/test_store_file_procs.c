@@ -1,16 +1,24 @@
 /* The file backend across processes: several processes draining one
  * directory claim each task exactly once; a process killed with SIGKILL
- * loses neither its claimed tasks nor its task locks. Children are forked,
- * open their own backend, and report through pipes and files; start lines
- * are pipes and barriers, never sleeps. */
+ * loses neither its claimed tasks nor its task locks. Children are started
+ * with the multi-process harness (support/procs.h) and open their own
+ * backend; the SIGKILL tests report through pipes. Start lines are pipes
+ * and barriers, never sleeps. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "file_fixture.h"
-#include "file_names.h"
-#include "queue.h"
+#include "base/records.h"
+#include "core/engine.h"
+#include "storage/file/backend.h"
+#include "storage/file/names.h"
+#include "support/backend.h"
+#include "support/procs.h"
 
 #define DRAIN_TASKS 20000
 #define DRAIN_PROCS 4
@@ -22,7 +30,7 @@ static const char *const default_queue[] = {OMNIQ_DEFAULT_QUEUE};
 /* ---- the drain ------------------------------------------------------------ */
 
 typedef struct {
-  fx_t *f;
+  th_be_t *f;
   pthread_barrier_t *start;
   char (*ids)[OMNIQ_ID_SIZE];
   size_t n, cap;
@@ -35,7 +43,7 @@ static void *drain(void *arg) {
   char err[512];
   pthread_barrier_wait(d->start);
   for (;;) {
-    int64_t now = fx_now(d->f);
+    int64_t now = th_be_now(d->f);
     omniq_claim_req_t req = {now, now + 30000, default_queue, 1, 4};
     omniq_task_t **got = NULL;
     size_t n = 0;
@@ -45,9 +53,9 @@ static void *drain(void *arg) {
     }
     if (n == 0) break; /* everything was enqueued before the start: drained */
     for (size_t i = 0; i < n; i++) {
-      omniq_result_t *r = fx_result(got[i]->id, OMNIQ_SUCCESS, now);
-      omniq_outcome_t o = {got[i]->id, got[i]->token, OMNIQ_SUCCESS, 0, 0, NULL, r};
-      if (ops->complete(d->f->b, &o, err, sizeof err) != OMNIQ_OK || got[i]->attempts != 1)
+      omniq_result_t *r = th_be_result(got[i]->id, OMNIQ_SUCCESS, now);
+      omniq_decision_t dc = {got[i]->id, got[i]->token, OMNIQ_SUCCESS, 0, 0, NULL, r};
+      if (ops->finish(d->f->b, &dc, err, sizeof err) != OMNIQ_OK || got[i]->attempts != 1)
         d->errors++;
       if (d->n < d->cap) memcpy(d->ids[d->n++], got[i]->id, OMNIQ_ID_SIZE);
       omniq_result_free(r);
@@ -57,108 +65,72 @@ static void *drain(void *arg) {
   return NULL;
 }
 
-/* A child: opens its own backend, says ready, waits for go, drains with
- * two threads, writes the ids it claimed to out_path. Exit code 0 = clean. */
-static int drain_child(const char *dir, int ready_fd, int go_fd, const char *out_path) {
-  fx_t f;
+/* A child: opens its own backend on the store, gets ready, drains with two
+ * threads, hands over the ids it claimed. Exit code 0 = clean. */
+static int drain_child(th_procs_t *p, int index, void *ud) {
+  th_be_t *parent = ud, f;
   pthread_barrier_t start;
   pthread_t th[DRAIN_THREADS];
   drainer_t d[DRAIN_THREADS];
-  char c = 'r';
   int errors = 0;
   memset(&f, 0, sizeof f);
   pthread_mutex_init(&f.lock, NULL);
-  th_clock_init(&f.clock, TH_EPOCH_MS);
-  f.ops = &omniq__file_ops;
-  fx_settings(&f, dir, 0);
-  if (fx_open(&f) != OMNIQ_OK) return 10;
-  if (write(ready_fd, &c, 1) != 1 || th_read_full(go_fd, &c, 1) != 0) return 11;
+  th_clock_init(&f.clock, th_be_now(parent));
+  f.dir = parent->dir;
+  th_be_settings(&f, "file", parent->dir, 0);
+  if (th_be_open(&f) != OMNIQ_OK) return 10;
+  if (th_procs_ready(p) != 0) return 11;
   pthread_barrier_init(&start, NULL, DRAIN_THREADS);
   for (int i = 0; i < DRAIN_THREADS; i++) {
     d[i] = (drainer_t){&f, &start, calloc(DRAIN_TASKS, OMNIQ_ID_SIZE), 0, DRAIN_TASKS, 0};
     if (d[i].ids == NULL || pthread_create(&th[i], NULL, drain, &d[i]) != 0) return 12;
   }
-  FILE *out = fopen(out_path, "w");
   for (int i = 0; i < DRAIN_THREADS; i++) {
     pthread_join(th[i], NULL);
     errors += d[i].errors;
-    for (size_t k = 0; out != NULL && k < d[i].n; k++) fprintf(out, "%s\n", d[i].ids[k]);
-    free(d[i].ids);
   }
-  if (out == NULL || fclose(out) != 0) errors++;
+  /* One list for the parent: the second thread's ids after the first's. */
+  if (d[0].n + d[1].n > DRAIN_TASKS) errors++;
+  else memcpy(d[0].ids[d[0].n], d[1].ids, d[1].n * OMNIQ_ID_SIZE);
+  if (errors == 0 && th_procs_put_ids(p, index, (const char(*)[OMNIQ_ID_SIZE])d[0].ids,
+                                      d[0].n + d[1].n) != 0)
+    errors++;
+  for (int i = 0; i < DRAIN_THREADS; i++) free(d[i].ids);
   pthread_barrier_destroy(&start);
-  fx_close(&f);
+  th_be_close(&f);
   pthread_mutex_destroy(&f.lock);
   return errors == 0 ? 0 : 1;
 }
 
 static void test_four_processes_drain_20000_tasks_each_claimed_once(void **state) {
-  fx_t *f = fx_new(0);
+  th_be_t *f = th_be_new("file", 0);
   char(*enq)[OMNIQ_ID_SIZE] = calloc(DRAIN_TASKS, OMNIQ_ID_SIZE);
-  char(*seen)[OMNIQ_ID_SIZE] = calloc(DRAIN_TASKS + 1, OMNIQ_ID_SIZE);
-  int ready[2], go[2];
-  pid_t pids[DRAIN_PROCS];
+  char(*seen)[OMNIQ_ID_SIZE] = NULL;
+  size_t n = 0;
+  th_procs_t p;
   (void)state;
   assert_non_null(enq);
-  assert_non_null(seen);
   for (int i = 0; i < DRAIN_TASKS; i += BATCH) {
     omniq_task_t *batch[BATCH];
-    for (int k = 0; k < BATCH; k++) batch[k] = fx_task(f, NULL, 0, fx_now(f));
+    for (int k = 0; k < BATCH; k++) batch[k] = th_be_task(f, NULL, 0, th_be_now(f));
     assert_int_equal(f->ops->enqueue(f->b, batch, BATCH, f->err, sizeof f->err), OMNIQ_OK);
     for (int k = 0; k < BATCH; k++) {
       memcpy(enq[i + k], batch[k]->id, OMNIQ_ID_SIZE);
       omniq_task_free(batch[k]);
     }
   }
-  fx_close(f); /* the parent holds nothing while the children run */
-  assert_int_equal(pipe(ready), 0);
-  assert_int_equal(pipe(go), 0);
-  for (int p = 0; p < DRAIN_PROCS; p++) {
-    char path[2048];
-    snprintf(path, sizeof path, "%s/claimed.%d", f->dir, p);
-    pids[p] = fork();
-    assert_true(pids[p] >= 0);
-    if (pids[p] == 0) _exit(drain_child(f->dir, ready[1], go[0], path));
-  }
-  char c[DRAIN_PROCS];
-  assert_int_equal(th_read_full(ready[0], c, DRAIN_PROCS), 0);
-  memset(c, 'g', sizeof c);
-  assert_int_equal(write(go[1], c, DRAIN_PROCS), DRAIN_PROCS);
-  for (int p = 0; p < DRAIN_PROCS; p++) {
-    int status;
-    assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-  }
-  close(ready[0]);
-  close(ready[1]);
-  close(go[0]);
-  close(go[1]);
+  th_be_close(f); /* the parent holds nothing while the children run */
+  th_procs_start(&p, DRAIN_PROCS, drain_child, f);
+  th_procs_go(&p);
+  th_procs_wait(&p);
+  int busy_procs = th_procs_ids(&p, &seen, &n);
+  th_procs_free(&p);
 
-  size_t n = 0;
-  int busy_procs = 0;
-  for (int p = 0; p < DRAIN_PROCS; p++) {
-    char path[2048], line[64];
-    size_t before = n;
-    snprintf(path, sizeof path, "%s/claimed.%d", f->dir, p);
-    FILE *in = fopen(path, "r");
-    assert_non_null(in);
-    while (fgets(line, sizeof line, in) != NULL && n <= DRAIN_TASKS) {
-      line[strcspn(line, "\n")] = '\0';
-      assert_true(omniq_id_valid(line));
-      memcpy(seen[n++], line, OMNIQ_ID_SIZE);
-    }
-    fclose(in);
-    busy_procs += n > before;
-  }
   /* Every task claimed exactly once, none lost, none invented. */
-  assert_int_equal(n, DRAIN_TASKS);
-  qsort(enq, DRAIN_TASKS, OMNIQ_ID_SIZE, th_cmp_id);
-  qsort(seen, DRAIN_TASKS, OMNIQ_ID_SIZE, th_cmp_id);
-  assert_memory_equal(enq, seen, (size_t)DRAIN_TASKS * OMNIQ_ID_SIZE);
+  th_assert_exactly_once(enq, DRAIN_TASKS, seen, n);
   assert_true(busy_procs >= 2);
 
-  fx_reopen(f);
+  th_be_reopen(f);
   int64_t counts[OMNIQ_STATUS_COUNT];
   assert_int_equal(f->ops->count_by_status(f->b, counts, f->err, sizeof f->err), OMNIQ_OK);
   assert_int_equal(counts[OMNIQ_SUCCESS], DRAIN_TASKS);
@@ -173,7 +145,7 @@ static void test_four_processes_drain_20000_tasks_each_claimed_once(void **state
   }
   free(enq);
   free(seen);
-  fx_free(f);
+  th_be_free(f);
 }
 
 /* ---- SIGKILL ------------------------------------------------------------- */
@@ -187,11 +159,11 @@ static void block_forever(int hold) {
 }
 
 static void test_sigkilled_worker_tasks_run_again_after_the_lease(void **state) {
-  fx_t *f = fx_new(1);
+  th_be_t *f = th_be_new("file", 1);
   int report[2], hold[2];
   char ids[3][OMNIQ_ID_SIZE];
   (void)state;
-  for (int i = 0; i < 5; i++) fx_add(f, NULL, 0, fx_now(f), NULL);
+  for (int i = 0; i < 5; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
   assert_int_equal(pipe(report), 0);
   assert_int_equal(pipe(hold), 0);
   pid_t pid = fork();
@@ -200,9 +172,9 @@ static void test_sigkilled_worker_tasks_run_again_after_the_lease(void **state) 
     /* The child: its own backend, three claims, then it hangs on to them. */
     omniq_task_t **got = NULL;
     size_t k = 0;
-    omniq_claim_req_t req = {fx_now(f), fx_now(f) + 30000, default_queue, 1, 3};
-    fx_close(f); /* never touch cmocka here: failures are exit codes */
-    if (fx_open(f) != OMNIQ_OK || f->ops->claim(f->b, &req, &got, &k, f->err, 512) != 0 || k != 3)
+    omniq_claim_req_t req = {th_be_now(f), th_be_now(f) + 30000, default_queue, 1, 3};
+    th_be_close(f); /* never touch cmocka here: failures are exit codes */
+    if (th_be_open(f) != OMNIQ_OK || f->ops->claim(f->b, &req, &got, &k, f->err, 512) != 0 || k != 3)
       _exit(2);
     for (int i = 0; i < 3; i++)
       if (write(report[1], got[i]->id, OMNIQ_ID_SIZE) != OMNIQ_ID_SIZE) _exit(2);
@@ -216,34 +188,34 @@ static void test_sigkilled_worker_tasks_run_again_after_the_lease(void **state) 
 
   omniq_task_t **lost = NULL, **got = NULL;
   size_t n = 0;
-  assert_int_equal(f->ops->expired_leases(f->b, fx_now(f), 10, &lost, &n, f->err, sizeof f->err),
+  assert_int_equal(f->ops->expired_leases(f->b, th_be_now(f), 10, &lost, &n, f->err, sizeof f->err),
                    OMNIQ_OK);
   assert_int_equal(n, 0); /* the lease still runs */
-  assert_int_equal(fx_claim(f, 10, &got), 2); /* only the two it did not take */
+  assert_int_equal(th_be_claim(f, 10, &got), 2); /* only the two it did not take */
   for (int i = 0; i < 2; i++) {
-    omniq_outcome_t o = {got[i]->id, got[i]->token, OMNIQ_SUCCESS, 0, 0, NULL, NULL};
-    assert_int_equal(f->ops->complete(f->b, &o, f->err, sizeof f->err), OMNIQ_OK);
+    omniq_decision_t d = {got[i]->id, got[i]->token, OMNIQ_SUCCESS, 0, 0, NULL, NULL};
+    assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
   }
   omniq__tasks_free(got, 2);
 
   th_clock_advance(&f->clock, 30001);
-  assert_int_equal(f->ops->expired_leases(f->b, fx_now(f), 10, &lost, &n, f->err, sizeof f->err),
+  assert_int_equal(f->ops->expired_leases(f->b, th_be_now(f), 10, &lost, &n, f->err, sizeof f->err),
                    OMNIQ_OK);
   assert_int_equal(n, 3);
-  omniq_task_error_t *e = omniq_task_error_new("WorkerLost", "lease expired", fx_now(f), NULL, 1, 1);
+  omniq_task_error_t *e = omniq_task_error_new("WorkerLost", "lease expired", th_be_now(f), NULL, 1, 1);
   for (size_t i = 0; i < n; i++) {
     int mine = 0;
     for (int k = 0; k < 3; k++) mine |= strcmp(lost[i]->id, ids[k]) == 0;
     assert_true(mine);
     assert_int_equal(lost[i]->status, OMNIQ_RUNNING);
     assert_int_equal(lost[i]->attempts, 1);
-    omniq_outcome_t o = {lost[i]->id, lost[i]->token, OMNIQ_PENDING, fx_now(f), 0, e, NULL};
-    assert_int_equal(fx_fail(f, &o), OMNIQ_OK);
+    omniq_decision_t d = {lost[i]->id, lost[i]->token, OMNIQ_PENDING, th_be_now(f), 0, e, NULL};
+    assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
     /* The dead worker's token is spent: its late finish changes nothing. */
-    o.next_status = OMNIQ_SUCCESS;
-    assert_int_equal(f->ops->complete(f->b, &o, f->err, sizeof f->err), OMNIQ_ESTATE);
+    d.next_status = OMNIQ_SUCCESS;
+    assert_int_equal(th_be_finish(f, &d), OMNIQ_ESTATE);
   }
-  assert_int_equal(fx_claim(f, 10, &got), 3);
+  assert_int_equal(th_be_claim(f, 10, &got), 3);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(got[i]->attempts, 2);
     assert_int_equal(got[i]->token, 2);
@@ -256,30 +228,31 @@ static void test_sigkilled_worker_tasks_run_again_after_the_lease(void **state) 
   close(report[1]);
   close(hold[0]);
   close(hold[1]);
-  fx_free(f);
+  th_be_free(f);
 }
 
 /* A process that dies holding a task lock in the middle of a claim (after
  * the rename, before the rewrite): its lock dies with it, and the task goes
  * back to pending with no attempt counted. */
 static void test_task_lock_dies_with_a_killed_claimer(void **state) {
-  fx_t *f = fx_new(1);
+  th_be_t *f = th_be_new("file", 1);
   int report[2], hold[2];
   char id[OMNIQ_ID_SIZE], name[OMNIQ__PNAME_SIZE];
   (void)state;
-  fx_add(f, NULL, 0, fx_now(f), id);
-  omniq__fname_pending(omniq__fname_iprio(0), fx_now(f), id, name);
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  omniq__fname_pending(omniq__fname_iprio(0), th_be_now(f), id, name);
   assert_int_equal(pipe(report), 0);
   assert_int_equal(pipe(hold), 0);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     char e[256], idname[OMNIQ__IDNAME_SIZE];
-    fx_close(f);
-    if (fx_open(f) != OMNIQ_OK) _exit(2);
+    th_be_close(f);
+    if (th_be_open(f) != OMNIQ_OK) _exit(2);
     omniq__fs_t *fs = f->b;
     omniq__pending_t p;
-    if (!omniq__fidx_find(fs->idx, id, 1, &p) || omniq__fs_lock(fs, id, e, sizeof e) != 0) _exit(2);
+    if (!omniq__fidx_find(fs->idx, id, 1, &p) || omniq__flock_take(&fs->locks, id, e, sizeof e) != 0)
+      _exit(2);
     omniq__fname_id(id, idname);
     if (renameat(p.dirfd, p.name, fs->running_fd, idname) != 0) _exit(2);
     if (write(report[1], "L", 1) != 1) _exit(2);
@@ -288,24 +261,24 @@ static void test_task_lock_dies_with_a_killed_claimer(void **state) {
   char c;
   assert_int_equal(th_read_full(report[0], &c, 1), 0);
   omniq__fs_t *fs = f->b;
-  assert_false(omniq__fs_trylock(fs, id)); /* held by the other process */
+  assert_false(omniq__flock_try(&fs->locks, id)); /* held by the other process */
   omniq_task_t **lost = NULL, **got = NULL;
   size_t n = 0;
-  assert_int_equal(f->ops->expired_leases(f->b, fx_now(f), 10, &lost, &n, f->err, sizeof f->err),
+  assert_int_equal(f->ops->expired_leases(f->b, th_be_now(f), 10, &lost, &n, f->err, sizeof f->err),
                    OMNIQ_OK);
   assert_int_equal(n, 0);
-  assert_true(fx_has(f, "queue/running", id)); /* a live claim is left alone */
+  assert_true(th_be_has(f, "queue/running", id)); /* a live claim is left alone */
 
   assert_int_equal(kill(pid, SIGKILL), 0);
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);
-  assert_true(omniq__fs_trylock(fs, id));
-  omniq__fs_unlock(fs, id);
-  assert_int_equal(f->ops->expired_leases(f->b, fx_now(f), 10, &lost, &n, f->err, sizeof f->err),
+  assert_true(omniq__flock_try(&fs->locks, id));
+  omniq__flock_release(&fs->locks, id);
+  assert_int_equal(f->ops->expired_leases(f->b, th_be_now(f), 10, &lost, &n, f->err, sizeof f->err),
                    OMNIQ_OK);
   assert_int_equal(n, 0);
-  assert_false(fx_has(f, "queue/running", id));
-  assert_int_equal(fx_claim(f, 10, &got), 1);
+  assert_false(th_be_has(f, "queue/running", id));
+  assert_int_equal(th_be_claim(f, 10, &got), 1);
   assert_string_equal(got[0]->id, id);
   assert_int_equal(got[0]->attempts, 1);
   omniq__tasks_free(got, 1);
@@ -313,13 +286,13 @@ static void test_task_lock_dies_with_a_killed_claimer(void **state) {
   close(report[1]);
   close(hold[0]);
   close(hold[1]);
-  fx_free(f);
+  th_be_free(f);
 }
 
-/* The same story through the queue engine, as a program runs it: the
+/* The same story through the engine, as a program runs it: the
  * killed process's claims come back through the engine's own reaper
  * (expired_leases, then fail with the token: WorkerLost, retry). */
-static void test_killed_process_tasks_run_again_through_the_queue_engine(void **state) {
+static void test_killed_process_tasks_run_again_through_the_engine(void **state) {
   char *dir = th_tmpdir();
   th_clock_t clock;
   omniq_settings_t s;
@@ -339,7 +312,7 @@ static void test_killed_process_tasks_run_again_through_the_queue_engine(void **
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    if (omniq_open(&oq, &s) != OMNIQ_OK || omniq__queue_claim(oq, NULL, 0, 2, &tasks, &n) != 0 ||
+    if (omniq_open(&oq, &s) != OMNIQ_OK || omniq__engine_claim(oq, NULL, 0, 2, &tasks, &n) != 0 ||
         n != 2)
       _exit(2);
     for (size_t i = 0; i < n; i++)
@@ -355,14 +328,14 @@ static void test_killed_process_tasks_run_again_through_the_queue_engine(void **
   th_ok(NULL, omniq_open(&oq, &s));
   /* This claim reaps first (WorkerLost, retried at once: the lease already
    * cost the wait), then takes the lost runs and the task nobody took. */
-  th_ok(oq, omniq__queue_claim(oq, NULL, 0, 10, &tasks, &n));
+  th_ok(oq, omniq__engine_claim(oq, NULL, 0, 10, &tasks, &n));
   assert_int_equal(n, 3);
-  omniq__run_t ok = {.ok = 1, .value = "1"};
+  omniq__run_report_t ok = {.kind = OMNIQ__RUN_OK, .value = "1"};
   for (size_t i = 0; i < n; i++) {
     int was_lost = strcmp(tasks[i]->id, lost[0]) == 0 || strcmp(tasks[i]->id, lost[1]) == 0;
     assert_int_equal(tasks[i]->attempts, was_lost ? 2 : 1);
     if (was_lost) assert_string_equal(tasks[i]->last_error->error_type, "WorkerLost");
-    th_ok(oq, omniq__queue_finish(oq, tasks[i], &ok));
+    th_ok(oq, omniq__engine_finish(oq, tasks[i], &ok));
   }
   for (int i = 0; i < 2; i++) {
     omniq_result_t *r = NULL;
@@ -385,7 +358,7 @@ int main(void) {
       cmocka_unit_test(test_four_processes_drain_20000_tasks_each_claimed_once),
       cmocka_unit_test(test_sigkilled_worker_tasks_run_again_after_the_lease),
       cmocka_unit_test(test_task_lock_dies_with_a_killed_claimer),
-      cmocka_unit_test(test_killed_process_tasks_run_again_through_the_queue_engine),
+      cmocka_unit_test(test_killed_process_tasks_run_again_through_the_engine),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

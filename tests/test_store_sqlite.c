@@ -1,9 +1,9 @@
-/* The SQLite backend beyond the storage contract (tests/contract.c): where
+/* The SQLite backend beyond the storage contract (tests/contract/): where
  * the database lives (URL forms), what opening refuses (not a database,
  * another program's database, a newer schema, an unopenable path), the
  * schema and its version, the query plans the claim depends on, a locked
  * database, and a claim that runs out of memory half-way. */
-#include "helpers.h"
+#include "support/backend.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -14,55 +14,41 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "ids.h"
-#include "model.h"
-#include "store.h"
-#include "store_sqlite.h"
+#include "base/alloc.h"
+#include "base/ids.h"
+#include "base/records.h"
+#include "storage/registry.h"
+#include "storage/sqlite/backend.h"
 
 #define NOW TH_EPOCH_MS
 #define ERRLEN 512
 
 static const omniq_storage_ops_t *ops = &omniq__sqlite_ops;
 
-typedef struct fx {
-  char *dir;
-  th_clock_t clock;
-  omniq_settings_t settings;
-  void *be;
-  char err[ERRLEN];
-} fx_t;
+typedef th_be_t fx_t;
 
 #define OK(fx, expr) th_be_ok((fx)->err, expr)
 
+/* A fresh directory and settings; each test opens when it is ready. */
 static int setup(void **state) {
-  fx_t *fx = calloc(1, sizeof *fx);
-  assert_non_null(fx);
-  fx->dir = th_tmpdir();
-  assert_non_null(fx->dir);
-  th_clock_init(&fx->clock, NOW);
-  th_settings(&fx->settings, "sqlite", fx->dir, &fx->clock);
-  *state = fx;
+  *state = th_be_unopened("sqlite", 1);
   return 0;
 }
 
 static int teardown(void **state) {
-  fx_t *fx = *state;
   omniq__alloc_fail_after(-1);
   omniq__sqlite_set_busy_timeout(OMNIQ__SQLITE_BUSY_MS);
-  if (fx->be != NULL) ops->close(fx->be);
-  th_rmtree(fx->dir);
-  free(fx);
+  th_be_free(*state);
   return 0;
 }
 
-static int open_be(fx_t *fx) { return ops->open(&fx->settings, &fx->be, fx->err, ERRLEN); }
+static int open_be(fx_t *fx) { return th_be_open(fx); }
 
 static void set_url(fx_t *fx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_url(fx_t *fx, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(fx->settings.db_url, sizeof fx->settings.db_url, fmt, ap);
+  vsnprintf(fx->s.db_url, sizeof fx->s.db_url, fmt, ap);
   va_end(ap);
 }
 
@@ -88,8 +74,8 @@ static omniq_task_t *mk_task(int priority) {
 /* Enqueues one task and reads it back through the same backend. */
 static void assert_usable(fx_t *fx) {
   omniq_task_t *t = mk_task(0), *got = NULL;
-  OK(fx, ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN));
-  OK(fx, ops->get_task(fx->be, t->id, &got, fx->err, ERRLEN));
+  OK(fx, ops->enqueue(fx->b, &t, 1, fx->err, ERRLEN));
+  OK(fx, ops->get_task(fx->b, t->id, &got, fx->err, ERRLEN));
   assert_string_equal(got->id, t->id);
   omniq_task_free(got);
   omniq_task_free(t);
@@ -128,7 +114,7 @@ static void test_empty_url_is_omniq_db_in_base_dir_created_if_missing(void **sta
   fx_t *fx = *state;
   char *want;
   /* base_dir two levels below an existing folder: both are created. */
-  snprintf(fx->settings.base_dir, sizeof fx->settings.base_dir, "%s/a/b", fx->dir);
+  snprintf(fx->s.base_dir, sizeof fx->s.base_dir, "%s/a/b", fx->dir);
   OK(fx, open_be(fx));
   assert_true(asprintf(&want, "%s/a/b/omniq.db", fx->dir) > 0);
   assert_true(exists(want));
@@ -188,7 +174,7 @@ static void test_url_with_a_host_is_a_config_error(void **state) {
   fx_t *fx = *state;
   set_url(fx, "%s", "sqlite://host/q.db");
   assert_int_equal(open_be(fx), OMNIQ_ECONFIG);
-  assert_null(fx->be);
+  assert_null(fx->b);
   assert_non_null(strstr(fx->err, "sqlite://host/q.db"));
 }
 
@@ -207,7 +193,7 @@ static void test_file_that_is_not_a_database_is_corrupt_and_untouched(void **sta
   fclose(f);
 
   assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
-  assert_null(fx->be);
+  assert_null(fx->b);
   assert_non_null(strstr(fx->err, p));
   assert_non_null(strstr(fx->err, "not a database"));
 
@@ -228,7 +214,7 @@ static void test_unopenable_path_names_the_path(void **state) {
   set_url(fx, "%s", fx->dir);
   int rc = open_be(fx);
   assert_true(rc == OMNIQ_ESTORAGE || rc == OMNIQ_EIO);
-  assert_null(fx->be);
+  assert_null(fx->b);
   assert_non_null(strstr(fx->err, fx->dir));
 
   /* A parent "folder" is a regular file. */
@@ -251,7 +237,7 @@ static void test_newer_schema_version_is_refused_and_untouched(void **state) {
   sqlite3 *db = raw_open(p);
   raw_exec(db, "PRAGMA user_version = 99");
   assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
-  assert_null(fx->be);
+  assert_null(fx->b);
   assert_non_null(strstr(fx->err, "newer"));
   assert_non_null(strstr(fx->err, p));
   assert_int_equal(raw_int(db, "PRAGMA user_version"), 99);
@@ -319,7 +305,7 @@ static void test_existing_empty_database_is_migrated_keeping_other_tables(void *
   assert_int_equal(raw_int(db, "SELECT count(*) FROM app_notes"), 1);
   /* Opening again (a second handle) finds nothing to migrate. */
   void *second = NULL;
-  OK(fx, ops->open(&fx->settings, &second, fx->err, ERRLEN));
+  OK(fx, ops->open(&fx->s, &second, fx->err, ERRLEN));
   ops->close(second);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM tasks"), 1);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
@@ -413,17 +399,17 @@ static void test_locked_database_is_busy_and_reads_go_on(void **state) {
   omniq__sqlite_set_busy_timeout(50); /* this test waits out the timeout once */
   OK(fx, open_be(fx));
   omniq_task_t *t = mk_task(0), *u = mk_task(0), *got = NULL;
-  OK(fx, ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN));
+  OK(fx, ops->enqueue(fx->b, &t, 1, fx->err, ERRLEN));
 
   sqlite3 *db = raw_open(p);
   raw_exec(db, "BEGIN IMMEDIATE"); /* another writer holds the write lock */
-  assert_int_equal(ops->enqueue(fx->be, &u, 1, fx->err, ERRLEN), OMNIQ_EBUSY);
+  assert_int_equal(ops->enqueue(fx->b, &u, 1, fx->err, ERRLEN), OMNIQ_EBUSY);
   assert_non_null(strstr(fx->err, p));
-  OK(fx, ops->get_task(fx->be, t->id, &got, fx->err, ERRLEN)); /* WAL: readers go on */
+  OK(fx, ops->get_task(fx->b, t->id, &got, fx->err, ERRLEN)); /* WAL: readers go on */
   omniq_task_free(got);
   raw_exec(db, "COMMIT");
 
-  OK(fx, ops->enqueue(fx->be, &u, 1, fx->err, ERRLEN));
+  OK(fx, ops->enqueue(fx->b, &u, 1, fx->err, ERRLEN));
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   omniq_task_free(t);
   omniq_task_free(u);
@@ -434,7 +420,7 @@ static void test_claim_out_of_memory_leaves_tasks_pending(void **state) {
   fx_t *fx = *state;
   omniq_task_t *tasks[3] = {mk_task(2), mk_task(1), mk_task(0)};
   OK(fx, open_be(fx));
-  OK(fx, ops->enqueue(fx->be, tasks, 3, fx->err, ERRLEN));
+  OK(fx, ops->enqueue(fx->b, tasks, 3, fx->err, ERRLEN));
   static const char *const q[] = {"default"};
   omniq_claim_req_t req = {
       .now_ms = NOW, .lease_until_ms = NOW + 1, .queues = q, .nqueues = 1, .max = 3};
@@ -443,17 +429,17 @@ static void test_claim_out_of_memory_leaves_tasks_pending(void **state) {
     omniq_task_t **got = NULL;
     size_t ngot = 0;
     omniq__alloc_fail_after(n);
-    int rc = ops->claim(fx->be, &req, &got, &ngot, fx->err, ERRLEN);
+    int rc = ops->claim(fx->b, &req, &got, &ngot, fx->err, ERRLEN);
     omniq__alloc_fail_after(-1);
     assert_int_equal(rc, OMNIQ_ENOMEM);
     assert_null(got);
     assert_int_equal(ngot, 0);
     int64_t c[OMNIQ_STATUS_COUNT];
-    OK(fx, ops->count_by_status(fx->be, c, fx->err, ERRLEN));
+    OK(fx, ops->count_by_status(fx->b, c, fx->err, ERRLEN));
     assert_int_equal(c[OMNIQ_PENDING], 3);
   }
   omniq_task_t *t = NULL;
-  OK(fx, ops->get_task(fx->be, tasks[0]->id, &t, fx->err, ERRLEN));
+  OK(fx, ops->get_task(fx->b, tasks[0]->id, &t, fx->err, ERRLEN));
   assert_int_equal(t->attempts, 0);
   assert_int_equal(t->token, 0);
   omniq_task_free(t);
@@ -468,32 +454,32 @@ static void test_malformed_ids_are_invalid(void **state) {
   static const char *const bad[] = {"", "nope", "../../etc/passwd",
                                     "0192A3B4-C5D6-7E8F-9012-3456789ABCDE"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    omniq_outcome_t o = {.id = bad[i], .token = 1, .next_status = OMNIQ_SUCCESS};
-    assert_int_equal(ops->get_task(fx->be, bad[i], &got, fx->err, ERRLEN), OMNIQ_EINVAL);
-    assert_int_equal(ops->get_result(fx->be, bad[i], &r, fx->err, ERRLEN), OMNIQ_EINVAL);
-    assert_int_equal(ops->complete(fx->be, &o, fx->err, ERRLEN), OMNIQ_EINVAL);
-    assert_int_equal(ops->cancel(fx->be, bad[i], NULL, fx->err, ERRLEN), OMNIQ_EINVAL);
-    assert_int_equal(ops->extend_lease(fx->be, bad[i], 1, NOW, fx->err, ERRLEN), OMNIQ_EINVAL);
+    omniq_decision_t d = {.id = bad[i], .token = 1, .next_status = OMNIQ_SUCCESS};
+    assert_int_equal(ops->get_task(fx->b, bad[i], &got, fx->err, ERRLEN), OMNIQ_EINVAL);
+    assert_int_equal(ops->get_result(fx->b, bad[i], &r, fx->err, ERRLEN), OMNIQ_EINVAL);
+    assert_int_equal(ops->finish(fx->b, &d, fx->err, ERRLEN), OMNIQ_EINVAL);
+    assert_int_equal(ops->cancel(fx->b, bad[i], NOW, NULL, fx->err, ERRLEN), OMNIQ_EINVAL);
+    assert_int_equal(ops->extend_lease(fx->b, bad[i], 1, NOW, fx->err, ERRLEN), OMNIQ_EINVAL);
   }
   snprintf(t->id, sizeof t->id, "%s", "not-an-id");
-  assert_int_equal(ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN), OMNIQ_EINVAL);
+  assert_int_equal(ops->enqueue(fx->b, &t, 1, fx->err, ERRLEN), OMNIQ_EINVAL);
   int64_t c[OMNIQ_STATUS_COUNT];
-  OK(fx, ops->count_by_status(fx->be, c, fx->err, ERRLEN));
+  OK(fx, ops->count_by_status(fx->b, c, fx->err, ERRLEN));
   assert_int_equal(c[OMNIQ_PENDING], 0);
   omniq_task_free(t);
 }
 
-static void test_outcome_must_be_a_run_outcome(void **state) {
+static void test_finish_must_end_a_run(void **state) {
   fx_t *fx = *state;
   omniq_task_t *t = mk_task(0);
   OK(fx, open_be(fx));
-  OK(fx, ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN));
-  omniq_outcome_t o = {.id = t->id, .token = 1, .next_status = OMNIQ_CANCELLED};
-  assert_int_equal(ops->complete(fx->be, &o, fx->err, ERRLEN), OMNIQ_EINVAL);
-  o.next_status = OMNIQ_RUNNING;
-  assert_int_equal(ops->complete(fx->be, &o, fx->err, ERRLEN), OMNIQ_EINVAL);
-  o.next_status = 42;
-  assert_int_equal(ops->complete(fx->be, &o, fx->err, ERRLEN), OMNIQ_EINVAL);
+  OK(fx, ops->enqueue(fx->b, &t, 1, fx->err, ERRLEN));
+  omniq_decision_t d = {.id = t->id, .token = 1, .next_status = OMNIQ_CANCELLED};
+  assert_int_equal(ops->finish(fx->b, &d, fx->err, ERRLEN), OMNIQ_EINVAL);
+  d.next_status = OMNIQ_RUNNING;
+  assert_int_equal(ops->finish(fx->b, &d, fx->err, ERRLEN), OMNIQ_EINVAL);
+  d.next_status = 42;
+  assert_int_equal(ops->finish(fx->b, &d, fx->err, ERRLEN), OMNIQ_EINVAL);
   omniq_task_free(t);
 }
 
@@ -506,13 +492,13 @@ static void test_two_handles_on_one_file_share_the_queue(void **state) {
   omniq_claim_req_t req = {
       .now_ms = NOW, .lease_until_ms = NOW + 1, .queues = q, .nqueues = 1, .max = 5};
   OK(fx, open_be(fx));
-  OK(fx, ops->open(&fx->settings, &other, fx->err, ERRLEN));
-  OK(fx, ops->enqueue(fx->be, &t, 1, fx->err, ERRLEN));
+  OK(fx, ops->open(&fx->s, &other, fx->err, ERRLEN));
+  OK(fx, ops->enqueue(fx->b, &t, 1, fx->err, ERRLEN));
   OK(fx, ops->claim(other, &req, &got, &n, fx->err, ERRLEN));
   assert_int_equal(n, 1);
   assert_string_equal(got[0]->id, t->id);
   omniq__tasks_free(got, n);
-  OK(fx, ops->claim(fx->be, &req, &got, &n, fx->err, ERRLEN));
+  OK(fx, ops->claim(fx->b, &req, &got, &n, fx->err, ERRLEN));
   assert_int_equal(n, 0);
   ops->close(other);
   omniq_task_free(t);
@@ -540,7 +526,7 @@ int main(void) {
       T(test_locked_database_is_busy_and_reads_go_on),
       T(test_claim_out_of_memory_leaves_tasks_pending),
       T(test_malformed_ids_are_invalid),
-      T(test_outcome_must_be_a_run_outcome),
+      T(test_finish_must_end_a_run),
       T(test_two_handles_on_one_file_share_the_queue),
   };
   return cmocka_run_group_tests_name("sqlite backend", tests, NULL, NULL);

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "helpers.h"
-#include "sync.h"
+#include "support/helpers.h"
+#include "support/gate.h"
 
 typedef th_store_t fx_t;
 

@@ -10,8 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "helpers.h"
-#include "sync.h"
+#include "support/helpers.h"
+#include "support/gate.h"
 
 enum { TASKS = 3 };
 

@@ -14,9 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "notify.h"
-#include "postgres.h"
+#include "base/alloc.h"
+#include "base/notify.h"
+#include "storage/postgres/postgres.h"
+#include "storage/registry.h"
 
 /* An outcome (see postgres.h): the task row fenced by status and token,
  * and the result row by a CTE of the same statement, only if it matched. */
@@ -55,21 +56,24 @@ static const struct {
                            " WHERE id = $1::uuid AND token = $2::int8 AND status = 1 RETURNING 1"},
     [OMNIQ__PGS_CANCEL] =
         {"omniq_cancel",
-         "WITH t AS ("
-         " UPDATE @S.tasks SET status = 4 WHERE id = $1::uuid AND status IN (0, 1)"
-         " RETURNING id, attempts, started_at_ms),"
+         /* o locks the row and sees its latest status; the result takes
+          * attempts and started_at from the row as the UPDATE leaves it,
+          * so a claim that raced the cancel is counted in both or neither. */
+         "WITH o AS (SELECT id, status FROM @S.tasks WHERE id = $1::uuid FOR UPDATE),"
+         " t AS ("
+         " UPDATE @S.tasks k SET status = 4 FROM o WHERE k.id = o.id AND o.status IN (0, 1)"
+         " RETURNING k.id, k.attempts, k.started_at_ms),"
          " r AS ("
          " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms,"
          " finished_due_ms, last_attempt_at_ms)"
-         " SELECT id, 4, NULL, $2::text, COALESCE($3::int4, attempts), $4::int8, $5::int8,"
-         " COALESCE($6::int8, started_at_ms) FROM t WHERE $4::int8 IS NOT NULL"
+         " SELECT id, 4, NULL, NULL, attempts, $2::int8, $3::int8, started_at_ms FROM t"
          " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status,"
          " value = excluded.value, error = excluded.error, attempts = excluded.attempts,"
          " finished_at_ms = excluded.finished_at_ms,"
          " finished_due_ms = excluded.finished_due_ms,"
          " last_attempt_at_ms = excluded.last_attempt_at_ms)"
-         " SELECT count(*) FROM t"},
-    [OMNIQ__PGS_EXISTS] = {"omniq_exists", "SELECT 1 FROM @S.tasks WHERE id = $1::uuid"},
+         " SELECT (SELECT status FROM o), (SELECT count(*) FROM t)"},
+    [OMNIQ__PGS_STATUS] = {"omniq_status", "SELECT status FROM @S.tasks WHERE id = $1::uuid"},
     [OMNIQ__PGS_GET_TASK] = {"omniq_get_task", "SELECT " OMNIQ__PG_TASK_COLS
                                                " FROM @S.tasks WHERE id = $1::uuid"},
     [OMNIQ__PGS_GET_RESULT] = {"omniq_get_result", "SELECT " OMNIQ__PG_RESULT_COLS
@@ -167,8 +171,7 @@ const omniq_storage_ops_t omniq__postgres_ops = {
     .close = pg_close,
     .enqueue = omniq__pg_enqueue,
     .claim = omniq__pg_claim,
-    .complete = omniq__pg_finish,
-    .fail = omniq__pg_finish,
+    .finish = omniq__pg_finish,
     .extend_lease = omniq__pg_extend_lease,
     .cancel = omniq__pg_cancel,
     .get_task = omniq__pg_get_task,

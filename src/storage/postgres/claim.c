@@ -25,9 +25,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "model.h"
-#include "postgres.h"
+#include "base/alloc.h"
+#include "base/records.h"
+#include "storage/postgres/postgres.h"
 
 #define CLAIM_SQL(queue_match)                                                       \
   "WITH picked AS ("                                                                 \
@@ -80,7 +80,9 @@ int omniq__pg_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t **
   PGresult *r;
   *out = NULL;
   *n = 0;
-  if (req->max == 0 || req->nqueues == 0) return OMNIQ_OK;
+  if (req->nqueues == 0 || req->queues == NULL)
+    return omniq__pg_errf(OMNIQ_EINVAL, err, errlen, "claim: no queue named");
+  if (req->max == 0) return OMNIQ_OK;
   omniq__pg_maybe_resync(pg);
   omniq__pg_params_init(&p);
   if (req->nqueues == 1) {

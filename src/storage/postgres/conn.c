@@ -29,13 +29,13 @@
  * server side, so a host that vanished mid-transaction does not keep its
  * row locks for the kernel's two hours.
  */
-#include "conn.h"
+#include "storage/postgres/conn.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "clock.h"
+#include "base/alloc.h"
+#include "base/clock.h"
 #include "omniq.h"
 
 /* Client-side defaults; any of them can be overridden in the conninfo. */

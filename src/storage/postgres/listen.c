@@ -18,7 +18,7 @@
  * Reconnects back off from OMNIQ__PG_BACKOFF_MIN_MS to _MAX_MS; the wait
  * is a poll on the stop pipe, so stop is never delayed by it.
  */
-#include "listen.h"
+#include "storage/postgres/listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +29,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "conn.h"
+#include "base/alloc.h"
+#include "storage/postgres/conn.h"
 #include "omniq.h"
-#include "schema.h"
+#include "storage/postgres/schema.h"
 
 struct omniq__pg_listener {
   char *conninfo;

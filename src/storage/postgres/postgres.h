@@ -12,11 +12,11 @@
 #ifndef OMNIQ_PG_POSTGRES_H
 #define OMNIQ_PG_POSTGRES_H
 
-#include "conn.h"
-#include "listen.h"
+#include "storage/postgres/conn.h"
+#include "storage/postgres/listen.h"
 #include "omniq/storage.h"
-#include "schema.h"
-#include "timebase.h"
+#include "storage/postgres/schema.h"
+#include "storage/postgres/timebase.h"
 
 /* Prepared statements (texts in backend.c and claim.c). */
 enum {
@@ -26,7 +26,7 @@ enum {
   OMNIQ__PGS_FINISH,
   OMNIQ__PGS_EXTEND,
   OMNIQ__PGS_CANCEL,
-  OMNIQ__PGS_EXISTS,
+  OMNIQ__PGS_STATUS,
   OMNIQ__PGS_GET_TASK,
   OMNIQ__PGS_GET_RESULT,
   OMNIQ__PGS_PURGE,
@@ -75,8 +75,10 @@ int omniq__pg_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* OMNIQ_ENOTFOUND if no task has id, else OMNIQ_ESTATE (for a transition
- * that changed no row), with a message naming op. */
-int omniq__pg_no_row(omniq__pg_t *pg, const char *op, const char *id, char *err, size_t errlen);
+ * that changed no row), with a message naming op; *status (may be NULL)
+ * gets the task's status when it exists. */
+int omniq__pg_no_row(omniq__pg_t *pg, const char *op, const char *id, int *status, char *err,
+                     size_t errlen);
 
 /* Measures the clock offset again if it is due (timebase.c). */
 void omniq__pg_maybe_resync(omniq__pg_t *pg);
@@ -96,11 +98,11 @@ int omniq__pg_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_ta
                              size_t *n, char *err, size_t errlen);
 int omniq__pg_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
                       size_t errlen);
-int omniq__pg_finish(void *backend, const omniq_outcome_t *o, char *err, size_t errlen);
+int omniq__pg_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen);
 int omniq__pg_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
                            char *err, size_t errlen);
-int omniq__pg_cancel(void *backend, const char *id, const omniq_result_t *result, char *err,
-                     size_t errlen);
+int omniq__pg_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
+                     char *err, size_t errlen);
 int omniq__pg_purge_results(void *backend, int64_t older_than_ms, int64_t *count, char *err,
                             size_t errlen);
 int omniq__pg_get_task(void *backend, const char *id, omniq_task_t **out, char *err,

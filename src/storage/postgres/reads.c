@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "model.h"
-#include "postgres.h"
+#include "base/alloc.h"
+#include "base/records.h"
+#include "storage/postgres/postgres.h"
 
 /* Column numbers of OMNIQ__PG_TASK_COLS. */
 enum {

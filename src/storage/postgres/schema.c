@@ -38,14 +38,14 @@
  *   turns over every row it holds, and dead index entries slow the claim
  *   walk until vacuum removes them.
  */
-#include "schema.h"
+#include "storage/postgres/schema.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "conn.h"
+#include "base/alloc.h"
+#include "storage/postgres/conn.h"
 #include "omniq.h"
 
 /* pg_advisory_xact_lock's first key: "OmnQ". */

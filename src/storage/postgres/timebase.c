@@ -15,6 +15,13 @@
  * a lease expires the lease in the store too, and a time a caller wrote
  * (an eta, a lease_until) reads back exactly as written.
  *
+ * Small offsets. One measurement is off by up to half its round trip, so
+ * two handles on one host would each find a slightly different offset and
+ * disagree by a millisecond or two about a boundary (is a task due at
+ * exactly its eta?). An offset under OMNIQ__PG_SKEW_IGNORED_MS is therefore
+ * taken as zero: handles on one host agree exactly, and a host whose clock
+ * is off by less than that may act that much early or late.
+ *
  * When it is measured again. A jump of an injected clock is what the
  * caller meant (a test moving time), so its offset is measured once, at
  * open, and never again. The system clock is measured again every minute,
@@ -23,12 +30,12 @@
  * way a measurement is off by at most half the round trip it took (the
  * best of three is kept).
  */
-#include "timebase.h"
+#include "storage/postgres/timebase.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "clock.h"
+#include "base/clock.h"
 
 #define SAMPLES 3
 
@@ -58,6 +65,7 @@ int omniq__pg_timebase_measure(omniq__pg_timebase_t *tb, PGconn *pg, char *err, 
       best = server - (t0 + (t1 - t0) / 2);
     }
   }
+  if (best > -OMNIQ__PG_SKEW_IGNORED_MS && best < OMNIQ__PG_SKEW_IGNORED_MS) best = 0;
   atomic_store(&tb->offset_ms, best);
   if (tb->follows_system) atomic_store(&tb->next_sync_ms, omniq__mono_ms() + OMNIQ__PG_RESYNC_MS);
   return OMNIQ_OK;

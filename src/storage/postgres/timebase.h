@@ -16,6 +16,10 @@
 
 /* How often a handle on the system clock measures its offset again. */
 #define OMNIQ__PG_RESYNC_MS 60000
+/* An offset smaller than this is taken as none: it is within what one
+ * measurement can tell (half a round trip, ms rounding), and handles on one
+ * host must agree exactly. */
+#define OMNIQ__PG_SKEW_IGNORED_MS 100
 
 typedef struct omniq__pg_timebase {
   omniq_clock_fn clock; /* the handle's clock (settings.clock_fn or the system's) */

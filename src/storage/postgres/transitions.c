@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "postgres.h"
+#include "base/alloc.h"
+#include "storage/postgres/postgres.h"
 
 #define INSERT_COLS                                                                   \
   "INSERT INTO @S.tasks (id, func, queue, args, kwargs, status, priority, attempts,"  \
@@ -50,15 +50,17 @@ int omniq__pg_errf(int rc, char *err, size_t errlen, const char *fmt, ...) {
   return rc;
 }
 
-int omniq__pg_no_row(omniq__pg_t *pg, const char *op, const char *id, char *err, size_t errlen) {
+int omniq__pg_no_row(omniq__pg_t *pg, const char *op, const char *id, int *status, char *err,
+                     size_t errlen) {
   omniq__pg_params_t p;
   PGresult *r;
   omniq__pg_params_init(&p);
   omniq__pg_param_text(&p, id);
-  int rc = omniq__pg_exec(&pg->pool, OMNIQ__PGS_EXISTS, &p, OMNIQ__PG_IDEMPOTENT, NULL, op, &r,
+  int rc = omniq__pg_exec(&pg->pool, OMNIQ__PGS_STATUS, &p, OMNIQ__PG_IDEMPOTENT, NULL, op, &r,
                           err, errlen);
   if (rc != OMNIQ_OK) return rc;
   int found = PQntuples(r) > 0;
+  if (found && status != NULL) *status = (int)omniq__pg_i64(r, 0, 0);
   PQclear(r);
   if (!found) return omniq__pg_errf(OMNIQ_ENOTFOUND, err, errlen, "%s %s: no such task", op, id);
   return omniq__pg_errf(OMNIQ_ESTATE, err, errlen,
@@ -231,7 +233,7 @@ int omniq__pg_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char 
 
 /* ---- outcomes ---------------------------------------------------------------- */
 
-int omniq__pg_finish(void *backend, const omniq_outcome_t *o, char *err, size_t errlen) {
+int omniq__pg_finish(void *backend, const omniq_decision_t *o, char *err, size_t errlen) {
   omniq__pg_t *pg = backend;
   const omniq_result_t *res = o->result;
   omniq__pg_params_t p;
@@ -283,7 +285,7 @@ int omniq__pg_finish(void *backend, const omniq_outcome_t *o, char *err, size_t 
   if (rc != OMNIQ_OK) return rc;
   int64_t changed = PQntuples(r) == 1 ? omniq__pg_i64(r, 0, 0) : 0;
   PQclear(r);
-  return changed == 1 ? OMNIQ_OK : omniq__pg_no_row(pg, "finish", o->id, err, errlen);
+  return changed == 1 ? OMNIQ_OK : omniq__pg_no_row(pg, "finish", o->id, NULL, err, errlen);
 }
 
 int omniq__pg_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
@@ -304,44 +306,35 @@ int omniq__pg_extend_lease(void *backend, const char *id, int64_t token, int64_t
   if (rc != OMNIQ_OK) return rc;
   int changed = PQntuples(r);
   PQclear(r);
-  return changed == 1 ? OMNIQ_OK : omniq__pg_no_row(pg, "extend_lease", id, err, errlen);
+  return changed == 1 ? OMNIQ_OK : omniq__pg_no_row(pg, "extend_lease", id, NULL, err, errlen);
 }
 
-int omniq__pg_cancel(void *backend, const char *id, const omniq_result_t *result, char *err,
-                     size_t errlen) {
+int omniq__pg_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
+                     char *err, size_t errlen) {
   omniq__pg_t *pg = backend;
   omniq__pg_params_t p;
-  char *error_json = NULL;
   const char *notify[] = {pg->ch_result, NULL};
   PGresult *r;
   if (!omniq_id_valid(id))
     return omniq__pg_errf(OMNIQ_EINVAL, err, errlen, "cancel: malformed task id");
-  if (result != NULL && result->error != NULL &&
-      (error_json = omniq_task_error_to_json(result->error)) == NULL)
-    return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: cancel: out of memory");
   omniq__pg_params_init(&p);
   omniq__pg_param_text(&p, id);
-  if (result != NULL) {
-    omniq__pg_param_text(&p, error_json);
-    omniq__pg_param_i64(&p, result->attempts);
-    omniq__pg_param_i64(&p, result->finished_at_ms);
-    omniq__pg_param_i64(&p, omniq__pg_server_ms(&pg->tb, result->finished_at_ms));
-    omniq__pg_param_i64(&p, result->last_attempt_at_ms);
-  } else {
-    for (int i = 0; i < 5; i++) omniq__pg_param_text(&p, NULL);
-  }
-  int rc = omniq__pg_exec(&pg->pool, OMNIQ__PGS_CANCEL, &p, OMNIQ__PG_ONCE,
-                          result != NULL ? notify : NULL, "cancel", &r, err, errlen);
-  free(error_json);
+  omniq__pg_param_i64(&p, finished_at_ms);
+  omniq__pg_param_i64(&p, omniq__pg_server_ms(&pg->tb, finished_at_ms));
+  int rc = omniq__pg_exec(&pg->pool, OMNIQ__PGS_CANCEL, &p, OMNIQ__PG_ONCE, notify, "cancel", &r,
+                          err, errlen);
   if (rc != OMNIQ_OK) return rc;
-  int64_t changed = PQntuples(r) == 1 ? omniq__pg_i64(r, 0, 0) : 0;
+  int found = !PQgetisnull(r, 0, 0);
+  int status = found ? (int)omniq__pg_i64(r, 0, 0) : -1;
+  int64_t changed = omniq__pg_i64(r, 0, 1);
   PQclear(r);
-  if (changed == 1) return OMNIQ_OK;
-  rc = omniq__pg_no_row(pg, "cancel", id, err, errlen);
-  if (rc == OMNIQ_ESTATE)
-    omniq__pg_errf(rc, err, errlen, "cancel %s: the task is finished and cannot be cancelled",
-                   id);
-  return rc;
+  if (found && prev_status != NULL) *prev_status = status;
+  if (!found) return omniq__pg_errf(OMNIQ_ENOTFOUND, err, errlen, "cancel %s: no such task", id);
+  if (changed != 1)
+    return omniq__pg_errf(OMNIQ_ESTATE, err, errlen,
+                          "cancel %s: the task is %s and cannot be cancelled", id,
+                          omniq_status_name(status));
+  return OMNIQ_OK;
 }
 
 int omniq__pg_purge_results(void *backend, int64_t older_than_ms, int64_t *count, char *err,

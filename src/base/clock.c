@@ -1,0 +1,123 @@
+/* Clocks and time text. */
+#include "base/clock.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "omniq.h"
+
+int64_t omniq_clock_system(void *userdata) {
+  struct timespec ts;
+  (void)userdata;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t omniq__now(const omniq_settings_t *s) {
+  if (s != NULL && s->clock_fn != NULL) return s->clock_fn(s->clock_userdata);
+  return omniq_clock_system(NULL);
+}
+
+int64_t omniq__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct timespec omniq__mono_deadline(int64_t ms_from_now) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  if (ms_from_now < 0) ms_from_now = 0;
+  ts.tv_sec += ms_from_now / 1000;
+  ts.tv_nsec += (long)(ms_from_now % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec += 1;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
+int omniq__cond_init_monotonic(pthread_cond_t *c) {
+  pthread_condattr_t attr;
+  int rc = pthread_condattr_init(&attr);
+  if (rc != 0) return rc;
+  rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  if (rc == 0) rc = pthread_cond_init(c, &attr);
+  pthread_condattr_destroy(&attr);
+  return rc;
+}
+
+/* Days since 1970-01-01 for a proleptic Gregorian date, and back (Howard
+ * Hinnant's civil-date algorithms): no timegm/gmtime_r, so no time zone or
+ * locale state is touched. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = (unsigned)(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = (unsigned)(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]) {
+  int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+  int64_t frac = ms - secs * 1000;
+  int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+  int64_t sod = secs - days * 86400;
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(days, &y, &m, &d);
+  snprintf(out, OMNIQ__ISO_SIZE, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
+           (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)frac);
+}
+
+/* sscanf's %d also takes signs and blanks ("2024-+1-01"), so the fixed
+ * shape is checked first. */
+static int iso_shape_ok(const char *s) {
+  static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+  for (int i = 0; shape[i] != '\0'; i++)
+    if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i]) return 0;
+  return 1;
+}
+
+static int days_in_month(int y, int m) {
+  static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : days[m - 1];
+}
+
+int omniq__iso8601_parse(const char *s, int64_t *ms_out) {
+  int y, mo, d, h, mi, sec, n = 0;
+  if (s == NULL || !iso_shape_ok(s) ||
+      sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+    return OMNIQ_EINVAL;
+  /* A day past the month's end (2023-02-29) would silently become another
+   * date, so it is refused like any other out-of-range field. */
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+    return OMNIQ_EINVAL;
+  const char *p = s + n;
+  int frac = 0;
+  if (*p == '.') {
+    int digits = 0;
+    for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+      if (digits < 3) frac = frac * 10 + (*p - '0');
+    if (digits == 0) return OMNIQ_EINVAL;
+    for (; digits < 3; digits++) frac *= 10;
+  }
+  if (strcmp(p, "Z") != 0) return OMNIQ_EINVAL;
+  int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+  *ms_out = ((days * 86400) + h * 3600 + mi * 60 + sec) * 1000 + frac;
+  return OMNIQ_OK;
+}

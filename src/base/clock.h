@@ -1,0 +1,28 @@
+/* Time. Lifecycle times come from the settings' injectable clock so tests
+ * move time instead of sleeping; waits with a real duration use the
+ * monotonic clock. */
+#ifndef OMNIQ_BASE_CLOCK_H
+#define OMNIQ_BASE_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+#include "omniq.h"
+
+/* Now, by the settings' clock (or the system clock when none is set). */
+int64_t omniq__now(const omniq_settings_t *s);
+/* Monotonic milliseconds, for measuring real waits. */
+int64_t omniq__mono_ms(void);
+/* An absolute CLOCK_MONOTONIC timespec ms from now, for condvars created
+ * with omniq__cond_init_monotonic. */
+struct timespec omniq__mono_deadline(int64_t ms_from_now);
+/* Initialises a condition variable that waits on CLOCK_MONOTONIC. */
+#include <pthread.h>
+int omniq__cond_init_monotonic(pthread_cond_t *c);
+
+/* ISO-8601 UTC with milliseconds: "2026-11-26T09:07:24.123Z" (24 chars). */
+#define OMNIQ__ISO_SIZE 64
+void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]);
+/* Parses the form above (also without fraction); OMNIQ_EINVAL if not. */
+int omniq__iso8601_parse(const char *s, int64_t *ms_out);
+
+#endif

@@ -1,0 +1,178 @@
+/* Handlers: the registry and resolution.
+ *
+ * The registry is a short list on the handle, guarded by oq->lock; a
+ * handler registered again replaces the old one in place, so a worker that
+ * is resolving never sees a name missing.
+ *
+ * A func is looked up among the handlers registered on the handle first, so
+ * a name may never be shadowed by a file of the same name. Otherwise a func
+ * of the form "path/to/lib.so:symbol" (split at the last ':') is loaded:
+ * dlopen(path, RTLD_NOW | RTLD_LOCAL), then dlsym(symbol). A path without a
+ * '/' is searched the way dlopen searches (LD_LIBRARY_PATH, the cache).
+ *
+ * Opened libraries are kept in a small process-wide cache and never closed:
+ * a handler from the library may still be running (or be deferred) when
+ * the last task naming it ends, and dlclose under it would unmap its code.
+ * The cache only saves the dlopen call and its loader lock; past
+ * CACHE_MAX entries a library is still opened (dlopen bumps its count),
+ * just not remembered. Failures are never cached, so a library that
+ * appears later is found.
+ *
+ * Locks: cache_lock guards the cache and brackets dlopen/dlsym/dlerror so
+ * the dlerror() text read belongs to this caller's call.
+ */
+#include "core/handlers.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+
+/* ---- the registry --------------------------------------------------------- */
+
+int omniq__handlers_set(omniq_t *oq, const char *name, omniq_handler_fn fn, void *userdata) {
+  if (name == NULL || name[0] == '\0' || fn == NULL)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_register: name and fn are required");
+  pthread_mutex_lock(&oq->lock);
+  omniq__handler_t *h = oq->handlers;
+  while (h != NULL && strcmp(h->name, name) != 0) h = h->next;
+  if (h == NULL) {
+    h = omniq__calloc(1, sizeof *h);
+    if (h != NULL && (h->name = omniq__strdup(name)) == NULL) {
+      omniq__free(h);
+      h = NULL;
+    }
+    if (h == NULL) {
+      pthread_mutex_unlock(&oq->lock);
+      return omniq__err(oq->id, OMNIQ_ENOMEM, "omniq_register: out of memory");
+    }
+    h->next = oq->handlers;
+    oq->handlers = h;
+  }
+  h->fn = fn;
+  h->userdata = userdata;
+  pthread_mutex_unlock(&oq->lock);
+  return OMNIQ_OK;
+}
+
+void omniq__handlers_free(omniq_t *oq) {
+  for (omniq__handler_t *h = oq->handlers, *next; h != NULL; h = next) {
+    next = h->next;
+    omniq__free(h->name);
+    omniq__free(h);
+  }
+  oq->handlers = NULL;
+}
+
+/* Looks up a registered handler; 1 and fn/userdata filled if found. */
+static int registered(omniq_t *oq, const char *name, omniq_handler_fn *fn, void **userdata) {
+  int found = 0;
+  pthread_mutex_lock(&oq->lock);
+  for (omniq__handler_t *h = oq->handlers; h != NULL && !found; h = h->next)
+    if (strcmp(h->name, name) == 0) {
+      *fn = h->fn;
+      *userdata = h->userdata;
+      found = 1;
+    }
+  pthread_mutex_unlock(&oq->lock);
+  return found;
+}
+
+/* ---- libraries ------------------------------------------------------------ */
+
+#define CACHE_MAX 64
+
+typedef struct lib {
+  char *path;
+  void *handle;
+  struct lib *next;
+} lib_t;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static lib_t *cache;
+static int cache_len;
+
+/* The library for path, opened if needed. Call with cache_lock held. */
+static void *open_locked(const char *path, char *err, size_t errlen) {
+  for (lib_t *l = cache; l != NULL; l = l->next)
+    if (strcmp(l->path, path) == 0) return l->handle;
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    const char *why = dlerror();
+    snprintf(err, errlen, "cannot load handler library '%s': %s", path,
+             why != NULL ? why : "unknown error");
+    return NULL;
+  }
+  if (cache_len < CACHE_MAX) {
+    lib_t *l = omniq__malloc(sizeof *l);
+    char *p = omniq__strdup(path);
+    if (l != NULL && p != NULL) {
+      l->path = p;
+      l->handle = h;
+      l->next = cache;
+      cache = l;
+      cache_len++;
+    } else {
+      omniq__free(l);
+      omniq__free(p);
+    }
+  }
+  return h;
+}
+
+static int resolve_symbol(const char *func, omniq_handler_fn *fn, char *err, size_t errlen) {
+  const char *colon = strrchr(func, ':');
+  size_t plen = (size_t)(colon - func);
+  char path[OMNIQ_PATH_MAX];
+  if (plen == 0 || colon[1] == '\0') {
+    snprintf(err, errlen, "handler '%s' is not registered and is not a path/to/lib.so:symbol",
+             func);
+    return OMNIQ_EHANDLER;
+  }
+  if (plen >= sizeof path) {
+    snprintf(err, errlen, "handler library path is longer than %d bytes", OMNIQ_PATH_MAX - 1);
+    return OMNIQ_EHANDLER;
+  }
+  memcpy(path, func, plen);
+  path[plen] = '\0';
+
+  pthread_mutex_lock(&cache_lock);
+  void *h = open_locked(path, err, errlen);
+  void *sym = NULL;
+  if (h != NULL) {
+    dlerror(); /* clear, so a NULL symbol is told from an error */
+    sym = dlsym(h, colon + 1);
+    if (sym == NULL) {
+      const char *why = dlerror();
+      snprintf(err, errlen, "handler library '%s' has no symbol '%s': %s", path, colon + 1,
+               why != NULL ? why : "symbol is NULL");
+    }
+  }
+  pthread_mutex_unlock(&cache_lock);
+  if (sym == NULL) return OMNIQ_EHANDLER;
+  /* ISO C has no object-to-function pointer cast; POSIX guarantees the
+   * representation, so copy the bytes. */
+  memcpy(fn, &sym, sizeof *fn);
+  return OMNIQ_OK;
+}
+
+/* ---- resolution ----------------------------------------------------------- */
+
+int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,
+                            void **userdata, char *err, size_t errlen) {
+  *fn = NULL;
+  *userdata = NULL;
+  if (func == NULL || *func == '\0') {
+    snprintf(err, errlen, "task has no func");
+    return OMNIQ_EHANDLER;
+  }
+  if (registered(oq, func, fn, userdata)) return OMNIQ_OK;
+  if (strchr(func, ':') == NULL) {
+    snprintf(err, errlen, "no handler registered for '%s'", func);
+    return OMNIQ_EHANDLER;
+  }
+  return resolve_symbol(func, fn, err, errlen);
+}

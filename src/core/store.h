@@ -1,0 +1,26 @@
+/* The engine's wrappers over the storage table. Core code calls these,
+ * never oq->ops itself, so a backend's message always becomes the handle's
+ * errmsg. The registry checked the table when it was registered, so every
+ * operation is present. */
+#ifndef OMNIQ_CORE_STORE_H
+#define OMNIQ_CORE_STORE_H
+
+#include "core/handle.h"
+
+/* Opens oq->ops on oq->settings into oq->backend. */
+int omniq__store_open(omniq_t *oq);
+void omniq__store_close(omniq_t *oq);
+int omniq__store_enqueue(omniq_t *oq, omniq_task_t *const *tasks, size_t n);
+int omniq__store_claim(omniq_t *oq, const omniq_claim_req_t *req, omniq_task_t ***out,
+                       size_t *n);
+int omniq__store_finish(omniq_t *oq, const omniq_decision_t *d);
+int omniq__store_extend_lease(omniq_t *oq, const char *id, int64_t token, int64_t lease_until);
+int omniq__store_cancel(omniq_t *oq, const char *id, int64_t finished_at, int *prev_status);
+int omniq__store_get_task(omniq_t *oq, const char *id, omniq_task_t **out);
+int omniq__store_get_result(omniq_t *oq, const char *id, omniq_result_t **out);
+int omniq__store_purge_results(omniq_t *oq, int64_t older_than, int64_t *count);
+int omniq__store_count_by_status(omniq_t *oq, int64_t counts[OMNIQ_STATUS_COUNT]);
+int omniq__store_expired_leases(omniq_t *oq, int64_t now, size_t max, omniq_task_t ***out,
+                                size_t *n);
+
+#endif

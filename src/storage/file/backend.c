@@ -1,0 +1,444 @@
+/* File storage backend: the storage contract on a plain directory, safe for
+ * any number of threads and processes sharing it.
+ *
+ * Layout under base_dir (docs/storage-file.md has the full story):
+ *
+ *   FORMAT                     "omniq-file-store 1": the layout version
+ *   lock                       task locks: byte ranges, OFD-locked
+ *   queue/pending/<q>/<iprio>_<eta>_<id>.json   due order is name order
+ *   queue/running/<id>.json    claimed tasks, and the commit slot of every
+ *                              transition (transitions.c)
+ *   queue/{success,failed,cancelled}/<id>.json  terminal tasks
+ *   queue/journal              new pending names, for other backends' indexes
+ *   results/<id>.json          one result per task (latest wins)
+ *   quarantine/                files that could not be used, never deleted
+ *   tmp/                       every write starts here
+ *
+ * Claim: take the best due names from the in-memory index (index.c),
+ * then for each: task lock, rename pending/<q>/<name> -> running/<id>.json
+ * (the rename decides: ENOENT means another claimer won, try the next),
+ * rewrite it as RUNNING with attempts+1, token+1 and the lease, unlock. A
+ * crash between the rename and the rewrite leaves a PENDING file in
+ * running/, which a roll-forward (omniq__fs_roll_forward) puts back in pending/: the
+ * claim never happened, so no attempt is counted for a run that never ran.
+ *
+ * Recovery runs at open, in expired_leases (which the engine calls about
+ * once a second while claiming), and whenever a lookup meets an
+ * interrupted transition. Lost workers are the engine's business:
+ * expired_leases lists RUNNING tasks whose lease passed and the engine
+ * fails them with their token, like on SQLite.
+ *
+ * To change the layout or a file's format: bump FORMAT_LINE, keep reading
+ * the old form, and add a test with a store in the old form. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/mkdir.h"
+#include "base/records.h"
+#include "storage/file/backend.h"
+#include "storage/file/names.h"
+#include "storage/file/record.h"
+#include "storage/registry.h"
+
+#define FORMAT_LINE "omniq-file-store 1\n"
+#define CLAIM_CHUNK 16
+
+/* ---- open / close ---------------------------------------------------------- */
+
+/* Opens (making it if needed) parent/name and checks we may write in it:
+ * a read-only store must fail at open, not at the first claim. */
+static int open_dir(const omniq__fs_t *fs, int parent, const char *name, int *fd, char *err,
+                    size_t errlen) {
+  char e[OMNIQ__ERRMSG_MAX];
+  int rc = omniq__fio_mkdir_open(parent, name, fd, e, sizeof e);
+  if (rc == OMNIQ_OK && faccessat(*fd, ".", W_OK | X_OK, 0) != 0)
+    rc = omniq__fio_errno(errno, e, sizeof e, "%s is not writable", name);
+  if (rc != OMNIQ_OK)
+    snprintf(err, errlen, "file store: base_dir '%s': %s", fs->settings.base_dir, e);
+  return rc;
+}
+
+/* Reads FORMAT before anything is created, so a store of another version
+ * is refused untouched. *missing: the caller writes it once the folders
+ * exist (a half-made store has no FORMAT and is completed next time). */
+static int check_format(omniq__fs_t *fs, int *missing, char *err, size_t errlen) {
+  char *text = NULL, e[OMNIQ__ERRMSG_MAX];
+  int rc = omniq__fio_read(fs->base_fd, "FORMAT", &text, NULL, e, sizeof e);
+  *missing = rc == OMNIQ_ENOTFOUND;
+  if (*missing) {
+    rc = OMNIQ_OK;
+  } else if (rc == OMNIQ_OK && strcmp(text, FORMAT_LINE) != 0) {
+    snprintf(e, sizeof e, "FORMAT says '%.40s', this library reads '%.18s'", text, FORMAT_LINE);
+    rc = OMNIQ_ECORRUPT;
+  }
+  omniq__free(text);
+  if (rc != OMNIQ_OK)
+    snprintf(err, errlen, "file store: base_dir '%s': %s", fs->settings.base_dir, e);
+  return rc;
+}
+
+static int check_queue_entry(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
+  (void)ud;
+  if (!omniq__fname_queue_entry(name))
+    omniq__fio_quarantine(&fs->io, dirfd, "queue", name, "not part of the queue layout");
+  return 0;
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+static void close_file(void *backend) {
+  omniq__fs_t *fs = backend;
+  if (fs == NULL) return;
+  omniq__fidx_free(fs->idx);
+  int *fds[] = {&fs->base_fd,    &fs->queue_fd,      &fs->pending_fd, &fs->running_fd,
+                &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->locks.fd,
+                &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2]};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) close_fd(fds[i]);
+  omniq__flock_destroy(&fs->locks);
+  omniq__free(fs);
+}
+
+static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
+  const char *base = fs->settings.base_dir;
+  int e, rc, missing = 0;
+  if ((e = omniq__mkdir_p(base)) != 0) {
+    snprintf(err, errlen, "file store: cannot create base_dir '%s': %s", base, strerror(e));
+    return omniq__errno_code(e) == OMNIQ_ENOTFOUND ? OMNIQ_ESTORAGE : omniq__errno_code(e);
+  }
+  fs->base_fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fs->base_fd < 0) {
+    e = errno;
+    snprintf(err, errlen, "file store: cannot open base_dir '%s': %s", base, strerror(e));
+    return OMNIQ_ESTORAGE;
+  }
+  if ((rc = check_format(fs, &missing, err, errlen)) != OMNIQ_OK) return rc;
+  if (faccessat(fs->base_fd, ".", W_OK | X_OK, 0) != 0) {
+    e = errno;
+    snprintf(err, errlen, "file store: base_dir '%s' is not writable: %s", base, strerror(e));
+    return omniq__errno_code(e);
+  }
+  if ((rc = open_dir(fs, fs->base_fd, "tmp", &fs->tmp_fd, err, errlen)) != OMNIQ_OK ||
+      (rc = open_dir(fs, fs->base_fd, "quarantine", &fs->quarantine_fd, err, errlen)) !=
+          OMNIQ_OK ||
+      (rc = open_dir(fs, fs->base_fd, "results", &fs->results_fd, err, errlen)) != OMNIQ_OK ||
+      (rc = open_dir(fs, fs->base_fd, "queue", &fs->queue_fd, err, errlen)) != OMNIQ_OK ||
+      (rc = open_dir(fs, fs->queue_fd, "pending", &fs->pending_fd, err, errlen)) != OMNIQ_OK ||
+      (rc = open_dir(fs, fs->queue_fd, "running", &fs->running_fd, err, errlen)) != OMNIQ_OK)
+    return rc;
+  for (int k = 0; k < OMNIQ__FS_NDONE; k++)
+    if ((rc = open_dir(fs, fs->queue_fd, omniq__fname_done[k], &fs->done_fd[k], err, errlen)) != OMNIQ_OK)
+      return rc;
+  fs->io.tmp_fd = fs->tmp_fd;
+  fs->io.quarantine_fd = fs->quarantine_fd;
+  if (missing) {
+    char e2[OMNIQ__ERRMSG_MAX];
+    rc = omniq__fio_write(&fs->io, fs->base_fd, "FORMAT", FORMAT_LINE, strlen(FORMAT_LINE), e2,
+                          sizeof e2);
+    if (rc != OMNIQ_OK) {
+      snprintf(err, errlen, "file store: base_dir '%s': %s", base, e2);
+      return rc;
+    }
+  }
+  fs->locks.fd = openat(fs->base_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fs->locks.fd < 0) {
+    e = errno;
+    snprintf(err, errlen, "file store: base_dir '%s': cannot open lock: %s", base, strerror(e));
+    return OMNIQ_ESTORAGE;
+  }
+  return OMNIQ_OK;
+}
+
+static int open_file(const omniq_settings_t *s, void **backend, char *err, size_t errlen) {
+  omniq__fs_t *fs;
+  *backend = NULL;
+  if (s == NULL || s->base_dir[0] == '\0') {
+    snprintf(err, errlen, "file store: base_dir is empty");
+    return OMNIQ_ECONFIG;
+  }
+  fs = omniq__calloc(1, sizeof *fs);
+  if (fs == NULL) {
+    snprintf(err, errlen, "file store: out of memory");
+    return OMNIQ_ENOMEM;
+  }
+  fs->settings = *s;
+  omniq__log_init(&fs->log, &fs->settings);
+  fs->io.fsync = s->fsync != 0;
+  fs->io.log = &fs->log;
+  fs->io.tmp_fd = fs->io.quarantine_fd = -1;
+  omniq__flock_init(&fs->locks, fs->settings.base_dir);
+  int *fds[] = {&fs->base_fd,    &fs->queue_fd,      &fs->pending_fd, &fs->running_fd,
+                &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->locks.fd,
+                &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2]};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) *fds[i] = -1;
+  int rc = open_layout(fs, err, errlen);
+  if (rc == OMNIQ_OK) {
+    omniq__fio_clean_tmp(&fs->io);
+    omniq__fs_each(fs, fs->queue_fd, check_queue_entry, NULL);
+    rc = omniq__fidx_open(&fs->idx, &fs->io, fs->queue_fd, fs->pending_fd, err, errlen);
+  }
+  if (rc != OMNIQ_OK) {
+    close_file(fs);
+    return rc;
+  }
+  /* Finish whatever a process that died here left half done. */
+  omniq__fs_recover(fs);
+  *backend = fs;
+  return OMNIQ_OK;
+}
+
+/* ---- enqueue --------------------------------------------------------------- */
+
+static int cmp_ids(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int check_tasks(omniq_task_t *const *tasks, size_t n, const char **ids, char *err,
+                       size_t errlen) {
+  for (size_t i = 0; i < n; i++) {
+    const omniq_task_t *t = tasks[i];
+    if (t == NULL || !omniq_id_valid(t->id) || t->func == NULL || t->queue == NULL ||
+        t->args == NULL || t->kwargs == NULL || t->status != OMNIQ_PENDING) {
+      snprintf(err, errlen, "file store: task %zu is not a valid new PENDING task", i);
+      return OMNIQ_EINVAL;
+    }
+    ids[i] = t->id;
+  }
+  qsort(ids, n, sizeof *ids, cmp_ids);
+  for (size_t i = 1; i < n; i++)
+    if (strcmp(ids[i - 1], ids[i]) == 0) {
+      snprintf(err, errlen, "file store: task id %s appears twice in the batch", ids[i]);
+      return OMNIQ_EINVAL;
+    }
+  return OMNIQ_OK;
+}
+
+typedef struct {
+  omniq__pending_t p;
+  char idname[OMNIQ__IDNAME_SIZE];
+  char tmp[OMNIQ__TMP_NAME_SIZE];
+  int staged, placed;
+} slot_t;
+
+/* Writes every task to tmp/ (synced): the slow part, before any lock. */
+static int stage_all(omniq__fs_t *fs, omniq_task_t *const *tasks, size_t n, slot_t *sl, char *err,
+                     size_t errlen) {
+  for (size_t i = 0; i < n; i++) {
+    const omniq_task_t *t = tasks[i];
+    omniq__frec_t rec;
+    int qfd, rc;
+    char qdir[OMNIQ__QDIR_SIZE];
+    if ((rc = omniq__fidx_queue(fs->idx, t->queue, 1, &qfd, qdir, err, errlen)) != OMNIQ_OK)
+      return rc;
+    omniq__fidx_describe(fs->idx, qdir, t->priority, t->eta_ms, t->id, &sl[i].p);
+    omniq__fname_id(t->id, sl[i].idname);
+    if ((rc = omniq__frec_encode(&rec, t, NULL, err, errlen)) != OMNIQ_OK) return rc;
+    rc = omniq__frec_stage(&fs->io, &rec, OMNIQ__FREC_TASK, sl[i].tmp, err, errlen);
+    omniq__frec_free(&rec);
+    if (rc != OMNIQ_OK) return rc;
+    sl[i].staged = 1;
+  }
+  return OMNIQ_OK;
+}
+
+/* Renames every staged file into pending/ (locks held); on a failure takes
+ * back the ones already placed, so the batch is all or none. */
+static int place_all(omniq__fs_t *fs, slot_t *sl, size_t n, char *err, size_t errlen) {
+  int rc = OMNIQ_OK;
+  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) {
+    if (omniq__fidx_find(fs->idx, sl[i].p.id, 0, &(omniq__pending_t){0}) ||
+        omniq__fs_exists_outside_pending(fs, sl[i].idname)) {
+      snprintf(err, errlen, "file store: task %s already exists", sl[i].p.id);
+      rc = OMNIQ_EINVAL;
+    }
+  }
+  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) {
+    if (renameat(fs->tmp_fd, sl[i].tmp, sl[i].p.dirfd, sl[i].p.name) != 0) {
+      rc = omniq__fio_errno(errno, err, errlen, "file store: placing %s", sl[i].p.name);
+      break;
+    }
+    sl[i].staged = 0;
+    sl[i].placed = 1;
+  }
+  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) /* one sync per distinct folder */
+    if (i == 0 || sl[i].p.dirfd != sl[i - 1].p.dirfd)
+      rc = omniq__fio_sync_dir(&fs->io, sl[i].p.dirfd, err, errlen);
+  if (rc != OMNIQ_OK)
+    for (size_t i = 0; i < n; i++)
+      if (sl[i].placed) unlinkat(sl[i].p.dirfd, sl[i].p.name, 0);
+  return rc;
+}
+
+static int enqueue_file(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
+                        size_t errlen) {
+  omniq__fs_t *fs = backend;
+  uint16_t *set = NULL;
+  size_t nset = 0;
+  if (n == 0) return OMNIQ_OK;
+  if (tasks == NULL) return OMNIQ_EINVAL;
+  const char **ids = omniq__malloc(n * sizeof *ids);
+  slot_t *sl = omniq__calloc(n, sizeof *sl);
+  int rc = ids != NULL && sl != NULL ? check_tasks(tasks, n, ids, err, errlen) : OMNIQ_ENOMEM;
+  if (rc == OMNIQ_OK) rc = stage_all(fs, tasks, n, sl, err, errlen);
+  /* Locks keep claimers (and lookups) away until the batch is all in or all
+   * out: a claimer takes the task lock before its rename. */
+  if (rc == OMNIQ_OK) rc = omniq__flock_take_set(&fs->locks, ids, n, &set, &nset, err, errlen);
+  if (rc == OMNIQ_OK) {
+    rc = place_all(fs, sl, n, err, errlen);
+    if (rc == OMNIQ_OK) {
+      omniq__pending_t *ps = omniq__malloc(n * sizeof *ps);
+      for (size_t i = 0; ps != NULL && i < n; i++) ps[i] = sl[i].p;
+      if (ps != NULL) omniq__fidx_announce(fs->idx, ps, n);
+      omniq__free(ps);
+    }
+    omniq__flock_release_set(&fs->locks, set, nset);
+  }
+  for (size_t i = 0; sl != NULL && i < n; i++)
+    if (sl[i].staged) omniq__fio_unstage(&fs->io, sl[i].tmp);
+  omniq__free(sl);
+  omniq__free(ids);
+  return rc;
+}
+
+/* ---- claim ----------------------------------------------------------------- */
+
+enum { CLAIMED = 0, GONE = 1 };
+
+/* Claims one candidate: CLAIMED with *out, GONE if someone else won or the
+ * file was quarantined, or an error (the candidate untouched). */
+static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_claim_req_t *req,
+                     omniq_task_t **out, char *err, size_t errlen) {
+  char idname[OMNIQ__IDNAME_SIZE], e[OMNIQ__ERRMSG_MAX];
+  omniq_task_t *t = NULL;
+  omniq__frec_t rec;
+  omniq__fname_id(p->id, idname);
+  int rc = omniq__flock_take(&fs->locks, p->id, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  if (renameat(p->dirfd, p->name, fs->running_fd, idname) != 0) {
+    int en = errno;
+    omniq__flock_release(&fs->locks, p->id);
+    if (en == ENOENT) return GONE; /* another claimer (or a cancel) won */
+    return omniq__fio_errno(en, err, errlen, "file store: claiming %s", p->name);
+  }
+  rc = omniq__frec_read(fs->running_fd, idname, p->id, &t, NULL, e, sizeof e);
+  if (rc == OMNIQ_OK && t->status != OMNIQ_PENDING) {
+    snprintf(e, sizeof e, "status %s in a pending folder", omniq_status_name(t->status));
+    rc = OMNIQ_ECORRUPT;
+  }
+  if (rc == OMNIQ_ECORRUPT) {
+    omniq__fio_quarantine(&fs->io, fs->running_fd, "queue/running", idname, e);
+    omniq__flock_release(&fs->locks, p->id);
+    omniq_task_free(t);
+    return GONE;
+  }
+  if (rc == OMNIQ_OK) {
+    t->status = OMNIQ_RUNNING;
+    t->attempts++;
+    t->token++;
+    t->started_at_ms = req->now_ms;
+    t->lease_until_ms = req->lease_until_ms;
+    rc = omniq__frec_encode(&rec, t, NULL, err, errlen);
+    if (rc == OMNIQ_OK) {
+      rc = omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_TASK, err,
+                             errlen);
+      omniq__frec_free(&rec);
+    }
+  } else {
+    snprintf(err, errlen, "%s", e);
+  }
+  if (rc != OMNIQ_OK) {
+    /* The rewrite did not happen (it is atomic): the slot still holds the
+     * PENDING file. Put it back untouched. */
+    renameat(fs->running_fd, idname, p->dirfd, p->name);
+    omniq_task_free(t);
+    omniq__flock_release(&fs->locks, p->id);
+    *out = NULL;
+    return rc;
+  }
+  /* The task is claimed whatever happens next; a failed sync of the folder
+   * it left is a durability problem to report, not a reason to undo. */
+  if (omniq__fio_sync_dir(&fs->io, p->dirfd, e, sizeof e) != OMNIQ_OK)
+    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.sync", p->id, "%s", e);
+  omniq__flock_release(&fs->locks, p->id);
+  *out = t;
+  return CLAIMED;
+}
+
+static int claim_file(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                      char *err, size_t errlen) {
+  omniq__fs_t *fs = backend;
+  omniq__pending_t cand[CLAIM_CHUNK];
+  int first_err = OMNIQ_OK;
+  *out = NULL;
+  *n = 0;
+  if (req == NULL || req->nqueues == 0 || req->queues == NULL) {
+    snprintf(err, errlen, "file store: claim: no queue named");
+    return OMNIQ_EINVAL;
+  }
+  if (req->max == 0) return OMNIQ_OK;
+  for (size_t i = 0; i < req->nqueues; i++)
+    if (req->queues[i] == NULL) {
+      snprintf(err, errlen, "file store: claim: NULL queue name");
+      return OMNIQ_EINVAL;
+    }
+  const char *const *queues = req->queues;
+  size_t nq = req->nqueues;
+  omniq_task_t **got = omniq__calloc(req->max, sizeof *got);
+  if (got == NULL) return OMNIQ_ENOMEM;
+  while (*n < req->max && first_err == OMNIQ_OK) {
+    size_t want = req->max - *n < CLAIM_CHUNK ? req->max - *n : CLAIM_CHUNK;
+    size_t k = omniq__fidx_take_due(fs->idx, queues, nq, req->now_ms, *n == 0, cand, want);
+    if (k == 0) break;
+    for (size_t i = 0; i < k; i++) {
+      if (first_err != OMNIQ_OK) {
+        omniq__fidx_put_back(fs->idx, &cand[i]);
+        continue;
+      }
+      int rc = claim_one(fs, &cand[i], req, &got[*n], err, errlen);
+      if (rc == CLAIMED) {
+        (*n)++;
+      } else if (rc != GONE) {
+        omniq__fidx_put_back(fs->idx, &cand[i]);
+        first_err = rc;
+      }
+    }
+  }
+  if (*n == 0) {
+    omniq__free(got);
+    return first_err;
+  }
+  /* Keep what was claimed: failing now would strand those tasks until
+   * their lease runs out. The error is logged instead. */
+  if (first_err != OMNIQ_OK)
+    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.claim", NULL, "claim stopped early: %s", err);
+  err[0] = '\0';
+  *out = got;
+  return OMNIQ_OK;
+}
+
+const omniq_storage_ops_t omniq__file_ops = {
+    .abi_version = OMNIQ_STORAGE_ABI,
+    .name = "file",
+    .open = open_file,
+    .close = close_file,
+    .enqueue = enqueue_file,
+    .claim = claim_file,
+    .finish = omniq__fs_finish,
+    .extend_lease = omniq__fs_extend_lease,
+    .cancel = omniq__fs_cancel,
+    .get_task = omniq__fs_get_task,
+    .get_result = omniq__fs_get_result,
+    .purge_results = omniq__fs_purge_results,
+    .count_by_status = omniq__fs_count_by_status,
+    .expired_leases = omniq__fs_expired_leases,
+};

@@ -1,0 +1,78 @@
+/* The file backend's state, shared by its files:
+ *   backend.c      open, close, enqueue, claim, the ops table
+ *   transitions.c  finish, extend_lease, cancel, roll-forward
+ *   query.c        lookups, purge, counts, expired leases, recovery at open
+ *   locks.c        task locks            record.c  the bytes of each file
+ *   index.c, order.c, journal.c          the in-memory index of pending tasks
+ *   names.c        file names            io.c      atomic writes, quarantine
+ * docs/storage-file.md describes the layout, the protocols and the crash
+ * analysis. */
+#ifndef OMNIQ_STORAGE_FILE_BACKEND_H
+#define OMNIQ_STORAGE_FILE_BACKEND_H
+
+#include "base/log.h"
+#include "omniq/storage.h"
+#include "storage/file/index.h"
+#include "storage/file/io.h"
+#include "storage/file/locks.h"
+#include "storage/file/names.h"
+
+typedef struct omniq__fs {
+  omniq_settings_t settings; /* a copy: the log, the clock and the locks point into it */
+  omniq__log_t log;
+  omniq__fio_t io;
+  int base_fd, queue_fd, pending_fd, running_fd, results_fd, quarantine_fd, tmp_fd;
+  int done_fd[OMNIQ__FS_NDONE]; /* queue/success, queue/failed, queue/cancelled */
+  omniq__fidx_t *idx;
+  omniq__flock_t locks; /* its fd is base_dir/lock */
+} omniq__fs_t;
+
+/* Where a task is, as found under its lock. */
+typedef enum {
+  OMNIQ__AT_NONE = 0,
+  OMNIQ__AT_PENDING,
+  OMNIQ__AT_RUNNING, /* queue/running/<id>.json (RUNNING, or a transition in flight) */
+  OMNIQ__AT_DONE     /* one of the terminal folders */
+} omniq__fs_at_t;
+
+/* ---- one task, lock held (transitions.c) ---------------------------------- */
+/* Finds task id, whose file name is idname ("<id>.json"). Rolls forward a
+ * transition a dead process left in running/ first. With t != NULL also
+ * returns the task as read (yours). */
+int omniq__fs_locate(omniq__fs_t *fs, const char *id, const char *idname, omniq__fs_at_t *at,
+                     omniq__pending_t *p, omniq_task_t **t, char *err, size_t errlen);
+/* Finishes what a dead process left in running/<idname>: a file whose
+ * status is not RUNNING is a transition that did not reach its last step.
+ * Unreadable files are quarantined. */
+int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, char *err,
+                           size_t errlen);
+/* 1 if idname is in running/ or a terminal folder. */
+int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname);
+
+/* ---- the operations (transitions.c, query.c) ------------------------------- */
+int omniq__fs_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen);
+int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
+                           char *err, size_t errlen);
+int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
+                     char *err, size_t errlen);
+
+typedef int (*omniq__fs_entry_fn)(omniq__fs_t *fs, int dirfd, const char *name, void *ud);
+/* Calls fn for every entry of dirfd but "." and ".."; stops at the first
+ * non-zero return and returns it (or an OMNIQ_E* code if the folder cannot
+ * be listed). */
+int omniq__fs_each(omniq__fs_t *fs, int dirfd, omniq__fs_entry_fn fn, void *ud);
+/* Rolls forward every interrupted transition in running/ and quarantines
+ * what cannot be read there. Run at open. */
+void omniq__fs_recover(omniq__fs_t *fs);
+int omniq__fs_get_task(void *backend, const char *id, omniq_task_t **out, char *err,
+                       size_t errlen);
+int omniq__fs_get_result(void *backend, const char *id, omniq_result_t **out, char *err,
+                         size_t errlen);
+int omniq__fs_purge_results(void *backend, int64_t older_than_ms, int64_t *count, char *err,
+                            size_t errlen);
+int omniq__fs_count_by_status(void *backend, int64_t counts[OMNIQ_STATUS_COUNT], char *err,
+                              size_t errlen);
+int omniq__fs_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_task_t ***out,
+                             size_t *n, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,473 @@
+/* The pending index.
+ *
+ * What it owns: for each queue folder, one min-heap per priority level,
+ * ordered by (eta, id), plus a hash map id -> (queue, priority, eta) that
+ * says which heap entry is current. A claim looks at the top of each
+ * level, from the highest priority down, and takes the first one that is
+ * due: O(levels + log n) per task instead of a directory listing. The
+ * containers are in order.c.
+ *
+ * How it learns about files: one full scan at open; after that only the
+ * journal (journal.c), which every backend appends to when it puts a
+ * file into pending/. Files that leave pending/ (claimed by another
+ * process, cancelled) are not announced: the claimer finds out when its
+ * rename fails with ENOENT and drops the entry. A heap entry whose map
+ * entry differs (the task came back with a new eta) is stale and skipped.
+ *
+ * Rescans happen when the journal was replaced (rotation), and, when a
+ * claim finds nothing due, if the folders' mtimes changed since the last
+ * scan (a file dropped in by hand): always when the last scan saw fewer
+ * than SMALL_SCAN files, else at most once per max(1 s, 20 x the last
+ * scan's cost), so an idle worker on a huge queue spends under 5% of its
+ * time listing.
+ *
+ * Lock: `lock` guards everything; it is never held while waiting for a
+ * task lock (transitions take task locks first, then this one). */
+#include "storage/file/index.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "storage/file/journal.h"
+#include "storage/file/order.h"
+
+#define SMALL_SCAN 1024
+#define RESCAN_MIN_US 1000000
+
+typedef struct {
+  char qdir[OMNIQ__QDIR_SIZE];
+  int fd;
+  omniq__flevels_t levels;
+} queue_t;
+
+struct omniq__fidx {
+  pthread_mutex_t lock;
+  const omniq__fio_t *io;
+  int queue_fd, pending_fd;
+  omniq__fjournal_t journal;
+  queue_t **q; /* pointers, so a queue's address is stable */
+  size_t nq, capq;
+  omniq__fidmap_t map;
+  size_t scanned;   /* files seen by the last scan */
+  int64_t scan_at;  /* monotonic us */
+  int64_t scan_cost;
+  uint64_t sig;     /* folder mtimes at the last scan */
+  unsigned long scans;
+};
+
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- queues --------------------------------------------------------------- */
+
+static int queue_find(omniq__fidx_t *ix, const char *qdir) {
+  for (size_t i = 0; i < ix->nq; i++)
+    if (strcmp(ix->q[i]->qdir, qdir) == 0) return (int)i;
+  return -1;
+}
+
+/* Puts the table index of folder qdir in *qi, opening (and with create,
+ * making) the folder. OMNIQ_ENOTFOUND if it does not exist and !create. */
+static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, char *err,
+                     size_t errlen) {
+  int fd;
+  if ((*qi = queue_find(ix, qdir)) >= 0) return OMNIQ_OK;
+  if (create && mkdirat(ix->pending_fd, qdir, 0777) != 0 && errno != EEXIST)
+    return omniq__fio_errno(errno, err, errlen, "file store: creating queue/pending/%s", qdir);
+  fd = openat(ix->pending_fd, qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return OMNIQ_ENOTFOUND;
+  if (fd < 0) return omniq__fio_errno(errno, err, errlen, "file store: opening %s", qdir);
+  if (create) {
+    char e[8];
+    omniq__fio_sync_dir(ix->io, ix->pending_fd, e, sizeof e);
+  }
+  queue_t *q = NULL;
+  if (ix->nq == ix->capq) {
+    size_t cap = ix->capq ? ix->capq * 2 : 4;
+    queue_t **bigger = omniq__realloc(ix->q, cap * sizeof *bigger);
+    if (bigger != NULL) {
+      ix->q = bigger;
+      ix->capq = cap;
+    }
+  }
+  if (ix->nq < ix->capq) q = omniq__calloc(1, sizeof *q);
+  if (q == NULL) {
+    close(fd);
+    snprintf(err, errlen, "file store: out of memory");
+    return OMNIQ_ENOMEM;
+  }
+  snprintf(q->qdir, sizeof q->qdir, "%s", qdir);
+  q->fd = fd;
+  ix->q[ix->nq] = q;
+  *qi = (int)ix->nq++;
+  return OMNIQ_OK;
+}
+
+static void insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id) {
+  int r = omniq__fidmap_put(&ix->map, id, (uint32_t)qi, iprio, eta);
+  if (r <= 0) return;
+  omniq__flevel_t *l = omniq__flevels_get(&ix->q[qi]->levels, iprio);
+  /* Out of memory: forget it; the next rescan finds the file again. */
+  if (l == NULL || omniq__flevel_push(l, eta, id) != OMNIQ_OK) omniq__fidmap_del(&ix->map, id);
+}
+
+static void fill(const omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id,
+                 omniq__pending_t *p) {
+  p->dirfd = ix->q[qi]->fd;
+  p->iprio = iprio;
+  p->eta = eta;
+  memcpy(p->id, id, OMNIQ_ID_SIZE);
+  snprintf(p->qdir, sizeof p->qdir, "%s", ix->q[qi]->qdir);
+  omniq__fname_pending(iprio, eta, id, p->name);
+}
+
+/* ---- scanning ------------------------------------------------------------- */
+
+static DIR *open_listing(int dirfd) {
+  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d == NULL && fd >= 0) close(fd);
+  return d;
+}
+
+static int is_dir(int dirfd, const struct dirent *de) {
+  struct stat st;
+  if (de->d_type != DT_UNKNOWN) return de->d_type == DT_DIR;
+  return fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Calls fn for each pending file of queue qi; quarantines other names when
+ * quarantine is set. Returns the number of files. */
+static size_t list_queue(omniq__fidx_t *ix, int qi, int quarantine,
+                         int (*fn)(omniq__fidx_t *, int, uint32_t, int64_t, const char *, void *),
+                         void *ud) {
+  DIR *d = open_listing(ix->q[qi]->fd);
+  struct dirent *de;
+  size_t n = 0;
+  char from[OMNIQ__QDIR_SIZE + 16], id[OMNIQ_ID_SIZE];
+  if (d == NULL) return 0;
+  snprintf(from, sizeof from, "queue/pending/%s", ix->q[qi]->qdir);
+  while ((de = readdir(d)) != NULL) {
+    uint32_t iprio;
+    int64_t eta;
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (omniq__fname_pending_parse(de->d_name, &iprio, &eta, id) != OMNIQ_OK) {
+      if (quarantine)
+        omniq__fio_quarantine(ix->io, ix->q[qi]->fd, from, de->d_name,
+                              "not a pending task file name");
+      continue;
+    }
+    n++;
+    if (fn != NULL && fn(ix, qi, iprio, eta, id, ud)) break;
+  }
+  closedir(d);
+  return n;
+}
+
+/* Makes sure every queue folder in pending/ is in the table. */
+static void list_queues(omniq__fidx_t *ix, int quarantine) {
+  DIR *d = open_listing(ix->pending_fd);
+  struct dirent *de;
+  char e[8];
+  int qi;
+  if (d == NULL) return;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (omniq__fname_qdir_valid(de->d_name, strlen(de->d_name)) && is_dir(ix->pending_fd, de))
+      queue_get(ix, de->d_name, 0, &qi, e, sizeof e);
+    else if (quarantine)
+      omniq__fio_quarantine(ix->io, ix->pending_fd, "queue/pending", de->d_name,
+                            "not a queue folder");
+  }
+  closedir(d);
+}
+
+static uint64_t folder_sig(omniq__fidx_t *ix) {
+  struct stat st;
+  uint64_t h = 0;
+  if (fstat(ix->pending_fd, &st) == 0)
+    h = (uint64_t)st.st_mtim.tv_sec * 1000000007ULL + (uint64_t)st.st_mtim.tv_nsec;
+  for (size_t i = 0; i < ix->nq; i++)
+    if (fstat(ix->q[i]->fd, &st) == 0)
+      h = h * 31 + (uint64_t)st.st_mtim.tv_sec * 1000000007ULL + (uint64_t)st.st_mtim.tv_nsec;
+  return h;
+}
+
+static int scan_insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id,
+                       void *ud) {
+  (void)ud;
+  insert(ix, qi, iprio, eta, id);
+  return 0;
+}
+
+/* Forgets everything and lists the folders again. */
+static void rescan(omniq__fidx_t *ix) {
+  int64_t start = mono_us();
+  size_t n = 0;
+  for (size_t i = 0; i < ix->nq; i++) omniq__flevels_clear(&ix->q[i]->levels);
+  omniq__fidmap_clear(&ix->map);
+  ix->sig = folder_sig(ix); /* before listing: a change during it shows next time */
+  list_queues(ix, 1);
+  for (size_t i = 0; i < ix->nq; i++) n += list_queue(ix, (int)i, 1, scan_insert, NULL);
+  ix->scanned = n;
+  ix->scans++;
+  ix->scan_at = mono_us();
+  ix->scan_cost = ix->scan_at - start;
+}
+
+static void journal_line(void *ud, const char *line, size_t len) {
+  omniq__fidx_t *ix = ud;
+  const char *slash = memchr(line, '/', len);
+  char qdir[OMNIQ__QDIR_SIZE], name[OMNIQ__PNAME_SIZE], id[OMNIQ_ID_SIZE], e[8];
+  uint32_t iprio;
+  int64_t eta;
+  if (slash == NULL) return;
+  size_t qlen = (size_t)(slash - line), nlen = len - qlen - 1;
+  /* Lines are untrusted bytes: both halves must pass the strict parsers
+   * before either is used as a name. */
+  if (!omniq__fname_qdir_valid(line, qlen) || nlen != OMNIQ__PNAME_LEN) return;
+  memcpy(qdir, line, qlen);
+  qdir[qlen] = '\0';
+  memcpy(name, slash + 1, nlen);
+  name[nlen] = '\0';
+  if (memchr(qdir, '\0', qlen) != NULL || memchr(name, '\0', nlen) != NULL) return;
+  if (omniq__fname_pending_parse(name, &iprio, &eta, id) != OMNIQ_OK) return;
+  int qi;
+  if (queue_get(ix, qdir, 0, &qi, e, sizeof e) == OMNIQ_OK) insert(ix, qi, iprio, eta, id);
+}
+
+static void refresh(omniq__fidx_t *ix) {
+  if (omniq__fjournal_poll(&ix->journal, journal_line, ix)) rescan(ix);
+}
+
+static int idle_rescan_due(omniq__fidx_t *ix) {
+  if (folder_sig(ix) == ix->sig) return 0;
+  if (ix->scanned < SMALL_SCAN) return 1;
+  int64_t wait = ix->scan_cost * 20 > RESCAN_MIN_US ? ix->scan_cost * 20 : RESCAN_MIN_US;
+  return mono_us() - ix->scan_at >= wait;
+}
+
+/* ---- public --------------------------------------------------------------- */
+
+int omniq__fidx_open(omniq__fidx_t **out, const omniq__fio_t *io, int queue_fd, int pending_fd,
+                     char *err, size_t errlen) {
+  omniq__fidx_t *ix = omniq__calloc(1, sizeof *ix);
+  *out = NULL;
+  if (ix == NULL) {
+    snprintf(err, errlen, "file store: out of memory");
+    return OMNIQ_ENOMEM;
+  }
+  ix->io = io;
+  ix->queue_fd = queue_fd;
+  ix->pending_fd = pending_fd;
+  int rc = omniq__fjournal_open(&ix->journal, io, queue_fd, err, errlen);
+  if (rc != OMNIQ_OK) {
+    omniq__free(ix);
+    return rc;
+  }
+  pthread_mutex_init(&ix->lock, NULL);
+  rescan(ix);
+  *out = ix;
+  return OMNIQ_OK;
+}
+
+void omniq__fidx_free(omniq__fidx_t *ix) {
+  if (ix == NULL) return;
+  for (size_t i = 0; i < ix->nq; i++) {
+    omniq__flevels_free(&ix->q[i]->levels);
+    close(ix->q[i]->fd);
+    omniq__free(ix->q[i]);
+  }
+  omniq__free(ix->q);
+  omniq__fidmap_free(&ix->map);
+  omniq__fjournal_close(&ix->journal);
+  pthread_mutex_destroy(&ix->lock);
+  omniq__free(ix);
+}
+
+int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create, int *fd,
+                      char qdir[OMNIQ__QDIR_SIZE], char *err, size_t errlen) {
+  if (omniq__fname_qdir(queue, qdir) != OMNIQ_OK) {
+    snprintf(err, errlen, "file store: queue name must be 1 to %d bytes once encoded",
+             OMNIQ__QDIR_MAX);
+    return OMNIQ_EINVAL;
+  }
+  int qi;
+  pthread_mutex_lock(&ix->lock);
+  int rc = queue_get(ix, qdir, create, &qi, err, errlen);
+  *fd = rc == OMNIQ_OK ? ix->q[qi]->fd : -1;
+  pthread_mutex_unlock(&ix->lock);
+  if (rc == OMNIQ_ENOTFOUND) snprintf(err, errlen, "file store: no queue folder %s", qdir);
+  return rc;
+}
+
+void omniq__fidx_describe(omniq__fidx_t *ix, const char *qdir, int priority, int64_t eta_ms,
+                          const char *id, omniq__pending_t *p) {
+  pthread_mutex_lock(&ix->lock);
+  int qi = queue_find(ix, qdir);
+  if (qi >= 0) fill(ix, qi, omniq__fname_iprio(priority), omniq__fname_eta(eta_ms), id, p);
+  pthread_mutex_unlock(&ix->lock);
+}
+
+void omniq__fidx_announce(omniq__fidx_t *ix, const omniq__pending_t *p, size_t n) {
+  size_t len = 0, cap = n * (OMNIQ__QDIR_SIZE + OMNIQ__PNAME_SIZE + 2);
+  char *text = omniq__malloc(cap), err[256];
+  pthread_mutex_lock(&ix->lock);
+  for (size_t i = 0; i < n; i++) {
+    int qi = queue_find(ix, p[i].qdir);
+    if (qi >= 0) insert(ix, qi, p[i].iprio, p[i].eta, p[i].id);
+    if (text != NULL) len += (size_t)snprintf(text + len, cap - len, "%s/%s\n", p[i].qdir, p[i].name);
+  }
+  int rc = text != NULL ? omniq__fjournal_append(&ix->journal, text, len, err, sizeof err)
+                        : OMNIQ_ENOMEM;
+  pthread_mutex_unlock(&ix->lock);
+  /* Not an error for the caller: the files are in place; other backends
+   * find them at their next scan instead of right away. */
+  if (rc != OMNIQ_OK)
+    omniq__log(ix->io->log, OMNIQ_LOG_WARNING, "storage.journal", NULL,
+               "new pending files not announced: %s", text != NULL ? err : "out of memory");
+  omniq__free(text);
+}
+
+/* Index of the best due level of queue qi (stale tops dropped), or -1. */
+static int best_level(omniq__fidx_t *ix, int qi, int64_t now) {
+  omniq__flevels_t *ls = &ix->q[qi]->levels;
+  for (size_t j = 0; j < ls->n;) {
+    omniq__flevel_t *l = &ls->lv[j];
+    while (l->len > 0) {
+      omniq__fslot_t *s = omniq__fidmap_find(&ix->map, l->heap[0].id);
+      if (s != NULL && s->q == (uint32_t)qi && s->iprio == l->iprio && s->eta == l->heap[0].eta)
+        break;
+      omniq__flevel_pop(l);
+    }
+    if (l->len == 0) {
+      /* Drop empty levels so a claim never walks priorities long gone. */
+      omniq__flevels_drop(ls, j);
+      continue;
+    }
+    if (l->heap[0].eta <= now) return (int)j;
+    j++;
+  }
+  return -1;
+}
+
+static size_t pick(omniq__fidx_t *ix, const int *qis, size_t nqi, int64_t now,
+                   omniq__pending_t *out, size_t max) {
+  size_t n = 0;
+  while (n < max) {
+    int bq = -1, bl = -1;
+    for (size_t k = 0; k < nqi; k++) {
+      int l = best_level(ix, qis[k], now);
+      if (l < 0) continue;
+      omniq__flevel_t *a = &ix->q[qis[k]]->levels.lv[l];
+      if (bq >= 0) {
+        omniq__flevel_t *b = &ix->q[bq]->levels.lv[bl];
+        if (b->iprio < a->iprio ||
+            (b->iprio == a->iprio && !omniq__fitem_less(&a->heap[0], &b->heap[0])))
+          continue;
+      }
+      bq = qis[k];
+      bl = l;
+    }
+    if (bq < 0) break;
+    omniq__flevel_t *l = &ix->q[bq]->levels.lv[bl];
+    omniq__fitem_t top = l->heap[0];
+    omniq__flevel_pop(l);
+    omniq__fidmap_del(&ix->map, top.id);
+    fill(ix, bq, l->iprio, top.eta, top.id, &out[n++]);
+  }
+  return n;
+}
+
+size_t omniq__fidx_take_due(omniq__fidx_t *ix, const char *const *queues, size_t nqueues,
+                            int64_t now_ms, int may_rescan, omniq__pending_t *out, size_t max) {
+  int qis[OMNIQ_MAX_QUEUES * 4];
+  size_t nqi = 0, n;
+  char qdir[OMNIQ__QDIR_SIZE];
+  pthread_mutex_lock(&ix->lock);
+  refresh(ix);
+  for (int pass = 0; pass < 2; pass++) {
+    nqi = 0;
+    for (size_t i = 0; i < nqueues && nqi < sizeof qis / sizeof qis[0]; i++) {
+      int qi = omniq__fname_qdir(queues[i], qdir) == OMNIQ_OK ? queue_find(ix, qdir) : -1;
+      if (qi >= 0) qis[nqi++] = qi;
+    }
+    n = pick(ix, qis, nqi, now_ms, out, max);
+    if (n > 0 || pass == 1 || !may_rescan || !idle_rescan_due(ix)) break;
+    rescan(ix);
+  }
+  pthread_mutex_unlock(&ix->lock);
+  return n;
+}
+
+void omniq__fidx_put_back(omniq__fidx_t *ix, const omniq__pending_t *p) {
+  pthread_mutex_lock(&ix->lock);
+  int qi = queue_find(ix, p->qdir);
+  if (qi >= 0) insert(ix, qi, p->iprio, p->eta, p->id);
+  pthread_mutex_unlock(&ix->lock);
+}
+
+static int match_id(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id,
+                    void *ud) {
+  omniq__pending_t *p = ud;
+  if (memcmp(id, p->id, OMNIQ_ID_LEN) != 0) return 0;
+  insert(ix, qi, iprio, eta, id);
+  fill(ix, qi, iprio, eta, id, p);
+  return 1;
+}
+
+int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending_t *p) {
+  int found = 0;
+  pthread_mutex_lock(&ix->lock);
+  refresh(ix);
+  omniq__fslot_t *s = omniq__fidmap_find(&ix->map, id);
+  if (s != NULL) {
+    fill(ix, (int)s->q, s->iprio, s->eta, id, p);
+    found = 1;
+  } else if (scan) {
+    memset(p, 0, sizeof *p);
+    memcpy(p->id, id, OMNIQ_ID_SIZE);
+    p->dirfd = -1;
+    list_queues(ix, 0);
+    for (size_t i = 0; i < ix->nq && p->dirfd < 0; i++)
+      list_queue(ix, (int)i, 0, match_id, p);
+    found = p->dirfd >= 0;
+  }
+  pthread_mutex_unlock(&ix->lock);
+  return found;
+}
+
+void omniq__fidx_forget(omniq__fidx_t *ix, const char *id) {
+  pthread_mutex_lock(&ix->lock);
+  omniq__fidmap_del(&ix->map, id);
+  pthread_mutex_unlock(&ix->lock);
+}
+
+int omniq__fidx_count(omniq__fidx_t *ix, int64_t *count, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  *count = 0;
+  pthread_mutex_lock(&ix->lock);
+  list_queues(ix, 0);
+  for (size_t i = 0; i < ix->nq; i++) *count += (int64_t)list_queue(ix, (int)i, 0, NULL, NULL);
+  pthread_mutex_unlock(&ix->lock);
+  return OMNIQ_OK;
+}
+
+unsigned long omniq__fidx_scans(omniq__fidx_t *ix) {
+  pthread_mutex_lock(&ix->lock);
+  unsigned long n = ix->scans;
+  pthread_mutex_unlock(&ix->lock);
+  return n;
+}

@@ -1,0 +1,70 @@
+/* The pending index of one open file backend: which files are in
+ * queue/pending/, ordered for claiming, without listing the folders on each
+ * claim. Thread-safe (one mutex inside). See index.c for the design. */
+#ifndef OMNIQ_STORAGE_FILE_INDEX_H
+#define OMNIQ_STORAGE_FILE_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/file/io.h"
+#include "storage/file/names.h"
+
+typedef struct omniq__fidx omniq__fidx_t;
+
+/* One pending file as the index knows it. */
+typedef struct omniq__pending {
+  int dirfd;      /* its queue folder; borrowed from the index until it is freed */
+  uint32_t iprio; /* see file_names.h */
+  int64_t eta;    /* as in the name */
+  char id[OMNIQ_ID_SIZE];
+  char name[OMNIQ__PNAME_SIZE];
+  char qdir[OMNIQ__QDIR_SIZE];
+} omniq__pending_t;
+
+/* Opens the index over queue/ (queue_fd) and queue/pending/ (pending_fd),
+ * both borrowed, and scans the folders once. Files that are not pending
+ * task files are quarantined. *out yours: omniq__fidx_free. */
+int omniq__fidx_open(omniq__fidx_t **out, const omniq__fio_t *io, int queue_fd, int pending_fd,
+                     char *err, size_t errlen);
+void omniq__fidx_free(omniq__fidx_t *ix);
+
+/* The folder of queue (created if create); fd borrowed until free; qdir
+ * gets the folder name. OMNIQ_ENOTFOUND if absent and !create, OMNIQ_EINVAL
+ * for a queue name that cannot be a folder. */
+int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create, int *fd,
+                      char qdir[OMNIQ__QDIR_SIZE], char *err, size_t errlen);
+
+/* Fills p for a task about to become pending in queue qdir (its folder must
+ * have been made by omniq__fidx_queue). */
+void omniq__fidx_describe(omniq__fidx_t *ix, const char *qdir, int priority, int64_t eta_ms,
+                          const char *id, omniq__pending_t *p);
+
+/* Records files just renamed into pending/ by this backend: inserts them
+ * here and appends them to the journal for every other backend. */
+void omniq__fidx_announce(omniq__fidx_t *ix, const omniq__pending_t *p, size_t n);
+
+/* Takes up to max due files (eta <= now) of the named queues out of the
+ * index, best first (priority desc, eta, id). The caller tries to rename
+ * each; one that fails for a reason other than "gone" goes back with
+ * omniq__fidx_put_back. may_rescan: when nothing is due, the folders may
+ * be listed again if they changed (pass 0 when the caller already got
+ * tasks in this claim: the change is most likely its own). */
+size_t omniq__fidx_take_due(omniq__fidx_t *ix, const char *const *queues, size_t nqueues,
+                            int64_t now_ms, int may_rescan, omniq__pending_t *out, size_t max);
+void omniq__fidx_put_back(omniq__fidx_t *ix, const omniq__pending_t *p);
+
+/* Where the index believes task id is pending: 1 and *p filled, else 0.
+ * With scan, a miss falls back to listing the folders (slow; for lookups
+ * of ids that may be unknown to this index). */
+int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending_t *p);
+/* Drops id from the index (its file is gone). */
+void omniq__fidx_forget(omniq__fidx_t *ix, const char *id);
+
+/* Counts the pending files by listing the folders. */
+int omniq__fidx_count(omniq__fidx_t *ix, int64_t *count, char *err, size_t errlen);
+
+/* Statistics for tests and benchmarks: full scans so far. */
+unsigned long omniq__fidx_scans(omniq__fidx_t *ix);
+
+#endif

@@ -1,0 +1,274 @@
+/* File backend I/O.
+ *
+ * Atomic replacement: data goes to a new file in tmp/ (O_EXCL, so two
+ * writers never share one), is fdatasync'ed, then renamed over the target,
+ * and the target's directory is fsync'ed so the rename itself survives a
+ * power cut. rename(2) replaces the directory entry in one step, so a reader
+ * (or a restart after a crash) sees the old file or the new one. tmp/ lives
+ * under base_dir, on the same file system as every target, which rename
+ * needs.
+ *
+ * With io->fsync off the order of operations is the same and a process
+ * crash still leaves whole files (the page cache survives the process); only
+ * a machine crash may lose the latest writes, or leave a renamed file empty.
+ *
+ * Quarantine: a file the backend cannot use is renamed into quarantine/
+ * under a name that says where it came from, never deleted: an operator may
+ * want it back. */
+#include "storage/file/io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "omniq.h"
+
+/* Process-wide, so threads of one process never pick the same tmp name; the
+ * pid separates processes. */
+static _Atomic unsigned long tmp_counter;
+
+int omniq__fio_errno(int e, char *err, size_t errlen, const char *fmt, ...) {
+  char what[OMNIQ__ERRMSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  if (err != NULL && errlen > 0) snprintf(err, errlen, "%s: %s", what, strerror(e));
+  /* A file that vanished under an operation that needed it is a storage
+   * fault here, not "no such task": callers test ENOENT themselves. */
+  return e == ENOENT ? OMNIQ_ESTORAGE : omniq__errno_code(e);
+}
+
+/* Writes every piece, in one writev when the kernel takes it all. */
+static int write_all(int fd, const struct iovec *pieces, int n) {
+  struct iovec iov[OMNIQ__FIO_IOV_MAX];
+  if (n > OMNIQ__FIO_IOV_MAX) {
+    errno = EINVAL;
+    return -1;
+  }
+  memcpy(iov, pieces, (size_t)n * sizeof *iov);
+  struct iovec *v = iov;
+  while (n > 0) {
+    ssize_t w = writev(fd, v, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    for (; n > 0 && (size_t)w >= v->iov_len; v++, n--) w -= (ssize_t)v->iov_len;
+    if (n > 0) {
+      v->iov_base = (char *)v->iov_base + w;
+      v->iov_len -= (size_t)w;
+    }
+  }
+  return 0;
+}
+
+int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
+                     char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
+  struct iovec one = {(void *)data, len};
+  return omniq__fio_stagev(io, &one, 1, tmp_name, err, errlen);
+}
+
+int omniq__fio_stagev(const omniq__fio_t *io, const struct iovec *iov, int n,
+                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < 100; tries++) {
+    snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%ld-%lu.tmp", (long)getpid(),
+             atomic_fetch_add(&tmp_counter, 1));
+    fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    /* EEXIST: a dead process with our pid left this name behind. */
+    if (fd < 0 && errno != EEXIST && errno != EINTR)
+      return omniq__fio_errno(errno, err, errlen, "file store: creating tmp/%s", tmp_name);
+  }
+  if (fd < 0) return omniq__fio_errno(EEXIST, err, errlen, "file store: creating a tmp file");
+  if (write_all(fd, iov, n) != 0 || (io->fsync && fdatasync(fd) != 0)) {
+    int e = errno;
+    close(fd);
+    unlinkat(io->tmp_fd, tmp_name, 0);
+    return omniq__fio_errno(e, err, errlen, "file store: writing tmp/%s", tmp_name);
+  }
+  if (close(fd) != 0) {
+    int e = errno;
+    unlinkat(io->tmp_fd, tmp_name, 0);
+    return omniq__fio_errno(e, err, errlen, "file store: closing tmp/%s", tmp_name);
+  }
+  return OMNIQ_OK;
+}
+
+int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                       char *err, size_t errlen) {
+  if (renameat(io->tmp_fd, tmp_name, dirfd, name) != 0) {
+    int e = errno;
+    unlinkat(io->tmp_fd, tmp_name, 0);
+    return omniq__fio_errno(e, err, errlen, "file store: renaming tmp/%s to %s", tmp_name, name);
+  }
+  return omniq__fio_sync_dir(io, dirfd, err, errlen);
+}
+
+void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name) {
+  unlinkat(io->tmp_fd, tmp_name, 0);
+}
+
+int omniq__fio_write(const omniq__fio_t *io, int dirfd, const char *name, const char *data,
+                     size_t len, char *err, size_t errlen) {
+  struct iovec one = {(void *)data, len};
+  return omniq__fio_writev(io, dirfd, name, &one, 1, err, errlen);
+}
+
+int omniq__fio_writev(const omniq__fio_t *io, int dirfd, const char *name,
+                      const struct iovec *iov, int n, char *err, size_t errlen) {
+  char tmp[OMNIQ__TMP_NAME_SIZE];
+  int rc = omniq__fio_stagev(io, iov, n, tmp, err, errlen);
+  return rc == OMNIQ_OK ? omniq__fio_publish(io, tmp, dirfd, name, err, errlen) : rc;
+}
+
+int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *err,
+                    size_t errlen) {
+  struct stat st;
+  size_t cap, got = 0;
+  char *buf;
+  *out = NULL;
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) return OMNIQ_ENOTFOUND;
+    /* A symlink, or a file we may not read: never a file we wrote, and no
+     * retry will make it usable. The caller quarantines it. */
+    if (errno == ELOOP || errno == EACCES || errno == EPERM) {
+      snprintf(err, errlen, "file store: %s cannot be read: %s", name, strerror(errno));
+      return OMNIQ_ECORRUPT;
+    }
+    return omniq__fio_errno(errno, err, errlen, "file store: opening %s", name);
+  }
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return omniq__fio_errno(e, err, errlen, "file store: reading %s", name);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    snprintf(err, errlen, "file store: %s is not a regular file", name);
+    return OMNIQ_ECORRUPT;
+  }
+  /* The size is a hint: read to EOF whatever it says. */
+  cap = (size_t)st.st_size + 64;
+  buf = omniq__malloc(cap);
+  while (buf != NULL) {
+    if (got + 1 == cap) {
+      char *bigger = omniq__realloc(buf, cap * 2);
+      if (bigger == NULL) omniq__free(buf);
+      buf = bigger;
+      cap *= 2;
+      continue;
+    }
+    ssize_t r = read(fd, buf + got, cap - 1 - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      omniq__free(buf);
+      close(fd);
+      return omniq__fio_errno(e, err, errlen, "file store: reading %s", name);
+    }
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  if (buf == NULL) {
+    close(fd);
+    snprintf(err, errlen, "file store: out of memory reading %s", name);
+    return OMNIQ_ENOMEM;
+  }
+  close(fd);
+  buf[got] = '\0';
+  *out = buf;
+  if (len != NULL) *len = got;
+  return OMNIQ_OK;
+}
+
+int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t errlen) {
+  if (!io->fsync || fsync(dirfd) == 0) return OMNIQ_OK;
+  return omniq__fio_errno(errno, err, errlen, "file store: syncing a directory");
+}
+
+int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen) {
+  *fd = -1;
+  if (mkdirat(dirfd, name, 0777) != 0 && errno != EEXIST)
+    return omniq__fio_errno(errno, err, errlen, "cannot create folder %s", name);
+  *fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (*fd < 0) return omniq__fio_errno(errno, err, errlen, "cannot open folder %s", name);
+  return OMNIQ_OK;
+}
+
+/* Names from disk are untrusted: keep what is safe to print and to use as a
+ * file name, replace the rest. */
+static void sanitize(const char *in, char *out, size_t outlen) {
+  size_t i = 0;
+  for (; in[i] != '\0' && i + 1 < outlen; i++) {
+    unsigned char c = (unsigned char)in[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '-' || c == '_' || (c == '.' && i > 0);
+    out[i] = ok ? (char)c : '_';
+  }
+  out[i] = '\0';
+}
+
+void omniq__fio_quarantine(const omniq__fio_t *io, int dirfd, const char *from, const char *name,
+                           const char *reason) {
+  char safe[160], qname[256];
+  int rc = -1;
+  sanitize(name, safe, sizeof safe);
+  for (int n = 0; n < 1000 && rc != 0; n++) {
+    if (n == 0)
+      snprintf(qname, sizeof qname, "%s.%s", from, safe);
+    else
+      snprintf(qname, sizeof qname, "%s.%s.%d", from, safe, n);
+    for (char *p = qname; *p; p++)
+      if (*p == '/') *p = '.';
+    rc = renameat2(dirfd, name, io->quarantine_fd, qname, RENAME_NOREPLACE);
+    if (rc != 0 && errno == EINVAL) {
+      /* A file system without RENAME_NOREPLACE: check, then rename. */
+      struct stat st;
+      if (fstatat(io->quarantine_fd, qname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        errno = EEXIST;
+      } else {
+        rc = renameat(dirfd, name, io->quarantine_fd, qname);
+      }
+    }
+    if (rc != 0 && errno != EEXIST) break;
+  }
+  if (rc == 0) {
+    char e[8];
+    omniq__fio_sync_dir(io, io->quarantine_fd, e, sizeof e);
+    omniq__log(io->log, OMNIQ_LOG_WARNING, "storage.quarantined", NULL,
+               "%s/%s moved to quarantine/%s: %s", from, safe, qname, reason);
+  } else if (errno != ENOENT) {
+    omniq__log(io->log, OMNIQ_LOG_ERROR, "storage.quarantine_failed", NULL,
+               "%s/%s could not be moved to quarantine (%s): %s", from, safe, strerror(errno),
+               reason);
+  }
+}
+
+void omniq__fio_clean_tmp(const omniq__fio_t *io) {
+  int fd = openat(io->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  struct dirent *de;
+  time_t now = time(NULL);
+  if (d == NULL) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  while ((de = readdir(d)) != NULL) {
+    struct stat st;
+    if (de->d_name[0] == '.') continue;
+    if (fstatat(io->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (now - st.st_mtime > OMNIQ__TMP_STALE_SECONDS) unlinkat(io->tmp_fd, de->d_name, 0);
+  }
+  closedir(d);
+}

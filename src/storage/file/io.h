@@ -1,0 +1,78 @@
+/* File backend I/O: atomic replacement of a file, whole-file reads,
+ * directory syncs, tmp-file hygiene and quarantine. Every write of the file
+ * backend goes through omniq__fio_write or omniq__fio_stage, so "a crash
+ * leaves the old or the new file, never a torn one" is argued once, here. */
+#ifndef OMNIQ_STORAGE_FILE_IO_H
+#define OMNIQ_STORAGE_FILE_IO_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/uio.h>
+
+#include "base/log.h"
+
+typedef struct omniq__fio {
+  int tmp_fd;        /* base_dir/tmp: every write starts here */
+  int quarantine_fd; /* base_dir/quarantine */
+  int fsync;         /* settings->fsync: 0 skips every fdatasync/fsync */
+  const omniq__log_t *log;
+} omniq__fio_t;
+
+/* Size of a tmp file name: "<pid>-<counter>.tmp". */
+#define OMNIQ__TMP_NAME_SIZE 48
+
+/* Tmp files older than this at open belong to a writer that died. */
+#define OMNIQ__TMP_STALE_SECONDS 60
+
+/* Most pieces one write may be given in (omniq__fio_stagev, _writev). */
+#define OMNIQ__FIO_IOV_MAX 8
+
+/* Writes len bytes to a fresh file in tmp/ and syncs it; its name goes to
+ * tmp_name. The caller renames it into place (omniq__fio_publish) or drops
+ * it (omniq__fio_unstage). */
+int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
+                     char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
+/* The same with the bytes given as n pieces (at most OMNIQ__FIO_IOV_MAX),
+ * written in order: a file made of parts already encoded elsewhere needs
+ * no copy into one buffer. */
+int omniq__fio_stagev(const omniq__fio_t *io, const struct iovec *iov, int n,
+                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
+/* Renames a staged file to dirfd/name (replacing any) and syncs dirfd. */
+int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                       char *err, size_t errlen);
+void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name);
+/* Stage + publish: dirfd/name holds the old bytes or the new ones, never a
+ * mix, whenever the process or the machine stops. */
+int omniq__fio_write(const omniq__fio_t *io, int dirfd, const char *name, const char *data,
+                     size_t len, char *err, size_t errlen);
+/* The same with the bytes as pieces (see omniq__fio_stagev). */
+int omniq__fio_writev(const omniq__fio_t *io, int dirfd, const char *name,
+                      const struct iovec *iov, int n, char *err, size_t errlen);
+
+/* Reads dirfd/name whole. On OMNIQ_OK *out is yours (omniq__free), NUL
+ * terminated, *len bytes long (len may be NULL). OMNIQ_ENOTFOUND when the
+ * file does not exist (err left empty: absence is often an answer). */
+int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *err,
+                    size_t errlen);
+
+/* fsync(dirfd) when io->fsync is on; else nothing. */
+int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t errlen);
+
+/* Creates dirfd/name as a directory if missing and opens it; *fd yours. */
+int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen);
+
+/* Formats "<what>: strerror(e)" into err and returns e's OMNIQ_E* code. */
+int omniq__fio_errno(int e, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Moves dirfd/name (found in the folder called `from`) into quarantine/ and
+ * logs a warning with the reason. Never fails loudly: if the move fails the
+ * file is left where it is and the failure is logged. */
+void omniq__fio_quarantine(const omniq__fio_t *io, int dirfd, const char *from, const char *name,
+                           const char *reason);
+
+/* Removes tmp files older than OMNIQ__TMP_STALE_SECONDS (a writer that died
+ * between writing and renaming). */
+void omniq__fio_clean_tmp(const omniq__fio_t *io);
+
+#endif

@@ -1,0 +1,46 @@
+/* Task locks of the file backend: what makes a transition of one task safe
+ * across threads and processes.
+ *
+ * Locks are striped: a task's lock is byte (hash(id) % STRIPES) of
+ * base_dir/lock, taken with an OFD lock (processes) under the stripe's
+ * mutex (threads of one process share the lock file's description, so the
+ * OFD lock alone would not exclude them). An OFD lock dies with its
+ * process, so a lock that can be taken proves its last holder is gone. A
+ * batch (enqueue of many) needs many task locks at once: it takes `gate`
+ * exclusively instead of the stripe mutexes, which every single-task lock
+ * holds shared, then the OFD bytes in stripe order. */
+#ifndef OMNIQ_STORAGE_FILE_LOCKS_H
+#define OMNIQ_STORAGE_FILE_LOCKS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OMNIQ__FLOCK_STRIPES 1024
+
+typedef struct omniq__flock {
+  int fd;               /* base_dir/lock; the owner opens and closes it */
+  const char *base_dir; /* for messages; borrowed */
+  pthread_rwlock_t gate; /* shared: one task lock; exclusive: a batch */
+  pthread_mutex_t stripes[OMNIQ__FLOCK_STRIPES];
+} omniq__flock_t;
+
+/* Initialises the mutexes (fd -1). Pair with omniq__flock_destroy. */
+void omniq__flock_init(omniq__flock_t *l, const char *base_dir);
+void omniq__flock_destroy(omniq__flock_t *l);
+
+/* Takes task id's lock, waiting for it. */
+int omniq__flock_take(omniq__flock_t *l, const char *id, char *err, size_t errlen);
+/* 1 if taken, 0 if another thread or process holds it. */
+int omniq__flock_try(omniq__flock_t *l, const char *id);
+void omniq__flock_release(omniq__flock_t *l, const char *id);
+
+/* Takes every id's task lock: the gate exclusively (no other thread of this
+ * process holds a task lock meanwhile), then each stripe's OFD byte in
+ * stripe order, so two batches cannot deadlock. *set yours: release with
+ * omniq__flock_release_set. */
+int omniq__flock_take_set(omniq__flock_t *l, const char *const *ids, size_t n, uint16_t **set,
+                          size_t *nset, char *err, size_t errlen);
+void omniq__flock_release_set(omniq__flock_t *l, uint16_t *set, size_t nset);
+
+#endif

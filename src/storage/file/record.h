@@ -1,0 +1,57 @@
+/* Task records of the file backend: the bytes of each file form, built
+ * from one encoding of each record, and the way back.
+ *
+ *   task file    <task JSON>\n                 pending/, running/, terminal folders
+ *   commit slot  <task JSON without its last "}">,"commit_result":<result JSON>}\n
+ *                                              running/<id>.json at a transition's commit
+ *   result file  <result JSON>\n               results/<id>.json
+ *
+ * The JSON of a task and of a result are made once per transition
+ * (omniq__frec_encode) and every form that transition writes is assembled
+ * from them as pieces, with no second encoding and no copy.
+ *
+ * To change a form: keep reading the old one, and add a test with a store
+ * written in it (docs/storage-file.md). */
+#ifndef OMNIQ_STORAGE_FILE_RECORD_H
+#define OMNIQ_STORAGE_FILE_RECORD_H
+
+#include <stddef.h>
+
+#include "omniq/storage.h"
+#include "storage/file/io.h"
+
+typedef struct omniq__frec {
+  char *task; /* the task's compact JSON */
+  size_t task_len;
+  char *result; /* the result's compact JSON, or NULL */
+  size_t result_len;
+} omniq__frec_t;
+
+typedef enum {
+  OMNIQ__FREC_TASK,   /* the task file */
+  OMNIQ__FREC_SLOT,   /* the commit slot: the task, with the result if there is one */
+  OMNIQ__FREC_RESULT  /* the result file (the record must hold a result) */
+} omniq__frec_form_t;
+
+/* Encodes t and r (r may be NULL). On error nothing is held and err says
+ * why: OMNIQ_ESERIALIZE for text that is not UTF-8 (raw-mode bytes JSON
+ * cannot carry), else OMNIQ_ENOMEM. Free with omniq__frec_free. */
+int omniq__frec_encode(omniq__frec_t *rec, const omniq_task_t *t, const omniq_result_t *r,
+                       char *err, size_t errlen);
+void omniq__frec_free(omniq__frec_t *rec);
+
+/* Writes dirfd/name atomically in the given form (omniq__fio_writev). */
+int omniq__frec_write(const omniq__fio_t *io, int dirfd, const char *name,
+                      const omniq__frec_t *rec, omniq__frec_form_t form, char *err,
+                      size_t errlen);
+/* Stages the given form in tmp/ (omniq__fio_stagev). */
+int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__frec_form_t form,
+                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
+
+/* Reads and parses dirfd/name, checking the id inside matches id.
+ * OMNIQ_ENOTFOUND if absent; OMNIQ_ECORRUPT if unusable (not moved). With
+ * result != NULL also returns the result a commit slot embeds (or NULL). */
+int omniq__frec_read(int dirfd, const char *name, const char *id, omniq_task_t **t,
+                     omniq_result_t **result, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,333 @@
+/* Transitions of one task in the file backend: finish, extend_lease,
+ * cancel, and rolling forward what a dead process left half done.
+ *
+ * Every change to an existing task runs under its task lock (locks.h) and
+ * goes through one slot, queue/running/<id>.json:
+ *
+ *   1. (cancel of a PENDING task only) rename pending/<q>/<name> to the slot.
+ *   2. Write the slot with the new task state and, when the transition
+ *      stores a result, that result embedded as "commit_result". This write
+ *      is the commit point: before it the old state holds, after it the new.
+ *   3. Write results/<id>.json from it.
+ *   4. Rename the slot to where the new state lives: pending/<q>/<name>
+ *      (first rewriting it without the embedded result) or a terminal
+ *      folder. A RUNNING state stays in the slot.
+ *
+ * So a file in running/ whose status is not RUNNING is a transition that
+ * stopped between steps 2 and 4, or a claim that stopped between its rename
+ * and its rewrite (status still PENDING): whoever next holds the task lock
+ * and finds it rolls it forward, doing steps 3-4 (omniq__fs_roll_forward).
+ * Holding the lock proves its writer is gone, since writers hold it from
+ * step 1 to step 4, and an OFD lock dies with its process. Steps 3 and 4 are
+ * idempotent and need no file but the slot, so no step fails because an
+ * intermediate file is missing, in whatever order crashes and recoveries
+ * happen.
+ *
+ * The data path of one transition is straight: the task is read and parsed
+ * once (omniq__fs_locate), the new state is encoded once (a task JSON and,
+ * when there is one, a result JSON) and every file the transition writes is
+ * assembled from those bytes (record.h); the task's file name is formatted
+ * once by the operation and passed down. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/file/backend.h"
+#include "storage/file/names.h"
+#include "storage/file/record.h"
+
+int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname) {
+  struct stat st;
+  if (fstatat(fs->running_fd, idname, &st, AT_SYMLINK_NOFOLLOW) == 0) return 1;
+  for (int k = 0; k < OMNIQ__FS_NDONE; k++)
+    if (fstatat(fs->done_fd[k], idname, &st, AT_SYMLINK_NOFOLLOW) == 0) return 1;
+  return 0;
+}
+
+/* Step 4: moves the slot to where t's state lives. A pending file must not
+ * carry an embedded result (a later roll-forward would publish it again), so
+ * when rec holds one the slot is first rewritten as a plain task file. */
+static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
+                    const omniq__frec_t *rec, char *err, size_t errlen) {
+  char qdir[OMNIQ__QDIR_SIZE];
+  int rc = OMNIQ_OK;
+  if (t->status == OMNIQ_PENDING) {
+    omniq__pending_t p;
+    int qfd;
+    if (rec->result != NULL)
+      rc = omniq__frec_write(&fs->io, fs->running_fd, idname, rec, OMNIQ__FREC_TASK, err,
+                             errlen);
+    if (rc == OMNIQ_OK) rc = omniq__fidx_queue(fs->idx, t->queue, 1, &qfd, qdir, err, errlen);
+    if (rc != OMNIQ_OK) return rc;
+    omniq__fidx_describe(fs->idx, qdir, t->priority, t->eta_ms, t->id, &p);
+    if (renameat(fs->running_fd, idname, p.dirfd, p.name) != 0)
+      return omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/pending/%s",
+                              idname, qdir);
+    if ((rc = omniq__fio_sync_dir(&fs->io, p.dirfd, err, errlen)) != OMNIQ_OK ||
+        (rc = omniq__fio_sync_dir(&fs->io, fs->running_fd, err, errlen)) != OMNIQ_OK)
+      return rc;
+    omniq__fidx_announce(fs->idx, &p, 1);
+    return OMNIQ_OK;
+  }
+  int k = t->status - OMNIQ_SUCCESS;
+  if (k < 0 || k >= OMNIQ__FS_NDONE) return OMNIQ_OK; /* RUNNING stays in the slot */
+  if (renameat(fs->running_fd, idname, fs->done_fd[k], idname) != 0)
+    return omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/%s", idname,
+                            omniq__fname_done[k]);
+  if ((rc = omniq__fio_sync_dir(&fs->io, fs->done_fd[k], err, errlen)) != OMNIQ_OK) return rc;
+  return omniq__fio_sync_dir(&fs->io, fs->running_fd, err, errlen);
+}
+
+/* Steps 3-4 from an encoded record. */
+static int publish_and_move(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
+                            const omniq__frec_t *rec, char *err, size_t errlen) {
+  int rc = OMNIQ_OK;
+  if (rec->result != NULL)
+    rc = omniq__frec_write(&fs->io, fs->results_fd, idname, rec, OMNIQ__FREC_RESULT, err,
+                           errlen);
+  return rc == OMNIQ_OK ? move_out(fs, t, idname, rec, err, errlen) : rc;
+}
+
+int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, char *err,
+                           size_t errlen) {
+  omniq_task_t *t;
+  omniq_result_t *r;
+  omniq__frec_t rec;
+  int rc = omniq__frec_read(fs->running_fd, idname, id, &t, &r, err, errlen);
+  if (rc == OMNIQ_ENOTFOUND) return OMNIQ_OK;
+  if (rc == OMNIQ_ECORRUPT) {
+    omniq__fio_quarantine(&fs->io, fs->running_fd, "queue/running", idname, err);
+    return OMNIQ_OK;
+  }
+  if (rc == OMNIQ_OK && t->status != OMNIQ_RUNNING &&
+      (rc = omniq__frec_encode(&rec, t, r, err, errlen)) == OMNIQ_OK) {
+    rc = publish_and_move(fs, t, idname, &rec, err, errlen);
+    omniq__frec_free(&rec);
+    if (rc == OMNIQ_OK)
+      omniq__log(&fs->log, OMNIQ_LOG_INFO, "storage.recovered", id,
+                 "finished an interrupted step: task is %s", omniq_status_name(t->status));
+  }
+  omniq_task_free(t);
+  omniq_result_free(r);
+  return rc;
+}
+
+static void quarantine_done(omniq__fs_t *fs, int k, const char *name, const char *reason) {
+  char from[32];
+  snprintf(from, sizeof from, "queue/%s", omniq__fname_done[k]);
+  omniq__fio_quarantine(&fs->io, fs->done_fd[k], from, name, reason);
+}
+
+int omniq__fs_locate(omniq__fs_t *fs, const char *id, const char *idname, omniq__fs_at_t *at,
+                     omniq__pending_t *p, omniq_task_t **t, char *err, size_t errlen) {
+  omniq_task_t *task = NULL;
+  int rc;
+  *at = OMNIQ__AT_NONE;
+  if (t != NULL) *t = NULL;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    rc = omniq__frec_read(fs->running_fd, idname, id, &task, NULL, err, errlen);
+    if (rc == OMNIQ_OK && task->status != OMNIQ_RUNNING && attempt == 0) {
+      omniq_task_free(task);
+      task = NULL;
+      if ((rc = omniq__fs_roll_forward(fs, id, idname, err, errlen)) != OMNIQ_OK) return rc;
+      continue;
+    }
+    if (rc == OMNIQ_OK) *at = OMNIQ__AT_RUNNING;
+    if (rc == OMNIQ_ECORRUPT)
+      omniq__fio_quarantine(&fs->io, fs->running_fd, "queue/running", idname, err);
+    else if (rc != OMNIQ_ENOTFOUND && rc != OMNIQ_OK)
+      return rc;
+    for (int k = 0; k < OMNIQ__FS_NDONE && *at == OMNIQ__AT_NONE; k++) {
+      rc = omniq__frec_read(fs->done_fd[k], idname, id, &task, NULL, err, errlen);
+      if (rc == OMNIQ_OK) *at = OMNIQ__AT_DONE;
+      if (rc == OMNIQ_ECORRUPT) quarantine_done(fs, k, idname, err);
+      else if (rc != OMNIQ_ENOTFOUND && rc != OMNIQ_OK)
+        return rc;
+    }
+    if (*at == OMNIQ__AT_NONE && omniq__fidx_find(fs->idx, id, 1, p)) {
+      rc = omniq__frec_read(p->dirfd, p->name, id, &task, NULL, err, errlen);
+      if (rc == OMNIQ_OK) {
+        *at = OMNIQ__AT_PENDING;
+      } else if (rc == OMNIQ_ECORRUPT || rc == OMNIQ_ENOTFOUND) {
+        if (rc == OMNIQ_ECORRUPT)
+          omniq__fio_quarantine(&fs->io, p->dirfd, "queue/pending", p->name, err);
+        omniq__fidx_forget(fs->idx, id);
+        if (attempt == 0) continue; /* the index was stale: look once more */
+      } else {
+        return rc;
+      }
+    }
+    break;
+  }
+  err[0] = '\0';
+  if (t != NULL)
+    *t = task;
+  else
+    omniq_task_free(task);
+  return OMNIQ_OK;
+}
+
+/* Steps 2-4 for t's new state (lock held, t's file in the slot). */
+static int commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
+                  const omniq_result_t *r, char *err, size_t errlen) {
+  omniq__frec_t rec;
+  int rc = omniq__frec_encode(&rec, t, r, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  rc = omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_SLOT, err, errlen);
+  if (rc != OMNIQ_OK) {
+    omniq__frec_free(&rec);
+    return rc;
+  }
+  /* Committed. A failure from here on leaves the slot for a roll-forward
+   * to finish; the caller's transition did happen, so it is told so. */
+  rc = publish_and_move(fs, t, idname, &rec, err, errlen);
+  omniq__frec_free(&rec);
+  if (rc != OMNIQ_OK)
+    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
+               "transition committed, finishing it failed (retried on recovery): %s", err);
+  err[0] = '\0';
+  return OMNIQ_OK;
+}
+
+/* Reads the RUNNING task id under token (lock held): ENOTFOUND / ESTATE
+ * otherwise. */
+static int load_running(omniq__fs_t *fs, const char *id, const char *idname, int64_t token,
+                        omniq_task_t **t, char *err, size_t errlen) {
+  omniq__fs_at_t at;
+  omniq__pending_t p;
+  int rc = omniq__fs_locate(fs, id, idname, &at, &p, t, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  if (at == OMNIQ__AT_RUNNING && (*t)->token == token) return OMNIQ_OK;
+  if (at == OMNIQ__AT_RUNNING) {
+    snprintf(err, errlen, "task %s: claim token %lld is no longer current (now %lld)", id,
+             (long long)token, (long long)(*t)->token);
+    rc = OMNIQ_ESTATE;
+  } else if (at == OMNIQ__AT_NONE) {
+    snprintf(err, errlen, "no task %s", id);
+    rc = OMNIQ_ENOTFOUND;
+  } else {
+    snprintf(err, errlen, "task %s is %s, not RUNNING", id, omniq_status_name((*t)->status));
+    rc = OMNIQ_ESTATE;
+  }
+  omniq_task_free(*t);
+  *t = NULL;
+  return rc;
+}
+
+int omniq__fs_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
+  omniq__fs_t *fs = backend;
+  omniq_task_t *t = NULL;
+  char idname[OMNIQ__IDNAME_SIZE];
+  if (d == NULL || omniq__fname_id(d->id, idname) != OMNIQ_OK) {
+    snprintf(err, errlen, "file store: not a task id");
+    return OMNIQ_EINVAL;
+  }
+  if (d->next_status != OMNIQ_PENDING && d->next_status != OMNIQ_SUCCESS &&
+      d->next_status != OMNIQ_FAILED) {
+    snprintf(err, errlen, "file store: a run cannot end in status %s",
+             omniq_status_name(d->next_status));
+    return OMNIQ_EINVAL;
+  }
+  int rc = omniq__flock_take(&fs->locks, d->id, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  rc = load_running(fs, d->id, idname, d->token, &t, err, errlen);
+  if (rc == OMNIQ_OK && d->error != NULL) {
+    omniq_task_error_t *e = omniq_task_error_dup(d->error);
+    if (e == NULL) rc = omniq__fio_errno(ENOMEM, err, errlen, "file store: finishing %s", d->id);
+    omniq_task_error_free(t->last_error);
+    t->last_error = e;
+  }
+  if (rc == OMNIQ_OK) {
+    t->status = d->next_status;
+    if (d->next_status == OMNIQ_PENDING) {
+      t->eta_ms = d->eta_ms;
+      if (d->reset_attempts) t->attempts = 0;
+    }
+    rc = commit(fs, t, idname, d->result, err, errlen);
+  }
+  omniq__flock_release(&fs->locks, d->id);
+  omniq_task_free(t);
+  return rc;
+}
+
+int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
+                           char *err, size_t errlen) {
+  omniq__fs_t *fs = backend;
+  omniq_task_t *t = NULL;
+  omniq__frec_t rec;
+  char idname[OMNIQ__IDNAME_SIZE];
+  if (omniq__fname_id(id, idname) != OMNIQ_OK) {
+    snprintf(err, errlen, "file store: not a task id");
+    return OMNIQ_EINVAL;
+  }
+  int rc = omniq__flock_take(&fs->locks, id, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  rc = load_running(fs, id, idname, token, &t, err, errlen);
+  if (rc == OMNIQ_OK) {
+    t->lease_until_ms = lease_until_ms;
+    rc = omniq__frec_encode(&rec, t, NULL, err, errlen);
+  }
+  if (rc == OMNIQ_OK) {
+    rc = omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_TASK, err, errlen);
+    omniq__frec_free(&rec);
+  }
+  omniq__flock_release(&fs->locks, id);
+  omniq_task_free(t);
+  return rc;
+}
+
+int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
+                     char *err, size_t errlen) {
+  omniq__fs_t *fs = backend;
+  omniq_task_t *t = NULL;
+  omniq__fs_at_t at;
+  omniq__pending_t p;
+  char idname[OMNIQ__IDNAME_SIZE];
+  if (prev_status != NULL) *prev_status = -1;
+  if (omniq__fname_id(id, idname) != OMNIQ_OK) {
+    snprintf(err, errlen, "file store: not a task id");
+    return OMNIQ_EINVAL;
+  }
+  int rc = omniq__flock_take(&fs->locks, id, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  rc = omniq__fs_locate(fs, id, idname, &at, &p, &t, err, errlen);
+  if (rc == OMNIQ_OK && at != OMNIQ__AT_NONE && prev_status != NULL) *prev_status = t->status;
+  if (rc == OMNIQ_OK && at == OMNIQ__AT_NONE) {
+    snprintf(err, errlen, "no task %s", id);
+    rc = OMNIQ_ENOTFOUND;
+  } else if (rc == OMNIQ_OK && at == OMNIQ__AT_DONE) {
+    snprintf(err, errlen, "task %s is already %s", id, omniq_status_name(t->status));
+    rc = OMNIQ_ESTATE;
+  } else if (rc == OMNIQ_OK && at == OMNIQ__AT_PENDING) {
+    /* Step 1: into the slot, so the commit below is one rename away from
+     * either state. A crash right after this rename leaves a PENDING file
+     * in the slot, which a roll-forward puts back. */
+    if (renameat(p.dirfd, p.name, fs->running_fd, idname) != 0)
+      rc = omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/running", p.name);
+  }
+  if (rc == OMNIQ_OK) {
+    /* The result counts the attempts of the task read under the lock that
+     * this commit is made under: no claim can come between. */
+    omniq_result_t r = {.status = OMNIQ_CANCELLED,
+                        .attempts = t->attempts,
+                        .finished_at_ms = finished_at_ms,
+                        .last_attempt_at_ms = t->started_at_ms};
+    memcpy(r.task_id, t->id, OMNIQ_ID_SIZE);
+    t->status = OMNIQ_CANCELLED;
+    rc = commit(fs, t, idname, &r, err, errlen);
+    /* The commit did not happen (a full disk, no memory): the slot still
+     * holds the PENDING file. Put it back now, as a claim does, rather than
+     * leave it counted as RUNNING and out of claimers' reach until a
+     * recovery runs. */
+    if (rc != OMNIQ_OK && at == OMNIQ__AT_PENDING)
+      renameat(fs->running_fd, idname, p.dirfd, p.name);
+    else if (rc == OMNIQ_OK && at == OMNIQ__AT_PENDING)
+      omniq__fidx_forget(fs->idx, id);
+  }
+  omniq__flock_release(&fs->locks, id);
+  omniq_task_free(t);
+  return rc;
+}

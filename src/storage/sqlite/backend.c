@@ -1,0 +1,595 @@
+/* SQLite backend: the storage operations (omniq/storage.h).
+ *
+ * One connection per opened backend, guarded by `lock`, so one handle may be
+ * shared by many threads (the worker pool shares one). SQLite runs that
+ * connection in multi-thread mode (SQLITE_OPEN_NOMUTEX) because our mutex
+ * already serialises every use of it and of its statements. Other handles
+ * and other processes have their own connections, and SQLite's file locks
+ * arbitrate between them: WAL lets readers run beside the single writer;
+ * each write transaction starts with BEGIN IMMEDIATE, taking the write lock
+ * up front, because a deferred transaction that upgrades from read to write
+ * can fail with SQLITE_BUSY without waiting; the busy timeout makes a writer
+ * wait for another, and omniq__sqlite_run retries the few SQLITE_BUSY cases SQLite
+ * returns without waiting.
+ *
+ * Each operation is one transaction that either applies completely or not
+ * at all (omniq__sqlite_run rolls back whatever an operation left open on error), so a
+ * caller never sees half of a finish, and a retried operation starts from
+ * scratch. Statements are prepared once per connection and reset right
+ * after use: a statement left mid-step would hold its read snapshot open,
+ * pinning the WAL and blocking checkpoints.
+ *
+ * The claim is one UPDATE ... RETURNING over the partial index tasks_due
+ * (see omniq__sqlite_claim_sql). It runs inside BEGIN IMMEDIATE ... COMMIT
+ * although it is one statement: RETURNING applies every change on the first
+ * step, and if building the returned records then fails (out of memory) the
+ * rollback puts the tasks back instead of leaving them RUNNING with no one
+ * holding them. RETURNING hands rows back in no promised order, so they are
+ * sorted here. */
+#include "storage/sqlite/backend.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/records.h"
+#include "storage/registry.h"
+
+typedef omniq__sqlite_t sq_t;
+
+/* Status values are written as literals (1 = RUNNING, 4 = CANCELLED) so the
+ * partial indexes apply; see the schema notes in schema.c. */
+static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
+    [OMNIQ__SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [OMNIQ__SQ_COMMIT] = "COMMIT",
+    [OMNIQ__SQ_ROLLBACK] = "ROLLBACK",
+    [OMNIQ__SQ_INSERT] =
+        "INSERT INTO tasks (id, func, queue, args, kwargs, status, priority, attempts,"
+        " max_retries, eta, interval_ms, timeout_ms, created_at, started_at,"
+        " lease_until, token, last_error)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15, ?16)",
+    [OMNIQ__SQ_STATE] = "SELECT status, token, attempts, started_at FROM tasks WHERE id = ?1",
+    [OMNIQ__SQ_FINISH] =
+        "UPDATE tasks SET status = ?3,"
+        " eta = CASE WHEN ?3 = 0 THEN ?4 ELSE eta END,"
+        " attempts = CASE WHEN ?3 = 0 AND ?5 THEN 0 ELSE attempts END,"
+        " last_error = coalesce(?6, last_error)"
+        " WHERE id = ?1 AND status = 1 AND token = ?2",
+    [OMNIQ__SQ_PUT_RESULT] = "INSERT OR REPLACE INTO results (" OMNIQ__SQLITE_RESULT_COLS
+                             ")"
+                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [OMNIQ__SQ_CANCEL] = "UPDATE tasks SET status = 4 WHERE id = ?1 AND status IN (0, 1)",
+    [OMNIQ__SQ_EXTEND] =
+        "UPDATE tasks SET lease_until = ?3 WHERE id = ?1 AND status = 1 AND token = ?2",
+    [OMNIQ__SQ_GET_TASK] = "SELECT " OMNIQ__SQLITE_TASK_COLS " FROM tasks WHERE id = ?1",
+    [OMNIQ__SQ_GET_RESULT] = "SELECT " OMNIQ__SQLITE_RESULT_COLS " FROM results WHERE task_id = ?1",
+    [OMNIQ__SQ_PURGE] = "DELETE FROM results WHERE finished_at < ?1",
+    [OMNIQ__SQ_COUNT] = "SELECT status, count(*) FROM tasks GROUP BY status",
+    [OMNIQ__SQ_EXPIRED] = omniq__sqlite_expired_sql,
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* The errno of the failed write behind an SQLITE_IOERR_WRITE, or 0. SQLite
+ * keeps it per file and sqlite3_system_errno() does not see it, so ask the
+ * journal (the WAL) first, where commits write, then the database file. A
+ * file's value is only replaced by its next failure, so it is read only
+ * right after a write failed. */
+static int write_errno(sq_t *sq) {
+  sqlite3_file *f = NULL;
+  int e = 0;
+  if (sqlite3_file_control(sq->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) == SQLITE_OK &&
+      f != NULL && f->pMethods != NULL)
+    f->pMethods->xFileControl(f, SQLITE_FCNTL_LAST_ERRNO, &e);
+  if (e == 0) sqlite3_file_control(sq->db, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+  return e;
+}
+
+int omniq__sqlite_fail(sq_t *sq, int rc, const char *what, char *err, size_t errlen) {
+  int sys = rc == SQLITE_IOERR_WRITE ? write_errno(sq) : 0;
+  if (sys == 0) {
+    snprintf(err, errlen, "sqlite %s: %s: %s", sq->path, what, sqlite3_errmsg(sq->db));
+    return omniq__sqlite_code(rc);
+  }
+  /* SQLite says SQLITE_FULL only for ENOSPC; a write refused with EFBIG (a
+   * file-size limit) or EDQUOT (a quota) is a plain "disk I/O error". The
+   * errno tells the caller what to fix: no retry makes room. */
+  snprintf(err, errlen, "sqlite %s: %s: %s (%s)", sq->path, what, sqlite3_errmsg(sq->db),
+           strerror(sys));
+  return omniq__errno_code(sys) == OMNIQ_ENOSPC ? OMNIQ_ENOSPC : omniq__sqlite_code(rc);
+}
+
+int omniq__sqlite_errf(int rc, char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static int step_done(sqlite3_stmt *s) {
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static void rollback(sq_t *sq) {
+  if (!sqlite3_get_autocommit(sq->db)) step_done(sq->st[OMNIQ__SQ_ROLLBACK]);
+}
+
+static int begin(sq_t *sq, char *err, size_t errlen) {
+  int rc = step_done(sq->st[OMNIQ__SQ_BEGIN]);
+  return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, "begin", err, errlen);
+}
+
+static int commit(sq_t *sq, char *err, size_t errlen) {
+  int rc = step_done(sq->st[OMNIQ__SQ_COMMIT]);
+  return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, "commit", err, errlen);
+}
+
+/* Runs one operation under the connection lock, retrying it whole while the
+ * database is busy. The lock is let go during the backoff so other threads
+ * of this handle are not held up by a wait they may not need. */
+int omniq__sqlite_run(sq_t *sq, omniq__sqlite_op_fn fn, void *arg, char *err, size_t errlen) {
+  omniq__sqlite_retry_t retry;
+  int rc;
+  omniq__sqlite_retry_init(&retry);
+  for (;;) {
+    pthread_mutex_lock(&sq->lock);
+    rc = fn(sq, arg, err, errlen);
+    if (rc != OMNIQ_OK) rollback(sq);
+    pthread_mutex_unlock(&sq->lock);
+    if (rc != OMNIQ_EBUSY || !omniq__sqlite_retry_again(&retry)) return rc;
+  }
+}
+
+static int bind_text(sqlite3_stmt *s, int i, const char *text) {
+  return text != NULL ? sqlite3_bind_text(s, i, text, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+/* A record-level failure reading a row: the message names the task. */
+int omniq__sqlite_fail_row(sq_t *sq, int rc, const char *id, char *err, size_t errlen) {
+  if (id == NULL) id = "a task"; /* the id column itself was unreadable */
+  if (rc == OMNIQ_ENOMEM)
+    return omniq__sqlite_errf(rc, err, errlen, "out of memory reading %s", id);
+  snprintf(err, errlen, "sqlite %s: the row of %s is malformed", sq->path, id);
+  return rc;
+}
+
+/* Why a token-checked change matched no row: unknown id or a stale claim. */
+static int explain_miss(sq_t *sq, const char *id, const char *what, char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_STATE];
+  int rc;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    snprintf(err, errlen, "%s %s: task is %s (claim token %lld); nothing changed", what, id,
+             omniq_status_name(sqlite3_column_int(s, 0)), (long long)sqlite3_column_int64(s, 1));
+    rc = OMNIQ_ESTATE;
+  } else if (rc == SQLITE_DONE) {
+    snprintf(err, errlen, "%s %s: no such task", what, id);
+    rc = OMNIQ_ENOTFOUND;
+  } else {
+    rc = omniq__sqlite_fail(sq, rc, what, err, errlen);
+  }
+  sqlite3_reset(s);
+  return rc;
+}
+
+static int put_result(sq_t *sq, const char *id, const omniq_result_t *r, char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_PUT_RESULT];
+  char *error_json = NULL;
+  int rc;
+  if (r->error != NULL && (error_json = omniq_task_error_to_json(r->error)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing the result of %s",
+                              id);
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, r->status);
+  bind_text(s, 3, r->value);
+  bind_text(s, 4, error_json);
+  sqlite3_bind_int(s, 5, r->attempts);
+  sqlite3_bind_int64(s, 6, r->finished_at_ms);
+  sqlite3_bind_int64(s, 7, r->last_attempt_at_ms);
+  rc = step_done(s);
+  sqlite3_clear_bindings(s);
+  omniq__free(error_json);
+  return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, "storing a result", err, errlen);
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+static void close_sqlite(void *backend) {
+  sq_t *sq = backend;
+  if (sq == NULL) return;
+  for (int i = 0; i < OMNIQ__SQ_COUNT_; i++) sqlite3_finalize(sq->st[i]);
+  for (int i = 0; i <= OMNIQ__SQLITE_CLAIM_CACHE; i++) sqlite3_finalize(sq->claim[i]);
+  sqlite3_close(sq->db);
+  pthread_mutex_destroy(&sq->lock);
+  omniq__free(sq);
+}
+
+static int open_sqlite(const omniq_settings_t *s, void **backend, char *err, size_t errlen) {
+  sq_t *sq;
+  int rc;
+  *backend = NULL;
+  if (s == NULL) return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "sqlite: no settings");
+  if ((sq = omniq__calloc(1, sizeof *sq)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "sqlite: out of memory");
+  if (pthread_mutex_init(&sq->lock, NULL) != 0) {
+    omniq__free(sq);
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "sqlite: cannot create a mutex");
+  }
+  rc = omniq__sqlite_path(s, sq->path, sizeof sq->path, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_connect(sq->path, &sq->db, err, errlen);
+  for (int i = 0; rc == OMNIQ_OK && i < OMNIQ__SQ_COUNT_; i++) {
+    int src =
+        sqlite3_prepare_v3(sq->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &sq->st[i], NULL);
+    if (src != SQLITE_OK) rc = omniq__sqlite_fail(sq, src, "preparing statements", err, errlen);
+  }
+  if (rc != OMNIQ_OK) {
+    close_sqlite(sq);
+    return rc;
+  }
+  *backend = sq;
+  return OMNIQ_OK;
+}
+
+/* ---- enqueue ------------------------------------------------------------- */
+
+typedef struct {
+  omniq_task_t *const *tasks;
+  size_t n;
+} enqueue_arg_t;
+
+static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_INSERT];
+  char *error_json = NULL;
+  char what[64];
+  int rc;
+  if (t->last_error != NULL && (error_json = omniq_task_error_to_json(t->last_error)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing %s", t->id);
+  sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, t->func, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, t->queue, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 4, t->args, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 5, t->kwargs, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 6, t->priority);
+  sqlite3_bind_int(s, 7, t->attempts);
+  sqlite3_bind_int(s, 8, t->max_retries);
+  sqlite3_bind_int64(s, 9, t->eta_ms);
+  sqlite3_bind_int64(s, 10, t->interval_ms);
+  sqlite3_bind_int64(s, 11, t->timeout_ms);
+  sqlite3_bind_int64(s, 12, t->created_at_ms);
+  sqlite3_bind_int64(s, 13, t->started_at_ms);
+  sqlite3_bind_int64(s, 14, t->lease_until_ms);
+  sqlite3_bind_int64(s, 15, t->token);
+  bind_text(s, 16, error_json);
+  rc = step_done(s);
+  sqlite3_clear_bindings(s);
+  omniq__free(error_json);
+  if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    snprintf(err, errlen, "enqueue: task %zu: id %s already exists; nothing stored", index, t->id);
+    return OMNIQ_EINVAL;
+  }
+  snprintf(what, sizeof what, "enqueue: task %zu", index);
+  return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, what, err, errlen);
+}
+
+static int do_enqueue(sq_t *sq, void *p, char *err, size_t errlen) {
+  const enqueue_arg_t *a = p;
+  int rc = begin(sq, err, errlen);
+  for (size_t i = 0; rc == OMNIQ_OK && i < a->n; i++)
+    rc = insert_task(sq, a->tasks[i], i, err, errlen);
+  return rc == OMNIQ_OK ? commit(sq, err, errlen) : rc;
+}
+
+static int enqueue_sqlite(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
+                          size_t errlen) {
+  enqueue_arg_t a = {tasks, n};
+  if (n > 0 && tasks == NULL)
+    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "enqueue: no tasks");
+  for (size_t i = 0; i < n; i++) {
+    const omniq_task_t *t = tasks[i];
+    /* Defence in depth: the engine validates too, but the id becomes
+     * a key here and every column is NOT NULL. */
+    if (t == NULL || !omniq_id_valid(t->id) || t->func == NULL || t->queue == NULL ||
+        t->args == NULL || t->kwargs == NULL) {
+      snprintf(err, errlen, "enqueue: task %zu: malformed id or missing field; nothing stored", i);
+      return OMNIQ_EINVAL;
+    }
+  }
+  return n == 0 ? OMNIQ_OK : omniq__sqlite_run(backend, do_enqueue, &a, err, errlen);
+}
+
+/* ---- claim --------------------------------------------------------------- */
+
+typedef struct {
+  omniq_task_t *t;
+  int64_t seq;
+} claimed_t;
+
+typedef struct {
+  const omniq_claim_req_t *req;
+  const char *const *queues; /* distinct names */
+  size_t nq;
+  claimed_t *rows;
+  size_t n, cap;
+} claim_arg_t;
+
+static int claim_order(const void *pa, const void *pb) {
+  const claimed_t *a = pa, *b = pb;
+  if (a->t->priority != b->t->priority) return a->t->priority > b->t->priority ? -1 : 1;
+  if (a->t->eta_ms != b->t->eta_ms) return a->t->eta_ms < b->t->eta_ms ? -1 : 1;
+  return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* The prepared claim statement for nq queues; *owned when it is a one-off
+ * the caller finalizes (more queues than the cache holds). */
+static int claim_stmt(sq_t *sq, size_t nq, sqlite3_stmt **out, int *owned, char *err,
+                      size_t errlen) {
+  char *sql;
+  int rc;
+  *owned = nq > OMNIQ__SQLITE_CLAIM_CACHE;
+  if (!*owned && sq->claim[nq] != NULL) {
+    *out = sq->claim[nq];
+    return OMNIQ_OK;
+  }
+  if ((sql = omniq__sqlite_claim_sql(nq)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
+  rc = sqlite3_prepare_v3(sq->db, sql, -1, *owned ? 0 : SQLITE_PREPARE_PERSISTENT, out, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "preparing the claim", err, errlen);
+  if (!*owned) sq->claim[nq] = *out;
+  return OMNIQ_OK;
+}
+
+static void claim_drop(claim_arg_t *a) {
+  for (size_t i = 0; i < a->n; i++) omniq_task_free(a->rows[i].t);
+  a->n = 0;
+}
+
+static int do_claim(sq_t *sq, void *p, char *err, size_t errlen) {
+  claim_arg_t *a = p;
+  sqlite3_stmt *s;
+  int owned, rc, src = SQLITE_DONE;
+  claim_drop(a); /* a retry starts from nothing */
+  if ((rc = claim_stmt(sq, a->nq, &s, &owned, err, errlen)) != OMNIQ_OK) return rc;
+  sqlite3_bind_int64(s, 1, a->req->now_ms);
+  sqlite3_bind_int64(s, 2, a->req->lease_until_ms);
+  sqlite3_bind_int64(s, 3, a->req->max > INT64_MAX ? INT64_MAX : (int64_t)a->req->max);
+  for (size_t i = 0; i < a->nq; i++)
+    sqlite3_bind_text(s, (int)i + 4, a->queues[i], -1, SQLITE_STATIC);
+  rc = begin(sq, err, errlen);
+  while (rc == OMNIQ_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+    if (a->n == a->cap) {
+      size_t cap = a->cap ? a->cap * 2 : 16;
+      claimed_t *rows = omniq__realloc(a->rows, cap * sizeof *rows);
+      if (rows == NULL) {
+        rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
+        break;
+      }
+      a->rows = rows;
+      a->cap = cap;
+    }
+    rc = omniq__sqlite_row_task(s, &a->rows[a->n].t, &a->rows[a->n].seq);
+    if (rc != OMNIQ_OK)
+      rc = omniq__sqlite_fail_row(sq, rc, (const char *)sqlite3_column_text(s, 0), err, errlen);
+    else
+      a->n++;
+  }
+  if (rc == OMNIQ_OK && src != SQLITE_DONE) rc = omniq__sqlite_fail(sq, src, "claim", err, errlen);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (owned) sqlite3_finalize(s);
+  if (rc == OMNIQ_OK) rc = commit(sq, err, errlen);
+  if (rc != OMNIQ_OK) claim_drop(a);
+  return rc;
+}
+
+static int claim_sqlite(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                        char *err, size_t errlen) {
+  claim_arg_t a = {.req = req};
+  const char **distinct = NULL;
+  int rc = OMNIQ_OK;
+  *out = NULL;
+  *n = 0;
+  if (req == NULL || req->nqueues == 0 || req->queues == NULL)
+    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "claim: no queue named");
+  if (req->max == 0) return OMNIQ_OK;
+  /* A name given twice would make two arms return the same rows. */
+  if ((distinct = omniq__malloc(req->nqueues * sizeof *distinct)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
+  for (size_t i = 0; i < req->nqueues && rc == OMNIQ_OK; i++) {
+    size_t j = 0;
+    if (req->queues[i] == NULL)
+      rc = omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "claim: NULL queue name");
+    while (rc == OMNIQ_OK && j < a.nq && strcmp(distinct[j], req->queues[i]) != 0) j++;
+    if (rc == OMNIQ_OK && j == a.nq) distinct[a.nq++] = req->queues[i];
+  }
+  a.queues = distinct;
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_run(backend, do_claim, &a, err, errlen);
+  omniq__free(distinct);
+  if (rc != OMNIQ_OK || a.n == 0) {
+    omniq__free(a.rows);
+    return rc;
+  }
+  qsort(a.rows, a.n, sizeof *a.rows, claim_order);
+  /* The row array becomes the task array in place, so nothing can fail
+   * after the claim committed. Safe front to back: output slot i lies within
+   * input rows 0..i, which have been read by then. */
+  omniq_task_t **tasks = (omniq_task_t **)(void *)a.rows;
+  for (size_t i = 0; i < a.n; i++) tasks[i] = a.rows[i].t;
+  *out = tasks;
+  *n = a.n;
+  return OMNIQ_OK;
+}
+
+/* ---- finish -------------------------------------------------------------- */
+
+static int do_finish(sq_t *sq, void *p, char *err, size_t errlen) {
+  const omniq_decision_t *d = p;
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH];
+  char *error_json = NULL;
+  int rc, src;
+  if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
+  rc = begin(sq, err, errlen);
+  if (rc == OMNIQ_OK) {
+    sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, d->token);
+    sqlite3_bind_int(s, 3, d->next_status);
+    sqlite3_bind_int64(s, 4, d->eta_ms);
+    sqlite3_bind_int(s, 5, d->reset_attempts != 0);
+    bind_text(s, 6, error_json);
+    src = step_done(s);
+    sqlite3_clear_bindings(s);
+    if (src != SQLITE_OK)
+      rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
+    else if (sqlite3_changes(sq->db) == 0)
+      rc = explain_miss(sq, d->id, "finish", err, errlen);
+  }
+  omniq__free(error_json);
+  if (rc == OMNIQ_OK && d->result != NULL) rc = put_result(sq, d->id, d->result, err, errlen);
+  return rc == OMNIQ_OK ? commit(sq, err, errlen) : rc;
+}
+
+static int finish_sqlite(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
+  if (d == NULL || !omniq_id_valid(d->id))
+    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "finish: malformed task id");
+  if (!omniq_transition_allowed(OMNIQ_RUNNING, d->next_status) ||
+      d->next_status == OMNIQ_CANCELLED) {
+    snprintf(err, errlen, "finish %s: next status %s is not how a run ends", d->id,
+             omniq_status_name(d->next_status));
+    return OMNIQ_EINVAL;
+  }
+  return omniq__sqlite_run(backend, do_finish, (void *)d, err, errlen);
+}
+
+/* ---- extend, cancel ------------------------------------------------------ */
+
+typedef struct {
+  const char *id;
+  int64_t token, lease_until;
+} extend_arg_t;
+
+/* One UPDATE, so no explicit transaction; the follow-up read only explains a
+ * miss (tasks are never deleted, so a task seen missing was never there). */
+static int do_extend(sq_t *sq, void *p, char *err, size_t errlen) {
+  const extend_arg_t *a = p;
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_EXTEND];
+  int rc;
+  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, a->token);
+  sqlite3_bind_int64(s, 3, a->lease_until);
+  rc = step_done(s);
+  sqlite3_clear_bindings(s);
+  if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "extend_lease", err, errlen);
+  return sqlite3_changes(sq->db) == 0 ? explain_miss(sq, a->id, "extend_lease", err, errlen)
+                                      : OMNIQ_OK;
+}
+
+static int extend_sqlite(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
+                         char *err, size_t errlen) {
+  extend_arg_t a = {id, token, lease_until_ms};
+  if (!omniq_id_valid(id))
+    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "extend_lease: malformed task id");
+  return omniq__sqlite_run(backend, do_extend, &a, err, errlen);
+}
+
+typedef struct {
+  const char *id;
+  int64_t finished_at;
+  int prev_status;
+} cancel_arg_t;
+
+/* Reads the task and cancels it inside one write transaction (BEGIN
+ * IMMEDIATE holds the write lock from the read on), so the attempts stored
+ * in the result are those of the task that was cancelled, whatever claim
+ * another connection makes at the same moment. */
+static int do_cancel(sq_t *sq, void *p, char *err, size_t errlen) {
+  cancel_arg_t *a = p;
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_STATE];
+  omniq_result_t r;
+  int rc = begin(sq, err, errlen), src;
+  if (rc != OMNIQ_OK) return rc;
+  memset(&r, 0, sizeof r);
+  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+  src = sqlite3_step(s);
+  if (src == SQLITE_ROW) {
+    a->prev_status = sqlite3_column_int(s, 0);
+    r.attempts = sqlite3_column_int(s, 2);
+    r.last_attempt_at_ms = sqlite3_column_int64(s, 3);
+  }
+  sqlite3_reset(s);
+  if (src == SQLITE_DONE)
+    return omniq__sqlite_errf(OMNIQ_ENOTFOUND, err, errlen, "cancel %s: no such task", a->id);
+  if (src != SQLITE_ROW) return omniq__sqlite_fail(sq, src, "cancel", err, errlen);
+  if (omniq_status_is_terminal(a->prev_status))
+    return omniq__sqlite_errf(OMNIQ_ESTATE, err, errlen, "cancel %s: task is already %s", a->id,
+                              omniq_status_name(a->prev_status));
+  s = sq->st[OMNIQ__SQ_CANCEL];
+  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+  src = step_done(s);
+  if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "cancel", err, errlen);
+  memcpy(r.task_id, a->id, OMNIQ_ID_SIZE);
+  r.status = OMNIQ_CANCELLED;
+  r.finished_at_ms = a->finished_at;
+  rc = put_result(sq, a->id, &r, err, errlen);
+  return rc == OMNIQ_OK ? commit(sq, err, errlen) : rc;
+}
+
+static int cancel_sqlite(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
+                         char *err, size_t errlen) {
+  cancel_arg_t a = {id, finished_at_ms, -1};
+  if (!omniq_id_valid(id))
+    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "cancel: malformed task id");
+  int rc = omniq__sqlite_run(backend, do_cancel, &a, err, errlen);
+  if (prev_status != NULL) *prev_status = a.prev_status;
+  return rc;
+}
+
+typedef struct {
+  int64_t older_than;
+  int64_t count;
+} purge_arg_t;
+
+static int do_purge(sq_t *sq, void *p, char *err, size_t errlen) {
+  purge_arg_t *a = p;
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_PURGE];
+  sqlite3_bind_int64(s, 1, a->older_than);
+  int rc = step_done(s);
+  if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "purge_results", err, errlen);
+  a->count = sqlite3_changes(sq->db);
+  return OMNIQ_OK;
+}
+
+static int purge_sqlite(void *backend, int64_t older_than_ms, int64_t *count, char *err,
+                        size_t errlen) {
+  purge_arg_t a = {older_than_ms, 0};
+  int rc = omniq__sqlite_run(backend, do_purge, &a, err, errlen);
+  if (count != NULL) *count = rc == OMNIQ_OK ? a.count : 0;
+  return rc;
+}
+
+const omniq_storage_ops_t omniq__sqlite_ops = {
+    .abi_version = OMNIQ_STORAGE_ABI,
+    .name = "sqlite",
+    .open = open_sqlite,
+    .close = close_sqlite,
+    .enqueue = enqueue_sqlite,
+    .claim = claim_sqlite,
+    .finish = finish_sqlite,
+    .extend_lease = extend_sqlite,
+    .cancel = cancel_sqlite,
+    .get_task = omniq__sqlite_get_task,
+    .get_result = omniq__sqlite_get_result,
+    .purge_results = purge_sqlite,
+    .count_by_status = omniq__sqlite_count_by_status,
+    .expired_leases = omniq__sqlite_expired_leases,
+};

@@ -1,0 +1,136 @@
+/* SQLite backend internals, shared by its four files, plus the few hooks
+ * tests/test_store_sqlite.c and the benchmark need:
+ *   backend.c  the connection, its lock, transactions, the writes, the ops table
+ *   reads.c    the reads (get_task, get_result, counts, leases)
+ *   rows.c     rows <-> records, and the claim's SQL text
+ *   schema.c   URL forms, opening, pragmas, schema migrations */
+#ifndef OMNIQ_STORAGE_SQLITE_BACKEND_H
+#define OMNIQ_STORAGE_SQLITE_BACKEND_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "omniq/storage.h"
+
+/* PRAGMA application_id of an OmniQ database ("OmnQ"), so a database that
+ * belongs to another program is refused instead of migrated. */
+#define OMNIQ__SQLITE_APP_ID 0x4f6d6e51
+
+/* The schema version this build writes (PRAGMA user_version). */
+int omniq__sqlite_schema_version(void);
+
+/* Resolves settings->db_url (or base_dir when it is "") into the filename
+ * handed to sqlite3_open_v2. OMNIQ_ECONFIG for a URL it does not accept. */
+int omniq__sqlite_path(const omniq_settings_t *s, char *out, size_t outlen, char *err,
+                       size_t errlen);
+
+/* Opens the database at path: creates missing parent folders, sets the
+ * connection pragmas, and migrates the schema. On OMNIQ_OK *db is yours
+ * (sqlite3_close); on error *db is NULL and err names path. */
+int omniq__sqlite_connect(const char *path, sqlite3 **db, char *err, size_t errlen);
+
+/* Maps an SQLite result code (plain or extended) to an OMNIQ_E* code. */
+int omniq__sqlite_code(int sqlite_rc);
+
+/* Busy retries beyond SQLite's own busy handler. SQLite returns SQLITE_BUSY
+ * without calling the handler in a few cases (a deadlock it detects, WAL
+ * recovery by another connection), so whole operations are retried with a
+ * short backoff until the busy timeout has passed since `start_ms`. */
+typedef struct omniq__sqlite_retry {
+  int64_t start_ms; /* monotonic */
+  int64_t delay_us;
+} omniq__sqlite_retry_t;
+void omniq__sqlite_retry_init(omniq__sqlite_retry_t *r);
+/* Sleeps the next backoff and returns 1 if time is left, else returns 0. */
+int omniq__sqlite_retry_again(omniq__sqlite_retry_t *r);
+
+/* The claim statement for nqueues (>= 1) queue names, bound as ?4, ?5, ...
+ * (?1 now, ?2 lease_until, ?3 max). Yours: sqlite3_free(). NULL on out of
+ * memory. Exposed so a test can check its query plan. */
+char *omniq__sqlite_claim_sql(size_t nqueues);
+/* The expired-leases query (?1 now, ?2 max), for the same reason. */
+extern const char omniq__sqlite_expired_sql[];
+
+/* Test hook: the busy timeout (ms) for connections opened afterwards;
+ * default OMNIQ__SQLITE_BUSY_MS. Process-wide. */
+#define OMNIQ__SQLITE_BUSY_MS 5000
+void omniq__sqlite_set_busy_timeout(int ms);
+int omniq__sqlite_busy_timeout(void);
+
+/* ---- between the backend's files ---------------------------------------- */
+
+/* The columns every task / result query returns, in the order
+ * omniq__sqlite_row_task / omniq__sqlite_row_result read them. */
+#define OMNIQ__SQLITE_TASK_COLS                                                   \
+  "id, func, queue, args, kwargs, status, priority, attempts, max_retries, eta, " \
+  "interval_ms, timeout_ms, created_at, started_at, lease_until, token, last_error, seq"
+#define OMNIQ__SQLITE_RESULT_COLS \
+  "task_id, status, value, error, attempts, finished_at, last_attempt_at"
+
+/* Statements prepared once per connection (texts in backend.c). */
+enum {
+  OMNIQ__SQ_BEGIN,
+  OMNIQ__SQ_COMMIT,
+  OMNIQ__SQ_ROLLBACK,
+  OMNIQ__SQ_INSERT,
+  OMNIQ__SQ_STATE,
+  OMNIQ__SQ_FINISH,
+  OMNIQ__SQ_PUT_RESULT,
+  OMNIQ__SQ_CANCEL,
+  OMNIQ__SQ_EXTEND,
+  OMNIQ__SQ_GET_TASK,
+  OMNIQ__SQ_GET_RESULT,
+  OMNIQ__SQ_PURGE,
+  OMNIQ__SQ_COUNT,
+  OMNIQ__SQ_EXPIRED,
+  OMNIQ__SQ_COUNT_
+};
+
+/* Claim statements for up to this many queues are kept prepared. */
+#define OMNIQ__SQLITE_CLAIM_CACHE OMNIQ_MAX_QUEUES
+
+/* An opened backend. `lock` guards the connection and every statement. */
+typedef struct omniq__sqlite {
+  pthread_mutex_t lock;
+  sqlite3 *db;
+  sqlite3_stmt *st[OMNIQ__SQ_COUNT_];
+  sqlite3_stmt *claim[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* by queue count, on first use */
+  char path[OMNIQ_PATH_MAX];
+} omniq__sqlite_t;
+
+/* One operation, run with the lock held; returns an OMNIQ_* code. */
+typedef int (*omniq__sqlite_op_fn)(omniq__sqlite_t *sq, void *arg, char *err, size_t errlen);
+/* Runs fn under the lock, rolls back whatever it left open on error, and
+ * retries it whole while the database is busy. */
+int omniq__sqlite_run(omniq__sqlite_t *sq, omniq__sqlite_op_fn fn, void *arg, char *err,
+                      size_t errlen);
+
+/* Writes "sqlite PATH: WHAT: sqlite's message" to err; returns the mapped code. */
+int omniq__sqlite_fail(omniq__sqlite_t *sq, int sqlite_rc, const char *what, char *err,
+                       size_t errlen);
+/* Writes a formatted message to err; returns rc. */
+int omniq__sqlite_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A row of OMNIQ__SQLITE_TASK_COLS as a record (yours: omniq_task_free);
+ * *seq (may be NULL) gets its insertion order. OMNIQ_ENOMEM, or
+ * OMNIQ_ECORRUPT for a row that does not hold a valid task. */
+int omniq__sqlite_row_task(sqlite3_stmt *s, omniq_task_t **out, int64_t *seq);
+/* A row of OMNIQ__SQLITE_RESULT_COLS as a record (yours: omniq_result_free). */
+int omniq__sqlite_row_result(sqlite3_stmt *s, omniq_result_t **out);
+/* Reports a failed omniq__sqlite_row_* for the task id. */
+int omniq__sqlite_fail_row(omniq__sqlite_t *sq, int rc, const char *id, char *err, size_t errlen);
+
+/* The read operations of the table (reads.c). */
+int omniq__sqlite_get_task(void *backend, const char *id, omniq_task_t **out, char *err,
+                           size_t errlen);
+int omniq__sqlite_get_result(void *backend, const char *id, omniq_result_t **out, char *err,
+                             size_t errlen);
+int omniq__sqlite_count_by_status(void *backend, int64_t counts[OMNIQ_STATUS_COUNT], char *err,
+                                  size_t errlen);
+int omniq__sqlite_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_task_t ***out,
+                                 size_t *n, char *err, size_t errlen);
+
+#endif

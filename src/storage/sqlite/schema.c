@@ -1,0 +1,359 @@
+/* SQLite backend: where the database lives, how a connection is set up, and
+ * the schema with its migrations.
+ *
+ * Opening is careful not to damage what it did not create: it reads the
+ * header (user_version, application_id) before changing anything, so a file
+ * that is not a database, a database of another program, or one written by
+ * a newer OmniQ is refused with OMNIQ_ECORRUPT and left as it was.
+ *
+ * Migrations run inside BEGIN IMMEDIATE and re-read user_version there, so
+ * processes opening a fresh database at the same time migrate it once: the
+ * first takes the write lock, the others wait for it and then find nothing
+ * to do.
+ *
+ * Connection settings and why:
+ * - journal_mode=WAL: readers never block the writer nor it them; the mode is
+ *   stored in the file, so every process sharing it uses WAL.
+ * - synchronous=NORMAL: in WAL mode a commit is durable against a process
+ *   crash; a power loss can lose the last commits but never corrupts.
+ * - busy_timeout: a writer waits for another writer instead of failing; see
+ *   omniq__sqlite_retry_again for the cases SQLite does not wait itself.
+ * - wal_autocheckpoint=CHECKPOINT_PAGES: a checkpoint copies WAL pages back
+ *   into the database and fsyncs, on the thread whose commit crossed the
+ *   threshold. The default (1000 pages) runs one every few hundred claims
+ *   and rewrites the same hot index pages each time; a larger threshold
+ *   makes them rare and lets repeated updates of one page collapse into one
+ *   write. The checkpoint stays PASSIVE (never waits for readers), and
+ *   journal_size_limit truncates the WAL file after it is reset so a burst
+ *   does not leave a large file behind.
+ */
+#include "storage/sqlite/backend.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/mkdir.h"
+
+/* UPDATE ... RETURNING, which the claim is built on, came with 3.35. */
+#define MIN_SQLITE 3035000
+#if SQLITE_VERSION_NUMBER < MIN_SQLITE
+#error "the SQLite backend needs SQLite 3.35 or newer (UPDATE ... RETURNING)"
+#endif
+
+#define CHECKPOINT_PAGES 8192           /* 32 MiB of WAL with 4 KiB pages */
+#define JOURNAL_SIZE_LIMIT (64LL << 20) /* bytes kept after a WAL reset */
+#define CACHE_KIB 16384                 /* page cache per connection */
+#define RETRY_MAX_DELAY_US 50000
+
+static _Atomic int busy_ms = OMNIQ__SQLITE_BUSY_MS;
+
+void omniq__sqlite_set_busy_timeout(int ms) { atomic_store(&busy_ms, ms); }
+int omniq__sqlite_busy_timeout(void) { return atomic_load(&busy_ms); }
+
+/* ---- schema -------------------------------------------------------------- */
+
+/* Step i takes a database from user_version i to i + 1.
+ *
+ * To change the schema, append a step, never edit one: databases in use have
+ * already run the old steps, and user_version only counts how many. Add a
+ * test that opens a database left at the previous version.
+ *
+ * Notes on version 1:
+ * - seq is the rowid and gives insertion order; tasks are never deleted, so
+ *   a seq is never reused while its task exists.
+ * - tasks_due is PARTIAL (status = 0): it holds only pending tasks, so a
+ *   claim walks (queue, priority DESC, eta, seq) from the top in O(log n)
+ *   however many finished tasks the table holds. SQLite uses a partial index
+ *   only when the query's WHERE implies the index's WHERE at prepare time,
+ *   so the claim must say `status = 0` literally; with `status = ?` it scans
+ *   the whole table.
+ * - tasks_leased (status = 1) finds expired leases without a scan.
+ * - last_error and results.error hold the TaskError JSON of
+ *   omniq_task_error_to_json, the same text every backend stores. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE tasks ("
+    " seq INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " func TEXT NOT NULL,"
+    " queue TEXT NOT NULL,"
+    " args TEXT NOT NULL,"
+    " kwargs TEXT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " priority INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " max_retries INTEGER NOT NULL DEFAULT 0,"
+    " eta INTEGER NOT NULL,"
+    " interval_ms INTEGER NOT NULL DEFAULT 0,"
+    " timeout_ms INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " started_at INTEGER NOT NULL DEFAULT 0,"
+    " lease_until INTEGER NOT NULL DEFAULT 0,"
+    " token INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT);"
+    "CREATE INDEX tasks_due ON tasks(queue, priority DESC, eta, seq) WHERE status = 0;"
+    "CREATE INDEX tasks_leased ON tasks(lease_until) WHERE status = 1;"
+    "CREATE TABLE results ("
+    " task_id TEXT PRIMARY KEY,"
+    " status INTEGER NOT NULL,"
+    " value TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL,"
+    " finished_at INTEGER NOT NULL,"
+    " last_attempt_at INTEGER NOT NULL);"
+    "CREATE INDEX results_finished ON results(finished_at);",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+int omniq__sqlite_schema_version(void) { return SCHEMA_VERSION; }
+
+/* ---- errors and retries -------------------------------------------------- */
+
+int omniq__sqlite_code(int sqlite_rc) {
+  switch (sqlite_rc & 0xff) {
+  case SQLITE_OK:
+  case SQLITE_ROW:
+  case SQLITE_DONE: return OMNIQ_OK;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED: return OMNIQ_EBUSY;
+  case SQLITE_FULL: return OMNIQ_ENOSPC;
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB: return OMNIQ_ECORRUPT;
+  case SQLITE_IOERR: return OMNIQ_EIO;
+  case SQLITE_CONSTRAINT: return OMNIQ_EINVAL;
+  case SQLITE_NOMEM: return OMNIQ_ENOMEM;
+  default: return OMNIQ_ESTORAGE;
+  }
+}
+
+void omniq__sqlite_retry_init(omniq__sqlite_retry_t *r) {
+  r->start_ms = omniq__mono_ms();
+  r->delay_us = 1000;
+}
+
+int omniq__sqlite_retry_again(omniq__sqlite_retry_t *r) {
+  if (omniq__mono_ms() - r->start_ms >= omniq__sqlite_busy_timeout()) return 0;
+  struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)r->delay_us * 1000};
+  nanosleep(&ts, NULL);
+  r->delay_us = r->delay_us * 2 > RETRY_MAX_DELAY_US ? RETRY_MAX_DELAY_US : r->delay_us * 2;
+  return 1;
+}
+
+static int fail(sqlite3 *db, int rc, const char *path, const char *what, char *err, size_t errlen) {
+  snprintf(err, errlen, "sqlite %s: %s: %s", path, what,
+           db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  return omniq__sqlite_code(rc);
+}
+
+/* sqlite3_exec with the busy retry; statements must be safe to repeat. */
+static int exec_retry(sqlite3 *db, const char *sql) {
+  omniq__sqlite_retry_t r;
+  int rc;
+  omniq__sqlite_retry_init(&r);
+  while (((rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) & 0xff) == SQLITE_BUSY &&
+         omniq__sqlite_retry_again(&r)) {
+  }
+  return rc;
+}
+
+/* Runs a statement that yields one integer or text row (a PRAGMA). */
+static int query_one(sqlite3 *db, const char *sql, int64_t *num, char *text, size_t textlen) {
+  sqlite3_stmt *st = NULL;
+  omniq__sqlite_retry_t r;
+  int rc;
+  omniq__sqlite_retry_init(&r);
+  for (;;) {
+    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_step(st);
+      if (rc == SQLITE_ROW) {
+        if (num != NULL) *num = sqlite3_column_int64(st, 0);
+        if (text != NULL) {
+          const unsigned char *t = sqlite3_column_text(st, 0);
+          snprintf(text, textlen, "%s", t != NULL ? (const char *)t : "");
+        }
+        rc = SQLITE_OK;
+      } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+      }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc & 0xff) != SQLITE_BUSY || !omniq__sqlite_retry_again(&r)) return rc;
+  }
+}
+
+/* ---- paths --------------------------------------------------------------- */
+
+int omniq__sqlite_path(const omniq_settings_t *s, char *out, size_t outlen, char *err,
+                       size_t errlen) {
+  const char *url = s->db_url;
+  int n;
+  if (url[0] == '\0') {
+    n = s->base_dir[0] != '\0' ? snprintf(out, outlen, "%s/%s", s->base_dir, OMNIQ_DEFAULT_DB_FILE)
+                               : snprintf(out, outlen, "%s", OMNIQ_DEFAULT_DB_FILE);
+  } else if (strncmp(url, "sqlite:", 7) == 0) {
+    /* sqlite:///rel/path.db -> rel/path.db, sqlite:////abs.db -> /abs.db.
+     * Anything with a host part (sqlite://host/...) is not a local file. */
+    if (strncmp(url, "sqlite:///", 10) != 0 || url[10] == '\0') {
+      snprintf(err, errlen,
+               "db_url '%s': expected sqlite:///relative/path.db, sqlite:////absolute/path.db, "
+               "a plain path or :memory:",
+               url);
+      return OMNIQ_ECONFIG;
+    }
+    n = snprintf(out, outlen, "%s", url + 10);
+  } else {
+    n = snprintf(out, outlen, "%s", url);
+  }
+  if (n < 0 || (size_t)n >= outlen) {
+    snprintf(err, errlen, "db_url '%s': path longer than %zu bytes", url, outlen - 1);
+    return OMNIQ_ECONFIG;
+  }
+  return OMNIQ_OK;
+}
+
+static int is_memory(const char *path) { return strcmp(path, ":memory:") == 0; }
+
+/* mkdir -p for the folder that will hold path. */
+static int make_parents(const char *path, char *err, size_t errlen) {
+  char dir[OMNIQ_PATH_MAX];
+  char *slash;
+  int e;
+  snprintf(dir, sizeof dir, "%s", path);
+  slash = strrchr(dir, '/');
+  if (slash == NULL || slash == dir) return OMNIQ_OK;
+  *slash = '\0';
+  if ((e = omniq__mkdir_p(dir)) == 0) return OMNIQ_OK;
+  int rc = omniq__errno_code(e);
+  snprintf(err, errlen, "sqlite %s: cannot create folder %s: %s", path, dir, strerror(e));
+  /* ENOTFOUND and EINVAL mean other things to callers (no such task, a bad
+   * argument); an unusable folder is an I/O error. */
+  return rc == OMNIQ_ENOTFOUND || rc == OMNIQ_EINVAL ? OMNIQ_EIO : rc;
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+/* Refuses databases this build must not touch. Reads only. */
+static int check_header(sqlite3 *db, const char *path, char *err, size_t errlen) {
+  int64_t version = 0, app_id = 0;
+  int rc = query_one(db, "PRAGMA user_version", &version, NULL, 0);
+  if (rc == SQLITE_OK) rc = query_one(db, "PRAGMA application_id", &app_id, NULL, 0);
+  if (rc != SQLITE_OK) return fail(db, rc, path, "reading the header", err, errlen);
+  if (app_id != 0 && app_id != OMNIQ__SQLITE_APP_ID) {
+    snprintf(err, errlen, "sqlite %s: not an OmniQ database (application_id %lld)", path,
+             (long long)app_id);
+    return OMNIQ_ECORRUPT;
+  }
+  if (version > SCHEMA_VERSION) {
+    snprintf(err, errlen,
+             "sqlite %s: schema version %lld is newer than this OmniQ knows (%d); "
+             "open it with a newer OmniQ",
+             path, (long long)version, SCHEMA_VERSION);
+    return OMNIQ_ECORRUPT;
+  }
+  return OMNIQ_OK;
+}
+
+static int migrate_locked(sqlite3 *db, const char *path, char *err, size_t errlen) {
+  int64_t version = 0, clash = 0;
+  char sql[64];
+  int rc = check_header(db, path, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  if (query_one(db, "PRAGMA user_version", &version, NULL, 0) != SQLITE_OK)
+    return fail(db, sqlite3_errcode(db), path, "reading user_version", err, errlen);
+  if (version == SCHEMA_VERSION) return OMNIQ_OK;
+  if (version == 0) {
+    rc = query_one(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks', 'results')",
+                   &clash, NULL, 0);
+    if (rc != SQLITE_OK) return fail(db, rc, path, "reading the schema", err, errlen);
+    if (clash != 0) {
+      snprintf(err, errlen,
+               "sqlite %s: has tables named tasks or results but is not an OmniQ database", path);
+      return OMNIQ_ECORRUPT;
+    }
+  }
+  for (int64_t v = version; v < SCHEMA_VERSION; v++) {
+    rc = sqlite3_exec(db, migrations[v], NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+      snprintf(sql, sizeof sql, "migrating to schema version %lld", (long long)v + 1);
+      return fail(db, rc, path, sql, err, errlen);
+    }
+  }
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d; PRAGMA application_id = %d", SCHEMA_VERSION,
+           OMNIQ__SQLITE_APP_ID);
+  rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? OMNIQ_OK : fail(db, rc, path, "setting user_version", err, errlen);
+}
+
+static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen) {
+  int rc = exec_retry(db, "BEGIN IMMEDIATE");
+  if (rc != SQLITE_OK) return fail(db, rc, path, "starting the schema check", err, errlen);
+  rc = migrate_locked(db, path, err, errlen);
+  if (rc == OMNIQ_OK) {
+    int src = exec_retry(db, "COMMIT");
+    if (src != SQLITE_OK) rc = fail(db, src, path, "committing the schema", err, errlen);
+  }
+  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+static int configure(sqlite3 *db, const char *path, char *err, size_t errlen) {
+  char mode[16] = "", sql[256];
+  int rc = query_one(db, "PRAGMA journal_mode = WAL", NULL, mode, sizeof mode);
+  if (rc != SQLITE_OK) return fail(db, rc, path, "switching to WAL", err, errlen);
+  if (strcmp(mode, "wal") != 0 && !(is_memory(path) && strcmp(mode, "memory") == 0)) {
+    snprintf(err, errlen, "sqlite %s: cannot use WAL journal mode (got '%s')", path, mode);
+    return OMNIQ_ESTORAGE;
+  }
+  snprintf(sql, sizeof sql,
+           "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = %d;"
+           "PRAGMA journal_size_limit = %lld; PRAGMA cache_size = -%d;"
+           "PRAGMA temp_store = MEMORY",
+           CHECKPOINT_PAGES, JOURNAL_SIZE_LIMIT, CACHE_KIB);
+  rc = exec_retry(db, sql);
+  return rc == SQLITE_OK ? OMNIQ_OK : fail(db, rc, path, "setting pragmas", err, errlen);
+}
+
+int omniq__sqlite_connect(const char *path, sqlite3 **out, char *err, size_t errlen) {
+  sqlite3 *db = NULL;
+  int rc;
+  *out = NULL;
+  if (sqlite3_libversion_number() < MIN_SQLITE) {
+    snprintf(err, errlen, "sqlite %s: SQLite %s is too old; OmniQ needs 3.35 or newer", path,
+             sqlite3_libversion());
+    return OMNIQ_ESTORAGE;
+  }
+  if (!sqlite3_threadsafe()) {
+    snprintf(err, errlen, "sqlite %s: the SQLite library was built without thread support", path);
+    return OMNIQ_ESTORAGE;
+  }
+  if (!is_memory(path) && (rc = make_parents(path, err, errlen)) != OMNIQ_OK) return rc;
+  /* NOMUTEX: the backend's own mutex serialises every use of the
+   * connection, so SQLite's per-connection mutex would be a second lock. */
+  rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                       NULL);
+  if (rc != SQLITE_OK) {
+    rc = fail(db, rc, path, "cannot open", err, errlen);
+    sqlite3_close(db);
+    return rc;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, omniq__sqlite_busy_timeout());
+  rc = check_header(db, path, err, errlen);
+  if (rc == OMNIQ_OK) rc = configure(db, path, err, errlen);
+  if (rc == OMNIQ_OK) rc = migrate(db, path, err, errlen);
+  if (rc != OMNIQ_OK) {
+    sqlite3_close(db);
+    return rc;
+  }
+  *out = db;
+  return OMNIQ_OK;
+}

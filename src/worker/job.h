@@ -1,0 +1,115 @@
+/* Jobs: one run of one claimed task, as the handler sees it (the public
+ * omniq_job_* API) and as the pool tracks it.
+ *
+ * A job is shared by up to three parties: the runner thread that called the
+ * handler, the keeper thread that extends its lease and enforces its
+ * deadline, and, for a deferred handler, whoever calls omniq_job_complete()
+ * later. It is reference-counted so each lets go on its own schedule; the
+ * last one frees it (and the task it owns).
+ *
+ * A run ends once: exactly one party reports it to the engine, the first
+ * to call omniq__job_end(). The runner ends it when the handler is done;
+ * the keeper at the deadline (a timeout report) or when the claim is lost;
+ * a stop that gives up on a run ends it without a report. Whoever loses the
+ * race drops what it has, so a late return changes nothing.
+ *
+ * What the job holds for its report is what happened, not what it means:
+ * the handler's value, or a failure of some kind (core/report.h) with its
+ * detail. The engine names the failure and decides whether it retries.
+ *
+ * Locks: job->lock guards refs, ended, completed and the report fields;
+ * `cancelled` is atomic so handlers can poll it cheaply. Lock order: a
+ * pool's lock before a job's lock, never the reverse.
+ */
+#ifndef OMNIQ_WORKER_JOB_H
+#define OMNIQ_WORKER_JOB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/handle.h"
+#include "core/report.h"
+
+struct omniq_job {
+  /* Fixed once the job is built. */
+  omniq_t *oq;
+  omniq_task_t *task;       /* owned: the claim (id, token, func, args) */
+  int serializer;           /* for omniq_job_return's check */
+  int64_t deadline_ms;      /* store clock: started_at + timeout; 0 = none */
+  int64_t mono_deadline_ms; /* the same deadline in real time; 0 = none */
+  int64_t mono_started_ms;  /* real time the run started */
+  /* Real time the lease is known to last until: the claim's lease from the
+   * run's start, moved on by each extension the store accepted. Written by
+   * the keeper, read by the runner retrying its report. */
+  _Atomic int64_t mono_lease_until_ms;
+  int in_child;             /* a process-isolation child's copy: never freed */
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* completed or ended changed */
+  int refs;
+  int ended;     /* someone took the run (to report it or drop it) */
+  int completed; /* the handler's side is done: returned, or omniq_job_complete */
+  atomic_int cancelled;
+
+  /* What happened, for the report. */
+  char *value;                /* omniq_job_return: JSON text; NULL = null */
+  omniq__run_kind_t kind;     /* OMNIQ__RUN_OK until a failure is recorded */
+  char *error_type;           /* HANDLER_FAILED: the handler's (may be NULL) */
+  int retryable;              /* HANDLER_FAILED: the handler's */
+  char *message;
+  char *traceback;
+
+  /* Pool bookkeeping, guarded by the owning pool's lock. */
+  int64_t next_extend_ms; /* real time of the next lease extension */
+  int keeper_action;
+  struct omniq_job *next, *prev; /* the pool's in-flight list */
+  struct omniq_job *knext;       /* the keeper's to-do list */
+};
+
+/* Builds a job for a claimed task, taking ownership of task (freed with the
+ * job; on error the caller keeps it). Starts with two references: the runner's, and
+ * the one the handler side gives up by returning or by omniq_job_complete. */
+int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out);
+/* A fresh job in a forked child: same task (borrowed), new lock, no
+ * reference counting. Only a child process uses it. */
+void omniq__job_init_child(omniq_job_t *child, const omniq_job_t *parent);
+
+void omniq__job_ref(omniq_job_t *job);
+/* Drops a reference; the last one frees the job. */
+void omniq__job_unref(omniq_job_t *job);
+
+/* Ends the run: 1 for the first caller, who reports it (or drops it), 0
+ * after. Wakes a runner waiting on a deferred job. */
+int omniq__job_end(omniq_job_t *job);
+int omniq__job_ended(omniq_job_t *job);
+/* Marks the job cancelled (what omniq_job_cancelled reads) and wakes a
+ * runner waiting on a deferred job. */
+void omniq__job_cancel(omniq_job_t *job);
+
+/* The handler returned rc, not OMNIQ_DEFERRED: its side is done. */
+void omniq__job_returned(omniq_job_t *job);
+/* The handler returned OMNIQ_DEFERRED: waits until omniq_job_complete() or
+ * until someone else ends the run (deadline, lost claim, stop). Returns 1
+ * if completed. */
+int omniq__job_wait_deferred(omniq_job_t *job);
+
+/* Records a failure of kind with its detail (strings copied; error_type
+ * and retryable are the handler's own, for OMNIQ__RUN_HANDLER_FAILED only).
+ * The latest failure recorded is the one reported. OMNIQ_ENOMEM if a copy
+ * fails (nothing changed). */
+int omniq__job_fail(omniq_job_t *job, omniq__run_kind_t kind, const char *error_type,
+                    const char *message, const char *traceback, int retryable);
+/* The run report for the engine: the failure recorded, else success when
+ * the handler returned OMNIQ_OK or OMNIQ_DEFERRED, else a handler error
+ * naming handler_rc. Strings point into the job or into buf; valid while
+ * the caller holds a reference and buf lives. */
+void omniq__job_report(omniq_job_t *job, int handler_rc, omniq__run_report_t *r, char *buf,
+                       size_t buflen);
+
+/* Logs how reporting a run went (rc from omniq__engine_finish). The engine
+ * logs its decision at INFO (succeeded, retry with its eta, failed); this
+ * adds the run itself at DEBUG (the report's kind, duration) and what was
+ * dropped. Never any argument or result data. */
+void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int rc);
+
+#endif

@@ -1,0 +1,33 @@
+/* The keeper: one thread per pool that extends the leases of running tasks
+ * and enforces their deadlines. It shares the pool's lock, condition
+ * variable and in-flight list; the pool owns all three. */
+#ifndef OMNIQ_WORKER_KEEPER_H
+#define OMNIQ_WORKER_KEEPER_H
+
+#include "worker/job.h"
+
+/* How often (ms) the keeper looks at the store's clock while some run has a
+ * deadline: the clock may jump (an injectable clock) without telling it. */
+#define OMNIQ__KEEPER_TICK_MS 50
+
+typedef struct omniq__keeper {
+  omniq_t *oq;
+  pthread_mutex_t *lock;       /* guards *inflight, stop, the jobs' bookkeeping */
+  pthread_cond_t *cond;        /* monotonic; broadcast when stop is set, or when a run
+                                * starts that omniq__keeper_must_wake says needs it */
+  omniq_job_t *const *inflight; /* head of the in-flight list */
+  int64_t extend_ms;           /* lease/3 */
+  int stop;                    /* set under *lock to end omniq__keeper_run */
+  int64_t wake_ms; /* under *lock: when the keeper next looks (monotonic ms); INT64_MAX =
+                    * not until woken; INT64_MIN = awake, it scans before it sleeps */
+} omniq__keeper_t;
+
+/* Whether a run that has just joined the in-flight list needs the keeper
+ * sooner than it plans to look; if so the caller broadcasts k->cond. Call
+ * with *k->lock held, after linking the job, with the job's mono times set. */
+int omniq__keeper_must_wake(const omniq__keeper_t *k, const omniq_job_t *job, int64_t now_ms);
+
+/* The keeper's loop; returns once stop is set. Run it on its own thread. */
+void omniq__keeper_run(omniq__keeper_t *k);
+
+#endif

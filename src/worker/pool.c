@@ -1,0 +1,685 @@
+/* Worker pool: runner threads that claim through the engine, run handlers
+ * and report how each run ended, and one keeper thread that extends leases
+ * and enforces deadlines. Policy (what a failure is called, retries,
+ * delays, re-arming, the default queue) is the engine's; the pool only says
+ * what happened.
+ *
+ * Slots. A pool has `concurrency` runner threads and each runs one task at
+ * a time, so at most that many tasks run at once; a runner claims its next
+ * task only when its previous one has ended. A handler that overran its
+ * timeout keeps its slot until it actually returns: a thread cannot be
+ * killed.
+ *
+ * Claiming: leader/followers. Of the idle runners exactly one, the leader,
+ * claims: one task per idle runner in one omniq__engine_claim, so a wake-up
+ * fills every free slot with one storage round trip (on a server backend
+ * each claim is a durable commit, and claiming one at a time capped a pool
+ * at one commit latency per task). It keeps the first task, queues the
+ * others on `ready` for the idle followers, wakes them, hands leadership on
+ * and goes to run its task. With nothing due, the leader sleeps on the process-wide
+ * OMNIQ__EV_WORK notification for up to poll_interval: an enqueue in this
+ * process wakes it at once, work enqueued by other processes or becoming due
+ * by time is found by the next poll. Followers sleep on the pool's
+ * idle_cond. An enqueue therefore costs one claim per idle pool, not one per
+ * idle thread.
+ *
+ * The keeper thread (keeper.c) extends the lease of every running task
+ * every lease/3 and enforces deadlines: at a deadline it reports a timeout
+ * and marks the job cancelled; a refused extension (task
+ * cancelled or taken over) marks it cancelled too. In process isolation the
+ * runner kills the child when it sees the flag. A run that starts wakes the
+ * keeper only if it needs it before the keeper's planned look
+ * (omniq__keeper_must_wake); a run that ends never does. Nothing else waits
+ * for the in-flight list to change: stop waits for `alive`.
+ *
+ * Stopping: stop sets `stopping`, wakes the followers (idle_cond) and the
+ * leader (a bump of OMNIQ__EV_WORK), and waits up to shutdown_timeout for
+ * every runner to exit; runners exit once their current task is reported.
+ * Runs still going at the deadline are ended without a report and marked
+ * cancelled (their leases are no longer extended, so another worker
+ * recovers them as "WorkerLost"); their runner threads are detached and
+ * hold a reference to the pool until they return. oq->threads_alive counts
+ * every pool thread, detached ones included, so omniq_close waits for them.
+ *
+ * omniq_worker_process builds the same pool in drain mode: the caller's
+ * thread is one runner (concurrency - 1 more are temporary threads), and a
+ * claim that finds nothing, or reaching `limit` claims, ends the run.
+ *
+ * Locks: pool->lock guards the pool's counters, flags and in-flight list;
+ * it is never held across a storage call or a handler. Order: pool->lock
+ * before a job's lock; oq->lock is taken alone.
+ */
+#include "worker/pool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/notify.h"
+#include "base/records.h"
+#include "core/engine.h"
+#include "core/handlers.h"
+#include "worker/isolate.h"
+#include "worker/job.h"
+#include "worker/keeper.h"
+
+#define MAX_CONCURRENCY 1024
+/* A report the store could not take is tried again after this long,
+ * doubling. */
+#define REPORT_RETRY_MIN_MS 50
+#define REPORT_RETRY_MAX_MS 1000
+
+typedef struct runner {
+  pthread_t tid;
+  int exited;
+  struct omniq_worker *pool;
+} runner_t;
+
+struct omniq_worker {
+  omniq_t *oq;
+  int concurrency;
+  int isolation;
+  int drain; /* omniq_worker_process: end when nothing is due */
+  int64_t poll_ms, shutdown_ms, extend_ms;
+  char *queues[OMNIQ_MAX_QUEUES];
+  size_t nqueues;
+  long limit;    /* drain mode: claims allowed, 0 = no limit */
+  long claimed;  /* claims made or in progress */
+  long finished; /* runs ended */
+  int error;     /* drain mode: the claim error that ended it */
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond;      /* started/alive changed, stop; the keeper's wake-up */
+  pthread_cond_t idle_cond; /* followers wait here for leadership */
+  int refs;                 /* the owner's, and one per runner thread */
+  int started, alive;       /* runner threads started, and not yet exited */
+  int go; /* runners wait for it, so "worker.started" is logged first */
+  int stopping, drained, has_leader, abandon;
+  int idle;                /* runners without a task (the leader included) */
+  omniq_task_t **ready;    /* claimed by a leader for idle followers; concurrency long */
+  size_t nready;
+  omniq_job_t *inflight;
+
+  runner_t *runners;
+  int nrunners; /* threads created */
+  omniq__keeper_t keeper; /* its lock, cond and list are the pool's */
+  pthread_t keeper_tid;
+  int has_keeper;
+  struct omniq_worker *next; /* oq->workers */
+};
+typedef struct omniq_worker pool_t;
+
+/* ---- threads and references ---------------------------------------------- */
+
+static void pool_unref(pool_t *p) {
+  pthread_mutex_lock(&p->lock);
+  int last = --p->refs == 0;
+  pthread_mutex_unlock(&p->lock);
+  if (!last) return;
+  for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+  omniq__free(p->runners);
+  omniq__tasks_free(p->ready, p->nready); /* empty: runners run what was claimed */
+  pthread_cond_destroy(&p->idle_cond);
+  pthread_cond_destroy(&p->cond);
+  pthread_mutex_destroy(&p->lock);
+  omniq__free(p);
+}
+
+static void thread_gone(omniq_t *oq) {
+  pthread_mutex_lock(&oq->lock);
+  oq->threads_alive--;
+  pthread_cond_broadcast(&oq->threads_cond);
+  pthread_mutex_unlock(&oq->lock);
+}
+
+/* Starts a pool thread with SIGINT and SIGTERM blocked, so they reach the
+ * thread that waits for them (omniq_worker_run) or the program's own. */
+static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  pthread_mutex_lock(&oq->lock);
+  oq->threads_alive++;
+  pthread_mutex_unlock(&oq->lock);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  int rc = pthread_create(tid, NULL, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) thread_gone(oq);
+  return rc;
+}
+
+/* ---- running one task ------------------------------------------------------ */
+
+/* A storage failure that may pass (the store unreachable, busy): worth
+ * trying the report again. */
+static int transient(int rc) {
+  return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
+}
+
+/* Reports how the run ended unless someone ended it first. A
+ * store that cannot take the report (a server restarting, a network down)
+ * is tried again, backing off, for as long as the lease is known to hold:
+ * until then nobody else may run the task, so the outcome is still the one
+ * that counts. After it, another worker may have taken the task over; the
+ * report is dropped and the run ends as a lost lease. */
+static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
+  omniq__run_report_t r;
+  char buf[160];
+  int64_t delay = REPORT_RETRY_MIN_MS;
+  if (!omniq__job_end(job)) {
+    omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
+               "run already ended (timeout, cancel, lost lease or stop); late report ignored");
+    return;
+  }
+  omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
+  int rc = omniq__engine_finish(oq, job->task, &r);
+  for (int tries = 1; transient(rc); tries++) {
+    int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
+    if (left <= 0) break;
+    if (tries == 1)
+      omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", job->task->id,
+                 "%s: %s; trying again until the lease ends in %lld ms", omniq_err_name(rc),
+                 omniq__errmsg(oq->id), (long long)left);
+    struct timespec ts = {.tv_sec = (delay < left ? delay : left) / 1000,
+                          .tv_nsec = (long)((delay < left ? delay : left) % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
+    rc = omniq__engine_finish(oq, job->task, &r);
+  }
+  omniq__job_log_report(job, &r, rc);
+}
+
+/* Runs the handler in this thread or in a child; returns what to report. */
+static int call_handler(pool_t *p, omniq_job_t *job) {
+  omniq_handler_fn fn;
+  void *userdata;
+  char err[OMNIQ__ERRMSG_MAX];
+  if (omniq__handlers_resolve(p->oq, job->task->func, &fn, &userdata, err, sizeof err) !=
+      OMNIQ_OK) {
+    omniq__job_fail(job, OMNIQ__RUN_NO_HANDLER, NULL, err, NULL, 0);
+    omniq__job_returned(job);
+    return OMNIQ_EHANDLER;
+  }
+  if (p->isolation == OMNIQ_ISOLATION_PROCESS) {
+    omniq__isolate_run(job, fn, userdata); /* a killed child's run was ended by its killer */
+    omniq__job_returned(job);
+    return OMNIQ_OK;
+  }
+  int rc = fn(job, userdata);
+  if (rc == OMNIQ_DEFERRED)
+    omniq__job_wait_deferred(job); /* omniq_job_complete gives the other reference back */
+  else
+    omniq__job_returned(job);
+  return rc;
+}
+
+static void run_task(pool_t *p, omniq_task_t *task) {
+  omniq_t *oq = p->oq;
+  omniq_job_t *job;
+  if (omniq__job_new(oq, task, &job) != OMNIQ_OK) {
+    omniq__run_report_t r = {.kind = OMNIQ__RUN_NO_MEMORY,
+                             .message = "out of memory starting the run"};
+    omniq__engine_finish(oq, task, &r);
+    omniq_task_free(task);
+    pthread_mutex_lock(&p->lock);
+    p->finished++;
+    pthread_mutex_unlock(&p->lock);
+    return;
+  }
+  int64_t now = omniq__mono_ms();
+  job->mono_started_ms = now;
+  atomic_store(&job->mono_lease_until_ms, now + oq->settings.lease_ms);
+  if (task->timeout_ms > 0) job->mono_deadline_ms = now + task->timeout_ms;
+  job->next_extend_ms = now + p->extend_ms;
+
+  pthread_mutex_lock(&p->lock);
+  int skip = p->abandon; /* claimed while a stop gave up: nobody keeps its lease */
+  job->next = p->inflight;
+  if (p->inflight != NULL) p->inflight->prev = job;
+  p->inflight = job;
+  if (omniq__keeper_must_wake(&p->keeper, job, now)) pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+
+  if (skip) {
+    omniq__job_end(job);
+    omniq__job_cancel(job);
+    omniq__job_returned(job);
+  } else {
+    omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.started", task->id, "func=%s attempt=%d",
+               task->func, task->attempts);
+    report(oq, job, call_handler(p, job));
+  }
+
+  pthread_mutex_lock(&p->lock);
+  if (job->prev != NULL) job->prev->next = job->next;
+  else p->inflight = job->next;
+  if (job->next != NULL) job->next->prev = job->prev;
+  p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
+  pthread_mutex_unlock(&p->lock);
+  omniq__job_unref(job);
+}
+
+/* ---- claiming -------------------------------------------------------------- */
+
+static int may_claim(const pool_t *p) {
+  return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
+}
+
+/* How many tasks the leader asks for: one per idle runner that has no
+ * claimed task waiting for it, within drain mode's limit. */
+static size_t claim_want(const pool_t *p) {
+  long want = (long)p->idle - (long)p->nready;
+  if (p->limit > 0 && want > p->limit - p->claimed) want = p->limit - p->claimed;
+  return want > 1 ? (size_t)want : 1;
+}
+
+/* The leader's loop: claims until it gets tasks, the pool stops, or (in
+ * drain mode) nothing is due. Keeps the first task it claims and queues
+ * the others on `ready` for idle followers, waking them. Called and
+ * returns with p->lock held; gives leadership up before returning. */
+static omniq_task_t *lead(pool_t *p) {
+  omniq_task_t *task = NULL;
+  for (;;) {
+    /* Read the generation before looking at `stopping`: a stop sets it and
+     * then bumps the generation, so the wait below cannot miss the stop. */
+    pthread_mutex_unlock(&p->lock);
+    uint64_t gen = omniq__notify_gen(OMNIQ__EV_WORK);
+    pthread_mutex_lock(&p->lock);
+    if (!may_claim(p)) break;
+    size_t want = claim_want(p);
+    p->claimed += (long)want;
+    pthread_mutex_unlock(&p->lock);
+
+    omniq_task_t **tasks = NULL;
+    size_t n = 0;
+    int rc = omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, want, &tasks,
+                                 &n);
+    if (rc == OMNIQ_OK && n > 0) {
+      pthread_mutex_lock(&p->lock);
+      p->claimed -= (long)(want - n);
+      task = tasks[0];
+      /* Stored last-first, so followers pop them in claim order. */
+      for (size_t i = n; i > 1; i--) p->ready[p->nready++] = tasks[i - 1];
+      if (n > 1) pthread_cond_broadcast(&p->idle_cond);
+      omniq__free(tasks);
+      break;
+    }
+    omniq__tasks_free(tasks, n);
+    if (rc != OMNIQ_OK)
+      omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "worker.claim_failed", NULL, "%s: %s",
+                 omniq_err_name(rc), omniq__errmsg(p->oq->id));
+    pthread_mutex_lock(&p->lock);
+    p->claimed -= (long)want;
+    if (p->drain) {
+      if (rc != OMNIQ_OK && p->error == OMNIQ_OK) p->error = rc;
+      p->drained = 1;
+      pthread_cond_broadcast(&p->idle_cond);
+      break;
+    }
+    pthread_mutex_unlock(&p->lock);
+    omniq__notify_wait(OMNIQ__EV_WORK, gen, p->poll_ms);
+    pthread_mutex_lock(&p->lock);
+  }
+  p->has_leader = 0;
+  pthread_cond_signal(&p->idle_cond);
+  return task;
+}
+
+/* A runner: takes a task a leader queued for it, or leads, or waits. A
+ * claimed task is always run, even once the pool is stopping: it holds a
+ * lease that nobody else would release. */
+static void runner_loop(pool_t *p) {
+  pthread_mutex_lock(&p->lock);
+  p->idle++;
+  for (;;) {
+    omniq_task_t *task;
+    if (p->nready > 0) {
+      task = p->ready[--p->nready];
+    } else if (!may_claim(p)) {
+      break;
+    } else if (p->has_leader) {
+      pthread_cond_wait(&p->idle_cond, &p->lock);
+      continue;
+    } else {
+      p->has_leader = 1;
+      if ((task = lead(p)) == NULL) continue;
+    }
+    p->idle--;
+    pthread_mutex_unlock(&p->lock);
+    run_task(p, task);
+    pthread_mutex_lock(&p->lock);
+    p->idle++;
+  }
+  p->idle--;
+  /* Whatever ended this runner (stop, drained, limit) ends the followers
+   * too; they must look again rather than wait for a leader. */
+  pthread_cond_broadcast(&p->idle_cond);
+  pthread_mutex_unlock(&p->lock);
+}
+
+static void *runner_main(void *arg) {
+  runner_t *r = arg;
+  pool_t *p = r->pool;
+  omniq_t *oq = p->oq;
+  pthread_mutex_lock(&p->lock);
+  p->started++;
+  pthread_cond_broadcast(&p->cond);
+  while (!p->go && !p->stopping) pthread_cond_wait(&p->cond, &p->lock);
+  pthread_mutex_unlock(&p->lock);
+
+  runner_loop(p);
+
+  pthread_mutex_lock(&p->lock);
+  r->exited = 1;
+  p->alive--;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  pool_unref(p); /* may free p and r */
+  thread_gone(oq);
+  return NULL;
+}
+
+/* ---- building and tearing down ------------------------------------------------ */
+
+void omniq_worker_opts_init(omniq_worker_opts_t *o) {
+  if (o == NULL) return;
+  memset(o, 0, sizeof *o);
+  o->concurrency = OMNIQ_DEFAULT_CONCURRENCY;
+  o->poll_interval_ms = OMNIQ_DEFAULT_POLL_INTERVAL_MS;
+  o->shutdown_timeout_ms = OMNIQ_DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  o->isolation = OMNIQ_ISOLATION_THREAD;
+}
+
+static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o) {
+  if (o->concurrency < 1 || o->concurrency > MAX_CONCURRENCY)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "%s: concurrency must be 1..%d (got %d)", fn,
+                      MAX_CONCURRENCY, o->concurrency);
+  if (o->poll_interval_ms <= 0)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "%s: poll_interval_ms must be > 0 (got %lld)", fn,
+                      (long long)o->poll_interval_ms);
+  if (o->shutdown_timeout_ms < 0)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "%s: shutdown_timeout_ms must be >= 0 (got %lld)",
+                      fn, (long long)o->shutdown_timeout_ms);
+  if (o->isolation != OMNIQ_ISOLATION_THREAD && o->isolation != OMNIQ_ISOLATION_PROCESS)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "%s: isolation must be thread or process (got %d)",
+                      fn, o->isolation);
+  return OMNIQ_OK;
+}
+
+static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts, pool_t **out) {
+  omniq_worker_opts_t defaults;
+  int rc;
+  *out = NULL;
+  if (oq == NULL) return OMNIQ_EINVAL;
+  if (opts == NULL) {
+    omniq_worker_opts_init(&defaults);
+    opts = &defaults;
+  }
+  if ((rc = check_opts(oq, fn, opts)) != OMNIQ_OK) return rc;
+  pool_t *p = omniq__calloc(1, sizeof *p);
+  if (p == NULL ||
+      (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
+      (p->ready = omniq__calloc((size_t)opts->concurrency, sizeof *p->ready)) == NULL)
+    goto nomem;
+  if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
+      OMNIQ_OK) {
+    omniq__free(p->runners);
+    omniq__free(p);
+    return rc;
+  }
+  if (pthread_mutex_init(&p->lock, NULL) != 0) goto nomem;
+  if (omniq__cond_init_monotonic(&p->cond) != 0) {
+    pthread_mutex_destroy(&p->lock);
+    goto nomem;
+  }
+  if (omniq__cond_init_monotonic(&p->idle_cond) != 0) {
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    goto nomem;
+  }
+  p->oq = oq;
+  p->concurrency = opts->concurrency;
+  p->isolation = opts->isolation;
+  p->poll_ms = opts->poll_interval_ms;
+  p->shutdown_ms = opts->shutdown_timeout_ms;
+  p->extend_ms = oq->settings.lease_ms / 3 > 0 ? oq->settings.lease_ms / 3 : 1;
+  p->refs = 1;
+  *out = p;
+  return OMNIQ_OK;
+nomem:
+  if (p != NULL) {
+    for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+    omniq__free(p->runners);
+    omniq__free(p->ready);
+    omniq__free(p);
+  }
+  return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
+}
+
+static void *keeper_main(void *arg) {
+  pool_t *p = arg; /* outlives this thread: shutdown joins it */
+  omniq__keeper_run(&p->keeper);
+  thread_gone(p->oq);
+  return NULL;
+}
+
+/* Starts the keeper and n runner threads. */
+static int pool_spawn(pool_t *p, int n) {
+  p->keeper = (omniq__keeper_t){.oq = p->oq, .lock = &p->lock, .cond = &p->cond,
+                                .inflight = &p->inflight, .extend_ms = p->extend_ms,
+                                .wake_ms = INT64_MIN};
+  if (spawn(p->oq, &p->keeper_tid, keeper_main, p) != 0) return OMNIQ_ENOMEM;
+  p->has_keeper = 1;
+  for (int i = 0; i < n; i++) {
+    runner_t *r = &p->runners[i];
+    r->pool = p;
+    pthread_mutex_lock(&p->lock);
+    p->refs++;
+    p->alive++;
+    pthread_mutex_unlock(&p->lock);
+    if (spawn(p->oq, &r->tid, runner_main, r) != 0) {
+      pthread_mutex_lock(&p->lock);
+      p->refs--;
+      p->alive--;
+      pthread_mutex_unlock(&p->lock);
+      return OMNIQ_ENOMEM;
+    }
+    p->nrunners++;
+  }
+  return OMNIQ_OK;
+}
+
+/* Stops claiming and waits up to timeout_ms (< 0 = forever) for the runners
+ * to exit; then gives up on runs still going, joins the runners that exited,
+ * detaches the others and joins the keeper. Returns how many runners were
+ * left running. */
+static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
+  omniq_t *oq = p->oq;
+  pthread_mutex_lock(&p->lock);
+  p->stopping = 1;
+  pthread_cond_broadcast(&p->idle_cond);
+  pthread_mutex_unlock(&p->lock);
+  omniq__notify(OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
+
+  struct timespec ts = omniq__mono_deadline(timeout_ms);
+  pthread_mutex_lock(&p->lock);
+  while (p->alive > 0) {
+    int rc = timeout_ms < 0 ? pthread_cond_wait(&p->cond, &p->lock)
+                            : pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+    if (rc == ETIMEDOUT) break;
+  }
+  int left = p->alive;
+  if (left > 0) {
+    p->abandon = 1;
+    for (omniq_job_t *j = p->inflight; j != NULL; j = j->next) {
+      if (!omniq__job_end(j)) continue;
+      omniq__job_cancel(j);
+      omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.abandoned", j->task->id,
+                 "still running after shutdown_timeout; left to lease expiry");
+    }
+  }
+  int nrunners = p->nrunners;
+  int exited[MAX_CONCURRENCY];
+  for (int i = 0; i < nrunners; i++) exited[i] = p->runners[i].exited;
+  pthread_mutex_unlock(&p->lock);
+
+  for (int i = 0; i < nrunners; i++) {
+    if (exited[i])
+      pthread_join(p->runners[i].tid, NULL);
+    else
+      pthread_detach(p->runners[i].tid);
+  }
+  if (p->has_keeper) {
+    pthread_mutex_lock(&p->lock);
+    p->keeper.stop = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->keeper_tid, NULL);
+    p->has_keeper = 0;
+  }
+  return left;
+}
+
+/* ---- public API ------------------------------------------------------------ */
+
+int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worker_t **out) {
+  pool_t *p;
+  int rc;
+  if (out != NULL) *out = NULL;
+  if (oq == NULL || out == NULL) return OMNIQ_EINVAL;
+  if ((rc = pool_new(oq, "omniq_worker_start", opts, &p)) != OMNIQ_OK) return rc;
+  if ((rc = pool_spawn(p, p->concurrency)) != OMNIQ_OK) {
+    pool_shutdown(p, -1);
+    pool_unref(p);
+    return omniq__err(oq->id, rc, "omniq_worker_start: cannot start a thread");
+  }
+  pthread_mutex_lock(&p->lock);
+  while (p->started < p->nrunners) pthread_cond_wait(&p->cond, &p->lock);
+  pthread_mutex_unlock(&p->lock);
+
+  pthread_mutex_lock(&oq->lock);
+  p->next = oq->workers;
+  oq->workers = p;
+  pthread_mutex_unlock(&oq->lock);
+
+  char queues[OMNIQ_MAX_QUEUES * (OMNIQ_NAME_MAX + 1)] = "";
+  for (size_t i = 0; i < p->nqueues; i++)
+    snprintf(queues + strlen(queues), sizeof queues - strlen(queues), "%s%s", i ? "," : "",
+             p->queues[i]);
+  omniq__log(&oq->log, OMNIQ_LOG_INFO, "worker.started", NULL,
+             "concurrency=%d isolation=%s poll_interval_ms=%lld queues=%s", p->concurrency,
+             p->isolation == OMNIQ_ISOLATION_PROCESS ? "process" : "thread",
+             (long long)p->poll_ms, queues);
+  pthread_mutex_lock(&p->lock);
+  p->go = 1;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  *out = p;
+  return OMNIQ_OK;
+}
+
+int omniq_worker_stop(omniq_worker_t *w) {
+  if (w == NULL) return OMNIQ_OK;
+  omniq_t *oq = w->oq;
+  pthread_mutex_lock(&oq->lock);
+  for (pool_t **pp = &oq->workers; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == w) {
+      *pp = w->next;
+      break;
+    }
+  pthread_mutex_unlock(&oq->lock);
+
+  int left = pool_shutdown(w, w->shutdown_ms);
+  if (left > 0)
+    omniq__log(&oq->log, OMNIQ_LOG_WARNING, "worker.stopped", NULL,
+               "%d handler(s) still running after shutdown_timeout; their tasks are left to "
+               "lease expiry",
+               left);
+  else
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, "worker.stopped", NULL, "all in-flight tasks finished");
+  pool_unref(w);
+  if (left > 0)
+    return omniq__err(oq->id, OMNIQ_ETIMEDOUT,
+                      "omniq_worker_stop: %d handler(s) outlived shutdown_timeout", left);
+  return OMNIQ_OK;
+}
+
+int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limit,
+                         long *done) {
+  pool_t *p;
+  int rc;
+  if (done != NULL) *done = 0;
+  if (oq == NULL) return OMNIQ_EINVAL;
+  if (limit < 0)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_worker_process: limit must be >= 0");
+  if ((rc = pool_new(oq, "omniq_worker_process", opts, &p)) != OMNIQ_OK) return rc;
+  p->drain = 1;
+  p->limit = limit;
+  p->go = 1;
+  /* The caller is one runner; the others are temporary threads. */
+  rc = pool_spawn(p, p->concurrency - 1);
+  if (rc == OMNIQ_OK) runner_loop(p);
+  pool_shutdown(p, -1);
+  if (done != NULL) *done = p->finished;
+  if (rc == OMNIQ_OK) rc = p->error;
+  pool_unref(p);
+  if (rc == OMNIQ_ENOMEM)
+    return omniq__err(oq->id, rc, "omniq_worker_process: cannot start a thread");
+  return rc;
+}
+
+int omniq_worker_run(omniq_t *oq, const omniq_worker_opts_t *opts) {
+  sigset_t set, old;
+  omniq_worker_t *w;
+  int sig = 0;
+  if (oq == NULL) return OMNIQ_EINVAL;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  /* Blocked here (and so in every pool thread), the signals stay pending
+   * until sigwait takes them: no handler runs in a random thread. */
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  int rc = omniq_worker_start(oq, opts, &w);
+  if (rc == OMNIQ_OK) {
+    while (sigwait(&set, &sig) != 0) {
+    }
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, "worker.signal", NULL, "%s received; stopping",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = omniq_worker_stop(w);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+void omniq__pool_cancelled(omniq_t *oq, const char *id) {
+  pthread_mutex_lock(&oq->lock); /* pools on oq->workers are not freed under it */
+  for (pool_t *p = oq->workers; p != NULL; p = p->next) {
+    pthread_mutex_lock(&p->lock);
+    for (omniq_job_t *j = p->inflight; j != NULL; j = j->next)
+      if (strcmp(j->task->id, id) == 0) {
+        j->next_extend_ms = 0; /* due now */
+        pthread_cond_broadcast(&p->cond);
+      }
+    pthread_mutex_unlock(&p->lock);
+  }
+  pthread_mutex_unlock(&oq->lock);
+}
+
+void omniq__pool_close_all(omniq_t *oq) {
+  for (;;) {
+    pthread_mutex_lock(&oq->lock);
+    pool_t *w = oq->workers;
+    pthread_mutex_unlock(&oq->lock);
+    if (w == NULL) break;
+    omniq_worker_stop(w);
+  }
+  pthread_mutex_lock(&oq->lock);
+  while (oq->threads_alive > 0) pthread_cond_wait(&oq->threads_cond, &oq->lock);
+  pthread_mutex_unlock(&oq->lock);
+}

@@ -1,0 +1,76 @@
+/* omniq_contract_run: gathers the sections, applies the filter, runs them
+ * with cmocka against one backend table. */
+#include "suite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/files.h"
+
+void omniq_contract_env_init(omniq_contract_env_t *env) {
+  if (env == NULL) return;
+  memset(env, 0, sizeof *env);
+  env->setup = omniq_contract_dir_setup;
+  env->teardown = omniq_contract_dir_teardown;
+}
+
+int omniq_contract_dir_setup(void *userdata, omniq_settings_t *s) {
+  (void)userdata;
+  char *dir = th_tmpdir();
+  if (dir == NULL || strlen(dir) >= sizeof s->base_dir) {
+    th_rmtree(dir);
+    return -1;
+  }
+  memcpy(s->base_dir, dir, strlen(dir) + 1);
+  s->db_url[0] = '\0';
+  s->fsync = 0;
+  free(dir);
+  return 0;
+}
+
+void omniq_contract_dir_teardown(void *userdata, const omniq_settings_t *s) {
+  (void)userdata;
+  char *dir = strdup(s->base_dir);
+  th_rmtree(dir); /* frees dir; NULL is a no-op */
+}
+
+/* The operations ABI 2 requires; a missing one would crash a test. */
+static int table_usable(const omniq_storage_ops_t *o) {
+  return o != NULL && o->abi_version >= 2 && o->name != NULL && o->open != NULL &&
+         o->close != NULL && o->enqueue != NULL && o->claim != NULL && o->finish != NULL &&
+         o->extend_lease != NULL && o->cancel != NULL && o->get_task != NULL &&
+         o->get_result != NULL && o->purge_results != NULL && o->count_by_status != NULL &&
+         o->expired_leases != NULL;
+}
+
+int omniq_contract_run(const omniq_storage_ops_t *ops, const omniq_contract_env_t *env) {
+  const ct_section_t *const sections[] = {
+      &ct_section_enqueue, &ct_section_claim,   &ct_section_finish,      &ct_section_cancel,
+      &ct_section_leases,  &ct_section_results, &ct_section_concurrency,
+  };
+  omniq_contract_env_t dflt;
+  struct CMUnitTest *tests;
+  size_t total = 0, n = 0;
+  char group[96];
+
+  if (!table_usable(ops) || (env != NULL && env->setup == NULL)) return -1;
+  if (env == NULL) {
+    omniq_contract_env_init(&dflt);
+    env = &dflt;
+  }
+  for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) total += sections[s]->n;
+  if ((tests = calloc(total, sizeof *tests)) == NULL) return -1;
+  for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++)
+    for (size_t i = 0; i < sections[s]->n; i++)
+      if (env->filter == NULL || strstr(sections[s]->tests[i].name, env->filter) != NULL)
+        tests[n++] = sections[s]->tests[i];
+  ct_ops = ops;
+  ct_env = env;
+  snprintf(group, sizeof group, "storage contract: %s", ops->name);
+  int failed = n > 0 ? _cmocka_run_group_tests(group, tests, n, NULL, NULL) : 0;
+  ct_ops = NULL;
+  ct_env = NULL;
+  free(tests);
+  return failed;
+}

@@ -1,0 +1,12 @@
+/* Scratch directories for tests. Plain POSIX: also built into the storage
+ * contract library (tests/contract/). */
+#ifndef OMNIQ_TEST_FILES_H
+#define OMNIQ_TEST_FILES_H
+
+/* Makes a fresh directory under $TMPDIR (or /tmp); returns a malloc'd path,
+ * or NULL. */
+char *th_tmpdir(void);
+/* Removes a directory tree; NULL is a no-op. Frees path. */
+void th_rmtree(char *path);
+
+#endif

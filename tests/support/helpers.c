@@ -1,0 +1,74 @@
+#include "support/helpers.h"
+
+#include "support/postgres.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void th_clock_init(th_clock_t *c, int64_t start_ms) { c->now_ms = start_ms; }
+
+void th_clock_advance(th_clock_t *c, int64_t ms) { c->now_ms += ms; }
+
+int64_t th_clock_now(void *userdata) { return ((th_clock_t *)userdata)->now_ms; }
+
+void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock) {
+  omniq_settings_init(s);
+  snprintf(s->backend, sizeof s->backend, "%s", backend);
+  snprintf(s->base_dir, sizeof s->base_dir, "%s", dir);
+  if (strcmp(backend, "postgres") == 0) th_pg_settings(s);
+  s->log_level = OMNIQ_LOG_ERROR;
+  s->retry_base_ms = 10;
+  s->retry_cap_ms = 100;
+  if (clock != NULL) {
+    s->clock_fn = th_clock_now;
+    s->clock_userdata = clock;
+  }
+}
+
+int th_read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+void th_setenv(const char *name, const char *value) {
+  if (value != NULL)
+    setenv(name, value, 1);
+  else
+    unsetenv(name);
+}
+
+int th_store_setup(void **state) {
+  th_store_t *st = calloc(1, sizeof *st);
+  if (st == NULL) return -1;
+  st->backend = *state != NULL ? *state : "sqlite";
+  st->dir = th_tmpdir();
+  th_clock_init(&st->clock, TH_EPOCH_MS);
+  th_settings(&st->settings, st->backend, st->dir, &st->clock);
+  if (st->dir == NULL || omniq_open(&st->oq, &st->settings) != OMNIQ_OK) {
+    print_error("omniq_open: %s\n", omniq_errmsg(NULL));
+    th_rmtree(st->dir);
+    free(st);
+    return -1;
+  }
+  *state = st;
+  return 0;
+}
+
+int th_store_teardown(void **state) {
+  th_store_t *st = *state;
+  if (st == NULL) return 0;
+  omniq_close(st->oq);
+  th_pg_drop(&st->settings);
+  th_rmtree(st->dir);
+  free(st);
+  return 0;
+}

@@ -1,0 +1,76 @@
+/* Shared test helpers: a manual clock, test settings, and a store opened
+ * on a fresh directory for one test. Includes cmocka and the other support
+ * headers most tests need. */
+#ifndef OMNIQ_TEST_HELPERS_H
+#define OMNIQ_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "omniq.h"
+#include "support/files.h"
+#include "support/records.h"
+
+/* A clock tests move by hand. Thread-safe. */
+typedef struct th_clock {
+  _Atomic int64_t now_ms;
+} th_clock_t;
+
+#define TH_EPOCH_MS INT64_C(1800000000000) /* 2027-01-15, a fixed "now" */
+
+void th_clock_init(th_clock_t *c, int64_t start_ms);
+void th_clock_advance(th_clock_t *c, int64_t ms);
+int64_t th_clock_now(void *userdata); /* an omniq_clock_fn over th_clock_t */
+
+/* Settings for a test store under dir, on the manual clock, logging only
+ * errors (so test output stays readable). backend: "sqlite", "file" or
+ * "postgres" (a fresh schema on OMNIQ_DB_URL: support/postgres.h). */
+void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock);
+
+/* A store for one test: a fresh directory, the manual clock at TH_EPOCH_MS,
+ * th_settings, and an open handle. */
+typedef struct th_store {
+  char *dir;
+  const char *backend;
+  th_clock_t clock;
+  omniq_settings_t settings;
+  omniq_t *oq;
+} th_store_t;
+
+/* cmocka setup: *state names the backend on entry (NULL = "sqlite", as with
+ * cmocka_unit_test_prestate_setup_teardown) and holds the th_store_t on
+ * success. A store that cannot open fails the test and leaves nothing. */
+int th_store_setup(void **state);
+/* cmocka teardown: closes the handle, removes the directory (and a
+ * postgres store's schema). */
+int th_store_teardown(void **state);
+
+/* Reads exactly n bytes (retrying short reads and EINTR); 0, or -1 on EOF
+ * or error. For pipes between a test and the processes it forks. */
+int th_read_full(int fd, void *buf, size_t n);
+
+/* Sets (value != NULL) or unsets an environment variable. */
+void th_setenv(const char *name, const char *value);
+
+/* Asserts rc == OMNIQ_OK, printing the handle's message otherwise. */
+#define th_ok(oq, expr)                                                          \
+  do {                                                                           \
+    int th_rc_ = (expr);                                                         \
+    if (th_rc_ != OMNIQ_OK)                                                      \
+      fail_msg("%s -> %s: %s", #expr, omniq_err_name(th_rc_), omniq_errmsg(oq)); \
+  } while (0)
+
+/* Asserts a storage operation returned OMNIQ_OK, showing the backend's
+ * message (written to err) if not. err is cleared first. */
+#define th_be_ok(err, expr)                                                              \
+  do {                                                                                   \
+    (err)[0] = '\0';                                                                     \
+    int th_be_rc_ = (expr);                                                              \
+    if (th_be_rc_ != OMNIQ_OK)                                                           \
+      fail_msg("%s -> %s: %s", #expr, omniq_err_name(th_be_rc_), (err));                \
+  } while (0)
+
+#endif
