@@ -412,6 +412,15 @@ static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o)
   return OMNIQ_OK;
 }
 
+/* Frees what pool_new allocated before it failed (no lock or thread yet). */
+static void pool_discard(pool_t *p) {
+  if (p == NULL) return;
+  for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+  omniq__free(p->runners);
+  omniq__free(p->ready);
+  omniq__free(p);
+}
+
 static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts, pool_t **out) {
   omniq_worker_opts_t defaults;
   int rc;
@@ -429,8 +438,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
     goto nomem;
   if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
       OMNIQ_OK) {
-    omniq__free(p->runners);
-    omniq__free(p);
+    pool_discard(p);
     return rc;
   }
   if (pthread_mutex_init(&p->lock, NULL) != 0) goto nomem;
@@ -453,12 +461,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   *out = p;
   return OMNIQ_OK;
 nomem:
-  if (p != NULL) {
-    for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
-    omniq__free(p->runners);
-    omniq__free(p->ready);
-    omniq__free(p);
-  }
+  pool_discard(p);
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
 }
 
