@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test sanitize tsan demo bench install clean
+.PHONY: all deps build test sanitize tsan demo bench install uninstall clean
 
 all: build
 
@@ -35,6 +35,10 @@ bench: build
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+# Removes what the last `make install` from $(BUILD) installed.
+uninstall:
+	cmake --build $(BUILD) --target uninstall
 
 clean:
 	rm -rf build build-asan build-tsan

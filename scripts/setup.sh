@@ -6,7 +6,7 @@ set -euo pipefail
 # postgresql: the server the PostgreSQL tests and benchmarks start a throwaway
 # cluster of (scripts/pg-cluster.sh); libpq-dev: the client library the
 # backend links; iproute2: network namespaces for the multi-host test.
-packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev
+packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db
           postgresql libpq-dev iproute2)
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,8 @@
 # (libomniq_contract) on the built-in SQLite backend and must pass. Only the
 # installed files are used, so a header, library or package file that is
 # missing or points elsewhere fails here.
+# Then checks the omniq command, its man page and bash completion are there,
+# and that the uninstall script leaves the prefix empty.
 #
 # usage: install_check.sh BUILD_DIR INSTALL_TEST_DIR [C_COMPILER] [--sanitize=LIST]
 # --sanitize passes the build's sanitizers on: a sanitized libomniq.so only
@@ -21,8 +23,16 @@ flags=()
 [ -n "$sanitize" ] && flags=("-fsanitize=$sanitize")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/omniq-install-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
+# Installing rewrites the build tree's install_manifest.txt, which is what
+# `make uninstall` reads: put back the one of the user's own `make install`.
+manifest=$build/install_manifest.txt
+[ -f "$manifest" ] && cp "$manifest" "$tmp/manifest.saved"
+restore() {
+  if [ -f "$tmp/manifest.saved" ]; then cp "$tmp/manifest.saved" "$manifest"; else rm -f "$manifest"; fi
+  rm -rf "$tmp"
+}
+trap restore EXIT
 
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" ||
   { cat "$tmp/install.log" >&2; exit 1; }
@@ -63,3 +73,20 @@ echo "   $out"
 LD_LIBRARY_PATH=$libdir "$tmp/build/contract_sqlite" >"$tmp/contract-cmake.log" 2>&1 ||
   { cat "$tmp/contract-cmake.log" >&2; echo "install_check: the contract failed (CMake build)" >&2; exit 1; }
 tail -n 1 "$tmp/contract-cmake.log"
+
+echo "== omniq command"
+"$prefix/bin/omniq" --version
+[ -f "$prefix/share/bash-completion/completions/omniq" ] ||
+  { echo "install_check: no bash completion installed" >&2; exit 1; }
+if [ -f "$build/cli/omniq.1" ]; then
+  man=$(find "$prefix" -path '*/man1/omniq.1')
+  [ -n "$man" ] || { echo "install_check: the man page was built but not installed" >&2; exit 1; }
+  echo "   $man"
+fi
+
+echo "== uninstall"
+cmake -DMANIFEST="$manifest" -P "$(dirname "$0")/../cmake/uninstall.cmake" >"$tmp/uninstall.log" ||
+  { cat "$tmp/uninstall.log" >&2; exit 1; }
+left=$(find "$prefix" -type f)
+[ -z "$left" ] || { echo "install_check: uninstall left files behind:" >&2; echo "$left" >&2; exit 1; }
+echo "   nothing left under the prefix"

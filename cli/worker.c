@@ -1,0 +1,388 @@
+/* omniq worker: runs tasks until stopped, or (--burst) until nothing is due.
+ *
+ * Threads: the main thread only waits for signals (sigtimedwait) and draws
+ * the progress line once a tick; the tasks run on the library's pool
+ * threads (omniq_worker_start) or, with --burst, on `concurrency` burst
+ * threads. SIGINT, SIGTERM and SIGUSR1 are blocked in every thread before
+ * any is started, so they are only ever taken by that wait: no signal
+ * handler runs in the middle of a task.
+ *
+ * Stopping. The first SIGINT or SIGTERM stops claiming and lets running
+ * tasks finish: omniq_worker_stop on a helper thread (it blocks up to
+ * --shutdown-timeout, after which the library gives up on the runs left and
+ * leaves them to lease expiry), or the burst threads' stop flag. The main
+ * thread keeps waiting meanwhile, so a second signal is still heard: it
+ * exits at once with _exit, without waiting for anything. Every command
+ * task's supervisor then gets its parent-death signal and stops its command
+ * (see supervisor.c), and the tasks that were running are recovered by the
+ * next worker when their lease expires ("WorkerLost"). A helper thread that
+ * is done wakes the main thread with SIGUSR1.
+ *
+ * --burst runs `concurrency` threads, each a loop of
+ * omniq_worker_process(limit 1, one slot): each slot claims its next task as
+ * soon as its last one ended, and a slot whose claim finds nothing due ends.
+ * The worker exits when every slot has ended. A stop flag checked between
+ * tasks is what makes a burst stoppable: one omniq_worker_process call with
+ * no limit could not be interrupted. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "command_task.h"
+#include "duration.h"
+#include "progress.h"
+
+#define TICK_MS 500
+#define MAX_LOADS 32
+#define MAX_ENV 64
+
+enum {
+  OPT_ISOLATION = CLI_OPT_FIRST_FREE,
+  OPT_LOAD,
+  OPT_POLL,
+  OPT_BURST,
+  OPT_SHUTDOWN,
+  OPT_KILL_AFTER
+};
+
+static const struct option options[] = {
+    {"concurrency", required_argument, NULL, 'c'},
+    {"queues", required_argument, NULL, 'q'},
+    {"isolation", required_argument, NULL, OPT_ISOLATION},
+    {"load", required_argument, NULL, OPT_LOAD},
+    {"poll", required_argument, NULL, OPT_POLL},
+    {"burst", no_argument, NULL, OPT_BURST},
+    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+    {"kill-after", required_argument, NULL, OPT_KILL_AFTER},
+    {"env", required_argument, NULL, 'e'},
+    CLI_COMMON_OPTIONS,
+    {NULL, 0, NULL, 0}};
+
+typedef struct worker {
+  omniq_worker_opts_t opts;
+  char queue_buf[OMNIQ_MAX_QUEUES * OMNIQ_NAME_MAX];
+  const char *loads[MAX_LOADS];
+  void *handles[MAX_LOADS];
+  int nloads;
+  char *env[MAX_ENV];
+  int nenv;
+  int burst;
+  int64_t kill_after_ms;
+
+  omniq_t *oq;
+  pthread_t main_thread;
+  /* burst */
+  pthread_t *threads;
+  int nthreads;
+  atomic_int stop, alive, error;
+  /* graceful stop of a pool */
+  omniq_worker_t *pool;
+  atomic_int stopped;
+  int stop_rc;
+} worker_t;
+
+/* ---- options ------------------------------------------------------------------- */
+
+static int parse_queues(cli_t *cli, worker_t *w, const char *list) {
+  size_t len = strlen(list);
+  int n = 0;
+  if (len >= sizeof w->queue_buf) return cli_usage(cli, "--queues: the list is too long");
+  memcpy(w->queue_buf, list, len + 1);
+  for (char *save = NULL, *q = strtok_r(w->queue_buf, ",", &save); q != NULL;
+       q = strtok_r(NULL, ",", &save)) {
+    if (n == OMNIQ_MAX_QUEUES)
+      return cli_usage(cli, "--queues: at most %d queues", OMNIQ_MAX_QUEUES);
+    w->opts.queues[n++] = q;
+  }
+  if (n == 0) return cli_usage(cli, "--queues: give at least one name (a,b)");
+  if (n < OMNIQ_MAX_QUEUES) w->opts.queues[n] = NULL;
+  return CLI_EXIT_OK;
+}
+
+static int parse(cli_t *cli, int argc, char **argv, worker_t *w) {
+  long n;
+  int c;
+  while ((c = cli_getopt(cli, &cli_cmd_worker, argc, argv, ":c:q:e:", options)) != -1) {
+    switch (c) {
+    case 'c':
+      if (cli_opt_int(cli, "--concurrency", optarg, 1, 1024, &n)) return -1;
+      w->opts.concurrency = (int)n;
+      break;
+    case 'q':
+      if ((cli->exit_code = parse_queues(cli, w, optarg)) != CLI_EXIT_OK) return -1;
+      break;
+    case OPT_ISOLATION:
+      if (strcmp(optarg, "thread") == 0) {
+        w->opts.isolation = OMNIQ_ISOLATION_THREAD;
+      } else if (strcmp(optarg, "process") == 0) {
+        w->opts.isolation = OMNIQ_ISOLATION_PROCESS;
+      } else {
+        cli->exit_code = cli_usage(cli, "--isolation: '%s' is not thread or process", optarg);
+        return -1;
+      }
+      break;
+    case OPT_LOAD:
+      if (w->nloads == MAX_LOADS) {
+        cli->exit_code = cli_usage(cli, "--load: at most %d libraries", MAX_LOADS);
+        return -1;
+      }
+      w->loads[w->nloads++] = optarg;
+      break;
+    case OPT_POLL:
+      if (cli_opt_duration(cli, "--poll", optarg, &w->opts.poll_interval_ms)) return -1;
+      if (w->opts.poll_interval_ms == 0) {
+        cli->exit_code = cli_usage(cli, "--poll: must be more than 0");
+        return -1;
+      }
+      break;
+    case OPT_BURST:
+      w->burst = 1;
+      break;
+    case OPT_SHUTDOWN:
+      if (cli_opt_duration(cli, "--shutdown-timeout", optarg, &w->opts.shutdown_timeout_ms))
+        return -1;
+      break;
+    case OPT_KILL_AFTER:
+      if (cli_opt_duration(cli, "--kill-after", optarg, &w->kill_after_ms)) return -1;
+      break;
+    case 'e':
+      if (w->nenv == MAX_ENV) {
+        cli->exit_code = cli_usage(cli, "--env: at most %d variables", MAX_ENV);
+        return -1;
+      }
+      w->env[w->nenv++] = optarg;
+      break;
+    default:
+      return -1;
+    }
+  }
+  if (optind < argc) {
+    cli->exit_code = cli_usage(cli, "unexpected argument '%s'", argv[optind]);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- running ------------------------------------------------------------------- */
+
+static void wake_main(worker_t *w) { pthread_kill(w->main_thread, SIGUSR1); }
+
+static void *burst_main(void *arg) {
+  worker_t *w = arg;
+  omniq_worker_opts_t one = w->opts;
+  one.concurrency = 1;
+  while (!atomic_load(&w->stop)) {
+    long done = 0;
+    int rc = omniq_worker_process(w->oq, &one, 1, &done);
+    if (rc != OMNIQ_OK) {
+      int none = OMNIQ_OK;
+      atomic_compare_exchange_strong(&w->error, &none, rc);
+      break;
+    }
+    if (done == 0) break; /* nothing due for this slot */
+  }
+  if (atomic_fetch_sub(&w->alive, 1) == 1) wake_main(w);
+  return NULL;
+}
+
+static void *stop_main(void *arg) {
+  worker_t *w = arg;
+  w->stop_rc = omniq_worker_stop(w->pool);
+  atomic_store(&w->stopped, 1);
+  wake_main(w);
+  return NULL;
+}
+
+static int start(cli_t *cli, worker_t *w) {
+  if (!w->burst) {
+    int rc = omniq_worker_start(w->oq, &w->opts, &w->pool);
+    return rc == OMNIQ_OK ? CLI_EXIT_OK : cli_fail_call(cli, w->oq, rc, "cannot start", NULL);
+  }
+  w->threads = calloc((size_t)w->opts.concurrency, sizeof *w->threads);
+  if (w->threads == NULL) return cli_error(cli, CLI_EXIT_STORAGE, "out of memory");
+  atomic_store(&w->alive, w->opts.concurrency);
+  for (; w->nthreads < w->opts.concurrency; w->nthreads++)
+    if (pthread_create(&w->threads[w->nthreads], NULL, burst_main, w) != 0) {
+      atomic_store(&w->stop, 1);
+      atomic_fetch_sub(&w->alive, w->opts.concurrency - w->nthreads);
+      return cli_error(cli, CLI_EXIT_STORAGE, "cannot start a thread");
+    }
+  return CLI_EXIT_OK;
+}
+
+static int finished(worker_t *w) {
+  return w->burst ? atomic_load(&w->alive) == 0 : atomic_load(&w->stopped);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for signals and the end; returns the exit code of a graceful end. */
+static int supervise(cli_t *cli, worker_t *w, cli_progress_t *prog, const sigset_t *set,
+                     int tty) {
+  int stopping = 0, has_stopper = 0;
+  pthread_t stopper;
+  char note[200];
+  int64_t counts[OMNIQ_STATUS_COUNT], next_count = 0;
+  int have = 0;
+  for (;;) {
+    int done = finished(w);
+    /* Counting reads every task (a GROUP BY scan, a folder listing), so on
+     * a big store it is repeated no more often than 20 times its own cost:
+     * at most 5% of a core. The last line always has fresh counts. */
+    if (tty && (done || mono_ms() >= next_count)) {
+      int64_t t0 = mono_ms();
+      have = omniq_count_by_status(w->oq, counts) == OMNIQ_OK;
+      next_count = mono_ms() + 20 * (mono_ms() - t0);
+    }
+    cli_progress_tick(prog, have ? counts : NULL,
+                      stopping ? "stopping: signal again to stop at once" : NULL, mono_ms());
+    if (done) break;
+    struct timespec tick = {TICK_MS / 1000, (TICK_MS % 1000) * 1000000L};
+    int sig = sigtimedwait(set, NULL, tty ? &tick : NULL);
+    if (sig != SIGINT && sig != SIGTERM) continue;
+    if (stopping) {
+      cli_progress_end(prog);
+      fprintf(stderr, "omniq worker: SIG%s again: stopping at once; running tasks are left "
+              "to their lease\n", sigabbrev_np(sig));
+      _exit(CLI_EXIT_FAILED);
+    }
+    stopping = 1;
+    snprintf(note, sizeof note,
+             "omniq worker: SIG%s: finishing running tasks (up to %llds); send it again to "
+             "stop at once",
+             sigabbrev_np(sig), (long long)(w->opts.shutdown_timeout_ms / 1000));
+    cli_progress_say(prog, note);
+    if (w->burst) {
+      atomic_store(&w->stop, 1);
+    } else if (pthread_create(&stopper, NULL, stop_main, w) == 0) {
+      has_stopper = 1;
+    } else {
+      w->stop_rc = omniq_worker_stop(w->pool); /* no thread: stop from here */
+      atomic_store(&w->stopped, 1);
+    }
+  }
+  if (has_stopper) pthread_join(stopper, NULL); /* it still wakes us after `stopped` */
+  cli_progress_end(prog);
+  if (w->burst) {
+    for (int i = 0; i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
+    int err = atomic_load(&w->error);
+    if (err != OMNIQ_OK) return cli_fail_call(cli, w->oq, err, "stopped on an error", NULL);
+    return CLI_EXIT_OK;
+  }
+  if (w->stop_rc == OMNIQ_ETIMEDOUT)
+    return cli_error(cli, CLI_EXIT_FAILED,
+                     "tasks still running after --shutdown-timeout were left to their lease");
+  return CLI_EXIT_OK;
+}
+
+static int load_libraries(cli_t *cli, worker_t *w) {
+  for (int i = 0; i < w->nloads; i++) {
+    /* The flags the library uses for lib.so:symbol, so a task naming the
+     * same file gets this very copy. */
+    w->handles[i] = dlopen(w->loads[i], RTLD_NOW | RTLD_LOCAL);
+    if (w->handles[i] == NULL) return cli_usage(cli, "--load: %s", dlerror());
+  }
+  return CLI_EXIT_OK;
+}
+
+static int run(cli_t *cli, int argc, char **argv) {
+  worker_t w;
+  omniq_settings_t s;
+  cli_command_config_t cfg = {NULL, 0};
+  cli_progress_t *prog = NULL;
+  sigset_t set;
+  char why[300];
+  int code;
+
+  memset(&w, 0, sizeof w);
+  omniq_worker_opts_init(&w.opts);
+  w.kill_after_ms = CLI_DEFAULT_KILL_AFTER_MS;
+  if (parse(cli, argc, argv, &w) != 0) return cli->exit_code;
+  if ((code = cli_settings(cli, &s, 0)) != CLI_EXIT_OK) return code;
+
+  /* Shown: OMNIQ_LOG_LEVEL if set; else warnings on a terminal (the live
+   * line says the rest) and INFO on a pipe. The library is always asked
+   * for INFO so the progress can count runs. */
+  int tty = isatty(STDERR_FILENO);
+  const char *level = getenv("OMNIQ_LOG_LEVEL");
+  int show = level != NULL && level[0] != '\0' ? s.log_level
+             : tty                             ? OMNIQ_LOG_WARNING
+                                               : OMNIQ_LOG_INFO;
+  if (s.log_level > OMNIQ_LOG_INFO) s.log_level = OMNIQ_LOG_INFO;
+  if ((prog = cli_progress_new(tty, show, s.log_format)) == NULL)
+    return cli_error(cli, CLI_EXIT_STORAGE, "out of memory");
+  s.log_fn = cli_progress_log;
+  s.log_userdata = prog;
+
+  if (cli_command_config_init(&cfg, w.env, w.nenv, why, sizeof why) != 0) {
+    cli_progress_free(prog);
+    return cli_usage(cli, "%s", why);
+  }
+  cfg.kill_after_ms = w.kill_after_ms;
+
+  /* Before any thread exists, so that every thread inherits the mask. */
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN); /* a closed log reader must not kill the worker */
+  w.main_thread = pthread_self();
+
+  int rc = omniq_open(&w.oq, &s);
+  if (rc != OMNIQ_OK) {
+    code = cli_error(cli, rc == OMNIQ_ECONFIG || rc == OMNIQ_EINVAL ? CLI_EXIT_USAGE
+                                                                    : CLI_EXIT_STORAGE,
+                     "cannot open the store: %s", omniq_errmsg(NULL));
+  } else if ((rc = cli_command_register(w.oq, &cfg)) != OMNIQ_OK) {
+    code = cli_fail_call(cli, w.oq, rc, "cannot register " CLI_COMMAND_FUNC, NULL);
+  } else if ((code = load_libraries(cli, &w)) == CLI_EXIT_OK &&
+             (code = start(cli, &w)) == CLI_EXIT_OK) {
+    code = supervise(cli, &w, prog, &set, tty);
+  } else if (w.burst) {
+    for (int i = 0; i < w.nthreads; i++) pthread_join(w.threads[i], NULL);
+  }
+  omniq_close(w.oq); /* waits for every pool thread; the log sink is still valid */
+  for (int i = 0; i < w.nloads; i++)
+    if (w.handles[i] != NULL) dlclose(w.handles[i]);
+  free(w.threads);
+  cli_command_config_free(&cfg);
+  cli_progress_free(prog);
+  return code;
+}
+
+const cli_command_t cli_cmd_worker = {
+    "worker",
+    "[OPTIONS]",
+    "Run tasks until SIGINT/SIGTERM (or, with --burst, until nothing is due).",
+    "  -c, --concurrency N   tasks run at once (default " CLI_STR(OMNIQ_DEFAULT_CONCURRENCY) ")\n"
+    "  -q, --queues A,B      queues to take tasks from (default: " OMNIQ_DEFAULT_QUEUE ")\n"
+    "  --isolation MODE      thread (default) or process: each task in a forked child\n"
+    "  --load LIB.so         allow and preload a handler library for LIB.so:symbol\n"
+    "                        tasks (repeatable)\n"
+    "  --poll DURATION       how often an idle worker looks for work (default "
+    CLI_STR(OMNIQ_DEFAULT_POLL_INTERVAL_MS) "ms)\n"
+    "  --burst               exit once nothing is due\n"
+    "  --shutdown-timeout D  on SIGINT/SIGTERM, wait this long for running tasks\n"
+    "                        (default " CLI_STR(OMNIQ_DEFAULT_SHUTDOWN_TIMEOUT_MS)
+    "ms); a second signal stops at once\n"
+    "  --kill-after D        SIGTERM to SIGKILL grace for a command being stopped\n"
+    "                        (default " CLI_STR(CLI_DEFAULT_KILL_AFTER_MS) "ms)\n"
+    "  -e, --env NAME[=VAL]  pass NAME from this environment, or set it, for command\n"
+    "                        tasks (repeatable); they otherwise get only PATH, HOME,\n"
+    "                        USER, LOGNAME, LANG, LC_ALL, TZ, TMPDIR, OMNIQ_TASK_ID\n"
+    "                        and OMNIQ_ATTEMPT\n",
+    0,
+    run};
