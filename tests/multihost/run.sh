@@ -16,9 +16,10 @@
 # - every task is SUCCESS, with one result;
 # - every task's handler ran at least once, and no task ran twice at once;
 # - restart: every task ran exactly once;
-# - cut: a task ran twice only if its first run was on host 1 (whose
-#   outcome could not be reported over the cut link) and the second on
-#   host 2, after the lease, with a higher attempt number.
+# - cut: host 1's claimed tasks were recovered by host 2 after their leases
+#   (some task succeeded on a later attempt); a task ran twice only if its
+#   first run was on host 1 (whose outcome could not be reported over the
+#   cut link) and the second on host 2, after it, with a higher attempt.
 # It prints the counts. Everything it made (namespaces, cluster, files) is
 # removed on exit, pass or fail.
 set -euo pipefail
@@ -138,12 +139,15 @@ pids=()
 # ---- verdict
 read -r ok total < <(in_db "$worker" count)
 results=$(in_db psql -Atq "$url_db" -c "SELECT count(*) FROM omniq.results WHERE status = 2")
+# Tasks whose successful run was not their first: a lost run (WorkerLost)
+# came before it.
+recovered=$(in_db psql -Atq "$url_db" -c "SELECT count(*) FROM omniq.results WHERE attempts > 1")
 cat "$work"/rec-* | sort -k1,1 -k2,2n >"$work/records"
 runs=$(wc -l <"$work/records")
 distinct=$(awk '{print $1}' "$work/records" | uniq | wc -l)
 twice=$(awk '{print $1}' "$work/records" | uniq -d | wc -l)
 by_host=$(awk '{n[$3]++} END {for (h in n) printf "%s=%d ", h, n[h]}' "$work/records")
-say "store: $ok SUCCESS of $total tasks, $results results; handler: $runs runs of $distinct tasks ($by_host), $twice ran twice"
+say "store: $ok SUCCESS of $total tasks, $results results, $recovered after a lost run; handler: $runs runs of $distinct tasks ($by_host), $twice ran twice"
 
 fail=0
 [ "$ok" -eq "$TASKS" ] && [ "$total" -eq "$TASKS" ] && [ "$results" -eq "$TASKS" ] ||
@@ -160,6 +164,10 @@ bad=$(awk -v scenario="$scenario" '
   { id = $1; att = $2; end = $6; host = $3 }' "$work/records")
 if [ -n "$bad" ]; then
   say "FAIL:"; echo "$bad" | head -20; fail=1
+fi
+if [ "$scenario" = cut ] && [ "$recovered" -eq 0 ]; then
+  say "FAIL: no task of the cut host was recovered after its lease"
+  fail=1
 fi
 if [ "$scenario" = cut ] && [ "$twice" -gt $((PROCS * THREADS * 2)) ]; then
   say "FAIL: $twice tasks ran twice; host 1 had at most $((PROCS * THREADS * 2)) claimed"
