@@ -461,10 +461,17 @@ static void bench_latency_hand(double *p50, double *p99) {
 int main(void) {
   static const int threads[] = {1, 2, 8};
   double pg_b, pg_s, sq_b, sq_s, pg8 = 0;
+  char load[64] = "?";
+  FILE *lf = fopen("/proc/loadavg", "r");
+  if (lf != NULL) {
+    if (fgets(load, sizeof load, lf) == NULL) snprintf(load, sizeof load, "?");
+    fclose(lf);
+  }
+  load[strcspn(load, "\n")] = '\0';
   cluster_start();
   printf("OmniQ on PostgreSQL (durable commits) beside OmniQ on SQLite (WAL, synchronous=NORMAL);"
-         " %d no-op tasks\n",
-         TASKS);
+         " %d no-op tasks; load average at start: %s\n",
+         TASKS, load);
 
   bench_enqueue("postgres", &pg_b, &pg_s);
   bench_enqueue("sqlite", &sq_b, &sq_s);
