@@ -134,8 +134,7 @@ static void test_listener_reconnects_and_wakes_an_idle_pool_after_a_restart(void
   fx_t *fx = *state;
   omniq_settings_t s = fx->settings;
   omniq_t *oq = NULL;
-  omniq_result_t *r = NULL;
-  char since[64], id[OMNIQ_ID_SIZE];
+  char since[64];
   int stop;
   s.clock_fn = NULL;
   s.clock_userdata = NULL;
@@ -153,10 +152,7 @@ static void test_listener_reconnects_and_wakes_an_idle_pool_after_a_restart(void
   /* The child's listener reconnects and wakes its pool once (anything may
    * have been sent while it was away); wait for that look to end. */
   th_pg_wait_idle_pool(&s, since);
-  th_ok(oq, omniq_enqueue(oq, "tests.echo", "[\"again\"]", NULL, NULL, id));
-  th_ok(oq, omniq_get_result(oq, id, LONG_POLL_MS / 4000.0, &r));
-  assert_string_equal(omniq_result_value(r), "[\"again\"]");
-  omniq_result_free(r);
+  th_echo_round_trip(oq, "[\"again\"]", LONG_POLL_MS / 4000.0);
   omniq_close(oq);
   assert_int_equal(th_stop_echo_pool(pid, stop), 0);
 }

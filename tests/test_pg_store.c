@@ -359,17 +359,11 @@ static void test_enqueue_wakes_an_idle_pool_in_another_process(void **state) {
   pid_t pid = th_spawn_echo_pool(&s, LONG_POLL_MS, &stop);
 
   omniq_t *oq = NULL;
-  omniq_result_t *r = NULL;
-  char id[OMNIQ_ID_SIZE];
   th_ok(NULL, omniq_open(&oq, &s));
   th_pg_wait_idle_pool(&s, since);
-  th_ok(oq, omniq_enqueue(oq, "tests.echo", "[\"hello\"]", NULL, NULL, id));
   /* A quarter of the child's poll interval: without the notification the
    * child would still be asleep when this wait ends. */
-  th_ok(oq, omniq_get_result(oq, id, LONG_POLL_MS / 4000.0, &r));
-  assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
-  assert_string_equal(omniq_result_value(r), "[\"hello\"]");
-  omniq_result_free(r);
+  th_echo_round_trip(oq, "[\"hello\"]", LONG_POLL_MS / 4000.0);
   omniq_close(oq);
   assert_int_equal(th_stop_echo_pool(pid, stop), 0);
 }
