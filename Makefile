@@ -2,6 +2,8 @@
 BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
+# Debian's python3, which the setup installs python3-pytest for.
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
 .PHONY: all deps build test sanitize tsan demo bench install uninstall clean
 
@@ -32,6 +34,8 @@ demo: build
 
 bench: build
 	@for b in $(BUILD)/bench_*; do echo "== $$b"; ./$$b || exit 1; done
+	@echo "== bench/bench_python.py"
+	@OMNIQ_LIBRARY=$(BUILD)/libomniq.so PYTHONPATH=python $(PYTHON) bench/bench_python.py $(BUILD)
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))

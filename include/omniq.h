@@ -292,6 +292,29 @@ typedef int (*omniq_handler_fn)(omniq_job_t *job, void *userdata);
 OMNIQ_EXTERN int omniq_register(omniq_t *oq, const char *name, omniq_handler_fn fn,
                                 void *userdata);
 
+/* Registers the fallback handler, replacing any before it; fn NULL removes
+ * it. The fallback runs tasks whose func has no handler registered under
+ * its name: a language binding uses it to run functions it finds itself
+ * (OmniQ for Python imports "module.qualname").
+ *
+ * Each run resolves its func in this order: the handler registered under
+ * that exact name; else, for a func of the form "path/to/lib.so:symbol",
+ * that library symbol, under the library rules alone (the fallback is never
+ * asked about such a func, so it cannot widen what a worker may load); else
+ * the fallback; else the run fails as "HandlerNotFound", not retryable.
+ *
+ * The fallback is an ordinary handler: omniq_job_func() names the func and
+ * it may return OMNIQ_DEFERRED. One that cannot resolve the func should
+ * call omniq_job_fail(job, "HandlerNotFound", why, 0) and return
+ * OMNIQ_EHANDLER, so the task fails as it would without a fallback.
+ *
+ * Called from worker threads, several at once. A replacement applies to
+ * runs that start after it; a run already started keeps the handler it
+ * resolved, so userdata must stay valid until every pool on oq has stopped
+ * (omniq_close stops them all). Errors: OMNIQ_EINVAL for a NULL oq.
+ * Added in 0.1. */
+OMNIQ_EXTERN int omniq_register_fallback(omniq_t *oq, omniq_handler_fn fn, void *userdata);
+
 /* Job accessors: borrowed until the job completes. */
 OMNIQ_EXTERN const char *omniq_job_id(const omniq_job_t *job);
 OMNIQ_EXTERN const char *omniq_job_func(const omniq_job_t *job);
@@ -310,6 +333,13 @@ OMNIQ_EXTERN int omniq_job_return(omniq_job_t *job, const char *json);
 /* Marks the run failed. error_type NULL = "Error". Copied. */
 OMNIQ_EXTERN int omniq_job_fail(omniq_job_t *job, const char *error_type, const char *message,
                                 int retryable);
+/* omniq_job_fail() that also records where the failure came from, such as
+ * a Python traceback, as the TaskError's traceback (copied; NULL = none).
+ * In process isolation only the error type and message travel back from
+ * the child, so the traceback is dropped there. Added in 0.1. */
+OMNIQ_EXTERN int omniq_job_fail_traceback(omniq_job_t *job, const char *error_type,
+                                          const char *message, const char *traceback,
+                                          int retryable);
 /* Finishes a job whose handler returned OMNIQ_DEFERRED: success unless
  * omniq_job_fail() was called. Any thread; exactly once per deferred job; the
  * job must not be touched afterwards. */

@@ -7,7 +7,7 @@ set -euo pipefail
 # cluster of (scripts/pg-cluster.sh); libpq-dev: the client library the
 # backend links; iproute2: network namespaces for the multi-host test.
 packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db
-          postgresql libpq-dev iproute2)
+          python3 python3-pytest postgresql libpq-dev iproute2)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

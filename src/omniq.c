@@ -210,3 +210,9 @@ int omniq_register(omniq_t *oq, const char *name, omniq_handler_fn fn, void *use
   CHECK_HANDLE(oq);
   return omniq__handlers_set(oq, name, fn, userdata);
 }
+
+int omniq_register_fallback(omniq_t *oq, omniq_handler_fn fn, void *userdata) {
+  CHECK_HANDLE(oq);
+  omniq__handlers_set_fallback(oq, fn, userdata);
+  return OMNIQ_OK;
+}

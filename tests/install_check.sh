@@ -22,17 +22,9 @@ sanitize=${sanitize#--sanitize=}
 flags=()
 [ -n "$sanitize" ] && flags=("-fsanitize=$sanitize")
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/omniq-install-XXXXXX")
+# shellcheck source=support/scratch_install.sh
+. "$(dirname "$0")/support/scratch_install.sh" "$build" install
 prefix=$tmp/prefix
-# Installing rewrites the build tree's install_manifest.txt, which is what
-# `make uninstall` reads: put back the one of the user's own `make install`.
-manifest=$build/install_manifest.txt
-[ -f "$manifest" ] && cp "$manifest" "$tmp/manifest.saved"
-restore() {
-  if [ -f "$tmp/manifest.saved" ]; then cp "$tmp/manifest.saved" "$manifest"; else rm -f "$manifest"; fi
-  rm -rf "$tmp"
-}
-trap restore EXIT
 
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" ||
   { cat "$tmp/install.log" >&2; exit 1; }

@@ -10,23 +10,8 @@
 
 typedef th_store_t fx_t;
 
-/* Enqueues func (max_retries 3) and runs the queue dry; returns the result. */
 static omniq_result_t *run_one(fx_t *fx, const char *func, int isolation) {
-  omniq_enqueue_opts_t eo;
-  omniq_worker_opts_t o;
-  omniq_result_t *r = NULL;
-  char id[OMNIQ_ID_SIZE];
-  long done = 0;
-  omniq_enqueue_opts_init(&eo);
-  eo.max_retries = 3;
-  th_ok(fx->oq, omniq_enqueue(fx->oq, func, "[1, \"two\"]", NULL, &eo, id));
-  omniq_worker_opts_init(&o);
-  o.concurrency = 1;
-  o.isolation = isolation;
-  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
-  assert_int_equal(done, 1);
-  th_ok(fx->oq, omniq_get_result(fx->oq, id, 0, &r));
-  return r;
+  return th_run_one(fx, func, "[1, \"two\"]", isolation);
 }
 
 static void assert_not_found_at_once(omniq_result_t *r, const char *in_message) {

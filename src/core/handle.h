@@ -31,6 +31,8 @@ struct omniq {
 
   pthread_mutex_t lock;
   omniq__handler_t *handlers;
+  omniq_handler_fn fallback_fn; /* omniq_register_fallback; NULL = none */
+  void *fallback_userdata;
   struct omniq_worker *workers; /* started and not yet stopped */
   int threads_alive;            /* worker threads still running, incl. detached */
   pthread_cond_t threads_cond;  /* signalled when threads_alive drops */

@@ -2,13 +2,16 @@
  *
  * The registry is a short list on the handle, guarded by oq->lock; a
  * handler registered again replaces the old one in place, so a worker that
- * is resolving never sees a name missing.
+ * is resolving never sees a name missing. The fallback handler
+ * (omniq_register_fallback) sits beside it under the same lock.
  *
  * A func is looked up among the handlers registered on the handle first, so
  * a name may never be shadowed by a file of the same name. Otherwise a func
  * of the form "path/to/lib.so:symbol" (split at the last ':') is loaded:
  * dlopen(path, RTLD_NOW | RTLD_LOCAL), then dlsym(symbol). A path without a
  * '/' is searched the way dlopen searches (LD_LIBRARY_PATH, the cache).
+ * Any other func goes to the handle's fallback handler, if one is set; a
+ * library func never does, so the fallback cannot widen what may be loaded.
  *
  * Opened libraries are kept in a small process-wide cache and never closed:
  * a handler from the library may still be running (or be deferred) when
@@ -79,6 +82,22 @@ static int registered(omniq_t *oq, const char *name, omniq_handler_fn *fn, void 
     }
   pthread_mutex_unlock(&oq->lock);
   return found;
+}
+
+void omniq__handlers_set_fallback(omniq_t *oq, omniq_handler_fn fn, void *userdata) {
+  pthread_mutex_lock(&oq->lock);
+  oq->fallback_fn = fn;
+  oq->fallback_userdata = fn != NULL ? userdata : NULL;
+  pthread_mutex_unlock(&oq->lock);
+}
+
+/* The fallback handler; 1 and fn/userdata filled if one is set. */
+static int fallback(omniq_t *oq, omniq_handler_fn *fn, void **userdata) {
+  pthread_mutex_lock(&oq->lock);
+  *fn = oq->fallback_fn;
+  *userdata = oq->fallback_userdata;
+  pthread_mutex_unlock(&oq->lock);
+  return *fn != NULL;
 }
 
 /* ---- libraries ------------------------------------------------------------ */
@@ -170,9 +189,10 @@ int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,
     return OMNIQ_EHANDLER;
   }
   if (registered(oq, func, fn, userdata)) return OMNIQ_OK;
-  if (strchr(func, ':') == NULL) {
-    snprintf(err, errlen, "no handler registered for '%s'", func);
-    return OMNIQ_EHANDLER;
-  }
-  return resolve_symbol(func, fn, err, errlen);
+  /* A library func never reaches the fallback: whether it may be loaded is
+   * decided here alone. */
+  if (strchr(func, ':') != NULL) return resolve_symbol(func, fn, err, errlen);
+  if (fallback(oq, fn, userdata)) return OMNIQ_OK;
+  snprintf(err, errlen, "no handler registered for '%s'", func);
+  return OMNIQ_EHANDLER;
 }

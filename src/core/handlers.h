@@ -1,6 +1,6 @@
 /* Handlers: the handle's registry of named handlers, and resolving a
  * task's func to a handler (a registered name first, else a
- * "path/to/lib.so:symbol" loaded with dlopen/dlsym). */
+ * "path/to/lib.so:symbol" loaded with dlopen/dlsym, else the fallback). */
 #ifndef OMNIQ_CORE_HANDLERS_H
 #define OMNIQ_CORE_HANDLERS_H
 
@@ -11,12 +11,16 @@
 /* Registers (or replaces) the handler for name (copied). OMNIQ_EINVAL for
  * an empty name or a NULL fn, OMNIQ_ENOMEM; the message is oq's errmsg. */
 int omniq__handlers_set(omniq_t *oq, const char *name, omniq_handler_fn fn, void *userdata);
+/* Sets (fn NULL: removes) the handler for funcs with no registered
+ * handler that are not library funcs. */
+void omniq__handlers_set_fallback(omniq_t *oq, omniq_handler_fn fn, void *userdata);
 /* Frees the registry (omniq_close, once no worker runs). */
 void omniq__handlers_free(omniq_t *oq);
 
 /* Finds the handler for func. OMNIQ_OK fills fn and userdata (NULL for a
- * library symbol). OMNIQ_EHANDLER if there is none, with the reason in err
- * (for a library: the dlerror() text). Thread-safe. */
+ * library symbol; the fallback's own for the fallback). OMNIQ_EHANDLER if
+ * there is none, with the reason in err (for a library: the dlerror()
+ * text). Thread-safe. */
 int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,
                             void **userdata, char *err, size_t errlen);
 

@@ -209,8 +209,14 @@ int omniq_job_return(omniq_job_t *job, const char *json) {
 }
 
 int omniq_job_fail(omniq_job_t *job, const char *error_type, const char *message, int retryable) {
+  return omniq_job_fail_traceback(job, error_type, message, NULL, retryable);
+}
+
+int omniq_job_fail_traceback(omniq_job_t *job, const char *error_type, const char *message,
+                             const char *traceback, int retryable) {
   if (job == NULL) return OMNIQ_EINVAL;
-  return omniq__job_fail(job, OMNIQ__RUN_HANDLER_FAILED, error_type, message, NULL, retryable);
+  return omniq__job_fail(job, OMNIQ__RUN_HANDLER_FAILED, error_type, message, traceback,
+                         retryable);
 }
 
 int omniq_job_complete(omniq_job_t *job) {

@@ -72,3 +72,22 @@ int th_store_teardown(void **state) {
   free(st);
   return 0;
 }
+
+omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
+                           int isolation) {
+  omniq_enqueue_opts_t eo;
+  omniq_worker_opts_t o;
+  omniq_result_t *r = NULL;
+  char id[OMNIQ_ID_SIZE];
+  long done = 0;
+  omniq_enqueue_opts_init(&eo);
+  eo.max_retries = 3;
+  th_ok(st->oq, omniq_enqueue(st->oq, func, args_json, NULL, &eo, id));
+  omniq_worker_opts_init(&o);
+  o.concurrency = 1;
+  o.isolation = isolation;
+  th_ok(st->oq, omniq_worker_process(st->oq, &o, 0, &done));
+  assert_int_equal(done, 1);
+  th_ok(st->oq, omniq_get_result(st->oq, id, 0, &r));
+  return r;
+}

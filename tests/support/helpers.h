@@ -48,6 +48,12 @@ int th_store_setup(void **state);
  * postgres store's schema). */
 int th_store_teardown(void **state);
 
+/* Enqueues func(args_json) with max_retries 3, runs the queue dry with one
+ * runner in the given isolation, and returns the task's result (yours:
+ * omniq_result_free). Fails the test unless exactly that task ran. */
+omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
+                           int isolation);
+
 /* Reads exactly n bytes (retrying short reads and EINTR); 0, or -1 on EOF
  * or error. For pipes between a test and the processes it forks. */
 int th_read_full(int fd, void *buf, size_t n);
