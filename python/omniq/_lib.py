@@ -75,6 +75,7 @@ class SettingsStruct(ctypes.Structure):
         ("log_userdata", c_void_p),
         ("clock_fn", CLOCK_FN),
         ("clock_userdata", c_void_p),
+        ("db_schema", ctypes.c_char * NAME_MAX),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 
