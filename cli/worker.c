@@ -369,7 +369,7 @@ const cli_command_t cli_cmd_worker = {
     "Run tasks until SIGINT/SIGTERM (or, with --burst, until nothing is due).",
     "  -c, --concurrency N   tasks run at once (default " CLI_STR(OMNIQ_DEFAULT_CONCURRENCY) ")\n"
     "  -q, --queues A,B      queues to take tasks from (default: " OMNIQ_DEFAULT_QUEUE ")\n"
-    "  --isolation MODE      thread (default) or process: each task in a forked child\n"
+    "  --isolation MODE      thread (default) or process: each task in a child process\n"
     "  --load LIB.so         allow and preload a handler library for LIB.so:symbol\n"
     "                        tasks (repeatable)\n"
     "  --poll DURATION       how often an idle worker looks for work (default "

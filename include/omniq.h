@@ -352,6 +352,11 @@ typedef enum { OMNIQ_ISOLATION_THREAD = 0, OMNIQ_ISOLATION_PROCESS = 1 } omniq_i
 #define OMNIQ_DEFAULT_POLL_INTERVAL_MS 1000
 #define OMNIQ_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000
 #define OMNIQ_MAX_QUEUES 16
+/* Process isolation only (0 = none): see docs/workers.md. */
+#define OMNIQ_DEFAULT_MAX_TASKS_PER_CHILD 0
+#define OMNIQ_DEFAULT_MEMORY_LIMIT_BYTES 0
+#define OMNIQ_DEFAULT_CPU_LIMIT_MS 0
+#define OMNIQ_DEFAULT_FILES_LIMIT 0
 
 typedef struct omniq_worker_opts {
   int concurrency;              /* tasks run at once; >= 1 */
@@ -359,6 +364,12 @@ typedef struct omniq_worker_opts {
   int64_t shutdown_timeout_ms;  /* stop waits this long for in-flight tasks */
   int isolation;                /* omniq_isolation_t */
   const char *queues[OMNIQ_MAX_QUEUES]; /* NULL-terminated; empty = "default" */
+  /* Added with pre-forked process isolation; each needs isolation = process
+   * when not 0. */
+  long max_tasks_per_child;   /* a child is replaced after this many tasks; 0 = never */
+  int64_t memory_limit_bytes; /* address space one task may add to its child; 0 = none */
+  int64_t cpu_limit_ms;       /* CPU time one task may use; 0 = none */
+  int files_limit;            /* descriptors one task may open beyond its child's own */
 } omniq_worker_opts_t;
 
 OMNIQ_EXTERN void omniq_worker_opts_init(omniq_worker_opts_t *o);

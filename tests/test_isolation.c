@@ -64,6 +64,17 @@ static int abort_handler(omniq_job_t *job, void *ud) {
   abort();
 }
 
+/* Writes line breaks, a tab, a terminal escape and bytes that are not
+ * ASCII, then dies. */
+static int unprintable_abort_handler(omniq_job_t *job, void *ud) {
+  static const char out[] = "line one\nline two\ttab\x1b[31mred\r\xff\xfe end\n";
+  (void)job;
+  (void)ud;
+  ssize_t n = write(STDERR_FILENO, out, sizeof out - 1);
+  (void)n;
+  abort();
+}
+
 static int big_handler(omniq_job_t *job, void *ud) {
   enum { N = 200 * 1024 };
   char *s = malloc(N + 3);
@@ -91,34 +102,13 @@ static int deferred_handler(omniq_job_t *job, void *ud) {
 }
 
 static int setup(void **state) {
-  static const struct {
-    const char *name;
-    omniq_handler_fn fn;
-  } handlers[] = {{"ok", ok_handler},         {"segv", segv_handler},
-                  {"spin", spin_handler},     {"signal_spin", signal_spin_handler},
-                  {"exit", exit_handler},     {"abort", abort_handler},
-                  {"big", big_handler},       {"fail", fail_handler},
-                  {"deferred", deferred_handler}};
-  if (th_store_setup(state) != 0) return -1;
-  fx_t *fx = *state;
-  for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-    th_ok(fx->oq, omniq_register(fx->oq, handlers[i].name, handlers[i].fn, NULL));
-  return 0;
-}
-
-static void process_opts(omniq_worker_opts_t *o, int concurrency) {
-  omniq_worker_opts_init(o);
-  o->concurrency = concurrency;
-  o->isolation = OMNIQ_ISOLATION_PROCESS;
-}
-
-static void enqueue(fx_t *fx, const char *func, const char *args, int64_t timeout_ms,
-                    char id[OMNIQ_ID_SIZE]) {
-  omniq_enqueue_opts_t o;
-  omniq_enqueue_opts_init(&o);
-  o.max_retries = 1;
-  o.timeout_ms = timeout_ms;
-  th_ok(fx->oq, omniq_enqueue(fx->oq, func, args, NULL, &o, id));
+  static const th_handler_t handlers[] = {
+      {"ok", ok_handler},         {"segv", segv_handler},
+      {"spin", spin_handler},     {"signal_spin", signal_spin_handler},
+      {"exit", exit_handler},     {"abort", abort_handler},
+      {"big", big_handler},       {"fail", fail_handler},
+      {"deferred", deferred_handler}, {"unprintable", unprintable_abort_handler}};
+  return th_store_setup_handlers(state, handlers, sizeof handlers / sizeof handlers[0]);
 }
 
 static omniq_result_t *result(fx_t *fx, const char *id) {
@@ -135,14 +125,14 @@ static void test_null_dereference_crashes_one_task_while_100_others_succeed(void
   omniq_worker_t *w;
   for (int i = 0; i < OK_TASKS / 2; i++) {
     snprintf(args, sizeof args, "[%d]", i);
-    enqueue(fx, "ok", args, 0, ids[i]);
+    th_enqueue_once(fx->oq, "ok", args, 0, ids[i]);
   }
-  enqueue(fx, "segv", NULL, 0, crash);
+  th_enqueue_once(fx->oq, "segv", NULL, 0, crash);
   for (int i = OK_TASKS / 2; i < OK_TASKS; i++) {
     snprintf(args, sizeof args, "[%d]", i);
-    enqueue(fx, "ok", args, 0, ids[i]);
+    th_enqueue_once(fx->oq, "ok", args, 0, ids[i]);
   }
-  process_opts(&o, 4);
+  th_process_opts(&o, 4);
   th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
 
   omniq_result_t *r = result(fx, crash);
@@ -167,9 +157,9 @@ static void test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on(voi
   char spin[OMNIQ_ID_SIZE], after[OMNIQ_ID_SIZE];
   omniq_worker_opts_t o;
   long done;
-  enqueue(fx, "spin", NULL, 300, spin);
-  enqueue(fx, "ok", "[1]", 0, after);
-  process_opts(&o, 1);
+  th_enqueue_once(fx->oq, "spin", NULL, 300, spin);
+  th_enqueue_once(fx->oq, "ok", "[1]", 0, after);
+  th_process_opts(&o, 1);
   th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
   assert_int_equal(done, 2);
   omniq_result_t *r = result(fx, spin);
@@ -186,8 +176,8 @@ static void test_exit_without_result_is_a_crash_naming_the_status(void **state) 
   char id[OMNIQ_ID_SIZE];
   omniq_worker_opts_t o;
   long done;
-  enqueue(fx, "exit", NULL, 0, id);
-  process_opts(&o, 1);
+  th_enqueue_once(fx->oq, "exit", NULL, 0, id);
+  th_process_opts(&o, 1);
   th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
   omniq_result_t *r = result(fx, id);
   assert_string_equal(omniq_error_type(omniq_result_error(r)), "Crash");
@@ -200,8 +190,8 @@ static void test_crash_traceback_is_the_tail_of_the_child_stderr(void **state) {
   char id[OMNIQ_ID_SIZE];
   omniq_worker_opts_t o;
   long done;
-  enqueue(fx, "abort", NULL, 0, id);
-  process_opts(&o, 1);
+  th_enqueue_once(fx->oq, "abort", NULL, 0, id);
+  th_process_opts(&o, 1);
   th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
   omniq_result_t *r = result(fx, id);
   const omniq_task_error_t *e = omniq_result_error(r);
@@ -211,15 +201,33 @@ static void test_crash_traceback_is_the_tail_of_the_child_stderr(void **state) {
   omniq_result_free(r);
 }
 
+static void test_crash_traceback_shows_every_unprintable_byte_as_a_question_mark(
+    void **state) {
+  fx_t *fx = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_worker_opts_t o;
+  long done;
+  th_enqueue_once(fx->oq, "unprintable", NULL, 0, id);
+  th_process_opts(&o, 1);
+  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
+  omniq_result_t *r = result(fx, id);
+  const char *tb = omniq_error_traceback(omniq_result_error(r));
+  assert_non_null(strstr(tb, "line one?line two?tab?[31mred??? end?"));
+  for (const unsigned char *c = (const unsigned char *)tb; *c != '\0'; c++)
+    if (*c < 0x20 || *c >= 0x7f) fail_msg("byte 0x%02x at %zu of the traceback", *c,
+                                          (size_t)(c - (const unsigned char *)tb));
+  omniq_result_free(r);
+}
+
 static void test_values_and_failures_travel_back_over_the_pipe(void **state) {
   fx_t *fx = *state;
   char big[OMNIQ_ID_SIZE], fail[OMNIQ_ID_SIZE], deferred[OMNIQ_ID_SIZE];
   omniq_worker_opts_t o;
   long done;
-  enqueue(fx, "big", NULL, 0, big);
-  enqueue(fx, "fail", NULL, 0, fail);
-  enqueue(fx, "deferred", NULL, 0, deferred);
-  process_opts(&o, 2);
+  th_enqueue_once(fx->oq, "big", NULL, 0, big);
+  th_enqueue_once(fx->oq, "fail", NULL, 0, fail);
+  th_enqueue_once(fx->oq, "deferred", NULL, 0, deferred);
+  th_process_opts(&o, 2);
   th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
   assert_int_equal(done, 3);
 
@@ -247,8 +255,8 @@ static void test_stop_kills_children_still_running_and_leaves_them_to_lease(void
   struct pollfd p;
   char c;
   assert_int_equal(pipe(started_pipe), 0);
-  enqueue(fx, "signal_spin", NULL, 0, id);
-  process_opts(&o, 1);
+  th_enqueue_once(fx->oq, "signal_spin", NULL, 0, id);
+  th_process_opts(&o, 1);
   o.shutdown_timeout_ms = 100;
   th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
   p = (struct pollfd){.fd = started_pipe[0], .events = POLLIN};
@@ -272,6 +280,7 @@ int main(void) {
       T(test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on),
       T(test_exit_without_result_is_a_crash_naming_the_status),
       T(test_crash_traceback_is_the_tail_of_the_child_stderr),
+      T(test_crash_traceback_shows_every_unprintable_byte_as_a_question_mark),
       T(test_values_and_failures_travel_back_over_the_pipe),
       T(test_stop_kills_children_still_running_and_leaves_them_to_lease),
   };

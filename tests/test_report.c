@@ -84,6 +84,21 @@ static void test_lost_lease_is_a_retryable_worker_lost(void **state) {
   assert_failure(OMNIQ__RUN_LOST, "WorkerLost", 1);
 }
 
+static void test_memory_limit_is_memory_limit_and_not_retried(void **state) {
+  (void)state;
+  assert_failure(OMNIQ__RUN_MEMORY_LIMIT, "MemoryLimit", 0);
+}
+
+static void test_cpu_limit_is_cpu_limit_and_not_retried(void **state) {
+  (void)state;
+  assert_failure(OMNIQ__RUN_CPU_LIMIT, "CpuLimit", 0);
+}
+
+static void test_file_limit_is_file_limit_and_not_retried(void **state) {
+  (void)state;
+  assert_failure(OMNIQ__RUN_FILE_LIMIT, "FileLimit", 0);
+}
+
 /* Only the handler's own failure carries a type and a flag from outside
  * the table: for every other kind, what a report says about them is
  * ignored. */
@@ -128,6 +143,9 @@ int main(void) {
       cmocka_unit_test(test_out_of_memory_starting_a_run_is_a_retryable_error),
       cmocka_unit_test(test_fork_failure_is_a_retryable_error),
       cmocka_unit_test(test_lost_lease_is_a_retryable_worker_lost),
+      cmocka_unit_test(test_memory_limit_is_memory_limit_and_not_retried),
+      cmocka_unit_test(test_cpu_limit_is_cpu_limit_and_not_retried),
+      cmocka_unit_test(test_file_limit_is_file_limit_and_not_retried),
       cmocka_unit_test(test_reports_cannot_name_or_flag_other_failures),
       cmocka_unit_test(test_every_kind_has_its_own_name),
       cmocka_unit_test(test_unknown_kind_is_a_retryable_error),

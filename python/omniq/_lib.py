@@ -115,6 +115,10 @@ class WorkerOpts(ctypes.Structure):
         ("shutdown_timeout_ms", c_int64),
         ("isolation", c_int),
         ("queues", c_char_p * MAX_QUEUES),
+        ("max_tasks_per_child", ctypes.c_long),
+        ("memory_limit_bytes", c_int64),
+        ("cpu_limit_ms", c_int64),
+        ("files_limit", c_int),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 

@@ -66,6 +66,10 @@ static int layout(void) {
   FIELD(omniq_worker_opts_t, shutdown_timeout_ms);
   FIELD(omniq_worker_opts_t, isolation);
   FIELD(omniq_worker_opts_t, queues);
+  FIELD(omniq_worker_opts_t, max_tasks_per_child);
+  FIELD(omniq_worker_opts_t, memory_limit_bytes);
+  FIELD(omniq_worker_opts_t, cpu_limit_ms);
+  FIELD(omniq_worker_opts_t, files_limit);
   printf("\n");
   return 0;
 }

@@ -178,6 +178,9 @@ static int resolve_symbol(const char *func, omniq_handler_fn *fn, char *err, siz
   return OMNIQ_OK;
 }
 
+void omniq__handlers_fork_lock(void) { pthread_mutex_lock(&cache_lock); }
+void omniq__handlers_fork_unlock(void) { pthread_mutex_unlock(&cache_lock); }
+
 /* ---- resolution ----------------------------------------------------------- */
 
 int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,

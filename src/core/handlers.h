@@ -24,4 +24,11 @@ void omniq__handlers_free(omniq_t *oq);
 int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,
                             void **userdata, char *err, size_t errlen);
 
+/* Around a fork whose child will resolve handlers (the process-isolation
+ * zygote): lock takes the library cache's lock, so the copy never holds it
+ * half-changed or locked by a thread that does not exist there; unlock
+ * releases it, in the parent and in the child alike. */
+void omniq__handlers_fork_lock(void);
+void omniq__handlers_fork_unlock(void);
+
 #endif

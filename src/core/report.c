@@ -8,7 +8,10 @@
  * way next time, so they retry within max_retries; so may a run that could
  * not get memory or a process. A missing handler will be missing on the
  * next try too, and a result over the size limit will be as large again:
- * those end the task at once. */
+ * those end the task at once. So does a run stopped by one of the limits
+ * process isolation sets (memory, CPU time, descriptors): the same task
+ * would need as much the next time, and running it again would only spend
+ * the resources the limit is there to protect. */
 #include "core/report.h"
 
 #include <stddef.h>
@@ -31,6 +34,9 @@ static const row_t table[OMNIQ__RUN_KINDS] = {
     [OMNIQ__RUN_NO_MEMORY] = {"no_memory", "Error", 1},
     [OMNIQ__RUN_FORK_FAILED] = {"fork_failed", "Error", 1},
     [OMNIQ__RUN_LOST] = {"lost", "WorkerLost", 1},
+    [OMNIQ__RUN_MEMORY_LIMIT] = {"memory_limit", "MemoryLimit", 0},
+    [OMNIQ__RUN_CPU_LIMIT] = {"cpu_limit", "CpuLimit", 0},
+    [OMNIQ__RUN_FILE_LIMIT] = {"file_limit", "FileLimit", 0},
 };
 
 #define HANDLER_DEFAULT_TYPE "Error"

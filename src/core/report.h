@@ -22,6 +22,9 @@ typedef enum omniq__run_kind {
   OMNIQ__RUN_NO_MEMORY,      /* out of memory starting the run */
   OMNIQ__RUN_FORK_FAILED,    /* the handler process could not be started */
   OMNIQ__RUN_LOST,           /* the worker stopped renewing the lease (the engine's own) */
+  OMNIQ__RUN_MEMORY_LIMIT,   /* the handler process ran out of memory at its limit */
+  OMNIQ__RUN_CPU_LIMIT,      /* the handler process used up its CPU time limit */
+  OMNIQ__RUN_FILE_LIMIT,     /* the handler process ran out of descriptors at its limit */
   OMNIQ__RUN_KINDS
 } omniq__run_kind_t;
 

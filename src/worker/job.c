@@ -34,17 +34,16 @@ int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out) {
   return OMNIQ_OK;
 }
 
-void omniq__job_init_child(omniq_job_t *child, const omniq_job_t *parent) {
-  /* The parent's lock may have been held by another thread at fork time, so
-   * the child never touches it: it gets its own, and nothing reported yet. */
+void omniq__job_init_child(omniq_job_t *child, omniq_t *oq, omniq_task_t *task,
+                           int64_t deadline_ms) {
   memset(child, 0, sizeof *child);
-  child->oq = parent->oq;
-  child->task = parent->task;
-  child->serializer = parent->serializer;
-  child->deadline_ms = parent->deadline_ms;
-  child->mono_deadline_ms = parent->mono_deadline_ms;
+  child->oq = oq;
+  child->task = task;
+  child->serializer = oq->settings.serializer;
+  child->deadline_ms = deadline_ms;
   child->in_child = 1;
   child->refs = 2;
+  child->kind = OMNIQ__RUN_OK;
   pthread_mutex_init(&child->lock, NULL);
   pthread_cond_init(&child->cond, NULL);
   atomic_init(&child->cancelled, 0);
@@ -56,6 +55,12 @@ static void clear_report(omniq_job_t *job) {
   omniq__free(job->message);
   omniq__free(job->traceback);
   job->value = job->error_type = job->message = job->traceback = NULL;
+}
+
+void omniq__job_fini_child(omniq_job_t *child) {
+  clear_report(child);
+  pthread_cond_destroy(&child->cond);
+  pthread_mutex_destroy(&child->lock);
 }
 
 void omniq__job_ref(omniq_job_t *job) {

@@ -70,9 +70,12 @@ struct omniq_job {
  * job; on error the caller keeps it). Starts with two references: the runner's, and
  * the one the handler side gives up by returning or by omniq_job_complete. */
 int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out);
-/* A fresh job in a forked child: same task (borrowed), new lock, no
- * reference counting. Only a child process uses it. */
-void omniq__job_init_child(omniq_job_t *child, const omniq_job_t *parent);
+/* A job in a process-isolation child, for a task the pool sent: task is
+ * borrowed, the job is never freed by reference counting. Release what the
+ * handler set with omniq__job_fini_child. */
+void omniq__job_init_child(omniq_job_t *child, omniq_t *oq, omniq_task_t *task,
+                           int64_t deadline_ms);
+void omniq__job_fini_child(omniq_job_t *child);
 
 void omniq__job_ref(omniq_job_t *job);
 /* Drops a reference; the last one frees the job. */

@@ -127,7 +127,7 @@ static omniq_job_t *scan(omniq__keeper_t *k, int64_t *wait_ms) {
 
 void omniq__keeper_run(omniq__keeper_t *k) {
   pthread_mutex_lock(k->lock);
-  while (!k->stop) {
+  while (!k->stop && !k->errand) {
     k->wake_ms = INT64_MIN; /* runs that start from now on are seen by the scan below */
     int64_t wait_ms;
     omniq_job_t *todo = scan(k, &wait_ms);

@@ -18,6 +18,9 @@ typedef struct omniq__keeper {
   omniq_job_t *const *inflight; /* head of the in-flight list */
   int64_t extend_ms;           /* lease/3 */
   int stop;                    /* set under *lock to end omniq__keeper_run */
+  int errand;                  /* set under *lock (and cond broadcast) to make
+                                * omniq__keeper_run return: the pool needs this
+                                * thread for a moment; it clears the flag */
   int64_t wake_ms; /* under *lock: when the keeper next looks (monotonic ms); INT64_MAX =
                     * not until woken; INT64_MIN = awake, it scans before it sleeps */
 } omniq__keeper_t;
@@ -27,7 +30,8 @@ typedef struct omniq__keeper {
  * with *k->lock held, after linking the job, with the job's mono times set. */
 int omniq__keeper_must_wake(const omniq__keeper_t *k, const omniq_job_t *job, int64_t now_ms);
 
-/* The keeper's loop; returns once stop is set. Run it on its own thread. */
+/* The keeper's loop; returns once stop or errand is set. Run it on its own
+ * thread. */
 void omniq__keeper_run(omniq__keeper_t *k);
 
 #endif

@@ -56,6 +56,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -67,6 +68,7 @@
 #include "worker/isolate.h"
 #include "worker/job.h"
 #include "worker/keeper.h"
+#include "worker/zygote.h"
 
 #define MAX_CONCURRENCY 1024
 /* A report the store could not take is tried again after this long,
@@ -88,6 +90,8 @@ struct omniq_worker {
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
+  long max_tasks;         /* process isolation: per child, 0 = no limit */
+  omniq__limits_t limits; /* process isolation: per task */
   long limit;    /* drain mode: claims allowed, 0 = no limit */
   long claimed;  /* claims made or in progress */
   long finished; /* runs ended */
@@ -110,6 +114,16 @@ struct omniq_worker {
   omniq__keeper_t keeper; /* its lock, cond and list are the pool's */
   pthread_t keeper_tid;
   int has_keeper;
+  /* Process isolation: the zygote, and one slot per runner (runners[i]
+   * has slots[i]; in drain mode the caller has the last). The keeper thread
+   * starts, restarts and stops the zygote: it dies with the thread that
+   * forked it, and the keeper lives exactly as long as the pool. Under
+   * lock: zygote_state is 0 while the keeper (re)starts it, then 1, or -1
+   * with zygote_err; zygote_gen counts the zygotes started. */
+  omniq__zygote_t zygote;
+  int zygote_state, zygote_gen;
+  char zygote_err[160];
+  omniq__slot_t *slots;
   struct omniq_worker *next; /* oq->workers */
 };
 typedef struct omniq_worker pool_t;
@@ -122,6 +136,9 @@ static void pool_unref(pool_t *p) {
   pthread_mutex_unlock(&p->lock);
   if (!last) return;
   for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+  if (p->slots != NULL)
+    for (int i = 0; i < p->concurrency; i++) omniq__slot_close(&p->slots[i]);
+  omniq__free(p->slots);
   omniq__free(p->runners);
   omniq__tasks_free(p->ready, p->nready); /* empty: runners run what was claimed */
   pthread_cond_destroy(&p->idle_cond);
@@ -195,8 +212,33 @@ static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
   omniq__job_log_report(job, &r, rc);
 }
 
-/* Runs the handler in this thread or in a child; returns what to report. */
-static int call_handler(pool_t *p, omniq_job_t *job) {
+/* A slot whose zygote has exited (killed from outside: its children died
+ * with it) moves to the next one, which the keeper forks; the first slot to
+ * notice asks for it. */
+static void renew_slot(pool_t *p, int i) {
+  omniq__slot_t *s = &p->slots[i];
+  pthread_mutex_lock(&p->lock);
+  if (p->zygote_gen == s->gen && p->zygote_state != 0 && !p->stopping) {
+    p->zygote_state = 0;
+    p->keeper.errand = 1;
+    pthread_cond_broadcast(&p->cond);
+  }
+  while (p->zygote_state == 0 && !p->keeper.stop) pthread_cond_wait(&p->cond, &p->lock);
+  int ctl = -1, gen = p->zygote_gen;
+  if (p->zygote_state > 0 && gen != s->gen) {
+    ctl = p->zygote.ctl[i];
+    p->zygote.ctl[i] = -1; /* the slot's now */
+  }
+  pthread_mutex_unlock(&p->lock);
+  if (ctl < 0) return; /* the restart failed: this run fails as unable to fork */
+  omniq__slot_close(s);
+  omniq__slot_init(s, ctl, p->max_tasks, &p->limits);
+  s->gen = gen;
+}
+
+/* Runs the handler in this thread or in the slot's child; returns what to
+ * report. */
+static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
   omniq_handler_fn fn;
   void *userdata;
   char err[OMNIQ__ERRMSG_MAX];
@@ -207,7 +249,9 @@ static int call_handler(pool_t *p, omniq_job_t *job) {
     return OMNIQ_EHANDLER;
   }
   if (p->isolation == OMNIQ_ISOLATION_PROCESS) {
-    omniq__isolate_run(job, fn, userdata); /* a killed child's run was ended by its killer */
+    if (!omniq__slot_usable(&p->slots[slot])) renew_slot(p, slot);
+    /* The child resolves func again, in its own copy of the registry. */
+    omniq__isolate_run(&p->slots[slot], job); /* a killed child's run was ended by its killer */
     omniq__job_returned(job);
     return OMNIQ_OK;
   }
@@ -219,7 +263,7 @@ static int call_handler(pool_t *p, omniq_job_t *job) {
   return rc;
 }
 
-static void run_task(pool_t *p, omniq_task_t *task) {
+static void run_task(pool_t *p, int slot, omniq_task_t *task) {
   omniq_t *oq = p->oq;
   omniq_job_t *job;
   if (omniq__job_new(oq, task, &job) != OMNIQ_OK) {
@@ -253,7 +297,7 @@ static void run_task(pool_t *p, omniq_task_t *task) {
   } else {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.started", task->id, "func=%s attempt=%d",
                task->func, task->attempts);
-    report(oq, job, call_handler(p, job));
+    report(oq, job, call_handler(p, slot, job));
   }
 
   pthread_mutex_lock(&p->lock);
@@ -334,7 +378,7 @@ static omniq_task_t *lead(pool_t *p) {
 /* A runner: takes a task a leader queued for it, or leads, or waits. A
  * claimed task is always run, even once the pool is stopping: it holds a
  * lease that nobody else would release. */
-static void runner_loop(pool_t *p) {
+static void runner_loop(pool_t *p, int slot) {
   pthread_mutex_lock(&p->lock);
   p->idle++;
   for (;;) {
@@ -352,7 +396,7 @@ static void runner_loop(pool_t *p) {
     }
     p->idle--;
     pthread_mutex_unlock(&p->lock);
-    run_task(p, task);
+    run_task(p, slot, task);
     pthread_mutex_lock(&p->lock);
     p->idle++;
   }
@@ -373,7 +417,9 @@ static void *runner_main(void *arg) {
   while (!p->go && !p->stopping) pthread_cond_wait(&p->cond, &p->lock);
   pthread_mutex_unlock(&p->lock);
 
-  runner_loop(p);
+  int slot = (int)(r - p->runners);
+  runner_loop(p, slot);
+  if (p->slots != NULL) omniq__slot_close(&p->slots[slot]);
 
   pthread_mutex_lock(&p->lock);
   r->exited = 1;
@@ -394,6 +440,10 @@ void omniq_worker_opts_init(omniq_worker_opts_t *o) {
   o->poll_interval_ms = OMNIQ_DEFAULT_POLL_INTERVAL_MS;
   o->shutdown_timeout_ms = OMNIQ_DEFAULT_SHUTDOWN_TIMEOUT_MS;
   o->isolation = OMNIQ_ISOLATION_THREAD;
+  o->max_tasks_per_child = OMNIQ_DEFAULT_MAX_TASKS_PER_CHILD;
+  o->memory_limit_bytes = OMNIQ_DEFAULT_MEMORY_LIMIT_BYTES;
+  o->cpu_limit_ms = OMNIQ_DEFAULT_CPU_LIMIT_MS;
+  o->files_limit = OMNIQ_DEFAULT_FILES_LIMIT;
 }
 
 static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o) {
@@ -409,6 +459,23 @@ static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o)
   if (o->isolation != OMNIQ_ISOLATION_THREAD && o->isolation != OMNIQ_ISOLATION_PROCESS)
     return omniq__err(oq->id, OMNIQ_EINVAL, "%s: isolation must be thread or process (got %d)",
                       fn, o->isolation);
+  const struct {
+    const char *name;
+    int64_t value;
+  } per_child[] = {{"max_tasks_per_child", o->max_tasks_per_child},
+                   {"memory_limit_bytes", o->memory_limit_bytes},
+                   {"cpu_limit_ms", o->cpu_limit_ms},
+                   {"files_limit", o->files_limit}};
+  for (size_t i = 0; i < sizeof per_child / sizeof per_child[0]; i++) {
+    if (per_child[i].value < 0)
+      return omniq__err(oq->id, OMNIQ_EINVAL, "%s: %s must be >= 0 (got %lld)", fn,
+                        per_child[i].name, (long long)per_child[i].value);
+    if (per_child[i].value > 0 && o->isolation != OMNIQ_ISOLATION_PROCESS)
+      return omniq__err(oq->id, OMNIQ_EINVAL,
+                        "%s: %s needs isolation = OMNIQ_ISOLATION_PROCESS (a thread cannot be "
+                        "limited or replaced)",
+                        fn, per_child[i].name);
+  }
   return OMNIQ_OK;
 }
 
@@ -416,6 +483,7 @@ static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o)
 static void pool_discard(pool_t *p) {
   if (p == NULL) return;
   for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+  omniq__free(p->slots);
   omniq__free(p->runners);
   omniq__free(p->ready);
   omniq__free(p);
@@ -436,6 +504,11 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
       (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
       (p->ready = omniq__calloc((size_t)opts->concurrency, sizeof *p->ready)) == NULL)
     goto nomem;
+  if (opts->isolation == OMNIQ_ISOLATION_PROCESS) {
+    if ((p->slots = omniq__calloc((size_t)opts->concurrency, sizeof *p->slots)) == NULL) goto nomem;
+    for (int i = 0; i < opts->concurrency; i++)
+      p->slots[i].ctl = p->slots[i].sock = p->slots[i].err = -1; /* nothing to close yet */
+  }
   if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
       OMNIQ_OK) {
     pool_discard(p);
@@ -456,6 +529,8 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   p->isolation = opts->isolation;
   p->poll_ms = opts->poll_interval_ms;
   p->shutdown_ms = opts->shutdown_timeout_ms;
+  p->max_tasks = opts->max_tasks_per_child;
+  p->limits = (omniq__limits_t){opts->memory_limit_bytes, opts->cpu_limit_ms, opts->files_limit};
   p->extend_ms = oq->settings.lease_ms / 3 > 0 ? oq->settings.lease_ms / 3 : 1;
   p->refs = 1;
   *out = p;
@@ -465,20 +540,84 @@ nomem:
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
 }
 
+/* Stops the zygote (every child dies with it) and closes the channels no
+ * slot has taken. The keeper thread only, with no slot waiting for it. */
+static void drop_zygote(pool_t *p) {
+  for (int i = 0; p->zygote.ctl != NULL && i < p->concurrency; i++)
+    if (p->zygote.ctl[i] >= 0) close(p->zygote.ctl[i]);
+  omniq__zygote_stop(&p->zygote);
+}
+
+/* (Re)starts the zygote; publishes it, its state and generation under the
+ * pool's lock. The keeper thread only: the zygote dies with the thread that
+ * forked it. */
+static void start_zygote(pool_t *p) {
+  omniq_t *oq = p->oq;
+  omniq__zygote_t z;
+  char err[sizeof p->zygote_err];
+  drop_zygote(p); /* one that exited: reaped */
+  int rc = omniq__zygote_start(&z, oq, p->concurrency, err, sizeof err);
+  pthread_mutex_lock(&p->lock);
+  if (rc == OMNIQ_OK) {
+    p->zygote = z;
+    p->zygote_gen++;
+  } else {
+    memcpy(p->zygote_err, err, sizeof err);
+  }
+  int gen = p->zygote_gen;
+  p->zygote_state = rc == OMNIQ_OK ? 1 : -1;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  if (rc != OMNIQ_OK)
+    omniq__log(&oq->log, OMNIQ_LOG_ERROR, "worker.zygote_failed", NULL, "%s", err);
+  else if (gen > 1)
+    omniq__log(&oq->log, OMNIQ_LOG_WARNING, "worker.zygote_restarted", NULL,
+               "the process that forks handler processes had exited; pid %d replaces it",
+               (int)z.pid);
+}
+
 static void *keeper_main(void *arg) {
   pool_t *p = arg; /* outlives this thread: shutdown joins it */
-  omniq__keeper_run(&p->keeper);
+  if (p->isolation == OMNIQ_ISOLATION_PROCESS) start_zygote(p);
+  for (;;) {
+    omniq__keeper_run(&p->keeper);
+    pthread_mutex_lock(&p->lock);
+    int restart = !p->keeper.stop && p->keeper.errand;
+    p->keeper.errand = 0;
+    pthread_mutex_unlock(&p->lock);
+    if (!restart) break;
+    start_zygote(p);
+  }
+  /* Every child dies with the zygote: runners that outlived a stop see
+   * their child end. */
+  drop_zygote(p);
   thread_gone(p->oq);
   return NULL;
 }
 
-/* Starts the keeper and n runner threads. */
-static int pool_spawn(pool_t *p, int n) {
+/* Starts the keeper (which starts the zygote in process isolation) and n
+ * runner threads. On error the handle's message says why, after fn. */
+static int pool_spawn(pool_t *p, int n, const char *fn) {
+  omniq_t *oq = p->oq;
   p->keeper = (omniq__keeper_t){.oq = p->oq, .lock = &p->lock, .cond = &p->cond,
                                 .inflight = &p->inflight, .extend_ms = p->extend_ms,
                                 .wake_ms = INT64_MIN};
-  if (spawn(p->oq, &p->keeper_tid, keeper_main, p) != 0) return OMNIQ_ENOMEM;
+  if (spawn(p->oq, &p->keeper_tid, keeper_main, p) != 0)
+    return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: cannot start a thread", fn);
   p->has_keeper = 1;
+  if (p->isolation == OMNIQ_ISOLATION_PROCESS) {
+    pthread_mutex_lock(&p->lock);
+    while (p->zygote_state == 0) pthread_cond_wait(&p->cond, &p->lock);
+    int state = p->zygote_state;
+    pthread_mutex_unlock(&p->lock);
+    if (state < 0) return omniq__err(oq->id, OMNIQ_EIO, "%s: %s", fn, p->zygote_err);
+    /* Each slot asks for its child now: they fork while the runners start. */
+    for (int i = 0; i < p->concurrency; i++) {
+      omniq__slot_init(&p->slots[i], p->zygote.ctl[i], p->max_tasks, &p->limits);
+      p->slots[i].gen = p->zygote_gen;
+      p->zygote.ctl[i] = -1; /* the slot's now */
+    }
+  }
   for (int i = 0; i < n; i++) {
     runner_t *r = &p->runners[i];
     r->pool = p;
@@ -491,7 +630,7 @@ static int pool_spawn(pool_t *p, int n) {
       p->refs--;
       p->alive--;
       pthread_mutex_unlock(&p->lock);
-      return OMNIQ_ENOMEM;
+      return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: cannot start a thread", fn);
     }
     p->nrunners++;
   }
@@ -557,10 +696,10 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
   if (out != NULL) *out = NULL;
   if (oq == NULL || out == NULL) return OMNIQ_EINVAL;
   if ((rc = pool_new(oq, "omniq_worker_start", opts, &p)) != OMNIQ_OK) return rc;
-  if ((rc = pool_spawn(p, p->concurrency)) != OMNIQ_OK) {
+  if ((rc = pool_spawn(p, p->concurrency, "omniq_worker_start")) != OMNIQ_OK) {
     pool_shutdown(p, -1);
     pool_unref(p);
-    return omniq__err(oq->id, rc, "omniq_worker_start: cannot start a thread");
+    return rc;
   }
   pthread_mutex_lock(&p->lock);
   while (p->started < p->nrunners) pthread_cond_wait(&p->cond, &p->lock);
@@ -575,10 +714,16 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
   for (size_t i = 0; i < p->nqueues; i++)
     snprintf(queues + strlen(queues), sizeof queues - strlen(queues), "%s%s", i ? "," : "",
              p->queues[i]);
+  char per_child[160] = "";
+  if (p->isolation == OMNIQ_ISOLATION_PROCESS)
+    snprintf(per_child, sizeof per_child,
+             " max_tasks_per_child=%ld memory_limit_bytes=%lld cpu_limit_ms=%lld files_limit=%lld",
+             p->max_tasks, (long long)p->limits.memory_bytes, (long long)p->limits.cpu_ms,
+             (long long)p->limits.files);
   omniq__log(&oq->log, OMNIQ_LOG_INFO, "worker.started", NULL,
-             "concurrency=%d isolation=%s poll_interval_ms=%lld queues=%s", p->concurrency,
+             "concurrency=%d isolation=%s poll_interval_ms=%lld queues=%s%s", p->concurrency,
              p->isolation == OMNIQ_ISOLATION_PROCESS ? "process" : "thread",
-             (long long)p->poll_ms, queues);
+             (long long)p->poll_ms, queues, per_child);
   pthread_mutex_lock(&p->lock);
   p->go = 1;
   pthread_cond_broadcast(&p->cond);
@@ -625,15 +770,17 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
   p->drain = 1;
   p->limit = limit;
   p->go = 1;
-  /* The caller is one runner; the others are temporary threads. */
-  rc = pool_spawn(p, p->concurrency - 1);
-  if (rc == OMNIQ_OK) runner_loop(p);
+  /* The caller is one runner (with the last slot); the others are
+   * temporary threads. */
+  rc = pool_spawn(p, p->concurrency - 1, "omniq_worker_process");
+  if (rc == OMNIQ_OK) {
+    runner_loop(p, p->concurrency - 1);
+    if (p->slots != NULL) omniq__slot_close(&p->slots[p->concurrency - 1]);
+  }
   pool_shutdown(p, -1);
   if (done != NULL) *done = p->finished;
   if (rc == OMNIQ_OK) rc = p->error;
   pool_unref(p);
-  if (rc == OMNIQ_ENOMEM)
-    return omniq__err(oq->id, rc, "omniq_worker_process: cannot start a thread");
   return rc;
 }
 

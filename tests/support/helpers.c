@@ -91,3 +91,26 @@ omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_js
   th_ok(st->oq, omniq_get_result(st->oq, id, 0, &r));
   return r;
 }
+
+int th_store_setup_handlers(void **state, const th_handler_t *handlers, size_t n) {
+  if (th_store_setup(state) != 0) return -1;
+  th_store_t *st = *state;
+  for (size_t i = 0; i < n; i++)
+    th_ok(st->oq, omniq_register(st->oq, handlers[i].name, handlers[i].fn, NULL));
+  return 0;
+}
+
+void th_process_opts(omniq_worker_opts_t *o, int concurrency) {
+  omniq_worker_opts_init(o);
+  o->concurrency = concurrency;
+  o->isolation = OMNIQ_ISOLATION_PROCESS;
+}
+
+void th_enqueue_once(omniq_t *oq, const char *func, const char *args, int64_t timeout_ms,
+                     char id[OMNIQ_ID_SIZE]) {
+  omniq_enqueue_opts_t o;
+  omniq_enqueue_opts_init(&o);
+  o.max_retries = 1;
+  o.timeout_ms = timeout_ms;
+  th_ok(oq, omniq_enqueue(oq, func, args, NULL, &o, id));
+}

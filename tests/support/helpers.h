@@ -54,6 +54,23 @@ int th_store_teardown(void **state);
 omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
                            int isolation);
 
+/* A handler and the name it is registered under, for tables of them. */
+typedef struct th_handler {
+  const char *name;
+  omniq_handler_fn fn;
+} th_handler_t;
+
+/* th_store_setup, then registers the n handlers (NULL userdata). */
+int th_store_setup_handlers(void **state, const th_handler_t *handlers, size_t n);
+
+/* Worker options: defaults, concurrency runners, process isolation. */
+void th_process_opts(omniq_worker_opts_t *o, int concurrency);
+
+/* Enqueues func(args) for a single run (max_retries 1) with timeout_ms
+ * (-1 = the settings' default). */
+void th_enqueue_once(omniq_t *oq, const char *func, const char *args, int64_t timeout_ms,
+                     char id[OMNIQ_ID_SIZE]);
+
 /* Reads exactly n bytes (retrying short reads and EINTR); 0, or -1 on EOF
  * or error. For pipes between a test and the processes it forks. */
 int th_read_full(int fd, void *buf, size_t n);
