@@ -182,7 +182,7 @@ static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
     res->value = omniq__strdup("42");
     res->attempts = t->attempts;
     res->finished_at_ms = res->last_attempt_at_ms = now;
-    omniq_decision_t d = {t->id, t->token, OMNIQ_SUCCESS, 0, 0, NULL, res};
+    omniq_decision_t d = {.id = t->id, .token = t->token, .next_status = OMNIQ_SUCCESS, .result = res};
     if (omniq__file_ops.finish(fs, &d, err, sizeof err) != OMNIQ_OK) die("finish", err);
     claim_s += c1 - c0;
     op_s += now_s() - c0;

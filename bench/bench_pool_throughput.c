@@ -131,12 +131,14 @@ static const char insert_sql[] =
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *insert, *claim, *finish, *put;
+  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *finish, *total, *put;
 } hand_t;
 
 static void hand_step(hand_t *h, sqlite3_stmt *s) {
-  int rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW) die("hand step", sqlite3_errmsg(h->db));
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE) die("hand step", sqlite3_errmsg(h->db));
   sqlite3_reset(s);
 }
 
@@ -160,13 +162,16 @@ static void hand_open(hand_t *h, const char *path) {
   h->begin = hand_prepare(h, "BEGIN IMMEDIATE");
   h->commit = hand_prepare(h, "COMMIT");
   h->insert = hand_prepare(h, insert_sql);
+  h->queue = hand_prepare(h, queue_sql);
   h->claim = hand_prepare(h, claim_sql);
   h->finish = hand_prepare(h, finish_sql);
+  h->total = hand_prepare(h, total_sql);
   h->put = hand_prepare(h, put_sql);
 }
 
 static void hand_close(hand_t *h) {
-  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->claim, h->finish, h->put};
+  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->queue,
+                         h->claim,  h->finish, h->total,  h->put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h->db);
 }
@@ -204,8 +209,11 @@ static long hand_work(hand_t *h) {
     hand_step(h, h->begin);
     sqlite3_bind_int64(h->claim, 1, now);
     sqlite3_bind_int64(h->claim, 2, now + LEASE_MS);
+    sqlite3_bind_text(h->queue, 1, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
+    hand_step(h, h->queue);
     sqlite3_bind_int64(h->claim, 3, 1);
     sqlite3_bind_text(h->claim, 4, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(h->claim, 5, 1);
     int rc;
     while ((rc = sqlite3_step(h->claim)) == SQLITE_ROW) {
       /* Read every column, as the backend does to build a record. */
@@ -230,8 +238,13 @@ static long hand_work(hand_t *h) {
     sqlite3_bind_int64(h->finish, 4, now);
     sqlite3_bind_int(h->finish, 5, 0);
     sqlite3_bind_null(h->finish, 6);
+    sqlite3_bind_int(h->finish, 7, 0);
+    sqlite3_bind_int64(h->finish, 8, now);
     hand_step(h, h->finish);
     if (sqlite3_changes(h->db) != 1) die("hand finish", "claim token no longer valid");
+    sqlite3_bind_text(h->total, 1, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
+    sqlite3_bind_int(h->total, 2, OMNIQ_RUNS_SUCCEEDED);
+    hand_step(h, h->total);
     sqlite3_bind_text(h->put, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int(h->put, 2, OMNIQ_SUCCESS);
     sqlite3_bind_text(h->put, 3, "null", -1, SQLITE_STATIC);

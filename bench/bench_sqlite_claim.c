@@ -102,12 +102,14 @@ static void run_backend(void *be, size_t k, int64_t *clock, stat_t *st) {
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *claim, *finish, *put;
+  sqlite3_stmt *begin, *commit, *queue, *claim, *finish, *total, *put;
 } hand_t;
 
 static void hand_step(hand_t *h, sqlite3_stmt *s) {
-  int rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW) die("hand step", sqlite3_errmsg(h->db));
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE) die("hand step", sqlite3_errmsg(h->db));
   sqlite3_reset(s);
 }
 
@@ -131,13 +133,15 @@ static void hand_open(hand_t *h, const char *path, int checkpoint_pages) {
     die("hand pragmas", sqlite3_errmsg(h->db));
   h->begin = hand_prepare(h, "BEGIN IMMEDIATE");
   h->commit = hand_prepare(h, "COMMIT");
+  h->queue = hand_prepare(h, queue_sql);
   h->claim = hand_prepare(h, claim_sql);
   h->finish = hand_prepare(h, finish_sql);
+  h->total = hand_prepare(h, total_sql);
   h->put = hand_prepare(h, put_sql);
 }
 
 static void hand_close(hand_t *h) {
-  sqlite3_stmt *all[] = {h->begin, h->commit, h->claim, h->finish, h->put};
+  sqlite3_stmt *all[] = {h->begin, h->commit, h->queue, h->claim, h->finish, h->total, h->put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h->db);
 }
@@ -159,8 +163,11 @@ static void run_hand(hand_t *h, size_t k, int64_t *clock, stat_t *st) {
     hand_step(h, h->begin);
     sqlite3_bind_int64(h->claim, 1, now);
     sqlite3_bind_int64(h->claim, 2, now + LEASE_MS);
+    sqlite3_bind_text(h->queue, 1, "default", -1, SQLITE_STATIC);
+    hand_step(h, h->queue);
     sqlite3_bind_int64(h->claim, 3, (int64_t)k);
     sqlite3_bind_text(h->claim, 4, "default", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(h->claim, 5, (int64_t)k);
     while (sqlite3_step(h->claim) == SQLITE_ROW) {
       /* Read every column, as the backend does to build a record. */
       for (int c = 1; c <= 4; c++) sink += (size_t)sqlite3_column_bytes(h->claim, c);
@@ -185,7 +192,12 @@ static void run_hand(hand_t *h, size_t k, int64_t *clock, stat_t *st) {
       sqlite3_bind_int64(h->finish, 4, now);
       sqlite3_bind_int(h->finish, 5, 1);
       sqlite3_bind_null(h->finish, 6);
+      sqlite3_bind_int(h->finish, 7, 0);
+      sqlite3_bind_int64(h->finish, 8, 0);
       hand_step(h, h->finish);
+      sqlite3_bind_text(h->total, 1, "default", -1, SQLITE_STATIC);
+      sqlite3_bind_int(h->total, 2, OMNIQ_RUNS_SUCCEEDED);
+      hand_step(h, h->total);
       sqlite3_bind_text(h->put, 1, got[i].id, -1, SQLITE_STATIC);
       sqlite3_bind_int(h->put, 2, OMNIQ_SUCCESS);
       sqlite3_bind_text(h->put, 3, "null", -1, SQLITE_STATIC);

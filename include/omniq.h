@@ -55,7 +55,9 @@ extern "C" {
   X(ENOSPC, -12, "no space left on device")                                   \
   X(EHANDLER, -13, "no handler for this task")                                \
   X(ECLOSED, -14, "handle or worker is shutting down")                        \
-  X(EFAILED, -15, "task failed")
+  X(EFAILED, -15, "task failed")                                              \
+  X(EEXISTS, -16, "a task with this unique key already exists")              \
+  X(ENOTSUP, -17, "not supported by this storage backend")
 
 typedef enum {
 #define OMNIQ__ERR_ENUM(name, value, text) OMNIQ_##name = (value),
@@ -75,6 +77,9 @@ typedef struct omniq_result omniq_result_t;
 typedef struct omniq_task_error omniq_task_error_t;
 typedef struct omniq_job omniq_job_t;
 typedef struct omniq_worker omniq_worker_t;
+typedef struct omniq_task_list omniq_task_list_t;
+typedef struct omniq_queue_info omniq_queue_info_t;
+typedef struct omniq_stats omniq_stats_t;
 
 /* The calling thread's last detailed message for this handle, or "" if none.
  * omniq_errmsg(NULL) gives the thread's last message from calls that had no
@@ -100,6 +105,9 @@ OMNIQ_EXTERN int omniq_status_parse(const char *name, int *status_out);
 OMNIQ_EXTERN int omniq_transition_allowed(int from, int to);
 /* 1 for SUCCESS, FAILED, CANCELLED. */
 OMNIQ_EXTERN int omniq_status_is_terminal(int status);
+/* A status as a bit of a status set (omniq_list_opts_t.statuses). */
+#define OMNIQ_STATUS_BIT(status) (1u << (status))
+#define OMNIQ_STATUS_ALL ((1u << OMNIQ_STATUS_COUNT) - 1)
 
 /* ---- Logging ------------------------------------------------------------- */
 typedef enum {
@@ -140,6 +148,8 @@ typedef enum { OMNIQ_SERIALIZER_JSON = 0, OMNIQ_SERIALIZER_RAW = 1 } omniq_seria
 #define OMNIQ_DEFAULT_LOG_LEVEL OMNIQ_LOG_INFO
 #define OMNIQ_DEFAULT_LOG_FORMAT OMNIQ_LOG_TEXT
 #define OMNIQ_DEFAULT_FSYNC 1
+#define OMNIQ_DEFAULT_TASK_TTL_MS 604800000 /* 7 days */
+#define OMNIQ_DEFAULT_CRASH_BUDGET 2
 #define OMNIQ_DEFAULT_DB_SCHEMA "omniq"
 #define OMNIQ_PATH_MAX 1024
 #define OMNIQ_NAME_MAX 64
@@ -163,6 +173,11 @@ typedef struct omniq_settings {
   void *log_userdata;
   omniq_clock_fn clock_fn;       /* NULL = omniq_clock_system */
   void *clock_userdata;
+  /* Since 0.2. */
+  int64_t task_ttl_ms; /* OMNIQ_TASK_TTL (s): terminal tasks and their results are removed
+                          this long after they finished (docs/operations.md) */
+  int crash_budget;    /* OMNIQ_CRASH_BUDGET: runs of one task that may end in a crash or
+                          WorkerLost before it fails as PoisonTask; 0 = no limit */
   char db_schema[OMNIQ_NAME_MAX]; /* OMNIQ_DB_SCHEMA: the postgres backend's schema;
                                      "" = OMNIQ_DEFAULT_DB_SCHEMA */
 } omniq_settings_t;
@@ -199,7 +214,18 @@ typedef struct omniq_enqueue_opts {
   int64_t timeout_ms;   /* -1 = settings default; 0 = none */
   const char *queue;    /* NULL = "default"; copied */
   int priority;         /* higher runs first; default 0 */
+  /* Since 0.2 (docs/operations.md). */
+  const char *unique_key; /* NULL = none; 1-255 bytes, copied. While a task of the same
+                             queue holds the key, another enqueue with it is refused
+                             with OMNIQ_EEXISTS */
+  int64_t unique_for_ms;  /* >= 0: the key stays held this long after its task
+                             finished (0 = released when it finishes) */
+  const char *cron;       /* NULL = none; a five-field cron expression (UTC): the task
+                             runs at each match until cancelled. Not with interval_ms */
 } omniq_enqueue_opts_t;
+
+#define OMNIQ_UNIQUE_KEY_MAX 255 /* bytes */
+#define OMNIQ_CRON_MAX 255       /* bytes of a cron expression */
 
 OMNIQ_EXTERN void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o);
 
@@ -207,7 +233,16 @@ OMNIQ_EXTERN void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o);
  * "path/to/lib.so:symbol"; args_json a JSON array (NULL = []), kwargs_json a
  * JSON object (NULL = {}); opts NULL = defaults. All copied. On OMNIQ_OK the
  * new id is written to id_out (OMNIQ_ID_SIZE bytes; may be NULL).
- * Errors: OMNIQ_EINVAL, OMNIQ_ESERIALIZE (nothing stored), storage codes. */
+ *
+ * A cron task's first run is at the first match after eta (or now + delay);
+ * every later one at the first match after its previous run finished, so
+ * matches missed while no worker ran are run once, not once each.
+ *
+ * Errors: OMNIQ_EINVAL (the message gives the position of a cron error),
+ * OMNIQ_ESERIALIZE (nothing stored), OMNIQ_EEXISTS when opts->unique_key is
+ * held by another task of the queue: nothing is stored and id_out gets the
+ * id of the task that holds it; OMNIQ_ENOTSUP for unique_key or cron on a
+ * backend written for storage ABI 2; storage codes. */
 OMNIQ_EXTERN int omniq_enqueue(omniq_t *oq, const char *func, const char *args_json,
                                const char *kwargs_json, const omniq_enqueue_opts_t *opts,
                                char id_out[OMNIQ_ID_SIZE]);
@@ -221,7 +256,9 @@ typedef struct omniq_enqueue_item {
 
 /* Enqueues n tasks in one transaction: all or none. ids_out (may be NULL)
  * receives n ids. A bad item fails the whole batch with its index in the
- * message. */
+ * message; so does a queue and unique key given twice. On OMNIQ_EEXISTS (a
+ * unique key already held) nothing is stored; ids_out[i] gets the holder's
+ * id for each item i whose key is held, "" for the others. */
 OMNIQ_EXTERN int omniq_enqueue_many(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
                                     char (*ids_out)[OMNIQ_ID_SIZE]);
 
@@ -269,6 +306,59 @@ OMNIQ_EXTERN int64_t omniq_task_interval(const omniq_task_t *t);
 OMNIQ_EXTERN int64_t omniq_task_timeout(const omniq_task_t *t);
 OMNIQ_EXTERN int64_t omniq_task_created_at(const omniq_task_t *t);
 OMNIQ_EXTERN const omniq_task_error_t *omniq_task_last_error(const omniq_task_t *t);
+/* Since 0.2. When the current or last run was claimed (0 = never). */
+OMNIQ_EXTERN int64_t omniq_task_started_at(const omniq_task_t *t);
+/* When the task became SUCCESS, FAILED or CANCELLED; 0 while it is not. */
+OMNIQ_EXTERN int64_t omniq_task_finished_at(const omniq_task_t *t);
+/* The unique key and the cron expression it was enqueued with, or NULL. */
+OMNIQ_EXTERN const char *omniq_task_unique_key(const omniq_task_t *t);
+OMNIQ_EXTERN const char *omniq_task_cron(const omniq_task_t *t);
+/* Runs since enqueue (or the last re-arm or retry) that ended in a crash of
+ * the run or a lost worker; crash_budget of them fail it as PoisonTask. */
+OMNIQ_EXTERN int omniq_task_crashes(const omniq_task_t *t);
+
+/* ---- Listing tasks (since 0.2) ------------------------------------------- */
+#define OMNIQ_LIST_DEFAULT_LIMIT 100
+#define OMNIQ_LIST_MAX_LIMIT 1000
+
+/* Which tasks to list, and where a page starts. Times are ranges
+ * [from, to) in ms; 0 leaves that end open. */
+typedef struct omniq_list_opts {
+  unsigned statuses;        /* OMNIQ_STATUS_BIT(s) | ...; 0 = every status */
+  const char *queue;        /* NULL = every queue */
+  const char *func;         /* NULL = every func */
+  int64_t created_from_ms, created_to_ms;
+  int64_t finished_from_ms, finished_to_ms; /* either set: terminal tasks only */
+  size_t limit;             /* tasks per page: 0 = OMNIQ_LIST_DEFAULT_LIMIT; at most
+                               OMNIQ_LIST_MAX_LIMIT */
+  const char *cursor;       /* NULL = the first page; else the next_cursor of the page
+                               before, listed with the same order */
+  int newest_first;         /* 0 = oldest first (by id, which is creation order) */
+} omniq_list_opts_t;
+
+OMNIQ_EXTERN void omniq_list_opts_init(omniq_list_opts_t *o);
+
+/* Lists the tasks that match opts (NULL = every task, oldest first), one
+ * page at a time, ordered by id: ids grow with creation time, so this is
+ * creation order, and a cursor stays valid however the store changes (a
+ * task created after the listing began appears on a later page, or not at
+ * all when listing newest first). Each backend serves a page from an index
+ * in id order without reading the whole store (docs/operations.md).
+ * On OMNIQ_OK *out is yours: free it with omniq_task_list_free().
+ * Errors: OMNIQ_EINVAL for a bad range, limit, queue name, status bit, or
+ * a cursor that is not one this function handed out for that order (the
+ * message says which); OMNIQ_ENOTSUP on a storage ABI 2 backend; storage
+ * codes. On error *out is NULL. */
+OMNIQ_EXTERN int omniq_list_tasks(omniq_t *oq, const omniq_list_opts_t *opts,
+                                  omniq_task_list_t **out);
+OMNIQ_EXTERN size_t omniq_task_list_count(const omniq_task_list_t *l);
+/* Task i (0 <= i < count), borrowed until omniq_task_list_free(); NULL past
+ * the end. */
+OMNIQ_EXTERN const omniq_task_t *omniq_task_list_at(const omniq_task_list_t *l, size_t i);
+/* The cursor of the next page, or NULL when this page is the last. Opaque
+ * text; borrowed until omniq_task_list_free() (copy it to keep it). */
+OMNIQ_EXTERN const char *omniq_task_list_next_cursor(const omniq_task_list_t *l);
+OMNIQ_EXTERN void omniq_task_list_free(omniq_task_list_t *l);
 
 /* ---- Control ------------------------------------------------------------- */
 /* PENDING or RUNNING -> CANCELLED (a running handler sees
@@ -282,6 +372,82 @@ OMNIQ_EXTERN int omniq_purge_results(omniq_t *oq, int64_t older_than_ms, int64_t
 OMNIQ_EXTERN int omniq_purge_expired_results(omniq_t *oq, int64_t *count);
 /* Number of tasks in each status, indexed by omniq_status_t. */
 OMNIQ_EXTERN int omniq_count_by_status(omniq_t *oq, int64_t counts[OMNIQ_STATUS_COUNT]);
+
+/* Since 0.2 (docs/operations.md). Each is one atomic step in the store.
+ * Every one returns OMNIQ_ENOTSUP on a backend written for storage ABI 2. */
+
+/* FAILED or CANCELLED -> PENDING, by hand: the task keeps its id, gets a
+ * fresh budget (attempts and crashes 0) and eta_ms (0 = now); its last
+ * result stays readable until the next run's result replaces it.
+ * OMNIQ_ESTATE for a task in any other status, OMNIQ_ENOTFOUND for an
+ * unknown id, OMNIQ_EEXISTS when its unique key is now held by another
+ * task (nothing changes). */
+OMNIQ_EXTERN int omniq_retry(omniq_t *oq, const char *id, int64_t eta_ms);
+/* omniq_retry for every task that filter matches (its cursor, limit and
+ * order are ignored; statuses 0 = FAILED and CANCELLED, and other statuses
+ * may not be named). *count (may be NULL) gets how many were retried; tasks
+ * that changed status meanwhile, or whose key is held, are skipped. */
+OMNIQ_EXTERN int omniq_retry_many(omniq_t *oq, const omniq_list_opts_t *filter, int64_t eta_ms,
+                                  int64_t *count);
+/* Deletes a SUCCESS, FAILED or CANCELLED task and its result, and releases
+ * its unique key. OMNIQ_ESTATE for a PENDING or RUNNING task (cancel it
+ * first), OMNIQ_ENOTFOUND for an unknown id. */
+OMNIQ_EXTERN int omniq_delete(omniq_t *oq, const char *id);
+/* Deletes every terminal task that finished more than task_ttl ago, with
+ * its result. *count (may be NULL) gets how many tasks. A running worker
+ * pool does this by itself at most once a minute per store. */
+OMNIQ_EXTERN int omniq_purge_expired(omniq_t *oq, int64_t *count);
+
+/* ---- Queues (since 0.2) --------------------------------------------------- */
+/* Pause or resume a queue for every process sharing the store: no claim
+ * takes a task of a paused queue; enqueue still works and running tasks
+ * finish. Idempotent. OMNIQ_EINVAL for a bad queue name. */
+OMNIQ_EXTERN int omniq_queue_pause(omniq_t *oq, const char *queue);
+OMNIQ_EXTERN int omniq_queue_resume(omniq_t *oq, const char *queue);
+/* Limits the queue to at most `limit` starts (claims) in each period_ms
+ * window, windows aligned to multiples of period_ms since the epoch, for
+ * every process sharing the store. limit 0 removes the limit.
+ * OMNIQ_EINVAL for a negative limit or a period outside 1 ms..1 day. */
+OMNIQ_EXTERN int omniq_queue_set_rate(omniq_t *oq, const char *queue, int64_t limit,
+                                      int64_t period_ms);
+
+/* Which running total a finished run adds to (omniq_queue_info_runs). A
+ * lost run counts as lost only, a run that will be retried as retried only. */
+typedef enum {
+  OMNIQ_RUNS_SUCCEEDED = 0,
+  OMNIQ_RUNS_FAILED = 1,  /* failed for good (or an interval/cron run that failed) */
+  OMNIQ_RUNS_RETRIED = 2, /* failed and was put back to run again */
+  OMNIQ_RUNS_LOST = 3     /* its worker stopped renewing the lease (WorkerLost) */
+} omniq_runs_t;
+#define OMNIQ_RUNS_KINDS 4
+
+/* One queue as the store sees it now. On OMNIQ_OK *out is yours: free it
+ * with omniq_queue_info_free(). A queue the store has never heard of is
+ * returned all zero. */
+OMNIQ_EXTERN int omniq_queue_info(omniq_t *oq, const char *queue, omniq_queue_info_t **out);
+OMNIQ_EXTERN void omniq_queue_info_free(omniq_queue_info_t *q);
+/* Accessors; the name is borrowed until the owner is freed. */
+OMNIQ_EXTERN const char *omniq_queue_info_name(const omniq_queue_info_t *q);
+OMNIQ_EXTERN int omniq_queue_info_paused(const omniq_queue_info_t *q);
+/* Tasks of the queue in status. */
+OMNIQ_EXTERN int64_t omniq_queue_info_count(const omniq_queue_info_t *q, int status);
+/* How long the oldest due PENDING task (eta <= now) has been due, in ms at
+ * the time of the call; 0 when none is due. */
+OMNIQ_EXTERN int64_t omniq_queue_info_oldest_due_ms(const omniq_queue_info_t *q);
+/* The rate limit: starts per period (0 = none) and the period. */
+OMNIQ_EXTERN int64_t omniq_queue_info_rate_limit(const omniq_queue_info_t *q);
+OMNIQ_EXTERN int64_t omniq_queue_info_rate_period_ms(const omniq_queue_info_t *q);
+/* Runs of this queue's tasks that ended as `runs` since the store was
+ * created; kept in the store, so every process sees the same numbers. */
+OMNIQ_EXTERN int64_t omniq_queue_info_runs(const omniq_queue_info_t *q, int runs);
+
+/* Every queue that has tasks, totals or a setting, sorted by name. On
+ * OMNIQ_OK *out is yours: free it with omniq_stats_free(). */
+OMNIQ_EXTERN int omniq_stats(omniq_t *oq, omniq_stats_t **out);
+OMNIQ_EXTERN size_t omniq_stats_count(const omniq_stats_t *s);
+/* Queue i, borrowed until omniq_stats_free(); NULL past the end. */
+OMNIQ_EXTERN const omniq_queue_info_t *omniq_stats_queue(const omniq_stats_t *s, size_t i);
+OMNIQ_EXTERN void omniq_stats_free(omniq_stats_t *s);
 
 /* ---- Handlers and jobs --------------------------------------------------- */
 /* Return OMNIQ_OK for success, OMNIQ_DEFERRED to finish later with
@@ -340,6 +506,17 @@ OMNIQ_EXTERN int omniq_job_fail(omniq_job_t *job, const char *error_type, const 
 OMNIQ_EXTERN int omniq_job_fail_traceback(omniq_job_t *job, const char *error_type,
                                           const char *message, const char *traceback,
                                           int retryable);
+/* Since 0.2. Marks the run as ended by signal signo: a process the handler
+ * ran the task in was killed. It is recorded like a process-isolation child
+ * dying of that signal: error_type "Crash", retryable, message "killed by
+ * signal N (SIGX)", and it counts toward the task's crash_budget (a run
+ * that fails through omniq_job_fail never does, whatever its error_type).
+ * detail (copied; NULL = none) becomes the error's traceback, e.g. the
+ * process's last output. Meant for handlers in thread isolation that run
+ * processes of their own (the omniq command's shell tasks); in process
+ * isolation the child's report of it arrives as a crash of the child.
+ * OMNIQ_EINVAL for a signo outside 1..64. */
+OMNIQ_EXTERN int omniq_job_crash(omniq_job_t *job, int signo, const char *detail);
 /* Finishes a job whose handler returned OMNIQ_DEFERRED: success unless
  * omniq_job_fail() was called. Any thread; exactly once per deferred job; the
  * job must not be touched afterwards. */

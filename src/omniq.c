@@ -20,6 +20,7 @@
 #include "core/engine.h"
 #include "core/handle.h"
 #include "core/handlers.h"
+#include "core/listing.h"
 #include "core/settings.h"
 #include "core/store.h"
 #include "worker/pool.h"
@@ -103,7 +104,9 @@ int omniq_enqueue(omniq_t *oq, const char *func, const char *args_json, const ch
   char ids[1][OMNIQ_ID_SIZE];
   CHECK_HANDLE(oq);
   int rc = omniq__engine_enqueue(oq, &item, 1, ids);
-  if (rc == OMNIQ_OK && id_out != NULL) memcpy(id_out, ids[0], OMNIQ_ID_SIZE);
+  /* OMNIQ_EEXISTS: the id of the task that holds the key. */
+  if ((rc == OMNIQ_OK || rc == OMNIQ_EEXISTS) && id_out != NULL)
+    memcpy(id_out, ids[0], OMNIQ_ID_SIZE);
   return rc;
 }
 
@@ -202,6 +205,36 @@ int omniq_count_by_status(omniq_t *oq, int64_t counts[OMNIQ_STATUS_COUNT]) {
   if (counts == NULL) return omniq__err(oq->id, OMNIQ_EINVAL, "counts is NULL");
   memset(counts, 0, sizeof(int64_t) * OMNIQ_STATUS_COUNT);
   return omniq__store_count_by_status(oq, counts);
+}
+
+int omniq_retry(omniq_t *oq, const char *id, int64_t eta_ms) {
+  CHECK_HANDLE(oq);
+  int rc = check_id(oq, id);
+  return rc != OMNIQ_OK ? rc : omniq__engine_retry(oq, id, eta_ms);
+}
+
+int omniq_retry_many(omniq_t *oq, const omniq_list_opts_t *filter, int64_t eta_ms,
+                     int64_t *count) {
+  int64_t n = 0;
+  CHECK_HANDLE(oq);
+  int rc = omniq__engine_retry_many(oq, filter, eta_ms, &n);
+  if (count != NULL) *count = n; /* a sweep that failed midway still retried these */
+  return rc;
+}
+
+int omniq_delete(omniq_t *oq, const char *id) {
+  CHECK_HANDLE(oq);
+  int rc = check_id(oq, id);
+  return rc != OMNIQ_OK ? rc : omniq__engine_delete(oq, id);
+}
+
+int omniq_purge_expired(omniq_t *oq, int64_t *count) {
+  int64_t n = 0;
+  CHECK_HANDLE(oq);
+  int rc = omniq__store_supports(oq, "omniq_purge_expired");
+  if (rc == OMNIQ_OK) rc = omniq__engine_purge_expired_tasks(oq, &n);
+  if (count != NULL) *count = n;
+  return rc;
 }
 
 /* ---- handlers ------------------------------------------------------------ */

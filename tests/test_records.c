@@ -24,8 +24,8 @@ static const struct {
     {P, P, 0}, {P, R, 1}, {P, S, 0}, {P, F, 0}, {P, C, 1},  /* claim, cancel */
     {R, P, 1}, {R, R, 0}, {R, S, 1}, {R, F, 1}, {R, C, 1},  /* retry/re-arm/lease, ends */
     {S, P, 0}, {S, R, 0}, {S, S, 0}, {S, F, 0}, {S, C, 0},  /* terminal */
-    {F, P, 0}, {F, R, 0}, {F, S, 0}, {F, F, 0}, {F, C, 0},  /* terminal */
-    {C, P, 0}, {C, R, 0}, {C, S, 0}, {C, F, 0}, {C, C, 0},  /* terminal */
+    {F, P, 1}, {F, R, 0}, {F, S, 0}, {F, F, 0}, {F, C, 0},  /* manual retry only */
+    {C, P, 1}, {C, R, 0}, {C, S, 0}, {C, F, 0}, {C, C, 0},  /* manual retry only */
 };
 
 static void test_transition_table_matches_design_for_all_25_pairs(void **state) {

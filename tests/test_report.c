@@ -125,6 +125,19 @@ static void test_every_kind_has_its_own_name(void **state) {
   assert_string_equal(omniq__run_kind_name(-1), "unknown");
 }
 
+/* What counts toward crash_budget: a run that died or vanished, never one
+ * the handler reported or that was stopped on purpose. */
+static void test_only_dead_or_vanished_runs_count_as_crashes(void **state) {
+  (void)state;
+  for (int k = OMNIQ__RUN_HANDLER_FAILED; k <= OMNIQ__RUN_KINDS; k++) {
+    int want = k == OMNIQ__RUN_CRASH_SIGNAL || k == OMNIQ__RUN_CRASH_EXIT || k == OMNIQ__RUN_LOST;
+    if (classify((omniq__run_kind_t)k).crash != want)
+      fail_msg("%s: crash should be %d", omniq__run_kind_name(k), want);
+  }
+  omniq__run_report_t r = {.kind = OMNIQ__RUN_HANDLER_FAILED, .error_type = "Crash"};
+  assert_false(omniq__report_classify(&r).crash); /* a name is not a crash */
+}
+
 static void test_unknown_kind_is_a_retryable_error(void **state) {
   (void)state;
   assert_failure(OMNIQ__RUN_KINDS, "Error", 1);
@@ -148,6 +161,7 @@ int main(void) {
       cmocka_unit_test(test_file_limit_is_file_limit_and_not_retried),
       cmocka_unit_test(test_reports_cannot_name_or_flag_other_failures),
       cmocka_unit_test(test_every_kind_has_its_own_name),
+      cmocka_unit_test(test_only_dead_or_vanished_runs_count_as_crashes),
       cmocka_unit_test(test_unknown_kind_is_a_retryable_error),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

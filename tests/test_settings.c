@@ -54,6 +54,8 @@ static void assert_settings_equal(const omniq_settings_t *a, const omniq_setting
   assert_int_equal(a->retry_base_ms, b->retry_base_ms);
   assert_int_equal(a->retry_cap_ms, b->retry_cap_ms);
   assert_int_equal(a->fsync, b->fsync);
+  assert_int_equal(a->task_ttl_ms, b->task_ttl_ms);
+  assert_int_equal(a->crash_budget, b->crash_budget);
   assert_ptr_equal(a->log_fn, b->log_fn);
   assert_ptr_equal(a->log_userdata, b->log_userdata);
   assert_ptr_equal(a->clock_fn, b->clock_fn);
@@ -108,6 +110,8 @@ static void assert_unset_and_empty_keep(const char *name) {
   s.retry_base_ms = 2000;
   s.retry_cap_ms = 3000;
   s.fsync = 0;
+  s.task_ttl_ms = 10000;
+  s.crash_budget = 5;
   before = s;
   assert_int_equal(omniq_settings_from_env(&s), OMNIQ_OK);
   assert_settings_equal(&s, &before);
@@ -135,6 +139,10 @@ static void test_init_fills_every_default(void **state) {
   assert_int_equal(s.retry_base_ms, OMNIQ_DEFAULT_RETRY_BASE_MS);
   assert_int_equal(s.retry_cap_ms, OMNIQ_DEFAULT_RETRY_CAP_MS);
   assert_int_equal(s.fsync, OMNIQ_DEFAULT_FSYNC);
+  assert_int_equal(s.task_ttl_ms, OMNIQ_DEFAULT_TASK_TTL_MS);
+  assert_int_equal(s.task_ttl_ms, INT64_C(7) * 24 * 3600 * 1000);
+  assert_int_equal(s.crash_budget, OMNIQ_DEFAULT_CRASH_BUDGET);
+  assert_int_equal(s.crash_budget, 2);
   assert_null(s.log_fn);
   assert_null(s.log_userdata);
   assert_null(s.clock_fn);
@@ -245,6 +253,30 @@ static void test_result_ttl_accepts_zero_and_more(void **state) {
   assert_rejected("OMNIQ_RESULT_TTL", "-1");
   assert_rejected("OMNIQ_RESULT_TTL", "1e3");
   assert_unset_and_empty_keep("OMNIQ_RESULT_TTL");
+}
+
+static void test_task_ttl_takes_seconds_and_zero_keeps_forever(void **state) {
+  omniq_settings_t s;
+  (void)state;
+  assert_int_equal(load(&s, "OMNIQ_TASK_TTL", "86400"), OMNIQ_OK);
+  assert_int_equal(s.task_ttl_ms, INT64_C(86400000));
+  assert_int_equal(load(&s, "OMNIQ_TASK_TTL", "0"), OMNIQ_OK);
+  assert_int_equal(s.task_ttl_ms, 0);
+  assert_rejected("OMNIQ_TASK_TTL", "-5");
+  assert_rejected("OMNIQ_TASK_TTL", "7d");
+  assert_unset_and_empty_keep("OMNIQ_TASK_TTL");
+}
+
+static void test_crash_budget_takes_whole_numbers(void **state) {
+  omniq_settings_t s;
+  (void)state;
+  assert_int_equal(load(&s, "OMNIQ_CRASH_BUDGET", "5"), OMNIQ_OK);
+  assert_int_equal(s.crash_budget, 5);
+  assert_int_equal(load(&s, "OMNIQ_CRASH_BUDGET", "0"), OMNIQ_OK);
+  assert_int_equal(s.crash_budget, 0);
+  assert_rejected("OMNIQ_CRASH_BUDGET", "-1");
+  assert_rejected("OMNIQ_CRASH_BUDGET", "two");
+  assert_unset_and_empty_keep("OMNIQ_CRASH_BUDGET");
 }
 
 static void test_serializer_is_json_or_raw(void **state) {
@@ -444,6 +476,9 @@ static void test_validate_refuses_each_out_of_range_field(void **state) {
   CASE(s.log_level = 25, "log_level");
   CASE(s.log_format = -1, "log_format");
   CASE(s.fsync = 2, "fsync");
+  CASE(s.task_ttl_ms = -1, "task_ttl_ms");
+  CASE(s.task_ttl_ms = INT64_MAX, "task_ttl_ms");
+  CASE(s.crash_budget = -1, "crash_budget");
 #undef CASE
   assert_int_equal(omniq__settings_validate(NULL, NULL, 0), OMNIQ_ECONFIG);
 }
@@ -463,6 +498,9 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_lease_must_be_more_than_zero, setup, teardown),
       cmocka_unit_test_setup_teardown(test_result_ttl_accepts_zero_and_more, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_task_ttl_takes_seconds_and_zero_keeps_forever, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_crash_budget_takes_whole_numbers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serializer_is_json_or_raw, setup, teardown),
       cmocka_unit_test_setup_teardown(test_log_level_takes_names_in_any_case, setup, teardown),
       cmocka_unit_test_setup_teardown(test_log_format_is_text_or_json, setup, teardown),

@@ -32,7 +32,8 @@ static int teardown(void **state) {
 
 static omniq_decision_t decision(const omniq_task_t *t, int next, int64_t eta,
                                  const omniq_result_t *r, const omniq_task_error_t *e) {
-  omniq_decision_t d = {t->id, t->token, next, eta, 0, e, r};
+  omniq_decision_t d = {.id = t->id, .token = t->token, .next_status = next, .eta_ms = eta,
+                        .error = e, .result = r};
   return d;
 }
 
@@ -210,7 +211,7 @@ static void test_ids_and_names_from_outside_never_become_paths(void **state) {
   omniq_task_t *t = NULL;
   omniq_result_t *r = NULL;
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    omniq_decision_t o = {bad[i], 1, OMNIQ_SUCCESS, 0, 0, NULL, NULL};
+    omniq_decision_t o = {.id = bad[i], .token = 1, .next_status = OMNIQ_SUCCESS};
     assert_int_equal(f->ops->get_task(f->b, bad[i], &t, f->err, sizeof f->err), OMNIQ_EINVAL);
     assert_int_equal(f->ops->get_result(f->b, bad[i], &r, f->err, sizeof f->err), OMNIQ_EINVAL);
     assert_int_equal(f->ops->cancel(f->b, bad[i], 0, NULL, f->err, sizeof f->err), OMNIQ_EINVAL);
@@ -311,10 +312,10 @@ static void test_open_refuses_another_format_and_changes_nothing(void **state) {
   th_be_close(f);
   snprintf(path, sizeof path, "%s/newer", f->dir);
   assert_int_equal(mkdir(path, 0700), 0);
-  th_be_plant(f, "newer/FORMAT", "omniq-file-store 2\n", 19);
+  th_be_plant(f, "newer/FORMAT", "omniq-file-store 3\n", 19);
   th_be_settings(f, "file", path, 1);
   assert_int_equal(th_be_open(f), OMNIQ_ECORRUPT);
-  assert_non_null(strstr(f->err, "omniq-file-store 2"));
+  assert_non_null(strstr(f->err, "omniq-file-store 3"));
   assert_int_equal(th_be_count(f, "newer"), 1); /* only FORMAT: nothing created */
   th_be_settings(f, "file", f->dir, 1);
   assert_int_equal(th_be_open(f), OMNIQ_OK);

@@ -54,7 +54,8 @@ static void *drain(void *arg) {
     if (n == 0) break; /* everything was enqueued before the start: drained */
     for (size_t i = 0; i < n; i++) {
       omniq_result_t *r = th_be_result(got[i]->id, OMNIQ_SUCCESS, now);
-      omniq_decision_t dc = {got[i]->id, got[i]->token, OMNIQ_SUCCESS, 0, 0, NULL, r};
+      omniq_decision_t dc = {.id = got[i]->id, .token = got[i]->token,
+                             .next_status = OMNIQ_SUCCESS, .result = r};
       if (ops->finish(d->f->b, &dc, err, sizeof err) != OMNIQ_OK || got[i]->attempts != 1)
         d->errors++;
       if (d->n < d->cap) memcpy(d->ids[d->n++], got[i]->id, OMNIQ_ID_SIZE);
@@ -193,7 +194,7 @@ static void test_sigkilled_worker_tasks_run_again_after_the_lease(void **state) 
   assert_int_equal(n, 0); /* the lease still runs */
   assert_int_equal(th_be_claim(f, 10, &got), 2); /* only the two it did not take */
   for (int i = 0; i < 2; i++) {
-    omniq_decision_t d = {got[i]->id, got[i]->token, OMNIQ_SUCCESS, 0, 0, NULL, NULL};
+    omniq_decision_t d = {.id = got[i]->id, .token = got[i]->token, .next_status = OMNIQ_SUCCESS};
     assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
   }
   omniq__tasks_free(got, 2);
@@ -209,7 +210,8 @@ static void test_sigkilled_worker_tasks_run_again_after_the_lease(void **state) 
     assert_true(mine);
     assert_int_equal(lost[i]->status, OMNIQ_RUNNING);
     assert_int_equal(lost[i]->attempts, 1);
-    omniq_decision_t d = {lost[i]->id, lost[i]->token, OMNIQ_PENDING, th_be_now(f), 0, e, NULL};
+    omniq_decision_t d = {.id = lost[i]->id, .token = lost[i]->token,
+                          .next_status = OMNIQ_PENDING, .eta_ms = th_be_now(f), .error = e};
     assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
     /* The dead worker's token is spent: its late finish changes nothing. */
     d.next_status = OMNIQ_SUCCESS;

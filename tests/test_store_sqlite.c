@@ -273,8 +273,10 @@ static void test_new_database_gets_current_schema_in_wal_mode(void **state) {
   assert_int_equal(raw_int(db, "PRAGMA application_id"), OMNIQ__SQLITE_APP_ID);
   assert_int_equal(raw_int(db,
                            "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks',"
-                           " 'results', 'tasks_due', 'tasks_leased', 'results_finished')"),
-                   5);
+                           " 'results', 'tasks_due', 'tasks_leased', 'results_finished',"
+                           " 'tasks_status_id', 'tasks_queue_status_id', 'tasks_func_status_id',"
+                           " 'tasks_finished', 'unique_keys', 'queues', 'run_totals', 'chores')"),
+                   13);
   /* The due index is partial over pending tasks, the lease index over
    * running ones: their WHERE clauses are part of the schema. */
   assert_int_equal(raw_int(db,
@@ -353,15 +355,16 @@ static void test_claim_walks_the_partial_index_without_sorting(void **state) {
   sqlite3_free(p);
 
   /* The rule the schema notes warn about: bind the status and SQLite can no
-   * longer prove the partial index applies, so it scans and sorts. */
+   * longer prove the partial index applies. The claim names its index, so
+   * such a statement does not quietly scan and sort: it fails to prepare. */
   char *bound = sqlite3_mprintf("%s", sql);
   char *at = strstr(bound, "status = 0");
+  sqlite3_stmt *st = NULL;
   assert_non_null(at);
   memcpy(at, "status =?9", 10);
-  p = plan(db, bound);
-  if (strstr(p, "SCAN tasks") == NULL || strstr(p, "tasks_due") != NULL)
-    fail_msg("bound-status plan unexpectedly uses the index:\n%s", p);
-  sqlite3_free(p);
+  assert_int_not_equal(sqlite3_prepare_v2(db, bound, -1, &st, NULL), SQLITE_OK);
+  assert_non_null(strstr(sqlite3_errmsg(db), "no query solution"));
+  sqlite3_finalize(st);
   sqlite3_free(bound);
   sqlite3_free(sql);
   sqlite3_close(db);
@@ -389,6 +392,107 @@ static void test_expired_leases_walk_the_lease_index(void **state) {
     fail_msg("expired plan:\n%s", p);
   sqlite3_free(p);
   sqlite3_close(db);
+}
+
+/* A page of a listing: for each status, an index walk in id order from
+ * the cursor, on the index that holds the filter, and no sort. */
+static void test_list_walks_an_index_in_id_order_without_sorting(void **state) {
+  fx_t *fx = *state;
+  sqlite3 *db = planned_db(fx);
+  const char *after = "01a3185c-5000-7000-8000-000000000000";
+  static const struct {
+    const char *queue, *func;
+    int after, desc, ranges;
+    const char *uses;
+  } cases[] = {
+      {NULL, NULL, 0, 0, 0, "INDEX tasks_status_id (status=?)"},
+      {NULL, NULL, 1, 0, 0, "INDEX tasks_status_id (status=? AND id>?)"},
+      {NULL, NULL, 1, 1, 0, "INDEX tasks_status_id (status=? AND id<?)"},
+      {NULL, NULL, 1, 0, 1, "INDEX tasks_status_id (status=? AND id>?)"},
+      {"mail", NULL, 1, 0, 0, "INDEX tasks_queue_status_id (queue=? AND status=? AND id>?)"},
+      {NULL, "send", 1, 1, 0, "INDEX tasks_func_status_id (func=? AND status=? AND id<?)"},
+      {"mail", "send", 0, 0, 1, "INDEX tasks_queue_status_id (queue=? AND status=?)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    omniq_list_req_t req = {.statuses = OMNIQ_STATUS_ALL, .limit = 100};
+    req.queue = cases[i].queue;
+    req.func = cases[i].func;
+    req.after_id = cases[i].after ? after : NULL;
+    req.newest_first = cases[i].desc;
+    if (cases[i].ranges) {
+      req.created_from_ms = 1;
+      req.finished_to_ms = 5;
+    }
+    char *sql = omniq__sqlite_list_sql(&req);
+    char *p = plan(db, sql);
+    if (strstr(p, cases[i].uses) == NULL || strstr(p, "SCAN") != NULL ||
+        strstr(p, "TEMP B-TREE") != NULL)
+      fail_msg("list plan %zu should use %s:\n%s", i, cases[i].uses, p);
+    sqlite3_free(p);
+    sqlite3_free(sql);
+  }
+  sqlite3_close(db);
+}
+
+/* A database left at schema version 1 (before operating a queue) opens,
+ * migrates, and its finished tasks get a finish time, so retention and
+ * listing reach them. */
+static void test_a_version_1_database_is_migrated_keeping_its_tasks(void **state) {
+  fx_t *fx = *state;
+  char *p = db_path(fx);
+  sqlite3 *db = raw_open(p);
+  raw_exec(db,
+           "CREATE TABLE tasks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+           " func TEXT NOT NULL, queue TEXT NOT NULL, args TEXT NOT NULL, kwargs TEXT NOT NULL,"
+           " status INTEGER NOT NULL, priority INTEGER NOT NULL DEFAULT 0,"
+           " attempts INTEGER NOT NULL DEFAULT 0, max_retries INTEGER NOT NULL DEFAULT 0,"
+           " eta INTEGER NOT NULL, interval_ms INTEGER NOT NULL DEFAULT 0,"
+           " timeout_ms INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+           " started_at INTEGER NOT NULL DEFAULT 0, lease_until INTEGER NOT NULL DEFAULT 0,"
+           " token INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+           "CREATE INDEX tasks_due ON tasks(queue, priority DESC, eta, seq) WHERE status = 0;"
+           "CREATE INDEX tasks_leased ON tasks(lease_until) WHERE status = 1;"
+           "CREATE TABLE results (task_id TEXT PRIMARY KEY, status INTEGER NOT NULL, value TEXT,"
+           " error TEXT, attempts INTEGER NOT NULL, finished_at INTEGER NOT NULL,"
+           " last_attempt_at INTEGER NOT NULL);"
+           "CREATE INDEX results_finished ON results(finished_at);"
+           "INSERT INTO tasks (id, func, queue, args, kwargs, status, eta, created_at) VALUES"
+           " ('01a3185c-5000-7000-8000-000000000001', 'f', 'default', '[]', '{}', 2, 10, 10),"
+           " ('01a3185c-5000-7000-8000-000000000002', 'f', 'default', '[]', '{}', 0, 10, 20);"
+           "INSERT INTO results VALUES ('01a3185c-5000-7000-8000-000000000001', 2, '1', NULL,"
+           " 1, 500, 400);"
+           "PRAGMA user_version = 1; PRAGMA application_id = 1332571729;");
+  OK(fx, open_be(fx));
+  assert_int_equal(raw_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
+  omniq_task_t *done = NULL;
+  OK(fx, ops->get_task(fx->b, "01a3185c-5000-7000-8000-000000000001", &done, fx->err, ERRLEN));
+  assert_int_equal(done->finished_at_ms, 500); /* its result's */
+  assert_int_equal(done->crashes, 0);
+  assert_null(done->unique_key);
+  omniq_task_free(done);
+  omniq_list_req_t req = {.statuses = OMNIQ_STATUS_ALL, .limit = 10};
+  omniq_task_t **got = NULL;
+  size_t n = 0;
+  OK(fx, ops->list(fx->b, &req, &got, &n, fx->err, ERRLEN));
+  assert_int_equal(n, 2);
+  for (size_t i = 0; i < n; i++) omniq_task_free(got[i]);
+  free(got);
+  int64_t purged = 0;
+  OK(fx, ops->purge_tasks(fx->b, 501, 10, &purged, fx->err, ERRLEN));
+  assert_int_equal(purged, 1);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+/* A new database reclaims the pages retention frees (auto_vacuum). */
+static void test_a_new_database_reclaims_space_incrementally(void **state) {
+  fx_t *fx = *state;
+  char *p = db_path(fx);
+  OK(fx, open_be(fx));
+  sqlite3 *db = raw_open(p);
+  assert_int_equal(raw_int(db, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
 }
 
 /* ---- faults -------------------------------------------------------------- */
@@ -523,6 +627,9 @@ int main(void) {
       T(test_claim_walks_the_partial_index_without_sorting),
       T(test_claim_over_several_queues_walks_the_index_once_per_queue),
       T(test_expired_leases_walk_the_lease_index),
+      T(test_list_walks_an_index_in_id_order_without_sorting),
+      T(test_a_version_1_database_is_migrated_keeping_its_tasks),
+      T(test_a_new_database_reclaims_space_incrementally),
       T(test_locked_database_is_busy_and_reads_go_on),
       T(test_claim_out_of_memory_leaves_tasks_pending),
       T(test_malformed_ids_are_invalid),

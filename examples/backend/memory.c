@@ -376,8 +376,13 @@ static int mem_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_t
   return OMNIQ_OK;
 }
 
+/* Written for storage ABI 2: the table stops before the operations ABI 3
+ * added (listing, retry, delete, queues, statistics, unique keys). The
+ * library still opens it and answers OMNIQ_ENOTSUP for those, and the
+ * contract skips their tests; docs/storage-custom.md lists what a table
+ * for ABI 3 adds. */
 static const omniq_storage_ops_t memory_ops = {
-    .abi_version = OMNIQ_STORAGE_ABI,
+    .abi_version = 2,
     .name = "memory",
     .open = mem_open,
     .close = mem_close,

@@ -62,8 +62,10 @@ OMNIQ_EXTERN void omniq_contract_dir_teardown(void *userdata, const omniq_settin
 
 /* Runs the contract on ops (borrowed for the call) with env (NULL = the
  * directory env of omniq_contract_env_init), printing cmocka's report to
- * stdout. Returns the number of tests that failed (0 = the backend passes),
- * or -1 if ops is not a table for OMNIQ_STORAGE_ABI with every operation. */
+ * stdout. The tests of what a later storage ABI than the table's added are
+ * skipped (and counted in a line before the report). Returns the number of
+ * tests that failed (0 = the backend passes), or -1 if ops is not a table
+ * for ABI 2 or later with every operation of its ABI. */
 OMNIQ_EXTERN int omniq_contract_run(const omniq_storage_ops_t *ops,
                                     const omniq_contract_env_t *env);
 

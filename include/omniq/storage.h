@@ -19,6 +19,16 @@
  *      stored result itself, taking attempts and last_attempt_at from the
  *      task in the same atomic step; a claim always names its queues
  *      (the engine supplies the default queue).
+ *   3  operating a queue (docs/operations.md). Appended to the records: the
+ *      task's unique_key, unique_for_ms, cron, crashes and finished_at_ms;
+ *      the decision's crashes and runs. Appended operations:
+ *      enqueue_unique, list, retry, delete_task, purge_tasks, set_paused,
+ *      set_rate, queue_stats, claim_chore. Existing operations of an ABI 3
+ *      table do more: claim skips paused queues and keeps rate limits,
+ *      finish and cancel set finished_at, keep crashes and the running
+ *      totals, and end a unique key's hold; enqueue honours unique keys.
+ *      ABI 2 tables are still accepted: the library answers OMNIQ_ENOTSUP
+ *      for what they lack and never hands them a unique or cron task.
  */
 #ifndef OMNIQ_STORAGE_H
 #define OMNIQ_STORAGE_H
@@ -29,7 +39,7 @@
 extern "C" {
 #endif
 
-#define OMNIQ_STORAGE_ABI 2
+#define OMNIQ_STORAGE_ABI 3
 
 /* The six fields of a TaskError. All strings are owned by the record. */
 struct omniq_task_error {
@@ -59,6 +69,12 @@ struct omniq_task {
   int64_t lease_until_ms; /* meaningful while RUNNING */
   int64_t token;          /* claim token: +1 on every claim, never reset */
   omniq_task_error_t *last_error; /* may be NULL */
+  /* ABI 3. */
+  char *unique_key;       /* NULL = none; at most OMNIQ_UNIQUE_KEY_MAX bytes */
+  int64_t unique_for_ms;  /* the key stays held until finished_at + this */
+  char *cron;             /* NULL = none; the engine re-arms it, the backend only keeps it */
+  int crashes;            /* runs ended by a crash or a lost worker (the engine counts) */
+  int64_t finished_at_ms; /* when it became SUCCESS, FAILED or CANCELLED; 0 while not */
 };
 
 struct omniq_result {
@@ -93,8 +109,42 @@ typedef struct omniq_decision {
   int64_t eta_ms;        /* next eta when next_status is PENDING */
   int reset_attempts;    /* interval re-arm: attempts back to 0 */
   const omniq_task_error_t *error;  /* stored as last_error; may be NULL (keep the old one) */
-  const omniq_result_t *result;     /* stored (replacing any); may be NULL */
+  const omniq_result_t *result;     /* stored (replacing any); may be NULL; always set
+                                       when next_status is terminal */
+  /* ABI 3. With a terminal next_status the task's finished_at becomes
+   * result->finished_at_ms (and a unique key is held until that plus
+   * unique_for_ms); with PENDING it stays 0. */
+  int crashes;           /* the task's crash count from now on */
+  int runs;              /* the running total of the task's queue this run adds one to
+                            (omniq_runs_t), in the same atomic step */
 } omniq_decision_t;
+
+/* A page of a listing (ABI 3). The engine has checked every field. */
+typedef struct omniq_list_req {
+  unsigned statuses;       /* OMNIQ_STATUS_BIT set, never 0 */
+  const char *queue;       /* NULL = every queue */
+  const char *func;        /* NULL = every func */
+  int64_t created_from_ms, created_to_ms;   /* [from, to); 0 = open */
+  int64_t finished_from_ms, finished_to_ms; /* [from, to); 0 = open; either set: only
+                                               tasks with finished_at_ms > 0 */
+  const char *after_id;    /* NULL = from the start; else only ids after it in this order
+                              (a valid id, which need not exist any more) */
+  int newest_first;        /* 0: ascending id; 1: descending */
+  size_t limit;            /* >= 1 */
+} omniq_list_req_t;
+
+/* One queue as a backend reports it (ABI 3); also what omniq_queue_info
+ * hands out. */
+struct omniq_queue_info {
+  char name[OMNIQ_NAME_MAX];
+  int paused;
+  int64_t rate_limit;     /* starts per period; 0 = none */
+  int64_t rate_period_ms;
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  int64_t oldest_due_eta_ms; /* least eta of its PENDING tasks with eta <= now; 0 = none */
+  int64_t runs[OMNIQ_RUNS_KINDS]; /* running totals since the store was created */
+  int64_t as_of_ms;       /* filled by the engine: the now the reading was taken at */
+};
 
 typedef struct omniq_storage_ops {
   uint32_t abi_version; /* OMNIQ_STORAGE_ABI when written */
@@ -142,11 +192,84 @@ typedef struct omniq_storage_ops {
    * changed), most overdue first: the engine records each as a lost run. */
   int (*expired_leases)(void *backend, int64_t now_ms, size_t max, omniq_task_t ***out,
                         size_t *n, char *err, size_t errlen);
+
+  /* ---- ABI 3 ------------------------------------------------------------
+   * What an ABI 3 table also does with the operations above:
+   * - claim takes nothing from a queue paused with set_paused, and from a
+   *   queue with a rate limit no more than the limit leaves in the current
+   *   window (windows of rate_period_ms aligned to multiples of it since the
+   *   epoch; req->now_ms says which), counting what it takes, all in the
+   *   claim's own atomic step; other queues are served as usual. A claim
+   *   whose now falls in a window older than the one the queue is already
+   *   counting (its clock was read before another claim's) takes nothing
+   *   from that queue, so the count never goes back to an older window.
+   * - finish stores d->crashes, adds one to the running total d->runs of
+   *   the task's queue, and with a terminal next_status sets finished_at,
+   *   all in the same step; cancel sets finished_at to finished_at_ms.
+   * - enqueue honours unique keys as enqueue_unique does (without naming
+   *   the holder). */
+
+  /* enqueue, for tasks of which some carry a unique_key. A key is held by
+   * a task of the same queue that carries it and is PENDING or RUNNING, or
+   * finished less than its unique_for_ms ago (finished_at + unique_for_ms >
+   * the new task's created_at_ms); a task deleted or purged holds nothing.
+   * (The engine never hands over a batch with one queue and key twice.) If
+   * any task's key is held, nothing is stored and OMNIQ_EEXISTS is
+   * returned; holders (n slots, may be NULL) then gets, for each task i,
+   * the id of the task holding its key, "" if none. Atomic across
+   * processes: of any number of concurrent enqueues of one key exactly one
+   * stores its task. */
+  int (*enqueue_unique)(void *backend, omniq_task_t *const *tasks, size_t n,
+                        char (*holders)[OMNIQ_ID_SIZE], char *err, size_t errlen);
+  /* Up to req->limit tasks matching req, ordered by id (ascending, or
+   * descending with newest_first), starting after req->after_id. *out
+   * (yours, as for claim; NULL when *n is 0) gets copies. A page must not
+   * cost a read of the whole store: serve it from an index in id order
+   * (docs/storage-custom.md). */
+  int (*list)(void *backend, const omniq_list_req_t *req, omniq_task_t ***out, size_t *n,
+              char *err, size_t errlen);
+  /* FAILED or CANCELLED -> PENDING, in one atomic step: attempts 0,
+   * crashes 0, finished_at 0, eta = eta_ms; token, last_error and the
+   * stored result stay. A unique key is held again by this task; if
+   * another task holds it now (as enqueue_unique judges at now_ms),
+   * OMNIQ_EEXISTS, holder (may be NULL) gets its id and nothing changes.
+   * *prev_status (may be NULL) gets the status the task had, also on
+   * OMNIQ_ESTATE (any other status; nothing changes). OMNIQ_ENOTFOUND for
+   * an unknown id. */
+  int (*retry)(void *backend, const char *id, int64_t eta_ms, int64_t now_ms, int *prev_status,
+               char holder[OMNIQ_ID_SIZE], char *err, size_t errlen);
+  /* Deletes a SUCCESS, FAILED or CANCELLED task with its result, and what
+   * it held of its unique key, in one atomic step. *prev_status as for
+   * retry; OMNIQ_ESTATE for PENDING or RUNNING, OMNIQ_ENOTFOUND. */
+  int (*delete_task)(void *backend, const char *id, int *prev_status, char *err,
+                     size_t errlen);
+  /* Deletes up to max terminal tasks with finished_at_ms < before_ms, each
+   * with its result and key, as delete_task does. *count gets how many;
+   * the engine calls again while it gets max. */
+  int (*purge_tasks)(void *backend, int64_t before_ms, size_t max, int64_t *count, char *err,
+                     size_t errlen);
+  /* Pauses (1) or resumes (0) a queue, persistently. Idempotent. Once it
+   * returns, no claim that starts afterwards takes from a paused queue. */
+  int (*set_paused)(void *backend, const char *queue, int paused, char *err, size_t errlen);
+  /* Sets the rate limit of a queue (limit 0 removes it; period_ms >= 1). */
+  int (*set_rate)(void *backend, const char *queue, int64_t limit, int64_t period_ms,
+                  char *err, size_t errlen);
+  /* Queue records (as_of_ms left 0). queue != NULL: exactly one record,
+   * for that queue, all zero but its name if the store does not know it.
+   * queue NULL: one per queue that has tasks, totals or a setting, sorted
+   * by name. *out yours (free()); NULL when *n is 0. */
+  int (*queue_stats)(void *backend, const char *queue, int64_t now_ms, omniq_queue_info_t **out,
+                     size_t *n, char *err, size_t errlen);
+  /* Housekeeping one process at a time: if chore (a short name) has no
+   * next time stored, or it is <= now_ms, stores next_ms and sets *won to
+   * 1; else *won = 0. Atomic across processes. */
+  int (*claim_chore)(void *backend, const char *chore, int64_t now_ms, int64_t next_ms, int *won,
+                     char *err, size_t errlen);
 } omniq_storage_ops_t;
 
 /* Registers a backend under ops->name (the table is borrowed for the life of
  * the process). OMNIQ_EINVAL for a name already taken, or a table that is
- * not for ABI 2 or later or lacks one of its operations. */
+ * not for ABI 2 or later or lacks one of the operations of its ABI. */
 OMNIQ_EXTERN int omniq_storage_register(const omniq_storage_ops_t *ops);
 /* The backend registered under name, or NULL. */
 OMNIQ_EXTERN const omniq_storage_ops_t *omniq_storage_find(const char *name);

@@ -75,6 +75,8 @@ class SettingsStruct(ctypes.Structure):
         ("log_userdata", c_void_p),
         ("clock_fn", CLOCK_FN),
         ("clock_userdata", c_void_p),
+        ("task_ttl_ms", c_int64),
+        ("crash_budget", c_int),
         ("db_schema", ctypes.c_char * NAME_MAX),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
@@ -91,6 +93,9 @@ class EnqueueOpts(ctypes.Structure):
         ("timeout_ms", c_int64),
         ("queue", c_char_p),
         ("priority", c_int),
+        ("unique_key", c_char_p),
+        ("unique_for_ms", c_int64),
+        ("cron", c_char_p),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 

@@ -46,6 +46,8 @@ static int layout(void) {
   FIELD(omniq_settings_t, log_userdata);
   FIELD(omniq_settings_t, clock_fn);
   FIELD(omniq_settings_t, clock_userdata);
+  FIELD(omniq_settings_t, task_ttl_ms);
+  FIELD(omniq_settings_t, crash_budget);
   FIELD(omniq_settings_t, db_schema);
   printf("\nomniq_enqueue_opts_t %zu", sizeof(omniq_enqueue_opts_t));
   FIELD(omniq_enqueue_opts_t, eta_ms);
@@ -55,6 +57,9 @@ static int layout(void) {
   FIELD(omniq_enqueue_opts_t, timeout_ms);
   FIELD(omniq_enqueue_opts_t, queue);
   FIELD(omniq_enqueue_opts_t, priority);
+  FIELD(omniq_enqueue_opts_t, unique_key);
+  FIELD(omniq_enqueue_opts_t, unique_for_ms);
+  FIELD(omniq_enqueue_opts_t, cron);
   printf("\nomniq_enqueue_item_t %zu", sizeof(omniq_enqueue_item_t));
   FIELD(omniq_enqueue_item_t, func);
   FIELD(omniq_enqueue_item_t, args_json);

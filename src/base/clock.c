@@ -50,7 +50,7 @@ int omniq__cond_init_monotonic(pthread_cond_t *c) {
 /* Days since 1970-01-01 for a proleptic Gregorian date, and back (Howard
  * Hinnant's civil-date algorithms): no timegm/gmtime_r, so no time zone or
  * locale state is touched. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+int64_t omniq__days_from_civil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
   const int64_t era = (y >= 0 ? y : y - 399) / 400;
   const unsigned yoe = (unsigned)(y - era * 400);
@@ -59,7 +59,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + (int64_t)doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+void omniq__civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
   z += 719468;
   const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   const unsigned doe = (unsigned)(z - era * 146097);
@@ -78,7 +78,7 @@ void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]) {
   int64_t sod = secs - days * 86400;
   int64_t y;
   unsigned m, d;
-  civil_from_days(days, &y, &m, &d);
+  omniq__civil_from_days(days, &y, &m, &d);
   snprintf(out, OMNIQ__ISO_SIZE, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
            (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)frac);
 }
@@ -92,7 +92,7 @@ static int iso_shape_ok(const char *s) {
   return 1;
 }
 
-static int days_in_month(int y, int m) {
+int omniq__days_in_month(int64_t y, int m) {
   static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   return m == 2 && leap ? 29 : days[m - 1];
@@ -105,7 +105,7 @@ int omniq__iso8601_parse(const char *s, int64_t *ms_out) {
     return OMNIQ_EINVAL;
   /* A day past the month's end (2023-02-29) would silently become another
    * date, so it is refused like any other out-of-range field. */
-  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+  if (mo < 1 || mo > 12 || d < 1 || d > omniq__days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
     return OMNIQ_EINVAL;
   const char *p = s + n;
   int frac = 0;
@@ -117,7 +117,7 @@ int omniq__iso8601_parse(const char *s, int64_t *ms_out) {
     for (; digits < 3; digits++) frac *= 10;
   }
   if (strcmp(p, "Z") != 0) return OMNIQ_EINVAL;
-  int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+  int64_t days = omniq__days_from_civil(y, (unsigned)mo, (unsigned)d);
   *ms_out = ((days * 86400) + h * 3600 + mi * 60 + sec) * 1000 + frac;
   return OMNIQ_OK;
 }

@@ -19,6 +19,12 @@ struct timespec omniq__mono_deadline(int64_t ms_from_now);
 #include <pthread.h>
 int omniq__cond_init_monotonic(pthread_cond_t *c);
 
+/* The proleptic Gregorian calendar, in UTC: days since 1970-01-01 for a
+ * date and back, and the length of a month (m 1..12). */
+int64_t omniq__days_from_civil(int64_t y, unsigned m, unsigned d);
+void omniq__civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
+int omniq__days_in_month(int64_t y, int m);
+
 /* ISO-8601 UTC with milliseconds: "2026-11-26T09:07:24.123Z" (24 chars). */
 #define OMNIQ__ISO_SIZE 64
 void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]);

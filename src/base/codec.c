@@ -83,3 +83,9 @@ int omniq__codec_check(int serializer, omniq__json_kind_t kind, const char *text
   json_decref(j);
   return rc;
 }
+
+int omniq__codec_is_utf8(const char *text, size_t len) {
+  json_t *j = json_stringn(text, len); /* jansson checks the encoding */
+  json_decref(j);
+  return j != NULL;
+}

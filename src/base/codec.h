@@ -17,4 +17,7 @@ typedef enum {
 int omniq__codec_check(int serializer, omniq__json_kind_t kind, const char *text, char *err,
                        size_t errlen);
 
+/* 1 if the len bytes of text are valid UTF-8 (so JSON can carry them). */
+int omniq__codec_is_utf8(const char *text, size_t len);
+
 #endif

@@ -16,14 +16,15 @@
 static const char *const status_names[OMNIQ_STATUS_COUNT] = {"PENDING", "RUNNING", "SUCCESS",
                                                              "FAILED", "CANCELLED"};
 
-/* DESIGN §3: the only allowed transitions. */
+/* DESIGN §3: the only allowed transitions. FAILED and CANCELLED go back to
+ * PENDING only by hand (omniq_retry). */
 static const unsigned char allowed[OMNIQ_STATUS_COUNT][OMNIQ_STATUS_COUNT] = {
     /*               PEND RUN SUCC FAIL CANC */
     /* PENDING   */ {0, 1, 0, 0, 1},
     /* RUNNING   */ {1, 0, 1, 1, 1},
     /* SUCCESS   */ {0, 0, 0, 0, 0},
-    /* FAILED    */ {0, 0, 0, 0, 0},
-    /* CANCELLED */ {0, 0, 0, 0, 0},
+    /* FAILED    */ {1, 0, 0, 0, 0},
+    /* CANCELLED */ {1, 0, 0, 0, 0},
 };
 
 static int status_valid(int s) { return s >= 0 && s < OMNIQ_STATUS_COUNT; }
@@ -205,6 +206,8 @@ void omniq_task_free(omniq_task_t *t) {
   omniq__free(t->queue);
   omniq__free(t->args);
   omniq__free(t->kwargs);
+  omniq__free(t->unique_key);
+  omniq__free(t->cron);
   omniq_task_error_free(t->last_error);
   omniq__free(t);
 }
@@ -225,8 +228,11 @@ omniq_task_t *omniq_task_dup(const omniq_task_t *t) {
   d->args = omniq__strdup(t->args);
   d->kwargs = omniq__strdup(t->kwargs);
   d->last_error = omniq_task_error_dup(t->last_error);
+  d->unique_key = omniq__strdup(t->unique_key);
+  d->cron = omniq__strdup(t->cron);
   if ((t->func && !d->func) || (t->queue && !d->queue) || (t->args && !d->args) ||
-      (t->kwargs && !d->kwargs) || (t->last_error && !d->last_error)) {
+      (t->kwargs && !d->kwargs) || (t->last_error && !d->last_error) ||
+      (t->unique_key && !d->unique_key) || (t->cron && !d->cron)) {
     omniq_task_free(d);
     return NULL;
   }
@@ -249,10 +255,17 @@ int64_t omniq_task_created_at(const omniq_task_t *t) { return t ? t->created_at_
 const omniq_task_error_t *omniq_task_last_error(const omniq_task_t *t) {
   return t ? t->last_error : NULL;
 }
+int64_t omniq_task_started_at(const omniq_task_t *t) { return t ? t->started_at_ms : 0; }
+int64_t omniq_task_finished_at(const omniq_task_t *t) { return t ? t->finished_at_ms : 0; }
+const char *omniq_task_unique_key(const omniq_task_t *t) { return t ? t->unique_key : NULL; }
+const char *omniq_task_cron(const omniq_task_t *t) { return t ? t->cron : NULL; }
+int omniq_task_crashes(const omniq_task_t *t) { return t ? t->crashes : 0; }
 
-char *omniq_task_to_json(const omniq_task_t *t) {
-  if (t == NULL) return NULL;
-  return dump(json_pack(
+/* The keys added with storage ABI 3 are written only when they differ from
+ * their default, so a task that uses none of them keeps the exact bytes it
+ * had before; a reader treats a missing key as its default. */
+static json_t *task_json(const omniq_task_t *t) {
+  json_t *j = json_pack(
       "{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:o, s:I, s:I, s:o, s:o, s:o, s:I, "
       "s:o}",
       "format", 1, "id", t->id, "func", t->func, "queue", t->queue, "args", t->args, "kwargs",
@@ -261,12 +274,35 @@ char *omniq_task_to_json(const omniq_task_t *t) {
       (json_int_t)t->interval_ms, "timeout_ms", (json_int_t)t->timeout_ms, "created_at",
       time_json(t->created_at_ms), "started_at", time_json(t->started_at_ms), "lease_until",
       time_json(t->lease_until_ms), "token", (json_int_t)t->token, "last_error",
-      error_json(t->last_error)));
+      error_json(t->last_error));
+  int bad = j == NULL;
+  if (!bad && t->unique_key != NULL)
+    bad = json_object_set_new(j, "unique_key", json_string(t->unique_key)) != 0 ||
+          json_object_set_new(j, "unique_for_ms", json_integer(t->unique_for_ms)) != 0;
+  if (!bad && t->cron != NULL) bad = json_object_set_new(j, "cron", json_string(t->cron)) != 0;
+  if (!bad && t->crashes != 0) bad = json_object_set_new(j, "crashes", json_integer(t->crashes));
+  if (!bad && t->finished_at_ms != 0)
+    bad = json_object_set_new(j, "finished_at", time_json(t->finished_at_ms)) != 0;
+  if (bad) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
+}
+
+char *omniq_task_to_json(const omniq_task_t *t) { return t != NULL ? dump(task_json(t)) : NULL; }
+
+/* An optional integer member: absent or null is 0. */
+static int opt_int_from(json_t *obj, const char *key, int64_t *out) {
+  json_t *v = json_object_get(obj, key);
+  *out = 0;
+  if (v == NULL || json_is_null(v)) return OMNIQ_OK;
+  return int_from(obj, key, out);
 }
 
 int omniq_task_from_json(const char *json, omniq_task_t **out) {
   json_t *j;
-  int64_t v[6];
+  int64_t v[8];
   json_t *status = NULL, *id = NULL, *err = NULL;
   *out = NULL;
   int rc = parse_object(json, &j);
@@ -303,11 +339,19 @@ int omniq_task_from_json(const char *json, omniq_task_t **out) {
        time_from(j, "lease_until", &t->lease_until_ms)))
     rc = OMNIQ_ESERIALIZE;
   if (rc == OMNIQ_OK && err != NULL && !json_is_null(err)) rc = error_from(err, &t->last_error);
+  if (rc == OMNIQ_OK) rc = str_from(j, "unique_key", 1, &t->unique_key);
+  if (rc == OMNIQ_OK) rc = opt_int_from(j, "unique_for_ms", &v[6]);
+  if (rc == OMNIQ_OK) rc = str_from(j, "cron", 1, &t->cron);
+  if (rc == OMNIQ_OK) rc = opt_int_from(j, "crashes", &v[7]);
+  if (rc == OMNIQ_OK && time_from(j, "finished_at", &t->finished_at_ms) != OMNIQ_OK)
+    rc = OMNIQ_ESERIALIZE;
   json_decref(j);
   if (rc != OMNIQ_OK) {
     omniq_task_free(t);
     return rc;
   }
+  t->unique_for_ms = v[6];
+  t->crashes = (int)v[7];
   t->priority = (int)v[0];
   t->attempts = (int)v[1];
   t->max_retries = (int)v[2];

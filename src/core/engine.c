@@ -28,10 +28,14 @@
 #include "base/ids.h"
 #include "base/notify.h"
 #include "base/records.h"
+#include "core/cron.h"
 #include "core/store.h"
 
 #define REAP_PERIOD_MS 1000
 #define REAP_BATCH 64
+#define MS_MAX INT64_C(3155760000000) /* 100 years: the bound of every duration */
+#define RETAIN_PERIOD_MS 60000
+#define PURGE_BATCH 500
 
 /* The queue of a task enqueued without one, and of a worker given none. */
 static const char *const default_queues[] = {OMNIQ_DEFAULT_QUEUE, NULL};
@@ -68,7 +72,7 @@ void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o) {
 /* Queue names are short identifiers: they appear in logs, and a backend may
  * use them in file names. */
 static int queue_name_valid(const char *q) {
-  size_t n = strlen(q);
+  size_t n = q != NULL ? strlen(q) : 0;
   if (n == 0 || n >= OMNIQ_NAME_MAX) return 0;
   for (size_t i = 0; i < n; i++) {
     char c = q[i];
@@ -77,6 +81,62 @@ static int queue_name_valid(const char *q) {
       return 0;
   }
   return 1;
+}
+
+int omniq__engine_check_queue(omniq_t *oq, const char *what, const char *queue) {
+  if (queue_name_valid(queue)) return OMNIQ_OK;
+  return omniq__err(oq->id, OMNIQ_EINVAL, "%s: queue name must be 1-%d characters of [A-Za-z0-9_.-]",
+                    what, OMNIQ_NAME_MAX - 1);
+}
+
+/* A unique key is text a backend may store as JSON: 1..255 bytes of UTF-8
+ * (jansson refuses anything else), no control characters. */
+static int unique_key_valid(const char *key) {
+  size_t n = strlen(key);
+  if (n == 0 || n > OMNIQ_UNIQUE_KEY_MAX) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f) return 0;
+  return omniq__codec_is_utf8(key, n);
+}
+
+/* The options of the operations of storage ABI 3: unique keys and cron.
+ * Fills t's fields (the first eta of a cron task included). */
+static int build_schedule(omniq_t *oq, const omniq_enqueue_opts_t *o, size_t index, int64_t base,
+                          omniq_task_t *t) {
+  char err[OMNIQ__ERRMSG_MAX];
+  omniq__cron_t cron;
+  int rc;
+  if (o->unique_key == NULL && o->cron == NULL) return OMNIQ_OK;
+  if ((rc = omniq__store_supports(oq, o->cron != NULL ? "cron tasks" : "unique tasks")) !=
+      OMNIQ_OK)
+    return rc;
+  if (o->unique_key != NULL) {
+    if (!unique_key_valid(o->unique_key))
+      return omniq__err(oq->id, OMNIQ_EINVAL,
+                        "task %zu: unique_key must be 1-%d bytes of UTF-8 without control "
+                        "characters",
+                        index, OMNIQ_UNIQUE_KEY_MAX);
+    if (o->unique_for_ms < 0 || o->unique_for_ms > MS_MAX)
+      return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: unique_for_ms must be 0 to %lld",
+                        index, (long long)MS_MAX);
+    if ((t->unique_key = omniq__strdup(o->unique_key)) == NULL)
+      return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
+    t->unique_for_ms = o->unique_for_ms;
+  }
+  if (o->cron != NULL) {
+    if (o->interval_ms > 0)
+      return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: cron and interval_ms exclude each other",
+                        index);
+    if (omniq__cron_parse(o->cron, &cron, err, sizeof err) != OMNIQ_OK)
+      return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: cron '%.100s': %s", index, o->cron, err);
+    /* The first match at or after the given start. */
+    if (omniq__cron_next(&cron, base - 1, &t->eta_ms) != OMNIQ_OK)
+      return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: cron '%.100s' has no match in %d years",
+                        index, o->cron, OMNIQ__CRON_HORIZON_YEARS);
+    if ((t->cron = omniq__strdup(o->cron)) == NULL)
+      return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
+  }
+  return OMNIQ_OK;
 }
 
 /* Checks one item and builds its task; on error *out is NULL and the
@@ -133,8 +193,49 @@ static int build_task(omniq_t *oq, const omniq_enqueue_item_t *item, size_t inde
   t->interval_ms = o->interval_ms;
   t->eta_ms = o->eta_ms > 0 ? o->eta_ms : now + o->delay_ms;
   t->created_at_ms = now;
+  if ((rc = build_schedule(oq, o, index, t->eta_ms, t)) != OMNIQ_OK) {
+    omniq_task_free(t);
+    return rc;
+  }
   *out = t;
   return OMNIQ_OK;
+}
+
+/* A queue and key given twice in one batch would hold themselves. */
+static int check_batch_keys(omniq_t *oq, omniq_task_t **tasks, size_t n, int *any) {
+  *any = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (tasks[i]->unique_key == NULL) continue;
+    *any = 1;
+    for (size_t k = 0; k < i; k++)
+      if (tasks[k]->unique_key != NULL && strcmp(tasks[k]->unique_key, tasks[i]->unique_key) == 0 &&
+          strcmp(tasks[k]->queue, tasks[i]->queue) == 0)
+        return omniq__err(oq->id, OMNIQ_EINVAL,
+                          "task %zu: unique key of queue %s given twice in the batch (task %zu)",
+                          i, tasks[i]->queue, k);
+  }
+  return OMNIQ_OK;
+}
+
+/* Stores a batch whose tasks carry unique keys: on OMNIQ_EEXISTS every
+ * item gets its holder's id (or "") and the message names the first. */
+static int store_unique(omniq_t *oq, omniq_task_t **tasks, size_t n,
+                        char (*ids_out)[OMNIQ_ID_SIZE]) {
+  char(*holders)[OMNIQ_ID_SIZE] = omniq__calloc(n, sizeof *holders);
+  if (holders == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
+  int rc = omniq__store_enqueue_unique(oq, tasks, n, holders);
+  if (rc == OMNIQ_EEXISTS) {
+    size_t first = n;
+    for (size_t i = 0; i < n; i++) {
+      if (ids_out != NULL) memcpy(ids_out[i], holders[i], OMNIQ_ID_SIZE);
+      if (first == n && holders[i][0] != '\0') first = i;
+    }
+    if (first < n)
+      omniq__err(oq->id, OMNIQ_EEXISTS, "task %zu: unique key of queue %s is held by task %s",
+                 first, tasks[first]->queue, holders[first]);
+  }
+  omniq__free(holders);
+  return rc;
 }
 
 int omniq__engine_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
@@ -147,9 +248,12 @@ int omniq__engine_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t
   if (n == 0) return OMNIQ_OK;
   tasks = omniq__calloc(n, sizeof *tasks);
   if (tasks == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
+  int keyed = 0;
   for (; built < n && rc == OMNIQ_OK; built++)
     rc = build_task(oq, &items[built], built, now, &tasks[built]);
-  if (rc == OMNIQ_OK) rc = omniq__store_enqueue(oq, tasks, n);
+  if (rc == OMNIQ_OK) rc = check_batch_keys(oq, tasks, n, &keyed);
+  if (rc == OMNIQ_OK)
+    rc = keyed ? store_unique(oq, tasks, n, ids_out) : omniq__store_enqueue(oq, tasks, n);
   if (rc == OMNIQ_OK) {
     /* A batch logs one INFO line, not one per task: producers that enqueue
      * thousands at once would otherwise flood the log. */
@@ -176,14 +280,58 @@ typedef struct decided {
   const char *event; /* what to log */
 } decided_t;
 
+/* The failure to record for a run the worker reported as r: the failure
+ * table's, unless the run was the crash_budget-th crash of the task, which
+ * makes it a PoisonTask that is not retried. */
+static int failure_of(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t *r, int64_t now,
+                      decided_t *x, int *retryable, int *poisoned) {
+  omniq__failure_t f = omniq__report_classify(r);
+  int budget = oq->settings.crash_budget;
+  char msg[512];
+  x->d.crashes = t->crashes + (f.crash ? 1 : 0);
+  if (f.crash && budget > 0 && x->d.crashes >= budget) {
+    snprintf(msg, sizeof msg, "crashed the run %d times (crash_budget %d); last: %s: %s",
+             x->d.crashes, budget, f.error_type, r->message != NULL ? r->message : "");
+    x->error = omniq_task_error_new("PoisonTask", msg, now, r->traceback, t->attempts, 0);
+    *retryable = 0;
+    *poisoned = 1;
+  } else {
+    x->error = omniq_task_error_new(f.error_type, r->message, now, r->traceback, t->attempts,
+                                    f.retryable);
+    *retryable = f.retryable;
+  }
+  if (x->error == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
+  return OMNIQ_OK;
+}
+
+/* When an interval or cron task runs next after a run that ended at now;
+ * 0 for a task that does not repeat. A cron text that no longer parses (the
+ * record was written by hand) or never matches again ends the task. */
+static int64_t next_run(omniq_t *oq, const omniq_task_t *t, int64_t now) {
+  char err[OMNIQ__ERRMSG_MAX];
+  omniq__cron_t c;
+  int64_t next;
+  if (t->interval_ms > 0) return now + t->interval_ms;
+  if (t->cron == NULL) return 0;
+  if (omniq__cron_parse(t->cron, &c, err, sizeof err) == OMNIQ_OK &&
+      omniq__cron_next(&c, now, &next) == OMNIQ_OK)
+    return next;
+  omniq__log(&oq->log, OMNIQ_LOG_ERROR, "task.cron_invalid", t->id,
+             "cron '%.100s' gives no next run; the task ends here", t->cron);
+  return 0;
+}
+
 /* Applies DESIGN §3 to a run of `t` that ended at `now` as r reports. A
- * lost run is retried at once: the lease already cost the wait. */
+ * lost run is retried at once: the lease already cost the wait. Interval
+ * and cron tasks are re-armed here, on the same path as every other end of
+ * a run, unless the run made the task a PoisonTask. */
 static int decide(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t *r, int64_t now,
                   decided_t *x) {
-  int ok = r->kind == OMNIQ__RUN_OK, retry = 0;
+  int ok = r->kind == OMNIQ__RUN_OK, retry = 0, retryable = 0, poisoned = 0;
   memset(x, 0, sizeof *x);
   x->d.id = t->id;
   x->d.token = t->token;
+  x->d.crashes = t->crashes;
   memcpy(x->result.task_id, t->id, OMNIQ_ID_SIZE);
   x->result.attempts = t->attempts;
   x->result.finished_at_ms = now;
@@ -193,16 +341,18 @@ static int decide(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t 
     x->result.status = OMNIQ_SUCCESS;
     x->result.value = (char *)(r->value != NULL ? r->value : "null");
     x->event = "task.succeeded";
+    x->d.runs = OMNIQ_RUNS_SUCCEEDED;
   } else {
-    omniq__failure_t f = omniq__report_classify(r);
-    x->error = omniq_task_error_new(f.error_type, r->message, now, r->traceback, t->attempts,
-                                    f.retryable);
-    if (x->error == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
+    int rc = failure_of(oq, t, r, now, x, &retryable, &poisoned);
+    if (rc != OMNIQ_OK) return rc;
     x->d.error = x->error;
-    retry = f.retryable && t->attempts < t->max_retries;
+    retry = retryable && t->attempts < t->max_retries;
     x->result.status = OMNIQ_FAILED;
     x->result.error = x->error;
-    x->event = "task.failed";
+    x->event = poisoned ? "task.poisoned" : "task.failed";
+    x->d.runs = r->kind == OMNIQ__RUN_LOST ? OMNIQ_RUNS_LOST
+                : retry                    ? OMNIQ_RUNS_RETRIED
+                                           : OMNIQ_RUNS_FAILED;
   }
 
   if (retry) {
@@ -216,10 +366,12 @@ static int decide(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t 
     return OMNIQ_OK; /* a run that will be retried has no result */
   }
   x->d.result = &x->result;
-  if (t->interval_ms > 0) {
+  int64_t next = poisoned ? 0 : next_run(oq, t, now);
+  if (next > 0) {
     x->d.next_status = OMNIQ_PENDING;
-    x->d.eta_ms = now + t->interval_ms;
+    x->d.eta_ms = next;
     x->d.reset_attempts = 1;
+    x->d.crashes = 0;
   } else {
     x->d.next_status = ok ? OMNIQ_SUCCESS : OMNIQ_FAILED;
   }
@@ -234,8 +386,8 @@ static void log_decision(omniq_t *oq, const omniq_task_t *t, const decided_t *x)
                "attempt %d of %d failed (%s); retry at %s", t->attempts, t->max_retries,
                x->error->error_type, eta);
   } else if (x->d.next_status == OMNIQ_PENDING) {
-    omniq__log(&oq->log, OMNIQ_LOG_INFO, x->event, t->id, "interval run done; next run at %s",
-               eta);
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, x->event, t->id, "%s run done; next run at %s",
+               t->cron != NULL ? "cron" : "interval", eta);
   } else if (x->error != NULL) {
     omniq__log(&oq->log, OMNIQ_LOG_WARNING, x->event, t->id, "attempt %d of %d failed (%s)",
                t->attempts, t->max_retries, x->error->error_type);
@@ -296,6 +448,8 @@ int omniq__engine_reap(omniq_t *oq, int *recovered) {
   return rc;
 }
 
+static void maybe_retain(omniq_t *oq, int64_t now);
+
 static void maybe_reap(omniq_t *oq, int64_t now) {
   int due;
   pthread_mutex_lock(&oq->reap_lock);
@@ -340,6 +494,7 @@ int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, 
   *n = 0;
   if (max == 0) return OMNIQ_OK;
   maybe_reap(oq, now);
+  maybe_retain(oq, now);
   int rc = omniq__store_claim(oq, &req, out, n);
   for (size_t i = 0; rc == OMNIQ_OK && i < *n; i++)
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.claimed", (*out)[i]->id, "attempt %d",
@@ -375,4 +530,81 @@ int omniq__engine_purge(omniq_t *oq, int64_t older_than_ms, int64_t *count) {
 
 int omniq__engine_purge_expired(omniq_t *oq, int64_t *count) {
   return omniq__engine_purge(oq, omniq__now(&oq->settings) - oq->settings.result_ttl_ms, count);
+}
+
+/* ---- by hand: retry and delete ------------------------------------------- */
+
+/* The policy of a retry by hand: a fresh budget (the backend zeroes
+ * attempts and crashes), due at eta (now when 0), same id. The task's key,
+ * if it has one, must be free or still its own. */
+int omniq__engine_retry(omniq_t *oq, const char *id, int64_t eta_ms) {
+  int64_t now = omniq__now(&oq->settings);
+  char holder[OMNIQ_ID_SIZE];
+  int was = -1;
+  if (eta_ms < 0 || eta_ms > MS_MAX)
+    return omniq__err(oq->id, OMNIQ_EINVAL, "retry %s: eta_ms %lld is out of range (0 = now)", id,
+                      (long long)eta_ms);
+  int rc = omniq__store_retry(oq, id, eta_ms > 0 ? eta_ms : now, now, &was, holder);
+  if (rc == OMNIQ_ESTATE)
+    return omniq__err(oq->id, rc, "task %s is %s; only FAILED and CANCELLED tasks are retried",
+                      id, omniq_status_name(was));
+  if (rc == OMNIQ_EEXISTS)
+    return omniq__err(oq->id, rc, "task %s: its unique key is held by task %s now", id, holder);
+  if (rc != OMNIQ_OK) return rc;
+  omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.retried", id, "by hand; was %s",
+             omniq_status_name(was));
+  omniq__notify(OMNIQ__EV_WORK);
+  return OMNIQ_OK;
+}
+
+int omniq__engine_delete(omniq_t *oq, const char *id) {
+  int was = -1;
+  int rc = omniq__store_delete(oq, id, &was);
+  if (rc == OMNIQ_ESTATE)
+    return omniq__err(oq->id, rc, "task %s is %s; cancel it before deleting it", id,
+                      omniq_status_name(was));
+  if (rc == OMNIQ_OK)
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.deleted", id, "was %s", omniq_status_name(was));
+  return rc;
+}
+
+/* ---- retention of tasks --------------------------------------------------- */
+
+int omniq__engine_purge_tasks(omniq_t *oq, int64_t before_ms, int64_t *count) {
+  int64_t got = 0;
+  int rc;
+  *count = 0;
+  do { /* batches keep each step short, so claims go on meanwhile */
+    rc = omniq__store_purge_tasks(oq, before_ms, PURGE_BATCH, &got);
+    if (rc == OMNIQ_OK) *count += got;
+  } while (rc == OMNIQ_OK && got == PURGE_BATCH);
+  if (*count > 0)
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, "tasks.purged", NULL,
+               "%lld finished task(s) older than the task ttl, with their results",
+               (long long)*count);
+  return rc;
+}
+
+int omniq__engine_purge_expired_tasks(omniq_t *oq, int64_t *count) {
+  *count = 0;
+  if (oq->settings.task_ttl_ms == 0) return OMNIQ_OK; /* kept forever */
+  return omniq__engine_purge_tasks(oq, omniq__now(&oq->settings) - oq->settings.task_ttl_ms,
+                                   count);
+}
+
+/* Retention while workers run: this handle looks at most once a minute of
+ * store time, and the store's chore lets one process of all that share it
+ * do the work in each minute. */
+static void maybe_retain(omniq_t *oq, int64_t now) {
+  int due, won = 0;
+  int64_t count;
+  if (oq->settings.task_ttl_ms == 0 || oq->ops->abi_version < 3) return;
+  pthread_mutex_lock(&oq->reap_lock);
+  due = now >= oq->next_retain_ms;
+  if (due) oq->next_retain_ms = now + RETAIN_PERIOD_MS;
+  pthread_mutex_unlock(&oq->reap_lock);
+  if (due && omniq__store_claim_chore(oq, "retention", now, now + RETAIN_PERIOD_MS, &won) ==
+                 OMNIQ_OK &&
+      won)
+    omniq__engine_purge_tasks(oq, now - oq->settings.task_ttl_ms, &count);
 }

@@ -43,6 +43,22 @@ int omniq__engine_purge(omniq_t *oq, int64_t older_than_ms, int64_t *count);
 /* The same with the cutoff the settings' result_ttl gives: now - ttl. */
 int omniq__engine_purge_expired(omniq_t *oq, int64_t *count);
 
+/* OMNIQ_OK for a valid queue name; else OMNIQ_EINVAL with a message that
+ * starts with what. */
+int omniq__engine_check_queue(omniq_t *oq, const char *what, const char *queue);
+
+/* Retry by hand (FAILED or CANCELLED -> PENDING, fresh budget, due at eta_ms
+ * or now when 0) and delete of a terminal task; see omniq_retry and
+ * omniq_delete for the errors. */
+int omniq__engine_retry(omniq_t *oq, const char *id, int64_t eta_ms);
+int omniq__engine_delete(omniq_t *oq, const char *id);
+/* Deletes terminal tasks that finished before before_ms, with their
+ * results, in batches; *count gets how many. */
+int omniq__engine_purge_tasks(omniq_t *oq, int64_t before_ms, int64_t *count);
+/* The same with the cutoff task_ttl gives (nothing when task_ttl is 0).
+ * Claims also run it, at most once a minute per store (one process). */
+int omniq__engine_purge_expired_tasks(omniq_t *oq, int64_t *count);
+
 /* The retry delay after a failed run that was attempt number `attempts`:
  * min(base * 2^(attempts-1), cap) * (0.75 + 0.5 * u), u in [0, 1). */
 int64_t omniq__engine_backoff_ms(int64_t base_ms, int64_t cap_ms, int attempts, double u);

@@ -3,7 +3,7 @@
  * keeps its own state.
  *
  * Locks: `lock` guards the handler table, the worker list and
- * threads_alive; `reap_lock` guards next_reap_ms. Storage backends do their
+ * threads_alive; `reap_lock` guards next_reap_ms and next_retain_ms. Storage backends do their
  * own locking; the engine holds no lock of its own while calling storage.
  */
 #ifndef OMNIQ_CORE_HANDLE_H
@@ -38,7 +38,8 @@ struct omniq {
   pthread_cond_t threads_cond;  /* signalled when threads_alive drops */
 
   pthread_mutex_t reap_lock;
-  int64_t next_reap_ms; /* next time (store clock) to look for lost leases */
+  int64_t next_reap_ms;   /* next time (store clock) to look for lost leases */
+  int64_t next_retain_ms; /* next time (store clock) to offer to run retention */
 };
 
 #endif

@@ -38,10 +38,12 @@ typedef struct omniq__run_report {
   int retryable;
 } omniq__run_report_t;
 
-/* What a failed run is called and whether it may run again. */
+/* What a failed run is called, whether it may run again, and whether it
+ * ended by crashing the run (counted against the settings' crash_budget). */
 typedef struct omniq__failure {
   const char *error_type; /* static, or the report's own */
   int retryable;
+  int crash;
 } omniq__failure_t;
 
 /* Classifies a report whose kind is not OMNIQ__RUN_OK. A kind outside the

@@ -62,6 +62,8 @@ void omniq_settings_init(omniq_settings_t *s) {
   s->retry_base_ms = OMNIQ_DEFAULT_RETRY_BASE_MS;
   s->retry_cap_ms = OMNIQ_DEFAULT_RETRY_CAP_MS;
   s->fsync = OMNIQ_DEFAULT_FSYNC;
+  s->task_ttl_ms = OMNIQ_DEFAULT_TASK_TTL_MS;
+  s->crash_budget = OMNIQ_DEFAULT_CRASH_BUDGET;
 }
 
 int omniq__parse_seconds(const char *text, int64_t *ms_out) {
@@ -201,6 +203,8 @@ static const setting_t table[] = {
     {"OMNIQ_RETRY_BASE", parse_seconds, FIELD(retry_base_ms), NULL, 1},
     {"OMNIQ_RETRY_CAP", parse_seconds, FIELD(retry_cap_ms), NULL, 1},
     {"OMNIQ_FSYNC", parse_choice, FIELD(fsync), bool_choices, 0},
+    {"OMNIQ_TASK_TTL", parse_seconds, FIELD(task_ttl_ms), NULL, 0},
+    {"OMNIQ_CRASH_BUDGET", parse_count, FIELD(crash_budget), NULL, 0},
     {"OMNIQ_DB_SCHEMA", parse_text, FIELD(db_schema), NULL, 0},
 };
 
@@ -272,6 +276,8 @@ int omniq__settings_validate(const omniq_settings_t *s, char *err, size_t errlen
                (long long)s->retry_cap_ms, (long long)s->retry_base_ms);
   if (s->default_max_retries < 0)
     return bad(err, errlen, "default_max_retries: %d is negative", s->default_max_retries);
+  if (s->crash_budget < 0)
+    return bad(err, errlen, "crash_budget: %d is negative", s->crash_budget);
   if (s->serializer != OMNIQ_SERIALIZER_JSON && s->serializer != OMNIQ_SERIALIZER_RAW)
     return bad(err, errlen, "serializer: %d is not json (0) or raw (1)", s->serializer);
   if (strcmp(omniq__log_level_name(s->log_level), "UNKNOWN") == 0)

@@ -3,7 +3,11 @@
  * Each wrapper gives the backend an error buffer and turns a failure into
  * the handle's errmsg: the backend's own text, or the code's description
  * when the backend wrote none. Out-parameters are cleared first, so a
- * caller never sees what a failed backend left in them. */
+ * caller never sees what a failed backend left in them.
+ *
+ * A table written for storage ABI 2 ends before the ABI 3 operations: the
+ * registry accepted it without them, so each ABI 3 wrapper asks
+ * omniq__store_supports first and never reads past the table's end. */
 #include "core/store.h"
 
 #include "base/error.h"
@@ -85,4 +89,87 @@ int omniq__store_expired_leases(omniq_t *oq, int64_t now, size_t max, omniq_task
   *out = NULL;
   *n = 0;
   return said(oq, oq->ops->expired_leases(oq->backend, now, max, out, n, err, sizeof err), err);
+}
+
+/* ---- ABI 3 ------------------------------------------------------------------ */
+
+int omniq__store_supports(omniq_t *oq, const char *what) {
+  if (oq->ops->abi_version >= 3) return OMNIQ_OK;
+  return omniq__err(oq->id, OMNIQ_ENOTSUP,
+                    "%s: the %s backend is written for storage ABI %u, which cannot (ABI 3 can)",
+                    what, oq->ops->name, (unsigned)oq->ops->abi_version);
+}
+
+int omniq__store_enqueue_unique(omniq_t *oq, omniq_task_t *const *tasks, size_t n,
+                                char (*holders)[OMNIQ_ID_SIZE]) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, "unique tasks");
+  if (rc != OMNIQ_OK) return rc;
+  return said(oq, oq->ops->enqueue_unique(oq->backend, tasks, n, holders, err, sizeof err), err);
+}
+
+int omniq__store_list(omniq_t *oq, const omniq_list_req_t *req, omniq_task_t ***out, size_t *n) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, "listing tasks");
+  *out = NULL;
+  *n = 0;
+  if (rc != OMNIQ_OK) return rc;
+  return said(oq, oq->ops->list(oq->backend, req, out, n, err, sizeof err), err);
+}
+
+int omniq__store_retry(omniq_t *oq, const char *id, int64_t eta, int64_t now, int *prev_status,
+                       char holder[OMNIQ_ID_SIZE]) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, "retry");
+  if (rc != OMNIQ_OK) return rc;
+  holder[0] = '\0';
+  return said(oq, oq->ops->retry(oq->backend, id, eta, now, prev_status, holder, err, sizeof err),
+              err);
+}
+
+int omniq__store_delete(omniq_t *oq, const char *id, int *prev_status) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, "delete");
+  if (rc != OMNIQ_OK) return rc;
+  return said(oq, oq->ops->delete_task(oq->backend, id, prev_status, err, sizeof err), err);
+}
+
+int omniq__store_purge_tasks(omniq_t *oq, int64_t before, size_t max, int64_t *count) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, "removing expired tasks");
+  *count = 0;
+  if (rc != OMNIQ_OK) return rc;
+  return said(oq, oq->ops->purge_tasks(oq->backend, before, max, count, err, sizeof err), err);
+}
+
+int omniq__store_set_paused(omniq_t *oq, const char *queue, int paused) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, paused ? "pause" : "resume");
+  if (rc != OMNIQ_OK) return rc;
+  return said(oq, oq->ops->set_paused(oq->backend, queue, paused, err, sizeof err), err);
+}
+
+int omniq__store_set_rate(omniq_t *oq, const char *queue, int64_t limit, int64_t period_ms) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, "rate limits");
+  if (rc != OMNIQ_OK) return rc;
+  return said(oq, oq->ops->set_rate(oq->backend, queue, limit, period_ms, err, sizeof err), err);
+}
+
+int omniq__store_queue_stats(omniq_t *oq, const char *queue, int64_t now, omniq_queue_info_t **out,
+                             size_t *n) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, "queue statistics");
+  *out = NULL;
+  *n = 0;
+  if (rc != OMNIQ_OK) return rc;
+  return said(oq, oq->ops->queue_stats(oq->backend, queue, now, out, n, err, sizeof err), err);
+}
+
+int omniq__store_claim_chore(omniq_t *oq, const char *chore, int64_t now, int64_t next, int *won) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  int rc = omniq__store_supports(oq, chore);
+  *won = 0;
+  if (rc != OMNIQ_OK) return rc;
+  return said(oq, oq->ops->claim_chore(oq->backend, chore, now, next, won, err, sizeof err), err);
 }

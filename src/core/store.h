@@ -23,4 +23,20 @@ int omniq__store_count_by_status(omniq_t *oq, int64_t counts[OMNIQ_STATUS_COUNT]
 int omniq__store_expired_leases(omniq_t *oq, int64_t now, size_t max, omniq_task_t ***out,
                                 size_t *n);
 
+/* ABI 3. Each returns OMNIQ_ENOTSUP, naming `what` the caller wanted done,
+ * when the backend's table is written for ABI 2. */
+int omniq__store_supports(omniq_t *oq, const char *what);
+int omniq__store_enqueue_unique(omniq_t *oq, omniq_task_t *const *tasks, size_t n,
+                                char (*holders)[OMNIQ_ID_SIZE]);
+int omniq__store_list(omniq_t *oq, const omniq_list_req_t *req, omniq_task_t ***out, size_t *n);
+int omniq__store_retry(omniq_t *oq, const char *id, int64_t eta, int64_t now, int *prev_status,
+                       char holder[OMNIQ_ID_SIZE]);
+int omniq__store_delete(omniq_t *oq, const char *id, int *prev_status);
+int omniq__store_purge_tasks(omniq_t *oq, int64_t before, size_t max, int64_t *count);
+int omniq__store_set_paused(omniq_t *oq, const char *queue, int paused);
+int omniq__store_set_rate(omniq_t *oq, const char *queue, int64_t limit, int64_t period_ms);
+int omniq__store_queue_stats(omniq_t *oq, const char *queue, int64_t now, omniq_queue_info_t **out,
+                             size_t *n);
+int omniq__store_claim_chore(omniq_t *oq, const char *chore, int64_t now, int64_t next, int *won);
+
 #endif

@@ -3,9 +3,10 @@
  * Backends register by name; the built-ins once, on first use. A table is
  * checked here, once, so every caller may take its operations as present:
  * it must say which ABI it was written for and fill every operation that
- * ABI has (an older table is refused, since its layout differs). Tables
- * written for a newer ABI are accepted; operations past this build's
- * OMNIQ_STORAGE_ABI are never read. */
+ * ABI has (an ABI 1 table is refused, since its layout differs). An ABI 2
+ * table is accepted: core/store.c checks abi_version before it reaches for
+ * an ABI 3 operation. Tables written for a newer ABI are accepted;
+ * operations past this build's OMNIQ_STORAGE_ABI are never read. */
 #include "storage/registry.h"
 
 #include <pthread.h>
@@ -26,13 +27,18 @@ static const omniq_storage_ops_t *find_locked(const char *name) {
   return NULL;
 }
 
-/* Every operation of ABI 2 is required. */
+/* Every operation of the table's ABI is required: all of ABI 2, and from
+ * ABI 3 on, the operations ABI 3 appended. */
 static int table_complete(const omniq_storage_ops_t *o) {
-  return o->abi_version >= 2 && o->name != NULL && o->name[0] != '\0' && o->open != NULL &&
-         o->close != NULL && o->enqueue != NULL && o->claim != NULL && o->finish != NULL &&
-         o->extend_lease != NULL && o->cancel != NULL && o->get_task != NULL &&
-         o->get_result != NULL && o->purge_results != NULL && o->count_by_status != NULL &&
-         o->expired_leases != NULL;
+  int abi2 = o->abi_version >= 2 && o->name != NULL && o->name[0] != '\0' && o->open != NULL &&
+             o->close != NULL && o->enqueue != NULL && o->claim != NULL && o->finish != NULL &&
+             o->extend_lease != NULL && o->cancel != NULL && o->get_task != NULL &&
+             o->get_result != NULL && o->purge_results != NULL && o->count_by_status != NULL &&
+             o->expired_leases != NULL;
+  if (!abi2 || o->abi_version < 3) return abi2;
+  return o->enqueue_unique != NULL && o->list != NULL && o->retry != NULL &&
+         o->delete_task != NULL && o->purge_tasks != NULL && o->set_paused != NULL &&
+         o->set_rate != NULL && o->queue_stats != NULL && o->claim_chore != NULL;
 }
 
 static int register_ops(const omniq_storage_ops_t *ops) {
@@ -58,8 +64,8 @@ int omniq_storage_register(const omniq_storage_ops_t *ops) {
   int rc = register_ops(ops);
   if (rc != OMNIQ_OK)
     return omniq__err(0, rc,
-                      "storage backend %s: not an ABI %d table with every operation, or its "
-                      "name is already taken",
+                      "storage backend %s: not a table for storage ABI 2 to %d with every "
+                      "operation of its ABI, or its name is already taken",
                       ops && ops->name ? ops->name : "(null)", OMNIQ_STORAGE_ABI);
   return rc;
 }

@@ -224,6 +224,18 @@ int omniq_job_fail_traceback(omniq_job_t *job, const char *error_type, const cha
                          retryable);
 }
 
+int omniq_job_crash(omniq_job_t *job, int signo, const char *detail) {
+  char msg[96];
+  if (job == NULL) return OMNIQ_EINVAL;
+  if (signo < 1 || signo > 64)
+    return omniq__err(job->oq->id, OMNIQ_EINVAL, "omniq_job_crash: %d is not a signal", signo);
+  const char *abbrev = sigabbrev_np(signo);
+  snprintf(msg, sizeof msg, "killed by signal %d (SIG%s)", signo, abbrev != NULL ? abbrev : "?");
+  /* The same kind as a process-isolation child that died of a signal, so
+   * the engine treats both alike (a crash, counted against crash_budget). */
+  return omniq__job_fail(job, OMNIQ__RUN_CRASH_SIGNAL, NULL, msg, detail, 1);
+}
+
 int omniq_job_complete(omniq_job_t *job) {
   if (job == NULL) return OMNIQ_EINVAL;
   pthread_mutex_lock(&job->lock);

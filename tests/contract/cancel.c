@@ -221,4 +221,4 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_cancel_racing_a_claim_stores_the_attempts_of_the_task_it_cancelled),
 };
 
-const ct_section_t ct_section_cancel = {tests, sizeof tests / sizeof tests[0]};
+const ct_section_t ct_section_cancel = {tests, sizeof tests / sizeof tests[0], 2};

@@ -189,4 +189,4 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_claim_naming_no_queue_is_invalid_and_claims_nothing),
 };
 
-const ct_section_t ct_section_claim = {tests, sizeof tests / sizeof tests[0]};
+const ct_section_t ct_section_claim = {tests, sizeof tests / sizeof tests[0], 2};

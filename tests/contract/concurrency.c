@@ -185,4 +185,4 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_concurrent_claims_take_each_task_exactly_once),
 };
 
-const ct_section_t ct_section_concurrency = {tests, sizeof tests / sizeof tests[0]};
+const ct_section_t ct_section_concurrency = {tests, sizeof tests / sizeof tests[0], 2};

@@ -72,4 +72,4 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_enqueue_batch_with_existing_id_stores_none),
 };
 
-const ct_section_t ct_section_enqueue = {tests, sizeof tests / sizeof tests[0]};
+const ct_section_t ct_section_enqueue = {tests, sizeof tests / sizeof tests[0], 2};

@@ -252,4 +252,4 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_unknown_id_is_not_found),
 };
 
-const ct_section_t ct_section_finish = {tests, sizeof tests / sizeof tests[0]};
+const ct_section_t ct_section_finish = {tests, sizeof tests / sizeof tests[0], 2};

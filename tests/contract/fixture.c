@@ -76,6 +76,17 @@ omniq_task_t *ct_task(const char *queue, int priority, int64_t eta) {
   return t;
 }
 
+omniq_task_t *ct_task_keyed(const char *queue, const char *key, int64_t for_ms) {
+  omniq_task_t *t = ct_task(queue, 0, NOW);
+  omniq_task_t tmpl = *t;
+  tmpl.unique_key = (char *)key;
+  tmpl.unique_for_ms = for_ms;
+  omniq_task_t *k = omniq_task_dup(&tmpl); /* the library's allocator, for omniq_task_free */
+  assert_non_null(k);
+  omniq_task_free(t);
+  return k;
+}
+
 omniq_task_error_t *ct_error(const char *type, int retry_count, int retryable) {
   omniq_task_error_t *e = omniq_task_error_new(type, "it went wrong", NOW + 5,
                                                "trace line 1\nline 2", retry_count, retryable);
@@ -197,4 +208,64 @@ int ct_cancel(ct_fx_t *fx, const char *id, int64_t finished_at, int *prev_status
 
 void ct_counts(ct_fx_t *fx, int64_t c[OMNIQ_STATUS_COUNT]) {
   OK(fx, ct_ops->count_by_status(fx->be, c, fx->err, ERRLEN));
+}
+
+/* ---- storage ABI 3 --------------------------------------------------------- */
+
+void ct_end_run(ct_fx_t *fx, const omniq_task_t *claimed, int next_status, int64_t at, int runs) {
+  omniq_decision_t d = ct_decision(claimed, next_status);
+  omniq_task_error_t *e = next_status == OMNIQ_SUCCESS ? NULL : ct_error("E", claimed->attempts, 1);
+  omniq_result_t *r = NULL;
+  if (next_status == OMNIQ_PENDING) {
+    d.eta_ms = at;
+  } else {
+    r = ct_result(claimed->id, next_status, next_status == OMNIQ_SUCCESS ? "1" : NULL, e,
+                  claimed->attempts, at);
+    d.result = r;
+  }
+  d.error = e;
+  d.runs = runs;
+  OK(fx, ct_finish(fx, &d));
+  omniq_result_free(r);
+  omniq_task_error_free(e);
+}
+
+omniq_task_t *ct_bring(ct_fx_t *fx, omniq_task_t *t, int status, int64_t at) {
+  char id[OMNIQ_ID_SIZE];
+  const char *q[1] = {t->queue};
+  static int bumped;
+  t->priority = 1000000 + ++bumped; /* claimed before anything else due in its queue */
+  memcpy(id, t->id, OMNIQ_ID_SIZE);
+  ct_enqueue1(fx, t);
+  if (status == OMNIQ_CANCELLED) OK(fx, ct_cancel(fx, id, at, NULL));
+  if (status == OMNIQ_RUNNING || status == OMNIQ_SUCCESS || status == OMNIQ_FAILED) {
+    omniq_task_t **got = NULL;
+    size_t n = 0;
+    OK(fx, ct_claim_q(fx, q, 1, at, 1, &got, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0]->id, id);
+    if (status != OMNIQ_RUNNING)
+      ct_end_run(fx, got[0], status, at,
+                 status == OMNIQ_SUCCESS ? OMNIQ_RUNS_SUCCEEDED : OMNIQ_RUNS_FAILED);
+    ct_tasks_free(got, n);
+  }
+  omniq_task_free(t);
+  return ct_get(fx, id);
+}
+
+int ct_list(ct_fx_t *fx, const omniq_list_req_t *req, omniq_task_t ***out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  return ct_ops->list(fx->be, req, out, n, fx->err, ERRLEN);
+}
+
+omniq_queue_info_t ct_queue(ct_fx_t *fx, const char *queue, int64_t now) {
+  omniq_queue_info_t *q = NULL, copy;
+  size_t n = 0;
+  OK(fx, ct_ops->queue_stats(fx->be, queue, now, &q, &n, fx->err, ERRLEN));
+  assert_int_equal(n, 1);
+  assert_string_equal(q->name, queue);
+  copy = *q;
+  free(q);
+  return copy;
 }

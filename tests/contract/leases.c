@@ -79,4 +79,4 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_expired_leases_are_running_tasks_past_their_lease),
 };
 
-const ct_section_t ct_section_leases = {tests, sizeof tests / sizeof tests[0]};
+const ct_section_t ct_section_leases = {tests, sizeof tests / sizeof tests[0], 2};

@@ -120,4 +120,4 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_reopen_keeps_everything),
 };
 
-const ct_section_t ct_section_results = {tests, sizeof tests / sizeof tests[0]};
+const ct_section_t ct_section_results = {tests, sizeof tests / sizeof tests[0], 2};

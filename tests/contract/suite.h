@@ -8,8 +8,10 @@
  * in every request, so nothing waits on a clock.
  *
  * Sections (one file each): enqueue.c, claim.c, finish.c, cancel.c,
- * leases.c, results.c, concurrency.c. A section lists its tests in an array
- * that run.c gathers. */
+ * leases.c, results.c, concurrency.c; for storage ABI 3, list.c, manage.c
+ * (retry, delete, retention, finished_at and crashes), queues.c (pause,
+ * rate limits, statistics, running totals, chores) and unique.c. A section
+ * lists its tests in an array that run.c gathers. */
 #ifndef OMNIQ_CONTRACT_SUITE_H
 #define OMNIQ_CONTRACT_SUITE_H
 
@@ -36,14 +38,19 @@ typedef struct ct_fx {
   char err[ERRLEN];
 } ct_fx_t;
 
-/* A section: its tests and how many. */
+/* A section: its tests, how many, and the storage ABI that has what they
+ * test (0 = 2): a table written for an older ABI skips the section. */
 typedef struct ct_section {
   const struct CMUnitTest *tests;
   size_t n;
+  uint32_t abi;
 } ct_section_t;
 
 extern const ct_section_t ct_section_enqueue, ct_section_claim, ct_section_finish,
     ct_section_cancel, ct_section_leases, ct_section_results, ct_section_concurrency;
+/* Storage ABI 3: operating a queue. */
+extern const ct_section_t ct_section_list, ct_section_manage, ct_section_queues,
+    ct_section_unique;
 
 /* cmocka setup and teardown: a fresh store and an open backend on it. */
 int ct_setup(void **state);
@@ -83,6 +90,10 @@ void ct_tasks_free(omniq_task_t **tasks, size_t n);
 /* Every field a task keeps from enqueue to its first claim. */
 void ct_assert_as_enqueued(const omniq_task_t *got, const omniq_task_t *want);
 
+/* A task of queue (priority 0, due at NOW) carrying a unique key (NULL =
+ * none) held for_ms after it finishes; yours. */
+omniq_task_t *ct_task_keyed(const char *queue, const char *key, int64_t for_ms);
+
 /* ---- operations ---- */
 int ct_enqueue(ct_fx_t *fx, omniq_task_t **tasks, size_t n);
 void ct_enqueue1(ct_fx_t *fx, omniq_task_t *t);
@@ -101,5 +112,19 @@ omniq_decision_t ct_decision(const omniq_task_t *claimed, int next_status);
 int ct_finish(ct_fx_t *fx, const omniq_decision_t *d);
 int ct_cancel(ct_fx_t *fx, const char *id, int64_t finished_at, int *prev_status);
 void ct_counts(ct_fx_t *fx, int64_t c[OMNIQ_STATUS_COUNT]);
+
+/* ---- storage ABI 3 ---- */
+/* Ends the run `claimed` was claimed for at `at`: SUCCESS or FAILED with a
+ * result finished at `at`, or PENDING (a retry due at `at`); the run adds
+ * to the running total `runs`. */
+void ct_end_run(ct_fx_t *fx, const omniq_task_t *claimed, int next_status, int64_t at, int runs);
+/* Enqueues t (taken: freed here) with a priority above every other task
+ * (and above every task brought before) and brings it to status at `at`: RUNNING by a claim, SUCCESS or FAILED
+ * by a claim and a finish, CANCELLED by a cancel; PENDING leaves it. The
+ * task as stored afterwards (yours). */
+omniq_task_t *ct_bring(ct_fx_t *fx, omniq_task_t *t, int status, int64_t at);
+int ct_list(ct_fx_t *fx, const omniq_list_req_t *req, omniq_task_t ***out, size_t *n);
+/* The stats record of one queue (asserts exactly one came back). */
+omniq_queue_info_t ct_queue(ct_fx_t *fx, const char *queue, int64_t now);
 
 #endif

@@ -8,5 +8,8 @@
 char *th_tmpdir(void);
 /* Removes a directory tree; NULL is a no-op. Frees path. */
 void th_rmtree(char *path);
+/* Bytes of disk a directory tree takes (files and folders), leaving out
+ * SQLite's WAL and shared-memory files. Not thread-safe. */
+long long th_du(const char *path);
 
 #endif

@@ -44,11 +44,15 @@
 #include "base/mkdir.h"
 #include "base/records.h"
 #include "storage/file/backend.h"
+#include "storage/file/keys.h"
+#include "storage/file/marks.h"
 #include "storage/file/names.h"
+#include "storage/file/queues.h"
 #include "storage/file/record.h"
 #include "storage/registry.h"
 
-#define FORMAT_LINE "omniq-file-store 1\n"
+#define FORMAT_LINE "omniq-file-store 2\n"
+#define FORMAT_LINE_1 "omniq-file-store 1\n" /* read, and upgraded at open */
 #define CLAIM_CHUNK 16
 
 /* ---- open / close ---------------------------------------------------------- */
@@ -75,6 +79,11 @@ static int check_format(omniq__fs_t *fs, int *missing, char *err, size_t errlen)
   *missing = rc == OMNIQ_ENOTFOUND;
   if (*missing) {
     rc = OMNIQ_OK;
+  } else if (rc == OMNIQ_OK && strcmp(text, FORMAT_LINE_1) == 0) {
+    /* FORMAT 1 lacks only what FORMAT 2 added (index/, keys/, queues/,
+     * stats/, chores/): open_file makes them, builds the index and then
+     * writes the new FORMAT, so an older library refuses the store. */
+    *missing = 1;
   } else if (rc == OMNIQ_OK && strcmp(text, FORMAT_LINE) != 0) {
     snprintf(e, sizeof e, "FORMAT says '%.40s', this library reads '%.18s'", text, FORMAT_LINE);
     rc = OMNIQ_ECORRUPT;
@@ -97,19 +106,64 @@ static void close_fd(int *fd) {
   *fd = -1;
 }
 
+/* Every descriptor the backend holds, for opening (-1) and closing. */
+static size_t all_fds(omniq__fs_t *fs, int **fds) {
+  size_t n = 0;
+  int *fixed[] = {&fs->base_fd,    &fs->queue_fd,      &fs->pending_fd, &fs->running_fd,
+                  &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->locks.fd,
+                  &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2], &fs->index_root_fd,
+                  &fs->keys_fd,    &fs->queues_fd,     &fs->stats_fd,   &fs->chores_fd,
+                  &fs->meta.fd,    &fs->index_done_fd};
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) fds[n++] = fixed[i];
+  for (int s = 0; s < OMNIQ_STATUS_COUNT; s++) fds[n++] = &fs->index_fd[s];
+  return n;
+}
+
+#define ALL_FDS_MAX 32
+
 static void close_file(void *backend) {
   omniq__fs_t *fs = backend;
+  int *fds[ALL_FDS_MAX];
   if (fs == NULL) return;
   omniq__fidx_free(fs->idx);
-  int *fds[] = {&fs->base_fd,    &fs->queue_fd,      &fs->pending_fd, &fs->running_fd,
-                &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->locks.fd,
-                &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2]};
-  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) close_fd(fds[i]);
+  omniq__fq_close(fs);
+  for (size_t i = 0, n = all_fds(fs, fds); i < n; i++) close_fd(fds[i]);
   omniq__flock_destroy(&fs->locks);
+  omniq__flock_destroy(&fs->meta);
   omniq__free(fs);
 }
 
-static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
+/* The folders and lock file FORMAT 2 added. */
+static int open_format2(omniq__fs_t *fs, char *err, size_t errlen) {
+  char name[4];
+  int rc;
+  if ((rc = open_dir(fs, fs->base_fd, "index", &fs->index_root_fd, err, errlen)) != OMNIQ_OK ||
+      (rc = open_dir(fs, fs->base_fd, "keys", &fs->keys_fd, err, errlen)) != OMNIQ_OK ||
+      (rc = open_dir(fs, fs->base_fd, "queues", &fs->queues_fd, err, errlen)) != OMNIQ_OK ||
+      (rc = open_dir(fs, fs->base_fd, "stats", &fs->stats_fd, err, errlen)) != OMNIQ_OK ||
+      (rc = open_dir(fs, fs->base_fd, "chores", &fs->chores_fd, err, errlen)) != OMNIQ_OK)
+    return rc;
+  if ((rc = open_dir(fs, fs->index_root_fd, "done", &fs->index_done_fd, err, errlen)) != OMNIQ_OK)
+    return rc;
+  for (int st = 0; st < OMNIQ_STATUS_COUNT; st++) {
+    if (st == OMNIQ_RUNNING) continue; /* RUNNING shares PENDING's tree (marks.c) */
+    snprintf(name, sizeof name, "%d", st);
+    if ((rc = open_dir(fs, fs->index_root_fd, name, &fs->index_fd[st], err, errlen)) != OMNIQ_OK)
+      return rc;
+  }
+  fs->meta.fd = openat(fs->base_fd, "meta.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fs->meta.fd < 0) {
+    int e = errno;
+    snprintf(err, errlen, "file store: base_dir '%s': cannot open meta.lock: %s",
+             fs->settings.base_dir, strerror(e));
+    return OMNIQ_ESTORAGE;
+  }
+  return omniq__fq_open(fs) == OMNIQ_OK ? OMNIQ_OK : OMNIQ_ENOMEM;
+}
+
+/* Opens every folder; *format_missing: FORMAT is to be written once the
+ * store is complete (a new store, or one of FORMAT 1). */
+static int open_layout(omniq__fs_t *fs, int *format_missing, char *err, size_t errlen) {
   const char *base = fs->settings.base_dir;
   int e, rc, missing = 0;
   if ((e = omniq__mkdir_p(base)) != 0) {
@@ -141,15 +195,8 @@ static int open_layout(omniq__fs_t *fs, char *err, size_t errlen) {
       return rc;
   fs->io.tmp_fd = fs->tmp_fd;
   fs->io.quarantine_fd = fs->quarantine_fd;
-  if (missing) {
-    char e2[OMNIQ__ERRMSG_MAX];
-    rc = omniq__fio_write(&fs->io, fs->base_fd, "FORMAT", FORMAT_LINE, strlen(FORMAT_LINE), e2,
-                          sizeof e2);
-    if (rc != OMNIQ_OK) {
-      snprintf(err, errlen, "file store: base_dir '%s': %s", base, e2);
-      return rc;
-    }
-  }
+  if ((rc = open_format2(fs, err, errlen)) != OMNIQ_OK) return rc;
+  *format_missing = missing;
   fs->locks.fd = openat(fs->base_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fs->locks.fd < 0) {
     e = errno;
@@ -177,22 +224,31 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
   fs->io.log = &fs->log;
   fs->io.tmp_fd = fs->io.quarantine_fd = -1;
   omniq__flock_init(&fs->locks, fs->settings.base_dir);
-  int *fds[] = {&fs->base_fd,    &fs->queue_fd,      &fs->pending_fd, &fs->running_fd,
-                &fs->results_fd, &fs->quarantine_fd, &fs->tmp_fd,     &fs->locks.fd,
-                &fs->done_fd[0], &fs->done_fd[1],    &fs->done_fd[2]};
-  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) *fds[i] = -1;
-  int rc = open_layout(fs, err, errlen);
+  omniq__flock_init(&fs->meta, fs->settings.base_dir);
+  int *fds[ALL_FDS_MAX], format_missing = 0;
+  for (size_t i = 0, n = all_fds(fs, fds); i < n; i++) *fds[i] = -1;
+  int rc = open_layout(fs, &format_missing, err, errlen);
   if (rc == OMNIQ_OK) {
     omniq__fio_clean_tmp(&fs->io);
     omniq__fs_each(fs, fs->queue_fd, check_queue_entry, NULL);
     rc = omniq__fidx_open(&fs->idx, &fs->io, fs->queue_fd, fs->pending_fd, err, errlen);
   }
+  if (rc == OMNIQ_OK) {
+    /* Finish whatever a process that died here left half done, then make
+     * sure the listing index knows every task. */
+    omniq__fs_recover(fs);
+    rc = omniq__fmark_build(fs, err, errlen);
+  }
+  if (rc == OMNIQ_OK && format_missing) {
+    char e2[OMNIQ__ERRMSG_MAX];
+    rc = omniq__fio_write(&fs->io, fs->base_fd, "FORMAT", FORMAT_LINE, strlen(FORMAT_LINE), e2,
+                          sizeof e2);
+    if (rc != OMNIQ_OK) snprintf(err, errlen, "file store: base_dir '%s': %s", s->base_dir, e2);
+  }
   if (rc != OMNIQ_OK) {
     close_file(fs);
     return rc;
   }
-  /* Finish whatever a process that died here left half done. */
-  omniq__fs_recover(fs);
   *backend = fs;
   return OMNIQ_OK;
 }
@@ -262,6 +318,10 @@ static int place_all(omniq__fs_t *fs, slot_t *sl, size_t n, char *err, size_t er
       rc = OMNIQ_EINVAL;
     }
   }
+  /* Markers first (marks.c): a task is never without one. */
+  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++)
+    if ((rc = omniq__fmark_new(fs, sl[i].p.id, sl[i].p.qdir)) != OMNIQ_OK)
+      rc = omniq__fio_errno(errno, err, errlen, "file store: index/ for %s", sl[i].p.id);
   for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) {
     if (renameat(fs->tmp_fd, sl[i].tmp, sl[i].p.dirfd, sl[i].p.name) != 0) {
       rc = omniq__fio_errno(errno, err, errlen, "file store: placing %s", sl[i].p.name);
@@ -274,21 +334,34 @@ static int place_all(omniq__fs_t *fs, slot_t *sl, size_t n, char *err, size_t er
     if (i == 0 || sl[i].p.dirfd != sl[i - 1].p.dirfd)
       rc = omniq__fio_sync_dir(&fs->io, sl[i].p.dirfd, err, errlen);
   if (rc != OMNIQ_OK)
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
       if (sl[i].placed) unlinkat(sl[i].p.dirfd, sl[i].p.name, 0);
+      omniq__fmark_drop(fs, sl[i].p.id, sl[i].p.qdir);
+    }
   return rc;
 }
 
-static int enqueue_file(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
-                        size_t errlen) {
+/* Unique keys (keys.c): their locks are taken before any task lock and
+ * held until the tasks are placed, so no other enqueue of a key can come
+ * between the check and the placing. */
+static int enqueue_unique_file(void *backend, omniq_task_t *const *tasks, size_t n,
+                               char (*holders)[OMNIQ_ID_SIZE], char *err, size_t errlen) {
   omniq__fs_t *fs = backend;
-  uint16_t *set = NULL;
-  size_t nset = 0;
+  uint16_t *set = NULL, *kset = NULL;
+  size_t nset = 0, nk = 0, keyed = 0;
   if (n == 0) return OMNIQ_OK;
   if (tasks == NULL) return OMNIQ_EINVAL;
   const char **ids = omniq__malloc(n * sizeof *ids);
   slot_t *sl = omniq__calloc(n, sizeof *sl);
   int rc = ids != NULL && sl != NULL ? check_tasks(tasks, n, ids, err, errlen) : OMNIQ_ENOMEM;
+  for (size_t i = 0; rc == OMNIQ_OK && i < n; i++) keyed += tasks[i]->unique_key != NULL;
+  if (rc == OMNIQ_OK && keyed > 0) {
+    rc = omniq__fkeys_lock(fs, tasks, n, &kset, &nk, err, errlen);
+    if (rc == OMNIQ_OK && (rc = omniq__fkeys_take(fs, tasks, n, holders, err, errlen)) != OMNIQ_OK) {
+      omniq__fkeys_release(fs, kset, nk);
+      keyed = 0;
+    }
+  }
   if (rc == OMNIQ_OK) rc = stage_all(fs, tasks, n, sl, err, errlen);
   /* Locks keep claimers (and lookups) away until the batch is all in or all
    * out: a claimer takes the task lock before its rename. */
@@ -303,6 +376,7 @@ static int enqueue_file(void *backend, omniq_task_t *const *tasks, size_t n, cha
     }
     omniq__flock_release_set(&fs->locks, set, nset);
   }
+  if (keyed > 0) omniq__fkeys_release(fs, kset, nk);
   for (size_t i = 0; sl != NULL && i < n; i++)
     if (sl[i].staged) omniq__fio_unstage(&fs->io, sl[i].tmp);
   omniq__free(sl);
@@ -310,17 +384,24 @@ static int enqueue_file(void *backend, omniq_task_t *const *tasks, size_t n, cha
   return rc;
 }
 
+static int enqueue_file(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
+                        size_t errlen) {
+  return enqueue_unique_file(backend, tasks, n, NULL, err, errlen);
+}
+
 /* ---- claim ----------------------------------------------------------------- */
 
-enum { CLAIMED = 0, GONE = 1 };
+enum { CLAIMED = 0, GONE = 1, PAUSED = 2 };
 
 /* Claims one candidate: CLAIMED with *out, GONE if someone else won or the
- * file was quarantined, or an error (the candidate untouched). */
+ * file was quarantined, PAUSED if its queue is paused (the file back where
+ * it was), or an error (the candidate untouched). */
 static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_claim_req_t *req,
                      omniq_task_t **out, char *err, size_t errlen) {
   char idname[OMNIQ__IDNAME_SIZE], e[OMNIQ__ERRMSG_MAX];
   omniq_task_t *t = NULL;
   omniq__frec_t rec;
+  omniq__fqset_t set;
   omniq__fname_id(p->id, idname);
   int rc = omniq__flock_take(&fs->locks, p->id, err, errlen);
   if (rc != OMNIQ_OK) return rc;
@@ -329,6 +410,13 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
     omniq__flock_release(&fs->locks, p->id);
     if (en == ENOENT) return GONE; /* another claimer (or a cancel) won */
     return omniq__fio_errno(en, err, errlen, "file store: claiming %s", p->name);
+  }
+  /* The rename decided the claim; a pause written before it is seen now
+   * (queues.c), and undoing is putting the file back. */
+  if (omniq__fq_read(fs, p->qdir, &set) == OMNIQ_OK && set.paused) {
+    renameat(fs->running_fd, idname, p->dirfd, p->name);
+    omniq__flock_release(&fs->locks, p->id);
+    return PAUSED;
   }
   rc = omniq__frec_read(fs->running_fd, idname, p->id, &t, NULL, e, sizeof e);
   if (rc == OMNIQ_OK && t->status != OMNIQ_PENDING) {
@@ -368,10 +456,83 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
   /* The task is claimed whatever happens next; a failed sync of the folder
    * it left is a durability problem to report, not a reason to undo. */
   if (omniq__fio_sync_dir(&fs->io, p->dirfd, e, sizeof e) != OMNIQ_OK)
-    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.sync", p->id, "%s", e);
+    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.claim", p->id, "%s", e);
   omniq__flock_release(&fs->locks, p->id);
   *out = t;
   return CLAIMED;
+}
+
+/* A queue a claim may take from. */
+typedef struct open_q {
+  const char *name;
+  char qdir[OMNIQ__QDIR_SIZE];
+  int limited; /* a rate limit: claims go through claim_limited */
+  int closed;  /* paused, or its window used up, during this claim */
+} open_q_t;
+
+/* One candidate of a rate-limited queue, under the queue's lock: the
+ * start is counted before the claim and given back if the task was gone,
+ * so the count never falls short of the starts (queues.c). */
+static int claim_limited(omniq__fs_t *fs, open_q_t *q, const omniq__pending_t *p,
+                         const omniq_claim_req_t *req, omniq_task_t **out, char *err,
+                         size_t errlen) {
+  omniq__fqset_t set;
+  int64_t window;
+  int rc = omniq__fq_lock(fs, q->qdir, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  rc = omniq__fq_read(fs, q->qdir, &set);
+  if (rc == OMNIQ_OK && omniq__fq_allowance(&set, req->now_ms, &window) == 0) {
+    rc = PAUSED; /* nothing left in this window (or paused) */
+  } else if (rc == OMNIQ_OK && faccessat(p->dirfd, p->name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
+    /* Claimed elsewhere already (this process's index learns it now). Every
+     * claim of this queue holds its lock, so a candidate that is here now
+     * stays until our rename, but for a cancel. */
+    rc = GONE;
+  } else if (rc == OMNIQ_OK) {
+    omniq__fqset_t counted = set;
+    counted.window_count = (set.window_start == window ? set.window_count : 0) + 1;
+    counted.window_start = window;
+    rc = omniq__fq_write(fs, q->qdir, &counted, err, errlen);
+    if (rc == OMNIQ_OK && (rc = claim_one(fs, p, req, out, err, errlen)) != CLAIMED) {
+      char e[OMNIQ__ERRMSG_MAX];
+      counted.window_count--;
+      omniq__fq_write(fs, q->qdir, &counted, e, sizeof e);
+    }
+  }
+  omniq__fq_unlock(fs, q->qdir);
+  return rc;
+}
+
+/* The queues of req still open, as names for the index. */
+static size_t open_names(const open_q_t *qs, size_t nq, const char **names) {
+  size_t k = 0;
+  for (size_t i = 0; i < nq; i++)
+    if (!qs[i].closed) names[k++] = qs[i].name;
+  return k;
+}
+
+static open_q_t *queue_of(open_q_t *qs, size_t nq, const char *qdir) {
+  for (size_t i = 0; i < nq; i++)
+    if (!qs[i].closed && strcmp(qs[i].qdir, qdir) == 0) return &qs[i];
+  return NULL;
+}
+
+/* Reads the settings of every queue named: paused ones are closed from
+ * the start. */
+static int open_queues(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *qs, char *err,
+                       size_t errlen) {
+  for (size_t i = 0; i < req->nqueues; i++) {
+    omniq__fqset_t set;
+    qs[i].name = req->queues[i];
+    if (req->queues[i] == NULL || omniq__fname_qdir(req->queues[i], qs[i].qdir) != OMNIQ_OK) {
+      snprintf(err, errlen, "file store: claim: queue %zu is not a queue name", i);
+      return OMNIQ_EINVAL;
+    }
+    if (omniq__fq_read(fs, qs[i].qdir, &set) != OMNIQ_OK) continue; /* judged per claim */
+    qs[i].closed = set.paused;
+    qs[i].limited = set.rate_limit > 0;
+  }
+  return OMNIQ_OK;
 }
 
 static int claim_file(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
@@ -386,35 +547,41 @@ static int claim_file(void *backend, const omniq_claim_req_t *req, omniq_task_t 
     return OMNIQ_EINVAL;
   }
   if (req->max == 0) return OMNIQ_OK;
-  for (size_t i = 0; i < req->nqueues; i++)
-    if (req->queues[i] == NULL) {
-      snprintf(err, errlen, "file store: claim: NULL queue name");
-      return OMNIQ_EINVAL;
-    }
-  const char *const *queues = req->queues;
-  size_t nq = req->nqueues;
+  open_q_t *qs = omniq__calloc(req->nqueues, sizeof *qs);
+  const char **names = omniq__calloc(req->nqueues, sizeof *names);
   omniq_task_t **got = omniq__calloc(req->max, sizeof *got);
-  if (got == NULL) return OMNIQ_ENOMEM;
-  while (*n < req->max && first_err == OMNIQ_OK) {
+  if (qs == NULL || names == NULL || got == NULL) first_err = OMNIQ_ENOMEM;
+  if (first_err == OMNIQ_OK) first_err = open_queues(fs, req, qs, err, errlen);
+  while (first_err == OMNIQ_OK && *n < req->max) {
+    size_t nq = open_names(qs, req->nqueues, names);
     size_t want = req->max - *n < CLAIM_CHUNK ? req->max - *n : CLAIM_CHUNK;
-    size_t k = omniq__fidx_take_due(fs->idx, queues, nq, req->now_ms, *n == 0, cand, want);
+    size_t k = nq > 0 ? omniq__fidx_take_due(fs->idx, names, nq, req->now_ms, *n == 0, cand, want)
+                      : 0;
     if (k == 0) break;
     for (size_t i = 0; i < k; i++) {
-      if (first_err != OMNIQ_OK) {
+      open_q_t *q = queue_of(qs, req->nqueues, cand[i].qdir);
+      if (first_err != OMNIQ_OK || q == NULL) { /* a queue closed by an earlier candidate */
         omniq__fidx_put_back(fs->idx, &cand[i]);
         continue;
       }
-      int rc = claim_one(fs, &cand[i], req, &got[*n], err, errlen);
+      int rc = q->limited ? claim_limited(fs, q, &cand[i], req, &got[*n], err, errlen)
+                          : claim_one(fs, &cand[i], req, &got[*n], err, errlen);
       if (rc == CLAIMED) {
         (*n)++;
+      } else if (rc == PAUSED) {
+        omniq__fidx_put_back(fs->idx, &cand[i]);
+        q->closed = 1;
       } else if (rc != GONE) {
         omniq__fidx_put_back(fs->idx, &cand[i]);
         first_err = rc;
       }
     }
   }
+  omniq__free(qs);
+  omniq__free(names);
   if (*n == 0) {
     omniq__free(got);
+    if (first_err == OMNIQ_ENOMEM) snprintf(err, errlen, "file store: claim: out of memory");
     return first_err;
   }
   /* Keep what was claimed: failing now would strand those tasks until
@@ -441,4 +608,13 @@ const omniq_storage_ops_t omniq__file_ops = {
     .purge_results = omniq__fs_purge_results,
     .count_by_status = omniq__fs_count_by_status,
     .expired_leases = omniq__fs_expired_leases,
+    .enqueue_unique = enqueue_unique_file,
+    .list = omniq__fs_list,
+    .retry = omniq__fs_retry,
+    .delete_task = omniq__fs_delete,
+    .purge_tasks = omniq__fs_purge_tasks,
+    .set_paused = omniq__fs_set_paused,
+    .set_rate = omniq__fs_set_rate,
+    .queue_stats = omniq__fs_queue_stats,
+    .claim_chore = omniq__fs_claim_chore,
 };

@@ -5,6 +5,9 @@
  *   locks.c        task locks            record.c  the bytes of each file
  *   index.c, order.c, journal.c          the in-memory index of pending tasks
  *   names.c        file names            io.c      atomic writes, quarantine
+ *   marks.c        the listing index     list.c    listing pages
+ *   keys.c         unique keys           queues.c  pause, rate limits, chores
+ *   totals.c       running totals        manage.c  retry, delete, retention, stats
  * docs/storage-file.md describes the layout, the protocols and the crash
  * analysis. */
 #ifndef OMNIQ_STORAGE_FILE_BACKEND_H
@@ -17,6 +20,8 @@
 #include "storage/file/locks.h"
 #include "storage/file/names.h"
 
+struct omniq__fqstate; /* queues.c */
+
 typedef struct omniq__fs {
   omniq_settings_t settings; /* a copy: the log, the clock and the locks point into it */
   omniq__log_t log;
@@ -25,6 +30,18 @@ typedef struct omniq__fs {
   int done_fd[OMNIQ__FS_NDONE]; /* queue/success, queue/failed, queue/cancelled */
   omniq__fidx_t *idx;
   omniq__flock_t locks; /* its fd is base_dir/lock */
+  /* FORMAT 2 (operating a queue). */
+  int index_root_fd;                /* index/ (marks.c) */
+  int index_fd[OMNIQ_STATUS_COUNT]; /* index/0, 2, 3, 4 by status; [RUNNING] unused (-1) */
+  int index_done_fd;                /* index/done: finished tasks by finish time */
+  int keys_fd;                      /* keys/: unique keys (keys.c) */
+  int queues_fd;                    /* queues/: settings per queue (queues.c) */
+  int stats_fd;                     /* stats/: running totals by lock stripe (totals.c) */
+  int chores_fd;                    /* chores/: next time of each chore (queues.c) */
+  /* Locks of queues, unique keys and chores (base_dir/meta.lock): always
+   * taken before any task lock, never while one is held. */
+  omniq__flock_t meta;
+  struct omniq__fqstate *qstate;
 } omniq__fs_t;
 
 /* Where a task is, as found under its lock. */
@@ -46,6 +63,15 @@ int omniq__fs_locate(omniq__fs_t *fs, const char *id, const char *idname, omniq_
  * Unreadable files are quarantined. */
 int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, char *err,
                            size_t errlen);
+/* Steps 2-4 of a transition to t's state (see transitions.c): the slot is
+ * written (the commit), the result published, the run counted (runs: an
+ * omniq_runs_t, or -1), the file moved and its marker filed (hint: the
+ * status it had). t's lock is held and its old file is in the slot, or was
+ * a terminal file (a retry by hand: the copy is removed before the move).
+ * Once the slot is written the call succeeds; what follows is finished by a
+ * roll-forward if it fails. */
+int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
+                     const omniq_result_t *r, int runs, int hint, char *err, size_t errlen);
 /* 1 if idname is in running/ or a terminal folder. */
 int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname);
 
@@ -74,5 +100,16 @@ int omniq__fs_count_by_status(void *backend, int64_t counts[OMNIQ_STATUS_COUNT],
                               size_t errlen);
 int omniq__fs_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_task_t ***out,
                              size_t *n, char *err, size_t errlen);
+
+/* ---- storage ABI 3 (list.c, manage.c; queues.c has the queue settings) ---- */
+int omniq__fs_list(void *backend, const omniq_list_req_t *req, omniq_task_t ***out, size_t *n,
+                   char *err, size_t errlen);
+int omniq__fs_retry(void *backend, const char *id, int64_t eta_ms, int64_t now_ms,
+                    int *prev_status, char holder[OMNIQ_ID_SIZE], char *err, size_t errlen);
+int omniq__fs_delete(void *backend, const char *id, int *prev_status, char *err, size_t errlen);
+int omniq__fs_purge_tasks(void *backend, int64_t before_ms, size_t max, int64_t *count,
+                          char *err, size_t errlen);
+int omniq__fs_queue_stats(void *backend, const char *queue, int64_t now_ms,
+                          omniq_queue_info_t **out, size_t *n, char *err, size_t errlen);
 
 #endif

@@ -35,11 +35,14 @@ void omniq__flock_destroy(omniq__flock_t *l) {
   pthread_rwlock_destroy(&l->gate);
 }
 
+/* FNV-1a of the whole name: for a task id, its 36 characters. */
 static unsigned stripe_of(const char *id) {
   uint32_t h = 2166136261u;
-  for (int i = 0; i < OMNIQ_ID_LEN; i++) h = (h ^ (unsigned char)id[i]) * 16777619u;
+  for (const unsigned char *p = (const unsigned char *)id; *p != '\0'; p++) h = (h ^ *p) * 16777619u;
   return h % OMNIQ__FLOCK_STRIPES;
 }
+
+unsigned omniq__flock_stripe(const char *name) { return stripe_of(name); }
 
 static int ofd_lock(int fd, unsigned stripe, short type, int wait) {
   struct flock fl;

@@ -29,6 +29,11 @@ typedef struct omniq__flock {
 void omniq__flock_init(omniq__flock_t *l, const char *base_dir);
 void omniq__flock_destroy(omniq__flock_t *l);
 
+/* Which stripe (0..OMNIQ__FLOCK_STRIPES-1) a name's lock is. Every function
+ * here takes a task id or, for a lock space of other names (the backend's
+ * queue, key and chore locks), any NUL-terminated name. */
+unsigned omniq__flock_stripe(const char *name);
+
 /* Takes task id's lock, waiting for it. */
 int omniq__flock_take(omniq__flock_t *l, const char *id, char *err, size_t errlen);
 /* 1 if taken, 0 if another thread or process holds it. */

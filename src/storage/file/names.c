@@ -119,3 +119,19 @@ int omniq__fname_qdir_valid(const char *name, size_t len) {
   }
   return 1;
 }
+
+int omniq__fname_qdir_decode(const char *qdir, char *out, size_t outlen) {
+  size_t n = 0, len = strlen(qdir);
+  if (!omniq__fname_qdir_valid(qdir, len)) return OMNIQ_EINVAL;
+  for (size_t i = 0; i < len; i++) {
+    char c = qdir[i];
+    if (c == '%') {
+      c = (char)(hexval(qdir[i + 1]) * 16 + hexval(qdir[i + 2]));
+      i += 2;
+    }
+    if (n + 1 >= outlen) return OMNIQ_EINVAL;
+    out[n++] = c;
+  }
+  out[n] = '\0';
+  return OMNIQ_OK;
+}

@@ -62,5 +62,8 @@ int omniq__fname_id_parse(const char *name, char id[OMNIQ_ID_SIZE]);
 int omniq__fname_qdir(const char *queue, char out[OMNIQ__QDIR_SIZE]);
 /* 1 if name is the canonical encoding of some queue name. */
 int omniq__fname_qdir_valid(const char *name, size_t len);
+/* The queue name a folder name encodes, into out (outlen bytes with the
+ * NUL); OMNIQ_EINVAL if it is not a canonical encoding or does not fit. */
+int omniq__fname_qdir_decode(const char *qdir, char *out, size_t outlen);
 
 #endif

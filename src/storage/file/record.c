@@ -70,6 +70,7 @@ int omniq__frec_encode(omniq__frec_t *rec, const omniq_task_t *t, const omniq_re
   }
   rec->task_len = strlen(rec->task);
   rec->result_len = rec->result != NULL ? strlen(rec->result) : 0;
+  rec->runs = -1;
   return OMNIQ_OK;
 }
 
@@ -80,20 +81,28 @@ void omniq__frec_free(omniq__frec_t *rec) {
 }
 
 /* The pieces of a form; returns how many. A task's JSON is one compact
- * object, so the slot opens it up before its closing brace. */
-static int pieces(const omniq__frec_t *rec, omniq__frec_form_t form, struct iovec iov[4]) {
+ * object, so the slot opens it up before its closing brace. rec is not
+ * const: the slot's "commit_runs" text is made in it. */
+static int pieces(omniq__frec_t *rec, omniq__frec_form_t form, struct iovec iov[5]) {
   static char nl[] = "\n", key[] = COMMIT_KEY, close_nl[] = "}\n";
+  int n = 0;
   if (form == OMNIQ__FREC_RESULT) {
     iov[0] = (struct iovec){rec->result, rec->result_len};
     iov[1] = (struct iovec){nl, 1};
     return 2;
   }
-  if (form == OMNIQ__FREC_SLOT && rec->result != NULL) {
-    iov[0] = (struct iovec){rec->task, rec->task_len - 1};
-    iov[1] = (struct iovec){key, sizeof key - 1};
-    iov[2] = (struct iovec){rec->result, rec->result_len};
-    iov[3] = (struct iovec){close_nl, 2};
-    return 4;
+  if (form == OMNIQ__FREC_SLOT && (rec->result != NULL || rec->runs >= 0)) {
+    iov[n++] = (struct iovec){rec->task, rec->task_len - 1};
+    if (rec->result != NULL) {
+      iov[n++] = (struct iovec){key, sizeof key - 1};
+      iov[n++] = (struct iovec){rec->result, rec->result_len};
+    }
+    if (rec->runs >= 0) {
+      int len = snprintf(rec->runs_text, sizeof rec->runs_text, ",\"commit_runs\":%d", rec->runs);
+      iov[n++] = (struct iovec){rec->runs_text, (size_t)len};
+    }
+    iov[n++] = (struct iovec){close_nl, 2};
+    return n;
   }
   iov[0] = (struct iovec){rec->task, rec->task_len};
   iov[1] = (struct iovec){nl, 1};
@@ -103,24 +112,33 @@ static int pieces(const omniq__frec_t *rec, omniq__frec_form_t form, struct iove
 int omniq__frec_write(const omniq__fio_t *io, int dirfd, const char *name,
                       const omniq__frec_t *rec, omniq__frec_form_t form, char *err,
                       size_t errlen) {
-  struct iovec iov[4];
-  int n = pieces(rec, form, iov);
+  omniq__frec_t r = *rec; /* the pieces point into this copy and rec */
+  struct iovec iov[5];
+  int n = pieces(&r, form, iov);
   return omniq__fio_writev(io, dirfd, name, iov, n, err, errlen);
 }
 
 int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__frec_form_t form,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
-  struct iovec iov[4];
-  int n = pieces(rec, form, iov);
+  omniq__frec_t r = *rec;
+  struct iovec iov[5];
+  int n = pieces(&r, form, iov);
   return omniq__fio_stagev(io, iov, n, tmp_name, err, errlen);
 }
 
-static int embedded_result(const char *text, const char *id, omniq_result_t **out) {
+static int embedded_result(const char *text, const char *id, omniq_result_t **out, int *runs) {
   json_t *j = json_loads(text, 0, NULL), *o;
   int rc = OMNIQ_OK;
   *out = NULL;
   /* text already parsed as a task: failing now can only be memory. */
   if (j == NULL) return OMNIQ_ENOMEM;
+  if (runs != NULL) {
+    json_t *k = json_object_get(j, "commit_runs");
+    *runs = json_is_integer(k) && json_integer_value(k) >= 0 &&
+                    json_integer_value(k) < OMNIQ_RUNS_KINDS
+                ? (int)json_integer_value(k)
+                : -1;
+  }
   o = json_object_get(j, "commit_result");
   if (o != NULL && !json_is_null(o)) {
     char *rj = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -138,14 +156,23 @@ static int embedded_result(const char *text, const char *id, omniq_result_t **ou
 
 int omniq__frec_read(int dirfd, const char *name, const char *id, omniq_task_t **t,
                      omniq_result_t **result, char *err, size_t errlen) {
+  return omniq__frec_read_slot(dirfd, name, id, t, result, NULL, err, errlen);
+}
+
+int omniq__frec_read_slot(int dirfd, const char *name, const char *id, omniq_task_t **t,
+                          omniq_result_t **result, int *runs, char *err, size_t errlen) {
   char *text = NULL;
+  omniq_result_t *ignored = NULL;
   *t = NULL;
   if (result != NULL) *result = NULL;
+  if (runs != NULL) *runs = -1;
   int rc = omniq__fio_read(dirfd, name, &text, NULL, err, errlen);
   if (rc != OMNIQ_OK) return rc;
   rc = omniq_task_from_json(text, t);
   if (rc == OMNIQ_OK && strcmp((*t)->id, id) != 0) rc = OMNIQ_ESERIALIZE;
-  if (rc == OMNIQ_OK && result != NULL) rc = embedded_result(text, id, result);
+  if (rc == OMNIQ_OK && (result != NULL || runs != NULL))
+    rc = embedded_result(text, id, result != NULL ? result : &ignored, runs);
+  omniq_result_free(ignored);
   omniq__free(text);
   if (rc == OMNIQ_OK) return OMNIQ_OK;
   omniq_task_free(*t);

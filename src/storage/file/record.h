@@ -2,7 +2,8 @@
  * from one encoding of each record, and the way back.
  *
  *   task file    <task JSON>\n                 pending/, running/, terminal folders
- *   commit slot  <task JSON without its last "}">,"commit_result":<result JSON>}\n
+ *   commit slot  <task JSON without its last "}">[,"commit_result":<result JSON>]
+ *                [,"commit_runs":<omniq_runs_t>]}\n
  *                                              running/<id>.json at a transition's commit
  *   result file  <result JSON>\n               results/<id>.json
  *
@@ -25,6 +26,11 @@ typedef struct omniq__frec {
   size_t task_len;
   char *result; /* the result's compact JSON, or NULL */
   size_t result_len;
+  /* The running total a finish adds to (omniq_runs_t), -1 for none: the
+   * commit slot carries it as "commit_runs", so a roll-forward counts the
+   * run too (totals.c). Set after omniq__frec_encode, which makes it -1. */
+  int runs;
+  char runs_text[32];
 } omniq__frec_t;
 
 typedef enum {
@@ -53,5 +59,8 @@ int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__f
  * result != NULL also returns the result a commit slot embeds (or NULL). */
 int omniq__frec_read(int dirfd, const char *name, const char *id, omniq_task_t **t,
                      omniq_result_t **result, char *err, size_t errlen);
+/* The same for a commit slot, also giving its "commit_runs" (-1 if none). */
+int omniq__frec_read_slot(int dirfd, const char *name, const char *id, omniq_task_t **t,
+                          omniq_result_t **result, int *runs, char *err, size_t errlen);
 
 #endif

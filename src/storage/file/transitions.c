@@ -36,8 +36,10 @@
 #include <unistd.h>
 
 #include "storage/file/backend.h"
+#include "storage/file/marks.h"
 #include "storage/file/names.h"
 #include "storage/file/record.h"
+#include "storage/file/totals.h"
 
 int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname) {
   struct stat st;
@@ -47,9 +49,19 @@ int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname) {
   return 0;
 }
 
+/* A PENDING task lives in pending/ only. A retry by hand writes its slot
+ * while the terminal file is still in place; the copy goes before the task
+ * moves, here or in a roll-forward. Only a task whose attempts start again
+ * can have one (a retry by hand, or an interval or cron re-arm). */
+static void drop_done_copies(omniq__fs_t *fs, const omniq_task_t *t, const char *idname) {
+  if (t->status != OMNIQ_PENDING || t->attempts != 0) return;
+  for (int k = 0; k < OMNIQ__FS_NDONE; k++) unlinkat(fs->done_fd[k], idname, 0);
+}
+
 /* Step 4: moves the slot to where t's state lives. A pending file must not
- * carry an embedded result (a later roll-forward would publish it again), so
- * when rec holds one the slot is first rewritten as a plain task file. */
+ * carry an embedded result or run (a later roll-forward would publish or
+ * count it again), so when rec holds one the slot is first rewritten as a
+ * plain task file. */
 static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
                     const omniq__frec_t *rec, char *err, size_t errlen) {
   char qdir[OMNIQ__QDIR_SIZE];
@@ -57,7 +69,8 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
   if (t->status == OMNIQ_PENDING) {
     omniq__pending_t p;
     int qfd;
-    if (rec->result != NULL)
+    drop_done_copies(fs, t, idname);
+    if (rec->result != NULL || rec->runs >= 0)
       rc = omniq__frec_write(&fs->io, fs->running_fd, idname, rec, OMNIQ__FREC_TASK, err,
                              errlen);
     if (rc == OMNIQ_OK) rc = omniq__fidx_queue(fs->idx, t->queue, 1, &qfd, qdir, err, errlen);
@@ -81,14 +94,28 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
   return omniq__fio_sync_dir(&fs->io, fs->running_fd, err, errlen);
 }
 
-/* Steps 3-4 from an encoded record. */
+/* Steps 3-4 from an encoded record: the result, the run's count in the
+ * running totals (totals.c), the move, and the task's marker in the
+ * listing index (marks.c). Each is idempotent, so a roll-forward repeats
+ * them all. */
 static int publish_and_move(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
-                            const omniq__frec_t *rec, char *err, size_t errlen) {
-  int rc = OMNIQ_OK;
+                            const omniq__frec_t *rec, int hint, char *err, size_t errlen) {
+  char qdir[OMNIQ__QDIR_SIZE];
+  int rc = omniq__fname_qdir(t->queue, qdir);
+  if (rc != OMNIQ_OK) {
+    snprintf(err, errlen, "file store: task %s: its queue cannot be a folder", t->id);
+    return rc;
+  }
   if (rec->result != NULL)
     rc = omniq__frec_write(&fs->io, fs->results_fd, idname, rec, OMNIQ__FREC_RESULT, err,
                            errlen);
-  return rc == OMNIQ_OK ? move_out(fs, t, idname, rec, err, errlen) : rc;
+  if (rc == OMNIQ_OK && rec->runs >= 0)
+    rc = omniq__ftotals_add(fs, t->id, t->token, qdir, rec->runs, err, errlen);
+  if (rc == OMNIQ_OK) rc = move_out(fs, t, idname, rec, err, errlen);
+  if (rc == OMNIQ_OK) omniq__fmark_set(fs, t->id, qdir, t->status, hint);
+  if (rc == OMNIQ_OK && omniq_status_is_terminal(t->status))
+    omniq__fmark_timed(fs, t->id, qdir, t->finished_at_ms);
+  return rc;
 }
 
 int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, char *err,
@@ -96,7 +123,8 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
   omniq_task_t *t;
   omniq_result_t *r;
   omniq__frec_t rec;
-  int rc = omniq__frec_read(fs->running_fd, idname, id, &t, &r, err, errlen);
+  int runs = -1;
+  int rc = omniq__frec_read_slot(fs->running_fd, idname, id, &t, &r, &runs, err, errlen);
   if (rc == OMNIQ_ENOTFOUND) return OMNIQ_OK;
   if (rc == OMNIQ_ECORRUPT) {
     omniq__fio_quarantine(&fs->io, fs->running_fd, "queue/running", idname, err);
@@ -104,7 +132,9 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
   }
   if (rc == OMNIQ_OK && t->status != OMNIQ_RUNNING &&
       (rc = omniq__frec_encode(&rec, t, r, err, errlen)) == OMNIQ_OK) {
-    rc = publish_and_move(fs, t, idname, &rec, err, errlen);
+    rec.runs = runs;
+    /* A PENDING slot may be a claim cut short: its marker never left. */
+    rc = publish_and_move(fs, t, idname, &rec, OMNIQ_RUNNING, err, errlen);
     omniq__frec_free(&rec);
     if (rc == OMNIQ_OK)
       omniq__log(&fs->log, OMNIQ_LOG_INFO, "storage.recovered", id,
@@ -170,12 +200,15 @@ int omniq__fs_locate(omniq__fs_t *fs, const char *id, const char *idname, omniq_
   return OMNIQ_OK;
 }
 
-/* Steps 2-4 for t's new state (lock held, t's file in the slot). */
-static int commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
-                  const omniq_result_t *r, char *err, size_t errlen) {
+/* Steps 2-4 for t's new state (lock held, t's file in the slot): runs is
+ * the running total a finish adds to (-1 for none), hint the status the
+ * task had (where its marker is). */
+int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
+                      const omniq_result_t *r, int runs, int hint, char *err, size_t errlen) {
   omniq__frec_t rec;
   int rc = omniq__frec_encode(&rec, t, r, err, errlen);
   if (rc != OMNIQ_OK) return rc;
+  rec.runs = runs;
   rc = omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_SLOT, err, errlen);
   if (rc != OMNIQ_OK) {
     omniq__frec_free(&rec);
@@ -183,7 +216,7 @@ static int commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
   }
   /* Committed. A failure from here on leaves the slot for a roll-forward
    * to finish; the caller's transition did happen, so it is told so. */
-  rc = publish_and_move(fs, t, idname, &rec, err, errlen);
+  rc = publish_and_move(fs, t, idname, &rec, hint, err, errlen);
   omniq__frec_free(&rec);
   if (rc != OMNIQ_OK)
     omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
@@ -242,11 +275,14 @@ int omniq__fs_finish(void *backend, const omniq_decision_t *d, char *err, size_t
   }
   if (rc == OMNIQ_OK) {
     t->status = d->next_status;
+    t->crashes = d->crashes;
     if (d->next_status == OMNIQ_PENDING) {
       t->eta_ms = d->eta_ms;
       if (d->reset_attempts) t->attempts = 0;
+    } else if (d->result != NULL) {
+      t->finished_at_ms = d->result->finished_at_ms;
     }
-    rc = commit(fs, t, idname, d->result, err, errlen);
+    rc = omniq__fs_commit(fs, t, idname, d->result, d->runs, OMNIQ_RUNNING, err, errlen);
   }
   omniq__flock_release(&fs->locks, d->id);
   omniq_task_free(t);
@@ -316,8 +352,10 @@ int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int 
                         .finished_at_ms = finished_at_ms,
                         .last_attempt_at_ms = t->started_at_ms};
     memcpy(r.task_id, t->id, OMNIQ_ID_SIZE);
+    int was = t->status;
     t->status = OMNIQ_CANCELLED;
-    rc = commit(fs, t, idname, &r, err, errlen);
+    t->finished_at_ms = finished_at_ms;
+    rc = omniq__fs_commit(fs, t, idname, &r, -1, was, err, errlen);
     /* The commit did not happen (a full disk, no memory): the slot still
      * holds the PENDING file. Put it back now, as a claim does, rather than
      * leave it counted as RUNNING and out of claimers' reach until a

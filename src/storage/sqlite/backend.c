@@ -50,20 +50,22 @@ static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
     [OMNIQ__SQ_INSERT] =
         "INSERT INTO tasks (id, func, queue, args, kwargs, status, priority, attempts,"
         " max_retries, eta, interval_ms, timeout_ms, created_at, started_at,"
-        " lease_until, token, last_error)"
+        " lease_until, token, last_error, unique_key, unique_for_ms, cron, crashes,"
+        " finished_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-        " ?15, ?16)",
+        " ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
     [OMNIQ__SQ_STATE] = "SELECT status, token, attempts, started_at FROM tasks WHERE id = ?1",
     [OMNIQ__SQ_FINISH] =
         "UPDATE tasks SET status = ?3,"
         " eta = CASE WHEN ?3 = 0 THEN ?4 ELSE eta END,"
         " attempts = CASE WHEN ?3 = 0 AND ?5 THEN 0 ELSE attempts END,"
-        " last_error = coalesce(?6, last_error)"
-        " WHERE id = ?1 AND status = 1 AND token = ?2",
+        " last_error = coalesce(?6, last_error), crashes = ?7, finished_at = ?8"
+        " WHERE id = ?1 AND status = 1 AND token = ?2 RETURNING queue",
     [OMNIQ__SQ_PUT_RESULT] = "INSERT OR REPLACE INTO results (" OMNIQ__SQLITE_RESULT_COLS
                              ")"
                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [OMNIQ__SQ_CANCEL] = "UPDATE tasks SET status = 4 WHERE id = ?1 AND status IN (0, 1)",
+    [OMNIQ__SQ_CANCEL] =
+        "UPDATE tasks SET status = 4, finished_at = ?2 WHERE id = ?1 AND status IN (0, 1)",
     [OMNIQ__SQ_EXTEND] =
         "UPDATE tasks SET lease_until = ?3 WHERE id = ?1 AND status = 1 AND token = ?2",
     [OMNIQ__SQ_GET_TASK] = "SELECT " OMNIQ__SQLITE_TASK_COLS " FROM tasks WHERE id = ?1",
@@ -71,6 +73,17 @@ static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
     [OMNIQ__SQ_PURGE] = "DELETE FROM results WHERE finished_at < ?1",
     [OMNIQ__SQ_COUNT] = "SELECT status, count(*) FROM tasks GROUP BY status",
     [OMNIQ__SQ_EXPIRED] = omniq__sqlite_expired_sql,
+    [OMNIQ__SQ_QUEUE_STATE] = "SELECT paused, rate_limit, rate_period_ms, window_start,"
+                              " window_count FROM queues WHERE name = ?1",
+    [OMNIQ__SQ_QUEUE_WINDOW] =
+        "UPDATE queues SET window_start = ?2, window_count = ?3 WHERE name = ?1",
+    [OMNIQ__SQ_TOTAL_ADD] = "INSERT INTO run_totals (queue, kind, n) VALUES (?1, ?2, 1)"
+                            " ON CONFLICT (queue, kind) DO UPDATE SET n = n + 1",
+    [OMNIQ__SQ_KEY_GET] = "SELECT k.task_id, t.status, t.finished_at + t.unique_for_ms"
+                          " FROM unique_keys k LEFT JOIN tasks t ON t.id = k.task_id"
+                          " WHERE k.queue = ?1 AND k.key = ?2",
+    [OMNIQ__SQ_KEY_PUT] =
+        "INSERT OR REPLACE INTO unique_keys (queue, key, task_id) VALUES (?1, ?2, ?3)",
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -113,23 +126,23 @@ int omniq__sqlite_errf(int rc, char *err, size_t errlen, const char *fmt, ...) {
 }
 
 /* Steps a statement that returns no rows, then resets it. */
-static int step_done(sqlite3_stmt *s) {
+int omniq__sqlite_step_done(sqlite3_stmt *s) {
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
 static void rollback(sq_t *sq) {
-  if (!sqlite3_get_autocommit(sq->db)) step_done(sq->st[OMNIQ__SQ_ROLLBACK]);
+  if (!sqlite3_get_autocommit(sq->db)) omniq__sqlite_step_done(sq->st[OMNIQ__SQ_ROLLBACK]);
 }
 
-static int begin(sq_t *sq, char *err, size_t errlen) {
-  int rc = step_done(sq->st[OMNIQ__SQ_BEGIN]);
+int omniq__sqlite_begin(sq_t *sq, char *err, size_t errlen) {
+  int rc = omniq__sqlite_step_done(sq->st[OMNIQ__SQ_BEGIN]);
   return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, "begin", err, errlen);
 }
 
-static int commit(sq_t *sq, char *err, size_t errlen) {
-  int rc = step_done(sq->st[OMNIQ__SQ_COMMIT]);
+int omniq__sqlite_commit(sq_t *sq, char *err, size_t errlen) {
+  int rc = omniq__sqlite_step_done(sq->st[OMNIQ__SQ_COMMIT]);
   return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, "commit", err, errlen);
 }
 
@@ -149,8 +162,18 @@ int omniq__sqlite_run(sq_t *sq, omniq__sqlite_op_fn fn, void *arg, char *err, si
   }
 }
 
-static int bind_text(sqlite3_stmt *s, int i, const char *text) {
+int omniq__sqlite_bind_text(sqlite3_stmt *s, int i, const char *text) {
   return text != NULL ? sqlite3_bind_text(s, i, text, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+int omniq__sqlite_lazy(sq_t *sq, int slot, const char *sql, sqlite3_stmt **out, char *err,
+                       size_t errlen) {
+  if (sq->lazy[slot] == NULL) {
+    int rc = sqlite3_prepare_v3(sq->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &sq->lazy[slot], NULL);
+    if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "preparing a statement", err, errlen);
+  }
+  *out = sq->lazy[slot];
+  return OMNIQ_OK;
 }
 
 /* A record-level failure reading a row: the message names the task. */
@@ -191,12 +214,12 @@ static int put_result(sq_t *sq, const char *id, const omniq_result_t *r, char *e
                               id);
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, r->status);
-  bind_text(s, 3, r->value);
-  bind_text(s, 4, error_json);
+  omniq__sqlite_bind_text(s, 3, r->value);
+  omniq__sqlite_bind_text(s, 4, error_json);
   sqlite3_bind_int(s, 5, r->attempts);
   sqlite3_bind_int64(s, 6, r->finished_at_ms);
   sqlite3_bind_int64(s, 7, r->last_attempt_at_ms);
-  rc = step_done(s);
+  rc = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
   omniq__free(error_json);
   return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, "storing a result", err, errlen);
@@ -209,6 +232,7 @@ static void close_sqlite(void *backend) {
   if (sq == NULL) return;
   for (int i = 0; i < OMNIQ__SQ_COUNT_; i++) sqlite3_finalize(sq->st[i]);
   for (int i = 0; i <= OMNIQ__SQLITE_CLAIM_CACHE; i++) sqlite3_finalize(sq->claim[i]);
+  for (int i = 0; i < OMNIQ__SQLITE_LAZY; i++) sqlite3_finalize(sq->lazy[i]);
   sqlite3_close(sq->db);
   pthread_mutex_destroy(&sq->lock);
   omniq__free(sq);
@@ -245,7 +269,39 @@ static int open_sqlite(const omniq_settings_t *s, void **backend, char *err, siz
 typedef struct {
   omniq_task_t *const *tasks;
   size_t n;
+  char (*holders)[OMNIQ_ID_SIZE]; /* may be NULL */
 } enqueue_arg_t;
+
+int omniq__sqlite_take_key(sq_t *sq, const char *queue, const char *key, const char *self,
+                           int64_t now, char holder[OMNIQ_ID_SIZE], char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_KEY_GET];
+  int held = 0, src;
+  sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+  src = sqlite3_step(s);
+  if (src == SQLITE_ROW && sqlite3_column_type(s, 1) != SQLITE_NULL) { /* its task exists */
+    const char *who = (const char *)sqlite3_column_text(s, 0);
+    held = (sqlite3_column_int(s, 1) < OMNIQ_SUCCESS || sqlite3_column_int64(s, 2) > now) &&
+           who != NULL && (self == NULL || strcmp(who, self) != 0);
+    if (held) snprintf(holder, OMNIQ_ID_SIZE, "%s", who);
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (src != SQLITE_ROW && src != SQLITE_DONE)
+    return omniq__sqlite_fail(sq, src, "reading a unique key", err, errlen);
+  if (held) {
+    snprintf(err, errlen, "unique key of queue %s is held by task %s", queue, holder);
+    return OMNIQ_EEXISTS;
+  }
+  if (self == NULL) return OMNIQ_OK;
+  s = sq->st[OMNIQ__SQ_KEY_PUT];
+  sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, self, -1, SQLITE_STATIC);
+  src = omniq__sqlite_step_done(s);
+  sqlite3_clear_bindings(s);
+  return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "taking a unique key", err, errlen);
+}
 
 static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err, size_t errlen) {
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_INSERT];
@@ -269,8 +325,13 @@ static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err,
   sqlite3_bind_int64(s, 13, t->started_at_ms);
   sqlite3_bind_int64(s, 14, t->lease_until_ms);
   sqlite3_bind_int64(s, 15, t->token);
-  bind_text(s, 16, error_json);
-  rc = step_done(s);
+  omniq__sqlite_bind_text(s, 16, error_json);
+  omniq__sqlite_bind_text(s, 17, t->unique_key);
+  sqlite3_bind_int64(s, 18, t->unique_for_ms);
+  omniq__sqlite_bind_text(s, 19, t->cron);
+  sqlite3_bind_int(s, 20, t->crashes);
+  sqlite3_bind_int64(s, 21, t->finished_at_ms);
+  rc = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
   omniq__free(error_json);
   if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -281,17 +342,38 @@ static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err,
   return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, what, err, errlen);
 }
 
+/* Keys are checked and taken in the same transaction as the inserts, which
+ * BEGIN IMMEDIATE makes the only writer of the database: of two enqueues of
+ * one key, in any processes, the second sees the first's row. Every key is
+ * looked at, so each held one gets its holder. */
 static int do_enqueue(sq_t *sq, void *p, char *err, size_t errlen) {
   const enqueue_arg_t *a = p;
-  int rc = begin(sq, err, errlen);
+  int rc = omniq__sqlite_begin(sq, err, errlen), held = 0;
+  for (size_t i = 0; a->holders != NULL && i < a->n; i++) a->holders[i][0] = '\0';
+  for (size_t i = 0; rc == OMNIQ_OK && i < a->n; i++) {
+    const omniq_task_t *t = a->tasks[i];
+    char who[OMNIQ_ID_SIZE];
+    if (t->unique_key == NULL) continue;
+    rc = omniq__sqlite_take_key(sq, t->queue, t->unique_key, t->id, t->created_at_ms, who, err,
+                                errlen);
+    if (rc == OMNIQ_EEXISTS) {
+      if (a->holders != NULL) memcpy(a->holders[i], who, OMNIQ_ID_SIZE);
+      held = 1;
+      rc = OMNIQ_OK;
+    }
+  }
+  if (rc == OMNIQ_OK && held) {
+    snprintf(err, errlen, "enqueue: a unique key is held; nothing stored");
+    rc = OMNIQ_EEXISTS;
+  }
   for (size_t i = 0; rc == OMNIQ_OK && i < a->n; i++)
     rc = insert_task(sq, a->tasks[i], i, err, errlen);
-  return rc == OMNIQ_OK ? commit(sq, err, errlen) : rc;
+  return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 
-static int enqueue_sqlite(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
-                          size_t errlen) {
-  enqueue_arg_t a = {tasks, n};
+static int enqueue_many_sqlite(void *backend, omniq_task_t *const *tasks, size_t n,
+                               char (*holders)[OMNIQ_ID_SIZE], char *err, size_t errlen) {
+  enqueue_arg_t a = {tasks, n, holders};
   if (n > 0 && tasks == NULL)
     return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "enqueue: no tasks");
   for (size_t i = 0; i < n; i++) {
@@ -307,6 +389,11 @@ static int enqueue_sqlite(void *backend, omniq_task_t *const *tasks, size_t n, c
   return n == 0 ? OMNIQ_OK : omniq__sqlite_run(backend, do_enqueue, &a, err, errlen);
 }
 
+static int enqueue_sqlite(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
+                          size_t errlen) {
+  return enqueue_many_sqlite(backend, tasks, n, NULL, err, errlen);
+}
+
 /* ---- claim --------------------------------------------------------------- */
 
 typedef struct {
@@ -314,10 +401,20 @@ typedef struct {
   int64_t seq;
 } claimed_t;
 
+/* What a claim may take from one queue, read inside its transaction. */
+typedef struct {
+  const char *name;
+  int64_t allow;        /* at most this many; 0 = paused or its window is used up */
+  int64_t limit;        /* the rate limit, 0 = none */
+  int64_t window, used; /* the rate window this claim falls in, and its starts so far */
+} claimable_t;
+
 typedef struct {
   const omniq_claim_req_t *req;
   const char *const *queues; /* distinct names */
   size_t nq;
+  claimable_t *open;         /* nq slots: the queues this claim may take from */
+  size_t nopen;
   claimed_t *rows;
   size_t n, cap;
 } claim_arg_t;
@@ -354,18 +451,82 @@ static void claim_drop(claim_arg_t *a) {
   a->n = 0;
 }
 
+/* Reads the settings of each queue named (inside the claim's transaction)
+ * and keeps those it may take from, with how many: a paused queue gives
+ * nothing, a rate-limited one what its current window has left. */
+static int open_queues(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_QUEUE_STATE];
+  int64_t max = a->req->max > INT64_MAX ? INT64_MAX : (int64_t)a->req->max;
+  a->nopen = 0;
+  for (size_t i = 0; i < a->nq; i++) {
+    claimable_t q = {.name = a->queues[i], .allow = max};
+    int src;
+    sqlite3_bind_text(s, 1, q.name, -1, SQLITE_STATIC);
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+      int64_t period = sqlite3_column_int64(s, 2);
+      q.limit = sqlite3_column_int64(s, 1);
+      if (sqlite3_column_int(s, 0) != 0) {
+        q.allow = 0;
+      } else if (q.limit > 0 && period > 0) {
+        int64_t counting = sqlite3_column_int64(s, 3);
+        q.window = a->req->now_ms - a->req->now_ms % period;
+        q.used = counting == q.window ? sqlite3_column_int64(s, 4) : 0;
+        if (q.limit - q.used < q.allow) q.allow = q.limit - q.used > 0 ? q.limit - q.used : 0;
+        /* A claim whose now is behind the window already counting (it
+         * read the clock before another claim got in first) takes
+         * nothing: counting it in the old window would undo the new one's
+         * count. Its next claim has a later now. */
+        if (counting > q.window) q.allow = 0;
+      } else {
+        q.limit = 0;
+      }
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+      return omniq__sqlite_fail(sq, src, "claim: reading the queue's settings", err, errlen);
+    if (q.allow > 0) a->open[a->nopen++] = q;
+  }
+  return OMNIQ_OK;
+}
+
+/* Counts what the claim took from each rate-limited queue into its window,
+ * in the claim's transaction. */
+static int spend_windows(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_QUEUE_WINDOW];
+  for (size_t i = 0; i < a->nopen; i++) {
+    claimable_t *q = &a->open[i];
+    int64_t took = 0;
+    if (q->limit == 0) continue;
+    for (size_t k = 0; k < a->n; k++) took += strcmp(a->rows[k].t->queue, q->name) == 0;
+    if (took == 0) continue;
+    sqlite3_bind_text(s, 1, q->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, q->window);
+    sqlite3_bind_int64(s, 3, q->used + took);
+    int src = omniq__sqlite_step_done(s);
+    sqlite3_clear_bindings(s);
+    if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "claim: rate window", err, errlen);
+  }
+  return OMNIQ_OK;
+}
+
 static int do_claim(sq_t *sq, void *p, char *err, size_t errlen) {
   claim_arg_t *a = p;
   sqlite3_stmt *s;
   int owned, rc, src = SQLITE_DONE;
   claim_drop(a); /* a retry starts from nothing */
-  if ((rc = claim_stmt(sq, a->nq, &s, &owned, err, errlen)) != OMNIQ_OK) return rc;
+  rc = omniq__sqlite_begin(sq, err, errlen);
+  if (rc == OMNIQ_OK) rc = open_queues(sq, a, err, errlen);
+  if (rc == OMNIQ_OK && a->nopen == 0) return omniq__sqlite_commit(sq, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  if ((rc = claim_stmt(sq, a->nopen, &s, &owned, err, errlen)) != OMNIQ_OK) return rc;
   sqlite3_bind_int64(s, 1, a->req->now_ms);
   sqlite3_bind_int64(s, 2, a->req->lease_until_ms);
   sqlite3_bind_int64(s, 3, a->req->max > INT64_MAX ? INT64_MAX : (int64_t)a->req->max);
-  for (size_t i = 0; i < a->nq; i++)
-    sqlite3_bind_text(s, (int)i + 4, a->queues[i], -1, SQLITE_STATIC);
-  rc = begin(sq, err, errlen);
+  for (size_t i = 0; i < a->nopen; i++) {
+    sqlite3_bind_text(s, (int)(4 + 2 * i), a->open[i].name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, (int)(5 + 2 * i), a->open[i].allow);
+  }
   while (rc == OMNIQ_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
     if (a->n == a->cap) {
       size_t cap = a->cap ? a->cap * 2 : 16;
@@ -387,7 +548,8 @@ static int do_claim(sq_t *sq, void *p, char *err, size_t errlen) {
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
   if (owned) sqlite3_finalize(s);
-  if (rc == OMNIQ_OK) rc = commit(sq, err, errlen);
+  if (rc == OMNIQ_OK) rc = spend_windows(sq, a, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_commit(sq, err, errlen);
   if (rc != OMNIQ_OK) claim_drop(a);
   return rc;
 }
@@ -413,7 +575,10 @@ static int claim_sqlite(void *backend, const omniq_claim_req_t *req, omniq_task_
     if (rc == OMNIQ_OK && j == a.nq) distinct[a.nq++] = req->queues[i];
   }
   a.queues = distinct;
+  if (rc == OMNIQ_OK && (a.open = omniq__malloc(a.nq * sizeof *a.open)) == NULL)
+    rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
   if (rc == OMNIQ_OK) rc = omniq__sqlite_run(backend, do_claim, &a, err, errlen);
+  omniq__free(a.open);
   omniq__free(distinct);
   if (rc != OMNIQ_OK || a.n == 0) {
     omniq__free(a.rows);
@@ -432,31 +597,59 @@ static int claim_sqlite(void *backend, const omniq_claim_req_t *req, omniq_task_
 
 /* ---- finish -------------------------------------------------------------- */
 
+/* Adds one run of kind to the running totals of queue. */
+static int add_total(sq_t *sq, const char *queue, int kind, char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_TOTAL_ADD];
+  sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, kind);
+  int src = omniq__sqlite_step_done(s);
+  sqlite3_clear_bindings(s);
+  return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "finish: totals", err, errlen);
+}
+
+/* The token-checked UPDATE, its RETURNING row naming the task's queue for
+ * the totals, the totals and the result: one transaction. */
 static int do_finish(sq_t *sq, void *p, char *err, size_t errlen) {
   const omniq_decision_t *d = p;
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH];
   char *error_json = NULL;
   int rc, src;
+  int64_t finished = omniq_status_is_terminal(d->next_status) && d->result != NULL
+                         ? d->result->finished_at_ms
+                         : 0;
   if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL)
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
-  rc = begin(sq, err, errlen);
+  rc = omniq__sqlite_begin(sq, err, errlen);
   if (rc == OMNIQ_OK) {
     sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, d->token);
     sqlite3_bind_int(s, 3, d->next_status);
     sqlite3_bind_int64(s, 4, d->eta_ms);
     sqlite3_bind_int(s, 5, d->reset_attempts != 0);
-    bind_text(s, 6, error_json);
-    src = step_done(s);
+    omniq__sqlite_bind_text(s, 6, error_json);
+    sqlite3_bind_int(s, 7, d->crashes);
+    sqlite3_bind_int64(s, 8, finished);
+    char *queue = NULL;
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+      queue = omniq__strdup((const char *)sqlite3_column_text(s, 0));
+      if (queue == NULL) rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "out of memory");
+      src = sqlite3_step(s); /* SQLITE_DONE: one row at most (id is unique) */
+    } else if (src == SQLITE_DONE) {
+      src = SQLITE_NOTFOUND; /* nothing matched */
+    }
+    sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    if (src != SQLITE_OK)
-      rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
-    else if (sqlite3_changes(sq->db) == 0)
+    if (rc == OMNIQ_OK && src == SQLITE_NOTFOUND)
       rc = explain_miss(sq, d->id, "finish", err, errlen);
+    else if (rc == OMNIQ_OK && src != SQLITE_DONE)
+      rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
+    if (rc == OMNIQ_OK) rc = add_total(sq, queue, d->runs, err, errlen);
+    omniq__free(queue);
   }
   omniq__free(error_json);
   if (rc == OMNIQ_OK && d->result != NULL) rc = put_result(sq, d->id, d->result, err, errlen);
-  return rc == OMNIQ_OK ? commit(sq, err, errlen) : rc;
+  return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 
 static int finish_sqlite(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
@@ -487,7 +680,7 @@ static int do_extend(sq_t *sq, void *p, char *err, size_t errlen) {
   sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 2, a->token);
   sqlite3_bind_int64(s, 3, a->lease_until);
-  rc = step_done(s);
+  rc = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
   if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "extend_lease", err, errlen);
   return sqlite3_changes(sq->db) == 0 ? explain_miss(sq, a->id, "extend_lease", err, errlen)
@@ -516,7 +709,7 @@ static int do_cancel(sq_t *sq, void *p, char *err, size_t errlen) {
   cancel_arg_t *a = p;
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_STATE];
   omniq_result_t r;
-  int rc = begin(sq, err, errlen), src;
+  int rc = omniq__sqlite_begin(sq, err, errlen), src;
   if (rc != OMNIQ_OK) return rc;
   memset(&r, 0, sizeof r);
   sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
@@ -535,13 +728,15 @@ static int do_cancel(sq_t *sq, void *p, char *err, size_t errlen) {
                               omniq_status_name(a->prev_status));
   s = sq->st[OMNIQ__SQ_CANCEL];
   sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
-  src = step_done(s);
+  sqlite3_bind_int64(s, 2, a->finished_at);
+  src = omniq__sqlite_step_done(s);
+  sqlite3_clear_bindings(s);
   if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "cancel", err, errlen);
   memcpy(r.task_id, a->id, OMNIQ_ID_SIZE);
   r.status = OMNIQ_CANCELLED;
   r.finished_at_ms = a->finished_at;
   rc = put_result(sq, a->id, &r, err, errlen);
-  return rc == OMNIQ_OK ? commit(sq, err, errlen) : rc;
+  return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 
 static int cancel_sqlite(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
@@ -563,7 +758,7 @@ static int do_purge(sq_t *sq, void *p, char *err, size_t errlen) {
   purge_arg_t *a = p;
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_PURGE];
   sqlite3_bind_int64(s, 1, a->older_than);
-  int rc = step_done(s);
+  int rc = omniq__sqlite_step_done(s);
   if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "purge_results", err, errlen);
   a->count = sqlite3_changes(sq->db);
   return OMNIQ_OK;
@@ -592,4 +787,13 @@ const omniq_storage_ops_t omniq__sqlite_ops = {
     .purge_results = purge_sqlite,
     .count_by_status = omniq__sqlite_count_by_status,
     .expired_leases = omniq__sqlite_expired_leases,
+    .enqueue_unique = enqueue_many_sqlite,
+    .list = omniq__sqlite_list,
+    .retry = omniq__sqlite_retry,
+    .delete_task = omniq__sqlite_delete,
+    .purge_tasks = omniq__sqlite_purge_tasks,
+    .set_paused = omniq__sqlite_set_paused,
+    .set_rate = omniq__sqlite_set_rate,
+    .queue_stats = omniq__sqlite_queue_stats,
+    .claim_chore = omniq__sqlite_claim_chore,
 };

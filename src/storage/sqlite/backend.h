@@ -1,7 +1,9 @@
-/* SQLite backend internals, shared by its four files, plus the few hooks
+/* SQLite backend internals, shared by its files, plus the few hooks
  * tests/test_store_sqlite.c and the benchmark need:
  *   backend.c  the connection, its lock, transactions, the writes, the ops table
  *   reads.c    the reads (get_task, get_result, counts, leases)
+ *   list.c     listing pages in id order
+ *   manage.c   retry, delete, retention, queue settings and statistics, chores
  *   rows.c     rows <-> records, and the claim's SQL text
  *   schema.c   URL forms, opening, pragmas, schema migrations */
 #ifndef OMNIQ_STORAGE_SQLITE_BACKEND_H
@@ -46,9 +48,10 @@ void omniq__sqlite_retry_init(omniq__sqlite_retry_t *r);
 /* Sleeps the next backoff and returns 1 if time is left, else returns 0. */
 int omniq__sqlite_retry_again(omniq__sqlite_retry_t *r);
 
-/* The claim statement for nqueues (>= 1) queue names, bound as ?4, ?5, ...
- * (?1 now, ?2 lease_until, ?3 max). Yours: sqlite3_free(). NULL on out of
- * memory. Exposed so a test can check its query plan. */
+/* The claim statement for nqueues (>= 1) queues: queue i bound as ?(4+2i)
+ * and the most its arm may take as ?(5+2i) (?1 now, ?2 lease_until, ?3
+ * max). Yours: sqlite3_free(). NULL on out of memory. Exposed so a test
+ * can check its query plan. */
 char *omniq__sqlite_claim_sql(size_t nqueues);
 /* The expired-leases query (?1 now, ?2 max), for the same reason. */
 extern const char omniq__sqlite_expired_sql[];
@@ -63,9 +66,10 @@ int omniq__sqlite_busy_timeout(void);
 
 /* The columns every task / result query returns, in the order
  * omniq__sqlite_row_task / omniq__sqlite_row_result read them. */
-#define OMNIQ__SQLITE_TASK_COLS                                                   \
-  "id, func, queue, args, kwargs, status, priority, attempts, max_retries, eta, " \
-  "interval_ms, timeout_ms, created_at, started_at, lease_until, token, last_error, seq"
+#define OMNIQ__SQLITE_TASK_COLS                                                      \
+  "id, func, queue, args, kwargs, status, priority, attempts, max_retries, eta, "    \
+  "interval_ms, timeout_ms, created_at, started_at, lease_until, token, last_error, " \
+  "seq, unique_key, unique_for_ms, cron, crashes, finished_at"
 #define OMNIQ__SQLITE_RESULT_COLS \
   "task_id, status, value, error, attempts, finished_at, last_attempt_at"
 
@@ -85,11 +89,20 @@ enum {
   OMNIQ__SQ_PURGE,
   OMNIQ__SQ_COUNT,
   OMNIQ__SQ_EXPIRED,
+  /* storage ABI 3 */
+  OMNIQ__SQ_QUEUE_STATE, /* claim: a queue's pause, rate limit and window */
+  OMNIQ__SQ_QUEUE_WINDOW, /* claim: the window after taking from a limited queue */
+  OMNIQ__SQ_TOTAL_ADD,    /* finish: one more run of a kind */
+  OMNIQ__SQ_KEY_GET,      /* who holds a unique key, and whether it still does */
+  OMNIQ__SQ_KEY_PUT,
   OMNIQ__SQ_COUNT_
 };
 
 /* Claim statements for up to this many queues are kept prepared. */
 #define OMNIQ__SQLITE_CLAIM_CACHE OMNIQ_MAX_QUEUES
+
+/* Statements of the rarer operations (manage.c), prepared on first use. */
+#define OMNIQ__SQLITE_LAZY 24
 
 /* An opened backend. `lock` guards the connection and every statement. */
 typedef struct omniq__sqlite {
@@ -97,8 +110,14 @@ typedef struct omniq__sqlite {
   sqlite3 *db;
   sqlite3_stmt *st[OMNIQ__SQ_COUNT_];
   sqlite3_stmt *claim[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* by queue count, on first use */
+  sqlite3_stmt *lazy[OMNIQ__SQLITE_LAZY];             /* by slot, on first use */
   char path[OMNIQ_PATH_MAX];
 } omniq__sqlite_t;
+
+/* The statement in lazy slot `slot`, prepared from sql on first use (lock
+ * held). OMNIQ_OK with *out, or the failure in err. */
+int omniq__sqlite_lazy(omniq__sqlite_t *sq, int slot, const char *sql, sqlite3_stmt **out,
+                       char *err, size_t errlen);
 
 /* One operation, run with the lock held; returns an OMNIQ_* code. */
 typedef int (*omniq__sqlite_op_fn)(omniq__sqlite_t *sq, void *arg, char *err, size_t errlen);
@@ -122,6 +141,44 @@ int omniq__sqlite_row_task(sqlite3_stmt *s, omniq_task_t **out, int64_t *seq);
 int omniq__sqlite_row_result(sqlite3_stmt *s, omniq_result_t **out);
 /* Reports a failed omniq__sqlite_row_* for the task id. */
 int omniq__sqlite_fail_row(omniq__sqlite_t *sq, int rc, const char *id, char *err, size_t errlen);
+
+/* Steps a statement that returns no rows, then resets it; an SQLite code. */
+int omniq__sqlite_step_done(sqlite3_stmt *s);
+int omniq__sqlite_begin(omniq__sqlite_t *sq, char *err, size_t errlen);
+int omniq__sqlite_commit(omniq__sqlite_t *sq, char *err, size_t errlen);
+/* Binds text, or NULL for NULL. */
+int omniq__sqlite_bind_text(sqlite3_stmt *s, int i, const char *text);
+
+/* Unique keys, inside the caller's write transaction: OMNIQ_EEXISTS with
+ * the holder's id in holder when another task than `self` holds queue/key
+ * at now (self may be NULL), else OMNIQ_OK with the key taken for self. */
+int omniq__sqlite_take_key(omniq__sqlite_t *sq, const char *queue, const char *key,
+                           const char *self, int64_t now, char holder[OMNIQ_ID_SIZE], char *err,
+                           size_t errlen);
+
+/* The ABI 3 operations of the table (manage.c, list.c). */
+int omniq__sqlite_list(void *backend, const omniq_list_req_t *req, omniq_task_t ***out,
+                       size_t *n, char *err, size_t errlen);
+int omniq__sqlite_retry(void *backend, const char *id, int64_t eta_ms, int64_t now_ms,
+                        int *prev_status, char holder[OMNIQ_ID_SIZE], char *err, size_t errlen);
+int omniq__sqlite_delete(void *backend, const char *id, int *prev_status, char *err,
+                         size_t errlen);
+int omniq__sqlite_purge_tasks(void *backend, int64_t before_ms, size_t max, int64_t *count,
+                              char *err, size_t errlen);
+int omniq__sqlite_set_paused(void *backend, const char *queue, int paused, char *err,
+                             size_t errlen);
+int omniq__sqlite_set_rate(void *backend, const char *queue, int64_t limit, int64_t period_ms,
+                           char *err, size_t errlen);
+int omniq__sqlite_queue_stats(void *backend, const char *queue, int64_t now_ms,
+                              omniq_queue_info_t **out, size_t *n, char *err, size_t errlen);
+int omniq__sqlite_claim_chore(void *backend, const char *chore, int64_t now_ms, int64_t next_ms,
+                              int *won, char *err, size_t errlen);
+
+/* The list statement for a request (list.c), exposed so a test can check
+ * its query plan: one status, the filters req sets, ?1 status, ?2 after
+ * id, ?3 limit, then queue, func and the time bounds in that order. Yours:
+ * sqlite3_free(). */
+char *omniq__sqlite_list_sql(const omniq_list_req_t *req);
 
 /* The read operations of the table (reads.c). */
 int omniq__sqlite_get_task(void *backend, const char *id, omniq_task_t **out, char *err,

@@ -10,23 +10,29 @@
 
 #include "base/alloc.h"
 
-const char omniq__sqlite_expired_sql[] = "SELECT " OMNIQ__SQLITE_TASK_COLS
-                                         " FROM tasks WHERE status = 1 AND lease_until < ?1"
-                                         " ORDER BY lease_until, seq LIMIT ?2";
+/* INDEXED BY, here and in the claim: with the listing's indexes beside
+ * them (schema version 2), SQLite's planner, which has no statistics, would
+ * rather take an equality on (status, id) and sort than walk these partial
+ * indexes in order. Naming the index keeps the plan; a statement that could
+ * not use it fails to prepare instead of quietly scanning. */
+const char omniq__sqlite_expired_sql[] =
+    "SELECT " OMNIQ__SQLITE_TASK_COLS " FROM tasks INDEXED BY tasks_leased"
+    " WHERE status = 1 AND lease_until < ?1 ORDER BY lease_until, seq LIMIT ?2";
 
 /* One queue: walk tasks_due for that queue from the top; the first rows are
  * the answer, so the cost is O(log n + k) in pending tasks (plus any
  * not-yet-due tasks of higher priority, which are skipped one by one).
  *
  * Several queues: one arm per queue, each the single-queue walk limited to
- * k, then the union (at most q * k rows) sorted and cut to k. Cost
+ * what that queue may give (k, or less when its rate limit says so), then
+ * the union (at most q * k rows) sorted and cut to k. Cost
  * O(q * (log n + k)) plus a sort of q * k rows. A plain `queue IN (...)`
  * would be simpler but makes SQLite collect and sort every due task of those
  * queues before applying the limit, which grows with the backlog. */
 char *omniq__sqlite_claim_sql(size_t nqueues) {
   static const char arm[] =
-      "SELECT seq, priority, eta FROM tasks WHERE status = 0 AND queue = ?%d"
-      " AND eta <= ?1 ORDER BY priority DESC, eta, seq LIMIT ?3";
+      "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_due WHERE status = 0"
+      " AND queue = ?%d AND eta <= ?1 ORDER BY priority DESC, eta, seq LIMIT ?%d";
   sqlite3_str *s = sqlite3_str_new(NULL);
   sqlite3_str_appendall(s,
                         "UPDATE tasks SET status = 1, attempts = attempts + 1,"
@@ -34,13 +40,14 @@ char *omniq__sqlite_claim_sql(size_t nqueues) {
                         " WHERE seq IN (");
   if (nqueues <= 1) {
     sqlite3_str_appendall(s,
-                          "SELECT seq FROM tasks WHERE status = 0 AND queue = ?4"
-                          " AND eta <= ?1 ORDER BY priority DESC, eta, seq LIMIT ?3");
+                          "SELECT seq FROM tasks INDEXED BY tasks_due WHERE status = 0"
+                          " AND queue = ?4 AND eta <= ?1 ORDER BY priority DESC, eta, seq"
+                          " LIMIT ?5");
   } else {
     sqlite3_str_appendall(s, "SELECT seq FROM (");
     for (size_t i = 0; i < nqueues; i++) {
       sqlite3_str_appendall(s, i > 0 ? " UNION ALL SELECT * FROM (" : "SELECT * FROM (");
-      sqlite3_str_appendf(s, arm, (int)(4 + i));
+      sqlite3_str_appendf(s, arm, (int)(4 + 2 * i), (int)(5 + 2 * i));
       sqlite3_str_appendall(s, ")");
     }
     sqlite3_str_appendall(s, ") ORDER BY priority DESC, eta, seq LIMIT ?3");
@@ -88,10 +95,15 @@ int omniq__sqlite_row_task(sqlite3_stmt *s, omniq_task_t **out, int64_t *seq) {
   if (rc == OMNIQ_OK) rc = col_dup(s, 3, &t->args);
   if (rc == OMNIQ_OK) rc = col_dup(s, 4, &t->kwargs);
   if (rc == OMNIQ_OK) rc = col_error(s, 16, &t->last_error);
+  if (rc == OMNIQ_OK) rc = col_dup(s, 18, &t->unique_key);
+  if (rc == OMNIQ_OK) rc = col_dup(s, 20, &t->cron);
   if (rc != OMNIQ_OK) {
     omniq_task_free(t);
     return rc;
   }
+  t->unique_for_ms = sqlite3_column_int64(s, 19);
+  t->crashes = sqlite3_column_int(s, 21);
+  t->finished_at_ms = sqlite3_column_int64(s, 22);
   t->status = sqlite3_column_int(s, 5);
   t->priority = sqlite3_column_int(s, 6);
   t->attempts = sqlite3_column_int(s, 7);

@@ -75,7 +75,24 @@ int omniq__sqlite_busy_timeout(void) { return atomic_load(&busy_ms); }
  *   the whole table.
  * - tasks_leased (status = 1) finds expired leases without a scan.
  * - last_error and results.error hold the TaskError JSON of
- *   omniq_task_error_to_json, the same text every backend stores. */
+ *   omniq_task_error_to_json, the same text every backend stores.
+ *
+ * Notes on version 2 (operating a queue; docs/storage-sqlite.md):
+ * - Tasks are deleted now (omniq_delete, retention). A seq may then be
+ *   reused, but only above every seq still present (SQLite picks max + 1),
+ *   so insertion order among living tasks holds.
+ * - tasks_status_id, tasks_queue_status_id and tasks_func_status_id serve
+ *   a listing page as a walk in id order from the cursor, one status at a
+ *   time (reads.c); tasks_finished (terminal tasks only) serves retention.
+ * - A unique key is a row of unique_keys naming the task that took it; it
+ *   is held while that task is PENDING or RUNNING or finished less than its
+ *   unique_for_ms ago, which the enqueue reads from the task itself, so a
+ *   finish never has to touch the key.
+ * - queues holds what is set per queue (pause, rate limit) and the rate
+ *   limit's current window; run_totals the running totals by queue and
+ *   kind (omniq_runs_t); chores the next time of each housekeeping chore.
+ * - Terminal tasks from version 1 get a finished_at (their result's, or
+ *   their creation time), so retention reaches them too. */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE tasks ("
@@ -108,6 +125,38 @@ static const char *const migrations[] = {
     " finished_at INTEGER NOT NULL,"
     " last_attempt_at INTEGER NOT NULL);"
     "CREATE INDEX results_finished ON results(finished_at);",
+
+    /* 1 -> 2: operating a queue (storage ABI 3). */
+    "ALTER TABLE tasks ADD COLUMN unique_key TEXT;"
+    "ALTER TABLE tasks ADD COLUMN unique_for_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN cron TEXT;"
+    "ALTER TABLE tasks ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN finished_at INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE tasks SET finished_at = coalesce((SELECT finished_at FROM results"
+    " WHERE task_id = tasks.id), created_at) WHERE status >= 2;"
+    "CREATE INDEX tasks_status_id ON tasks(status, id);"
+    "CREATE INDEX tasks_queue_status_id ON tasks(queue, status, id);"
+    "CREATE INDEX tasks_func_status_id ON tasks(func, status, id);"
+    "CREATE INDEX tasks_finished ON tasks(finished_at) WHERE status >= 2;"
+    "CREATE TABLE unique_keys ("
+    " queue TEXT NOT NULL,"
+    " key TEXT NOT NULL,"
+    " task_id TEXT NOT NULL,"
+    " PRIMARY KEY (queue, key)) WITHOUT ROWID;"
+    "CREATE INDEX unique_keys_task ON unique_keys(task_id);"
+    "CREATE TABLE queues ("
+    " name TEXT PRIMARY KEY,"
+    " paused INTEGER NOT NULL DEFAULT 0,"
+    " rate_limit INTEGER NOT NULL DEFAULT 0,"
+    " rate_period_ms INTEGER NOT NULL DEFAULT 0,"
+    " window_start INTEGER NOT NULL DEFAULT 0,"
+    " window_count INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE run_totals ("
+    " queue TEXT NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY (queue, kind)) WITHOUT ROWID;"
+    "CREATE TABLE chores (name TEXT PRIMARY KEY, next_at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -307,7 +356,17 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen) {
 
 static int configure(sqlite3 *db, const char *path, char *err, size_t errlen) {
   char mode[16] = "", sql[256];
-  int rc = query_one(db, "PRAGMA journal_mode = WAL", NULL, mode, sizeof mode);
+  int64_t tables = 1;
+  /* Space: a new database reclaims pages incrementally, so the file
+   * shrinks after retention deletes tasks (backend.c runs
+   * incremental_vacuum after each purge). auto_vacuum can only be chosen
+   * before the first table exists; a database created by an older OmniQ
+   * keeps reusing its free pages instead, which bounds its size too. */
+  int rc = query_one(db, "SELECT count(*) FROM sqlite_master", &tables, NULL, 0);
+  if (rc == SQLITE_OK && tables == 0)
+    rc = exec_retry(db, "PRAGMA auto_vacuum = INCREMENTAL");
+  if (rc != SQLITE_OK) return fail(db, rc, path, "setting auto_vacuum", err, errlen);
+  rc = query_one(db, "PRAGMA journal_mode = WAL", NULL, mode, sizeof mode);
   if (rc != SQLITE_OK) return fail(db, rc, path, "switching to WAL", err, errlen);
   if (strcmp(mode, "wal") != 0 && !(is_memory(path) && strcmp(mode, "memory") == 0)) {
     snprintf(err, errlen, "sqlite %s: cannot use WAL journal mode (got '%s')", path, mode);

@@ -1,0 +1,187 @@
+/* The file backend's listing index and what FORMAT 2 added, beyond the
+ * shared contract: a FORMAT 1 store is upgraded with every task listed; a
+ * marker a crash left in the wrong tree is repaired by the listing that
+ * meets it; a retry by hand cut short leaves one copy of the task; a page
+ * reads folders around its cursor, not the store. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/records.h"
+#include "storage/file/backend.h"
+#include "storage/file/record.h"
+#include "support/backend.h"
+
+static int setup(void **state) {
+  *state = th_be_new("file", 0);
+  return 0;
+}
+
+static int teardown(void **state) {
+  th_be_free(*state);
+  return 0;
+}
+
+/* Claims id and ends its run as status, with a result. */
+static void finish_as(th_be_t *f, const char *id, int status) {
+  omniq_task_t **got = NULL;
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  assert_string_equal(got[0]->id, id);
+  omniq_result_t *r = th_be_result(id, status, th_be_now(f));
+  omniq_decision_t d = {.id = id, .token = got[0]->token, .next_status = status, .result = r};
+  assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
+  omniq_result_free(r);
+  omniq__tasks_free(got, 1);
+}
+
+/* Lists every status; checks ids[i] is listed as sts[i], and nothing else. */
+static void assert_listed(th_be_t *f, char (*ids)[OMNIQ_ID_SIZE], const int *sts, size_t n) {
+  omniq_list_req_t req = {.statuses = OMNIQ_STATUS_ALL, .limit = 100};
+  omniq_task_t **got = NULL;
+  size_t k = 0;
+  assert_int_equal(f->ops->list(f->b, &req, &got, &k, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(k, n);
+  for (size_t i = 0; i < k; i++) {
+    size_t j = 0;
+    while (j < n && strcmp(ids[j], got[i]->id) != 0) j++;
+    assert_true(j < n);
+    assert_int_equal(got[i]->status, sts[j]);
+  }
+  omniq__tasks_free(got, k);
+}
+
+static void path_of(const th_be_t *f, const char *rel, char out[2048]) {
+  snprintf(out, 2048, "%s/%s", f->dir, rel);
+}
+
+/* A store written by an older OmniQ (FORMAT 1: no index/, keys/, queues/,
+ * stats/, chores/) opens, gets its index built from its folders, and says
+ * FORMAT 2 from then on, so the older library refuses it. */
+static void test_a_format_1_store_is_upgraded_and_every_task_listed(void **state) {
+  th_be_t *f = *state;
+  char ids[3][OMNIQ_ID_SIZE], path[2048];
+  const int sts[3] = {OMNIQ_SUCCESS, OMNIQ_RUNNING, OMNIQ_PENDING};
+  omniq_task_t **got = NULL;
+  for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), ids[i]);
+  finish_as(f, ids[0], OMNIQ_SUCCESS);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  omniq__tasks_free(got, 1);
+  th_be_close(f);
+  const char *added[] = {"index", "keys", "queues", "stats", "chores", "meta.lock"};
+  for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
+    path_of(f, added[i], path);
+    th_rmtree(strdup(path));
+  }
+  th_be_plant(f, "FORMAT", "omniq-file-store 1\n", 19);
+  th_be_reopen(f);
+  path_of(f, "FORMAT", path);
+  FILE *fp = fopen(path, "r");
+  char line[64] = "";
+  assert_non_null(fgets(line, sizeof line, fp));
+  fclose(fp);
+  assert_string_equal(line, "omniq-file-store 2\n");
+  assert_listed(f, ids, sts, 3);
+  int64_t n = 0;
+  assert_int_equal(f->ops->purge_tasks(f->b, th_be_now(f) + 1, 10, &n, f->err, sizeof f->err),
+                   OMNIQ_OK);
+  assert_int_equal(n, 1); /* the finish-time index was built too */
+}
+
+/* A marker left in the wrong tree (a crash between a commit and the
+ * marker's move) is repaired by the listing that meets it. */
+static void test_a_listing_repairs_a_marker_a_crash_left_behind(void **state) {
+  th_be_t *f = *state;
+  char ids[1][OMNIQ_ID_SIZE], rel[256], from[2048], to[2048], dir[2048];
+  const int done[1] = {OMNIQ_SUCCESS};
+  th_be_add(f, NULL, 0, th_be_now(f), ids[0]);
+  finish_as(f, ids[0], OMNIQ_SUCCESS);
+  /* Put the marker back in the active tree, as if its move never ran. */
+  const char *id = ids[0];
+  snprintf(rel, sizeof rel, "%.6s/%.2s/%.2s/%.2s/%s.default", id, id + 6, id + 9, id + 11, id);
+  snprintf(from, sizeof from, "%s/index/2/%s", f->dir, rel);
+  snprintf(to, sizeof to, "%s/index/0/%s", f->dir, rel);
+  snprintf(dir, sizeof dir, "%s/index/0/%.6s", f->dir, id);
+  mkdir(dir, 0777);
+  snprintf(dir, sizeof dir, "%s/index/0/%.6s/%.2s", f->dir, id, id + 6);
+  mkdir(dir, 0777);
+  snprintf(dir, sizeof dir, "%s/index/0/%.6s/%.2s/%.2s", f->dir, id, id + 6, id + 9);
+  mkdir(dir, 0777);
+  snprintf(dir, sizeof dir, "%s/index/0/%.6s/%.2s/%.2s/%.2s", f->dir, id, id + 6, id + 9, id + 11);
+  mkdir(dir, 0777);
+  assert_int_equal(rename(from, to), 0);
+  omniq_list_req_t pending = {.statuses = OMNIQ_STATUS_BIT(OMNIQ_PENDING), .limit = 10};
+  omniq_task_t **none = NULL;
+  size_t k = 9;
+  assert_int_equal(f->ops->list(f->b, &pending, &none, &k, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(k, 0); /* not pending: skipped, and its marker put right */
+  assert_int_equal(access(to, F_OK), -1);
+  assert_int_equal(access(from, F_OK), 0);
+  assert_listed(f, ids, done, 1);
+}
+
+/* A retry by hand writes the PENDING slot before the terminal file goes; a
+ * crash between leaves both, and the roll-forward keeps the new state
+ * only. */
+static void test_a_retry_cut_short_is_finished_with_one_copy(void **state) {
+  th_be_t *f = *state;
+  omniq__fs_t *fs;
+  omniq__frec_t rec;
+  omniq_task_t *t = NULL;
+  char id[OMNIQ_ID_SIZE], idname[64];
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  finish_as(f, id, OMNIQ_FAILED);
+  assert_true(th_be_has(f, "queue/failed", id));
+  assert_int_equal(f->ops->get_task(f->b, id, &t, f->err, sizeof f->err), OMNIQ_OK);
+  t->status = OMNIQ_PENDING; /* what the retry's commit writes */
+  t->attempts = 0;
+  t->finished_at_ms = 0;
+  fs = f->b;
+  snprintf(idname, sizeof idname, "%s.json", id);
+  assert_int_equal(omniq__frec_encode(&rec, t, NULL, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_SLOT,
+                                     f->err, sizeof f->err),
+                   OMNIQ_OK);
+  omniq__frec_free(&rec);
+  omniq_task_free(t);
+  th_be_reopen(f); /* recovery at open rolls it forward */
+  assert_false(th_be_has(f, "queue/failed", id));
+  assert_false(th_be_has(f, "queue/running", id));
+  assert_int_equal(th_be_count(f, "queue/pending/default"), 1);
+  assert_int_equal(f->ops->get_task(f->b, id, &t, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(t->status, OMNIQ_PENDING);
+  omniq_task_free(t);
+}
+
+/* Folders come and go with the tasks in them: once every task of a time
+ * span is gone, so are its folders. */
+static void test_the_index_keeps_no_folder_for_tasks_that_are_gone(void **state) {
+  th_be_t *f = *state;
+  char ids[5][OMNIQ_ID_SIZE];
+  for (int i = 0; i < 5; i++) {
+    th_be_add(f, NULL, 0, th_be_now(f), ids[i]);
+    th_clock_advance(&f->clock, 300000); /* five minutes: another folder */
+  }
+  for (int i = 0; i < 5; i++) finish_as(f, ids[i], OMNIQ_SUCCESS);
+  assert_int_equal(th_be_count(f, "index/0"), 0); /* the active tree emptied */
+  int64_t n = 0;
+  assert_int_equal(f->ops->purge_tasks(f->b, th_be_now(f) + 1, 10, &n, f->err, sizeof f->err),
+                   OMNIQ_OK);
+  assert_int_equal(n, 5);
+  assert_int_equal(th_be_count(f, "index/2"), 0);
+  assert_int_equal(th_be_count(f, "index/done"), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+      T(test_a_format_1_store_is_upgraded_and_every_task_listed),
+      T(test_a_listing_repairs_a_marker_a_crash_left_behind),
+      T(test_a_retry_cut_short_is_finished_with_one_copy),
+      T(test_the_index_keeps_no_folder_for_tasks_that_are_gone),
+#undef T
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
