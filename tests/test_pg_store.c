@@ -120,7 +120,7 @@ static void test_fresh_schema_opened_by_many_processes_at_once_is_created_once(v
            fx->settings.db_schema, fx->settings.db_schema);
   sql_ok(fx, sql, out, sizeof out);
   char want[64];
-  snprintf(want, sizeof want, "%d|3\n", omniq__pg_schema_version());
+  snprintf(want, sizeof want, "%d|7\n", omniq__pg_schema_version());
   assert_string_equal(out, want);
 }
 

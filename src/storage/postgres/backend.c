@@ -19,17 +19,23 @@
 #include "storage/postgres/postgres.h"
 #include "storage/registry.h"
 
-/* An outcome (see postgres.h): the task row fenced by status and token,
- * and the result row by a CTE of the same statement, only if it matched. */
+/* An outcome (see postgres.h): the task row fenced by status and token;
+ * by CTEs of the same statement, only if it matched: the result row, the
+ * unique key's hold (until finished_at + unique_for_ms once terminal) and
+ * one more run in the queue's running total, on this connection's stripe
+ * (schema.c). */
 const char omniq__pg_finish_sql[] =
     "WITH t AS ("
     " UPDATE @S.tasks SET status = $3::int2,"
     " eta_ms = CASE WHEN $3::int2 = 0 THEN $4::int8 ELSE eta_ms END,"
     " due_ms = CASE WHEN $3::int2 = 0 THEN $5::int8 ELSE due_ms END,"
     " attempts = CASE WHEN $6::bool THEN 0 ELSE attempts END,"
-    " last_error = COALESCE($7::text, last_error)"
+    " last_error = COALESCE($7::text, last_error),"
+    " crashes = $15::int4,"
+    " finished_at_ms = CASE WHEN $3::int2 >= 2 THEN COALESCE($12::int8, 0) ELSE 0 END,"
+    " finished_due_ms = CASE WHEN $3::int2 >= 2 THEN COALESCE($13::int8, 0) ELSE 0 END"
     " WHERE id = $1::uuid AND token = $2::int8 AND status = 1"
-    " RETURNING id),"
+    " RETURNING id, queue, unique_key, unique_for_ms, finished_due_ms),"
     " r AS ("
     " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms,"
     " finished_due_ms, last_attempt_at_ms)"
@@ -39,7 +45,15 @@ const char omniq__pg_finish_sql[] =
     " value = excluded.value, error = excluded.error, attempts = excluded.attempts,"
     " finished_at_ms = excluded.finished_at_ms,"
     " finished_due_ms = excluded.finished_due_ms,"
-    " last_attempt_at_ms = excluded.last_attempt_at_ms)"
+    " last_attempt_at_ms = excluded.last_attempt_at_ms),"
+    " k AS ("
+    " UPDATE @S.unique_keys u SET held_due_ms = t.finished_due_ms + t.unique_for_ms FROM t"
+    " WHERE $3::int2 >= 2 AND t.unique_key IS NOT NULL AND u.queue = t.queue"
+    " AND u.key = t.unique_key AND u.task_id = t.id),"
+    " n AS ("
+    " INSERT INTO @S.run_totals (queue, kind, stripe, n)"
+    " SELECT queue, $16::int2, (pg_backend_pid() % 64)::int2, 1 FROM t"
+    " ON CONFLICT (queue, kind, stripe) DO UPDATE SET n = @S.run_totals.n + 1)"
     " SELECT count(*) FROM t";
 
 /* Statement names and texts ("@S" = the schema), by OMNIQ__PGS_*. */
@@ -58,11 +72,14 @@ static const struct {
         {"omniq_cancel",
          /* o locks the row and sees its latest status; the result takes
           * attempts and started_at from the row as the UPDATE leaves it,
-          * so a claim that raced the cancel is counted in both or neither. */
+          * so a claim that raced the cancel is counted in both or neither.
+          * A unique key is held until finished_at + unique_for_ms. */
          "WITH o AS (SELECT id, status FROM @S.tasks WHERE id = $1::uuid FOR UPDATE),"
          " t AS ("
-         " UPDATE @S.tasks k SET status = 4 FROM o WHERE k.id = o.id AND o.status IN (0, 1)"
-         " RETURNING k.id, k.attempts, k.started_at_ms),"
+         " UPDATE @S.tasks k SET status = 4, finished_at_ms = $2::int8,"
+         " finished_due_ms = $3::int8 FROM o WHERE k.id = o.id AND o.status IN (0, 1)"
+         " RETURNING k.id, k.attempts, k.started_at_ms, k.queue, k.unique_key,"
+         " k.unique_for_ms),"
          " r AS ("
          " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms,"
          " finished_due_ms, last_attempt_at_ms)"
@@ -71,7 +88,11 @@ static const struct {
          " value = excluded.value, error = excluded.error, attempts = excluded.attempts,"
          " finished_at_ms = excluded.finished_at_ms,"
          " finished_due_ms = excluded.finished_due_ms,"
-         " last_attempt_at_ms = excluded.last_attempt_at_ms)"
+         " last_attempt_at_ms = excluded.last_attempt_at_ms),"
+         " h AS ("
+         " UPDATE @S.unique_keys u SET held_due_ms = $3::int8 + t.unique_for_ms FROM t"
+         " WHERE t.unique_key IS NOT NULL AND u.queue = t.queue AND u.key = t.unique_key"
+         " AND u.task_id = t.id)"
          " SELECT (SELECT status FROM o), (SELECT count(*) FROM t)"},
     [OMNIQ__PGS_STATUS] = {"omniq_status", "SELECT status FROM @S.tasks WHERE id = $1::uuid"},
     [OMNIQ__PGS_GET_TASK] = {"omniq_get_task", "SELECT " OMNIQ__PG_TASK_COLS
@@ -83,6 +104,43 @@ static const struct {
     [OMNIQ__PGS_COUNT] = {"omniq_count",
                           "SELECT status, count(*) FROM @S.tasks GROUP BY status"},
     [OMNIQ__PGS_EXPIRED] = {"omniq_expired", omniq__pg_expired_sql},
+    [OMNIQ__PGS_KEY_TAKE] = {"omniq_key_take", omniq__pg_key_take_sql},
+    [OMNIQ__PGS_KEY_HOLDER] = {"omniq_key_holder",
+                               "SELECT task_id FROM @S.unique_keys"
+                               " WHERE queue = $1::text AND key = $2::text"},
+    /* Name order: claims of several limited queues lock them alike. */
+    [OMNIQ__PGS_QUEUE_LOCK] = {"omniq_queue_lock",
+                               "SELECT name, paused, rate_limit, rate_period_ms, window_start,"
+                               " window_count FROM @S.queues WHERE name = ANY($1::text[])"
+                               " ORDER BY name FOR UPDATE"},
+    [OMNIQ__PGS_QUEUE_WINDOW] = {"omniq_queue_window",
+                                 "UPDATE @S.queues SET window_start = $2::int8,"
+                                 " window_count = $3::int8 WHERE name = $1::text"},
+    [OMNIQ__PGS_SET_PAUSED] = {"omniq_set_paused",
+                               "INSERT INTO @S.queues (name, paused) VALUES ($1::text, $2::bool)"
+                               " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused"},
+    /* A new period starts a new window; the same period keeps counting. */
+    [OMNIQ__PGS_SET_RATE] = {"omniq_set_rate",
+                             "INSERT INTO @S.queues AS q (name, rate_limit, rate_period_ms)"
+                             " VALUES ($1::text, $2::int8, $3::int8) ON CONFLICT (name) DO UPDATE"
+                             " SET rate_limit = excluded.rate_limit,"
+                             " rate_period_ms = excluded.rate_period_ms,"
+                             " window_count = CASE WHEN q.rate_period_ms = excluded.rate_period_ms"
+                             " THEN q.window_count ELSE 0 END"},
+    [OMNIQ__PGS_CHORE] = {"omniq_chore",
+                          "INSERT INTO @S.chores AS c (name, next_due_ms) VALUES ($1::text, $3::int8)"
+                          " ON CONFLICT (name) DO UPDATE SET next_due_ms = excluded.next_due_ms"
+                          " WHERE c.next_due_ms <= $2::int8 RETURNING 1"},
+    [OMNIQ__PGS_TASK_LOCK] = {"omniq_task_lock",
+                              "SELECT status, queue, unique_key FROM @S.tasks"
+                              " WHERE id = $1::uuid FOR UPDATE"},
+    [OMNIQ__PGS_RETRY] = {"omniq_retry",
+                          "UPDATE @S.tasks SET status = 0, attempts = 0, crashes = 0,"
+                          " finished_at_ms = 0, finished_due_ms = 0, eta_ms = $2::int8,"
+                          " due_ms = $3::int8, lease_until_ms = 0, lease_due_ms = 0"
+                          " WHERE id = $1::uuid"},
+    [OMNIQ__PGS_DELETE] = {"omniq_delete", omniq__pg_delete_sql},
+    [OMNIQ__PGS_PURGE_TASKS] = {"omniq_purge_tasks", omniq__pg_purge_tasks_sql},
 };
 
 /* Notifications from elsewhere become this process's wake-ups; a lost
@@ -179,4 +237,13 @@ const omniq_storage_ops_t omniq__postgres_ops = {
     .purge_results = omniq__pg_purge_results,
     .count_by_status = omniq__pg_count_by_status,
     .expired_leases = omniq__pg_expired_leases,
+    .enqueue_unique = omniq__pg_enqueue_unique,
+    .list = omniq__pg_list,
+    .retry = omniq__pg_retry,
+    .delete_task = omniq__pg_delete_task,
+    .purge_tasks = omniq__pg_purge_tasks,
+    .set_paused = omniq__pg_set_paused,
+    .set_rate = omniq__pg_set_rate,
+    .queue_stats = omniq__pg_queue_stats,
+    .claim_chore = omniq__pg_claim_chore,
 };

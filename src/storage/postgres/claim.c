@@ -18,6 +18,13 @@
  * stops the scan; with several (queue = ANY) PostgreSQL 15 reads each
  * queue's due entries and sorts them. tests/test_pg_store.c checks the plan.
  *
+ * Paused and rate-limited queues: the walk runs only if none of the named
+ * queues is either (an uncorrelated NOT EXISTS, which the planner turns
+ * into a one-time filter over the scan, so a claim of an ordinary queue
+ * pays one primary-key probe of the small queues table). Otherwise the
+ * statement takes nothing and adds one row of NULLs, and the claim goes to
+ * queues.c, which locks those queues' settings for the count.
+ *
  * Times: `now` and the lease's end are mapped onto the server's clock
  * (due_ms, lease_due_ms); started_at_ms and lease_until_ms keep the
  * handle's own values, which is what the claimer reads back.
@@ -32,7 +39,9 @@
 #define CLAIM_SQL(queue_match)                                                       \
   "WITH picked AS ("                                                                 \
   " SELECT id FROM @S.tasks"                                                         \
-  " WHERE status = 0 AND " queue_match " AND due_ms <= $2::int8"                     \
+  " WHERE status = 0 AND queue " queue_match " AND due_ms <= $2::int8"                     \
+  " AND NOT EXISTS (SELECT 1 FROM @S.queues q WHERE q.name " queue_match             \
+  " AND (q.paused OR q.rate_limit > 0))"                                             \
   " ORDER BY priority DESC, due_ms, seq"                                             \
   " LIMIT $3::int8"                                                                  \
   " FOR UPDATE SKIP LOCKED),"                                                        \
@@ -41,18 +50,19 @@
   " started_at_ms = $4::int8, lease_until_ms = $5::int8, lease_due_ms = $6::int8"    \
   " WHERE t.id = ANY(ARRAY(SELECT id FROM picked))"                                  \
   " RETURNING t.*)"                                                                  \
-  " SELECT " OMNIQ__PG_TASK_COLS " FROM claimed ORDER BY priority DESC, due_ms, seq"
+  " (SELECT " OMNIQ__PG_TASK_COLS " FROM claimed ORDER BY priority DESC, due_ms, seq)" \
+  " UNION ALL (SELECT " OMNIQ__PG_TASK_NULLS " FROM @S.queues q WHERE q.name "       \
+  queue_match " AND (q.paused OR q.rate_limit > 0) LIMIT 1)"
 
-const char omniq__pg_claim1_sql[] = CLAIM_SQL("queue = $1::text");
-const char omniq__pg_claimn_sql[] = CLAIM_SQL("queue = ANY($1::text[])");
+const char omniq__pg_claim1_sql[] = CLAIM_SQL("= $1::text");
+const char omniq__pg_claimn_sql[] = CLAIM_SQL("= ANY($1::text[])");
 
 const char omniq__pg_expired_sql[] =
     "SELECT " OMNIQ__PG_TASK_COLS " FROM @S.tasks"
     " WHERE status = 1 AND lease_due_ms < $1::int8"
     " ORDER BY lease_due_ms, seq LIMIT $2::int8";
 
-/* Queue names as a text[] literal: each quoted, with " and \ escaped. */
-static char *queue_array(const char *const *queues, size_t n) {
+char *omniq__pg_text_array(const char *const *queues, size_t n) {
   size_t len = 3;
   for (size_t i = 0; i < n; i++) len += 2 * strlen(queues[i]) + 3;
   char *out = omniq__malloc(len), *o = out;
@@ -88,7 +98,7 @@ int omniq__pg_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t **
   if (req->nqueues == 1) {
     omniq__pg_param_text(&p, req->queues[0]);
   } else {
-    if ((array = queue_array(req->queues, req->nqueues)) == NULL)
+    if ((array = omniq__pg_text_array(req->queues, req->nqueues)) == NULL)
       return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: claim: out of memory");
     omniq__pg_param_text(&p, array);
   }
@@ -104,6 +114,12 @@ int omniq__pg_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t **
                           &p, OMNIQ__PG_IDEMPOTENT, NULL, "claim", &r, err, errlen);
   omniq__free(array);
   if (rc != OMNIQ_OK) return rc;
+  /* A row of NULLs: a named queue is paused or rate-limited, and the
+   * statement took nothing; the slow path decides. */
+  if (PQntuples(r) > 0 && PQgetisnull(r, PQntuples(r) - 1, 0)) {
+    PQclear(r);
+    return omniq__pg_claim_limited(pg, req, out, n, err, errlen);
+  }
   rc = omniq__pg_rows_tasks(r, out, n);
   PQclear(r);
   if (rc != OMNIQ_OK) omniq__pg_errf(rc, err, errlen, "postgres: claim: cannot read a claimed row");

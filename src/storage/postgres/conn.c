@@ -441,6 +441,13 @@ int omniq__pg_exec_on(omniq__pg_pool_t *pool, omniq__pg_conn_t *c, int stmt,
   return run_on(pool, c, stmt, NULL, p, NULL, what, res, &unknown, err, errlen);
 }
 
+int omniq__pg_exec_sql_on(omniq__pg_pool_t *pool, omniq__pg_conn_t *c, const char *sql,
+                          const omniq__pg_params_t *p, const char *what, PGresult **res,
+                          char *err, size_t errlen) {
+  int unknown;
+  return run_on(pool, c, -1, sql, p, NULL, what, res, &unknown, err, errlen);
+}
+
 /* omniq__pg_exec and omniq__pg_exec_sql: stmt, or sql when it is set. */
 static int exec_any(omniq__pg_pool_t *pool, int stmt, const char *sql,
                     const omniq__pg_params_t *p, int retry, const char *const *notify,

@@ -148,6 +148,11 @@ int omniq__pg_exec_on(omniq__pg_pool_t *pool, omniq__pg_conn_t *c, int stmt,
                       const omniq__pg_params_t *p, const char *what, PGresult **res, char *err,
                       size_t errlen);
 
+/* The same for an unprepared statement on a held connection. */
+int omniq__pg_exec_sql_on(omniq__pg_pool_t *pool, omniq__pg_conn_t *c, const char *sql,
+                          const omniq__pg_params_t *p, const char *what, PGresult **res,
+                          char *err, size_t errlen);
+
 /* Runs a plain SQL command (no parameters, no result rows wanted) on c. */
 int omniq__pg_command(PGconn *pg, const char *sql, const char *what, char *err, size_t errlen);
 

@@ -15,7 +15,8 @@
 /* Column numbers of OMNIQ__PG_TASK_COLS. */
 enum {
   C_ID, C_FUNC, C_QUEUE, C_ARGS, C_KWARGS, C_STATUS, C_PRIORITY, C_ATTEMPTS, C_MAX_RETRIES,
-  C_ETA, C_INTERVAL, C_TIMEOUT, C_CREATED, C_STARTED, C_LEASE, C_TOKEN, C_LAST_ERROR
+  C_ETA, C_INTERVAL, C_TIMEOUT, C_CREATED, C_STARTED, C_LEASE, C_TOKEN, C_LAST_ERROR,
+  C_UNIQUE_KEY, C_UNIQUE_FOR, C_CRON, C_CRASHES, C_FINISHED
 };
 /* Column numbers of OMNIQ__PG_RESULT_COLS. */
 enum { R_ID, R_STATUS, R_VALUE, R_ERROR, R_ATTEMPTS, R_FINISHED, R_LAST_ATTEMPT };
@@ -41,6 +42,8 @@ int omniq__pg_row_task(const PGresult *r, int row, omniq_task_t **out) {
       (rc = omniq__pg_str(r, row, C_QUEUE, &t->queue)) ||
       (rc = omniq__pg_str(r, row, C_ARGS, &t->args)) ||
       (rc = omniq__pg_str(r, row, C_KWARGS, &t->kwargs)) ||
+      (rc = omniq__pg_str(r, row, C_UNIQUE_KEY, &t->unique_key)) ||
+      (rc = omniq__pg_str(r, row, C_CRON, &t->cron)) ||
       (rc = row_error(r, row, C_LAST_ERROR, &t->last_error))) {
     omniq_task_free(t);
     return rc;
@@ -56,6 +59,9 @@ int omniq__pg_row_task(const PGresult *r, int row, omniq_task_t **out) {
   t->started_at_ms = omniq__pg_i64(r, row, C_STARTED);
   t->lease_until_ms = omniq__pg_i64(r, row, C_LEASE);
   t->token = omniq__pg_i64(r, row, C_TOKEN);
+  t->unique_for_ms = omniq__pg_i64(r, row, C_UNIQUE_FOR);
+  t->crashes = (int)omniq__pg_i64(r, row, C_CRASHES);
+  t->finished_at_ms = omniq__pg_i64(r, row, C_FINISHED);
   *out = t;
   return OMNIQ_OK;
 }

@@ -37,6 +37,28 @@
  * - Autovacuum runs on 2% of changed rows instead of 20%: a queue table
  *   turns over every row it holds, and dead index entries slow the claim
  *   walk until vacuum removes them.
+ *
+ * Notes on version 2 (operating a queue; docs/storage-postgres.md):
+ * - finished_at_ms is the handle's time a task became terminal and
+ *   finished_due_ms the same moment on the server's clock; retention
+ *   (tasks_finished, terminal tasks only) and unique_for compare the
+ *   latter.
+ * - tasks_status_id, tasks_queue_status_id and tasks_func_status_id serve
+ *   a listing page as a walk in id order from the cursor, one status at a
+ *   time (list.c). uuid order is the order of the ids' text.
+ * - A unique key is a row of unique_keys naming the task that holds it and
+ *   until when (held_due_ms, server clock; the largest int8 while the task
+ *   is PENDING or RUNNING). Finish, cancel and retry keep held_due_ms true
+ *   in their own statements, so whether a key is free is decided by that
+ *   one row, which INSERT ... ON CONFLICT locks and re-reads at its latest
+ *   version: of concurrent enqueues of one key, on any host, one wins.
+ * - queues holds what is set per queue (pause, rate limit) and the rate
+ *   window being counted; a claim that names a queue that is paused or
+ *   rate-limited takes the slow path (queues.c), which locks those rows.
+ * - run_totals is striped (stripe = the server process id mod 64), so
+ *   finishes on different connections never wait on one counter row;
+ *   readers sum the stripes.
+ * - chores holds the next time (server clock) of each housekeeping chore.
  */
 #include "storage/postgres/schema.h"
 
@@ -91,6 +113,43 @@ static const char *const migrations[] = {
     " last_attempt_at_ms bigint NOT NULL"
     ") WITH (autovacuum_vacuum_scale_factor = 0.02);"
     "CREATE INDEX results_finished ON @S.results (finished_due_ms);",
+
+    /* 1 -> 2: operating a queue (storage ABI 3). */
+    "ALTER TABLE @S.tasks ADD COLUMN unique_key text,"
+    " ADD COLUMN unique_for_ms bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN cron text,"
+    " ADD COLUMN crashes integer NOT NULL DEFAULT 0,"
+    " ADD COLUMN finished_at_ms bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN finished_due_ms bigint NOT NULL DEFAULT 0;"
+    "UPDATE @S.tasks t SET finished_at_ms = COALESCE((SELECT r.finished_at_ms"
+    " FROM @S.results r WHERE r.task_id = t.id), t.created_at_ms),"
+    " finished_due_ms = COALESCE((SELECT r.finished_due_ms FROM @S.results r"
+    " WHERE r.task_id = t.id), t.due_ms) WHERE t.status >= 2;"
+    "CREATE INDEX tasks_status_id ON @S.tasks (status, id);"
+    "CREATE INDEX tasks_queue_status_id ON @S.tasks (queue, status, id);"
+    "CREATE INDEX tasks_func_status_id ON @S.tasks (func, status, id);"
+    "CREATE INDEX tasks_finished ON @S.tasks (finished_due_ms) WHERE status >= 2;"
+    "CREATE TABLE @S.unique_keys ("
+    " queue text NOT NULL,"
+    " key text NOT NULL,"
+    " task_id uuid NOT NULL,"
+    " held_due_ms bigint NOT NULL,"
+    " PRIMARY KEY (queue, key));"
+    "CREATE INDEX unique_keys_task ON @S.unique_keys (task_id);"
+    "CREATE TABLE @S.queues ("
+    " name text PRIMARY KEY,"
+    " paused boolean NOT NULL DEFAULT false,"
+    " rate_limit bigint NOT NULL DEFAULT 0,"
+    " rate_period_ms bigint NOT NULL DEFAULT 0,"
+    " window_start bigint NOT NULL DEFAULT 0,"
+    " window_count bigint NOT NULL DEFAULT 0);"
+    "CREATE TABLE @S.run_totals ("
+    " queue text NOT NULL,"
+    " kind smallint NOT NULL,"
+    " stripe smallint NOT NULL,"
+    " n bigint NOT NULL,"
+    " PRIMARY KEY (queue, kind, stripe));"
+    "CREATE TABLE @S.chores (name text PRIMARY KEY, next_due_ms bigint NOT NULL);",
 };
 
 #define LATEST ((int)(sizeof migrations / sizeof migrations[0]))

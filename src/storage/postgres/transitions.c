@@ -28,17 +28,24 @@
 #define INSERT_COLS                                                                   \
   "INSERT INTO @S.tasks (id, func, queue, args, kwargs, status, priority, attempts,"  \
   " max_retries, eta_ms, due_ms, interval_ms, timeout_ms, created_at_ms, started_at_ms," \
-  " lease_until_ms, token, last_error) VALUES "
+  " lease_until_ms, token, last_error, unique_key, cron, unique_for_ms, crashes,"      \
+  " finished_at_ms, finished_due_ms) VALUES "
 #define INSERT_ROW                                                                    \
   "($%d::uuid,$%d::text,$%d::text,$%d::bytea,$%d::bytea,$%d::int2,$%d::int4,$%d::int4," \
   "$%d::int4,$%d::int8,$%d::int8,$%d::int8,$%d::int8,$%d::int8,$%d::int8,$%d::int8,"  \
-  "$%d::int8,$%d::text)"
-#define INSERT_PARAMS 18
+  "$%d::int8,$%d::text,$%d::text,$%d::text,$%d::int8,$%d::int4,$%d::int8,$%d::int8)"
+#define INSERT_PARAMS OMNIQ__PG_INSERT_PARAMS
+/* Of a row's parameters: the texts first, then the numbers, then the
+ * JSON and the two optional texts. */
+#define TEXT_PARAMS 5
+#define NUM_PARAMS 12
+#define TAIL_NUMS 4
 
 const char omniq__pg_insert_sql[] =
     INSERT_COLS
     "($1::uuid,$2::text,$3::text,$4::bytea,$5::bytea,$6::int2,$7::int4,$8::int4,$9::int4,"
-    "$10::int8,$11::int8,$12::int8,$13::int8,$14::int8,$15::int8,$16::int8,$17::int8,$18::text)";
+    "$10::int8,$11::int8,$12::int8,$13::int8,$14::int8,$15::int8,$16::int8,$17::int8,$18::text,"
+    "$19::text,$20::text,$21::int8,$22::int4,$23::int8,$24::int8)";
 /* Rows per INSERT statement (PostgreSQL takes at most 65535 parameters). */
 #define BATCH_ROWS 500
 
@@ -69,17 +76,7 @@ int omniq__pg_no_row(omniq__pg_t *pg, const char *op, const char *id, int *statu
 
 /* ---- enqueue ---------------------------------------------------------------- */
 
-/* Every parameter of the rows [from, from + n) of tasks, and the JSON texts
- * they point to. */
-typedef struct batch {
-  const char **values;
-  int *lengths, *formats;
-  char (*num)[24];
-  char **json; /* last_error texts to free */
-  size_t n;
-} batch_t;
-
-static void batch_free(batch_t *b) {
+void omniq__pg_batch_free(omniq__pg_batch_t *b) {
   for (size_t i = 0; b->json != NULL && i < b->n; i++) free(b->json[i]);
   omniq__free(b->values);
   omniq__free(b->lengths);
@@ -88,45 +85,53 @@ static void batch_free(batch_t *b) {
   omniq__free(b->json);
 }
 
-static int batch_fill(omniq__pg_t *pg, omniq_task_t *const *tasks, size_t n, batch_t *b) {
+int omniq__pg_batch_fill(omniq__pg_t *pg, omniq_task_t *const *tasks, size_t n,
+                         omniq__pg_batch_t *b) {
   size_t np = n * INSERT_PARAMS;
   memset(b, 0, sizeof *b);
   b->values = omniq__calloc(np, sizeof *b->values);
   b->lengths = omniq__calloc(np, sizeof *b->lengths);
   b->formats = omniq__calloc(np, sizeof *b->formats);
-  b->num = omniq__calloc(np, sizeof *b->num);
+  b->num = omniq__calloc(n * (NUM_PARAMS + TAIL_NUMS), sizeof *b->num);
   b->json = omniq__calloc(n, sizeof *b->json);
   b->n = n;
   if (!b->values || !b->lengths || !b->formats || !b->num || !b->json) return OMNIQ_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     const omniq_task_t *t = tasks[i];
     size_t k = i * INSERT_PARAMS;
-    const char *text[5] = {t->id, t->func, t->queue, t->args, t->kwargs};
-    int64_t nums[12] = {t->status,      t->priority,    t->attempts,      t->max_retries,
-                        t->eta_ms,      omniq__pg_server_ms(&pg->tb, t->eta_ms),
-                        t->interval_ms, t->timeout_ms,  t->created_at_ms, t->started_at_ms,
-                        t->lease_until_ms, t->token};
+    char (*num)[24] = b->num + i * (NUM_PARAMS + TAIL_NUMS);
+    const char *text[TEXT_PARAMS] = {t->id, t->func, t->queue, t->args, t->kwargs};
+    int64_t fin_due = t->finished_at_ms != 0 ? omniq__pg_server_ms(&pg->tb, t->finished_at_ms) : 0;
+    int64_t nums[NUM_PARAMS + TAIL_NUMS] = {
+        t->status,        t->priority,      t->attempts,      t->max_retries,
+        t->eta_ms,        omniq__pg_server_ms(&pg->tb, t->eta_ms),
+        t->interval_ms,   t->timeout_ms,    t->created_at_ms, t->started_at_ms,
+        t->lease_until_ms, t->token,        t->unique_for_ms, t->crashes,
+        t->finished_at_ms, fin_due};
     if (t->func == NULL || t->queue == NULL || t->args == NULL || t->kwargs == NULL)
       return OMNIQ_EINVAL;
-    for (int j = 0; j < 5; j++) {
+    for (int j = 0; j < TEXT_PARAMS; j++) {
       b->values[k + j] = text[j];
       if (j >= 3) { /* args, kwargs: bytea, sent as they are */
         b->lengths[k + j] = (int)strlen(text[j]);
         b->formats[k + j] = 1;
       }
     }
-    for (int j = 0; j < 12; j++) {
-      snprintf(b->num[k + 5 + j], sizeof b->num[0], "%lld", (long long)nums[j]);
-      b->values[k + 5 + j] = b->num[k + 5 + j];
+    for (int j = 0; j < NUM_PARAMS + TAIL_NUMS; j++) {
+      int at = j < NUM_PARAMS ? TEXT_PARAMS + j : TEXT_PARAMS + 3 + j; /* after the 3 texts */
+      snprintf(num[j], sizeof num[0], "%lld", (long long)nums[j]);
+      b->values[k + at] = num[j];
     }
     if (t->last_error != NULL && (b->json[i] = omniq_task_error_to_json(t->last_error)) == NULL)
       return OMNIQ_ENOMEM;
     b->values[k + 17] = b->json[i];
+    b->values[k + 18] = t->unique_key;
+    b->values[k + 19] = t->cron;
   }
   return OMNIQ_OK;
 }
 
-/* The INSERT text for rows [from, from + n): "$1..$18" numbered from 1. */
+/* The INSERT text for n rows, numbered from $1. */
 static char *insert_sql(omniq__pg_t *pg, size_t n) {
   size_t cap = sizeof INSERT_COLS + n * (sizeof INSERT_ROW + INSERT_PARAMS * 6 + 1);
   char *tmpl = omniq__malloc(cap), *o = tmpl;
@@ -136,14 +141,15 @@ static char *insert_sql(omniq__pg_t *pg, size_t n) {
     int b = (int)(i * INSERT_PARAMS);
     o += snprintf(o, cap - (size_t)(o - tmpl), "%s" INSERT_ROW, i ? "," : "", b + 1, b + 2,
                   b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13,
-                  b + 14, b + 15, b + 16, b + 17, b + 18);
+                  b + 14, b + 15, b + 16, b + 17, b + 18, b + 19, b + 20, b + 21, b + 22,
+                  b + 23, b + 24);
   }
   char *sql = omniq__pg_sql(tmpl, pg->schema);
   omniq__free(tmpl);
   return sql;
 }
 
-static int enqueue_error(int rc, char *err, size_t errlen) {
+int omniq__pg_enqueue_error(int rc, char *err, size_t errlen) {
   if (rc == OMNIQ_EINVAL && strstr(err, "duplicate key") != NULL)
     return omniq__pg_errf(OMNIQ_EINVAL, err, errlen,
                           "postgres: enqueue: a task id is taken (or given twice in the batch); "
@@ -151,53 +157,86 @@ static int enqueue_error(int rc, char *err, size_t errlen) {
   return rc;
 }
 
-/* A batch larger than BATCH_ROWS: its INSERTs in one transaction. */
-static int enqueue_chunked(omniq__pg_t *pg, const batch_t *b, size_t n, char *err,
-                           size_t errlen) {
-  omniq__pg_conn_t *c;
-  int rc = omniq__pg_acquire(&pg->pool, &c, err, errlen);
-  if (rc != OMNIQ_OK) return rc;
-  rc = omniq__pg_command(c->pg, "BEGIN", "enqueue", err, errlen);
-  for (size_t from = 0; rc == OMNIQ_OK && from < n; from += BATCH_ROWS) {
-    size_t rows = n - from < BATCH_ROWS ? n - from : BATCH_ROWS;
-    size_t k = from * INSERT_PARAMS;
-    char *sql = insert_sql(pg, rows);
-    if (sql == NULL) {
-      rc = omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: enqueue: out of memory");
-      break;
-    }
-    PGresult *r = PQexecParams(c->pg, sql, (int)(rows * INSERT_PARAMS), NULL, b->values + k,
-                               b->lengths + k, b->formats + k, 1);
-    omniq__free(sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-      rc = omniq__pg_errf(omniq__pg_code(r, c->pg), err, errlen, "postgres: enqueue: %s",
-                          PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                              ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                              : "connection lost");
+void omniq__pg_hint(omniq__pg_t *pg, const char *channel) {
+  omniq__pg_params_t p;
+  PGresult *r;
+  char ignored[128];
+  omniq__pg_params_init(&p);
+  omniq__pg_param_text(&p, channel);
+  if (omniq__pg_exec_sql(&pg->pool, "SELECT pg_notify($1, '')", &p, NULL, "notify", &r, ignored,
+                         sizeof ignored) == OMNIQ_OK)
     PQclear(r);
+}
+
+int omniq__pg_tx_begin(omniq__pg_t *pg, omniq__pg_conn_t **c, char *err, size_t errlen) {
+  int rc = omniq__pg_acquire(&pg->pool, c, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  if ((rc = omniq__pg_command((*c)->pg, "BEGIN", "begin", err, errlen)) != OMNIQ_OK) {
+    omniq__pg_release(&pg->pool, *c);
+    *c = NULL;
   }
-  if (rc == OMNIQ_OK) rc = omniq__pg_command(c->pg, "COMMIT", "enqueue commit", err, errlen);
+  return rc;
+}
+
+int omniq__pg_tx_end(omniq__pg_t *pg, omniq__pg_conn_t *c, int rc, char *err, size_t errlen) {
+  if (rc == OMNIQ_OK) {
+    rc = omniq__pg_command(c->pg, "COMMIT", "commit", err, errlen);
+  } else {
+    char ignored[128];
+    omniq__pg_command(c->pg, "ROLLBACK", "rollback", ignored, sizeof ignored);
+  }
   omniq__pg_release(&pg->pool, c); /* still in a transaction after an error: closed */
   return rc;
+}
+
+int omniq__pg_insert_on(omniq__pg_t *pg, omniq__pg_conn_t *c, const omniq__pg_batch_t *b,
+                        char *err, size_t errlen) {
+  int rc = OMNIQ_OK;
+  for (size_t from = 0; rc == OMNIQ_OK && from < b->n; from += BATCH_ROWS) {
+    size_t rows = b->n - from < BATCH_ROWS ? b->n - from : BATCH_ROWS;
+    size_t k = from * INSERT_PARAMS;
+    omniq__pg_params_t p;
+    PGresult *r;
+    char *sql = insert_sql(pg, rows);
+    if (sql == NULL)
+      return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: enqueue: out of memory");
+    omniq__pg_params_init(&p);
+    p.n = (int)(rows * INSERT_PARAMS);
+    p.values = b->values + k;
+    p.lengths = b->lengths + k;
+    p.formats = b->formats + k;
+    rc = omniq__pg_exec_sql_on(&pg->pool, c, sql, &p, "enqueue", &r, err, errlen);
+    omniq__free(sql);
+    if (rc == OMNIQ_OK) PQclear(r);
+  }
+  return rc;
+}
+
+static int has_keys(omniq_task_t *const *tasks, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (tasks[i]->unique_key != NULL) return 1;
+  return 0;
 }
 
 int omniq__pg_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
                       size_t errlen) {
   omniq__pg_t *pg = backend;
   const char *notify[] = {pg->ch_work, NULL};
-  batch_t b;
+  omniq__pg_batch_t b;
   PGresult *r = NULL;
   int rc;
   if (n == 0) return OMNIQ_OK;
   for (size_t i = 0; i < n; i++)
     if (tasks[i] == NULL || !omniq_id_valid(tasks[i]->id))
       return omniq__pg_errf(OMNIQ_EINVAL, err, errlen, "enqueue: task %zu has no valid id", i);
-  if ((rc = batch_fill(pg, tasks, n, &b)) != OMNIQ_OK) {
-    batch_free(&b);
+  /* Keys are taken in the same transaction as the inserts (unique.c). */
+  if (has_keys(tasks, n)) return omniq__pg_enqueue_unique(pg, tasks, n, NULL, err, errlen);
+  if ((rc = omniq__pg_batch_fill(pg, tasks, n, &b)) != OMNIQ_OK) {
+    omniq__pg_batch_free(&b);
     return omniq__pg_errf(rc, err, errlen, "postgres: enqueue: %s",
                           rc == OMNIQ_ENOMEM ? "out of memory" : "a task misses a field");
   }
-  if (n == 1 || n <= BATCH_ROWS) {
+  if (n <= BATCH_ROWS) {
     omniq__pg_params_t p;
     omniq__pg_params_init(&p);
     p.n = (int)(n * INSERT_PARAMS);
@@ -216,19 +255,14 @@ int omniq__pg_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char 
     }
     PQclear(r);
   } else {
-    rc = enqueue_chunked(pg, &b, n, err, errlen);
-    if (rc == OMNIQ_OK) {
-      omniq__pg_params_t p;
-      omniq__pg_params_init(&p);
-      omniq__pg_param_text(&p, pg->ch_work);
-      char ignored[128];
-      if (omniq__pg_exec_sql(&pg->pool, "SELECT pg_notify($1, '')", &p, NULL, "notify", &r,
-                             ignored, sizeof ignored) == OMNIQ_OK)
-        PQclear(r);
-    }
+    /* A batch larger than BATCH_ROWS: its INSERTs in one transaction. */
+    omniq__pg_conn_t *c;
+    if ((rc = omniq__pg_tx_begin(pg, &c, err, errlen)) == OMNIQ_OK)
+      rc = omniq__pg_tx_end(pg, c, omniq__pg_insert_on(pg, c, &b, err, errlen), err, errlen);
+    if (rc == OMNIQ_OK) omniq__pg_hint(pg, pg->ch_work);
   }
-  batch_free(&b);
-  return enqueue_error(rc, err, errlen);
+  omniq__pg_batch_free(&b);
+  return omniq__pg_enqueue_error(rc, err, errlen);
 }
 
 /* ---- outcomes ---------------------------------------------------------------- */
@@ -277,6 +311,8 @@ int omniq__pg_finish(void *backend, const omniq_decision_t *o, char *err, size_t
   } else {
     for (int i = 0; i < 7; i++) omniq__pg_param_text(&p, NULL);
   }
+  omniq__pg_param_i64(&p, o->crashes);
+  omniq__pg_param_i64(&p, o->runs);
   if (o->next_status == OMNIQ_PENDING) notify[nn++] = pg->ch_work;
   rc = omniq__pg_exec(&pg->pool, OMNIQ__PGS_FINISH, &p, OMNIQ__PG_ONCE, nn ? notify : NULL,
                       "finish", &r, err, errlen);
