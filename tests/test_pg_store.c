@@ -1,7 +1,7 @@
 /* The PostgreSQL backend's own promises, beyond the shared contract: the
  * schema is created once however many processes open a fresh database at
  * once and refuses what it did not make; bad settings are clear errors; the
- * claim walks the partial index; raw payloads read back byte for byte;
+ * claim walks the partial index; a listing page reads about a page; raw payloads read back byte for byte;
  * hosts whose clocks disagree by seconds neither run tasks early nor take
  * leases from one another; and a commit in one process wakes an idle pool
  * in another through LISTEN/NOTIFY.
@@ -215,20 +215,27 @@ static void claim_plan(fx_t *fx, int generic, char *out, size_t outlen) {
   omniq__free(claim);
 }
 
-static void test_claim_walks_the_partial_index_of_pending_tasks(void **state) {
-  fx_t *fx = *state;
+/* PLAN_TASKS pending tasks, analyzed; the first one's id in first. */
+static void fill_analyzed(fx_t *fx, char first[OMNIQ_ID_SIZE]) {
   void *be = NULL;
-  char plan[4096], sql[128];
+  char sql[128];
   assert_int_equal(ops->open(&fx->settings, &be, fx->err, ERRLEN), OMNIQ_OK);
   for (int done = 0; done < PLAN_TASKS; done += 1000) {
     omniq_task_t *batch[1000];
     for (int i = 0; i < 1000; i++) batch[i] = mk_task(TH_EPOCH_MS + (done + i) % 97);
+    if (done == 0 && first != NULL) memcpy(first, batch[0]->id, OMNIQ_ID_SIZE);
     th_be_ok(fx->err, ops->enqueue(be, batch, 1000, fx->err, ERRLEN));
     for (int i = 0; i < 1000; i++) omniq_task_free(batch[i]);
   }
   ops->close(be);
   snprintf(sql, sizeof sql, "ANALYZE %s.tasks", fx->settings.db_schema);
   sql_ok(fx, sql, NULL, 0);
+}
+
+static void test_claim_walks_the_partial_index_of_pending_tasks(void **state) {
+  fx_t *fx = *state;
+  char plan[4096];
+  fill_analyzed(fx, NULL);
   for (int generic = 0; generic < 2; generic++) {
     claim_plan(fx, generic, plan, sizeof plan);
     /* The paused / rate-limited gate is judged once per claim, above the
@@ -238,6 +245,50 @@ static void test_claim_walks_the_partial_index_of_pending_tasks(void **state) {
       fail_msg("%s claim plan does not walk tasks_due:\n%s", generic ? "generic" : "custom",
                plan);
   }
+}
+
+/* A page of 100 from the cursor, for three statuses, as it runs over
+ * 20,000 tasks, half of them finished: no scan reads more than the page
+ * (plus what a filter skips, far less than the store), none reads the
+ * table whole. */
+static void test_list_page_reads_about_a_page_not_the_store(void **state) {
+  fx_t *fx = *state;
+  char first[OMNIQ_ID_SIZE], plan[8192], *sql = NULL;
+  omniq__pg_params_t p;
+  fill_analyzed(fx, first);
+  assert_true(asprintf(&sql,
+                       "UPDATE %s.tasks SET status = 2, finished_at_ms = eta_ms,"
+                       " finished_due_ms = due_ms WHERE seq %% 2 = 0; ANALYZE %s.tasks",
+                       fx->settings.db_schema, fx->settings.db_schema) > 0);
+  sql_ok(fx, sql, NULL, 0);
+  free(sql);
+  omniq_list_req_t req = {.statuses = OMNIQ_STATUS_BIT(OMNIQ_PENDING) |
+                                      OMNIQ_STATUS_BIT(OMNIQ_SUCCESS) |
+                                      OMNIQ_STATUS_BIT(OMNIQ_FAILED),
+                          .after_id = first,
+                          .limit = 100};
+  char *page = omniq__pg_list_sql(fx->settings.db_schema, &req, &p);
+  assert_non_null(page);
+  assert_int_equal(p.n, 2);
+  assert_true(asprintf(&sql,
+                       "PREPARE l AS %s; EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)"
+                       " EXECUTE l(100, '%s')",
+                       page, first) > 0);
+  sql_ok(fx, sql, plan, sizeof plan);
+  free(sql);
+  omniq__free(page);
+  long skipped = 0;
+  for (const char *at = plan; (at = strstr(at, " Scan ")) != NULL; at++) {
+    const char *rows = strstr(at, "rows="), *eol = strchr(at, '\n');
+    long n = -1;
+    if (rows == NULL || (eol != NULL && rows > eol) || sscanf(rows, "rows=%ld", &n) != 1 ||
+        n > 100)
+      fail_msg("a scan reads more than the page:\n%s", plan);
+  }
+  for (const char *at = plan; (at = strstr(at, "Removed by Filter: ")) != NULL; at++)
+    skipped += strtol(at + strlen("Removed by Filter: "), NULL, 10);
+  if (skipped > 1000 || strstr(plan, "Seq Scan") != NULL || strstr(plan, " Scan ") == NULL)
+    fail_msg("the page reads much of the store:\n%s", plan);
 }
 
 static void test_raw_payload_bytes_read_back_exactly(void **state) {
@@ -380,6 +431,7 @@ int main(void) {
       T(test_bad_url_and_schema_names_are_config_errors),
       T(test_unreachable_server_fails_open_with_storage_error),
       T(test_claim_walks_the_partial_index_of_pending_tasks),
+      T(test_list_page_reads_about_a_page_not_the_store),
       T(test_raw_payload_bytes_read_back_exactly),
       T(test_skewed_hosts_neither_run_early_nor_steal_leases),
       T(test_enqueue_wakes_an_idle_pool_in_another_process),

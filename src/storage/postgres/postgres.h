@@ -102,6 +102,10 @@ extern const char omniq__pg_key_take_sql[];
  * tasks deleted). */
 extern const char omniq__pg_delete_sql[];
 extern const char omniq__pg_purge_tasks_sql[];
+/* A listing page's statement for req (yours: omniq__free; NULL on out of
+ * memory) and its parameters in *p (borrowing req's strings). */
+char *omniq__pg_list_sql(const char *schema, const omniq_list_req_t *req,
+                         omniq__pg_params_t *p);
 /* The expired-lease scan: $1 now (server), $2 max. */
 extern const char omniq__pg_expired_sql[];
 
