@@ -1,8 +1,8 @@
 /* The PostgreSQL backend's own promises, beyond the shared contract: the
  * schema is created once however many processes open a fresh database at
  * once and refuses what it did not make; bad settings are clear errors; the
- * claim walks the partial index; a listing page reads about a page; raw payloads read back byte for byte;
- * hosts whose clocks disagree by seconds neither run tasks early nor take
+ * claim walks the partial index; a listing page reads about a page; raw
+ * payloads read back byte for byte; hosts whose clocks disagree by seconds neither run tasks early nor take
  * leases from one another; and a commit in one process wakes an idle pool
  * in another through LISTEN/NOTIFY.
  *
