@@ -2,9 +2,10 @@
  * schema is created once however many processes open a fresh database at
  * once and refuses what it did not make; bad settings are clear errors; the
  * claim walks the partial index; a listing page reads about a page; raw
- * payloads read back byte for byte; hosts whose clocks disagree by seconds neither run tasks early nor take
- * leases from one another; and a commit in one process wakes an idle pool
- * in another through LISTEN/NOTIFY.
+ * payloads read back byte for byte; hosts whose clocks disagree by seconds
+ * neither run tasks early nor take leases from one another, and agree on
+ * unique holds, retention and rate windows; and a commit in one process
+ * wakes an idle pool in another through LISTEN/NOTIFY.
  *
  * Runs inside ctest's PostgreSQL fixture (OMNIQ_DB_URL set by
  * scripts/pg-cluster.sh run); every test has a fresh schema, dropped by its
@@ -401,6 +402,108 @@ static void test_skewed_hosts_neither_run_early_nor_steal_leases(void **state) {
 /* A poll interval no test waits out: work must arrive by notification. */
 #define LONG_POLL_MS 120000
 
+/* A time of a handle's clock on the server's (what the backend compares). */
+static int64_t on_server(void *be, int64_t handle_ms) {
+  return omniq__pg_server_ms(&((omniq__pg_t *)be)->tb, handle_ms);
+}
+
+#define UNIQUE_FOR_MS 5000
+#define TTL_MS 3000
+#define WINDOW_MS 4000
+
+/* The same two hosts on what storage ABI 3 decides by time: how long a
+ * finished task holds its unique key, when retention may delete it, and
+ * which rate window a claim counts in. Judged by A's own clock (10 s
+ * ahead), B's finished task would have let its key go and be old enough
+ * to delete at once, and the two hosts would count starts in windows
+ * 10 s apart; judged on the server's clock, they agree. Margins of 1 s
+ * cover the offsets' measurement. */
+static void test_skewed_hosts_agree_on_unique_holds_retention_and_rate_windows(void **state) {
+  fx_t *fx = *state;
+  th_clock_t ca;
+  omniq_settings_t sa = fx->settings;
+  void *b = NULL, *a = NULL;
+  omniq_task_t *got = NULL;
+  char holder[1][OMNIQ_ID_SIZE];
+  int64_t purged = -1;
+  th_clock_init(&ca, TH_EPOCH_MS + SKEW_MS);
+  sa.clock_userdata = &ca;
+  assert_int_equal(ops->open(&fx->settings, &b, fx->err, ERRLEN), OMNIQ_OK);
+  assert_int_equal(ops->open(&sa, &a, fx->err, ERRLEN), OMNIQ_OK);
+
+  /* B runs a task holding key k for UNIQUE_FOR_MS after it finishes. */
+  omniq_task_t *t = mk_task(fx->clock.now_ms);
+  t->unique_key = omniq__strdup("k");
+  t->unique_for_ms = UNIQUE_FOR_MS;
+  th_be_ok(fx->err, ops->enqueue_unique(b, &t, 1, NULL, fx->err, ERRLEN));
+  assert_int_equal(claim_at(b, fx->clock.now_ms, &got, fx->err), 1);
+  omniq_result_t res = {.status = OMNIQ_SUCCESS, .attempts = 1,
+                        .finished_at_ms = fx->clock.now_ms,
+                        .last_attempt_at_ms = fx->clock.now_ms};
+  memcpy(res.task_id, got->id, OMNIQ_ID_SIZE);
+  omniq_decision_t done = {.id = got->id, .token = got->token, .next_status = OMNIQ_SUCCESS,
+                           .result = &res, .runs = OMNIQ_RUNS_SUCCEEDED};
+  th_be_ok(fx->err, ops->finish(b, &done, fx->err, ERRLEN));
+  omniq_task_free(got);
+
+  /* A, at once: the key is still held, and the task is not yet TTL_MS old. */
+  omniq_task_t *t2 = mk_task(ca.now_ms);
+  t2->unique_key = omniq__strdup("k");
+  assert_true(t2->created_at_ms > res.finished_at_ms + UNIQUE_FOR_MS);
+  assert_int_equal(ops->enqueue_unique(a, &t2, 1, holder, fx->err, ERRLEN), OMNIQ_EEXISTS);
+  assert_string_equal(holder[0], t->id);
+  th_be_ok(fx->err, ops->purge_tasks(a, ca.now_ms - TTL_MS, 10, &purged, fx->err, ERRLEN));
+  assert_int_equal(purged, 0);
+  /* TTL_MS + 1 s later, retention by A takes it (and frees the key)... */
+  th_clock_advance(&fx->clock, TTL_MS + 1000);
+  th_clock_advance(&ca, TTL_MS + 1000);
+  th_be_ok(fx->err, ops->purge_tasks(a, ca.now_ms - TTL_MS, 10, &purged, fx->err, ERRLEN));
+  assert_int_equal(purged, 1);
+  omniq_task_free(t2);
+
+  /* ... and a fresh key held by B is judged the same way: held until
+   * UNIQUE_FOR_MS after B finished, by the server's clock. */
+  omniq_task_t *t3 = mk_task(fx->clock.now_ms);
+  t3->unique_key = omniq__strdup("k2");
+  t3->unique_for_ms = UNIQUE_FOR_MS;
+  th_be_ok(fx->err, ops->enqueue_unique(b, &t3, 1, NULL, fx->err, ERRLEN));
+  th_be_ok(fx->err, ops->cancel(b, t3->id, fx->clock.now_ms, NULL, fx->err, ERRLEN));
+  th_clock_advance(&fx->clock, UNIQUE_FOR_MS - 1000);
+  th_clock_advance(&ca, UNIQUE_FOR_MS - 1000);
+  omniq_task_t *t4 = mk_task(ca.now_ms);
+  t4->unique_key = omniq__strdup("k2");
+  assert_int_equal(ops->enqueue_unique(a, &t4, 1, holder, fx->err, ERRLEN), OMNIQ_EEXISTS);
+  th_clock_advance(&ca, 2000);
+  t4->created_at_ms = ca.now_ms;
+  th_be_ok(fx->err, ops->enqueue_unique(a, &t4, 1, holder, fx->err, ERRLEN));
+
+  /* Rate windows: one start per WINDOW_MS. Each host claims at the moment
+   * that is mid-window on the server's clock; by their own clocks those
+   * moments lie 10 s (2.5 windows) apart, yet they share one window. */
+  for (int i = 0; i < 2; i++) {
+    omniq_task_t *r = mk_task(fx->clock.now_ms - 2 * WINDOW_MS);
+    th_be_ok(fx->err, ops->enqueue(b, &r, 1, fx->err, ERRLEN));
+    omniq_task_free(r);
+  }
+  th_be_ok(fx->err, ops->set_rate(b, OMNIQ_DEFAULT_QUEUE, 1, WINDOW_MS, fx->err, ERRLEN));
+  int64_t x = on_server(b, fx->clock.now_ms);
+  x = x - x % WINDOW_MS + WINDOW_MS / 2;
+  int64_t now_b = fx->clock.now_ms + (x - on_server(b, fx->clock.now_ms));
+  int64_t now_a = ca.now_ms + (x - on_server(a, ca.now_ms));
+  assert_true(now_a - now_b >= 2 * WINDOW_MS);
+  assert_int_equal(claim_at(b, now_b, &got, fx->err), 1);
+  omniq_task_free(got);
+  assert_int_equal(claim_at(a, now_a, &got, fx->err), 0);
+  assert_int_equal(claim_at(a, now_a + WINDOW_MS, &got, fx->err), 1);
+  omniq_task_free(got);
+
+  omniq_task_free(t);
+  omniq_task_free(t3);
+  omniq_task_free(t4);
+  ops->close(a);
+  ops->close(b);
+}
+
 static void test_enqueue_wakes_an_idle_pool_in_another_process(void **state) {
   fx_t *fx = *state;
   omniq_settings_t s = fx->settings;
@@ -434,6 +537,7 @@ int main(void) {
       T(test_list_page_reads_about_a_page_not_the_store),
       T(test_raw_payload_bytes_read_back_exactly),
       T(test_skewed_hosts_neither_run_early_nor_steal_leases),
+      T(test_skewed_hosts_agree_on_unique_holds_retention_and_rate_windows),
       T(test_enqueue_wakes_an_idle_pool_in_another_process),
   };
   ops = omniq_storage_find("postgres");
