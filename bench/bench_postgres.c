@@ -253,8 +253,9 @@ static void *hand_drain_thread(void *arg) {
     snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
     snprintf(token, sizeof token, "%s", PQgetvalue(r, 0, 15));
     PQclear(r);
-    const char *fv[14] = {id, token, "2", "0", "0", "f", NULL, "2", "null", NULL, "1", now, now, now};
-    r = PQexecPrepared(c, "finish", 14, fv, NULL, NULL, 0);
+    const char *fv[16] = {id,  token, "2", "0", "0", "f", NULL, "2", "null", NULL, "1",
+                          now, now,   now, "0", "0"};
+    r = PQexecPrepared(c, "finish", 16, fv, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) die("hand finish", PQerrorMessage(c));
     PQclear(r);
     h->done++;
