@@ -39,7 +39,7 @@
 #define CLAIM_SQL(queue_match)                                                       \
   "WITH picked AS ("                                                                 \
   " SELECT id FROM @S.tasks"                                                         \
-  " WHERE status = 0 AND queue " queue_match " AND due_ms <= $2::int8"                     \
+  " WHERE status = 0 AND queue " queue_match " AND due_ms <= $2::int8"               \
   " AND NOT EXISTS (SELECT 1 FROM @S.queues q WHERE q.name " queue_match             \
   " AND (q.paused OR q.rate_limit > 0))"                                             \
   " ORDER BY priority DESC, due_ms, seq"                                             \

@@ -135,27 +135,26 @@ static int claim_open(omniq__pg_t *pg, omniq__pg_conn_t *c, const omniq_claim_re
   omniq__pg_params_t p;
   PGresult *r;
   const char **values = omniq__calloc(5 + 2 * nopen, sizeof *values);
-  char (*num)[24] = omniq__calloc(4 + nopen, sizeof *num);
+  char (*num)[24] = omniq__calloc(5 + nopen, sizeof *num);
   char *sql = arms_sql(pg, nopen);
   int rc = OMNIQ_OK;
   if (values == NULL || num == NULL || sql == NULL) {
     rc = omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: claim: out of memory");
     goto done;
   }
-  int64_t fixed[4] = {now_due, req->max > INT64_MAX ? INT64_MAX : (int64_t)req->max,
-                      req->now_ms, req->lease_until_ms};
-  for (int i = 0; i < 4; i++) {
+  int64_t fixed[5] = {now_due, req->max > INT64_MAX ? INT64_MAX : (int64_t)req->max,
+                      req->now_ms, req->lease_until_ms,
+                      omniq__pg_server_ms(&pg->tb, req->lease_until_ms)};
+  for (int i = 0; i < 5; i++) {
     snprintf(num[i], sizeof num[0], "%lld", (long long)fixed[i]);
     values[i] = num[i];
   }
-  omniq__pg_params_init(&p);
-  omniq__pg_param_i64(&p, omniq__pg_server_ms(&pg->tb, req->lease_until_ms));
-  values[4] = p.values[0];
   for (size_t i = 0; i < nopen; i++) {
-    snprintf(num[4 + i], sizeof num[0], "%lld", (long long)open[i].allow);
+    snprintf(num[5 + i], sizeof num[0], "%lld", (long long)open[i].allow);
     values[5 + 2 * i] = open[i].name;
-    values[6 + 2 * i] = num[4 + i];
+    values[6 + 2 * i] = num[5 + i];
   }
+  omniq__pg_params_init(&p);
   p.n = (int)(5 + 2 * nopen);
   p.values = values;
   p.lengths = NULL;
