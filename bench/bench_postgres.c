@@ -1,8 +1,8 @@
 /* OmniQ on PostgreSQL beside OmniQ on SQLite, in one run.
  *
- * 1. Enqueue: TASKS tasks with omniq_enqueue_many (batches of BATCH), and
+ * 1. Enqueue: ntasks tasks with omniq_enqueue_many (batches of BATCH), and
  *    SINGLES tasks one omniq_enqueue at a time, on each backend.
- * 2. End to end: TASKS no-op tasks drained by omniq_worker_process with 1, 2
+ * 2. End to end: ntasks no-op tasks drained by omniq_worker_process with 1, 2
  *    and 8 runner threads (thread isolation), on each backend; every task
  *    must end SUCCESS before a figure is printed.
  * 3. Enqueue-to-start latency across processes on PostgreSQL: a child
@@ -36,7 +36,10 @@
 #include "omniq.h"
 #include "storage/postgres/postgres.h"
 
-#define TASKS 20000
+/* Tasks per figure: OMNIQ_BENCH_TASKS (a multiple of BATCH), default 20,000.
+ * A loaded machine flushes slowly, and fewer tasks keep a run short. */
+#define TASKS_DEFAULT 20000
+static long ntasks = TASKS_DEFAULT;
 #define BATCH 500
 #define SINGLES 2000
 #define SAMPLES 400
@@ -176,7 +179,7 @@ static void fill(store_t *st) {
   static omniq_enqueue_item_t items[BATCH];
   for (size_t i = 0; i < BATCH; i++)
     items[i] = (omniq_enqueue_item_t){.func = "bench.noop", .args_json = ARGS};
-  for (long n = 0; n < TASKS; n += BATCH)
+  for (long n = 0; n < ntasks; n += BATCH)
     if (omniq_enqueue_many(st->oq, items, BATCH, NULL) != OMNIQ_OK)
       die("omniq_enqueue_many", omniq_errmsg(st->oq));
 }
@@ -188,7 +191,7 @@ static void bench_enqueue(const char *backend, double *batched, double *single_u
   store_open(&st, backend);
   int64_t t = now_ns();
   fill(&st);
-  *batched = rate(TASKS, now_ns() - t);
+  *batched = rate(ntasks, now_ns() - t);
   t = now_ns();
   for (int i = 0; i < SINGLES; i++)
     if (omniq_enqueue(st.oq, "bench.noop", ARGS, NULL, NULL, NULL) != OMNIQ_OK)
@@ -213,11 +216,11 @@ static double bench_drain(const char *backend, int threads, double *flushes_per_
   if (omniq_worker_process(st.oq, &wo, 0, &done) != OMNIQ_OK)
     die("omniq_worker_process", omniq_errmsg(st.oq));
   int64_t ns = now_ns() - t;
-  if (flushes_per_task != NULL) *flushes_per_task = (double)(wal_syncs() - syncs) / TASKS;
+  if (flushes_per_task != NULL) *flushes_per_task = (double)(wal_syncs() - syncs) / ntasks;
   if (omniq_count_by_status(st.oq, counts) != OMNIQ_OK) die("count", omniq_errmsg(st.oq));
-  if (done != TASKS || counts[OMNIQ_SUCCESS] != TASKS) die(backend, "not every task succeeded");
+  if (done != ntasks || counts[OMNIQ_SUCCESS] != ntasks) die(backend, "not every task succeeded");
   store_close(&st);
-  return rate(TASKS, ns);
+  return rate(ntasks, ns);
 }
 
 /* The same drain by hand: threads, each with its own connection, loop on
@@ -283,9 +286,9 @@ static double bench_drain_hand(int threads) {
     done += h[i].done;
   }
   int64_t ns = now_ns() - t;
-  if (done != TASKS) die("hand", "not every task was finished");
+  if (done != ntasks) die("hand", "not every task was finished");
   store_close(&st);
-  return rate(TASKS, ns);
+  return rate(ntasks, ns);
 }
 
 /* ---- 3. latency across processes --------------------------------------------------- */
@@ -469,10 +472,13 @@ int main(void) {
     fclose(lf);
   }
   load[strcspn(load, "\n")] = '\0';
+  const char *env = getenv("OMNIQ_BENCH_TASKS");
+  if (env != NULL && (ntasks = strtol(env, NULL, 10)) < BATCH) ntasks = BATCH;
+  ntasks -= ntasks % BATCH;
   cluster_start();
   printf("OmniQ on PostgreSQL (durable commits) beside OmniQ on SQLite (WAL, synchronous=NORMAL);"
-         " %d no-op tasks; load average at start: %s\n",
-         TASKS, load);
+         " %ld no-op tasks; load average at start: %s\n",
+         ntasks, load);
 
   bench_enqueue("postgres", &pg_b, &pg_s);
   bench_enqueue("sqlite", &sq_b, &sq_s);
