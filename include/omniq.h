@@ -150,12 +150,14 @@ typedef enum { OMNIQ_SERIALIZER_JSON = 0, OMNIQ_SERIALIZER_RAW = 1 } omniq_seria
 #define OMNIQ_DEFAULT_FSYNC 1
 #define OMNIQ_DEFAULT_TASK_TTL_MS 604800000 /* 7 days */
 #define OMNIQ_DEFAULT_CRASH_BUDGET 2
+#define OMNIQ_DEFAULT_DB_SCHEMA "omniq"
 #define OMNIQ_PATH_MAX 1024
 #define OMNIQ_NAME_MAX 64
 
 typedef struct omniq_settings {
-  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite" or "file" */
-  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir */
+  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite", "file" or "postgres" */
+  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir;
+                                    postgres: a libpq URL or key=value string */
   char base_dir[OMNIQ_PATH_MAX]; /* OMNIQ_BASE_DIR */
   int64_t default_timeout_ms;    /* OMNIQ_DEFAULT_TIMEOUT (s); 0 = none */
   int default_max_retries;       /* OMNIQ_DEFAULT_MAX_RETRIES */
@@ -176,6 +178,8 @@ typedef struct omniq_settings {
                           this long after they finished (docs/operations.md) */
   int crash_budget;    /* OMNIQ_CRASH_BUDGET: runs of one task that may end in a crash or
                           WorkerLost before it fails as PoisonTask; 0 = no limit */
+  char db_schema[OMNIQ_NAME_MAX]; /* OMNIQ_DB_SCHEMA: the postgres backend's schema;
+                                     "" = OMNIQ_DEFAULT_DB_SCHEMA */
 } omniq_settings_t;
 
 /* Fills every field with its default. Never fails. */

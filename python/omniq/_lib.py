@@ -81,6 +81,7 @@ class SettingsStruct(ctypes.Structure):
         ("clock_userdata", c_void_p),
         ("task_ttl_ms", c_int64),
         ("crash_budget", c_int),
+        ("db_schema", ctypes.c_char * NAME_MAX),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 

@@ -49,6 +49,7 @@ static int layout(void) {
   FIELD(omniq_settings_t, clock_userdata);
   FIELD(omniq_settings_t, task_ttl_ms);
   FIELD(omniq_settings_t, crash_budget);
+  FIELD(omniq_settings_t, db_schema);
   printf("\nomniq_enqueue_opts_t %zu", sizeof(omniq_enqueue_opts_t));
   FIELD(omniq_enqueue_opts_t, eta_ms);
   FIELD(omniq_enqueue_opts_t, delay_ms);
