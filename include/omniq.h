@@ -162,13 +162,15 @@ typedef enum { OMNIQ_SERIALIZER_JSON = 0, OMNIQ_SERIALIZER_RAW = 1 } omniq_seria
 #define OMNIQ_DEFAULT_FSYNC 1
 #define OMNIQ_DEFAULT_TASK_TTL_MS 604800000 /* 7 days */
 #define OMNIQ_DEFAULT_CRASH_BUDGET 2
+#define OMNIQ_DEFAULT_DB_SCHEMA "omniq"
 #define OMNIQ_PATH_MAX 1024
 #define OMNIQ_NAME_MAX 64
 #define OMNIQ_HANDLER_PATH_MAX 4096
 
 typedef struct omniq_settings {
-  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite" or "file" */
-  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir */
+  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite", "file" or "postgres" */
+  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir;
+                                    postgres: a libpq URL or key=value string */
   char base_dir[OMNIQ_PATH_MAX]; /* OMNIQ_BASE_DIR */
   int64_t default_timeout_ms;    /* OMNIQ_DEFAULT_TIMEOUT (s); 0 = none */
   int default_max_retries;       /* OMNIQ_DEFAULT_MAX_RETRIES */
@@ -189,6 +191,8 @@ typedef struct omniq_settings {
                           this long after they finished (docs/operations.md) */
   int crash_budget;    /* OMNIQ_CRASH_BUDGET: runs of one task that may end in a crash or
                           WorkerLost before it fails as PoisonTask; 0 = no limit */
+  char db_schema[OMNIQ_NAME_MAX]; /* OMNIQ_DB_SCHEMA: the postgres backend's schema;
+                                     "" = OMNIQ_DEFAULT_DB_SCHEMA */
   /* OMNIQ_HANDLER_PATH: the folders and files (':'-separated) whose
    * libraries a worker may load for a "path/to/lib.so:symbol" func. "" =
    * none: only registered handlers run. Whoever can write the store can

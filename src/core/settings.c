@@ -137,7 +137,7 @@ static int parse_text(const setting_t *row, const char *text, void *field, char 
 static int parse_backend(const setting_t *row, const char *text, void *field, char *why,
                          size_t whylen) {
   if (strlen(text) >= row->size || omniq_storage_find(text) == NULL)
-    return bad(why, whylen, "is not a registered backend (built in: sqlite, file)");
+    return bad(why, whylen, "is not a registered backend (built in: sqlite, file, postgres)");
   return parse_text(row, text, field, why, whylen);
 }
 
@@ -206,6 +206,7 @@ static const setting_t table[] = {
     {"OMNIQ_FSYNC", parse_choice, FIELD(fsync), bool_choices, 0},
     {"OMNIQ_TASK_TTL", parse_seconds, FIELD(task_ttl_ms), NULL, 0},
     {"OMNIQ_CRASH_BUDGET", parse_count, FIELD(crash_budget), NULL, 0},
+    {"OMNIQ_DB_SCHEMA", parse_text, FIELD(db_schema), NULL, 0},
     {"OMNIQ_HANDLER_PATH", parse_text, FIELD(handler_path), NULL, 0},
 };
 
@@ -257,6 +258,8 @@ int omniq__settings_validate(const omniq_settings_t *s, char *err, size_t errlen
     return bad(err, errlen, "backend: '%.*s' is not a registered backend",
                (int)sizeof s->backend - 1, s->backend);
   if (!terminated(s->db_url, sizeof s->db_url)) return bad(err, errlen, "db_url: not terminated");
+  if (!terminated(s->db_schema, sizeof s->db_schema))
+    return bad(err, errlen, "db_schema: not terminated");
   if (!terminated(s->base_dir, sizeof s->base_dir))
     return bad(err, errlen, "base_dir: not terminated");
   if (s->base_dir[0] == '\0') return bad(err, errlen, "base_dir: must not be empty");

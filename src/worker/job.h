@@ -38,6 +38,10 @@ struct omniq_job {
   int64_t deadline_ms;      /* store clock: started_at + timeout; 0 = none */
   int64_t mono_deadline_ms; /* the same deadline in real time; 0 = none */
   int64_t mono_started_ms;  /* real time the run started */
+  /* Real time the lease is known to last until: the claim's lease from the
+   * run's start, moved on by each extension the store accepted. Written by
+   * the keeper, read by the runner retrying its report. */
+  _Atomic int64_t mono_lease_until_ms;
   int in_child;             /* a process-isolation child's copy: never freed */
 
   pthread_mutex_t lock;

@@ -11,10 +11,12 @@
  * killed.
  *
  * Claiming: leader/followers. Of the idle runners exactly one, the leader,
- * claims (omniq__engine_claim with max 1: one slot is free, its own). With a
- * task it hands leadership to an idle follower, which claims at once, and
- * goes to run it; so a burst of due tasks fills every free slot
- * back-to-back. With nothing due, the leader sleeps on the process-wide
+ * claims: one task per idle runner in one omniq__engine_claim, so a wake-up
+ * fills every free slot with one storage round trip (on a server backend
+ * each claim is a durable commit, and claiming one at a time capped a pool
+ * at one commit latency per task). It keeps the first task, queues the
+ * others on `ready` for the idle followers, wakes them, hands leadership on
+ * and goes to run its task. With nothing due, the leader sleeps on the process-wide
  * OMNIQ__EV_WORK notification for up to poll_interval: an enqueue in this
  * process wakes it at once, work enqueued by other processes or becoming due
  * by time is found by the next poll. Followers sleep on the pool's
@@ -62,6 +64,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -77,6 +80,10 @@
 #include "worker/zygote.h"
 
 #define MAX_CONCURRENCY 1024
+/* A report the store could not take is tried again after this long,
+ * doubling. */
+#define REPORT_RETRY_MIN_MS 50
+#define REPORT_RETRY_MAX_MS 1000
 
 typedef struct runner {
   pthread_t tid;
@@ -108,6 +115,9 @@ struct omniq_worker {
   int started, alive;       /* runner threads started, and not yet exited */
   int go; /* runners wait for it, so "worker.started" is logged first */
   int stopping, drained, has_leader, abandon;
+  int idle;                /* runners without a task (the leader included) */
+  omniq_task_t **ready;    /* claimed by a leader for idle followers; concurrency long */
+  size_t nready;
   omniq_job_t *inflight;
 
   runner_t *runners;
@@ -142,6 +152,7 @@ static void pool_unref(pool_t *p) {
     for (int i = 0; i < p->concurrency; i++) omniq__slot_close(&p->slots[i]);
   omniq__free(p->slots);
   omniq__free(p->runners);
+  omniq__tasks_free(p->ready, p->nready); /* empty: runners run what was claimed */
   pthread_cond_destroy(&p->idle_cond);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -174,13 +185,25 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 
 /* ---- running one task ------------------------------------------------------ */
 
-/* Reports how the run ended unless someone ended it first. Returns OMNIQ_OK
+/* A storage failure that may pass (the store unreachable, busy): worth
+ * trying the report again. */
+static int transient(int rc) {
+  return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
+}
+
+/* Reports how the run ended unless someone ended it first. A
+ * store that cannot take the report (a server restarting, a network down)
+ * is tried again, backing off, for as long as the lease is known to hold:
+ * until then nobody else may run the task, so the outcome is still the one
+ * that counts. After it, another worker may have taken the task over; the
+ * report is dropped and the run ends as a lost lease. Returns OMNIQ_OK
  * when the outcome is stored or rightly dropped (the run was ended by
  * someone else, or its claim is no longer valid), else the store's code:
  * the run is then not done. */
 static int report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
   omniq__run_report_t r;
   char buf[160];
+  int64_t delay = REPORT_RETRY_MIN_MS;
   if (!omniq__job_end(job)) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
                "run already ended (timeout, cancel, lost lease or stop); late report ignored");
@@ -188,6 +211,19 @@ static int report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
   }
   omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
   int rc = omniq__engine_finish(oq, job->task, &r);
+  for (int tries = 1; transient(rc); tries++) {
+    int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
+    if (left <= 0) break;
+    if (tries == 1)
+      omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", job->task->id,
+                 "%s: %s; trying again until the lease ends in %lld ms", omniq_err_name(rc),
+                 omniq__errmsg(oq->id), (long long)left);
+    struct timespec ts = {.tv_sec = (delay < left ? delay : left) / 1000,
+                          .tv_nsec = (long)((delay < left ? delay : left) % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
+    rc = omniq__engine_finish(oq, job->task, &r);
+  }
   omniq__job_log_report(job, &r, rc);
   return rc == OMNIQ_ESTATE ? OMNIQ_OK : rc;
 }
@@ -266,6 +302,7 @@ static void run_task(pool_t *p, int slot, omniq_task_t *task) {
   }
   int64_t now = omniq__mono_ms();
   job->mono_started_ms = now;
+  atomic_store(&job->mono_lease_until_ms, omniq__add_ms(now, oq->settings.lease_ms));
   if (task->timeout_ms > 0) job->mono_deadline_ms = omniq__add_ms(now, task->timeout_ms);
   job->next_extend_ms = now + p->extend_ms;
 
@@ -304,9 +341,18 @@ static int may_claim(const pool_t *p) {
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
-/* The leader's loop: claims until it gets a task, the pool stops, or (in
- * drain mode) nothing is due. Called and returns with p->lock held; gives
- * leadership up before returning. */
+/* How many tasks the leader asks for: one per idle runner that has no
+ * claimed task waiting for it, within drain mode's limit. */
+static size_t claim_want(const pool_t *p) {
+  long want = (long)p->idle - (long)p->nready;
+  if (p->limit > 0 && want > p->limit - p->claimed) want = p->limit - p->claimed;
+  return want > 1 ? (size_t)want : 1;
+}
+
+/* The leader's loop: claims until it gets tasks, the pool stops, or (in
+ * drain mode) nothing is due. Keeps the first task it claims and queues
+ * the others on `ready` for idle followers, waking them. Called and
+ * returns with p->lock held; gives leadership up before returning. */
 static omniq_task_t *lead(pool_t *p) {
   omniq_task_t *task = NULL;
   for (;;) {
@@ -316,16 +362,22 @@ static omniq_task_t *lead(pool_t *p) {
     uint64_t gen = omniq__notify_gen(OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
     if (!may_claim(p)) break;
-    p->claimed++;
+    size_t want = claim_want(p);
+    p->claimed += (long)want;
     pthread_mutex_unlock(&p->lock);
 
     omniq_task_t **tasks = NULL;
     size_t n = 0;
-    int rc = omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, 1, &tasks, &n);
+    int rc = omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, want, &tasks,
+                                 &n);
     if (rc == OMNIQ_OK && n > 0) {
-      task = tasks[0]; /* max was 1 */
-      omniq__free(tasks);
       pthread_mutex_lock(&p->lock);
+      p->claimed -= (long)(want - n);
+      task = tasks[0];
+      /* Stored last-first, so followers pop them in claim order. */
+      for (size_t i = n; i > 1; i--) p->ready[p->nready++] = tasks[i - 1];
+      if (n > 1) pthread_cond_broadcast(&p->idle_cond);
+      omniq__free(tasks);
       break;
     }
     omniq__tasks_free(tasks, n);
@@ -333,7 +385,7 @@ static omniq_task_t *lead(pool_t *p) {
       omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "worker.claim_failed", NULL, "%s: %s",
                  omniq_err_name(rc), omniq__errmsg(p->oq->id));
     pthread_mutex_lock(&p->lock);
-    p->claimed--;
+    p->claimed -= (long)want;
     if (p->drain) {
       if (rc != OMNIQ_OK && p->error == OMNIQ_OK) p->error = rc;
       p->drained = 1;
@@ -349,20 +401,32 @@ static omniq_task_t *lead(pool_t *p) {
   return task;
 }
 
+/* A runner: takes a task a leader queued for it, or leads, or waits. A
+ * claimed task is always run, even once the pool is stopping: it holds a
+ * lease that nobody else would release. */
 static void runner_loop(pool_t *p, int slot) {
   pthread_mutex_lock(&p->lock);
-  while (may_claim(p)) {
-    if (p->has_leader) {
+  p->idle++;
+  for (;;) {
+    omniq_task_t *task;
+    if (p->nready > 0) {
+      task = p->ready[--p->nready];
+    } else if (!may_claim(p)) {
+      break;
+    } else if (p->has_leader) {
       pthread_cond_wait(&p->idle_cond, &p->lock);
       continue;
+    } else {
+      p->has_leader = 1;
+      if ((task = lead(p)) == NULL) continue;
     }
-    p->has_leader = 1;
-    omniq_task_t *task = lead(p);
-    if (task == NULL) continue;
+    p->idle--;
     pthread_mutex_unlock(&p->lock);
     run_task(p, slot, task);
     pthread_mutex_lock(&p->lock);
+    p->idle++;
   }
+  p->idle--;
   /* Whatever ended this runner (stop, drained, limit) ends the followers
    * too; they must look again rather than wait for a leader. */
   pthread_cond_broadcast(&p->idle_cond);
@@ -441,6 +505,17 @@ static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o)
   return OMNIQ_OK;
 }
 
+/* Frees what pool_new allocated before it failed (no lock or thread yet). */
+static void pool_discard(pool_t *p) {
+  if (p == NULL) return;
+  for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+  omniq__free(p->handler_path);
+  omniq__free(p->slots);
+  omniq__free(p->runners);
+  omniq__free(p->ready);
+  omniq__free(p);
+}
+
 static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts, pool_t **out) {
   omniq_worker_opts_t defaults;
   int rc;
@@ -452,7 +527,9 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   }
   if ((rc = check_opts(oq, fn, opts)) != OMNIQ_OK) return rc;
   pool_t *p = omniq__calloc(1, sizeof *p);
-  if (p == NULL || (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL)
+  if (p == NULL ||
+      (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
+      (p->ready = omniq__calloc((size_t)opts->concurrency, sizeof *p->ready)) == NULL)
     goto nomem;
   if (opts->handler_path != NULL && (p->handler_path = omniq__strdup(opts->handler_path)) == NULL)
     goto nomem;
@@ -463,10 +540,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   }
   if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
       OMNIQ_OK) {
-    omniq__free(p->handler_path);
-    omniq__free(p->slots);
-    omniq__free(p->runners);
-    omniq__free(p);
+    pool_discard(p);
     return rc;
   }
   if (pthread_mutex_init(&p->lock, NULL) != 0) goto nomem;
@@ -491,13 +565,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   *out = p;
   return OMNIQ_OK;
 nomem:
-  if (p != NULL) {
-    for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
-    omniq__free(p->handler_path);
-    omniq__free(p->slots);
-    omniq__free(p->runners);
-    omniq__free(p);
-  }
+  pool_discard(p);
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
 }
 

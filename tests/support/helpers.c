@@ -1,5 +1,7 @@
 #include "support/helpers.h"
 
+#include "support/postgres.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@ void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_c
   omniq_settings_init(s);
   snprintf(s->backend, sizeof s->backend, "%s", backend);
   snprintf(s->base_dir, sizeof s->base_dir, "%s", dir);
+  if (strcmp(backend, "postgres") == 0) th_pg_settings(s);
   s->log_level = OMNIQ_LOG_ERROR;
   s->retry_base_ms = 10;
   s->retry_cap_ms = 100;
@@ -67,6 +70,7 @@ int th_store_teardown(void **state) {
   th_store_t *st = *state;
   if (st == NULL) return 0;
   omniq_close(st->oq);
+  th_pg_drop(&st->settings);
   th_rmtree(st->dir);
   free(st);
   return 0;

@@ -26,7 +26,8 @@ void th_clock_advance(th_clock_t *c, int64_t ms);
 int64_t th_clock_now(void *userdata); /* an omniq_clock_fn over th_clock_t */
 
 /* Settings for a test store under dir, on the manual clock, logging only
- * errors (so test output stays readable). backend: "sqlite" or "file". */
+ * errors (so test output stays readable). backend: "sqlite", "file" or
+ * "postgres" (a fresh schema on OMNIQ_DB_URL: support/postgres.h). */
 void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock);
 
 /* A store for one test: a fresh directory, the manual clock at TH_EPOCH_MS,
@@ -43,7 +44,8 @@ typedef struct th_store {
  * cmocka_unit_test_prestate_setup_teardown) and holds the th_store_t on
  * success. A store that cannot open fails the test and leaves nothing. */
 int th_store_setup(void **state);
-/* cmocka teardown: closes the handle, removes the directory. */
+/* cmocka teardown: closes the handle, removes the directory (and a
+ * postgres store's schema). */
 int th_store_teardown(void **state);
 
 /* Claims at most one due task of the default queue through the engine, as
