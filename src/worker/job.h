@@ -109,10 +109,25 @@ int omniq__job_fail(omniq_job_t *job, omniq__run_kind_t kind, const char *error_
 void omniq__job_report(omniq_job_t *job, int handler_rc, omniq__run_report_t *r, char *buf,
                        size_t buflen);
 
+/* Runs whose outcome the store refused (so not done), and the first
+ * refusal's code and message. Guarded by its owner's lock (the pool's). */
+typedef struct omniq__unstored {
+  long n;
+  int rc;
+  char msg[160];
+} omniq__unstored_t;
+
+/* Counts a report that failed with rc, msg its message; OMNIQ_OK and
+ * OMNIQ_ESTATE (a claim no longer valid: nothing to store) count nothing.
+ * The caller holds the lock that guards u. */
+void omniq__unstored_add(omniq__unstored_t *u, int rc, const char *msg);
+
 /* Logs how reporting a run went (rc from omniq__engine_finish). The engine
  * logs its decision at INFO (succeeded, retry with its eta, failed); this
- * adds the run itself at DEBUG (the report's kind, duration) and what was
- * dropped. Never any argument or result data. */
+ * adds the run itself at DEBUG (the report's kind, duration), what was
+ * dropped, and at ERROR an outcome the store refused (the run is not done:
+ * its task stays RUNNING until its lease expires). Never any argument or
+ * result data. */
 void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int rc);
 
 #endif

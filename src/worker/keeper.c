@@ -47,6 +47,11 @@ static void keeper_timeout(omniq__keeper_t *k, omniq_job_t *job) {
            (long long)job->task->timeout_ms);
   omniq__run_report_t r = {.kind = OMNIQ__RUN_TIMEOUT, .message = msg};
   int rc = omniq__engine_finish(k->oq, job->task, &r);
+  /* A refused report is counted before the flag goes up, so a drain whose
+   * runner sees the run end also sees the refusal and claims no more. */
+  pthread_mutex_lock(k->lock);
+  omniq__unstored_add(&k->unstored, rc, omniq__errmsg(k->oq->id));
+  pthread_mutex_unlock(k->lock);
   omniq__job_cancel(job); /* after the failure is stored: what the handler sees is final */
   omniq__job_log_report(job, &r, rc);
 }

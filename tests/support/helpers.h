@@ -48,11 +48,19 @@ int th_store_setup(void **state);
  * postgres store's schema). */
 int th_store_teardown(void **state);
 
+/* Claims at most one due task of the default queue through the engine, as
+ * a worker would: the task (yours: omniq_task_free) or NULL. Fails the test
+ * on an error. */
+omniq_task_t *th_claim_one(omniq_t *oq);
+
 /* Enqueues func(args_json) with max_retries 3, runs the queue dry with one
  * runner in the given isolation, and returns the task's result (yours:
  * omniq_result_free). Fails the test unless exactly that task ran. */
 omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
                            int isolation);
+/* The same with the worker options o (a drain of them). */
+omniq_result_t *th_run_with(th_store_t *st, const char *func, const char *args_json,
+                            const omniq_worker_opts_t *o);
 
 /* A handler and the name it is registered under, for tables of them. */
 typedef struct th_handler {
