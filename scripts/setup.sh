@@ -3,10 +3,15 @@
 # when any is missing. Safe to run again: it does nothing when all are there.
 set -euo pipefail
 
-# libmicrohttpd-dev: the HTTP server of `omniq serve`; chromium and
-# chromium-driver: the headless browser its dashboard test drives.
+# postgresql: the server the PostgreSQL tests and benchmarks start a throwaway
+# cluster of (scripts/pg-cluster.sh); libpq-dev: the client library the
+# backend links; iproute2: network namespaces for the multi-host test.
+# clang and its runtime (libFuzzer) are for make fuzz. libmicrohttpd-dev:
+# the HTTP server of `omniq serve`; chromium and chromium-driver: the
+# headless browser its dashboard test drives.
 packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db
-          python3 python3-pytest libmicrohttpd-dev chromium chromium-driver)
+          python3 python3-pytest postgresql libpq-dev iproute2 clang libclang-rt-dev
+          libmicrohttpd-dev chromium chromium-driver)
 # Installed without their recommends: prometheus for its promtool, which the
 # metrics test parses /metrics with (its recommended node exporter is not
 # needed, and no Prometheus server is started or configured).
