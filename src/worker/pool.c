@@ -14,12 +14,12 @@
  * claims (omniq__engine_claim with max 1: one slot is free, its own). With a
  * task it hands leadership to an idle follower, which claims at once, and
  * goes to run it; so a burst of due tasks fills every free slot
- * back-to-back. With nothing due, the leader sleeps on the process-wide
- * OMNIQ__EV_WORK notification for up to poll_interval: an enqueue in this
- * process wakes it at once, work enqueued by other processes or becoming due
- * by time is found by the next poll. Followers sleep on the pool's
- * idle_cond. An enqueue therefore costs one claim per idle pool, not one per
- * idle thread.
+ * back-to-back. With nothing due, the leader sleeps on the handle's
+ * OMNIQ__EV_WORK wake-up (core/wake.c) for up to poll_interval: an enqueue
+ * in any process on the store wakes it at once (in this process only, for a
+ * store without a wake file); work becoming due by time is found by the
+ * next poll. Followers sleep on the pool's idle_cond. An enqueue therefore
+ * costs one claim per idle pool, not one per idle thread.
  *
  * The keeper thread (keeper.c) extends the lease of every running task
  * every lease/3 and enforces deadlines: at a deadline it reports a timeout
@@ -58,10 +58,10 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
-#include "base/notify.h"
 #include "base/records.h"
 #include "core/engine.h"
 #include "core/handlers.h"
+#include "core/wake.h"
 #include "worker/isolate.h"
 #include "worker/job.h"
 #include "worker/keeper.h"
@@ -286,7 +286,7 @@ static omniq_task_t *lead(pool_t *p) {
     /* Read the generation before looking at `stopping`: a stop sets it and
      * then bumps the generation, so the wait below cannot miss the stop. */
     pthread_mutex_unlock(&p->lock);
-    uint64_t gen = omniq__notify_gen(OMNIQ__EV_WORK);
+    uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
     if (!may_claim(p)) break;
     p->claimed++;
@@ -314,7 +314,7 @@ static omniq_task_t *lead(pool_t *p) {
       break;
     }
     pthread_mutex_unlock(&p->lock);
-    omniq__notify_wait(OMNIQ__EV_WORK, gen, p->poll_ms);
+    omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen, p->poll_ms);
     pthread_mutex_lock(&p->lock);
   }
   p->has_leader = 0;
@@ -577,7 +577,7 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
   p->stopping = 1;
   pthread_cond_broadcast(&p->idle_cond);
   pthread_mutex_unlock(&p->lock);
-  omniq__notify(OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
+  omniq__wake(oq, OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
 
   struct timespec ts = omniq__mono_deadline(timeout_ms);
   pthread_mutex_lock(&p->lock);

@@ -264,6 +264,15 @@ static int open_sqlite(const omniq_settings_t *s, void **backend, char *err, siz
   return OMNIQ_OK;
 }
 
+/* Processes sharing the database share "<db>.wake" beside it; an
+ * in-memory database is this handle's alone. */
+static int wake_path_sqlite(void *backend, char *path, size_t len) {
+  const sq_t *sq = backend;
+  if (strcmp(sq->path, ":memory:") == 0) return OMNIQ_ENOTSUP;
+  int n = snprintf(path, len, "%s.wake", sq->path);
+  return n > 0 && (size_t)n < len ? OMNIQ_OK : OMNIQ_ENOTSUP;
+}
+
 /* ---- enqueue ------------------------------------------------------------- */
 
 typedef struct {
@@ -796,4 +805,5 @@ const omniq_storage_ops_t omniq__sqlite_ops = {
     .set_rate = omniq__sqlite_set_rate,
     .queue_stats = omniq__sqlite_queue_stats,
     .claim_chore = omniq__sqlite_claim_chore,
+    .wake_path = wake_path_sqlite,
 };
