@@ -11,10 +11,13 @@
  * killed.
  *
  * Claiming: leader/followers. Of the idle runners exactly one, the leader,
- * claims (omniq__engine_claim with max 1: one slot is free, its own). With a
- * task it hands leadership to an idle follower, which claims at once, and
- * goes to run it; so a burst of due tasks fills every free slot
- * back-to-back. With nothing due, the leader sleeps on the handle's
+ * claims, and takes as many tasks in that one step as the pool has free
+ * slots (runners neither running a task nor holding one to run); it puts
+ * them on the pool's `ready` list, wakes that many followers and, with
+ * leadership given up, takes one itself. A burst of due tasks thus fills
+ * every free slot with one claim, not one claim per slot; a runner that
+ * finds a task on `ready` runs it before anything else, so a stop never
+ * strands a claimed task there. With nothing due, the leader sleeps on the handle's
  * OMNIQ__EV_WORK wake-up (core/wake.c) for up to poll_interval: an enqueue
  * in any process on the store wakes it at once (in this process only, for a
  * store without a wake file); work becoming due by time is found by the
@@ -86,7 +89,7 @@ struct omniq_worker {
   long max_tasks;         /* process isolation: per child, 0 = no limit */
   omniq__limits_t limits; /* process isolation: per task */
   long limit;    /* drain mode: claims allowed, 0 = no limit */
-  long claimed;  /* claims made or in progress */
+  long claimed;  /* tasks claimed, or asked for by a claim in progress */
   long finished; /* runs ended */
   int error;     /* drain mode: the claim error that ended it */
 
@@ -98,6 +101,9 @@ struct omniq_worker {
   int go; /* runners wait for it, so "worker.started" is logged first */
   int stopping, drained, has_leader, abandon;
   omniq_job_t *inflight;
+  omniq_task_t **ready; /* claimed, for idle runners to take (capacity concurrency) */
+  int nready;
+  int busy; /* runners running a task */
 
   runner_t *runners;
   int nrunners; /* threads created */
@@ -130,6 +136,9 @@ static void pool_unref(pool_t *p) {
     for (int i = 0; i < p->concurrency; i++) omniq__slot_close(&p->slots[i]);
   omniq__free(p->slots);
   omniq__free(p->runners);
+  /* Only runners stuck past a stop can leave tasks here: their leases
+   * lapse and another worker recovers them. */
+  omniq__tasks_free(p->ready, (size_t)p->nready);
   pthread_cond_destroy(&p->idle_cond);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -277,40 +286,47 @@ static int may_claim(const pool_t *p) {
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
-/* The leader's loop: claims until it gets a task, the pool stops, or (in
- * drain mode) nothing is due. Called and returns with p->lock held; gives
- * leadership up before returning. */
-static omniq_task_t *lead(pool_t *p) {
-  omniq_task_t *task = NULL;
+/* How many tasks the leader may claim now: the free slots, and in drain
+ * mode no more than the limit leaves. Under p->lock. */
+static size_t claim_room(const pool_t *p) {
+  long room = p->concurrency - p->busy - p->nready;
+  if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
+  return room > 0 ? (size_t)room : 0;
+}
+
+/* The leader's loop: claims until it gets tasks, the pool stops, or (in
+ * drain mode) nothing is due; what it gets goes on `ready`. Called and
+ * returns with p->lock held; gives leadership up before returning. */
+static void lead(pool_t *p) {
   for (;;) {
     /* Read the generation before looking at `stopping`: a stop sets it and
      * then bumps the generation, so the wait below cannot miss the stop. */
     pthread_mutex_unlock(&p->lock);
     uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
-    if (!may_claim(p)) break;
-    p->claimed++;
+    size_t room = claim_room(p);
+    if (!may_claim(p) || room == 0) break;
+    p->claimed += (long)room;
     pthread_mutex_unlock(&p->lock);
 
     omniq_task_t **tasks = NULL;
     size_t n = 0;
-    int rc = omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, 1, &tasks, &n);
-    if (rc == OMNIQ_OK && n > 0) {
-      task = tasks[0]; /* max was 1 */
-      omniq__free(tasks);
-      pthread_mutex_lock(&p->lock);
-      break;
-    }
-    omniq__tasks_free(tasks, n);
+    int rc =
+        omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, room, &tasks, &n);
     if (rc != OMNIQ_OK)
       omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "worker.claim_failed", NULL, "%s: %s",
                  omniq_err_name(rc), omniq__errmsg(p->oq->id));
     pthread_mutex_lock(&p->lock);
-    p->claimed--;
+    p->claimed -= (long)(room - (rc == OMNIQ_OK ? n : 0));
+    if (rc == OMNIQ_OK && n > 0) {
+      for (size_t i = 0; i < n; i++) p->ready[p->nready++] = tasks[i]; /* n <= room */
+      omniq__free(tasks);
+      break;
+    }
+    omniq__tasks_free(tasks, n);
     if (p->drain) {
       if (rc != OMNIQ_OK && p->error == OMNIQ_OK) p->error = rc;
       p->drained = 1;
-      pthread_cond_broadcast(&p->idle_cond);
       break;
     }
     pthread_mutex_unlock(&p->lock);
@@ -318,23 +334,31 @@ static omniq_task_t *lead(pool_t *p) {
     pthread_mutex_lock(&p->lock);
   }
   p->has_leader = 0;
-  pthread_cond_signal(&p->idle_cond);
-  return task;
+  /* Followers take the tasks on `ready`, and one of the rest leads. */
+  pthread_cond_broadcast(&p->idle_cond);
 }
 
 static void runner_loop(pool_t *p, int slot) {
   pthread_mutex_lock(&p->lock);
-  while (may_claim(p)) {
+  for (;;) {
+    if (p->nready > 0) {
+      omniq_task_t *task = p->ready[--p->nready];
+      p->busy++;
+      pthread_mutex_unlock(&p->lock);
+      run_task(p, slot, task);
+      pthread_mutex_lock(&p->lock);
+      p->busy--;
+      /* A slot came free: an idle follower may lead again if no one is. */
+      if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
+      continue;
+    }
+    if (!may_claim(p)) break;
     if (p->has_leader) {
       pthread_cond_wait(&p->idle_cond, &p->lock);
       continue;
     }
     p->has_leader = 1;
-    omniq_task_t *task = lead(p);
-    if (task == NULL) continue;
-    pthread_mutex_unlock(&p->lock);
-    run_task(p, slot, task);
-    pthread_mutex_lock(&p->lock);
+    lead(p);
   }
   /* Whatever ended this runner (stop, drained, limit) ends the followers
    * too; they must look again rather than wait for a leader. */
@@ -425,7 +449,9 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   }
   if ((rc = check_opts(oq, fn, opts)) != OMNIQ_OK) return rc;
   pool_t *p = omniq__calloc(1, sizeof *p);
-  if (p == NULL || (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL)
+  if (p == NULL ||
+      (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
+      (p->ready = omniq__calloc((size_t)opts->concurrency, sizeof *p->ready)) == NULL)
     goto nomem;
   if (opts->isolation == OMNIQ_ISOLATION_PROCESS) {
     if ((p->slots = omniq__calloc((size_t)opts->concurrency, sizeof *p->slots)) == NULL) goto nomem;
@@ -436,6 +462,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
       OMNIQ_OK) {
     omniq__free(p->slots);
     omniq__free(p->runners);
+    omniq__free(p->ready);
     omniq__free(p);
     return rc;
   }
@@ -465,6 +492,7 @@ nomem:
     for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
     omniq__free(p->slots);
     omniq__free(p->runners);
+    omniq__free(p->ready);
     omniq__free(p);
   }
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
