@@ -230,23 +230,29 @@ static int succeed(omniq_job_t *job, void *ud) {
   return omniq_job_return(job, "1");
 }
 
-static void test_a_result_waiter_in_another_process_wakes_on_the_finish(void **state) {
-  fx_t *fx = *state;
+/* Enqueues a task, starts waiter (a child waiting for its result), and
+ * once the waiter sleeps runs the task here; returns the waiter's news. */
+static char finish_while_waited(fx_t *fx, th_proc_fn waiter) {
   child_t c = {.settings = fx->settings};
   th_procs_t p;
   long done = 0;
   th_ok(fx->oq, omniq_enqueue(fx->oq, "ok", NULL, NULL, NULL, c.id));
   omniq_close(fx->oq);
   child_pipes(&c);
-  th_procs_start(&p, 1, result_waiter, &c);
+  th_procs_start(&p, 1, waiter, &c);
   th_ok(NULL, omniq_open(&fx->oq, &c.settings));
   th_ok(fx->oq, omniq_register(fx->oq, "ok", succeed, NULL));
   th_procs_go(&p);
   await_sleeper(fx->oq, OMNIQ__EV_RESULT);
   th_ok(fx->oq, omniq_worker_process(fx->oq, NULL, 1, &done));
   assert_int_equal(done, 1);
-  assert_int_equal(await_news(&c), 'r');
+  char news = await_news(&c);
   finish_children(&p, &c);
+  return news;
+}
+
+static void test_a_result_waiter_in_another_process_wakes_on_the_finish(void **state) {
+  assert_int_equal(finish_while_waited(*state, result_waiter), 'r');
 }
 
 /* omniq_get_result with no time limit, in another process, returns the
@@ -268,21 +274,7 @@ static int api_waiter(th_procs_t *p, int index, void *ud) {
 }
 
 static void test_get_result_in_another_process_returns_the_finished_result(void **state) {
-  fx_t *fx = *state;
-  child_t c = {.settings = fx->settings};
-  th_procs_t p;
-  long done = 0;
-  th_ok(fx->oq, omniq_enqueue(fx->oq, "ok", NULL, NULL, NULL, c.id));
-  omniq_close(fx->oq);
-  child_pipes(&c);
-  th_procs_start(&p, 1, api_waiter, &c);
-  th_ok(NULL, omniq_open(&fx->oq, &c.settings));
-  th_ok(fx->oq, omniq_register(fx->oq, "ok", succeed, NULL));
-  th_procs_go(&p);
-  await_sleeper(fx->oq, OMNIQ__EV_RESULT);
-  th_ok(fx->oq, omniq_worker_process(fx->oq, NULL, 1, &done));
-  assert_int_equal(await_news(&c), 'r');
-  finish_children(&p, &c);
+  assert_int_equal(finish_while_waited(*state, api_waiter), 'r');
 }
 
 int main(int argc, char **argv) {
