@@ -77,7 +77,8 @@ static void test_finishes_queued_together_commit_each_with_its_own_outcome(void 
     if (w > TH_WAIT_MS * 5) fail_msg("the first finish never started committing");
     nanosleep(&tick, NULL);
   }
-  for (int i = 1; i < N; i++) assert_int_equal(pthread_create(&x[i].tid, NULL, finish_main, &x[i]), 0);
+  for (int i = 1; i < N; i++)
+    assert_int_equal(pthread_create(&x[i].tid, NULL, finish_main, &x[i]), 0);
   for (int w = 0; queued(sq) < N - 1; w++) {
     if (w > TH_WAIT_MS * 5) fail_msg("only %d finishes queued", queued(sq));
     nanosleep(&tick, NULL);
