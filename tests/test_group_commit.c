@@ -42,6 +42,13 @@ static void *finish_main(void *arg) {
   return NULL;
 }
 
+static int committing(omniq__sqlite_t *sq) {
+  pthread_mutex_lock(&sq->group.lock);
+  int c = sq->group.committing;
+  pthread_mutex_unlock(&sq->group.lock);
+  return c;
+}
+
 static int queued(omniq__sqlite_t *sq) {
   int n = 0;
   pthread_mutex_lock(&sq->group.lock);
@@ -73,7 +80,7 @@ static void test_finishes_queued_together_commit_each_with_its_own_outcome(void 
   pthread_mutex_lock(&sq->lock); /* the first committer will wait here */
   assert_int_equal(pthread_create(&x[0].tid, NULL, finish_main, &x[0]), 0);
   const struct timespec tick = {0, 200000};
-  for (int w = 0; !sq->group.committing; w++) {
+  for (int w = 0; !committing(sq); w++) {
     if (w > TH_WAIT_MS * 5) fail_msg("the first finish never started committing");
     nanosleep(&tick, NULL);
   }
