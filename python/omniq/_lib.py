@@ -38,6 +38,10 @@ ENOTFOUND = -3
 ETIMEDOUT = -4
 EHANDLER = -13
 EFAILED = -15
+EEXISTS = -16
+
+LIST_MAX_LIMIT = 1000  # OMNIQ_LIST_MAX_LIMIT
+RUNS_KINDS = 4  # OMNIQ_RUNS_KINDS: succeeded, failed, retried, lost
 
 ISOLATION_THREAD = 0
 SERIALIZERS = {"json": 0, "raw": 1}
@@ -127,6 +131,24 @@ class WorkerOpts(ctypes.Structure):
     ]
 
 
+class ListOpts(ctypes.Structure):
+    """omniq_list_opts_t."""
+
+    _fields_ = [
+        ("statuses", ctypes.c_uint),
+        ("queue", c_char_p),
+        ("func", c_char_p),
+        ("created_from_ms", c_int64),
+        ("created_to_ms", c_int64),
+        ("finished_from_ms", c_int64),
+        ("finished_to_ms", c_int64),
+        ("limit", ctypes.c_size_t),
+        ("cursor", c_char_p),
+        ("newest_first", c_int),
+        ("_reserved", ctypes.c_char * _RESERVED),
+    ]
+
+
 # name: (restype, argtypes)
 _PROTOTYPES = {
     "omniq_strerror": (c_char_p, [c_int]),
@@ -173,7 +195,39 @@ _PROTOTYPES = {
     "omniq_task_timeout": (c_int64, [c_void_p]),
     "omniq_task_created_at": (c_int64, [c_void_p]),
     "omniq_task_last_error": (c_void_p, [c_void_p]),
+    "omniq_task_started_at": (c_int64, [c_void_p]),
+    "omniq_task_finished_at": (c_int64, [c_void_p]),
+    "omniq_task_unique_key": (c_char_p, [c_void_p]),
+    "omniq_task_cron": (c_char_p, [c_void_p]),
+    "omniq_task_crashes": (c_int, [c_void_p]),
+    "omniq_list_opts_init": (None, [ctypes.POINTER(ListOpts)]),
+    "omniq_list_tasks": (c_int, [c_void_p, ctypes.POINTER(ListOpts), ctypes.POINTER(c_void_p)]),
+    "omniq_task_list_count": (ctypes.c_size_t, [c_void_p]),
+    "omniq_task_list_at": (c_void_p, [c_void_p, ctypes.c_size_t]),
+    "omniq_task_list_next_cursor": (c_char_p, [c_void_p]),
+    "omniq_task_list_free": (None, [c_void_p]),
     "omniq_cancel": (c_int, [c_void_p, c_char_p]),
+    "omniq_retry": (c_int, [c_void_p, c_char_p, c_int64]),
+    "omniq_retry_many": (c_int, [c_void_p, ctypes.POINTER(ListOpts), c_int64,
+                                 ctypes.POINTER(c_int64)]),
+    "omniq_delete": (c_int, [c_void_p, c_char_p]),
+    "omniq_purge_expired": (c_int, [c_void_p, ctypes.POINTER(c_int64)]),
+    "omniq_queue_pause": (c_int, [c_void_p, c_char_p]),
+    "omniq_queue_resume": (c_int, [c_void_p, c_char_p]),
+    "omniq_queue_set_rate": (c_int, [c_void_p, c_char_p, c_int64, c_int64]),
+    "omniq_queue_info": (c_int, [c_void_p, c_char_p, ctypes.POINTER(c_void_p)]),
+    "omniq_queue_info_free": (None, [c_void_p]),
+    "omniq_queue_info_name": (c_char_p, [c_void_p]),
+    "omniq_queue_info_paused": (c_int, [c_void_p]),
+    "omniq_queue_info_count": (c_int64, [c_void_p, c_int]),
+    "omniq_queue_info_oldest_due_ms": (c_int64, [c_void_p]),
+    "omniq_queue_info_rate_limit": (c_int64, [c_void_p]),
+    "omniq_queue_info_rate_period_ms": (c_int64, [c_void_p]),
+    "omniq_queue_info_runs": (c_int64, [c_void_p, c_int]),
+    "omniq_stats": (c_int, [c_void_p, ctypes.POINTER(c_void_p)]),
+    "omniq_stats_count": (ctypes.c_size_t, [c_void_p]),
+    "omniq_stats_queue": (c_void_p, [c_void_p, ctypes.c_size_t]),
+    "omniq_stats_free": (None, [c_void_p]),
     "omniq_purge_results": (c_int, [c_void_p, c_int64, ctypes.POINTER(c_int64)]),
     "omniq_purge_expired_results": (c_int, [c_void_p, ctypes.POINTER(c_int64)]),
     "omniq_count_by_status": (c_int, [c_void_p, c_int64 * STATUS_COUNT]),
@@ -266,6 +320,12 @@ def check(rc, oq, what=None):
 def new_enqueue_opts():
     opts = EnqueueOpts()
     lib.omniq_enqueue_opts_init(ctypes.byref(opts))
+    return opts
+
+
+def new_list_opts():
+    opts = ListOpts()
+    lib.omniq_list_opts_init(ctypes.byref(opts))
     return opts
 
 
