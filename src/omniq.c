@@ -155,9 +155,12 @@ int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds, omniq_res
   if (isnan(wait_seconds))
     return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_get_result: wait_seconds is NaN");
 
-  const int forever = wait_seconds < 0;
-  const int64_t deadline =
-      omniq__mono_ms() + (forever || wait_seconds > 1e9 ? 0 : (int64_t)(wait_seconds * 1000));
+  /* A wait longer than the longest duration OmniQ keeps (100 years,
+   * INFINITY included) is forever: it could not end before the program
+   * does, and its milliseconds would not fit the deadline's arithmetic. */
+  const int forever =
+      wait_seconds < 0 || wait_seconds > (double)OMNIQ_DURATION_MAX_MS / 1000.0;
+  const int64_t deadline = omniq__mono_ms() + (forever ? 0 : (int64_t)(wait_seconds * 1000));
   int64_t poll = POLL_MIN_MS;
   for (int first = 1;; first = 0) {
     uint64_t gen = omniq__wake_gen(oq, OMNIQ__EV_RESULT);

@@ -28,6 +28,7 @@ ID_SIZE = 37  # OMNIQ_ID_SIZE
 MAX_QUEUES = 16  # OMNIQ_MAX_QUEUES
 NAME_MAX = 64  # OMNIQ_NAME_MAX
 PATH_MAX = 1024  # OMNIQ_PATH_MAX
+HANDLER_PATH_MAX = 4096  # OMNIQ_HANDLER_PATH_MAX
 STATUS_COUNT = 5  # OMNIQ_STATUS_COUNT
 _RESERVED = 1024
 
@@ -81,6 +82,10 @@ class SettingsStruct(ctypes.Structure):
         ("clock_userdata", c_void_p),
         ("task_ttl_ms", c_int64),
         ("crash_budget", c_int),
+        ("db_schema", ctypes.c_char * NAME_MAX),
+        # Libraries a worker may load for lib.so:symbol; Settings leaves it
+        # empty: a Python worker runs registered and fallback handlers.
+        ("handler_path", ctypes.c_char * HANDLER_PATH_MAX),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 
@@ -127,6 +132,7 @@ class WorkerOpts(ctypes.Structure):
         ("memory_limit_bytes", c_int64),
         ("cpu_limit_ms", c_int64),
         ("files_limit", c_int),
+        ("handler_path", c_char_p),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 

@@ -49,6 +49,8 @@ static int layout(void) {
   FIELD(omniq_settings_t, clock_userdata);
   FIELD(omniq_settings_t, task_ttl_ms);
   FIELD(omniq_settings_t, crash_budget);
+  FIELD(omniq_settings_t, db_schema);
+  FIELD(omniq_settings_t, handler_path);
   printf("\nomniq_enqueue_opts_t %zu", sizeof(omniq_enqueue_opts_t));
   FIELD(omniq_enqueue_opts_t, eta_ms);
   FIELD(omniq_enqueue_opts_t, delay_ms);
@@ -75,6 +77,7 @@ static int layout(void) {
   FIELD(omniq_worker_opts_t, memory_limit_bytes);
   FIELD(omniq_worker_opts_t, cpu_limit_ms);
   FIELD(omniq_worker_opts_t, files_limit);
+  FIELD(omniq_worker_opts_t, handler_path);
   printf("\nomniq_list_opts_t %zu", sizeof(omniq_list_opts_t));
   FIELD(omniq_list_opts_t, statuses);
   FIELD(omniq_list_opts_t, queue);

@@ -56,6 +56,7 @@ static int register_ops(const omniq_storage_ops_t *ops) {
 static void register_builtins(void) {
   register_ops(&omniq__sqlite_ops);
   register_ops(&omniq__file_ops);
+  register_ops(&omniq__postgres_ops);
 }
 
 int omniq_storage_register(const omniq_storage_ops_t *ops) {
