@@ -37,10 +37,10 @@
 #include "base/codec.h"
 #include "base/error.h"
 #include "base/ids.h"
-#include "base/notify.h"
 #include "base/records.h"
 #include "core/cron.h"
 #include "core/store.h"
+#include "core/wake.h"
 
 #define REAP_PERIOD_MS 1000
 #define REAP_BATCH 64
@@ -320,7 +320,7 @@ int omniq__engine_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t
                  tasks[i]->func, tasks[i]->queue);
     }
     if (n > 1) omniq__log(&oq->log, OMNIQ_LOG_INFO, "batch.enqueued", NULL, "%zu tasks", n);
-    omniq__notify(OMNIQ__EV_WORK);
+    omniq__wake(oq, OMNIQ__EV_WORK);
   }
   omniq__tasks_free(tasks, built);
   return rc;
@@ -460,8 +460,8 @@ static int finish_at(omniq_t *oq, const omniq_task_t *t, const omniq__run_report
   rc = omniq__store_finish(oq, &x.d);
   if (rc == OMNIQ_OK) {
     log_decision(oq, t, &x);
-    if (x.d.result != NULL) omniq__notify(OMNIQ__EV_RESULT);
-    if (x.d.next_status == OMNIQ_PENDING) omniq__notify(OMNIQ__EV_WORK);
+    if (x.d.result != NULL) omniq__wake(oq, OMNIQ__EV_RESULT);
+    if (x.d.next_status == OMNIQ_PENDING) omniq__wake(oq, OMNIQ__EV_WORK);
   }
   omniq_task_error_free(x.error);
   return rc;
@@ -584,7 +584,7 @@ int omniq__engine_cancel(omniq_t *oq, const char *id) {
                       omniq_status_name(was));
   if (rc != OMNIQ_OK) return rc;
   omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.cancelled", id, "was %s", omniq_status_name(was));
-  omniq__notify(OMNIQ__EV_RESULT);
+  omniq__wake(oq, OMNIQ__EV_RESULT);
   return OMNIQ_OK;
 }
 
@@ -628,7 +628,7 @@ int omniq__engine_retry(omniq_t *oq, const char *id, int64_t eta_ms) {
   if (rc != OMNIQ_OK) return rc;
   omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.retried", id, "by hand; was %s",
              omniq_status_name(was));
-  omniq__notify(OMNIQ__EV_WORK);
+  omniq__wake(oq, OMNIQ__EV_WORK);
   return OMNIQ_OK;
 }
 

@@ -11,17 +11,18 @@
  * killed.
  *
  * Claiming: leader/followers. Of the idle runners exactly one, the leader,
- * claims: one task per idle runner in one omniq__engine_claim, so a wake-up
- * fills every free slot with one storage round trip (on a server backend
- * each claim is a durable commit, and claiming one at a time capped a pool
- * at one commit latency per task). It keeps the first task, queues the
- * others on `ready` for the idle followers, wakes them, hands leadership on
- * and goes to run its task. With nothing due, the leader sleeps on the process-wide
- * OMNIQ__EV_WORK notification for up to poll_interval: an enqueue in this
- * process wakes it at once, work enqueued by other processes or becoming due
- * by time is found by the next poll. Followers sleep on the pool's
- * idle_cond. An enqueue therefore costs one claim per idle pool, not one per
- * idle thread.
+ * claims, and takes as many tasks in that one step as the pool has free
+ * slots (runners neither running a task nor holding one to run); it puts
+ * them on the pool's `ready` list, wakes that many followers and, with
+ * leadership given up, takes one itself. A burst of due tasks thus fills
+ * every free slot with one claim, not one claim per slot; a runner that
+ * finds a task on `ready` runs it before anything else, so a stop never
+ * strands a claimed task there. With nothing due, the leader sleeps on the handle's
+ * OMNIQ__EV_WORK wake-up (core/wake.c) for up to poll_interval: an enqueue
+ * in any process on the store wakes it at once (in this process only, for a
+ * store without a wake file); work becoming due by time is found by the
+ * next poll. Followers sleep on the pool's idle_cond. An enqueue therefore
+ * costs one claim per idle pool, not one per idle thread.
  *
  * The keeper thread (keeper.c) extends the lease of every running task
  * every lease/3 and enforces deadlines: at a deadline it reports a timeout
@@ -70,10 +71,10 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
-#include "base/notify.h"
 #include "base/records.h"
 #include "core/engine.h"
 #include "core/handlers.h"
+#include "core/wake.h"
 #include "worker/isolate.h"
 #include "worker/job.h"
 #include "worker/keeper.h"
@@ -103,7 +104,7 @@ struct omniq_worker {
   long max_tasks;         /* process isolation: per child, 0 = no limit */
   omniq__limits_t limits; /* process isolation: per task */
   long limit;    /* drain mode: claims allowed, 0 = no limit */
-  long claimed;  /* claims made or in progress */
+  long claimed;  /* tasks claimed, or asked for by a claim in progress */
   long finished; /* runs ended */
   int error;     /* drain mode: the claim error that ended it */
   omniq__unstored_t unstored; /* of those, runs whose outcome the store refused */
@@ -115,10 +116,10 @@ struct omniq_worker {
   int started, alive;       /* runner threads started, and not yet exited */
   int go; /* runners wait for it, so "worker.started" is logged first */
   int stopping, drained, has_leader, abandon;
-  int idle;                /* runners without a task (the leader included) */
-  omniq_task_t **ready;    /* claimed by a leader for idle followers; concurrency long */
-  size_t nready;
   omniq_job_t *inflight;
+  omniq_task_t **ready; /* claimed, for idle runners to take (capacity concurrency) */
+  int nready;
+  int busy; /* runners running a task */
 
   runner_t *runners;
   int nrunners; /* threads created */
@@ -152,7 +153,9 @@ static void pool_unref(pool_t *p) {
     for (int i = 0; i < p->concurrency; i++) omniq__slot_close(&p->slots[i]);
   omniq__free(p->slots);
   omniq__free(p->runners);
-  omniq__tasks_free(p->ready, p->nready); /* empty: runners run what was claimed */
+  /* Only runners stuck past a stop can leave tasks here: their leases
+   * lapse and another worker recovers them. */
+  omniq__tasks_free(p->ready, (size_t)p->nready);
   pthread_cond_destroy(&p->idle_cond);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -341,64 +344,56 @@ static int may_claim(const pool_t *p) {
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
-/* How many tasks the leader asks for: one per idle runner that has no
- * claimed task waiting for it, within drain mode's limit. */
-static size_t claim_want(const pool_t *p) {
-  long want = (long)p->idle - (long)p->nready;
-  if (p->limit > 0 && want > p->limit - p->claimed) want = p->limit - p->claimed;
-  return want > 1 ? (size_t)want : 1;
+/* How many tasks the leader may claim now: the free slots, and in drain
+ * mode no more than the limit leaves. Under p->lock. */
+static size_t claim_room(const pool_t *p) {
+  long room = p->concurrency - p->busy - p->nready;
+  if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
+  return room > 0 ? (size_t)room : 0;
 }
 
 /* The leader's loop: claims until it gets tasks, the pool stops, or (in
- * drain mode) nothing is due. Keeps the first task it claims and queues
- * the others on `ready` for idle followers, waking them. Called and
+ * drain mode) nothing is due; what it gets goes on `ready`. Called and
  * returns with p->lock held; gives leadership up before returning. */
-static omniq_task_t *lead(pool_t *p) {
-  omniq_task_t *task = NULL;
+static void lead(pool_t *p) {
   for (;;) {
     /* Read the generation before looking at `stopping`: a stop sets it and
      * then bumps the generation, so the wait below cannot miss the stop. */
     pthread_mutex_unlock(&p->lock);
-    uint64_t gen = omniq__notify_gen(OMNIQ__EV_WORK);
+    uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
-    if (!may_claim(p)) break;
-    size_t want = claim_want(p);
-    p->claimed += (long)want;
+    size_t room = claim_room(p);
+    if (!may_claim(p) || room == 0) break;
+    p->claimed += (long)room;
     pthread_mutex_unlock(&p->lock);
 
     omniq_task_t **tasks = NULL;
     size_t n = 0;
-    int rc = omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, want, &tasks,
-                                 &n);
-    if (rc == OMNIQ_OK && n > 0) {
-      pthread_mutex_lock(&p->lock);
-      p->claimed -= (long)(want - n);
-      task = tasks[0];
-      /* Stored last-first, so followers pop them in claim order. */
-      for (size_t i = n; i > 1; i--) p->ready[p->nready++] = tasks[i - 1];
-      if (n > 1) pthread_cond_broadcast(&p->idle_cond);
-      omniq__free(tasks);
-      break;
-    }
-    omniq__tasks_free(tasks, n);
+    int rc =
+        omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, room, &tasks, &n);
     if (rc != OMNIQ_OK)
       omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "worker.claim_failed", NULL, "%s: %s",
                  omniq_err_name(rc), omniq__errmsg(p->oq->id));
     pthread_mutex_lock(&p->lock);
-    p->claimed -= (long)want;
+    p->claimed -= (long)(room - (rc == OMNIQ_OK ? n : 0));
+    if (rc == OMNIQ_OK && n > 0) {
+      for (size_t i = 0; i < n; i++) p->ready[p->nready++] = tasks[i]; /* n <= room */
+      omniq__free(tasks);
+      break;
+    }
+    omniq__tasks_free(tasks, n);
     if (p->drain) {
       if (rc != OMNIQ_OK && p->error == OMNIQ_OK) p->error = rc;
       p->drained = 1;
-      pthread_cond_broadcast(&p->idle_cond);
       break;
     }
     pthread_mutex_unlock(&p->lock);
-    omniq__notify_wait(OMNIQ__EV_WORK, gen, p->poll_ms);
+    omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen, p->poll_ms);
     pthread_mutex_lock(&p->lock);
   }
   p->has_leader = 0;
-  pthread_cond_signal(&p->idle_cond);
-  return task;
+  /* Followers take the tasks on `ready`, and one of the rest leads. */
+  pthread_cond_broadcast(&p->idle_cond);
 }
 
 /* A runner: takes a task a leader queued for it, or leads, or waits. A
@@ -406,27 +401,26 @@ static omniq_task_t *lead(pool_t *p) {
  * lease that nobody else would release. */
 static void runner_loop(pool_t *p, int slot) {
   pthread_mutex_lock(&p->lock);
-  p->idle++;
   for (;;) {
-    omniq_task_t *task;
     if (p->nready > 0) {
-      task = p->ready[--p->nready];
-    } else if (!may_claim(p)) {
-      break;
-    } else if (p->has_leader) {
+      omniq_task_t *task = p->ready[--p->nready];
+      p->busy++;
+      pthread_mutex_unlock(&p->lock);
+      run_task(p, slot, task);
+      pthread_mutex_lock(&p->lock);
+      p->busy--;
+      /* A slot came free: an idle follower may lead again if no one is. */
+      if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
+      continue;
+    }
+    if (!may_claim(p)) break;
+    if (p->has_leader) {
       pthread_cond_wait(&p->idle_cond, &p->lock);
       continue;
-    } else {
-      p->has_leader = 1;
-      if ((task = lead(p)) == NULL) continue;
     }
-    p->idle--;
-    pthread_mutex_unlock(&p->lock);
-    run_task(p, slot, task);
-    pthread_mutex_lock(&p->lock);
-    p->idle++;
+    p->has_leader = 1;
+    lead(p);
   }
-  p->idle--;
   /* Whatever ended this runner (stop, drained, limit) ends the followers
    * too; they must look again rather than wait for a leader. */
   pthread_cond_broadcast(&p->idle_cond);
@@ -676,7 +670,7 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
   p->stopping = 1;
   pthread_cond_broadcast(&p->idle_cond);
   pthread_mutex_unlock(&p->lock);
-  omniq__notify(OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
+  omniq__wake(oq, OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
 
   struct timespec ts = omniq__mono_deadline(timeout_ms);
   pthread_mutex_lock(&p->lock);
