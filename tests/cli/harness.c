@@ -258,6 +258,39 @@ json_t *cli_json(const cli_out_t *o) {
   return j;
 }
 
+json_t *cli_json_lines(const cli_out_t *o) {
+  json_t *all = json_array();
+  for (const char *line = o->out; *line != '\0';) {
+    size_t n = strcspn(line, "\n");
+    json_error_t err;
+    json_t *j = json_loadb(line, n, 0, &err);
+    if (j == NULL) fail_msg("a line is not JSON (%s): %.*s", err.text, (int)n, line);
+    json_array_append_new(all, j);
+    line += n + (line[n] == '\n');
+  }
+  return all;
+}
+
+const char *cli_jstr(json_t *obj, const char *key) {
+  const char *s = json_string_value(json_object_get(obj, key));
+  if (s == NULL) fail_msg("no string member '%s'", key);
+  return s;
+}
+
+json_int_t cli_jint(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  if (!json_is_integer(v)) fail_msg("no integer member '%s'", key);
+  return json_integer_value(v);
+}
+
+json_t *cli_show_json(const cli_env_t *env, const char *id) {
+  cli_out_t o = cli_run(env, "show", "--json", id, NULL);
+  if (o.status != 0) fail_msg("omniq show %s: exit %d: %s", id, o.status, o.err);
+  json_t *j = cli_json(&o);
+  cli_out_free(&o);
+  return j;
+}
+
 /* ---- waiting and files ----------------------------------------------------------- */
 
 void cli_wait_for(int (*cond)(const cli_env_t *env, const void *arg), const cli_env_t *env,

@@ -63,6 +63,15 @@ char *cli_enqueue(const cli_env_t *env, const char *arg, ...);
 /* Parses o->out as one JSON document; fails the test if it is not. */
 json_t *cli_json(const cli_out_t *o);
 
+/* Parses each line of o->out as JSON (JSON lines): a new array of them;
+ * fails the test at a line that is not JSON. */
+json_t *cli_json_lines(const cli_out_t *o);
+/* Members that must be there: fail the test if not. Strings are borrowed. */
+const char *cli_jstr(json_t *obj, const char *key);
+json_int_t cli_jint(json_t *obj, const char *key);
+/* `omniq show --json ID`, which must succeed (yours: json_decref). */
+json_t *cli_show_json(const cli_env_t *env, const char *id);
+
 /* Polls cond(arg) every few ms until it is true; fails the test with what
  * after CLI_DEADLINE_MS. */
 void cli_wait_for(int (*cond)(const cli_env_t *env, const void *arg), const cli_env_t *env,
