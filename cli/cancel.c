@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq cancel ID: PENDING or RUNNING -> CANCELLED. A running command is
  * stopped by its worker (its whole process group) once the worker learns
  * of the cancel: at once for a worker on the same handle, otherwise at its

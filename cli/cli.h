@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The omniq command: what every subcommand module shares.
  *
  * A subcommand is one file defining one cli_command_t named cli_cmd_<name>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq delete ID: removes a finished task (SUCCESS, FAILED or CANCELLED)
  * and its result, and releases its unique key (omniq_delete). Exit 1 for a
  * PENDING or RUNNING task (cancel it first), 3 if there is no such task. */

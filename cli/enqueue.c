@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq enqueue: stores one task and prints its id.
  *
  * Three ways to say what runs, exactly one per call:

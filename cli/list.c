@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq list: one page of tasks, oldest first, filtered by status, queue
  * and func (omniq_list_tasks).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bash completion for omniq(1). Installed as
 # share/bash-completion/completions/omniq; tests/cli/test_cli_usage.c checks
 # that it offers every subcommand and every option `omniq CMD --help` shows.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Options every subcommand shares: the getopt_long loop with our own
  * one-line messages, typed option values, and the store's settings.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Messages, exit codes, and the text and JSON forms of tasks and results.
  *
  * Errors go to stderr as one line, "omniq SUBCOMMAND: what happened", so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq purge --older-than DURATION | --expired: keeps the store small.
  *
  * --older-than deletes results that finished longer ago than that (the

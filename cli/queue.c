@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq pause QUEUE / omniq resume QUEUE: stops and restarts claims from a
  * queue for every worker sharing the store (omniq_queue_pause/resume).
  * Enqueue still works while a queue is paused, and running tasks finish.

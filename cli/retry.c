@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq retry ID | --failed [--queue Q]: runs failed tasks again.
  *
  * One task: FAILED or CANCELLED -> PENDING, due now, with a fresh budget

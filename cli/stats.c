@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq stats [--watch [--every D]]: each queue as the store sees it now:
  * tasks in each status, how long the oldest due task has waited, whether
  * the queue is paused, its rate limit, and the runs it has finished since

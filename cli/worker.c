@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq worker: runs tasks until stopped, or (--burst) until nothing is due.
  *
  * Threads: the main thread only waits for signals (sigtimedwait) and draws

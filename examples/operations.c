@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Operating a queue from C: the code of docs/operations.md and of the
  * how-to docs/howto/failures.md, as one program that runs.
  *

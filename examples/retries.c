@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Retries from C: the code of docs/howto/retries.md, as one program that
  * runs. A handler fails twice and then succeeds; another fails in a way
  * that must not be retried; a third always fails. Exits 0 when each ends

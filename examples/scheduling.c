@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Scheduling from C: the code of docs/howto/scheduling.md and of the pool
  * in docs/workers.md, as one program that runs.
  *

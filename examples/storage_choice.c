@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Choosing a store from C: the code of docs/howto/storage.md and
  * docs/settings.md, as one program that runs. Opens the same program on
  * SQLite and on a directory of files (both under ./omniq-data unless

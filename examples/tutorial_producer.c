@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The tutorial's first program (docs/tutorial.md): puts two tasks into a
  * queue and prints their ids. Nothing runs them yet; that is the worker's
  * job (tutorial_worker.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The tutorial's worker (docs/tutorial.md): runs every due "greet" task,
  * then exits. A service would call omniq_worker_run() instead, which runs
  * until SIGINT or SIGTERM. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OmniQ — an embeddable, durable background task queue.
  *
  * Thread-safety, said once: every function taking an omniq_t may be called

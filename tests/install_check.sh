@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs OmniQ from a build tree into a temporary prefix, then builds and
 # runs two programs against that prefix, each twice: with pkg-config and
 # with CMake's find_package. tests/install/hello.c uses the library;

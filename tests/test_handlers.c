@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Resolving a task's func: registered names first, then
  * "path/to/lib.so:symbol" through dlopen/dlsym. A func that resolves to
  * nothing fails its task at once, not retryable, as "HandlerNotFound". */

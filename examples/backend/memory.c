@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A storage backend outside the library, proved by the storage contract:
  * an in-memory store, small enough to read in one sitting. It is the
  * example of docs/storage-custom.md.

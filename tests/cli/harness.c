@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CLI test harness: see harness.h. Each run is fork + exec of the built
  * binary (OMNIQ_CLI_BIN) with its working directory set to the test's
  * fresh directory and stdout/stderr on pipes, read with poll until both

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Driving the built `omniq` binary from cmocka tests, as a user would: run
  * it with arguments in a fresh directory and store, collect its output and
  * exit status, start a worker in the background, and wait for a condition

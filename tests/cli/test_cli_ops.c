@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `omniq` operating a queue, driven as a user would on one backend (the
  * first argument: sqlite or file): cron and unique tasks, list, retry,
  * delete, purge --expired, pause and resume across processes, stats, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `omniq` driven as a user would: enqueue, worker, result, show, cancel and
  * purge on one backend (the first argument: sqlite or file). */
 #include <signal.h>

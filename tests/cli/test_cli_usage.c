@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The command line itself: usage errors, --help, the man page and the
  * bash completion. Every usage error exits 2 with one line on stderr and
  * nothing on stdout. */
