@@ -115,6 +115,9 @@ int cli_error(const cli_t *cli, int code, const char *fmt, ...)
 int cli_usage(const cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The exit code for a library status code. */
 int cli_exit_for(int rc);
+/* The name of task id's status now, for a message after OMNIQ_ESTATE
+ * ("UNKNOWN" if it cannot be read). Static text. */
+const char *cli_status_now(omniq_t *oq, const char *id);
 /* Reports a failed library call about task id: the right exit code and the
  * library's message (omniq_errmsg(oq)). */
 int cli_fail_call(const cli_t *cli, omniq_t *oq, int rc, const char *what, const char *id);

@@ -2,7 +2,6 @@
 /* omniq delete ID: removes a finished task (SUCCESS, FAILED or CANCELLED)
  * and its result, and releases its unique key (omniq_delete). Exit 1 for a
  * PENDING or RUNNING task (cancel it first), 3 if there is no such task. */
-#include <stdio.h>
 
 #include "cli.h"
 
@@ -16,15 +15,11 @@ static int run(cli_t *cli, int argc, char **argv) {
   if (cli_one_id(cli, argc, argv, &id) != 0) return cli->exit_code;
   if ((code = cli_open(cli, &oq)) != CLI_EXIT_OK) return code;
   int rc = omniq_delete(oq, id);
-  if (rc == OMNIQ_ESTATE) {
-    omniq_task_t *t = NULL;
-    int status = omniq_get_task(oq, id, &t) == OMNIQ_OK ? omniq_task_status(t) : -1;
-    omniq_task_free(t);
+  if (rc == OMNIQ_ESTATE)
     code = cli_error(cli, CLI_EXIT_FAILED, "task %s is %s: cancel it first", id,
-                     omniq_status_name(status));
-  } else if (rc != OMNIQ_OK) {
+                     cli_status_now(oq, id));
+  else if (rc != OMNIQ_OK)
     code = cli_fail_call(cli, oq, rc, "cannot delete", id);
-  }
   omniq_close(oq);
   return code;
 }

@@ -65,6 +65,13 @@ int cli_exit_for(int rc) {
   }
 }
 
+const char *cli_status_now(omniq_t *oq, const char *id) {
+  omniq_task_t *t = NULL;
+  int status = omniq_get_task(oq, id, &t) == OMNIQ_OK ? omniq_task_status(t) : -1;
+  omniq_task_free(t);
+  return omniq_status_name(status);
+}
+
 int cli_fail_call(const cli_t *cli, omniq_t *oq, int rc, const char *what, const char *id) {
   const char *msg = omniq_errmsg(oq);
   if (msg == NULL || msg[0] == '\0') msg = omniq_strerror(rc);

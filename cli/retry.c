@@ -21,13 +21,10 @@ static const struct option options[] = {{"failed", no_argument, NULL, OPT_FAILED
 
 static int retry_one(cli_t *cli, omniq_t *oq, const char *id) {
   int rc = omniq_retry(oq, id, 0);
-  if (rc == OMNIQ_ESTATE) {
-    omniq_task_t *t = NULL;
-    int status = omniq_get_task(oq, id, &t) == OMNIQ_OK ? omniq_task_status(t) : -1;
-    omniq_task_free(t);
-    return cli_error(cli, CLI_EXIT_FAILED, "task %s is %s: only a failed or cancelled task is retried",
-                     id, omniq_status_name(status));
-  }
+  if (rc == OMNIQ_ESTATE)
+    return cli_error(cli, CLI_EXIT_FAILED,
+                     "task %s is %s: only a failed or cancelled task is retried", id,
+                     cli_status_now(oq, id));
   if (rc == OMNIQ_EEXISTS)
     return cli_error(cli, CLI_EXIT_FAILED, "task %s: %s", id, omniq_errmsg(oq));
   if (rc != OMNIQ_OK) return cli_fail_call(cli, oq, rc, "cannot retry", id);

@@ -307,9 +307,13 @@ static int supervise(cli_t *cli, worker_t *w, cli_progress_t *prog, const sigset
   if (w->burst) {
     for (int i = 0; i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
     int err = atomic_load(&w->error);
-    if (err != OMNIQ_OK)
-      return cli_error(cli, cli_exit_for(err), "%s",
-                       w->error_msg[0] != '\0' ? w->error_msg : omniq_strerror(err));
+    if (err != OMNIQ_OK) {
+      const char *msg = w->error_msg[0] != '\0' ? w->error_msg : omniq_strerror(err);
+      int code = cli_exit_for(err);
+      /* A bad option the library refused needs no preamble (as cli_fail_call). */
+      return code == CLI_EXIT_USAGE ? cli_error(cli, code, "%s", msg)
+                                    : cli_error(cli, code, "stopped on an error: %s", msg);
+    }
     return CLI_EXIT_OK;
   }
   if (w->stop_rc == OMNIQ_ETIMEDOUT)
