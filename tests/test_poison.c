@@ -14,6 +14,8 @@
 
 typedef th_store_t fx_t;
 
+static const char *backend = "sqlite";
+
 static void enqueue_max(fx_t *fx, int max_retries, int64_t interval_ms, char id[OMNIQ_ID_SIZE]) {
   omniq_enqueue_opts_t o;
   omniq_enqueue_opts_init(&o);
@@ -226,9 +228,11 @@ static void test_a_segfaulting_handler_is_poison_after_exactly_crash_budget_runs
   th_gate_destroy(&log.scheduled);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1) backend = argv[1];
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, th_store_setup, th_store_teardown)
+#define T(name) \
+  cmocka_unit_test_prestate_setup_teardown(name, th_store_setup, th_store_teardown, (void *)backend)
       T(test_two_crashed_runs_make_a_poison_task_whatever_max_retries),
       T(test_lost_workers_count_toward_the_budget),
       T(test_reported_failures_and_timeouts_are_not_crashes),

@@ -129,7 +129,7 @@ static int running_page(omniq__fs_t *fs, page_t *pg) {
   ids_t ids = {NULL, 0, 0};
   const omniq_list_req_t *req = pg->req;
   int rc = omniq__fs_each(fs, fs->running_fd, running_name, &ids);
-  if (rc == OMNIQ_OK) qsort(ids.v, ids.n, sizeof *ids.v, id_order);
+  if (rc == OMNIQ_OK && ids.n > 1) qsort(ids.v, ids.n, sizeof *ids.v, id_order);
   for (size_t k = 0; rc == OMNIQ_OK && k < ids.n; k++) {
     const char *id = ids.v[req->newest_first ? ids.n - 1 - k : k];
     if (req->after_id != NULL) {
@@ -196,7 +196,8 @@ int omniq__fs_list(void *backend, const omniq_list_req_t *req, omniq_task_t ***o
       snprintf(err, errlen, "file store: listing index/ failed (%s)", omniq_err_name(rc));
     return rc;
   }
-  qsort(pg.tasks, pg.n, sizeof *pg.tasks, req->newest_first ? descending : ascending);
+  if (pg.n > 1)
+    qsort(pg.tasks, pg.n, sizeof *pg.tasks, req->newest_first ? descending : ascending);
   for (size_t i = req->limit; i < pg.n; i++) omniq_task_free(pg.tasks[i]);
   *out = pg.tasks;
   *n = pg.n < req->limit ? pg.n : req->limit;

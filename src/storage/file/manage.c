@@ -382,7 +382,7 @@ int omniq__fs_queue_stats(void *backend, const char *queue, int64_t now_ms,
     if (rc != OMNIQ_OK) snprintf(err, errlen, "file store: queue_stats: %s", omniq_strerror(rc));
     return rc;
   }
-  qsort(s.q, s.n, sizeof *s.q, by_name);
+  if (s.n > 1) qsort(s.q, s.n, sizeof *s.q, by_name);
   *out = s.q;
   *n = s.n;
   return OMNIQ_OK;

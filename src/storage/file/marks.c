@@ -262,7 +262,7 @@ static int list_dir(int dirfd, const char *sub, int level, size_t prefix, names_
     names_free(ns);
     return OMNIQ_ENOMEM;
   }
-  qsort(ns->v, ns->n, sizeof *ns->v, by_name);
+  if (ns->n > 1) qsort(ns->v, ns->n, sizeof *ns->v, by_name); /* v is NULL when empty */
   return OMNIQ_OK;
 }
 

@@ -137,7 +137,8 @@ int omniq__sqlite_list(void *backend, const omniq_list_req_t *req, omniq_task_t 
     omniq__free(a.tasks);
     return rc;
   }
-  qsort(a.tasks, a.n, sizeof *a.tasks, req->newest_first ? descending : ascending);
+  if (a.n > 1)
+    qsort(a.tasks, a.n, sizeof *a.tasks, req->newest_first ? descending : ascending);
   for (size_t i = req->limit; i < a.n; i++) omniq_task_free(a.tasks[i]);
   *out = a.tasks;
   *n = a.n < req->limit ? a.n : req->limit;

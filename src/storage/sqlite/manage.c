@@ -446,7 +446,7 @@ int omniq__sqlite_queue_stats(void *backend, const char *queue, int64_t now_ms,
     free(a.q);
     return rc;
   }
-  qsort(a.q, a.n, sizeof *a.q, by_name);
+  if (a.n > 1) qsort(a.q, a.n, sizeof *a.q, by_name);
   *out = a.q;
   *n = a.n;
   return OMNIQ_OK;
