@@ -89,14 +89,14 @@ int cli_opt_duration(cli_t *cli, const char *option, const char *value, int64_t 
 int cli_opt_int(cli_t *cli, const char *option, const char *value, long min, long max,
                 long *out);
 
+/* After the options: exactly one operand, a task id, into *id. On error
+ * reports it and returns -1. */
+int cli_one_id(cli_t *cli, int argc, char **argv, const char **id);
+
 /* Parses a size in bytes: a whole number with an optional unit K, M or G
  * (powers of 1024; "KiB", "MiB", "GiB" too). On error reports it and
  * returns -1. */
 int cli_opt_size(cli_t *cli, const char *option, const char *value, int64_t *bytes);
-
-/* After the options: exactly one operand, a task id, into *id. On error
- * reports it and returns -1. */
-int cli_one_id(cli_t *cli, int argc, char **argv, const char **id);
 
 /* Settings from OMNIQ_* with the command line's overrides. quiet_log keeps
  * the library's INFO lines out of a one-shot command's output unless

@@ -132,6 +132,7 @@ const cli_command_t cli_cmd_list = {
     "  --func NAME         only tasks of this func (" CLI_COMMAND_FUNC " for commands)\n"
     "  --limit N           tasks per page (default " CLI_STR(OMNIQ_LIST_DEFAULT_LIMIT)
     ", at most " CLI_STR(OMNIQ_LIST_MAX_LIMIT) ")\n"
-    "  --cursor C          the page after the one that printed this cursor\n",
+    "  --cursor C          the page after the one that printed this cursor\n"
+    "with --json: one task object per line, then {\"next_cursor\": C} if there is more\n",
     1,
     run};

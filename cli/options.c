@@ -106,6 +106,19 @@ int cli_opt_int(cli_t *cli, const char *option, const char *value, long min, lon
   return 0;
 }
 
+int cli_one_id(cli_t *cli, int argc, char **argv, const char **id) {
+  if (optind >= argc) {
+    cli->exit_code = cli_usage(cli, "missing task ID");
+    return -1;
+  }
+  if (optind + 1 < argc) {
+    cli->exit_code = cli_usage(cli, "unexpected argument '%s'", argv[optind + 1]);
+    return -1;
+  }
+  *id = argv[optind];
+  return 0;
+}
+
 int cli_opt_size(cli_t *cli, const char *option, const char *value, int64_t *bytes) {
   static const struct {
     const char *unit;
@@ -122,19 +135,6 @@ int cli_opt_size(cli_t *cli, const char *option, const char *value, int64_t *byt
   cli->exit_code =
       cli_usage(cli, "%s: '%s' is not a size (bytes, or a number with K, M or G)", option, value);
   return -1;
-}
-
-int cli_one_id(cli_t *cli, int argc, char **argv, const char **id) {
-  if (optind >= argc) {
-    cli->exit_code = cli_usage(cli, "missing task ID");
-    return -1;
-  }
-  if (optind + 1 < argc) {
-    cli->exit_code = cli_usage(cli, "unexpected argument '%s'", argv[optind + 1]);
-    return -1;
-  }
-  *id = argv[optind];
-  return 0;
 }
 
 /* Copies an override into a fixed-size settings field. */

@@ -13,7 +13,7 @@
 /* The subcommands `omniq --help` must list: exactly the ones that work. */
 static const char *const commands[] = {"enqueue", "worker", "result", "show",
                                        "list",    "cancel", "retry",  "delete",
-                                       "purge",   "pause",  "resume", "stats"};
+                                       "pause",   "resume", "stats",  "purge"};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static int count_char(const char *s, char c) {
