@@ -292,6 +292,25 @@ json_t *cli_show_json(const cli_env_t *env, const char *id) {
   return j;
 }
 
+typedef struct log_text {
+  const char *log, *text;
+} log_text_t;
+
+static int log_has(const cli_env_t *env, const void *arg) {
+  const log_text_t *lt = arg;
+  char *contents = cli_read_file(env, lt->log);
+  int found = contents != NULL && strstr(contents, lt->text) != NULL;
+  free(contents);
+  return found;
+}
+
+void cli_wait_for_log(const cli_env_t *env, const char *log, const char *text) {
+  log_text_t lt = {log, text};
+  char what[256];
+  snprintf(what, sizeof what, "'%s' in %s", text, log);
+  cli_wait_for(log_has, env, &lt, what);
+}
+
 /* ---- waiting and files ----------------------------------------------------------- */
 
 void cli_wait_for(int (*cond)(const cli_env_t *env, const void *arg), const cli_env_t *env,

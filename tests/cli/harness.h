@@ -78,6 +78,12 @@ json_t *cli_show_json(const cli_env_t *env, const char *id);
 void cli_wait_for(int (*cond)(const cli_env_t *env, const void *arg), const cli_env_t *env,
                   const void *arg, const char *what);
 
+/* Waits (CLI_DEADLINE_MS at most) until the file log under env->dir
+ * contains text. A background worker's "worker.started" line says its
+ * signals are set up (they are blocked before the store is opened), so a
+ * SIGTERM after it is a graceful stop, never the default action. */
+void cli_wait_for_log(const cli_env_t *env, const char *log, const char *text);
+
 /* A file under env->dir: its contents (NULL if missing; yours: free), or
  * the number of complete lines in it. */
 char *cli_read_file(const cli_env_t *env, const char *name);

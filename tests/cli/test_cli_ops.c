@@ -15,7 +15,9 @@
 #define HOUR_MS INT64_C(3600000)
 
 static pid_t start_worker(cli_env_t *env, const char *queues) {
-  return cli_start(env, "worker.log", "worker", "--poll", "20ms", "--queues", queues, NULL);
+  pid_t pid = cli_start(env, "worker.log", "worker", "--poll", "20ms", "--queues", queues, NULL);
+  cli_wait_for_log(env, "worker.log", "worker.started"); /* SIGTERM is now a graceful stop */
+  return pid;
 }
 
 static void stop_worker(cli_env_t *env, pid_t pid) {
@@ -411,11 +413,14 @@ static int same_child_ran_both(cli_env_t *env, const char *max_tasks) {
   char *a = cli_enqueue(env, "--shell", script, NULL), *b = cli_enqueue(env, "--shell", script, NULL);
   /* A pool that stays up (a --burst worker starts its children afresh for
    * each task it takes). */
-  pid_t w = cli_start(env, "worker.log", "worker", "--poll", "20ms", "-c", "1", "--isolation",
-                      "process", "--max-tasks-per-child", max_tasks, NULL);
+  char log[64];
+  snprintf(log, sizeof log, "worker-%s.log", max_tasks); /* one log per worker of the test */
+  pid_t w = cli_start(env, log, "worker", "--poll", "20ms", "-c", "1", "--isolation", "process",
+                      "--max-tasks-per-child", max_tasks, NULL);
+  cli_wait_for_log(env, log, "worker.started");
   cli_out_t oa = cli_run(env, "result", "--wait", "30s", a, NULL);
   cli_out_t ob = cli_run(env, "result", "--wait", "30s", b, NULL);
-  stop_worker(env, w);
+  assert_int_equal(cli_stop(env, w, SIGTERM), 0);
   assert_int_equal(oa.status, 0);
   assert_int_equal(ob.status, 0);
   assert_true(atoi(oa.out) > 1);

@@ -11,7 +11,9 @@
 /* The background worker every test here that needs one runs: it looks for
  * work every 20 ms, so a retry or a delayed task is picked up quickly. */
 static pid_t start_worker(cli_env_t *env) {
-  return cli_start(env, "worker.log", "worker", "--poll", "20ms", NULL);
+  pid_t pid = cli_start(env, "worker.log", "worker", "--poll", "20ms", NULL);
+  cli_wait_for_log(env, "worker.log", "worker.started"); /* SIGTERM is now a graceful stop */
+  return pid;
 }
 
 static void stop_worker(cli_env_t *env, pid_t pid) {
@@ -79,7 +81,6 @@ static void test_delayed_task_waits_for_its_eta(void **state) {
   cli_env_t *env = *state;
   int64_t before = cli_now();
   char *later = cli_enqueue(env, "--delay", "1h", "--", "true", NULL);
-  char *soon = cli_enqueue(env, "--delay", "300ms", "--", "true", NULL);
   int64_t after = cli_now();
 
   /* An hour away: a burst finds nothing to do. */
@@ -95,7 +96,10 @@ static void test_delayed_task_waits_for_its_eta(void **state) {
   assert_non_null(strstr(o.err, "PENDING"));
   cli_out_free(&o);
 
-  /* 300 ms away: it runs, and not before its eta. */
+  /* 300 ms away: it runs, and not before its eta. (Enqueued after the
+   * burst, which would otherwise take it on a machine slow enough for the
+   * burst to start 300 ms later.) */
+  char *soon = cli_enqueue(env, "--delay", "300ms", "--", "true", NULL);
   t = cli_show_json(env, soon);
   int64_t soon_eta = cli_time(cli_jstr(t, "eta"));
   json_decref(t);
