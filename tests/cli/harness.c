@@ -292,6 +292,14 @@ json_t *cli_show_json(const cli_env_t *env, const char *id) {
   return j;
 }
 
+void cli_not_a_store(const cli_env_t *env, char *path, size_t len) {
+  snprintf(path, len, "%s/not-a-store", env->dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  for (int i = 0; i < 200; i++) fputs("this is not an OmniQ store\n", f);
+  fclose(f);
+}
+
 typedef struct log_text {
   const char *log, *text;
 } log_text_t;

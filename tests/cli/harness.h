@@ -84,6 +84,10 @@ void cli_wait_for(int (*cond)(const cli_env_t *env, const void *arg), const cli_
  * SIGTERM after it is a graceful stop, never the default action. */
 void cli_wait_for_log(const cli_env_t *env, const char *log, const char *text);
 
+/* Writes a file that is no OmniQ store (text, neither a database nor a
+ * directory) under env->dir and puts its path in path. */
+void cli_not_a_store(const cli_env_t *env, char *path, size_t len);
+
 /* A file under env->dir: its contents (NULL if missing; yours: free), or
  * the number of complete lines in it. */
 char *cli_read_file(const cli_env_t *env, const char *name);

@@ -463,11 +463,7 @@ static void test_limits_reach_the_library_and_need_process_isolation(void **stat
 static void test_storage_errors_exit_5(void **state) {
   cli_env_t *env = *state;
   char path[2048];
-  snprintf(path, sizeof path, "%s/not-a-store", env->dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  for (int i = 0; i < 200; i++) fputs("this is not an OmniQ store\n", f);
-  fclose(f);
+  cli_not_a_store(env, path, sizeof path);
   const char *store = strcmp(env->backend, "sqlite") == 0 ? "--db" : "--base-dir";
   static const char *const commands[][2] = {
       {"list", NULL}, {"stats", NULL}, {"pause", "q"}, {"retry", "--failed"}, {"purge", "--expired"}};

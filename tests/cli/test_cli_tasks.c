@@ -426,11 +426,7 @@ static void test_exit_codes(void **state) {
   /* 5: the store cannot be opened (a database that is not one; a base
    * directory that is a file). */
   char path[2048];
-  snprintf(path, sizeof path, "%s/not-a-store", env->dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  for (int i = 0; i < 200; i++) fputs("this is not an OmniQ store\n", f);
-  fclose(f);
+  cli_not_a_store(env, path, sizeof path);
   if (strcmp(env->backend, "sqlite") == 0)
     o = cli_run(env, "show", "--db", path, ok, NULL);
   else
