@@ -6,7 +6,10 @@ CMAKE_FLAGS ?=
 # Debian's python3, which the setup installs python3-pytest for.
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all deps build test sanitize tsan demo bench install uninstall clean
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
+
+.PHONY: all deps build test sanitize tsan fuzz demo bench install uninstall clean
 
 all: build
 
@@ -29,6 +32,15 @@ sanitize: deps
 tsan: deps
 	$(MAKE) test BUILD=build-tsan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DOMNIQ_SANITIZE=thread"
 
+# Every fuzz target (fuzz/) for FUZZ_SECONDS each, built with clang and
+# ASan+UBSan in $(FUZZ_BUILD); fails at the first fault found.
+fuzz: deps
+	@command -v clang >/dev/null || { echo "make fuzz: needs clang (scripts/setup.sh installs it)" >&2; exit 1; }
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DOMNIQ_FUZZ=ON \
+	  -DOMNIQ_SANITIZE=address,undefined -DBUILD_TESTING=OFF -DOMNIQ_BUILD_CONTRACT=OFF
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_targets
+	bash fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 # OmniQ's main job: a worker pool running a mix of tasks on ./omniq-data.
 demo: build
 	./$(BUILD)/demo
@@ -46,4 +58,4 @@ uninstall:
 	cmake --build $(BUILD) --target uninstall
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -160,7 +160,8 @@ static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
   char err[512], qdir[OMNIQ__QDIR_SIZE];
   int qfd;
   double start = now_s(), claim_s = 0, op_s = 0;
-  if (omniq__fidx_queue(fs->idx, OMNIQ_DEFAULT_QUEUE, 0, &qfd, qdir, err, sizeof err) != OMNIQ_OK)
+  if (omniq__fidx_queue(fs->idx, OMNIQ_DEFAULT_QUEUE, 0, qdir, err, sizeof err) != OMNIQ_OK ||
+      omniq__fidx_open_dir(fs->idx, qdir, &qfd, err, sizeof err) != OMNIQ_OK)
     die("queue", err);
   while (r.ops < max && (r.ops < 20 || now_s() - start < BUDGET_S)) {
     int64_t now = ++clock_ms;
@@ -195,6 +196,7 @@ static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
     fill(fs, 1, now);
     r.ops++;
   }
+  close(qfd);
   acc->ops += r.ops;
   acc->claim_s += claim_s;
   acc->op_s += op_s;

@@ -26,6 +26,7 @@
  * tasks is what makes a burst stoppable: one omniq_worker_process call with
  * no limit could not be interrupted. */
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -81,6 +82,7 @@ typedef struct worker {
   const char *loads[MAX_LOADS];
   void *handles[MAX_LOADS];
   int nloads;
+  char allow[OMNIQ_HANDLER_PATH_MAX]; /* the loaded files: the pool's handler_path */
   char *env[MAX_ENV];
   int nenv;
   int burst;
@@ -322,13 +324,28 @@ static int supervise(cli_t *cli, worker_t *w, cli_progress_t *prog, const sigset
   return CLI_EXIT_OK;
 }
 
+/* Loads each --load library and allows exactly those files to the pool
+ * (omniq_worker_opts_t.handler_path): the library loads LIB.so:symbol only
+ * from what it is allowed. */
 static int load_libraries(cli_t *cli, worker_t *w) {
+  size_t used = 0;
   for (int i = 0; i < w->nloads; i++) {
+    struct link_map *lm = NULL;
     /* The flags the library uses for lib.so:symbol, so a task naming the
      * same file gets this very copy. */
     w->handles[i] = dlopen(w->loads[i], RTLD_NOW | RTLD_LOCAL);
     if (w->handles[i] == NULL) return cli_usage(cli, "--load: %s", dlerror());
+    /* The file the loader found (a bare name is searched for). */
+    const char *file = dlinfo(w->handles[i], RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL &&
+                               lm->l_name != NULL && lm->l_name[0] != '\0'
+                           ? lm->l_name
+                           : w->loads[i];
+    int n = snprintf(w->allow + used, sizeof w->allow - used, "%s%s", used > 0 ? ":" : "", file);
+    if (strchr(file, ':') != NULL || n < 0 || (size_t)n >= sizeof w->allow - used)
+      return cli_usage(cli, "--load: %s: cannot be allowed (a ':' in it, or too many)", file);
+    used += (size_t)n;
   }
+  if (used > 0) w->opts.handler_path = w->allow;
   return CLI_EXIT_OK;
 }
 

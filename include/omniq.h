@@ -132,6 +132,18 @@ typedef enum { OMNIQ_LOG_TEXT = 0, OMNIQ_LOG_JSON = 1 } omniq_log_format_t;
  * borrowed for the duration of the call. */
 typedef void (*omniq_log_fn)(void *userdata, int level, const char *line);
 
+/* ---- Limits -------------------------------------------------------------
+ * Instants a store keeps run from the epoch to the last millisecond of the
+ * year 9999; durations (delay, interval, timeout, and the settings' lease,
+ * TTL and retry times) go up to 100 years of 365.25 days. Anything past
+ * them is refused with OMNIQ_EINVAL (OMNIQ_ECONFIG for settings), so no
+ * instant + duration the library computes can overflow and every backend
+ * reads back exactly what it accepted. The store's clock must read inside
+ * [0, OMNIQ_TIME_MAX_MS]: outside it, calls that need the time fail with
+ * OMNIQ_ECONFIG and change nothing. docs/errors.md lists every limit. */
+#define OMNIQ_TIME_MAX_MS INT64_C(253402300799999)   /* 9999-12-31T23:59:59.999Z */
+#define OMNIQ_DURATION_MAX_MS INT64_C(3155760000000) /* 100 years of 365.25 days */
+
 /* ---- Clock --------------------------------------------------------------- */
 /* Returns the current time in ms since the epoch. Tests inject one to move
  * time instead of sleeping. Must be thread-safe. */
@@ -158,12 +170,15 @@ typedef enum { OMNIQ_SERIALIZER_JSON = 0, OMNIQ_SERIALIZER_RAW = 1 } omniq_seria
 #define OMNIQ_DEFAULT_FSYNC 1
 #define OMNIQ_DEFAULT_TASK_TTL_MS 604800000 /* 7 days */
 #define OMNIQ_DEFAULT_CRASH_BUDGET 2
+#define OMNIQ_DEFAULT_DB_SCHEMA "omniq"
 #define OMNIQ_PATH_MAX 1024
 #define OMNIQ_NAME_MAX 64
+#define OMNIQ_HANDLER_PATH_MAX 4096
 
 typedef struct omniq_settings {
-  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite" or "file" */
-  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir */
+  char backend[OMNIQ_NAME_MAX];  /* OMNIQ_BACKEND: "sqlite", "file" or "postgres" */
+  char db_url[OMNIQ_PATH_MAX];   /* OMNIQ_DB_URL; "" = omniq.db in base_dir;
+                                    postgres: a libpq URL or key=value string */
   char base_dir[OMNIQ_PATH_MAX]; /* OMNIQ_BASE_DIR */
   int64_t default_timeout_ms;    /* OMNIQ_DEFAULT_TIMEOUT (s); 0 = none */
   int default_max_retries;       /* OMNIQ_DEFAULT_MAX_RETRIES */
@@ -184,6 +199,13 @@ typedef struct omniq_settings {
                           this long after they finished (docs/operations.md) */
   int crash_budget;    /* OMNIQ_CRASH_BUDGET: runs of one task that may end in a crash or
                           WorkerLost before it fails as PoisonTask; 0 = no limit */
+  char db_schema[OMNIQ_NAME_MAX]; /* OMNIQ_DB_SCHEMA: the postgres backend's schema;
+                                     "" = OMNIQ_DEFAULT_DB_SCHEMA */
+  /* OMNIQ_HANDLER_PATH: the folders and files (':'-separated) whose
+   * libraries a worker may load for a "path/to/lib.so:symbol" func. "" =
+   * none: only registered handlers run. Whoever can write the store can
+   * name any func, so this is what stands between them and running code. */
+  char handler_path[OMNIQ_HANDLER_PATH_MAX];
 } omniq_settings_t;
 
 /* Fills every field with its default. Never fails. */
@@ -234,7 +256,8 @@ typedef struct omniq_enqueue_opts {
 OMNIQ_EXTERN void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o);
 
 /* Enqueues one task. func is a registered handler name or
- * "path/to/lib.so:symbol"; args_json a JSON array (NULL = []), kwargs_json a
+ * "path/to/lib.so:symbol" (which a worker runs only from a library its
+ * handler_path allows); args_json a JSON array (NULL = []), kwargs_json a
  * JSON object (NULL = {}); opts NULL = defaults. All copied. On OMNIQ_OK the
  * new id is written to id_out (OMNIQ_ID_SIZE bytes; may be NULL).
  *
@@ -267,7 +290,9 @@ OMNIQ_EXTERN int omniq_enqueue_many(omniq_t *oq, const omniq_enqueue_item_t *ite
                                     char (*ids_out)[OMNIQ_ID_SIZE]);
 
 /* ---- Results ------------------------------------------------------------- */
-/* wait_seconds: 0 = do not wait, > 0 = block up to that long, < 0 = forever.
+/* wait_seconds: 0 = do not wait, > 0 = block up to that long, < 0 = forever;
+ * a wait longer than OMNIQ_DURATION_MAX_MS (100 years; INFINITY too) is
+ * forever as well, and NaN is OMNIQ_EINVAL.
  * Returns OMNIQ_ENOTFOUND when no result exists (no wait) or the id is
  * unknown, OMNIQ_ETIMEDOUT when the wait expires, OMNIQ_EINVAL for a
  * malformed id. On OMNIQ_OK *out is yours: free it with omniq_result_free();
@@ -275,7 +300,10 @@ OMNIQ_EXTERN int omniq_enqueue_many(omniq_t *oq, const omniq_enqueue_item_t *ite
 OMNIQ_EXTERN int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds,
                                   omniq_result_t **out);
 OMNIQ_EXTERN void omniq_result_free(omniq_result_t *r);
-/* Accessors; strings borrowed until omniq_result_free(). */
+/* Accessors; strings borrowed until omniq_result_free(). JSON texts (a
+ * value; a task's or job's args and kwargs) come back exactly as given: a
+ * NUL inside them is the escape \u0000 in the text, never a raw byte, so
+ * the C string holds all of it and no length accessor is needed. */
 OMNIQ_EXTERN const char *omniq_result_task_id(const omniq_result_t *r);
 OMNIQ_EXTERN int omniq_result_status(const omniq_result_t *r);
 OMNIQ_EXTERN const char *omniq_result_value(const omniq_result_t *r); /* JSON or NULL */
@@ -551,6 +579,10 @@ typedef struct omniq_worker_opts {
   int64_t memory_limit_bytes; /* address space one task may add to its child; 0 = none */
   int64_t cpu_limit_ms;       /* CPU time one task may use; 0 = none */
   int files_limit;            /* descriptors one task may open beyond its child's own */
+  /* More folders and files (':'-separated) this pool may load handler
+   * libraries from, besides the settings' handler_path; NULL = none.
+   * Copied at start. */
+  const char *handler_path;
 } omniq_worker_opts_t;
 
 OMNIQ_EXTERN void omniq_worker_opts_init(omniq_worker_opts_t *o);

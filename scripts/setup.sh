@@ -4,8 +4,12 @@
 # when any is missing. Safe to run again: it does nothing when all are there.
 set -euo pipefail
 
+# postgresql: the server the PostgreSQL tests and benchmarks start a throwaway
+# cluster of (scripts/pg-cluster.sh); libpq-dev: the client library the
+# backend links; iproute2: network namespaces for the multi-host test.
+# clang and its runtime (libFuzzer) are for make fuzz.
 packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev scdoc man-db
-          python3 python3-pytest)
+          python3 python3-pytest postgresql libpq-dev iproute2 clang libclang-rt-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

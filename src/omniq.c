@@ -7,9 +7,10 @@
  * -> storage. The façade may call every layer; nothing calls the façade.
  *
  * Waiting for a result: a waiter re-reads storage whenever a result lands
- * in this process (a process-wide notification, so the wake-up is immediate)
- * and otherwise polls, starting at POLL_MIN_MS and backing off to
- * POLL_MAX_MS, which is what reaches results written by other processes.
+ * in any process on the store (core/wake.c: the store's wake file, or this
+ * process's notifications for a store without one) and otherwise polls,
+ * starting at POLL_MIN_MS and backing off to POLL_MAX_MS, the fallback for
+ * results no wake-up announces.
  */
 #include <math.h>
 #include <string.h>
@@ -17,13 +18,13 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
-#include "base/notify.h"
 #include "core/engine.h"
 #include "core/handle.h"
 #include "core/handlers.h"
 #include "core/listing.h"
 #include "core/settings.h"
 #include "core/store.h"
+#include "core/wake.h"
 #include "worker/pool.h"
 
 #define POLL_MIN_MS 10
@@ -76,6 +77,7 @@ int omniq_open(omniq_t **out, const omniq_settings_t *settings) {
     omniq__free(oq);
     return rc;
   }
+  omniq__wake_open(oq);
   omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "store.opened", NULL, "backend=%s", s.backend);
   *out = oq;
   return OMNIQ_OK;
@@ -84,6 +86,7 @@ int omniq_open(omniq_t **out, const omniq_settings_t *settings) {
 void omniq_close(omniq_t *oq) {
   if (oq == NULL) return;
   omniq__pool_close_all(oq);
+  omniq__wake_close(oq);
   omniq__store_close(oq);
   omniq__handlers_free(oq);
   omniq__err_clear(oq->id);
@@ -153,12 +156,15 @@ int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds, omniq_res
   if (isnan(wait_seconds))
     return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_get_result: wait_seconds is NaN");
 
-  const int forever = wait_seconds < 0;
-  const int64_t deadline =
-      omniq__mono_ms() + (forever || wait_seconds > 1e9 ? 0 : (int64_t)(wait_seconds * 1000));
+  /* A wait longer than the longest duration OmniQ keeps (100 years,
+   * INFINITY included) is forever: it could not end before the program
+   * does, and its milliseconds would not fit the deadline's arithmetic. */
+  const int forever =
+      wait_seconds < 0 || wait_seconds > (double)OMNIQ_DURATION_MAX_MS / 1000.0;
+  const int64_t deadline = omniq__mono_ms() + (forever ? 0 : (int64_t)(wait_seconds * 1000));
   int64_t poll = POLL_MIN_MS;
   for (int first = 1;; first = 0) {
-    uint64_t gen = omniq__notify_gen(OMNIQ__EV_RESULT);
+    uint64_t gen = omniq__wake_gen(oq, OMNIQ__EV_RESULT);
     rc = omniq__store_get_result(oq, id, out);
     if (rc != OMNIQ_ENOTFOUND) return rc;
     if (first && (rc = task_exists(oq, id)) != OMNIQ_OK) return rc;
@@ -168,7 +174,7 @@ int omniq_get_result(omniq_t *oq, const char *id, double wait_seconds, omniq_res
     if (!forever && left <= 0)
       return omniq__err(oq->id, OMNIQ_ETIMEDOUT, "no result for task %s within %.3f s", id,
                         wait_seconds);
-    omniq__notify_wait(OMNIQ__EV_RESULT, gen, forever || left > poll ? poll : left);
+    omniq__wake_wait(oq, OMNIQ__EV_RESULT, gen, forever || left > poll ? poll : left);
     if (poll < POLL_MAX_MS) poll *= 2;
   }
 }

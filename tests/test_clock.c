@@ -108,6 +108,19 @@ static void test_iso8601_parse_rejects_junk(void **state) {
   assert_int_equal(omniq__iso8601_parse(NULL, &ms), OMNIQ_EINVAL);
 }
 
+/* Found by fuzz/records.c: a leap second in the very last minute parsed to
+ * an instant of the year 10000, which formats to text that does not parse. */
+static void test_iso8601_parse_refuses_a_leap_second_past_the_last_instant(void **state) {
+  int64_t ms = -1;
+  (void)state;
+  assert_int_equal(omniq__iso8601_parse("9999-12-31T23:59:60.999Z", &ms), OMNIQ_EINVAL);
+  assert_int_equal(omniq__iso8601_parse("9999-12-31T23:59:60Z", &ms), OMNIQ_EINVAL);
+  assert_int_equal(ms, -1);
+  assert_int_equal(omniq__iso8601_parse("9999-12-31T23:59:59.999Z", &ms), OMNIQ_OK);
+  assert_int_equal(ms, OMNIQ_TIME_MAX_MS);
+  assert_int_equal(omniq__iso8601_parse("2016-12-31T23:59:60Z", &ms), OMNIQ_OK); /* a real one */
+}
+
 static void test_now_uses_the_injected_clock(void **state) {
   th_clock_t clock;
   omniq_settings_t s;
@@ -147,6 +160,7 @@ int main(void) {
       cmocka_unit_test(test_iso8601_round_trips_every_day_of_four_centuries),
       cmocka_unit_test(test_iso8601_parse_accepts_seconds_without_fraction),
       cmocka_unit_test(test_iso8601_parse_rejects_junk),
+      cmocka_unit_test(test_iso8601_parse_refuses_a_leap_second_past_the_last_instant),
       cmocka_unit_test(test_now_uses_the_injected_clock),
       cmocka_unit_test(test_monotonic_deadline_lies_ahead),
   };

@@ -101,6 +101,34 @@ static void test_invalid_utf8_is_refused(void **state) {
   assert_int_equal(json(OMNIQ__JSON_ARGS, "[\"caf\xe9\"]"), OMNIQ_ESERIALIZE);
 }
 
+static void test_escaped_nul_is_accepted_in_values_and_keys(void **state) {
+  (void)state;
+  assert_int_equal(json(OMNIQ__JSON_ARGS, "[\"nul:\\u0000:end\"]"), OMNIQ_OK);
+  assert_int_equal(json(OMNIQ__JSON_VALUE, "\"\\u0000\""), OMNIQ_OK);
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"k\\u0000ey\": \"v\\u0000\"}"), OMNIQ_OK);
+  assert_int_equal(json(OMNIQ__JSON_ARGS, "[{\"\\u0000\": [{\"a\\u0000\": 1}]}]"), OMNIQ_OK);
+  /* Keys that differ only around the NUL are different keys. */
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"a\\u0000\": 1, \"a\\u0001\\u0002\": 2}"),
+                   OMNIQ_OK);
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"a\\u0000\": 1, \"a\\u0001\": 2}"), OMNIQ_OK);
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"\\u0000\": 1, \"\\u0000\\u0000\": 2}"), OMNIQ_OK);
+  /* An escaped backslash before "u0000" is no NUL escape. */
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"\\\\u0000\": 1, \"\\u0000\": 2}"), OMNIQ_OK);
+}
+
+static void test_keys_with_nul_are_still_checked_for_duplicates_and_errors(void **state) {
+  (void)state;
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"a\\u0000b\": 1, \"a\\u0000b\": 2}"),
+                   OMNIQ_ESERIALIZE);
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"\\u0000\": 1, \"\\u0000\": 2}"), OMNIQ_ESERIALIZE);
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"a\\u0000\": 1,}"), OMNIQ_ESERIALIZE);
+  assert_err_contains("kwargs: invalid JSON");
+  assert_int_equal(json(OMNIQ__JSON_ARGS, "{\"a\\u0000\": 1}"), OMNIQ_ESERIALIZE);
+  assert_string_equal(err, "args: must be a JSON array, got object");
+  assert_int_equal(json(OMNIQ__JSON_ARGS, "[\"\\u0000\" 1]"), OMNIQ_ESERIALIZE);
+  assert_int_equal(json(OMNIQ__JSON_ARGS, "[\"\\uD800\\u0000\"]"), OMNIQ_ESERIALIZE);
+}
+
 static void test_null_text_is_invalid_argument_in_both_modes(void **state) {
   (void)state;
   assert_int_equal(json(OMNIQ__JSON_ARGS, NULL), OMNIQ_EINVAL);
@@ -144,6 +172,8 @@ int main(void) {
       cmocka_unit_test(test_empty_and_blank_text_are_refused),
       cmocka_unit_test(test_duplicate_keys_are_refused),
       cmocka_unit_test(test_invalid_utf8_is_refused),
+      cmocka_unit_test(test_escaped_nul_is_accepted_in_values_and_keys),
+      cmocka_unit_test(test_keys_with_nul_are_still_checked_for_duplicates_and_errors),
       cmocka_unit_test(test_null_text_is_invalid_argument_in_both_modes),
       cmocka_unit_test(test_raw_mode_accepts_any_text_unchecked),
       cmocka_unit_test(test_unknown_serializer_is_invalid_argument),

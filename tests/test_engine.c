@@ -28,15 +28,7 @@ static void enqueue(fx_t *fx, int max_retries, int64_t interval_ms, char id[OMNI
 }
 
 /* Claims at most one task; returns it or NULL. */
-static omniq_task_t *claim_one(fx_t *fx) {
-  omniq_task_t **tasks = NULL;
-  size_t n = 0;
-  th_ok(fx->oq, omniq__engine_claim(fx->oq, NULL, 0, 1, &tasks, &n));
-  omniq_task_t *t = n == 1 ? tasks[0] : NULL;
-  if (n == 1) tasks[0] = NULL;
-  omniq__tasks_free(tasks, n);
-  return t;
-}
+static omniq_task_t *claim_one(fx_t *fx) { return th_claim_one(fx->oq); }
 
 static int fail_run(fx_t *fx, const omniq_task_t *t, int retryable) {
   omniq__run_report_t run = {.kind = OMNIQ__RUN_HANDLER_FAILED, .error_type = "ValueError",

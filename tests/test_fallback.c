@@ -54,6 +54,11 @@ static void test_registered_name_wins_over_the_fallback(void **state) {
 static void test_fallback_is_never_asked_about_a_library_func(void **state) {
   fx_t *fx = *state;
   atomic_int calls = 0;
+  /* The test library is allowed, as a program with library handlers must. */
+  omniq_close(fx->oq);
+  snprintf(fx->settings.handler_path, sizeof fx->settings.handler_path, "%s",
+           OMNIQ_TEST_HANDLERS_LIB);
+  th_ok(NULL, omniq_open(&fx->oq, &fx->settings));
   th_ok(fx->oq, omniq_register_fallback(fx->oq, echo_func, &calls));
 
   /* A library that does not load fails as it would without a fallback. */

@@ -12,7 +12,9 @@
  * assertions: a failed one would unwind into the parent's copy of the test
  * runner. */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "support/helpers.h"
+#include "support/gate.h"
 #include "base/alloc.h"
 #include "base/records.h"
 #include "core/engine.h"
@@ -426,6 +429,105 @@ static void test_out_of_memory_in_a_worker_run_loses_no_task(void **state) {
   assert_int_equal(c[OMNIQ_PENDING] + c[OMNIQ_RUNNING] + c[OMNIQ_FAILED], 0);
 }
 
+/* ---- a store that refuses outcomes ---------------------------------------------- */
+
+/* The backend under test behind a table whose finish fails on demand, as
+ * a store with a damaged page did: claims and extensions go through, every
+ * outcome is refused. */
+static const omniq_storage_ops_t *inner;
+static omniq_storage_ops_t refusing_ops;
+static atomic_int refuse_finish;
+static atomic_int report_failed_lines;
+
+static int refusing_finish(void *b, const omniq_decision_t *d, char *err, size_t errlen) {
+  if (!atomic_load(&refuse_finish)) return inner->finish(b, d, err, errlen);
+  snprintf(err, errlen, "test store: writes refused on demand");
+  return OMNIQ_EIO;
+}
+
+static void count_report_failed(void *userdata, int level, const char *line) {
+  (void)userdata;
+  if (level == OMNIQ_LOG_ERROR && strstr(line, "task.report_failed") != NULL &&
+      strstr(line, "RUNNING until its lease expires") != NULL)
+    atomic_fetch_add(&report_failed_lines, 1);
+}
+
+/* Reopens fx on the refusing table over the backend under test. */
+static void use_refusing_store(fx_t *fx) {
+  if (inner == NULL) {
+    inner = omniq_storage_find(backend);
+    refusing_ops = *inner;
+    refusing_ops.name = "refusing";
+    refusing_ops.finish = refusing_finish;
+    th_ok(NULL, omniq_storage_register(&refusing_ops));
+  }
+  atomic_store(&refuse_finish, 0);
+  atomic_store(&report_failed_lines, 0);
+  snprintf(fx->settings.backend, sizeof fx->settings.backend, "refusing");
+  fx->settings.log_fn = count_report_failed;
+  reopen(fx);
+}
+
+/* Moves the store's clock past its own deadline, then waits to be
+ * cancelled: the keeper reports the timeout. */
+static int overrun(omniq_job_t *job, void *userdata) {
+  fx_t *fx = userdata;
+  th_clock_advance(&fx->clock, 2000);
+  for (int64_t end = th_mono_ms() + TH_WAIT_MS; !omniq_job_cancelled(job) && th_mono_ms() < end;)
+    sched_yield();
+  return OMNIQ_OK;
+}
+
+static void assert_counts(fx_t *fx, int64_t pending, int64_t running, int64_t success) {
+  int64_t c[OMNIQ_STATUS_COUNT];
+  th_ok(fx->oq, omniq_count_by_status(fx->oq, c));
+  assert_int_equal(c[OMNIQ_PENDING], pending);
+  assert_int_equal(c[OMNIQ_RUNNING], running);
+  assert_int_equal(c[OMNIQ_SUCCESS], success);
+}
+
+/* Without the check, omniq_worker_process returned OMNIQ_OK and counted
+ * every run done while every outcome was lost. */
+static void refused_outcomes_are_not_done(fx_t *fx, const char *func, int64_t timeout_ms) {
+  omniq_enqueue_opts_t o;
+  long done = -1;
+  omniq_enqueue_opts_init(&o);
+  o.timeout_ms = timeout_ms;
+  o.max_retries = 5;
+  for (int i = 0; i < 5; i++) th_ok(fx->oq, omniq_enqueue(fx->oq, func, "[1]", NULL, &o, NULL));
+
+  atomic_store(&refuse_finish, 1);
+  assert_int_equal(process(fx, 0, &done), OMNIQ_EIO);
+  assert_int_equal(done, 0);
+  assert_non_null(strstr(omniq_errmsg(fx->oq), "refused their outcome"));
+  assert_non_null(strstr(omniq_errmsg(fx->oq), "writes refused on demand"));
+  assert_int_equal(atomic_load(&report_failed_lines), 1);
+  assert_counts(fx, 4, 1, 0); /* the drain stopped at the first refusal */
+
+  /* The store takes writes again: past the lease, the stranded run comes
+   * back and everything finishes. */
+  atomic_store(&refuse_finish, 0);
+  th_clock_advance(&fx->clock, fx->settings.lease_ms + 1);
+  th_ok(fx->oq, omniq_register(fx->oq, func, work, NULL));
+  th_ok(fx->oq, process(fx, 0, &done));
+  assert_int_equal(done, 5);
+  assert_counts(fx, 0, 0, 5);
+}
+
+static void test_run_whose_outcome_the_store_refuses_is_not_done(void **state) {
+  fx_t *fx = *state;
+  use_refusing_store(fx);
+  th_ok(fx->oq, omniq_register(fx->oq, "work", work, NULL));
+  refused_outcomes_are_not_done(fx, "work", -1);
+}
+
+static void test_timeout_whose_report_the_store_refuses_is_not_done(void **state) {
+  fx_t *fx = *state;
+  use_refusing_store(fx);
+  th_ok(fx->oq, omniq_register(fx->oq, "overrun", overrun, fx));
+  refused_outcomes_are_not_done(fx, "overrun", 1000);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) backend = argv[1];
   const struct CMUnitTest tests[] = {
@@ -434,6 +536,8 @@ int main(int argc, char **argv) {
       T(test_locked_database_gives_busy_and_loses_nothing),
       T(test_out_of_memory_in_claim_or_finish_changes_nothing),
       T(test_out_of_memory_in_a_worker_run_loses_no_task),
+      T(test_run_whose_outcome_the_store_refuses_is_not_done),
+      T(test_timeout_whose_report_the_store_refuses_is_not_done),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -254,10 +254,13 @@ static void test_task_lock_dies_with_a_killed_claimer(void **state) {
     if (th_be_open(f) != OMNIQ_OK) _exit(2);
     omniq__fs_t *fs = f->b;
     omniq__pending_t p;
-    if (!omniq__fidx_find(fs->idx, id, 1, &p) || omniq__flock_take(&fs->locks, id, e, sizeof e) != 0)
+    int qfd;
+    if (omniq__fidx_find(fs->idx, id, 1, &p) != 1 ||
+        omniq__flock_take(&fs->locks, id, e, sizeof e) != 0 ||
+        omniq__fidx_open_dir(fs->idx, p.qdir, &qfd, e, sizeof e) != OMNIQ_OK)
       _exit(2);
     omniq__fname_id(id, idname);
-    if (renameat(p.dirfd, p.name, fs->running_fd, idname) != 0) _exit(2);
+    if (renameat(qfd, p.name, fs->running_fd, idname) != 0) _exit(2);
     if (write(report[1], "L", 1) != 1) _exit(2);
     block_forever(hold[0]);
   }

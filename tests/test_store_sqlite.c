@@ -263,6 +263,99 @@ static void test_database_of_another_program_is_refused(void **state) {
   free(p);
 }
 
+/* The whole file, malloc'd; *len its size. */
+static unsigned char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  unsigned char *buf = NULL;
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  *len = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  buf = malloc(*len + 1);
+  assert_int_equal(fread(buf, 1, *len, f), *len);
+  fclose(f);
+  return buf;
+}
+
+static char *journal_mode(const char *path) {
+  sqlite3 *db = raw_open(path);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  char *mode = strdup((const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  return mode;
+}
+
+/* Builds a database with sql in a fresh file (rollback journal, the
+ * default), opens it through the backend, and checks it is refused with
+ * OMNIQ_ECORRUPT and left exactly as it was: same bytes, no WAL files, the
+ * journal mode it had. */
+static void assert_refused_untouched(const char *sql, const char *why) {
+  fx_t *fx = th_be_unopened("sqlite", 1);
+  char *p = db_path(fx), *wal = NULL, *shm = NULL;
+  sqlite3 *db = raw_open(p);
+  raw_exec(db, sql);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  size_t n0, n1;
+  unsigned char *before = slurp(p, &n0);
+
+  int rc = open_be(fx);
+  if (rc != OMNIQ_ECORRUPT) fail_msg("%s: %s: %s", sql, omniq_err_name(rc), fx->err);
+  if (strstr(fx->err, why) == NULL) fail_msg("%s: \"%s\" not in \"%s\"", sql, why, fx->err);
+  assert_null(fx->b);
+
+  unsigned char *after = slurp(p, &n1);
+  assert_int_equal(n1, n0);
+  assert_memory_equal(after, before, n0);
+  assert_true(asprintf(&wal, "%s-wal", p) > 0 && asprintf(&shm, "%s-shm", p) > 0);
+  assert_false(exists(wal));
+  assert_false(exists(shm));
+  char *mode = journal_mode(p);
+  assert_string_equal(mode, "delete");
+  free(mode);
+  free(before);
+  free(after);
+  free(wal);
+  free(shm);
+  free(p);
+  th_be_free(fx);
+}
+
+static void test_foreign_database_is_refused_before_anything_changes(void **state) {
+  (void)state;
+  assert_refused_untouched("CREATE TABLE tasks (x); INSERT INTO tasks VALUES (1)",
+                           "tables named tasks or results");
+  assert_refused_untouched("CREATE TABLE results (y)", "tables named tasks or results");
+  assert_refused_untouched("CREATE VIEW tasks AS SELECT 1", "tables named tasks or results");
+  assert_refused_untouched("PRAGMA user_version = 1", "user_version 1 without");
+  assert_refused_untouched("PRAGMA user_version = 1; CREATE TABLE notes (n)",
+                           "user_version 1 without");
+  assert_refused_untouched("PRAGMA application_id = 1234; CREATE TABLE mine (x)",
+                           "application_id 1234");
+  assert_refused_untouched("PRAGMA application_id = 1332571729; PRAGMA user_version = 1",
+                           "without its tasks and results tables");
+}
+
+/* A row written by something else, with a raw NUL byte in its args: C
+ * would read it cut short, so it is refused as corrupt. */
+static void test_row_with_a_raw_nul_byte_is_corrupt_not_cut_short(void **state) {
+  fx_t *fx = *state;
+  omniq_task_t *t = mk_task(0), *got = NULL;
+  OK(fx, open_be(fx));
+  OK(fx, ops->enqueue(fx->b, &t, 1, fx->err, ERRLEN));
+  char *p = db_path(fx);
+  sqlite3 *db = raw_open(p);
+  raw_exec(db, "UPDATE tasks SET args = CAST(X'5B2261002262225D' AS TEXT)"); /* ["a\0"b"] */
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  assert_int_equal(ops->get_task(fx->b, t->id, &got, fx->err, ERRLEN), OMNIQ_ECORRUPT);
+  assert_null(got);
+  assert_non_null(strstr(fx->err, t->id));
+  omniq_task_free(t);
+  free(p);
+}
+
 /* ---- schema -------------------------------------------------------------- */
 
 static void test_new_database_gets_current_schema_in_wal_mode(void **state) {
@@ -623,6 +716,8 @@ int main(void) {
       T(test_unopenable_path_names_the_path),
       T(test_newer_schema_version_is_refused_and_untouched),
       T(test_database_of_another_program_is_refused),
+      T(test_foreign_database_is_refused_before_anything_changes),
+      T(test_row_with_a_raw_nul_byte_is_corrupt_not_cut_short),
       T(test_new_database_gets_current_schema_in_wal_mode),
       T(test_existing_empty_database_is_migrated_keeping_other_tables),
       T(test_claim_walks_the_partial_index_without_sorting),

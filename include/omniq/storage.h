@@ -30,6 +30,10 @@
  *      totals, and end a unique key's hold; enqueue honours unique keys.
  *      ABI 2 tables are still accepted: the library answers OMNIQ_ENOTSUP
  *      for what they lack and never hands them a unique or cron task.
+ *   4  wake-ups across processes: the optional operation wake_path names
+ *      the wake file the library shares with every process on the store
+ *      (docs/architecture.md, "Wake-ups"). ABI 2 and 3 tables are still
+ *      accepted; their processes learn of others' commits by polling.
  */
 #ifndef OMNIQ_STORAGE_H
 #define OMNIQ_STORAGE_H
@@ -40,7 +44,7 @@
 extern "C" {
 #endif
 
-#define OMNIQ_STORAGE_ABI 3
+#define OMNIQ_STORAGE_ABI 4
 
 /* The six fields of a TaskError. All strings are owned by the record. */
 struct omniq_task_error {
@@ -266,6 +270,15 @@ typedef struct omniq_storage_ops {
    * 1; else *won = 0. Atomic across processes. */
   int (*claim_chore)(void *backend, const char *chore, int64_t now_ms, int64_t next_ms, int *won,
                      char *err, size_t errlen);
+
+  /* ---- ABI 4 ------------------------------------------------------------ */
+
+  /* Optional (NULL = none). Writes to path (len bytes) the file the library
+   * maps to wake processes sharing this store (created beside the store if
+   * missing; the backend itself never touches it) and returns OMNIQ_OK, or
+   * returns OMNIQ_ENOTSUP when the store cannot be shared between
+   * processes, or wakes them itself (PostgreSQL's LISTEN/NOTIFY). */
+  int (*wake_path)(void *backend, char *path, size_t len);
 } omniq_storage_ops_t;
 
 /* Registers a backend under ops->name (the table is borrowed for the life of

@@ -18,18 +18,18 @@ from ._dispatch import is_cancelled
 from ._lib import path as library_path
 from .config import BackendType, Settings
 from .core import AsyncOmniQ, OmniQ
-from .errors import (ClosedError, ConfigError, InvalidArgumentError, InvalidTransitionError,
-                     NonRetryableError, OmniQError, RetryableError, SerializationError,
-                     StorageError, TaskNotFoundError)
-from .models import Task, TaskError, TaskResult, TaskStatus
+from .errors import (ClosedError, ConfigError, DuplicateTaskError, InvalidArgumentError,
+                     InvalidTransitionError, NonRetryableError, NotSupportedError, OmniQError,
+                     RetryableError, SerializationError, StorageError, TaskNotFoundError)
+from .models import QueueStats, Task, TaskError, TaskPage, TaskResult, TaskStatus
 from .worker import AsyncWorkerPool, WorkerPool
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncOmniQ", "AsyncWorkerPool", "BackendType", "ClosedError", "ConfigError",
-    "InvalidArgumentError", "InvalidTransitionError", "NonRetryableError", "OmniQ",
-    "OmniQError", "RetryableError", "SerializationError", "Settings", "StorageError", "Task",
-    "TaskError", "TaskNotFoundError", "TaskResult", "TaskStatus", "WorkerPool", "is_cancelled",
-    "library_path",
+    "DuplicateTaskError", "InvalidArgumentError", "InvalidTransitionError", "NonRetryableError",
+    "NotSupportedError", "OmniQ", "OmniQError", "QueueStats", "RetryableError",
+    "SerializationError", "Settings", "StorageError", "Task", "TaskError", "TaskNotFoundError",
+    "TaskPage", "TaskResult", "TaskStatus", "WorkerPool", "is_cancelled", "library_path",
 ]

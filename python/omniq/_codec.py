@@ -18,6 +18,13 @@ def dumps_call(name, args, kwargs):
             _json.dumps(kwargs, "keyword arguments", name) if kwargs else b"{}")
 
 
+def task_id(value):
+    """A task id as the library takes it."""
+    if not isinstance(value, str):
+        raise TypeError("a task id is a str, not %r" % (value,))
+    return value.encode()
+
+
 # ---- callables and their names ---------------------------------------------
 
 _names = {}
@@ -107,14 +114,17 @@ def resolve(name, allowed=None):
 
 def eta_ms(eta):
     """An aware datetime as ms since the epoch; None is 0 (due now)."""
-    if eta is None:
-        return 0
-    if not isinstance(eta, datetime.datetime):
-        raise TypeError("eta must be a datetime, not %r" % (eta,))
-    if eta.tzinfo is None or eta.utcoffset() is None:
-        raise ValueError("eta must be timezone-aware (e.g. datetime.now(timezone.utc) + "
-                         "timedelta(minutes=5)); a naive datetime %s is ambiguous" % eta)
-    return to_ms(eta)
+    return 0 if eta is None else time_ms("eta", eta)
+
+
+def time_ms(name, when):
+    """An aware datetime (the argument `name`) as ms since the epoch."""
+    if not isinstance(when, datetime.datetime):
+        raise TypeError("%s must be a datetime, not %r" % (name, when))
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("%s must be timezone-aware (e.g. datetime.now(timezone.utc) + "
+                         "timedelta(minutes=5)); a naive datetime %s is ambiguous" % (name, when))
+    return to_ms(when)
 
 
 def duration_ms(name, value):

@@ -29,6 +29,7 @@ ID_SIZE = 37  # OMNIQ_ID_SIZE
 MAX_QUEUES = 16  # OMNIQ_MAX_QUEUES
 NAME_MAX = 64  # OMNIQ_NAME_MAX
 PATH_MAX = 1024  # OMNIQ_PATH_MAX
+HANDLER_PATH_MAX = 4096  # OMNIQ_HANDLER_PATH_MAX
 STATUS_COUNT = 5  # OMNIQ_STATUS_COUNT
 _RESERVED = 1024
 
@@ -39,6 +40,10 @@ ENOTFOUND = -3
 ETIMEDOUT = -4
 EHANDLER = -13
 EFAILED = -15
+EEXISTS = -16
+
+LIST_MAX_LIMIT = 1000  # OMNIQ_LIST_MAX_LIMIT
+RUNS_KINDS = 4  # OMNIQ_RUNS_KINDS: succeeded, failed, retried, lost
 
 ISOLATION_THREAD = 0
 SERIALIZERS = {"json": 0, "raw": 1}
@@ -78,6 +83,10 @@ class SettingsStruct(ctypes.Structure):
         ("clock_userdata", c_void_p),
         ("task_ttl_ms", c_int64),
         ("crash_budget", c_int),
+        ("db_schema", ctypes.c_char * NAME_MAX),
+        # Libraries a worker may load for lib.so:symbol; Settings leaves it
+        # empty: a Python worker runs registered and fallback handlers.
+        ("handler_path", ctypes.c_char * HANDLER_PATH_MAX),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 
@@ -124,6 +133,25 @@ class WorkerOpts(ctypes.Structure):
         ("memory_limit_bytes", c_int64),
         ("cpu_limit_ms", c_int64),
         ("files_limit", c_int),
+        ("handler_path", c_char_p),
+        ("_reserved", ctypes.c_char * _RESERVED),
+    ]
+
+
+class ListOpts(ctypes.Structure):
+    """omniq_list_opts_t."""
+
+    _fields_ = [
+        ("statuses", ctypes.c_uint),
+        ("queue", c_char_p),
+        ("func", c_char_p),
+        ("created_from_ms", c_int64),
+        ("created_to_ms", c_int64),
+        ("finished_from_ms", c_int64),
+        ("finished_to_ms", c_int64),
+        ("limit", ctypes.c_size_t),
+        ("cursor", c_char_p),
+        ("newest_first", c_int),
         ("_reserved", ctypes.c_char * _RESERVED),
     ]
 
@@ -174,7 +202,39 @@ _PROTOTYPES = {
     "omniq_task_timeout": (c_int64, [c_void_p]),
     "omniq_task_created_at": (c_int64, [c_void_p]),
     "omniq_task_last_error": (c_void_p, [c_void_p]),
+    "omniq_task_started_at": (c_int64, [c_void_p]),
+    "omniq_task_finished_at": (c_int64, [c_void_p]),
+    "omniq_task_unique_key": (c_char_p, [c_void_p]),
+    "omniq_task_cron": (c_char_p, [c_void_p]),
+    "omniq_task_crashes": (c_int, [c_void_p]),
+    "omniq_list_opts_init": (None, [ctypes.POINTER(ListOpts)]),
+    "omniq_list_tasks": (c_int, [c_void_p, ctypes.POINTER(ListOpts), ctypes.POINTER(c_void_p)]),
+    "omniq_task_list_count": (ctypes.c_size_t, [c_void_p]),
+    "omniq_task_list_at": (c_void_p, [c_void_p, ctypes.c_size_t]),
+    "omniq_task_list_next_cursor": (c_char_p, [c_void_p]),
+    "omniq_task_list_free": (None, [c_void_p]),
     "omniq_cancel": (c_int, [c_void_p, c_char_p]),
+    "omniq_retry": (c_int, [c_void_p, c_char_p, c_int64]),
+    "omniq_retry_many": (c_int, [c_void_p, ctypes.POINTER(ListOpts), c_int64,
+                                 ctypes.POINTER(c_int64)]),
+    "omniq_delete": (c_int, [c_void_p, c_char_p]),
+    "omniq_purge_expired": (c_int, [c_void_p, ctypes.POINTER(c_int64)]),
+    "omniq_queue_pause": (c_int, [c_void_p, c_char_p]),
+    "omniq_queue_resume": (c_int, [c_void_p, c_char_p]),
+    "omniq_queue_set_rate": (c_int, [c_void_p, c_char_p, c_int64, c_int64]),
+    "omniq_queue_info": (c_int, [c_void_p, c_char_p, ctypes.POINTER(c_void_p)]),
+    "omniq_queue_info_free": (None, [c_void_p]),
+    "omniq_queue_info_name": (c_char_p, [c_void_p]),
+    "omniq_queue_info_paused": (c_int, [c_void_p]),
+    "omniq_queue_info_count": (c_int64, [c_void_p, c_int]),
+    "omniq_queue_info_oldest_due_ms": (c_int64, [c_void_p]),
+    "omniq_queue_info_rate_limit": (c_int64, [c_void_p]),
+    "omniq_queue_info_rate_period_ms": (c_int64, [c_void_p]),
+    "omniq_queue_info_runs": (c_int64, [c_void_p, c_int]),
+    "omniq_stats": (c_int, [c_void_p, ctypes.POINTER(c_void_p)]),
+    "omniq_stats_count": (ctypes.c_size_t, [c_void_p]),
+    "omniq_stats_queue": (c_void_p, [c_void_p, ctypes.c_size_t]),
+    "omniq_stats_free": (None, [c_void_p]),
     "omniq_purge_results": (c_int, [c_void_p, c_int64, ctypes.POINTER(c_int64)]),
     "omniq_purge_expired_results": (c_int, [c_void_p, ctypes.POINTER(c_int64)]),
     "omniq_count_by_status": (c_int, [c_void_p, c_int64 * STATUS_COUNT]),
@@ -267,6 +327,12 @@ def check(rc, oq, what=None):
 def new_enqueue_opts():
     opts = EnqueueOpts()
     lib.omniq_enqueue_opts_init(ctypes.byref(opts))
+    return opts
+
+
+def new_list_opts():
+    opts = ListOpts()
+    lib.omniq_list_opts_init(ctypes.byref(opts))
     return opts
 
 

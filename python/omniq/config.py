@@ -55,7 +55,7 @@ class Settings:
 
     _FIELDS = ("backend", "db_url", "base_dir", "default_timeout", "default_max_retries",
                "lease", "result_ttl", "serializer", "log_level", "log_format", "retry_base",
-               "retry_cap", "fsync", "clock")
+               "retry_cap", "fsync", "task_ttl", "crash_budget", "clock")
 
     def __init__(self, **fields):
         unknown = set(fields) - set(self._FIELDS)
@@ -88,12 +88,13 @@ class Settings:
         self.log_format = _choice("log_format", self.log_format, list(_lib.LOG_FORMATS))
         if self.default_timeout is None:
             self.default_timeout = 0
-        for name in ("default_timeout", "lease", "result_ttl", "retry_base", "retry_cap"):
+        for name in ("default_timeout", "lease", "result_ttl", "retry_base", "retry_cap",
+                     "task_ttl"):
             _ms(name, getattr(self, name))
-        if (isinstance(self.default_max_retries, bool) or not isinstance(self.default_max_retries, int)
-                or self.default_max_retries < 0):
-            raise ConfigError("Settings.default_max_retries must be an int >= 0 (got %r)"
-                              % (self.default_max_retries,))
+        for name in ("default_max_retries", "crash_budget"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError("Settings.%s must be an int >= 0 (got %r)" % (name, value))
         self.base_dir = os.fspath(self.base_dir)
         if self.db_url is not None:
             self.db_url = os.fspath(self.db_url)
@@ -131,6 +132,8 @@ class Settings:
         s.log_level = _lib.LOG_LEVELS[self.log_level]
         s.log_format = _lib.LOG_FORMATS[self.log_format]
         s.fsync = int(self.fsync)
+        s.task_ttl_ms = _ms("task_ttl", self.task_ttl)
+        s.crash_budget = self.crash_budget
         keep = None
         if self.clock is not None:
             keep = _lib.CLOCK_FN(_clock_trampoline(self.clock))
@@ -171,5 +174,7 @@ def _from_struct(s):
     settings.retry_base = seconds(s.retry_base_ms)
     settings.retry_cap = seconds(s.retry_cap_ms)
     settings.fsync = bool(s.fsync)
+    settings.task_ttl = seconds(s.task_ttl_ms)
+    settings.crash_budget = s.crash_budget
     settings.clock = None
     return settings

@@ -21,14 +21,16 @@ import atexit
 import concurrent.futures
 import ctypes
 import datetime
+import functools
 import threading
 import time
 import weakref
 
 from . import _codec, _lib
 from ._dispatch import Dispatcher
+from ._manage import Operations
 from .config import Settings
-from .errors import ClosedError, InvalidArgumentError
+from .errors import ClosedError, DuplicateTaskError, InvalidArgumentError
 from .models import _STATUSES, Task, TaskResult
 from .worker import AsyncWorkerPool, WorkerPool
 
@@ -63,12 +65,6 @@ class _Use:
                 q._cond.notify_all()
 
 
-def _task_id(task_id):
-    if not isinstance(task_id, str):
-        raise TypeError("a task id is a str, not %r" % (task_id,))
-    return task_id.encode()
-
-
 def _max_retries(value):
     if value is None:
         return -1
@@ -77,8 +73,17 @@ def _max_retries(value):
     return value
 
 
-class OmniQ:
-    """The queue: enqueue, results, tasks, control, and worker pools."""
+def _optional_bytes(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("%s must be a str, not %r" % (name, value))
+    return value.encode()
+
+
+class OmniQ(Operations):
+    """The queue: enqueue, results, tasks, control, and worker pools; the
+    operations on tasks and queues come from Operations (_manage.py)."""
 
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else Settings.from_env()
@@ -100,7 +105,8 @@ class OmniQ:
     # ---- enqueue -------------------------------------------------------------
 
     @staticmethod
-    def _opts(eta, interval, max_retries, timeout):
+    def _opts(eta, interval, max_retries, timeout, queue, priority, unique_key=None,
+              unique_for=None, cron=None):
         opts = _lib.new_enqueue_opts()
         opts.eta_ms = _codec.eta_ms(eta)
         if interval is not None:
@@ -108,9 +114,21 @@ class OmniQ:
         opts.max_retries = _max_retries(max_retries)
         if timeout is not None:
             opts.timeout_ms = _codec.duration_ms("timeout", timeout)
+        opts.queue = _optional_bytes("queue", queue)
+        if priority is not None:
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise TypeError("priority must be an int, not %r" % (priority,))
+            opts.priority = priority
+        opts.unique_key = _optional_bytes("unique_key", unique_key)
+        if unique_for is not None:
+            if unique_key is None:
+                raise ValueError("unique_for is how long a unique_key stays held: give one")
+            opts.unique_for_ms = _codec.duration_ms("unique_for", unique_for)
+        opts.cron = _optional_bytes("cron", cron)
         return opts
 
     def enqueue(self, func, *args, eta=None, interval=None, max_retries=None, timeout=None,
+                queue=None, priority=None, unique_key=None, unique_for=None, cron=None,
                 **kwargs):
         """Stores a call of func(*args, **kwargs) and returns its task id.
 
@@ -118,24 +136,35 @@ class OmniQ:
         aware datetime (default now). interval: seconds or a timedelta; the
         task re-runs this long after each run until cancelled. max_retries:
         total runs allowed (default from settings). timeout: seconds or a
-        timedelta per run (None = settings default, 0 = none). Arguments
-        JSON cannot carry raise SerializationError; nothing is stored."""
+        timedelta per run (None = settings default, 0 = none). queue: its
+        name (None = "default"); priority: higher runs first (default 0).
+        unique_key: while a task of the queue holds this key (PENDING,
+        RUNNING, and unique_for seconds or timedelta after it finished),
+        enqueueing it again raises DuplicateTaskError, whose task_id is the
+        holder's. cron: a five-field cron expression in UTC; the task runs
+        at each match until cancelled (not with interval). Arguments JSON
+        cannot carry raise SerializationError; nothing is stored."""
         name = _codec.func_name(func)
         args_json, kwargs_json = _codec.dumps_call(name, args, kwargs)
-        opts = self._opts(eta, interval, max_retries, timeout)
+        opts = self._opts(eta, interval, max_retries, timeout, queue, priority, unique_key,
+                          unique_for, cron)
         out = ctypes.create_string_buffer(_lib.ID_SIZE)
         with _Use(self) as oq:
             rc = lib.omniq_enqueue(oq, name.encode(), args_json, kwargs_json, ctypes.byref(opts),
                                    out)
             if rc != _lib.OK:
-                raise _lib.error(rc, oq, "enqueue " + name)
+                exc = _lib.error(rc, oq, "enqueue " + name)
+                if isinstance(exc, DuplicateTaskError):
+                    exc.task_id = out.value.decode() or None
+                raise exc
         return out.value.decode()
 
-    def enqueue_many(self, calls, *, eta=None, interval=None, max_retries=None, timeout=None):
+    def enqueue_many(self, calls, *, eta=None, interval=None, max_retries=None, timeout=None,
+                     queue=None, priority=None):
         """Stores many calls in one transaction, all or none, and returns
         their ids in order. calls: (func, args) or (func, args, kwargs)
-        tuples; the options apply to each."""
-        opts = self._opts(eta, interval, max_retries, timeout)
+        tuples; the options (as enqueue's) apply to each."""
+        opts = self._opts(eta, interval, max_retries, timeout, queue, priority)
         keep = []
         for call in calls:
             func, args, kwargs = (tuple(call) + ({},))[:3]
@@ -164,7 +193,7 @@ class OmniQ:
         return self._get_result(task_id, wait, timeout, None)
 
     def _get_result(self, task_id, wait, timeout, cancelled):
-        tid = _task_id(task_id)
+        tid = _codec.task_id(task_id)
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
         out = ctypes.c_void_p()
         while True:
@@ -192,7 +221,7 @@ class OmniQ:
         """The Task, or None for an unknown id."""
         out = ctypes.c_void_p()
         with _Use(self) as oq:
-            rc = lib.omniq_get_task(oq, _task_id(task_id), ctypes.byref(out))
+            rc = lib.omniq_get_task(oq, _codec.task_id(task_id), ctypes.byref(out))
             if rc == _lib.ENOTFOUND:
                 return None
             _lib.check(rc, oq, "get_task")
@@ -200,13 +229,6 @@ class OmniQ:
             return Task._from_c(out.value)
         finally:
             lib.omniq_task_free(out.value)
-
-    def list_tasks(self, status=None, limit=25):
-        """Not available yet: listing waits for the C library's
-        omniq_list_tasks. Raises NotImplementedError."""
-        raise NotImplementedError(
-            "list_tasks needs omniq_list_tasks() from the C library, which this version of "
-            "libomniq does not have yet; read single tasks with get_task(task_id)")
 
     def count_by_status(self):
         """{TaskStatus: number of tasks in it}."""
@@ -223,7 +245,7 @@ class OmniQ:
         TaskNotFoundError for an unknown id, InvalidTransitionError for a
         finished task."""
         with _Use(self) as oq:
-            _lib.check(lib.omniq_cancel(oq, _task_id(task_id)), oq, "cancel")
+            _lib.check(lib.omniq_cancel(oq, _codec.task_id(task_id)), oq, "cancel")
 
     def purge(self, older_than=None):
         """Deletes results and returns how many. older_than: an age in
@@ -276,6 +298,10 @@ class OmniQ:
             self._pools.discard(pool)
             if not self._pools:
                 _busy.discard(self)
+
+    def _use(self):
+        """`with self._use() as oq:` around every call into the handle."""
+        return _Use(self)
 
     def _process(self, opts, limit):
         done = ctypes.c_long()
@@ -335,6 +361,14 @@ def _close_all():
         q.close()
 
 
+def _in_thread(method):
+    """An AsyncOmniQ coroutine that runs OmniQ's `method` in a thread."""
+    @functools.wraps(method)
+    async def call(self, *args, **kwargs):
+        return await asyncio.to_thread(method, self._q, *args, **kwargs)
+    return call
+
+
 class AsyncOmniQ:
     """OmniQ for asyncio programs: the same calls, awaited."""
 
@@ -349,10 +383,7 @@ class AsyncOmniQ:
     def from_env(cls):
         return cls(Settings.from_env())
 
-    async def enqueue(self, func, *args, eta=None, interval=None, max_retries=None,
-                      timeout=None, **kwargs):
-        return await asyncio.to_thread(self._q.enqueue, func, *args, eta=eta, interval=interval,
-                                       max_retries=max_retries, timeout=timeout, **kwargs)
+    enqueue = _in_thread(OmniQ.enqueue)
 
     async def enqueue_many(self, calls, **options):
         return await asyncio.to_thread(self._q.enqueue_many, list(calls), **options)
@@ -371,9 +402,6 @@ class AsyncOmniQ:
     async def get_task(self, task_id):
         return await asyncio.to_thread(self._q.get_task, task_id)
 
-    async def list_tasks(self, status=None, limit=25):
-        return self._q.list_tasks(status, limit)
-
     async def count_by_status(self):
         return await asyncio.to_thread(self._q.count_by_status)
 
@@ -382,6 +410,31 @@ class AsyncOmniQ:
 
     async def purge(self, older_than=None):
         return await asyncio.to_thread(self._q.purge, older_than)
+
+    # The operations on tasks and queues: OmniQ's, run in a thread.
+    list_tasks = _in_thread(OmniQ.list_tasks)
+    retry = _in_thread(OmniQ.retry)
+    retry_many = _in_thread(OmniQ.retry_many)
+    delete = _in_thread(OmniQ.delete)
+    delete_expired = _in_thread(OmniQ.delete_expired)
+    pause = _in_thread(OmniQ.pause)
+    resume = _in_thread(OmniQ.resume)
+    set_rate_limit = _in_thread(OmniQ.set_rate_limit)
+    queue_stats = _in_thread(OmniQ.queue_stats)
+    stats = _in_thread(OmniQ.stats)
+
+    async def iter_tasks(self, status=None, *, page_size=100, **filters):
+        """OmniQ.iter_tasks as an async iterator: `async for task in ...`;
+        each page is read in a thread."""
+        cursor = None
+        while True:
+            page = await asyncio.to_thread(self._q.list_tasks, status, page_size, cursor=cursor,
+                                           **filters)
+            for task in page:
+                yield task
+            cursor = page.next_cursor
+            if cursor is None:
+                return
 
     def worker(self, concurrency=1, poll_interval=1.0, **options):
         """An AsyncWorkerPool on this handle (not started)."""

@@ -40,6 +40,21 @@ class InvalidTransitionError(OmniQError):
     """The task's status does not allow this (cancelling a finished task)."""
 
 
+class DuplicateTaskError(OmniQError):
+    """The unique key is held by another task of the queue (enqueue, or a
+    retry of a task whose key was taken meanwhile); nothing was stored.
+    `task_id` is the id of the task that holds the key, when known."""
+
+    def __init__(self, message, code=None, code_name=None, task_id=None):
+        super().__init__(message, code, code_name)
+        self.task_id = task_id
+
+
+class NotSupportedError(OmniQError, NotImplementedError):
+    """The store's backend does not offer this operation (a backend written
+    for an older storage interface)."""
+
+
 class StorageError(OmniQError):
     """The store failed: locked past the busy timeout, corrupt, full, I/O."""
 
@@ -61,6 +76,8 @@ _BY_NAME = {
     "OMNIQ_EIO": StorageError,
     "OMNIQ_ENOSPC": StorageError,
     "OMNIQ_ECLOSED": ClosedError,
+    "OMNIQ_EEXISTS": DuplicateTaskError,
+    "OMNIQ_ENOTSUP": NotSupportedError,
 }
 
 

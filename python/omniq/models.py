@@ -132,10 +132,12 @@ class TaskResult(_Record):
 
 class Task(_Record):
     """Keys: id, func_path, args, kwargs, status, schedule ({"eta": datetime,
-    "interval": timedelta or None}), max_retries, timeout (seconds, None for
-    none),
-    attempts, created_at, error (the last run's TaskError or None), queue,
-    priority."""
+    "interval": timedelta or None, "cron": str or None}), max_retries,
+    timeout (seconds, None for none), attempts, created_at, started_at (the
+    current or last run's claim, None if never), finished_at (None unless
+    SUCCESS, FAILED or CANCELLED), error (the last run's TaskError or None),
+    queue, priority, unique_key (or None), crashes (runs since enqueue or the
+    last retry that crashed or lost their worker)."""
 
     __slots__ = ()
 
@@ -151,11 +153,68 @@ class Task(_Record):
                    status=_STATUSES[lib.omniq_task_status(t)],
                    schedule={"eta": from_ms(lib.omniq_task_eta(t)),
                              "interval": datetime.timedelta(milliseconds=interval)
-                             if interval else None},
+                             if interval else None,
+                             "cron": _lib.text(lib.omniq_task_cron(t))},
                    max_retries=lib.omniq_task_max_retries(t),
                    timeout=seconds(timeout) if timeout else None,
                    attempts=lib.omniq_task_attempts(t),
                    created_at=from_ms(lib.omniq_task_created_at(t)),
+                   started_at=from_ms(lib.omniq_task_started_at(t)),
+                   finished_at=from_ms(lib.omniq_task_finished_at(t)),
                    error=TaskError._from_c(lib.omniq_task_last_error(t)),
                    queue=_lib.text(lib.omniq_task_queue(t)),
-                   priority=lib.omniq_task_priority(t))
+                   priority=lib.omniq_task_priority(t),
+                   unique_key=_lib.text(lib.omniq_task_unique_key(t)),
+                   crashes=lib.omniq_task_crashes(t))
+
+
+class TaskPage(list):
+    """One page of list_tasks: a list of Task, and `next_cursor`, which
+    list_tasks(cursor=...) takes to read the page after it (None when this
+    page is the last)."""
+
+    def __init__(self, tasks=(), next_cursor=None):
+        super().__init__(tasks)
+        self.next_cursor = next_cursor
+
+    def __repr__(self):
+        return "TaskPage(%s, next_cursor=%r)" % (list.__repr__(self), self.next_cursor)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueStats:
+    """One queue as the store sees it when read (queue_stats, stats).
+
+    counts: {TaskStatus: tasks of the queue in it}. oldest_due: how long the
+    oldest due PENDING task has waited (timedelta(0) when none is due).
+    rate_limit: starts allowed per rate_period, or None for no limit. The
+    run totals count finished runs since the store was created, by how they
+    ended: succeeded, failed (for good), retried (failed and put back), lost
+    (the worker stopped renewing its lease); every process reads the same."""
+
+    name: str
+    paused: bool
+    counts: dict
+    oldest_due: datetime.timedelta
+    rate_limit: int = None
+    rate_period: datetime.timedelta = None
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    lost: int = 0
+
+    @classmethod
+    def _from_c(cls, info):
+        lib = _lib.lib
+        limit = lib.omniq_queue_info_rate_limit(info)
+        runs = [lib.omniq_queue_info_runs(info, k) for k in range(_lib.RUNS_KINDS)]
+        return cls(name=_lib.text(lib.omniq_queue_info_name(info)),
+                   paused=bool(lib.omniq_queue_info_paused(info)),
+                   counts={s: lib.omniq_queue_info_count(info, i)
+                           for i, s in enumerate(_STATUSES)},
+                   oldest_due=datetime.timedelta(
+                       milliseconds=lib.omniq_queue_info_oldest_due_ms(info)),
+                   rate_limit=limit or None,
+                   rate_period=datetime.timedelta(
+                       milliseconds=lib.omniq_queue_info_rate_period_ms(info)) if limit else None,
+                   succeeded=runs[0], failed=runs[1], retried=runs[2], lost=runs[3])

@@ -6,7 +6,8 @@
  *
  *   c_peer layout                   struct sizes and field offsets
  *   c_peer serve FUNC N             registers FUNC (sums its JSON arguments)
- *                                   and runs tasks until N have finished
+ *                                   and runs tasks until N have finished or
+ *                                   none is due; prints how many ran
  *   c_peer enqueue FUNC ARGS_JSON   prints the new task's id
  *   c_peer result ID                waits up to 30 s; prints STATUS VALUE
  *                                   or STATUS ERROR_TYPE
@@ -49,6 +50,8 @@ static int layout(void) {
   FIELD(omniq_settings_t, clock_userdata);
   FIELD(omniq_settings_t, task_ttl_ms);
   FIELD(omniq_settings_t, crash_budget);
+  FIELD(omniq_settings_t, db_schema);
+  FIELD(omniq_settings_t, handler_path);
   printf("\nomniq_enqueue_opts_t %zu", sizeof(omniq_enqueue_opts_t));
   FIELD(omniq_enqueue_opts_t, eta_ms);
   FIELD(omniq_enqueue_opts_t, delay_ms);
@@ -75,6 +78,18 @@ static int layout(void) {
   FIELD(omniq_worker_opts_t, memory_limit_bytes);
   FIELD(omniq_worker_opts_t, cpu_limit_ms);
   FIELD(omniq_worker_opts_t, files_limit);
+  FIELD(omniq_worker_opts_t, handler_path);
+  printf("\nomniq_list_opts_t %zu", sizeof(omniq_list_opts_t));
+  FIELD(omniq_list_opts_t, statuses);
+  FIELD(omniq_list_opts_t, queue);
+  FIELD(omniq_list_opts_t, func);
+  FIELD(omniq_list_opts_t, created_from_ms);
+  FIELD(omniq_list_opts_t, created_to_ms);
+  FIELD(omniq_list_opts_t, finished_from_ms);
+  FIELD(omniq_list_opts_t, finished_to_ms);
+  FIELD(omniq_list_opts_t, limit);
+  FIELD(omniq_list_opts_t, cursor);
+  FIELD(omniq_list_opts_t, newest_first);
   printf("\n");
   return 0;
 }

@@ -9,6 +9,7 @@ of waiting for an eta or a backoff; the few that measure real time (the
 ones the specification gives a bound for) use real_settings.
 """
 
+import datetime
 import os
 import threading
 
@@ -45,6 +46,16 @@ class ManualClock:
     def advance(self, seconds):
         with self._lock:
             self._now += seconds
+
+
+def at(seconds):
+    """An aware UTC datetime from seconds since the epoch (the clock's unit)."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+
+
+def ids(tasks):
+    """The ids of listed tasks, in order."""
+    return [t.id for t in tasks]
 
 
 @pytest.fixture

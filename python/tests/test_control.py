@@ -92,8 +92,3 @@ def test_purge_without_an_age_uses_the_result_ttl(q, clock, settings):
     assert q.purge() == 1
     assert q.get_result(task_id) is None
 
-
-def test_list_tasks_says_it_waits_for_the_c_library(q):
-    with pytest.raises(NotImplementedError) as info:
-        q.list_tasks(status=TaskStatus.PENDING, limit=10)
-    assert "omniq_list_tasks" in str(info.value)

@@ -48,8 +48,34 @@ def test_c_reads_a_python_failure(real_settings, peer):
     assert run_peer(peer, real_settings, "result", task_id) == "FAILED BadInput"
 
 
+def test_a_queue_paused_from_python_stops_a_c_worker(real_settings, peer):
+    with omniq.OmniQ(real_settings) as q:
+        task_id = q.enqueue(tasks.add, 5, 3)
+        q.pause()
+        assert run_peer(peer, real_settings, "serve", "omniq_test_tasks.add", "1") == "0"
+        assert q.get_task(task_id).status == omniq.TaskStatus.PENDING
+        q.resume()
+        assert run_peer(peer, real_settings, "serve", "omniq_test_tasks.add", "1") == "1"
+        assert q.get_result(task_id).result == 8
+
+
+def test_python_lists_and_retries_tasks_a_c_program_enqueued(real_settings, peer):
+    made = [run_peer(peer, real_settings, "enqueue", "omniq_test_tasks.add", args)
+            for args in ("[1, 2]", "[3, 4]", "[\"x\", 1]")]
+    with omniq.OmniQ(real_settings) as q:
+        listed = q.list_tasks(func=tasks.add)
+        assert [t.id for t in listed] == made
+        assert [t.args for t in listed] == [[1, 2], [3, 4], ["x", 1]]
+    # The C worker fails the last one (not a number); Python sees it and retries it.
+    assert run_peer(peer, real_settings, "serve", "omniq_test_tasks.add", "3") == "3"
+    with omniq.OmniQ(real_settings) as q:
+        assert [t.id for t in q.list_tasks(omniq.TaskStatus.FAILED)] == made[2:]
+        assert q.retry_many() == 1
+        assert q.get_task(made[2]).status == omniq.TaskStatus.PENDING
+
+
 @pytest.mark.parametrize("mirror", [_lib.SettingsStruct, _lib.EnqueueOpts, _lib.EnqueueItem,
-                                    _lib.WorkerOpts])
+                                    _lib.WorkerOpts, _lib.ListOpts])
 def test_struct_mirrors_match_the_c_layout(peer, mirror):
     layouts = {}
     for line in subprocess.run([peer, "layout"], capture_output=True, text=True,
@@ -59,7 +85,8 @@ def test_struct_mirrors_match_the_c_layout(peer, mirror):
     size, offsets = layouts[{"SettingsStruct": "omniq_settings_t",
                              "EnqueueOpts": "omniq_enqueue_opts_t",
                              "EnqueueItem": "omniq_enqueue_item_t",
-                             "WorkerOpts": "omniq_worker_opts_t"}[mirror.__name__]]
+                             "WorkerOpts": "omniq_worker_opts_t",
+                             "ListOpts": "omniq_list_opts_t"}[mirror.__name__]]
     fields = [f[0] for f in mirror._fields_ if f[0] != "_reserved"]
     assert fields == list(offsets)
     assert {f: getattr(mirror, f).offset for f in fields} == offsets

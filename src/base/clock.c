@@ -72,11 +72,28 @@ void omniq__civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
   *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+int64_t omniq__add_ms(int64_t a, int64_t b) {
+  if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
+  if (b < 0 && a < INT64_MIN - b) return INT64_MIN;
+  return a + b;
+}
+
+/* Floor division and its remainder, without negating (-INT64_MIN
+ * overflows): any int64, even a clock's garbage, formats without UB. */
+static int64_t floor_div(int64_t a, int64_t b, int64_t *rem) {
+  int64_t q = a / b, r = a % b;
+  if (r < 0) {
+    q--;
+    r += b;
+  }
+  *rem = r;
+  return q;
+}
+
 void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]) {
-  int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-  int64_t frac = ms - secs * 1000;
-  int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-  int64_t sod = secs - days * 86400;
+  int64_t frac, sod;
+  int64_t secs = floor_div(ms, 1000, &frac);
+  int64_t days = floor_div(secs, 86400, &sod);
   int64_t y;
   unsigned m, d;
   omniq__civil_from_days(days, &y, &m, &d);
@@ -119,6 +136,11 @@ int omniq__iso8601_parse(const char *s, int64_t *ms_out) {
   }
   if (strcmp(p, "Z") != 0) return OMNIQ_EINVAL;
   int64_t days = omniq__days_from_civil(y, (unsigned)mo, (unsigned)d);
-  *ms_out = ((days * 86400) + h * 3600 + mi * 60 + sec) * 1000 + frac;
+  int64_t ms = ((days * 86400) + h * 3600 + mi * 60 + sec) * 1000 + frac;
+  /* A leap second in the last minute of 9999 names an instant of 10000,
+   * which this form cannot write back: refused, like any text it would not
+   * produce. */
+  if (ms > OMNIQ_TIME_MAX_MS) return OMNIQ_EINVAL;
+  *ms_out = ms;
   return OMNIQ_OK;
 }

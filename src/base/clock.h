@@ -20,6 +20,11 @@ struct timespec omniq__mono_deadline(int64_t ms_from_now);
 #include <pthread.h>
 int omniq__cond_init_monotonic(pthread_cond_t *c);
 
+/* a + b, saturated at INT64_MIN and INT64_MAX instead of overflowing: for
+ * sums of values read from a store, which need not be ones the engine
+ * accepted. */
+int64_t omniq__add_ms(int64_t a, int64_t b);
+
 /* The proleptic Gregorian calendar, in UTC: days since 1970-01-01 for a
  * date and back, and the length of a month (m 1..12). */
 int64_t omniq__days_from_civil(int64_t y, unsigned m, unsigned d);
@@ -29,7 +34,9 @@ int omniq__days_in_month(int64_t y, int m);
 /* ISO-8601 UTC with milliseconds: "2026-11-26T09:07:24.123Z" (24 chars). */
 #define OMNIQ__ISO_SIZE 64
 void omniq__iso8601(int64_t ms, char out[OMNIQ__ISO_SIZE]);
-/* Parses the form above (also without fraction); OMNIQ_EINVAL if not. */
+/* Parses the form above (also without fraction, and second 60 for a leap
+ * second); OMNIQ_EINVAL if not, or if it names an instant past
+ * OMNIQ_TIME_MAX_MS (which the form above could not write back). */
 int omniq__iso8601_parse(const char *s, int64_t *ms_out);
 
 #endif

@@ -10,6 +10,17 @@
  * applies the decisions, each in one atomic step, and rejects any that
  * arrive under a stale claim token; workers only report how a run ended.
  *
+ * Limits (omniq.h, docs/errors.md): the engine is the one place that
+ * checks them. An instant it stores is in [0, OMNIQ_TIME_MAX_MS] (the last
+ * millisecond of 9999: four-digit years, which every backend writes and
+ * reads back exactly) and a duration at most OMNIQ_DURATION_MAX_MS, so
+ * `now + duration` cannot overflow. The store's clock is read through
+ * clock_now, which refuses a reading outside the instants a store keeps
+ * rather than store what cannot be read back; sums that may pass the last
+ * instant (a re-arm or a retry near the year 9999) are clamped to it, and
+ * sums of values read back from a store saturate (omniq__add_ms), since a
+ * row need not be one the engine wrote.
+ *
  * Lost leases are recovered lazily: a claim first looks for RUNNING tasks
  * whose lease expired (at most once per second of store time per handle, so
  * the hot path stays one statement) and records each as a failed run with
@@ -27,14 +38,13 @@
 #include "base/codec.h"
 #include "base/error.h"
 #include "base/ids.h"
-#include "base/notify.h"
 #include "base/records.h"
 #include "core/cron.h"
 #include "core/store.h"
+#include "core/wake.h"
 
 #define REAP_PERIOD_MS 1000
 #define REAP_BATCH 64
-#define MS_MAX INT64_C(3155760000000) /* 100 years: the bound of every duration */
 #define RETAIN_PERIOD_MS 60000
 #define PURGE_BATCH 500
 
@@ -48,6 +58,34 @@ int64_t omniq__engine_backoff_ms(int64_t base_ms, int64_t cap_ms, int attempts, 
   for (int i = 1; i < attempts && delay < (double)cap_ms; i++) delay *= 2;
   if (delay > (double)cap_ms) delay = (double)cap_ms;
   return (int64_t)(delay * (0.75 + 0.5 * u));
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+/* The store's clock, if it reads an instant a store keeps; else
+ * OMNIQ_ECONFIG (nothing is stored or changed). */
+static int clock_now(omniq_t *oq, int64_t *now) {
+  char text[OMNIQ__ISO_SIZE];
+  *now = omniq__now(&oq->settings);
+  if (*now >= 0 && *now <= OMNIQ_TIME_MAX_MS) return OMNIQ_OK;
+  omniq__iso8601(*now, text);
+  return omniq__err(oq->id, OMNIQ_ECONFIG,
+                    "the store's clock reads %lld (%s), outside the instants a store keeps "
+                    "(1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z)",
+                    (long long)*now, text);
+}
+
+/* at + ms, no later than the last instant a store keeps. */
+static int64_t instant_after(int64_t at, int64_t ms) {
+  int64_t t = omniq__add_ms(at, ms);
+  return t > OMNIQ_TIME_MAX_MS ? OMNIQ_TIME_MAX_MS : t;
+}
+
+/* The next match of c after after_ms that a store keeps; OMNIQ_ENOTFOUND
+ * past the last instant, as for an expression that never matches again. */
+static int cron_next(const omniq__cron_t *c, int64_t after_ms, int64_t *next_ms) {
+  int rc = omniq__cron_next(c, after_ms, next_ms);
+  return rc == OMNIQ_OK && *next_ms > OMNIQ_TIME_MAX_MS ? OMNIQ_ENOTFOUND : rc;
 }
 
 /* A uniform [0, 1) draw for the jitter; per thread, seeded from getrandom. */
@@ -117,9 +155,9 @@ static int build_schedule(omniq_t *oq, const omniq_enqueue_opts_t *o, size_t ind
                         "task %zu: unique_key must be 1-%d bytes of UTF-8 without control "
                         "characters",
                         index, OMNIQ_UNIQUE_KEY_MAX);
-    if (o->unique_for_ms < 0 || o->unique_for_ms > MS_MAX)
+    if (o->unique_for_ms < 0 || o->unique_for_ms > OMNIQ_DURATION_MAX_MS)
       return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: unique_for_ms must be 0 to %lld",
-                        index, (long long)MS_MAX);
+                        index, (long long)OMNIQ_DURATION_MAX_MS);
     if ((t->unique_key = omniq__strdup(o->unique_key)) == NULL)
       return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
     t->unique_for_ms = o->unique_for_ms;
@@ -131,8 +169,10 @@ static int build_schedule(omniq_t *oq, const omniq_enqueue_opts_t *o, size_t ind
     if (omniq__cron_parse(o->cron, &cron, err, sizeof err) != OMNIQ_OK)
       return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: cron '%.100s': %s", index, o->cron, err);
     /* The first match at or after the given start. */
-    if (omniq__cron_next(&cron, base - 1, &t->eta_ms) != OMNIQ_OK)
-      return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: cron '%.100s' has no match in %d years",
+    if (cron_next(&cron, base - 1, &t->eta_ms) != OMNIQ_OK)
+      return omniq__err(oq->id, OMNIQ_EINVAL,
+                        "task %zu: cron '%.100s' has no match in %d years or before "
+                        "9999-12-31T23:59:59.999Z",
                         index, o->cron, OMNIQ__CRON_HORIZON_YEARS);
     if ((t->cron = omniq__strdup(o->cron)) == NULL)
       return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
@@ -167,6 +207,21 @@ static int build_task(omniq_t *oq, const omniq_enqueue_item_t *item, size_t inde
     return omniq__err(oq->id, OMNIQ_EINVAL,
                       "task %zu: eta, delay, interval, timeout and max_retries must not be "
                       "negative (-1 = default for timeout and max_retries)",
+                      index);
+  if (o->eta_ms > OMNIQ_TIME_MAX_MS)
+    return omniq__err(oq->id, OMNIQ_EINVAL,
+                      "task %zu: eta_ms %lld is past %lld (9999-12-31T23:59:59.999Z), the "
+                      "last instant a store keeps",
+                      index, (long long)o->eta_ms, (long long)OMNIQ_TIME_MAX_MS);
+  if (o->delay_ms > OMNIQ_DURATION_MAX_MS || o->interval_ms > OMNIQ_DURATION_MAX_MS ||
+      o->timeout_ms > OMNIQ_DURATION_MAX_MS)
+    return omniq__err(oq->id, OMNIQ_EINVAL,
+                      "task %zu: delay, interval and timeout must be at most %lld ms (100 years)",
+                      index, (long long)OMNIQ_DURATION_MAX_MS);
+  if (o->eta_ms == 0 && now + o->delay_ms > OMNIQ_TIME_MAX_MS)
+    return omniq__err(oq->id, OMNIQ_EINVAL,
+                      "task %zu: now + delay_ms is past 9999-12-31T23:59:59.999Z, the last "
+                      "instant a store keeps",
                       index);
   if (o->queue != NULL && !queue_name_valid(o->queue))
     return omniq__err(oq->id, OMNIQ_EINVAL,
@@ -241,12 +296,13 @@ static int store_unique(omniq_t *oq, omniq_task_t **tasks, size_t n,
 
 int omniq__engine_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
                           char (*ids_out)[OMNIQ_ID_SIZE]) {
-  int64_t now = omniq__now(&oq->settings);
+  int64_t now;
   omniq_task_t **tasks;
   int rc = OMNIQ_OK;
   size_t built = 0;
 
   if (n == 0) return OMNIQ_OK;
+  if ((rc = clock_now(oq, &now)) != OMNIQ_OK) return rc;
   tasks = omniq__calloc(n, sizeof *tasks);
   if (tasks == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
   int keyed = 0;
@@ -265,7 +321,7 @@ int omniq__engine_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t
                  tasks[i]->func, tasks[i]->queue);
     }
     if (n > 1) omniq__log(&oq->log, OMNIQ_LOG_INFO, "batch.enqueued", NULL, "%zu tasks", n);
-    omniq__notify(OMNIQ__EV_WORK);
+    omniq__wake(oq, OMNIQ__EV_WORK);
   }
   omniq__tasks_free(tasks, built);
   return rc;
@@ -312,10 +368,10 @@ static int64_t next_run(omniq_t *oq, const omniq_task_t *t, int64_t now) {
   char err[OMNIQ__ERRMSG_MAX];
   omniq__cron_t c;
   int64_t next;
-  if (t->interval_ms > 0) return now + t->interval_ms;
+  if (t->interval_ms > 0) return instant_after(now, t->interval_ms);
   if (t->cron == NULL) return 0;
   if (omniq__cron_parse(t->cron, &c, err, sizeof err) == OMNIQ_OK &&
-      omniq__cron_next(&c, now, &next) == OMNIQ_OK)
+      cron_next(&c, now, &next) == OMNIQ_OK)
     return next;
   omniq__log(&oq->log, OMNIQ_LOG_ERROR, "task.cron_invalid", t->id,
              "cron '%.100s' gives no next run; the task ends here", t->cron);
@@ -360,9 +416,9 @@ static int decide(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t 
     x->d.next_status = OMNIQ_PENDING;
     x->d.eta_ms = r->kind == OMNIQ__RUN_LOST
                       ? now
-                      : now + omniq__engine_backoff_ms(oq->settings.retry_base_ms,
-                                                       oq->settings.retry_cap_ms, t->attempts,
-                                                       jitter_draw());
+                      : instant_after(now, omniq__engine_backoff_ms(oq->settings.retry_base_ms,
+                                                                    oq->settings.retry_cap_ms,
+                                                                    t->attempts, jitter_draw()));
     x->event = "task.retry";
     return OMNIQ_OK; /* a run that will be retried has no result */
   }
@@ -405,28 +461,35 @@ static int finish_at(omniq_t *oq, const omniq_task_t *t, const omniq__run_report
   rc = omniq__store_finish(oq, &x.d);
   if (rc == OMNIQ_OK) {
     log_decision(oq, t, &x);
-    if (x.d.result != NULL) omniq__notify(OMNIQ__EV_RESULT);
-    if (x.d.next_status == OMNIQ_PENDING) omniq__notify(OMNIQ__EV_WORK);
+    if (x.d.result != NULL) omniq__wake(oq, OMNIQ__EV_RESULT);
+    if (x.d.next_status == OMNIQ_PENDING) omniq__wake(oq, OMNIQ__EV_WORK);
   }
   omniq_task_error_free(x.error);
   return rc;
 }
 
 int omniq__engine_finish(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r) {
-  return finish_at(oq, task, r, omniq__now(&oq->settings));
+  int64_t now;
+  int rc = clock_now(oq, &now);
+  return rc == OMNIQ_OK ? finish_at(oq, task, r, now) : rc;
 }
 
 int omniq__engine_extend(omniq_t *oq, const omniq_task_t *task) {
-  int64_t until = omniq__now(&oq->settings) + oq->settings.lease_ms;
-  return omniq__store_extend_lease(oq, task->id, task->token, until);
+  int64_t now;
+  int rc = clock_now(oq, &now);
+  if (rc != OMNIQ_OK) return rc;
+  return omniq__store_extend_lease(oq, task->id, task->token,
+                                   instant_after(now, oq->settings.lease_ms));
 }
 
 /* ---- lost leases and claims ---------------------------------------------- */
 
 int omniq__engine_reap(omniq_t *oq, int *recovered) {
-  int64_t now = omniq__now(&oq->settings);
+  int64_t now;
   int count = 0, rc;
   size_t n;
+  if (recovered != NULL) *recovered = 0;
+  if ((rc = clock_now(oq, &now)) != OMNIQ_OK) return rc;
   do {
     omniq_task_t **lost;
     rc = omniq__store_expired_leases(oq, now, REAP_BATCH, &lost, &n);
@@ -483,20 +546,22 @@ int omniq__engine_listen_queues(omniq_t *oq, const char *fn, const char *const *
 
 int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, size_t max,
                         omniq_task_t ***out, size_t *n) {
-  int64_t now = omniq__now(&oq->settings);
+  int64_t now;
+  *out = NULL;
+  *n = 0;
+  if (max == 0) return OMNIQ_OK;
+  int rc = clock_now(oq, &now);
+  if (rc != OMNIQ_OK) return rc;
   omniq_claim_req_t req = {
       .now_ms = now,
-      .lease_until_ms = now + oq->settings.lease_ms,
+      .lease_until_ms = instant_after(now, oq->settings.lease_ms),
       .queues = nqueues > 0 ? queues : default_queues,
       .nqueues = nqueues > 0 ? nqueues : 1,
       .max = max,
   };
-  *out = NULL;
-  *n = 0;
-  if (max == 0) return OMNIQ_OK;
   maybe_reap(oq, now);
   maybe_retain(oq, now);
-  int rc = omniq__store_claim(oq, &req, out, n);
+  rc = omniq__store_claim(oq, &req, out, n);
   for (size_t i = 0; rc == OMNIQ_OK && i < *n; i++)
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.claimed", (*out)[i]->id, "attempt %d",
                (*out)[i]->attempts);
@@ -511,13 +576,16 @@ int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, 
  * and the result count one attempt too few. */
 int omniq__engine_cancel(omniq_t *oq, const char *id) {
   int was = -1;
-  int rc = omniq__store_cancel(oq, id, omniq__now(&oq->settings), &was);
+  int64_t now;
+  int rc = clock_now(oq, &now);
+  if (rc != OMNIQ_OK) return rc;
+  rc = omniq__store_cancel(oq, id, now, &was);
   if (rc == OMNIQ_ESTATE)
     return omniq__err(oq->id, OMNIQ_ESTATE, "task %s is %s and cannot be cancelled", id,
                       omniq_status_name(was));
   if (rc != OMNIQ_OK) return rc;
   omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.cancelled", id, "was %s", omniq_status_name(was));
-  omniq__notify(OMNIQ__EV_RESULT);
+  omniq__wake(oq, OMNIQ__EV_RESULT);
   return OMNIQ_OK;
 }
 
@@ -530,7 +598,10 @@ int omniq__engine_purge(omniq_t *oq, int64_t older_than_ms, int64_t *count) {
 }
 
 int omniq__engine_purge_expired(omniq_t *oq, int64_t *count) {
-  return omniq__engine_purge(oq, omniq__now(&oq->settings) - oq->settings.result_ttl_ms, count);
+  int64_t now;
+  int rc = clock_now(oq, &now);
+  *count = 0;
+  return rc == OMNIQ_OK ? omniq__engine_purge(oq, now - oq->settings.result_ttl_ms, count) : rc;
 }
 
 /* ---- by hand: retry and delete ------------------------------------------- */
@@ -539,13 +610,17 @@ int omniq__engine_purge_expired(omniq_t *oq, int64_t *count) {
  * attempts and crashes), due at eta (now when 0), same id. The task's key,
  * if it has one, must be free or still its own. */
 int omniq__engine_retry(omniq_t *oq, const char *id, int64_t eta_ms) {
-  int64_t now = omniq__now(&oq->settings);
+  int64_t now;
   char holder[OMNIQ_ID_SIZE];
   int was = -1;
-  if (eta_ms < 0 || eta_ms > MS_MAX)
-    return omniq__err(oq->id, OMNIQ_EINVAL, "retry %s: eta_ms %lld is out of range (0 = now)", id,
-                      (long long)eta_ms);
-  int rc = omniq__store_retry(oq, id, eta_ms > 0 ? eta_ms : now, now, &was, holder);
+  if (eta_ms < 0 || eta_ms > OMNIQ_TIME_MAX_MS)
+    return omniq__err(oq->id, OMNIQ_EINVAL,
+                      "retry %s: eta_ms %lld is out of range (0 = now; at most %lld, "
+                      "9999-12-31T23:59:59.999Z)",
+                      id, (long long)eta_ms, (long long)OMNIQ_TIME_MAX_MS);
+  int rc = clock_now(oq, &now);
+  if (rc != OMNIQ_OK) return rc;
+  rc = omniq__store_retry(oq, id, eta_ms > 0 ? eta_ms : now, now, &was, holder);
   if (rc == OMNIQ_ESTATE)
     return omniq__err(oq->id, rc, "task %s is %s; only FAILED and CANCELLED tasks are retried",
                       id, omniq_status_name(was));
@@ -554,7 +629,7 @@ int omniq__engine_retry(omniq_t *oq, const char *id, int64_t eta_ms) {
   if (rc != OMNIQ_OK) return rc;
   omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.retried", id, "by hand; was %s",
              omniq_status_name(was));
-  omniq__notify(OMNIQ__EV_WORK);
+  omniq__wake(oq, OMNIQ__EV_WORK);
   return OMNIQ_OK;
 }
 
@@ -587,10 +662,12 @@ int omniq__engine_purge_tasks(omniq_t *oq, int64_t before_ms, int64_t *count) {
 }
 
 int omniq__engine_purge_expired_tasks(omniq_t *oq, int64_t *count) {
+  int64_t now;
   *count = 0;
   if (oq->settings.task_ttl_ms == 0) return OMNIQ_OK; /* kept forever */
-  return omniq__engine_purge_tasks(oq, omniq__now(&oq->settings) - oq->settings.task_ttl_ms,
-                                   count);
+  int rc = clock_now(oq, &now);
+  return rc == OMNIQ_OK ? omniq__engine_purge_tasks(oq, now - oq->settings.task_ttl_ms, count)
+                        : rc;
 }
 
 /* Retention while workers run: this handle looks at most once a minute of

@@ -29,6 +29,7 @@ struct omniq {
   omniq__log_t log;
   const omniq_storage_ops_t *ops;
   void *backend;
+  struct omniq__wakefile *wake; /* the store's wake file (core/wake.c); NULL = none */
 
   pthread_mutex_t lock;
   omniq__handler_t *handlers;

@@ -8,9 +8,19 @@
  *
  * A func is looked up among the handlers registered on the handle first, so
  * a name may never be shadowed by a file of the same name. Otherwise a func
- * of the form "path/to/lib.so:symbol" (split at the last ':') is loaded:
- * dlopen(path, RTLD_NOW | RTLD_LOCAL), then dlsym(symbol). A path without a
- * '/' is searched the way dlopen searches (LD_LIBRARY_PATH, the cache).
+ * of the form "path/to/lib.so:symbol" (split at the last ':') may be loaded,
+ * but only from what the worker is allowed: the settings' handler_path
+ * (OMNIQ_HANDLER_PATH) and the pool's own, ':'-separated folders and files,
+ * none by default. Whoever can write the store chooses every func, so
+ * without this any writer could make every worker run any exported symbol
+ * of any library ("libc.so.6:getpid" did). The library's path is made
+ * canonical first (realpath: symlinks and ".." resolved) and must then be a
+ * listed file or lie under a listed folder, itself made canonical, so no
+ * path can climb out of an allowed folder; the canonical path is what is
+ * loaded. A path without a '/' is looked for in the listed folders, in
+ * order, never where dlopen would search. Then dlopen(RTLD_NOW |
+ * RTLD_LOCAL) and dlsym(symbol). A library refused or not found fails the
+ * task as HandlerNotFound (not retryable), the message naming the setting.
  * Any other func goes to the handle's fallback handler, if one is set; a
  * library func never does, so the fallback cannot widen what may be loaded.
  *
@@ -28,9 +38,13 @@
 #include "core/handlers.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
@@ -143,21 +157,102 @@ static void *open_locked(const char *path, char *err, size_t errlen) {
   return h;
 }
 
-static int resolve_symbol(const char *func, omniq_handler_fn *fn, char *err, size_t errlen) {
+/* ---- what may be loaded --------------------------------------------------- */
+
+#define ALLOW_HINT                                                                         \
+  "add its folder or the file to OMNIQ_HANDLER_PATH (settings.handler_path) or to the "   \
+  "worker's handler_path to allow it"
+
+typedef struct allow {
+  const char *lists[2]; /* the settings' handler_path, the pool's; each may be NULL */
+} allow_t;
+
+/* Calls fn(canonical entry, is_dir, ud) for each entry of the lists that
+ * exists, until fn returns non-zero; returns that, or 0. */
+static int each_allowed(const allow_t *a, int (*fn)(const char *, int, void *), void *ud) {
+  for (int l = 0; l < 2; l++) {
+    for (const char *p = a->lists[l]; p != NULL && *p != '\0';) {
+      const char *end = strchr(p, ':');
+      size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+      char entry[PATH_MAX], canon[PATH_MAX];
+      struct stat st;
+      if (n > 0 && n < sizeof entry) {
+        memcpy(entry, p, n);
+        entry[n] = '\0';
+        if (realpath(entry, canon) != NULL && stat(canon, &st) == 0) {
+          int r = fn(canon, S_ISDIR(st.st_mode), ud);
+          if (r != 0) return r;
+        }
+      }
+      p += n + (end != NULL);
+    }
+  }
+  return 0;
+}
+
+/* Whether canonical path `lib` is a listed file or under a listed folder. */
+static int allows(const char *entry, int is_dir, void *lib) {
+  size_t n = strlen(entry);
+  if (!is_dir) return strcmp(entry, lib) == 0;
+  if (n == 1) return 1; /* "/" itself */
+  return strncmp(entry, lib, n) == 0 && ((const char *)lib)[n] == '/';
+}
+
+typedef struct {
+  const char *name;      /* a bare file name */
+  char found[PATH_MAX];  /* its canonical path in the first folder holding it */
+} lookup_t;
+
+static int look_in(const char *entry, int is_dir, void *ud) {
+  lookup_t *lk = ud;
+  char path[PATH_MAX + 256];
+  if (!is_dir) return 0;
+  snprintf(path, sizeof path, "%s/%s", entry, lk->name);
+  return realpath(path, lk->found) != NULL;
+}
+
+/* The canonical path of library `path` if the worker may load it, in
+ * canon; else OMNIQ_EHANDLER with the reason. */
+static int allowed_library(const allow_t *a, const char *path, char canon[PATH_MAX], char *err,
+                           size_t errlen) {
+  if (strchr(path, '/') == NULL) {
+    lookup_t lk = {.name = path};
+    if (!each_allowed(a, look_in, &lk)) {
+      snprintf(err, errlen, "handler library '%s' is in no folder a worker may load from; %s",
+               path, ALLOW_HINT);
+      return OMNIQ_EHANDLER;
+    }
+    memcpy(canon, lk.found, PATH_MAX);
+  } else if (realpath(path, canon) == NULL) {
+    snprintf(err, errlen, "cannot load handler library '%s': %s", path, strerror(errno));
+    return OMNIQ_EHANDLER;
+  }
+  if (!each_allowed(a, allows, canon)) {
+    snprintf(err, errlen, "handler library '%s' (%s) is not allowed; %s", path, canon,
+             ALLOW_HINT);
+    return OMNIQ_EHANDLER;
+  }
+  return OMNIQ_OK;
+}
+
+static int resolve_symbol(const allow_t *a, const char *func, omniq_handler_fn *fn, char *err,
+                          size_t errlen) {
   const char *colon = strrchr(func, ':');
   size_t plen = (size_t)(colon - func);
-  char path[OMNIQ_PATH_MAX];
+  char given[OMNIQ_PATH_MAX], path[PATH_MAX];
   if (plen == 0 || colon[1] == '\0') {
     snprintf(err, errlen, "handler '%s' is not registered and is not a path/to/lib.so:symbol",
              func);
     return OMNIQ_EHANDLER;
   }
-  if (plen >= sizeof path) {
+  if (plen >= sizeof given) {
     snprintf(err, errlen, "handler library path is longer than %d bytes", OMNIQ_PATH_MAX - 1);
     return OMNIQ_EHANDLER;
   }
-  memcpy(path, func, plen);
-  path[plen] = '\0';
+  memcpy(given, func, plen);
+  given[plen] = '\0';
+  int rc = allowed_library(a, given, path, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
 
   pthread_mutex_lock(&cache_lock);
   void *h = open_locked(path, err, errlen);
@@ -184,8 +279,9 @@ void omniq__handlers_fork_unlock(void) { pthread_mutex_unlock(&cache_lock); }
 
 /* ---- resolution ----------------------------------------------------------- */
 
-int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,
-                            void **userdata, char *err, size_t errlen) {
+int omniq__handlers_resolve(omniq_t *oq, const char *func, const char *handler_path,
+                            omniq_handler_fn *fn, void **userdata, char *err, size_t errlen) {
+  const allow_t allow = {{oq->settings.handler_path, handler_path}};
   *fn = NULL;
   *userdata = NULL;
   if (func == NULL || *func == '\0') {
@@ -195,7 +291,7 @@ int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,
   if (registered(oq, func, fn, userdata)) return OMNIQ_OK;
   /* A library func never reaches the fallback: whether it may be loaded is
    * decided here alone. */
-  if (strchr(func, ':') != NULL) return resolve_symbol(func, fn, err, errlen);
+  if (strchr(func, ':') != NULL) return resolve_symbol(&allow, func, fn, err, errlen);
   if (fallback(oq, fn, userdata)) return OMNIQ_OK;
   snprintf(err, errlen, "no handler registered for '%s'", func);
   return OMNIQ_EHANDLER;

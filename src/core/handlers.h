@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Handlers: the handle's registry of named handlers, and resolving a
  * task's func to a handler (a registered name first, else a
- * "path/to/lib.so:symbol" loaded with dlopen/dlsym, else the fallback). */
+ * "path/to/lib.so:symbol" from an allowed library, loaded with
+ * dlopen/dlsym, else the fallback). */
 #ifndef OMNIQ_CORE_HANDLERS_H
 #define OMNIQ_CORE_HANDLERS_H
 
@@ -18,12 +19,14 @@ void omniq__handlers_set_fallback(omniq_t *oq, omniq_handler_fn fn, void *userda
 /* Frees the registry (omniq_close, once no worker runs). */
 void omniq__handlers_free(omniq_t *oq);
 
-/* Finds the handler for func. OMNIQ_OK fills fn and userdata (NULL for a
- * library symbol; the fallback's own for the fallback). OMNIQ_EHANDLER if
- * there is none, with the reason in err (for a library: the dlerror()
- * text). Thread-safe. */
-int omniq__handlers_resolve(omniq_t *oq, const char *func, omniq_handler_fn *fn,
-                            void **userdata, char *err, size_t errlen);
+/* Finds the handler for func. A library func resolves only for a library
+ * that oq's settings.handler_path or handler_path (the pool's; may be NULL)
+ * allows. OMNIQ_OK fills fn and userdata (NULL for a library symbol; the
+ * fallback's own for the fallback). OMNIQ_EHANDLER if there is none, with
+ * the reason in err (a library not allowed, and which setting allows it;
+ * the dlerror() text). Thread-safe. */
+int omniq__handlers_resolve(omniq_t *oq, const char *func, const char *handler_path,
+                            omniq_handler_fn *fn, void **userdata, char *err, size_t errlen);
 
 /* Around a fork whose child will resolve handlers (the process-isolation
  * zygote): lock takes the library cache's lock, so the copy never holds it

@@ -22,6 +22,7 @@
 #include "core/engine.h"
 #include "core/handle.h"
 #include "core/store.h"
+#include "core/wake.h"
 
 #define RATE_PERIOD_MAX_MS INT64_C(86400000)
 
@@ -38,6 +39,7 @@ static int set_paused(omniq_t *oq, const char *queue, int paused) {
   if ((rc = omniq__store_set_paused(oq, queue, paused)) != OMNIQ_OK) return rc;
   omniq__log(&oq->log, OMNIQ_LOG_INFO, paused ? "queue.paused" : "queue.resumed", NULL, "queue=%s",
              queue);
+  if (!paused) omniq__wake(oq, OMNIQ__EV_WORK); /* its due tasks may be claimed now */
   return OMNIQ_OK;
 }
 
@@ -58,6 +60,7 @@ int omniq_queue_set_rate(omniq_t *oq, const char *queue, int64_t limit, int64_t 
                       what, (long long)period_ms, (long long)RATE_PERIOD_MAX_MS);
   if (limit == 0) period_ms = 0;
   if ((rc = omniq__store_set_rate(oq, queue, limit, period_ms)) != OMNIQ_OK) return rc;
+  omniq__wake(oq, OMNIQ__EV_WORK); /* a raised or removed limit may let tasks start now */
   if (limit > 0)
     omniq__log(&oq->log, OMNIQ_LOG_INFO, "queue.rate_set", NULL,
                "queue=%s limit=%lld period_ms=%lld", queue, (long long)limit,

@@ -16,9 +16,10 @@
  * as not setting it.
  *
  * Durations are written in seconds ("30", "0.5") and kept in milliseconds;
- * digits past the millisecond are dropped. They are capped at 100 years so
- * that `now + duration` can never overflow an int64 of milliseconds, wherever
- * the core adds them. */
+ * digits past the millisecond are dropped. They are capped at
+ * OMNIQ_DURATION_MAX_MS (100 years), the limit every duration in OmniQ
+ * shares, so that `now + duration` can never overflow an int64 of
+ * milliseconds, wherever the core adds them. */
 #include "core/settings.h"
 
 #include <limits.h>
@@ -32,8 +33,8 @@
 #include "base/log.h"
 #include "omniq/storage.h"
 
-#define SECONDS_MAX INT64_C(3155760000) /* 100 years of 365.25 days */
-#define MS_MAX (SECONDS_MAX * 1000)
+#define SECONDS_MAX (OMNIQ_DURATION_MAX_MS / 1000)
+#define MS_MAX OMNIQ_DURATION_MAX_MS
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Writes a message to buf (which may be NULL) and returns OMNIQ_ECONFIG. */
@@ -137,7 +138,7 @@ static int parse_text(const setting_t *row, const char *text, void *field, char 
 static int parse_backend(const setting_t *row, const char *text, void *field, char *why,
                          size_t whylen) {
   if (strlen(text) >= row->size || omniq_storage_find(text) == NULL)
-    return bad(why, whylen, "is not a registered backend (built in: sqlite, file)");
+    return bad(why, whylen, "is not a registered backend (built in: sqlite, file, postgres)");
   return parse_text(row, text, field, why, whylen);
 }
 
@@ -206,6 +207,8 @@ static const setting_t table[] = {
     {"OMNIQ_FSYNC", parse_choice, FIELD(fsync), bool_choices, 0},
     {"OMNIQ_TASK_TTL", parse_seconds, FIELD(task_ttl_ms), NULL, 0},
     {"OMNIQ_CRASH_BUDGET", parse_count, FIELD(crash_budget), NULL, 0},
+    {"OMNIQ_DB_SCHEMA", parse_text, FIELD(db_schema), NULL, 0},
+    {"OMNIQ_HANDLER_PATH", parse_text, FIELD(handler_path), NULL, 0},
 };
 
 /* The value of an OMNIQ_* variable that counts as set, or NULL. */
@@ -256,9 +259,13 @@ int omniq__settings_validate(const omniq_settings_t *s, char *err, size_t errlen
     return bad(err, errlen, "backend: '%.*s' is not a registered backend",
                (int)sizeof s->backend - 1, s->backend);
   if (!terminated(s->db_url, sizeof s->db_url)) return bad(err, errlen, "db_url: not terminated");
+  if (!terminated(s->db_schema, sizeof s->db_schema))
+    return bad(err, errlen, "db_schema: not terminated");
   if (!terminated(s->base_dir, sizeof s->base_dir))
     return bad(err, errlen, "base_dir: not terminated");
   if (s->base_dir[0] == '\0') return bad(err, errlen, "base_dir: must not be empty");
+  if (!terminated(s->handler_path, sizeof s->handler_path))
+    return bad(err, errlen, "handler_path: not terminated");
   /* Durations: the range their variables accept, from the same table. */
   for (size_t i = 0; i < ARRAY_LEN(table); i++) {
     const setting_t *row = &table[i];

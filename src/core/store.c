@@ -174,3 +174,12 @@ int omniq__store_claim_chore(omniq_t *oq, const char *chore, int64_t now, int64_
   if (rc != OMNIQ_OK) return rc;
   return said(oq, oq->ops->claim_chore(oq->backend, chore, now, next, won, err, sizeof err), err);
 }
+
+/* ---- ABI 4 ------------------------------------------------------------------ */
+
+int omniq__store_wake_path(omniq_t *oq, char *path, size_t len) {
+  if (oq->ops->abi_version < 4 || oq->ops->wake_path == NULL) return OMNIQ_ENOTSUP;
+  path[0] = '\0';
+  int rc = oq->ops->wake_path(oq->backend, path, len);
+  return rc == OMNIQ_OK && path[0] != '\0' ? OMNIQ_OK : OMNIQ_ENOTSUP;
+}

@@ -40,4 +40,8 @@ int omniq__store_queue_stats(omniq_t *oq, const char *queue, int64_t now, omniq_
                              size_t *n);
 int omniq__store_claim_chore(omniq_t *oq, const char *chore, int64_t now, int64_t next, int *won);
 
+/* ABI 4. The store's wake file into path; OMNIQ_ENOTSUP (no errmsg set)
+ * when the backend names none. */
+int omniq__store_wake_path(omniq_t *oq, char *path, size_t len);
+
 #endif

@@ -12,5 +12,6 @@
 /* The built-in backends, registered on first use of the registry. */
 extern const omniq_storage_ops_t omniq__sqlite_ops;
 extern const omniq_storage_ops_t omniq__file_ops;
+extern const omniq_storage_ops_t omniq__postgres_ops;
 
 #endif

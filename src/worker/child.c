@@ -71,6 +71,7 @@ static const int note_signals[] = {SIGSEGV, SIGBUS, SIGABRT};
 
 /* The child is single-threaded: these describe the task running now. */
 static int sock_fd = -1;
+static const char *allowed_path; /* the pool's handler_path, or NULL */
 static omniq__limits_t limits;
 static struct rlimit as0, cpu0, nofile0; /* as the child found them */
 static char alt_stack[ALT_STACK_BYTES];
@@ -205,7 +206,8 @@ static void run_one(omniq_t *oq, omniq__wire_task_t *wt) {
   char err[OMNIQ__ERRMSG_MAX], msg[OMNIQ__ERRMSG_MAX + 128], buf[160];
 
   omniq__job_init_child(&job, oq, &wt->task, wt->deadline_ms);
-  if (omniq__handlers_resolve(oq, wt->task.func, &fn, &userdata, err, sizeof err) != OMNIQ_OK) {
+  if (omniq__handlers_resolve(oq, wt->task.func, allowed_path, &fn, &userdata, err, sizeof err) !=
+      OMNIQ_OK) {
     /* The pool found it, so it came after the pool started (or its library
      * went away since). */
     snprintf(msg, sizeof msg,
@@ -252,7 +254,8 @@ static void default_crash_signals(void) {
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &dfl, NULL);
 }
 
-_Noreturn void omniq__child_main(omniq_t *oq, int sock, int err_fd, pid_t zygote) {
+_Noreturn void omniq__child_main(omniq_t *oq, const char *handler_path, int sock, int err_fd,
+                                 pid_t zygote) {
   sigset_t none;
   /* Die with the zygote, which dies with the worker. The zygote may have
    * died between fork and prctl: then the parent is already someone else. */
@@ -268,6 +271,7 @@ _Noreturn void omniq__child_main(omniq_t *oq, int sock, int err_fd, pid_t zygote
   getrlimit(RLIMIT_CPU, &cpu0);
   getrlimit(RLIMIT_NOFILE, &nofile0);
   sock_fd = sock;
+  allowed_path = handler_path;
 
   omniq__wire_task_t wt;
   while (omniq__wire_task_read(sock, &wt) == 1) {

@@ -27,7 +27,10 @@ int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out) {
   job->oq = oq;
   job->task = task;
   job->serializer = oq->settings.serializer;
-  if (task->timeout_ms > 0) job->deadline_ms = task->started_at_ms + task->timeout_ms;
+  /* Saturating: the task is as read from the store, not as the engine
+   * checked it at enqueue. */
+  if (task->timeout_ms > 0)
+    job->deadline_ms = omniq__add_ms(task->started_at_ms, task->timeout_ms);
   job->refs = 2;
   job->kind = OMNIQ__RUN_OK;
   atomic_init(&job->cancelled, 0);
@@ -169,6 +172,14 @@ void omniq__job_report(omniq_job_t *job, int handler_rc, omniq__run_report_t *r,
   pthread_mutex_unlock(&job->lock);
 }
 
+void omniq__unstored_add(omniq__unstored_t *u, int rc, const char *msg) {
+  if (rc == OMNIQ_OK || rc == OMNIQ_ESTATE) return;
+  if (u->n++ == 0) {
+    u->rc = rc;
+    snprintf(u->msg, sizeof u->msg, "%s", msg);
+  }
+}
+
 void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int rc) {
   const omniq_task_t *t = job->task;
   omniq__log_t *lg = &job->oq->log;
@@ -176,8 +187,10 @@ void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int r
     omniq__log(lg, OMNIQ_LOG_DEBUG, "task.outcome_dropped", t->id,
                "claim no longer valid (cancelled or taken over); report ignored");
   else if (rc != OMNIQ_OK)
-    omniq__log(lg, OMNIQ_LOG_ERROR, "task.report_failed", t->id, "%s: %s", omniq_err_name(rc),
-               omniq__errmsg(job->oq->id));
+    omniq__log(lg, OMNIQ_LOG_ERROR, "task.report_failed", t->id,
+               "the run ended (%s) but the store refused its outcome, %s: %s; the task stays "
+               "RUNNING until its lease expires and is then retried as WorkerLost",
+               omniq__run_kind_name(r->kind), omniq_err_name(rc), omniq__errmsg(job->oq->id));
   else
     omniq__log(lg, OMNIQ_LOG_DEBUG, "task.ran", t->id,
                "func=%s attempt=%d report=%s duration_ms=%lld", t->func, t->attempts,

@@ -39,6 +39,10 @@ struct omniq_job {
   int64_t deadline_ms;      /* store clock: started_at + timeout; 0 = none */
   int64_t mono_deadline_ms; /* the same deadline in real time; 0 = none */
   int64_t mono_started_ms;  /* real time the run started */
+  /* Real time the lease is known to last until: the claim's lease from the
+   * run's start, moved on by each extension the store accepted. Written by
+   * the keeper, read by the runner retrying its report. */
+  _Atomic int64_t mono_lease_until_ms;
   int in_child;             /* a process-isolation child's copy: never freed */
 
   pthread_mutex_t lock;
@@ -106,10 +110,25 @@ int omniq__job_fail(omniq_job_t *job, omniq__run_kind_t kind, const char *error_
 void omniq__job_report(omniq_job_t *job, int handler_rc, omniq__run_report_t *r, char *buf,
                        size_t buflen);
 
+/* Runs whose outcome the store refused (so not done), and the first
+ * refusal's code and message. Guarded by its owner's lock (the pool's). */
+typedef struct omniq__unstored {
+  long n;
+  int rc;
+  char msg[160];
+} omniq__unstored_t;
+
+/* Counts a report that failed with rc, msg its message; OMNIQ_OK and
+ * OMNIQ_ESTATE (a claim no longer valid: nothing to store) count nothing.
+ * The caller holds the lock that guards u. */
+void omniq__unstored_add(omniq__unstored_t *u, int rc, const char *msg);
+
 /* Logs how reporting a run went (rc from omniq__engine_finish). The engine
  * logs its decision at INFO (succeeded, retry with its eta, failed); this
- * adds the run itself at DEBUG (the report's kind, duration) and what was
- * dropped. Never any argument or result data. */
+ * adds the run itself at DEBUG (the report's kind, duration), what was
+ * dropped, and at ERROR an outcome the store refused (the run is not done:
+ * its task stays RUNNING until its lease expires). Never any argument or
+ * result data. */
 void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int rc);
 
 #endif

@@ -48,14 +48,33 @@ static void keeper_timeout(omniq__keeper_t *k, omniq_job_t *job) {
            (long long)job->task->timeout_ms);
   omniq__run_report_t r = {.kind = OMNIQ__RUN_TIMEOUT, .message = msg};
   int rc = omniq__engine_finish(k->oq, job->task, &r);
+  /* A refused report is counted before the flag goes up, so a drain whose
+   * runner sees the run end also sees the refusal and claims no more. */
+  pthread_mutex_lock(k->lock);
+  omniq__unstored_add(&k->unstored, rc, omniq__errmsg(k->oq->id));
+  pthread_mutex_unlock(k->lock);
   omniq__job_cancel(job); /* after the failure is stored: what the handler sees is final */
   omniq__job_log_report(job, &r, rc);
 }
 
 static void keeper_extend(omniq__keeper_t *k, omniq_job_t *job) {
   omniq_t *oq = k->oq;
+  int64_t asked = omniq__mono_ms();
   int rc = omniq__engine_extend(oq, job->task);
-  if (rc == OMNIQ_ESTATE) {
+  if (rc == OMNIQ_OK) {
+    atomic_store(&job->mono_lease_until_ms, asked + oq->settings.lease_ms);
+  } else if (rc != OMNIQ_ESTATE && asked >= atomic_load(&job->mono_lease_until_ms)) {
+    /* The store could not be reached for a whole lease: another worker
+     * may already run this task, so this run must not go on as if it
+     * still owned it. */
+    if (omniq__job_end(job)) {
+      omniq__job_cancel(job);
+      omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.lease_lost", job->task->id,
+                 "lease ran out while the store was unreachable (%s); the run is cancelled "
+                 "and its report will be ignored",
+                 omniq_err_name(rc));
+    }
+  } else if (rc == OMNIQ_ESTATE) {
     if (omniq__job_end(job)) {
       omniq__job_cancel(job);
       omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.claim_lost", job->task->id,

@@ -24,6 +24,7 @@ typedef struct omniq__keeper {
                                 * thread for a moment; it clears the flag */
   int64_t wake_ms; /* under *lock: when the keeper next looks (monotonic ms); INT64_MAX =
                     * not until woken; INT64_MIN = awake, it scans before it sleeps */
+  omniq__unstored_t unstored; /* under *lock: timeouts whose report the store refused */
 } omniq__keeper_t;
 
 /* Whether a run that has just joined the in-flight list needs the keeper

@@ -12,15 +12,18 @@
  * killed.
  *
  * Claiming: leader/followers. Of the idle runners exactly one, the leader,
- * claims (omniq__engine_claim with max 1: one slot is free, its own). With a
- * task it hands leadership to an idle follower, which claims at once, and
- * goes to run it; so a burst of due tasks fills every free slot
- * back-to-back. With nothing due, the leader sleeps on the process-wide
- * OMNIQ__EV_WORK notification for up to poll_interval: an enqueue in this
- * process wakes it at once, work enqueued by other processes or becoming due
- * by time is found by the next poll. Followers sleep on the pool's
- * idle_cond. An enqueue therefore costs one claim per idle pool, not one per
- * idle thread.
+ * claims, and takes as many tasks in that one step as the pool has free
+ * slots (runners neither running a task nor holding one to run); it puts
+ * them on the pool's `ready` list, wakes that many followers and, with
+ * leadership given up, takes one itself. A burst of due tasks thus fills
+ * every free slot with one claim, not one claim per slot; a runner that
+ * finds a task on `ready` runs it before anything else, so a stop never
+ * strands a claimed task there. With nothing due, the leader sleeps on the handle's
+ * OMNIQ__EV_WORK wake-up (core/wake.c) for up to poll_interval: an enqueue
+ * in any process on the store wakes it at once (in this process only, for a
+ * store without a wake file); work becoming due by time is found by the
+ * next poll. Followers sleep on the pool's idle_cond. An enqueue therefore
+ * costs one claim per idle pool, not one per idle thread.
  *
  * The keeper thread (keeper.c) extends the lease of every running task
  * every lease/3 and enforces deadlines: at a deadline it reports a timeout
@@ -30,6 +33,15 @@
  * keeper only if it needs it before the keeper's planned look
  * (omniq__keeper_must_wake); a run that ends never does. Nothing else waits
  * for the in-flight list to change: stop waits for `alive`.
+ *
+ * Cancels through the handle: omniq_cancel commits the cancel in the store
+ * and then calls omniq__pool_cancelled, which ends a run of that task in
+ * any pool of the handle (drains included: they are on oq->workers too,
+ * flagged `drain`, for as long as omniq_worker_process runs) and marks its
+ * job cancelled before omniq_cancel returns. Waking the keeper to learn of
+ * it from a refused extension left a window: the flag went up a storage
+ * round-trip later, and never before the next extension for a drain,
+ * which the list did not hold.
  *
  * Stopping: stop sets `stopping`, wakes the followers (idle_cond) and the
  * leader (a bump of OMNIQ__EV_WORK), and waits up to shutdown_timeout for
@@ -54,21 +66,26 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/error.h"
-#include "base/notify.h"
 #include "base/records.h"
 #include "core/engine.h"
 #include "core/handlers.h"
+#include "core/wake.h"
 #include "worker/isolate.h"
 #include "worker/job.h"
 #include "worker/keeper.h"
 #include "worker/zygote.h"
 
 #define MAX_CONCURRENCY 1024
+/* A report the store could not take is tried again after this long,
+ * doubling. */
+#define REPORT_RETRY_MIN_MS 50
+#define REPORT_RETRY_MAX_MS 1000
 
 typedef struct runner {
   pthread_t tid;
@@ -84,12 +101,14 @@ struct omniq_worker {
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
+  char *handler_path; /* the options' copy, or NULL */
   long max_tasks;         /* process isolation: per child, 0 = no limit */
   omniq__limits_t limits; /* process isolation: per task */
   long limit;    /* drain mode: claims allowed, 0 = no limit */
-  long claimed;  /* claims made or in progress */
+  long claimed;  /* tasks claimed, or asked for by a claim in progress */
   long finished; /* runs ended */
   int error;     /* drain mode: the claim error that ended it */
+  omniq__unstored_t unstored; /* of those, runs whose outcome the store refused */
 
   pthread_mutex_t lock;
   pthread_cond_t cond;      /* started/alive changed, stop; the keeper's wake-up */
@@ -99,6 +118,9 @@ struct omniq_worker {
   int go; /* runners wait for it, so "worker.started" is logged first */
   int stopping, drained, has_leader, abandon;
   omniq_job_t *inflight;
+  omniq_task_t **ready; /* claimed, for idle runners to take (capacity concurrency) */
+  int nready;
+  int busy; /* runners running a task */
 
   runner_t *runners;
   int nrunners; /* threads created */
@@ -115,7 +137,7 @@ struct omniq_worker {
   int zygote_state, zygote_gen;
   char zygote_err[160];
   omniq__slot_t *slots;
-  struct omniq_worker *next; /* oq->workers */
+  struct omniq_worker *next; /* oq->workers (drains too, while they run) */
 };
 typedef struct omniq_worker pool_t;
 
@@ -127,10 +149,14 @@ static void pool_unref(pool_t *p) {
   pthread_mutex_unlock(&p->lock);
   if (!last) return;
   for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+  omniq__free(p->handler_path);
   if (p->slots != NULL)
     for (int i = 0; i < p->concurrency; i++) omniq__slot_close(&p->slots[i]);
   omniq__free(p->slots);
   omniq__free(p->runners);
+  /* Only runners stuck past a stop can leave tasks here: their leases
+   * lapse and another worker recovers them. */
+  omniq__tasks_free(p->ready, (size_t)p->nready);
   pthread_cond_destroy(&p->idle_cond);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -163,17 +189,55 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 
 /* ---- running one task ------------------------------------------------------ */
 
-/* Reports how the run ended unless someone ended it first. */
-static void report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
+/* A storage failure that may pass (the store unreachable, busy): worth
+ * trying the report again. */
+static int transient(int rc) {
+  return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
+}
+
+/* Reports how the run ended unless someone ended it first. A
+ * store that cannot take the report (a server restarting, a network down)
+ * is tried again, backing off, for as long as the lease is known to hold:
+ * until then nobody else may run the task, so the outcome is still the one
+ * that counts. After it, another worker may have taken the task over; the
+ * report is dropped and the run ends as a lost lease. Returns OMNIQ_OK
+ * when the outcome is stored or rightly dropped (the run was ended by
+ * someone else, or its claim is no longer valid), else the store's code:
+ * the run is then not done. */
+static int report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
   omniq__run_report_t r;
   char buf[160];
+  int64_t delay = REPORT_RETRY_MIN_MS;
   if (!omniq__job_end(job)) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
                "run already ended (timeout, cancel, lost lease or stop); late report ignored");
-    return;
+    return OMNIQ_OK;
   }
   omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
-  omniq__job_log_report(job, &r, omniq__engine_finish(oq, job->task, &r));
+  int rc = omniq__engine_finish(oq, job->task, &r);
+  for (int tries = 1; transient(rc); tries++) {
+    int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
+    if (left <= 0) break;
+    if (tries == 1)
+      omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", job->task->id,
+                 "%s: %s; trying again until the lease ends in %lld ms", omniq_err_name(rc),
+                 omniq__errmsg(oq->id), (long long)left);
+    struct timespec ts = {.tv_sec = (delay < left ? delay : left) / 1000,
+                          .tv_nsec = (long)((delay < left ? delay : left) % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
+    rc = omniq__engine_finish(oq, job->task, &r);
+  }
+  omniq__job_log_report(job, &r, rc);
+  return rc == OMNIQ_ESTATE ? OMNIQ_OK : rc;
+}
+
+/* Counts a run that ended, and as unstored too if its report failed with
+ * rc (a drain then stops claiming rather than strand more tasks RUNNING).
+ * p->lock held. */
+static void count_run(pool_t *p, int rc) {
+  p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
+  omniq__unstored_add(&p->unstored, rc, omniq__errmsg(p->oq->id));
 }
 
 /* A slot whose zygote has exited (killed from outside: its children died
@@ -206,8 +270,8 @@ static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
   omniq_handler_fn fn;
   void *userdata;
   char err[OMNIQ__ERRMSG_MAX];
-  if (omniq__handlers_resolve(p->oq, job->task->func, &fn, &userdata, err, sizeof err) !=
-      OMNIQ_OK) {
+  if (omniq__handlers_resolve(p->oq, job->task->func, p->handler_path, &fn, &userdata, err,
+                              sizeof err) != OMNIQ_OK) {
     omniq__job_fail(job, OMNIQ__RUN_NO_HANDLER, NULL, err, NULL, 0);
     omniq__job_returned(job);
     return OMNIQ_EHANDLER;
@@ -233,16 +297,17 @@ static void run_task(pool_t *p, int slot, omniq_task_t *task) {
   if (omniq__job_new(oq, task, &job) != OMNIQ_OK) {
     omniq__run_report_t r = {.kind = OMNIQ__RUN_NO_MEMORY,
                              .message = "out of memory starting the run"};
-    omniq__engine_finish(oq, task, &r);
+    int rc = omniq__engine_finish(oq, task, &r);
     omniq_task_free(task);
     pthread_mutex_lock(&p->lock);
-    p->finished++;
+    count_run(p, rc);
     pthread_mutex_unlock(&p->lock);
     return;
   }
   int64_t now = omniq__mono_ms();
   job->mono_started_ms = now;
-  if (task->timeout_ms > 0) job->mono_deadline_ms = now + task->timeout_ms;
+  atomic_store(&job->mono_lease_until_ms, omniq__add_ms(now, oq->settings.lease_ms));
+  if (task->timeout_ms > 0) job->mono_deadline_ms = omniq__add_ms(now, task->timeout_ms);
   job->next_extend_ms = now + p->extend_ms;
 
   pthread_mutex_lock(&p->lock);
@@ -253,6 +318,7 @@ static void run_task(pool_t *p, int slot, omniq_task_t *task) {
   if (omniq__keeper_must_wake(&p->keeper, job, now)) pthread_cond_broadcast(&p->cond);
   pthread_mutex_unlock(&p->lock);
 
+  int rc = OMNIQ_OK;
   if (skip) {
     omniq__job_end(job);
     omniq__job_cancel(job);
@@ -260,14 +326,14 @@ static void run_task(pool_t *p, int slot, omniq_task_t *task) {
   } else {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.started", task->id, "func=%s attempt=%d",
                task->func, task->attempts);
-    report(oq, job, call_handler(p, slot, job));
+    rc = report(oq, job, call_handler(p, slot, job));
   }
 
   pthread_mutex_lock(&p->lock);
   if (job->prev != NULL) job->prev->next = job->next;
   else p->inflight = job->next;
   if (job->next != NULL) job->next->prev = job->prev;
-  p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
+  count_run(p, rc);
   pthread_mutex_unlock(&p->lock);
   omniq__job_unref(job);
 }
@@ -275,67 +341,86 @@ static void run_task(pool_t *p, int slot, omniq_task_t *task) {
 /* ---- claiming -------------------------------------------------------------- */
 
 static int may_claim(const pool_t *p) {
+  if (p->drain && (p->unstored.n > 0 || p->keeper.unstored.n > 0)) return 0;
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
-/* The leader's loop: claims until it gets a task, the pool stops, or (in
- * drain mode) nothing is due. Called and returns with p->lock held; gives
- * leadership up before returning. */
-static omniq_task_t *lead(pool_t *p) {
-  omniq_task_t *task = NULL;
+/* How many tasks the leader may claim now: the free slots, and in drain
+ * mode no more than the limit leaves. Under p->lock. */
+static size_t claim_room(const pool_t *p) {
+  long room = p->concurrency - p->busy - p->nready;
+  if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
+  return room > 0 ? (size_t)room : 0;
+}
+
+/* The leader's loop: claims until it gets tasks, the pool stops, or (in
+ * drain mode) nothing is due; what it gets goes on `ready`. Called and
+ * returns with p->lock held; gives leadership up before returning. */
+static void lead(pool_t *p) {
   for (;;) {
     /* Read the generation before looking at `stopping`: a stop sets it and
      * then bumps the generation, so the wait below cannot miss the stop. */
     pthread_mutex_unlock(&p->lock);
-    uint64_t gen = omniq__notify_gen(OMNIQ__EV_WORK);
+    uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
-    if (!may_claim(p)) break;
-    p->claimed++;
+    size_t room = claim_room(p);
+    if (!may_claim(p) || room == 0) break;
+    p->claimed += (long)room;
     pthread_mutex_unlock(&p->lock);
 
     omniq_task_t **tasks = NULL;
     size_t n = 0;
-    int rc = omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, 1, &tasks, &n);
-    if (rc == OMNIQ_OK && n > 0) {
-      task = tasks[0]; /* max was 1 */
-      omniq__free(tasks);
-      pthread_mutex_lock(&p->lock);
-      break;
-    }
-    omniq__tasks_free(tasks, n);
+    int rc =
+        omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, room, &tasks, &n);
     if (rc != OMNIQ_OK)
       omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "worker.claim_failed", NULL, "%s: %s",
                  omniq_err_name(rc), omniq__errmsg(p->oq->id));
     pthread_mutex_lock(&p->lock);
-    p->claimed--;
+    p->claimed -= (long)(room - (rc == OMNIQ_OK ? n : 0));
+    if (rc == OMNIQ_OK && n > 0) {
+      for (size_t i = 0; i < n; i++) p->ready[p->nready++] = tasks[i]; /* n <= room */
+      omniq__free(tasks);
+      break;
+    }
+    omniq__tasks_free(tasks, n);
     if (p->drain) {
       if (rc != OMNIQ_OK && p->error == OMNIQ_OK) p->error = rc;
       p->drained = 1;
-      pthread_cond_broadcast(&p->idle_cond);
       break;
     }
     pthread_mutex_unlock(&p->lock);
-    omniq__notify_wait(OMNIQ__EV_WORK, gen, p->poll_ms);
+    omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen, p->poll_ms);
     pthread_mutex_lock(&p->lock);
   }
   p->has_leader = 0;
-  pthread_cond_signal(&p->idle_cond);
-  return task;
+  /* Followers take the tasks on `ready`, and one of the rest leads. */
+  pthread_cond_broadcast(&p->idle_cond);
 }
 
+/* A runner: takes a task a leader queued for it, or leads, or waits. A
+ * claimed task is always run, even once the pool is stopping: it holds a
+ * lease that nobody else would release. */
 static void runner_loop(pool_t *p, int slot) {
   pthread_mutex_lock(&p->lock);
-  while (may_claim(p)) {
+  for (;;) {
+    if (p->nready > 0) {
+      omniq_task_t *task = p->ready[--p->nready];
+      p->busy++;
+      pthread_mutex_unlock(&p->lock);
+      run_task(p, slot, task);
+      pthread_mutex_lock(&p->lock);
+      p->busy--;
+      /* A slot came free: an idle follower may lead again if no one is. */
+      if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
+      continue;
+    }
+    if (!may_claim(p)) break;
     if (p->has_leader) {
       pthread_cond_wait(&p->idle_cond, &p->lock);
       continue;
     }
     p->has_leader = 1;
-    omniq_task_t *task = lead(p);
-    if (task == NULL) continue;
-    pthread_mutex_unlock(&p->lock);
-    run_task(p, slot, task);
-    pthread_mutex_lock(&p->lock);
+    lead(p);
   }
   /* Whatever ended this runner (stop, drained, limit) ends the followers
    * too; they must look again rather than wait for a leader. */
@@ -415,6 +500,17 @@ static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o)
   return OMNIQ_OK;
 }
 
+/* Frees what pool_new allocated before it failed (no lock or thread yet). */
+static void pool_discard(pool_t *p) {
+  if (p == NULL) return;
+  for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
+  omniq__free(p->handler_path);
+  omniq__free(p->slots);
+  omniq__free(p->runners);
+  omniq__free(p->ready);
+  omniq__free(p);
+}
+
 static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts, pool_t **out) {
   omniq_worker_opts_t defaults;
   int rc;
@@ -426,7 +522,11 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   }
   if ((rc = check_opts(oq, fn, opts)) != OMNIQ_OK) return rc;
   pool_t *p = omniq__calloc(1, sizeof *p);
-  if (p == NULL || (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL)
+  if (p == NULL ||
+      (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
+      (p->ready = omniq__calloc((size_t)opts->concurrency, sizeof *p->ready)) == NULL)
+    goto nomem;
+  if (opts->handler_path != NULL && (p->handler_path = omniq__strdup(opts->handler_path)) == NULL)
     goto nomem;
   if (opts->isolation == OMNIQ_ISOLATION_PROCESS) {
     if ((p->slots = omniq__calloc((size_t)opts->concurrency, sizeof *p->slots)) == NULL) goto nomem;
@@ -435,9 +535,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   }
   if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
       OMNIQ_OK) {
-    omniq__free(p->slots);
-    omniq__free(p->runners);
-    omniq__free(p);
+    pool_discard(p);
     return rc;
   }
   if (pthread_mutex_init(&p->lock, NULL) != 0) goto nomem;
@@ -462,12 +560,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   *out = p;
   return OMNIQ_OK;
 nomem:
-  if (p != NULL) {
-    for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
-    omniq__free(p->slots);
-    omniq__free(p->runners);
-    omniq__free(p);
-  }
+  pool_discard(p);
   return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
 }
 
@@ -487,7 +580,7 @@ static void start_zygote(pool_t *p) {
   omniq__zygote_t z;
   char err[sizeof p->zygote_err];
   drop_zygote(p); /* one that exited: reaped */
-  int rc = omniq__zygote_start(&z, oq, p->concurrency, err, sizeof err);
+  int rc = omniq__zygote_start(&z, oq, p->handler_path, p->concurrency, err, sizeof err);
   pthread_mutex_lock(&p->lock);
   if (rc == OMNIQ_OK) {
     p->zygote = z;
@@ -578,7 +671,7 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
   p->stopping = 1;
   pthread_cond_broadcast(&p->idle_cond);
   pthread_mutex_unlock(&p->lock);
-  omniq__notify(OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
+  omniq__wake(oq, OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
 
   struct timespec ts = omniq__mono_deadline(timeout_ms);
   pthread_mutex_lock(&p->lock);
@@ -621,6 +714,23 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
 
 /* ---- public API ------------------------------------------------------------ */
 
+static void pool_list_add(omniq_t *oq, pool_t *p) {
+  pthread_mutex_lock(&oq->lock);
+  p->next = oq->workers;
+  oq->workers = p;
+  pthread_mutex_unlock(&oq->lock);
+}
+
+static void pool_list_remove(omniq_t *oq, pool_t *p) {
+  pthread_mutex_lock(&oq->lock);
+  for (pool_t **pp = &oq->workers; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      break;
+    }
+  pthread_mutex_unlock(&oq->lock);
+}
+
 int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worker_t **out) {
   pool_t *p;
   int rc;
@@ -636,10 +746,7 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
   while (p->started < p->nrunners) pthread_cond_wait(&p->cond, &p->lock);
   pthread_mutex_unlock(&p->lock);
 
-  pthread_mutex_lock(&oq->lock);
-  p->next = oq->workers;
-  oq->workers = p;
-  pthread_mutex_unlock(&oq->lock);
+  pool_list_add(oq, p);
 
   char queues[OMNIQ_MAX_QUEUES * (OMNIQ_NAME_MAX + 1)] = "";
   for (size_t i = 0; i < p->nqueues; i++)
@@ -666,13 +773,7 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
 int omniq_worker_stop(omniq_worker_t *w) {
   if (w == NULL) return OMNIQ_OK;
   omniq_t *oq = w->oq;
-  pthread_mutex_lock(&oq->lock);
-  for (pool_t **pp = &oq->workers; *pp != NULL; pp = &(*pp)->next)
-    if (*pp == w) {
-      *pp = w->next;
-      break;
-    }
-  pthread_mutex_unlock(&oq->lock);
+  pool_list_remove(oq, w);
 
   int left = pool_shutdown(w, w->shutdown_ms);
   if (left > 0)
@@ -701,6 +802,7 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
   p->drain = 1;
   p->limit = limit;
   p->go = 1;
+  pool_list_add(oq, p); /* so a cancel through oq reaches its runs */
   /* The caller is one runner (with the last slot); the others are
    * temporary threads. */
   rc = pool_spawn(p, p->concurrency - 1, "omniq_worker_process");
@@ -709,8 +811,20 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
     if (p->slots != NULL) omniq__slot_close(&p->slots[p->concurrency - 1]);
   }
   pool_shutdown(p, -1);
-  if (done != NULL) *done = p->finished;
-  if (rc == OMNIQ_OK) rc = p->error;
+  pool_list_remove(oq, p);
+  /* A run whose outcome the store refused is not done (the keeper's count
+   * is final: it has been joined). */
+  long unstored = p->unstored.n + p->keeper.unstored.n;
+  if (done != NULL) *done = p->finished - unstored;
+  if (unstored > 0) { /* said before any claim error: it is the worse news */
+    const omniq__unstored_t *first = p->unstored.n > 0 ? &p->unstored : &p->keeper.unstored;
+    rc = omniq__err(oq->id, first->rc,
+                    "omniq_worker_process: %ld run(s) ended but the store refused their "
+                    "outcome (%s); their tasks stay RUNNING until their leases expire",
+                    unstored, first->msg);
+  } else if (rc == OMNIQ_OK) {
+    rc = p->error;
+  }
   pool_unref(p);
   return rc;
 }
@@ -739,23 +853,31 @@ int omniq_worker_run(omniq_t *oq, const omniq_worker_opts_t *opts) {
 }
 
 void omniq__pool_cancelled(omniq_t *oq, const char *id) {
+  int ended = 0;
   pthread_mutex_lock(&oq->lock); /* pools on oq->workers are not freed under it */
   for (pool_t *p = oq->workers; p != NULL; p = p->next) {
     pthread_mutex_lock(&p->lock);
+    /* The store holds the task CANCELLED: whatever claim a run here holds
+     * is void, so the run ends with nothing to report, as a refused
+     * extension would end it, but now. */
     for (omniq_job_t *j = p->inflight; j != NULL; j = j->next)
-      if (strcmp(j->task->id, id) == 0) {
-        j->next_extend_ms = 0; /* due now */
-        pthread_cond_broadcast(&p->cond);
+      if (strcmp(j->task->id, id) == 0 && omniq__job_end(j)) {
+        omniq__job_cancel(j);
+        ended++;
       }
     pthread_mutex_unlock(&p->lock);
   }
   pthread_mutex_unlock(&oq->lock);
+  if (ended > 0)
+    omniq__log(&oq->log, OMNIQ_LOG_INFO, "task.claim_lost", id,
+               "cancelled through this handle while running; its report will be ignored");
 }
 
 void omniq__pool_close_all(omniq_t *oq) {
   for (;;) {
     pthread_mutex_lock(&oq->lock);
     pool_t *w = oq->workers;
+    while (w != NULL && w->drain) w = w->next; /* its caller ends it */
     pthread_mutex_unlock(&oq->lock);
     if (w == NULL) break;
     omniq_worker_stop(w);

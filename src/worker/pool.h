@@ -11,11 +11,12 @@
  * shutdown_timeout. Called by omniq_close. */
 void omniq__pool_close_all(omniq_t *oq);
 
-/* Tells oq's started pools that task id was cancelled, so a handler running
- * it sees omniq_job_cancelled() now rather than at its next lease
- * extension: the keeper is woken to extend that lease at once, the
- * extension is refused, and the job is marked cancelled. Takes oq->lock,
- * then each pool's lock. */
+/* Tells oq's pools (started ones and omniq_worker_process drains) that
+ * task id was cancelled in the store: a run of it is ended without a
+ * report and its job marked cancelled before this returns, so the handler
+ * sees omniq_job_cancelled() at once, whenever the next lease extension
+ * would have come. Call only after the cancel committed. Takes oq->lock,
+ * then each pool's lock, then the job's. */
 void omniq__pool_cancelled(omniq_t *oq, const char *id);
 
 #endif

@@ -133,6 +133,7 @@ int omniq__zygote_take(int ctl, omniq__zmsg_t *m, int fds[2]) {
 
 typedef struct zyg {
   omniq_t *oq;
+  const char *handler_path; /* the pool's, in this copy of its memory */
   int n;
   int *fd;       /* the slots' channels; -1 once a slot closed its end */
   pid_t *child;  /* each slot's current child, 0 = none */
@@ -243,7 +244,7 @@ static void spawn(zyg_t *z, int slot) {
     close(z->sfd);
     close(sv[0]);
     close(ep[0]);
-    omniq__child_main(z->oq, sv[1], ep[1], z->self);
+    omniq__child_main(z->oq, z->handler_path, sv[1], ep[1], z->self);
   }
   m.err = errno;
   close(sv[1]);
@@ -281,7 +282,8 @@ static void serve(zyg_t *z, int slot) {
   else if (m.type == OMNIQ__Z_KILL && z->child[slot] > 0) kill_tree(z->child[slot]);
 }
 
-static _Noreturn void zygote_main(omniq_t *oq, int *fd, int n, pid_t parent) {
+static _Noreturn void zygote_main(omniq_t *oq, const char *handler_path, int *fd, int n,
+                                  pid_t parent) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
@@ -296,7 +298,7 @@ static _Noreturn void zygote_main(omniq_t *oq, int *fd, int n, pid_t parent) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   setpgid(0, 0); /* a terminal's Ctrl-C is for the worker, which stops gracefully */
 
-  zyg_t z = {.oq = oq, .n = n, .fd = fd, .self = getpid()};
+  zyg_t z = {.oq = oq, .handler_path = handler_path, .n = n, .fd = fd, .self = getpid()};
   z.child = omniq__calloc((size_t)n, sizeof *z.child);
   struct pollfd *p = omniq__calloc((size_t)n + 1, sizeof *p);
   int *slot = omniq__calloc((size_t)n + 1, sizeof *slot);
@@ -329,7 +331,8 @@ static _Noreturn void zygote_main(omniq_t *oq, int *fd, int n, pid_t parent) {
 
 /* ---- the pool's side ----------------------------------------------------------- */
 
-int omniq__zygote_start(omniq__zygote_t *z, omniq_t *oq, int nslots, char *err, size_t errlen) {
+int omniq__zygote_start(omniq__zygote_t *z, omniq_t *oq, const char *handler_path, int nslots,
+                        char *err, size_t errlen) {
   int *zfd = omniq__malloc((size_t)nslots * sizeof *zfd);
   memset(z, 0, sizeof *z);
   z->ctl = omniq__malloc((size_t)nslots * sizeof *z->ctl);
@@ -362,7 +365,7 @@ int omniq__zygote_start(omniq__zygote_t *z, omniq_t *oq, int nslots, char *err, 
       omniq__handlers_fork_unlock();
       pthread_mutex_unlock(&oq->lock);
       for (int i = 0; i < nslots; i++) close(z->ctl[i]);
-      zygote_main(oq, zfd, nslots, parent);
+      zygote_main(oq, handler_path, zfd, nslots, parent);
     }
     saved = errno;
     omniq__handlers_fork_unlock();

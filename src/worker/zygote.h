@@ -21,9 +21,12 @@ typedef struct omniq__zygote {
  * dies when the calling thread ends (PR_SET_PDEATHSIG), so call it from a
  * thread that lives as long as the pool. oq->lock and the handler-library
  * lock are held across the fork, so the copy's registry is whole and
- * unlocked. OMNIQ_OK, or OMNIQ_ENOMEM / OMNIQ_EIO with the reason in err;
- * on error nothing is left open. */
-int omniq__zygote_start(omniq__zygote_t *z, omniq_t *oq, int nslots, char *err, size_t errlen);
+ * unlocked. handler_path (the pool's own allowed libraries, or NULL) is
+ * borrowed: its children resolve funcs with it, as the pool does.
+ * OMNIQ_OK, or OMNIQ_ENOMEM / OMNIQ_EIO with the reason in err; on error
+ * nothing is left open. */
+int omniq__zygote_start(omniq__zygote_t *z, omniq_t *oq, const char *handler_path, int nslots,
+                        char *err, size_t errlen);
 /* Asks the zygote to kill every child (with its process group) and exit,
  * and reaps it. Frees z->ctl but closes none of the channels. */
 void omniq__zygote_stop(omniq__zygote_t *z);

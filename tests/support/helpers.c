@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #include "support/helpers.h"
 
+#include "support/postgres.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "base/records.h"
+#include "core/engine.h"
 
 void th_clock_init(th_clock_t *c, int64_t start_ms) { c->now_ms = start_ms; }
 
@@ -17,6 +22,7 @@ void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_c
   omniq_settings_init(s);
   snprintf(s->backend, sizeof s->backend, "%s", backend);
   snprintf(s->base_dir, sizeof s->base_dir, "%s", dir);
+  if (strcmp(backend, "postgres") == 0) th_pg_settings(s);
   s->log_level = OMNIQ_LOG_ERROR;
   s->retry_base_ms = 10;
   s->retry_cap_ms = 100;
@@ -65,28 +71,44 @@ int th_store_teardown(void **state) {
   th_store_t *st = *state;
   if (st == NULL) return 0;
   omniq_close(st->oq);
+  th_pg_drop(&st->settings);
   th_rmtree(st->dir);
   free(st);
   return 0;
 }
 
-omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
-                           int isolation) {
+omniq_task_t *th_claim_one(omniq_t *oq) {
+  omniq_task_t **tasks = NULL;
+  size_t n = 0;
+  th_ok(oq, omniq__engine_claim(oq, NULL, 0, 1, &tasks, &n));
+  omniq_task_t *t = n == 1 ? tasks[0] : NULL;
+  if (n == 1) tasks[0] = NULL;
+  omniq__tasks_free(tasks, n);
+  return t;
+}
+
+omniq_result_t *th_run_with(th_store_t *st, const char *func, const char *args_json,
+                            const omniq_worker_opts_t *o) {
   omniq_enqueue_opts_t eo;
-  omniq_worker_opts_t o;
   omniq_result_t *r = NULL;
   char id[OMNIQ_ID_SIZE];
   long done = 0;
   omniq_enqueue_opts_init(&eo);
   eo.max_retries = 3;
   th_ok(st->oq, omniq_enqueue(st->oq, func, args_json, NULL, &eo, id));
-  omniq_worker_opts_init(&o);
-  o.concurrency = 1;
-  o.isolation = isolation;
-  th_ok(st->oq, omniq_worker_process(st->oq, &o, 0, &done));
+  th_ok(st->oq, omniq_worker_process(st->oq, o, 0, &done));
   assert_int_equal(done, 1);
   th_ok(st->oq, omniq_get_result(st->oq, id, 0, &r));
   return r;
+}
+
+omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
+                           int isolation) {
+  omniq_worker_opts_t o;
+  omniq_worker_opts_init(&o);
+  o.concurrency = 1;
+  o.isolation = isolation;
+  return th_run_with(st, func, args_json, &o);
 }
 
 int th_store_setup_handlers(void **state, const th_handler_t *handlers, size_t n) {

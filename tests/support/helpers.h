@@ -27,7 +27,8 @@ void th_clock_advance(th_clock_t *c, int64_t ms);
 int64_t th_clock_now(void *userdata); /* an omniq_clock_fn over th_clock_t */
 
 /* Settings for a test store under dir, on the manual clock, logging only
- * errors (so test output stays readable). backend: "sqlite" or "file". */
+ * errors (so test output stays readable). backend: "sqlite", "file" or
+ * "postgres" (a fresh schema on OMNIQ_DB_URL: support/postgres.h). */
 void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock);
 
 /* A store for one test: a fresh directory, the manual clock at TH_EPOCH_MS,
@@ -44,14 +45,23 @@ typedef struct th_store {
  * cmocka_unit_test_prestate_setup_teardown) and holds the th_store_t on
  * success. A store that cannot open fails the test and leaves nothing. */
 int th_store_setup(void **state);
-/* cmocka teardown: closes the handle, removes the directory. */
+/* cmocka teardown: closes the handle, removes the directory (and a
+ * postgres store's schema). */
 int th_store_teardown(void **state);
+
+/* Claims at most one due task of the default queue through the engine, as
+ * a worker would: the task (yours: omniq_task_free) or NULL. Fails the test
+ * on an error. */
+omniq_task_t *th_claim_one(omniq_t *oq);
 
 /* Enqueues func(args_json) with max_retries 3, runs the queue dry with one
  * runner in the given isolation, and returns the task's result (yours:
  * omniq_result_free). Fails the test unless exactly that task ran. */
 omniq_result_t *th_run_one(th_store_t *st, const char *func, const char *args_json,
                            int isolation);
+/* The same with the worker options o (a drain of them). */
+omniq_result_t *th_run_with(th_store_t *st, const char *func, const char *args_json,
+                            const omniq_worker_opts_t *o);
 
 /* A handler and the name it is registered under, for tables of them. */
 typedef struct th_handler {

@@ -14,6 +14,8 @@
  *   results/<id>.json          one result per task (latest wins)
  *   quarantine/                files that could not be used, never deleted
  *   tmp/                       every write starts here
+ *   batches/<name>/            a committed enqueue of many, being published
+ *                              (batch.c: what makes it all or none)
  *
  * Claim: take the best due names from the in-memory index (index.c),
  * then for each: task lock, rename pending/<q>/<name> -> running/<id>.json
@@ -45,6 +47,7 @@
 #include "base/mkdir.h"
 #include "base/records.h"
 #include "storage/file/backend.h"
+#include "storage/file/batch.h"
 #include "storage/file/keys.h"
 #include "storage/file/marks.h"
 #include "storage/file/names.h"
@@ -186,6 +189,7 @@ static int open_layout(omniq__fs_t *fs, int *format_missing, char *err, size_t e
   if ((rc = open_dir(fs, fs->base_fd, "tmp", &fs->tmp_fd, err, errlen)) != OMNIQ_OK ||
       (rc = open_dir(fs, fs->base_fd, "quarantine", &fs->quarantine_fd, err, errlen)) !=
           OMNIQ_OK ||
+      (rc = open_dir(fs, fs->base_fd, "batches", &fs->batches_fd, err, errlen)) != OMNIQ_OK ||
       (rc = open_dir(fs, fs->base_fd, "results", &fs->results_fd, err, errlen)) != OMNIQ_OK ||
       (rc = open_dir(fs, fs->base_fd, "queue", &fs->queue_fd, err, errlen)) != OMNIQ_OK ||
       (rc = open_dir(fs, fs->queue_fd, "pending", &fs->pending_fd, err, errlen)) != OMNIQ_OK ||
@@ -287,62 +291,113 @@ typedef struct {
   int staged, placed;
 } slot_t;
 
-/* Writes every task to tmp/ (synced): the slow part, before any lock. */
-static int stage_all(omniq__fs_t *fs, omniq_task_t *const *tasks, size_t n, slot_t *sl, char *err,
-                     size_t errlen) {
+/* Writes every task through io, into tmp/ or a batch's folder (synced):
+ * the slow part, before any lock. */
+static int stage_all(omniq__fs_t *fs, const omniq__fio_t *io, omniq_task_t *const *tasks,
+                     size_t n, slot_t *sl, char *err, size_t errlen) {
   for (size_t i = 0; i < n; i++) {
     const omniq_task_t *t = tasks[i];
     omniq__frec_t rec;
-    int qfd, rc;
+    int rc;
     char qdir[OMNIQ__QDIR_SIZE];
-    if ((rc = omniq__fidx_queue(fs->idx, t->queue, 1, &qfd, qdir, err, errlen)) != OMNIQ_OK)
+    if ((rc = omniq__fidx_queue(fs->idx, t->queue, 1, qdir, err, errlen)) != OMNIQ_OK)
       return rc;
     omniq__fidx_describe(fs->idx, qdir, t->priority, t->eta_ms, t->id, &sl[i].p);
     omniq__fname_id(t->id, sl[i].idname);
     if ((rc = omniq__frec_encode(&rec, t, NULL, err, errlen)) != OMNIQ_OK) return rc;
-    rc = omniq__frec_stage(&fs->io, &rec, OMNIQ__FREC_TASK, sl[i].tmp, err, errlen);
+    rc = omniq__frec_stage(io, &rec, OMNIQ__FREC_TASK, sl[i].tmp, err, errlen);
     omniq__frec_free(&rec);
     if (rc != OMNIQ_OK) return rc;
     sl[i].staged = 1;
+    omniq__fbatch_step();
   }
   return OMNIQ_OK;
 }
 
-/* Renames every staged file into pending/ (locks held); on a failure takes
- * back the ones already placed, so the batch is all or none. */
-static int place_all(omniq__fs_t *fs, slot_t *sl, size_t n, char *err, size_t errlen) {
-  int rc = OMNIQ_OK;
-  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) {
+/* OMNIQ_EINVAL if a task of the batch already exists (locks held). */
+static int check_new(omniq__fs_t *fs, const slot_t *sl, size_t n, char *err, size_t errlen) {
+  for (size_t i = 0; i < n; i++)
     if (omniq__fidx_find(fs->idx, sl[i].p.id, 0, &(omniq__pending_t){0}) ||
         omniq__fs_exists_outside_pending(fs, sl[i].idname)) {
       snprintf(err, errlen, "file store: task %s already exists", sl[i].p.id);
-      rc = OMNIQ_EINVAL;
+      return OMNIQ_EINVAL;
     }
+  return OMNIQ_OK;
+}
+
+static int cmp_slot_qdir(const void *a, const void *b) {
+  return strcmp(((const slot_t *)a)->p.qdir, ((const slot_t *)b)->p.qdir);
+}
+
+/* Renames every staged file from folder src into pending/ (locks held,
+ * markers made). Slots are sorted by queue folder first, so each is
+ * opened, filled and synced once, and no descriptor is kept per queue.
+ * Stops at the first failure; the slots say which were placed. */
+static int place_all(omniq__fs_t *fs, int src, slot_t *sl, size_t n, char *err, size_t errlen) {
+  int rc = OMNIQ_OK;
+  qsort(sl, n, sizeof *sl, cmp_slot_qdir);
+  for (size_t i = 0, j; i < n && rc == OMNIQ_OK; i = j) {
+    int qfd;
+    if ((rc = omniq__fidx_open_dir(fs->idx, sl[i].p.qdir, &qfd, err, errlen)) != OMNIQ_OK) break;
+    for (j = i; j < n && strcmp(sl[j].p.qdir, sl[i].p.qdir) == 0; j++) {
+      if (renameat(src, sl[j].tmp, qfd, sl[j].p.name) != 0) {
+        rc = omniq__fio_errno(errno, err, errlen, "file store: placing %s", sl[j].p.name);
+        break;
+      }
+      sl[j].staged = 0;
+      sl[j].placed = 1;
+      omniq__fbatch_step();
+    }
+    if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(&fs->io, qfd, err, errlen);
+    close(qfd);
   }
-  /* Markers first (marks.c): a task is never without one. */
-  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++)
-    if ((rc = omniq__fmark_new(fs, sl[i].p.id, sl[i].p.qdir)) != OMNIQ_OK)
-      rc = omniq__fio_errno(errno, err, errlen, "file store: index/ for %s", sl[i].p.id);
-  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) {
-    if (renameat(fs->tmp_fd, sl[i].tmp, sl[i].p.dirfd, sl[i].p.name) != 0) {
-      rc = omniq__fio_errno(errno, err, errlen, "file store: placing %s", sl[i].p.name);
-      break;
-    }
-    sl[i].staged = 0;
-    sl[i].placed = 1;
-  }
-  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) /* one sync per distinct folder */
-    if (i == 0 || sl[i].p.dirfd != sl[i - 1].p.dirfd)
-      rc = omniq__fio_sync_dir(&fs->io, sl[i].p.dirfd, err, errlen);
-  if (rc != OMNIQ_OK)
-    for (size_t i = 0; i < n; i++) {
-      if (sl[i].placed) unlinkat(sl[i].p.dirfd, sl[i].p.name, 0);
-      omniq__fmark_drop(fs, sl[i].p.id, sl[i].p.qdir);
-    }
   return rc;
 }
 
-/* Unique keys (keys.c): their locks are taken before any task lock and
+/* Markers first (marks.c): a task is never without one. On a failure the
+ * ones made are dropped. */
+static int mark_all(omniq__fs_t *fs, const slot_t *sl, size_t n, char *err, size_t errlen) {
+  for (size_t i = 0; i < n; i++)
+    if (omniq__fmark_new(fs, sl[i].p.id, sl[i].p.qdir) != OMNIQ_OK) {
+      int rc = omniq__fio_errno(errno, err, errlen, "file store: index/ for %s", sl[i].p.id);
+      while (i > 0) {
+        i--;
+        omniq__fmark_drop(fs, sl[i].p.id, sl[i].p.qdir);
+      }
+      return rc;
+    }
+  return OMNIQ_OK;
+}
+
+/* Removes the one task file a failed single enqueue placed, and its
+ * marker (see below). */
+static void take_back(omniq__fs_t *fs, slot_t *sl) {
+  char e[8];
+  int qfd;
+  if (sl->placed && omniq__fidx_open_dir(fs->idx, sl->p.qdir, &qfd, e, sizeof e) == OMNIQ_OK) {
+    unlinkat(qfd, sl->p.name, 0);
+    close(qfd);
+  }
+  sl->placed = 0;
+  omniq__fmark_drop(fs, sl->p.id, sl->p.qdir);
+}
+
+/* Tells the index and the journal about every placed file. */
+static void announce_placed(omniq__fs_t *fs, const slot_t *sl, size_t n) {
+  omniq__pending_t *ps = omniq__malloc(n * sizeof *ps);
+  size_t k = 0;
+  for (size_t i = 0; ps != NULL && i < n; i++)
+    if (sl[i].placed) ps[k++] = sl[i].p;
+  if (ps != NULL && k > 0) omniq__fidx_announce(fs->idx, ps, k);
+  omniq__free(ps);
+}
+
+/* One task: staged in tmp/ and placed by one rename, which is all or none
+ * by itself. Many: a batch (batch.c), committed by the one rename of its
+ * folder; after that commit the batch is enqueued, so a failure publishing
+ * it is left to recovery, not undone.
+ *
+ * Unique keys (keys.c): their locks are taken before any task lock and
  * held until the tasks are placed, so no other enqueue of a key can come
  * between the check and the placing. */
 static int enqueue_unique_file(void *backend, omniq_task_t *const *tasks, size_t n,
@@ -350,6 +405,8 @@ static int enqueue_unique_file(void *backend, omniq_task_t *const *tasks, size_t
   omniq__fs_t *fs = backend;
   uint16_t *set = NULL, *kset = NULL;
   size_t nset = 0, nk = 0, keyed = 0;
+  omniq__fbatch_t batch = {.fd = -1};
+  omniq__fio_t batch_io;
   if (n == 0) return OMNIQ_OK;
   if (tasks == NULL) return OMNIQ_EINVAL;
   const char **ids = omniq__malloc(n * sizeof *ids);
@@ -363,23 +420,34 @@ static int enqueue_unique_file(void *backend, omniq_task_t *const *tasks, size_t
       keyed = 0;
     }
   }
-  if (rc == OMNIQ_OK) rc = stage_all(fs, tasks, n, sl, err, errlen);
+  if (rc == OMNIQ_OK && n > 1) rc = omniq__fbatch_begin(fs, &batch, &batch_io, err, errlen);
+  if (rc == OMNIQ_OK) rc = stage_all(fs, n > 1 ? &batch_io : &fs->io, tasks, n, sl, err, errlen);
   /* Locks keep claimers (and lookups) away until the batch is all in or all
    * out: a claimer takes the task lock before its rename. */
   if (rc == OMNIQ_OK) rc = omniq__flock_take_set(&fs->locks, ids, n, &set, &nset, err, errlen);
   if (rc == OMNIQ_OK) {
-    rc = place_all(fs, sl, n, err, errlen);
-    if (rc == OMNIQ_OK) {
-      omniq__pending_t *ps = omniq__malloc(n * sizeof *ps);
-      for (size_t i = 0; ps != NULL && i < n; i++) ps[i] = sl[i].p;
-      if (ps != NULL) omniq__fidx_announce(fs->idx, ps, n);
-      omniq__free(ps);
+    rc = check_new(fs, sl, n, err, errlen);
+    if (rc == OMNIQ_OK) rc = mark_all(fs, sl, n, err, errlen);
+    int marked = rc == OMNIQ_OK;
+    if (rc == OMNIQ_OK && n > 1) rc = omniq__fbatch_commit(fs, &batch, err, errlen);
+    if (rc == OMNIQ_OK) rc = place_all(fs, n > 1 ? batch.fd : fs->tmp_fd, sl, n, err, errlen);
+    if (rc != OMNIQ_OK && batch.committed) {
+      omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", NULL,
+                 "batch of %zu enqueued, publishing it failed (finished by recovery): %s", n, err);
+      rc = OMNIQ_OK;
+      err[0] = '\0';
+    } else if (rc != OMNIQ_OK && marked) { /* nothing of it is enqueued */
+      for (size_t i = 0; i < n; i++) take_back(fs, &sl[i]);
     }
+    announce_placed(fs, sl, n);
     omniq__flock_release_set(&fs->locks, set, nset);
   }
   if (keyed > 0) omniq__fkeys_release(fs, kset, nk);
-  for (size_t i = 0; sl != NULL && i < n; i++)
-    if (sl[i].staged) omniq__fio_unstage(&fs->io, sl[i].tmp);
+  if (n > 1) {
+    omniq__fbatch_end(fs, &batch);
+  } else if (sl != NULL && sl[0].staged) {
+    omniq__fio_unstage(&fs->io, sl[0].tmp);
+  }
   omniq__free(sl);
   omniq__free(ids);
   return rc;
@@ -394,11 +462,12 @@ static int enqueue_file(void *backend, omniq_task_t *const *tasks, size_t n, cha
 
 enum { CLAIMED = 0, GONE = 1, PAUSED = 2 };
 
-/* Claims one candidate: CLAIMED with *out, GONE if someone else won or the
- * file was quarantined, PAUSED if its queue is paused (the file back where
- * it was), or an error (the candidate untouched). */
-static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_claim_req_t *req,
-                     omniq_task_t **out, char *err, size_t errlen) {
+/* Claims one candidate from its folder qfd: CLAIMED with *out, GONE if
+ * someone else won or the file was quarantined, PAUSED if its queue is
+ * paused (the file back where it was), or an error (the candidate
+ * untouched). */
+static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
+                    const omniq_claim_req_t *req, omniq_task_t **out, char *err, size_t errlen) {
   char idname[OMNIQ__IDNAME_SIZE], e[OMNIQ__ERRMSG_MAX];
   omniq_task_t *t = NULL;
   omniq__frec_t rec;
@@ -406,7 +475,7 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
   omniq__fname_id(p->id, idname);
   int rc = omniq__flock_take(&fs->locks, p->id, err, errlen);
   if (rc != OMNIQ_OK) return rc;
-  if (renameat(p->dirfd, p->name, fs->running_fd, idname) != 0) {
+  if (renameat(qfd, p->name, fs->running_fd, idname) != 0) {
     int en = errno;
     omniq__flock_release(&fs->locks, p->id);
     if (en == ENOENT) return GONE; /* another claimer (or a cancel) won */
@@ -415,7 +484,7 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
   /* The rename decided the claim; a pause written before it is seen now
    * (queues.c), and undoing is putting the file back. */
   if (omniq__fq_read(fs, p->qdir, &set) == OMNIQ_OK && set.paused) {
-    renameat(fs->running_fd, idname, p->dirfd, p->name);
+    renameat(fs->running_fd, idname, qfd, p->name);
     omniq__flock_release(&fs->locks, p->id);
     return PAUSED;
   }
@@ -448,7 +517,7 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
   if (rc != OMNIQ_OK) {
     /* The rewrite did not happen (it is atomic): the slot still holds the
      * PENDING file. Put it back untouched. */
-    renameat(fs->running_fd, idname, p->dirfd, p->name);
+    renameat(fs->running_fd, idname, qfd, p->name);
     omniq_task_free(t);
     omniq__flock_release(&fs->locks, p->id);
     *out = NULL;
@@ -456,11 +525,22 @@ static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_cla
   }
   /* The task is claimed whatever happens next; a failed sync of the folder
    * it left is a durability problem to report, not a reason to undo. */
-  if (omniq__fio_sync_dir(&fs->io, p->dirfd, e, sizeof e) != OMNIQ_OK)
+  if (omniq__fio_sync_dir(&fs->io, qfd, e, sizeof e) != OMNIQ_OK)
     omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.claim", p->id, "%s", e);
   omniq__flock_release(&fs->locks, p->id);
   *out = t;
   return CLAIMED;
+}
+
+/* claim_in, with the candidate's folder opened for it. */
+static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_claim_req_t *req,
+                     omniq_task_t **out, char *err, size_t errlen) {
+  int qfd;
+  int rc = omniq__fidx_open_dir(fs->idx, p->qdir, &qfd, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  rc = claim_in(fs, qfd, p, req, out, err, errlen);
+  close(qfd);
+  return rc;
 }
 
 /* A queue a claim may take from. */
@@ -479,27 +559,30 @@ static int claim_limited(omniq__fs_t *fs, open_q_t *q, const omniq__pending_t *p
                          size_t errlen) {
   omniq__fqset_t set;
   int64_t window;
+  int qfd = -1;
   int rc = omniq__fq_lock(fs, q->qdir, err, errlen);
   if (rc != OMNIQ_OK) return rc;
   rc = omniq__fq_read(fs, q->qdir, &set);
-  if (rc == OMNIQ_OK && omniq__fq_allowance(&set, req->now_ms, &window) == 0) {
+  if (rc == OMNIQ_OK && omniq__fq_allowance(&set, req->now_ms, &window) == 0)
     rc = PAUSED; /* nothing left in this window (or paused) */
-  } else if (rc == OMNIQ_OK && faccessat(p->dirfd, p->name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
-    /* Claimed elsewhere already (this process's index learns it now). Every
-     * claim of this queue holds its lock, so a candidate that is here now
-     * stays until our rename, but for a cancel. */
-    rc = GONE;
-  } else if (rc == OMNIQ_OK) {
+  else if (rc == OMNIQ_OK)
+    rc = omniq__fidx_open_dir(fs->idx, p->qdir, &qfd, err, errlen);
+  /* Claimed elsewhere already (this process's index learns it now). Every
+   * claim of this queue holds its lock, so a candidate that is here now
+   * stays until our rename, but for a cancel. */
+  if (rc == OMNIQ_OK && faccessat(qfd, p->name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) rc = GONE;
+  if (rc == OMNIQ_OK) {
     omniq__fqset_t counted = set;
     counted.window_count = (set.window_start == window ? set.window_count : 0) + 1;
     counted.window_start = window;
     rc = omniq__fq_write(fs, q->qdir, &counted, err, errlen);
-    if (rc == OMNIQ_OK && (rc = claim_one(fs, p, req, out, err, errlen)) != CLAIMED) {
+    if (rc == OMNIQ_OK && (rc = claim_in(fs, qfd, p, req, out, err, errlen)) != CLAIMED) {
       char e[OMNIQ__ERRMSG_MAX];
       counted.window_count--;
       omniq__fq_write(fs, q->qdir, &counted, e, sizeof e);
     }
   }
+  if (qfd >= 0) close(qfd);
   omniq__fq_unlock(fs, q->qdir);
   return rc;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The file backend's state, shared by its files:
  *   backend.c      open, close, enqueue, claim, the ops table
+ *   batch.c        enqueue of many: one commit, recovery of what a crash left
  *   transitions.c  finish, extend_lease, cancel, roll-forward
  *   query.c        lookups, purge, counts, expired leases, recovery at open
  *   locks.c        task locks            record.c  the bytes of each file
@@ -27,7 +28,7 @@ typedef struct omniq__fs {
   omniq_settings_t settings; /* a copy: the log, the clock and the locks point into it */
   omniq__log_t log;
   omniq__fio_t io;
-  int base_fd, queue_fd, pending_fd, running_fd, results_fd, quarantine_fd, tmp_fd;
+  int base_fd, queue_fd, pending_fd, running_fd, results_fd, quarantine_fd, tmp_fd, batches_fd;
   int done_fd[OMNIQ__FS_NDONE]; /* queue/success, queue/failed, queue/cancelled */
   omniq__fidx_t *idx;
   omniq__flock_t locks; /* its fd is base_dir/lock */

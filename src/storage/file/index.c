@@ -22,6 +22,13 @@
  * scan's cost), so an idle worker on a huge queue spends under 5% of its
  * time listing.
  *
+ * Descriptors: none per queue. A queue folder is opened for the one
+ * operation that needs it (omniq__fidx_open_dir, a listing) and closed
+ * after, always from pending_fd and with O_NOFOLLOW, so a store with any
+ * number of queues holds the same few descriptors, and a listing that
+ * cannot open a folder (the process out of descriptors) is an error to
+ * whoever asked, never a folder quietly counted as empty.
+ *
  * Lock: `lock` guards everything; it is never held while waiting for a
  * task lock (transitions take task locks first, then this one). */
 #include "storage/file/index.h"
@@ -45,7 +52,6 @@
 
 typedef struct {
   char qdir[OMNIQ__QDIR_SIZE];
-  int fd;
   omniq__flevels_t levels;
 } queue_t;
 
@@ -78,17 +84,28 @@ static int queue_find(omniq__fidx_t *ix, const char *qdir) {
   return -1;
 }
 
-/* Puts the table index of folder qdir in *qi, opening (and with create,
+static int open_queue_dir(const omniq__fidx_t *ix, const char *qdir, int *fd, char *err,
+                          size_t errlen) {
+  *fd = openat(ix->pending_fd, qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (*fd >= 0) return OMNIQ_OK;
+  if (errno == ENOENT) return OMNIQ_ENOTFOUND;
+  return omniq__fio_errno(errno, err, errlen, "file store: opening queue/pending/%s", qdir);
+}
+
+/* Puts the table index of folder qdir in *qi, checking (and with create,
  * making) the folder. OMNIQ_ENOTFOUND if it does not exist and !create. */
 static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, char *err,
                      size_t errlen) {
-  int fd;
+  struct stat st;
   if ((*qi = queue_find(ix, qdir)) >= 0) return OMNIQ_OK;
   if (create && mkdirat(ix->pending_fd, qdir, 0777) != 0 && errno != EEXIST)
     return omniq__fio_errno(errno, err, errlen, "file store: creating queue/pending/%s", qdir);
-  fd = openat(ix->pending_fd, qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) return OMNIQ_ENOTFOUND;
-  if (fd < 0) return omniq__fio_errno(errno, err, errlen, "file store: opening %s", qdir);
+  if (fstatat(ix->pending_fd, qdir, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? OMNIQ_ENOTFOUND
+                           : omniq__fio_errno(errno, err, errlen,
+                                              "file store: looking at queue/pending/%s", qdir);
+  if (!S_ISDIR(st.st_mode))
+    return omniq__fio_errno(ENOTDIR, err, errlen, "file store: queue/pending/%s", qdir);
   if (create) {
     char e[8];
     omniq__fio_sync_dir(ix->io, ix->pending_fd, e, sizeof e);
@@ -104,12 +121,10 @@ static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, c
   }
   if (ix->nq < ix->capq) q = omniq__calloc(1, sizeof *q);
   if (q == NULL) {
-    close(fd);
     snprintf(err, errlen, "file store: out of memory");
     return OMNIQ_ENOMEM;
   }
   snprintf(q->qdir, sizeof q->qdir, "%s", qdir);
-  q->fd = fd;
   ix->q[ix->nq] = q;
   *qi = (int)ix->nq++;
   return OMNIQ_OK;
@@ -125,7 +140,6 @@ static void insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const
 
 static void fill(const omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id,
                  omniq__pending_t *p) {
-  p->dirfd = ix->q[qi]->fd;
   p->iprio = iprio;
   p->eta = eta;
   memcpy(p->id, id, OMNIQ_ID_SIZE);
@@ -135,10 +149,15 @@ static void fill(const omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, c
 
 /* ---- scanning ------------------------------------------------------------- */
 
+/* A listing of dirfd's folder (a descriptor of its own); NULL with errno. */
 static DIR *open_listing(int dirfd) {
   int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-  if (d == NULL && fd >= 0) close(fd);
+  if (d == NULL && fd >= 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
   return d;
 }
 
@@ -148,16 +167,28 @@ static int is_dir(int dirfd, const struct dirent *de) {
   return fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Calls fn for each pending file of queue qi; quarantines other names when
- * quarantine is set. Returns the number of files. */
-static size_t list_queue(omniq__fidx_t *ix, int qi, int quarantine,
-                         int (*fn)(omniq__fidx_t *, int, uint32_t, int64_t, const char *, void *),
-                         void *ud) {
-  DIR *d = open_listing(ix->q[qi]->fd);
-  struct dirent *de;
-  size_t n = 0;
+typedef int (*list_fn)(omniq__fidx_t *, int, uint32_t, int64_t, const char *, void *);
+
+/* Calls fn for each pending file of queue qi (until it returns non-zero);
+ * quarantines other names when quarantine is set. *n gets the number of
+ * files. An error if the folder cannot be listed (one that is gone holds
+ * nothing). */
+static int list_queue(omniq__fidx_t *ix, int qi, int quarantine, list_fn fn, void *ud, size_t *n,
+                      char *err, size_t errlen) {
   char from[OMNIQ__QDIR_SIZE + 16], id[OMNIQ_ID_SIZE];
-  if (d == NULL) return 0;
+  struct dirent *de;
+  int fd;
+  *n = 0;
+  int rc = open_queue_dir(ix, ix->q[qi]->qdir, &fd, err, errlen);
+  if (rc == OMNIQ_ENOTFOUND) return OMNIQ_OK;
+  if (rc != OMNIQ_OK) return rc;
+  DIR *d = open_listing(fd);
+  if (d == NULL) {
+    rc = omniq__fio_errno(errno, err, errlen, "file store: listing queue/pending/%s",
+                          ix->q[qi]->qdir);
+    close(fd);
+    return rc;
+  }
   snprintf(from, sizeof from, "queue/pending/%s", ix->q[qi]->qdir);
   while ((de = readdir(d)) != NULL) {
     uint32_t iprio;
@@ -165,33 +196,48 @@ static size_t list_queue(omniq__fidx_t *ix, int qi, int quarantine,
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     if (omniq__fname_pending_parse(de->d_name, &iprio, &eta, id) != OMNIQ_OK) {
       if (quarantine)
-        omniq__fio_quarantine(ix->io, ix->q[qi]->fd, from, de->d_name,
-                              "not a pending task file name");
+        omniq__fio_quarantine(ix->io, fd, from, de->d_name, "not a pending task file name");
       continue;
     }
-    n++;
+    (*n)++;
     if (fn != NULL && fn(ix, qi, iprio, eta, id, ud)) break;
   }
   closedir(d);
-  return n;
+  close(fd);
+  return OMNIQ_OK;
 }
 
 /* Makes sure every queue folder in pending/ is in the table. */
-static void list_queues(omniq__fidx_t *ix, int quarantine) {
+static int list_queues(omniq__fidx_t *ix, int quarantine, char *err, size_t errlen) {
   DIR *d = open_listing(ix->pending_fd);
   struct dirent *de;
-  char e[8];
-  int qi;
-  if (d == NULL) return;
-  while ((de = readdir(d)) != NULL) {
+  int qi, rc = OMNIQ_OK;
+  if (d == NULL) return omniq__fio_errno(errno, err, errlen, "file store: listing queue/pending");
+  while (rc == OMNIQ_OK && (de = readdir(d)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    if (omniq__fname_qdir_valid(de->d_name, strlen(de->d_name)) && is_dir(ix->pending_fd, de))
-      queue_get(ix, de->d_name, 0, &qi, e, sizeof e);
-    else if (quarantine)
+    if (omniq__fname_qdir_valid(de->d_name, strlen(de->d_name)) && is_dir(ix->pending_fd, de)) {
+      rc = queue_get(ix, de->d_name, 0, &qi, err, errlen);
+      if (rc == OMNIQ_ENOTFOUND) rc = OMNIQ_OK; /* gone since the listing saw it */
+    } else if (quarantine) {
       omniq__fio_quarantine(ix->io, ix->pending_fd, "queue/pending", de->d_name,
                             "not a queue folder");
+    }
   }
   closedir(d);
+  return rc;
+}
+
+/* Every queue folder's files, counted into *n (fn called on each). */
+static int list_all(omniq__fidx_t *ix, int quarantine, list_fn fn, void *ud, size_t *n,
+                    char *err, size_t errlen) {
+  int rc = list_queues(ix, quarantine, err, errlen);
+  *n = 0;
+  for (size_t i = 0; rc == OMNIQ_OK && i < ix->nq; i++) {
+    size_t k;
+    rc = list_queue(ix, (int)i, quarantine, fn, ud, &k, err, errlen);
+    *n += k;
+  }
+  return rc;
 }
 
 static uint64_t folder_sig(omniq__fidx_t *ix) {
@@ -200,7 +246,7 @@ static uint64_t folder_sig(omniq__fidx_t *ix) {
   if (fstat(ix->pending_fd, &st) == 0)
     h = (uint64_t)st.st_mtim.tv_sec * 1000000007ULL + (uint64_t)st.st_mtim.tv_nsec;
   for (size_t i = 0; i < ix->nq; i++)
-    if (fstat(ix->q[i]->fd, &st) == 0)
+    if (fstatat(ix->pending_fd, ix->q[i]->qdir, &st, AT_SYMLINK_NOFOLLOW) == 0)
       h = h * 31 + (uint64_t)st.st_mtim.tv_sec * 1000000007ULL + (uint64_t)st.st_mtim.tv_nsec;
   return h;
 }
@@ -212,19 +258,30 @@ static int scan_insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, c
   return 0;
 }
 
-/* Forgets everything and lists the folders again. */
-static void rescan(omniq__fidx_t *ix) {
+/* Forgets everything and lists the folders again. A listing that fails
+ * leaves the index short of some files (none is lost: they are on disk)
+ * and the folder signature unset, so the next idle claim lists again. */
+static int rescan(omniq__fidx_t *ix, char *err, size_t errlen) {
   int64_t start = mono_us();
   size_t n = 0;
   for (size_t i = 0; i < ix->nq; i++) omniq__flevels_clear(&ix->q[i]->levels);
   omniq__fidmap_clear(&ix->map);
   ix->sig = folder_sig(ix); /* before listing: a change during it shows next time */
-  list_queues(ix, 1);
-  for (size_t i = 0; i < ix->nq; i++) n += list_queue(ix, (int)i, 1, scan_insert, NULL);
+  int rc = list_all(ix, 1, scan_insert, NULL, &n, err, errlen);
+  if (rc != OMNIQ_OK) ix->sig = 0;
   ix->scanned = n;
   ix->scans++;
   ix->scan_at = mono_us();
   ix->scan_cost = ix->scan_at - start;
+  return rc;
+}
+
+/* A rescan whose failure is only logged: the caller has no one to tell. */
+static void rescan_or_log(omniq__fidx_t *ix) {
+  char err[256];
+  if (rescan(ix, err, sizeof err) != OMNIQ_OK)
+    omniq__log(ix->io->log, OMNIQ_LOG_WARNING, "storage.listing", NULL,
+               "pending folders not fully listed (tried again later): %s", err);
 }
 
 static void journal_line(void *ud, const char *line, size_t len) {
@@ -249,7 +306,7 @@ static void journal_line(void *ud, const char *line, size_t len) {
 }
 
 static void refresh(omniq__fidx_t *ix) {
-  if (omniq__fjournal_poll(&ix->journal, journal_line, ix)) rescan(ix);
+  if (omniq__fjournal_poll(&ix->journal, journal_line, ix)) rescan_or_log(ix);
 }
 
 static int idle_rescan_due(omniq__fidx_t *ix) {
@@ -278,7 +335,10 @@ int omniq__fidx_open(omniq__fidx_t **out, const omniq__fio_t *io, int queue_fd, 
     return rc;
   }
   pthread_mutex_init(&ix->lock, NULL);
-  rescan(ix);
+  if ((rc = rescan(ix, err, errlen)) != OMNIQ_OK) {
+    omniq__fidx_free(ix);
+    return rc;
+  }
   *out = ix;
   return OMNIQ_OK;
 }
@@ -287,7 +347,6 @@ void omniq__fidx_free(omniq__fidx_t *ix) {
   if (ix == NULL) return;
   for (size_t i = 0; i < ix->nq; i++) {
     omniq__flevels_free(&ix->q[i]->levels);
-    close(ix->q[i]->fd);
     omniq__free(ix->q[i]);
   }
   omniq__free(ix->q);
@@ -297,7 +356,7 @@ void omniq__fidx_free(omniq__fidx_t *ix) {
   omniq__free(ix);
 }
 
-int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create, int *fd,
+int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create,
                       char qdir[OMNIQ__QDIR_SIZE], char *err, size_t errlen) {
   if (omniq__fname_qdir(queue, qdir) != OMNIQ_OK) {
     snprintf(err, errlen, "file store: queue name must be 1 to %d bytes once encoded",
@@ -307,9 +366,15 @@ int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create, int *fd,
   int qi;
   pthread_mutex_lock(&ix->lock);
   int rc = queue_get(ix, qdir, create, &qi, err, errlen);
-  *fd = rc == OMNIQ_OK ? ix->q[qi]->fd : -1;
   pthread_mutex_unlock(&ix->lock);
   if (rc == OMNIQ_ENOTFOUND) snprintf(err, errlen, "file store: no queue folder %s", qdir);
+  return rc;
+}
+
+int omniq__fidx_open_dir(omniq__fidx_t *ix, const char *qdir, int *fd, char *err, size_t errlen) {
+  int rc = open_queue_dir(ix, qdir, fd, err, errlen);
+  if (rc == OMNIQ_ENOTFOUND)
+    rc = omniq__fio_errno(ENOENT, err, errlen, "file store: opening queue/pending/%s", qdir);
   return rc;
 }
 
@@ -406,7 +471,7 @@ size_t omniq__fidx_take_due(omniq__fidx_t *ix, const char *const *queues, size_t
     }
     n = pick(ix, qis, nqi, now_ms, out, max);
     if (n > 0 || pass == 1 || !may_rescan || !idle_rescan_due(ix)) break;
-    rescan(ix);
+    rescan_or_log(ix);
   }
   pthread_mutex_unlock(&ix->lock);
   return n;
@@ -419,12 +484,18 @@ void omniq__fidx_put_back(omniq__fidx_t *ix, const omniq__pending_t *p) {
   pthread_mutex_unlock(&ix->lock);
 }
 
+typedef struct {
+  omniq__pending_t *p;
+  int found;
+} match_t;
+
 static int match_id(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id,
                     void *ud) {
-  omniq__pending_t *p = ud;
-  if (memcmp(id, p->id, OMNIQ_ID_LEN) != 0) return 0;
+  match_t *m = ud;
+  if (memcmp(id, m->p->id, OMNIQ_ID_LEN) != 0) return 0;
   insert(ix, qi, iprio, eta, id);
-  fill(ix, qi, iprio, eta, id, p);
+  fill(ix, qi, iprio, eta, id, m->p);
+  m->found = 1;
   return 1;
 }
 
@@ -437,13 +508,15 @@ int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending
     fill(ix, (int)s->q, s->iprio, s->eta, id, p);
     found = 1;
   } else if (scan) {
+    match_t m = {p, 0};
+    char err[8];
+    size_t n;
     memset(p, 0, sizeof *p);
     memcpy(p->id, id, OMNIQ_ID_SIZE);
-    p->dirfd = -1;
-    list_queues(ix, 0);
-    for (size_t i = 0; i < ix->nq && p->dirfd < 0; i++)
-      list_queue(ix, (int)i, 0, match_id, p);
-    found = p->dirfd >= 0;
+    int rc = list_queues(ix, 0, err, sizeof err);
+    for (size_t i = 0; rc == OMNIQ_OK && i < ix->nq && !m.found; i++)
+      rc = list_queue(ix, (int)i, 0, match_id, &m, &n, err, sizeof err);
+    found = m.found ? 1 : rc != OMNIQ_OK ? rc : 0;
   }
   pthread_mutex_unlock(&ix->lock);
   return found;
@@ -456,14 +529,12 @@ void omniq__fidx_forget(omniq__fidx_t *ix, const char *id) {
 }
 
 int omniq__fidx_count(omniq__fidx_t *ix, int64_t *count, char *err, size_t errlen) {
-  (void)err;
-  (void)errlen;
-  *count = 0;
+  size_t n = 0;
   pthread_mutex_lock(&ix->lock);
-  list_queues(ix, 0);
-  for (size_t i = 0; i < ix->nq; i++) *count += (int64_t)list_queue(ix, (int)i, 0, NULL, NULL);
+  int rc = list_all(ix, 0, NULL, NULL, &n, err, errlen);
   pthread_mutex_unlock(&ix->lock);
-  return OMNIQ_OK;
+  *count = rc == OMNIQ_OK ? (int64_t)n : 0;
+  return rc;
 }
 
 unsigned long omniq__fidx_scans(omniq__fidx_t *ix) {

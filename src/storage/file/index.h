@@ -13,9 +13,11 @@
 
 typedef struct omniq__fidx omniq__fidx_t;
 
-/* One pending file as the index knows it. */
+/* One pending file as the index knows it. Its folder is queue/pending/<qdir>,
+ * opened for each operation with omniq__fidx_open_dir: the index holds no
+ * descriptor per queue, so the number a store keeps open does not grow with
+ * the number of queues. */
 typedef struct omniq__pending {
-  int dirfd;      /* its queue folder; borrowed from the index until it is freed */
   uint32_t iprio; /* see file_names.h */
   int64_t eta;    /* as in the name */
   char id[OMNIQ_ID_SIZE];
@@ -30,11 +32,16 @@ int omniq__fidx_open(omniq__fidx_t **out, const omniq__fio_t *io, int queue_fd, 
                      char *err, size_t errlen);
 void omniq__fidx_free(omniq__fidx_t *ix);
 
-/* The folder of queue (created if create); fd borrowed until free; qdir
- * gets the folder name. OMNIQ_ENOTFOUND if absent and !create, OMNIQ_EINVAL
- * for a queue name that cannot be a folder. */
-int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create, int *fd,
+/* Makes sure the folder of queue exists (created if create) and the index
+ * knows it; qdir gets the folder name. OMNIQ_ENOTFOUND if absent and
+ * !create, OMNIQ_EINVAL for a queue name that cannot be a folder. */
+int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create,
                       char qdir[OMNIQ__QDIR_SIZE], char *err, size_t errlen);
+
+/* Opens queue/pending/<qdir> for one operation, refusing a symlink: *fd
+ * yours, close it. Errors name the folder (OMNIQ_EIO and kin for a
+ * descriptor limit reached). */
+int omniq__fidx_open_dir(omniq__fidx_t *ix, const char *qdir, int *fd, char *err, size_t errlen);
 
 /* Fills p for a task about to become pending in queue qdir (its folder must
  * have been made by omniq__fidx_queue). */
@@ -57,12 +64,14 @@ void omniq__fidx_put_back(omniq__fidx_t *ix, const omniq__pending_t *p);
 
 /* Where the index believes task id is pending: 1 and *p filled, else 0.
  * With scan, a miss falls back to listing the folders (slow; for lookups
- * of ids that may be unknown to this index). */
+ * of ids that may be unknown to this index); a folder that cannot be listed
+ * makes it a negative OMNIQ_E* code, never a wrong "not there". */
 int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending_t *p);
 /* Drops id from the index (its file is gone). */
 void omniq__fidx_forget(omniq__fidx_t *ix, const char *id);
 
-/* Counts the pending files by listing the folders. */
+/* Counts the pending files by listing the folders. A folder that cannot
+ * be listed is an error (err names it), never a smaller count. */
 int omniq__fidx_count(omniq__fidx_t *ix, int64_t *count, char *err, size_t errlen);
 
 /* Statistics for tests and benchmarks: full scans so far. */

@@ -256,6 +256,19 @@ void omniq__fio_quarantine(const omniq__fio_t *io, int dirfd, const char *from, 
   }
 }
 
+void omniq__fio_empty_folder(int fd) {
+  int lfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+  struct dirent *de;
+  if (d == NULL) {
+    if (lfd >= 0) close(lfd);
+    return;
+  }
+  while ((de = readdir(d)) != NULL)
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) unlinkat(fd, de->d_name, 0);
+  closedir(d);
+}
+
 void omniq__fio_clean_tmp(const omniq__fio_t *io) {
   int fd = openat(io->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -269,7 +282,16 @@ void omniq__fio_clean_tmp(const omniq__fio_t *io) {
     struct stat st;
     if (de->d_name[0] == '.') continue;
     if (fstatat(io->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (now - st.st_mtime > OMNIQ__TMP_STALE_SECONDS) unlinkat(io->tmp_fd, de->d_name, 0);
+    if (now - st.st_mtime <= OMNIQ__TMP_STALE_SECONDS) continue;
+    if (S_ISDIR(st.st_mode)) { /* a batch staged by a producer that died before its commit */
+      int sub = openat(io->tmp_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) continue;
+      omniq__fio_empty_folder(sub);
+      close(sub);
+      unlinkat(io->tmp_fd, de->d_name, AT_REMOVEDIR);
+    } else {
+      unlinkat(io->tmp_fd, de->d_name, 0);
+    }
   }
   closedir(d);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "storage/file/record.h"
 
@@ -77,29 +78,28 @@ void omniq__fkeys_release(omniq__fs_t *fs, uint16_t *set, size_t nset) {
 
 /* ---- one key's file -------------------------------------------------------- */
 
+/* Where a key's file is. No descriptor is kept: a batch of n keyed tasks
+ * must not hold n folders open at once (descriptors stay bounded). */
 typedef struct found {
-  int qfd;               /* keys/<qdir>, or -1 */
-  char name[NAME_SIZE];  /* the key's file, or the first free slot */
-  char holder[OMNIQ_ID_SIZE]; /* "" if no file for this key */
+  char qdir[OMNIQ__QDIR_SIZE]; /* keys/<qdir>; "" if that folder is absent */
+  char name[NAME_SIZE];        /* the key's file, or the first free slot */
+  char holder[OMNIQ_ID_SIZE];  /* "" if no file for this key */
 } found_t;
 
-/* Finds the file of queue/key (making keys/<qdir> when make). */
-static int find(omniq__fs_t *fs, const char *queue, const char *key, int make, found_t *f,
-                char *err, size_t errlen) {
-  char qdir[OMNIQ__QDIR_SIZE], e[OMNIQ__ERRMSG_MAX];
+static int open_qdir(omniq__fs_t *fs, const char *qdir) {
+  return openat(fs->keys_fd, qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Finds the file of queue/key in folder qfd. */
+static int find_in(int qfd, const char *queue, const char *key, found_t *f, char *err,
+                   size_t errlen) {
+  char e[OMNIQ__ERRMSG_MAX];
   int free_slot = -1;
-  memset(f, 0, sizeof *f);
-  f->qfd = -1;
-  if (omniq__fname_qdir(queue, qdir) != OMNIQ_OK) return OMNIQ_EINVAL;
-  if (make && mkdirat(fs->keys_fd, qdir, 0777) != 0 && errno != EEXIST)
-    return omniq__fio_errno(errno, err, errlen, "file store: keys/%s", qdir);
-  f->qfd = openat(fs->keys_fd, qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (f->qfd < 0) return errno == ENOENT ? OMNIQ_OK : omniq__errno_code(errno);
   uint64_t h = key_hash(key);
   for (int n = 0; n < KEY_CHAIN; n++) {
     char name[NAME_SIZE], *text = NULL;
     snprintf(name, sizeof name, "%016llx.%d", (unsigned long long)h, n);
-    int rc = omniq__fio_read(f->qfd, name, &text, NULL, e, sizeof e);
+    int rc = omniq__fio_read(qfd, name, &text, NULL, e, sizeof e);
     if (rc == OMNIQ_ENOTFOUND) {
       if (free_slot < 0) free_slot = n;
       continue;
@@ -128,9 +128,23 @@ static int find(omniq__fs_t *fs, const char *queue, const char *key, int make, f
   return OMNIQ_OK;
 }
 
-static void found_close(found_t *f) {
-  if (f->qfd >= 0) close(f->qfd);
-  f->qfd = -1;
+/* Finds the file of queue/key (making keys/<qdir> when make). */
+static int find(omniq__fs_t *fs, const char *queue, const char *key, int make, found_t *f,
+                char *err, size_t errlen) {
+  memset(f, 0, sizeof *f);
+  if (omniq__fname_qdir(queue, f->qdir) != OMNIQ_OK) return OMNIQ_EINVAL;
+  if (make && mkdirat(fs->keys_fd, f->qdir, 0777) != 0 && errno != EEXIST)
+    return omniq__fio_errno(errno, err, errlen, "file store: keys/%s", f->qdir);
+  int qfd = open_qdir(fs, f->qdir);
+  if (qfd < 0) {
+    int en = errno;
+    f->qdir[0] = '\0';
+    if (en == ENOENT) return OMNIQ_OK;
+    return omniq__fio_errno(en, err, errlen, "file store: keys/ of queue %s", queue);
+  }
+  int rc = find_in(qfd, queue, key, f, err, errlen);
+  close(qfd);
+  return rc;
 }
 
 /* Whether task `holder` holds queue/key at now: read under its lock. */
@@ -148,7 +162,8 @@ static int holds(omniq__fs_t *fs, const char *holder, const char *queue, const c
   omniq__flock_release(&fs->locks, holder);
   if (rc == OMNIQ_OK && at != OMNIQ__AT_NONE && t->unique_key != NULL &&
       strcmp(t->unique_key, key) == 0 && strcmp(t->queue, queue) == 0)
-    *held = !omniq_status_is_terminal(t->status) || t->finished_at_ms + t->unique_for_ms > now;
+    *held = !omniq_status_is_terminal(t->status) ||
+            omniq__add_ms(t->finished_at_ms, t->unique_for_ms) > now; /* a row need not be sane */
   omniq_task_free(t);
   return rc;
 }
@@ -162,7 +177,10 @@ static int write_key(omniq__fs_t *fs, const found_t *f, const char *key, const c
     snprintf(err, errlen, "file store: out of memory writing a key");
     return OMNIQ_ENOMEM;
   }
-  int rc = omniq__fio_write(&fs->io, f->qfd, f->name, text, strlen(text), err, errlen);
+  int qfd = open_qdir(fs, f->qdir);
+  int rc = qfd >= 0 ? omniq__fio_write(&fs->io, qfd, f->name, text, strlen(text), err, errlen)
+                    : omniq__fio_errno(errno, err, errlen, "file store: keys/%s", f->qdir);
+  if (qfd >= 0) close(qfd);
   free(text);
   return rc;
 }
@@ -173,10 +191,7 @@ int omniq__fkeys_take(omniq__fs_t *fs, omniq_task_t *const *tasks, size_t n,
                       char (*holders)[OMNIQ_ID_SIZE], char *err, size_t errlen) {
   found_t *fs_of = omniq__calloc(n ? n : 1, sizeof *fs_of);
   int rc = fs_of != NULL ? OMNIQ_OK : OMNIQ_ENOMEM, any = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (fs_of != NULL) fs_of[i].qfd = -1;
-    if (holders != NULL) holders[i][0] = '\0';
-  }
+  for (size_t i = 0; holders != NULL && i < n; i++) holders[i][0] = '\0';
   for (size_t i = 0; rc == OMNIQ_OK && i < n; i++) {
     const omniq_task_t *t = tasks[i];
     int held = 0;
@@ -197,7 +212,6 @@ int omniq__fkeys_take(omniq__fs_t *fs, omniq_task_t *const *tasks, size_t n,
   for (size_t i = 0; rc == OMNIQ_OK && i < n; i++)
     if (tasks[i]->unique_key != NULL)
       rc = write_key(fs, &fs_of[i], tasks[i]->unique_key, tasks[i]->id, err, errlen);
-  for (size_t i = 0; fs_of != NULL && i < n; i++) found_close(&fs_of[i]);
   omniq__free(fs_of);
   if (rc == OMNIQ_ENOMEM && err[0] == '\0') snprintf(err, errlen, "file store: out of memory");
   return rc;
@@ -218,7 +232,6 @@ int omniq__fkeys_take_for(omniq__fs_t *fs, const omniq_task_t *t, int64_t now,
   }
   if (rc == OMNIQ_OK && strcmp(f.holder, t->id) != 0)
     rc = write_key(fs, &f, t->unique_key, t->id, err, errlen);
-  found_close(&f);
   return rc;
 }
 
@@ -227,9 +240,13 @@ void omniq__fkeys_forget(omniq__fs_t *fs, const char *id, const char *queue, con
   found_t f;
   if (key == NULL || lock_name(queue, key, lock) != OMNIQ_OK) return;
   if (omniq__flock_take(&fs->meta, lock, e, sizeof e) != OMNIQ_OK) return;
-  if (find(fs, queue, key, 0, &f, e, sizeof e) == OMNIQ_OK && f.qfd >= 0 &&
-      strcmp(f.holder, id) == 0)
-    unlinkat(f.qfd, f.name, 0);
-  found_close(&f);
+  if (find(fs, queue, key, 0, &f, e, sizeof e) == OMNIQ_OK && f.holder[0] != '\0' &&
+      strcmp(f.holder, id) == 0) {
+    int qfd = open_qdir(fs, f.qdir);
+    if (qfd >= 0) {
+      unlinkat(qfd, f.name, 0);
+      close(qfd);
+    }
+  }
   omniq__flock_release(&fs->meta, lock);
 }

@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "base/records.h"
 #include "storage/file/backend.h"
+#include "storage/file/batch.h"
 #include "storage/file/names.h"
 #include "storage/file/record.h"
 
@@ -88,6 +89,7 @@ static int running_entry(omniq__fs_t *fs, int dirfd, const char *name, void *ud)
 
 void omniq__fs_recover(omniq__fs_t *fs) {
   running_scan_t rs = {0, 0, 0, 0, NULL};
+  omniq__fbatch_recover(fs);
   omniq__fs_each(fs, fs->running_fd, running_entry, &rs);
 }
 
@@ -203,11 +205,18 @@ int omniq__fs_count_by_status(void *backend, int64_t counts[OMNIQ_STATUS_COUNT],
                                 size_t errlen) {
   omniq__fs_t *fs = backend;
   memset(counts, 0, OMNIQ_STATUS_COUNT * sizeof counts[0]);
+  /* A folder that cannot be listed fails the count: a smaller number would
+   * be a wrong answer given as a right one. */
   int rc = omniq__fidx_count(fs->idx, &counts[OMNIQ_PENDING], err, errlen);
-  if (rc == OMNIQ_OK) rc = omniq__fs_each(fs, fs->running_fd, count_entry, &counts[OMNIQ_RUNNING]);
+  if (rc != OMNIQ_OK) return rc;
+  rc = omniq__fs_each(fs, fs->running_fd, count_entry, &counts[OMNIQ_RUNNING]);
   for (int k = 0; k < OMNIQ__FS_NDONE && rc == OMNIQ_OK; k++)
     rc = omniq__fs_each(fs, fs->done_fd[k], count_entry, &counts[OMNIQ_SUCCESS + k]);
-  if (rc != OMNIQ_OK) snprintf(err, errlen, "file store: listing the queue folders failed");
+  if (rc != OMNIQ_OK) {
+    snprintf(err, errlen, "file store: listing queue/running and the terminal folders: %s",
+             omniq_strerror(rc));
+    memset(counts, 0, OMNIQ_STATUS_COUNT * sizeof counts[0]);
+  }
   return rc;
 }
 
@@ -225,6 +234,7 @@ int omniq__fs_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_ta
   *out = NULL;
   *n = 0;
   if (max == 0) return OMNIQ_OK;
+  omniq__fbatch_recover(fs); /* batches a dead producer committed: about once a second too */
   int rc = omniq__fs_each(fs, fs->running_fd, running_entry, &rs);
   if (rc != OMNIQ_OK || rs.n == 0) {
     omniq__tasks_free(rs.out, rs.n);

@@ -60,9 +60,34 @@ static int encode_failure(const omniq_task_t *t, const omniq_result_t *r, char *
   return OMNIQ_ESERIALIZE;
 }
 
+static int instant_ok(int64_t ms) { return ms >= 0 && ms <= OMNIQ_TIME_MAX_MS; }
+
+static int error_instants_ok(const omniq_task_error_t *e) {
+  return e == NULL || instant_ok(e->timestamp);
+}
+
+/* Times are written as ISO-8601 text with a four-digit year: an instant
+ * outside [0, OMNIQ_TIME_MAX_MS] would be written in a form that does not
+ * read back, so it is refused here rather than lost to quarantine later.
+ * The engine never asks for one (omniq.h, Limits). */
+static int instants_ok(const omniq_task_t *t, const omniq_result_t *r) {
+  return instant_ok(t->eta_ms) && instant_ok(t->created_at_ms) && instant_ok(t->started_at_ms) &&
+         instant_ok(t->finished_at_ms) && instant_ok(t->lease_until_ms) &&
+         error_instants_ok(t->last_error) &&
+         (r == NULL || (instant_ok(r->finished_at_ms) && instant_ok(r->last_attempt_at_ms) &&
+                        error_instants_ok(r->error)));
+}
+
 int omniq__frec_encode(omniq__frec_t *rec, const omniq_task_t *t, const omniq_result_t *r,
                        char *err, size_t errlen) {
   memset(rec, 0, sizeof *rec);
+  if (!instants_ok(t, r)) {
+    snprintf(err, errlen,
+             "file store: task %s: a time is outside 1970-01-01T00:00:00.000Z to "
+             "9999-12-31T23:59:59.999Z, the instants a store keeps; nothing written",
+             t->id);
+    return OMNIQ_EINVAL;
+  }
   rec->task = omniq_task_to_json(t);
   if (r != NULL) rec->result = omniq_result_to_json(r);
   if (rec->task == NULL || (r != NULL && rec->result == NULL)) {
@@ -173,11 +198,20 @@ int omniq__frec_read_slot(int dirfd, const char *name, const char *id, omniq_tas
   if (rc == OMNIQ_OK && strcmp((*t)->id, id) != 0) rc = OMNIQ_ESERIALIZE;
   if (rc == OMNIQ_OK && (result != NULL || runs != NULL))
     rc = embedded_result(text, id, result != NULL ? result : &ignored, runs);
+  /* A time this store cannot write back would make every later transition
+   * of the task fail (and a claim that keeps failing blocks its queue):
+   * such a file is not a record of this store. */
+  if (rc == OMNIQ_OK && !instants_ok(*t, result != NULL ? *result : ignored))
+    rc = OMNIQ_ESERIALIZE;
   omniq_result_free(ignored);
   omniq__free(text);
   if (rc == OMNIQ_OK) return OMNIQ_OK;
   omniq_task_free(*t);
   *t = NULL;
+  if (result != NULL) {
+    omniq_result_free(*result);
+    *result = NULL;
+  }
   if (rc == OMNIQ_ENOMEM) {
     snprintf(err, errlen, "file store: out of memory reading %s", name);
     return rc;

@@ -41,8 +41,9 @@ typedef enum {
 } omniq__frec_form_t;
 
 /* Encodes t and r (r may be NULL). On error nothing is held and err says
- * why: OMNIQ_ESERIALIZE for text that is not UTF-8 (raw-mode bytes JSON
- * cannot carry), else OMNIQ_ENOMEM. Free with omniq__frec_free. */
+ * why: OMNIQ_EINVAL for a time outside [0, OMNIQ_TIME_MAX_MS] (it would not
+ * read back), OMNIQ_ESERIALIZE for text that is not UTF-8 (raw-mode bytes
+ * JSON cannot carry), else OMNIQ_ENOMEM. Free with omniq__frec_free. */
 int omniq__frec_encode(omniq__frec_t *rec, const omniq_task_t *t, const omniq_result_t *r,
                        char *err, size_t errlen);
 void omniq__frec_free(omniq__frec_t *rec);
@@ -55,9 +56,10 @@ int omniq__frec_write(const omniq__fio_t *io, int dirfd, const char *name,
 int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__frec_form_t form,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
 
-/* Reads and parses dirfd/name, checking the id inside matches id.
- * OMNIQ_ENOTFOUND if absent; OMNIQ_ECORRUPT if unusable (not moved). With
- * result != NULL also returns the result a commit slot embeds (or NULL). */
+/* Reads and parses dirfd/name, checking the id inside matches id and that
+ * every time is one the store keeps. OMNIQ_ENOTFOUND if absent;
+ * OMNIQ_ECORRUPT if unusable (not moved). With result != NULL also returns
+ * the result a commit slot embeds (or NULL). */
 int omniq__frec_read(int dirfd, const char *name, const char *id, omniq_task_t **t,
                      omniq_result_t **result, char *err, size_t errlen);
 /* The same for a commit slot, also giving its "commit_runs" (-1 if none). */

@@ -74,15 +74,17 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
     if (rec->result != NULL || rec->runs >= 0)
       rc = omniq__frec_write(&fs->io, fs->running_fd, idname, rec, OMNIQ__FREC_TASK, err,
                              errlen);
-    if (rc == OMNIQ_OK) rc = omniq__fidx_queue(fs->idx, t->queue, 1, &qfd, qdir, err, errlen);
+    if (rc == OMNIQ_OK) rc = omniq__fidx_queue(fs->idx, t->queue, 1, qdir, err, errlen);
+    if (rc == OMNIQ_OK) rc = omniq__fidx_open_dir(fs->idx, qdir, &qfd, err, errlen);
     if (rc != OMNIQ_OK) return rc;
     omniq__fidx_describe(fs->idx, qdir, t->priority, t->eta_ms, t->id, &p);
-    if (renameat(fs->running_fd, idname, p.dirfd, p.name) != 0)
-      return omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/pending/%s",
-                              idname, qdir);
-    if ((rc = omniq__fio_sync_dir(&fs->io, p.dirfd, err, errlen)) != OMNIQ_OK ||
-        (rc = omniq__fio_sync_dir(&fs->io, fs->running_fd, err, errlen)) != OMNIQ_OK)
-      return rc;
+    if (renameat(fs->running_fd, idname, qfd, p.name) != 0)
+      rc = omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/pending/%s",
+                            idname, qdir);
+    if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(&fs->io, qfd, err, errlen);
+    close(qfd);
+    if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(&fs->io, fs->running_fd, err, errlen);
+    if (rc != OMNIQ_OK) return rc;
     omniq__fidx_announce(fs->idx, &p, 1);
     return OMNIQ_OK;
   }
@@ -178,13 +180,23 @@ int omniq__fs_locate(omniq__fs_t *fs, const char *id, const char *idname, omniq_
       else if (rc != OMNIQ_ENOTFOUND && rc != OMNIQ_OK)
         return rc;
     }
-    if (*at == OMNIQ__AT_NONE && omniq__fidx_find(fs->idx, id, 1, p)) {
-      rc = omniq__frec_read(p->dirfd, p->name, id, &task, NULL, err, errlen);
+    int found = *at == OMNIQ__AT_NONE ? omniq__fidx_find(fs->idx, id, 1, p) : 0;
+    if (found < 0) {
+      snprintf(err, errlen, "file store: looking for %s: the pending folders cannot be listed",
+               id);
+      return found;
+    }
+    if (found) {
+      int qfd;
+      rc = omniq__fidx_open_dir(fs->idx, p->qdir, &qfd, err, errlen);
+      if (rc == OMNIQ_OK) {
+        rc = omniq__frec_read(qfd, p->name, id, &task, NULL, err, errlen);
+        if (rc == OMNIQ_ECORRUPT) omniq__fio_quarantine(&fs->io, qfd, "queue/pending", p->name, err);
+        close(qfd);
+      }
       if (rc == OMNIQ_OK) {
         *at = OMNIQ__AT_PENDING;
       } else if (rc == OMNIQ_ECORRUPT || rc == OMNIQ_ENOTFOUND) {
-        if (rc == OMNIQ_ECORRUPT)
-          omniq__fio_quarantine(&fs->io, p->dirfd, "queue/pending", p->name, err);
         omniq__fidx_forget(fs->idx, id);
         if (attempt == 0) continue; /* the index was stale: look once more */
       } else {
@@ -322,6 +334,7 @@ int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int 
   omniq_task_t *t = NULL;
   omniq__fs_at_t at;
   omniq__pending_t p;
+  int qfd = -1; /* a pending task's folder, open from step 1 to the end */
   char idname[OMNIQ__IDNAME_SIZE];
   if (prev_status != NULL) *prev_status = -1;
   if (omniq__fname_id(id, idname) != OMNIQ_OK) {
@@ -342,7 +355,8 @@ int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int 
     /* Step 1: into the slot, so the commit below is one rename away from
      * either state. A crash right after this rename leaves a PENDING file
      * in the slot, which a roll-forward puts back. */
-    if (renameat(p.dirfd, p.name, fs->running_fd, idname) != 0)
+    rc = omniq__fidx_open_dir(fs->idx, p.qdir, &qfd, err, errlen);
+    if (rc == OMNIQ_OK && renameat(qfd, p.name, fs->running_fd, idname) != 0)
       rc = omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/running", p.name);
   }
   if (rc == OMNIQ_OK) {
@@ -362,10 +376,11 @@ int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int 
      * leave it counted as RUNNING and out of claimers' reach until a
      * recovery runs. */
     if (rc != OMNIQ_OK && at == OMNIQ__AT_PENDING)
-      renameat(fs->running_fd, idname, p.dirfd, p.name);
+      renameat(fs->running_fd, idname, qfd, p.name);
     else if (rc == OMNIQ_OK && at == OMNIQ__AT_PENDING)
       omniq__fidx_forget(fs->idx, id);
   }
+  if (qfd >= 0) close(qfd);
   omniq__flock_release(&fs->locks, id);
   omniq_task_free(t);
   return rc;

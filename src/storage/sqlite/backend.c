@@ -235,6 +235,7 @@ static void close_sqlite(void *backend) {
   for (int i = 0; i <= OMNIQ__SQLITE_CLAIM_CACHE; i++) sqlite3_finalize(sq->claim[i]);
   for (int i = 0; i < OMNIQ__SQLITE_LAZY; i++) sqlite3_finalize(sq->lazy[i]);
   sqlite3_close(sq->db);
+  omniq__sqlite_group_destroy(&sq->group);
   pthread_mutex_destroy(&sq->lock);
   omniq__free(sq);
 }
@@ -247,6 +248,11 @@ static int open_sqlite(const omniq_settings_t *s, void **backend, char *err, siz
   if ((sq = omniq__calloc(1, sizeof *sq)) == NULL)
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "sqlite: out of memory");
   if (pthread_mutex_init(&sq->lock, NULL) != 0) {
+    omniq__free(sq);
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "sqlite: cannot create a mutex");
+  }
+  if (omniq__sqlite_group_init(&sq->group) != 0) {
+    pthread_mutex_destroy(&sq->lock);
     omniq__free(sq);
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "sqlite: cannot create a mutex");
   }
@@ -263,6 +269,15 @@ static int open_sqlite(const omniq_settings_t *s, void **backend, char *err, siz
   }
   *backend = sq;
   return OMNIQ_OK;
+}
+
+/* Processes sharing the database share "<db>.wake" beside it; an
+ * in-memory database is this handle's alone. */
+static int wake_path_sqlite(void *backend, char *path, size_t len) {
+  const sq_t *sq = backend;
+  if (strcmp(sq->path, ":memory:") == 0) return OMNIQ_ENOTSUP;
+  int n = snprintf(path, len, "%s.wake", sq->path);
+  return n > 0 && (size_t)n < len ? OMNIQ_OK : OMNIQ_ENOTSUP;
 }
 
 /* ---- enqueue ------------------------------------------------------------- */
@@ -609,47 +624,51 @@ static int add_total(sq_t *sq, const char *queue, int kind, char *err, size_t er
 }
 
 /* The token-checked UPDATE, its RETURNING row naming the task's queue for
- * the totals, the totals and the result: one transaction. */
-static int do_finish(sq_t *sq, void *p, char *err, size_t errlen) {
-  const omniq_decision_t *d = p;
+ * the totals, the totals and the result, inside the caller's transaction.
+ * The UPDATE comes first, so a miss (ESTATE, ENOTFOUND) has written
+ * nothing. */
+int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, char *err, size_t errlen) {
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH];
   char *error_json = NULL;
-  int rc, src;
+  int rc = OMNIQ_OK, src;
   int64_t finished = omniq_status_is_terminal(d->next_status) && d->result != NULL
                          ? d->result->finished_at_ms
                          : 0;
   if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL)
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
-  rc = omniq__sqlite_begin(sq, err, errlen);
-  if (rc == OMNIQ_OK) {
-    sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, d->token);
-    sqlite3_bind_int(s, 3, d->next_status);
-    sqlite3_bind_int64(s, 4, d->eta_ms);
-    sqlite3_bind_int(s, 5, d->reset_attempts != 0);
-    omniq__sqlite_bind_text(s, 6, error_json);
-    sqlite3_bind_int(s, 7, d->crashes);
-    sqlite3_bind_int64(s, 8, finished);
-    char *queue = NULL;
-    src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-      queue = omniq__strdup((const char *)sqlite3_column_text(s, 0));
-      if (queue == NULL) rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "out of memory");
-      src = sqlite3_step(s); /* SQLITE_DONE: one row at most (id is unique) */
-    } else if (src == SQLITE_DONE) {
-      src = SQLITE_NOTFOUND; /* nothing matched */
-    }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc == OMNIQ_OK && src == SQLITE_NOTFOUND)
-      rc = explain_miss(sq, d->id, "finish", err, errlen);
-    else if (rc == OMNIQ_OK && src != SQLITE_DONE)
-      rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
-    if (rc == OMNIQ_OK) rc = add_total(sq, queue, d->runs, err, errlen);
-    omniq__free(queue);
+  sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, d->token);
+  sqlite3_bind_int(s, 3, d->next_status);
+  sqlite3_bind_int64(s, 4, d->eta_ms);
+  sqlite3_bind_int(s, 5, d->reset_attempts != 0);
+  omniq__sqlite_bind_text(s, 6, error_json);
+  sqlite3_bind_int(s, 7, d->crashes);
+  sqlite3_bind_int64(s, 8, finished);
+  char *queue = NULL;
+  src = sqlite3_step(s);
+  if (src == SQLITE_ROW) {
+    queue = omniq__strdup((const char *)sqlite3_column_text(s, 0));
+    if (queue == NULL) rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "out of memory");
+    src = sqlite3_step(s); /* SQLITE_DONE: one row at most (id is unique) */
+  } else if (src == SQLITE_DONE) {
+    src = SQLITE_NOTFOUND; /* nothing matched */
   }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc == OMNIQ_OK && src == SQLITE_NOTFOUND)
+    rc = explain_miss(sq, d->id, "finish", err, errlen);
+  else if (rc == OMNIQ_OK && src != SQLITE_DONE)
+    rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
+  if (rc == OMNIQ_OK) rc = add_total(sq, queue, d->runs, err, errlen);
+  omniq__free(queue);
   omniq__free(error_json);
   if (rc == OMNIQ_OK && d->result != NULL) rc = put_result(sq, d->id, d->result, err, errlen);
+  return rc;
+}
+
+int omniq__sqlite_do_finish(sq_t *sq, void *d, char *err, size_t errlen) {
+  int rc = omniq__sqlite_begin(sq, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_apply_finish(sq, d, err, errlen);
   return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 
@@ -662,7 +681,7 @@ static int finish_sqlite(void *backend, const omniq_decision_t *d, char *err, si
              omniq_status_name(d->next_status));
     return OMNIQ_EINVAL;
   }
-  return omniq__sqlite_run(backend, do_finish, (void *)d, err, errlen);
+  return omniq__sqlite_finish_grouped(backend, d, err, errlen);
 }
 
 /* ---- extend, cancel ------------------------------------------------------ */
@@ -797,4 +816,5 @@ const omniq_storage_ops_t omniq__sqlite_ops = {
     .set_rate = omniq__sqlite_set_rate,
     .queue_stats = omniq__sqlite_queue_stats,
     .claim_chore = omniq__sqlite_claim_chore,
+    .wake_path = wake_path_sqlite,
 };

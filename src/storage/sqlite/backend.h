@@ -105,9 +105,29 @@ enum {
 /* Statements of the rarer operations (manage.c), prepared on first use. */
 #define OMNIQ__SQLITE_LAZY 24
 
+/* A finish waiting for the group commit (group.c). */
+typedef struct omniq__sqlite_fin {
+  const omniq_decision_t *d;
+  char *err;
+  size_t errlen;
+  int rc, done;
+  struct omniq__sqlite_fin *next;
+} omniq__sqlite_fin_t;
+
+/* The finishes of a handle's threads, committed together (group.c).
+ * `lock` guards the list and `committing`; it is never held across a
+ * storage call. */
+typedef struct omniq__sqlite_group {
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* a batch was committed */
+  omniq__sqlite_fin_t *head, **tail;
+  int committing; /* a thread is committing a batch */
+} omniq__sqlite_group_t;
+
 /* An opened backend. `lock` guards the connection and every statement. */
 typedef struct omniq__sqlite {
   pthread_mutex_t lock;
+  omniq__sqlite_group_t group;
   sqlite3 *db;
   sqlite3_stmt *st[OMNIQ__SQ_COUNT_];
   sqlite3_stmt *claim[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* by queue count, on first use */
@@ -126,6 +146,23 @@ typedef int (*omniq__sqlite_op_fn)(omniq__sqlite_t *sq, void *arg, char *err, si
  * retries it whole while the database is busy. */
 int omniq__sqlite_run(omniq__sqlite_t *sq, omniq__sqlite_op_fn fn, void *arg, char *err,
                       size_t errlen);
+
+/* Finishes (group.c). apply_finish applies d inside the open transaction
+ * (lock held): OMNIQ_OK; OMNIQ_ESTATE or OMNIQ_ENOTFOUND having changed
+ * nothing; any other code with the transaction to be rolled back.
+ * do_finish is d in a transaction of its own, for omniq__sqlite_run. */
+int omniq__sqlite_apply_finish(omniq__sqlite_t *sq, const omniq_decision_t *d, char *err,
+                               size_t errlen);
+int omniq__sqlite_do_finish(omniq__sqlite_t *sq, void *d, char *err, size_t errlen);
+/* The group commit of a handle: set up at open, torn down at close (no
+ * finish running). init returns 0, or -1 out of resources. */
+int omniq__sqlite_group_init(omniq__sqlite_group_t *g);
+void omniq__sqlite_group_destroy(omniq__sqlite_group_t *g);
+/* Applies d, committed together with the finishes other threads of this
+ * handle hand over meanwhile; returns once d is committed (or refused),
+ * with d's own code and message. */
+int omniq__sqlite_finish_grouped(omniq__sqlite_t *sq, const omniq_decision_t *d, char *err,
+                                 size_t errlen);
 
 /* Writes "sqlite PATH: WHAT: sqlite's message" to err; returns the mapped code. */
 int omniq__sqlite_fail(omniq__sqlite_t *sq, int sqlite_rc, const char *what, char *err,

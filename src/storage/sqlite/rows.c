@@ -59,12 +59,16 @@ char *omniq__sqlite_claim_sql(size_t nqueues) {
 
 /* ---- rows ---------------------------------------------------------------- */
 
-/* Copies a TEXT column with the library allocator; *out NULL for NULL. */
+/* Copies a TEXT column with the library allocator; *out NULL for NULL.
+ * Every text OmniQ stores is a C string (a NUL inside JSON is its escape,
+ * never a raw byte), so a value holding a NUL byte was not written by it:
+ * OMNIQ_ECORRUPT rather than a copy that C would read cut short. */
 static int col_dup(sqlite3_stmt *s, int i, char **out) {
   const unsigned char *t = sqlite3_column_text(s, i);
   int n = sqlite3_column_bytes(s, i);
   *out = NULL;
   if (t == NULL) return sqlite3_column_type(s, i) == SQLITE_NULL ? OMNIQ_OK : OMNIQ_ENOMEM;
+  if (memchr(t, '\0', (size_t)n) != NULL) return OMNIQ_ECORRUPT;
   if ((*out = omniq__malloc((size_t)n + 1)) == NULL) return OMNIQ_ENOMEM;
   memcpy(*out, t, (size_t)n);
   (*out)[n] = '\0';

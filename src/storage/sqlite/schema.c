@@ -3,9 +3,15 @@
  * the schema with its migrations.
  *
  * Opening is careful not to damage what it did not create: it reads the
- * header (user_version, application_id) before changing anything, so a file
- * that is not a database, a database of another program, or one written by
- * a newer OmniQ is refused with OMNIQ_ECORRUPT and left as it was.
+ * header (user_version, application_id) and the names of the tables before
+ * changing anything, the journal mode included, so a file that is not a
+ * database, a database of another program, or one written by a newer OmniQ
+ * is refused with OMNIQ_ECORRUPT and left as it was, byte for byte. Another
+ * program's database is one with another application_id; or a user_version
+ * but not OmniQ's application_id; or, with neither, its own tables named
+ * tasks or results. An OmniQ database (our application_id and a version)
+ * missing those tables is refused the same way. A database with neither and
+ * only other tables is OmniQ's to migrate (its tables are kept).
  *
  * Migrations run inside BEGIN IMMEDIATE and re-read user_version there, so
  * processes opening a fresh database at the same time migrate it once: the
@@ -291,11 +297,20 @@ static int make_parents(const char *path, char *err, size_t errlen) {
 
 /* ---- opening ------------------------------------------------------------- */
 
-/* Refuses databases this build must not touch. Reads only. */
+/* Refuses databases this build must not touch (see the note at the top).
+ * Reads only: it runs before the journal mode is set. */
 static int check_header(sqlite3 *db, const char *path, char *err, size_t errlen) {
-  int64_t version = 0, app_id = 0;
+  int64_t version = 0, app_id = 0, named = 0, ours = 0;
   int rc = query_one(db, "PRAGMA user_version", &version, NULL, 0);
   if (rc == SQLITE_OK) rc = query_one(db, "PRAGMA application_id", &app_id, NULL, 0);
+  if (rc == SQLITE_OK)
+    rc = query_one(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks', 'results')",
+                   &named, NULL, 0);
+  if (rc == SQLITE_OK)
+    rc = query_one(db,
+                   "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                   " AND name IN ('tasks', 'results')",
+                   &ours, NULL, 0);
   if (rc != SQLITE_OK) return fail(db, rc, path, "reading the header", err, errlen);
   if (app_id != 0 && app_id != OMNIQ__SQLITE_APP_ID) {
     snprintf(err, errlen, "sqlite %s: not an OmniQ database (application_id %lld)", path,
@@ -309,27 +324,40 @@ static int check_header(sqlite3 *db, const char *path, char *err, size_t errlen)
              path, (long long)version, SCHEMA_VERSION);
     return OMNIQ_ECORRUPT;
   }
+  if (app_id == 0 && version != 0) {
+    snprintf(err, errlen,
+             "sqlite %s: not an OmniQ database (user_version %lld without OmniQ's "
+             "application_id); nothing changed",
+             path, (long long)version);
+    return OMNIQ_ECORRUPT;
+  }
+  if (version == 0 && named != 0) {
+    snprintf(err, errlen,
+             "sqlite %s: has tables named tasks or results but is not an OmniQ database; "
+             "nothing changed",
+             path);
+    return OMNIQ_ECORRUPT;
+  }
+  if (version != 0 && ours != 2) {
+    snprintf(err, errlen,
+             "sqlite %s: an OmniQ database (schema version %lld) without its tasks and "
+             "results tables; nothing changed",
+             path, (long long)version);
+    return OMNIQ_ECORRUPT;
+  }
   return OMNIQ_OK;
 }
 
+/* Under the write lock: the header again (another process may have
+ * migrated, or made the file something else, since it was first read). */
 static int migrate_locked(sqlite3 *db, const char *path, char *err, size_t errlen) {
-  int64_t version = 0, clash = 0;
+  int64_t version = 0;
   char sql[64];
   int rc = check_header(db, path, err, errlen);
   if (rc != OMNIQ_OK) return rc;
   if (query_one(db, "PRAGMA user_version", &version, NULL, 0) != SQLITE_OK)
     return fail(db, sqlite3_errcode(db), path, "reading user_version", err, errlen);
   if (version == SCHEMA_VERSION) return OMNIQ_OK;
-  if (version == 0) {
-    rc = query_one(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks', 'results')",
-                   &clash, NULL, 0);
-    if (rc != SQLITE_OK) return fail(db, rc, path, "reading the schema", err, errlen);
-    if (clash != 0) {
-      snprintf(err, errlen,
-               "sqlite %s: has tables named tasks or results but is not an OmniQ database", path);
-      return OMNIQ_ECORRUPT;
-    }
-  }
   for (int64_t v = version; v < SCHEMA_VERSION; v++) {
     rc = sqlite3_exec(db, migrations[v], NULL, NULL, NULL);
     if (rc != SQLITE_OK) {

@@ -1,0 +1,223 @@
+/* PostgreSQL backend internals, shared by its files:
+ *   backend.c      open/close, the statement table, the operations table
+ *   claim.c        the claim and the expired-lease scan (SQL texts exposed
+ *                  for the query-plan test)
+ *   transitions.c  enqueue, outcomes, extend_lease, cancel, purge
+ *   unique.c       enqueues that carry unique keys; a key taken again
+ *   queues.c       pause, rate limits and the claim that keeps them,
+ *                  queue statistics, chores
+ *   manage.c       retry by hand, delete, retention
+ *   list.c         a page of a listing
+ *   reads.c        get_task, get_result, counts, and rows -> records
+ *   conn.c         connections, statements, errors
+ *   schema.c       schema name and migrations
+ *   timebase.c     the server's clock as every decision's clock
+ *   listen.c       LISTEN/NOTIFY wake-ups
+ */
+#ifndef OMNIQ_PG_POSTGRES_H
+#define OMNIQ_PG_POSTGRES_H
+
+#include "storage/postgres/conn.h"
+#include "storage/postgres/listen.h"
+#include "omniq/storage.h"
+#include "storage/postgres/schema.h"
+#include "storage/postgres/timebase.h"
+
+/* Prepared statements (texts in backend.c and claim.c). */
+enum {
+  OMNIQ__PGS_INSERT,
+  OMNIQ__PGS_CLAIM1, /* one queue */
+  OMNIQ__PGS_CLAIMN, /* queue = ANY($1) */
+  OMNIQ__PGS_FINISH,
+  OMNIQ__PGS_EXTEND,
+  OMNIQ__PGS_CANCEL,
+  OMNIQ__PGS_STATUS,
+  OMNIQ__PGS_GET_TASK,
+  OMNIQ__PGS_GET_RESULT,
+  OMNIQ__PGS_PURGE,
+  OMNIQ__PGS_COUNT,
+  OMNIQ__PGS_EXPIRED,
+  OMNIQ__PGS_KEY_TAKE,   /* unique.c */
+  OMNIQ__PGS_KEY_HOLDER, /* unique.c */
+  OMNIQ__PGS_QUEUE_LOCK, /* queues.c */
+  OMNIQ__PGS_QUEUE_WINDOW,
+  OMNIQ__PGS_SET_PAUSED,
+  OMNIQ__PGS_SET_RATE,
+  OMNIQ__PGS_CHORE,
+  OMNIQ__PGS_TASK_LOCK, /* manage.c */
+  OMNIQ__PGS_RETRY,
+  OMNIQ__PGS_DELETE,
+  OMNIQ__PGS_PURGE_TASKS,
+  OMNIQ__PGS_COUNT_
+};
+
+/* The columns every task query returns, in the order omniq__pg_row_task
+ * reads them, and those of a result. */
+#define OMNIQ__PG_TASK_COLS                                                             \
+  "id, func, queue, args, kwargs, status, priority, attempts, max_retries, eta_ms, " \
+  "interval_ms, timeout_ms, created_at_ms, started_at_ms, lease_until_ms, token, last_error, " \
+  "unique_key, unique_for_ms, cron, crashes, finished_at_ms"
+/* As many NULLs as OMNIQ__PG_TASK_COLS has columns: the claim's row that
+ * says "a named queue is paused or rate-limited" (claim.c). */
+#define OMNIQ__PG_TASK_NULLS \
+  "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, " \
+  "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+/* held_due_ms of a key whose task is PENDING or RUNNING: held for ever. */
+#define OMNIQ__PG_HELD_FOREVER INT64_MAX
+#define OMNIQ__PG_RESULT_COLS \
+  "task_id, status, value, error, attempts, finished_at_ms, last_attempt_at_ms"
+
+/* An open backend handle. Everything but the pool and the timebase is
+ * written at open and only read afterwards. */
+typedef struct omniq__pg {
+  omniq__pg_pool_t pool;
+  omniq__pg_stmt_t stmts[OMNIQ__PGS_COUNT_];
+  omniq__pg_timebase_t tb;
+  omniq__pg_listener_t *listener;
+  char schema[OMNIQ_NAME_MAX];
+  char ch_work[OMNIQ_NAME_MAX + 16];
+  char ch_result[OMNIQ_NAME_MAX + 16];
+} omniq__pg_t;
+
+/* The claim statement texts with "@S" for the schema: one queue ($1 text)
+ * or several ($1 text[]); $2 now (server), $3 max, $4 started_at, $5
+ * lease_until, $6 lease_until (server). */
+extern const char omniq__pg_claim1_sql[];
+extern const char omniq__pg_claimn_sql[];
+/* An outcome: $1 id, $2 token, $3 next status, $4 eta, $5 eta (server),
+ * $6 reset attempts, $7 last_error; the result (NULL $8 = none): $8 status,
+ * $9 value, $10 error, $11 attempts, $12 finished_at, $13 finished_at
+ * (server), $14 last_attempt_at; $15 crashes, $16 the running total's kind.
+ * Returns one row: rows changed (0 or 1). */
+extern const char omniq__pg_finish_sql[];
+/* The one-task INSERT ($1..$OMNIQ__PG_INSERT_PARAMS in the order of
+ * transitions.c). */
+extern const char omniq__pg_insert_sql[];
+/* Takes a unique key (unique.c): $1 queue, $2 key, $3 task id, $4 the
+ * moment judged at (server), $5 held_due_ms from now on. One row back when
+ * taken. */
+extern const char omniq__pg_key_take_sql[];
+/* manage.c: delete ($1 id; one row: the status the task had or NULL,
+ * and rows deleted) and retention ($1 before (server), $2 max; one row:
+ * tasks deleted). */
+extern const char omniq__pg_delete_sql[];
+extern const char omniq__pg_purge_tasks_sql[];
+/* A listing page's statement for req (yours: omniq__free; NULL on out of
+ * memory) and its parameters in *p (borrowing req's strings). */
+char *omniq__pg_list_sql(const char *schema, const omniq_list_req_t *req,
+                         omniq__pg_params_t *p);
+/* The expired-lease scan: $1 now (server), $2 max. */
+extern const char omniq__pg_expired_sql[];
+
+#define OMNIQ__PG_INSERT_PARAMS 24
+
+/* Names as a text[] literal (yours: omniq__free): each quoted, with " and
+ * \ escaped. NULL on out of memory. */
+char *omniq__pg_text_array(const char *const *names, size_t n);
+
+/* Writes a formatted message to err; returns rc. */
+int omniq__pg_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* OMNIQ_ENOTFOUND if no task has id, else OMNIQ_ESTATE (for a transition
+ * that changed no row), with a message naming op; *status (may be NULL)
+ * gets the task's status when it exists. */
+int omniq__pg_no_row(omniq__pg_t *pg, const char *op, const char *id, int *status, char *err,
+                     size_t errlen);
+
+/* Measures the clock offset again if it is due (timebase.c). */
+void omniq__pg_maybe_resync(omniq__pg_t *pg);
+
+/* A row of OMNIQ__PG_TASK_COLS / _RESULT_COLS (binary) as a record (yours:
+ * omniq_task_free / omniq_result_free). OMNIQ_ENOMEM, or OMNIQ_ECORRUPT
+ * for a stored error that is not a TaskError. */
+int omniq__pg_row_task(const PGresult *r, int row, omniq_task_t **out);
+int omniq__pg_row_result(const PGresult *r, int row, omniq_result_t **out);
+/* Every row of r as tasks (yours: omniq__tasks_free). */
+int omniq__pg_rows_tasks(const PGresult *r, omniq_task_t ***out, size_t *n);
+
+/* Tasks as INSERT parameters (transitions.c): every parameter of n tasks
+ * and the texts they point to. */
+typedef struct omniq__pg_batch {
+  const char **values;
+  int *lengths, *formats;
+  char (*num)[24];
+  char **json; /* last_error texts to free */
+  size_t n;
+} omniq__pg_batch_t;
+
+/* Fills b for tasks (borrowed while b is used); OMNIQ_ENOMEM or
+ * OMNIQ_EINVAL for a task missing a field. Free b with _batch_free either
+ * way. */
+int omniq__pg_batch_fill(omniq__pg_t *pg, omniq_task_t *const *tasks, size_t n,
+                         omniq__pg_batch_t *b);
+void omniq__pg_batch_free(omniq__pg_batch_t *b);
+/* Inserts the batch on c, which is inside a transaction the caller owns. */
+int omniq__pg_insert_on(omniq__pg_t *pg, omniq__pg_conn_t *c, const omniq__pg_batch_t *b,
+                        char *err, size_t errlen);
+/* The message of a failed enqueue, with a taken id said plainly. */
+int omniq__pg_enqueue_error(int rc, char *err, size_t errlen);
+/* Sends a pg_notify on channel (a hint: failures are ignored). */
+void omniq__pg_hint(omniq__pg_t *pg, const char *channel);
+
+/* Runs BEGIN on a borrowed connection; on OMNIQ_OK *c is in a transaction
+ * the caller ends with omniq__pg_tx_end. */
+int omniq__pg_tx_begin(omniq__pg_t *pg, omniq__pg_conn_t **c, char *err, size_t errlen);
+/* COMMIT when rc is OMNIQ_OK (returning the commit's code), else ROLLBACK
+ * (returning rc); the connection goes back to the pool either way. */
+int omniq__pg_tx_end(omniq__pg_t *pg, omniq__pg_conn_t *c, int rc, char *err, size_t errlen);
+
+/* The claim of queues that are paused or rate-limited (queues.c): one
+ * transaction that locks their settings, takes what they allow and counts
+ * it in their windows. Same contract as the claim. */
+int omniq__pg_claim_limited(omniq__pg_t *pg, const omniq_claim_req_t *req, omniq_task_t ***out,
+                            size_t *n, char *err, size_t errlen);
+
+/* Takes queue's unique key for task id (unique.c) on c, inside the caller's
+ * transaction: free when its row's held_due_ms <= at_due (server clock) or
+ * it is id's already. held_due: until when it is held from now on. If
+ * another task holds it: OMNIQ_EEXISTS, its id in holder (may be NULL). */
+int omniq__pg_take_key(omniq__pg_t *pg, omniq__pg_conn_t *c, const char *queue, const char *key,
+                       const char *id, int64_t at_due, int64_t held_due,
+                       char holder[OMNIQ_ID_SIZE], char *err, size_t errlen);
+
+/* The operations, by file. */
+int omniq__pg_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                    char *err, size_t errlen);
+int omniq__pg_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_task_t ***out,
+                             size_t *n, char *err, size_t errlen);
+int omniq__pg_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
+                      size_t errlen);
+int omniq__pg_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen);
+int omniq__pg_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
+                           char *err, size_t errlen);
+int omniq__pg_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
+                     char *err, size_t errlen);
+int omniq__pg_purge_results(void *backend, int64_t older_than_ms, int64_t *count, char *err,
+                            size_t errlen);
+int omniq__pg_get_task(void *backend, const char *id, omniq_task_t **out, char *err,
+                       size_t errlen);
+int omniq__pg_get_result(void *backend, const char *id, omniq_result_t **out, char *err,
+                         size_t errlen);
+int omniq__pg_count_by_status(void *backend, int64_t counts[OMNIQ_STATUS_COUNT], char *err,
+                              size_t errlen);
+int omniq__pg_enqueue_unique(void *backend, omniq_task_t *const *tasks, size_t n,
+                             char (*holders)[OMNIQ_ID_SIZE], char *err, size_t errlen);
+int omniq__pg_list(void *backend, const omniq_list_req_t *req, omniq_task_t ***out, size_t *n,
+                   char *err, size_t errlen);
+int omniq__pg_retry(void *backend, const char *id, int64_t eta_ms, int64_t now_ms,
+                    int *prev_status, char holder[OMNIQ_ID_SIZE], char *err, size_t errlen);
+int omniq__pg_delete_task(void *backend, const char *id, int *prev_status, char *err,
+                          size_t errlen);
+int omniq__pg_purge_tasks(void *backend, int64_t before_ms, size_t max, int64_t *count,
+                          char *err, size_t errlen);
+int omniq__pg_set_paused(void *backend, const char *queue, int paused, char *err,
+                         size_t errlen);
+int omniq__pg_set_rate(void *backend, const char *queue, int64_t limit, int64_t period_ms,
+                       char *err, size_t errlen);
+int omniq__pg_queue_stats(void *backend, const char *queue, int64_t now_ms,
+                          omniq_queue_info_t **out, size_t *n, char *err, size_t errlen);
+int omniq__pg_claim_chore(void *backend, const char *chore, int64_t now_ms, int64_t next_ms,
+                          int *won, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# The multi-host test: PostgreSQL in one network namespace, two worker
+# "hosts" in two others, each joined to the database by its own veth pair.
+# TASKS tasks are drained by 2 processes x 4 threads per host while the
+# scenario strikes mid-run:
+#
+#   run.sh cut WORKER      host 1's link goes down for good; its tasks must
+#                          be recovered by host 2 once their leases end
+#   run.sh restart WORKER  the database is restarted (fast shutdown)
+#
+# WORKER is the mh_worker program (tests/multihost/mh_worker.c). Needs root
+# (namespaces); CI runs as root. Not root: exit 77 (ctest: skipped), except
+# in CI, where that is a failure.
+#
+# Verdict, from the store and from the handler's own records:
+# - every task is SUCCESS, with one result;
+# - every task's handler ran at least once, and no task ran twice at once;
+# - restart: every task ran exactly once;
+# - cut: host 1's claimed tasks were recovered by host 2 after their leases
+#   (some task succeeded on a later attempt); a task ran twice only if its
+#   first run was on host 1 (whose outcome could not be reported over the
+#   cut link) and the second on host 2, after it, with a higher attempt.
+# It prints the counts. Everything it made (namespaces, cluster, files) is
+# removed on exit, pass or fail.
+set -euo pipefail
+
+scenario=${1:?usage: run.sh cut|restart WORKER}
+worker=$(realpath "${2:?usage: run.sh cut|restart WORKER}")
+here=$(cd "$(dirname "$0")" && pwd)
+cluster="$here/../../scripts/pg-cluster.sh"
+TASKS=${MH_TASKS:-20000}
+PROCS=2
+THREADS=4
+STRIKE_AT=$((TASKS / 4)) # tasks done when the scenario strikes
+LEASE_S=4                # short leases: a cut host's tasks come back soon
+DEADLINE_S=600
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "multihost: needs root for network namespaces" >&2
+  [ "${CI:-}" = "true" ] && exit 1
+  exit 77
+fi
+
+tag="oq$$"
+ns_db="$tag-db" ns_h1="$tag-h1" ns_h2="$tag-h2"
+# Addresses of the test's own namespaces (documentation ranges: routed
+# nowhere, and these namespaces have no other way out).
+db1=192.0.2.1 h1=192.0.2.2 db2=198.51.100.1 h2=198.51.100.2
+work=$(mktemp -d /tmp/omniq-multihost.XXXXXX)
+pids=()
+
+cleanup() {
+  set +e
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  ip netns exec "$ns_db" bash "$cluster" stop "$work/pg" >/dev/null 2>&1
+  for ns in "$ns_db" "$ns_h1" "$ns_h2"; do ip netns del "$ns" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+say() { echo "multihost[$scenario]: $*"; }
+
+# ---- network
+for ns in "$ns_db" "$ns_h1" "$ns_h2"; do
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+done
+ip link add "$tag-d1" netns "$ns_db" type veth peer name "$tag-h1" netns "$ns_h1"
+ip link add "$tag-d2" netns "$ns_db" type veth peer name "$tag-h2" netns "$ns_h2"
+ip -n "$ns_db" addr add "$db1/24" dev "$tag-d1"
+ip -n "$ns_db" addr add "$db2/24" dev "$tag-d2"
+ip -n "$ns_h1" addr add "$h1/24" dev "$tag-h1"
+ip -n "$ns_h2" addr add "$h2/24" dev "$tag-h2"
+for l in "$ns_db:$tag-d1" "$ns_db:$tag-d2" "$ns_h1:$tag-h1" "$ns_h2:$tag-h2"; do
+  ip -n "${l%%:*}" link set "${l#*:}" up
+done
+
+# ---- database
+ip netns exec "$ns_db" bash "$cluster" start "$work/pg" --listen "$db1,$db2" >/dev/null
+port=$(cat "$work/pg/port")
+url_db="postgresql://postgres@$db1:$port/postgres"
+url_h1="postgresql://postgres@$db1:$port/postgres"
+url_h2="postgresql://postgres@$db2:$port/postgres"
+export OMNIQ_BACKEND=postgres OMNIQ_LEASE=$LEASE_S OMNIQ_LOG_LEVEL=ERROR
+export OMNIQ_BASE_DIR="$work"
+
+in_db() { OMNIQ_DB_URL=$url_db ip netns exec "$ns_db" "$@"; }
+success() { in_db "$worker" count | awk '{print $1}'; }
+
+in_db "$worker" enqueue "$TASKS"
+say "$TASKS tasks enqueued; hosts start"
+
+# ---- workers
+for host in 1 2; do
+  url_var="url_h$host" ns_var="ns_h$host"
+  for p in $(seq 1 $PROCS); do
+    OMNIQ_DB_URL=${!url_var} ip netns exec "${!ns_var}" \
+      "$worker" work "h$host" "$work/rec-h$host-$p" "$THREADS" 2>>"$work/worker.log" &
+    pids+=($!)
+  done
+done
+
+wait_success() { # count, seconds
+  local want=$1 until=$((SECONDS + $2)) n
+  while :; do
+    n=$(success 2>/dev/null || echo 0)
+    [ "$n" -ge "$want" ] && return 0
+    [ "$SECONDS" -ge "$until" ] && { say "timed out at $n of $want SUCCESS"; return 1; }
+    sleep 0.2
+  done
+}
+
+wait_success "$STRIKE_AT" "$DEADLINE_S"
+case $scenario in
+  cut)
+    say "$(success) done: cutting host 1's link"
+    ip -n "$ns_db" link set "$tag-d1" down
+    ;;
+  restart)
+    say "$(success) done: restarting the database"
+    ip netns exec "$ns_db" bash "$cluster" restart "$work/pg" >/dev/null
+    ;;
+  *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+esac
+start=$SECONDS
+wait_success "$TASKS" "$DEADLINE_S"
+say "all $TASKS SUCCESS $((SECONDS - start)) s after the strike"
+
+# ---- stop the hosts (host 1's may be stuck on its dead link: killed)
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do
+  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$p" 2>/dev/null || true
+done
+wait 2>/dev/null || true
+pids=()
+
+# ---- verdict
+read -r ok total < <(in_db "$worker" count)
+results=$(in_db psql -Atq "$url_db" -c "SELECT count(*) FROM omniq.results WHERE status = 2")
+# Tasks whose successful run was not their first: a lost run (WorkerLost)
+# came before it.
+recovered=$(in_db psql -Atq "$url_db" -c "SELECT count(*) FROM omniq.results WHERE attempts > 1")
+cat "$work"/rec-* | sort -k1,1 -k2,2n >"$work/records"
+runs=$(wc -l <"$work/records")
+distinct=$(awk '{print $1}' "$work/records" | uniq | wc -l)
+twice=$(awk '{print $1}' "$work/records" | uniq -d | wc -l)
+by_host=$(awk '{n[$3]++} END {for (h in n) printf "%s=%d ", h, n[h]}' "$work/records")
+say "store: $ok SUCCESS of $total tasks, $results results, $recovered after a lost run; handler: $runs runs of $distinct tasks ($by_host), $twice ran twice"
+
+fail=0
+[ "$ok" -eq "$TASKS" ] && [ "$total" -eq "$TASKS" ] && [ "$results" -eq "$TASKS" ] ||
+  { say "FAIL: the store does not hold $TASKS SUCCESS tasks with results"; fail=1; }
+[ "$distinct" -eq "$TASKS" ] || { say "FAIL: $((TASKS - distinct)) tasks never ran"; fail=1; }
+# Runs of one task, in attempt order: each later run must be on another
+# attempt, start after the earlier run ended, and (cut) go from h1 to h2.
+bad=$(awk -v scenario="$scenario" '
+  $1 == id {
+    if ($2 <= att || $5 < end) print "overlapping or same-attempt runs: " $0;
+    if (scenario == "cut" && (host != "h1" || $3 != "h2")) print "second run not h1 -> h2: " $0;
+    if (scenario != "cut") print "ran twice: " $0;
+  }
+  { id = $1; att = $2; end = $6; host = $3 }' "$work/records")
+if [ -n "$bad" ]; then
+  say "FAIL:"; echo "$bad" | head -20; fail=1
+fi
+if [ "$scenario" = cut ] && [ "$recovered" -eq 0 ]; then
+  say "FAIL: no task of the cut host was recovered after its lease"
+  fail=1
+fi
+if [ "$scenario" = cut ] && [ "$twice" -gt $((PROCS * THREADS * 2)) ]; then
+  say "FAIL: $twice tasks ran twice; host 1 had at most $((PROCS * THREADS * 2)) claimed"
+  fail=1
+fi
+if [ "$fail" -ne 0 ]; then
+  tail -n 20 "$work/worker.log" >&2 || true
+  exit 1
+fi
+say "PASS"

@@ -1,0 +1,233 @@
+/* Finishes committed together (storage/sqlite/group.c), and what a commit
+ * promises across a crash.
+ *
+ * Batching is made certain, not hoped for: the test holds the connection,
+ * so the first finisher blocks inside its commit while the others queue up
+ * behind it, and lets go only once every one of them is on the list; they
+ * then form one batch. Durability: a worker process reports each finished
+ * run through its log (the line comes after the finish returned) and each
+ * enqueue after omniq_enqueue returned; the test SIGKILLs it at once and
+ * finds every reported task and result in the store. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/sqlite/backend.h"
+#include "support/backend.h"
+#include "support/gate.h"
+#include "support/helpers.h"
+#include "support/runs.h"
+
+#define N 8
+#define MAX_IDS 65536 /* reports read before and after the kill */
+
+typedef struct {
+  th_be_t *f;
+  omniq_decision_t d;
+  omniq_result_t *r;
+  int rc;
+  pthread_t tid;
+} finisher_t;
+
+static void *finish_main(void *arg) {
+  finisher_t *x = arg;
+  x->rc = th_be_finish(x->f, &x->d);
+  return NULL;
+}
+
+static int committing(omniq__sqlite_t *sq) {
+  pthread_mutex_lock(&sq->group.lock);
+  int c = sq->group.committing;
+  pthread_mutex_unlock(&sq->group.lock);
+  return c;
+}
+
+static int queued(omniq__sqlite_t *sq) {
+  int n = 0;
+  pthread_mutex_lock(&sq->group.lock);
+  for (omniq__sqlite_fin_t *f = sq->group.head; f != NULL; f = f->next) n++;
+  pthread_mutex_unlock(&sq->group.lock);
+  return n;
+}
+
+/* N runs end at once, one of them under a stale token: the N-1 that queue
+ * behind the first commit as one batch; the stale one alone is refused
+ * and changes nothing, every other one is stored. */
+static void test_finishes_queued_together_commit_each_with_its_own_outcome(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("sqlite", 1);
+  omniq__sqlite_t *sq = f->b;
+  omniq_task_t **t = NULL;
+  finisher_t x[N];
+  for (int i = 0; i < N; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, N, &t), N);
+  for (int i = 0; i < N; i++) {
+    x[i] = (finisher_t){.f = f};
+    x[i].r = th_be_result(t[i]->id, OMNIQ_SUCCESS, th_be_now(f));
+    x[i].d = (omniq_decision_t){.id = t[i]->id,
+                                .token = t[i]->token + (i == N / 2), /* a stale claim */
+                                .next_status = OMNIQ_SUCCESS,
+                                .result = x[i].r,
+                                .runs = OMNIQ_RUNS_SUCCEEDED};
+  }
+  pthread_mutex_lock(&sq->lock); /* the first committer will wait here */
+  assert_int_equal(pthread_create(&x[0].tid, NULL, finish_main, &x[0]), 0);
+  const struct timespec tick = {0, 200000};
+  for (int w = 0; !committing(sq); w++) {
+    if (w > TH_WAIT_MS * 5) fail_msg("the first finish never started committing");
+    nanosleep(&tick, NULL);
+  }
+  for (int i = 1; i < N; i++)
+    assert_int_equal(pthread_create(&x[i].tid, NULL, finish_main, &x[i]), 0);
+  for (int w = 0; queued(sq) < N - 1; w++) {
+    if (w > TH_WAIT_MS * 5) fail_msg("only %d finishes queued", queued(sq));
+    nanosleep(&tick, NULL);
+  }
+  pthread_mutex_unlock(&sq->lock);
+  for (int i = 0; i < N; i++) pthread_join(x[i].tid, NULL);
+
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  char err[256];
+  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_SUCCESS], N - 1);
+  assert_int_equal(counts[OMNIQ_RUNNING], 1);
+  for (int i = 0; i < N; i++) {
+    omniq_result_t *r = NULL;
+    int rc = f->ops->get_result(f->b, t[i]->id, &r, err, sizeof err);
+    if (i == N / 2) {
+      assert_int_equal(x[i].rc, OMNIQ_ESTATE);
+      assert_int_equal(rc, OMNIQ_ENOTFOUND);
+    } else {
+      assert_int_equal(x[i].rc, OMNIQ_OK);
+      assert_int_equal(rc, OMNIQ_OK);
+      assert_int_equal(r->status, OMNIQ_SUCCESS);
+    }
+    omniq_result_free(r);
+    omniq_result_free(x[i].r);
+  }
+  for (int i = 0; i < N; i++) omniq_task_free(t[i]);
+  free(t);
+  th_be_free(f);
+}
+
+/* ---- a crash right after the report ------------------------------------------ */
+
+typedef struct {
+  int fd; /* where the child reports */
+} sink_t;
+
+/* The child's log: every succeeded run is reported by id as it is logged,
+ * which is after its finish returned. */
+static void report_line(void *ud, int level, const char *line) {
+  sink_t *s = ud;
+  const char *id = strstr(line, "task.succeeded id=");
+  char out[OMNIQ_ID_SIZE];
+  (void)level;
+  if (id == NULL) return;
+  out[0] = 'R';
+  memcpy(out + 1, id + strlen("task.succeeded id="), OMNIQ_ID_SIZE - 1);
+  ssize_t w = write(s->fd, out, sizeof out);
+  (void)w;
+}
+
+static int quick(omniq_job_t *job, void *ud) {
+  (void)ud;
+  return omniq_job_return(job, "7");
+}
+
+/* Enqueues, reporting each id ("E" + id) once omniq_enqueue returned,
+ * while a pool of 4 runs them, reporting each result ("R" + id); until
+ * killed. */
+static void crash_child(const omniq_settings_t *base, int fd) {
+  sink_t sink = {fd};
+  omniq_settings_t s = *base;
+  omniq_t *oq = NULL;
+  omniq_worker_t *w = NULL;
+  s.log_level = OMNIQ_LOG_INFO;
+  s.log_fn = report_line;
+  s.log_userdata = &sink;
+  s.clock_fn = NULL;
+  if (omniq_open(&oq, &s) != OMNIQ_OK) _exit(10);
+  omniq_register(oq, "quick", quick, NULL);
+  if (omniq_worker_start(oq, NULL, &w) != OMNIQ_OK) _exit(11);
+  for (;;) {
+    char id[OMNIQ_ID_SIZE], out[OMNIQ_ID_SIZE];
+    if (omniq_enqueue(oq, "quick", NULL, NULL, NULL, id) != OMNIQ_OK) _exit(12);
+    out[0] = 'E';
+    memcpy(out + 1, id, OMNIQ_ID_SIZE - 1);
+    if (write(fd, out, OMNIQ_ID_SIZE) != OMNIQ_ID_SIZE) _exit(13);
+  }
+}
+
+static void test_what_was_reported_survives_a_sigkill_right_after(void **state) {
+  th_store_t *st = *state;
+  int fds[2];
+  char (*enq)[OMNIQ_ID_SIZE] = calloc(MAX_IDS, OMNIQ_ID_SIZE);
+  char (*res)[OMNIQ_ID_SIZE] = calloc(MAX_IDS, OMNIQ_ID_SIZE);
+  size_t ne = 0, nr = 0;
+  omniq_close(st->oq);
+  st->oq = NULL;
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    crash_child(&st->settings, fds[1]);
+  }
+  close(fds[1]);
+  /* Kill it at once after the 200th result report; whatever the pipe
+   * already holds was reported before the kill. */
+  while (nr < 200) {
+    char msg[OMNIQ_ID_SIZE];
+    if (th_read_full(fds[0], msg, sizeof msg) != 0) fail_msg("the child ended early");
+    char (*to)[OMNIQ_ID_SIZE] = msg[0] == 'E' ? &enq[ne++] : &res[nr++];
+    memcpy(*to, msg + 1, OMNIQ_ID_SIZE - 1);
+    (*to)[OMNIQ_ID_SIZE - 1] = '\0';
+    if (ne == MAX_IDS) fail_msg("too many enqueues before 200 results");
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  for (char msg[OMNIQ_ID_SIZE]; ne < MAX_IDS && nr < MAX_IDS &&
+                                th_read_full(fds[0], msg, sizeof msg) == 0;) {
+    char (*to)[OMNIQ_ID_SIZE] = msg[0] == 'E' ? &enq[ne++] : &res[nr++];
+    memcpy(*to, msg + 1, OMNIQ_ID_SIZE - 1);
+    (*to)[OMNIQ_ID_SIZE - 1] = '\0';
+  }
+  close(fds[0]);
+
+  th_ok(NULL, omniq_open(&st->oq, &st->settings));
+  for (size_t i = 0; i < ne; i++) {
+    omniq_task_t *t = NULL;
+    th_ok(st->oq, omniq_get_task(st->oq, enq[i], &t));
+    omniq_task_free(t);
+  }
+  for (size_t i = 0; i < nr; i++) {
+    omniq_result_t *r = NULL;
+    th_ok(st->oq, omniq_get_result(st->oq, res[i], 0, &r));
+    assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+    omniq_result_free(r);
+  }
+  free(enq);
+  free(res);
+}
+
+static int setup(void **state) {
+  *state = (void *)"sqlite";
+  return th_store_setup(state);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_finishes_queued_together_commit_each_with_its_own_outcome),
+      cmocka_unit_test_setup_teardown(test_what_was_reported_survives_a_sigkill_right_after,
+                                      setup, th_store_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

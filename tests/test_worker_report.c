@@ -1,0 +1,161 @@
+/* A worker whose store cannot take a run's report (a database restarting, a
+ * network down) keeps trying while the run's lease holds, so a short outage
+ * costs neither the outcome nor a second run; once the lease has run out
+ * with the store still unreachable, another worker may own the task, so the
+ * run is cancelled and its report dropped.
+ *
+ * The store is SQLite behind a table ("flaky") that fails finish, or finish
+ * and extend_lease, with OMNIQ_ESTORAGE on demand. The lease is short and
+ * the waits are the library's own backoff: the test itself never sleeps. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "support/helpers.h"
+
+static omniq_storage_ops_t flaky;
+static atomic_int finish_failures; /* to come; -1 = every one */
+static atomic_int extend_fails;
+static atomic_int finish_calls, runs;
+
+static int unreachable(char *err, size_t errlen) {
+  snprintf(err, errlen, "store unreachable (test)");
+  return OMNIQ_ESTORAGE;
+}
+
+static int flaky_finish(void *b, const omniq_decision_t *d, char *err, size_t errlen) {
+  atomic_fetch_add(&finish_calls, 1);
+  int left = atomic_load(&finish_failures);
+  if (left != 0) {
+    if (left > 0) atomic_fetch_sub(&finish_failures, 1);
+    return unreachable(err, errlen);
+  }
+  return omniq_storage_find("sqlite")->finish(b, d, err, errlen);
+}
+
+static int flaky_extend(void *b, const char *id, int64_t token, int64_t until, char *err,
+                        size_t errlen) {
+  if (atomic_load(&extend_fails)) return unreachable(err, errlen);
+  return omniq_storage_find("sqlite")->extend_lease(b, id, token, until, err, errlen);
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  flaky = *omniq_storage_find("sqlite");
+  flaky.name = "flaky";
+  flaky.finish = flaky_finish;
+  flaky.extend_lease = flaky_extend;
+  return omniq_storage_register(&flaky) == OMNIQ_OK ? 0 : -1;
+}
+
+/* A store on "flaky" with a lease of LEASE_MS (kept by extensions every
+ * LEASE_MS / 3 while the store lets them through). */
+#define LEASE_MS 300
+
+static int setup(void **state) {
+  *state = "flaky";
+  atomic_store(&finish_failures, 0);
+  atomic_store(&extend_fails, 0);
+  atomic_store(&finish_calls, 0);
+  atomic_store(&runs, 0);
+  if (th_store_setup(state) != 0) return -1;
+  th_store_t *st = *state;
+  omniq_close(st->oq);
+  st->settings.lease_ms = LEASE_MS;
+  return omniq_open(&st->oq, &st->settings) == OMNIQ_OK ? 0 : -1;
+}
+
+static int counted(omniq_job_t *job, void *userdata) {
+  (void)userdata;
+  atomic_fetch_add(&runs, 1);
+  return omniq_job_return(job, "\"done\"");
+}
+
+/* Waits, as a cooperative handler does, until its run is cancelled. */
+static int until_cancelled(omniq_job_t *job, void *userdata) {
+  (void)userdata;
+  atomic_fetch_add(&runs, 1);
+  atomic_store(&extend_fails, 1); /* the store goes away while it runs */
+  while (!omniq_job_cancelled(job)) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  return omniq_job_return(job, "\"too late\"");
+}
+
+/* Enqueues one task of func and drains it; the drain must return want.
+ * Returns how many runs the drain counts as done. */
+static int run_one(th_store_t *st, const char *func, char id[OMNIQ_ID_SIZE], int want) {
+  omniq_worker_opts_t o;
+  long done = 0;
+  th_ok(st->oq, omniq_register(st->oq, func, strcmp(func, "counted") == 0 ? counted
+                                                                          : until_cancelled,
+                               NULL));
+  th_ok(st->oq, omniq_enqueue(st->oq, func, NULL, NULL, NULL, id));
+  omniq_worker_opts_init(&o);
+  o.concurrency = 1;
+  assert_int_equal(omniq_worker_process(st->oq, &o, 1, &done), want);
+  return (int)done;
+}
+
+static int status_of(th_store_t *st, const char *id) {
+  omniq_task_t *t = NULL;
+  th_ok(st->oq, omniq_get_task(st->oq, id, &t));
+  int status = omniq_task_status(t);
+  omniq_task_free(t);
+  return status;
+}
+
+static void test_report_refused_by_the_store_is_retried_until_it_lands(void **state) {
+  th_store_t *st = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_result_t *r = NULL;
+  atomic_store(&finish_failures, 3);
+  assert_int_equal(run_one(st, "counted", id, OMNIQ_OK), 1);
+  assert_int_equal(atomic_load(&runs), 1);
+  assert_int_equal(atomic_load(&finish_calls), 4);
+  th_ok(st->oq, omniq_get_result(st->oq, id, 0, &r));
+  assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+  assert_string_equal(omniq_result_value(r), "\"done\"");
+  assert_int_equal(omniq_result_attempts(r), 1);
+  omniq_result_free(r);
+}
+
+static void test_report_is_given_up_once_the_lease_ran_out_unreachable(void **state) {
+  th_store_t *st = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_result_t *r = NULL;
+  atomic_store(&finish_failures, -1);
+  atomic_store(&extend_fails, 1);
+  /* The drain returns (no endless retry) and says the outcome was not
+   * stored: the run is not done. */
+  assert_int_equal(run_one(st, "counted", id, OMNIQ_ESTORAGE), 0);
+  assert_int_equal(atomic_load(&runs), 1);
+  assert_true(atomic_load(&finish_calls) > 1);
+  /* Nothing was stored: the task waits for its lease to be recovered. */
+  assert_int_equal(status_of(st, id), OMNIQ_RUNNING);
+  assert_int_equal(omniq_get_result(st->oq, id, 0, &r), OMNIQ_ENOTFOUND);
+}
+
+static void test_run_whose_lease_ran_out_unreachable_is_cancelled(void **state) {
+  th_store_t *st = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_result_t *r = NULL;
+  assert_int_equal(run_one(st, "until_cancelled", id, OMNIQ_OK), 1);
+  assert_int_equal(atomic_load(&runs), 1);
+  assert_int_equal(atomic_load(&finish_calls), 0); /* its report was dropped */
+  assert_int_equal(status_of(st, id), OMNIQ_RUNNING);
+  assert_int_equal(omniq_get_result(st->oq, id, 0, &r), OMNIQ_ENOTFOUND);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_store_teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_report_refused_by_the_store_is_retried_until_it_lands),
+      T(test_report_is_given_up_once_the_lease_ran_out_unreachable),
+      T(test_run_whose_lease_ran_out_unreachable_is_cancelled),
+  };
+  return cmocka_run_group_tests_name("worker reports", tests, group_setup, NULL);
+}
