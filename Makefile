@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Everyday commands. Each one installs missing Debian packages first.
 BUILD ?= build
 JOBS ?= 2

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve at 10^6 tasks: every API call the dashboard page makes, over
  * HTTP, beside the library call behind it made directly in this process.
  *

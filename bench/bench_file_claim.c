@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Claim cost of the file backend at 100 and 100,000 pending tasks.
  *
  * One op = claim one task + complete it (SUCCESS, result stored): the two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process isolation beside thread isolation, on SQLite, in one run.
  *
  * Throughput: TASKS tasks are enqueued with omniq_enqueue_many into a fresh

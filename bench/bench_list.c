@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listing a page of 100 tasks from a store of 10^6, on each backend,
  * beside baselines run in the same process and run.
  *

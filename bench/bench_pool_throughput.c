@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* End-to-end throughput of OmniQ on SQLite, beside the same work by hand.
  *
  * OmniQ: TASKS no-op tasks are enqueued with omniq_enqueue_many (batches of

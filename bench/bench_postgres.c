@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OmniQ on PostgreSQL beside OmniQ on SQLite, in one run.
  *
  * 1. Enqueue: ntasks tasks with omniq_enqueue_many (batches of BATCH), and

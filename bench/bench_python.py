@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """OmniQ for Python end to end, beside the same work through the C API in
 the same process and run.
 

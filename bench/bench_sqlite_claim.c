@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Claim throughput of the SQLite backend, beside the same SQL by hand.
  *
  * For 10^3 and 10^5 pending tasks, a worker loop claims (1 task, or a batch

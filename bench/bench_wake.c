@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Latency across processes, and what an idle pool costs, beside baselines
  * taken in the same run.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SQL the benchmarks run by hand as their baseline: what the SQLite
  * backend runs (src/storage/sqlite/backend.c and rows.c), written out once
  * here so every benchmark compares against the same statements. */

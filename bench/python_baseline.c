@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The baseline handler for bench/bench_python.py: the same no-op task as the
  * Python one, in C, so the benchmark runs the same workload through the C
  * API in the same process. Its result is the CLOCK_MONOTONIC time in

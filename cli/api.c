@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve's routes: the JSON API the page uses, /metrics, and the
  * page's embedded assets. docs/monitoring.md documents each route.
  *

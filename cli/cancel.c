@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq cancel ID: PENDING or RUNNING -> CANCELLED. A running command is
  * stopped by its worker (its whole process group) once the worker learns
  * of the cancel: at once for a worker on the same handle, otherwise at its
@@ -15,15 +16,11 @@ static int run(cli_t *cli, int argc, char **argv) {
   if (cli_one_id(cli, argc, argv, &id) != 0) return cli->exit_code;
   if ((code = cli_open(cli, &oq)) != CLI_EXIT_OK) return code;
   int rc = omniq_cancel(oq, id);
-  if (rc == OMNIQ_ESTATE) {
-    omniq_task_t *t = NULL;
-    int status = omniq_get_task(oq, id, &t) == OMNIQ_OK ? omniq_task_status(t) : -1;
-    omniq_task_free(t);
+  if (rc == OMNIQ_ESTATE)
     code = cli_error(cli, CLI_EXIT_FAILED, "task %s has already finished (%s)", id,
-                     omniq_status_name(status));
-  } else if (rc != OMNIQ_OK) {
+                     cli_status_now(oq, id));
+  else if (rc != OMNIQ_OK)
     code = cli_fail_call(cli, oq, rc, "cannot cancel", id);
-  }
   omniq_close(oq);
   return code;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The omniq command: what every subcommand module shares.
  *
  * A subcommand is one file defining one cli_command_t named cli_cmd_<name>
@@ -99,6 +100,11 @@ int cli_opt_queues(cli_t *cli, const char *list, char buf[CLI_QUEUES_BUF],
  * reports it and returns -1. */
 int cli_one_id(cli_t *cli, int argc, char **argv, const char **id);
 
+/* Parses a size in bytes: a whole number with an optional unit K, M or G
+ * (powers of 1024; "KiB", "MiB", "GiB" too). On error reports it and
+ * returns -1. */
+int cli_opt_size(cli_t *cli, const char *option, const char *value, int64_t *bytes);
+
 /* Settings from OMNIQ_* with the command line's overrides. quiet_log keeps
  * the library's INFO lines out of a one-shot command's output unless
  * OMNIQ_LOG_LEVEL asks for them. Returns an exit code. */
@@ -116,6 +122,9 @@ int cli_error(const cli_t *cli, int code, const char *fmt, ...)
 int cli_usage(const cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The exit code for a library status code. */
 int cli_exit_for(int rc);
+/* The name of task id's status now, for a message after OMNIQ_ESTATE
+ * ("UNKNOWN" if it cannot be read). Static text. */
+const char *cli_status_now(omniq_t *oq, const char *id);
 /* Reports a failed library call about task id: the right exit code and the
  * library's message (omniq_errmsg(oq)). */
 int cli_fail_call(const cli_t *cli, omniq_t *oq, int rc, const char *what, const char *id);

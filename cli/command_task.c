@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shell-command tasks: the handler `omniq worker` registers as
  * "omniq.command", and the args `omniq enqueue` stores for it.
  *

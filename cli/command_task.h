@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shell-command tasks: what `omniq enqueue -- CMD ARG...` stores and the
  * handler `omniq worker` registers to run it. */
 #ifndef OMNIQ_CLI_COMMAND_TASK_H

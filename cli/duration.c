@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Durations and RFC 3339 times for the command line.
  *
  * Both grammars are written out by hand rather than left to strtod or

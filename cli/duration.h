@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Durations ("250ms", "10s", "1h30m") and RFC 3339 times, read and written
  * the way every omniq subcommand shows them. */
 #ifndef OMNIQ_CLI_DURATION_H

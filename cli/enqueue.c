@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq enqueue: stores one task and prints its id.
  *
  * Three ways to say what runs, exactly one per call:
@@ -31,7 +32,10 @@ enum {
   OPT_SHELL,
   OPT_FUNC,
   OPT_ARGS,
-  OPT_KWARGS
+  OPT_KWARGS,
+  OPT_CRON,
+  OPT_UNIQUE,
+  OPT_UNIQUE_FOR
 };
 
 static const struct option options[] = {
@@ -46,13 +50,16 @@ static const struct option options[] = {
     {"func", required_argument, NULL, OPT_FUNC},
     {"args", required_argument, NULL, OPT_ARGS},
     {"kwargs", required_argument, NULL, OPT_KWARGS},
+    {"cron", required_argument, NULL, OPT_CRON},
+    {"unique", required_argument, NULL, OPT_UNIQUE},
+    {"unique-for", required_argument, NULL, OPT_UNIQUE_FOR},
     CLI_COMMON_OPTIONS,
     {NULL, 0, NULL, 0}};
 
 typedef struct request {
   omniq_enqueue_opts_t opts;
   const char *shell, *func, *args, *kwargs;
-  int has_delay;
+  int has_delay, has_unique_for;
 } request_t;
 
 /* Checks that text is JSON of the wanted kind; reports and returns -1 if not. */
@@ -117,6 +124,16 @@ static int parse(cli_t *cli, int argc, char **argv, request_t *rq) {
       if (check_json(cli, "--kwargs", optarg, 0)) return -1;
       rq->kwargs = optarg;
       break;
+    case OPT_CRON:
+      rq->opts.cron = optarg;
+      break;
+    case OPT_UNIQUE:
+      rq->opts.unique_key = optarg;
+      break;
+    case OPT_UNIQUE_FOR:
+      if (cli_opt_duration(cli, "--unique-for", optarg, &rq->opts.unique_for_ms)) return -1;
+      rq->has_unique_for = 1;
+      break;
     default:
       return -1;
     }
@@ -131,6 +148,14 @@ static int parse(cli_t *cli, int argc, char **argv, request_t *rq) {
         has_cmd + (rq->shell != NULL) + (rq->func != NULL) == 0
             ? cli_usage(cli, "missing command: give -- CMD ARG..., --shell 'STRING' or --func NAME")
             : cli_usage(cli, "give only one of -- CMD ARG..., --shell 'STRING' and --func NAME");
+    return -1;
+  }
+  if (rq->opts.cron != NULL && rq->opts.interval_ms > 0) {
+    cli->exit_code = cli_usage(cli, "give --interval or --cron, not both");
+    return -1;
+  }
+  if (rq->has_unique_for && rq->opts.unique_key == NULL) {
+    cli->exit_code = cli_usage(cli, "--unique-for goes with --unique");
     return -1;
   }
   if (rq->func == NULL && (rq->args != NULL || rq->kwargs != NULL)) {
@@ -166,6 +191,11 @@ static int run(cli_t *cli, int argc, char **argv) {
                            func == rq.func ? rq.kwargs : NULL, &rq.opts, id);
     if (rc == OMNIQ_OK)
       printf("%s\n", id);
+    else if (rc == OMNIQ_EEXISTS)
+      /* Not an error of the command line: the queue already has the task. */
+      code = cli_error(cli, CLI_EXIT_FAILED, "not enqueued: task %s of queue %s holds key '%s'",
+                       id, rq.opts.queue != NULL ? rq.opts.queue : OMNIQ_DEFAULT_QUEUE,
+                       rq.opts.unique_key);
     else
       code = cli_fail_call(cli, oq, rc, "cannot enqueue", NULL);
     omniq_close(oq);
@@ -181,6 +211,8 @@ const cli_command_t cli_cmd_enqueue = {
     "  --delay DURATION    run no sooner than this from now (10s, 5m, 1h30m)\n"
     "  --at TIME           run no sooner than this RFC 3339 time (2026-12-01T08:00:00Z)\n"
     "  --interval DURATION run again this long after each run, until cancelled\n"
+    "  --cron 'EXPR'       run at each match of a five-field cron expression (UTC),\n"
+    "                      until cancelled: '0 3 * * *' is 03:00 every day\n"
     "  --retries N         runs allowed in all, first included (default\n"
     "                      OMNIQ_DEFAULT_MAX_RETRIES, or " CLI_STR(OMNIQ_DEFAULT_MAX_RETRIES)
     "); 0 and 1 both mean one run\n"
@@ -188,6 +220,8 @@ const cli_command_t cli_cmd_enqueue = {
     "                      OMNIQ_DEFAULT_TIMEOUT, or " CLI_STR(OMNIQ_DEFAULT_TIMEOUT_MS) "ms)\n"
     "  --queue NAME        queue (default: " OMNIQ_DEFAULT_QUEUE ")\n"
     "  --priority N        higher runs first (default 0)\n"
+    "  --unique KEY        enqueue nothing (exit 1) while a task of the queue holds KEY\n"
+    "  --unique-for D      keep KEY held this long after its task finished (default 0)\n"
     "  --shell 'STRING'    run STRING with /bin/sh -c instead of an argv\n"
     "  --func NAME         a library task: a registered handler or lib.so:symbol\n"
     "  --args JSON         its positional arguments, a JSON array (default [])\n"

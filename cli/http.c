@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve's HTTP layer: libmicrohttpd does the protocol; this file
  * binds the socket, puts every request through the same gate, hands it to
  * the routes (api.c) and sends what they fill in with the same headers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve's HTTP layer (http.c, on libmicrohttpd): one request as the
  * routes (api.c) see it, the reply they fill in, and the checks an action
  * must pass. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq: the command-line tool for OmniQ queues.
  *
  *   omniq [--backend NAME] [--db URL] [--base-dir DIR] COMMAND [OPTIONS] [ARGS]

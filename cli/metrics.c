@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve's /metrics: the Prometheus text exposition format, 0.0.4.
  *
  * Every family has its HELP and TYPE lines first and all its samples

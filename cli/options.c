@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Options every subcommand shares: the getopt_long loop with our own
  * one-line messages, typed option values, and the store's settings.
  *
@@ -133,6 +134,24 @@ int cli_one_id(cli_t *cli, int argc, char **argv, const char **id) {
   }
   *id = argv[optind];
   return 0;
+}
+
+int cli_opt_size(cli_t *cli, const char *option, const char *value, int64_t *bytes) {
+  static const struct {
+    const char *unit;
+    int shift;
+  } units[] = {{"", 0}, {"K", 10}, {"KiB", 10}, {"M", 20}, {"MiB", 20}, {"G", 30}, {"GiB", 30}};
+  char *end;
+  errno = 0;
+  long long v = value[0] >= '0' && value[0] <= '9' ? strtoll(value, &end, 10) : -1;
+  for (size_t i = 0; v >= 0 && errno == 0 && i < sizeof units / sizeof units[0]; i++)
+    if (strcmp(end, units[i].unit) == 0 && v <= (INT64_MAX >> units[i].shift)) {
+      *bytes = (int64_t)v << units[i].shift;
+      return 0;
+    }
+  cli->exit_code =
+      cli_usage(cli, "%s: '%s' is not a size (bytes, or a number with K, M or G)", option, value);
+  return -1;
 }
 
 /* Copies an override into a fixed-size settings field. */

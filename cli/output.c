@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Messages, exit codes, and the text and JSON forms of tasks and results.
  *
  * Errors go to stderr as one line, "omniq SUBCOMMAND: what happened", so a
@@ -64,6 +65,13 @@ int cli_exit_for(int rc) {
   }
 }
 
+const char *cli_status_now(omniq_t *oq, const char *id) {
+  omniq_task_t *t = NULL;
+  int status = omniq_get_task(oq, id, &t) == OMNIQ_OK ? omniq_task_status(t) : -1;
+  omniq_task_free(t);
+  return omniq_status_name(status);
+}
+
 int cli_fail_call(const cli_t *cli, omniq_t *oq, int rc, const char *what, const char *id) {
   const char *msg = omniq_errmsg(oq);
   if (msg == NULL || msg[0] == '\0') msg = omniq_strerror(rc);
@@ -103,7 +111,7 @@ json_t *cli_error_json(const omniq_task_error_t *e) {
 }
 
 json_t *cli_task_json(const omniq_task_t *t) {
-  return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:o, s:I, s:I, s:o, s:o}",
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:o, s:I, s:I, s:o, s:o}",
                    "id", omniq_task_id(t), "func", omniq_task_func(t), "queue",
                    omniq_task_queue(t), "status", omniq_status_name(omniq_task_status(t)), "args",
                    embed(omniq_task_args(t)), "kwargs", embed(omniq_task_kwargs(t)), "attempts",
@@ -113,6 +121,19 @@ json_t *cli_task_json(const omniq_task_t *t) {
                    (json_int_t)omniq_task_timeout(t), "created_at",
                    time_json(omniq_task_created_at(t)), "last_error",
                    cli_error_json(omniq_task_last_error(t)));
+  /* Keys added with queue operations (they only grow): a cron task's eta
+   * above is its next match. */
+  if (j != NULL &&
+      json_object_update_new(
+          j, json_pack("{s:o, s:o, s:o, s:o, s:i}", "cron", str_or_null(omniq_task_cron(t)),
+                       "unique_key", str_or_null(omniq_task_unique_key(t)), "started_at",
+                       time_json(omniq_task_started_at(t)), "finished_at",
+                       time_json(omniq_task_finished_at(t)), "crashes",
+                       omniq_task_crashes(t))) != 0) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
 }
 
 json_t *cli_result_json(const omniq_result_t *r) {
@@ -213,6 +234,8 @@ void cli_print_task(const omniq_task_t *t, int64_t now) {
     relative(omniq_task_eta(t), now, rel, sizeof rel);
     printf("eta:         %s (%s)\n", when, rel);
   }
+  if (omniq_task_cron(t) != NULL) printf("cron:        %s (UTC)\n", omniq_task_cron(t));
+  if (omniq_task_unique_key(t) != NULL) printf("unique key:  %s\n", omniq_task_unique_key(t));
   if (omniq_task_interval(t) > 0) {
     cli_format_duration(omniq_task_interval(t), d);
     printf("interval:    %s\n", d);
@@ -221,6 +244,15 @@ void cli_print_task(const omniq_task_t *t, int64_t now) {
   printf("timeout:     %s\n", omniq_task_timeout(t) > 0 ? d : "none");
   cli_format_time(omniq_task_created_at(t), when);
   printf("created:     %s\n", when);
+  if (omniq_task_started_at(t) > 0) {
+    cli_format_time(omniq_task_started_at(t), when);
+    printf("started:     %s\n", when);
+  }
+  if (omniq_task_finished_at(t) > 0) {
+    cli_format_time(omniq_task_finished_at(t), when);
+    printf("finished:    %s\n", when);
+  }
+  if (omniq_task_crashes(t) > 0) printf("crashes:     %d\n", omniq_task_crashes(t));
   if (e != NULL) {
     const char *msg = omniq_error_message(e);
     size_t first = strcspn(msg, "\n");

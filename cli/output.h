@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* How tasks and results are shown: text for people, --json for programs. */
 #ifndef OMNIQ_CLI_OUTPUT_H
 #define OMNIQ_CLI_OUTPUT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The worker's display.
  *
  * On a terminal, one line redrawn in place ("\r" + clear to end of line):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What `omniq worker` shows while it runs: a live line on a terminal, log
  * lines on a pipe. */
 #ifndef OMNIQ_CLI_PROGRESS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq result ID [--wait DURATION]: a task's outcome.
  *
  * Exit code: 0 SUCCESS; 1 FAILED, CANCELLED, or no result yet; 3 no such

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve's sampler: the store's statistics for the page, taken in the
  * background so that no page refresh ever costs a count.
  *

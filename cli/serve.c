@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve: Prometheus metrics, a JSON API and a dashboard page for the
  * store, on one HTTP port (docs/monitoring.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve: what its modules share.
  *
  *   serve.c         the subcommand: options, the token, start and stop

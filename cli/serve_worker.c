@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq serve --worker N: a pool in the dashboard's own process, running
  * command tasks as `omniq worker` does, with each run timed for the
  * omniq_run_duration_seconds histogram.

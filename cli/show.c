@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq show ID: everything stored about one task. Exit 3 if there is no
  * such task. */
 #include <stdio.h>

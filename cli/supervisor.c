@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The supervisor: a small forked process between the worker and a
  * shell-command task, so that no process of the task outlives the task or
  * the worker.

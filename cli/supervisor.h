@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The process that runs one shell-command task and owns its process tree. */
 #ifndef OMNIQ_CLI_SUPERVISOR_H
 #define OMNIQ_CLI_SUPERVISOR_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bounded tails of a stream.
  *
  * The buffer holds twice the kept size: bytes are appended, and only when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The last bytes of a stream (a command's stdout or stderr), kept in
  * bounded memory and handed out as text a JSON string can hold. */
 #ifndef OMNIQ_CLI_TAIL_H

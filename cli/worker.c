@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq worker: runs tasks until stopped, or (--burst) until nothing is due.
  *
  * Threads: the main thread only waits for signals (sigtimedwait) and draws
@@ -51,7 +52,11 @@ enum {
   OPT_POLL,
   OPT_BURST,
   OPT_SHUTDOWN,
-  OPT_KILL_AFTER
+  OPT_KILL_AFTER,
+  OPT_MAX_TASKS_PER_CHILD,
+  OPT_MEMORY_LIMIT,
+  OPT_CPU_LIMIT,
+  OPT_FILES_LIMIT
 };
 
 static const struct option options[] = {
@@ -64,6 +69,10 @@ static const struct option options[] = {
     {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
     {"kill-after", required_argument, NULL, OPT_KILL_AFTER},
     {"env", required_argument, NULL, 'e'},
+    {"max-tasks-per-child", required_argument, NULL, OPT_MAX_TASKS_PER_CHILD},
+    {"memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT},
+    {"cpu-limit", required_argument, NULL, OPT_CPU_LIMIT},
+    {"files-limit", required_argument, NULL, OPT_FILES_LIMIT},
     CLI_COMMON_OPTIONS,
     {NULL, 0, NULL, 0}};
 
@@ -85,6 +94,7 @@ typedef struct worker {
   pthread_t *threads;
   int nthreads;
   atomic_int stop, alive, error;
+  char error_msg[512]; /* the library's message for error, from the thread that met it */
   /* graceful stop of a pool */
   omniq_worker_t *pool;
   atomic_int stopped;
@@ -141,6 +151,22 @@ static int parse(cli_t *cli, int argc, char **argv, worker_t *w) {
     case OPT_KILL_AFTER:
       if (cli_opt_duration(cli, "--kill-after", optarg, &w->kill_after_ms)) return -1;
       break;
+    /* The per-child limits: the library checks that they go with process
+     * isolation and says which field when they do not. */
+    case OPT_MAX_TASKS_PER_CHILD:
+      if (cli_opt_int(cli, "--max-tasks-per-child", optarg, 0, 1000000000, &n)) return -1;
+      w->opts.max_tasks_per_child = n;
+      break;
+    case OPT_MEMORY_LIMIT:
+      if (cli_opt_size(cli, "--memory-limit", optarg, &w->opts.memory_limit_bytes)) return -1;
+      break;
+    case OPT_CPU_LIMIT:
+      if (cli_opt_duration(cli, "--cpu-limit", optarg, &w->opts.cpu_limit_ms)) return -1;
+      break;
+    case OPT_FILES_LIMIT:
+      if (cli_opt_int(cli, "--files-limit", optarg, 0, 1000000, &n)) return -1;
+      w->opts.files_limit = (int)n;
+      break;
     case 'e':
       if (w->nenv == MAX_ENV) {
         cli->exit_code = cli_usage(cli, "--env: at most %d variables", MAX_ENV);
@@ -171,8 +197,11 @@ static void *burst_main(void *arg) {
     long done = 0;
     int rc = omniq_worker_process(w->oq, &one, 1, &done);
     if (rc != OMNIQ_OK) {
+      /* The message is the failing thread's own (omniq_errmsg is per thread):
+       * the first thread to fail keeps it for the main thread to report. */
       int none = OMNIQ_OK;
-      atomic_compare_exchange_strong(&w->error, &none, rc);
+      if (atomic_compare_exchange_strong(&w->error, &none, rc))
+        snprintf(w->error_msg, sizeof w->error_msg, "%s", omniq_errmsg(w->oq));
       break;
     }
     if (done == 0) break; /* nothing due for this slot */
@@ -266,7 +295,13 @@ static int supervise(cli_t *cli, worker_t *w, cli_progress_t *prog, const sigset
   if (w->burst) {
     for (int i = 0; i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
     int err = atomic_load(&w->error);
-    if (err != OMNIQ_OK) return cli_fail_call(cli, w->oq, err, "stopped on an error", NULL);
+    if (err != OMNIQ_OK) {
+      const char *msg = w->error_msg[0] != '\0' ? w->error_msg : omniq_strerror(err);
+      int code = cli_exit_for(err);
+      /* A bad option the library refused needs no preamble (as cli_fail_call). */
+      return code == CLI_EXIT_USAGE ? cli_error(cli, code, "%s", msg)
+                                    : cli_error(cli, code, "stopped on an error: %s", msg);
+    }
     return CLI_EXIT_OK;
   }
   if (w->stop_rc == OMNIQ_ETIMEDOUT)
@@ -386,6 +421,12 @@ const cli_command_t cli_cmd_worker = {
     "  -e, --env NAME[=VAL]  pass NAME from this environment, or set it, for command\n"
     "                        tasks (repeatable); they otherwise get only PATH, HOME,\n"
     "                        USER, LOGNAME, LANG, LC_ALL, TZ, TMPDIR, OMNIQ_TASK_ID\n"
-    "                        and OMNIQ_ATTEMPT\n",
+    "                        and OMNIQ_ATTEMPT\n"
+    "with --isolation process only (0 = none, the default):\n"
+    "  --max-tasks-per-child N  replace a child after it ran N tasks\n"
+    "  --memory-limit SIZE   memory one task may add to its child (512M, 2G; K M G\n"
+    "                        are powers of 1024); past it the task fails (MemoryLimit)\n"
+    "  --cpu-limit DURATION  CPU time one task may use (CpuLimit)\n"
+    "  --files-limit N       descriptors one task may open (FileLimit)\n",
     0,
     run};

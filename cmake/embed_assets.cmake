@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Writes OUT, a C file holding each file of ASSETS (a ;-list) as a byte
 # array and serve_asset_find(), which omniq serve uses to answer a path
 # ("/" + the file's name; "/" itself is "/index.html"). Run at build time

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # `make uninstall`: removes every file the last `cmake --install` (or
 # `make install`) of this build tree recorded in install_manifest.txt, under
 # $DESTDIR if set, then the folders only OmniQ uses if they are left empty.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OmniQ demo: a worker pool running a mix of tasks on the embedded store.
  *
  *   make demo

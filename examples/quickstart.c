@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The README's example: enqueue one task, run a pool, wait for its result.
  * Built with the project so the README's code keeps compiling. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz target: the check every args, kwargs and result text passes
  * (base/codec.c), with both serializers. The first byte picks the kind;
  * the rest is the text. Properties: no crash or sanitizer report, a code

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz target: a file backend store holding one file an attacker wrote.
  * The first byte picks where the rest of the input goes: a pending task
  * file, the running slot (a transition's commit record), a result file, a

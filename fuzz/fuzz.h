@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the fuzz targets share: the libFuzzer entry point they define, and
  * a check that stops the run (a crash libFuzzer saves) when a property
  * fails. Targets are built two ways: with clang and -fsanitize=fuzzer

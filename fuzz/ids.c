@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz target: task ids and the names the file backend makes of them
  * (base/ids.c, storage/file/names.c), the checks that keep anything read
  * from disk or given by a caller from becoming a path it should not be.

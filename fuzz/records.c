@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz target: the JSON forms of tasks, results and TaskErrors that every
  * backend stores (base/records.c), and the ISO-8601 times inside them. The
  * first byte picks the form; the rest is the text. Property: text that

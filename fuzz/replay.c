@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Runs a fuzz target over files, without libFuzzer: each argument is a
  * file or a folder of files, each file one input. The test suite replays
  * every corpus this way in every build (plain, ASan+UBSan, TSan), so an

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs each fuzz target for a set time over its corpus, and stops at the
 # first one that finds a fault (its input is saved as BUILD/crash-<target>-*).
 #   fuzz/run.sh BUILD SECONDS [TARGET...]     (default: every target)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz target: the OMNIQ_* settings parser (core/settings.c). The input is
  * lines; each line's first byte picks a variable and the rest is its value.
  * The variables are set, parsed by omniq_settings_from_env, and the result

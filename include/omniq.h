@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OmniQ — an embeddable, durable background task queue.
  *
  * Thread-safety, said once: every function taking an omniq_t may be called
@@ -29,10 +30,17 @@ extern "C" {
 #define OMNIQ_EXTERN
 #endif
 
+/* The version, kept here and nowhere else: CMake reads these three lines
+ * for the project version, the pkg-config file and the CMake package
+ * version file; the string is made from them. */
 #define OMNIQ_VERSION_MAJOR 0
 #define OMNIQ_VERSION_MINOR 1
 #define OMNIQ_VERSION_PATCH 0
-#define OMNIQ_VERSION_STRING "0.1.0"
+#define OMNIQ__STR_(x) #x
+#define OMNIQ__STR(x) OMNIQ__STR_(x)
+#define OMNIQ_VERSION_STRING                                          \
+  OMNIQ__STR(OMNIQ_VERSION_MAJOR) "." OMNIQ__STR(OMNIQ_VERSION_MINOR) "." \
+      OMNIQ__STR(OMNIQ_VERSION_PATCH)
 
 /* ---- Status codes --------------------------------------------------------
  * One list generates the enum, omniq_err_name() and omniq_strerror(). Codes

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A throwaway PostgreSQL cluster for OmniQ's tests and benchmarks.
 #
 #   pg-cluster.sh start STATE [--listen ADDRS] [--port N]

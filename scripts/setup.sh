@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages OmniQ needs to build, test and run its demo,
 # when any is missing. Safe to run again: it does nothing when all are there.
 set -euo pipefail

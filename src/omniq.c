@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Façade: the public entry points of omniq.h that are not workers.
  *
  * Each function checks its arguments, then hands over to the engine

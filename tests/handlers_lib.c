@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Handlers loaded by tests through "path/to/lib.so:symbol". */
 #include "omniq.h"
 

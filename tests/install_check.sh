@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs OmniQ from a build tree into a temporary prefix, then builds and
 # runs two programs against that prefix, each twice: with pkg-config and
 # with CMake's find_package. tests/install/hello.c uses the library;
@@ -65,6 +66,31 @@ echo "   $out"
 LD_LIBRARY_PATH=$libdir "$tmp/build/contract_sqlite" >"$tmp/contract-cmake.log" 2>&1 ||
   { cat "$tmp/contract-cmake.log" >&2; echo "install_check: the contract failed (CMake build)" >&2; exit 1; }
 tail -n 1 "$tmp/contract-cmake.log"
+
+echo "== the same install, moved to another prefix"
+# Nothing installed names its prefix: the .pc file finds it from its own
+# place (${pcfiledir}), the CMake package from its own directory. So the
+# tree works wherever it is copied or moved (a DESTDIR staging, a package).
+moved=$tmp/moved/elsewhere
+mkdir -p "$(dirname "$moved")"
+mv "$prefix" "$moved"
+mpcdir=$moved/${pcdir#"$prefix"/}
+mlibdir=$moved/${libdir#"$prefix"/}
+# shellcheck disable=SC2046 # pkg-config output is a list of words
+"$cc" "${flags[@]}" "$src/hello.c" -o "$tmp/hello-moved" \
+  $(PKG_CONFIG_PATH=$mpcdir pkg-config --cflags --libs omniq)
+out=$(LD_LIBRARY_PATH=$mlibdir "$tmp/hello-moved")
+[ "$out" = OK ] || { echo "install_check: pkg-config build from the moved prefix printed '$out'" >&2; exit 1; }
+cmake -S "$src" -B "$tmp/build-moved" -DCMAKE_PREFIX_PATH="$moved" -DCMAKE_C_COMPILER="$cc" \
+  -DCMAKE_C_FLAGS="${flags[*]}" >"$tmp/configure-moved.log" ||
+  { cat "$tmp/configure-moved.log" >&2; exit 1; }
+grep -q "$moved" "$tmp/build-moved/CMakeCache.txt" ||
+  { echo "install_check: find_package did not use the moved prefix" >&2; exit 1; }
+cmake --build "$tmp/build-moved" >"$tmp/build-moved.log" || { cat "$tmp/build-moved.log" >&2; exit 1; }
+out=$(LD_LIBRARY_PATH=$mlibdir "$tmp/build-moved/hello")
+[ "$out" = OK ] || { echo "install_check: CMake build from the moved prefix printed '$out'" >&2; exit 1; }
+echo "   pkg-config and find_package from $moved: $out"
+mv "$moved" "$prefix"
 
 echo "== omniq command"
 "$prefix/bin/omniq" --version

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The layer rules of src/ (docs/architecture.md), checked two ways:
 #
 #   includes  every #include "..." under src/ names a header of a layer the

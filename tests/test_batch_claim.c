@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A pool claims for all its free slots in one step (worker/pool.c), on a
  * backend that counts the claims it is asked for: the SQLite table with
  * its claim wrapped. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A cancel through the handle a worker runs on reaches the running handler
  * at once, on each backend (argv[1], "sqlite" by default): when omniq_cancel
  * returns, omniq_job_cancelled() is already true, whether the cancel comes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Time text: ISO-8601 formatting and parsing agree on every date, including
  * the epoch, leap days and times before 1970, and junk is refused. Also the
  * injectable clock and the monotonic helpers. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Codec: what the json serializer accepts for args, kwargs and values, what
  * it refuses and how it says so, and the raw serializer's opt-out. */
 #include "support/helpers.h"

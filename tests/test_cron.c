@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cron schedules (core/cron.c): the next match of an expression after an
  * instant, checked against a table worked out by hand (month ends, leap
  * years, Sunday as 0 and 7, names, steps, the day-of-month/day-of-week

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's lifecycle policy, end to end on each backend: the attempts
  * invariant, backoff, ordering, results and waiting, intervals, cancel,
  * lease recovery, purge. The tests act as the worker through the engine's

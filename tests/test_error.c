@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Status codes, per-thread and per-handle error messages, errno mapping, and
  * record constructors when the Nth allocation fails. */
 #include "support/helpers.h"

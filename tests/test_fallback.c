@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fallback handler (omniq_register_fallback) and failures that carry a
  * traceback (omniq_job_fail_traceback): what a language binding builds on.
  * A fallback runs every func nobody registered, except library funcs, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Faults through the public API, on each backend (argv[1], "sqlite" by
  * default): a full disk, a locked database, the Nth allocation failing while
  * a worker claims or finishes. Each fault must give a clear code and message

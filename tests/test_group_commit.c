@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Finishes committed together (storage/sqlite/group.c), and what a commit
  * promises across a crash.
  *

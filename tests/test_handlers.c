@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Resolving a task's func: registered names first, then
  * "path/to/lib.so:symbol" through dlopen/dlsym, only for a library the
  * worker is allowed (settings.handler_path / OMNIQ_HANDLER_PATH, or the

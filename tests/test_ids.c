@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task ids: UUIDv7 text that strictly increases within a process whatever
  * the clock does, and the validator every backend runs before an id becomes
  * a path or a key. */

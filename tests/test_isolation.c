@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process isolation: every run in a forked child. A child that crashes or
  * exits fails its task with "Crash" and the pool goes on; a child past its
  * deadline is killed; values and failures travel back over the pipe. */

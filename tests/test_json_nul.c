@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* "\u0000" in args, kwargs, object keys and results is accepted and comes
  * back byte for byte on each backend (argv[1], "sqlite" by default): to the
  * handler, from omniq_get_task and omniq_get_result, after a retry rewrote

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The limits of omniq.h on each backend (argv[1], "sqlite" by default):
  * eta, delay, interval and timeout up to their bounds are stored and read
  * back exactly; past them they are refused with OMNIQ_EINVAL; sums near the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listing through the public API (core/listing.c): pages and their cursor,
  * the options checked before anything reaches a backend, and retry by
  * filter. Run per backend: `test_listing sqlite`, `test_listing file`. */

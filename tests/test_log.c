@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging: level filtering, the text and JSON line forms, the user sink, and
  * whole lines under concurrent logging (to the sink and to stderr). */
 #include "support/helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Retry by hand, delete, and retention through the public API and the
  * engine (core/engine.c), on the manual clock. Run per backend:
  * `test_manual sqlite`, `test_manual file`. */

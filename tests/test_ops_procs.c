@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Operating a queue from several processes, through the whole stack (API,
  * engine, pool, backend): a pause is seen by a worker in another process at
  * its next claim; a rate limit of 50 starts a second holds for four worker

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The PostgreSQL backend when the server goes away: a restart is survived
  * without the caller seeing an error; while the server is down calls fail
  * at once with a storage error instead of hanging, and work resumes when it

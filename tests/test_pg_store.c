@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The PostgreSQL backend's own promises, beyond the shared contract: the
  * schema is created once however many processes open a fresh database at
  * once and refuses what it did not make; bad settings are clear errors; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Poison tasks (core/engine.c, the crash column of core/report.c): runs that
  * end by crashing (a process-isolation child that dies, a worker that
  * vanishes, a handler's omniq_job_crash) are counted on the task, and the

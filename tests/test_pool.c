@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The worker pool in thread isolation: real concurrency and its bound,
  * start and stop, waking, sync and deferred handlers, the job API,
  * omniq_worker_process and omniq_worker_run. Handlers coordinate with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pre-forked process isolation: long-lived children that run task after
  * task, are replaced when they crash, hit a limit or have run
  * max_tasks_per_child tasks, and the per-task limits (memory, CPU time,

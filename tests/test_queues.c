@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queues through the public API (core/queues.c): pause and resume, rate
  * limits, omniq_queue_info and omniq_stats with the running totals the
  * engine's decisions keep, and what a backend written for storage ABI 2

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Records: the status transition table, status names, and the JSON forms of
  * TaskError, task and result (round trips and malformed records). */
 #include "support/helpers.h"

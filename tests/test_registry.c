@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The storage registry: backends by name, and the tables it refuses — one
  * written for an older ABI (its layout differs), one missing an operation
  * (a call would crash), a name already taken. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The failure table (core/report.c): one test per kind of run report, each
  * the name and the retry flag the engine gives that failure. Workers only
  * report the kind; these rows are the whole of OmniQ's failure policy. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unique and cron tasks through the public API (core/engine.c): what
  * omniq_enqueue checks and answers, and how a cron task is placed and
  * re-armed on the same finish path as an interval task, on the manual

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Settings: defaults, every OMNIQ_* variable (valid, invalid, unset or
  * empty), the all-or-nothing rule, duration parsing, and the range checks
  * omniq_open relies on. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The file backend's own behaviour, beyond the shared contract: the layout
  * an operator sees, atomic writes, quarantine, path safety, open errors,
  * crash windows, the journal that feeds other backends' indexes. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The file backend's listing index and what FORMAT 2 added, beyond the
  * shared contract: a FORMAT 1 store is upgraded with every task listed; a
  * marker a crash left in the wrong tree is repaired by the listing that

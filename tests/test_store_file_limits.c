@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The file backend at its limits: any number of queues under a small
  * descriptor limit, a count that cannot list a folder, and enqueue of many
  * stopped by SIGKILL at each of its steps.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The file backend across processes: several processes draining one
  * directory claim each task exactly once; a process killed with SIGKILL
  * loses neither its claimed tasks nor its task locks. Children are started

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SQLite backend beyond the storage contract (tests/contract/): where
  * the database lives (URL forms), what opening refuses (not a database,
  * another program's database, a newer schema, an unopenable path), the

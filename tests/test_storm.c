@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SIGKILL storms: worker processes killed while they run tasks, on one
  * backend and one isolation (argv[1] "sqlite" or "file", argv[2] "thread"
  * or "process"; sqlite and thread by default).

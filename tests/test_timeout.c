@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timeouts in thread isolation: at the deadline the run is recorded as a
  * TimeoutError, the retry policy applies, the handler reads
  * omniq_job_cancelled(), and whatever it returns later changes nothing. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Wake-ups across processes (core/wake.c, base/wakefile.c): a commit in
  * one process wakes the waiters of every other process on the store at
  * once, with no poll involved. Run per backend: `test_wake_procs sqlite`,

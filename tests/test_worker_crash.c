@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A worker process killed with SIGKILL in the middle of its tasks loses
  * nothing: once the leases expire (the manual clock moves past them),
  * another worker runs those tasks to completion, and each keeps the lost

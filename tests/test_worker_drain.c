@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Several worker processes share one store and drain it through the whole
  * stack (engine, pool, handler): every task runs exactly once,
  * counted by the handler itself, and none is lost. Run per backend:

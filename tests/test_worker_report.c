@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A worker whose store cannot take a run's report (a database restarting, a
  * network down) keeps trying while the run's lease holds, so a short outage
  * costs neither the outcome nor a second run; once the lease has run out

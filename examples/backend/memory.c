@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A storage backend outside the library, proved by the storage contract:
  * an in-memory store, small enough to read in one sitting. It is the
  * example of docs/storage-custom.md.
@@ -400,6 +401,7 @@ static const omniq_storage_ops_t memory_ops = {
 
 /* ---- proving it ------------------------------------------------------------- */
 
+/* doc:begin contract */
 /* A fresh, empty store per test: a name nobody used before. */
 static int fresh_store(void *userdata, omniq_settings_t *s) {
   static int next;
@@ -428,3 +430,4 @@ int main(int argc, char **argv) {
   }
   return omniq_contract_run(&memory_ops, &env) == 0 ? 0 : 1;
 }
+/* doc:end contract */

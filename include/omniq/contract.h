@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OmniQ storage contract — proving a backend.
  *
  * The contract is the shared test suite every storage backend passes: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OmniQ storage interface — for writing a backend.
  *
  * A backend is a table of operations registered by name. The engine decides

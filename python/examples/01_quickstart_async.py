@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Quick start: enqueue a plain and an async function, run a worker pool,
 wait for both results.
 

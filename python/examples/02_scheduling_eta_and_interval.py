@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Scheduling: a task held until its eta, and an interval task that runs
 again and again under one id until it is cancelled."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Retries: a flaky task fails twice and succeeds on its third run, within
 max_retries=3 (three runs in all); a task that always fails keeps its last
 error as a TaskError."""

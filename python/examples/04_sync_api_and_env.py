@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The blocking API configured from the environment: OmniQ.from_env(), and a
 WorkerPool that drains the queue in the caller with process_tasks()."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Task functions the examples enqueue. Workers import them by name
 ("tasks.sync_add"), so they live at the top level of a module."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """OmniQ for Python: the OmniQ v1 API on the OmniQ C library.
 
     from omniq import OmniQ, Settings

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Crossing the boundary: a call's arguments to JSON text (see _json.py),
 callables to the names workers find them by (and back), and time
 arguments to milliseconds."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The worker side of a handle: the fallback handler that runs the Python
 callable each task names, and the event loop that async handlers run on.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """JSON at the boundary, strict and fast.
 
 Strict, so that what a task receives is what was enqueued: a value JSON

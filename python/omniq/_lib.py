@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The C library, seen through ctypes: loading it, the structs mirrored from
 omniq.h, the prototypes, and turning status codes into exceptions.
 

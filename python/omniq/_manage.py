@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Operating a queue from Python: listing tasks, retrying and deleting them,
 retention, pausing a queue, its rate limit, and its statistics
 (docs/operations.md). OmniQ gets these methods from Operations; AsyncOmniQ

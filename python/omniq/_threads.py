@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python thread states for the C library's worker threads.
 
 ctypes runs a callback on a thread Python did not create under a thread

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Settings: the C library's omniq_settings_t with Python units.
 
 Durations are seconds (int or float), as in the OMNIQ_* variables. The

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """OmniQ and AsyncOmniQ: a handle on one store, for producers and workers.
 
 An OmniQ opens one C handle (omniq_open) and closes it in close(), when

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Exceptions: what OmniQ raises, and what a task handler raises to say
 whether its failure is worth another run.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Records as OmniQ v1 shapes them: TaskStatus, TaskError (exactly six
 fields), and Task and TaskResult, which are dicts (v1 code reads
 result["result"]) whose keys can also be read as attributes (result.result).

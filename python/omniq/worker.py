@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """WorkerPool and AsyncWorkerPool: the C worker pool running Python handlers.
 
 start() starts a C pool (omniq_worker_start) and returns once its threads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A C program on the same queue as the Python tests: it serves tasks that
  * Python enqueued, enqueues tasks for a Python worker, reads results, and
  * prints the layout of the structs the Python package mirrors. Settings come

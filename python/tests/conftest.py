@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures: a store per test on each embedded backend, a manual clock, and
 the C peer program.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs OmniQ from a build tree, then imports the installed omniq package
 # with nothing from the build tree on the path and runs one task with it:
 # the package must be where the prefix's python3 looks (given PYTHONPATH for

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Handlers the tests enqueue; workers import them as omniq_test_tasks.<name>.
 
 Tests coordinate with running handlers through named gates: a handler

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """AsyncOmniQ and AsyncWorkerPool: the same operations, awaited."""
 
 import asyncio

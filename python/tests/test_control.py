@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Cancel, timeouts and purge."""
 
 import datetime

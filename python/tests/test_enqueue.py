@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Enqueueing: func names, JSON arguments, and the options; anything that
 cannot be stored faithfully is refused before anything is stored."""
 

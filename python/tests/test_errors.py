@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """How a handler's failure is stored: TaskError's six fields, the Python
 traceback, retryable or not, and funcs that resolve to nothing."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The programs in python/examples run and print what they promise."""
 
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One queue for C and Python: a C program (c_peer.c) serves a task Python
 enqueued and reads a Python worker's result, and the other way round. Also:
 the Python mirrors of the C structs match what the C compiler lays out."""

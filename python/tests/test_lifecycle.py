@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Claims, attempts and retries as seen from Python: the lifecycle contract
 of docs/lifecycle.md, on each backend."""
 

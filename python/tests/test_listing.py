@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """list_tasks and iter_tasks: OmniQ v1's list of tasks, with the C
 library's filters and cursor pages."""
 

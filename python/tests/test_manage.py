@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Operating on tasks: retry by hand (one and many), delete, retention,
 unique keys and cron schedules at enqueue, queue and priority."""
 

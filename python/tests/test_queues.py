@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Queues as a whole: pause and resume, rate limits, and statistics."""
 
 import asyncio

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """eta and intervals, driven by the manual clock: no test waits for time."""
 
 import datetime

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Settings: the C library's defaults and OMNIQ_* variables, in seconds."""
 
 import pathlib

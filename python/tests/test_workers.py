@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Worker pools: starting, stopping, concurrency, sync and async handlers
 side by side, draining in the caller, and KeyboardInterrupt.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation wrappers with a failure switch for out-of-memory tests. */
 #include "base/alloc.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal allocation. Every allocation in the library goes through here so a
  * test can make the Nth one fail (omniq__alloc_fail_after). */
 #ifndef OMNIQ_BASE_ALLOC_H

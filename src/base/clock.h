@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Time. Lifecycle times come from the settings' injectable clock so tests
  * move time instead of sleeping; waits with a real duration use the
  * monotonic clock. */

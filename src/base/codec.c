@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Codec: the check every argument and result passes before it is stored.
  *
  * With the json serializer, text must be one complete JSON value of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Codec: validates JSON at the boundary with jansson. In raw mode text is
  * stored unchecked (trusted producers only). */
 #ifndef OMNIQ_BASE_CODEC_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Status codes and the per-thread, per-handle last-error messages.
  *
  * Each thread keeps a few slots keyed by handle id (not pointer, so a freed

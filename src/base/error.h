@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-thread, per-handle last error messages (see omniq_errmsg). */
 #ifndef OMNIQ_BASE_ERROR_H
 #define OMNIQ_BASE_ERROR_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task ids: UUIDv7 (RFC 9562) text.
  *
  * Layout: 48-bit Unix ms | version 7 | 12-bit counter | variant | 62 random

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task ids: UUIDv7 text, unique and time-ordered. Within one process ids
  * strictly increase, even within one millisecond. */
 #ifndef OMNIQ_BASE_IDS_H

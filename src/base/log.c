@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging: one line per lifecycle event, as text or as a JSON object, to
  * stderr or to the user's sink.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging: one line per event, text or JSON, to stderr or a user sink.
  * Never pass argument, kwargs or result data to these functions: they may
  * hold secrets, and this module cannot tell a value from a message, so

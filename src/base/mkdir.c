@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mkdir -p: each prefix of the path in turn, an existing one is fine. */
 #include "base/mkdir.h"
 

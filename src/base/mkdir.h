@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mkdir -p, shared by the backends that create their folders at open. */
 #ifndef OMNIQ_BASE_MKDIR_H
 #define OMNIQ_BASE_MKDIR_H

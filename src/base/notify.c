@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process-wide generation counters with one condition variable each. A
  * broadcast per event is cheap next to the storage write that causes it. */
 #include "base/notify.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process-wide wake-ups. A result landing or a task being enqueued bumps a
  * generation counter and wakes every waiter in this process, whatever handle
  * it uses; waiters then re-check storage. Other processes are not reached:

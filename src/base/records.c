@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Records: statuses and their transition table, task/result/TaskError
  * allocation, accessors, and the JSON forms every backend stores.
  *

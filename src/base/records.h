@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Records (task, result, TaskError): allocation and JSON forms. The public
  * parts are declared in omniq/storage.h; this adds what only the core uses. */
 #ifndef OMNIQ_BASE_RECORDS_H

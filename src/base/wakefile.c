@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Wake-ups across processes through a small shared file.
  *
  * The file (one page) holds, for each event (work, result), a 32-bit count

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A wake file: wake-ups shared by every process that maps the same file
  * (wakefile.c has the design). One counter per event; a commit bumps it,
  * a waiter sleeps on it with a futex until it moves. */

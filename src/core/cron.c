@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cron schedules: the five-field expression of cron(5), evaluated in UTC.
  *
  *   minute hour day-of-month month day-of-week

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cron schedules: parsing a five-field expression and finding its next
  * match, in UTC. The engine uses it at enqueue (to refuse a bad expression
  * and to place the first run) and when a cron task's run finishes (to

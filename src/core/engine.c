@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine: the one owner of lifecycle policy.
  *
  * Everything that decides what happens to a task lives here: defaults at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine: the one owner of lifecycle policy (defaults, the default
  * queue and the queue-name rule, failure classification through
  * core/report.h, the retry predicate, backoff, interval re-arming,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The handle: what omniq_open builds and the façade, the engine and the
  * workers share. Storage never sees it: a backend gets the settings and
  * keeps its own state.

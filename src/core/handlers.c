@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Handlers: the registry and resolution.
  *
  * The registry is a short list on the handle, guarded by oq->lock; a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Handlers: the handle's registry of named handlers, and resolving a
  * task's func to a handler (a registered name first, else a
  * "path/to/lib.so:symbol" from an allowed library, loaded with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listing tasks: the options a caller gives, the request a backend gets,
  * the cursor between pages, and retrying every task a filter matches.
  *

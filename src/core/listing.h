@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listing tasks: checking list options into a backend request (the cursor
  * included), and retry by filter. omniq_list_tasks and the list accessors
  * are defined in listing.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queues as a whole: pause and resume, rate limits, and what the store
  * knows of each queue (omniq_queue_info, omniq_stats).
  *

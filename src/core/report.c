@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The failure table: what each kind of run report is called and whether
  * it may be retried. Workers report kinds (core/report.h); nothing outside
  * this table names a failure or decides its retry flag, so changing how a

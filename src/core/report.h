@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Run reports: how a run ended, as a worker saw it.
  *
  * A worker says what happened (the kind, with its detail); it never says

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Settings: defaults, the OMNIQ_* environment, and the range checks that
  * omniq_open runs on whatever the caller built.
  *

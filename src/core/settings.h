@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Settings: defaults, OMNIQ_* parsing, and the checks omniq_open runs. */
 #ifndef OMNIQ_CORE_SETTINGS_H
 #define OMNIQ_CORE_SETTINGS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's wrappers over the storage table.
  *
  * Each wrapper gives the backend an error buffer and turns a failure into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's wrappers over the storage table. Core code calls these,
  * never oq->ops itself, so a backend's message always becomes the handle's
  * errmsg. The registry checked the table when it was registered, so every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A handle's wake-ups: through the store's wake file when it has one,
  * else through the process-wide notifications.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Wake-ups of a handle's waiters (wake.c): idle workers and result
  * waiters, in this process and in every other process on the same store. */
 #ifndef OMNIQ_CORE_WAKE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The storage registry.
  *
  * Backends register by name; the built-ins once, on first use. A table is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The storage registry: backend tables by name. omniq_storage_register and
  * omniq_storage_find (omniq/storage.h) are its public face; this header adds
  * the built-in tables, for the registry itself and for tests and benchmarks

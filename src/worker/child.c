@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A process-isolation child.
  *
  * Forked by the zygote (zygote.c), it is a copy of the worker as it was

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A process-isolation child: a long-lived process forked by the zygote
  * that runs one task at a time for its pool. */
 #ifndef OMNIQ_WORKER_CHILD_H

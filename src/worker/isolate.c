@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process isolation, the pool's side of one run.
  *
  * Each runner thread owns a slot: a channel to the pool's zygote

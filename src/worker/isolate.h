@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process isolation, the pool's side: each runner thread has a slot, and
  * the slot a long-lived child process (forked by the pool's zygote) that
  * runs its tasks one at a time. A child that crashes, is killed, hits a

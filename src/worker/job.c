@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Jobs: the handler-facing API and the reference counting that lets a
  * deferred job outlive its runner. See job.h for the design note. */
 #include "worker/job.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Jobs: one run of one claimed task, as the handler sees it (the public
  * omniq_job_* API) and as the pool tracks it.
  *

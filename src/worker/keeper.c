@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The keeper thread of a pool.
  *
  * It sleeps until the next thing due: a lease extension (every lease/3 of

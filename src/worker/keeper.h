@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The keeper: one thread per pool that extends the leases of running tasks
  * and enforces their deadlines. It shares the pool's lock, condition
  * variable and in-flight list; the pool owns all three. */

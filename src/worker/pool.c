@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Worker pool: runner threads that claim through the engine, run handlers
  * and report how each run ended, and one keeper thread that extends leases
  * and enforces deadlines. Policy (what a failure is called, retries,

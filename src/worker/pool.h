@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Worker pool: threads that claim through the engine, run handlers and
  * report how each run ended. The façade calls only this. */
 #ifndef OMNIQ_WORKER_POOL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The frames between a pool and its handler processes; see wire.h.
  *
  * Task frame:   "OQT1" | attempts i32 | deadline_ms i64 | limits 3 x i64 |

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The wire between a pool and its handler processes (process isolation):
  * the frames on the socket each child shares with its pool.
  *

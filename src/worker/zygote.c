@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The zygote of a process-isolation pool.
  *
  * Why a zygote. The worker is multi-threaded (runner threads, the keeper,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The zygote: a single-threaded process forked once when a process-
  * isolation pool starts, which forks that pool's children on request,
  * reaps them, tells the pool how each ended, and kills them all when the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The CLI test harness: see harness.h. Each run is fork + exec of the built
  * binary (OMNIQ_CLI_BIN) with its working directory set to the test's
  * fresh directory and stdout/stderr on pipes, read with poll until both
@@ -256,6 +257,66 @@ json_t *cli_json(const cli_out_t *o) {
   json_t *j = json_loads(o->out, 0, &err);
   if (j == NULL) fail_msg("not one JSON document (%s): %s", err.text, o->out);
   return j;
+}
+
+json_t *cli_json_lines(const cli_out_t *o) {
+  json_t *all = json_array();
+  for (const char *line = o->out; *line != '\0';) {
+    size_t n = strcspn(line, "\n");
+    json_error_t err;
+    json_t *j = json_loadb(line, n, 0, &err);
+    if (j == NULL) fail_msg("a line is not JSON (%s): %.*s", err.text, (int)n, line);
+    json_array_append_new(all, j);
+    line += n + (line[n] == '\n');
+  }
+  return all;
+}
+
+const char *cli_jstr(json_t *obj, const char *key) {
+  const char *s = json_string_value(json_object_get(obj, key));
+  if (s == NULL) fail_msg("no string member '%s'", key);
+  return s;
+}
+
+json_int_t cli_jint(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  if (!json_is_integer(v)) fail_msg("no integer member '%s'", key);
+  return json_integer_value(v);
+}
+
+json_t *cli_show_json(const cli_env_t *env, const char *id) {
+  cli_out_t o = cli_run(env, "show", "--json", id, NULL);
+  if (o.status != 0) fail_msg("omniq show %s: exit %d: %s", id, o.status, o.err);
+  json_t *j = cli_json(&o);
+  cli_out_free(&o);
+  return j;
+}
+
+void cli_not_a_store(const cli_env_t *env, char *path, size_t len) {
+  snprintf(path, len, "%s/not-a-store", env->dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  for (int i = 0; i < 200; i++) fputs("this is not an OmniQ store\n", f);
+  fclose(f);
+}
+
+typedef struct log_text {
+  const char *log, *text;
+} log_text_t;
+
+static int log_has(const cli_env_t *env, const void *arg) {
+  const log_text_t *lt = arg;
+  char *contents = cli_read_file(env, lt->log);
+  int found = contents != NULL && strstr(contents, lt->text) != NULL;
+  free(contents);
+  return found;
+}
+
+void cli_wait_for_log(const cli_env_t *env, const char *log, const char *text) {
+  log_text_t lt = {log, text};
+  char what[256];
+  snprintf(what, sizeof what, "'%s' in %s", text, log);
+  cli_wait_for(log_has, env, &lt, what);
 }
 
 /* ---- waiting and files ----------------------------------------------------------- */

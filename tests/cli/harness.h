@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Driving the built `omniq` binary from cmocka tests, as a user would: run
  * it with arguments in a fresh directory and store, collect its output and
  * exit status, start a worker in the background, and wait for a condition
@@ -63,10 +64,29 @@ char *cli_enqueue(const cli_env_t *env, const char *arg, ...);
 /* Parses o->out as one JSON document; fails the test if it is not. */
 json_t *cli_json(const cli_out_t *o);
 
+/* Parses each line of o->out as JSON (JSON lines): a new array of them;
+ * fails the test at a line that is not JSON. */
+json_t *cli_json_lines(const cli_out_t *o);
+/* Members that must be there: fail the test if not. Strings are borrowed. */
+const char *cli_jstr(json_t *obj, const char *key);
+json_int_t cli_jint(json_t *obj, const char *key);
+/* `omniq show --json ID`, which must succeed (yours: json_decref). */
+json_t *cli_show_json(const cli_env_t *env, const char *id);
+
 /* Polls cond(arg) every few ms until it is true; fails the test with what
  * after CLI_DEADLINE_MS. */
 void cli_wait_for(int (*cond)(const cli_env_t *env, const void *arg), const cli_env_t *env,
                   const void *arg, const char *what);
+
+/* Waits (CLI_DEADLINE_MS at most) until the file log under env->dir
+ * contains text. A background worker's "worker.started" line says its
+ * signals are set up (they are blocked before the store is opened), so a
+ * SIGTERM after it is a graceful stop, never the default action. */
+void cli_wait_for_log(const cli_env_t *env, const char *log, const char *text);
+
+/* Writes a file that is no OmniQ store (text, neither a database nor a
+ * directory) under env->dir and puts its path in path. */
+void cli_not_a_store(const cli_env_t *env, char *path, size_t len);
 
 /* A file under env->dir: its contents (NULL if missing; yours: free), or
  * the number of complete lines in it. */

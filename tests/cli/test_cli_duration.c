@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli/duration.c: the duration and RFC 3339 grammars every option uses. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* No process of a command task outlives its task or its worker: timeouts,
  * cancels, worker signals and a SIGKILLed worker, checked by pid. Run once
  * per backend (the first argument). */

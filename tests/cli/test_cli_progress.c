@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What `omniq worker` prints: a live line on a terminal (a pseudo-terminal
  * here), log lines on a pipe. Run once per backend (the first argument). */
 #include <errno.h>

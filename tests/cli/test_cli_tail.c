@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli/tail.c: bounded output tails, cleaned for JSON. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* `omniq` driven as a user would: enqueue, worker, result, show, cancel and
  * purge on one backend (the first argument: sqlite or file). */
 #include <signal.h>
@@ -10,7 +11,9 @@
 /* The background worker every test here that needs one runs: it looks for
  * work every 20 ms, so a retry or a delayed task is picked up quickly. */
 static pid_t start_worker(cli_env_t *env) {
-  return cli_start(env, "worker.log", "worker", "--poll", "20ms", NULL);
+  pid_t pid = cli_start(env, "worker.log", "worker", "--poll", "20ms", NULL);
+  cli_wait_for_log(env, "worker.log", "worker.started"); /* SIGTERM is now a graceful stop */
+  return pid;
 }
 
 static void stop_worker(cli_env_t *env, pid_t pid) {
@@ -19,26 +22,6 @@ static void stop_worker(cli_env_t *env, pid_t pid) {
     char *log = cli_read_file(env, "worker.log");
     fail_msg("worker exited %d:\n%s", status, log ? log : "");
   }
-}
-
-static json_t *show_json(const cli_env_t *env, const char *id) {
-  cli_out_t o = cli_run(env, "show", "--json", id, NULL);
-  assert_int_equal(o.status, 0);
-  json_t *j = cli_json(&o);
-  cli_out_free(&o);
-  return j;
-}
-
-static const char *jstr(json_t *obj, const char *key) {
-  const char *s = json_string_value(json_object_get(obj, key));
-  if (s == NULL) fail_msg("no string member '%s'", key);
-  return s;
-}
-
-static json_int_t jint(json_t *obj, const char *key) {
-  json_t *v = json_object_get(obj, key);
-  if (!json_is_integer(v)) fail_msg("no integer member '%s'", key);
-  return json_integer_value(v);
 }
 
 /* ---- retries -------------------------------------------------------------------- */
@@ -54,12 +37,12 @@ static void test_command_failing_twice_then_succeeding_is_seen_by_result_wait(vo
   cli_out_t o = cli_run(env, "result", "--wait", "30s", "--json", id, NULL);
   assert_int_equal(o.status, 0);
   json_t *r = cli_json(&o);
-  assert_string_equal(jstr(r, "status"), "SUCCESS");
-  assert_int_equal(jint(r, "attempts"), 3);
+  assert_string_equal(cli_jstr(r, "status"), "SUCCESS");
+  assert_int_equal(cli_jint(r, "attempts"), 3);
   json_t *value = json_object_get(r, "value");
-  assert_int_equal(jint(value, "exit_code"), 0);
-  assert_string_equal(jstr(value, "stdout"), "run 3\n");
-  assert_string_equal(jstr(value, "stderr"), "warn 3\n");
+  assert_int_equal(cli_jint(value, "exit_code"), 0);
+  assert_string_equal(cli_jstr(value, "stdout"), "run 3\n");
+  assert_string_equal(cli_jstr(value, "stderr"), "warn 3\n");
   json_decref(r);
   cli_out_free(&o);
 
@@ -80,10 +63,10 @@ static void test_command_failing_every_run_ends_failed_with_exit_code_and_stderr
   cli_out_t o = cli_run(env, "result", "--wait", "30s", "--json", id, NULL);
   assert_int_equal(o.status, 1);
   json_t *r = cli_json(&o), *e = json_object_get(r, "error");
-  assert_string_equal(jstr(r, "status"), "FAILED");
-  assert_int_equal(jint(r, "attempts"), 2);
-  assert_string_equal(jstr(e, "error_type"), "CommandFailed");
-  assert_string_equal(jstr(e, "message"), "exit code 7\nbroken\n");
+  assert_string_equal(cli_jstr(r, "status"), "FAILED");
+  assert_int_equal(cli_jint(r, "attempts"), 2);
+  assert_string_equal(cli_jstr(e, "error_type"), "CommandFailed");
+  assert_string_equal(cli_jstr(e, "message"), "exit code 7\nbroken\n");
   assert_true(json_is_true(json_object_get(e, "is_retryable")));
   assert_int_equal(json_object_size(e), 6); /* exactly the TaskError fields */
   json_decref(r);
@@ -98,12 +81,11 @@ static void test_delayed_task_waits_for_its_eta(void **state) {
   cli_env_t *env = *state;
   int64_t before = cli_now();
   char *later = cli_enqueue(env, "--delay", "1h", "--", "true", NULL);
-  char *soon = cli_enqueue(env, "--delay", "300ms", "--", "true", NULL);
   int64_t after = cli_now();
 
   /* An hour away: a burst finds nothing to do. */
-  json_t *t = show_json(env, later);
-  int64_t eta = cli_time(jstr(t, "eta"));
+  json_t *t = cli_show_json(env, later);
+  int64_t eta = cli_time(cli_jstr(t, "eta"));
   assert_true(eta >= before + 3600000 && eta <= after + 3600000);
   json_decref(t);
   cli_out_t o = cli_run(env, "worker", "--burst", NULL);
@@ -114,21 +96,24 @@ static void test_delayed_task_waits_for_its_eta(void **state) {
   assert_non_null(strstr(o.err, "PENDING"));
   cli_out_free(&o);
 
-  /* 300 ms away: it runs, and not before its eta. */
-  t = show_json(env, soon);
-  int64_t soon_eta = cli_time(jstr(t, "eta"));
+  /* 300 ms away: it runs, and not before its eta. (Enqueued after the
+   * burst, which would otherwise take it on a machine slow enough for the
+   * burst to start 300 ms later.) */
+  char *soon = cli_enqueue(env, "--delay", "300ms", "--", "true", NULL);
+  t = cli_show_json(env, soon);
+  int64_t soon_eta = cli_time(cli_jstr(t, "eta"));
   json_decref(t);
   pid_t w = start_worker(env);
   o = cli_run(env, "result", "--wait", "30s", "--json", soon, NULL);
   assert_int_equal(o.status, 0);
   json_t *r = cli_json(&o);
-  assert_true(cli_time(jstr(r, "last_attempt_at")) >= soon_eta);
+  assert_true(cli_time(cli_jstr(r, "last_attempt_at")) >= soon_eta);
   json_decref(r);
   cli_out_free(&o);
   stop_worker(env, w);
 
-  t = show_json(env, later);
-  assert_string_equal(jstr(t, "status"), "PENDING");
+  t = cli_show_json(env, later);
+  assert_string_equal(cli_jstr(t, "status"), "PENDING");
   json_decref(t);
   free(later);
   free(soon);
@@ -137,8 +122,8 @@ static void test_delayed_task_waits_for_its_eta(void **state) {
 static void test_at_takes_rfc3339_with_an_offset(void **state) {
   cli_env_t *env = *state;
   char *id = cli_enqueue(env, "--at", "2030-01-01T00:30:00.250+01:00", "--", "true", NULL);
-  json_t *t = show_json(env, id);
-  assert_string_equal(jstr(t, "eta"), "2029-12-31T23:30:00.250Z");
+  json_t *t = cli_show_json(env, id);
+  assert_string_equal(cli_jstr(t, "eta"), "2029-12-31T23:30:00.250Z");
   json_decref(t);
   free(id);
 }
@@ -151,7 +136,7 @@ static int file_has_two_runs(const cli_env_t *env, const void *arg) {
 static int task_cancelled(const cli_env_t *env, const void *id) {
   cli_out_t o = cli_run(env, "show", "--json", (const char *)id, NULL);
   json_t *t = o.status == 0 ? cli_json(&o) : NULL;
-  int yes = t != NULL && strcmp(jstr(t, "status"), "CANCELLED") == 0;
+  int yes = t != NULL && strcmp(cli_jstr(t, "status"), "CANCELLED") == 0;
   json_decref(t);
   cli_out_free(&o);
   return yes;
@@ -207,22 +192,22 @@ static void test_show_json_has_every_field(void **state) {
   char *id = cli_enqueue(env, "--queue", "mail", "--priority", "5", "--retries", "4",
                          "--timeout", "1m30s", "--interval", "2h", "--", "echo", "a b", "$HOME",
                          NULL);
-  json_t *t = show_json(env, id);
-  assert_string_equal(jstr(t, "id"), id);
-  assert_string_equal(jstr(t, "func"), "omniq.command");
-  assert_string_equal(jstr(t, "queue"), "mail");
-  assert_string_equal(jstr(t, "status"), "PENDING");
+  json_t *t = cli_show_json(env, id);
+  assert_string_equal(cli_jstr(t, "id"), id);
+  assert_string_equal(cli_jstr(t, "func"), "omniq.command");
+  assert_string_equal(cli_jstr(t, "queue"), "mail");
+  assert_string_equal(cli_jstr(t, "status"), "PENDING");
   json_t *args = json_object_get(t, "args");
   assert_int_equal(json_array_size(args), 3);
   assert_string_equal(json_string_value(json_array_get(args, 1)), "a b");
   assert_string_equal(json_string_value(json_array_get(args, 2)), "$HOME");
   assert_int_equal(json_object_size(json_object_get(t, "kwargs")), 0);
-  assert_int_equal(jint(t, "attempts"), 0);
-  assert_int_equal(jint(t, "max_retries"), 4);
-  assert_int_equal(jint(t, "priority"), 5);
-  assert_int_equal(jint(t, "interval_ms"), 7200000);
-  assert_int_equal(jint(t, "timeout_ms"), 90000);
-  assert_true(cli_time(jstr(t, "created_at")) > 0);
+  assert_int_equal(cli_jint(t, "attempts"), 0);
+  assert_int_equal(cli_jint(t, "max_retries"), 4);
+  assert_int_equal(cli_jint(t, "priority"), 5);
+  assert_int_equal(cli_jint(t, "interval_ms"), 7200000);
+  assert_int_equal(cli_jint(t, "timeout_ms"), 90000);
+  assert_true(cli_time(cli_jstr(t, "created_at")) > 0);
   assert_true(json_is_null(json_object_get(t, "last_error")));
   json_decref(t);
 
@@ -250,7 +235,7 @@ static void test_argv_reaches_the_program_unexpanded(void **state) {
 static void test_shell_option_runs_through_sh(void **state) {
   cli_env_t *env = *state;
   char *id = cli_enqueue(env, "--shell", "echo $((6 * 7))", NULL);
-  json_t *t = show_json(env, id);
+  json_t *t = cli_show_json(env, id);
   assert_string_equal(json_string_value(json_array_get(json_object_get(t, "args"), 0)),
                       "/bin/sh");
   json_decref(t);
@@ -304,13 +289,13 @@ static void test_output_tails_keep_the_last_16_KiB_and_count_every_byte(void **s
   o = cli_run(env, "result", "--json", id, NULL);
   assert_int_equal(o.status, 0);
   json_t *r = cli_json(&o), *v = json_object_get(r, "value");
-  const char *out = jstr(v, "stdout");
+  const char *out = cli_jstr(v, "stdout");
   assert_int_equal(strlen(out), 16384);
   assert_string_equal(out + 16384 - 4, "END\n");
-  assert_int_equal(jint(v, "stdout_bytes"), 40004);
+  assert_int_equal(cli_jint(v, "stdout_bytes"), 40004);
   /* A byte that is not UTF-8 is replaced, not lost. */
-  assert_string_equal(jstr(v, "stderr"), "\xEF\xBF\xBD\n");
-  assert_int_equal(jint(v, "stderr_bytes"), 2);
+  assert_string_equal(cli_jstr(v, "stderr"), "\xEF\xBF\xBD\n");
+  assert_int_equal(cli_jint(v, "stderr_bytes"), 2);
   json_decref(r);
   cli_out_free(&o);
   free(id);
@@ -324,8 +309,8 @@ static void test_command_killed_by_a_signal_is_a_crash_naming_it(void **state) {
   o = cli_run(env, "result", "--json", id, NULL);
   assert_int_equal(o.status, 1);
   json_t *r = cli_json(&o), *e = json_object_get(r, "error");
-  assert_string_equal(jstr(e, "error_type"), "Crash");
-  assert_string_equal(jstr(e, "message"), "killed by signal 10 (SIGUSR1)");
+  assert_string_equal(cli_jstr(e, "error_type"), "Crash");
+  assert_string_equal(cli_jstr(e, "message"), "killed by signal 10 (SIGUSR1)");
   json_decref(r);
   cli_out_free(&o);
   free(id);
@@ -441,11 +426,7 @@ static void test_exit_codes(void **state) {
   /* 5: the store cannot be opened (a database that is not one; a base
    * directory that is a file). */
   char path[2048];
-  snprintf(path, sizeof path, "%s/not-a-store", env->dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  for (int i = 0; i < 200; i++) fputs("this is not an OmniQ store\n", f);
-  fclose(f);
+  cli_not_a_store(env, path, sizeof path);
   if (strcmp(env->backend, "sqlite") == 0)
     o = cli_run(env, "show", "--db", path, ok, NULL);
   else
@@ -466,7 +447,7 @@ static void test_purge_counts_the_results_it_deleted(void **state) {
   o = cli_run(env, "purge", "--older-than", "1h", "--json", NULL);
   assert_int_equal(o.status, 0);
   json_t *j = cli_json(&o);
-  assert_int_equal(jint(j, "purged"), 0); /* both are seconds old */
+  assert_int_equal(cli_jint(j, "purged"), 0); /* both are seconds old */
   json_decref(j);
   cli_out_free(&o);
   o = cli_run(env, "purge", "--older-than", "0", NULL);

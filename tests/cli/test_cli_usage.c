@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The command line itself: usage errors, --help, the man page and the
  * bash completion. Every usage error exits 2 with one line on stderr and
  * nothing on stdout. */
@@ -11,7 +12,9 @@
 
 /* The subcommands `omniq --help` must list: exactly the ones that work. */
 static const char *const commands[] = {"enqueue", "worker", "result", "show",
-                                       "cancel",  "purge",  "serve"};
+                                       "list",    "cancel", "retry",  "delete",
+                                       "pause",   "resume", "stats",  "purge",
+                                       "serve"};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static int count_char(const char *s, char c) {
@@ -57,6 +60,31 @@ static void test_every_usage_error_exits_2_with_one_line(void **state) {
       {{"cancel", "01a2287f-0000-7000-8000-00000000000Z"}, "omniq cancel: "},
       {{"purge"}, "--older-than"},
       {{"purge", "--older-than", "-3d"}, "--older-than"},
+      {{"purge", "--older-than", "1d", "--expired"}, "not both"},
+      {{"enqueue", "--cron", "61 * * * *", "--", "true"}, "minute must be 0-59"},
+      {{"enqueue", "--cron", "* * * * *", "--interval", "1h", "--", "true"}, "--interval or --cron"},
+      {{"enqueue", "--unique-for", "1h", "--", "true"}, "--unique-for goes with --unique"},
+      {{"worker", "--memory-limit", "6x"}, "--memory-limit: '6x' is not a size"},
+      {{"worker", "--cpu-limit", "5"}, "--cpu-limit: '5' needs a unit"},
+      {{"worker", "--files-limit", "-1"}, "--files-limit"},
+      {{"worker", "--burst", "--max-tasks-per-child", "2"}, "max_tasks_per_child needs isolation"},
+      {{"list", "--status", "bogus"}, "--status: 'BOGUS' is not one of"},
+      {{"list", "--limit", "0"}, "--limit"},
+      {{"list", "--limit", "1001"}, "--limit"},
+      {{"list", "--cursor", "garbage"}, "cursor 'garbage'"},
+      {{"list", "extra"}, "unexpected argument 'extra'"},
+      {{"retry"}, "missing task ID"},
+      {{"retry", "not-an-id"}, "'not-an-id' is not a task id"},
+      {{"retry", "--queue", "q", "01a2287f-0000-7000-8000-000000000000"}, "--queue goes with --failed"},
+      {{"retry", "--failed", "01a2287f-0000-7000-8000-000000000000"}, "not both"},
+      {{"delete"}, "missing task ID"},
+      {{"delete", "bad-id"}, "'bad-id' is not a task id"},
+      {{"pause"}, "missing queue name"},
+      {{"pause", "no spaces"}, "queue name"},
+      {{"resume", "a", "b"}, "unexpected argument 'b'"},
+      {{"stats", "--every", "0"}, "--every: must be more than 0"},
+      {{"stats", "--every", "1x"}, "--every: '1x' needs a unit"},
+      {{"stats", "--watch=1"}, "option '--watch' takes no value"},
       {{"serve", "--listen", "8080"}, "--listen: '8080' is not HOST:PORT"},
       {{"serve", "--listen", "example.com:80"}, "--listen: "},
       {{"serve", "--listen", "127.0.0.1:65536"}, "--listen: "},

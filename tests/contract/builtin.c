@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Runs the storage contract on a built-in backend, the way any backend runs
  * it (docs/storage-custom.md): `contract sqlite`, `contract file`,
  * `contract postgres`, and optionally a filter, `contract file cancel`.

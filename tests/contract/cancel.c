@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract: cancel moves PENDING or RUNNING to CANCELLED and stores its
  * result, with the attempts counted at that same step, and says what the
  * task was. */

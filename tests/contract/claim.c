@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract: a claim counts one attempt and one token, takes due tasks of the
  * named queues only, in priority, eta and insertion order, at most max. */
 #include "suite.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract: under any number of threads and processes, one claim wins.
  *
  * CONC_TASKS tasks; CONC_THREADS threads in this process, each with its own

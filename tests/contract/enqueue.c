@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract: enqueue stores every field, and a batch is all or none. */
 #include "suite.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract: finish applies the engine's decision for a run atomically,
  * and only under the claim's current token. */
 #include "suite.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The contract's fixture, record builders and operation helpers (see
  * suite.h). */
 #include "suite.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract: leases are extended only under the current token, and expired
  * ones are listed most overdue first, unchanged. */
 #include "suite.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract (storage ABI 3): list hands out pages of tasks in id order from a
  * cursor, filtered by status set, queue, func and time ranges, each task a
  * full copy as get_task gives it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract (storage ABI 3): what finish and cancel now keep (finished_at,
  * crashes), retry by hand, delete, and retention (purge_tasks). */
 #include "suite.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract (storage ABI 3): queues as a whole. A paused queue gives no
  * task to any claim, here or in another process; a rate limit caps starts
  * per window, counted inside the claim, across processes, without holding

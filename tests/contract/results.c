@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract: purge, counts by status, and everything kept across a reopen. */
 #include "suite.h"
 

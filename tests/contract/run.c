@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* omniq_contract_run: gathers the sections, applies the filter, runs them
  * with cmocka against one backend table. */
 #include "suite.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The storage contract's own fixture and helpers, shared by its sections.
  *
  * The contract is written against the omniq_storage_ops_t table and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contract (storage ABI 3): unique keys. While a task of a queue that took
  * a key is PENDING or RUNNING, or finished less than its unique_for_ms ago,
  * no other task of that queue can take it: the enqueue stores nothing and

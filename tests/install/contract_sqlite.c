@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Built against an installed OmniQ and its storage contract, once through
  * pkg-config (omniq-contract) and once through find_package(omniq): runs
  * the contract on the built-in SQLite backend exactly as an outside

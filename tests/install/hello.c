@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Built against an installed OmniQ, once through pkg-config and once
  * through find_package(omniq): proves the installed headers, library and
  * package files are enough on their own. Prints OK on success. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One "host" process of the multi-host test (tests/multihost/run.sh).
  *
  *   mh_worker enqueue N           enqueue N tasks (batches of 500)

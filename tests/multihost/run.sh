@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The multi-host test: PostgreSQL in one network namespace, two worker
 # "hosts" in two others, each joined to the database by its own veth pair.
 # TASKS tasks are drained by 2 processes x 4 threads per host while the

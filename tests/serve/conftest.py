@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the `omniq serve` tests share: a fresh store per test, the omniq
 command and the serve_peer program run on it, a server started on a free
 port, and HTTP through urllib (no third-party package).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The store as the library sees it, for the omniq serve tests: what the
  * dashboard and /metrics show is compared with what this prints.
  *

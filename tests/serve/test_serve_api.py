@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """omniq serve's JSON API and its security model: actions need the token
 and same-site requests, every input is checked, task arguments stay hidden,
 and every response carries the security headers."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The dashboard in a real browser: Debian's headless Chromium, driven
 through chromedriver's WebDriver HTTP interface (urllib only). The test
 loads the page with the token link `omniq serve` printed, checks the counts

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """/metrics: parsed by Prometheus's own parser (`promtool check metrics`,
 from Debian's prometheus package), and every sample compared with the
 store's true numbers after a known workload. The truth comes from the

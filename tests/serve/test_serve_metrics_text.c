@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli/metrics.c on its own: label escaping and the histogram's lines, which
  * the end-to-end tests cannot reach (queue names hold no quotes today, and
  * the pool's timings are whatever the machine took). The histogram is fed

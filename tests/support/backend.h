@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The raw-backend fixture: a backend opened straight from its ops table on
  * a fresh base_dir, a manual clock, and a log sink that counts warnings and
  * keeps the last line. For the tests of one backend (test_store_file*.c,

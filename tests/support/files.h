@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Scratch directories for tests. Plain POSIX: also built into the storage
  * contract library (tests/contract/). */
 #ifndef OMNIQ_TEST_FILES_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Coordination between a test and the handlers its workers run: a counter
  * with a condition variable. Every wait has a generous real-time bound, so
  * a broken pool fails an assertion instead of hanging; no test sleeps to

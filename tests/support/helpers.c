@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "support/helpers.h"
 
 #include "support/postgres.h"

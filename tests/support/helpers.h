@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared test helpers: a manual clock, test settings, and a store opened
  * on a fresh directory for one test. Includes cmocka and the other support
  * headers most tests need. */

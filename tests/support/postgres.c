@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test support for the PostgreSQL backend (support/postgres.h). */
 #include "support/postgres.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test support for the PostgreSQL backend. The server is OMNIQ_DB_URL (set
  * by scripts/pg-cluster.sh run, which ctest wraps every PostgreSQL test
  * in), and every store is a fresh schema, "t_<pid>_<n>", so tests never see

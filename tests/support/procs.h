@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Several processes started at once, each task handled exactly once: the
  * one harness for the tests that prove claims are atomic across processes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Record equality for tests: field by field, so a failure names the field.
  * Public API only: also built into the storage contract library. Include
  * after <cmocka.h>'s prerequisites. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Acting as a worker through the engine (see runs.h). */
 #include "support/runs.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Acting as a worker through the engine's own calls, for the tests of
  * lifecycle policy: claim a task, end its run as a worker would report it,
  * look at a task. Time is the store's manual clock. Uses the internals. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sourced by the install checks: a scratch directory for installing into,
 # removed on exit. Installing rewrites the build tree's install_manifest.txt,
 # which is what `make uninstall` reads, so the one of the user's own

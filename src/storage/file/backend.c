@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File storage backend: the storage contract on a plain directory, safe for
  * any number of threads and processes sharing it.
  *

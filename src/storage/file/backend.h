@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The file backend's state, shared by its files:
  *   backend.c      open, close, enqueue, claim, the ops table
  *   batch.c        enqueue of many: one commit, recovery of what a crash left

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Batches: enqueue of many tasks, all or none, whatever stops the producer.
  *
  * Renaming n files into pending/ one by one is n steps; a producer killed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Batches of the file backend: how enqueue of many tasks is all or none,
  * even for a producer killed in the middle (see batch.c). */
 #ifndef OMNIQ_STORAGE_FILE_BATCH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pending index.
  *
  * What it owns: for each queue folder, one min-heap per priority level,

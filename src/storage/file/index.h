@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pending index of one open file backend: which files are in
  * queue/pending/, ordered for claiming, without listing the folders on each
  * claim. Thread-safe (one mutex inside). See index.c for the design. */

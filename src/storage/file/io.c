@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File backend I/O.
  *
  * Atomic replacement: data goes to a new file in tmp/ (O_EXCL, so two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File backend I/O: atomic replacement of a file, whole-file reads,
  * directory syncs, tmp-file hygiene and quarantine. Every write of the file
  * backend goes through omniq__fio_write or omniq__fio_stage, so "a crash

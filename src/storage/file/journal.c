@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The additions journal.
  *
  * Writers append with O_APPEND and one write(2) per batch, so lines from

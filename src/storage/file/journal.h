@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The additions journal: queue/journal, one line "<qdir>/<pending name>"
  * per file put into queue/pending/ by any process. It lets every open
  * backend learn about new pending files by reading a few new bytes instead

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unique keys of the file backend.
  *
  * A key of a queue lives in keys/<qdir>/<h>.<n>: h is a 64-bit FNV-1a hash

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unique keys of the file backend: keys/<qdir>/<hash>.<n>, one file per key
  * naming the task that took it, written under the key's lock in the meta
  * lock space. See keys.c. */

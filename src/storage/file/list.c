@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A page of a listing, on the file backend (storage ABI 3).
  *
  * For each tree of the listing index (marks.c) that holds a status of the

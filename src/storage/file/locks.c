@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task locks of the file backend (see locks.h for what they are).
  *
  * Locks: a task lock is taken before the index lock, never after; no thread

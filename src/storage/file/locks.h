@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task locks of the file backend: what makes a transition of one task safe
  * across threads and processes.
  *

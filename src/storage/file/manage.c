@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File backend: retry by hand, delete, retention and queue statistics
  * (storage ABI 3).
  *

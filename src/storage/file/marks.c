@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The listing index of the file backend.
  *
  * What it owns: base_dir/index/<tree>/<L0>/<L1>/<L2>/<L3>/<id>.<qdir>, one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The listing index of the file backend: one empty marker file per task,
  * in a tree per status, sharded by the time in the task's id, so a page of
  * a listing reads a few small folders in id order instead of every task

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File backend names (see file_names.h for the layout). Parsers are strict:
  * a name either has exactly the expected shape or is rejected, and a
  * rejected name is quarantined by the caller, never opened as a task. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File backend names: what a file's name says, and the checks that keep
  * anything read from disk or given by a caller from becoming a path it
  * should not be.

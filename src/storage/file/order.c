@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Heaps per priority level and the id map of the pending index.
  *
  * Why heaps per level and not one sorted structure: the claim order is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The containers behind the pending index (index.c): one min-heap of
  * (eta, id) per priority level, the levels of a queue sorted by priority,
  * and a hash map id -> where the task's current entry is. Not thread-safe:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File backend queries and the pass over queue/running/: get_task,
  * get_result, purge_results, count_by_status, expired_leases, and the
  * recovery run at open.

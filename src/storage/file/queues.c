@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queue settings and chores of the file backend.
  *
  * A queue's settings live in queues/<qdir>.json, replaced whole (tmp,

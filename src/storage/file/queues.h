@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queue settings of the file backend (pause, rate limit and its window),
  * and chores: queues/<qdir>.json and chores/<name>, each written whole
  * under its lock in the backend's meta lock space. See queues.c. */

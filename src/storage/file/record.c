@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task records of the file backend (see record.h for the forms). */
 #include "storage/file/record.h"
 

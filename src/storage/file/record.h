@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task records of the file backend: the bytes of each file form, built
  * from one encoding of each record, and the way back.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Running totals of the file backend.
  *
  * One file per task-lock stripe, stats/<stripe>.json:

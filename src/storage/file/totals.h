@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Running totals of the file backend: runs succeeded, failed, retried and
  * lost, per queue, kept in stats/<stripe>.json and counted under the task
  * locks transitions already hold. See totals.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transitions of one task in the file backend: finish, extend_lease,
  * cancel, and rolling forward what a dead process left half done.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: opening, closing, the statements and the table.
  *
  * Opening a handle: check the connection string and the schema name, make

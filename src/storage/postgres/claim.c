@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: claiming due tasks, and finding expired leases.
  *
  * A claim is one statement: a CTE picks up to max due PENDING rows in claim

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: the connection pool, statement execution, errors.
  *
  * Pool. Connections are made on demand, up to OMNIQ__PG_POOL_MAX, and kept

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: connections, statements and errors (conn.c).
  *
  * A backend handle owns one pool of libpq connections. Every operation

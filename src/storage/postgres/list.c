@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: a page of a listing (storage ABI 3).
  *
  * A page is ordered by id (uuid order is the ids' text order) and starts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: the listener.
  *
  * One connection and one thread per backend handle. The connection

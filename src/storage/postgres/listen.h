@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: LISTEN/NOTIFY wake-ups across hosts (listen.c). */
 #ifndef OMNIQ_PG_LISTEN_H
 #define OMNIQ_PG_LISTEN_H

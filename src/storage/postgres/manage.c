@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: retry by hand, delete, retention.
  *
  * Delete and retention are one statement each: the terminal task row, its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend internals, shared by its files:
  *   backend.c      open/close, the statement table, the operations table
  *   claim.c        the claim and the expired-lease scan (SQL texts exposed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: queues as a whole — pause, rate limits and the claim
  * that keeps them, statistics, chores.
  *

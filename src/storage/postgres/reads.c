@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: reads, and rows -> records.
  *
  * Every statement asks for binary results, so integers, ids and payloads

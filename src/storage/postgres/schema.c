@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: the schema and its migrations.
  *
  * Everything OmniQ stores lives in one schema (OMNIQ_DB_SCHEMA, default

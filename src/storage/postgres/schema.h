@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: schema name, SQL texts and migrations (schema.c). */
 #ifndef OMNIQ_PG_SCHEMA_H
 #define OMNIQ_PG_SCHEMA_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: mapping a handle's clock onto the server's.
  *
  * Why the server's clock. Hosts disagree about the time by whatever their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: one time base for every host (timebase.c).
  *
  * The database server's clock decides when a task is due and when a lease

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: the writes — enqueue, outcomes, lease extension,
  * cancel, purge.
  *

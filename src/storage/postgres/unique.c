@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL backend: unique keys — enqueues that carry them, and a key
  * taken again by a retry.
  *

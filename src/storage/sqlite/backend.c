@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite backend: the storage operations (omniq/storage.h).
  *
  * One connection per opened backend, guarded by `lock`, so one handle may be

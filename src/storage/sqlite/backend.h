@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite backend internals, shared by its files, plus the few hooks
  * tests/test_store_sqlite.c and the benchmark need:
  *   backend.c  the connection, its lock, transactions, the writes, the ops table

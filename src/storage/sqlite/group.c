@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite backend: group commit of finishes.
  *
  * The runners of a pool share one handle, and so one connection: their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite backend: a page of a listing (storage ABI 3).
  *
  * A page is ordered by id and starts after the cursor's id. For each status

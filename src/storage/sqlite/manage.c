@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite backend: the operations of storage ABI 3 that change or read more
  * than one task's run — retry by hand, delete, retention, queue settings,
  * statistics and chores. Listing is list.c.

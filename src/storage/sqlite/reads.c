@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite backend: the reads (get_task, get_result, count_by_status,
  * expired_leases).
  *

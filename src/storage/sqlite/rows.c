@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite backend: rows <-> records, and the SQL text of the claim.
  *
  * Records leave here allocated with the library's allocator, so callers free

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite backend: where the database lives, how a connection is set up, and
  * the schema with its migrations.
  *
