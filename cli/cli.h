@@ -89,6 +89,13 @@ int cli_opt_duration(cli_t *cli, const char *option, const char *value, int64_t 
 int cli_opt_int(cli_t *cli, const char *option, const char *value, long min, long max,
                 long *out);
 
+/* Parses --queues A,B into queues (NULL-terminated unless full, as
+ * omniq_worker_opts_t wants them), pointing into buf. Returns an exit code
+ * (a usage error reported). */
+#define CLI_QUEUES_BUF (OMNIQ_MAX_QUEUES * OMNIQ_NAME_MAX)
+int cli_opt_queues(cli_t *cli, const char *list, char buf[CLI_QUEUES_BUF],
+                   const char *queues[OMNIQ_MAX_QUEUES]);
+
 /* After the options: exactly one operand, a task id, into *id. On error
  * reports it and returns -1. */
 int cli_one_id(cli_t *cli, int argc, char **argv, const char **id);

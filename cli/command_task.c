@@ -359,7 +359,7 @@ done:
   return rc;
 }
 
-static int command_handler(omniq_job_t *job, void *userdata) {
+int cli_command_handler(omniq_job_t *job, void *userdata) {
   const cli_command_config_t *cfg = userdata;
   command_t c;
   cli_tail_t out, err;
@@ -391,5 +391,5 @@ static int command_handler(omniq_job_t *job, void *userdata) {
 }
 
 int cli_command_register(omniq_t *oq, const cli_command_config_t *cfg) {
-  return omniq_register(oq, CLI_COMMAND_FUNC, command_handler, (void *)cfg);
+  return omniq_register(oq, CLI_COMMAND_FUNC, cli_command_handler, (void *)cfg);
 }

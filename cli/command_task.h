@@ -34,6 +34,10 @@ int cli_command_config_init(cli_command_config_t *cfg, char *const *extra, int n
                             size_t whylen);
 void cli_command_config_free(cli_command_config_t *cfg);
 
+/* The handler itself (userdata: the cli_command_config_t), for a caller
+ * that wraps it, as `omniq serve --worker` does to time each run. */
+int cli_command_handler(omniq_job_t *job, void *userdata);
+
 /* Registers CLI_COMMAND_FUNC on oq; cfg is borrowed until oq is closed. */
 int cli_command_register(omniq_t *oq, const cli_command_config_t *cfg);
 

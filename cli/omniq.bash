@@ -14,7 +14,7 @@ _omniq() {
     cword=$COMP_CWORD
   fi
 
-  local commands='enqueue worker result show list cancel retry delete purge pause resume stats'
+  local commands='enqueue worker result show list cancel retry delete purge pause resume stats serve'
   local store='--backend --db --base-dir --help '
 
   # Values of options that take one.
@@ -28,7 +28,8 @@ _omniq() {
       --func | --args | --kwargs | -c | --concurrency | -q | --queues | --poll | \
       --shutdown-timeout | --kill-after | -e | --env | -w | --wait | --older-than | \
       --cron | --unique | --unique-for | --max-tasks-per-child | --memory-limit | \
-      --cpu-limit | --files-limit | --limit | --cursor | --every)
+      --cpu-limit | --files-limit | --limit | --cursor | --every | --listen | --sample | \
+      --worker)
       return ;;
   esac
 
@@ -62,6 +63,7 @@ _omniq() {
     delete | pause | resume) opts="$store" ;;
     purge) opts="--older-than --expired --json $store" ;;
     stats) opts="--watch --every --json $store" ;;
+    serve) opts="--listen --read-only --show-args --sample --worker --queues $store" ;;
     *) return ;;
   esac
   [[ $cur == -* ]] && COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -106,6 +106,23 @@ int cli_opt_int(cli_t *cli, const char *option, const char *value, long min, lon
   return 0;
 }
 
+int cli_opt_queues(cli_t *cli, const char *list, char buf[CLI_QUEUES_BUF],
+                   const char *queues[OMNIQ_MAX_QUEUES]) {
+  size_t len = strlen(list);
+  int n = 0;
+  if (len >= CLI_QUEUES_BUF) return cli_usage(cli, "--queues: the list is too long");
+  memcpy(buf, list, len + 1);
+  for (char *save = NULL, *q = strtok_r(buf, ",", &save); q != NULL;
+       q = strtok_r(NULL, ",", &save)) {
+    if (n == OMNIQ_MAX_QUEUES)
+      return cli_usage(cli, "--queues: at most %d queues", OMNIQ_MAX_QUEUES);
+    queues[n++] = q;
+  }
+  if (n == 0) return cli_usage(cli, "--queues: give at least one name (a,b)");
+  if (n < OMNIQ_MAX_QUEUES) queues[n] = NULL;
+  return CLI_EXIT_OK;
+}
+
 int cli_one_id(cli_t *cli, int argc, char **argv, const char **id) {
   if (optind >= argc) {
     cli->exit_code = cli_usage(cli, "missing task ID");

@@ -78,7 +78,7 @@ static const struct option options[] = {
 
 typedef struct worker {
   omniq_worker_opts_t opts;
-  char queue_buf[OMNIQ_MAX_QUEUES * OMNIQ_NAME_MAX];
+  char queue_buf[CLI_QUEUES_BUF];
   const char *loads[MAX_LOADS];
   void *handles[MAX_LOADS];
   int nloads;
@@ -103,22 +103,6 @@ typedef struct worker {
 
 /* ---- options ------------------------------------------------------------------- */
 
-static int parse_queues(cli_t *cli, worker_t *w, const char *list) {
-  size_t len = strlen(list);
-  int n = 0;
-  if (len >= sizeof w->queue_buf) return cli_usage(cli, "--queues: the list is too long");
-  memcpy(w->queue_buf, list, len + 1);
-  for (char *save = NULL, *q = strtok_r(w->queue_buf, ",", &save); q != NULL;
-       q = strtok_r(NULL, ",", &save)) {
-    if (n == OMNIQ_MAX_QUEUES)
-      return cli_usage(cli, "--queues: at most %d queues", OMNIQ_MAX_QUEUES);
-    w->opts.queues[n++] = q;
-  }
-  if (n == 0) return cli_usage(cli, "--queues: give at least one name (a,b)");
-  if (n < OMNIQ_MAX_QUEUES) w->opts.queues[n] = NULL;
-  return CLI_EXIT_OK;
-}
-
 static int parse(cli_t *cli, int argc, char **argv, worker_t *w) {
   long n;
   int c;
@@ -129,7 +113,9 @@ static int parse(cli_t *cli, int argc, char **argv, worker_t *w) {
       w->opts.concurrency = (int)n;
       break;
     case 'q':
-      if ((cli->exit_code = parse_queues(cli, w, optarg)) != CLI_EXIT_OK) return -1;
+      if ((cli->exit_code = cli_opt_queues(cli, optarg, w->queue_buf, w->opts.queues)) !=
+          CLI_EXIT_OK)
+        return -1;
       break;
     case OPT_ISOLATION:
       if (strcmp(optarg, "thread") == 0) {

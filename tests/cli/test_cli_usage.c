@@ -13,7 +13,8 @@
 /* The subcommands `omniq --help` must list: exactly the ones that work. */
 static const char *const commands[] = {"enqueue", "worker", "result", "show",
                                        "list",    "cancel", "retry",  "delete",
-                                       "pause",   "resume", "stats",  "purge"};
+                                       "pause",   "resume", "stats",  "purge",
+                                       "serve"};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static int count_char(const char *s, char c) {
@@ -84,6 +85,13 @@ static void test_every_usage_error_exits_2_with_one_line(void **state) {
       {{"stats", "--every", "0"}, "--every: must be more than 0"},
       {{"stats", "--every", "1x"}, "--every: '1x' needs a unit"},
       {{"stats", "--watch=1"}, "option '--watch' takes no value"},
+      {{"serve", "--listen", "8080"}, "--listen: '8080' is not HOST:PORT"},
+      {{"serve", "--listen", "example.com:80"}, "--listen: "},
+      {{"serve", "--listen", "127.0.0.1:65536"}, "--listen: "},
+      {{"serve", "--sample", "500ms"}, "--sample: must be from 1s to 5m"},
+      {{"serve", "--worker", "-1"}, "--worker"},
+      {{"serve", "--queues", "a,b"}, "--queues goes with --worker"},
+      {{"serve", "extra"}, "unexpected argument 'extra'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cli_out_t o = cli_runv(env, (char *const *)cases[i].argv);
