@@ -562,7 +562,7 @@ static int claim_limited(omniq__fs_t *fs, open_q_t *q, const omniq__pending_t *p
   int qfd = -1;
   int rc = omniq__fq_lock(fs, q->qdir, err, errlen);
   if (rc != OMNIQ_OK) return rc;
-  rc = omniq__fq_read(fs, q->qdir, &set);
+  rc = omniq__fq_read_locked(fs, q->qdir, &set);
   if (rc == OMNIQ_OK && omniq__fq_allowance(&set, req->now_ms, &window) == 0)
     rc = PAUSED; /* nothing left in this window (or paused) */
   else if (rc == OMNIQ_OK)

@@ -16,11 +16,14 @@
  *   while the file's inode and change time are the same (every write is a
  *   new inode), so a claim pays one fstatat.
  * - Rate limit. A claim from a limited queue holds the queue's lock from
- *   reading the window to writing it: it counts the start first, claims,
- *   and gives the count back if the task was gone. A crash between the
- *   count and the claim loses one start of that window, never adds one, so
- *   the limit holds whatever happens. Claims of one limited queue are
- *   serialised across processes; that is the price of an exact count.
+ *   reading the window to writing it, and reads it from the file, not the
+ *   cache (an inode number reused within one ctime tick would pass for an
+ *   unchanged file, and an exact count cannot afford that): it counts the
+ *   start first, claims, and gives the count back if the task was gone. A
+ *   crash between the count and the claim loses one start of that window,
+ *   never adds one, so the limit holds whatever happens. Claims of one
+ *   limited queue are serialised across processes; that is the price of
+ *   an exact count.
  *
  * Chores: chores/<name> holds the next time (ms, decimal), replaced under
  * the chore's lock. */
@@ -125,8 +128,15 @@ int omniq__fq_read(omniq__fs_t *fs, const char *qdir, omniq__fqset_t *out) {
     }
   }
   pthread_mutex_unlock(&q->lock);
-  int rc = read_file(fs, qdir, out, &st);
-  if (rc != OMNIQ_OK || st.st_ino == 0) return rc;
+  struct stat after;
+  int rc = read_file(fs, qdir, out, &after);
+  /* Cache only a read known to be of the file stat named: without the
+   * lock, a writer may have replaced it between the stat and the read,
+   * and the old text must not be kept under the new file's key. */
+  if (rc != OMNIQ_OK || after.st_ino == 0 || after.st_dev != st.st_dev ||
+      after.st_ino != st.st_ino || after.st_ctim.tv_sec != st.st_ctim.tv_sec ||
+      after.st_ctim.tv_nsec != st.st_ctim.tv_nsec)
+    return rc;
   pthread_mutex_lock(&q->lock);
   size_t slot = q->n;
   for (size_t i = 0; i < q->n; i++)
@@ -141,6 +151,10 @@ int omniq__fq_read(omniq__fs_t *fs, const char *qdir, omniq__fqset_t *out) {
   c->set = *out;
   pthread_mutex_unlock(&q->lock);
   return OMNIQ_OK;
+}
+
+int omniq__fq_read_locked(omniq__fs_t *fs, const char *qdir, omniq__fqset_t *out) {
+  return read_file(fs, qdir, out, NULL);
 }
 
 static void lock_name(char out[LOCK_NAME_MAX], char kind, const char *name) {

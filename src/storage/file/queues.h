@@ -21,6 +21,11 @@ void omniq__fq_close(omniq__fs_t *fs);
  * unchanged. No file: all zero. */
 int omniq__fq_read(omniq__fs_t *fs, const char *qdir, omniq__fqset_t *out);
 
+/* The settings of queue folder qdir as the file holds them now, never
+ * from the cache: for a reader holding the queue's lock, which must see
+ * the last write exactly. */
+int omniq__fq_read_locked(omniq__fs_t *fs, const char *qdir, omniq__fqset_t *out);
+
 /* The lock of a queue's settings (meta space): taken before any task lock. */
 int omniq__fq_lock(omniq__fs_t *fs, const char *qdir, char *err, size_t errlen);
 void omniq__fq_unlock(omniq__fs_t *fs, const char *qdir);
