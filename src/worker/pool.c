@@ -195,6 +195,52 @@ static int transient(int rc) {
   return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
 }
 
+/* A claim riding with a report: the runner whose run ends when no one
+ * leads and nothing waits on `ready` would lead next, claiming in a
+ * transaction of its own right after its report's; it takes the lead
+ * before reporting instead and the backend commits the outcome and the
+ * claim together (omniq__engine_finish_claim), one commit per task for a
+ * lone runner instead of two. */
+typedef struct ride {
+  size_t room;         /* tasks asked for; 0 = no ride */
+  omniq_task_t **tasks;
+  size_t n;
+  int claimed;         /* the claim was made (n may be 0: nothing due) */
+} ride_t;
+
+static int may_claim(const pool_t *p);
+static size_t claim_room(const pool_t *p, int freeing);
+
+/* Takes the lead for a ride if this runner would lead after its report. */
+static void ride_begin(pool_t *p, ride_t *ride) {
+  memset(ride, 0, sizeof *ride);
+  pthread_mutex_lock(&p->lock);
+  if (!p->has_leader && p->nready == 0 && may_claim(p)) {
+    ride->room = claim_room(p, 1); /* this runner's slot is free once it reports */
+    if (ride->room > 0) {
+      p->has_leader = 1;
+      p->claimed += (long)ride->room;
+    }
+  }
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* Puts what the ride claimed on `ready` and gives the lead up, as lead()
+ * does: in drain mode a claim that found nothing ends the drain. */
+static void ride_end(pool_t *p, ride_t *ride) {
+  if (ride->room == 0) return; /* no ride, or already ended */
+  pthread_mutex_lock(&p->lock);
+  p->claimed -= (long)(ride->room - ride->n);
+  for (size_t i = 0; i < ride->n; i++) p->ready[p->nready++] = ride->tasks[i]; /* n <= room */
+  omniq__free(ride->tasks);
+  if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
+  p->has_leader = 0;
+  pthread_cond_broadcast(&p->idle_cond);
+  pthread_mutex_unlock(&p->lock);
+  ride->room = 0;
+  ride->n = 0;
+}
+
 /* Reports how the run ended unless someone ended it first. A
  * store that cannot take the report (a server restarting, a network down)
  * is tried again, backing off, for as long as the lease is known to hold:
@@ -204,17 +250,24 @@ static int transient(int rc) {
  * when the outcome is stored or rightly dropped (the run was ended by
  * someone else, or its claim is no longer valid), else the store's code:
  * the run is then not done. */
-static int report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
+static int report(pool_t *p, omniq_job_t *job, int handler_rc, ride_t *ride) {
+  omniq_t *oq = p->oq;
   omniq__run_report_t r;
   char buf[160];
   int64_t delay = REPORT_RETRY_MIN_MS;
   if (!omniq__job_end(job)) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
                "run already ended (timeout, cancel, lost lease or stop); late report ignored");
+    ride_end(p, ride);
     return OMNIQ_OK;
   }
   omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
-  int rc = omniq__engine_finish(oq, job->task, &r);
+  int rc = ride->room > 0
+               ? omniq__engine_finish_claim(oq, job->task, &r, (const char *const *)p->queues,
+                                            p->nqueues, ride->room, &ride->tasks, &ride->n,
+                                            &ride->claimed)
+               : omniq__engine_finish(oq, job->task, &r);
+  ride_end(p, ride); /* retries below hold no lead */
   for (int tries = 1; transient(rc); tries++) {
     int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
     if (left <= 0) break;
@@ -326,7 +379,10 @@ static void run_task(pool_t *p, int slot, omniq_task_t *task) {
   } else {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.started", task->id, "func=%s attempt=%d",
                task->func, task->attempts);
-    rc = report(oq, job, call_handler(p, slot, job));
+    int handler_rc = call_handler(p, slot, job);
+    ride_t ride;
+    ride_begin(p, &ride);
+    rc = report(p, job, handler_rc, &ride);
   }
 
   pthread_mutex_lock(&p->lock);
@@ -345,10 +401,11 @@ static int may_claim(const pool_t *p) {
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
-/* How many tasks the leader may claim now: the free slots, and in drain
- * mode no more than the limit leaves. Under p->lock. */
-static size_t claim_room(const pool_t *p) {
-  long room = p->concurrency - p->busy - p->nready;
+/* How many tasks the leader may claim now: the free slots (counting
+ * `freeing` busy ones as free), and in drain mode no more than the limit
+ * leaves. Under p->lock. */
+static size_t claim_room(const pool_t *p, int freeing) {
+  long room = p->concurrency - p->busy + freeing - p->nready;
   if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
   return room > 0 ? (size_t)room : 0;
 }
@@ -363,7 +420,7 @@ static void lead(pool_t *p) {
     pthread_mutex_unlock(&p->lock);
     uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
-    size_t room = claim_room(p);
+    size_t room = claim_room(p, 0);
     if (!may_claim(p) || room == 0) break;
     p->claimed += (long)room;
     pthread_mutex_unlock(&p->lock);

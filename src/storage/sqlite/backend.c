@@ -425,15 +425,16 @@ typedef struct {
   int64_t window, used; /* the rate window this claim falls in, and its starts so far */
 } claimable_t;
 
-typedef struct {
+struct omniq__sqlite_claim {
   const omniq_claim_req_t *req;
-  const char *const *queues; /* distinct names */
+  const char **queues; /* distinct names */
   size_t nq;
-  claimable_t *open;         /* nq slots: the queues this claim may take from */
+  claimable_t *open;   /* nq slots: the queues this claim may take from */
   size_t nopen;
   claimed_t *rows;
   size_t n, cap;
-} claim_arg_t;
+};
+typedef omniq__sqlite_claim_t claim_arg_t;
 
 static int claim_order(const void *pa, const void *pb) {
   const claimed_t *a = pa, *b = pb;
@@ -462,7 +463,7 @@ static int claim_stmt(sq_t *sq, size_t nq, sqlite3_stmt **out, int *owned, char 
   return OMNIQ_OK;
 }
 
-static void claim_drop(claim_arg_t *a) {
+void omniq__sqlite_claim_drop(claim_arg_t *a) {
   for (size_t i = 0; i < a->n; i++) omniq_task_free(a->rows[i].t);
   a->n = 0;
 }
@@ -526,15 +527,12 @@ static int spend_windows(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
   return OMNIQ_OK;
 }
 
-static int do_claim(sq_t *sq, void *p, char *err, size_t errlen) {
-  claim_arg_t *a = p;
+int omniq__sqlite_apply_claim(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
   sqlite3_stmt *s;
   int owned, rc, src = SQLITE_DONE;
-  claim_drop(a); /* a retry starts from nothing */
-  rc = omniq__sqlite_begin(sq, err, errlen);
-  if (rc == OMNIQ_OK) rc = open_queues(sq, a, err, errlen);
-  if (rc == OMNIQ_OK && a->nopen == 0) return omniq__sqlite_commit(sq, err, errlen);
-  if (rc != OMNIQ_OK) return rc;
+  omniq__sqlite_claim_drop(a); /* a retry starts from nothing */
+  rc = open_queues(sq, a, err, errlen);
+  if (rc != OMNIQ_OK || a->nopen == 0) return rc;
   if ((rc = claim_stmt(sq, a->nopen, &s, &owned, err, errlen)) != OMNIQ_OK) return rc;
   sqlite3_bind_int64(s, 1, a->req->now_ms);
   sqlite3_bind_int64(s, 2, a->req->lease_until_ms);
@@ -565,50 +563,73 @@ static int do_claim(sq_t *sq, void *p, char *err, size_t errlen) {
   sqlite3_clear_bindings(s);
   if (owned) sqlite3_finalize(s);
   if (rc == OMNIQ_OK) rc = spend_windows(sq, a, err, errlen);
-  if (rc == OMNIQ_OK) rc = omniq__sqlite_commit(sq, err, errlen);
-  if (rc != OMNIQ_OK) claim_drop(a);
+  if (rc != OMNIQ_OK) omniq__sqlite_claim_drop(a);
   return rc;
 }
 
-static int claim_sqlite(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
-                        char *err, size_t errlen) {
-  claim_arg_t a = {.req = req};
-  const char **distinct = NULL;
+static int do_claim(sq_t *sq, void *p, char *err, size_t errlen) {
+  claim_arg_t *a = p;
+  int rc = omniq__sqlite_begin(sq, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_apply_claim(sq, a, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_commit(sq, err, errlen);
+  if (rc != OMNIQ_OK) omniq__sqlite_claim_drop(a);
+  return rc;
+}
+
+/* Checks req and sets a up for it (its distinct queue names). On error a
+ * holds nothing to free. */
+static int claim_setup(const omniq_claim_req_t *req, claim_arg_t *a, char *err, size_t errlen) {
   int rc = OMNIQ_OK;
-  *out = NULL;
-  *n = 0;
+  memset(a, 0, sizeof *a);
+  a->req = req;
   if (req == NULL || req->nqueues == 0 || req->queues == NULL)
     return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "claim: no queue named");
-  if (req->max == 0) return OMNIQ_OK;
   /* A name given twice would make two arms return the same rows. */
-  if ((distinct = omniq__malloc(req->nqueues * sizeof *distinct)) == NULL)
+  if ((a->queues = omniq__malloc(req->nqueues * sizeof *a->queues)) == NULL)
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
   for (size_t i = 0; i < req->nqueues && rc == OMNIQ_OK; i++) {
     size_t j = 0;
     if (req->queues[i] == NULL)
       rc = omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "claim: NULL queue name");
-    while (rc == OMNIQ_OK && j < a.nq && strcmp(distinct[j], req->queues[i]) != 0) j++;
-    if (rc == OMNIQ_OK && j == a.nq) distinct[a.nq++] = req->queues[i];
+    while (rc == OMNIQ_OK && j < a->nq && strcmp(a->queues[j], req->queues[i]) != 0) j++;
+    if (rc == OMNIQ_OK && j == a->nq) a->queues[a->nq++] = req->queues[i];
   }
-  a.queues = distinct;
-  if (rc == OMNIQ_OK && (a.open = omniq__malloc(a.nq * sizeof *a.open)) == NULL)
+  if (rc == OMNIQ_OK && (a->open = omniq__malloc(a->nq * sizeof *a->open)) == NULL)
     rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
-  if (rc == OMNIQ_OK) rc = omniq__sqlite_run(backend, do_claim, &a, err, errlen);
-  omniq__free(a.open);
-  omniq__free(distinct);
-  if (rc != OMNIQ_OK || a.n == 0) {
-    omniq__free(a.rows);
-    return rc;
+  if (rc != OMNIQ_OK) omniq__free(a->queues);
+  return rc;
+}
+
+/* Hands the rows over as the caller's task array, in claim order, and
+ * frees the rest of a. */
+static void claim_take(claim_arg_t *a, omniq_task_t ***out, size_t *n) {
+  omniq__free(a->open);
+  omniq__free(a->queues);
+  if (a->n == 0) {
+    omniq__free(a->rows);
+    return;
   }
-  qsort(a.rows, a.n, sizeof *a.rows, claim_order);
+  qsort(a->rows, a->n, sizeof *a->rows, claim_order);
   /* The row array becomes the task array in place, so nothing can fail
    * after the claim committed. Safe front to back: output slot i lies within
    * input rows 0..i, which have been read by then. */
-  omniq_task_t **tasks = (omniq_task_t **)(void *)a.rows;
-  for (size_t i = 0; i < a.n; i++) tasks[i] = a.rows[i].t;
+  omniq_task_t **tasks = (omniq_task_t **)(void *)a->rows;
+  for (size_t i = 0; i < a->n; i++) tasks[i] = a->rows[i].t;
   *out = tasks;
-  *n = a.n;
-  return OMNIQ_OK;
+  *n = a->n;
+}
+
+static int claim_sqlite(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                        char *err, size_t errlen) {
+  claim_arg_t a;
+  *out = NULL;
+  *n = 0;
+  if (req != NULL && req->max == 0 && req->nqueues > 0 && req->queues != NULL) return OMNIQ_OK;
+  int rc = claim_setup(req, &a, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  rc = omniq__sqlite_run(backend, do_claim, &a, err, errlen);
+  claim_take(&a, out, n); /* nothing on error: do_claim dropped it */
+  return rc;
 }
 
 /* ---- finish -------------------------------------------------------------- */
@@ -672,7 +693,7 @@ int omniq__sqlite_do_finish(sq_t *sq, void *d, char *err, size_t errlen) {
   return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 
-static int finish_sqlite(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
+static int check_finish(const omniq_decision_t *d, char *err, size_t errlen) {
   if (d == NULL || !omniq_id_valid(d->id))
     return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "finish: malformed task id");
   if (!omniq_transition_allowed(OMNIQ_RUNNING, d->next_status) ||
@@ -681,7 +702,33 @@ static int finish_sqlite(void *backend, const omniq_decision_t *d, char *err, si
              omniq_status_name(d->next_status));
     return OMNIQ_EINVAL;
   }
-  return omniq__sqlite_finish_grouped(backend, d, err, errlen);
+  return OMNIQ_OK;
+}
+
+static int finish_sqlite(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
+  int rc = check_finish(d, err, errlen);
+  return rc == OMNIQ_OK ? omniq__sqlite_finish_grouped(backend, d, NULL, NULL, err, errlen) : rc;
+}
+
+/* The finish, and the claim in its transaction (group.c). A claim that
+ * cannot be set up (a malformed request, no memory) is not made: the
+ * finish goes alone and the caller claims as usual. */
+static int finish_claim_sqlite(void *backend, const omniq_decision_t *d,
+                               const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                               int *claimed, char *err, size_t errlen) {
+  claim_arg_t a;
+  char ignored[OMNIQ__ERRMSG_MAX];
+  int rc = check_finish(d, err, errlen), with = 0;
+  *out = NULL;
+  *n = 0;
+  *claimed = 0;
+  if (rc != OMNIQ_OK) return rc;
+  if (req == NULL || req->max == 0 || claim_setup(req, &a, ignored, sizeof ignored) != OMNIQ_OK)
+    return omniq__sqlite_finish_grouped(backend, d, NULL, NULL, err, errlen);
+  rc = omniq__sqlite_finish_grouped(backend, d, &a, &with, err, errlen);
+  claim_take(&a, out, n); /* nothing when the claim was not made */
+  *claimed = with;
+  return rc;
 }
 
 /* ---- extend, cancel ------------------------------------------------------ */
@@ -817,4 +864,5 @@ const omniq_storage_ops_t omniq__sqlite_ops = {
     .queue_stats = omniq__sqlite_queue_stats,
     .claim_chore = omniq__sqlite_claim_chore,
     .wake_path = wake_path_sqlite,
+    .finish_claim = finish_claim_sqlite,
 };

@@ -105,12 +105,18 @@ enum {
 /* Statements of the rarer operations (manage.c), prepared on first use. */
 #define OMNIQ__SQLITE_LAZY 24
 
-/* A finish waiting for the group commit (group.c). */
+/* A claim being made (backend.c): the request, and the rows it took. */
+typedef struct omniq__sqlite_claim omniq__sqlite_claim_t;
+
+/* A finish waiting for the group commit (group.c), and the claim that
+ * rides with it (NULL = none). */
 typedef struct omniq__sqlite_fin {
   const omniq_decision_t *d;
+  omniq__sqlite_claim_t *claim;
   char *err;
   size_t errlen;
   int rc, done;
+  int claimed; /* the claim was committed with the finish */
   struct omniq__sqlite_fin *next;
 } omniq__sqlite_fin_t;
 
@@ -160,9 +166,19 @@ int omniq__sqlite_group_init(omniq__sqlite_group_t *g);
 void omniq__sqlite_group_destroy(omniq__sqlite_group_t *g);
 /* Applies d, committed together with the finishes other threads of this
  * handle hand over meanwhile; returns once d is committed (or refused),
- * with d's own code and message. */
-int omniq__sqlite_finish_grouped(omniq__sqlite_t *sq, const omniq_decision_t *d, char *err,
+ * with d's own code and message. With claim != NULL the claim is made in
+ * the same transaction if d applies; *claimed says whether it was (when
+ * not, the claim holds no rows). */
+int omniq__sqlite_finish_grouped(omniq__sqlite_t *sq, const omniq_decision_t *d,
+                                 omniq__sqlite_claim_t *claim, int *claimed, char *err,
                                  size_t errlen);
+/* Makes claim c inside the open transaction (lock held): OMNIQ_OK with
+ * its rows kept in c, or a code with none kept and the transaction to be
+ * rolled back. */
+int omniq__sqlite_apply_claim(omniq__sqlite_t *sq, omniq__sqlite_claim_t *c, char *err,
+                              size_t errlen);
+/* Drops the rows a claim took (its transaction was rolled back). */
+void omniq__sqlite_claim_drop(omniq__sqlite_claim_t *c);
 
 /* Writes "sqlite PATH: WHAT: sqlite's message" to err; returns the mapped code. */
 int omniq__sqlite_fail(omniq__sqlite_t *sq, int sqlite_rc, const char *what, char *err,
