@@ -195,14 +195,20 @@ static int transient(int rc) {
   return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
 }
 
-/* A claim riding with a report: the runner whose run ends when no one
- * leads and nothing waits on `ready` would lead next, claiming in a
- * transaction of its own right after its report's; it takes the lead
- * before reporting instead and the backend commits the outcome and the
- * claim together (omniq__engine_finish_claim), one commit per task for a
- * lone runner instead of two. */
+/* A claim riding with a report: a runner whose run ended would look for
+ * its next task right after its report's transaction, in a claim
+ * transaction of its own (as the leader, or a follower that leads next).
+ * Instead its report carries that claim, and the backend commits the
+ * outcome and the claim together (omniq__engine_finish_claim): one commit
+ * per task instead of two. With no leader the rider leads: it asks for
+ * its own slot and every free one, as a leader would. With a leader (or
+ * another rider leading), it asks for its own slot only, which no leader
+ * counts (the rider is busy until its report ends and then takes the task
+ * itself, or a follower does), so no slot is ever claimed for twice and
+ * concurrent riders' reports and claims commit in one group. */
 typedef struct ride {
   size_t room;         /* tasks asked for; 0 = no ride */
+  int led;             /* the rider took the lead */
   omniq_task_t **tasks;
   size_t n;
   int claimed;         /* the claim was made (n may be 0: nothing due) */
@@ -211,22 +217,24 @@ typedef struct ride {
 static int may_claim(const pool_t *p);
 static size_t claim_room(const pool_t *p, int freeing);
 
-/* Takes the lead for a ride if this runner would lead after its report. */
 static void ride_begin(pool_t *p, ride_t *ride) {
   memset(ride, 0, sizeof *ride);
   pthread_mutex_lock(&p->lock);
-  if (!p->has_leader && p->nready == 0 && may_claim(p)) {
-    ride->room = claim_room(p, 1); /* this runner's slot is free once it reports */
-    if (ride->room > 0) {
-      p->has_leader = 1;
-      p->claimed += (long)ride->room;
-    }
+  if (p->nready == 0 && may_claim(p)) {
+    ride->led = !p->has_leader;
+    /* Its own slot, counted free (it is once the report ends); a leader's
+     * room also counts the free ones. The limit caps both. */
+    ride->room = ride->led ? claim_room(p, 1) : (p->limit > 0 && p->claimed >= p->limit ? 0 : 1);
+    if (ride->room == 0) ride->led = 0;
+    if (ride->led) p->has_leader = 1;
+    p->claimed += (long)ride->room;
   }
   pthread_mutex_unlock(&p->lock);
 }
 
-/* Puts what the ride claimed on `ready` and gives the lead up, as lead()
- * does: in drain mode a claim that found nothing ends the drain. */
+/* Puts what the ride claimed on `ready` and, if it led, gives the lead up
+ * as lead() does; in drain mode a claim that found nothing ends the drain.
+ * Idempotent. */
 static void ride_end(pool_t *p, ride_t *ride) {
   if (ride->room == 0) return; /* no ride, or already ended */
   pthread_mutex_lock(&p->lock);
@@ -234,7 +242,7 @@ static void ride_end(pool_t *p, ride_t *ride) {
   for (size_t i = 0; i < ride->n; i++) p->ready[p->nready++] = ride->tasks[i]; /* n <= room */
   omniq__free(ride->tasks);
   if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
-  p->has_leader = 0;
+  if (ride->led) p->has_leader = 0;
   pthread_cond_broadcast(&p->idle_cond);
   pthread_mutex_unlock(&p->lock);
   ride->room = 0;
