@@ -2,6 +2,8 @@
 /* SQLite backend internals, shared by its files, plus the few hooks
  * tests/test_store_sqlite.c and the benchmark need:
  *   backend.c  the connection, its lock, transactions, the writes, the ops table
+ *   claim.c    the claim, alone or riding with a finish
+ *   group.c    finishes (and riding claims) committed together
  *   reads.c    the reads (get_task, get_result, counts, leases)
  *   list.c     listing pages in id order
  *   manage.c   retry, delete, retention, queue settings and statistics, chores
@@ -105,7 +107,7 @@ enum {
 /* Statements of the rarer operations (manage.c), prepared on first use. */
 #define OMNIQ__SQLITE_LAZY 24
 
-/* A claim being made (backend.c): the request, and the rows it took. */
+/* A claim being made (claim.c): the request, and the rows it took. */
 typedef struct omniq__sqlite_claim omniq__sqlite_claim_t;
 
 /* A finish waiting for the group commit (group.c), and the claim that
@@ -177,6 +179,14 @@ int omniq__sqlite_finish_grouped(omniq__sqlite_t *sq, const omniq_decision_t *d,
  * rolled back. */
 int omniq__sqlite_apply_claim(omniq__sqlite_t *sq, omniq__sqlite_claim_t *c, char *err,
                               size_t errlen);
+/* ops->claim and ops->finish_claim (claim.c). */
+int omniq__sqlite_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out,
+                        size_t *n, char *err, size_t errlen);
+int omniq__sqlite_finish_claim(void *backend, const omniq_decision_t *d,
+                               const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                               int *claimed, char *err, size_t errlen);
+/* OMNIQ_OK for a decision finish may apply; else OMNIQ_EINVAL with err. */
+int omniq__sqlite_check_finish(const omniq_decision_t *d, char *err, size_t errlen);
 /* Drops the rows a claim took (its transaction was rolled back). */
 void omniq__sqlite_claim_drop(omniq__sqlite_claim_t *c);
 
