@@ -75,6 +75,7 @@
 #include "base/records.h"
 #include "core/engine.h"
 #include "core/handlers.h"
+#include "core/store.h"
 #include "core/wake.h"
 #include "worker/isolate.h"
 #include "worker/job.h"
@@ -98,6 +99,7 @@ struct omniq_worker {
   int concurrency;
   int isolation;
   int drain; /* omniq_worker_process: end when nothing is due */
+  int ride;  /* reports carry the next claim: the backend commits both at once */
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
@@ -219,6 +221,7 @@ static size_t claim_room(const pool_t *p, int freeing);
 
 static void ride_begin(pool_t *p, ride_t *ride) {
   memset(ride, 0, sizeof *ride);
+  if (!p->ride) return; /* the report and the claim would be two steps anyway */
   pthread_mutex_lock(&p->lock);
   if (p->nready == 0 && may_claim(p)) {
     ride->led = !p->has_leader;
@@ -617,6 +620,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   p->concurrency = opts->concurrency;
   p->isolation = opts->isolation;
   p->poll_ms = opts->poll_interval_ms;
+  p->ride = omniq__store_rides_claims(oq);
   p->shutdown_ms = opts->shutdown_timeout_ms;
   p->max_tasks = opts->max_tasks_per_child;
   p->limits = (omniq__limits_t){opts->memory_limit_bytes, opts->cpu_limit_ms, opts->files_limit};
