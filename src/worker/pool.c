@@ -25,6 +25,11 @@
  * next poll. Followers sleep on the pool's idle_cond. An enqueue therefore
  * costs one claim per idle pool, not one per idle thread.
  *
+ * Riding claims: where the backend can commit a claim with a report
+ * (storage ABI 5 finish_claim; SQLite), a runner whose run ended with
+ * nothing on `ready` does not claim after its report: its report carries
+ * the claim (see ride_t), so a busy runner commits once per task.
+ *
  * The keeper thread (keeper.c) extends the lease of every running task
  * every lease/3 and enforces deadlines: at a deadline it reports a timeout
  * and marks the job cancelled; a refused extension (task
