@@ -541,16 +541,20 @@ int omniq__pg_exec_batch(omniq__pg_pool_t *pool, int stmt, const omniq__pg_param
   }
   PQexitPipelineMode(c->pg);
   rc = OMNIQ_OK;
+  int refused = 0;
   for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) {
     ExecStatusType st = PQresultStatus(res[i]);
-    if (res[i] == NULL || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK))
+    if (res[i] == NULL || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)) {
       rc = fail_result(res[i], c->pg, what, err, errlen);
+      refused = refused_by_shutdown(res[i]);
+    }
   }
   if (rc == OMNIQ_OK && !ok) rc = fail_result(NULL, c->pg, what, err, errlen);
   if (rc != OMNIQ_OK) {
-    /* An error result rolled the batch back; a connection that died with
-     * the batch sent leaves its commit unknown. */
-    *unknown = sent && PQstatus(c->pg) != CONNECTION_OK;
+    /* An error result rolled the batch back (a shutdown's too); a
+     * connection that died otherwise with the batch sent leaves its
+     * commit unknown. */
+    *unknown = sent && PQstatus(c->pg) != CONNECTION_OK && !refused;
     for (size_t i = 0; i < n; i++) {
       PQclear(res[i]);
       res[i] = NULL;

@@ -10,6 +10,8 @@
  * re-checks the fence against the winner's row and changes nothing. When
  * nothing matched, a second read tells an unknown id (OMNIQ_ENOTFOUND)
  * from a stale claim (OMNIQ_ESTATE); that read is off the hot path.
+ * Outcomes that threads of one handle report at the same moment share a
+ * transaction (group.c); each keeps its own statement and fence.
  *
  * Wake-ups go out after the commit (conn.c): "<schema>_work" when tasks
  * became PENDING, "<schema>_result" when a result was stored.
