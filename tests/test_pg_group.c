@@ -43,11 +43,20 @@ static int queued(omniq__pg_t *pg) {
   return n;
 }
 
-/* Claims N tasks and finishes them from N threads at once, as one batch;
- * decision i is made by adjust(i, &d) after the ordinary SUCCESS. */
-static void finish_as_one_batch(th_be_t *f, omniq_task_t **t, finisher_t x[N],
-                                void (*adjust)(int i, omniq_decision_t *d)) {
+/* A fresh store with N tasks claimed (into *t) and finished from N threads
+ * at once, as one batch; decision i is made by adjust(i, &d) after the
+ * ordinary SUCCESS. Checks that SUCCESS and RUNNING hold what they should
+ * once all returned. */
+static th_be_t *finish_as_one_batch(omniq_task_t ***tp, finisher_t x[N],
+                                    void (*adjust)(int i, omniq_decision_t *d), int64_t success,
+                                    int64_t running) {
+  th_be_t *f = th_be_new("postgres", 1);
   omniq__pg_t *pg = f->b;
+  omniq_task_t **t = NULL;
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  for (int i = 0; i < N; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, N, &t), N);
+  *tp = t;
   for (int i = 0; i < N; i++) {
     x[i] = (finisher_t){.f = f};
     x[i].r = th_be_result(t[i]->id, OMNIQ_SUCCESS, th_be_now(f));
@@ -73,6 +82,10 @@ static void finish_as_one_batch(th_be_t *f, omniq_task_t **t, finisher_t x[N],
   pthread_cond_broadcast(&pg->group.cond);
   pthread_mutex_unlock(&pg->group.lock);
   for (int i = 0; i < N; i++) pthread_join(x[i].tid, NULL);
+  assert_int_equal(f->ops->count_by_status(f->b, counts, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_SUCCESS], success);
+  assert_int_equal(counts[OMNIQ_RUNNING], running);
+  return f;
 }
 
 /* Distinct transactions that wrote the SUCCESS rows of f's schema. */
@@ -104,18 +117,10 @@ static void stale_middle(int i, omniq_decision_t *d) {
 static void test_finishes_queued_together_commit_in_one_transaction_each_with_its_own_outcome(
     void **state) {
   (void)state;
-  th_be_t *f = th_be_new("postgres", 1);
-  omniq_task_t **t = NULL;
+  omniq_task_t **t;
   finisher_t x[N];
   char err[256];
-  for (int i = 0; i < N; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
-  assert_int_equal(th_be_claim(f, N, &t), N);
-  finish_as_one_batch(f, t, x, stale_middle);
-
-  int64_t counts[OMNIQ_STATUS_COUNT];
-  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
-  assert_int_equal(counts[OMNIQ_SUCCESS], N - 1);
-  assert_int_equal(counts[OMNIQ_RUNNING], 1);
+  th_be_t *f = finish_as_one_batch(&t, x, stale_middle, N - 1, 1);
   assert_int_equal(writers_of_successes(f), 1);
   for (int i = 0; i < N; i++) {
     omniq_result_t *r = NULL;
@@ -143,18 +148,9 @@ static void bad_last(int i, omniq_decision_t *d) {
 static void test_a_failing_finish_fails_alone_and_the_rest_of_its_batch_is_stored(
     void **state) {
   (void)state;
-  th_be_t *f = th_be_new("postgres", 1);
-  omniq_task_t **t = NULL;
+  omniq_task_t **t;
   finisher_t x[N];
-  char err[256];
-  for (int i = 0; i < N; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
-  assert_int_equal(th_be_claim(f, N, &t), N);
-  finish_as_one_batch(f, t, x, bad_last);
-
-  int64_t counts[OMNIQ_STATUS_COUNT];
-  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
-  assert_int_equal(counts[OMNIQ_SUCCESS], N - 1);
-  assert_int_equal(counts[OMNIQ_RUNNING], 1);
+  th_be_t *f = finish_as_one_batch(&t, x, bad_last, N - 1, 1);
   for (int i = 0; i < N; i++) assert_int_equal(x[i].rc, i == N - 1 ? OMNIQ_EINVAL : OMNIQ_OK);
   free_all(f, t, x);
 }

@@ -350,13 +350,14 @@ static PGresult *collect(PGconn *pg) {
   return last;
 }
 
-/* Collects a pipeline of the statement and the notification (two syncs):
- * returns the statement's result, discards the rest. NULL if the
- * connection broke before the statement's result arrived. */
-static PGresult *pipeline_collect(PGconn *pg) {
-  PGresult *first = NULL;
+/* Collects the results of a pipeline of n statements and a sync, then
+ * (nsyncs 2) a notification and its sync: the statements' go to res[],
+ * the notification's are dropped. 0 once the sync came
+ * back, -1 if the connection broke first. res[i] may be NULL or an error. */
+static int batch_collect(PGconn *pg, PGresult **res, size_t n, int nsyncs) {
+  size_t got = 0;
   int syncs = 0, nulls = 0;
-  while (syncs < 2 && nulls < 2) {
+  while (syncs < nsyncs && nulls < 2) {
     PGresult *x = PQgetResult(pg);
     if (x == NULL) {
       if (PQstatus(pg) != CONNECTION_OK) break;
@@ -367,12 +368,20 @@ static PGresult *pipeline_collect(PGconn *pg) {
     if (PQresultStatus(x) == PGRES_PIPELINE_SYNC) {
       syncs++;
       PQclear(x);
-    } else if (syncs == 0 && first == NULL) {
-      first = x;
+    } else if (syncs == 0 && got < n) {
+      res[got++] = x;
     } else {
       PQclear(x);
     }
   }
+  return syncs >= 1 ? 0 : -1;
+}
+
+/* The result of one statement sent with a notification (run_with_notify);
+ * NULL if the connection broke before it arrived. */
+static PGresult *pipeline_collect(PGconn *pg) {
+  PGresult *first = NULL;
+  batch_collect(pg, &first, 1, 2);
   return first;
 }
 
@@ -485,32 +494,6 @@ int omniq__pg_exec_sql(omniq__pg_pool_t *pool, const char *sql, const omniq__pg_
 }
 
 /* ---- a batch in one transaction --------------------------------------------- */
-
-/* Collects the n statements' results of a batch pipeline (up to its first
- * sync) into res[], then drains the notification's. 0 once the sync came
- * back, -1 if the connection broke first. res[i] may be NULL or an error. */
-static int batch_collect(PGconn *pg, PGresult **res, size_t n, int nsyncs) {
-  size_t got = 0;
-  int syncs = 0, nulls = 0;
-  while (syncs < nsyncs && nulls < 2) {
-    PGresult *x = PQgetResult(pg);
-    if (x == NULL) {
-      if (PQstatus(pg) != CONNECTION_OK) break;
-      nulls++;
-      continue;
-    }
-    nulls = 0;
-    if (PQresultStatus(x) == PGRES_PIPELINE_SYNC) {
-      syncs++;
-      PQclear(x);
-    } else if (syncs == 0 && got < n) {
-      res[got++] = x;
-    } else {
-      PQclear(x);
-    }
-  }
-  return syncs >= 1 ? 0 : -1;
-}
 
 int omniq__pg_exec_batch(omniq__pg_pool_t *pool, int stmt, const omniq__pg_params_t *const *ps,
                          size_t n, const char *const *notify, const char *what, PGresult **res,
