@@ -15,6 +15,10 @@
  *    LISTENing connection in another process that wakes and runs the
  *    backend's claim statement.
  *
+ * OMNIQ_BENCH_PARTS (default "enqueue,drain,latency") picks parts and
+ * OMNIQ_BENCH_THREADS (default "1,2,8") the drains' thread counts, for
+ * looking at one figure at a time.
+ *
  * The PostgreSQL server is OMNIQ_DB_URL, or else a throwaway cluster this
  * program starts with scripts/pg-cluster.sh (fsync and synchronous_commit
  * on: every commit is durable) and removes at exit. Each store is a fresh
@@ -29,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,6 +123,55 @@ static long long pg_exec(const char *sql) {
   return v;
 }
 
+/* CPU seconds this process has used, all threads. */
+static double client_cpu(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec +
+         ((double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU seconds the cluster this program started has used so far: the
+ * postmaster, its children that exited (cutime, cstime) and those alive
+ * (from /proc). -1 when the server is someone else's (OMNIQ_DB_URL). */
+static double server_cpu(void) {
+  char path[4200], buf[4096];
+  long long ticks = 0, pm = 0;
+  if (cluster_state[0] == '\0') return -1;
+  snprintf(path, sizeof path, "%s/datadir", cluster_state);
+  FILE *f = fopen(path, "r");
+  if (f == NULL || fgets(buf, sizeof buf, f) == NULL) die("cluster datadir", path);
+  fclose(f);
+  buf[strcspn(buf, "\n")] = '\0';
+  snprintf(path, sizeof path, "%s/db/postmaster.pid", buf);
+  if ((f = fopen(path, "r")) == NULL || fscanf(f, "%lld", &pm) != 1) die("postmaster.pid", path);
+  fclose(f);
+  snprintf(path, sizeof path, "/proc/%lld/task/%lld/children", pm, pm);
+  char kids[2048] = "";
+  if ((f = fopen(path, "r")) != NULL) {
+    if (fgets(kids, sizeof kids, f) == NULL) kids[0] = '\0';
+    fclose(f);
+  }
+  char list[2100];
+  snprintf(list, sizeof list, "%lld %s", pm, kids);
+  char *save = NULL;
+  for (char *tok = strtok_r(list, " \n", &save); tok != NULL; tok = strtok_r(NULL, " \n", &save)) {
+    long long pid = atoll(tok);
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    if ((f = fopen(path, "r")) == NULL) continue; /* exited meanwhile: in cutime soon */
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *p = strrchr(buf, ')'); /* fields after the command name */
+    long long v[15] = {0};
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld",
+                            &v[0], &v[1], &v[2], &v[3]) != 4)
+      continue;
+    ticks += v[0] + v[1] + (pid == pm ? v[2] + v[3] : 0);
+  }
+  return (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* WAL flushes the server has made so far (pg_stat_wal, PostgreSQL 14+). */
 static long long wal_syncs(void) { return pg_exec("SELECT wal_sync FROM pg_stat_wal"); }
 
@@ -203,7 +257,13 @@ static void bench_enqueue(const char *backend, double *batched, double *single_u
 
 /* ---- 2. end to end -------------------------------------------------------------- */
 
-static double bench_drain(const char *backend, int threads, double *flushes_per_task) {
+typedef struct drain_cost {
+  double flushes;   /* server WAL flushes per task */
+  double client_us; /* this process's CPU per task */
+  double server_us; /* the server's CPU per task; < 0 if unknown */
+} drain_cost_t;
+
+static double bench_drain(const char *backend, int threads, drain_cost_t *cost) {
   store_t st;
   omniq_worker_opts_t wo;
   int64_t counts[OMNIQ_STATUS_COUNT];
@@ -212,12 +272,17 @@ static double bench_drain(const char *backend, int threads, double *flushes_per_
   fill(&st);
   omniq_worker_opts_init(&wo);
   wo.concurrency = threads;
-  long long syncs = flushes_per_task != NULL ? wal_syncs() : 0;
+  long long syncs = cost != NULL ? wal_syncs() : 0;
+  double server = cost != NULL ? server_cpu() : 0, client = client_cpu();
   int64_t t = now_ns();
   if (omniq_worker_process(st.oq, &wo, 0, &done) != OMNIQ_OK)
     die("omniq_worker_process", omniq_errmsg(st.oq));
   int64_t ns = now_ns() - t;
-  if (flushes_per_task != NULL) *flushes_per_task = (double)(wal_syncs() - syncs) / ntasks;
+  if (cost != NULL) {
+    cost->client_us = (client_cpu() - client) * 1e6 / (double)ntasks;
+    cost->server_us = server < 0 ? -1 : (server_cpu() - server) * 1e6 / (double)ntasks;
+    cost->flushes = (double)(wal_syncs() - syncs) / (double)ntasks;
+  }
   if (omniq_count_by_status(st.oq, counts) != OMNIQ_OK) die("count", omniq_errmsg(st.oq));
   if (done != ntasks || counts[OMNIQ_SUCCESS] != ntasks) die(backend, "not every task succeeded");
   store_close(&st);
@@ -345,7 +410,11 @@ static void latency_child(const omniq_settings_t *s, int ready_fd, int stop_fd) 
   _exit(0);
 }
 
-static void bench_latency_omniq(double *p50, double *p99) {
+/* idle: each enqueue waits for the previous task's result first, so it
+ * finds the worker idle; otherwise they follow one another at once, and
+ * the worker is still storing the previous outcome when the next arrives
+ * (its commit is in the measured path). */
+static void bench_latency_omniq(int idle, double *p50, double *p99) {
   store_t st = {.backend = "postgres"};
   omniq_settings_t s;
   int report[2], ready[2], stop[2];
@@ -362,10 +431,17 @@ static void bench_latency_omniq(double *p50, double *p99) {
   read_exact(ready[0], &c, 1);
   for (int i = 0; i < SAMPLES; i++) {
     int64_t t0 = mono_ns(), t1;
-    if (omniq_enqueue(st.oq, "bench.report", ARGS, NULL, NULL, NULL) != OMNIQ_OK)
+    char id[OMNIQ_ID_SIZE];
+    omniq_result_t *res;
+    if (omniq_enqueue(st.oq, "bench.report", ARGS, NULL, NULL, id) != OMNIQ_OK)
       die("omniq_enqueue", omniq_errmsg(st.oq));
     read_exact(report[0], &t1, sizeof t1);
     lat[i] = t1 - t0;
+    if (idle) {
+      if (omniq_get_result(st.oq, id, 60.0, &res) != OMNIQ_OK)
+        die("omniq_get_result", omniq_errmsg(st.oq));
+      omniq_result_free(res);
+    }
   }
   if (write(stop[1], "s", 1) != 1) die("pipe", "stop");
   waitpid(pid, NULL, 0);
@@ -464,8 +540,8 @@ static void bench_latency_hand(double *p50, double *p99) {
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(void) {
-  static const int threads[] = {1, 2, 8};
-  double pg_b, pg_s, sq_b, sq_s, pg8 = 0;
+  int threads[8] = {1, 2, 8}, nthreads = 3;
+  double pg_b, pg_s, sq_b, sq_s, pg8 = 0, o50 = 0;
   char load[64] = "?";
   FILE *lf = fopen("/proc/loadavg", "r");
   if (lf != NULL) {
@@ -476,40 +552,61 @@ int main(void) {
   const char *env = getenv("OMNIQ_BENCH_TASKS");
   if (env != NULL && (ntasks = strtol(env, NULL, 10)) < BATCH) ntasks = BATCH;
   ntasks -= ntasks % BATCH;
+  const char *parts = getenv("OMNIQ_BENCH_PARTS");
+  if (parts == NULL || parts[0] == '\0') parts = "enqueue,drain,latency";
+  if ((env = getenv("OMNIQ_BENCH_THREADS")) != NULL && env[0] != '\0') {
+    char *end;
+    for (nthreads = 0; nthreads < 8 && *env; env = *end ? end + 1 : end) {
+      long t = strtol(env, &end, 10);
+      if (t < 1 || t > 8) die("OMNIQ_BENCH_THREADS", "thread counts are 1 to 8");
+      threads[nthreads++] = (int)t;
+    }
+  }
   cluster_start();
   printf("OmniQ on PostgreSQL (durable commits) beside OmniQ on SQLite (WAL, synchronous=NORMAL);"
          " %ld no-op tasks; load average at start: %s\n",
          ntasks, load);
 
-  bench_enqueue("postgres", &pg_b, &pg_s);
-  bench_enqueue("sqlite", &sq_b, &sq_s);
-  printf("\nenqueue                        postgres      sqlite   pg/sqlite\n");
-  printf("  batches of %d (tasks/s)   %10.0f  %10.0f  %10.2f\n", BATCH, pg_b, sq_b, pg_b / sq_b);
-  printf("  one at a time (us/task)     %10.1f  %10.1f  %10.2f\n", pg_s, sq_s, pg_s / sq_s);
+  if (strstr(parts, "enqueue") != NULL) {
+    bench_enqueue("postgres", &pg_b, &pg_s);
+    bench_enqueue("sqlite", &sq_b, &sq_s);
+    printf("\nenqueue                        postgres      sqlite   pg/sqlite\n");
+    printf("  batches of %d (tasks/s)   %10.0f  %10.0f  %10.2f\n", BATCH, pg_b, sq_b,
+           pg_b / sq_b);
+    printf("  one at a time (us/task)     %10.1f  %10.1f  %10.2f\n", pg_s, sq_s, pg_s / sq_s);
+  }
 
-  printf("\nend to end, omniq_worker_process (tasks/s); hand = the backend's claim and"
+  if (strstr(parts, "drain") != NULL) printf("\nend to end, omniq_worker_process (tasks/s); hand = the backend's claim and"
          " outcome SQL looped on one connection per thread; flushes = server WAL flushes per"
-         " task\n");
-  printf("  threads      postgres     pg hand  pg/hand      sqlite  pg/sqlite   flushes\n");
-  for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
-    double flushes;
-    double pg = bench_drain("postgres", threads[i], &flushes);
+         " task; CPU per task (us) of OmniQ's run, in this process and in the server\n");
+  if (strstr(parts, "drain") != NULL)
+    printf("  threads      postgres     pg hand  pg/hand      sqlite  pg/sqlite   flushes"
+           "  client  server\n");
+  for (int i = 0; strstr(parts, "drain") != NULL && i < nthreads; i++) {
+    drain_cost_t c;
+    double pg = bench_drain("postgres", threads[i], &c);
     double hand = bench_drain_hand(threads[i]);
     double sq = bench_drain("sqlite", threads[i], NULL);
-    printf("  %7d    %10.0f  %10.0f  %7.2f  %10.0f  %9.2f   %7.2f\n", threads[i], pg, hand,
-           pg / hand, sq, pg / sq, flushes);
+    printf("  %7d    %10.0f  %10.0f  %7.2f  %10.0f  %9.2f   %7.2f  %6.0f  %6.0f\n", threads[i], pg,
+           hand, pg / hand, sq, pg / sq, c.flushes, c.client_us, c.server_us);
+    fflush(stdout);
     if (threads[i] == 8) pg8 = pg;
   }
 
-  double o50, o99, h50, h99;
-  bench_latency_omniq(&o50, &o99);
-  bench_latency_hand(&h50, &h99);
-  printf("\nenqueue-to-start across processes through LISTEN/NOTIFY, %d tasks one at a time (ms)\n",
-         SAMPLES);
-  printf("              omniq        hand  omniq/hand\n");
-  printf("  p50    %10.3f  %10.3f  %10.2f\n", o50, h50, o50 / h50);
-  printf("  p99    %10.3f  %10.3f  %10.2f\n", o99, h99, o99 / h99);
-  printf("\ntargets: p50 <= 2 ms: %s; 8 threads >= 5000 tasks/s on PostgreSQL: %s\n",
-         o50 <= 2.0 ? "met" : "NOT met", pg8 >= 5000 ? "met" : "NOT met");
+  double o99, i50, i99, h50, h99;
+  if (strstr(parts, "latency") != NULL) {
+    bench_latency_omniq(0, &o50, &o99);
+    bench_latency_omniq(1, &i50, &i99);
+    bench_latency_hand(&h50, &h99);
+    printf("\nenqueue-to-start across processes through LISTEN/NOTIFY, %d tasks one at a time"
+           " (ms); back to back: the next enqueued as soon as the last started; idle: once the"
+           " last one's result was stored\n", SAMPLES);
+    printf("      back to back        idle        hand  b2b/hand idle/hand\n");
+    printf("  p50   %10.3f  %10.3f  %10.3f  %8.2f  %8.2f\n", o50, i50, h50, o50 / h50, i50 / h50);
+    printf("  p99   %10.3f  %10.3f  %10.3f  %8.2f  %8.2f\n", o99, i99, h99, o99 / h99, i99 / h99);
+    printf("\ntarget p50 <= 2 ms: back to back %s, idle %s\n", o50 <= 2.0 ? "met" : "NOT met",
+           i50 <= 2.0 ? "met" : "NOT met");
+  }
+  if (pg8 > 0) printf("target 8 threads >= 5000 tasks/s: %s\n", pg8 >= 5000 ? "met" : "NOT met");
   return 0;
 }

@@ -165,6 +165,7 @@ void omniq__pg_maybe_resync(omniq__pg_t *pg) {
 static void pg_free(omniq__pg_t *pg) {
   omniq__pg_listener_stop(pg->listener);
   omniq__pg_pool_free(&pg->pool);
+  if (pg->group_ready) omniq__pg_group_destroy(&pg->group);
   for (int i = 0; i < OMNIQ__PGS_COUNT_; i++) omniq__free(pg->stmts[i].sql);
   omniq__free(pg);
 }
@@ -187,6 +188,11 @@ static int pg_open(const omniq_settings_t *s, void **backend, char *err, size_t 
     return rc;
   if ((pg = omniq__calloc(1, sizeof *pg)) == NULL)
     return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: out of memory");
+  if (omniq__pg_group_init(&pg->group) != 0) {
+    omniq__free(pg);
+    return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: out of resources");
+  }
+  pg->group_ready = 1;
   snprintf(pg->schema, sizeof pg->schema, "%s", schema);
   omniq__pg_channel(schema, OMNIQ__PG_EV_WORK, pg->ch_work, sizeof pg->ch_work);
   omniq__pg_channel(schema, OMNIQ__PG_EV_RESULT, pg->ch_result, sizeof pg->ch_result);

@@ -350,13 +350,14 @@ static PGresult *collect(PGconn *pg) {
   return last;
 }
 
-/* Collects a pipeline of the statement and the notification (two syncs):
- * returns the statement's result, discards the rest. NULL if the
- * connection broke before the statement's result arrived. */
-static PGresult *pipeline_collect(PGconn *pg) {
-  PGresult *first = NULL;
+/* Collects the results of a pipeline of n statements and a sync, then
+ * (nsyncs 2) a notification and its sync: the statements' go to res[],
+ * the notification's are dropped. 0 once the sync came
+ * back, -1 if the connection broke first. res[i] may be NULL or an error. */
+static int batch_collect(PGconn *pg, PGresult **res, size_t n, int nsyncs) {
+  size_t got = 0;
   int syncs = 0, nulls = 0;
-  while (syncs < 2 && nulls < 2) {
+  while (syncs < nsyncs && nulls < 2) {
     PGresult *x = PQgetResult(pg);
     if (x == NULL) {
       if (PQstatus(pg) != CONNECTION_OK) break;
@@ -367,12 +368,20 @@ static PGresult *pipeline_collect(PGconn *pg) {
     if (PQresultStatus(x) == PGRES_PIPELINE_SYNC) {
       syncs++;
       PQclear(x);
-    } else if (syncs == 0 && first == NULL) {
-      first = x;
+    } else if (syncs == 0 && got < n) {
+      res[got++] = x;
     } else {
       PQclear(x);
     }
   }
+  return syncs >= 1 ? 0 : -1;
+}
+
+/* The result of one statement sent with a notification (run_with_notify);
+ * NULL if the connection broke before it arrived. */
+static PGresult *pipeline_collect(PGconn *pg) {
+  PGresult *first = NULL;
+  batch_collect(pg, &first, 1, 2);
   return first;
 }
 
@@ -482,6 +491,60 @@ int omniq__pg_exec_sql(omniq__pg_pool_t *pool, const char *sql, const omniq__pg_
                        const char *const *notify, const char *what, PGresult **res, char *err,
                        size_t errlen) {
   return exec_any(pool, -1, sql, p, OMNIQ__PG_ONCE, notify, what, res, err, errlen);
+}
+
+/* ---- a batch in one transaction --------------------------------------------- */
+
+int omniq__pg_exec_batch(omniq__pg_pool_t *pool, int stmt, const omniq__pg_params_t *const *ps,
+                         size_t n, const char *const *notify, const char *what, PGresult **res,
+                         int *unknown, char *err, size_t errlen) {
+  omniq__pg_conn_t *c;
+  int rc, sent = 0, nsyncs = notify != NULL && notify[0] != NULL ? 2 : 1;
+  *unknown = 0;
+  for (size_t i = 0; i < n; i++) res[i] = NULL;
+  if ((rc = omniq__pg_acquire(pool, &c, err, errlen)) != OMNIQ_OK) return rc;
+  if ((rc = ensure_prepared(pool, c, stmt, err, errlen)) != OMNIQ_OK) {
+    omniq__pg_release(pool, c);
+    return rc;
+  }
+  /* Statements up to a sync are one implicit transaction: it commits at
+   * the sync, or, after any error, none of it does. */
+  int ok = PQenterPipelineMode(c->pg);
+  for (size_t i = 0; ok && i < n; i++) ok = send_one(c->pg, pool->stmts[stmt].name, NULL, ps[i]);
+  ok = ok && PQpipelineSync(c->pg);
+  if (ok && nsyncs == 2)
+    ok = PQsendQueryParams(c->pg,
+                           notify[1] != NULL ? "SELECT pg_notify($1, ''), pg_notify($2, '')"
+                                             : "SELECT pg_notify($1, '')",
+                           notify[1] != NULL ? 2 : 1, NULL, notify, NULL, NULL, 0) &&
+         PQpipelineSync(c->pg);
+  if (ok) {
+    sent = 1;
+    ok = batch_collect(c->pg, res, n, nsyncs) == 0;
+  }
+  PQexitPipelineMode(c->pg);
+  rc = OMNIQ_OK;
+  int refused = 0;
+  for (size_t i = 0; i < n && rc == OMNIQ_OK; i++) {
+    ExecStatusType st = PQresultStatus(res[i]);
+    if (res[i] == NULL || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)) {
+      rc = fail_result(res[i], c->pg, what, err, errlen);
+      refused = refused_by_shutdown(res[i]);
+    }
+  }
+  if (rc == OMNIQ_OK && !ok) rc = fail_result(NULL, c->pg, what, err, errlen);
+  if (rc != OMNIQ_OK) {
+    /* An error result rolled the batch back (a shutdown's too); a
+     * connection that died otherwise with the batch sent leaves its
+     * commit unknown. */
+    *unknown = sent && PQstatus(c->pg) != CONNECTION_OK && !refused;
+    for (size_t i = 0; i < n; i++) {
+      PQclear(res[i]);
+      res[i] = NULL;
+    }
+  }
+  omniq__pg_release(pool, c);
+  return rc;
 }
 
 /* ---- reading binary columns ------------------------------------------------ */

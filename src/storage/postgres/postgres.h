@@ -4,6 +4,7 @@
  *   claim.c        the claim and the expired-lease scan (SQL texts exposed
  *                  for the query-plan test)
  *   transitions.c  enqueue, outcomes, extend_lease, cancel, purge
+ *   group.c        group commit of concurrent outcomes
  *   unique.c       enqueues that carry unique keys; a key taken again
  *   queues.c       pause, rate limits and the claim that keeps them,
  *                  queue statistics, chores
@@ -68,10 +69,37 @@ enum {
 #define OMNIQ__PG_RESULT_COLS \
   "task_id, status, value, error, attempts, finished_at_ms, last_attempt_at_ms"
 
+/* A finish waiting to be committed with others (group.c): its statement's
+ * parameters and what it notifies, filled by its owner; rc, err and
+ * changed (rows the statement changed) by whoever commits it. */
+typedef struct omniq__pg_fin {
+  omniq__pg_params_t p;
+  int result, pending; /* stores a result; makes the task PENDING again */
+  char *err;
+  size_t errlen;
+  int rc, done;
+  int64_t changed;
+  struct omniq__pg_fin *next;
+} omniq__pg_fin_t;
+
+/* The finishes of a handle's threads, committed together. `lock` guards
+ * the list and `committing`; it is never held across a network call. */
+typedef struct omniq__pg_group {
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* a batch was committed */
+  omniq__pg_fin_t *head, **tail;
+  int committing;
+} omniq__pg_group_t;
+
+int omniq__pg_group_init(omniq__pg_group_t *g); /* 0, or -1 */
+void omniq__pg_group_destroy(omniq__pg_group_t *g);
+
 /* An open backend handle. Everything but the pool and the timebase is
  * written at open and only read afterwards. */
 typedef struct omniq__pg {
   omniq__pg_pool_t pool;
+  omniq__pg_group_t group;
+  int group_ready; /* group was initialised */
   omniq__pg_stmt_t stmts[OMNIQ__PGS_COUNT_];
   omniq__pg_timebase_t tb;
   omniq__pg_listener_t *listener;
@@ -125,6 +153,12 @@ int omniq__pg_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
  * gets the task's status when it exists. */
 int omniq__pg_no_row(omniq__pg_t *pg, const char *op, const char *id, int *status, char *err,
                      size_t errlen);
+
+/* Commits f (its p, result and pending set) with the finishes other
+ * threads of the handle make at the same time, in one transaction when
+ * there are several; returns once it committed or failed, with f->rc,
+ * f->err and f->changed set. */
+void omniq__pg_finish_grouped(omniq__pg_t *pg, omniq__pg_fin_t *f);
 
 /* Measures the clock offset again if it is due (timebase.c). */
 void omniq__pg_maybe_resync(omniq__pg_t *pg);

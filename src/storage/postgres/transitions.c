@@ -10,6 +10,8 @@
  * re-checks the fence against the winner's row and changes nothing. When
  * nothing matched, a second read tells an unknown id (OMNIQ_ENOTFOUND)
  * from a stale claim (OMNIQ_ESTATE); that read is off the hot path.
+ * Outcomes that threads of one handle report at the same moment share a
+ * transaction (group.c); each keeps its own statement and fence.
  *
  * Wake-ups go out after the commit (conn.c): "<schema>_work" when tasks
  * became PENDING, "<schema>_result" when a result was stored.
@@ -271,11 +273,9 @@ int omniq__pg_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char 
 int omniq__pg_finish(void *backend, const omniq_decision_t *o, char *err, size_t errlen) {
   omniq__pg_t *pg = backend;
   const omniq_result_t *res = o->result;
-  omniq__pg_params_t p;
+  omniq__pg_fin_t f = {.err = err, .errlen = errlen};
+  omniq__pg_params_t *p = &f.p;
   char *error_json = NULL, *result_json = NULL;
-  const char *notify[3] = {NULL, NULL, NULL};
-  PGresult *r;
-  int rc, nn = 0;
 
   if (o->id == NULL || !omniq_id_valid(o->id))
     return omniq__pg_errf(OMNIQ_EINVAL, err, errlen, "finish: malformed task id");
@@ -289,40 +289,37 @@ int omniq__pg_finish(void *backend, const omniq_decision_t *o, char *err, size_t
     free(error_json);
     return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: finish: out of memory");
   }
-  omniq__pg_params_init(&p);
-  omniq__pg_param_text(&p, o->id);
-  omniq__pg_param_i64(&p, o->token);
-  omniq__pg_param_i64(&p, o->next_status);
-  omniq__pg_param_i64(&p, o->eta_ms);
-  omniq__pg_param_i64(&p, omniq__pg_server_ms(&pg->tb, o->eta_ms));
-  omniq__pg_param_text(&p, o->reset_attempts ? "t" : "f");
-  omniq__pg_param_text(&p, error_json);
+  omniq__pg_params_init(p);
+  omniq__pg_param_text(p, o->id);
+  omniq__pg_param_i64(p, o->token);
+  omniq__pg_param_i64(p, o->next_status);
+  omniq__pg_param_i64(p, o->eta_ms);
+  omniq__pg_param_i64(p, omniq__pg_server_ms(&pg->tb, o->eta_ms));
+  omniq__pg_param_text(p, o->reset_attempts ? "t" : "f");
+  omniq__pg_param_text(p, error_json);
   if (res != NULL) {
-    omniq__pg_param_i64(&p, res->status);
+    omniq__pg_param_i64(p, res->status);
     if (res->value != NULL)
-      omniq__pg_param_bytes(&p, res->value, strlen(res->value));
+      omniq__pg_param_bytes(p, res->value, strlen(res->value));
     else
-      omniq__pg_param_text(&p, NULL);
-    omniq__pg_param_text(&p, result_json);
-    omniq__pg_param_i64(&p, res->attempts);
-    omniq__pg_param_i64(&p, res->finished_at_ms);
-    omniq__pg_param_i64(&p, omniq__pg_server_ms(&pg->tb, res->finished_at_ms));
-    omniq__pg_param_i64(&p, res->last_attempt_at_ms);
-    notify[nn++] = pg->ch_result;
+      omniq__pg_param_text(p, NULL);
+    omniq__pg_param_text(p, result_json);
+    omniq__pg_param_i64(p, res->attempts);
+    omniq__pg_param_i64(p, res->finished_at_ms);
+    omniq__pg_param_i64(p, omniq__pg_server_ms(&pg->tb, res->finished_at_ms));
+    omniq__pg_param_i64(p, res->last_attempt_at_ms);
+    f.result = 1;
   } else {
-    for (int i = 0; i < 7; i++) omniq__pg_param_text(&p, NULL);
+    for (int i = 0; i < 7; i++) omniq__pg_param_text(p, NULL);
   }
-  omniq__pg_param_i64(&p, o->crashes);
-  omniq__pg_param_i64(&p, o->runs);
-  if (o->next_status == OMNIQ_PENDING) notify[nn++] = pg->ch_work;
-  rc = omniq__pg_exec(&pg->pool, OMNIQ__PGS_FINISH, &p, OMNIQ__PG_ONCE, nn ? notify : NULL,
-                      "finish", &r, err, errlen);
+  omniq__pg_param_i64(p, o->crashes);
+  omniq__pg_param_i64(p, o->runs);
+  f.pending = o->next_status == OMNIQ_PENDING;
+  omniq__pg_finish_grouped(pg, &f);
   free(error_json);
   free(result_json);
-  if (rc != OMNIQ_OK) return rc;
-  int64_t changed = PQntuples(r) == 1 ? omniq__pg_i64(r, 0, 0) : 0;
-  PQclear(r);
-  return changed == 1 ? OMNIQ_OK : omniq__pg_no_row(pg, "finish", o->id, NULL, err, errlen);
+  if (f.rc != OMNIQ_OK) return f.rc;
+  return f.changed == 1 ? OMNIQ_OK : omniq__pg_no_row(pg, "finish", o->id, NULL, err, errlen);
 }
 
 int omniq__pg_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
