@@ -677,6 +677,16 @@ static int claim_file(void *backend, const omniq_claim_req_t *req, omniq_task_t 
   return OMNIQ_OK;
 }
 
+/* Processes sharing base_dir share "<base_dir>/wake"; the library maps it
+ * and bumps it after its commits (core/wake.c), this backend never writes
+ * it. Opening leaves unknown entries of base_dir alone, so the file needs
+ * no FORMAT change. */
+static int wake_path_file(void *backend, char *path, size_t len) {
+  const omniq__fs_t *fs = backend;
+  int n = snprintf(path, len, "%s/wake", fs->settings.base_dir);
+  return n > 0 && (size_t)n < len ? OMNIQ_OK : OMNIQ_ENOTSUP;
+}
+
 const omniq_storage_ops_t omniq__file_ops = {
     .abi_version = OMNIQ_STORAGE_ABI,
     .name = "file",
@@ -701,4 +711,5 @@ const omniq_storage_ops_t omniq__file_ops = {
     .set_rate = omniq__fs_set_rate,
     .queue_stats = omniq__fs_queue_stats,
     .claim_chore = omniq__fs_claim_chore,
+    .wake_path = wake_path_file,
 };
