@@ -33,12 +33,13 @@
 
 #include "base/alloc.h"
 
-/* Errors of the last RING rounds, for callers woken late. */
-#define RING 64
-
+/* One round's work: the descriptors, and where each caller of the round
+ * gets its outcome (its own variable: it waits until the round is done). */
 typedef struct list {
   omniq__fsync_item_t *v;
   size_t n, cap;
+  int **rc;
+  size_t nrc, caprc;
 } list_t;
 
 struct omniq__fsyncq {
@@ -48,7 +49,6 @@ struct omniq__fsyncq {
   uint64_t done;      /* the last round finished (rounds finish in order) */
   int busy;           /* a round is being synced */
   list_t want, run;   /* gathered for `gathering`; being synced (leader's own) */
-  int err[RING];      /* err[r % RING]: errno of round r, 0 if it went well */
   omniq__fsync_fn fn; /* NULL: sync_all; tests put theirs */
   void *fn_ud;
 };
@@ -67,7 +67,9 @@ void omniq__fsyncq_free(omniq__fsyncq_t *q) {
   pthread_mutex_destroy(&q->mu);
   pthread_cond_destroy(&q->done_cv);
   omniq__free(q->want.v);
+  omniq__free(q->want.rc);
   omniq__free(q->run.v);
+  omniq__free(q->run.rc);
   omniq__free(q);
 }
 
@@ -90,9 +92,16 @@ static int sync_all(const omniq__fsync_item_t *items, size_t n) {
   return first;
 }
 
-/* Adds items to the round being gathered, each descriptor once; 0, or
- * ENOMEM with nothing added. */
-static int gather(list_t *l, const omniq__fsync_item_t *items, size_t n) {
+/* Adds items to the round being gathered, each descriptor once, and rc
+ * to the outcomes it sets; 0, or ENOMEM with nothing added. */
+static int gather(list_t *l, const omniq__fsync_item_t *items, size_t n, int *rc) {
+  if (l->nrc == l->caprc) {
+    size_t cap = l->caprc ? l->caprc * 2 : 8;
+    int **v = omniq__realloc(l->rc, cap * sizeof *v);
+    if (v == NULL) return ENOMEM;
+    l->rc = v;
+    l->caprc = cap;
+  }
   if (l->n + n > l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 16;
     while (cap < l->n + n) cap *= 2;
@@ -106,14 +115,16 @@ static int gather(list_t *l, const omniq__fsync_item_t *items, size_t n) {
     while (j < l->n && (l->v[j].fd != items[i].fd || l->v[j].dir != items[i].dir)) j++;
     if (j == l->n) l->v[l->n++] = items[i];
   }
+  l->rc[l->nrc++] = rc;
   return 0;
 }
 
 int omniq__fsyncq_sync(omniq__fsyncq_t *q, const omniq__fsync_item_t *items, size_t n) {
+  int rc = 0;
   if (n == 0) return 0;
   if (q == NULL) return sync_all(items, n);
   pthread_mutex_lock(&q->mu);
-  if (gather(&q->want, items, n) != 0) {
+  if (gather(&q->want, items, n, &rc) != 0) {
     pthread_mutex_unlock(&q->mu);
     return sync_all(items, n);
   }
@@ -127,22 +138,21 @@ int omniq__fsyncq_sync(omniq__fsyncq_t *q, const omniq__fsync_item_t *items, siz
     uint64_t round = q->gathering++;
     list_t l = q->want;
     q->want = q->run;
-    q->want.n = 0;
+    q->want.n = q->want.nrc = 0;
     q->busy = 1;
+    omniq__fsync_fn fn = q->fn;
+    void *fn_ud = q->fn_ud;
     pthread_mutex_unlock(&q->mu);
-    int e = q->fn != NULL ? q->fn(l.v, l.n, q->fn_ud) : sync_all(l.v, l.n);
+    int e = fn != NULL ? fn(l.v, l.n, fn_ud) : sync_all(l.v, l.n);
     pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < l.nrc; i++) *l.rc[i] = e;
     q->run = l;
-    q->err[round % RING] = e;
     q->done = round;
     q->busy = 0;
     pthread_cond_broadcast(&q->done_cv);
   }
-  /* Woken so late that the ring moved on: its error is unknown, so it is
-   * reported as one. */
-  int e = q->done - mine >= RING ? EIO : q->err[mine % RING];
   pthread_mutex_unlock(&q->mu);
-  return e;
+  return rc;
 }
 
 void omniq__fsyncq_set_fn(omniq__fsyncq_t *q, omniq__fsync_fn fn, void *ud) {
