@@ -9,6 +9,11 @@
  * under base_dir, on the same file system as every target, which rename
  * needs.
  *
+ * Every sync goes through the backend's group sync (syncs.c), so threads
+ * that sync at once share one round. An operation of several renames may
+ * put its folder syncs off to its end (io->defer) and sync only the folder
+ * of its last rename, since renames reach the disk in order.
+ *
  * With io->fsync off the order of operations is the same and a process
  * crash still leaves whole files (the page cache survives the process); only
  * a machine crash may lose the latest writes, or leave a renamed file empty.
