@@ -20,7 +20,8 @@
  * its process; beside it the same pool polling every 10 ms, what a worker
  * needs without wake-ups to start work within ~5 ms.
  *
- * Usage: bench_wake [sqlite|file] [samples]. Medians over repeated runs are
+ * Usage: bench_wake [sqlite|file] [samples]; OMNIQ_FSYNC=0 turns the file
+ * backend's syncs off (what then remains is the wake-up itself). Medians over repeated runs are
  * left to the caller (docs/benchmarks.md). */
 #include <ftw.h>
 #include <inttypes.h>
@@ -62,6 +63,8 @@ static void settings_for(const char *dir, omniq_settings_t *s) {
   snprintf(s->backend, sizeof s->backend, "%s", backend);
   snprintf(s->base_dir, sizeof s->base_dir, "%s", dir);
   s->log_level = OMNIQ_LOG_ERROR; /* a log line per task would measure the terminal */
+  const char *f = getenv("OMNIQ_FSYNC");
+  if (f != NULL && strcmp(f, "0") == 0) s->fsync = 0;
 }
 
 /* Returns [start_ns, return_ns]. */
@@ -265,9 +268,12 @@ int main(int argc, char **argv) {
   double ys50 = pct_us(y.start, samples, .5), ys99 = pct_us(y.start, samples, .99);
   double yr50 = pct_us(y.result, samples, .5), yr99 = pct_us(y.result, samples, .99);
   double e50 = pct_us(x.enqueue, samples, .5), e99 = pct_us(x.enqueue, samples, .99);
-  printf("Wake-ups on %s, default worker options (poll_interval %d ms); %d tasks one at a "
+  omniq_settings_t shown;
+  settings_for("", &shown);
+  printf("Wake-ups on %s%s, default worker options (poll_interval %d ms); %d tasks one at a "
          "time; microseconds\n",
-         backend, OMNIQ_DEFAULT_POLL_INTERVAL_MS, samples);
+         backend, strcmp(backend, "file") == 0 && !shown.fsync ? " (fsync off)" : "",
+         OMNIQ_DEFAULT_POLL_INTERVAL_MS, samples);
   printf("%-44s %9s %9s %12s\n", "figure", "p50", "p99", "p50/floor");
   printf("%-44s %9.1f %9.1f %12s\n", "floor: pipe byte to a blocked process", fl50, fl99, "1.0");
   printf("%-44s %9.1f %9.1f %12s\n", "enqueue call alone (its commit)", e50, e99, "");

@@ -134,6 +134,7 @@ static void close_file(void *backend) {
   for (size_t i = 0, n = all_fds(fs, fds); i < n; i++) close_fd(fds[i]);
   omniq__flock_destroy(&fs->locks);
   omniq__flock_destroy(&fs->meta);
+  omniq__fsyncq_free(fs->io.syncq);
   omniq__free(fs);
 }
 
@@ -228,6 +229,7 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
   fs->io.fsync = s->fsync != 0;
   fs->io.log = &fs->log;
   fs->io.tmp_fd = fs->io.quarantine_fd = -1;
+  fs->io.syncq = omniq__fsyncq_new(); /* NULL (no memory): each thread syncs alone */
   omniq__flock_init(&fs->locks, fs->settings.base_dir);
   omniq__flock_init(&fs->meta, fs->settings.base_dir);
   int *fds[ALL_FDS_MAX], format_missing = 0;
@@ -507,8 +509,17 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
     t->lease_until_ms = req->lease_until_ms;
     rc = omniq__frec_encode(&rec, t, NULL, err, errlen);
     if (rc == OMNIQ_OK) {
-      rc = omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_TASK, err,
-                             errlen);
+      /* The rewrite's data is synced before its rename (a slot must never
+       * be an empty file), but no folder is: a claim promises nothing
+       * across a power loss. One lost there leaves the PENDING file in
+       * the slot or in pending/, which recovery puts back with its old
+       * attempts, as for a claim cut short; the finish that follows syncs
+       * running/, and renames reach the disk in order (see Durability). */
+      omniq__fio_dirs_t later = OMNIQ__FIO_DIRS_INIT;
+      omniq__fio_t io = fs->io;
+      io.defer = &later;
+      rc = omniq__frec_write(&io, fs->running_fd, idname, &rec, OMNIQ__FREC_TASK, err, errlen);
+      omniq__fio_dirs_drop(&later);
       omniq__frec_free(&rec);
     }
   } else {
@@ -523,10 +534,6 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
     *out = NULL;
     return rc;
   }
-  /* The task is claimed whatever happens next; a failed sync of the folder
-   * it left is a durability problem to report, not a reason to undo. */
-  if (omniq__fio_sync_dir(&fs->io, qfd, e, sizeof e) != OMNIQ_OK)
-    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.claim", p->id, "%s", e);
   omniq__flock_release(&fs->locks, p->id);
   *out = t;
   return CLAIMED;
@@ -677,6 +684,16 @@ static int claim_file(void *backend, const omniq_claim_req_t *req, omniq_task_t 
   return OMNIQ_OK;
 }
 
+/* Processes sharing base_dir share "<base_dir>/wake"; the library maps it
+ * and bumps it after its commits (core/wake.c), this backend never writes
+ * it. Opening leaves unknown entries of base_dir alone, so the file needs
+ * no FORMAT change. */
+static int wake_path_file(void *backend, char *path, size_t len) {
+  const omniq__fs_t *fs = backend;
+  int n = snprintf(path, len, "%s/wake", fs->settings.base_dir);
+  return n > 0 && (size_t)n < len ? OMNIQ_OK : OMNIQ_ENOTSUP;
+}
+
 const omniq_storage_ops_t omniq__file_ops = {
     .abi_version = OMNIQ_STORAGE_ABI,
     .name = "file",
@@ -701,4 +718,5 @@ const omniq_storage_ops_t omniq__file_ops = {
     .set_rate = omniq__fs_set_rate,
     .queue_stats = omniq__fs_queue_stats,
     .claim_chore = omniq__fs_claim_chore,
+    .wake_path = wake_path_file,
 };

@@ -9,6 +9,11 @@
  * under base_dir, on the same file system as every target, which rename
  * needs.
  *
+ * Every sync goes through the backend's group sync (syncs.c), so threads
+ * that sync at once share one round. An operation of several renames may
+ * put its folder syncs off to its end (io->defer) and sync only the folder
+ * of its last rename, since renames reach the disk in order.
+ *
  * With io->fsync off the order of operations is the same and a process
  * crash still leaves whole files (the page cache survives the process); only
  * a machine crash may lose the latest writes, or leave a renamed file empty.
@@ -79,30 +84,58 @@ int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
   return omniq__fio_stagev(io, &one, 1, tmp_name, err, errlen);
 }
 
-int omniq__fio_stagev(const omniq__fio_t *io, const struct iovec *iov, int n,
-                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
-  int fd = -1;
-  for (int tries = 0; fd < 0 && tries < 100; tries++) {
+/* Opens a fresh tmp file and writes the pieces to it, unsynced; *fd is
+ * left open for the caller to sync and close. */
+static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
+                      char tmp_name[OMNIQ__TMP_NAME_SIZE], int *fd, char *err, size_t errlen) {
+  *fd = -1;
+  for (int tries = 0; *fd < 0 && tries < 100; tries++) {
     snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%ld-%lu.tmp", (long)getpid(),
              atomic_fetch_add(&tmp_counter, 1));
-    fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    *fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     /* EEXIST: a dead process with our pid left this name behind. */
-    if (fd < 0 && errno != EEXIST && errno != EINTR)
+    if (*fd < 0 && errno != EEXIST && errno != EINTR)
       return omniq__fio_errno(errno, err, errlen, "file store: creating tmp/%s", tmp_name);
   }
-  if (fd < 0) return omniq__fio_errno(EEXIST, err, errlen, "file store: creating a tmp file");
-  if (write_all(fd, iov, n) != 0 || (io->fsync && fdatasync(fd) != 0)) {
+  if (*fd < 0) return omniq__fio_errno(EEXIST, err, errlen, "file store: creating a tmp file");
+  if (write_all(*fd, iov, n) != 0) {
     int e = errno;
-    close(fd);
+    close(*fd);
+    *fd = -1;
     unlinkat(io->tmp_fd, tmp_name, 0);
     return omniq__fio_errno(e, err, errlen, "file store: writing tmp/%s", tmp_name);
   }
-  if (close(fd) != 0) {
-    int e = errno;
-    unlinkat(io->tmp_fd, tmp_name, 0);
-    return omniq__fio_errno(e, err, errlen, "file store: closing tmp/%s", tmp_name);
-  }
   return OMNIQ_OK;
+}
+
+int omniq__fio_stagev(const omniq__fio_t *io, const struct iovec *iov, int n,
+                      char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
+  omniq__fio_file_t one = {iov, n, {0}};
+  int rc = omniq__fio_stage_set(io, &one, 1, err, errlen);
+  if (rc == OMNIQ_OK) memcpy(tmp_name, one.tmp, OMNIQ__TMP_NAME_SIZE);
+  return rc;
+}
+
+int omniq__fio_stage_set(const omniq__fio_t *io, omniq__fio_file_t *files, int n, char *err,
+                         size_t errlen) {
+  omniq__fsync_item_t data[OMNIQ__FIO_SET_MAX] = {{0, 0}};
+  int made = 0, rc = OMNIQ_OK, e = 0;
+  if (n > OMNIQ__FIO_SET_MAX) return omniq__fio_errno(EINVAL, err, errlen, "file store: staging");
+  for (; made < n; made++) {
+    rc = stage_open(io, files[made].iov, files[made].n, files[made].tmp, &data[made].fd, err,
+                    errlen);
+    if (rc != OMNIQ_OK) break;
+  }
+  if (rc == OMNIQ_OK && io->fsync) e = omniq__fsyncq_sync(io->syncq, data, (size_t)made);
+  if (rc == OMNIQ_OK && e != 0)
+    rc = omniq__fio_errno(e, err, errlen, "file store: syncing tmp/%s", files[0].tmp);
+  for (int i = 0; i < made; i++) {
+    if (close(data[i].fd) != 0 && rc == OMNIQ_OK)
+      rc = omniq__fio_errno(errno, err, errlen, "file store: closing tmp/%s", files[i].tmp);
+  }
+  if (rc != OMNIQ_OK)
+    for (int i = 0; i < made; i++) unlinkat(io->tmp_fd, files[i].tmp, 0);
+  return rc;
 }
 
 int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
@@ -194,8 +227,31 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
 }
 
 int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t errlen) {
-  if (!io->fsync || fsync(dirfd) == 0) return OMNIQ_OK;
-  return omniq__fio_errno(errno, err, errlen, "file store: syncing a directory");
+  if (!io->fsync) return OMNIQ_OK;
+  if (io->defer != NULL) {
+    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) {
+      omniq__fio_dirs_drop(io->defer);
+      io->defer->fd = fd;
+      return OMNIQ_OK;
+    }
+  }
+  const omniq__fsync_item_t dir = {dirfd, 1};
+  int e = omniq__fsyncq_sync(io->syncq, &dir, 1);
+  return e == 0 ? OMNIQ_OK : omniq__fio_errno(e, err, errlen, "file store: syncing a directory");
+}
+
+int omniq__fio_dirs_sync(const omniq__fio_t *io, omniq__fio_dirs_t *d, char *err,
+                         size_t errlen) {
+  const omniq__fsync_item_t dir = {d->fd, 1};
+  int e = io->fsync && d->fd >= 0 ? omniq__fsyncq_sync(io->syncq, &dir, 1) : 0;
+  omniq__fio_dirs_drop(d);
+  return e == 0 ? OMNIQ_OK : omniq__fio_errno(e, err, errlen, "file store: syncing a directory");
+}
+
+void omniq__fio_dirs_drop(omniq__fio_dirs_t *d) {
+  if (d->fd >= 0) close(d->fd);
+  d->fd = -1;
 }
 
 int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen) {

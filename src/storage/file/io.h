@@ -11,12 +11,26 @@
 #include <sys/uio.h>
 
 #include "base/log.h"
+#include "storage/file/syncs.h"
+
+/* The folder whose sync an operation puts off to its end, to make it in
+ * one group round (omniq__fio_dirs_sync) or not at all (_drop): the
+ * folder of its latest rename, as its own duplicate descriptor (-1: none).
+ * Renames reach the disk in order (docs/storage-file.md, Durability), so
+ * syncing that one folder makes every earlier rename durable too. */
+typedef struct omniq__fio_dirs {
+  int fd;
+} omniq__fio_dirs_t;
+
+#define OMNIQ__FIO_DIRS_INIT {.fd = -1}
 
 typedef struct omniq__fio {
   int tmp_fd;        /* base_dir/tmp: every write starts here */
   int quarantine_fd; /* base_dir/quarantine */
   int fsync;         /* settings->fsync: 0 skips every fdatasync/fsync */
   const omniq__log_t *log;
+  omniq__fsyncq_t *syncq;   /* the backend's group sync (syncs.c); NULL: sync alone */
+  omniq__fio_dirs_t *defer; /* non-NULL: folder syncs are collected here, not made */
 } omniq__fio_t;
 
 /* Size of a tmp file name: "<pid>-<counter>.tmp". */
@@ -38,6 +52,20 @@ int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
  * no copy into one buffer. */
 int omniq__fio_stagev(const omniq__fio_t *io, const struct iovec *iov, int n,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
+/* Most files one omniq__fio_stage_set call stages. */
+#define OMNIQ__FIO_SET_MAX 4
+
+/* One file of omniq__fio_stage_set: its pieces, and the tmp name it got. */
+typedef struct omniq__fio_file {
+  const struct iovec *iov;
+  int n;
+  char tmp[OMNIQ__TMP_NAME_SIZE];
+} omniq__fio_file_t;
+
+/* Stages n files (at most OMNIQ__FIO_SET_MAX) like omniq__fio_stagev, and
+ * syncs them all in one group round. On error none is left in tmp/. */
+int omniq__fio_stage_set(const omniq__fio_t *io, omniq__fio_file_t *files, int n, char *err,
+                         size_t errlen);
 /* Renames a staged file to dirfd/name (replacing any) and syncs dirfd. */
 int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
                        char *err, size_t errlen);
@@ -56,8 +84,14 @@ int omniq__fio_writev(const omniq__fio_t *io, int dirfd, const char *name,
 int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *err,
                     size_t errlen);
 
-/* fsync(dirfd) when io->fsync is on; else nothing. */
+/* fsync(dirfd) when io->fsync is on (through the group sync); else
+ * nothing. With io->defer set, dirfd takes the place of the folder held
+ * there instead (synced at once if it cannot be duplicated). */
 int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t errlen);
+/* Syncs the folder held in d (if any) through the group sync, and empties d. */
+int omniq__fio_dirs_sync(const omniq__fio_t *io, omniq__fio_dirs_t *d, char *err, size_t errlen);
+/* Empties d without syncing: for steps whose durability nothing promises. */
+void omniq__fio_dirs_drop(omniq__fio_dirs_t *d);
 
 /* Creates dirfd/name as a directory if missing and opens it; *fd yours. */
 int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen);

@@ -152,6 +152,22 @@ int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__f
   return omniq__fio_stagev(io, iov, n, tmp_name, err, errlen);
 }
 
+int omniq__frec_stage_slot(const omniq__fio_t *io, const omniq__frec_t *rec,
+                           char slot_tmp[OMNIQ__TMP_NAME_SIZE],
+                           char result_tmp[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
+  omniq__frec_t r = *rec;
+  struct iovec slot[5], result[5];
+  omniq__fio_file_t files[2] = {{slot, pieces(&r, OMNIQ__FREC_SLOT, slot), {0}}};
+  int n = 1;
+  if (rec->result != NULL)
+    files[n++] = (omniq__fio_file_t){result, pieces(&r, OMNIQ__FREC_RESULT, result), {0}};
+  int rc = omniq__fio_stage_set(io, files, n, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  memcpy(slot_tmp, files[0].tmp, OMNIQ__TMP_NAME_SIZE);
+  if (n == 2) memcpy(result_tmp, files[1].tmp, OMNIQ__TMP_NAME_SIZE);
+  return OMNIQ_OK;
+}
+
 static int embedded_result(const char *text, const char *id, omniq_result_t **out, int *runs) {
   json_t *j = json_loads(text, 0, NULL), *o;
   int rc = OMNIQ_OK;

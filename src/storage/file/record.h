@@ -55,6 +55,12 @@ int omniq__frec_write(const omniq__fio_t *io, int dirfd, const char *name,
 /* Stages the given form in tmp/ (omniq__fio_stagev). */
 int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__frec_form_t form,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
+/* Stages the slot form of rec and, when rec holds a result, the result
+ * form, syncing both in one group round (the data of a finish before its
+ * commit). result_tmp is set only when there is a result. */
+int omniq__frec_stage_slot(const omniq__fio_t *io, const omniq__frec_t *rec,
+                           char slot_tmp[OMNIQ__TMP_NAME_SIZE],
+                           char result_tmp[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);
 
 /* Reads and parses dirfd/name, checking the id inside matches id and that
  * every time is one the store keeps. OMNIQ_ENOTFOUND if absent;

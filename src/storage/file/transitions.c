@@ -63,8 +63,8 @@ static void drop_done_copies(omniq__fs_t *fs, const omniq_task_t *t, const char 
  * carry an embedded result or run (a later roll-forward would publish or
  * count it again), so when rec holds one the slot is first rewritten as a
  * plain task file. */
-static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
-                    const omniq__frec_t *rec, char *err, size_t errlen) {
+static int move_out(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
+                    const char *idname, const omniq__frec_t *rec, char *err, size_t errlen) {
   char qdir[OMNIQ__QDIR_SIZE];
   int rc = OMNIQ_OK;
   if (t->status == OMNIQ_PENDING) {
@@ -72,7 +72,7 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
     int qfd;
     drop_done_copies(fs, t, idname);
     if (rec->result != NULL || rec->runs >= 0)
-      rc = omniq__frec_write(&fs->io, fs->running_fd, idname, rec, OMNIQ__FREC_TASK, err,
+      rc = omniq__frec_write(io, fs->running_fd, idname, rec, OMNIQ__FREC_TASK, err,
                              errlen);
     if (rc == OMNIQ_OK) rc = omniq__fidx_queue(fs->idx, t->queue, 1, qdir, err, errlen);
     if (rc == OMNIQ_OK) rc = omniq__fidx_open_dir(fs->idx, qdir, &qfd, err, errlen);
@@ -81,9 +81,9 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
     if (renameat(fs->running_fd, idname, qfd, p.name) != 0)
       rc = omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/pending/%s",
                             idname, qdir);
-    if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(&fs->io, qfd, err, errlen);
+    if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(io, qfd, err, errlen);
     close(qfd);
-    if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(&fs->io, fs->running_fd, err, errlen);
+    if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(io, fs->running_fd, err, errlen);
     if (rc != OMNIQ_OK) return rc;
     omniq__fidx_announce(fs->idx, &p, 1);
     return OMNIQ_OK;
@@ -93,28 +93,32 @@ static int move_out(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
   if (renameat(fs->running_fd, idname, fs->done_fd[k], idname) != 0)
     return omniq__fio_errno(errno, err, errlen, "file store: moving %s to queue/%s", idname,
                             omniq__fname_done[k]);
-  if ((rc = omniq__fio_sync_dir(&fs->io, fs->done_fd[k], err, errlen)) != OMNIQ_OK) return rc;
-  return omniq__fio_sync_dir(&fs->io, fs->running_fd, err, errlen);
+  if ((rc = omniq__fio_sync_dir(io, fs->done_fd[k], err, errlen)) != OMNIQ_OK) return rc;
+  return omniq__fio_sync_dir(io, fs->running_fd, err, errlen);
 }
 
 /* Steps 3-4 from an encoded record: the result, the run's count in the
  * running totals (totals.c), the move, and the task's marker in the
  * listing index (marks.c). Each is idempotent, so a roll-forward repeats
- * them all. */
-static int publish_and_move(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
-                            const omniq__frec_t *rec, int hint, char *err, size_t errlen) {
+ * them all. staged: the result file already staged and synced in tmp/
+ * (published here, or dropped on failure), or NULL to write it from rec. */
+static int publish_and_move(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
+                            const char *idname, const omniq__frec_t *rec, const char *staged,
+                            int hint, char *err, size_t errlen) {
   char qdir[OMNIQ__QDIR_SIZE];
   int rc = omniq__fname_qdir(t->queue, qdir);
   if (rc != OMNIQ_OK) {
+    if (staged != NULL) omniq__fio_unstage(io, staged);
     snprintf(err, errlen, "file store: task %s: its queue cannot be a folder", t->id);
     return rc;
   }
-  if (rec->result != NULL)
-    rc = omniq__frec_write(&fs->io, fs->results_fd, idname, rec, OMNIQ__FREC_RESULT, err,
-                           errlen);
+  if (staged != NULL)
+    rc = omniq__fio_publish(io, staged, fs->results_fd, idname, err, errlen);
+  else if (rec->result != NULL)
+    rc = omniq__frec_write(io, fs->results_fd, idname, rec, OMNIQ__FREC_RESULT, err, errlen);
   if (rc == OMNIQ_OK && rec->runs >= 0)
     rc = omniq__ftotals_add(fs, t->id, t->token, qdir, rec->runs, err, errlen);
-  if (rc == OMNIQ_OK) rc = move_out(fs, t, idname, rec, err, errlen);
+  if (rc == OMNIQ_OK) rc = move_out(fs, io, t, idname, rec, err, errlen);
   if (rc == OMNIQ_OK) omniq__fmark_set(fs, t->id, qdir, t->status, hint);
   if (rc == OMNIQ_OK && omniq_status_is_terminal(t->status))
     omniq__fmark_timed(fs, t->id, qdir, t->finished_at_ms);
@@ -137,7 +141,7 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
       (rc = omniq__frec_encode(&rec, t, r, err, errlen)) == OMNIQ_OK) {
     rec.runs = runs;
     /* A PENDING slot may be a claim cut short: its marker never left. */
-    rc = publish_and_move(fs, t, idname, &rec, OMNIQ_RUNNING, err, errlen);
+    rc = publish_and_move(fs, &fs->io, t, idname, &rec, NULL, OMNIQ_RUNNING, err, errlen);
     omniq__frec_free(&rec);
     if (rc == OMNIQ_OK)
       omniq__log(&fs->log, OMNIQ_LOG_INFO, "storage.recovered", id,
@@ -222,20 +226,37 @@ int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
   int rc = omniq__frec_encode(&rec, t, r, err, errlen);
   if (rc != OMNIQ_OK) return rc;
   rec.runs = runs;
-  rc = omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_SLOT, err, errlen);
+  /* Every folder sync of steps 2 to 4 is put off to the end and made in
+   * one group round: renames reach the disk in order (see Durability in
+   * docs/storage-file.md), so any prefix of the steps a power loss keeps
+   * is one a roll-forward finishes, and the round makes the commit and
+   * what followed it durable before the caller hears of it. */
+  omniq__fio_dirs_t later = OMNIQ__FIO_DIRS_INIT;
+  omniq__fio_t io = fs->io;
+  char slot_tmp[OMNIQ__TMP_NAME_SIZE], result_tmp[OMNIQ__TMP_NAME_SIZE];
+  io.defer = &later;
+  /* The slot's and the result's data in one sync, before any rename. */
+  rc = omniq__frec_stage_slot(&fs->io, &rec, slot_tmp, result_tmp, err, errlen);
+  if (rc == OMNIQ_OK) {
+    rc = omniq__fio_publish(&io, slot_tmp, fs->running_fd, idname, err, errlen);
+    if (rc != OMNIQ_OK && rec.result != NULL) omniq__fio_unstage(&fs->io, result_tmp);
+  }
   if (rc != OMNIQ_OK) {
+    omniq__fio_dirs_drop(&later);
     omniq__frec_free(&rec);
     return rc;
   }
   /* Committed. A failure from here on leaves the slot for a roll-forward
    * to finish; the caller's transition did happen, so it is told so. */
-  rc = publish_and_move(fs, t, idname, &rec, hint, err, errlen);
+  rc = publish_and_move(fs, &io, t, idname, &rec, rec.result != NULL ? result_tmp : NULL, hint,
+                        err, errlen);
   omniq__frec_free(&rec);
   if (rc != OMNIQ_OK)
     omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
                "transition committed, finishing it failed (retried on recovery): %s", err);
-  err[0] = '\0';
-  return OMNIQ_OK;
+  /* The commit is only a commit once running/ is synced: a failure here
+   * is the caller's. */
+  return omniq__fio_dirs_sync(&io, &later, err, errlen);
 }
 
 /* Reads the RUNNING task id under token (lock held): ENOTFOUND / ESTATE

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* End-to-end throughput of the file backend, beside the same number of
+ * bare durable file writes by hand, in the same run.
+ *
+ * OmniQ: TASKS no-op tasks are enqueued with omniq_enqueue_many (batches of
+ * BATCH) into a fresh file store, then omniq_worker_process drains them
+ * with a pool of 1, 2 or 4 runner threads (thread isolation). Every task
+ * must end SUCCESS. The figure is tasks per second from the first enqueue
+ * to the last finish.
+ *
+ * Hand: as many threads as runners share TASKS operations of what any
+ * durable file queue does at least once per task: write a small file in
+ * tmp/, fdatasync it, rename it into a folder, fsync the folder (with
+ * fsync off: the write and the rename). OmniQ does several such steps per
+ * task (enqueue, claim, finish with its result), so a ratio near 1 means
+ * its syncs are shared between tasks.
+ *
+ * Both run with fsync on (the default) and off, on the file system of
+ * BENCH_DIR (default /tmp). Each figure is one run; OmniQ and hand runs
+ * alternate, so drift hits both alike. Medians over repeated runs are left
+ * to the caller (docs/benchmarks.md). */
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "omniq.h"
+
+#define BATCH 500
+#define ARGS "[1,2,3]"
+
+static long tasks_on = 2000, tasks_off = 10000;
+
+static void die(const char *what, const char *msg) {
+  fprintf(stderr, "bench_file_throughput: %s: %s\n", what, msg ? msg : "");
+  exit(1);
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double rate(long n, int64_t ns) { return ns > 0 ? (double)n * 1e9 / (double)ns : 0; }
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static void fresh_dir(char *dir, size_t len) {
+  const char *base = getenv("BENCH_DIR");
+  snprintf(dir, len, "%s/omniq-fbench-XXXXXX", base != NULL ? base : "/tmp");
+  if (mkdtemp(dir) == NULL) die("mkdtemp", dir);
+}
+
+/* ---- through OmniQ ---------------------------------------------------------- */
+
+static int noop(omniq_job_t *job, void *userdata) {
+  (void)job, (void)userdata;
+  return OMNIQ_OK;
+}
+
+/* Tasks per second, first enqueue to last finish. */
+static double run_omniq(int threads, int fsync_on, long tasks) {
+  char dir[512];
+  static omniq_enqueue_item_t items[BATCH];
+  omniq_settings_t s;
+  omniq_t *oq;
+  omniq_worker_opts_t wo;
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  long done = 0;
+  fresh_dir(dir, sizeof dir);
+  omniq_settings_init(&s);
+  snprintf(s.backend, sizeof s.backend, "file");
+  snprintf(s.base_dir, sizeof s.base_dir, "%s", dir);
+  s.fsync = fsync_on;
+  s.log_level = OMNIQ_LOG_ERROR; /* a log line per task would measure the terminal */
+  if (omniq_open(&oq, &s) != OMNIQ_OK) die("omniq_open", omniq_errmsg(NULL));
+  if (omniq_register(oq, "bench.noop", noop, NULL) != OMNIQ_OK) die("register", omniq_errmsg(oq));
+  for (size_t i = 0; i < BATCH; i++)
+    items[i] = (omniq_enqueue_item_t){.func = "bench.noop", .args_json = ARGS};
+  int64_t t = now_ns();
+  for (long n = 0; n < tasks; n += BATCH) {
+    size_t k = tasks - n < BATCH ? (size_t)(tasks - n) : BATCH;
+    if (omniq_enqueue_many(oq, items, k, NULL) != OMNIQ_OK)
+      die("omniq_enqueue_many", omniq_errmsg(oq));
+  }
+  omniq_worker_opts_init(&wo);
+  wo.concurrency = threads;
+  wo.isolation = OMNIQ_ISOLATION_THREAD;
+  if (omniq_worker_process(oq, &wo, 0, &done) != OMNIQ_OK)
+    die("omniq_worker_process", omniq_errmsg(oq));
+  int64_t ns = now_ns() - t;
+  if (omniq_count_by_status(oq, counts) != OMNIQ_OK) die("count_by_status", omniq_errmsg(oq));
+  if (done != tasks || counts[OMNIQ_SUCCESS] != tasks) die("omniq", "not every task succeeded");
+  omniq_close(oq);
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  return rate(tasks, ns);
+}
+
+/* ---- the same number of bare durable writes by hand -------------------------- */
+
+typedef struct hand {
+  int tmp_fd, out_fd, fsync_on, index;
+  long ops;
+} hand_t;
+
+static void *hand_main(void *arg) {
+  hand_t *h = arg;
+  static const char body[] = "{\"format\":1,\"id\":\"01a3185c-5000-7000-8aa4-6f5b2c1e0d11\","
+                             "\"status\":\"SUCCESS\",\"value\":null}\n";
+  char name[64];
+  for (long i = 0; i < h->ops; i++) {
+    snprintf(name, sizeof name, "%d-%ld", h->index, i);
+    int fd = openat(h->tmp_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, body, sizeof body - 1) != (ssize_t)(sizeof body - 1) ||
+        (h->fsync_on && fdatasync(fd) != 0) || close(fd) != 0)
+      die("hand", "write");
+    if (renameat(h->tmp_fd, name, h->out_fd, name) != 0) die("hand", "rename");
+    if (h->fsync_on && fsync(h->out_fd) != 0) die("hand", "fsync");
+  }
+  return NULL;
+}
+
+/* Operations per second. */
+static double run_hand(int threads, int fsync_on, long tasks) {
+  char dir[512];
+  hand_t h[4];
+  pthread_t tid[4];
+  fresh_dir(dir, sizeof dir);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || mkdirat(dfd, "tmp", 0755) != 0 || mkdirat(dfd, "out", 0755) != 0)
+    die("hand", "folders");
+  int tmp_fd = openat(dfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int out_fd = openat(dfd, "out", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int64_t t = now_ns();
+  for (int i = 0; i < threads; i++) {
+    h[i] = (hand_t){tmp_fd, out_fd, fsync_on, i, tasks / threads + (i < tasks % threads)};
+    pthread_create(&tid[i], NULL, hand_main, &h[i]);
+  }
+  for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
+  int64_t ns = now_ns() - t;
+  close(tmp_fd);
+  close(out_fd);
+  close(dfd);
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  return rate(tasks, ns);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) tasks_on = atol(argv[1]);
+  if (argc > 2) tasks_off = atol(argv[2]);
+  if (tasks_on < 1 || tasks_off < 1)
+    die("usage", "bench_file_throughput [tasks with fsync on] [tasks with fsync off]");
+  static const int threads[] = {1, 2, 4};
+  printf("File backend end to end: no-op tasks, omniq_enqueue_many then a pool of c threads;\n"
+         "hand: the same number of write + rename (+ fdatasync + folder fsync) by c threads\n");
+  printf("%-6s %3s %7s %14s %14s %8s\n", "fsync", "c", "tasks", "omniq tasks/s", "hand ops/s",
+         "ratio");
+  for (int on = 1; on >= 0; on--) {
+    long n = on ? tasks_on : tasks_off;
+    for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+      double o = run_omniq(threads[i], on, n);
+      double h = run_hand(threads[i], on, n);
+      printf("%-6s %3d %7ld %14.0f %14.0f %8.2f\n", on ? "on" : "off", threads[i], n, o, h,
+             h > 0 ? o / h : 0.0);
+      fflush(stdout);
+    }
+  }
+  return 0;
+}
