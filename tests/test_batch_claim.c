@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A pool claims for all its free slots in one step (worker/pool.c), on a
  * backend that counts the claims it is asked for: the SQLite table with
- * its claim wrapped. */
+ * its claim wrapped, and without finish_claim, so every claim the pool
+ * makes is a claim call (a report does not carry the next one). */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,7 @@ static int setup(void **state) {
     counted.name = "sqlite-counted";
     sqlite_claim = counted.claim;
     counted.claim = counted_claim;
+    counted.finish_claim = NULL;
     if (omniq_storage_register(&counted) != OMNIQ_OK) return -1;
   }
   *state = (void *)"sqlite-counted";

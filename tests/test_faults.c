@@ -433,7 +433,7 @@ static void test_out_of_memory_in_a_worker_run_loses_no_task(void **state) {
 
 /* The backend under test behind a table whose finish fails on demand, as
  * a store with a damaged page did: claims and extensions go through, every
- * outcome is refused. */
+ * outcome is refused, also one that carries the next claim. */
 static const omniq_storage_ops_t *inner;
 static omniq_storage_ops_t refusing_ops;
 static atomic_int refuse_finish;
@@ -441,6 +441,17 @@ static atomic_int report_failed_lines;
 
 static int refusing_finish(void *b, const omniq_decision_t *d, char *err, size_t errlen) {
   if (!atomic_load(&refuse_finish)) return inner->finish(b, d, err, errlen);
+  snprintf(err, errlen, "test store: writes refused on demand");
+  return OMNIQ_EIO;
+}
+
+static int refusing_finish_claim(void *b, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                                 omniq_task_t ***out, size_t *n, int *claimed, char *err,
+                                 size_t errlen) {
+  if (!atomic_load(&refuse_finish)) return inner->finish_claim(b, d, req, out, n, claimed, err, errlen);
+  *out = NULL;
+  *n = 0;
+  *claimed = 0;
   snprintf(err, errlen, "test store: writes refused on demand");
   return OMNIQ_EIO;
 }
@@ -459,6 +470,7 @@ static void use_refusing_store(fx_t *fx) {
     refusing_ops = *inner;
     refusing_ops.name = "refusing";
     refusing_ops.finish = refusing_finish;
+    if (inner->finish_claim != NULL) refusing_ops.finish_claim = refusing_finish_claim;
     th_ok(NULL, omniq_storage_register(&refusing_ops));
   }
   atomic_store(&refuse_finish, 0);

@@ -8,7 +8,11 @@
  * then form one batch. Durability: a worker process reports each finished
  * run through its log (the line comes after the finish returned) and each
  * enqueue after omniq_enqueue returned; the test SIGKILLs it at once and
- * finds every reported task and result in the store. */
+ * finds every reported task and result in the store.
+ *
+ * A finish may carry the runner's next claim (finish_claim): the tests
+ * count the connection's commits with a commit hook, so "one transaction"
+ * is checked, not inferred from speed. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/records.h"
+#include "core/handle.h"
 #include "storage/sqlite/backend.h"
 #include "support/backend.h"
 #include "support/gate.h"
@@ -219,6 +225,137 @@ static void test_what_was_reported_survives_a_sigkill_right_after(void **state) 
   free(res);
 }
 
+/* ---- a finish that carries the next claim ------------------------------------ */
+
+static int count_commit(void *ud) {
+  (*(int *)ud)++;
+  return 0; /* let the commit go ahead */
+}
+
+/* A decision that the run of t succeeded; r is the result it points to. */
+static omniq_decision_t succeeded(th_be_t *f, const omniq_task_t *t, omniq_result_t **r) {
+  *r = th_be_result(t->id, OMNIQ_SUCCESS, th_be_now(f));
+  return (omniq_decision_t){.id = t->id,
+                            .token = t->token,
+                            .next_status = OMNIQ_SUCCESS,
+                            .result = *r,
+                            .runs = OMNIQ_RUNS_SUCCEEDED};
+}
+
+static omniq_claim_req_t claim_of(th_be_t *f, size_t max) {
+  static const char *const queues[] = {"default"};
+  return (omniq_claim_req_t){.now_ms = th_be_now(f),
+                             .lease_until_ms = th_be_now(f) + 30000,
+                             .queues = queues,
+                             .nqueues = 1,
+                             .max = max};
+}
+
+static void test_finish_claim_stores_the_outcome_and_claims_the_next_in_one_commit(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("sqlite", 1);
+  omniq__sqlite_t *sq = f->b;
+  omniq_task_t **t = NULL, **next = NULL;
+  omniq_result_t *r, *stored = NULL;
+  size_t n = 0;
+  int claimed = 0, commits = 0;
+  char err[256];
+  for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, 1, &t), 1);
+  omniq_decision_t d = succeeded(f, t[0], &r);
+  omniq_claim_req_t req = claim_of(f, 2);
+  sqlite3_commit_hook(sq->db, count_commit, &commits);
+  assert_int_equal(f->ops->finish_claim(f->b, &d, &req, &next, &n, &claimed, err, sizeof err),
+                   OMNIQ_OK);
+  sqlite3_commit_hook(sq->db, NULL, NULL);
+  assert_int_equal(commits, 1);
+  assert_int_equal(claimed, 1);
+  assert_int_equal(n, 2);
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_SUCCESS], 1);
+  assert_int_equal(counts[OMNIQ_RUNNING], 2);
+  assert_int_equal(counts[OMNIQ_PENDING], 0);
+  assert_int_equal(f->ops->get_result(f->b, t[0]->id, &stored, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(stored->status, OMNIQ_SUCCESS);
+  for (size_t i = 0; i < n; i++) {
+    assert_string_not_equal(next[i]->id, t[0]->id);
+    assert_int_equal(next[i]->status, OMNIQ_RUNNING);
+  }
+  omniq__tasks_free(next, n);
+  omniq_result_free(stored);
+  omniq_result_free(r);
+  omniq__tasks_free(t, 1);
+  th_be_free(f);
+}
+
+/* The claim rides only on a finish that applies: under a stale token the
+ * finish is refused and nothing is claimed, so no task is left RUNNING
+ * that the caller does not know of. */
+static void test_finish_claim_under_a_stale_token_claims_nothing(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("sqlite", 1);
+  omniq_task_t **t = NULL, **next = NULL;
+  omniq_result_t *r;
+  size_t n = 5;
+  int claimed = 1;
+  char err[256];
+  for (int i = 0; i < 2; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, 1, &t), 1);
+  omniq_decision_t d = succeeded(f, t[0], &r);
+  d.token++;
+  omniq_claim_req_t req = claim_of(f, 1);
+  assert_int_equal(f->ops->finish_claim(f->b, &d, &req, &next, &n, &claimed, err, sizeof err),
+                   OMNIQ_ESTATE);
+  assert_int_equal(claimed, 0);
+  assert_int_equal(n, 0);
+  assert_null(next);
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_RUNNING], 1);
+  assert_int_equal(counts[OMNIQ_PENDING], 1);
+  omniq_result_free(r);
+  omniq__tasks_free(t, 1);
+  th_be_free(f);
+}
+
+static int noop(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  return OMNIQ_OK;
+}
+
+/* A lone runner reports each run and claims its next task in one commit:
+ * draining N tasks costs about N + 1 commits (each report with the next
+ * claim, the first claim, the enqueue, a housekeeping chore), where a
+ * claim and a report apart cost 2N + 2. */
+static void test_a_lone_runner_drains_with_one_commit_per_task(void **state) {
+  enum { TASKS = 20 };
+  th_store_t *st = *state;
+  omniq__sqlite_t *sq = st->oq->backend;
+  omniq_enqueue_item_t items[TASKS];
+  omniq_worker_opts_t wo;
+  long done = 0;
+  int commits = 0;
+  th_ok(st->oq, omniq_register(st->oq, "noop", noop, NULL));
+  for (int i = 0; i < TASKS; i++) items[i] = (omniq_enqueue_item_t){.func = "noop"};
+  th_ok(st->oq, omniq_enqueue_many(st->oq, items, TASKS, NULL));
+  omniq_worker_opts_init(&wo);
+  wo.concurrency = 1;
+  wo.isolation = OMNIQ_ISOLATION_THREAD;
+  pthread_mutex_lock(&sq->lock);
+  sqlite3_commit_hook(sq->db, count_commit, &commits);
+  pthread_mutex_unlock(&sq->lock);
+  th_ok(st->oq, omniq_worker_process(st->oq, &wo, 0, &done));
+  pthread_mutex_lock(&sq->lock);
+  sqlite3_commit_hook(sq->db, NULL, NULL);
+  pthread_mutex_unlock(&sq->lock);
+  assert_int_equal(done, TASKS);
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  th_ok(st->oq, omniq_count_by_status(st->oq, counts));
+  assert_int_equal(counts[OMNIQ_SUCCESS], TASKS);
+  if (commits > TASKS + 4) fail_msg("%d commits to drain %d tasks", commits, TASKS);
+}
+
 static int setup(void **state) {
   *state = (void *)"sqlite";
   return th_store_setup(state);
@@ -227,6 +364,10 @@ static int setup(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_finishes_queued_together_commit_each_with_its_own_outcome),
+      cmocka_unit_test(test_finish_claim_stores_the_outcome_and_claims_the_next_in_one_commit),
+      cmocka_unit_test(test_finish_claim_under_a_stale_token_claims_nothing),
+      cmocka_unit_test_setup_teardown(test_a_lone_runner_drains_with_one_commit_per_task, setup,
+                                      th_store_teardown),
       cmocka_unit_test_setup_teardown(test_what_was_reported_survives_a_sigkill_right_after,
                                       setup, th_store_teardown),
   };

@@ -34,6 +34,10 @@
  *      the wake file the library shares with every process on the store
  *      (docs/architecture.md, "Wake-ups"). ABI 2 and 3 tables are still
  *      accepted; their processes learn of others' commits by polling.
+ *   5  the optional operation finish_claim: a run's outcome and the
+ *      claim of the runner's next tasks in one atomic step. ABI 2 to 4
+ *      tables are still accepted; the library then finishes and claims
+ *      in two steps.
  */
 #ifndef OMNIQ_STORAGE_H
 #define OMNIQ_STORAGE_H
@@ -44,7 +48,7 @@
 extern "C" {
 #endif
 
-#define OMNIQ_STORAGE_ABI 4
+#define OMNIQ_STORAGE_ABI 5
 
 /* The six fields of a TaskError. All strings are owned by the record. */
 struct omniq_task_error {
@@ -279,6 +283,19 @@ typedef struct omniq_storage_ops {
    * returns OMNIQ_ENOTSUP when the store cannot be shared between
    * processes, or wakes them itself (PostgreSQL's LISTEN/NOTIFY). */
   int (*wake_path)(void *backend, char *path, size_t len);
+
+  /* ---- ABI 5 ------------------------------------------------------------ */
+
+  /* Optional (NULL = none). finish(d) and, only if it returns OMNIQ_OK,
+   * claim(req) in the same atomic step: a worker reports a run and takes
+   * its next tasks with one commit instead of two. Returns finish's code
+   * (and its message). *claimed = 1 when the claim was made: *out and *n
+   * as claim gives them (*n may be 0: nothing was due). *claimed = 0 when
+   * it was not (the finish failed, or the claim could not be added: the
+   * backend then applies the finish alone): *out NULL, *n 0, and the
+   * caller claims with claim as usual. */
+  int (*finish_claim)(void *backend, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                      omniq_task_t ***out, size_t *n, int *claimed, char *err, size_t errlen);
 } omniq_storage_ops_t;
 
 /* Registers a backend under ops->name (the table is borrowed for the life of

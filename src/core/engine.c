@@ -453,16 +453,39 @@ static void log_decision(omniq_t *oq, const omniq_task_t *t, const decided_t *x)
   }
 }
 
-static int finish_at(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t *r,
-                     int64_t now) {
+/* A claim of up to max tasks from queues at now (nqueues 0: the default
+ * queue); queues is borrowed for as long as req is used. */
+static omniq_claim_req_t claim_req(omniq_t *oq, const char *const *queues, size_t nqueues,
+                                   size_t max, int64_t now) {
+  return (omniq_claim_req_t){
+      .now_ms = now,
+      .lease_until_ms = instant_after(now, oq->settings.lease_ms),
+      .queues = nqueues > 0 ? queues : default_queues,
+      .nqueues = nqueues > 0 ? nqueues : 1,
+      .max = max,
+  };
+}
+
+static void log_claimed(omniq_t *oq, omniq_task_t *const *tasks, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.claimed", tasks[i]->id, "attempt %d",
+               tasks[i]->attempts);
+}
+
+/* The end of a run at now; with req, the claim that rides with it
+ * (omniq__engine_finish_claim). */
+static int finish_at(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t *r, int64_t now,
+                     const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n, int *claimed) {
   decided_t x;
   int rc = decide(oq, t, r, now, &x);
   if (rc != OMNIQ_OK) return rc;
-  rc = omniq__store_finish(oq, &x.d);
+  rc = req != NULL ? omniq__store_finish_claim(oq, &x.d, req, out, n, claimed)
+                   : omniq__store_finish(oq, &x.d);
   if (rc == OMNIQ_OK) {
     log_decision(oq, t, &x);
     if (x.d.result != NULL) omniq__wake(oq, OMNIQ__EV_RESULT);
     if (x.d.next_status == OMNIQ_PENDING) omniq__wake(oq, OMNIQ__EV_WORK);
+    if (req != NULL) log_claimed(oq, *out, *n);
   }
   omniq_task_error_free(x.error);
   return rc;
@@ -471,7 +494,26 @@ static int finish_at(omniq_t *oq, const omniq_task_t *t, const omniq__run_report
 int omniq__engine_finish(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r) {
   int64_t now;
   int rc = clock_now(oq, &now);
-  return rc == OMNIQ_OK ? finish_at(oq, task, r, now) : rc;
+  return rc == OMNIQ_OK ? finish_at(oq, task, r, now, NULL, NULL, NULL, NULL) : rc;
+}
+
+static void maybe_reap(omniq_t *oq, int64_t now);
+static void maybe_retain(omniq_t *oq, int64_t now);
+
+int omniq__engine_finish_claim(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r,
+                               const char *const *queues, size_t nqueues, size_t max,
+                               omniq_task_t ***out, size_t *n, int *claimed) {
+  int64_t now;
+  *out = NULL;
+  *n = 0;
+  *claimed = 0;
+  int rc = clock_now(oq, &now);
+  if (rc != OMNIQ_OK) return rc;
+  if (max == 0) return finish_at(oq, task, r, now, NULL, NULL, NULL, NULL);
+  omniq_claim_req_t req = claim_req(oq, queues, nqueues, max, now);
+  maybe_reap(oq, now);
+  maybe_retain(oq, now);
+  return finish_at(oq, task, r, now, &req, out, n, claimed);
 }
 
 int omniq__engine_extend(omniq_t *oq, const omniq_task_t *task) {
@@ -501,7 +543,7 @@ int omniq__engine_reap(omniq_t *oq, int *recovered) {
                until, lost[i]->attempts);
       omniq__run_report_t r = {.kind = OMNIQ__RUN_LOST, .message = msg};
       /* ESTATE: another reaper or the worker itself got there first. */
-      if (finish_at(oq, lost[i], &r, now) == OMNIQ_OK) count++;
+      if (finish_at(oq, lost[i], &r, now, NULL, NULL, NULL, NULL) == OMNIQ_OK) count++;
     }
     omniq__tasks_free(lost, n);
   } while (n == REAP_BATCH);
@@ -511,8 +553,6 @@ int omniq__engine_reap(omniq_t *oq, int *recovered) {
                "%d task(s) whose worker stopped renewing its lease", count);
   return rc;
 }
-
-static void maybe_retain(omniq_t *oq, int64_t now);
 
 static void maybe_reap(omniq_t *oq, int64_t now) {
   int due;
@@ -552,19 +592,11 @@ int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, 
   if (max == 0) return OMNIQ_OK;
   int rc = clock_now(oq, &now);
   if (rc != OMNIQ_OK) return rc;
-  omniq_claim_req_t req = {
-      .now_ms = now,
-      .lease_until_ms = instant_after(now, oq->settings.lease_ms),
-      .queues = nqueues > 0 ? queues : default_queues,
-      .nqueues = nqueues > 0 ? nqueues : 1,
-      .max = max,
-  };
+  omniq_claim_req_t req = claim_req(oq, queues, nqueues, max, now);
   maybe_reap(oq, now);
   maybe_retain(oq, now);
   rc = omniq__store_claim(oq, &req, out, n);
-  for (size_t i = 0; rc == OMNIQ_OK && i < *n; i++)
-    omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.claimed", (*out)[i]->id, "attempt %d",
-               (*out)[i]->attempts);
+  if (rc == OMNIQ_OK) log_claimed(oq, *out, *n);
   return rc;
 }
 

@@ -30,6 +30,14 @@ int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, 
  * failure. OMNIQ_ESTATE if the claim is no longer valid (cancelled, timed
  * out, lease lost): nothing changed. */
 int omniq__engine_finish(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r);
+/* omniq__engine_finish, and in the same storage step (where the backend
+ * can) the claim omniq__engine_claim would make next: a worker reporting a
+ * run and taking up to max next tasks with one commit. *claimed = 1 when
+ * the claim was made (*out, *n as omniq__engine_claim gives them; *n may
+ * be 0: nothing was due), else 0 with nothing claimed: claim as usual. */
+int omniq__engine_finish_claim(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r,
+                               const char *const *queues, size_t nqueues, size_t max,
+                               omniq_task_t ***out, size_t *n, int *claimed);
 /* Extends the lease of a run; OMNIQ_ESTATE if the claim is no longer valid. */
 int omniq__engine_extend(omniq_t *oq, const omniq_task_t *task);
 /* PENDING or RUNNING -> CANCELLED with its result; OMNIQ_ESTATE if the task

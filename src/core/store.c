@@ -49,6 +49,21 @@ int omniq__store_finish(omniq_t *oq, const omniq_decision_t *d) {
   return said(oq, oq->ops->finish(oq->backend, d, err, sizeof err), err);
 }
 
+int omniq__store_rides_claims(const omniq_t *oq) {
+  return oq->ops->abi_version >= 5 && oq->ops->finish_claim != NULL;
+}
+
+int omniq__store_finish_claim(omniq_t *oq, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                              omniq_task_t ***out, size_t *n, int *claimed) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  *out = NULL;
+  *n = 0;
+  *claimed = 0;
+  if (!omniq__store_rides_claims(oq)) return omniq__store_finish(oq, d);
+  return said(oq, oq->ops->finish_claim(oq->backend, d, req, out, n, claimed, err, sizeof err),
+              err);
+}
+
 int omniq__store_extend_lease(omniq_t *oq, const char *id, int64_t token, int64_t lease_until) {
   char err[OMNIQ__ERRMSG_MAX] = "";
   return said(oq, oq->ops->extend_lease(oq->backend, id, token, lease_until, err, sizeof err),

@@ -15,6 +15,13 @@ int omniq__store_enqueue(omniq_t *oq, omniq_task_t *const *tasks, size_t n);
 int omniq__store_claim(omniq_t *oq, const omniq_claim_req_t *req, omniq_task_t ***out,
                        size_t *n);
 int omniq__store_finish(omniq_t *oq, const omniq_decision_t *d);
+/* finish(d), with claim(req) in the same step where the backend can
+ * (ABI 5 finish_claim); *claimed says whether the claim was made. Else
+ * the finish alone, *claimed 0. */
+/* Whether the backend makes a claim in a finish's step (ABI 5). */
+int omniq__store_rides_claims(const omniq_t *oq);
+int omniq__store_finish_claim(omniq_t *oq, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                              omniq_task_t ***out, size_t *n, int *claimed);
 int omniq__store_extend_lease(omniq_t *oq, const char *id, int64_t token, int64_t lease_until);
 int omniq__store_cancel(omniq_t *oq, const char *id, int64_t finished_at, int *prev_status);
 int omniq__store_get_task(omniq_t *oq, const char *id, omniq_task_t **out);

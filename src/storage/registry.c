@@ -29,7 +29,8 @@ static const omniq_storage_ops_t *find_locked(const char *name) {
 }
 
 /* Every operation of the table's ABI is required: all of ABI 2, and from
- * ABI 3 on, the operations ABI 3 appended. ABI 4's wake_path is optional. */
+ * ABI 3 on, the operations ABI 3 appended. ABI 4's wake_path and ABI 5's
+ * finish_claim are optional. */
 static int table_complete(const omniq_storage_ops_t *o) {
   int abi2 = o->abi_version >= 2 && o->name != NULL && o->name[0] != '\0' && o->open != NULL &&
              o->close != NULL && o->enqueue != NULL && o->claim != NULL && o->finish != NULL &&

@@ -25,6 +25,11 @@
  * next poll. Followers sleep on the pool's idle_cond. An enqueue therefore
  * costs one claim per idle pool, not one per idle thread.
  *
+ * Riding claims: where the backend can commit a claim with a report
+ * (storage ABI 5 finish_claim; SQLite), a runner whose run ended with
+ * nothing on `ready` does not claim after its report: its report carries
+ * the claim (see ride_t), so a busy runner commits once per task.
+ *
  * The keeper thread (keeper.c) extends the lease of every running task
  * every lease/3 and enforces deadlines: at a deadline it reports a timeout
  * and marks the job cancelled; a refused extension (task
@@ -75,6 +80,7 @@
 #include "base/records.h"
 #include "core/engine.h"
 #include "core/handlers.h"
+#include "core/store.h"
 #include "core/wake.h"
 #include "worker/isolate.h"
 #include "worker/job.h"
@@ -98,6 +104,7 @@ struct omniq_worker {
   int concurrency;
   int isolation;
   int drain; /* omniq_worker_process: end when nothing is due */
+  int ride;  /* reports carry the next claim: the backend commits both at once */
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
@@ -195,6 +202,61 @@ static int transient(int rc) {
   return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
 }
 
+/* A claim riding with a report: a runner whose run ended would look for
+ * its next task right after its report's transaction, in a claim
+ * transaction of its own (as the leader, or a follower that leads next).
+ * Instead its report carries that claim, and the backend commits the
+ * outcome and the claim together (omniq__engine_finish_claim): one commit
+ * per task instead of two. With no leader the rider leads: it asks for
+ * its own slot and every free one, as a leader would. With a leader (or
+ * another rider leading), it asks for its own slot only, which no leader
+ * counts (the rider is busy until its report ends and then takes the task
+ * itself, or a follower does), so no slot is ever claimed for twice and
+ * concurrent riders' reports and claims commit in one group. */
+typedef struct ride {
+  size_t room;         /* tasks asked for; 0 = no ride */
+  int led;             /* the rider took the lead */
+  omniq_task_t **tasks;
+  size_t n;
+  int claimed;         /* the claim was made (n may be 0: nothing due) */
+} ride_t;
+
+static int may_claim(const pool_t *p);
+static size_t claim_room(const pool_t *p, int freeing);
+
+static void ride_begin(pool_t *p, ride_t *ride) {
+  memset(ride, 0, sizeof *ride);
+  if (!p->ride) return; /* the report and the claim would be two steps anyway */
+  pthread_mutex_lock(&p->lock);
+  if (p->nready == 0 && may_claim(p)) {
+    ride->led = !p->has_leader;
+    /* Its own slot, counted free (it is once the report ends); a leader's
+     * room also counts the free ones. The limit caps both. */
+    ride->room = ride->led ? claim_room(p, 1) : (p->limit > 0 && p->claimed >= p->limit ? 0 : 1);
+    if (ride->room == 0) ride->led = 0;
+    if (ride->led) p->has_leader = 1;
+    p->claimed += (long)ride->room;
+  }
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* Puts what the ride claimed on `ready` and, if it led, gives the lead up
+ * as lead() does; in drain mode a claim that found nothing ends the drain.
+ * Idempotent. */
+static void ride_end(pool_t *p, ride_t *ride) {
+  if (ride->room == 0) return; /* no ride, or already ended */
+  pthread_mutex_lock(&p->lock);
+  p->claimed -= (long)(ride->room - ride->n);
+  for (size_t i = 0; i < ride->n; i++) p->ready[p->nready++] = ride->tasks[i]; /* n <= room */
+  omniq__free(ride->tasks);
+  if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
+  if (ride->led) p->has_leader = 0;
+  pthread_cond_broadcast(&p->idle_cond);
+  pthread_mutex_unlock(&p->lock);
+  ride->room = 0;
+  ride->n = 0;
+}
+
 /* Reports how the run ended unless someone ended it first. A
  * store that cannot take the report (a server restarting, a network down)
  * is tried again, backing off, for as long as the lease is known to hold:
@@ -204,17 +266,24 @@ static int transient(int rc) {
  * when the outcome is stored or rightly dropped (the run was ended by
  * someone else, or its claim is no longer valid), else the store's code:
  * the run is then not done. */
-static int report(omniq_t *oq, omniq_job_t *job, int handler_rc) {
+static int report(pool_t *p, omniq_job_t *job, int handler_rc, ride_t *ride) {
+  omniq_t *oq = p->oq;
   omniq__run_report_t r;
   char buf[160];
   int64_t delay = REPORT_RETRY_MIN_MS;
   if (!omniq__job_end(job)) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
                "run already ended (timeout, cancel, lost lease or stop); late report ignored");
+    ride_end(p, ride);
     return OMNIQ_OK;
   }
   omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
-  int rc = omniq__engine_finish(oq, job->task, &r);
+  int rc = ride->room > 0
+               ? omniq__engine_finish_claim(oq, job->task, &r, (const char *const *)p->queues,
+                                            p->nqueues, ride->room, &ride->tasks, &ride->n,
+                                            &ride->claimed)
+               : omniq__engine_finish(oq, job->task, &r);
+  ride_end(p, ride); /* retries below hold no lead */
   for (int tries = 1; transient(rc); tries++) {
     int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
     if (left <= 0) break;
@@ -326,7 +395,10 @@ static void run_task(pool_t *p, int slot, omniq_task_t *task) {
   } else {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.started", task->id, "func=%s attempt=%d",
                task->func, task->attempts);
-    rc = report(oq, job, call_handler(p, slot, job));
+    int handler_rc = call_handler(p, slot, job);
+    ride_t ride;
+    ride_begin(p, &ride);
+    rc = report(p, job, handler_rc, &ride);
   }
 
   pthread_mutex_lock(&p->lock);
@@ -345,10 +417,11 @@ static int may_claim(const pool_t *p) {
   return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
 }
 
-/* How many tasks the leader may claim now: the free slots, and in drain
- * mode no more than the limit leaves. Under p->lock. */
-static size_t claim_room(const pool_t *p) {
-  long room = p->concurrency - p->busy - p->nready;
+/* How many tasks the leader may claim now: the free slots (counting
+ * `freeing` busy ones as free), and in drain mode no more than the limit
+ * leaves. Under p->lock. */
+static size_t claim_room(const pool_t *p, int freeing) {
+  long room = p->concurrency - p->busy + freeing - p->nready;
   if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
   return room > 0 ? (size_t)room : 0;
 }
@@ -363,7 +436,7 @@ static void lead(pool_t *p) {
     pthread_mutex_unlock(&p->lock);
     uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
-    size_t room = claim_room(p);
+    size_t room = claim_room(p, 0);
     if (!may_claim(p) || room == 0) break;
     p->claimed += (long)room;
     pthread_mutex_unlock(&p->lock);
@@ -552,6 +625,7 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   p->concurrency = opts->concurrency;
   p->isolation = opts->isolation;
   p->poll_ms = opts->poll_interval_ms;
+  p->ride = omniq__store_rides_claims(oq);
   p->shutdown_ms = opts->shutdown_timeout_ms;
   p->max_tasks = opts->max_tasks_per_child;
   p->limits = (omniq__limits_t){opts->memory_limit_bytes, opts->cpu_limit_ms, opts->files_limit};

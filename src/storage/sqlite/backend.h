@@ -2,6 +2,8 @@
 /* SQLite backend internals, shared by its files, plus the few hooks
  * tests/test_store_sqlite.c and the benchmark need:
  *   backend.c  the connection, its lock, transactions, the writes, the ops table
+ *   claim.c    the claim, alone or riding with a finish
+ *   group.c    finishes (and riding claims) committed together
  *   reads.c    the reads (get_task, get_result, counts, leases)
  *   list.c     listing pages in id order
  *   manage.c   retry, delete, retention, queue settings and statistics, chores
@@ -105,12 +107,18 @@ enum {
 /* Statements of the rarer operations (manage.c), prepared on first use. */
 #define OMNIQ__SQLITE_LAZY 24
 
-/* A finish waiting for the group commit (group.c). */
+/* A claim being made (claim.c): the request, and the rows it took. */
+typedef struct omniq__sqlite_claim omniq__sqlite_claim_t;
+
+/* A finish waiting for the group commit (group.c), and the claim that
+ * rides with it (NULL = none). */
 typedef struct omniq__sqlite_fin {
   const omniq_decision_t *d;
+  omniq__sqlite_claim_t *claim;
   char *err;
   size_t errlen;
   int rc, done;
+  int claimed; /* the claim was committed with the finish */
   struct omniq__sqlite_fin *next;
 } omniq__sqlite_fin_t;
 
@@ -160,9 +168,27 @@ int omniq__sqlite_group_init(omniq__sqlite_group_t *g);
 void omniq__sqlite_group_destroy(omniq__sqlite_group_t *g);
 /* Applies d, committed together with the finishes other threads of this
  * handle hand over meanwhile; returns once d is committed (or refused),
- * with d's own code and message. */
-int omniq__sqlite_finish_grouped(omniq__sqlite_t *sq, const omniq_decision_t *d, char *err,
+ * with d's own code and message. With claim != NULL the claim is made in
+ * the same transaction if d applies; *claimed says whether it was (when
+ * not, the claim holds no rows). */
+int omniq__sqlite_finish_grouped(omniq__sqlite_t *sq, const omniq_decision_t *d,
+                                 omniq__sqlite_claim_t *claim, int *claimed, char *err,
                                  size_t errlen);
+/* Makes claim c inside the open transaction (lock held): OMNIQ_OK with
+ * its rows kept in c, or a code with none kept and the transaction to be
+ * rolled back. */
+int omniq__sqlite_apply_claim(omniq__sqlite_t *sq, omniq__sqlite_claim_t *c, char *err,
+                              size_t errlen);
+/* ops->claim and ops->finish_claim (claim.c). */
+int omniq__sqlite_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out,
+                        size_t *n, char *err, size_t errlen);
+int omniq__sqlite_finish_claim(void *backend, const omniq_decision_t *d,
+                               const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                               int *claimed, char *err, size_t errlen);
+/* OMNIQ_OK for a decision finish may apply; else OMNIQ_EINVAL with err. */
+int omniq__sqlite_check_finish(const omniq_decision_t *d, char *err, size_t errlen);
+/* Drops the rows a claim took (its transaction was rolled back). */
+void omniq__sqlite_claim_drop(omniq__sqlite_claim_t *c);
 
 /* Writes "sqlite PATH: WHAT: sqlite's message" to err; returns the mapped code. */
 int omniq__sqlite_fail(omniq__sqlite_t *sq, int sqlite_rc, const char *what, char *err,
