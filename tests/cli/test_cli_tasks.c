@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -342,6 +343,38 @@ static void test_process_isolation_runs_a_command(void **state) {
   free(id);
 }
 
+/* The pid of the zygote a command task ran under, as the command prints it:
+ * its parent is the supervisor, whose parent is the handler process, whose
+ * parent is the zygote ("pid (comm) state ppid ..." in /proc/PID/stat). */
+#define PRINT_ZYGOTE "h=$(cut -d' ' -f4 /proc/$PPID/stat); cut -d' ' -f4 /proc/$h/stat"
+
+static void test_process_burst_runs_tasks_running_together_under_one_zygote(void **state) {
+  cli_env_t *env = *state;
+  /* Each task opens the FIFO, one to write and one to read, and an open
+   * returns only once the other end is open too: the two tasks are running
+   * at the same moment. A burst that started a pool (and forked a zygote)
+   * per slot while its other slots ran would run them under two. */
+  char fifo[1100];
+  snprintf(fifo, sizeof fifo, "%s/meet", env->dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  char *writer = cli_enqueue(env, "--", "sh", "-c", "echo hi > \"$0\"; " PRINT_ZYGOTE, fifo,
+                             NULL);
+  char *reader = cli_enqueue(env, "--", "sh", "-c", "cat \"$0\" > /dev/null; " PRINT_ZYGOTE,
+                             fifo, NULL);
+  cli_out_t o = cli_run(env, "worker", "--burst", "--isolation", "process", "-c", "2", NULL);
+  assert_int_equal(o.status, 0);
+  cli_out_free(&o);
+  cli_out_t w = cli_run(env, "result", writer, NULL), r = cli_run(env, "result", reader, NULL);
+  free(writer);
+  free(reader);
+  assert_int_equal(w.status, 0);
+  assert_int_equal(r.status, 0);
+  assert_true(atoi(w.out) > 1);
+  assert_string_equal(w.out, r.out);
+  cli_out_free(&w);
+  cli_out_free(&r);
+}
+
 static void test_library_task_runs_from_a_loaded_library(void **state) {
   cli_env_t *env = *state;
   char *id = cli_enqueue(env, "--func", OMNIQ_TEST_HANDLERS_LIB ":omniq_test_echo", "--args",
@@ -479,6 +512,7 @@ int main(int argc, char **argv) {
       T(test_command_killed_by_a_signal_is_a_crash_naming_it),
       T(test_missing_program_fails_like_a_shell_with_127),
       T(test_process_isolation_runs_a_command),
+      T(test_process_burst_runs_tasks_running_together_under_one_zygote),
       T(test_library_task_runs_from_a_loaded_library),
       T(test_worker_takes_only_its_queues),
       T(test_exit_codes),
