@@ -29,7 +29,6 @@
  * latency above 1 OmniQ is slower, for a throughput below 1. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -45,6 +44,7 @@
 #include <unistd.h>
 
 #include "omniq.h"
+#include "../bench_util.h"
 
 #define REPS 3
 #define TASKS 20000
@@ -52,17 +52,6 @@
 #define MAX_CONSUMERS 4
 
 static int nsamples = 1000;
-
-static void die(const char *what, const char *msg) {
-  fprintf(stderr, "bench_peers: %s: %s\n", what, msg);
-  exit(1);
-}
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -324,15 +313,8 @@ static double peer_throughput(const peer_t *p, int n) {
 
 static char store_dir[64];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
 static void fresh_store(omniq_settings_t *s) {
-  if (store_dir[0] != '\0') nftw(store_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (store_dir[0] != '\0') bench_rmtree(store_dir);
   snprintf(store_dir, sizeof store_dir, "/tmp/omniq-peers-XXXXXX");
   if (mkdtemp(store_dir) == NULL) die("mkdtemp", "failed");
   omniq_settings_init(s);
@@ -469,7 +451,7 @@ int main(int argc, char **argv) {
       for (int p = 0; p < NPEERS; p++) thr[1 + p][k][r] = peer_throughput(&peers[p], consumers[k]);
     }
   }
-  if (store_dir[0] != '\0') nftw(store_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (store_dir[0] != '\0') bench_rmtree(store_dir);
 
   double m[2 + NPEERS][2], t[1 + NPEERS][3];
   for (int i = 0; i < 2 + NPEERS; i++)
