@@ -393,13 +393,8 @@ static int run(cli_t *cli, int argc, char **argv) {
   }
   cfg.kill_after_ms = w.kill_after_ms;
 
-  /* Before any thread exists, so that every thread inherits the mask. */
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  signal(SIGPIPE, SIG_IGN); /* a closed log reader must not kill the worker */
+  /* SIGUSR1: a helper thread that is done wakes the main thread. */
+  cli_block_stop_signals(&set, SIGUSR1);
   w.main_thread = pthread_self();
 
   int rc = omniq_open(&w.oq, &s);
