@@ -239,6 +239,22 @@ int cli_stop(cli_env_t *env, pid_t pid, int sig) {
   }
 }
 
+pid_t cli_start_worker(cli_env_t *env, const char *queues) {
+  pid_t pid = queues != NULL ? cli_start(env, "worker.log", "worker", "--poll", "20ms",
+                                         "--queues", queues, NULL)
+                             : cli_start(env, "worker.log", "worker", "--poll", "20ms", NULL);
+  cli_wait_for_log(env, "worker.log", "worker.started");
+  return pid;
+}
+
+void cli_stop_worker(cli_env_t *env, pid_t pid) {
+  int status = cli_stop(env, pid, SIGTERM);
+  if (status != 0) {
+    char *log = cli_read_file(env, "worker.log");
+    fail_msg("worker exited %d:\n%s", status, log ? log : "");
+  }
+}
+
 char *cli_enqueue(const cli_env_t *env, const char *arg, ...) {
   char *args[MAX_ARGS + 1];
   va_list ap;
