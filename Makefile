@@ -7,9 +7,11 @@ CMAKE_FLAGS ?=
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
 FUZZ_SECONDS ?= 60
+# enqueue -> start samples per run of make bench-peers
+SAMPLES ?= 1000
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps build test sanitize tsan fuzz demo bench install uninstall clean
+.PHONY: all deps build test sanitize tsan fuzz demo bench bench-peers install uninstall clean
 
 all: build
 
@@ -49,6 +51,15 @@ bench: build
 	@for b in $(BUILD)/bench_*; do echo "== $$b"; ./$$b || exit 1; done
 	@echo "== bench/bench_python.py"
 	@OMNIQ_LIBRARY=$(BUILD)/libomniq.so PYTHONPATH=python $(PYTHON) bench/bench_python.py $(BUILD)
+
+# OmniQ beside beanstalkd and Redis (Debian's, installed by setup.sh peers),
+# started on loopback for the run and stopped after it (bench/peers/run.sh).
+# Not part of `make test` or CI.
+bench-peers:
+	@bash scripts/setup.sh peers
+	cmake -S . -B $(BUILD) -DOMNIQ_WERROR=ON -DOMNIQ_BENCH_PEERS=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS) --target bench_peers
+	bash bench/peers/run.sh $(BUILD) $(SAMPLES)
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "omniq.h"
+#include "bench_util.h"
 
 #define TASKS 4000
 #define BIG_TASKS 1000
@@ -36,22 +37,6 @@
 #define REPS 3
 #define CONCURRENCY 2
 #define BIG_BYTES (10u << 20)
-
-static void die(const char *what, const char *msg) {
-  fprintf(stderr, "bench_isolation: %s: %s\n", what, msg);
-  exit(1);
-}
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  return remove(path);
-}
 
 static int noop(omniq_job_t *job, void *ud) {
   (void)job, (void)ud;
@@ -112,7 +97,7 @@ static int64_t drain(const char *func, long n, int isolation, int want) {
   if (omniq_count_by_status(oq, counts) != OMNIQ_OK) die("count_by_status", omniq_errmsg(oq));
   if (done != n || counts[want] != n) die(func, "not every task ended as expected");
   omniq_close(oq);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  bench_rmtree(dir);
   return t;
 }
 

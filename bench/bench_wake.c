@@ -35,28 +35,13 @@
 #include <unistd.h>
 
 #include "omniq.h"
+#include "bench_util.h"
 
 #define IDLE_S 10
 #define WARMUP 50
 
 static const char *backend = "sqlite";
 static int samples = 2000;
-
-static void die(const char *what, const char *msg) {
-  fprintf(stderr, "bench_wake: %s: %s\n", what, msg ? msg : "");
-  exit(1);
-}
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  return remove(path);
-}
 
 static void settings_for(const char *dir, omniq_settings_t *s) {
   omniq_settings_init(s);
@@ -169,7 +154,7 @@ static void cross_process(lat_t *l) {
   close(stop[1]);
   waitpid(pid, NULL, 0);
   close(ready[0]);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  bench_rmtree(dir);
 }
 
 static void same_process(lat_t *l) {
@@ -185,7 +170,7 @@ static void same_process(lat_t *l) {
   measure(oq, l);
   omniq_worker_stop(w);
   omniq_close(oq);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  bench_rmtree(dir);
 }
 
 /* The floor: one byte to a process blocked in read(2), which stamps it. */
@@ -246,7 +231,7 @@ static double idle_cpu(int64_t poll_ms) {
   close(stop[1]);
   wait4(pid, &status, 0, &ru);
   close(ready[0]);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  bench_rmtree(dir);
   return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 

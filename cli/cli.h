@@ -9,6 +9,7 @@
 #define OMNIQ_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "omniq.h"
@@ -112,6 +113,14 @@ int cli_settings(cli_t *cli, omniq_settings_t *s, int quiet_log);
 /* Opens the store with cli_settings(..., 1). Returns an exit code; on
  * CLI_EXIT_OK *oq is yours (omniq_close). */
 int cli_open(cli_t *cli, omniq_t **oq);
+
+/* For a command that runs until SIGINT or SIGTERM (worker, serve): blocks
+ * those two and extra (0 = none) in the calling thread, and so in every
+ * thread it starts later, for its own sigwait/sigtimedwait on *set to take;
+ * and ignores SIGPIPE, so a reader that went away (a log pipe, an HTTP
+ * client) fails a write instead of killing the process. Call it before any
+ * thread exists. */
+void cli_block_stop_signals(sigset_t *set, int extra);
 
 /* ---- messages and exit codes (output.c) ------------------------------------ */
 

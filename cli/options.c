@@ -10,6 +10,8 @@
  * --db and --base-dir override them, so a one-off command can point at
  * another store without touching the environment. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,4 +193,13 @@ int cli_open(cli_t *cli, omniq_t **oq) {
   if (rc == OMNIQ_OK) return CLI_EXIT_OK;
   code = rc == OMNIQ_ECONFIG || rc == OMNIQ_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_STORAGE;
   return cli_error(cli, code, "cannot open the store: %s", omniq_errmsg(NULL));
+}
+
+void cli_block_stop_signals(sigset_t *set, int extra) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  if (extra != 0) sigaddset(set, extra);
+  pthread_sigmask(SIG_BLOCK, set, NULL);
+  signal(SIGPIPE, SIG_IGN);
 }

@@ -206,13 +206,7 @@ static int run(cli_t *cli, int argc, char **argv) {
   /* Only a pool's lifecycle lines are worth a serve's stderr by default. */
   if ((code = cli_settings(cli, &s, o.pool.concurrency == 0)) != CLI_EXIT_OK) return code;
 
-  /* Before any thread exists, so that every thread inherits the mask and
-   * only sigwait takes these. */
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  signal(SIGPIPE, SIG_IGN); /* a client that hangs up must not kill the server */
+  cli_block_stop_signals(&set, 0);
 
   int rc = omniq_open(&sv.oq, &s);
   if (rc == OMNIQ_OK && (rc = omniq_open(&sv.stats_oq, &s)) != OMNIQ_OK) omniq_close(sv.oq);

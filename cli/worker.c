@@ -24,7 +24,22 @@
  * soon as its last one ended, and a slot whose claim finds nothing due ends.
  * The worker exits when every slot has ended. A stop flag checked between
  * tasks is what makes a burst stoppable: one omniq_worker_process call with
- * no limit could not be interrupted. */
+ * no limit could not be interrupted.
+ *
+ * --burst with --isolation process runs one thread instead, a loop of
+ * omniq_worker_process(limit concurrency, all slots): a round of at most
+ * `concurrency` tasks in one pool, ended when they all have; a round that
+ * finished fewer than it could found nothing due, which ends the burst.
+ * Each pool forks its zygote as it starts, and a fork copies every lock as
+ * the other threads held it then: one slot starting its pool while the
+ * others claim and run would hand the zygote, and so every child, a lock
+ * that nobody in them will release (an allocator's that is not reset
+ * across fork, as AddressSanitizer's is not), and the child blocks on it for
+ * ever. With one pool at a time, the zygote is forked while no other thread
+ * of the worker does anything but wait for a signal. The stop flag is
+ * checked between rounds, so a stop still lets only running tasks finish;
+ * the cost is that a slot free before the round's slowest task ends waits
+ * for it. */
 #include <dlfcn.h>
 #include <link.h>
 #include <errno.h>
@@ -189,13 +204,20 @@ static int parse(cli_t *cli, int argc, char **argv, worker_t *w) {
 
 static void wake_main(worker_t *w) { pthread_kill(w->main_thread, SIGUSR1); }
 
+/* How many tasks one omniq_worker_process call of a burst thread may take:
+ * one per slot in process isolation (the thread has every slot), else 1. */
+static long burst_round(const worker_t *w) {
+  return w->opts.isolation == OMNIQ_ISOLATION_PROCESS ? w->opts.concurrency : 1;
+}
+
 static void *burst_main(void *arg) {
   worker_t *w = arg;
-  omniq_worker_opts_t one = w->opts;
-  one.concurrency = 1;
+  omniq_worker_opts_t slots = w->opts;
+  long round = burst_round(w);
+  slots.concurrency = (int)round;
   while (!atomic_load(&w->stop)) {
     long done = 0;
-    int rc = omniq_worker_process(w->oq, &one, 1, &done);
+    int rc = omniq_worker_process(w->oq, &slots, round, &done);
     if (rc != OMNIQ_OK) {
       /* The message is the failing thread's own (omniq_errmsg is per thread):
        * the first thread to fail keeps it for the main thread to report. */
@@ -204,7 +226,7 @@ static void *burst_main(void *arg) {
         snprintf(w->error_msg, sizeof w->error_msg, "%s", omniq_errmsg(w->oq));
       break;
     }
-    if (done == 0) break; /* nothing due for this slot */
+    if (done < round) break; /* nothing more due for these slots */
   }
   if (atomic_fetch_sub(&w->alive, 1) == 1) wake_main(w);
   return NULL;
@@ -223,13 +245,14 @@ static int start(cli_t *cli, worker_t *w) {
     int rc = omniq_worker_start(w->oq, &w->opts, &w->pool);
     return rc == OMNIQ_OK ? CLI_EXIT_OK : cli_fail_call(cli, w->oq, rc, "cannot start", NULL);
   }
-  w->threads = calloc((size_t)w->opts.concurrency, sizeof *w->threads);
+  int nthreads = (int)(w->opts.concurrency / burst_round(w));
+  w->threads = calloc((size_t)nthreads, sizeof *w->threads);
   if (w->threads == NULL) return cli_error(cli, CLI_EXIT_STORAGE, "out of memory");
-  atomic_store(&w->alive, w->opts.concurrency);
-  for (; w->nthreads < w->opts.concurrency; w->nthreads++)
+  atomic_store(&w->alive, nthreads);
+  for (; w->nthreads < nthreads; w->nthreads++)
     if (pthread_create(&w->threads[w->nthreads], NULL, burst_main, w) != 0) {
       atomic_store(&w->stop, 1);
-      atomic_fetch_sub(&w->alive, w->opts.concurrency - w->nthreads);
+      atomic_fetch_sub(&w->alive, nthreads - w->nthreads);
       return cli_error(cli, CLI_EXIT_STORAGE, "cannot start a thread");
     }
   return CLI_EXIT_OK;
@@ -370,13 +393,8 @@ static int run(cli_t *cli, int argc, char **argv) {
   }
   cfg.kill_after_ms = w.kill_after_ms;
 
-  /* Before any thread exists, so that every thread inherits the mask. */
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  signal(SIGPIPE, SIG_IGN); /* a closed log reader must not kill the worker */
+  /* SIGUSR1: a helper thread that is done wakes the main thread. */
+  cli_block_stop_signals(&set, SIGUSR1);
   w.main_thread = pthread_self();
 
   int rc = omniq_open(&w.oq, &s);

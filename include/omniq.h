@@ -34,7 +34,7 @@ extern "C" {
  * for the project version, the pkg-config file and the CMake package
  * version file; the string is made from them. */
 #define OMNIQ_VERSION_MAJOR 0
-#define OMNIQ_VERSION_MINOR 1
+#define OMNIQ_VERSION_MINOR 2
 #define OMNIQ_VERSION_PATCH 0
 #define OMNIQ__STR_(x) #x
 #define OMNIQ__STR(x) OMNIQ__STR_(x)

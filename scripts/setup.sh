@@ -17,6 +17,11 @@ packages=(gcc make cmake pkg-config libsqlite3-dev libjansson-dev libcmocka-dev 
 # metrics test parses /metrics with (its recommended node exporter is not
 # needed, and no Prometheus server is started or configured).
 lean=(prometheus)
+# `scripts/setup.sh peers` (make bench-peers) also installs the queues OmniQ
+# is measured beside, and the Redis client library the peer benchmark links.
+if [ "${1:-}" = peers ]; then
+  packages+=(beanstalkd redis-server libhiredis-dev)
+fi
 
 missing() {
   for p in "$@"; do

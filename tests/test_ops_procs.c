@@ -28,76 +28,31 @@ static const char *backend = "sqlite";
 
 typedef th_store_t fx_t;
 
-/* What a worker child needs: the store, a pipe it reads for "stop" (EOF),
- * a pipe it writes a byte to per start, and the queues it serves. */
-typedef struct child {
-  omniq_settings_t settings;
-  int stop[2], starts[2];
-  const char *queues[3];
-} child_t;
-
-static int report_start(omniq_job_t *job, void *ud) {
-  child_t *c = ud;
-  ssize_t n = write(c->starts[1], "s", 1);
-  (void)n;
-  return omniq_job_return(job, "null");
-}
-
-/* A worker process: a pool on c's queues until the test closes `stop`. */
-static int worker_child(th_procs_t *p, int index, void *ud) {
-  child_t *c = ud;
-  omniq_worker_opts_t o;
-  omniq_worker_t *w = NULL;
-  omniq_t *oq = NULL;
-  char b;
-  (void)index;
-  close(c->stop[1]);
-  close(c->starts[0]);
-  if (omniq_open(&oq, &c->settings) != OMNIQ_OK) return 10;
-  if (omniq_register(oq, "work", report_start, c) != OMNIQ_OK) return 11;
-  omniq_worker_opts_init(&o);
-  o.concurrency = 2;
-  o.poll_interval_ms = 10;
-  for (int i = 0; i < 3 && c->queues[i] != NULL; i++) o.queues[i] = c->queues[i];
-  if (th_procs_ready(p) != 0) return 12;
-  if (omniq_worker_start(oq, &o, &w) != OMNIQ_OK) return 13;
-  while (read(c->stop[0], &b, 1) < 0 && errno == EINTR) {
-  }
-  int rc = omniq_worker_stop(w);
-  omniq_close(oq);
-  return rc == OMNIQ_OK ? 0 : 14;
-}
-
-static void child_pipes(child_t *c) {
-  assert_int_equal(pipe(c->stop), 0);
-  assert_int_equal(pipe(c->starts), 0);
-}
-
 /* Reads n start bytes, failing the test if they do not come. */
-static void await_starts(child_t *c, int n) {
+static void await_starts(th_child_t *c, int n) {
   for (int got = 0; got < n;) {
-    struct pollfd pf = {.fd = c->starts[0], .events = POLLIN};
+    struct pollfd pf = {.fd = c->news[0], .events = POLLIN};
     char buf[64];
     int pr = poll(&pf, 1, TH_WAIT_MS);
     if (pr < 0 && errno == EINTR) continue;
     if (pr <= 0) fail_msg("only %d of %d starts arrived", got, n);
     size_t want = (size_t)(n - got) < sizeof buf ? (size_t)(n - got) : sizeof buf;
-    ssize_t r = read(c->starts[0], buf, want);
+    ssize_t r = read(c->news[0], buf, want);
     if (r <= 0) fail_msg("the start pipe closed after %d of %d", got, n);
     got += (int)r;
   }
 }
 
 /* Stops the children and returns how many starts came that nobody read. */
-static int stop_children(th_procs_t *p, child_t *c) {
+static int stop_children(th_procs_t *p, th_child_t *c) {
   char buf[256];
   int extra = 0;
   ssize_t r;
   close(c->stop[1]);
   th_procs_wait(p);
-  close(c->starts[1]); /* every writer is gone: the reads below end */
-  while ((r = read(c->starts[0], buf, sizeof buf)) > 0) extra += (int)r;
-  close(c->starts[0]);
+  close(c->news[1]); /* every writer is gone: the reads below end */
+  while ((r = read(c->news[0], buf, sizeof buf)) > 0) extra += (int)r;
+  close(c->news[0]);
   close(c->stop[0]);
   th_procs_free(p);
   return extra;
@@ -111,7 +66,7 @@ static int stop_children(th_procs_t *p, child_t *c) {
  * next claim saw the pause. After a resume it runs. */
 static void test_a_pause_is_seen_by_a_worker_in_another_process(void **state) {
   fx_t *fx = *state;
-  child_t c = {.queues = {"mail", "ping", NULL}};
+  th_child_t c = {.queues = {"mail", "ping", NULL}, .poll_ms = 10};
   th_procs_t p;
   char mail[OMNIQ_ID_SIZE], ping[OMNIQ_ID_SIZE];
   omniq_enqueue_opts_t o;
@@ -119,8 +74,8 @@ static void test_a_pause_is_seen_by_a_worker_in_another_process(void **state) {
   c.settings = fx->settings;
   c.settings.clock_fn = NULL; /* real time: every eta is now */
   omniq_close(fx->oq); /* no store open across fork */
-  child_pipes(&c);
-  th_procs_start(&p, 1, worker_child, &c);
+  th_child_pipes(&c);
+  th_procs_start(&p, 1, th_child_pool, &c);
   th_procs_go(&p); /* the worker claims (and finds nothing) every 10 ms */
   th_ok(NULL, omniq_open(&fx->oq, &c.settings));
   th_ok(fx->oq, omniq_queue_pause(fx->oq, "mail"));
@@ -157,7 +112,7 @@ static int64_t shared_clock(void *ud) {
  * the tasks' own started_at, and no start came beyond 5 x 50. */
 static void test_fifty_a_second_holds_for_four_worker_processes(void **state) {
   fx_t *fx = *state;
-  child_t c = {.queues = {"api", NULL, NULL}};
+  th_child_t c = {.queues = {"api", NULL, NULL}, .poll_ms = 10};
   th_procs_t p;
   shared_now = mmap(NULL, sizeof *shared_now, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                     -1, 0);
@@ -178,8 +133,8 @@ static void test_fifty_a_second_holds_for_four_worker_processes(void **state) {
   th_ok(fx->oq, omniq_enqueue_many(fx->oq, items, 400, NULL));
   th_ok(fx->oq, omniq_queue_set_rate(fx->oq, "api", RATE, 1000));
   omniq_close(fx->oq); /* no store open across fork */
-  child_pipes(&c);
-  th_procs_start(&p, RATE_PROCS, worker_child, &c);
+  th_child_pipes(&c);
+  th_procs_start(&p, RATE_PROCS, th_child_pool, &c);
   th_procs_go(&p);
   th_ok(NULL, omniq_open(&fx->oq, &c.settings));
   for (int w = 0; w < RATE_WINDOWS; w++) {

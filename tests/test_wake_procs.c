@@ -34,26 +34,8 @@ static int setup(void **state) {
   return th_store_setup(state);
 }
 
-/* What a child needs: the store, a pipe it reads for "stop" (EOF) and a
- * pipe it writes its news to. */
-typedef struct child {
-  omniq_settings_t settings;
-  int stop[2], news[2];
-  char id[OMNIQ_ID_SIZE]; /* the task whose result the waiter wants */
-} child_t;
-
-static void child_pipes(child_t *c) {
-  assert_int_equal(pipe(c->stop), 0);
-  assert_int_equal(pipe(c->news), 0);
-}
-
-static void child_ends(child_t *c) {
-  close(c->stop[1]);
-  close(c->news[0]);
-}
-
 /* Blocks until the child writes a byte; fails the test if none comes. */
-static char await_news(child_t *c) {
+static char await_news(th_child_t *c) {
   struct pollfd pf = {.fd = c->news[0], .events = POLLIN};
   char b = 0;
   int pr;
@@ -64,7 +46,7 @@ static char await_news(child_t *c) {
   return b;
 }
 
-static void finish_children(th_procs_t *p, child_t *c) {
+static void finish_children(th_procs_t *p, th_child_t *c) {
   close(c->stop[1]);
   th_procs_wait(p);
   close(c->news[0]);
@@ -102,10 +84,10 @@ static int await_bump(omniq_t *oq, omniq__event_t ev, uint32_t seen) {
 
 /* A child waiting with no timeout on the work count: only a bump can end it. */
 static int bare_waiter(th_procs_t *p, int index, void *ud) {
-  child_t *c = ud;
+  th_child_t *c = ud;
   omniq_t *oq = NULL;
   (void)index;
-  child_ends(c);
+  th_child_ends(c);
   if (omniq_open(&oq, &c->settings) != OMNIQ_OK || oq->wake == NULL) return 10;
   uint32_t seen = omniq__wakefile_gen(oq->wake, OMNIQ__EV_WORK);
   if (th_procs_ready(p) != 0) return 11;
@@ -117,10 +99,10 @@ static int bare_waiter(th_procs_t *p, int index, void *ud) {
 
 static void test_a_bump_wakes_a_waiter_in_another_process(void **state) {
   fx_t *fx = *state;
-  child_t c = {.settings = fx->settings};
+  th_child_t c = {.settings = fx->settings};
   th_procs_t p;
   omniq_close(fx->oq); /* no store open across fork */
-  child_pipes(&c);
+  th_child_pipes(&c);
   th_procs_start(&p, 1, bare_waiter, &c);
   th_ok(NULL, omniq_open(&fx->oq, &c.settings));
   th_procs_go(&p);
@@ -143,48 +125,19 @@ static void test_a_wait_on_a_moved_count_returns_at_once(void **state) {
 
 /* ---- idle workers ----------------------------------------------------------- */
 
-static int report_start(omniq_job_t *job, void *ud) {
-  child_t *c = ud;
-  ssize_t n = write(c->news[1], "s", 1);
-  (void)n;
-  return omniq_job_return(job, "null");
-}
-
-/* A pool that polls once an hour, until the test closes `stop`. */
-static int hourly_pool(th_procs_t *p, int index, void *ud) {
-  child_t *c = ud;
-  omniq_worker_opts_t o;
-  omniq_worker_t *w = NULL;
-  omniq_t *oq = NULL;
-  char b;
-  (void)index;
-  child_ends(c);
-  if (omniq_open(&oq, &c->settings) != OMNIQ_OK) return 10;
-  if (omniq_register(oq, "work", report_start, c) != OMNIQ_OK) return 11;
-  omniq_worker_opts_init(&o);
-  o.concurrency = 2;
-  o.poll_interval_ms = 3600000;
-  if (th_procs_ready(p) != 0) return 12;
-  if (omniq_worker_start(oq, &o, &w) != OMNIQ_OK) return 13;
-  while (read(c->stop[0], &b, 1) < 0 && errno == EINTR) {
-  }
-  int rc = omniq_worker_stop(w);
-  omniq_close(oq);
-  return rc == OMNIQ_OK ? 0 : 14;
-}
-
 /* The pool has claimed, found nothing and gone to sleep for an hour; the
  * tasks enqueued (one, then a batch, then a retry by hand) afterwards
  * start at once. */
 static void test_an_idle_pool_in_another_process_starts_what_is_enqueued(void **state) {
   fx_t *fx = *state;
-  child_t c = {.settings = fx->settings};
+  /* It polls once an hour: only a wake-up can start a task in time. */
+  th_child_t c = {.settings = fx->settings, .poll_ms = 3600000};
   th_procs_t p;
   char id[OMNIQ_ID_SIZE];
   c.settings.clock_fn = NULL; /* real time: every eta is now */
   omniq_close(fx->oq);
-  child_pipes(&c);
-  th_procs_start(&p, 1, hourly_pool, &c);
+  th_child_pipes(&c);
+  th_procs_start(&p, 1, th_child_pool, &c);
   th_ok(NULL, omniq_open(&fx->oq, &c.settings));
   th_procs_go(&p);
 
@@ -208,11 +161,11 @@ static void test_an_idle_pool_in_another_process_starts_what_is_enqueued(void **
 /* Waits with no timeout for one result wake-up, then must find the result
  * stored: the bump comes after the commit. */
 static int result_waiter(th_procs_t *p, int index, void *ud) {
-  child_t *c = ud;
+  th_child_t *c = ud;
   omniq_t *oq = NULL;
   omniq_result_t *r = NULL;
   (void)index;
-  child_ends(c);
+  th_child_ends(c);
   if (omniq_open(&oq, &c->settings) != OMNIQ_OK || oq->wake == NULL) return 10;
   uint32_t seen = omniq__wakefile_gen(oq->wake, OMNIQ__EV_RESULT);
   if (omniq_get_result(oq, c->id, 0, &r) != OMNIQ_ENOTFOUND) return 11;
@@ -234,12 +187,12 @@ static int succeed(omniq_job_t *job, void *ud) {
 /* Enqueues a task, starts waiter (a child waiting for its result), and
  * once the waiter sleeps runs the task here; returns the waiter's news. */
 static char finish_while_waited(fx_t *fx, th_proc_fn waiter) {
-  child_t c = {.settings = fx->settings};
+  th_child_t c = {.settings = fx->settings};
   th_procs_t p;
   long done = 0;
   th_ok(fx->oq, omniq_enqueue(fx->oq, "ok", NULL, NULL, NULL, c.id));
   omniq_close(fx->oq);
-  child_pipes(&c);
+  th_child_pipes(&c);
   th_procs_start(&p, 1, waiter, &c);
   th_ok(NULL, omniq_open(&fx->oq, &c.settings));
   th_ok(fx->oq, omniq_register(fx->oq, "ok", succeed, NULL));
@@ -259,11 +212,11 @@ static void test_a_result_waiter_in_another_process_wakes_on_the_finish(void **s
 /* omniq_get_result with no time limit, in another process, returns the
  * result once a worker here finishes it. */
 static int api_waiter(th_procs_t *p, int index, void *ud) {
-  child_t *c = ud;
+  th_child_t *c = ud;
   omniq_t *oq = NULL;
   omniq_result_t *r = NULL;
   (void)index;
-  child_ends(c);
+  th_child_ends(c);
   if (omniq_open(&oq, &c->settings) != OMNIQ_OK) return 10;
   if (th_procs_ready(p) != 0) return 11;
   int rc = omniq_get_result(oq, c->id, -1, &r);

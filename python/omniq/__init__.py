@@ -24,7 +24,7 @@ from .errors import (ClosedError, ConfigError, DuplicateTaskError, InvalidArgume
 from .models import QueueStats, Task, TaskError, TaskPage, TaskResult, TaskStatus
 from .worker import AsyncWorkerPool, WorkerPool
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AsyncOmniQ", "AsyncWorkerPool", "BackendType", "ClosedError", "ConfigError",

@@ -7,6 +7,7 @@
 #include "base/records.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -444,4 +445,22 @@ int omniq_result_from_json(const char *json, omniq_result_t **out) {
   r->attempts = (int)attempts;
   *out = r;
   return OMNIQ_OK;
+}
+
+omniq_queue_info_t *omniq__queue_info_of(omniq_queue_info_t **q, size_t *n, size_t *cap,
+                                         const char *name) {
+  if (name == NULL || strlen(name) >= OMNIQ_NAME_MAX) return NULL;
+  for (size_t i = 0; i < *n; i++)
+    if (strcmp((*q)[i].name, name) == 0) return &(*q)[i];
+  if (*n == *cap) {
+    size_t more = *cap ? *cap * 2 : 8;
+    omniq_queue_info_t *grown = realloc(*q, more * sizeof *grown);
+    if (grown == NULL) return NULL;
+    *q = grown;
+    *cap = more;
+  }
+  omniq_queue_info_t *r = &(*q)[(*n)++];
+  memset(r, 0, sizeof *r);
+  memcpy(r->name, name, strlen(name) + 1);
+  return r;
 }

@@ -487,11 +487,14 @@ static void runner_loop(pool_t *p, int slot) {
       if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
       continue;
     }
-    if (!may_claim(p)) break;
+    /* A claim under way may bring this runner a task: its tasks count
+     * against the limit before they are on `ready`, so only once no one
+     * leads does a limit reached (or a stop) end the runner. */
     if (p->has_leader) {
       pthread_cond_wait(&p->idle_cond, &p->lock);
       continue;
     }
+    if (!may_claim(p)) break;
     p->has_leader = 1;
     lead(p);
   }

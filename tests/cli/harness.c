@@ -139,12 +139,16 @@ cli_out_t cli_runv(const cli_env_t *env, char *const *argv) {
   struct pollfd pf[2] = {{.fd = outp[0], .events = POLLIN}, {.fd = errp[0], .events = POLLIN}};
   while (pf[0].fd >= 0 || pf[1].fd >= 0) {
     int64_t left = deadline - mono_ms();
-    if (left <= 0) {
+    if (left <= 0 || (poll(pf, 2, (int)left) < 0 && errno != EINTR)) {
+      int saved = errno;
       kill(pid, SIGKILL);
       waitpid(pid, NULL, 0);
+      for (int i = 0; i < 2; i++)
+        if (pf[i].fd >= 0) close(pf[i].fd);
+      cli_out_free(&o); /* fail_msg does not return: nothing else would free it */
+      if (left > 0) fail_msg("poll: %s", strerror(saved));
       fail_msg("omniq %s did not finish within %d ms", argv[0], CLI_DEADLINE_MS);
     }
-    if (poll(pf, 2, (int)left) < 0 && errno != EINTR) fail_msg("poll: %s", strerror(errno));
     for (int i = 0; i < 2; i++) {
       if (pf[i].fd < 0 || pf[i].revents == 0) continue;
       char buf[4096];
@@ -232,6 +236,22 @@ int cli_stop(cli_env_t *env, pid_t pid, int sig) {
     }
     struct timespec step = {0, POLL_STEP_MS * 1000000L};
     nanosleep(&step, NULL);
+  }
+}
+
+pid_t cli_start_worker(cli_env_t *env, const char *queues) {
+  pid_t pid = queues != NULL ? cli_start(env, "worker.log", "worker", "--poll", "20ms",
+                                         "--queues", queues, NULL)
+                             : cli_start(env, "worker.log", "worker", "--poll", "20ms", NULL);
+  cli_wait_for_log(env, "worker.log", "worker.started");
+  return pid;
+}
+
+void cli_stop_worker(cli_env_t *env, pid_t pid) {
+  int status = cli_stop(env, pid, SIGTERM);
+  if (status != 0) {
+    char *log = cli_read_file(env, "worker.log");
+    fail_msg("worker exited %d:\n%s", status, log ? log : "");
   }
 }
 

@@ -58,6 +58,15 @@ pid_t cli_start(cli_env_t *env, const char *log, const char *arg, ...);
  * 128 + signal. */
 int cli_stop(cli_env_t *env, pid_t pid, int sig);
 
+/* A worker in the background polling every 20 ms, on queues (a --queues
+ * list; NULL = the default queue), its stdout and stderr in worker.log.
+ * Returns its pid once it has logged worker.started: from then on SIGTERM
+ * is a graceful stop. */
+pid_t cli_start_worker(cli_env_t *env, const char *queues);
+/* Stops a worker from cli_start_worker with SIGTERM; fails the test, with
+ * its log, unless it exits 0. */
+void cli_stop_worker(cli_env_t *env, pid_t pid);
+
 /* Enqueues with the given arguments and returns the id (yours: free). */
 char *cli_enqueue(const cli_env_t *env, const char *arg, ...);
 

@@ -14,20 +14,6 @@
 #define DAY_MS INT64_C(86400000)
 #define HOUR_MS INT64_C(3600000)
 
-static pid_t start_worker(cli_env_t *env, const char *queues) {
-  pid_t pid = cli_start(env, "worker.log", "worker", "--poll", "20ms", "--queues", queues, NULL);
-  cli_wait_for_log(env, "worker.log", "worker.started"); /* SIGTERM is now a graceful stop */
-  return pid;
-}
-
-static void stop_worker(cli_env_t *env, pid_t pid) {
-  int status = cli_stop(env, pid, SIGTERM);
-  if (status != 0) {
-    char *log = cli_read_file(env, "worker.log");
-    fail_msg("worker exited %d:\n%s", status, log ? log : "");
-  }
-}
-
 static void run_ok(const cli_env_t *env, const char *arg, ...) {
   char *argv[16];
   va_list ap;
@@ -279,7 +265,7 @@ static void test_purge_expired_removes_tasks_past_their_ttl(void **state) {
 static void test_pause_and_resume_are_seen_by_a_running_worker_in_another_process(
     void **state) {
   cli_env_t *env = *state;
-  pid_t w = start_worker(env, "jobs,other");
+  pid_t w = cli_start_worker(env, "jobs,other");
   /* The worker is up and serving "jobs" before the pause. */
   char *first = cli_enqueue(env, "--queue", "jobs", "--", "true", NULL);
   run_ok(env, "result", "--wait", "30s", first, NULL);
@@ -306,7 +292,7 @@ static void test_pause_and_resume_are_seen_by_a_running_worker_in_another_proces
 
   run_ok(env, "resume", "jobs", NULL);
   run_ok(env, "result", "--wait", "30s", held, NULL);
-  stop_worker(env, w);
+  cli_stop_worker(env, w);
   free(first);
   free(held);
   free(passes);
@@ -332,12 +318,12 @@ static void test_stats_json_counts_waits_and_runs_per_queue_and_in_total(void **
   char *good = cli_enqueue(env, "--queue", "work", "--", "true", NULL);
   char *bad = cli_enqueue(env, "--queue", "work", "--retries", "2", "--", "false", NULL);
   /* A worker that stays up, so the retry of "false" runs whenever it is due. */
-  pid_t w = start_worker(env, "work");
+  pid_t w = cli_start_worker(env, "work");
   run_ok(env, "result", "--wait", "30s", good, NULL);
   cli_out_t waited = cli_run(env, "result", "--wait", "30s", bad, NULL);
   assert_int_equal(waited.status, 1); /* failed, twice */
   cli_out_free(&waited);
-  stop_worker(env, w);
+  cli_stop_worker(env, w);
   int64_t before = cli_now();
   cli_out_t o = cli_run(env, "stats", "--json", NULL);
   assert_int_equal(o.status, 0);

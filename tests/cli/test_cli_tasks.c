@@ -5,24 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
-
-/* The background worker every test here that needs one runs: it looks for
- * work every 20 ms, so a retry or a delayed task is picked up quickly. */
-static pid_t start_worker(cli_env_t *env) {
-  pid_t pid = cli_start(env, "worker.log", "worker", "--poll", "20ms", NULL);
-  cli_wait_for_log(env, "worker.log", "worker.started"); /* SIGTERM is now a graceful stop */
-  return pid;
-}
-
-static void stop_worker(cli_env_t *env, pid_t pid) {
-  int status = cli_stop(env, pid, SIGTERM);
-  if (status != 0) {
-    char *log = cli_read_file(env, "worker.log");
-    fail_msg("worker exited %d:\n%s", status, log ? log : "");
-  }
-}
 
 /* ---- retries -------------------------------------------------------------------- */
 
@@ -33,7 +18,7 @@ static void test_command_failing_twice_then_succeeding_is_seen_by_result_wait(vo
                          "n=$(cat runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > runs; "
                          "echo run $n; echo warn $n >&2; [ $n -ge 3 ]",
                          NULL);
-  pid_t w = start_worker(env);
+  pid_t w = cli_start_worker(env, NULL);
   cli_out_t o = cli_run(env, "result", "--wait", "30s", "--json", id, NULL);
   assert_int_equal(o.status, 0);
   json_t *r = cli_json(&o);
@@ -52,14 +37,14 @@ static void test_command_failing_twice_then_succeeding_is_seen_by_result_wait(vo
   assert_string_equal(o.out, "run 3\n");
   assert_string_equal(o.err, "warn 3\n");
   cli_out_free(&o);
-  stop_worker(env, w);
+  cli_stop_worker(env, w);
   free(id);
 }
 
 static void test_command_failing_every_run_ends_failed_with_exit_code_and_stderr(void **state) {
   cli_env_t *env = *state;
   char *id = cli_enqueue(env, "--retries", "2", "--", "sh", "-c", "echo broken >&2; exit 7", NULL);
-  pid_t w = start_worker(env);
+  pid_t w = cli_start_worker(env, NULL);
   cli_out_t o = cli_run(env, "result", "--wait", "30s", "--json", id, NULL);
   assert_int_equal(o.status, 1);
   json_t *r = cli_json(&o), *e = json_object_get(r, "error");
@@ -71,7 +56,7 @@ static void test_command_failing_every_run_ends_failed_with_exit_code_and_stderr
   assert_int_equal(json_object_size(e), 6); /* exactly the TaskError fields */
   json_decref(r);
   cli_out_free(&o);
-  stop_worker(env, w);
+  cli_stop_worker(env, w);
   free(id);
 }
 
@@ -103,14 +88,14 @@ static void test_delayed_task_waits_for_its_eta(void **state) {
   t = cli_show_json(env, soon);
   int64_t soon_eta = cli_time(cli_jstr(t, "eta"));
   json_decref(t);
-  pid_t w = start_worker(env);
+  pid_t w = cli_start_worker(env, NULL);
   o = cli_run(env, "result", "--wait", "30s", "--json", soon, NULL);
   assert_int_equal(o.status, 0);
   json_t *r = cli_json(&o);
   assert_true(cli_time(cli_jstr(r, "last_attempt_at")) >= soon_eta);
   json_decref(r);
   cli_out_free(&o);
-  stop_worker(env, w);
+  cli_stop_worker(env, w);
 
   t = cli_show_json(env, later);
   assert_string_equal(cli_jstr(t, "status"), "PENDING");
@@ -146,12 +131,12 @@ static void test_interval_task_cancelled_after_two_runs_runs_no_more(void **stat
   cli_env_t *env = *state;
   /* Each run appends a line; the test cancels once two are there. */
   char *id = cli_enqueue(env, "--interval", "200ms", "--shell", "echo run >> runs", NULL);
-  pid_t w = start_worker(env);
+  pid_t w = cli_start_worker(env, NULL);
   cli_wait_for(file_has_two_runs, env, NULL, "two runs of the interval task");
   cli_out_t o = cli_run(env, "cancel", id, NULL);
   assert_int_equal(o.status, 0);
   cli_out_free(&o);
-  stop_worker(env, w);
+  cli_stop_worker(env, w);
   int runs = cli_count_lines(env, "runs");
   assert_true(runs >= 2);
   assert_true(task_cancelled(env, id));
@@ -180,7 +165,7 @@ static void test_interval_task_cancelling_itself_on_its_second_run_runs_twice(vo
   pid_t w = cli_start(env, "worker.log", "worker", "--poll", "20ms", "--env", "OMNIQ_BACKEND",
                       "--env", "OMNIQ_BASE_DIR", "--env", "OMNIQ_FSYNC", NULL);
   cli_wait_for(task_cancelled, env, id, "the task to cancel itself");
-  stop_worker(env, w);
+  cli_stop_worker(env, w);
   assert_int_equal(cli_count_lines(env, "runs"), 2);
   free(id);
 }
@@ -342,6 +327,38 @@ static void test_process_isolation_runs_a_command(void **state) {
   free(id);
 }
 
+/* The pid of the zygote a command task ran under, as the command prints it:
+ * its parent is the supervisor, whose parent is the handler process, whose
+ * parent is the zygote ("pid (comm) state ppid ..." in /proc/PID/stat). */
+#define PRINT_ZYGOTE "h=$(cut -d' ' -f4 /proc/$PPID/stat); cut -d' ' -f4 /proc/$h/stat"
+
+static void test_process_burst_runs_tasks_running_together_under_one_zygote(void **state) {
+  cli_env_t *env = *state;
+  /* Each task opens the FIFO, one to write and one to read, and an open
+   * returns only once the other end is open too: the two tasks are running
+   * at the same moment. A burst that started a pool (and forked a zygote)
+   * per slot while its other slots ran would run them under two. */
+  char fifo[1100];
+  snprintf(fifo, sizeof fifo, "%s/meet", env->dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  char *writer = cli_enqueue(env, "--", "sh", "-c", "echo hi > \"$0\"; " PRINT_ZYGOTE, fifo,
+                             NULL);
+  char *reader = cli_enqueue(env, "--", "sh", "-c", "cat \"$0\" > /dev/null; " PRINT_ZYGOTE,
+                             fifo, NULL);
+  cli_out_t o = cli_run(env, "worker", "--burst", "--isolation", "process", "-c", "2", NULL);
+  assert_int_equal(o.status, 0);
+  cli_out_free(&o);
+  cli_out_t w = cli_run(env, "result", writer, NULL), r = cli_run(env, "result", reader, NULL);
+  free(writer);
+  free(reader);
+  assert_int_equal(w.status, 0);
+  assert_int_equal(r.status, 0);
+  assert_true(atoi(w.out) > 1);
+  assert_string_equal(w.out, r.out);
+  cli_out_free(&w);
+  cli_out_free(&r);
+}
+
 static void test_library_task_runs_from_a_loaded_library(void **state) {
   cli_env_t *env = *state;
   char *id = cli_enqueue(env, "--func", OMNIQ_TEST_HANDLERS_LIB ":omniq_test_echo", "--args",
@@ -479,6 +496,7 @@ int main(int argc, char **argv) {
       T(test_command_killed_by_a_signal_is_a_crash_naming_it),
       T(test_missing_program_fails_like_a_shell_with_127),
       T(test_process_isolation_runs_a_command),
+      T(test_process_burst_runs_tasks_running_together_under_one_zygote),
       T(test_library_task_runs_from_a_loaded_library),
       T(test_worker_takes_only_its_queues),
       T(test_exit_codes),

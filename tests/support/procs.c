@@ -145,3 +145,45 @@ void th_assert_exactly_once(char (*want)[OMNIQ_ID_SIZE], size_t nwant,
     i++, j++;
   }
 }
+
+/* ---- a child running a pool -------------------------------------------------- */
+
+void th_child_pipes(th_child_t *c) {
+  assert_int_equal(pipe(c->stop), 0);
+  assert_int_equal(pipe(c->news), 0);
+}
+
+void th_child_ends(th_child_t *c) {
+  close(c->stop[1]);
+  close(c->news[0]);
+}
+
+static int report_start(omniq_job_t *job, void *ud) {
+  th_child_t *c = ud;
+  ssize_t n = write(c->news[1], "s", 1);
+  (void)n;
+  return omniq_job_return(job, "null");
+}
+
+int th_child_pool(th_procs_t *p, int index, void *ud) {
+  th_child_t *c = ud;
+  omniq_worker_opts_t o;
+  omniq_worker_t *w = NULL;
+  omniq_t *oq = NULL;
+  char b;
+  (void)index;
+  th_child_ends(c);
+  if (omniq_open(&oq, &c->settings) != OMNIQ_OK) return 10;
+  if (omniq_register(oq, "work", report_start, c) != OMNIQ_OK) return 11;
+  omniq_worker_opts_init(&o);
+  o.concurrency = 2;
+  o.poll_interval_ms = c->poll_ms;
+  for (int i = 0; i < 3 && c->queues[i] != NULL; i++) o.queues[i] = c->queues[i];
+  if (th_procs_ready(p) != 0) return 12;
+  if (omniq_worker_start(oq, &o, &w) != OMNIQ_OK) return 13;
+  while (read(c->stop[0], &b, 1) < 0 && errno == EINTR) {
+  }
+  int rc = omniq_worker_stop(w);
+  omniq_close(oq);
+  return rc == OMNIQ_OK ? 0 : 14;
+}

@@ -20,6 +20,7 @@
 #define OMNIQ_TEST_PROCS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "omniq.h"
@@ -60,5 +61,25 @@ int th_procs_put_ids(th_procs_t *p, int index, const char (*ids)[OMNIQ_ID_SIZE],
  * arrays are sorted in place. */
 void th_assert_exactly_once(char (*want)[OMNIQ_ID_SIZE], size_t nwant,
                             char (*got)[OMNIQ_ID_SIZE], size_t ngot);
+
+/* What a test's child process needs beside th_procs: the store, a pipe it
+ * reads for "stop" (EOF once the test closes stop[1]) and one it writes its
+ * news to, a byte at a time. */
+typedef struct th_child {
+  omniq_settings_t settings;
+  int stop[2], news[2];
+  const char *queues[3]; /* th_child_pool's queues, NULL-terminated; none = default */
+  int64_t poll_ms;       /* th_child_pool's poll_interval_ms */
+  char id[OMNIQ_ID_SIZE]; /* the test's own use */
+} th_child_t;
+
+/* Makes both pipes (fails the test if it cannot). */
+void th_child_pipes(th_child_t *c);
+/* In the child: closes the ends that are the test's. */
+void th_child_ends(th_child_t *c);
+/* A th_proc_fn: a pool of two threads on c->queues, polling every
+ * c->poll_ms, whose "work" handler writes 's' to news at each start, until
+ * the test closes stop[1]. Returns 0, or 10 to 14 for the step that failed. */
+int th_child_pool(th_procs_t *p, int index, void *ud);
 
 #endif

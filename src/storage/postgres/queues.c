@@ -275,25 +275,6 @@ typedef struct {
   size_t n, cap;
 } infos_t;
 
-/* The record of queue `name`, added (zeroed) if new; NULL on out of memory
- * or for a name that does not fit a record. */
-static omniq_queue_info_t *record_of(infos_t *a, const char *name) {
-  if (strlen(name) >= OMNIQ_NAME_MAX) return NULL;
-  for (size_t i = 0; i < a->n; i++)
-    if (strcmp(a->q[i].name, name) == 0) return &a->q[i];
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? a->cap * 2 : 8;
-    omniq_queue_info_t *q = realloc(a->q, cap * sizeof *q);
-    if (q == NULL) return NULL;
-    a->q = q;
-    a->cap = cap;
-  }
-  omniq_queue_info_t *r = &a->q[a->n++];
-  memset(r, 0, sizeof *r);
-  memcpy(r->name, name, strlen(name) + 1);
-  return r;
-}
-
 static int by_name(const void *x, const void *y) {
   return strcmp(((const omniq_queue_info_t *)x)->name, ((const omniq_queue_info_t *)y)->name);
 }
@@ -333,9 +314,10 @@ int omniq__pg_queue_stats(void *backend, const char *queue, int64_t now_ms,
   int rc = omniq__pg_exec_sql(&pg->pool, sql, &p, NULL, "queue_stats", &r, err, errlen);
   omniq__free(sql);
   if (rc != OMNIQ_OK) return rc;
-  if (queue != NULL && record_of(&a, queue) == NULL) rc = OMNIQ_ENOMEM;
+  if (queue != NULL && omniq__queue_info_of(&a.q, &a.n, &a.cap, queue) == NULL)
+    rc = OMNIQ_ENOMEM;
   for (int row = 0; rc == OMNIQ_OK && row < PQntuples(r); row++) {
-    omniq_queue_info_t *q = record_of(&a, PQgetvalue(r, row, 1));
+    omniq_queue_info_t *q = omniq__queue_info_of(&a.q, &a.n, &a.cap, PQgetvalue(r, row, 1));
     int64_t x = omniq__pg_i64(r, row, 2), y = omniq__pg_i64(r, row, 3);
     if (q == NULL) {
       if (strlen(PQgetvalue(r, row, 1)) < OMNIQ_NAME_MAX) rc = OMNIQ_ENOMEM;

@@ -350,25 +350,6 @@ typedef struct {
   size_t n, cap;
 } stats_arg_t;
 
-/* The record of queue `name`, added (zeroed) if new; NULL on out of memory
- * or for a name that does not fit a record (never one the engine made). */
-static omniq_queue_info_t *record_of(stats_arg_t *a, const char *name) {
-  if (name == NULL || strlen(name) >= OMNIQ_NAME_MAX) return NULL;
-  for (size_t i = 0; i < a->n; i++)
-    if (strcmp(a->q[i].name, name) == 0) return &a->q[i];
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? a->cap * 2 : 8;
-    omniq_queue_info_t *q = realloc(a->q, cap * sizeof *q);
-    if (q == NULL) return NULL;
-    a->q = q;
-    a->cap = cap;
-  }
-  omniq_queue_info_t *r = &a->q[a->n++];
-  memset(r, 0, sizeof *r);
-  memcpy(r->name, name, strlen(name) + 1);
-  return r;
-}
-
 typedef void (*row_fn)(omniq_queue_info_t *r, sqlite3_stmt *s);
 
 static void row_count(omniq_queue_info_t *r, sqlite3_stmt *s) {
@@ -401,7 +382,8 @@ static int gather(sq_t *sq, stats_arg_t *a, int slot, row_fn fn, char *err, size
   if (slot == L_DUE) sqlite3_bind_int64(s, 2, a->now);
   while (rc == OMNIQ_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
     if (sqlite3_column_type(s, 0) == SQLITE_NULL) continue; /* min() over no rows */
-    omniq_queue_info_t *r = record_of(a, (const char *)sqlite3_column_text(s, 0));
+    omniq_queue_info_t *r =
+        omniq__queue_info_of(&a->q, &a->n, &a->cap, (const char *)sqlite3_column_text(s, 0));
     if (r != NULL) fn(r, s);
   }
   if (rc == OMNIQ_OK && src != SQLITE_DONE)
@@ -419,7 +401,7 @@ static int do_stats(sq_t *sq, void *p, char *err, size_t errlen) {
   if (rc == OMNIQ_OK && omniq__sqlite_step_done(s) != SQLITE_OK)
     rc = omniq__sqlite_fail(sq, sqlite3_errcode(sq->db), "queue_stats", err, errlen);
   if (rc != OMNIQ_OK) return rc;
-  if (a->queue != NULL && record_of(a, a->queue) == NULL)
+  if (a->queue != NULL && omniq__queue_info_of(&a->q, &a->n, &a->cap, a->queue) == NULL)
     rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "queue_stats: out of memory");
   if (rc == OMNIQ_OK) rc = gather(sq, a, L_COUNTS, row_count, err, errlen);
   if (rc == OMNIQ_OK) rc = gather(sq, a, L_DUE, row_due, err, errlen);
