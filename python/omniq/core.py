@@ -310,12 +310,13 @@ class OmniQ(Operations):
             _lib.check(rc, oq, "process_tasks")
         return done.value
 
-    def _start(self, opts):
-        w = ctypes.c_void_p()
+    def _start(self, opts, w):
+        """Starts a C pool into w (a c_void_p): the library stores it there
+        before Python runs again, so an exception raised as the call returns
+        cannot lose a pool that runs."""
         with _Use(self) as oq:
             _lib.check(lib.omniq_worker_start(oq, ctypes.byref(opts), ctypes.byref(w)), oq,
                        "worker start")
-        return w.value
 
     # ---- closing -------------------------------------------------------------------
 

@@ -17,12 +17,14 @@ interrupt waits for about CHUNK_SLOW seconds of work at most.
 
 KeyboardInterrupt: run() returns after a graceful stop; process_tasks()
 finishes the slice under way and re-raises it; a `with` block stops the
-pool on the way out. Both run() and process_tasks() wait in the main thread
+pool on the way out; start() re-raises it with the pool started if the C
+pool runs already. Both run() and process_tasks() wait in the main thread
 (the C work goes on in another), because Python delivers signals there only
 between bytecodes, never inside a C call.
 """
 
 import asyncio
+import ctypes
 import signal
 import threading
 import time
@@ -133,14 +135,23 @@ class WorkerPool:
             self._join_stopper()
             d = self._omniq._attach(self, self.allowed_modules)
             d.acquire()
+            w = ctypes.c_void_p()
             try:
-                self._w = self._omniq._start(self._opts)
-            except BaseException:
-                d.release()
-                self._omniq._detach(self)
-                raise
-            self._dispatcher = d
-            self._wake.clear()
+                self._omniq._start(self._opts, w)
+            finally:
+                # A KeyboardInterrupt can land as the C call returns (a
+                # handler may send it at once): the pool runs all the same,
+                # its threads may be in our handlers already, so it stays
+                # started for stop() to stop. Releasing the dispatcher now
+                # would stop the loop its async handlers need and delete the
+                # thread states its threads run on.
+                if w.value:
+                    self._dispatcher = d
+                    self._wake.clear()
+                    self._w = w.value
+                else:
+                    d.release()
+                    self._omniq._detach(self)
 
     def stop(self, timeout=None):
         """Stops claiming and waits for running tasks, then returns True;

@@ -145,6 +145,28 @@ def test_keyboard_interrupt_stops_run_gracefully(q):
     assert q.get_result(task_id).status == TaskStatus.SUCCESS
 
 
+def test_an_interrupt_as_start_returns_leaves_the_pool_started(q, monkeypatch):
+    """A Ctrl-C that lands just as the C pool has started (its first task's
+    handler may send it) must not orphan that pool: it keeps running
+    handlers, and forgetting it would stop the handlers' event loop and
+    delete the Python thread states its threads run on."""
+    real_start = q._start
+
+    def start_then_interrupted(*args):
+        real_start(*args)
+        raise KeyboardInterrupt  # as if delivered when the C call returned
+
+    monkeypatch.setattr(q, "_start", start_then_interrupted)
+    pool = q.worker()
+    with pytest.raises(KeyboardInterrupt):
+        pool.start()
+    assert pool.running
+    task_id = q.enqueue(tasks.multiply, 3, 5)  # async: needs the handlers' event loop
+    assert q.get_result(task_id, wait=True, timeout=W).result == 15
+    assert pool.stop()
+    assert not pool.running
+
+
 def test_keyboard_interrupt_ends_process_tasks_after_the_running_tasks(q):
     q.enqueue(tasks.interrupt, "ctrl-c")
     # Two seconds of work behind it: far more than the drain can do before
