@@ -11,7 +11,9 @@
  * Baseline, same process, same directory, same claim steps: the naive
  * claim that lists queue/pending/<q>/ on every call and picks the best
  * due name, then renames and rewrites exactly like the backend. The
- * difference between the two is the cost of finding the next task.
+ * difference between the two is the cost of finding the next task. The
+ * two sizes and the two claims take turns in rounds, so a load that
+ * changes during the run weighs on every figure alike.
  *
  * Open: with the large store filled, a new process (this program again,
  * run as `--open DIR`) opens a handle on it and reports the time the open
@@ -368,35 +370,42 @@ int main(int argc, char **argv) {
   printf("file backend claim cost (claim + complete per op, fsync off), dir %s\n", base);
   printf("%9s  %14s %14s  %14s %14s  %9s\n", "pending", "index claim", "index op", "naive claim",
          "naive op", "naive/idx");
+  omniq__fs_t *fs2[2];
+  char dirs[2][1024];
+  int keep[2] = {0, kept != NULL && kept[0] != '\0'};
   for (int s = 0; s < 2; s++) {
-    int keep = s == 1 && kept != NULL && kept[0] != '\0';
     int64_t have = 0;
     char err[512];
-    if (keep) {
-      snprintf(dir, sizeof dir, "%s", kept);
+    if (keep[s]) {
+      snprintf(dirs[s], sizeof dirs[s], "%s", kept);
     } else {
-      snprintf(dir, sizeof dir, "%s/omniq-bench-XXXXXX", base);
-      if (mkdtemp(dir) == NULL) die("mkdtemp", strerror(errno));
+      snprintf(dirs[s], sizeof dirs[s], "%s/omniq-bench-XXXXXX", base);
+      if (mkdtemp(dirs[s]) == NULL) die("mkdtemp", strerror(errno));
     }
-    omniq__fs_t *fs = open_store(dir, 0);
-    if (keep && omniq__fidx_count(fs->idx, &have, err, sizeof err) != OMNIQ_OK) die("count", err);
+    fs2[s] = open_store(dirs[s], 0);
+    if (keep[s] && omniq__fidx_count(fs2[s]->idx, &have, err, sizeof err) != OMNIQ_OK)
+      die("count", err);
     double t = now_s();
-    fill(fs, sizes[s] - (long)have, T0 - 1);
+    fill(fs2[s], sizes[s] - (long)have, T0 - 1);
     printf("%9s  (setup: %ld tasks in %.1f s, %ld there before)\n", "", sizes[s] - (long)have,
            now_s() - t, (long)have);
-    run(fs, 0, 100, &warm);
-    for (int round = 0; round < ROUNDS; round++) {
-      run(fs, 0, ROUND_OPS, &idx[s]);
-      run(fs, 1, ROUND_OPS, &nv[s]);
+    run(fs2[s], 0, 100, &warm);
+  }
+  for (int round = 0; round < ROUNDS; round++)
+    for (int s = 0; s < 2; s++) {
+      run(fs2[s], 0, ROUND_OPS, &idx[s]);
+      run(fs2[s], 1, ROUND_OPS, &nv[s]);
     }
+  for (int s = 0; s < 2; s++) {
     printf("%9ld  %11.1f us %11.1f us  %11.1f us %11.1f us  %8.1fx   (%ld / %ld ops)\n",
            sizes[s], us(idx[s].claim_s, idx[s].ops), us(idx[s].op_s, idx[s].ops),
            us(nv[s].claim_s, nv[s].ops), us(nv[s].op_s, nv[s].ops),
            us(nv[s].op_s, nv[s].ops) / us(idx[s].op_s, idx[s].ops), idx[s].ops, nv[s].ops);
-    omniq__file_ops.close(fs);
-    if (s == 1) open_costs(dir);
-    if (!keep) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    omniq__file_ops.close(fs2[s]);
   }
+  open_costs(dirs[1]);
+  for (int s = 0; s < 2; s++)
+    if (!keep[s]) nftw(dirs[s], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   double ratio = us(idx[1].op_s, idx[1].ops) / us(idx[0].op_s, idx[0].ops);
   double cratio = us(idx[1].claim_s, idx[1].ops) / us(idx[0].claim_s, idx[0].ops);
   printf("cost at %ld / cost at %ld: index %.2fx, naive %.1fx\n", sizes[1], sizes[0], ratio,
