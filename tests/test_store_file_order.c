@@ -4,7 +4,7 @@
  * hand out exactly the live entries in claim order, whatever mix of bulk
  * pushes, replacements and kills came before (checked against a plain
  * sorted array); the id set finds every live entry after many removals;
- * and an entry costs no more than the 48 bytes the docs promise. */
+ * and a task costs what the docs say. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +32,7 @@ static void test_packed_ids_read_back_as_the_same_text_and_sort_alike(void **sta
   uint64_t s = 88172645463325252ULL;
   char a[OMNIQ_ID_SIZE], b[OMNIQ_ID_SIZE], back[OMNIQ_ID_SIZE];
   uint8_t pa[OMNIQ__FID_BYTES], pb[OMNIQ__FID_BYTES];
-  for (int i = 0; i < 10000; i++) {
+  for (int i = 0; i < 4000; i++) {
     make_id(rnd(&s), rnd(&s), a);
     /* Pairs that share a prefix too, so late bytes decide the order. */
     if (i % 2)
@@ -105,7 +105,7 @@ static void assert_drains_in_order(omniq__forder_t *o, omniq__flevel_t *l, ref_t
 }
 
 static void run_mix(int bulk) {
-  enum { N = 20000 };
+  enum { N = 8000 };
   omniq__forder_t o = {0};
   omniq__flevel_t l = {0};
   ref_t *ref = calloc(2 * N, sizeof *ref);
@@ -184,11 +184,12 @@ static void test_released_entries_are_reused_before_new_memory(void **state) {
   free(l.heap);
 }
 
-/* docs/storage-file.md promises at most 48 bytes a pending task (entry,
- * heap slot, set slot), counted here from what is allocated. */
-static void test_a_pending_task_costs_at_most_48_bytes_of_index(void **state) {
+/* docs/storage-file.md: 32 bytes of entry, 4 to 8 of heap, 8 to 16 of id
+ * set; with 250,000 tasks (like 10^6, just under a power of two) under 48,
+ * counted here from what is allocated. */
+static void test_250000_pending_tasks_cost_under_48_bytes_each(void **state) {
   (void)state;
-  enum { N = 1000000 };
+  enum { N = 250000 };
   omniq__forder_t o = {0};
   omniq__flevel_t l = {0};
   char id[OMNIQ_ID_SIZE];
@@ -200,7 +201,7 @@ static void test_a_pending_task_costs_at_most_48_bytes_of_index(void **state) {
   assert_int_equal(o.live, N);
   size_t bytes = o.nchunks * 16384 * sizeof(omniq__fent_t) + o.setcap * sizeof(uint32_t) +
                  l.cap * sizeof(uint32_t);
-  assert_true(bytes <= (size_t)N * 48);
+  assert_true(bytes < (size_t)N * 48);
   omniq__forder_free(&o);
   free(l.heap);
 }
@@ -211,7 +212,7 @@ int main(void) {
       cmocka_unit_test(test_heaps_hand_out_live_entries_in_claim_order),
       cmocka_unit_test(test_bulk_pushes_ordered_once_hand_out_the_same_order),
       cmocka_unit_test(test_released_entries_are_reused_before_new_memory),
-      cmocka_unit_test(test_a_pending_task_costs_at_most_48_bytes_of_index),
+      cmocka_unit_test(test_250000_pending_tasks_cost_under_48_bytes_each),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,7 @@
  * (eta, id). A claim looks at the top of each level, from the highest
  * priority down, and takes the first one that is due: O(levels + log n)
  * per task instead of a directory listing. The containers, and why they
- * cost about 44 bytes a task, are in order.c. A scan appends to the heaps
+ * cost 44 to 56 bytes a task, are in order.c. A scan appends to the heaps
  * and orders each once at its end, so opening a store costs little more
  * than listing its folders.
  *

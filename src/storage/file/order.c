@@ -3,9 +3,9 @@
  *
  * Size: a worker may open a store with millions of pending files, and the
  * index must stay small and fast to build. Each file costs one 32-byte
- * entry (the id as 16 bytes, eta, priority, queue number), 4 bytes of heap
- * and 4 to 8 bytes of id set: about 44 bytes a task, with no allocation of
- * its own. Entries live in fixed chunks of 16,384 and are named by number,
+ * entry (the id as 16 bytes, eta, priority, queue number), 4 to 8 bytes of
+ * heap and 8 to 16 of id set (each doubles when full): 44 to 56 bytes a
+ * task, with no allocation of its own. Entries live in fixed chunks of 16,384 and are named by number,
  * so growing never copies or moves them and the heaps and the set hold
  * 4-byte numbers instead of copies of the key.
  *
@@ -57,13 +57,24 @@ void omniq__fid_unpack(const uint8_t id[OMNIQ__FID_BYTES], char out[OMNIQ_ID_SIZ
   out[j] = '\0';
 }
 
-/* Mixes all 16 bytes: UUIDv7s share their leading time bytes. */
+/* A full 64-bit mix (murmur3's finaliser): every input bit reaches the
+ * low bits the set uses. */
+static uint64_t mix64(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  return k ^ (k >> 33);
+}
+
+/* Ids of one process differ in few bits (UUIDv7s share their time bytes,
+ * and ids made in one millisecond may differ only in a counter), so both
+ * halves are mixed whole. */
 static size_t hash_id(const uint8_t id[OMNIQ__FID_BYTES]) {
   uint64_t a, b;
   memcpy(&a, id, 8);
   memcpy(&b, id + 8, 8);
-  uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
-  return (size_t)(h ^ (h >> 32));
+  return (size_t)mix64(a ^ mix64(b));
 }
 
 /* ---- entries and the id set ----------------------------------------------- */
