@@ -448,7 +448,9 @@ int main(int argc, char **argv) {
   printf("at %ld pending: fsync on %.1f us per op, off %.1f us (on/off %.1fx)\n", sizes[0],
          us(on.op_s, on.ops), us(off.op_s, off.ops), us(on.op_s, on.ops) / us(off.op_s, off.ops));
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  /* A gross regression (the index gone linear) fails `make bench`; the
-   * 1.5x target is printed, since a loaded disk can swing one run by more. */
-  return cratio < 3.0 ? 0 : 1;
+  /* A gross regression (the index gone linear) fails `make bench`. It is
+   * judged on the index alone: a claim's file operations in a folder of
+   * 10^6 names swing by more than 3x on a loaded disk, so the 1.5x target
+   * on the whole claim is printed, not enforced. */
+  return pair_s[1] / pair_s[0] < 3.0 ? 0 : 1;
 }
