@@ -199,7 +199,7 @@ static void test_250000_pending_tasks_cost_under_48_bytes_each(void **state) {
   }
   omniq__flevel_heapify(&l, &o);
   assert_int_equal(o.live, N);
-  size_t bytes = o.nchunks * 16384 * sizeof(omniq__fent_t) + o.setcap * sizeof(uint32_t) +
+  size_t bytes = o.nchunks * (1u << OMNIQ__FENT_CHUNK_SHIFT) * sizeof(omniq__fent_t) + o.setcap * sizeof(uint32_t) +
                  l.cap * sizeof(uint32_t);
   assert_true(bytes < (size_t)N * 48);
   omniq__forder_free(&o);

@@ -28,7 +28,7 @@
 
 #include "base/alloc.h"
 
-#define CHUNK_SHIFT 14
+#define CHUNK_SHIFT OMNIQ__FENT_CHUNK_SHIFT
 #define CHUNK (1u << CHUNK_SHIFT)
 
 _Static_assert(sizeof(omniq__fent_t) == 32, "an index entry is 32 bytes");

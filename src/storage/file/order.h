@@ -13,6 +13,7 @@
 
 #define OMNIQ__FID_BYTES 16
 #define OMNIQ__FENT_NONE UINT32_MAX
+#define OMNIQ__FENT_CHUNK_SHIFT 14 /* 16,384 entries (512 KiB) a chunk */
 
 /* One pending file, 32 bytes: what its name says, the id in binary. */
 typedef struct omniq__fent {
@@ -39,7 +40,7 @@ void omniq__fid_pack(const char *text, uint8_t out[OMNIQ__FID_BYTES]);
 void omniq__fid_unpack(const uint8_t id[OMNIQ__FID_BYTES], char out[OMNIQ_ID_SIZE]);
 
 static inline omniq__fent_t *omniq__forder_at(const omniq__forder_t *o, uint32_t e) {
-  return &o->chunks[e >> 14][e & 16383];
+  return &o->chunks[e >> OMNIQ__FENT_CHUNK_SHIFT][e & ((1u << OMNIQ__FENT_CHUNK_SHIFT) - 1)];
 }
 
 /* The live entry for id, or OMNIQ__FENT_NONE. */
