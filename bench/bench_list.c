@@ -135,42 +135,52 @@ static void sqlite_fill(const char *path, long n) {
   sqlite3_close(db);
 }
 
-/* A page by hand with the backend's statement text (scan: NOT INDEXED). */
-static double sqlite_by_hand(sqlite3 *db, const omniq_list_req_t *req, int scan) {
-  char *sql = omniq__sqlite_list_sql(req);
-  if (scan) { /* the same query with its index taken away */
+/* The backend's statement for one walk, or that statement with its index
+ * taken away (scan: NOT INDEXED). */
+static sqlite3_stmt *walk_stmt(sqlite3 *db, const omniq_list_req_t *req, int status, int scan) {
+  char *sql = omniq__sqlite_list_sql(req, status);
+  if (scan) {
     char *at = strstr(sql, "INDEXED BY ");
-    char *end = strchr(at + 11, ' ');
-    char *plain = sqlite3_mprintf("%.*sNOT INDEXED%s", (int)(at - sql), sql, end);
+    char *from = strstr(sql, " FROM tasks") + strlen(" FROM tasks");
+    char *plain = at != NULL ? sqlite3_mprintf("%.*sNOT INDEXED%s", (int)(at - sql), sql,
+                                               strchr(at + 11, ' '))
+                             : sqlite3_mprintf("%.*s NOT INDEXED%s", (int)(from - sql), sql, from);
     sqlite3_free(sql);
     sql = plain;
   }
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) die("prepare", sqlite3_errmsg(db));
   sqlite3_free(sql);
+  return st;
+}
+
+/* A page by hand with the backend's walks and statement texts. */
+static double sqlite_by_hand(sqlite3 *db, const omniq_list_req_t *req, int scan) {
+  int walks[OMNIQ_STATUS_COUNT];
+  sqlite3_stmt *st[OMNIQ_STATUS_COUNT];
+  size_t nw = omniq__sqlite_list_walks(req, walks);
+  for (size_t w = 0; w < nw; w++) st[w] = walk_stmt(db, req, walks[w], scan);
   double best = 1e18;
   for (int r = 0; r < REPS; r++) {
     long rows = 0;
     volatile size_t sink = 0;
     double t = now_ms();
-    for (int s = 0; s < OMNIQ_STATUS_COUNT; s++) {
-      if (!(req->statuses & OMNIQ_STATUS_BIT(s))) continue;
-      sqlite3_bind_int(st, 1, s);
-      if (req->after_id != NULL) sqlite3_bind_text(st, 2, req->after_id, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 3, (int64_t)req->limit);
-      if (req->queue != NULL) sqlite3_bind_text(st, 4, req->queue, -1, SQLITE_STATIC);
-      while (sqlite3_step(st) == SQLITE_ROW) {
-        for (int c = 0; c < 5; c++) sink += (size_t)sqlite3_column_bytes(st, c);
+    for (size_t w = 0; w < nw; w++) {
+      if (req->after_id != NULL) sqlite3_bind_text(st[w], 2, req->after_id, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st[w], 3, (int64_t)req->limit);
+      if (req->queue != NULL) sqlite3_bind_text(st[w], 4, req->queue, -1, SQLITE_STATIC);
+      while (sqlite3_step(st[w]) == SQLITE_ROW) {
+        for (int c = 0; c < 5; c++) sink += (size_t)sqlite3_column_bytes(st[w], c);
         rows++;
       }
-      sqlite3_reset(st);
+      sqlite3_reset(st[w]);
     }
     t = now_ms() - t;
     (void)sink;
     if (rows < PAGE) die("by hand", "a short page");
     if (t < best) best = t;
   }
-  sqlite3_finalize(st);
+  for (size_t w = 0; w < nw; w++) sqlite3_finalize(st[w]);
   return best;
 }
 
