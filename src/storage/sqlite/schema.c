@@ -122,6 +122,9 @@ int omniq__sqlite_busy_timeout(void) { return atomic_load(&busy_ms); }
  *   no statistics) may walk the index over every terminal status and sort
  *   by id, rather than seek the one status asked for; an expression is
  *   never a range it can walk.
+ * - results is WITHOUT ROWID, keyed by task_id: a result is one entry in
+ *   one B-tree (and one in results_finished) where a rowid table wrote its
+ *   row and the index of its key apart. The migration copies the table.
  * - A statement on these partial indexes writes its status terms
  *   literally, as the claim does, and names its index (INDEXED BY) so a
  *   plan never drifts to a scan. */
@@ -199,7 +202,21 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_pending_id ON tasks(id) WHERE status = 0;"
     "CREATE INDEX tasks_done_id ON tasks(status, id) WHERE status + 0 >= 2;"
     "CREATE INDEX tasks_done_queue ON tasks(queue, status, id) WHERE status + 0 >= 2;"
-    "CREATE INDEX tasks_done_func ON tasks(func, status, id) WHERE status + 0 >= 2;",
+    "CREATE INDEX tasks_done_func ON tasks(func, status, id) WHERE status + 0 >= 2;"
+    "CREATE TABLE results_v3 ("
+    " task_id TEXT PRIMARY KEY,"
+    " status INTEGER NOT NULL,"
+    " value TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL,"
+    " finished_at INTEGER NOT NULL,"
+    " last_attempt_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO results_v3 (task_id, status, value, error, attempts, finished_at,"
+    " last_attempt_at) SELECT task_id, status, value, error, attempts, finished_at,"
+    " last_attempt_at FROM results;"
+    "DROP TABLE results;"
+    "ALTER TABLE results_v3 RENAME TO results;"
+    "CREATE INDEX results_finished ON results(finished_at);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
