@@ -5,11 +5,11 @@
  * The store: N tasks (OMNIQ_BENCH_TASKS, default 1,000,000) created 1 ms
  * apart, 99% SUCCESS and 1% FAILED, one in ten in queue "mail" (every
  * FAILED one among them); the SQLite store also holds one PENDING task in
- * 500. Pages, each the best of REPS runs:
+ * 50. Pages, each the best of REPS runs:
  *   failed   the 100 newest FAILED tasks (a rare status)
  *   cursor   100 tasks of every status after a cursor halfway through
  *   queue    the 100 newest tasks of queue "mail"
- *   failedq  100 FAILED tasks of queue "mail" after the cursor (SQLite)
+ *   failedq  the 100 newest FAILED tasks of queue "mail" (SQLite)
  *   pending  the 100 newest PENDING tasks (SQLite)
  * OMNIQ_BENCH_BACKENDS=sqlite or =file runs one backend only.
  *
@@ -75,7 +75,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 /* The id of the task halfway through the last store filled. */
 static char mid_id[OMNIQ_ID_SIZE];
 
-/* The SQLite store also holds PENDING tasks (one in 500); the file
+/* The SQLite store also holds PENDING tasks (one in 50); the file
  * store's fill writes finished tasks only. */
 static int with_pending;
 
@@ -84,7 +84,7 @@ static void task_of(long i, long n, char id[OMNIQ_ID_SIZE], int *status, const c
   omniq__id_new(T0 + i, id);
   if (i == n / 2) memcpy(mid_id, id, OMNIQ_ID_SIZE);
   *status = i % 100 == 0 ? OMNIQ_FAILED : OMNIQ_SUCCESS;
-  if (with_pending && i % 500 == 7) *status = OMNIQ_PENDING;
+  if (with_pending && i % 50 == 7) *status = OMNIQ_PENDING;
   *queue = i % 10 == 0 ? "mail" : "default";
 }
 
@@ -98,7 +98,7 @@ static void pages(omniq_list_req_t req[NPAGES], const char *mid) {
   req[2] = (omniq_list_req_t){.statuses = OMNIQ_STATUS_ALL, .queue = "mail", .newest_first = 1,
                               .limit = PAGE};
   req[3] = (omniq_list_req_t){.statuses = OMNIQ_STATUS_BIT(OMNIQ_FAILED), .queue = "mail",
-                              .after_id = mid, .limit = PAGE};
+                              .newest_first = 1, .limit = PAGE};
   req[4] = (omniq_list_req_t){.statuses = OMNIQ_STATUS_BIT(OMNIQ_PENDING), .newest_first = 1,
                               .limit = PAGE};
 }
