@@ -112,6 +112,11 @@ static char *dump_store(sqlite3 *db) {
 
 /* ---- a version 2 database ---------------------------------------------- */
 
+/* A TaskError as every backend stores it (omniq_task_error_to_json). */
+#define ERROR_JSON                                                                        \
+  "{\"error_type\":\"ValueError\",\"message\":\"no\",\"timestamp\":null,\"traceback\":null," \
+  "\"retry_count\":4,\"is_retryable\":false}"
+
 /* The schema as version 2 left it (steps 0 -> 1 -> 2 of schema.c, as they
  * were), with a task of every status, results, a unique key, queue
  * settings, running totals and a chore. */
@@ -159,14 +164,14 @@ static const char v2_store[] =
     " ('01a3185c-5000-7000-8000-000000000003', 'add', 'default', '[3]', '{}', 2, 0, 1, 0,"
     "  100, 30, 160, 0, 1, NULL, NULL, 0, '*/5 * * * *', 0, 500),"
     " ('01a3185c-5000-7000-8000-000000000004', 'add', 'default', '[4]', '{}', 3, 0, 4, 3,"
-    "  100, 40, 170, 0, 4, '{\"error_type\":\"ValueError\",\"message\":\"no\",\"timestamp\":null,\"traceback\":null,\"retry_count\":4,\"is_retryable\":false}',"
+    "  100, 40, 170, 0, 4, '" ERROR_JSON "',"
     "  NULL, 0, NULL, 0, 600),"
     " ('01a3185c-5000-7000-8000-000000000005', 'send', 'mail', '[5]', '{}', 4, 0, 0, 3,"
     "  100, 50, 0, 0, 0, NULL, NULL, 0, NULL, 0, 700);"
     "INSERT INTO results VALUES"
     " ('01a3185c-5000-7000-8000-000000000003', 2, '42', NULL, 1, 500, 160),"
     " ('01a3185c-5000-7000-8000-000000000004', 3, NULL,"
-    "  '{\"error_type\":\"ValueError\",\"message\":\"no\",\"timestamp\":null,\"traceback\":null,\"retry_count\":4,\"is_retryable\":false}', 4, 600, 170),"
+    "  '" ERROR_JSON "', 4, 600, 170),"
     " ('01a3185c-5000-7000-8000-000000000005', 4, NULL, NULL, 0, 700, 0);"
     "INSERT INTO unique_keys VALUES ('mail', 'k1', '01a3185c-5000-7000-8000-000000000001');"
     "INSERT INTO queues VALUES ('mail', 1, 0, 0, 0, 0), ('default', 0, 10, 1000, 2000, 3);"
@@ -336,7 +341,9 @@ static void fill(fx_t *fx) {
                           .finished_at_ms = NOW + 2000 + (int64_t)i, .attempts = 1};
     memcpy(res.task_id, got[i]->id, OMNIQ_ID_SIZE);
     omniq_decision_t d = {.id = got[i]->id, .token = got[i]->token,
-                          .next_status = k == 2 ? OMNIQ_SUCCESS : k == 3 ? OMNIQ_FAILED : OMNIQ_PENDING,
+                          .next_status = k == 2   ? OMNIQ_SUCCESS
+                                         : k == 3 ? OMNIQ_FAILED
+                                                  : OMNIQ_PENDING,
                           .eta_ms = NOW, .result = k == 4 ? NULL : &res, .runs = 0};
     OK(fx, ops->finish(fx->b, &d, fx->err, ERRLEN));
   }

@@ -547,8 +547,9 @@ static void test_list_walks_an_index_in_id_order_without_sorting(void **state) {
                      (running || strstr(p, "TEMP B-TREE") == NULL);
             /* The cursor is where the walk starts, not a filter on it. */
             if (ok && cursor && !running) ok = strstr(p, range) != NULL;
-            if (!ok) fail_msg("list walk (status %d, queue %d, func %d, cursor %d, ranges %d):\n%s\n%s",
-                              status, q, f, cursor, ranges, sql, p);
+            if (!ok)
+              fail_msg("list walk (status %d, queue %d, func %d, cursor %d, ranges %d):\n%s\n%s",
+                       status, q, f, cursor, ranges, sql, p);
             sqlite3_free(p);
             sqlite3_free(sql);
             sqlite3_free(range);

@@ -102,7 +102,8 @@ static int walk(sq_t *sq, int status, list_arg_t *a, char *err, size_t errlen) {
   sqlite3_stmt *s = NULL;
   char *sql = omniq__sqlite_list_sql(a->req, status);
   int rc = OMNIQ_OK, src;
-  if (sql == NULL) return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "list: out of memory");
+  if (sql == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "list: out of memory");
   src = sqlite3_prepare_v2(sq->db, sql, -1, &s, NULL);
   sqlite3_free(sql);
   if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "list: preparing", err, errlen);
