@@ -28,10 +28,10 @@
  * for every status: the id index, or tasks_queue_id with a queue) from the
  * cursor, one B-tree descent and the rows returned each
  * (src/storage/sqlite/list.c). The file backend reads the index's L0
- * folder (one name per
- * 4.7 hours of creation time), one L1 folder (at most 256 names), the L2
- * folders the page crosses (256 ms of creation time each) and the page's
- * task files; markers of another queue are skipped by name. */
+ * folder (one name per 4.7 hours of creation time), one L1 folder (at most
+ * 256 names), the L2 folders the page crosses (256 ms of creation time
+ * each) and the page's task files; markers of another queue are skipped by
+ * name. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
