@@ -24,6 +24,12 @@
  * changed. */
 const char omniq__pg_finish_sql[] = "WITH " OMNIQ__PG_FINISH_CTES " SELECT count(*) FROM t";
 
+/* One arm per phase, each over that phase's partial index (schema.c). */
+const char omniq__pg_count_sql[] =
+    "SELECT 0::int2, count(*) FROM @S.tasks WHERE status = 0"
+    " UNION ALL SELECT 1::int2, count(*) FROM @S.tasks WHERE status = 1"
+    " UNION ALL SELECT status, count(*) FROM @S.tasks WHERE status >= 2 GROUP BY status";
+
 /* Statement names and texts ("@S" = the schema), by OMNIQ__PGS_*. */
 static const struct {
   const char *name;
@@ -69,8 +75,7 @@ static const struct {
                                                    " FROM @S.results WHERE task_id = $1::uuid"},
     [OMNIQ__PGS_PURGE] = {"omniq_purge",
                           "DELETE FROM @S.results WHERE finished_due_ms < $1::int8"},
-    [OMNIQ__PGS_COUNT] = {"omniq_count",
-                          "SELECT status, count(*) FROM @S.tasks GROUP BY status"},
+    [OMNIQ__PGS_COUNT] = {"omniq_count", omniq__pg_count_sql},
     [OMNIQ__PGS_EXPIRED] = {"omniq_expired", omniq__pg_expired_sql},
     [OMNIQ__PGS_KEY_TAKE] = {"omniq_key_take", omniq__pg_key_take_sql},
     [OMNIQ__PGS_KEY_HOLDER] = {"omniq_key_holder",

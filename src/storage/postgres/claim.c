@@ -87,6 +87,9 @@ const char omniq__pg_claimn_sql[] = CLAIM_SQL("= ANY($1::text[])");
 const char omniq__pg_finish_claim1_sql[] = FINISH_CLAIM_SQL("= $17::text");
 const char omniq__pg_finish_claimn_sql[] = FINISH_CLAIM_SQL("= ANY($17::text[])");
 
+/* Over tasks_running: every running task (at most the workers' slots),
+ * filtered and sorted; no index on lease_due_ms, so that extending a lease
+ * is a HOT update (schema.c, version 3). */
 const char omniq__pg_expired_sql[] =
     "SELECT " OMNIQ__PG_TASK_COLS " FROM @S.tasks"
     " WHERE status = 1 AND lease_due_ms < $1::int8"

@@ -185,6 +185,10 @@ extern const char omniq__pg_purge_tasks_sql[];
  * memory) and its parameters in *p (borrowing req's strings). */
 char *omniq__pg_list_sql(const char *schema, const omniq_list_req_t *req,
                          omniq__pg_params_t *p);
+/* Counts by status (no parameters; rows: status, count), and a queue's
+ * statistics (queues.c: $1 the queue or NULL, $2 now (server)). */
+extern const char omniq__pg_count_sql[];
+extern const char omniq__pg_stats_sql[];
 /* The expired-lease scan: $1 now (server), $2 max. */
 extern const char omniq__pg_expired_sql[];
 
