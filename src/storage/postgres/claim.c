@@ -41,7 +41,7 @@
  * queue parameter, NOW/MAX/STARTED/LEASE/LEASE_DUE are the numbers of the
  * other parameters, and guard is a condition the walk also needs (a
  * one-time filter, or ""). */
-#define CLAIM_CTES(queue_match, NOW, MAX, STARTED, LEASE, LEASE_DUE, guard)                \
+#define CLAIM_CTES(queue_match, NOW, MAX, STARTED, LEASE, LEASE_DUE, guard)         \
   "picked AS ("                                                                      \
   " SELECT id FROM @S.tasks"                                                         \
   " WHERE status = 0 AND queue " queue_match " AND due_ms <= $" #NOW "::int8"        \
@@ -189,7 +189,8 @@ static int riding_tasks(const PGresult *r, omniq_task_t ***out, size_t *n, int *
   *out = NULL;
   *n = 0;
   *limited = 0;
-  for (int row = 0; row < rows; row++) *limited |= omniq__pg_i64(r, row, kind) == OMNIQ__PG_FC_LIMITED;
+  for (int row = 0; row < rows; row++)
+    *limited |= omniq__pg_i64(r, row, kind) == OMNIQ__PG_FC_LIMITED;
   if (*limited || rows <= 1) return OMNIQ_OK;
   omniq_task_t **tasks = omniq__calloc((size_t)rows, sizeof *tasks);
   if (tasks == NULL) return OMNIQ_ENOMEM;

@@ -329,7 +329,8 @@ void omniq__pg_fin_clear(omniq__pg_fin_t *f) {
 
 int omniq__pg_fin_outcome(omniq__pg_t *pg, const omniq_decision_t *o, omniq__pg_fin_t *f) {
   if (f->rc != OMNIQ_OK) return f->rc;
-  return f->changed == 1 ? OMNIQ_OK : omniq__pg_no_row(pg, "finish", o->id, NULL, f->err, f->errlen);
+  if (f->changed == 1) return OMNIQ_OK;
+  return omniq__pg_no_row(pg, "finish", o->id, NULL, f->err, f->errlen);
 }
 
 int omniq__pg_finish(void *backend, const omniq_decision_t *o, char *err, size_t errlen) {
