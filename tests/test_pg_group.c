@@ -197,44 +197,71 @@ static void test_a_failing_finish_fails_alone_and_the_rest_of_its_batch_is_store
 
 static void as_is(int i, omniq_decision_t *d) { (void)i, (void)d; }
 
+/* One lone ride: a fresh store with `pending` tasks, one of them claimed
+ * and ended SUCCESS, reported with finish_claim of up to max tasks. */
+typedef struct {
+  th_be_t *f;
+  omniq_task_t **t;      /* the claimed task */
+  omniq_result_t *r;
+  omniq_decision_t d;
+  omniq_task_t **next;   /* what the ride claimed */
+  size_t n;
+  int claimed;
+  char err[256];
+} ride_t;
+
+static void ride_setup(ride_t *x, int pending) {
+  memset(x, 0, sizeof *x);
+  x->f = th_be_new("postgres", 1);
+  x->n = 5;
+  x->claimed = -1;
+  for (int i = 0; i < pending; i++) th_be_add(x->f, NULL, 0, th_be_now(x->f), NULL);
+  assert_int_equal(th_be_claim(x->f, 1, &x->t), 1);
+  x->r = th_be_result(x->t[0]->id, OMNIQ_SUCCESS, th_be_now(x->f));
+  x->d = (omniq_decision_t){.id = x->t[0]->id, .token = x->t[0]->token,
+                            .next_status = OMNIQ_SUCCESS, .result = x->r,
+                            .runs = OMNIQ_RUNS_SUCCEEDED};
+}
+
+static int ride(ride_t *x, size_t max) {
+  omniq_claim_req_t req = claim_of(x->f, max);
+  return x->f->ops->finish_claim(x->f->b, &x->d, &req, &x->next, &x->n, &x->claimed, x->err,
+                                 sizeof x->err);
+}
+
+static void ride_free(ride_t *x) {
+  omniq__tasks_free(x->next, x->n);
+  omniq_result_free(x->r);
+  omniq__tasks_free(x->t, 1);
+  th_pg_drop(&x->f->s);
+  th_be_free(x->f);
+}
+
 /* A run's outcome carries the runner's next claim: both are one
  * transaction (the finished row and the claimed ones carry one xmin), the
  * claimed tasks come back RUNNING, and the finished one is not among them. */
 static void test_finish_claim_stores_the_outcome_and_claims_the_next_in_one_transaction(
     void **state) {
   (void)state;
-  th_be_t *f = th_be_new("postgres", 1);
-  omniq_task_t **t = NULL, **next = NULL;
-  omniq_result_t *r = NULL, *stored = NULL;
-  size_t n = 0;
-  int claimed = 0;
-  char err[256];
-  for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
-  assert_int_equal(th_be_claim(f, 1, &t), 1);
-  r = th_be_result(t[0]->id, OMNIQ_SUCCESS, th_be_now(f));
-  omniq_decision_t d = {.id = t[0]->id, .token = t[0]->token, .next_status = OMNIQ_SUCCESS,
-                        .result = r, .runs = OMNIQ_RUNS_SUCCEEDED};
-  omniq_claim_req_t req = claim_of(f, 2);
-  assert_int_equal(f->ops->finish_claim(f->b, &d, &req, &next, &n, &claimed, err, sizeof err),
-                   OMNIQ_OK);
-  assert_int_equal(claimed, 1);
-  assert_int_equal(n, 2);
-  for (size_t i = 0; i < n; i++) {
-    assert_string_not_equal(next[i]->id, t[0]->id);
-    assert_int_equal(next[i]->status, OMNIQ_RUNNING);
-    assert_int_equal(next[i]->attempts, 1);
+  ride_t x;
+  omniq_result_t *stored = NULL;
+  ride_setup(&x, 3);
+  assert_int_equal(ride(&x, 2), OMNIQ_OK);
+  assert_int_equal(x.claimed, 1);
+  assert_int_equal(x.n, 2);
+  for (size_t i = 0; i < x.n; i++) {
+    assert_string_not_equal(x.next[i]->id, x.t[0]->id);
+    assert_int_equal(x.next[i]->status, OMNIQ_RUNNING);
+    assert_int_equal(x.next[i]->attempts, 1);
   }
-  assert_int_equal(writers(f, "status IN (1, 2)"), 1);
-  assert_int_equal(count_where(f, "status = 2"), 1);
-  assert_int_equal(count_where(f, "status = 1"), 2);
-  assert_int_equal(f->ops->get_result(f->b, t[0]->id, &stored, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(writers(x.f, "status IN (1, 2)"), 1);
+  assert_int_equal(count_where(x.f, "status = 2"), 1);
+  assert_int_equal(count_where(x.f, "status = 1"), 2);
+  assert_int_equal(x.f->ops->get_result(x.f->b, x.t[0]->id, &stored, x.err, sizeof x.err),
+                   OMNIQ_OK);
   assert_int_equal(stored->status, OMNIQ_SUCCESS);
   omniq_result_free(stored);
-  omniq__tasks_free(next, n);
-  omniq_result_free(r);
-  omniq__tasks_free(t, 1);
-  th_pg_drop(&f->s);
-  th_be_free(f);
+  ride_free(&x);
 }
 
 /* The claim rides only on an outcome that applies: under a stale token the
@@ -242,30 +269,16 @@ static void test_finish_claim_stores_the_outcome_and_claims_the_next_in_one_tran
  * that the caller does not know of. */
 static void test_finish_claim_under_a_stale_token_claims_nothing(void **state) {
   (void)state;
-  th_be_t *f = th_be_new("postgres", 1);
-  omniq_task_t **t = NULL, **next = NULL;
-  omniq_result_t *r;
-  size_t n = 5;
-  int claimed = 1;
-  char err[256];
-  for (int i = 0; i < 2; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
-  assert_int_equal(th_be_claim(f, 1, &t), 1);
-  r = th_be_result(t[0]->id, OMNIQ_SUCCESS, th_be_now(f));
-  omniq_decision_t d = {.id = t[0]->id, .token = t[0]->token + 1,
-                        .next_status = OMNIQ_SUCCESS, .result = r,
-                        .runs = OMNIQ_RUNS_SUCCEEDED};
-  omniq_claim_req_t req = claim_of(f, 1);
-  assert_int_equal(f->ops->finish_claim(f->b, &d, &req, &next, &n, &claimed, err, sizeof err),
-                   OMNIQ_ESTATE);
-  assert_int_equal(claimed, 0);
-  assert_int_equal(n, 0);
-  assert_null(next);
-  assert_int_equal(count_where(f, "status = 1"), 1);
-  assert_int_equal(count_where(f, "status = 0"), 1);
-  omniq_result_free(r);
-  omniq__tasks_free(t, 1);
-  th_pg_drop(&f->s);
-  th_be_free(f);
+  ride_t x;
+  ride_setup(&x, 2);
+  x.d.token++;
+  assert_int_equal(ride(&x, 1), OMNIQ_ESTATE);
+  assert_int_equal(x.claimed, 0);
+  assert_int_equal(x.n, 0);
+  assert_null(x.next);
+  assert_int_equal(count_where(x.f, "status = 1"), 1);
+  assert_int_equal(count_where(x.f, "status = 0"), 1);
+  ride_free(&x);
 }
 
 /* A paused queue: the outcome is stored, the ride takes nothing and says
@@ -274,29 +287,15 @@ static void test_finish_claim_under_a_stale_token_claims_nothing(void **state) {
 static void test_finish_claim_of_a_paused_queue_stores_the_outcome_and_leaves_the_claim(
     void **state) {
   (void)state;
-  th_be_t *f = th_be_new("postgres", 1);
-  omniq_task_t **t = NULL, **next = NULL;
-  omniq_result_t *r;
-  size_t n = 5;
-  int claimed = 1;
-  char err[256];
-  for (int i = 0; i < 2; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
-  assert_int_equal(th_be_claim(f, 1, &t), 1);
-  assert_int_equal(f->ops->set_paused(f->b, "default", 1, err, sizeof err), OMNIQ_OK);
-  r = th_be_result(t[0]->id, OMNIQ_SUCCESS, th_be_now(f));
-  omniq_decision_t d = {.id = t[0]->id, .token = t[0]->token, .next_status = OMNIQ_SUCCESS,
-                        .result = r, .runs = OMNIQ_RUNS_SUCCEEDED};
-  omniq_claim_req_t req = claim_of(f, 1);
-  assert_int_equal(f->ops->finish_claim(f->b, &d, &req, &next, &n, &claimed, err, sizeof err),
-                   OMNIQ_OK);
-  assert_int_equal(claimed, 0);
-  assert_int_equal(n, 0);
-  assert_int_equal(count_where(f, "status = 2"), 1);
-  assert_int_equal(count_where(f, "status = 0"), 1);
-  omniq_result_free(r);
-  omniq__tasks_free(t, 1);
-  th_pg_drop(&f->s);
-  th_be_free(f);
+  ride_t x;
+  ride_setup(&x, 2);
+  assert_int_equal(x.f->ops->set_paused(x.f->b, "default", 1, x.err, sizeof x.err), OMNIQ_OK);
+  assert_int_equal(ride(&x, 1), OMNIQ_OK);
+  assert_int_equal(x.claimed, 0);
+  assert_int_equal(x.n, 0);
+  assert_int_equal(count_where(x.f, "status = 2"), 1);
+  assert_int_equal(count_where(x.f, "status = 0"), 1);
+  ride_free(&x);
 }
 
 /* N runners report and claim at once: one transaction for all of it, and
