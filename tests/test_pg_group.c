@@ -298,6 +298,29 @@ static void test_finish_claim_of_a_paused_queue_stores_the_outcome_and_leaves_th
   ride_free(&x);
 }
 
+/* An outcome that makes its task due again at once (a retry without
+ * delay) does not ride: the claim's snapshot could not see the task
+ * pending, and a drain would end with it left behind. The outcome is
+ * stored, nothing is claimed, and the caller's own claim finds the task. */
+static void test_finish_claim_of_a_retry_due_now_leaves_the_claim_to_the_caller(
+    void **state) {
+  (void)state;
+  ride_t x;
+  omniq_task_t **again = NULL;
+  ride_setup(&x, 1);
+  x.d.next_status = OMNIQ_PENDING;
+  x.d.result = NULL;
+  x.d.eta_ms = th_be_now(x.f);
+  x.d.runs = OMNIQ_RUNS_RETRIED;
+  assert_int_equal(ride(&x, 1), OMNIQ_OK);
+  assert_int_equal(x.claimed, 0);
+  assert_int_equal(x.n, 0);
+  assert_int_equal(th_be_claim(x.f, 1, &again), 1);
+  assert_string_equal(again[0]->id, x.t[0]->id);
+  omniq__tasks_free(again, 1);
+  ride_free(&x);
+}
+
 /* N runners report and claim at once: one transaction for all of it, and
  * each pending task goes to exactly one of them. */
 static void test_riding_claims_of_one_batch_take_distinct_tasks_in_one_transaction(
@@ -328,6 +351,7 @@ int main(void) {
       cmocka_unit_test(test_finish_claim_under_a_stale_token_claims_nothing),
       cmocka_unit_test(
           test_finish_claim_of_a_paused_queue_stores_the_outcome_and_leaves_the_claim),
+      cmocka_unit_test(test_finish_claim_of_a_retry_due_now_leaves_the_claim_to_the_caller),
       cmocka_unit_test(test_riding_claims_of_one_batch_take_distinct_tasks_in_one_transaction),
   };
   return cmocka_run_group_tests_name("postgres group commit", tests, NULL, NULL);

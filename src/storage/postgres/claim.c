@@ -218,7 +218,12 @@ int omniq__pg_finish_claim(void *backend, const omniq_decision_t *d, const omniq
   *out = NULL;
   *n = 0;
   *claimed = 0;
-  if (req == NULL || req->max == 0 || req->nqueues == 0 || req->queues == NULL)
+  /* The claim sees the statement's snapshot, from before the outcome: a
+   * task the outcome makes due again (a retry without delay) would be
+   * missed, and a drain would end with it pending. Such an outcome goes
+   * alone and the caller's claim, a statement later, finds it. */
+  if (req == NULL || req->max == 0 || req->nqueues == 0 || req->queues == NULL ||
+      (d->next_status == OMNIQ_PENDING && d->eta_ms <= req->now_ms))
     return omniq__pg_finish(backend, d, err, errlen);
   int rc = omniq__pg_fin_fill(pg, d, &f, err, errlen);
   if (rc != OMNIQ_OK) return rc;
