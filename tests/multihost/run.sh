@@ -135,10 +135,10 @@ case $scenario in
     ;;
   restart)
     say "$(success) done: restarting the database"
-    down=$SECONDS
+    down=$(date +%s%3N)
     ip netns exec "$ns_db" bash "$cluster" restart "$work/pg" >/dev/null
-    outage=$((SECONDS - down))
-    say "the database was back after ${outage} s (leases: $LEASE_S s)"
+    outage=$(($(date +%s%3N) - down))
+    say "the database was back after ${outage} ms (leases: $LEASE_S s)"
     ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
@@ -183,8 +183,8 @@ bad=$(awk -v scenario="$scenario" '
   { id = $1; att = $2; end = $6; host = $3 }' "$work/records")
 if [ -n "$bad" ]; then
   say "FAIL:"; echo "$bad" | head -20; fail=1
-  if [ "$scenario" = restart ] && [ "$outage" -ge $((LEASE_S / 3)) ]; then
-    say "(the restart took ${outage} s, too close to the ${LEASE_S} s leases for exactly once)"
+  if [ "$scenario" = restart ] && [ "$outage" -ge $((LEASE_S * 1000 / 3)) ]; then
+    say "(the restart took ${outage} ms, too close to the ${LEASE_S} s leases for exactly once)"
   fi
 fi
 if [ "$scenario" = cut ] && [ "$recovered" -eq 0 ]; then
