@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Claim cost of the file backend at 100 and 100,000 pending tasks.
+/* Claim cost of the file backend at 1,000 and 1,000,000 pending tasks, and
+ * what a fresh handle on the large store costs to open.
  *
  * One op = claim one task + complete it (SUCCESS, result stored): the two
  * calls a worker makes per task. After each op, outside the timing, one
@@ -10,14 +11,28 @@
  * Baseline, same process, same directory, same claim steps: the naive
  * claim that lists queue/pending/<q>/ on every call and picks the best
  * due name, then renames and rewrites exactly like the backend. The
- * difference between the two is the cost of finding the next task.
+ * difference between the two is the cost of finding the next task. The
+ * two sizes and the two claims take turns in rounds, so a load that
+ * changes during the run weighs on every figure alike. Beside them, the
+ * index's own share: taking the best due name out of it and putting it
+ * back, no file touched.
  *
- * Setup writes with fsync off (creating 100,000 files with fsync on takes
- * minutes); the measured ops run with fsync off too, so the numbers show
+ * Open: with the large store filled, a new process (this program again,
+ * run as `--open DIR`) opens a handle on it and reports the time the open
+ * took and its resident memory (VmRSS, VmHWM from /proc/self/status). Its
+ * baseline, also in a new process (`--array DIR`), lists the same pending
+ * folder into a plain array of (priority, eta, id): the least a process
+ * that knows every pending task must do. They take turns, 3 times each.
+ *
+ * Setup writes with fsync off (creating 10^6 files with fsync on takes
+ * hours); the measured ops run with fsync off too, so the numbers show
  * the index rather than the disk. The last line measures what fsync on
- * costs per op at 100 pending.
+ * costs per op at 1,000 pending.
  *
- * Usage: bench_file_claim [dir]   (default $TMPDIR or /tmp) */
+ * Usage: bench_file_claim [dir]   (default $TMPDIR or /tmp)
+ * OMNIQ_BENCH_TASKS sets the large size (default 1000000).
+ * OMNIQ_BENCH_STORE names a folder to keep the large store in: filling 10^6
+ * tasks takes minutes, so a later run tops up that store and reuses it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,7 +179,8 @@ static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
   if (omniq__fidx_queue(fs->idx, OMNIQ_DEFAULT_QUEUE, 0, qdir, err, sizeof err) != OMNIQ_OK ||
       omniq__fidx_open_dir(fs->idx, qdir, &qfd, err, sizeof err) != OMNIQ_OK)
     die("queue", err);
-  while (r.ops < max && (r.ops < 20 || now_s() - start < BUDGET_S)) {
+  long min_ops = naive ? 3 : 20; /* a naive claim on 10^6 files takes most of a second */
+  while (r.ops < max && (r.ops < min_ops || now_s() - start < BUDGET_S)) {
     int64_t now = ++clock_ms;
     omniq_claim_req_t req = {now, now + 30000, q, 1, 1};
     omniq_task_t **got = NULL, *t;
@@ -204,48 +221,221 @@ static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
 
 static double us(double s, long ops) { return s / (double)ops * 1e6; }
 
+/* The index's own share of a claim: take the best due name out of the
+ * pending index and put it back, no file touched. Seconds per pair. */
+static double index_only(omniq__fs_t *fs, long pairs) {
+  static const char *const q[] = {OMNIQ_DEFAULT_QUEUE};
+  omniq__pending_t p;
+  double t = now_s();
+  for (long i = 0; i < pairs; i++) {
+    if (omniq__fidx_take_due(fs->idx, q, 1, clock_ms, 0, &p, 1) != 1) die("index", "nothing due");
+    omniq__fidx_put_back(fs->idx, &p);
+  }
+  return (now_s() - t) / (double)pairs;
+}
+
+/* ---- open of a fresh handle, in a process of its own ---------------------- */
+
+typedef struct {
+  double open_s;
+  long rss_kib, hwm_kib;
+  size_t entries;
+} open_cost_t;
+
+static long status_kib(const char *key) {
+  char line[256];
+  long v = -1;
+  size_t klen = strlen(key);
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL) return -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, key, klen) == 0 && line[klen] == ':') v = strtol(line + klen + 1, NULL, 10);
+  fclose(f);
+  return v;
+}
+
+static void report_child(double open_s, size_t entries) {
+  printf("%.6f %ld %ld %zu\n", open_s, status_kib("VmRSS"), status_kib("VmHWM"), entries);
+  fflush(stdout);
+}
+
+/* `--open DIR`: a handle as a worker opens it (fsync on, the default). */
+static int child_open(const char *dir) {
+  double t = now_s();
+  omniq__fs_t *fs = open_store(dir, 1);
+  report_child(now_s() - t, 0);
+  omniq__file_ops.close(fs);
+  return 0;
+}
+
+/* `--array DIR`: the baseline, the pending folder listed into an array. */
+typedef struct {
+  uint32_t iprio;
+  int64_t eta;
+  char id[OMNIQ_ID_SIZE];
+} plain_t;
+
+static int child_array(const char *dir) {
+  char path[2048], id[OMNIQ_ID_SIZE];
+  plain_t *a = NULL;
+  size_t n = 0, cap = 0;
+  uint32_t iprio;
+  int64_t eta;
+  struct dirent *de;
+  double t = now_s();
+  snprintf(path, sizeof path, "%s/queue/pending/%s", dir, OMNIQ_DEFAULT_QUEUE);
+  DIR *d = opendir(path);
+  if (d == NULL) die("opendir", strerror(errno));
+  while ((de = readdir(d)) != NULL) {
+    if (omniq__fname_pending_parse(de->d_name, &iprio, &eta, id) != OMNIQ_OK) continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      a = realloc(a, cap * sizeof *a);
+      if (a == NULL) die("array", "out of memory");
+    }
+    a[n].iprio = iprio;
+    a[n].eta = eta;
+    memcpy(a[n].id, id, sizeof id);
+    n++;
+  }
+  closedir(d);
+  report_child(now_s() - t, n);
+  free(a);
+  return 0;
+}
+
+/* Runs this program again as `mode dir` and reads its one line. */
+static open_cost_t measure(const char *self, const char *mode, const char *dir) {
+  int p[2], status;
+  open_cost_t c = {0, 0, 0, 0};
+  char line[256];
+  if (pipe(p) != 0) die("pipe", strerror(errno));
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) die("fork", strerror(errno));
+  if (pid == 0) {
+    dup2(p[1], STDOUT_FILENO);
+    close(p[0]);
+    close(p[1]);
+    execl(self, self, mode, dir, (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  FILE *f = fdopen(p[0], "r");
+  if (f == NULL || fgets(line, sizeof line, f) == NULL ||
+      sscanf(line, "%lf %ld %ld %zu", &c.open_s, &c.rss_kib, &c.hwm_kib, &c.entries) != 4)
+    die(mode, "no report from the child");
+  fclose(f);
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    die(mode, "child failed");
+  return c;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median3(double a, double b, double c) {
+  double v[3] = {a, b, c};
+  qsort(v, 3, sizeof v[0], cmp_double);
+  return v[1];
+}
+
+static void open_costs(const char *dir) {
+  char self[1024];
+  open_cost_t o[3], a[3];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) die("readlink", strerror(errno));
+  self[len] = '\0';
+  for (int i = 0; i < 3; i++) {
+    o[i] = measure(self, "--open", dir);
+    a[i] = measure(self, "--array", dir);
+  }
+  double os = median3(o[0].open_s, o[1].open_s, o[2].open_s);
+  double as = median3(a[0].open_s, a[1].open_s, a[2].open_s);
+  double orss = median3(o[0].rss_kib, o[1].rss_kib, o[2].rss_kib) / 1024.0;
+  double arss = median3(a[0].rss_kib, a[1].rss_kib, a[2].rss_kib) / 1024.0;
+  double ohwm = median3(o[0].hwm_kib, o[1].hwm_kib, o[2].hwm_kib) / 1024.0;
+  double ahwm = median3(a[0].hwm_kib, a[1].hwm_kib, a[2].hwm_kib) / 1024.0;
+  printf("fresh handle on %zu pending (medians of 3, each in a new process):\n", a[0].entries);
+  printf("  %-34s %8.3f s  RSS %7.1f MiB  peak %7.1f MiB\n", "open (fsync on)", os, orss, ohwm);
+  printf("  %-34s %8.3f s  RSS %7.1f MiB  peak %7.1f MiB  (%zu entries)\n",
+         "baseline: folder into plain array", as, arss, ahwm, a[0].entries);
+  printf("  open/baseline: time %.2fx, RSS %.2fx, peak %.2fx\n", os / as, orss / arss,
+         ohwm / ahwm);
+  printf("  targets at 10^6: open <= 0.5 s: %s; RSS <= 64 MiB: %s\n",
+         os <= 0.5 ? "met" : "NOT met", ohwm <= 64.0 ? "met" : "NOT met");
+}
+
 int main(int argc, char **argv) {
-  static const long sizes[2] = {100, 100000};
+  if (argc == 3 && strcmp(argv[1], "--open") == 0) return child_open(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "--array") == 0) return child_array(argv[2]);
+  const char *big = getenv("OMNIQ_BENCH_TASKS");
+  const long sizes[2] = {1000, big != NULL && atol(big) > 1000 ? atol(big) : 1000000};
   const char *base = argc > 1 ? argv[1] : getenv("TMPDIR");
+  const char *kept = getenv("OMNIQ_BENCH_STORE");
   result_t idx[2] = {{0, 0, 0}, {0, 0, 0}}, nv[2] = {{0, 0, 0}, {0, 0, 0}}, warm = {0, 0, 0};
   char dir[1024];
   if (base == NULL || base[0] == '\0') base = "/tmp";
   printf("file backend claim cost (claim + complete per op, fsync off), dir %s\n", base);
   printf("%9s  %14s %14s  %14s %14s  %9s\n", "pending", "index claim", "index op", "naive claim",
          "naive op", "naive/idx");
+  omniq__fs_t *fs2[2];
+  char dirs[2][1024];
+  int keep[2] = {0, kept != NULL && kept[0] != '\0'};
   for (int s = 0; s < 2; s++) {
-    snprintf(dir, sizeof dir, "%s/omniq-bench-XXXXXX", base);
-    if (mkdtemp(dir) == NULL) die("mkdtemp", strerror(errno));
-    omniq__fs_t *fs = open_store(dir, 0);
-    double t = now_s();
-    fill(fs, sizes[s], T0 - 1);
-    printf("%9s  (setup: %ld tasks in %.1f s)\n", "", sizes[s], now_s() - t);
-    run(fs, 0, 100, &warm);
-    for (int round = 0; round < ROUNDS; round++) {
-      run(fs, 0, ROUND_OPS, &idx[s]);
-      run(fs, 1, ROUND_OPS, &nv[s]);
+    int64_t have = 0;
+    char err[512];
+    if (keep[s]) {
+      snprintf(dirs[s], sizeof dirs[s], "%s", kept);
+    } else {
+      snprintf(dirs[s], sizeof dirs[s], "%s/omniq-bench-XXXXXX", base);
+      if (mkdtemp(dirs[s]) == NULL) die("mkdtemp", strerror(errno));
     }
+    fs2[s] = open_store(dirs[s], 0);
+    if (keep[s] && omniq__fidx_count(fs2[s]->idx, &have, err, sizeof err) != OMNIQ_OK)
+      die("count", err);
+    double t = now_s();
+    fill(fs2[s], sizes[s] - (long)have, T0 - 1);
+    printf("%9s  (setup: %ld tasks in %.1f s, %ld there before)\n", "", sizes[s] - (long)have,
+           now_s() - t, (long)have);
+    run(fs2[s], 0, 100, &warm);
+  }
+  double pair_s[2] = {0, 0};
+  for (int round = 0; round < ROUNDS; round++)
+    for (int s = 0; s < 2; s++) {
+      run(fs2[s], 0, ROUND_OPS, &idx[s]);
+      run(fs2[s], 1, ROUND_OPS, &nv[s]);
+      pair_s[s] += index_only(fs2[s], 20000) / ROUNDS;
+    }
+  for (int s = 0; s < 2; s++) {
     printf("%9ld  %11.1f us %11.1f us  %11.1f us %11.1f us  %8.1fx   (%ld / %ld ops)\n",
            sizes[s], us(idx[s].claim_s, idx[s].ops), us(idx[s].op_s, idx[s].ops),
            us(nv[s].claim_s, nv[s].ops), us(nv[s].op_s, nv[s].ops),
            us(nv[s].op_s, nv[s].ops) / us(idx[s].op_s, idx[s].ops), idx[s].ops, nv[s].ops);
-    omniq__file_ops.close(fs);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    omniq__file_ops.close(fs2[s]);
   }
+  open_costs(dirs[1]);
+  for (int s = 0; s < 2; s++)
+    if (!keep[s]) nftw(dirs[s], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   double ratio = us(idx[1].op_s, idx[1].ops) / us(idx[0].op_s, idx[0].ops);
-  double nratio = us(nv[1].op_s, nv[1].ops) / us(nv[0].op_s, nv[0].ops);
-  printf("cost at 100,000 / cost at 100: index %.2fx (must be < 3x: %s), naive %.1fx\n", ratio,
-         ratio < 3.0 ? "ok" : "FAIL", nratio);
-  printf("claim only at 100,000 / at 100: index %.2fx, naive %.1fx\n",
-         us(idx[1].claim_s, idx[1].ops) / us(idx[0].claim_s, idx[0].ops),
+  double cratio = us(idx[1].claim_s, idx[1].ops) / us(idx[0].claim_s, idx[0].ops);
+  printf("cost at %ld / cost at %ld: index %.2fx, naive %.1fx\n", sizes[1], sizes[0], ratio,
+         us(nv[1].op_s, nv[1].ops) / us(nv[0].op_s, nv[0].ops));
+  printf("claim only at %ld / at %ld: index %.2fx (target <= 1.5x: %s), naive %.1fx\n", sizes[1],
+         sizes[0], cratio, cratio <= 1.5 ? "met" : "NOT met",
          us(nv[1].claim_s, nv[1].ops) / us(nv[0].claim_s, nv[0].ops));
+  printf("the index alone (take the best due name, put it back): %.2f us at %ld, %.2f us at %ld "
+         "(%.2fx)\n",
+         pair_s[0] * 1e6, sizes[0], pair_s[1] * 1e6, sizes[1], pair_s[1] / pair_s[0]);
 
-  /* fsync on vs off, taking turns on one store of 100 pending tasks. */
+  /* fsync on vs off, taking turns on one store of the small size. */
   result_t on = {0, 0, 0}, off = {0, 0, 0};
   snprintf(dir, sizeof dir, "%s/omniq-bench-XXXXXX", base);
   if (mkdtemp(dir) == NULL) die("mkdtemp", strerror(errno));
   omniq__fs_t *fs = open_store(dir, 0);
-  fill(fs, 100, T0 - 1);
+  fill(fs, sizes[0], T0 - 1);
   for (int round = 0; round < ROUNDS; round++) {
     run(fs, 0, 100, &off);
     omniq__file_ops.close(fs);
@@ -255,8 +445,12 @@ int main(int argc, char **argv) {
     fs = open_store(dir, 0);
   }
   omniq__file_ops.close(fs);
-  printf("at 100 pending: fsync on %.1f us per op, off %.1f us (on/off %.1fx)\n",
+  printf("at %ld pending: fsync on %.1f us per op, off %.1f us (on/off %.1fx)\n", sizes[0],
          us(on.op_s, on.ops), us(off.op_s, off.ops), us(on.op_s, on.ops) / us(off.op_s, off.ops));
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  return ratio < 3.0 ? 0 : 1;
+  /* A gross regression (the index gone linear) fails `make bench`. It is
+   * judged on the index alone: a claim's file operations in a folder of
+   * 10^6 names swing by more than 3x on a loaded disk, so the 1.5x target
+   * on the whole claim is printed, not enforced. */
+  return pair_s[1] / pair_s[0] < 3.0 ? 0 : 1;
 }

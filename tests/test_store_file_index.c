@@ -3,7 +3,9 @@
  * shared contract: a FORMAT 1 store is upgraded with every task listed; a
  * marker a crash left in the wrong tree is repaired by the listing that
  * meets it; a retry by hand cut short leaves one copy of the task; a page
- * reads folders around its cursor, not the store. */
+ * reads folders around its cursor, not the store. And the pending index:
+ * a handle that learned every change as it happened and one built by a
+ * fresh scan hand out the same tasks, each once, in claim order. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +177,86 @@ static void test_the_index_keeps_no_folder_for_tasks_that_are_gone(void **state)
   assert_int_equal(th_be_count(f, "index/done"), 0);
 }
 
+typedef struct {
+  char id[OMNIQ_ID_SIZE];
+  int priority;
+  int64_t eta;
+  int gone; /* cancelled */
+} want_t;
+
+static int want_cmp(const void *x, const void *y) {
+  const want_t *a = x, *b = y;
+  if (a->priority != b->priority) return a->priority > b->priority ? -1 : 1;
+  if (a->eta != b->eta) return a->eta < b->eta ? -1 : 1;
+  return strcmp(a->id, b->id);
+}
+
+/* Claims one task of queue a or b with f; 0 when nothing is due. */
+static int claim_one(th_be_t *f, char id[OMNIQ_ID_SIZE]) {
+  static const char *const qs[] = {"a", "b"};
+  omniq_claim_req_t req = {th_be_now(f), th_be_now(f) + 60000, qs, 2, 1};
+  omniq_task_t **got = NULL;
+  size_t n = 0;
+  assert_int_equal(f->ops->claim(f->b, &req, &got, &n, f->err, sizeof f->err), OMNIQ_OK);
+  if (n == 1) memcpy(id, got[0]->id, OMNIQ_ID_SIZE);
+  omniq__tasks_free(got, n);
+  return (int)n;
+}
+
+static void test_a_live_index_and_a_fresh_scan_claim_every_task_once_in_order(void **state) {
+  enum { N = 600, RETRIED = 20 };
+  static const int prios[] = {-5, 0, 3, 9};
+  th_be_t *f = *state;
+  want_t *w = calloc(N, sizeof *w);
+  int64_t now = th_be_now(f);
+  unsigned seed = 7;
+  assert_non_null(w);
+  for (int i = 0; i < N; i++) {
+    seed = seed * 1103515245u + 12345u;
+    w[i].priority = prios[(seed >> 16) % 4];
+    w[i].eta = now - 1 - (int64_t)((seed >> 8) % 50); /* due, with many equal etas */
+    th_be_add(f, i % 3 ? "a" : "b", w[i].priority, w[i].eta, w[i].id);
+  }
+  /* f's index forgets the cancelled tasks... */
+  for (int i = 0; i < N; i += 7) {
+    int prev = 0;
+    assert_int_equal(f->ops->cancel(f->b, w[i].id, now, &prev, f->err, sizeof f->err), OMNIQ_OK);
+    w[i].gone = 1;
+  }
+  /* ...and replaces the entries of tasks that come back with a new eta. */
+  for (int i = 0; i < RETRIED; i++) {
+    omniq_task_t **got = NULL;
+    static const char *const qs[] = {"a", "b"};
+    omniq_claim_req_t req = {now, now + 60000, qs, 2, 1};
+    size_t n = 0;
+    assert_int_equal(f->ops->claim(f->b, &req, &got, &n, f->err, sizeof f->err), OMNIQ_OK);
+    assert_int_equal(n, 1);
+    int j = 0;
+    while (strcmp(w[j].id, got[0]->id) != 0) j++;
+    w[j].eta = now - 1000 + i;
+    omniq_decision_t d = {.id = w[j].id, .token = got[0]->token, .next_status = OMNIQ_PENDING,
+                          .eta_ms = w[j].eta};
+    assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
+    omniq__tasks_free(got, n);
+  }
+  /* g builds its index from one scan of the folders. */
+  th_be_t *g = th_be_beside(f);
+  qsort(w, N, sizeof *w, want_cmp);
+  char id[OMNIQ_ID_SIZE];
+  int k = 0;
+  for (int turn = 0;; turn++) {
+    if (!claim_one(turn % 2 ? g : f, id) && !claim_one(turn % 2 ? f : g, id)) break;
+    while (k < N && w[k].gone) k++;
+    assert_true(k < N);
+    assert_string_equal(id, w[k].id);
+    k++;
+  }
+  while (k < N && w[k].gone) k++;
+  assert_int_equal(k, N);
+  th_be_free(g);
+  free(w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -182,6 +264,7 @@ int main(void) {
       T(test_a_listing_repairs_a_marker_a_crash_left_behind),
       T(test_a_retry_cut_short_is_finished_with_one_copy),
       T(test_the_index_keeps_no_folder_for_tasks_that_are_gone),
+      T(test_a_live_index_and_a_fresh_scan_claim_every_task_once_in_order),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

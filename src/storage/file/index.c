@@ -1,19 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /* The pending index.
  *
- * What it owns: for each queue folder, one min-heap per priority level,
- * ordered by (eta, id), plus a hash map id -> (queue, priority, eta) that
- * says which heap entry is current. A claim looks at the top of each
- * level, from the highest priority down, and takes the first one that is
- * due: O(levels + log n) per task instead of a directory listing. The
- * containers are in order.c.
+ * What it owns: one 32-byte entry per pending file (its id in binary, eta,
+ * priority, queue), an id set over the live entries, and for each queue
+ * folder one min-heap of entry numbers per priority level, ordered by
+ * (eta, id). A claim looks at the top of each level, from the highest
+ * priority down, and takes the first one that is due: O(levels + log n)
+ * per task instead of a directory listing. The containers, and why they
+ * cost 44 to 56 bytes a task, are in order.c. A scan appends to the heaps
+ * and orders each once at its end, so opening a store costs little more
+ * than listing its folders.
  *
  * How it learns about files: one full scan at open; after that only the
  * journal (journal.c), which every backend appends to when it puts a
  * file into pending/. Files that leave pending/ (claimed by another
  * process, cancelled) are not announced: the claimer finds out when its
- * rename fails with ENOENT and drops the entry. A heap entry whose map
- * entry differs (the task came back with a new eta) is stale and skipped.
+ * rename fails with ENOENT and drops the entry. An entry that is no
+ * longer live (taken, forgotten, or replaced when the task came back with
+ * a new eta) is skipped when it surfaces; when such entries outnumber the
+ * live ones, the heaps are swept.
  *
  * Rescans happen when the journal was replaced (rotation), and, when a
  * claim finds nothing due, if the folders' mtimes changed since the last
@@ -49,6 +54,7 @@
 
 #define SMALL_SCAN 1024
 #define RESCAN_MIN_US 1000000
+#define SWEEP_MIN 4096 /* dead entries below this are left to surface */
 
 typedef struct {
   char qdir[OMNIQ__QDIR_SIZE];
@@ -62,7 +68,8 @@ struct omniq__fidx {
   omniq__fjournal_t journal;
   queue_t **q; /* pointers, so a queue's address is stable */
   size_t nq, capq;
-  omniq__fidmap_t map;
+  omniq__forder_t order;
+  int bulk;         /* a scan is running: push without ordering */
   size_t scanned;   /* files seen by the last scan */
   int64_t scan_at;  /* monotonic us */
   int64_t scan_cost;
@@ -130,21 +137,39 @@ static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, c
   return OMNIQ_OK;
 }
 
+/* Orders every heap again, dropping dead entries: after a scan's bulk
+ * pushes, and when dead entries pile up (cancels of tasks far from the
+ * top of their heap). */
+static void order_all(omniq__fidx_t *ix) {
+  for (size_t i = 0; i < ix->nq; i++)
+    for (size_t j = 0; j < ix->q[i]->levels.n; j++)
+      omniq__flevel_heapify(&ix->q[i]->levels.lv[j], &ix->order);
+}
+
+static void sweep_if_needed(omniq__fidx_t *ix) {
+  if (!ix->bulk && ix->order.dead >= SWEEP_MIN && ix->order.dead > ix->order.live) order_all(ix);
+}
+
 static void insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id) {
-  int r = omniq__fidmap_put(&ix->map, id, (uint32_t)qi, iprio, eta);
+  uint8_t bin[OMNIQ__FID_BYTES];
+  uint32_t e;
+  omniq__fid_pack(id, bin);
+  int r = omniq__forder_add(&ix->order, bin, (uint32_t)qi, iprio, eta, &e);
   if (r <= 0) return;
   omniq__flevel_t *l = omniq__flevels_get(&ix->q[qi]->levels, iprio);
   /* Out of memory: forget it; the next rescan finds the file again. */
-  if (l == NULL || omniq__flevel_push(l, eta, id) != OMNIQ_OK) omniq__fidmap_del(&ix->map, id);
+  if (l == NULL || omniq__flevel_push(l, &ix->order, e, ix->bulk) != OMNIQ_OK)
+    omniq__forder_release(&ix->order, e);
+  sweep_if_needed(ix);
 }
 
-static void fill(const omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id,
-                 omniq__pending_t *p) {
-  p->iprio = iprio;
-  p->eta = eta;
-  memcpy(p->id, id, OMNIQ_ID_SIZE);
-  snprintf(p->qdir, sizeof p->qdir, "%s", ix->q[qi]->qdir);
-  omniq__fname_pending(iprio, eta, id, p->name);
+static void fill(const omniq__fidx_t *ix, uint32_t e, omniq__pending_t *p) {
+  const omniq__fent_t *x = omniq__forder_at(&ix->order, e);
+  p->iprio = x->iprio;
+  p->eta = x->eta;
+  omniq__fid_unpack(x->id, p->id);
+  snprintf(p->qdir, sizeof p->qdir, "%s", ix->q[x->q]->qdir);
+  omniq__fname_pending(p->iprio, p->eta, p->id, p->name);
 }
 
 /* ---- scanning ------------------------------------------------------------- */
@@ -264,10 +289,13 @@ static int scan_insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, c
 static int rescan(omniq__fidx_t *ix, char *err, size_t errlen) {
   int64_t start = mono_us();
   size_t n = 0;
-  for (size_t i = 0; i < ix->nq; i++) omniq__flevels_clear(&ix->q[i]->levels);
-  omniq__fidmap_clear(&ix->map);
+  for (size_t i = 0; i < ix->nq; i++) omniq__flevels_free(&ix->q[i]->levels);
+  omniq__forder_free(&ix->order);
   ix->sig = folder_sig(ix); /* before listing: a change during it shows next time */
+  ix->bulk = 1;
   int rc = list_all(ix, 1, scan_insert, NULL, &n, err, errlen);
+  ix->bulk = 0;
+  order_all(ix);
   if (rc != OMNIQ_OK) ix->sig = 0;
   ix->scanned = n;
   ix->scans++;
@@ -350,7 +378,7 @@ void omniq__fidx_free(omniq__fidx_t *ix) {
     omniq__free(ix->q[i]);
   }
   omniq__free(ix->q);
-  omniq__fidmap_free(&ix->map);
+  omniq__forder_free(&ix->order);
   omniq__fjournal_close(&ix->journal);
   pthread_mutex_destroy(&ix->lock);
   omniq__free(ix);
@@ -380,10 +408,12 @@ int omniq__fidx_open_dir(omniq__fidx_t *ix, const char *qdir, int *fd, char *err
 
 void omniq__fidx_describe(omniq__fidx_t *ix, const char *qdir, int priority, int64_t eta_ms,
                           const char *id, omniq__pending_t *p) {
-  pthread_mutex_lock(&ix->lock);
-  int qi = queue_find(ix, qdir);
-  if (qi >= 0) fill(ix, qi, omniq__fname_iprio(priority), omniq__fname_eta(eta_ms), id, p);
-  pthread_mutex_unlock(&ix->lock);
+  (void)ix;
+  p->iprio = omniq__fname_iprio(priority);
+  p->eta = omniq__fname_eta(eta_ms);
+  memcpy(p->id, id, OMNIQ_ID_SIZE);
+  snprintf(p->qdir, sizeof p->qdir, "%s", qdir);
+  omniq__fname_pending(p->iprio, p->eta, p->id, p->name);
 }
 
 void omniq__fidx_announce(omniq__fidx_t *ix, const omniq__pending_t *p, size_t n) {
@@ -411,18 +441,14 @@ static int best_level(omniq__fidx_t *ix, int qi, int64_t now) {
   omniq__flevels_t *ls = &ix->q[qi]->levels;
   for (size_t j = 0; j < ls->n;) {
     omniq__flevel_t *l = &ls->lv[j];
-    while (l->len > 0) {
-      omniq__fslot_t *s = omniq__fidmap_find(&ix->map, l->heap[0].id);
-      if (s != NULL && s->q == (uint32_t)qi && s->iprio == l->iprio && s->eta == l->heap[0].eta)
-        break;
-      omniq__flevel_pop(l);
-    }
+    while (l->len > 0 && !omniq__forder_at(&ix->order, l->heap[0])->live)
+      omniq__forder_release(&ix->order, omniq__flevel_pop(l, &ix->order));
     if (l->len == 0) {
       /* Drop empty levels so a claim never walks priorities long gone. */
       omniq__flevels_drop(ls, j);
       continue;
     }
-    if (l->heap[0].eta <= now) return (int)j;
+    if (omniq__forder_at(&ix->order, l->heap[0])->eta <= now) return (int)j;
     j++;
   }
   return -1;
@@ -440,18 +466,16 @@ static size_t pick(omniq__fidx_t *ix, const int *qis, size_t nqi, int64_t now,
       if (bq >= 0) {
         omniq__flevel_t *b = &ix->q[bq]->levels.lv[bl];
         if (b->iprio < a->iprio ||
-            (b->iprio == a->iprio && !omniq__fitem_less(&a->heap[0], &b->heap[0])))
+            (b->iprio == a->iprio && !omniq__fent_less(&ix->order, a->heap[0], b->heap[0])))
           continue;
       }
       bq = qis[k];
       bl = l;
     }
     if (bq < 0) break;
-    omniq__flevel_t *l = &ix->q[bq]->levels.lv[bl];
-    omniq__fitem_t top = l->heap[0];
-    omniq__flevel_pop(l);
-    omniq__fidmap_del(&ix->map, top.id);
-    fill(ix, bq, l->iprio, top.eta, top.id, &out[n++]);
+    uint32_t top = omniq__flevel_pop(&ix->q[bq]->levels.lv[bl], &ix->order);
+    fill(ix, top, &out[n++]);
+    omniq__forder_release(&ix->order, top);
   }
   return n;
 }
@@ -494,7 +518,10 @@ static int match_id(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, cons
   match_t *m = ud;
   if (memcmp(id, m->p->id, OMNIQ_ID_LEN) != 0) return 0;
   insert(ix, qi, iprio, eta, id);
-  fill(ix, qi, iprio, eta, id, m->p);
+  m->p->iprio = iprio;
+  m->p->eta = eta;
+  snprintf(m->p->qdir, sizeof m->p->qdir, "%s", ix->q[qi]->qdir);
+  omniq__fname_pending(iprio, eta, m->p->id, m->p->name);
   m->found = 1;
   return 1;
 }
@@ -503,9 +530,11 @@ int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending
   int found = 0;
   pthread_mutex_lock(&ix->lock);
   refresh(ix);
-  omniq__fslot_t *s = omniq__fidmap_find(&ix->map, id);
-  if (s != NULL) {
-    fill(ix, (int)s->q, s->iprio, s->eta, id, p);
+  uint8_t bin[OMNIQ__FID_BYTES];
+  omniq__fid_pack(id, bin);
+  uint32_t e = omniq__forder_find(&ix->order, bin);
+  if (e != OMNIQ__FENT_NONE) {
+    fill(ix, e, p);
     found = 1;
   } else if (scan) {
     match_t m = {p, 0};
@@ -523,8 +552,14 @@ int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending
 }
 
 void omniq__fidx_forget(omniq__fidx_t *ix, const char *id) {
+  uint8_t bin[OMNIQ__FID_BYTES];
+  omniq__fid_pack(id, bin);
   pthread_mutex_lock(&ix->lock);
-  omniq__fidmap_del(&ix->map, id);
+  uint32_t e = omniq__forder_find(&ix->order, bin);
+  if (e != OMNIQ__FENT_NONE) {
+    omniq__forder_kill(&ix->order, e);
+    sweep_if_needed(ix);
+  }
   pthread_mutex_unlock(&ix->lock);
 }
 
