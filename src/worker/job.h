@@ -63,6 +63,8 @@ struct omniq_job {
   /* Pool bookkeeping, guarded by the owning pool's lock. */
   int64_t next_extend_ms; /* real time of the next lease extension */
   int keeper_action;
+  int held; /* ended, its outcome waiting in the pool's batch: the keeper still
+             * extends its lease until the batch commits */
   struct omniq_job *next, *prev; /* the pool's in-flight list */
   struct omniq_job *knext;       /* the keeper's to-do list */
 };
