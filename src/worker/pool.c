@@ -149,7 +149,8 @@ struct omniq_worker {
   omniq_job_t *inflight;
   omniq_job_t **ready; /* claimed, not started, for idle runners to take; each is
                         * also on the in-flight list (its lease is kept) */
-  int nready, ready_cap; /* ready_cap: concurrency, + AHEAD_MAX with ahead_ok */
+  int ready_head, nready, ready_cap; /* a ring, in claim order; ready_cap: concurrency,
+                                      * + AHEAD_MAX with ahead_ok */
   outcome_t *pending, **pending_tail; /* the batch: outcomes not yet committed */
   int npending;
   int busy; /* runners running a task */
@@ -175,6 +176,15 @@ typedef struct omniq_worker pool_t;
 
 /* ---- threads and references ---------------------------------------------- */
 
+/* The first job on `ready` (nready > 0): tasks start in the order the
+ * claim gave them (priority, then eta). p->lock held, or no other thread. */
+static omniq_job_t *take_ready(struct omniq_worker *p) {
+  omniq_job_t *job = p->ready[p->ready_head];
+  p->ready_head = (p->ready_head + 1) % p->ready_cap;
+  p->nready--;
+  return job;
+}
+
 static void pool_unref(pool_t *p) {
   pthread_mutex_lock(&p->lock);
   int last = --p->refs == 0;
@@ -188,9 +198,10 @@ static void pool_unref(pool_t *p) {
   omniq__free(p->runners);
   /* Only runners stuck past a stop can leave tasks here: their leases
    * lapse and another worker recovers them. */
-  for (int i = 0; i < p->nready; i++) {
-    omniq__job_returned(p->ready[i]);
-    omniq__job_unref(p->ready[i]);
+  while (p->nready > 0) {
+    omniq_job_t *job = take_ready(p);
+    omniq__job_returned(job);
+    omniq__job_unref(job);
   }
   omniq__free(p->ready);
   pthread_cond_destroy(&p->idle_cond);
@@ -294,7 +305,8 @@ static void put_ready(pool_t *p, omniq_job_t **jobs, size_t n) {
     if (p->inflight != NULL) p->inflight->prev = job;
     p->inflight = job;
     wake |= omniq__keeper_must_wake(&p->keeper, job, now);
-    p->ready[p->nready++] = job; /* nready + n <= ready_cap: claim_room */
+    /* nready + n <= ready_cap: claim_room */
+    p->ready[(p->ready_head + p->nready++) % p->ready_cap] = job;
   }
   omniq__free(jobs);
   if (wake) pthread_cond_broadcast(&p->cond);
@@ -510,7 +522,7 @@ static void give_back(pool_t *p) {
       pthread_mutex_unlock(&p->lock);
       return;
     }
-    omniq_job_t *job = p->ready[--p->nready];
+    omniq_job_t *job = take_ready(p);
     pthread_mutex_unlock(&p->lock);
     if (omniq__job_end(job)) {
       int rc = omniq__engine_release(p->oq, job->task);
@@ -743,7 +755,7 @@ static void runner_loop(pool_t *p, int slot) {
       continue;
     }
     if (p->nready > 0) {
-      omniq_job_t *job = p->ready[--p->nready];
+      omniq_job_t *job = take_ready(p);
       p->busy++;
       pthread_mutex_unlock(&p->lock);
       run_task(p, slot, job);
