@@ -1043,6 +1043,13 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
     if (rc == ETIMEDOUT) break;
   }
   int left = p->alive;
+  if (left > 0 && p->release) {
+    /* What claims brought since the stop began goes back too. */
+    pthread_mutex_unlock(&p->lock);
+    give_back(p);
+    pthread_mutex_lock(&p->lock);
+    left = p->alive;
+  }
   if (left > 0) {
     p->abandon = 1;
     for (omniq_job_t *j = p->inflight; j != NULL; j = j->next) {
