@@ -30,6 +30,16 @@
  * nothing on `ready` does not claim after its report: its report carries
  * the claim (see ride_t), so a busy runner commits once per task.
  *
+ * Claiming ahead and batched reports: where the backend commits many
+ * outcomes with a claim in one step and can give a claim back (storage
+ * ABI 6 finish_many and release; SQLite), a claim also asks for as many
+ * tasks as runs in a row were short (up to AHEAD_MAX), and a runner whose
+ * run ended while a task waits on `ready` hands its outcome to the pool's
+ * batch and runs that task (see "batched reports" below). Claimed tasks
+ * are jobs from the claim on: on `ready` (a ring, in claim order) and on
+ * the in-flight list, so the keeper extends their leases and a cancel
+ * ends them before they start; a stop gives them back (give_back).
+ *
  * The keeper thread (keeper.c) extends the lease of every running task
  * every lease/3 and enforces deadlines: at a deadline it reports a timeout
  * and marks the job cancelled; a refused extension (task
