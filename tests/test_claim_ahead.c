@@ -89,6 +89,22 @@ static int stopper(omniq_job_t *job, void *ud) {
   return OMNIQ_OK;
 }
 
+/* A long run (five seconds of store time) while the victim waits claimed. */
+static int advancer(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  if (task_status(victim_id[0], NULL) == OMNIQ_RUNNING) atomic_store(&victim_seen_running, 1);
+  th_clock_advance(&cur->clock, 5000);
+  return OMNIQ_OK;
+}
+
+static _Atomic int64_t deadline_left; /* the victim's deadline minus the clock at its start */
+
+static int timed(omniq_job_t *job, void *ud) {
+  (void)ud;
+  atomic_store(&deadline_left, omniq_job_deadline(job) - th_clock_now(&cur->clock));
+  return omniq_job_cancelled(job) ? OMNIQ_EHANDLER : OMNIQ_OK;
+}
+
 static void count_releases(void *ud, int level, const char *line) {
   (void)ud, (void)level;
   if (strstr(line, "task.released") != NULL) th_gate_add(&released, 1);
@@ -107,8 +123,8 @@ static int setup(void **state) {
   atomic_store(&victim_seen_running, 0);
   th_gate_init(&started);
   th_gate_init(&released);
-  const char *names[] = {"quick", "slow", "victim", "canceller", "stopper"};
-  omniq_handler_fn fns[] = {quick, slow, victim, canceller, stopper};
+  const char *names[] = {"quick", "slow", "victim", "canceller", "stopper", "advancer", "timed"};
+  omniq_handler_fn fns[] = {quick, slow, victim, canceller, stopper, advancer, timed};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     th_ok(cur->oq, omniq_register(cur->oq, names[i], fns[i], NULL));
   return 0;
@@ -161,6 +177,23 @@ static void test_a_cancelled_task_claimed_ahead_never_runs(void **state) {
   assert_int_equal(task_status(victim_id[0], NULL), OMNIQ_CANCELLED);
   th_ok(cur->oq, omniq_get_result(cur->oq, victim_id[0], 0, &r));
   assert_int_equal(omniq_result_status(r), OMNIQ_CANCELLED);
+  omniq_result_free(r);
+}
+
+static void test_a_task_claimed_ahead_starts_its_timeout_when_it_starts(void **state) {
+  (void)state;
+  omniq_enqueue_opts_t eo;
+  omniq_result_t *r = NULL;
+  enqueue("quick", QUICK, NULL);
+  enqueue("advancer", 1, NULL);
+  omniq_enqueue_opts_init(&eo);
+  eo.timeout_ms = 1000; /* less than the advancer's run */
+  th_ok(cur->oq, omniq_enqueue(cur->oq, "timed", NULL, NULL, &eo, victim_id[0]));
+  drain(1, QUICK + 2);
+  assert_int_equal(atomic_load(&victim_seen_running), 1); /* claimed before the long run */
+  assert_int_equal(atomic_load(&deadline_left), 1000);
+  th_ok(cur->oq, omniq_get_result(cur->oq, victim_id[0], 0, &r));
+  assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
   omniq_result_free(r);
 }
 
@@ -255,6 +288,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_claim_ahead_stops_when_runs_are_long, setup, teardown),
       cmocka_unit_test_setup_teardown(test_a_cancelled_task_claimed_ahead_never_runs, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_a_task_claimed_ahead_starts_its_timeout_when_it_starts,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_a_stop_gives_back_tasks_claimed_ahead_without_counting_an_attempt, setup, teardown),
       cmocka_unit_test_setup_teardown(test_attempts_are_counted_once_per_run_in_batches, setup,
