@@ -466,9 +466,12 @@ static int hold(pool_t *p, omniq_job_t *job, int handler_rc, int *rc) {
   return 1;
 }
 
-/* Takes the whole batch. p->lock held. */
+/* Takes the whole batch to commit it. From now on the keeper no longer
+ * extends those leases, so a commit the store refuses is retried only
+ * until the lease ends, as any report (retry_report). p->lock held. */
 static outcome_t *take_pending(pool_t *p) {
   outcome_t *list = p->pending;
+  for (outcome_t *o = list; o != NULL; o = o->next) o->job->held = 0;
   p->pending = NULL;
   p->pending_tail = &p->pending;
   p->npending = 0;
@@ -559,7 +562,6 @@ static void count_run(pool_t *p, int rc) {
 /* A run's end: its job leaves the in-flight list and the run is counted.
  * p->lock held; the caller drops its reference to job after. Returns rc. */
 static int count_run_locked(pool_t *p, omniq_job_t *job, int rc) {
-  job->held = 0;
   unlink_job(p, job);
   count_run(p, rc);
   return rc;
