@@ -466,12 +466,9 @@ static int hold(pool_t *p, omniq_job_t *job, int handler_rc, int *rc) {
   return 1;
 }
 
-/* Takes the whole batch to commit it. From now on the keeper no longer
- * extends those leases, so a commit the store refuses is retried only
- * until the lease ends, as any report (retry_report). p->lock held. */
+/* Takes the whole batch to commit it. p->lock held. */
 static outcome_t *take_pending(pool_t *p) {
   outcome_t *list = p->pending;
-  for (outcome_t *o = list; o != NULL; o = o->next) o->job->held = 0;
   p->pending = NULL;
   p->pending_tail = &p->pending;
   p->npending = 0;
@@ -479,37 +476,78 @@ static outcome_t *take_pending(pool_t *p) {
   return list;
 }
 
+/* Tries the outcomes of a batch that the store could not take (rcs[i]
+ * transient) again, together, backing off, each for as long as its own
+ * lease holds: the keeper no longer extends them from here on, so a store
+ * that stays away ends them as report() would. Updates rcs. */
+static void retry_batch(pool_t *p, outcome_t **os, int *rcs, size_t n) {
+  omniq_t *oq = p->oq;
+  omniq_task_t *tasks[BATCH_MAX];
+  const omniq__run_report_t *rs[BATCH_MAX];
+  int again[BATCH_MAX];
+  size_t at[BATCH_MAX];
+  int64_t delay = REPORT_RETRY_MIN_MS;
+  pthread_mutex_lock(&p->lock);
+  for (size_t i = 0; i < n; i++) os[i]->job->held = 0;
+  pthread_mutex_unlock(&p->lock);
+  for (int tries = 1;; tries++) {
+    size_t k = 0;
+    int64_t wait = delay, now = omniq__mono_ms();
+    for (size_t i = 0; i < n; i++) {
+      int64_t left = atomic_load(&os[i]->job->mono_lease_until_ms) - now;
+      if (!transient(rcs[i]) || left <= 0) continue;
+      if (tries == 1)
+        omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", os[i]->job->task->id,
+                   "%s: %s; trying again until the lease ends in %lld ms",
+                   omniq_err_name(rcs[i]), omniq__errmsg(oq->id), (long long)left);
+      if (left < wait) wait = left;
+      tasks[k] = os[i]->job->task;
+      rs[k] = &os[i]->r;
+      at[k++] = i;
+    }
+    if (k == 0) return;
+    struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
+    omniq_task_t **none = NULL;
+    size_t got = 0;
+    int claimed = 0;
+    omniq__engine_finish_many(oq, tasks, rs, k, again, NULL, 0, 0, &none, &got, &claimed);
+    for (size_t j = 0; j < k; j++) rcs[at[j]] = again[j];
+  }
+}
+
 /* Commits a batch taken from `pending` in one storage step, with a claim
  * riding on it if `ride` (a runner with nothing left to run; not the
- * keeper), then ends each run as report() would. */
+ * keeper), then ends each run as report() would. The keeper extends the
+ * outcomes' leases until this first attempt returns. */
 static void flush(pool_t *p, outcome_t *list, int ride_ok) {
   omniq_t *oq = p->oq;
   omniq_task_t *tasks[BATCH_MAX];
   const omniq__run_report_t *rs[BATCH_MAX];
+  outcome_t *os[BATCH_MAX];
   int rcs[BATCH_MAX];
   while (list != NULL) {
     size_t n = 0;
-    outcome_t *o = list;
-    for (; o != NULL && n < BATCH_MAX; o = o->next, n++) {
-      tasks[n] = o->job->task;
-      rs[n] = &o->r;
+    for (; list != NULL && n < BATCH_MAX; list = list->next, n++) {
+      os[n] = list;
+      tasks[n] = list->job->task;
+      rs[n] = &list->r;
     }
     ride_t ride;
     memset(&ride, 0, sizeof ride);
-    if (ride_ok && o == NULL) ride_begin(p, &ride);
+    if (ride_ok && list == NULL) ride_begin(p, &ride);
     omniq__engine_finish_many(oq, tasks, rs, n, rcs, (const char *const *)p->queues,
                               p->nqueues, ride.room, &ride.tasks, &ride.n, &ride.claimed);
     ride_end(p, &ride);
+    retry_batch(p, os, rcs, n);
     for (size_t i = 0; i < n; i++) {
-      outcome_t *done = list;
-      list = list->next;
-      int rc = retry_report(p, done->job, &done->r, rcs[i]);
-      omniq__job_log_report(done->job, &done->r, rc);
+      omniq__job_log_report(os[i]->job, &os[i]->r, rcs[i]);
       pthread_mutex_lock(&p->lock);
-      count_run_locked(p, done->job, rc == OMNIQ_ESTATE ? OMNIQ_OK : rc);
+      count_run_locked(p, os[i]->job, rcs[i] == OMNIQ_ESTATE ? OMNIQ_OK : rcs[i]);
       pthread_mutex_unlock(&p->lock);
-      omniq__job_unref(done->job);
-      omniq__free(done);
+      omniq__job_unref(os[i]->job);
+      omniq__free(os[i]);
     }
   }
 }
