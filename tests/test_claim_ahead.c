@@ -274,6 +274,31 @@ static void test_attempts_are_counted_once_per_run_in_batches(void **state) {
   }
 }
 
+/* Drains in slices of a growing limit, as OmniQ for Python does: each
+ * slice runs exactly its limit while tasks are due, so the slices add up
+ * to every task. A drain runs what its rides claimed as it ended; it gives
+ * nothing back (that is a stop's). */
+static void test_drains_with_a_limit_run_exactly_the_limit_while_tasks_are_due(void **state) {
+  enum { TASKS = 600 };
+  (void)state;
+  omniq_worker_opts_t o;
+  long total = 0, chunk = 2, done = 0;
+  enqueue("quick", TASKS, NULL);
+  omniq_worker_opts_init(&o);
+  o.concurrency = 2;
+  for (;;) {
+    th_ok(cur->oq, omniq_worker_process(cur->oq, &o, chunk, &done));
+    total += done;
+    if (done < chunk) break; /* nothing was due */
+    if (chunk < 128) chunk *= 2;
+  }
+  assert_int_equal(total, TASKS);
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  th_ok(cur->oq, omniq_count_by_status(cur->oq, counts));
+  assert_int_equal(counts[OMNIQ_SUCCESS], TASKS);
+  assert_int_equal(counts[OMNIQ_PENDING], 0);
+}
+
 /* A pool of 4 on quick tasks claims ahead and batches its reports; every
  * result it logged (after its batch committed) is in the store after a
  * SIGKILL. */
@@ -294,6 +319,8 @@ int main(void) {
           test_a_stop_gives_back_tasks_claimed_ahead_without_counting_an_attempt, setup, teardown),
       cmocka_unit_test_setup_teardown(test_attempts_are_counted_once_per_run_in_batches, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(
+          test_drains_with_a_limit_run_exactly_the_limit_while_tasks_are_due, setup, teardown),
       cmocka_unit_test_setup_teardown(test_results_of_committed_batches_survive_a_sigkill, setup,
                                       teardown),
   };

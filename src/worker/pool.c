@@ -134,7 +134,8 @@ struct omniq_worker {
   int drain; /* omniq_worker_process: end when nothing is due */
   int ride;  /* reports carry the next claim: the backend commits both at once */
   int batch; /* outcomes are committed in batches (storage ABI 6 finish_many) */
-  int release;  /* claimed tasks not started are given back at a stop (ABI 6 release) */
+  int release;  /* claimed tasks not started are given back at a stop (ABI 6 release);
+                 * never in drain mode, which runs every task it claimed */
   int ahead_ok; /* may claim ahead of its free slots (batch and release) */
   int short_runs; /* runs in a row no longer than SHORT_RUN_MS, up to AHEAD_MAX */
   int64_t poll_ms, shutdown_ms, extend_ms;
@@ -1219,6 +1220,10 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
     return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_worker_process: limit must be >= 0");
   if ((rc = pool_new(oq, "omniq_worker_process", opts, &p)) != OMNIQ_OK) return rc;
   p->drain = 1;
+  /* A drain ends when nothing is due or the limit is reached, with runs
+   * still going on other runners and their rides' claims landing: those
+   * tasks are run, not given back (the count it returns would miss them). */
+  p->release = 0;
   p->limit = limit;
   p->go = 1;
   pool_list_add(oq, p); /* so a cancel through oq reaches its runs */
