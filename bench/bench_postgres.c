@@ -172,8 +172,13 @@ static double server_cpu(void) {
   return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* WAL flushes the server has made so far (pg_stat_wal, PostgreSQL 14+). */
+/* WAL flushes the server has made so far (pg_stat_wal, PostgreSQL 14+),
+ * and the WAL position in bytes: bytes per task count what the statements
+ * write, whatever the machine's load. */
 static long long wal_syncs(void) { return pg_exec("SELECT wal_sync FROM pg_stat_wal"); }
+static long long wal_bytes(void) {
+  return pg_exec("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8");
+}
 
 /* ---- stores ------------------------------------------------------------------ */
 
@@ -259,6 +264,7 @@ static void bench_enqueue(const char *backend, double *batched, double *single_u
 
 typedef struct drain_cost {
   double flushes;   /* server WAL flushes per task */
+  double bytes;     /* WAL bytes per task */
   double client_us; /* this process's CPU per task */
   double server_us; /* the server's CPU per task; < 0 if unknown */
 } drain_cost_t;
@@ -273,6 +279,7 @@ static double bench_drain(const char *backend, int threads, drain_cost_t *cost) 
   omniq_worker_opts_init(&wo);
   wo.concurrency = threads;
   long long syncs = cost != NULL ? wal_syncs() : 0;
+  long long bytes = cost != NULL ? wal_bytes() : 0;
   double server = cost != NULL ? server_cpu() : 0, client = client_cpu();
   int64_t t = now_ns();
   if (omniq_worker_process(st.oq, &wo, 0, &done) != OMNIQ_OK)
@@ -282,6 +289,7 @@ static double bench_drain(const char *backend, int threads, drain_cost_t *cost) 
     cost->client_us = (client_cpu() - client) * 1e6 / (double)ntasks;
     cost->server_us = server < 0 ? -1 : (server_cpu() - server) * 1e6 / (double)ntasks;
     cost->flushes = (double)(wal_syncs() - syncs) / (double)ntasks;
+    cost->bytes = (double)(wal_bytes() - bytes) / (double)ntasks;
   }
   if (omniq_count_by_status(st.oq, counts) != OMNIQ_OK) die("count", omniq_errmsg(st.oq));
   if (done != ntasks || counts[OMNIQ_SUCCESS] != ntasks) die(backend, "not every task succeeded");
@@ -578,17 +586,19 @@ int main(void) {
 
   if (strstr(parts, "drain") != NULL) printf("\nend to end, omniq_worker_process (tasks/s); hand = the backend's claim and"
          " outcome SQL looped on one connection per thread; flushes = server WAL flushes per"
-         " task; CPU per task (us) of OmniQ's run, in this process and in the server\n");
+         " task; CPU per task (us) of OmniQ's run, in this process and in the server; WAL"
+         " bytes per task\n");
   if (strstr(parts, "drain") != NULL)
     printf("  threads      postgres     pg hand  pg/hand      sqlite  pg/sqlite   flushes"
-           "  client  server\n");
+           "  client  server  WAL B\n");
   for (int i = 0; strstr(parts, "drain") != NULL && i < nthreads; i++) {
     drain_cost_t c;
     double pg = bench_drain("postgres", threads[i], &c);
     double hand = bench_drain_hand(threads[i]);
     double sq = bench_drain("sqlite", threads[i], NULL);
-    printf("  %7d    %10.0f  %10.0f  %7.2f  %10.0f  %9.2f   %7.2f  %6.0f  %6.0f\n", threads[i], pg,
-           hand, pg / hand, sq, pg / sq, c.flushes, c.client_us, c.server_us);
+    printf("  %7d    %10.0f  %10.0f  %7.2f  %10.0f  %9.2f   %7.2f  %6.0f  %6.0f  %6.0f\n",
+           threads[i], pg, hand, pg / hand, sq, pg / sq, c.flushes, c.client_us, c.server_us,
+           c.bytes);
     fflush(stdout);
     if (threads[i] == 8) pg8 = pg;
   }

@@ -68,8 +68,8 @@ enum { CLI_OPT_BACKEND = 0x1000, CLI_OPT_DB, CLI_OPT_BASE_DIR, CLI_OPT_JSON, CLI
 
 /* The text --help prints for CLI_COMMON_OPTIONS (and --json). */
 #define CLI_COMMON_HELP                                                      \
-  "  --backend NAME      storage backend: sqlite or file (OMNIQ_BACKEND)\n" \
-  "  --db URL            SQLite database (OMNIQ_DB_URL)\n"                  \
+  "  --backend NAME      sqlite, file or postgres (OMNIQ_BACKEND)\n"        \
+  "  --db URL            SQLite database or PostgreSQL URL (OMNIQ_DB_URL)\n" \
   "  --base-dir DIR      data directory (OMNIQ_BASE_DIR; ./omniq-data)\n"   \
   "  -h, --help          show this help\n"
 #define CLI_JSON_HELP "  --json              print one JSON document\n"

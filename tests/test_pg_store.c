@@ -293,6 +293,151 @@ static void test_list_page_reads_about_a_page_not_the_store(void **state) {
     fail_msg("the page reads much of the store:\n%s", plan);
 }
 
+/* The plan of sql ($1.. given as the literals in args, comma-separated)
+ * over a store filled as fill_phases leaves it; fails if it reads the
+ * tasks table whole. */
+static void expect_index_served(fx_t *fx, const char *what, const char *sql, const char *args) {
+  char plan[8192], *q = NULL;
+  assert_true(asprintf(&q, "DEALLOCATE ALL; PREPARE q AS %s; EXPLAIN EXECUTE q%s%s%s", sql,
+                       args[0] ? "(" : "", args, args[0] ? ")" : "") > 0);
+  sql_ok(fx, q, plan, sizeof plan);
+  free(q);
+  if (strstr(plan, "Seq Scan on tasks") != NULL || strstr(plan, "Index") == NULL)
+    fail_msg("%s reads the tasks table whole:\n%s", what, plan);
+}
+
+/* A listing page's statement and its parameters as literals. */
+static void expect_page_index_served(fx_t *fx, const char *what, const omniq_list_req_t *req) {
+  omniq__pg_params_t p;
+  char args[512] = "";
+  size_t len = 0;
+  char *page = omniq__pg_list_sql(fx->settings.db_schema, req, &p);
+  assert_non_null(page);
+  for (int i = 0; i < p.n; i++)
+    len += (size_t)snprintf(args + len, sizeof args - len, "%s'%s'", i ? ", " : "", p.values[i]);
+  expect_index_served(fx, what, page, args);
+  omniq__free(page);
+}
+
+/* PLAN_TASKS tasks in every phase: a quarter pending, a hundred running,
+ * the rest terminal, a tenth of them in queue `mail` with func `send`;
+ * vacuumed and analyzed. */
+static void fill_phases(fx_t *fx) {
+  char *sql = NULL;
+  const char *s = fx->settings.db_schema;
+  fill_analyzed(fx, NULL);
+  assert_true(asprintf(&sql,
+                       "UPDATE %s.tasks SET queue = 'mail', func = 'send' WHERE seq %% 10 = 0;"
+                       "UPDATE %s.tasks SET status = 2 + seq %% 3, finished_at_ms = eta_ms,"
+                       " finished_due_ms = due_ms WHERE seq %% 4 <> 0;"
+                       "UPDATE %s.tasks SET status = 1, lease_due_ms = due_ms + 1000"
+                       " WHERE seq %% 4 = 0 AND seq < 400",
+                       s, s, s) > 0);
+  sql_ok(fx, sql, NULL, 0);
+  free(sql);
+  assert_true(asprintf(&sql, "VACUUM ANALYZE %s.tasks", s) > 0);
+  sql_ok(fx, sql, NULL, 0);
+  free(sql);
+}
+
+/* Claims and outcomes write few index entries because every index but the
+ * primary key covers one phase (schema.c, version 3); what reads the
+ * store is still served by those indexes: a page of each phase with and
+ * without a queue or func, retention, the expired-lease scan, counts and
+ * statistics. */
+static void test_listing_retention_counts_and_lease_scans_are_index_served(void **state) {
+  fx_t *fx = *state;
+  char *sql;
+  fill_phases(fx);
+  const unsigned all = (1u << OMNIQ_STATUS_COUNT) - 1;
+  const struct {
+    const char *what, *queue, *func;
+    unsigned statuses;
+  } pages[] = {
+      {"a page of every status", NULL, NULL, all},
+      {"a page of a queue, every status", "mail", NULL, all},
+      {"a page of a func, every status", NULL, "send", all},
+      {"a page of running tasks of a queue", "mail", NULL, OMNIQ_STATUS_BIT(OMNIQ_RUNNING)},
+      {"a page of failed tasks of a func", NULL, "send", OMNIQ_STATUS_BIT(OMNIQ_FAILED)},
+  };
+  for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+    omniq_list_req_t req = {.statuses = pages[i].statuses, .queue = pages[i].queue,
+                            .func = pages[i].func, .limit = 100};
+    expect_page_index_served(fx, pages[i].what, &req);
+    req.newest_first = 1;
+    expect_page_index_served(fx, pages[i].what, &req);
+  }
+  const struct {
+    const char *what, *tmpl, *args;
+  } stmts[] = {
+      {"retention", omniq__pg_purge_tasks_sql, "1, 500"},
+      {"the expired-lease scan", omniq__pg_expired_sql, "1, 100"},
+      {"counts by status", omniq__pg_count_sql, ""},
+      {"statistics of every queue", omniq__pg_stats_sql, "NULL, 1"},
+      {"statistics of one queue", omniq__pg_stats_sql, "'mail', 1"},
+  };
+  for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+    assert_non_null(sql = omniq__pg_sql(stmts[i].tmpl, fx->settings.db_schema));
+    expect_index_served(fx, stmts[i].what, sql, stmts[i].args);
+    omniq__free(sql);
+  }
+}
+
+/* A store left at version 2 by an older OmniQ is brought to the current
+ * version at open, its tasks kept, and the new indexes replace the old. */
+static void test_schema_at_version_2_is_migrated_keeping_its_tasks(void **state) {
+  fx_t *fx = *state;
+  void *be = NULL;
+  char *sql = NULL, out[1024], want[64];
+  const char *s = fx->settings.db_schema;
+  omniq_task_t *t[3], **got = NULL;
+  size_t n = 0;
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  static const char *const def[] = {OMNIQ_DEFAULT_QUEUE};
+  omniq_claim_req_t req = {.now_ms = TH_EPOCH_MS, .lease_until_ms = TH_EPOCH_MS + 30000,
+                           .queues = def, .nqueues = 1, .max = 1};
+  assert_int_equal(ops->open(&fx->settings, &be, fx->err, ERRLEN), OMNIQ_OK);
+  for (int i = 0; i < 3; i++) t[i] = mk_task(TH_EPOCH_MS);
+  th_be_ok(fx->err, ops->enqueue(be, t, 3, fx->err, ERRLEN));
+  th_be_ok(fx->err, ops->claim(be, &req, &got, &n, fx->err, ERRLEN));
+  assert_int_equal(n, 1);
+  ops->close(be);
+  /* Version 2's indexes and version number, as an older OmniQ left them. */
+  assert_true(asprintf(&sql,
+                       "DROP INDEX %s.tasks_pending_id, %s.tasks_pending_queue_id,"
+                       " %s.tasks_pending_func_id, %s.tasks_running, %s.tasks_done_id,"
+                       " %s.tasks_done_queue_id, %s.tasks_done_func_id;"
+                       "ALTER TABLE %s.tasks RESET (fillfactor);"
+                       "CREATE INDEX tasks_leased ON %s.tasks (lease_due_ms) WHERE status = 1;"
+                       "CREATE INDEX tasks_status_id ON %s.tasks (status, id);"
+                       "CREATE INDEX tasks_queue_status_id ON %s.tasks (queue, status, id);"
+                       "CREATE INDEX tasks_func_status_id ON %s.tasks (func, status, id);"
+                       "UPDATE %s.meta SET value = '2'",
+                       s, s, s, s, s, s, s, s, s, s, s, s, s) > 0);
+  sql_ok(fx, sql, NULL, 0);
+  free(sql);
+  assert_int_equal(ops->open(&fx->settings, &be, fx->err, ERRLEN), OMNIQ_OK);
+  th_be_ok(fx->err, ops->count_by_status(be, counts, fx->err, ERRLEN));
+  assert_int_equal(counts[OMNIQ_PENDING], 2);
+  assert_int_equal(counts[OMNIQ_RUNNING], 1);
+  ops->close(be);
+  assert_true(asprintf(&sql,
+                       "SELECT (SELECT value FROM %s.meta WHERE key = 'schema_version'),"
+                       " (SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes"
+                       " WHERE schemaname = '%s' AND tablename = 'tasks')",
+                       s, s) > 0);
+  sql_ok(fx, sql, out, sizeof out);
+  free(sql);
+  snprintf(want, sizeof want, "%d|", omniq__pg_schema_version());
+  assert_int_equal(strncmp(out, want, strlen(want)), 0);
+  assert_string_equal(out + strlen(want),
+                      "tasks_done_func_id,tasks_done_id,tasks_done_queue_id,tasks_due,"
+                      "tasks_finished,tasks_pending_func_id,tasks_pending_id,"
+                      "tasks_pending_queue_id,tasks_pkey,tasks_running\n");
+  omniq__tasks_free(got, n);
+  for (int i = 0; i < 3; i++) omniq_task_free(t[i]);
+}
+
 static void test_raw_payload_bytes_read_back_exactly(void **state) {
   fx_t *fx = *state;
   void *be = NULL;
@@ -531,6 +676,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_fresh_schema_opened_by_many_processes_at_once_is_created_once),
       T(test_schema_written_by_a_newer_version_is_refused_and_left_alone),
+      T(test_schema_at_version_2_is_migrated_keeping_its_tasks),
+      T(test_listing_retention_counts_and_lease_scans_are_index_served),
       T(test_schema_holding_tables_omniq_did_not_make_is_refused),
       T(test_bad_url_and_schema_names_are_config_errors),
       T(test_unreachable_server_fails_open_with_storage_error),

@@ -165,15 +165,43 @@ class WorkerPool:
             if w is None:
                 return self._join_stopper()
             if timeout is None:
-                return self._finish_stop(w)
+                return self._stop_uninterrupted(w)
             stopper = threading.Thread(target=self._finish_stop, args=(w,),
                                        name="omniq-pool-stop", daemon=True)
+            # Recorded before the wait, which a Ctrl-C can end: start() and
+            # close() then still wait for the stop under way.
+            self._stopper = stopper
             stopper.start()
             stopper.join(max(timeout, 0))
             if stopper.is_alive():
-                self._stopper = stopper
                 return False
+            self._stopper = None
             return self._stopped_cleanly
+
+    def _stop_uninterrupted(self, w):
+        """_finish_stop(w), finished whatever Ctrl-C lands meanwhile.
+
+        In the main thread a KeyboardInterrupt could otherwise be raised
+        just before the C stop (the pool runs on, forgotten) or just after
+        it (the dispatcher its threads used is never released). The stop
+        runs in a thread of its own instead, and an interrupt during it is
+        raised once it has finished: at most shutdown_timeout later."""
+        if not _in_main_thread():
+            return self._finish_stop(w)
+        outcome = []
+
+        def finish():
+            try:
+                outcome.append(self._finish_stop(w))
+            except BaseException as exc:  # re-raised in the caller's thread
+                outcome.append(exc)
+
+        interrupted = _run_interruptibly(finish, lambda: None)
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        if interrupted is not None:
+            raise interrupted
+        return outcome[0]
 
     def _finish_stop(self, w):
         rc = lib.omniq_worker_stop(w)

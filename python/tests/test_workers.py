@@ -9,6 +9,7 @@ waits on time for anything else: handlers announce themselves through gates.
 """
 
 import ctypes
+import signal
 import threading
 import time
 
@@ -165,6 +166,65 @@ def test_an_interrupt_as_start_returns_leaves_the_pool_started(q, monkeypatch):
     assert q.get_result(task_id, wait=True, timeout=W).result == 15
     assert pool.stop()
     assert not pool.running
+
+
+class _StopInterrupted:
+    """The C library, except that omniq_worker_stop is preceded by a
+    Ctrl-C to the main thread, as a second Ctrl-C during a graceful stop
+    would land."""
+
+    def __init__(self, real):
+        self._real = real
+        self.stops = 0
+        self.gate = threading.Event()  # the C stop begins once it is set
+        self.gate.set()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def omniq_worker_stop(self, w):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        self.gate.wait(W)
+        rc = self._real.omniq_worker_stop(w)
+        self.stops += 1
+        return rc
+
+
+def test_an_interrupt_during_stop_is_raised_once_the_pool_has_stopped(q, monkeypatch):
+    """A Ctrl-C during stop() must neither leave the C pool running,
+    forgotten, nor skip releasing what its threads used: the stop finishes
+    and the interrupt is raised after it."""
+    lib = _StopInterrupted(omniq.worker.lib)
+    monkeypatch.setattr(omniq.worker, "lib", lib)
+    pool = q.worker()
+    pool.start()
+    with pytest.raises(KeyboardInterrupt):
+        pool.stop()
+    assert lib.stops == 1
+    assert not pool.running
+    monkeypatch.setattr(omniq.worker, "lib", lib._real)
+    pool.start()  # the pool can start again: nothing of the last run is left attached
+    task_id = q.enqueue(tasks.multiply, 4, 7)
+    assert q.get_result(task_id, wait=True, timeout=W).result == 28
+    assert pool.stop()
+
+
+def test_an_interrupt_while_stop_waits_with_a_timeout_leaves_the_stop_known(q, monkeypatch):
+    """stop(timeout) waits in the main thread; a Ctrl-C ending that wait
+    must leave the stop under way known, so a later stop(), start() or
+    close() waits for it."""
+    lib = _StopInterrupted(omniq.worker.lib)
+    lib.gate.clear()
+    monkeypatch.setattr(omniq.worker, "lib", lib)
+    pool = q.worker()
+    pool.start()
+    with pytest.raises(KeyboardInterrupt):
+        pool.stop(timeout=W)
+    assert not pool.running
+    assert lib.stops == 0  # the C stop has not begun
+    lib.gate.set()
+    assert pool.stop()  # waits for the stop under way
+    assert lib.stops == 1
 
 
 def test_keyboard_interrupt_ends_process_tasks_after_the_running_tasks(q):

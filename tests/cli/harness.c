@@ -5,6 +5,7 @@
  * close, so a chatty command never blocks on a full pipe. */
 #include "harness.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -23,7 +24,9 @@
 #define POLL_STEP_MS 10
 
 const char *cli_backend_arg(int argc, char **argv) {
-  return argc > 1 && strcmp(argv[1], "file") == 0 ? "file" : "sqlite";
+  if (argc > 1 && strcmp(argv[1], "file") == 0) return "file";
+  if (argc > 1 && strcmp(argv[1], "postgres") == 0) return "postgres";
+  return "sqlite";
 }
 
 /* 1 if pid is alive with dir as its working directory: one of this test's
@@ -54,7 +57,24 @@ int cli_setup(void **state) {
   setenv("OMNIQ_RETRY_BASE", "0.01", 1);
   setenv("OMNIQ_RETRY_CAP", "0.05", 1);
   setenv("OMNIQ_FSYNC", "0", 1);
-  unsetenv("OMNIQ_DB_URL");
+  if (strcmp(env->backend, "postgres") == 0) {
+    /* The server OMNIQ_DB_URL names (the ctest fixture's cluster); a fresh
+     * store is a schema of its own, named after the test's directory. */
+    char schema[64];
+    const char *base = strrchr(env->dir, '/');
+    if (getenv("OMNIQ_DB_URL") == NULL) {
+      fprintf(stderr, "postgres: OMNIQ_DB_URL is not set (run under the test cluster)\n");
+      th_rmtree(env->dir);
+      free(env);
+      return -1;
+    }
+    snprintf(schema, sizeof schema, "cli_%s", base != NULL ? base + 1 : env->dir);
+    for (char *c = schema; *c; c++)
+      *c = isalnum((unsigned char)*c) ? (char)tolower((unsigned char)*c) : '_';
+    setenv("OMNIQ_DB_SCHEMA", schema, 1);
+  } else {
+    unsetenv("OMNIQ_DB_URL");
+  }
   unsetenv("OMNIQ_LOG_LEVEL");
   unsetenv("OMNIQ_LEASE");
   *state = env;
@@ -312,12 +332,17 @@ json_t *cli_show_json(const cli_env_t *env, const char *id) {
   return j;
 }
 
-void cli_not_a_store(const cli_env_t *env, char *path, size_t len) {
-  snprintf(path, len, "%s/not-a-store", env->dir);
-  FILE *f = fopen(path, "w");
+const char *cli_not_a_store(const cli_env_t *env, char *value, size_t len) {
+  if (strcmp(env->backend, "postgres") == 0) {
+    snprintf(value, len, "postgresql://omniq@127.0.0.1:1/omniq?connect_timeout=5");
+    return "--db";
+  }
+  snprintf(value, len, "%s/not-a-store", env->dir);
+  FILE *f = fopen(value, "w");
   assert_non_null(f);
   for (int i = 0; i < 200; i++) fputs("this is not an OmniQ store\n", f);
   fclose(f);
+  return strcmp(env->backend, "sqlite") == 0 ? "--db" : "--base-dir";
 }
 
 typedef struct log_text {

@@ -93,9 +93,11 @@ void cli_wait_for(int (*cond)(const cli_env_t *env, const void *arg), const cli_
  * SIGTERM after it is a graceful stop, never the default action. */
 void cli_wait_for_log(const cli_env_t *env, const char *log, const char *text);
 
-/* Writes a file that is no OmniQ store (text, neither a database nor a
- * directory) under env->dir and puts its path in path. */
-void cli_not_a_store(const cli_env_t *env, char *path, size_t len);
+/* A store the backend cannot open: puts in value what to pass with the
+ * returned option. SQLite and file: a file under env->dir that is neither a
+ * database nor a directory (--db, --base-dir); PostgreSQL: a URL on a port
+ * nothing listens on (--db). */
+const char *cli_not_a_store(const cli_env_t *env, char *value, size_t len);
 
 /* A file under env->dir: its contents (NULL if missing; yours: free), or
  * the number of complete lines in it. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* `omniq` operating a queue, driven as a user would on one backend (the
- * first argument: sqlite or file): cron and unique tasks, list, retry,
+ * first argument: sqlite, file or postgres): cron and unique tasks, list, retry,
  * delete, purge --expired, pause and resume across processes, stats, and
  * the worker's per-child limits. Every wait is for a condition, with a
  * deadline (harness.h). */
@@ -449,8 +449,7 @@ static void test_limits_reach_the_library_and_need_process_isolation(void **stat
 static void test_storage_errors_exit_5(void **state) {
   cli_env_t *env = *state;
   char path[2048];
-  cli_not_a_store(env, path, sizeof path);
-  const char *store = strcmp(env->backend, "sqlite") == 0 ? "--db" : "--base-dir";
+  const char *store = cli_not_a_store(env, path, sizeof path);
   static const char *const commands[][2] = {
       {"list", NULL}, {"stats", NULL}, {"pause", "q"}, {"retry", "--failed"}, {"purge", "--expired"}};
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {

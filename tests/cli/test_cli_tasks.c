@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* `omniq` driven as a user would: enqueue, worker, result, show, cancel and
- * purge on one backend (the first argument: sqlite or file). */
+ * purge on one backend (the first argument: sqlite, file or postgres). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,7 +163,8 @@ static void test_interval_task_cancelling_itself_on_its_second_run_runs_twice(vo
            OMNIQ_CLI_BIN);
   char *id = cli_enqueue(env, "--interval", "50ms", "--shell", script, NULL);
   pid_t w = cli_start(env, "worker.log", "worker", "--poll", "20ms", "--env", "OMNIQ_BACKEND",
-                      "--env", "OMNIQ_BASE_DIR", "--env", "OMNIQ_FSYNC", NULL);
+                      "--env", "OMNIQ_BASE_DIR", "--env", "OMNIQ_FSYNC", "--env", "OMNIQ_DB_URL",
+                      "--env", "OMNIQ_DB_SCHEMA", NULL);
   cli_wait_for(task_cancelled, env, id, "the task to cancel itself");
   cli_stop_worker(env, w);
   assert_int_equal(cli_count_lines(env, "runs"), 2);
@@ -441,13 +442,10 @@ static void test_exit_codes(void **state) {
   }
 
   /* 5: the store cannot be opened (a database that is not one; a base
-   * directory that is a file). */
+   * directory that is a file; a server that is not there). */
   char path[2048];
-  cli_not_a_store(env, path, sizeof path);
-  if (strcmp(env->backend, "sqlite") == 0)
-    o = cli_run(env, "show", "--db", path, ok, NULL);
-  else
-    o = cli_run(env, "show", "--base-dir", path, ok, NULL);
+  const char *store = cli_not_a_store(env, path, sizeof path);
+  o = cli_run(env, "show", store, path, ok, NULL);
   assert_int_equal(o.status, 5);
   assert_non_null(strstr(o.err, "omniq show: cannot open the store"));
   cli_out_free(&o);

@@ -20,42 +20,15 @@
 #include "storage/postgres/postgres.h"
 #include "storage/registry.h"
 
-/* An outcome (see postgres.h): the task row fenced by status and token;
- * by CTEs of the same statement, only if it matched: the result row, the
- * unique key's hold (until finished_at + unique_for_ms once terminal) and
- * one more run in the queue's running total, on this connection's stripe
- * (schema.c). */
-const char omniq__pg_finish_sql[] =
-    "WITH t AS ("
-    " UPDATE @S.tasks SET status = $3::int2,"
-    " eta_ms = CASE WHEN $3::int2 = 0 THEN $4::int8 ELSE eta_ms END,"
-    " due_ms = CASE WHEN $3::int2 = 0 THEN $5::int8 ELSE due_ms END,"
-    " attempts = CASE WHEN $6::bool THEN 0 ELSE attempts END,"
-    " last_error = COALESCE($7::text, last_error),"
-    " crashes = $15::int4,"
-    " finished_at_ms = CASE WHEN $3::int2 >= 2 THEN COALESCE($12::int8, 0) ELSE 0 END,"
-    " finished_due_ms = CASE WHEN $3::int2 >= 2 THEN COALESCE($13::int8, 0) ELSE 0 END"
-    " WHERE id = $1::uuid AND token = $2::int8 AND status = 1"
-    " RETURNING id, queue, unique_key, unique_for_ms, finished_due_ms),"
-    " r AS ("
-    " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms,"
-    " finished_due_ms, last_attempt_at_ms)"
-    " SELECT id, $8::int2, $9::bytea, $10::text, $11::int4, $12::int8, $13::int8, $14::int8"
-    " FROM t WHERE $8::int2 IS NOT NULL"
-    " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status,"
-    " value = excluded.value, error = excluded.error, attempts = excluded.attempts,"
-    " finished_at_ms = excluded.finished_at_ms,"
-    " finished_due_ms = excluded.finished_due_ms,"
-    " last_attempt_at_ms = excluded.last_attempt_at_ms),"
-    " k AS ("
-    " UPDATE @S.unique_keys u SET held_due_ms = t.finished_due_ms + t.unique_for_ms FROM t"
-    " WHERE $3::int2 >= 2 AND t.unique_key IS NOT NULL AND u.queue = t.queue"
-    " AND u.key = t.unique_key AND u.task_id = t.id),"
-    " n AS ("
-    " INSERT INTO @S.run_totals (queue, kind, stripe, n)"
-    " SELECT queue, $16::int2, (pg_backend_pid() % 64)::int2, 1 FROM t"
-    " ON CONFLICT (queue, kind, stripe) DO UPDATE SET n = @S.run_totals.n + 1)"
-    " SELECT count(*) FROM t";
+/* An outcome (see postgres.h and OMNIQ__PG_FINISH_CTES): how many rows it
+ * changed. */
+const char omniq__pg_finish_sql[] = "WITH " OMNIQ__PG_FINISH_CTES " SELECT count(*) FROM t";
+
+/* One arm per phase, each over that phase's partial index (schema.c). */
+const char omniq__pg_count_sql[] =
+    "SELECT 0::int2, count(*) FROM @S.tasks WHERE status = 0"
+    " UNION ALL SELECT 1::int2, count(*) FROM @S.tasks WHERE status = 1"
+    " UNION ALL SELECT status, count(*) FROM @S.tasks WHERE status >= 2 GROUP BY status";
 
 /* Statement names and texts ("@S" = the schema), by OMNIQ__PGS_*. */
 static const struct {
@@ -102,8 +75,7 @@ static const struct {
                                                    " FROM @S.results WHERE task_id = $1::uuid"},
     [OMNIQ__PGS_PURGE] = {"omniq_purge",
                           "DELETE FROM @S.results WHERE finished_due_ms < $1::int8"},
-    [OMNIQ__PGS_COUNT] = {"omniq_count",
-                          "SELECT status, count(*) FROM @S.tasks GROUP BY status"},
+    [OMNIQ__PGS_COUNT] = {"omniq_count", omniq__pg_count_sql},
     [OMNIQ__PGS_EXPIRED] = {"omniq_expired", omniq__pg_expired_sql},
     [OMNIQ__PGS_KEY_TAKE] = {"omniq_key_take", omniq__pg_key_take_sql},
     [OMNIQ__PGS_KEY_HOLDER] = {"omniq_key_holder",
@@ -142,6 +114,8 @@ static const struct {
                           " WHERE id = $1::uuid"},
     [OMNIQ__PGS_DELETE] = {"omniq_delete", omniq__pg_delete_sql},
     [OMNIQ__PGS_PURGE_TASKS] = {"omniq_purge_tasks", omniq__pg_purge_tasks_sql},
+    [OMNIQ__PGS_FINISH_CLAIM1] = {"omniq_finish_claim1", omniq__pg_finish_claim1_sql},
+    [OMNIQ__PGS_FINISH_CLAIMN] = {"omniq_finish_claimn", omniq__pg_finish_claimn_sql},
 };
 
 /* Notifications from elsewhere become this process's wake-ups; a lost
@@ -253,4 +227,5 @@ const omniq_storage_ops_t omniq__postgres_ops = {
     .set_rate = omniq__pg_set_rate,
     .queue_stats = omniq__pg_queue_stats,
     .claim_chore = omniq__pg_claim_chore,
+    .finish_claim = omniq__pg_finish_claim,
 };

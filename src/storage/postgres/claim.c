@@ -37,27 +37,59 @@
 #include "base/records.h"
 #include "storage/postgres/postgres.h"
 
-#define CLAIM_SQL(queue_match)                                                       \
-  "WITH picked AS ("                                                                 \
+/* The claim's CTEs, picked and claimed: queue_match compares with the
+ * queue parameter, NOW/MAX/STARTED/LEASE/LEASE_DUE are the numbers of the
+ * other parameters, and guard is a condition the walk also needs (a
+ * one-time filter, or ""). */
+#define CLAIM_CTES(queue_match, NOW, MAX, STARTED, LEASE, LEASE_DUE, guard)         \
+  "picked AS ("                                                                      \
   " SELECT id FROM @S.tasks"                                                         \
-  " WHERE status = 0 AND queue " queue_match " AND due_ms <= $2::int8"               \
+  " WHERE status = 0 AND queue " queue_match " AND due_ms <= $" #NOW "::int8"        \
   " AND NOT EXISTS (SELECT 1 FROM @S.queues q WHERE q.name " queue_match             \
-  " AND (q.paused OR q.rate_limit > 0))"                                             \
+  " AND (q.paused OR q.rate_limit > 0))" guard                                       \
   " ORDER BY priority DESC, due_ms, seq"                                             \
-  " LIMIT $3::int8"                                                                  \
+  " LIMIT $" #MAX "::int8"                                                           \
   " FOR UPDATE SKIP LOCKED),"                                                        \
   " claimed AS ("                                                                    \
   " UPDATE @S.tasks t SET status = 1, attempts = t.attempts + 1, token = t.token + 1," \
-  " started_at_ms = $4::int8, lease_until_ms = $5::int8, lease_due_ms = $6::int8"    \
+  " started_at_ms = $" #STARTED "::int8, lease_until_ms = $" #LEASE "::int8,"        \
+  " lease_due_ms = $" #LEASE_DUE "::int8"                                            \
   " WHERE t.id = ANY(ARRAY(SELECT id FROM picked))"                                  \
-  " RETURNING t.*)"                                                                  \
+  " RETURNING t.*)"
+/* The row that says "a named queue is paused or rate-limited". */
+#define LIMITED_ROW(queue_match, cols, guard)                                        \
+  "(SELECT " cols " FROM @S.queues q WHERE q.name " queue_match                       \
+  " AND (q.paused OR q.rate_limit > 0)" guard " LIMIT 1)"
+
+#define CLAIM_SQL(queue_match)                                                       \
+  "WITH " CLAIM_CTES(queue_match, 2, 3, 4, 5, 6, "")                                 \
   " (SELECT " OMNIQ__PG_TASK_COLS " FROM claimed ORDER BY priority DESC, due_ms, seq)" \
-  " UNION ALL (SELECT " OMNIQ__PG_TASK_NULLS " FROM @S.queues q WHERE q.name "       \
-  queue_match " AND (q.paused OR q.rate_limit > 0) LIMIT 1)"
+  " UNION ALL " LIMITED_ROW(queue_match, OMNIQ__PG_TASK_NULLS, "")
 
 const char omniq__pg_claim1_sql[] = CLAIM_SQL("= $1::text");
 const char omniq__pg_claimn_sql[] = CLAIM_SQL("= ANY($1::text[])");
 
+/* An outcome and, only if it matched (EXISTS t: a one-time filter), the
+ * claim, in one statement. The claim's snapshot is the statement's, taken
+ * before the outcome: the finished task, RUNNING in it, is never claimed
+ * again by its own report. Rows: the claimed tasks (kind FC_TASK), the
+ * limited row (FC_LIMITED), and always one row of kind FC_OUTCOME whose
+ * last column is the number of rows the outcome changed. */
+#define FINISH_CLAIM_SQL(queue_match)                                                \
+  "WITH " OMNIQ__PG_FINISH_CTES ", "                                                  \
+  CLAIM_CTES(queue_match, 18, 19, 20, 21, 22, " AND EXISTS (SELECT 1 FROM t)")        \
+  " (SELECT " OMNIQ__PG_TASK_COLS ", 0::int2, 0::int8 FROM claimed"                   \
+  " ORDER BY priority DESC, due_ms, seq)"                                            \
+  " UNION ALL " LIMITED_ROW(queue_match, OMNIQ__PG_TASK_NULLS ", 2::int2, 0::int8",   \
+                            " AND EXISTS (SELECT 1 FROM t)")                          \
+  " UNION ALL (SELECT " OMNIQ__PG_TASK_NULLS ", 1::int2, count(*) FROM t)"
+
+const char omniq__pg_finish_claim1_sql[] = FINISH_CLAIM_SQL("= $17::text");
+const char omniq__pg_finish_claimn_sql[] = FINISH_CLAIM_SQL("= ANY($17::text[])");
+
+/* Over tasks_running: every running task (at most the workers' slots),
+ * filtered and sorted; no index on lease_due_ms, so that extending a lease
+ * is a HOT update (schema.c, version 3). */
 const char omniq__pg_expired_sql[] =
     "SELECT " OMNIQ__PG_TASK_COLS " FROM @S.tasks"
     " WHERE status = 1 AND lease_due_ms < $1::int8"
@@ -145,5 +177,84 @@ int omniq__pg_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_ta
   PQclear(r);
   if (rc != OMNIQ_OK)
     omniq__pg_errf(rc, err, errlen, "postgres: expired_leases: cannot read a row");
+  return rc;
+}
+
+/* ---- riding with an outcome ---------------------------------------------- */
+
+/* The claimed tasks of a finish_claim statement's rows; *limited when a
+ * named queue is paused or rate-limited (nothing was taken). */
+static int riding_tasks(const PGresult *r, omniq_task_t ***out, size_t *n, int *limited) {
+  int kind = PQnfields(r) - 2, rows = PQntuples(r);
+  *out = NULL;
+  *n = 0;
+  *limited = 0;
+  for (int row = 0; row < rows; row++)
+    *limited |= omniq__pg_i64(r, row, kind) == OMNIQ__PG_FC_LIMITED;
+  if (*limited || rows <= 1) return OMNIQ_OK;
+  omniq_task_t **tasks = omniq__calloc((size_t)rows, sizeof *tasks);
+  if (tasks == NULL) return OMNIQ_ENOMEM;
+  for (int row = 0; row < rows; row++) {
+    if (omniq__pg_i64(r, row, kind) != OMNIQ__PG_FC_TASK) continue;
+    int rc = omniq__pg_row_task(r, row, &tasks[*n]);
+    if (rc != OMNIQ_OK) {
+      omniq__tasks_free(tasks, *n);
+      *n = 0;
+      return rc;
+    }
+    (*n)++;
+  }
+  *out = tasks;
+  return OMNIQ_OK;
+}
+
+int omniq__pg_finish_claim(void *backend, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                           omniq_task_t ***out, size_t *n, int *claimed, char *err,
+                           size_t errlen) {
+  omniq__pg_t *pg = backend;
+  omniq__pg_fin_t f;
+  char *array = NULL;
+  int limited;
+  *out = NULL;
+  *n = 0;
+  *claimed = 0;
+  /* The claim sees the statement's snapshot, from before the outcome: a
+   * task the outcome makes due again (a retry without delay) would be
+   * missed, and a drain would end with it pending. Such an outcome goes
+   * alone and the caller's claim, a statement later, finds it. */
+  if (req == NULL || req->max == 0 || req->nqueues == 0 || req->queues == NULL ||
+      (d->next_status == OMNIQ_PENDING && d->eta_ms <= req->now_ms))
+    return omniq__pg_finish(backend, d, err, errlen);
+  int rc = omniq__pg_fin_fill(pg, d, &f, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  omniq__pg_maybe_resync(pg);
+  if (req->nqueues == 1) {
+    f.stmt = OMNIQ__PGS_FINISH_CLAIM1;
+    omniq__pg_param_text(&f.p, req->queues[0]);
+  } else if ((array = omniq__pg_text_array(req->queues, req->nqueues)) != NULL) {
+    f.stmt = OMNIQ__PGS_FINISH_CLAIMN;
+    omniq__pg_param_text(&f.p, array);
+  } else { /* no memory for the claim: the outcome goes alone */
+    omniq__pg_fin_clear(&f);
+    return omniq__pg_finish(backend, d, err, errlen);
+  }
+  omniq__pg_param_i64(&f.p, omniq__pg_server_ms(&pg->tb, req->now_ms));
+  omniq__pg_param_i64(&f.p, req->max > INT64_MAX ? INT64_MAX : (int64_t)req->max);
+  omniq__pg_param_i64(&f.p, req->now_ms);
+  omniq__pg_param_i64(&f.p, req->lease_until_ms);
+  omniq__pg_param_i64(&f.p, omniq__pg_server_ms(&pg->tb, req->lease_until_ms));
+  omniq__pg_finish_grouped(pg, &f);
+  omniq__free(array);
+  rc = omniq__pg_fin_outcome(pg, d, &f);
+  /* The claim was made only with the outcome; a limited queue's claim
+   * took nothing, and the caller's own claim goes the slow way. */
+  if (rc == OMNIQ_OK && riding_tasks(f.res, out, n, &limited) == OMNIQ_OK) {
+    *claimed = !limited;
+  } else if (rc == OMNIQ_OK) {
+    /* Committed RUNNING but unreadable (no memory): they come back when
+     * their leases expire, as a dead worker's would. */
+    *claimed = 0;
+  }
+  omniq__pg_fin_clear(&f);
   return rc;
 }

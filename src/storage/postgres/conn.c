@@ -495,22 +495,26 @@ int omniq__pg_exec_sql(omniq__pg_pool_t *pool, const char *sql, const omniq__pg_
 
 /* ---- a batch in one transaction --------------------------------------------- */
 
-int omniq__pg_exec_batch(omniq__pg_pool_t *pool, int stmt, const omniq__pg_params_t *const *ps,
-                         size_t n, const char *const *notify, const char *what, PGresult **res,
+int omniq__pg_exec_batch(omniq__pg_pool_t *pool, const int *stmts,
+                         const omniq__pg_params_t *const *ps, size_t n,
+                         const char *const *notify, const char *what, PGresult **res,
                          int *unknown, char *err, size_t errlen) {
   omniq__pg_conn_t *c;
-  int rc, sent = 0, nsyncs = notify != NULL && notify[0] != NULL ? 2 : 1;
+  int rc = OMNIQ_OK, sent = 0, nsyncs = notify != NULL && notify[0] != NULL ? 2 : 1;
   *unknown = 0;
   for (size_t i = 0; i < n; i++) res[i] = NULL;
   if ((rc = omniq__pg_acquire(pool, &c, err, errlen)) != OMNIQ_OK) return rc;
-  if ((rc = ensure_prepared(pool, c, stmt, err, errlen)) != OMNIQ_OK) {
+  for (size_t i = 0; rc == OMNIQ_OK && i < n; i++)
+    rc = ensure_prepared(pool, c, stmts[i], err, errlen);
+  if (rc != OMNIQ_OK) {
     omniq__pg_release(pool, c);
     return rc;
   }
   /* Statements up to a sync are one implicit transaction: it commits at
    * the sync, or, after any error, none of it does. */
   int ok = PQenterPipelineMode(c->pg);
-  for (size_t i = 0; ok && i < n; i++) ok = send_one(c->pg, pool->stmts[stmt].name, NULL, ps[i]);
+  for (size_t i = 0; ok && i < n; i++)
+    ok = send_one(c->pg, pool->stmts[stmts[i]].name, NULL, ps[i]);
   ok = ok && PQpipelineSync(c->pg);
   if (ok && nsyncs == 2)
     ok = PQsendQueryParams(c->pg,

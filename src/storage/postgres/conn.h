@@ -143,15 +143,16 @@ int omniq__pg_exec_sql(omniq__pg_pool_t *pool, const char *sql, const omniq__pg_
                        const char *const *notify, const char *what, PGresult **res, char *err,
                        size_t errlen);
 
-/* Runs prepared statement `stmt` n times, with ps[i], in one transaction
- * and one round trip (a pipeline), then notify as omniq__pg_exec does. On
- * OMNIQ_OK every res[i] is yours (PQclear). Otherwise nothing is left in
- * res and err says why: the batch was rolled back (an error in any
+/* Runs prepared statement stmts[i] with ps[i], for i < n, in one
+ * transaction and one round trip (a pipeline), then notify as
+ * omniq__pg_exec does. On OMNIQ_OK every res[i] is yours (PQclear).
+ * Otherwise nothing is left in res and err says why: the batch was rolled back (an error in any
  * statement, or nothing could be sent), or, with *unknown set, the
  * connection died with the batch in flight and it may have committed.
  * Never repeated. */
-int omniq__pg_exec_batch(omniq__pg_pool_t *pool, int stmt, const omniq__pg_params_t *const *ps,
-                         size_t n, const char *const *notify, const char *what, PGresult **res,
+int omniq__pg_exec_batch(omniq__pg_pool_t *pool, const int *stmts,
+                         const omniq__pg_params_t *const *ps, size_t n,
+                         const char *const *notify, const char *what, PGresult **res,
                          int *unknown, char *err, size_t errlen);
 
 /* Runs stmt on a connection the caller holds (for multi-statement

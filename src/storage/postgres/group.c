@@ -25,7 +25,13 @@
  * usual repeat after a refused statement, so one bad finish never fails
  * another. A batch whose connection died in flight may or may not have
  * committed: each finish of it fails with that said, as a lone one does,
- * and the claim token makes a later repeat safe. */
+ * and the claim token makes a later repeat safe.
+ *
+ * A finish may carry a claim (finish_claim, claim.c): its statement is
+ * then the outcome and the claim in one, so a runner reporting a run and
+ * taking its next task costs one statement in the batch, not a batch and a
+ * claim transaction of its own. Each claim of a batch sees the tasks the
+ * earlier ones took (its own transaction's changes) and passes them by. */
 #include <stdio.h>
 #include <string.h>
 
@@ -64,6 +70,22 @@ static void channels(omniq__pg_t *pg, const fin_t *batch, const char *notify[3])
   notify[nn] = NULL;
 }
 
+/* Takes a committed statement's result r: how many rows its outcome
+ * changed, and a riding claim's rows, kept for the owner. */
+static void took(fin_t *f, PGresult *r) {
+  f->changed = 0;
+  if (f->stmt == OMNIQ__PGS_FINISH) {
+    if (PQntuples(r) == 1) f->changed = omniq__pg_i64(r, 0, 0);
+    PQclear(r);
+    return;
+  }
+  int kind = PQnfields(r) - 2;
+  for (int row = 0; row < PQntuples(r); row++)
+    if (omniq__pg_i64(r, row, kind) == OMNIQ__PG_FC_OUTCOME)
+      f->changed = omniq__pg_i64(r, row, kind + 1);
+  f->res = r;
+}
+
 /* One finish as a statement of its own. */
 static void commit_alone(omniq__pg_t *pg, fin_t *f) {
   const char *notify[3];
@@ -73,11 +95,9 @@ static void commit_alone(omniq__pg_t *pg, fin_t *f) {
   channels(pg, f, notify);
   f->next = next;
   f->err[0] = '\0';
-  f->rc = omniq__pg_exec(&pg->pool, OMNIQ__PGS_FINISH, &f->p, OMNIQ__PG_ONCE,
+  f->rc = omniq__pg_exec(&pg->pool, f->stmt, &f->p, OMNIQ__PG_ONCE,
                          notify[0] != NULL ? notify : NULL, "finish", &r, f->err, f->errlen);
-  if (f->rc != OMNIQ_OK) return;
-  f->changed = PQntuples(r) == 1 ? omniq__pg_i64(r, 0, 0) : 0;
-  PQclear(r);
+  if (f->rc == OMNIQ_OK) took(f, r);
 }
 
 /* The batch in one transaction; 0, or -1 if it was rolled back (nothing
@@ -85,12 +105,16 @@ static void commit_alone(omniq__pg_t *pg, fin_t *f) {
 static int commit_together(omniq__pg_t *pg, fin_t *batch, size_t n) {
   const omniq__pg_params_t *ps[GROUP_MAX];
   PGresult *res[GROUP_MAX];
+  int stmts[GROUP_MAX];
   const char *notify[3];
   size_t i = 0;
   int unknown;
-  for (fin_t *f = batch; f != NULL; f = f->next) ps[i++] = &f->p;
+  for (fin_t *f = batch; f != NULL; f = f->next, i++) {
+    ps[i] = &f->p;
+    stmts[i] = f->stmt;
+  }
   channels(pg, batch, notify);
-  int rc = omniq__pg_exec_batch(&pg->pool, OMNIQ__PGS_FINISH, ps, n,
+  int rc = omniq__pg_exec_batch(&pg->pool, stmts, ps, n,
                                 notify[0] != NULL ? notify : NULL, "finish", res, &unknown,
                                 batch->err, batch->errlen);
   if (rc != OMNIQ_OK && !unknown) return -1;
@@ -107,8 +131,7 @@ static int commit_together(omniq__pg_t *pg, fin_t *batch, size_t n) {
       if (f != batch) snprintf(f->err, f->errlen, "%s", batch->err);
       continue;
     }
-    f->changed = PQntuples(res[i]) == 1 ? omniq__pg_i64(res[i], 0, 0) : 0;
-    PQclear(res[i]);
+    took(f, res[i]);
   }
   return 0;
 }

@@ -3,11 +3,14 @@
  *
  * A page is ordered by id (uuid order is the ids' text order) and starts
  * after the cursor's id. The statement has one arm per status of the set;
- * each arm names its status literally and walks an index whose leading
- * columns its equalities fix and whose next column is id —
- * tasks_queue_status_id when a queue is named, else tasks_func_status_id
- * when a func is, else tasks_status_id — from the cursor, stopping after
- * `limit` matching rows. The arms' rows (at most statuses x limit) are
+ * each arm names its status literally, so the partial indexes of its phase
+ * apply (schema.c, version 3), and walks one whose leading columns its
+ * equalities fix and whose next column is id: for PENDING
+ * tasks_pending_queue_id, _func_id or _id, for a terminal status
+ * tasks_done_queue_id, _func_id or _id (queue if named, else func if
+ * named), from the cursor, stopping after `limit` matching rows. RUNNING
+ * tasks (at most the workers' slots) are read from tasks_running in id
+ * order, filters applied to each. The arms' rows (at most statuses x limit) are
  * merged by id and cut to the page, in the same statement, so one snapshot
  * sees each task once, in one status. A page costs O(statuses x (log n +
  * rows walked)); rows walked exceed the page only when a filter the index

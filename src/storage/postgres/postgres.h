@@ -50,6 +50,8 @@ enum {
   OMNIQ__PGS_RETRY,
   OMNIQ__PGS_DELETE,
   OMNIQ__PGS_PURGE_TASKS,
+  OMNIQ__PGS_FINISH_CLAIM1, /* claim.c: an outcome and a claim of one queue */
+  OMNIQ__PGS_FINISH_CLAIMN, /* ... of several */
   OMNIQ__PGS_COUNT_
 };
 
@@ -73,12 +75,15 @@ enum {
  * parameters and what it notifies, filled by its owner; rc, err and
  * changed (rows the statement changed) by whoever commits it. */
 typedef struct omniq__pg_fin {
+  int stmt; /* OMNIQ__PGS_FINISH, or _FINISH_CLAIM1/N: the claim rides along */
   omniq__pg_params_t p;
   int result, pending; /* stores a result; makes the task PENDING again */
+  char *json[2];       /* the TaskError texts p points to (omniq__pg_fin_clear) */
   char *err;
   size_t errlen;
   int rc, done;
   int64_t changed;
+  PGresult *res; /* a riding claim's rows, for its owner (PQclear) */
   struct omniq__pg_fin *next;
 } omniq__pg_fin_t;
 
@@ -113,12 +118,57 @@ typedef struct omniq__pg {
  * lease_until, $6 lease_until (server). */
 extern const char omniq__pg_claim1_sql[];
 extern const char omniq__pg_claimn_sql[];
+/* The CTEs of an outcome: t, the task row fenced by status and token
+ * (RETURNING id, queue, unique_key, unique_for_ms, finished_due_ms); by
+ * CTEs of the same statement, only if it matched: the result row, the
+ * unique key's hold (until finished_at + unique_for_ms once terminal) and
+ * one more run in the queue's running total, on this connection's stripe
+ * (schema.c). Parameters as omniq__pg_finish_sql's. */
+#define OMNIQ__PG_FINISH_CTES \
+  "t AS (" \
+  " UPDATE @S.tasks SET status = $3::int2," \
+  " eta_ms = CASE WHEN $3::int2 = 0 THEN $4::int8 ELSE eta_ms END," \
+  " due_ms = CASE WHEN $3::int2 = 0 THEN $5::int8 ELSE due_ms END," \
+  " attempts = CASE WHEN $6::bool THEN 0 ELSE attempts END," \
+  " last_error = COALESCE($7::text, last_error)," \
+  " crashes = $15::int4," \
+  " finished_at_ms = CASE WHEN $3::int2 >= 2 THEN COALESCE($12::int8, 0) ELSE 0 END," \
+  " finished_due_ms = CASE WHEN $3::int2 >= 2 THEN COALESCE($13::int8, 0) ELSE 0 END" \
+  " WHERE id = $1::uuid AND token = $2::int8 AND status = 1" \
+  " RETURNING id, queue, unique_key, unique_for_ms, finished_due_ms)," \
+  " r AS (" \
+  " INSERT INTO @S.results (task_id, status, value, error, attempts, finished_at_ms," \
+  " finished_due_ms, last_attempt_at_ms)" \
+  " SELECT id, $8::int2, $9::bytea, $10::text, $11::int4, $12::int8, $13::int8, $14::int8" \
+  " FROM t WHERE $8::int2 IS NOT NULL" \
+  " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status," \
+  " value = excluded.value, error = excluded.error, attempts = excluded.attempts," \
+  " finished_at_ms = excluded.finished_at_ms," \
+  " finished_due_ms = excluded.finished_due_ms," \
+  " last_attempt_at_ms = excluded.last_attempt_at_ms)," \
+  " k AS (" \
+  " UPDATE @S.unique_keys u SET held_due_ms = t.finished_due_ms + t.unique_for_ms FROM t" \
+  " WHERE $3::int2 >= 2 AND t.unique_key IS NOT NULL AND u.queue = t.queue" \
+  " AND u.key = t.unique_key AND u.task_id = t.id)," \
+  " n AS (" \
+  " INSERT INTO @S.run_totals (queue, kind, stripe, n)" \
+  " SELECT queue, $16::int2, (pg_backend_pid() % 64)::int2, 1 FROM t" \
+  " ON CONFLICT (queue, kind, stripe) DO UPDATE SET n = @S.run_totals.n + 1)"
+
 /* An outcome: $1 id, $2 token, $3 next status, $4 eta, $5 eta (server),
  * $6 reset attempts, $7 last_error; the result (NULL $8 = none): $8 status,
  * $9 value, $10 error, $11 attempts, $12 finished_at, $13 finished_at
  * (server), $14 last_attempt_at; $15 crashes, $16 the running total's kind.
  * Returns one row: rows changed (0 or 1). */
 extern const char omniq__pg_finish_sql[];
+/* An outcome ($1-$16 as above) and the claim that rides with it, in one
+ * statement (claim.c): $17 the queue (text, or text[] for _claimn), $18
+ * now (server), $19 max, $20 started_at, $21 lease_until, $22
+ * lease_until (server). Rows: OMNIQ__PG_TASK_COLS, a kind (OMNIQ__PG_FC_*)
+ * and, in the one FC_OUTCOME row, the rows the outcome changed. */
+extern const char omniq__pg_finish_claim1_sql[];
+extern const char omniq__pg_finish_claimn_sql[];
+enum { OMNIQ__PG_FC_TASK, OMNIQ__PG_FC_OUTCOME, OMNIQ__PG_FC_LIMITED };
 /* The one-task INSERT ($1..$OMNIQ__PG_INSERT_PARAMS in the order of
  * transitions.c). */
 extern const char omniq__pg_insert_sql[];
@@ -135,6 +185,10 @@ extern const char omniq__pg_purge_tasks_sql[];
  * memory) and its parameters in *p (borrowing req's strings). */
 char *omniq__pg_list_sql(const char *schema, const omniq_list_req_t *req,
                          omniq__pg_params_t *p);
+/* Counts by status (no parameters; rows: status, count), and a queue's
+ * statistics (queues.c: $1 the queue or NULL, $2 now (server)). */
+extern const char omniq__pg_count_sql[];
+extern const char omniq__pg_stats_sql[];
 /* The expired-lease scan: $1 now (server), $2 max. */
 extern const char omniq__pg_expired_sql[];
 
@@ -153,6 +207,16 @@ int omniq__pg_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
  * gets the task's status when it exists. */
 int omniq__pg_no_row(omniq__pg_t *pg, const char *op, const char *id, int *status, char *err,
                      size_t errlen);
+
+/* Fills f (stmt OMNIQ__PGS_FINISH, p, result, pending, json) for outcome o
+ * with err as its message buffer; OMNIQ_EINVAL or OMNIQ_ENOMEM (f then
+ * needs no clearing). Clear a filled f with omniq__pg_fin_clear. */
+int omniq__pg_fin_fill(omniq__pg_t *pg, const omniq_decision_t *o, omniq__pg_fin_t *f, char *err,
+                       size_t errlen);
+void omniq__pg_fin_clear(omniq__pg_fin_t *f);
+/* What a committed f's outcome returns: OMNIQ_OK if it changed its row,
+ * else OMNIQ_ESTATE or OMNIQ_ENOTFOUND (one more read says which). */
+int omniq__pg_fin_outcome(omniq__pg_t *pg, const omniq_decision_t *o, omniq__pg_fin_t *f);
 
 /* Commits f (its p, result and pending set) with the finishes other
  * threads of the handle make at the same time, in one transaction when
@@ -224,6 +288,9 @@ int omniq__pg_expired_leases(void *backend, int64_t now_ms, size_t max, omniq_ta
 int omniq__pg_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
                       size_t errlen);
 int omniq__pg_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen);
+int omniq__pg_finish_claim(void *backend, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                           omniq_task_t ***out, size_t *n, int *claimed, char *err,
+                           size_t errlen);
 int omniq__pg_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
                            char *err, size_t errlen);
 int omniq__pg_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,

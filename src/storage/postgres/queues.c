@@ -283,10 +283,15 @@ static int by_name(const void *x, const void *y) {
 enum { ROW_COUNT, ROW_DUE, ROW_TOTAL, ROW_SETTING };
 
 /* $1 the queue (NULL = every queue), $2 now (server). Rows: kind, queue,
- * then two or three numbers. */
-static const char stats_sql[] =
-    "SELECT 0::int2, queue, status::int8, count(*)::int8, 0::int8 FROM @S.tasks"
-    " WHERE $1::text IS NULL OR queue = $1::text GROUP BY queue, status"
+ * then two or three numbers. The counts have an arm per phase (pending,
+ * running, terminal), each over that phase's partial index (schema.c). */
+const char omniq__pg_stats_sql[] =
+    "SELECT 0::int2, queue, 0::int8, count(*)::int8, 0::int8 FROM @S.tasks"
+    " WHERE status = 0 AND ($1::text IS NULL OR queue = $1::text) GROUP BY queue"
+    " UNION ALL SELECT 0::int2, queue, 1::int8, count(*)::int8, 0::int8 FROM @S.tasks"
+    " WHERE status = 1 AND ($1::text IS NULL OR queue = $1::text) GROUP BY queue"
+    " UNION ALL SELECT 0::int2, queue, status::int8, count(*)::int8, 0::int8 FROM @S.tasks"
+    " WHERE status >= 2 AND ($1::text IS NULL OR queue = $1::text) GROUP BY queue, status"
     " UNION ALL SELECT 1::int2, queue, min(eta_ms)::int8, 0::int8, 0::int8 FROM @S.tasks"
     " WHERE status = 0 AND due_ms <= $2::int8 AND ($1::text IS NULL OR queue = $1::text)"
     " GROUP BY queue"
@@ -309,7 +314,7 @@ int omniq__pg_queue_stats(void *backend, const char *queue, int64_t now_ms,
   omniq__pg_param_text(&p, queue);
   omniq__pg_param_i64(&p, omniq__pg_server_ms(&pg->tb, now_ms));
   /* Unprepared: planned for the queue named (or none) each time. */
-  char *sql = omniq__pg_sql(stats_sql, pg->schema);
+  char *sql = omniq__pg_sql(omniq__pg_stats_sql, pg->schema);
   if (sql == NULL) return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: out of memory");
   int rc = omniq__pg_exec_sql(&pg->pool, sql, &p, NULL, "queue_stats", &r, err, errlen);
   omniq__free(sql);

@@ -30,7 +30,8 @@
  *   claim walks (queue, priority DESC, due_ms, seq) from the top in
  *   O(log n) however many finished rows the table holds; the claim says
  *   `status = 0` literally so the planner can match the predicate in a
- *   generic plan. tasks_leased (status = 1) finds expired leases.
+ *   generic plan. tasks_leased (status = 1) found expired leases (until
+ *   version 3).
  * - seq (an identity) gives insertion order among equal priority and due.
  * - args, kwargs and results' value are bytea: the raw serializer stores
  *   bytes unchecked, which a text column (validated UTF-8) would refuse.
@@ -44,9 +45,10 @@
  *   finished_due_ms the same moment on the server's clock; retention
  *   (tasks_finished, terminal tasks only) and unique_for compare the
  *   latter.
- * - tasks_status_id, tasks_queue_status_id and tasks_func_status_id serve
- *   a listing page as a walk in id order from the cursor, one status at a
- *   time (list.c). uuid order is the order of the ids' text.
+ * - tasks_status_id, tasks_queue_status_id and tasks_func_status_id served
+ *   a listing page (until version 3) as a walk in id order from the
+ *   cursor, one status at a time (list.c). uuid order is the order of the
+ *   ids' text.
  * - A unique key is a row of unique_keys naming the task that holds it and
  *   until when (held_due_ms, server clock; the largest int8 while the task
  *   is PENDING or RUNNING). Finish, cancel and retry keep held_due_ms true
@@ -60,6 +62,27 @@
  *   finishes on different connections never wait on one counter row;
  *   readers sum the stripes.
  * - chores holds the next time (server clock) of each housekeeping chore.
+ *
+ * Notes on version 3 (docs/storage-postgres.md, "Tables and indexes"):
+ * - A claim (PENDING -> RUNNING) and an outcome (RUNNING -> terminal, or
+ *   PENDING again) change status, so neither can be a HOT update: the new
+ *   row version gets an entry in every index whose predicate it meets.
+ *   Version 2's listing indexes covered every row, so each transition wrote
+ *   five index entries. Now every index on tasks other than the primary key
+ *   is partial over one phase: pending (tasks_due and the pending listing
+ *   indexes: written by enqueue and retry only), running (tasks_running:
+ *   the one entry a claim adds besides the primary key) and terminal
+ *   (retention and the terminal listing indexes). A listing arm names its
+ *   status literally, so its phase's index applies (list.c).
+ * - tasks_running (id) holds only the running tasks (at most the workers'
+ *   slots): the expired-lease scan and a RUNNING page read it whole and
+ *   filter, instead of an index on lease_due_ms that each lease extension
+ *   would have to update. An extension changes no indexed column, and
+ *   fillfactor 80 leaves room on the page, so it is a HOT update.
+ * - Counting by status reads each phase's index (index-only where the
+ *   visibility map allows), not the table.
+ * - The migration drops and builds indexes in its transaction: on a large
+ *   table it holds writers off for as long as the builds take.
  */
 #include "storage/postgres/schema.h"
 
@@ -151,6 +174,18 @@ static const char *const migrations[] = {
     " n bigint NOT NULL,"
     " PRIMARY KEY (queue, kind, stripe));"
     "CREATE TABLE @S.chores (name text PRIMARY KEY, next_due_ms bigint NOT NULL);",
+
+    /* 2 -> 3: few index entries per claim and outcome. */
+    "ALTER TABLE @S.tasks SET (fillfactor = 80);"
+    "DROP INDEX @S.tasks_leased, @S.tasks_status_id, @S.tasks_queue_status_id,"
+    " @S.tasks_func_status_id;"
+    "CREATE INDEX tasks_pending_id ON @S.tasks (id) WHERE status = 0;"
+    "CREATE INDEX tasks_pending_queue_id ON @S.tasks (queue, id) WHERE status = 0;"
+    "CREATE INDEX tasks_pending_func_id ON @S.tasks (func, id) WHERE status = 0;"
+    "CREATE INDEX tasks_running ON @S.tasks (id) WHERE status = 1;"
+    "CREATE INDEX tasks_done_id ON @S.tasks (status, id) WHERE status >= 2;"
+    "CREATE INDEX tasks_done_queue_id ON @S.tasks (queue, status, id) WHERE status >= 2;"
+    "CREATE INDEX tasks_done_func_id ON @S.tasks (func, status, id) WHERE status >= 2;",
 };
 
 #define LATEST ((int)(sizeof migrations / sizeof migrations[0]))

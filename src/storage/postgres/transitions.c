@@ -270,23 +270,24 @@ int omniq__pg_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char 
 
 /* ---- outcomes ---------------------------------------------------------------- */
 
-int omniq__pg_finish(void *backend, const omniq_decision_t *o, char *err, size_t errlen) {
-  omniq__pg_t *pg = backend;
+int omniq__pg_fin_fill(omniq__pg_t *pg, const omniq_decision_t *o, omniq__pg_fin_t *f, char *err,
+                       size_t errlen) {
   const omniq_result_t *res = o->result;
-  omniq__pg_fin_t f = {.err = err, .errlen = errlen};
-  omniq__pg_params_t *p = &f.p;
-  char *error_json = NULL, *result_json = NULL;
-
+  omniq__pg_params_t *p = &f->p;
+  memset(f, 0, sizeof *f);
+  f->stmt = OMNIQ__PGS_FINISH;
+  f->err = err;
+  f->errlen = errlen;
   if (o->id == NULL || !omniq_id_valid(o->id))
     return omniq__pg_errf(OMNIQ_EINVAL, err, errlen, "finish: malformed task id");
   if (o->next_status != OMNIQ_PENDING && o->next_status != OMNIQ_SUCCESS &&
       o->next_status != OMNIQ_FAILED)
     return omniq__pg_errf(OMNIQ_EINVAL, err, errlen, "finish %s: next status %d is not allowed",
                           o->id, o->next_status);
-  if ((o->error != NULL && (error_json = omniq_task_error_to_json(o->error)) == NULL) ||
+  if ((o->error != NULL && (f->json[0] = omniq_task_error_to_json(o->error)) == NULL) ||
       (res != NULL && res->error != NULL &&
-       (result_json = omniq_task_error_to_json(res->error)) == NULL)) {
-    free(error_json);
+       (f->json[1] = omniq_task_error_to_json(res->error)) == NULL)) {
+    omniq__pg_fin_clear(f);
     return omniq__pg_errf(OMNIQ_ENOMEM, err, errlen, "postgres: finish: out of memory");
   }
   omniq__pg_params_init(p);
@@ -296,30 +297,50 @@ int omniq__pg_finish(void *backend, const omniq_decision_t *o, char *err, size_t
   omniq__pg_param_i64(p, o->eta_ms);
   omniq__pg_param_i64(p, omniq__pg_server_ms(&pg->tb, o->eta_ms));
   omniq__pg_param_text(p, o->reset_attempts ? "t" : "f");
-  omniq__pg_param_text(p, error_json);
+  omniq__pg_param_text(p, f->json[0]);
   if (res != NULL) {
     omniq__pg_param_i64(p, res->status);
     if (res->value != NULL)
       omniq__pg_param_bytes(p, res->value, strlen(res->value));
     else
       omniq__pg_param_text(p, NULL);
-    omniq__pg_param_text(p, result_json);
+    omniq__pg_param_text(p, f->json[1]);
     omniq__pg_param_i64(p, res->attempts);
     omniq__pg_param_i64(p, res->finished_at_ms);
     omniq__pg_param_i64(p, omniq__pg_server_ms(&pg->tb, res->finished_at_ms));
     omniq__pg_param_i64(p, res->last_attempt_at_ms);
-    f.result = 1;
+    f->result = 1;
   } else {
     for (int i = 0; i < 7; i++) omniq__pg_param_text(p, NULL);
   }
   omniq__pg_param_i64(p, o->crashes);
   omniq__pg_param_i64(p, o->runs);
-  f.pending = o->next_status == OMNIQ_PENDING;
+  f->pending = o->next_status == OMNIQ_PENDING;
+  return OMNIQ_OK;
+}
+
+void omniq__pg_fin_clear(omniq__pg_fin_t *f) {
+  free(f->json[0]);
+  free(f->json[1]);
+  f->json[0] = f->json[1] = NULL;
+  PQclear(f->res);
+  f->res = NULL;
+}
+
+int omniq__pg_fin_outcome(omniq__pg_t *pg, const omniq_decision_t *o, omniq__pg_fin_t *f) {
+  if (f->rc != OMNIQ_OK) return f->rc;
+  if (f->changed == 1) return OMNIQ_OK;
+  return omniq__pg_no_row(pg, "finish", o->id, NULL, f->err, f->errlen);
+}
+
+int omniq__pg_finish(void *backend, const omniq_decision_t *o, char *err, size_t errlen) {
+  omniq__pg_t *pg = backend;
+  omniq__pg_fin_t f;
+  int rc = omniq__pg_fin_fill(pg, o, &f, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
   omniq__pg_finish_grouped(pg, &f);
-  free(error_json);
-  free(result_json);
-  if (f.rc != OMNIQ_OK) return f.rc;
-  return f.changed == 1 ? OMNIQ_OK : omniq__pg_no_row(pg, "finish", o->id, NULL, err, errlen);
+  omniq__pg_fin_clear(&f);
+  return omniq__pg_fin_outcome(pg, o, &f);
 }
 
 int omniq__pg_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
