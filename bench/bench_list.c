@@ -3,11 +3,15 @@
  * beside baselines run in the same process and run.
  *
  * The store: N tasks (OMNIQ_BENCH_TASKS, default 1,000,000) created 1 ms
- * apart, 99% SUCCESS and 1% FAILED, one in ten in queue "mail". Three
- * pages, each the best of REPS runs:
+ * apart, 99% SUCCESS and 1% FAILED, one in ten in queue "mail" (every
+ * FAILED one among them); the SQLite store also holds one PENDING task in
+ * 50. Pages, each the best of REPS runs:
  *   failed   the 100 newest FAILED tasks (a rare status)
  *   cursor   100 tasks of every status after a cursor halfway through
  *   queue    the 100 newest tasks of queue "mail"
+ *   failedq  the 100 newest FAILED tasks of queue "mail" (SQLite)
+ *   pending  the 100 newest PENDING tasks (SQLite)
+ * OMNIQ_BENCH_BACKENDS=sqlite or =file runs one backend only.
  *
  * Baselines:
  *   SQLite   "hand": the backend's own statements (omniq__sqlite_list_sql)
@@ -20,12 +24,14 @@
  * And scale: the same pages on a store of 10,000 tasks; the ratio N / 10,000
  * of a page's cost shows it does not grow with the store.
  *
- * What a page reads: SQLite walks tasks_status_id (tasks_queue_status_id
- * with a queue) from the cursor, one B-tree descent and the rows returned
- * per status. The file backend reads the index's L0 folder (one name per
- * 4.7 hours of creation time), one L1 folder (at most 256 names), the L2
- * folders the page crosses (256 ms of creation time each) and the page's
- * task files; markers of another queue are skipped by name. */
+ * What a page reads: SQLite walks one index per status asked for (one
+ * for every status: the id index, or tasks_queue_id with a queue) from the
+ * cursor, one B-tree descent and the rows returned each
+ * (src/storage/sqlite/list.c). The file backend reads the index's L0
+ * folder (one name per 4.7 hours of creation time), one L1 folder (at most
+ * 256 names), the L2 folders the page crosses (256 ms of creation time
+ * each) and the page's task files; markers of another queue are skipped by
+ * name. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -47,6 +53,8 @@
 #define SMALL 10000
 #define PAGE 100
 #define REPS 5
+#define NPAGES 5
+#define FILE_PAGES 3
 
 static void die(const char *what, const char *msg) {
   fprintf(stderr, "bench_list: %s: %s\n", what, msg);
@@ -67,25 +75,35 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 /* The id of the task halfway through the last store filled. */
 static char mid_id[OMNIQ_ID_SIZE];
 
+/* The SQLite store also holds PENDING tasks (one in 50); the file
+ * store's fill writes finished tasks only. */
+static int with_pending;
+
 /* Task i of a store of n: a new id, its status and queue. */
 static void task_of(long i, long n, char id[OMNIQ_ID_SIZE], int *status, const char **queue) {
   omniq__id_new(T0 + i, id);
   if (i == n / 2) memcpy(mid_id, id, OMNIQ_ID_SIZE);
   *status = i % 100 == 0 ? OMNIQ_FAILED : OMNIQ_SUCCESS;
+  if (with_pending && i % 50 == 7) *status = OMNIQ_PENDING;
   *queue = i % 10 == 0 ? "mail" : "default";
 }
 
-/* The three pages; `mid` is the cursor halfway through. */
-static void pages(omniq_list_req_t req[3], const char *mid) {
-  memset(req, 0, 3 * sizeof *req);
+/* The pages; `mid` is the cursor halfway through. The file backend
+ * reads the first FILE_PAGES. */
+static void pages(omniq_list_req_t req[NPAGES], const char *mid) {
+  memset(req, 0, NPAGES * sizeof *req);
   req[0] = (omniq_list_req_t){.statuses = OMNIQ_STATUS_BIT(OMNIQ_FAILED), .newest_first = 1,
                               .limit = PAGE};
   req[1] = (omniq_list_req_t){.statuses = OMNIQ_STATUS_ALL, .after_id = mid, .limit = PAGE};
   req[2] = (omniq_list_req_t){.statuses = OMNIQ_STATUS_ALL, .queue = "mail", .newest_first = 1,
                               .limit = PAGE};
+  req[3] = (omniq_list_req_t){.statuses = OMNIQ_STATUS_BIT(OMNIQ_FAILED), .queue = "mail",
+                              .newest_first = 1, .limit = PAGE};
+  req[4] = (omniq_list_req_t){.statuses = OMNIQ_STATUS_BIT(OMNIQ_PENDING), .newest_first = 1,
+                              .limit = PAGE};
 }
 
-static const char *const page_names[3] = {"failed", "cursor", "queue"};
+static const char *const page_names[NPAGES] = {"failed", "cursor", "queue", "failedq", "pending"};
 
 /* Best time of a page through the backend's table. */
 static double via_backend(const omniq_storage_ops_t *ops, void *be, const omniq_list_req_t *req) {
@@ -126,7 +144,7 @@ static void sqlite_fill(const char *path, long n) {
     sqlite3_bind_text(st, 2, queue, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, status);
     sqlite3_bind_int64(st, 4, T0 + i);
-    sqlite3_bind_int64(st, 5, T0 + i + 10);
+    sqlite3_bind_int64(st, 5, status >= OMNIQ_SUCCESS ? T0 + i + 10 : 0);
     if (sqlite3_step(st) != SQLITE_DONE) die("insert", sqlite3_errmsg(db));
     sqlite3_reset(st);
   }
@@ -135,51 +153,61 @@ static void sqlite_fill(const char *path, long n) {
   sqlite3_close(db);
 }
 
-/* A page by hand with the backend's statement text (scan: NOT INDEXED). */
-static double sqlite_by_hand(sqlite3 *db, const omniq_list_req_t *req, int scan) {
-  char *sql = omniq__sqlite_list_sql(req);
-  if (scan) { /* the same query with its index taken away */
+/* The backend's statement for one walk, or that statement with its index
+ * taken away (scan: NOT INDEXED). */
+static sqlite3_stmt *walk_stmt(sqlite3 *db, const omniq_list_req_t *req, int status, int scan) {
+  char *sql = omniq__sqlite_list_sql(req, status);
+  if (scan) {
     char *at = strstr(sql, "INDEXED BY ");
-    char *end = strchr(at + 11, ' ');
-    char *plain = sqlite3_mprintf("%.*sNOT INDEXED%s", (int)(at - sql), sql, end);
+    char *from = strstr(sql, " FROM tasks") + strlen(" FROM tasks");
+    char *plain = at != NULL ? sqlite3_mprintf("%.*sNOT INDEXED%s", (int)(at - sql), sql,
+                                               strchr(at + 11, ' '))
+                             : sqlite3_mprintf("%.*s NOT INDEXED%s", (int)(from - sql), sql, from);
     sqlite3_free(sql);
     sql = plain;
   }
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) die("prepare", sqlite3_errmsg(db));
   sqlite3_free(sql);
+  return st;
+}
+
+/* A page by hand with the backend's walks and statement texts. */
+static double sqlite_by_hand(sqlite3 *db, const omniq_list_req_t *req, int scan) {
+  int walks[OMNIQ_STATUS_COUNT];
+  sqlite3_stmt *st[OMNIQ_STATUS_COUNT];
+  size_t nw = omniq__sqlite_list_walks(req, walks);
+  for (size_t w = 0; w < nw; w++) st[w] = walk_stmt(db, req, walks[w], scan);
   double best = 1e18;
   for (int r = 0; r < REPS; r++) {
     long rows = 0;
     volatile size_t sink = 0;
     double t = now_ms();
-    for (int s = 0; s < OMNIQ_STATUS_COUNT; s++) {
-      if (!(req->statuses & OMNIQ_STATUS_BIT(s))) continue;
-      sqlite3_bind_int(st, 1, s);
-      if (req->after_id != NULL) sqlite3_bind_text(st, 2, req->after_id, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 3, (int64_t)req->limit);
-      if (req->queue != NULL) sqlite3_bind_text(st, 4, req->queue, -1, SQLITE_STATIC);
-      while (sqlite3_step(st) == SQLITE_ROW) {
-        for (int c = 0; c < 5; c++) sink += (size_t)sqlite3_column_bytes(st, c);
+    for (size_t w = 0; w < nw; w++) {
+      if (req->after_id != NULL) sqlite3_bind_text(st[w], 2, req->after_id, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st[w], 3, (int64_t)req->limit);
+      if (req->queue != NULL) sqlite3_bind_text(st[w], 4, req->queue, -1, SQLITE_STATIC);
+      while (sqlite3_step(st[w]) == SQLITE_ROW) {
+        for (int c = 0; c < 5; c++) sink += (size_t)sqlite3_column_bytes(st[w], c);
         rows++;
       }
-      sqlite3_reset(st);
+      sqlite3_reset(st[w]);
     }
     t = now_ms() - t;
     (void)sink;
     if (rows < PAGE) die("by hand", "a short page");
     if (t < best) best = t;
   }
-  sqlite3_finalize(st);
+  for (size_t w = 0; w < nw; w++) sqlite3_finalize(st[w]);
   return best;
 }
 
-static void sqlite_store(long n, double out[3][3]) {
+static void sqlite_store(long n, double out[NPAGES][3]) {
   char dir[] = "/tmp/omniq-bench-XXXXXX", err[512], path[64];
   omniq_settings_t s;
   void *be = NULL;
   const omniq_storage_ops_t *ops = &omniq__sqlite_ops;
-  omniq_list_req_t req[3];
+  omniq_list_req_t req[NPAGES];
   if (mkdtemp(dir) == NULL) die("mkdtemp", "failed");
   memset(&s, 0, sizeof s);
   snprintf(s.base_dir, sizeof s.base_dir, "%s", dir);
@@ -191,7 +219,7 @@ static void sqlite_store(long n, double out[3][3]) {
   pages(req, mid_id);
   sqlite3 *db;
   if (sqlite3_open(path, &db) != SQLITE_OK) die("open", "hand");
-  for (int p = 0; p < 3; p++) {
+  for (int p = 0; p < NPAGES; p++) {
     out[p][0] = via_backend(ops, be, &req[p]);
     out[p][1] = sqlite_by_hand(db, &req[p], 0);
     out[p][2] = sqlite_by_hand(db, &req[p], 1);
@@ -298,12 +326,12 @@ static double file_scan(const char *dir, const omniq_list_req_t *req) {
   return best;
 }
 
-static void file_store(long n, double out[3][3]) {
+static void file_store(long n, double out[NPAGES][3]) {
   char dir[] = "/tmp/omniq-bench-XXXXXX", err[512];
   omniq_settings_t s;
   void *be = NULL;
   const omniq_storage_ops_t *ops = &omniq__file_ops;
-  omniq_list_req_t req[3];
+  omniq_list_req_t req[NPAGES];
   if (mkdtemp(dir) == NULL) die("mkdtemp", "failed");
   memset(&s, 0, sizeof s);
   snprintf(s.base_dir, sizeof s.base_dir, "%s", dir);
@@ -313,7 +341,7 @@ static void file_store(long n, double out[3][3]) {
   file_fill(dir, n);
   if (ops->open(&s, &be, err, sizeof err) != OMNIQ_OK) die("open", err);
   pages(req, mid_id);
-  for (int p = 0; p < 3; p++) {
+  for (int p = 0; p < FILE_PAGES; p++) {
     out[p][0] = via_backend(ops, be, &req[p]);
     out[p][1] = file_scan(dir, &req[p]);
   }
@@ -324,23 +352,32 @@ static void file_store(long n, double out[3][3]) {
 int main(void) {
   const char *env = getenv("OMNIQ_BENCH_TASKS");
   long n = env != NULL ? atol(env) : 1000000;
-  double big[3][3], small[3][3];
+  double big[NPAGES][3], small[NPAGES][3];
+  /* OMNIQ_BENCH_BACKENDS=sqlite (or file) runs one backend: filling 10^6
+   * task files takes far longer than filling 10^6 rows. */
+  const char *only = getenv("OMNIQ_BENCH_BACKENDS");
   if (n < 10 * SMALL) n = 10 * SMALL;
   printf("Listing a page of %d tasks from %ld (and from %d); best of %d; ms\n", PAGE, n, SMALL,
          REPS);
-  sqlite_store(SMALL, small);
-  sqlite_store(n, big);
-  printf("\nsqlite   page      omniq     hand    scan   omniq/hand  scan/omniq"
-         "  omniq at %ld / at %d\n", n, SMALL);
-  for (int p = 0; p < 3; p++)
-    printf("         %-7s %8.3f %8.3f %8.1f   %8.2fx  %9.0fx  %8.2fx\n", page_names[p], big[p][0],
-           big[p][1], big[p][2], big[p][0] / big[p][1], big[p][2] / big[p][0],
-           big[p][0] / small[p][0]);
-  file_store(SMALL, small);
-  file_store(n, big);
-  printf("\nfile     page      omniq     scan   scan/omniq  omniq at %ld / at %d\n", n, SMALL);
-  for (int p = 0; p < 3; p++)
-    printf("         %-7s %8.3f %8.1f   %9.0fx  %8.2fx\n", page_names[p], big[p][0], big[p][1],
-           big[p][1] / big[p][0], big[p][0] / small[p][0]);
+  if (only == NULL || strcmp(only, "sqlite") == 0) {
+    with_pending = 1;
+    sqlite_store(SMALL, small);
+    sqlite_store(n, big);
+    with_pending = 0;
+    printf("\nsqlite   page      omniq     hand    scan   omniq/hand  scan/omniq"
+           "  omniq at %ld / at %d\n", n, SMALL);
+    for (int p = 0; p < NPAGES; p++)
+      printf("         %-7s %8.3f %8.3f %8.1f   %8.2fx  %9.0fx  %8.2fx\n", page_names[p],
+             big[p][0], big[p][1], big[p][2], big[p][0] / big[p][1], big[p][2] / big[p][0],
+             big[p][0] / small[p][0]);
+  }
+  if (only == NULL || strcmp(only, "file") == 0) {
+    file_store(SMALL, small);
+    file_store(n, big);
+    printf("\nfile     page      omniq     scan   scan/omniq  omniq at %ld / at %d\n", n, SMALL);
+    for (int p = 0; p < FILE_PAGES; p++)
+      printf("         %-7s %8.3f %8.1f   %9.0fx  %8.2fx\n", page_names[p], big[p][0], big[p][1],
+             big[p][1] / big[p][0], big[p][0] / small[p][0]);
+  }
   return 0;
 }

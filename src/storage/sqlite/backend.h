@@ -254,11 +254,19 @@ int omniq__sqlite_queue_stats(void *backend, const char *queue, int64_t now_ms,
 int omniq__sqlite_claim_chore(void *backend, const char *chore, int64_t now_ms, int64_t next_ms,
                               int *won, char *err, size_t errlen);
 
-/* The list statement for a request (list.c), exposed so a test can check
- * its query plan: one status, the filters req sets, ?1 status, ?2 after
- * id, ?3 limit, then queue, func and the time bounds in that order. Yours:
- * sqlite3_free(). */
-char *omniq__sqlite_list_sql(const omniq_list_req_t *req);
+/* The list statement for one walk of a page (list.c), exposed so a test
+ * can check its query plan: the tasks of `status` (written into the text,
+ * so the partial indexes apply) or, with OMNIQ__SQLITE_ANY_STATUS, of
+ * every status in one walk, that pass the filters req sets; ?2 after id,
+ * ?3 limit, then queue, func and the time bounds in that order. NULL when
+ * out of memory. Yours: sqlite3_free(). */
+#define OMNIQ__SQLITE_ANY_STATUS (-1)
+char *omniq__sqlite_list_sql(const omniq_list_req_t *req, int status);
+
+/* The walks a page of req makes (list.c), as the status each passes to
+ * omniq__sqlite_list_sql: OMNIQ__SQLITE_ANY_STATUS alone when every status
+ * is asked for, else each status asked for. Returns how many. */
+size_t omniq__sqlite_list_walks(const omniq_list_req_t *req, int walks[OMNIQ_STATUS_COUNT]);
 
 /* The read operations of the table (reads.c). */
 int omniq__sqlite_get_task(void *backend, const char *id, omniq_task_t **out, char *err,

@@ -70,8 +70,22 @@ static const char *const lazy_sql[L_COUNT_] = {
     [L_CHORE_PUT] = "INSERT OR REPLACE INTO chores (name, next_at) VALUES (?1, ?2)",
     [L_READ_BEGIN] = "BEGIN",
     [L_READ_END] = "COMMIT",
-    [L_COUNTS] = "SELECT queue, status, count(*) FROM tasks WHERE queue = ?1 GROUP BY status",
-    [L_COUNTS_ALL] = "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status",
+    /* Counts come from the partial indexes, as count_by_status's do
+     * (backend.c): pending from tasks_due, running from tasks_leased,
+     * terminal from tasks_done_queue, each read without the table. */
+    [L_COUNTS] =
+        "SELECT ?1, 0, count(*) FROM tasks INDEXED BY tasks_due WHERE status = 0 AND queue = ?1"
+        " UNION ALL SELECT ?1, 1, count(*) FROM tasks INDEXED BY tasks_leased"
+        " WHERE status = 1 AND queue = ?1"
+        " UNION ALL SELECT queue, status, count(*) FROM tasks INDEXED BY tasks_done_queue"
+        " WHERE status + 0 >= 2 AND queue = ?1 GROUP BY status",
+    [L_COUNTS_ALL] =
+        "SELECT queue, 0, count(*) FROM tasks INDEXED BY tasks_due WHERE status = 0"
+        " GROUP BY queue"
+        " UNION ALL SELECT queue, 1, count(*) FROM tasks INDEXED BY tasks_leased"
+        " WHERE status = 1 GROUP BY queue"
+        " UNION ALL SELECT queue, status, count(*) FROM tasks INDEXED BY tasks_done_queue"
+        " WHERE status + 0 >= 2 GROUP BY queue, status",
     [L_DUE] = "SELECT queue, min(eta) FROM tasks WHERE status = 0 AND queue = ?1"
               " AND eta <= ?2",
     [L_DUE_ALL] = "SELECT queue, min(eta) FROM tasks WHERE status = 0 AND eta <= ?2"

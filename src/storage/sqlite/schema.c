@@ -99,7 +99,35 @@ int omniq__sqlite_busy_timeout(void) { return atomic_load(&busy_ms); }
  *   limit's current window; run_totals the running totals by queue and
  *   kind (omniq_runs_t); chores the next time of each housekeeping chore.
  * - Terminal tasks from version 1 get a finished_at (their result's, or
- *   their creation time), so retention reaches them too. */
+ *   their creation time), so retention reaches them too.
+ *
+ * Notes on version 3 (few pages written per task; docs/storage-sqlite.md):
+ * - Every change of a task's status rewrites its entry in each index whose
+ *   key or WHERE holds the status. Version 2's three listing indexes led
+ *   with or held the status, so a claim and a finish each moved an entry in
+ *   all three: most of the WAL pages a task cost. Version 3 keeps status out
+ *   of every index but those a transition must touch anyway:
+ * - tasks_queue_id and tasks_func_id hold every task by (queue, id) and
+ *   (func, id); written once at enqueue, never moved.
+ * - tasks_pending_id (PENDING only) lists pending tasks in id order:
+ *   written at enqueue, deleted by the claim beside its tasks_due entry.
+ *   Running tasks are listed from tasks_leased, which the claim and finish
+ *   maintain already (the running tasks are the leases held: few).
+ * - tasks_done_id, tasks_done_queue and tasks_done_func hold terminal tasks
+ *   only, by (status, id) and per queue or func: an entry is written once
+ *   when a task finishes and never moves (only a retry by hand or a delete
+ *   removes it). Their WHERE is `status + 0 >= 2`, not tasks_finished's
+ *   `status >= 2`: a query proves a partial index applies by repeating its
+ *   WHERE, and repeated as a plain range on status the planner (which has
+ *   no statistics) may walk the index over every terminal status and sort
+ *   by id, rather than seek the one status asked for; an expression is
+ *   never a range it can walk.
+ * - results is WITHOUT ROWID, keyed by task_id: a result is one entry in
+ *   one B-tree (and one in results_finished) where a rowid table wrote its
+ *   row and the index of its key apart. The migration copies the table.
+ * - A statement on these partial indexes writes its status terms
+ *   literally, as the claim does, and names its index (INDEXED BY) so a
+ *   plan never drifts to a scan. */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE tasks ("
@@ -164,6 +192,31 @@ static const char *const migrations[] = {
     " n INTEGER NOT NULL,"
     " PRIMARY KEY (queue, kind)) WITHOUT ROWID;"
     "CREATE TABLE chores (name TEXT PRIMARY KEY, next_at INTEGER NOT NULL) WITHOUT ROWID;",
+
+    /* 2 -> 3: status out of the listing indexes. */
+    "DROP INDEX tasks_status_id;"
+    "DROP INDEX tasks_queue_status_id;"
+    "DROP INDEX tasks_func_status_id;"
+    "CREATE INDEX tasks_queue_id ON tasks(queue, id);"
+    "CREATE INDEX tasks_func_id ON tasks(func, id);"
+    "CREATE INDEX tasks_pending_id ON tasks(id) WHERE status = 0;"
+    "CREATE INDEX tasks_done_id ON tasks(status, id) WHERE status + 0 >= 2;"
+    "CREATE INDEX tasks_done_queue ON tasks(queue, status, id) WHERE status + 0 >= 2;"
+    "CREATE INDEX tasks_done_func ON tasks(func, status, id) WHERE status + 0 >= 2;"
+    "CREATE TABLE results_v3 ("
+    " task_id TEXT PRIMARY KEY,"
+    " status INTEGER NOT NULL,"
+    " value TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL,"
+    " finished_at INTEGER NOT NULL,"
+    " last_attempt_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO results_v3 (task_id, status, value, error, attempts, finished_at,"
+    " last_attempt_at) SELECT task_id, status, value, error, attempts, finished_at,"
+    " last_attempt_at FROM results;"
+    "DROP TABLE results;"
+    "ALTER TABLE results_v3 RENAME TO results;"
+    "CREATE INDEX results_finished ON results(finished_at);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
