@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* End-to-end throughput of OmniQ on SQLite, beside the same work by hand.
  *
- * OmniQ: TASKS no-op tasks are enqueued with omniq_enqueue_many (batches of
- * BATCH) into a fresh store, then omniq_worker_process drains them with a
+ * OmniQ: TASKS (argv[1], default 20,000) no-op tasks are enqueued with
+ * omniq_enqueue_many (batches of BATCH) into a fresh store, then omniq_worker_process drains them with a
  * pool of 1, 2, 4 or 8 runner threads (thread isolation). Every task ends SUCCESS
  * with a result row, which is checked before a figure is printed.
  *
@@ -23,13 +23,20 @@
  * next claim: the baseline for what the library does now. The first hand
  * loop (two transactions per task) stays for comparison with earlier runs.
  *
+ * Hand, batched: each thread claims HAND_BATCH tasks at once and commits
+ * their finishes with the next claim in one transaction: the floor for a
+ * pool that claims ahead of its slots and commits its reports in batches
+ * (docs/workers.md), since the pages a transaction writes amortise over
+ * the tasks it carries.
+ *
  * The pool runs its threads on one shared connection behind a mutex; the
  * hand loop gives each thread its own connection, as separate processes
  * would. SQLite takes one writer at a time either way; with several
  * connections the losers wait in SQLite's busy handler.
  *
- * Each figure is the best of REPS runs; each run uses fresh databases and
- * OmniQ and hand runs alternate, so drift hits both alike. */
+ * Each figure is the best of REPS (argv[2], default 2) runs; each run uses
+ * fresh databases, and OmniQ and hand runs alternate, so drift hits both
+ * alike. */
 #include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -42,12 +49,13 @@
 #include "base/ids.h"
 #include "hand_sql.h"
 
-#define TASKS 20000
 #define BATCH 500
-#define REPS 2
+static int tasks = 20000; /* argv[1]: no-op tasks per run */
+static int reps = 2;      /* argv[2]: runs, the best kept */
 #define MAX_THREADS 8
 #define LEASE_MS 30000
 #define ARGS "[1,2,3]"
+#define HAND_BATCH 64 /* tasks per transaction in the hand64 loop */
 
 static void die(const char *what, const char *msg) {
   fprintf(stderr, "bench_pool_throughput: %s: %s\n", what, msg);
@@ -110,7 +118,7 @@ static void run_omniq(int threads, run_t *out) {
     items[i] = (omniq_enqueue_item_t){.func = "bench.noop", .args_json = ARGS};
 
   int64_t t = now_ns();
-  for (long n = 0; n < TASKS; n += BATCH)
+  for (long n = 0; n < tasks; n += BATCH)
     if ((rc = omniq_enqueue_many(oq, items, BATCH, NULL)) != OMNIQ_OK)
       die("omniq_enqueue_many", omniq_errmsg(oq));
   out->enqueue_ns = now_ns() - t;
@@ -124,7 +132,7 @@ static void run_omniq(int threads, run_t *out) {
   out->process_ns = now_ns() - t;
 
   if (omniq_count_by_status(oq, counts) != OMNIQ_OK) die("count_by_status", omniq_errmsg(oq));
-  if (done != TASKS || counts[OMNIQ_SUCCESS] != TASKS) die("omniq", "not every task succeeded");
+  if (done != tasks || counts[OMNIQ_SUCCESS] != tasks) die("omniq", "not every task succeeded");
   omniq_close(oq);
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -185,7 +193,7 @@ static void hand_close(hand_t *h) {
 
 static void hand_enqueue(hand_t *h) {
   char id[OMNIQ_ID_SIZE];
-  for (long n = 0; n < TASKS; n += BATCH) {
+  for (long n = 0; n < tasks; n += BATCH) {
     int64_t now = wall_ms();
     hand_step(h, h->begin);
     for (int i = 0; i < BATCH; i++) {
@@ -229,8 +237,15 @@ static void hand_finish(hand_t *h, const char *id, int64_t token, int attempts) 
   hand_step(h, h->put);
 }
 
-/* Claims one task into id, token, attempts; returns 1 if it got one. */
-static int hand_claim(hand_t *h, char *id, int64_t *token, int *attempts) {
+/* A task a hand loop holds claimed. */
+typedef struct held {
+  char id[OMNIQ_ID_SIZE];
+  int64_t token;
+  int attempts;
+} held_t;
+
+/* Claims up to max tasks into out; returns how many it got. */
+static int hand_claim(hand_t *h, held_t *out, int max) {
   volatile size_t sink = 0; /* keeps the column reads from being optimised away */
   int64_t now = wall_ms();
   int got = 0, rc;
@@ -238,46 +253,46 @@ static int hand_claim(hand_t *h, char *id, int64_t *token, int *attempts) {
   sqlite3_bind_int64(h->claim, 2, now + LEASE_MS);
   sqlite3_bind_text(h->queue, 1, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
   hand_step(h, h->queue);
-  sqlite3_bind_int64(h->claim, 3, 1);
+  sqlite3_bind_int64(h->claim, 3, max);
   sqlite3_bind_text(h->claim, 4, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(h->claim, 5, 1);
-  while ((rc = sqlite3_step(h->claim)) == SQLITE_ROW) {
+  sqlite3_bind_int64(h->claim, 5, max);
+  while ((rc = sqlite3_step(h->claim)) == SQLITE_ROW && got < max) {
     /* Read every column, as the backend does to build a record. */
     for (int c = 1; c <= 4; c++) sink += (size_t)sqlite3_column_bytes(h->claim, c);
     for (int c = 5; c <= 15; c++) sink += (size_t)sqlite3_column_int64(h->claim, c);
     sink += (size_t)sqlite3_column_bytes(h->claim, 16);
-    memcpy(id, sqlite3_column_text(h->claim, 0), OMNIQ_ID_SIZE);
-    *attempts = sqlite3_column_int(h->claim, 7);
-    *token = sqlite3_column_int64(h->claim, 15);
-    got = 1;
+    memcpy(out[got].id, sqlite3_column_text(h->claim, 0), OMNIQ_ID_SIZE);
+    out[got].attempts = sqlite3_column_int(h->claim, 7);
+    out[got].token = sqlite3_column_int64(h->claim, 15);
+    got++;
   }
-  if (rc != SQLITE_DONE) die("hand claim", sqlite3_errmsg(h->db));
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) die("hand claim", sqlite3_errmsg(h->db));
   sqlite3_reset(h->claim);
   (void)sink;
   return got;
 }
 
-/* Claims and finishes tasks one at a time until a claim finds nothing;
- * returns how many it finished. together: a task's finish and the next
- * claim share a transaction; else each is a transaction of its own. */
-static long hand_work(hand_t *h, int together) {
-  char id[OMNIQ_ID_SIZE];
-  int64_t token = 0;
-  int attempts = 0, held = 0;
+/* Claims and finishes tasks until a claim finds nothing; returns how many
+ * it finished. per = 0: one task at a time, its claim and its finish each
+ * a transaction; per >= 1: up to per tasks at a time, their finishes and
+ * the next claim in one transaction. */
+static long hand_work(hand_t *h, int per) {
+  held_t held[HAND_BATCH];
+  int n = 0, max = per > 0 ? per : 1;
   long finished = 0;
   for (;;) {
     hand_step(h, h->begin);
-    if (held) {
-      hand_finish(h, id, token, attempts);
+    for (int i = 0; i < n; i++) {
+      hand_finish(h, held[i].id, held[i].token, held[i].attempts);
       finished++;
-      if (!together) {
-        hand_step(h, h->commit);
-        hand_step(h, h->begin);
-      }
     }
-    held = hand_claim(h, id, &token, &attempts);
+    if (n > 0 && per == 0) {
+      hand_step(h, h->commit);
+      hand_step(h, h->begin);
+    }
+    n = hand_claim(h, held, max);
     hand_step(h, h->commit);
-    if (!held) break;
+    if (n == 0) break;
   }
   return finished;
 }
@@ -286,18 +301,18 @@ typedef struct worker {
   pthread_t tid;
   hand_t h;
   pthread_barrier_t *start;
-  int together;
+  int per;
   long finished;
 } worker_t;
 
 static void *hand_thread(void *arg) {
   worker_t *w = arg;
   pthread_barrier_wait(w->start); /* connections are open before the clock starts */
-  w->finished = hand_work(&w->h, w->together);
+  w->finished = hand_work(&w->h, w->per);
   return NULL;
 }
 
-static void run_hand(int threads, int together, run_t *out) {
+static void run_hand(int threads, int per, run_t *out) {
   char dir[] = "/tmp/omniq-bench-XXXXXX", path[sizeof dir + 16];
   worker_t w[MAX_THREADS];
   pthread_barrier_t start;
@@ -321,7 +336,7 @@ static void run_hand(int threads, int together, run_t *out) {
   for (int i = 0; i < threads; i++) {
     hand_open(&w[i].h, path);
     w[i].start = &start;
-    w[i].together = together;
+    w[i].per = per;
     if (pthread_create(&w[i].tid, NULL, hand_thread, &w[i]) != 0) die("pthread_create", "failed");
   }
   pthread_barrier_wait(&start);
@@ -333,7 +348,7 @@ static void run_hand(int threads, int together, run_t *out) {
     hand_close(&w[i].h);
   }
   pthread_barrier_destroy(&start);
-  if (finished != TASKS) die("hand", "not every task finished");
+  if (finished != tasks) die("hand", "not every task finished");
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -344,33 +359,47 @@ static void keep_best(run_t *best, const run_t *r) {
   if (best->process_ns == 0 || r->process_ns < best->process_ns) best->process_ns = r->process_ns;
 }
 
-int main(void) {
+/* bench_pool_throughput [tasks [reps]] */
+int main(int argc, char **argv) {
   static const int threads[] = {1, 2, 4, MAX_THREADS};
+  if (argc > 1) tasks = atoi(argv[1]);
+  if (argc > 2) reps = atoi(argv[2]);
+  if (tasks < BATCH || tasks % BATCH != 0 || reps < 1)
+    die("usage", "bench_pool_throughput [TASKS (a multiple of 500) [REPS]]");
   printf(
       "Pool throughput on SQLite: omniq (enqueue_many + worker pool) vs the same SQL by hand;"
       " %d no-op tasks, enqueued in batches of %d; best of %d runs; tasks per second\n"
       "hand: a transaction per claim and per finish; hand1: a task's finish and the next claim"
-      " in one transaction, as the pool does\n",
-      TASKS, BATCH, REPS);
-  printf("%7s %10s %10s %7s %10s %10s %7s %10s %10s %7s %10s %7s\n", "threads", "enqueue", "hand",
-         "ratio", "process", "hand", "ratio", "end2end", "hand", "ratio", "hand1", "ratio");
+      " in one transaction; hand64: %d tasks' finishes and the next claim of %d in one"
+      " transaction, what a pool claiming ahead with batched reports aims at\n",
+      tasks, BATCH, reps, HAND_BATCH, HAND_BATCH);
+  fflush(stdout);
+  printf("%7s %10s %10s %7s %10s %10s %7s %10s %10s %7s %10s %7s %10s %7s\n", "threads", "enqueue",
+         "hand", "ratio", "process", "hand", "ratio", "end2end", "hand", "ratio", "hand1", "ratio",
+         "hand64", "ratio");
   for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
-    run_t best_oq = {0}, best_hand = {0}, best_one = {0}, r;
-    for (int rep = 0; rep < REPS; rep++) {
+    run_t best_oq = {0}, best_hand = {0}, best_one = {0}, best_64 = {0}, r;
+    for (int rep = 0; rep < reps; rep++) {
       run_omniq(threads[i], &r);
       keep_best(&best_oq, &r);
       run_hand(threads[i], 0, &r);
       keep_best(&best_hand, &r);
       run_hand(threads[i], 1, &r);
       keep_best(&best_one, &r);
+      run_hand(threads[i], HAND_BATCH, &r);
+      keep_best(&best_64, &r);
     }
-    double eo = rate(TASKS, best_oq.enqueue_ns), eh = rate(TASKS, best_hand.enqueue_ns);
-    double po = rate(TASKS, best_oq.process_ns), ph = rate(TASKS, best_hand.process_ns);
-    double xo = rate(TASKS, best_oq.enqueue_ns + best_oq.process_ns);
-    double xh = rate(TASKS, best_hand.enqueue_ns + best_hand.process_ns);
-    double x1 = rate(TASKS, best_one.enqueue_ns + best_one.process_ns);
-    printf("%7d %10.0f %10.0f %7.2f %10.0f %10.0f %7.2f %10.0f %10.0f %7.2f %10.0f %7.2f\n",
-           threads[i], eo, eh, eo / eh, po, ph, po / ph, xo, xh, xo / xh, x1, xo / x1);
+    double eo = rate(tasks, best_oq.enqueue_ns), eh = rate(tasks, best_hand.enqueue_ns);
+    double po = rate(tasks, best_oq.process_ns), ph = rate(tasks, best_hand.process_ns);
+    double xo = rate(tasks, best_oq.enqueue_ns + best_oq.process_ns);
+    double xh = rate(tasks, best_hand.enqueue_ns + best_hand.process_ns);
+    double x1 = rate(tasks, best_one.enqueue_ns + best_one.process_ns);
+    double x64 = rate(tasks, best_64.enqueue_ns + best_64.process_ns);
+    printf("%7d %10.0f %10.0f %7.2f %10.0f %10.0f %7.2f %10.0f %10.0f %7.2f %10.0f %7.2f %10.0f "
+           "%7.2f\n",
+           threads[i], eo, eh, eo / eh, po, ph, po / ph, xo, xh, xo / xh, x1, xo / x1, x64,
+           xo / x64);
+    fflush(stdout);
   }
   return 0;
 }

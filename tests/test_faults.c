@@ -433,7 +433,7 @@ static void test_out_of_memory_in_a_worker_run_loses_no_task(void **state) {
 
 /* The backend under test behind a table whose finish fails on demand, as
  * a store with a damaged page did: claims and extensions go through, every
- * outcome is refused, also one that carries the next claim. */
+ * outcome is refused, also one that carries the next claim or a batch. */
 static const omniq_storage_ops_t *inner;
 static omniq_storage_ops_t refusing_ops;
 static atomic_int refuse_finish;
@@ -456,6 +456,18 @@ static int refusing_finish_claim(void *b, const omniq_decision_t *d, const omniq
   return OMNIQ_EIO;
 }
 
+static int refusing_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *rcs,
+                                const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                                int *claimed, char *err, size_t errlen) {
+  if (!atomic_load(&refuse_finish))
+    return inner->finish_many(b, ds, n, rcs, req, out, nout, claimed, err, errlen);
+  *out = NULL;
+  *nout = 0;
+  *claimed = 0;
+  snprintf(err, errlen, "test store: writes refused on demand");
+  return OMNIQ_EIO;
+}
+
 static void count_report_failed(void *userdata, int level, const char *line) {
   (void)userdata;
   if (level == OMNIQ_LOG_ERROR && strstr(line, "task.report_failed") != NULL &&
@@ -471,6 +483,7 @@ static void use_refusing_store(fx_t *fx) {
     refusing_ops.name = "refusing";
     refusing_ops.finish = refusing_finish;
     if (inner->finish_claim != NULL) refusing_ops.finish_claim = refusing_finish_claim;
+    if (inner->finish_many != NULL) refusing_ops.finish_many = refusing_finish_many;
     th_ok(NULL, omniq_storage_register(&refusing_ops));
   }
   atomic_store(&refuse_finish, 0);

@@ -12,7 +12,9 @@
  *
  * A finish may carry the runner's next claim (finish_claim): the tests
  * count the connection's commits with a commit hook, so "one transaction"
- * is checked, not inferred from speed. */
+ * is checked, not inferred from speed. So is a batch of finishes handed
+ * over at once (finish_many), and release, which gives a claimed task
+ * back. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -224,6 +226,76 @@ static void test_finish_claim_under_a_stale_token_claims_nothing(void **state) {
   th_be_free(f);
 }
 
+/* Many outcomes handed over at once (finish_many) and the next claim go
+ * into one commit; a decision under a stale token is refused alone and
+ * the others, and the claim, commit. */
+static void test_finish_many_with_a_stale_decision_commits_the_others_and_the_claim(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("sqlite", 1);
+  omniq__sqlite_t *sq = f->b;
+  omniq_task_t **t = NULL, **next = NULL;
+  omniq_result_t *r[3], *stored = NULL;
+  omniq_decision_t d[3];
+  int rcs[3], claimed = 0, commits = 0;
+  size_t n = 0;
+  char err[256];
+  for (int i = 0; i < 5; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, 3, &t), 3);
+  for (int i = 0; i < 3; i++) d[i] = succeeded(f, t[i], &r[i]);
+  d[1].token++; /* its claim was lost */
+  omniq_claim_req_t req = claim_of(f, 2);
+  sqlite3_commit_hook(sq->db, count_commit, &commits);
+  assert_int_equal(
+      f->ops->finish_many(f->b, d, 3, rcs, &req, &next, &n, &claimed, err, sizeof err), OMNIQ_OK);
+  sqlite3_commit_hook(sq->db, NULL, NULL);
+  assert_int_equal(commits, 1);
+  assert_int_equal(rcs[0], OMNIQ_OK);
+  assert_int_equal(rcs[1], OMNIQ_ESTATE);
+  assert_int_equal(rcs[2], OMNIQ_OK);
+  assert_non_null(strstr(err, t[1]->id)); /* the refusal's message */
+  assert_int_equal(claimed, 1);
+  assert_int_equal(n, 2);
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_SUCCESS], 2);
+  assert_int_equal(counts[OMNIQ_RUNNING], 3); /* the stale one's, and the two claimed */
+  assert_int_equal(counts[OMNIQ_PENDING], 0);
+  assert_int_equal(f->ops->get_result(f->b, t[1]->id, &stored, err, sizeof err), OMNIQ_ENOTFOUND);
+  omniq__tasks_free(next, n);
+  for (int i = 0; i < 3; i++) omniq_result_free(r[i]);
+  omniq__tasks_free(t, 3);
+  th_be_free(f);
+}
+
+/* release gives a claimed task back as if never claimed (its attempt
+ * undone), fenced by the claim's token; the old claim is void after. */
+static void test_release_returns_a_claimed_task_to_pending_with_its_attempt_undone(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("sqlite", 1);
+  omniq_task_t **t = NULL, *got = NULL;
+  omniq_result_t *r;
+  char err[256];
+  th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, 1, &t), 1);
+  assert_int_equal(f->ops->release(f->b, t[0]->id, t[0]->token + 1, err, sizeof err),
+                   OMNIQ_ESTATE);
+  assert_int_equal(f->ops->release(f->b, t[0]->id, t[0]->token, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(f->ops->get_task(f->b, t[0]->id, &got, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(got->status, OMNIQ_PENDING);
+  assert_int_equal(got->attempts, 0);
+  omniq_task_free(got);
+  omniq_decision_t d = succeeded(f, t[0], &r);
+  assert_int_equal(th_be_finish(f, &d), OMNIQ_ESTATE); /* the claim is void */
+  assert_int_equal(f->ops->release(f->b, t[0]->id, t[0]->token, err, sizeof err), OMNIQ_ESTATE);
+  omniq_task_t **again = NULL;
+  assert_int_equal(th_be_claim(f, 1, &again), 1);
+  assert_int_equal(again[0]->attempts, 1);
+  omniq__tasks_free(again, 1);
+  omniq_result_free(r);
+  omniq__tasks_free(t, 1);
+  th_be_free(f);
+}
+
 static int noop(omniq_job_t *job, void *ud) {
   (void)job, (void)ud;
   return OMNIQ_OK;
@@ -271,6 +343,8 @@ int main(void) {
       cmocka_unit_test(test_finishes_queued_together_commit_each_with_its_own_outcome),
       cmocka_unit_test(test_finish_claim_stores_the_outcome_and_claims_the_next_in_one_commit),
       cmocka_unit_test(test_finish_claim_under_a_stale_token_claims_nothing),
+      cmocka_unit_test(test_finish_many_with_a_stale_decision_commits_the_others_and_the_claim),
+      cmocka_unit_test(test_release_returns_a_claimed_task_to_pending_with_its_attempt_undone),
       cmocka_unit_test_setup_teardown(test_a_lone_runner_drains_with_one_commit_per_task, setup,
                                       th_store_teardown),
       cmocka_unit_test_setup_teardown(test_what_was_reported_survives_a_sigkill_right_after,

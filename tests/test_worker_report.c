@@ -6,7 +6,7 @@
  * run is cancelled and its report dropped.
  *
  * The store is SQLite behind a table ("flaky") that fails finish (also a
- * finish carrying the next claim), or finish and extend_lease, with
+ * finish carrying the next claim, or a batch of finishes), or finish and extend_lease, with
  * OMNIQ_ESTORAGE on demand. The lease is short and
  * the waits are the library's own backoff: the test itself never sleeps. */
 #include <stdatomic.h>
@@ -51,6 +51,22 @@ static int flaky_finish_claim(void *b, const omniq_decision_t *d, const omniq_cl
   return omniq_storage_find("sqlite")->finish_claim(b, d, req, out, n, claimed, err, errlen);
 }
 
+static int flaky_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *rcs,
+                             const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                             int *claimed, char *err, size_t errlen) {
+  atomic_fetch_add(&finish_calls, 1);
+  int left = atomic_load(&finish_failures);
+  *out = NULL;
+  *nout = 0;
+  *claimed = 0;
+  if (left != 0) {
+    if (left > 0) atomic_fetch_sub(&finish_failures, 1);
+    return unreachable(err, errlen);
+  }
+  return omniq_storage_find("sqlite")->finish_many(b, ds, n, rcs, req, out, nout, claimed, err,
+                                                   errlen);
+}
+
 static int flaky_extend(void *b, const char *id, int64_t token, int64_t until, char *err,
                         size_t errlen) {
   if (atomic_load(&extend_fails)) return unreachable(err, errlen);
@@ -63,6 +79,7 @@ static int group_setup(void **state) {
   flaky.name = "flaky";
   flaky.finish = flaky_finish;
   flaky.finish_claim = flaky_finish_claim;
+  flaky.finish_many = flaky_finish_many;
   flaky.extend_lease = flaky_extend;
   return omniq_storage_register(&flaky) == OMNIQ_OK ? 0 : -1;
 }

@@ -38,6 +38,11 @@
  *      claim of the runner's next tasks in one atomic step. ABI 2 to 4
  *      tables are still accepted; the library then finishes and claims
  *      in two steps.
+ *   6  the optional operations finish_many (many runs' outcomes, and the
+ *      claim of the worker's next tasks, in one atomic step) and release
+ *      (a claimed task that never started goes back to PENDING with its
+ *      attempt undone). Older tables are still accepted: the library then
+ *      reports each run alone and never claims ahead of its free slots.
  */
 #ifndef OMNIQ_STORAGE_H
 #define OMNIQ_STORAGE_H
@@ -48,7 +53,7 @@
 extern "C" {
 #endif
 
-#define OMNIQ_STORAGE_ABI 5
+#define OMNIQ_STORAGE_ABI 6
 
 /* The six fields of a TaskError. All strings are owned by the record. */
 struct omniq_task_error {
@@ -296,6 +301,27 @@ typedef struct omniq_storage_ops {
    * caller claims with claim as usual. */
   int (*finish_claim)(void *backend, const omniq_decision_t *d, const omniq_claim_req_t *req,
                       omniq_task_t ***out, size_t *n, int *claimed, char *err, size_t errlen);
+
+  /* ---- ABI 6 ------------------------------------------------------------ */
+
+  /* Optional (NULL = none). Applies the n decisions ds[0..n) as finish
+   * would, each with its own claim-token check, and then, with req
+   * non-NULL, claim(req), all in one atomic step: a worker reports a batch
+   * of runs and takes its next tasks with one commit. rcs[i] gets finish's
+   * code for ds[i]: a decision that misses (OMNIQ_ESTATE, OMNIQ_ENOTFOUND)
+   * changes nothing and does not stop the others. Returns OMNIQ_OK when
+   * each decision got its code (err then holds the message of the first
+   * that failed, if any), else a code for the whole step with rcs[] all
+   * set to it. *claimed, *out and *n as finish_claim gives them; the claim
+   * is made only in a step that committed. */
+  int (*finish_many)(void *backend, const omniq_decision_t *ds, size_t n, int *rcs,
+                     const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                     int *claimed, char *err, size_t errlen);
+  /* Optional (NULL = none). Gives a claimed task that never started back:
+   * RUNNING under token -> PENDING, attempts one less, the token moved on
+   * (so the claim is void), eta and everything else as they were.
+   * OMNIQ_ESTATE (nothing changed) if the task is not RUNNING under token. */
+  int (*release)(void *backend, const char *id, int64_t token, char *err, size_t errlen);
 } omniq_storage_ops_t;
 
 /* Registers a backend under ops->name (the table is borrowed for the life of

@@ -516,6 +516,67 @@ int omniq__engine_finish_claim(omniq_t *oq, const omniq_task_t *task, const omni
   return finish_at(oq, task, r, now, &req, out, n, claimed);
 }
 
+int omniq__engine_finish_many(omniq_t *oq, omniq_task_t *const *tasks,
+                              const omniq__run_report_t *const *rs, size_t n, int *rcs,
+                              const char *const *queues, size_t nqueues, size_t max,
+                              omniq_task_t ***out, size_t *nout, int *claimed) {
+  int64_t now;
+  *out = NULL;
+  *nout = 0;
+  *claimed = 0;
+  int rc = clock_now(oq, &now);
+  if (rc != OMNIQ_OK) return rc;
+  decided_t *xs = omniq__calloc(n > 0 ? n : 1, sizeof *xs);
+  omniq_decision_t *ds = omniq__calloc(n > 0 ? n : 1, sizeof *ds);
+  size_t *at = omniq__calloc(n > 0 ? n : 1, sizeof *at); /* ds[k] is the run at[k] */
+  int *drc = omniq__calloc(n > 0 ? n : 1, sizeof *drc);
+  if (xs == NULL || ds == NULL || at == NULL || drc == NULL) {
+    rc = omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) rcs[i] = rc;
+    goto done;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if ((rcs[i] = decide(oq, tasks[i], rs[i], now, &xs[i])) != OMNIQ_OK) continue;
+    ds[k] = xs[i].d;
+    at[k++] = i;
+  }
+  omniq_claim_req_t req = claim_req(oq, queues, nqueues, max, now);
+  if (max > 0) {
+    maybe_reap(oq, now);
+    maybe_retain(oq, now);
+  }
+  rc = omniq__store_finish_many(oq, ds, k, drc, max > 0 ? &req : NULL, out, nout, claimed);
+  int results = 0, work = 0;
+  for (size_t j = 0; j < k; j++) {
+    size_t i = at[j];
+    rcs[i] = drc[j];
+    if (rcs[i] != OMNIQ_OK) continue;
+    log_decision(oq, tasks[i], &xs[i]);
+    results |= xs[i].d.result != NULL;
+    work |= xs[i].d.next_status == OMNIQ_PENDING;
+  }
+  if (results) omniq__wake(oq, OMNIQ__EV_RESULT);
+  if (work) omniq__wake(oq, OMNIQ__EV_WORK);
+  if (*claimed) log_claimed(oq, *out, *nout);
+done:
+  for (size_t i = 0; xs != NULL && i < n; i++) omniq_task_error_free(xs[i].error);
+  omniq__free(xs);
+  omniq__free(ds);
+  omniq__free(at);
+  omniq__free(drc);
+  return rc;
+}
+
+int omniq__engine_release(omniq_t *oq, const omniq_task_t *task) {
+  int rc = omniq__store_release(oq, task->id, task->token);
+  if (rc != OMNIQ_OK) return rc;
+  omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.released", task->id,
+             "claimed but not started; given back (attempt %d undone)", task->attempts);
+  omniq__wake(oq, OMNIQ__EV_WORK); /* due again, for any worker */
+  return OMNIQ_OK;
+}
+
 int omniq__engine_extend(omniq_t *oq, const omniq_task_t *task) {
   int64_t now;
   int rc = clock_now(oq, &now);

@@ -38,6 +38,19 @@ int omniq__engine_finish(omniq_t *oq, const omniq_task_t *task, const omniq__run
 int omniq__engine_finish_claim(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r,
                                const char *const *queues, size_t nqueues, size_t max,
                                omniq_task_t ***out, size_t *n, int *claimed);
+/* The ends of n runs (tasks[i] reported as rs[i]) in one storage step where
+ * the backend can (ABI 6 finish_many; else one finish each), and with max >
+ * 0 the claim omniq__engine_claim would make next, in that step, as
+ * omniq__engine_finish_claim does (*claimed says whether it was made).
+ * rcs[i] gets what omniq__engine_finish would have returned for run i.
+ * Returns OMNIQ_OK, or a code that every rcs[i] then repeats. */
+int omniq__engine_finish_many(omniq_t *oq, omniq_task_t *const *tasks,
+                              const omniq__run_report_t *const *rs, size_t n, int *rcs,
+                              const char *const *queues, size_t nqueues, size_t max,
+                              omniq_task_t ***out, size_t *nout, int *claimed);
+/* Gives a claimed task that never started back to the store (ABI 6
+ * release): PENDING again, its attempt undone. OMNIQ_ENOTSUP without it. */
+int omniq__engine_release(omniq_t *oq, const omniq_task_t *task);
 /* Extends the lease of a run; OMNIQ_ESTATE if the claim is no longer valid. */
 int omniq__engine_extend(omniq_t *oq, const omniq_task_t *task);
 /* PENDING or RUNNING -> CANCELLED with its result; OMNIQ_ESTATE if the task

@@ -64,6 +64,43 @@ int omniq__store_finish_claim(omniq_t *oq, const omniq_decision_t *d, const omni
               err);
 }
 
+int omniq__store_batches(const omniq_t *oq) {
+  return oq->ops->abi_version >= 6 && oq->ops->finish_many != NULL;
+}
+
+int omniq__store_releases(const omniq_t *oq) {
+  return oq->ops->abi_version >= 6 && oq->ops->release != NULL;
+}
+
+int omniq__store_finish_many(omniq_t *oq, const omniq_decision_t *ds, size_t n, int *rcs,
+                             const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                             int *claimed) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  *out = NULL;
+  *nout = 0;
+  *claimed = 0;
+  if (!omniq__store_batches(oq)) {
+    for (size_t i = 0; i < n; i++) rcs[i] = omniq__store_finish(oq, &ds[i]);
+    return OMNIQ_OK;
+  }
+  int rc = oq->ops->finish_many(oq->backend, ds, n, rcs, req, out, nout, claimed, err,
+                                sizeof err);
+  for (size_t i = 0; i < n; i++) {
+    if (rc != OMNIQ_OK) rcs[i] = rc;
+    if (rcs[i] != OMNIQ_OK) { /* the handle's message: the first refusal's */
+      said(oq, rcs[i], err);
+      break;
+    }
+  }
+  return rc;
+}
+
+int omniq__store_release(omniq_t *oq, const char *id, int64_t token) {
+  char err[OMNIQ__ERRMSG_MAX] = "";
+  if (!omniq__store_releases(oq)) return OMNIQ_ENOTSUP;
+  return said(oq, oq->ops->release(oq->backend, id, token, err, sizeof err), err);
+}
+
 int omniq__store_extend_lease(omniq_t *oq, const char *id, int64_t token, int64_t lease_until) {
   char err[OMNIQ__ERRMSG_MAX] = "";
   return said(oq, oq->ops->extend_lease(oq->backend, id, token, lease_until, err, sizeof err),

@@ -22,6 +22,18 @@ int omniq__store_finish(omniq_t *oq, const omniq_decision_t *d);
 int omniq__store_rides_claims(const omniq_t *oq);
 int omniq__store_finish_claim(omniq_t *oq, const omniq_decision_t *d, const omniq_claim_req_t *req,
                               omniq_task_t ***out, size_t *n, int *claimed);
+/* Whether the backend applies many outcomes (and a claim) in one step
+ * (ABI 6 finish_many), and gives back a claimed task that never started
+ * (ABI 6 release). */
+int omniq__store_batches(const omniq_t *oq);
+int omniq__store_releases(const omniq_t *oq);
+/* ABI 6 finish_many; rcs[i] gets each decision's code. Without it, each
+ * decision is finished alone and *claimed is 0. */
+int omniq__store_finish_many(omniq_t *oq, const omniq_decision_t *ds, size_t n, int *rcs,
+                             const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                             int *claimed);
+/* ABI 6 release; OMNIQ_ENOTSUP without it. */
+int omniq__store_release(omniq_t *oq, const char *id, int64_t token);
 int omniq__store_extend_lease(omniq_t *oq, const char *id, int64_t token, int64_t lease_until);
 int omniq__store_cancel(omniq_t *oq, const char *id, int64_t finished_at, int *prev_status);
 int omniq__store_get_task(omniq_t *oq, const char *id, omniq_task_t **out);

@@ -32,11 +32,14 @@
 #include "core/report.h"
 
 struct omniq_job {
-  /* Fixed once the job is built. */
+  /* Fixed once the job is built (but see deadline_ms). */
   omniq_t *oq;
   omniq_task_t *task;       /* owned: the claim (id, token, func, args) */
   int serializer;           /* for omniq_job_return's check */
-  int64_t deadline_ms;      /* store clock: started_at + timeout; 0 = none */
+  /* Set when the handler starts (by the pool, under its lock): a task
+   * claimed ahead may wait before it runs, and its timeout counts from
+   * the start. */
+  int64_t deadline_ms;      /* store clock: start + timeout; 0 = none */
   int64_t mono_deadline_ms; /* the same deadline in real time; 0 = none */
   int64_t mono_started_ms;  /* real time the run started */
   /* Real time the lease is known to last until: the claim's lease from the
@@ -63,6 +66,8 @@ struct omniq_job {
   /* Pool bookkeeping, guarded by the owning pool's lock. */
   int64_t next_extend_ms; /* real time of the next lease extension */
   int keeper_action;
+  int held; /* ended, its outcome waiting in the pool's batch: the keeper still
+             * extends its lease until the batch commits */
   struct omniq_job *next, *prev; /* the pool's in-flight list */
   struct omniq_job *knext;       /* the keeper's to-do list */
 };

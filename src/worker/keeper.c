@@ -107,10 +107,11 @@ static omniq_job_t *scan(omniq__keeper_t *k, int64_t *wait_ms) {
   omniq_job_t *todo = NULL;
   *wait_ms = -1;
   for (omniq_job_t *j = *k->inflight; j != NULL; j = j->next) {
-    if (omniq__job_ended(j)) continue;
+    int held = j->held; /* ended, but its outcome is not committed yet */
+    if (!held && omniq__job_ended(j)) continue;
     int act = 0;
-    if ((j->mono_deadline_ms > 0 && now >= j->mono_deadline_ms) ||
-        (j->deadline_ms > 0 && store_now >= j->deadline_ms)) {
+    if (!held && ((j->mono_deadline_ms > 0 && now >= j->mono_deadline_ms) ||
+                  (j->deadline_ms > 0 && store_now >= j->deadline_ms))) {
       act = ACT_TIMEOUT;
     } else if (now >= j->next_extend_ms) {
       act = ACT_EXTEND;
@@ -124,8 +125,8 @@ static omniq_job_t *scan(omniq__keeper_t *k, int64_t *wait_ms) {
       continue;
     }
     int64_t w = j->next_extend_ms - now;
-    if (j->mono_deadline_ms > 0) w = min64(w, j->mono_deadline_ms - now);
-    if (j->deadline_ms > 0) w = min64(w, OMNIQ__KEEPER_TICK_MS);
+    if (!held && j->mono_deadline_ms > 0) w = min64(w, j->mono_deadline_ms - now);
+    if (!held && j->deadline_ms > 0) w = min64(w, OMNIQ__KEEPER_TICK_MS);
     *wait_ms = *wait_ms < 0 ? w : min64(*wait_ms, w);
   }
   return todo;
@@ -136,7 +137,18 @@ void omniq__keeper_run(omniq__keeper_t *k) {
   while (!k->stop && !k->errand) {
     k->wake_ms = INT64_MIN; /* runs that start from now on are seen by the scan below */
     int64_t wait_ms;
+    if (k->flush_at > 0 && omniq__mono_ms() >= k->flush_at) {
+      k->flush_at = 0;
+      pthread_mutex_unlock(k->lock);
+      k->flush(k->flush_arg);
+      pthread_mutex_lock(k->lock);
+      continue;
+    }
     omniq_job_t *todo = scan(k, &wait_ms);
+    if (k->flush_at > 0) {
+      int64_t w = k->flush_at - omniq__mono_ms();
+      wait_ms = wait_ms < 0 || w < wait_ms ? (w > 0 ? w : 0) : wait_ms;
+    }
     if (todo != NULL) {
       pthread_mutex_unlock(k->lock);
       while (todo != NULL) {

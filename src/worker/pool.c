@@ -30,6 +30,16 @@
  * nothing on `ready` does not claim after its report: its report carries
  * the claim (see ride_t), so a busy runner commits once per task.
  *
+ * Claiming ahead and batched reports: where the backend commits many
+ * outcomes with a claim in one step and can give a claim back (storage
+ * ABI 6 finish_many and release; SQLite), a claim also asks for as many
+ * tasks as runs in a row were short (up to AHEAD_MAX), and a runner whose
+ * run ended while a task waits on `ready` hands its outcome to the pool's
+ * batch and runs that task (see "batched reports" below). Claimed tasks
+ * are jobs from the claim on: on `ready` (a ring, in claim order) and on
+ * the in-flight list, so the keeper extends their leases and a cancel
+ * ends them before they start; a stop gives them back (give_back).
+ *
  * The keeper thread (keeper.c) extends the lease of every running task
  * every lease/3 and enforces deadlines: at a deadline it reports a timeout
  * and marks the job cancelled; a refused extension (task
@@ -92,6 +102,24 @@
  * doubling. */
 #define REPORT_RETRY_MIN_MS 50
 #define REPORT_RETRY_MAX_MS 1000
+/* Claiming ahead: at most this many tasks beyond the free slots, and only
+ * while runs are short: a handler that takes no longer than SHORT_RUN_MS
+ * (store clock) adds one to the allowance, a longer one resets it to 0. */
+#define AHEAD_MAX 64
+#define SHORT_RUN_MS 5
+/* Batched reports: at most this many outcomes wait, none longer than
+ * BATCH_DELAY_MS (the keeper commits them then). */
+#define BATCH_MAX 64
+#define BATCH_DELAY_MS 5
+
+/* A run's outcome waiting in the pool's batch; its job is ended, `held`
+ * and still on the in-flight list. */
+typedef struct outcome {
+  omniq_job_t *job;
+  omniq__run_report_t r;
+  char buf[160]; /* what r may point into */
+  struct outcome *next;
+} outcome_t;
 
 typedef struct runner {
   pthread_t tid;
@@ -105,6 +133,11 @@ struct omniq_worker {
   int isolation;
   int drain; /* omniq_worker_process: end when nothing is due */
   int ride;  /* reports carry the next claim: the backend commits both at once */
+  int batch; /* outcomes are committed in batches (storage ABI 6 finish_many) */
+  int release;  /* claimed tasks not started are given back at a stop (ABI 6 release);
+                 * never in drain mode, which runs every task it claimed */
+  int ahead_ok; /* may claim ahead of its free slots (batch and release) */
+  int short_runs; /* runs in a row no longer than SHORT_RUN_MS, up to AHEAD_MAX */
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
@@ -125,8 +158,12 @@ struct omniq_worker {
   int go; /* runners wait for it, so "worker.started" is logged first */
   int stopping, drained, has_leader, abandon;
   omniq_job_t *inflight;
-  omniq_task_t **ready; /* claimed, for idle runners to take (capacity concurrency) */
-  int nready;
+  omniq_job_t **ready; /* claimed, not started, for idle runners to take; each is
+                        * also on the in-flight list (its lease is kept) */
+  int ready_head, nready, ready_cap; /* a ring, in claim order; ready_cap: concurrency,
+                                      * + AHEAD_MAX with ahead_ok */
+  outcome_t *pending, **pending_tail; /* the batch: outcomes not yet committed */
+  int npending;
   int busy; /* runners running a task */
 
   runner_t *runners;
@@ -150,6 +187,15 @@ typedef struct omniq_worker pool_t;
 
 /* ---- threads and references ---------------------------------------------- */
 
+/* The first job on `ready` (nready > 0): tasks start in the order the
+ * claim gave them (priority, then eta). p->lock held, or no other thread. */
+static omniq_job_t *take_ready(struct omniq_worker *p) {
+  omniq_job_t *job = p->ready[p->ready_head];
+  p->ready_head = (p->ready_head + 1) % p->ready_cap;
+  p->nready--;
+  return job;
+}
+
 static void pool_unref(pool_t *p) {
   pthread_mutex_lock(&p->lock);
   int last = --p->refs == 0;
@@ -163,7 +209,12 @@ static void pool_unref(pool_t *p) {
   omniq__free(p->runners);
   /* Only runners stuck past a stop can leave tasks here: their leases
    * lapse and another worker recovers them. */
-  omniq__tasks_free(p->ready, (size_t)p->nready);
+  while (p->nready > 0) {
+    omniq_job_t *job = take_ready(p);
+    omniq__job_returned(job);
+    omniq__job_unref(job);
+  }
+  omniq__free(p->ready);
   pthread_cond_destroy(&p->idle_cond);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -224,6 +275,62 @@ typedef struct ride {
 static int may_claim(const pool_t *p);
 static size_t claim_room(const pool_t *p, int freeing);
 
+/* Jobs for claimed tasks (takes tasks, an array of n, and frees it); *n
+ * becomes how many jobs there are. A task with no memory for its job
+ * fails at once, as a run with no memory to start. No lock held. */
+static omniq_job_t **wrap(pool_t *p, omniq_task_t **tasks, size_t *n) {
+  size_t k = 0;
+  omniq_job_t **jobs = *n > 0 ? omniq__calloc(*n, sizeof *jobs) : NULL;
+  for (size_t i = 0; i < *n; i++) {
+    if (jobs != NULL && omniq__job_new(p->oq, tasks[i], &jobs[k]) == OMNIQ_OK) {
+      k++;
+      continue;
+    }
+    omniq__run_report_t r = {.kind = OMNIQ__RUN_NO_MEMORY,
+                             .message = "out of memory starting the run"};
+    omniq__engine_finish(p->oq, tasks[i], &r);
+    omniq_task_free(tasks[i]);
+  }
+  omniq__free(tasks);
+  if (k == 0) {
+    omniq__free(jobs);
+    jobs = NULL;
+  }
+  *n = k;
+  return jobs;
+}
+
+/* Puts claimed jobs on `ready` and on the in-flight list, where the keeper
+ * extends their leases until they run (or are given back) and a cancel
+ * reaches them. Their deadlines start when they do. Takes jobs (frees the
+ * array). p->lock held. */
+static void put_ready(pool_t *p, omniq_job_t **jobs, size_t n) {
+  int64_t now = omniq__mono_ms();
+  int wake = 0;
+  for (size_t i = 0; i < n; i++) {
+    omniq_job_t *job = jobs[i];
+    job->deadline_ms = 0;
+    atomic_store(&job->mono_lease_until_ms, omniq__add_ms(now, p->oq->settings.lease_ms));
+    job->next_extend_ms = now + p->extend_ms;
+    job->next = p->inflight;
+    if (p->inflight != NULL) p->inflight->prev = job;
+    p->inflight = job;
+    wake |= omniq__keeper_must_wake(&p->keeper, job, now);
+    /* nready + n <= ready_cap: claim_room */
+    p->ready[(p->ready_head + p->nready++) % p->ready_cap] = job;
+  }
+  omniq__free(jobs);
+  if (wake) pthread_cond_broadcast(&p->cond);
+}
+
+/* Takes job off the in-flight list. p->lock held. */
+static void unlink_job(pool_t *p, omniq_job_t *job) {
+  if (job->prev != NULL) job->prev->next = job->next;
+  else p->inflight = job->next;
+  if (job->next != NULL) job->next->prev = job->prev;
+  job->next = job->prev = NULL;
+}
+
 static void ride_begin(pool_t *p, ride_t *ride) {
   memset(ride, 0, sizeof *ride);
   if (!p->ride) return; /* the report and the claim would be two steps anyway */
@@ -245,10 +352,11 @@ static void ride_begin(pool_t *p, ride_t *ride) {
  * Idempotent. */
 static void ride_end(pool_t *p, ride_t *ride) {
   if (ride->room == 0) return; /* no ride, or already ended */
+  size_t got = ride->n;
+  omniq_job_t **jobs = wrap(p, ride->tasks, &got); /* got <= n <= room */
   pthread_mutex_lock(&p->lock);
   p->claimed -= (long)(ride->room - ride->n);
-  for (size_t i = 0; i < ride->n; i++) p->ready[p->nready++] = ride->tasks[i]; /* n <= room */
-  omniq__free(ride->tasks);
+  put_ready(p, jobs, got);
   if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
   if (ride->led) p->has_leader = 0;
   pthread_cond_broadcast(&p->idle_cond);
@@ -266,11 +374,12 @@ static void ride_end(pool_t *p, ride_t *ride) {
  * when the outcome is stored or rightly dropped (the run was ended by
  * someone else, or its claim is no longer valid), else the store's code:
  * the run is then not done. */
+static int retry_report(pool_t *p, omniq_job_t *job, const omniq__run_report_t *r, int rc);
+
 static int report(pool_t *p, omniq_job_t *job, int handler_rc, ride_t *ride) {
   omniq_t *oq = p->oq;
   omniq__run_report_t r;
   char buf[160];
-  int64_t delay = REPORT_RETRY_MIN_MS;
   if (!omniq__job_end(job)) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
                "run already ended (timeout, cancel, lost lease or stop); late report ignored");
@@ -284,6 +393,16 @@ static int report(pool_t *p, omniq_job_t *job, int handler_rc, ride_t *ride) {
                                             &ride->claimed)
                : omniq__engine_finish(oq, job->task, &r);
   ride_end(p, ride); /* retries below hold no lead */
+  rc = retry_report(p, job, &r, rc);
+  omniq__job_log_report(job, &r, rc);
+  return rc == OMNIQ_ESTATE ? OMNIQ_OK : rc;
+}
+
+/* Tries a report the store could not take (rc) again, backing off, while
+ * the lease holds (see report); returns the last code. */
+static int retry_report(pool_t *p, omniq_job_t *job, const omniq__run_report_t *r, int rc) {
+  omniq_t *oq = p->oq;
+  int64_t delay = REPORT_RETRY_MIN_MS;
   for (int tries = 1; transient(rc); tries++) {
     int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
     if (left <= 0) break;
@@ -295,10 +414,180 @@ static int report(pool_t *p, omniq_job_t *job, int handler_rc, ride_t *ride) {
                           .tv_nsec = (long)((delay < left ? delay : left) % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
-    rc = omniq__engine_finish(oq, job->task, &r);
+    rc = omniq__engine_finish(oq, job->task, r);
   }
-  omniq__job_log_report(job, &r, rc);
-  return rc == OMNIQ_ESTATE ? OMNIQ_OK : rc;
+  return rc;
+}
+
+/* ---- batched reports --------------------------------------------------------
+ *
+ * Where the backend commits many outcomes in one step (storage ABI 6
+ * finish_many; SQLite), a runner does not wait for its run's report: it
+ * puts the outcome on the pool's batch (`pending`) and goes on to the next
+ * task on `ready`. The batch is committed, in one transaction with the
+ * next claim riding on it, when a runner has nothing more to run (no task
+ * on `ready`), when BATCH_MAX outcomes wait, or BATCH_DELAY_MS after the
+ * first one joined (the keeper commits it then): a lone run's outcome is
+ * committed at once, as before, and none waits longer than the bound. An
+ * outcome counts as reported only once committed: until then its job stays
+ * on the in-flight list, `held`, and the keeper extends its lease; a crash
+ * before the commit leaves the task RUNNING and another worker runs it
+ * again after its lease. Each outcome keeps its own claim-token check (a
+ * stale one is dropped, the others commit) and its own retries. */
+
+static int count_run_locked(pool_t *p, omniq_job_t *job, int rc);
+
+/* Puts the outcome of a run that just ended on the batch; 1 if it did. 0
+ * when someone else ended the run first (its report is dropped) or there
+ * is no memory for the entry: then *rc is what to count, the run reported
+ * alone if needed. */
+static int hold(pool_t *p, omniq_job_t *job, int handler_rc, int *rc) {
+  ride_t none = {0};
+  outcome_t *o = omniq__calloc(1, sizeof *o);
+  if (o == NULL) {
+    *rc = report(p, job, handler_rc, &none);
+    return 0;
+  }
+  if (!omniq__job_end(job)) {
+    omniq__free(o);
+    *rc = report(p, job, handler_rc, &none); /* logs the drop */
+    return 0;
+  }
+  o->job = job;
+  omniq__job_report(job, handler_rc, &o->r, o->buf, sizeof o->buf);
+  pthread_mutex_lock(&p->lock);
+  job->held = 1;
+  *p->pending_tail = o;
+  p->pending_tail = &o->next;
+  if (p->npending++ == 0) {
+    p->keeper.flush_at = omniq__mono_ms() + BATCH_DELAY_MS;
+    if (p->keeper.flush_at < p->keeper.wake_ms) pthread_cond_broadcast(&p->cond);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return 1;
+}
+
+/* Takes the whole batch to commit it. p->lock held. */
+static outcome_t *take_pending(pool_t *p) {
+  outcome_t *list = p->pending;
+  p->pending = NULL;
+  p->pending_tail = &p->pending;
+  p->npending = 0;
+  p->keeper.flush_at = 0;
+  return list;
+}
+
+/* Tries the outcomes of a batch that the store could not take (rcs[i]
+ * transient) again, together, backing off, each for as long as its own
+ * lease holds: the keeper no longer extends them from here on, so a store
+ * that stays away ends them as report() would. Updates rcs. */
+static void retry_batch(pool_t *p, outcome_t **os, int *rcs, size_t n) {
+  omniq_t *oq = p->oq;
+  omniq_task_t *tasks[BATCH_MAX];
+  const omniq__run_report_t *rs[BATCH_MAX];
+  int again[BATCH_MAX];
+  size_t at[BATCH_MAX];
+  int64_t delay = REPORT_RETRY_MIN_MS;
+  pthread_mutex_lock(&p->lock);
+  for (size_t i = 0; i < n; i++) os[i]->job->held = 0;
+  pthread_mutex_unlock(&p->lock);
+  for (int tries = 1;; tries++) {
+    size_t k = 0;
+    int64_t wait = delay, now = omniq__mono_ms();
+    for (size_t i = 0; i < n; i++) {
+      int64_t left = atomic_load(&os[i]->job->mono_lease_until_ms) - now;
+      if (!transient(rcs[i]) || left <= 0) continue;
+      if (tries == 1)
+        omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", os[i]->job->task->id,
+                   "%s: %s; trying again until the lease ends in %lld ms",
+                   omniq_err_name(rcs[i]), omniq__errmsg(oq->id), (long long)left);
+      if (left < wait) wait = left;
+      tasks[k] = os[i]->job->task;
+      rs[k] = &os[i]->r;
+      at[k++] = i;
+    }
+    if (k == 0) return;
+    struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
+    omniq_task_t **none = NULL;
+    size_t got = 0;
+    int claimed = 0;
+    omniq__engine_finish_many(oq, tasks, rs, k, again, NULL, 0, 0, &none, &got, &claimed);
+    for (size_t j = 0; j < k; j++) rcs[at[j]] = again[j];
+  }
+}
+
+/* Commits a batch taken from `pending` in one storage step, with a claim
+ * riding on it if `ride` (a runner with nothing left to run; not the
+ * keeper), then ends each run as report() would. The keeper extends the
+ * outcomes' leases until this first attempt returns. */
+static void flush(pool_t *p, outcome_t *list, int ride_ok) {
+  omniq_t *oq = p->oq;
+  omniq_task_t *tasks[BATCH_MAX];
+  const omniq__run_report_t *rs[BATCH_MAX];
+  outcome_t *os[BATCH_MAX];
+  int rcs[BATCH_MAX];
+  while (list != NULL) {
+    size_t n = 0;
+    for (; list != NULL && n < BATCH_MAX; list = list->next, n++) {
+      os[n] = list;
+      tasks[n] = list->job->task;
+      rs[n] = &list->r;
+    }
+    ride_t ride;
+    memset(&ride, 0, sizeof ride);
+    if (ride_ok && list == NULL) ride_begin(p, &ride);
+    omniq__engine_finish_many(oq, tasks, rs, n, rcs, (const char *const *)p->queues,
+                              p->nqueues, ride.room, &ride.tasks, &ride.n, &ride.claimed);
+    ride_end(p, &ride);
+    retry_batch(p, os, rcs, n);
+    for (size_t i = 0; i < n; i++) {
+      omniq__job_log_report(os[i]->job, &os[i]->r, rcs[i]);
+      pthread_mutex_lock(&p->lock);
+      count_run_locked(p, os[i]->job, rcs[i] == OMNIQ_ESTATE ? OMNIQ_OK : rcs[i]);
+      pthread_mutex_unlock(&p->lock);
+      omniq__job_unref(os[i]->job);
+      omniq__free(os[i]);
+    }
+  }
+}
+
+/* The keeper's errand when the batch has waited BATCH_DELAY_MS. */
+static void flush_pending(void *arg) {
+  pool_t *p = arg;
+  pthread_mutex_lock(&p->lock);
+  outcome_t *list = take_pending(p);
+  pthread_mutex_unlock(&p->lock);
+  flush(p, list, 0);
+}
+
+/* A stop gives claimed tasks that have not started back to the store
+ * (ABI 6 release): PENDING again, their attempts undone, at once for any
+ * worker, instead of running them (claiming ahead can hold many) or
+ * leaving them to lease expiry. A cancel that already ended one leaves
+ * nothing to give back. */
+static void give_back(pool_t *p) {
+  for (;;) {
+    pthread_mutex_lock(&p->lock);
+    if (p->nready == 0) {
+      pthread_mutex_unlock(&p->lock);
+      return;
+    }
+    omniq_job_t *job = take_ready(p);
+    pthread_mutex_unlock(&p->lock);
+    if (omniq__job_end(job)) {
+      int rc = omniq__engine_release(p->oq, job->task);
+      if (rc != OMNIQ_OK && rc != OMNIQ_ESTATE)
+        omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "task.release_failed", job->task->id,
+                   "%s: %s; left to lease expiry", omniq_err_name(rc), omniq__errmsg(p->oq->id));
+    }
+    omniq__job_returned(job);
+    pthread_mutex_lock(&p->lock);
+    unlink_job(p, job);
+    pthread_mutex_unlock(&p->lock);
+    omniq__job_unref(job);
+  }
 }
 
 /* Counts a run that ended, and as unstored too if its report failed with
@@ -307,6 +596,14 @@ static int report(pool_t *p, omniq_job_t *job, int handler_rc, ride_t *ride) {
 static void count_run(pool_t *p, int rc) {
   p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
   omniq__unstored_add(&p->unstored, rc, omniq__errmsg(p->oq->id));
+}
+
+/* A run's end: its job leaves the in-flight list and the run is counted.
+ * p->lock held; the caller drops its reference to job after. Returns rc. */
+static int count_run_locked(pool_t *p, omniq_job_t *job, int rc) {
+  unlink_job(p, job);
+  count_run(p, rc);
+  return rc;
 }
 
 /* A slot whose zygote has exited (killed from outside: its children died
@@ -360,34 +657,34 @@ static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
   return rc;
 }
 
-static void run_task(pool_t *p, int slot, omniq_task_t *task) {
+/* Runs a claimed job taken from `ready` (it is on the in-flight list). One
+ * that a cancel ended while it waited never starts. */
+static void run_task(pool_t *p, int slot, omniq_job_t *job) {
   omniq_t *oq = p->oq;
-  omniq_job_t *job;
-  if (omniq__job_new(oq, task, &job) != OMNIQ_OK) {
-    omniq__run_report_t r = {.kind = OMNIQ__RUN_NO_MEMORY,
-                             .message = "out of memory starting the run"};
-    int rc = omniq__engine_finish(oq, task, &r);
-    omniq_task_free(task);
+  omniq_task_t *task = job->task;
+  int rc = OMNIQ_OK;
+  if (omniq__job_ended(job)) {
+    omniq__job_returned(job);
     pthread_mutex_lock(&p->lock);
-    count_run(p, rc);
+    unlink_job(p, job);
     pthread_mutex_unlock(&p->lock);
+    omniq__job_unref(job);
     return;
   }
-  int64_t now = omniq__mono_ms();
-  job->mono_started_ms = now;
-  atomic_store(&job->mono_lease_until_ms, omniq__add_ms(now, oq->settings.lease_ms));
-  if (task->timeout_ms > 0) job->mono_deadline_ms = omniq__add_ms(now, task->timeout_ms);
-  job->next_extend_ms = now + p->extend_ms;
-
+  int64_t now = omniq__mono_ms(), store_start = omniq__now(&oq->settings);
   pthread_mutex_lock(&p->lock);
   int skip = p->abandon; /* claimed while a stop gave up: nobody keeps its lease */
-  job->next = p->inflight;
-  if (p->inflight != NULL) p->inflight->prev = job;
-  p->inflight = job;
+  /* The timeout counts from the handler's start, not from the claim: a
+   * task claimed ahead may have waited on `ready`. */
+  job->mono_started_ms = now;
+  if (task->timeout_ms > 0) {
+    job->mono_deadline_ms = omniq__add_ms(now, task->timeout_ms);
+    job->deadline_ms = omniq__add_ms(
+        store_start > task->started_at_ms ? store_start : task->started_at_ms, task->timeout_ms);
+  }
   if (omniq__keeper_must_wake(&p->keeper, job, now)) pthread_cond_broadcast(&p->cond);
   pthread_mutex_unlock(&p->lock);
 
-  int rc = OMNIQ_OK;
   if (skip) {
     omniq__job_end(job);
     omniq__job_cancel(job);
@@ -396,16 +693,23 @@ static void run_task(pool_t *p, int slot, omniq_task_t *task) {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.started", task->id, "func=%s attempt=%d",
                task->func, task->attempts);
     int handler_rc = call_handler(p, slot, job);
-    ride_t ride;
-    ride_begin(p, &ride);
-    rc = report(p, job, handler_rc, &ride);
+    int64_t took = omniq__now(&oq->settings) - store_start;
+    pthread_mutex_lock(&p->lock);
+    p->short_runs = took > SHORT_RUN_MS        ? 0
+                    : p->short_runs < AHEAD_MAX ? p->short_runs + 1
+                                                : AHEAD_MAX;
+    pthread_mutex_unlock(&p->lock);
+    if (p->batch) {
+      if (hold(p, job, handler_rc, &rc)) return; /* counted when its batch commits */
+    } else {
+      ride_t ride;
+      ride_begin(p, &ride);
+      rc = report(p, job, handler_rc, &ride);
+    }
   }
 
   pthread_mutex_lock(&p->lock);
-  if (job->prev != NULL) job->prev->next = job->next;
-  else p->inflight = job->next;
-  if (job->next != NULL) job->next->prev = job->prev;
-  count_run(p, rc);
+  count_run_locked(p, job, rc);
   pthread_mutex_unlock(&p->lock);
   omniq__job_unref(job);
 }
@@ -421,7 +725,10 @@ static int may_claim(const pool_t *p) {
  * `freeing` busy ones as free), and in drain mode no more than the limit
  * leaves. Under p->lock. */
 static size_t claim_room(const pool_t *p, int freeing) {
-  long room = p->concurrency - p->busy + freeing - p->nready;
+  /* Claiming ahead: as many more as runs in a row were short. */
+  long ahead = p->ahead_ok ? p->short_runs : 0;
+  long room = p->concurrency - p->busy + freeing - p->nready + ahead;
+  if (room > p->ready_cap - p->nready) room = p->ready_cap - p->nready;
   if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
   return room > 0 ? (size_t)room : 0;
 }
@@ -448,14 +755,18 @@ static void lead(pool_t *p) {
     if (rc != OMNIQ_OK)
       omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "worker.claim_failed", NULL, "%s: %s",
                  omniq_err_name(rc), omniq__errmsg(p->oq->id));
+    size_t got = rc == OMNIQ_OK ? n : 0;
+    omniq_job_t **jobs = NULL;
+    if (got > 0)
+      jobs = wrap(p, tasks, &got); /* got <= n <= room */
+    else
+      omniq__tasks_free(tasks, n);
     pthread_mutex_lock(&p->lock);
     p->claimed -= (long)(room - (rc == OMNIQ_OK ? n : 0));
-    if (rc == OMNIQ_OK && n > 0) {
-      for (size_t i = 0; i < n; i++) p->ready[p->nready++] = tasks[i]; /* n <= room */
-      omniq__free(tasks);
+    if (got > 0) {
+      put_ready(p, jobs, got);
       break;
     }
-    omniq__tasks_free(tasks, n);
     if (p->drain) {
       if (rc != OMNIQ_OK && p->error == OMNIQ_OK) p->error = rc;
       p->drained = 1;
@@ -476,11 +787,29 @@ static void lead(pool_t *p) {
 static void runner_loop(pool_t *p, int slot) {
   pthread_mutex_lock(&p->lock);
   for (;;) {
+    /* Nothing more to run here (or a full batch): the batch commits now,
+     * with this runner's next claim riding on it. */
+    if (p->npending > 0 && (p->nready == 0 || p->npending >= BATCH_MAX)) {
+      outcome_t *list = take_pending(p);
+      p->busy++; /* its slot is claimed for by its ride, not by a leader */
+      pthread_mutex_unlock(&p->lock);
+      flush(p, list, 1);
+      pthread_mutex_lock(&p->lock);
+      p->busy--;
+      if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
+      continue;
+    }
+    if (p->stopping && p->release && p->nready > 0) {
+      pthread_mutex_unlock(&p->lock);
+      give_back(p);
+      pthread_mutex_lock(&p->lock);
+      continue;
+    }
     if (p->nready > 0) {
-      omniq_task_t *task = p->ready[--p->nready];
+      omniq_job_t *job = take_ready(p);
       p->busy++;
       pthread_mutex_unlock(&p->lock);
-      run_task(p, slot, task);
+      run_task(p, slot, job);
       pthread_mutex_lock(&p->lock);
       p->busy--;
       /* A slot came free: an idle follower may lead again if no one is. */
@@ -600,7 +929,8 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   pool_t *p = omniq__calloc(1, sizeof *p);
   if (p == NULL ||
       (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
-      (p->ready = omniq__calloc((size_t)opts->concurrency, sizeof *p->ready)) == NULL)
+      (p->ready = omniq__calloc((size_t)opts->concurrency + AHEAD_MAX, sizeof *p->ready)) ==
+          NULL)
     goto nomem;
   if (opts->handler_path != NULL && (p->handler_path = omniq__strdup(opts->handler_path)) == NULL)
     goto nomem;
@@ -629,6 +959,11 @@ static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   p->isolation = opts->isolation;
   p->poll_ms = opts->poll_interval_ms;
   p->ride = omniq__store_rides_claims(oq);
+  p->batch = omniq__store_batches(oq);
+  p->release = omniq__store_releases(oq);
+  p->ahead_ok = p->batch && p->release;
+  p->ready_cap = opts->concurrency + (p->ahead_ok ? AHEAD_MAX : 0);
+  p->pending_tail = &p->pending;
   p->shutdown_ms = opts->shutdown_timeout_ms;
   p->max_tasks = opts->max_tasks_per_child;
   p->limits = (omniq__limits_t){opts->memory_limit_bytes, opts->cpu_limit_ms, opts->files_limit};
@@ -702,7 +1037,7 @@ static int pool_spawn(pool_t *p, int n, const char *fn) {
   omniq_t *oq = p->oq;
   p->keeper = (omniq__keeper_t){.oq = p->oq, .lock = &p->lock, .cond = &p->cond,
                                 .inflight = &p->inflight, .extend_ms = p->extend_ms,
-                                .wake_ms = INT64_MIN};
+                                .wake_ms = INT64_MIN, .flush = flush_pending, .flush_arg = p};
   if (spawn(p->oq, &p->keeper_tid, keeper_main, p) != 0)
     return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: cannot start a thread", fn);
   p->has_keeper = 1;
@@ -749,6 +1084,7 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
   pthread_cond_broadcast(&p->idle_cond);
   pthread_mutex_unlock(&p->lock);
   omniq__wake(oq, OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
+  if (p->release) give_back(p); /* runners give back what claims still bring */
 
   struct timespec ts = omniq__mono_deadline(timeout_ms);
   pthread_mutex_lock(&p->lock);
@@ -758,6 +1094,13 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
     if (rc == ETIMEDOUT) break;
   }
   int left = p->alive;
+  if (left > 0 && p->release) {
+    /* What claims brought since the stop began goes back too. */
+    pthread_mutex_unlock(&p->lock);
+    give_back(p);
+    pthread_mutex_lock(&p->lock);
+    left = p->alive;
+  }
   if (left > 0) {
     p->abandon = 1;
     for (omniq_job_t *j = p->inflight; j != NULL; j = j->next) {
@@ -877,6 +1220,10 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
     return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_worker_process: limit must be >= 0");
   if ((rc = pool_new(oq, "omniq_worker_process", opts, &p)) != OMNIQ_OK) return rc;
   p->drain = 1;
+  /* A drain ends when nothing is due or the limit is reached, with runs
+   * still going on other runners and their rides' claims landing: those
+   * tasks are run, not given back (the count it returns would miss them). */
+  p->release = 0;
   p->limit = limit;
   p->go = 1;
   pool_list_add(oq, p); /* so a cancel through oq reaches its runs */

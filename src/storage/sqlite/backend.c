@@ -622,4 +622,6 @@ const omniq_storage_ops_t omniq__sqlite_ops = {
     .claim_chore = omniq__sqlite_claim_chore,
     .wake_path = wake_path_sqlite,
     .finish_claim = omniq__sqlite_finish_claim,
+    .finish_many = omniq__sqlite_finish_many,
+    .release = omniq__sqlite_release,
 };

@@ -119,6 +119,7 @@ typedef struct omniq__sqlite_fin {
   size_t errlen;
   int rc, done;
   int claimed; /* the claim was committed with the finish */
+  int claim_any; /* make the claim even if this finish missed (finish_many) */
   struct omniq__sqlite_fin *next;
 } omniq__sqlite_fin_t;
 
@@ -174,6 +175,21 @@ void omniq__sqlite_group_destroy(omniq__sqlite_group_t *g);
 int omniq__sqlite_finish_grouped(omniq__sqlite_t *sq, const omniq_decision_t *d,
                                  omniq__sqlite_claim_t *claim, int *claimed, char *err,
                                  size_t errlen);
+/* The n finishes ds[0..n) through the group commit, with claim c (NULL =
+ * none) after them in the last one's transaction if that commits; rcs[i]
+ * gets each one's code, err the first failure's message. OMNIQ_ENOMEM (and
+ * nothing applied) if the batch cannot be set up, else OMNIQ_OK. n >= 1. */
+int omniq__sqlite_finish_group_many(omniq__sqlite_t *sq, const omniq_decision_t *ds, size_t n,
+                                    int *rcs, omniq__sqlite_claim_t *claim, int *claimed,
+                                    char *err, size_t errlen);
+/* ops->finish_many (claim.c) and ops->release (group.c). */
+int omniq__sqlite_finish_many(void *backend, const omniq_decision_t *ds, size_t n, int *rcs,
+                              const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                              int *claimed, char *err, size_t errlen);
+int omniq__sqlite_release(void *backend, const char *id, int64_t token, char *err,
+                          size_t errlen);
+/* The lazy slot (omniq__sqlite_lazy) of release's statement: the last. */
+#define OMNIQ__SQLITE_LAZY_RELEASE (OMNIQ__SQLITE_LAZY - 1)
 /* Makes claim c inside the open transaction (lock held): OMNIQ_OK with
  * its rows kept in c, or a code with none kept and the transaction to be
  * rolled back. */

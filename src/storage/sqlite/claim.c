@@ -269,3 +269,29 @@ int omniq__sqlite_finish_claim(void *backend, const omniq_decision_t *d,
   return rc;
 }
 
+/* The finishes, then the claim, in one transaction of the group commit. A
+ * claim that cannot be set up is not made, as in finish_claim. */
+int omniq__sqlite_finish_many(void *backend, const omniq_decision_t *ds, size_t n, int *rcs,
+                              const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                              int *claimed, char *err, size_t errlen) {
+  claim_arg_t a;
+  char ignored[OMNIQ__ERRMSG_MAX];
+  int rc, with = 0;
+  *out = NULL;
+  *nout = 0;
+  *claimed = 0;
+  for (size_t i = 0; i < n; i++)
+    if ((rc = omniq__sqlite_check_finish(&ds[i], err, errlen)) != OMNIQ_OK) return rc;
+  if (n == 0) {
+    if (req == NULL || req->max == 0) return OMNIQ_OK;
+    rc = omniq__sqlite_claim(backend, req, out, nout, err, errlen);
+    *claimed = rc == OMNIQ_OK;
+    return rc;
+  }
+  if (req == NULL || req->max == 0 || claim_setup(req, &a, ignored, sizeof ignored) != OMNIQ_OK)
+    return omniq__sqlite_finish_group_many(backend, ds, n, rcs, NULL, NULL, err, errlen);
+  rc = omniq__sqlite_finish_group_many(backend, ds, n, rcs, &a, &with, err, errlen);
+  claim_take(&a, out, nout); /* nothing when the claim was not made */
+  *claimed = with;
+  return rc;
+}

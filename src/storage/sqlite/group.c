@@ -32,8 +32,20 @@
  * the claim both touch (the task table's last leaf, the lease and listing
  * indexes' status boundaries) go to the WAL once. A claim that fails
  * rolls the batch back like any other failure; the fallback applies the
- * finishes alone and the claim is not made (the caller claims as usual). */
+ * finishes alone and the claim is not made (the caller claims as usual).
+ *
+ * A worker may also hand over many finishes at once (finish_many: the
+ * outcomes a pool collected while its runners went on to tasks they had
+ * already claimed). They join the list together, in order, so they go
+ * into one transaction unless the list already holds others (then at most
+ * GROUP_MAX per transaction, as always); their claim is attached to the
+ * last and is made if the transaction commits, whichever of them applied.
+ * The caller returns once every one of them is committed. */
 #include <pthread.h>
+#include <stdio.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
 
 #include "storage/sqlite/backend.h"
 
@@ -71,7 +83,7 @@ static int commit_together(sq_t *sq, fin_t *batch) {
     ok = f->rc == OMNIQ_OK || misses(f->rc);
   }
   for (fin_t *f = batch; ok && f != NULL; f = f->next)
-    if (f->claim != NULL && f->rc == OMNIQ_OK)
+    if (f->claim != NULL && (f->rc == OMNIQ_OK || f->claim_any))
       ok = (f->claimed = omniq__sqlite_apply_claim(sq, f->claim, f->err, f->errlen) == OMNIQ_OK);
   if (ok) ok = omniq__sqlite_commit(sq, batch->err, batch->errlen) == OMNIQ_OK;
   if (!ok && !sqlite3_get_autocommit(sq->db)) omniq__sqlite_step_done(sq->st[OMNIQ__SQ_ROLLBACK]);
@@ -89,22 +101,24 @@ static void commit_batch(sq_t *sq, fin_t *batch) {
   }
 }
 
-int omniq__sqlite_finish_grouped(sq_t *sq, const omniq_decision_t *d,
-                                 omniq__sqlite_claim_t *claim, int *claimed, char *err,
-                                 size_t errlen) {
+/* Puts fins[0..n) on the list and commits batches until every one is
+ * done (each f->rc set). */
+static void group_run(sq_t *sq, fin_t *fins, size_t n) {
   omniq__sqlite_group_t *g = &sq->group;
-  fin_t me = {.d = d, .claim = claim, .err = err, .errlen = errlen};
   pthread_mutex_lock(&g->lock);
-  *g->tail = &me;
-  g->tail = &me.next;
-  while (!me.done) {
+  for (size_t i = 0; i < n; i++) {
+    fins[i].next = NULL;
+    *g->tail = &fins[i];
+    g->tail = &fins[i].next;
+  }
+  while (!fins[n - 1].done) { /* the list is FIFO: the last is done last */
     if (g->committing) {
       pthread_cond_wait(&g->cond, &g->lock);
       continue;
     }
     /* Take up to GROUP_MAX from the head; the rest wait for the next. */
     fin_t *batch = g->head, *last = batch;
-    for (int n = 1; n < GROUP_MAX && last->next != NULL; n++) last = last->next;
+    for (int k = 1; k < GROUP_MAX && last->next != NULL; k++) last = last->next;
     g->head = last->next;
     if (g->head == NULL) g->tail = &g->head;
     last->next = NULL;
@@ -123,6 +137,81 @@ int omniq__sqlite_finish_grouped(sq_t *sq, const omniq_decision_t *d,
     pthread_cond_broadcast(&g->cond);
   }
   pthread_mutex_unlock(&g->lock);
+}
+
+int omniq__sqlite_finish_grouped(sq_t *sq, const omniq_decision_t *d,
+                                 omniq__sqlite_claim_t *claim, int *claimed, char *err,
+                                 size_t errlen) {
+  fin_t me = {.d = d, .claim = claim, .err = err, .errlen = errlen};
+  group_run(sq, &me, 1);
   if (claimed != NULL) *claimed = me.claimed;
   return me.rc;
+}
+
+int omniq__sqlite_finish_group_many(sq_t *sq, const omniq_decision_t *ds, size_t n, int *rcs,
+                                    omniq__sqlite_claim_t *claim, int *claimed, char *err,
+                                    size_t errlen) {
+  fin_t *fins = omniq__calloc(n, sizeof *fins);
+  char(*errs)[OMNIQ__ERRMSG_MAX] = omniq__calloc(n, sizeof *errs);
+  if (fins == NULL || errs == NULL) {
+    omniq__free(fins);
+    omniq__free(errs);
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "finish_many: out of memory");
+  }
+  for (size_t i = 0; i < n; i++)
+    fins[i] = (fin_t){.d = &ds[i], .err = errs[i], .errlen = sizeof errs[i]};
+  fins[n - 1].claim = claim;
+  fins[n - 1].claim_any = 1;
+  group_run(sq, fins, n);
+  int said = 0;
+  for (size_t i = 0; i < n; i++) {
+    rcs[i] = fins[i].rc;
+    if (rcs[i] != OMNIQ_OK && !said) {
+      snprintf(err, errlen, "%s", errs[i]);
+      said = 1;
+    }
+  }
+  if (claimed != NULL) *claimed = fins[n - 1].claimed;
+  omniq__free(fins);
+  omniq__free(errs);
+  return OMNIQ_OK;
+}
+
+/* ---- release ------------------------------------------------------------- */
+
+typedef struct {
+  const char *id;
+  int64_t token;
+} release_arg_t;
+
+/* The claim undone: the attempt it counted, and its token moved on so the
+ * claim is void. Rate windows keep counting the start (a window is a
+ * limit on starts, and the claim was one). */
+static int do_release(sq_t *sq, void *p, char *err, size_t errlen) {
+  const release_arg_t *a = p;
+  sqlite3_stmt *s;
+  int rc = omniq__sqlite_lazy(sq, OMNIQ__SQLITE_LAZY_RELEASE,
+                              "UPDATE tasks SET status = 0, attempts = attempts - 1,"
+                              " token = token + 1, lease_until = 0"
+                              " WHERE id = ?1 AND status = 1 AND token = ?2",
+                              &s, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, a->token);
+  int src = omniq__sqlite_step_done(s);
+  sqlite3_clear_bindings(s);
+  if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "release", err, errlen);
+  if (sqlite3_changes(sq->db) == 0)
+    return omniq__sqlite_errf(OMNIQ_ESTATE, err, errlen,
+                              "release %s: not running under claim token %lld; nothing changed",
+                              a->id, (long long)a->token);
+  return OMNIQ_OK;
+}
+
+int omniq__sqlite_release(void *backend, const char *id, int64_t token, char *err,
+                          size_t errlen) {
+  release_arg_t a = {id, token};
+  if (!omniq_id_valid(id))
+    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "release: malformed task id");
+  return omniq__sqlite_run(backend, do_release, &a, err, errlen);
 }

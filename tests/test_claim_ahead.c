@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/* Claiming ahead and batched reports (worker/pool.c) on SQLite, the backend
+ * with storage ABI 6's finish_many and release.
+ *
+ * A pool whose runs are short claims more tasks than it has free slots,
+ * and holds them claimed (RUNNING in the store) until a runner takes them;
+ * one whose runs are long claims only its free slots. What a handler sees
+ * in the store while it runs tells which: with one slot and no claiming
+ * ahead, no other task is RUNNING then. "Short" and "long" are measured on
+ * the store's clock, which the handlers move by hand.
+ *
+ * Handlers that must act while others wait do it themselves (a cancel, a
+ * wait for the stop's give-back, seen through the log), so nothing sleeps
+ * to let something happen. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "support/crash.h"
+#include "support/gate.h"
+#include "support/helpers.h"
+
+#define QUICK 3 /* runs before the task under test: enough to claim ahead */
+
+static th_store_t *cur; /* the running test's store, for the handlers */
+static atomic_int max_running, victim_runs, victim_seen_running;
+static char victim_id[2][OMNIQ_ID_SIZE];
+static th_gate_t started, released;
+
+static int running_now(void) {
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  if (omniq_count_by_status(cur->oq, counts) != OMNIQ_OK) return -1;
+  return (int)counts[OMNIQ_RUNNING];
+}
+
+static void note_running(void) {
+  int n = running_now();
+  for (int m = atomic_load(&max_running); n > m;)
+    if (atomic_compare_exchange_weak(&max_running, &m, n)) break;
+}
+
+static int quick(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  note_running();
+  return OMNIQ_OK;
+}
+
+/* A run that takes a second of store time: long. */
+static int slow(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  note_running();
+  th_clock_advance(&cur->clock, 1000);
+  return OMNIQ_OK;
+}
+
+static int victim(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  atomic_fetch_add(&victim_runs, 1);
+  return OMNIQ_OK;
+}
+
+static int task_status(const char *id, int *attempts) {
+  omniq_task_t *t = NULL;
+  th_ok(cur->oq, omniq_get_task(cur->oq, id, &t));
+  int status = omniq_task_status(t);
+  if (attempts != NULL) *attempts = omniq_task_attempts(t);
+  omniq_task_free(t);
+  return status;
+}
+
+/* Sees the victim claimed (held ahead, not run) and cancels it. */
+static int canceller(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  if (task_status(victim_id[0], NULL) == OMNIQ_RUNNING) atomic_store(&victim_seen_running, 1);
+  th_ok(cur->oq, omniq_cancel(cur->oq, victim_id[0]));
+  return OMNIQ_OK;
+}
+
+/* Sees the victims held ahead, says it started, and returns once the stop
+ * has given both back. */
+static int stopper(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  int seen = 0;
+  for (int i = 0; i < 2; i++) seen += task_status(victim_id[i], NULL) == OMNIQ_RUNNING;
+  atomic_store(&victim_seen_running, seen);
+  th_gate_add(&started, 1);
+  if (!th_gate_wait(&released, 2, TH_WAIT_MS)) fail_msg("the stop gave nothing back");
+  return OMNIQ_OK;
+}
+
+/* A long run (five seconds of store time) while the victim waits claimed. */
+static int advancer(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  if (task_status(victim_id[0], NULL) == OMNIQ_RUNNING) atomic_store(&victim_seen_running, 1);
+  th_clock_advance(&cur->clock, 5000);
+  return OMNIQ_OK;
+}
+
+static _Atomic int64_t deadline_left; /* the victim's deadline minus the clock at its start */
+
+static int timed(omniq_job_t *job, void *ud) {
+  (void)ud;
+  atomic_store(&deadline_left, omniq_job_deadline(job) - th_clock_now(&cur->clock));
+  return omniq_job_cancelled(job) ? OMNIQ_EHANDLER : OMNIQ_OK;
+}
+
+static void count_releases(void *ud, int level, const char *line) {
+  (void)ud, (void)level;
+  if (strstr(line, "task.released") != NULL) th_gate_add(&released, 1);
+}
+
+static int setup(void **state) {
+  *state = (void *)"sqlite";
+  if (th_store_setup(state) != 0) return -1;
+  cur = *state;
+  cur->settings.log_level = OMNIQ_LOG_DEBUG;
+  cur->settings.log_fn = count_releases;
+  omniq_close(cur->oq);
+  if (omniq_open(&cur->oq, &cur->settings) != OMNIQ_OK) return -1;
+  atomic_store(&max_running, 0);
+  atomic_store(&victim_runs, 0);
+  atomic_store(&victim_seen_running, 0);
+  th_gate_init(&started);
+  th_gate_init(&released);
+  const char *names[] = {"quick", "slow", "victim", "canceller", "stopper", "advancer", "timed"};
+  omniq_handler_fn fns[] = {quick, slow, victim, canceller, stopper, advancer, timed};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    th_ok(cur->oq, omniq_register(cur->oq, names[i], fns[i], NULL));
+  return 0;
+}
+
+static int teardown(void **state) {
+  th_gate_destroy(&started);
+  th_gate_destroy(&released);
+  return th_store_teardown(state);
+}
+
+static void enqueue(const char *func, int n, char *id) {
+  for (int i = 0; i < n; i++) th_ok(cur->oq, omniq_enqueue(cur->oq, func, NULL, NULL, NULL, id));
+}
+
+static void drain(int concurrency, long want) {
+  omniq_worker_opts_t o;
+  long done = 0;
+  omniq_worker_opts_init(&o);
+  o.concurrency = concurrency;
+  th_ok(cur->oq, omniq_worker_process(cur->oq, &o, 0, &done));
+  assert_int_equal(done, want);
+}
+
+static void test_claim_ahead_takes_more_than_the_free_slots_when_runs_are_short(void **state) {
+  (void)state;
+  enqueue("quick", 40, NULL);
+  drain(1, 40);
+  /* One slot: only claiming ahead leaves another task RUNNING while a
+   * handler runs. */
+  assert_true(atomic_load(&max_running) > 1);
+}
+
+static void test_claim_ahead_stops_when_runs_are_long(void **state) {
+  (void)state;
+  enqueue("slow", 20, NULL);
+  drain(1, 20);
+  assert_int_equal(atomic_load(&max_running), 1);
+}
+
+static void test_a_cancelled_task_claimed_ahead_never_runs(void **state) {
+  (void)state;
+  omniq_result_t *r = NULL;
+  enqueue("quick", QUICK, NULL);
+  enqueue("canceller", 1, NULL);
+  enqueue("victim", 1, victim_id[0]);
+  drain(1, QUICK + 1);
+  assert_int_equal(atomic_load(&victim_seen_running), 1); /* it was held, claimed */
+  assert_int_equal(atomic_load(&victim_runs), 0);
+  assert_int_equal(task_status(victim_id[0], NULL), OMNIQ_CANCELLED);
+  th_ok(cur->oq, omniq_get_result(cur->oq, victim_id[0], 0, &r));
+  assert_int_equal(omniq_result_status(r), OMNIQ_CANCELLED);
+  omniq_result_free(r);
+}
+
+static void test_a_task_claimed_ahead_starts_its_timeout_when_it_starts(void **state) {
+  (void)state;
+  omniq_enqueue_opts_t eo;
+  omniq_result_t *r = NULL;
+  enqueue("quick", QUICK, NULL);
+  enqueue("advancer", 1, NULL);
+  omniq_enqueue_opts_init(&eo);
+  eo.timeout_ms = 1000; /* less than the advancer's run */
+  th_ok(cur->oq, omniq_enqueue(cur->oq, "timed", NULL, NULL, &eo, victim_id[0]));
+  drain(1, QUICK + 2);
+  assert_int_equal(atomic_load(&victim_seen_running), 1); /* claimed before the long run */
+  assert_int_equal(atomic_load(&deadline_left), 1000);
+  th_ok(cur->oq, omniq_get_result(cur->oq, victim_id[0], 0, &r));
+  assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+  omniq_result_free(r);
+}
+
+typedef struct {
+  omniq_worker_t *w;
+  int rc;
+} stop_t;
+
+static void *stop_main(void *arg) {
+  stop_t *s = arg;
+  s->rc = omniq_worker_stop(s->w);
+  return NULL;
+}
+
+static void test_a_stop_gives_back_tasks_claimed_ahead_without_counting_an_attempt(void **state) {
+  (void)state;
+  omniq_worker_opts_t o;
+  stop_t s = {0};
+  pthread_t tid;
+  int attempts = -1;
+  enqueue("quick", QUICK, NULL);
+  enqueue("stopper", 1, NULL);
+  enqueue("victim", 1, victim_id[0]);
+  enqueue("victim", 1, victim_id[1]);
+  omniq_worker_opts_init(&o);
+  o.concurrency = 1;
+  th_ok(cur->oq, omniq_worker_start(cur->oq, &o, &s.w));
+  assert_true(th_gate_wait(&started, 1, TH_WAIT_MS));
+  assert_int_equal(pthread_create(&tid, NULL, stop_main, &s), 0);
+  pthread_join(tid, NULL);
+  assert_int_equal(s.rc, OMNIQ_OK);
+  assert_int_equal(atomic_load(&victim_seen_running), 2); /* both were held, claimed */
+  assert_int_equal(atomic_load(&victim_runs), 0);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(task_status(victim_id[i], &attempts), OMNIQ_PENDING);
+    assert_int_equal(attempts, 0);
+  }
+  /* Run later, each counts the one attempt it made. */
+  drain(1, 2);
+  for (int i = 0; i < 2; i++) {
+    omniq_result_t *r = NULL;
+    th_ok(cur->oq, omniq_get_result(cur->oq, victim_id[i], 0, &r));
+    assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+    assert_int_equal(omniq_result_attempts(r), 1);
+    omniq_result_free(r);
+  }
+}
+
+/* Fails its first run (retryable), succeeds the next. */
+static int flaky(omniq_job_t *job, void *ud) {
+  (void)ud;
+  if (omniq_job_attempt(job) == 1) {
+    omniq_job_fail(job, "Flaky", "first run", 1);
+    return OMNIQ_EHANDLER;
+  }
+  return OMNIQ_OK;
+}
+
+static void test_attempts_are_counted_once_per_run_in_batches(void **state) {
+  enum { TASKS = 60 };
+  (void)state;
+  char ids[TASKS][OMNIQ_ID_SIZE];
+  omniq_enqueue_opts_t eo;
+  omniq_enqueue_opts_init(&eo);
+  eo.max_retries = 3;
+  th_ok(cur->oq, omniq_register(cur->oq, "flaky", flaky, NULL));
+  for (int i = 0; i < TASKS; i++)
+    th_ok(cur->oq, omniq_enqueue(cur->oq, i % 2 ? "flaky" : "quick", NULL, NULL, &eo, ids[i]));
+  drain(2, TASKS); /* the first runs; the retries are due later */
+  th_clock_advance(&cur->clock, 3600 * 1000);
+  drain(2, TASKS / 2);
+  for (int i = 0; i < TASKS; i++) {
+    omniq_result_t *r = NULL;
+    th_ok(cur->oq, omniq_get_result(cur->oq, ids[i], 0, &r));
+    assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
+    assert_int_equal(omniq_result_attempts(r), i % 2 ? 2 : 1);
+    omniq_result_free(r);
+  }
+}
+
+/* Drains in slices of a growing limit, as OmniQ for Python does: each
+ * slice runs exactly its limit while tasks are due, so the slices add up
+ * to every task. A drain runs what its rides claimed as it ended; it gives
+ * nothing back (that is a stop's). */
+static void test_drains_with_a_limit_run_exactly_the_limit_while_tasks_are_due(void **state) {
+  enum { TASKS = 600 };
+  (void)state;
+  omniq_worker_opts_t o;
+  long total = 0, chunk = 2, done = 0;
+  enqueue("quick", TASKS, NULL);
+  omniq_worker_opts_init(&o);
+  o.concurrency = 2;
+  for (;;) {
+    th_ok(cur->oq, omniq_worker_process(cur->oq, &o, chunk, &done));
+    total += done;
+    if (done < chunk) break; /* nothing was due */
+    if (chunk < 128) chunk *= 2;
+  }
+  assert_int_equal(total, TASKS);
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  th_ok(cur->oq, omniq_count_by_status(cur->oq, counts));
+  assert_int_equal(counts[OMNIQ_SUCCESS], TASKS);
+  assert_int_equal(counts[OMNIQ_PENDING], 0);
+}
+
+/* A pool of 4 on quick tasks claims ahead and batches its reports; every
+ * result it logged (after its batch committed) is in the store after a
+ * SIGKILL. */
+static void test_results_of_committed_batches_survive_a_sigkill(void **state) {
+  th_assert_reports_survive_sigkill(*state, 500);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(
+          test_claim_ahead_takes_more_than_the_free_slots_when_runs_are_short, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_claim_ahead_stops_when_runs_are_long, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_a_cancelled_task_claimed_ahead_never_runs, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_a_task_claimed_ahead_starts_its_timeout_when_it_starts,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_a_stop_gives_back_tasks_claimed_ahead_without_counting_an_attempt, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_attempts_are_counted_once_per_run_in_batches, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_drains_with_a_limit_run_exactly_the_limit_while_tasks_are_due, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_results_of_committed_batches_survive_a_sigkill, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
