@@ -69,11 +69,16 @@ def _run_interruptibly(target, on_interrupt):
     try:
         thread.start()
     finally:
+        # Unblocked before the first look at `done`, whatever it says: a
+        # target that ended before this line would otherwise leave SIGINT
+        # blocked in the main thread, and a Ctrl-C sent meanwhile pending
+        # there for good.
         interrupted = None
-        while not done.is_set():
+        while True:
             try:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
-                done.wait(SIGNAL_CHECK)
+                if done.wait(SIGNAL_CHECK):
+                    break
             except KeyboardInterrupt as exc:
                 interrupted = interrupted or exc
                 on_interrupt()

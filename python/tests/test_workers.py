@@ -190,6 +190,32 @@ class _StopInterrupted:
         return rc
 
 
+class _RunsToItsEnd(threading.Thread):
+    """A thread whose start() returns only once it has ended: the order in
+    which a fast target and its waiter race, made certain."""
+
+    def start(self):
+        super().start()
+        self.join()
+
+
+def test_an_interrupt_sent_by_a_wait_that_ended_at_once_is_raised_and_sigint_unblocked(
+        monkeypatch):
+    main = threading.main_thread().ident
+    monkeypatch.setattr(omniq.worker.threading, "Thread", _RunsToItsEnd)
+    try:
+        interrupted = omniq.worker._run_interruptibly(
+            lambda: signal.pthread_kill(main, signal.SIGINT), lambda: None)
+        blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        # Whatever happened, leave SIGINT unblocked and nothing pending.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+        signal.signal(signal.SIGINT, previous)
+    assert isinstance(interrupted, KeyboardInterrupt)
+    assert not blocked
+
+
 def test_an_interrupt_during_stop_is_raised_once_the_pool_has_stopped(q, monkeypatch):
     """A Ctrl-C during stop() must neither leave the C pool running,
     forgotten, nor skip releasing what its threads used: the stop finishes
