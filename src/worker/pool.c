@@ -69,7 +69,6 @@
  * omniq__pool_cancelled takes each pool's lock under it.
  */
 #include "worker/pool.h"
-#include "worker/pool.h"
 
 #include <errno.h>
 #include <signal.h>
