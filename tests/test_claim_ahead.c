@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Claiming ahead and batched reports (worker/pool.c) on SQLite, the backend
- * with storage ABI 6's finish_many and release.
+/* Claiming ahead and batched reports (worker/claim.c, worker/batch.c) on
+ * SQLite, the backend with storage ABI 6's finish_many and release.
  *
  * A pool whose runs are short claims more tasks than it has free slots,
  * and holds them claimed (RUNNING in the store) until a runner takes them;

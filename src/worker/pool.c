@@ -25,20 +25,12 @@
  * next poll. Followers sleep on the pool's idle_cond. An enqueue therefore
  * costs one claim per idle pool, not one per idle thread.
  *
- * Riding claims: where the backend can commit a claim with a report
- * (storage ABI 5 finish_claim; SQLite), a runner whose run ended with
- * nothing on `ready` does not claim after its report: its report carries
- * the claim (see ride_t), so a busy runner commits once per task.
- *
- * Claiming ahead and batched reports: where the backend commits many
- * outcomes with a claim in one step and can give a claim back (storage
- * ABI 6 finish_many and release; SQLite), a claim also asks for as many
- * tasks as runs in a row were short (up to AHEAD_MAX), and a runner whose
- * run ended while a task waits on `ready` hands its outcome to the pool's
- * batch and runs that task (see "batched reports" below). Claimed tasks
- * are jobs from the claim on: on `ready` (a ring, in claim order) and on
- * the in-flight list, so the keeper extends their leases and a cancel
- * ends them before they start; a stop gives them back (give_back).
+ * Claimed tasks wait on `ready`, a ring in claim order, and are on the
+ * in-flight list from the claim on; how many a claim asks for (claiming
+ * ahead), claims riding with reports and giving unstarted tasks back at a
+ * stop are claim.c's. How runs are reported, alone or in batches committed
+ * with the next claim, is batch.c's; building and freeing a pool,
+ * setup.c's. Their shared state is worker/pool_state.h.
  *
  * The keeper thread (keeper.c) extends the lease of every running task
  * every lease/3 and enforces deadlines: at a deadline it reports a timeout
@@ -73,7 +65,8 @@
  *
  * Locks: pool->lock guards the pool's counters, flags and in-flight list;
  * it is never held across a storage call or a handler. Order: pool->lock
- * before a job's lock; oq->lock is taken alone.
+ * before a job's lock; oq->lock is taken alone, except that
+ * omniq__pool_cancelled takes each pool's lock under it.
  */
 #include "worker/pool.h"
 
@@ -92,134 +85,18 @@
 #include "core/handlers.h"
 #include "core/store.h"
 #include "core/wake.h"
+#include "worker/batch.h"
+#include "worker/claim.h"
 #include "worker/isolate.h"
 #include "worker/job.h"
 #include "worker/keeper.h"
+#include "worker/pool_state.h"
+#include "worker/setup.h"
 #include "worker/zygote.h"
 
-#define MAX_CONCURRENCY 1024
-/* A report the store could not take is tried again after this long,
- * doubling. */
-#define REPORT_RETRY_MIN_MS 50
-#define REPORT_RETRY_MAX_MS 1000
-/* Claiming ahead: at most this many tasks beyond the free slots, and only
- * while runs are short: a handler that takes no longer than SHORT_RUN_MS
- * (store clock) adds one to the allowance, a longer one resets it to 0. */
-#define AHEAD_MAX 64
-#define SHORT_RUN_MS 5
-/* Batched reports: at most this many outcomes wait, none longer than
- * BATCH_DELAY_MS (the keeper commits them then). */
-#define BATCH_MAX 64
-#define BATCH_DELAY_MS 5
-
-/* A run's outcome waiting in the pool's batch; its job is ended, `held`
- * and still on the in-flight list. */
-typedef struct outcome {
-  omniq_job_t *job;
-  omniq__run_report_t r;
-  char buf[160]; /* what r may point into */
-  struct outcome *next;
-} outcome_t;
-
-typedef struct runner {
-  pthread_t tid;
-  int exited;
-  struct omniq_worker *pool;
-} runner_t;
-
-struct omniq_worker {
-  omniq_t *oq;
-  int concurrency;
-  int isolation;
-  int drain; /* omniq_worker_process: end when nothing is due */
-  int ride;  /* reports carry the next claim: the backend commits both at once */
-  int batch; /* outcomes are committed in batches (storage ABI 6 finish_many) */
-  int release;  /* claimed tasks not started are given back at a stop (ABI 6 release);
-                 * never in drain mode, which runs every task it claimed */
-  int ahead_ok; /* may claim ahead of its free slots (batch and release) */
-  int short_runs; /* runs in a row no longer than SHORT_RUN_MS, up to AHEAD_MAX */
-  int64_t poll_ms, shutdown_ms, extend_ms;
-  char *queues[OMNIQ_MAX_QUEUES];
-  size_t nqueues;
-  char *handler_path; /* the options' copy, or NULL */
-  long max_tasks;         /* process isolation: per child, 0 = no limit */
-  omniq__limits_t limits; /* process isolation: per task */
-  long limit;    /* drain mode: claims allowed, 0 = no limit */
-  long claimed;  /* tasks claimed, or asked for by a claim in progress */
-  long finished; /* runs ended */
-  int error;     /* drain mode: the claim error that ended it */
-  omniq__unstored_t unstored; /* of those, runs whose outcome the store refused */
-
-  pthread_mutex_t lock;
-  pthread_cond_t cond;      /* started/alive changed, stop; the keeper's wake-up */
-  pthread_cond_t idle_cond; /* followers wait here for leadership */
-  int refs;                 /* the owner's, and one per runner thread */
-  int started, alive;       /* runner threads started, and not yet exited */
-  int go; /* runners wait for it, so "worker.started" is logged first */
-  int stopping, drained, has_leader, abandon;
-  omniq_job_t *inflight;
-  omniq_job_t **ready; /* claimed, not started, for idle runners to take; each is
-                        * also on the in-flight list (its lease is kept) */
-  int ready_head, nready, ready_cap; /* a ring, in claim order; ready_cap: concurrency,
-                                      * + AHEAD_MAX with ahead_ok */
-  outcome_t *pending, **pending_tail; /* the batch: outcomes not yet committed */
-  int npending;
-  int busy; /* runners running a task */
-
-  runner_t *runners;
-  int nrunners; /* threads created */
-  omniq__keeper_t keeper; /* its lock, cond and list are the pool's */
-  pthread_t keeper_tid;
-  int has_keeper;
-  /* Process isolation: the zygote, and one slot per runner (runners[i]
-   * has slots[i]; in drain mode the caller has the last). The keeper thread
-   * starts, restarts and stops the zygote: it dies with the thread that
-   * forked it, and the keeper lives exactly as long as the pool. Under
-   * lock: zygote_state is 0 while the keeper (re)starts it, then 1, or -1
-   * with zygote_err; zygote_gen counts the zygotes started. */
-  omniq__zygote_t zygote;
-  int zygote_state, zygote_gen;
-  char zygote_err[160];
-  omniq__slot_t *slots;
-  struct omniq_worker *next; /* oq->workers (drains too, while they run) */
-};
 typedef struct omniq_worker pool_t;
 
 /* ---- threads and references ---------------------------------------------- */
-
-/* The first job on `ready` (nready > 0): tasks start in the order the
- * claim gave them (priority, then eta). p->lock held, or no other thread. */
-static omniq_job_t *take_ready(struct omniq_worker *p) {
-  omniq_job_t *job = p->ready[p->ready_head];
-  p->ready_head = (p->ready_head + 1) % p->ready_cap;
-  p->nready--;
-  return job;
-}
-
-static void pool_unref(pool_t *p) {
-  pthread_mutex_lock(&p->lock);
-  int last = --p->refs == 0;
-  pthread_mutex_unlock(&p->lock);
-  if (!last) return;
-  for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
-  omniq__free(p->handler_path);
-  if (p->slots != NULL)
-    for (int i = 0; i < p->concurrency; i++) omniq__slot_close(&p->slots[i]);
-  omniq__free(p->slots);
-  omniq__free(p->runners);
-  /* Only runners stuck past a stop can leave tasks here: their leases
-   * lapse and another worker recovers them. */
-  while (p->nready > 0) {
-    omniq_job_t *job = take_ready(p);
-    omniq__job_returned(job);
-    omniq__job_unref(job);
-  }
-  omniq__free(p->ready);
-  pthread_cond_destroy(&p->idle_cond);
-  pthread_cond_destroy(&p->cond);
-  pthread_mutex_destroy(&p->lock);
-  omniq__free(p);
-}
 
 static void thread_gone(omniq_t *oq) {
   pthread_mutex_lock(&oq->lock);
@@ -247,363 +124,12 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 
 /* ---- running one task ------------------------------------------------------ */
 
-/* A storage failure that may pass (the store unreachable, busy): worth
- * trying the report again. */
-static int transient(int rc) {
-  return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
-}
-
-/* A claim riding with a report: a runner whose run ended would look for
- * its next task right after its report's transaction, in a claim
- * transaction of its own (as the leader, or a follower that leads next).
- * Instead its report carries that claim, and the backend commits the
- * outcome and the claim together (omniq__engine_finish_claim): one commit
- * per task instead of two. With no leader the rider leads: it asks for
- * its own slot and every free one, as a leader would. With a leader (or
- * another rider leading), it asks for its own slot only, which no leader
- * counts (the rider is busy until its report ends and then takes the task
- * itself, or a follower does), so no slot is ever claimed for twice and
- * concurrent riders' reports and claims commit in one group. */
-typedef struct ride {
-  size_t room;         /* tasks asked for; 0 = no ride */
-  int led;             /* the rider took the lead */
-  omniq_task_t **tasks;
-  size_t n;
-  int claimed;         /* the claim was made (n may be 0: nothing due) */
-} ride_t;
-
-static int may_claim(const pool_t *p);
-static size_t claim_room(const pool_t *p, int freeing);
-
-/* Jobs for claimed tasks (takes tasks, an array of n, and frees it); *n
- * becomes how many jobs there are. A task with no memory for its job
- * fails at once, as a run with no memory to start. No lock held. */
-static omniq_job_t **wrap(pool_t *p, omniq_task_t **tasks, size_t *n) {
-  size_t k = 0;
-  omniq_job_t **jobs = *n > 0 ? omniq__calloc(*n, sizeof *jobs) : NULL;
-  for (size_t i = 0; i < *n; i++) {
-    if (jobs != NULL && omniq__job_new(p->oq, tasks[i], &jobs[k]) == OMNIQ_OK) {
-      k++;
-      continue;
-    }
-    omniq__run_report_t r = {.kind = OMNIQ__RUN_NO_MEMORY,
-                             .message = "out of memory starting the run"};
-    omniq__engine_finish(p->oq, tasks[i], &r);
-    omniq_task_free(tasks[i]);
-  }
-  omniq__free(tasks);
-  if (k == 0) {
-    omniq__free(jobs);
-    jobs = NULL;
-  }
-  *n = k;
-  return jobs;
-}
-
-/* Puts claimed jobs on `ready` and on the in-flight list, where the keeper
- * extends their leases until they run (or are given back) and a cancel
- * reaches them. Their deadlines start when they do. Takes jobs (frees the
- * array). p->lock held. */
-static void put_ready(pool_t *p, omniq_job_t **jobs, size_t n) {
-  int64_t now = omniq__mono_ms();
-  int wake = 0;
-  for (size_t i = 0; i < n; i++) {
-    omniq_job_t *job = jobs[i];
-    job->deadline_ms = 0;
-    atomic_store(&job->mono_lease_until_ms, omniq__add_ms(now, p->oq->settings.lease_ms));
-    job->next_extend_ms = now + p->extend_ms;
-    job->next = p->inflight;
-    if (p->inflight != NULL) p->inflight->prev = job;
-    p->inflight = job;
-    wake |= omniq__keeper_must_wake(&p->keeper, job, now);
-    /* nready + n <= ready_cap: claim_room */
-    p->ready[(p->ready_head + p->nready++) % p->ready_cap] = job;
-  }
-  omniq__free(jobs);
-  if (wake) pthread_cond_broadcast(&p->cond);
-}
-
 /* Takes job off the in-flight list. p->lock held. */
-static void unlink_job(pool_t *p, omniq_job_t *job) {
+void omniq__pool_unlink(pool_t *p, omniq_job_t *job) {
   if (job->prev != NULL) job->prev->next = job->next;
   else p->inflight = job->next;
   if (job->next != NULL) job->next->prev = job->prev;
   job->next = job->prev = NULL;
-}
-
-static void ride_begin(pool_t *p, ride_t *ride) {
-  memset(ride, 0, sizeof *ride);
-  if (!p->ride) return; /* the report and the claim would be two steps anyway */
-  pthread_mutex_lock(&p->lock);
-  if (p->nready == 0 && may_claim(p)) {
-    ride->led = !p->has_leader;
-    /* Its own slot, counted free (it is once the report ends); a leader's
-     * room also counts the free ones. The limit caps both. */
-    ride->room = ride->led ? claim_room(p, 1) : (p->limit > 0 && p->claimed >= p->limit ? 0 : 1);
-    if (ride->room == 0) ride->led = 0;
-    if (ride->led) p->has_leader = 1;
-    p->claimed += (long)ride->room;
-  }
-  pthread_mutex_unlock(&p->lock);
-}
-
-/* Puts what the ride claimed on `ready` and, if it led, gives the lead up
- * as lead() does; in drain mode a claim that found nothing ends the drain.
- * Idempotent. */
-static void ride_end(pool_t *p, ride_t *ride) {
-  if (ride->room == 0) return; /* no ride, or already ended */
-  size_t got = ride->n;
-  omniq_job_t **jobs = wrap(p, ride->tasks, &got); /* got <= n <= room */
-  pthread_mutex_lock(&p->lock);
-  p->claimed -= (long)(ride->room - ride->n);
-  put_ready(p, jobs, got);
-  if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
-  if (ride->led) p->has_leader = 0;
-  pthread_cond_broadcast(&p->idle_cond);
-  pthread_mutex_unlock(&p->lock);
-  ride->room = 0;
-  ride->n = 0;
-}
-
-/* Reports how the run ended unless someone ended it first. A
- * store that cannot take the report (a server restarting, a network down)
- * is tried again, backing off, for as long as the lease is known to hold:
- * until then nobody else may run the task, so the outcome is still the one
- * that counts. After it, another worker may have taken the task over; the
- * report is dropped and the run ends as a lost lease. Returns OMNIQ_OK
- * when the outcome is stored or rightly dropped (the run was ended by
- * someone else, or its claim is no longer valid), else the store's code:
- * the run is then not done. */
-static int retry_report(pool_t *p, omniq_job_t *job, const omniq__run_report_t *r, int rc);
-
-static int report(pool_t *p, omniq_job_t *job, int handler_rc, ride_t *ride) {
-  omniq_t *oq = p->oq;
-  omniq__run_report_t r;
-  char buf[160];
-  if (!omniq__job_end(job)) {
-    omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.outcome_dropped", job->task->id,
-               "run already ended (timeout, cancel, lost lease or stop); late report ignored");
-    ride_end(p, ride);
-    return OMNIQ_OK;
-  }
-  omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
-  int rc = ride->room > 0
-               ? omniq__engine_finish_claim(oq, job->task, &r, (const char *const *)p->queues,
-                                            p->nqueues, ride->room, &ride->tasks, &ride->n,
-                                            &ride->claimed)
-               : omniq__engine_finish(oq, job->task, &r);
-  ride_end(p, ride); /* retries below hold no lead */
-  rc = retry_report(p, job, &r, rc);
-  omniq__job_log_report(job, &r, rc);
-  return rc == OMNIQ_ESTATE ? OMNIQ_OK : rc;
-}
-
-/* Tries a report the store could not take (rc) again, backing off, while
- * the lease holds (see report); returns the last code. */
-static int retry_report(pool_t *p, omniq_job_t *job, const omniq__run_report_t *r, int rc) {
-  omniq_t *oq = p->oq;
-  int64_t delay = REPORT_RETRY_MIN_MS;
-  for (int tries = 1; transient(rc); tries++) {
-    int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
-    if (left <= 0) break;
-    if (tries == 1)
-      omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", job->task->id,
-                 "%s: %s; trying again until the lease ends in %lld ms", omniq_err_name(rc),
-                 omniq__errmsg(oq->id), (long long)left);
-    struct timespec ts = {.tv_sec = (delay < left ? delay : left) / 1000,
-                          .tv_nsec = (long)((delay < left ? delay : left) % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
-    rc = omniq__engine_finish(oq, job->task, r);
-  }
-  return rc;
-}
-
-/* ---- batched reports --------------------------------------------------------
- *
- * Where the backend commits many outcomes in one step (storage ABI 6
- * finish_many; SQLite), a runner does not wait for its run's report: it
- * puts the outcome on the pool's batch (`pending`) and goes on to the next
- * task on `ready`. The batch is committed, in one transaction with the
- * next claim riding on it, when a runner has nothing more to run (no task
- * on `ready`), when BATCH_MAX outcomes wait, or BATCH_DELAY_MS after the
- * first one joined (the keeper commits it then): a lone run's outcome is
- * committed at once, as before, and none waits longer than the bound. An
- * outcome counts as reported only once committed: until then its job stays
- * on the in-flight list, `held`, and the keeper extends its lease; a crash
- * before the commit leaves the task RUNNING and another worker runs it
- * again after its lease. Each outcome keeps its own claim-token check (a
- * stale one is dropped, the others commit) and its own retries. */
-
-static int count_run_locked(pool_t *p, omniq_job_t *job, int rc);
-
-/* Puts the outcome of a run that just ended on the batch; 1 if it did. 0
- * when someone else ended the run first (its report is dropped) or there
- * is no memory for the entry: then *rc is what to count, the run reported
- * alone if needed. */
-static int hold(pool_t *p, omniq_job_t *job, int handler_rc, int *rc) {
-  ride_t none = {0};
-  outcome_t *o = omniq__calloc(1, sizeof *o);
-  if (o == NULL) {
-    *rc = report(p, job, handler_rc, &none);
-    return 0;
-  }
-  if (!omniq__job_end(job)) {
-    omniq__free(o);
-    *rc = report(p, job, handler_rc, &none); /* logs the drop */
-    return 0;
-  }
-  o->job = job;
-  omniq__job_report(job, handler_rc, &o->r, o->buf, sizeof o->buf);
-  pthread_mutex_lock(&p->lock);
-  job->held = 1;
-  *p->pending_tail = o;
-  p->pending_tail = &o->next;
-  if (p->npending++ == 0) {
-    p->keeper.flush_at = omniq__mono_ms() + BATCH_DELAY_MS;
-    if (p->keeper.flush_at < p->keeper.wake_ms) pthread_cond_broadcast(&p->cond);
-  }
-  pthread_mutex_unlock(&p->lock);
-  return 1;
-}
-
-/* Takes the whole batch to commit it. p->lock held. */
-static outcome_t *take_pending(pool_t *p) {
-  outcome_t *list = p->pending;
-  p->pending = NULL;
-  p->pending_tail = &p->pending;
-  p->npending = 0;
-  p->keeper.flush_at = 0;
-  return list;
-}
-
-/* Tries the outcomes of a batch that the store could not take (rcs[i]
- * transient) again, together, backing off, each for as long as its own
- * lease holds: the keeper no longer extends them from here on, so a store
- * that stays away ends them as report() would. Updates rcs. */
-static void retry_batch(pool_t *p, outcome_t **os, int *rcs, size_t n) {
-  omniq_t *oq = p->oq;
-  omniq_task_t *tasks[BATCH_MAX];
-  const omniq__run_report_t *rs[BATCH_MAX];
-  int again[BATCH_MAX];
-  size_t at[BATCH_MAX];
-  int64_t delay = REPORT_RETRY_MIN_MS;
-  pthread_mutex_lock(&p->lock);
-  for (size_t i = 0; i < n; i++) os[i]->job->held = 0;
-  pthread_mutex_unlock(&p->lock);
-  for (int tries = 1;; tries++) {
-    size_t k = 0;
-    int64_t wait = delay, now = omniq__mono_ms();
-    for (size_t i = 0; i < n; i++) {
-      int64_t left = atomic_load(&os[i]->job->mono_lease_until_ms) - now;
-      if (!transient(rcs[i]) || left <= 0) continue;
-      if (tries == 1)
-        omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", os[i]->job->task->id,
-                   "%s: %s; trying again until the lease ends in %lld ms",
-                   omniq_err_name(rcs[i]), omniq__errmsg(oq->id), (long long)left);
-      if (left < wait) wait = left;
-      tasks[k] = os[i]->job->task;
-      rs[k] = &os[i]->r;
-      at[k++] = i;
-    }
-    if (k == 0) return;
-    struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
-    omniq_task_t **none = NULL;
-    size_t got = 0;
-    int claimed = 0;
-    omniq__engine_finish_many(oq, tasks, rs, k, again, NULL, 0, 0, &none, &got, &claimed);
-    for (size_t j = 0; j < k; j++) rcs[at[j]] = again[j];
-  }
-}
-
-/* Commits a batch taken from `pending` in one storage step, with a claim
- * riding on it if `ride` (a runner with nothing left to run; not the
- * keeper), then ends each run as report() would. The keeper extends the
- * outcomes' leases until this first attempt returns. */
-static void flush(pool_t *p, outcome_t *list, int ride_ok) {
-  omniq_t *oq = p->oq;
-  omniq_task_t *tasks[BATCH_MAX];
-  const omniq__run_report_t *rs[BATCH_MAX];
-  outcome_t *os[BATCH_MAX];
-  int rcs[BATCH_MAX];
-  while (list != NULL) {
-    size_t n = 0;
-    for (; list != NULL && n < BATCH_MAX; list = list->next, n++) {
-      os[n] = list;
-      tasks[n] = list->job->task;
-      rs[n] = &list->r;
-    }
-    ride_t ride;
-    memset(&ride, 0, sizeof ride);
-    if (ride_ok && list == NULL) ride_begin(p, &ride);
-    omniq__engine_finish_many(oq, tasks, rs, n, rcs, (const char *const *)p->queues,
-                              p->nqueues, ride.room, &ride.tasks, &ride.n, &ride.claimed);
-    ride_end(p, &ride);
-    retry_batch(p, os, rcs, n);
-    for (size_t i = 0; i < n; i++) {
-      omniq__job_log_report(os[i]->job, &os[i]->r, rcs[i]);
-      pthread_mutex_lock(&p->lock);
-      count_run_locked(p, os[i]->job, rcs[i] == OMNIQ_ESTATE ? OMNIQ_OK : rcs[i]);
-      pthread_mutex_unlock(&p->lock);
-      omniq__job_unref(os[i]->job);
-      omniq__free(os[i]);
-    }
-  }
-}
-
-/* The keeper's errand when the batch has waited BATCH_DELAY_MS. */
-static void flush_pending(void *arg) {
-  pool_t *p = arg;
-  pthread_mutex_lock(&p->lock);
-  outcome_t *list = take_pending(p);
-  pthread_mutex_unlock(&p->lock);
-  flush(p, list, 0);
-}
-
-/* A stop gives claimed tasks that have not started back to the store
- * (ABI 6 release): PENDING again, their attempts undone, at once for any
- * worker, instead of running them (claiming ahead can hold many) or
- * leaving them to lease expiry. A cancel that already ended one leaves
- * nothing to give back. */
-static void give_back(pool_t *p) {
-  for (;;) {
-    pthread_mutex_lock(&p->lock);
-    if (p->nready == 0) {
-      pthread_mutex_unlock(&p->lock);
-      return;
-    }
-    omniq_job_t *job = take_ready(p);
-    pthread_mutex_unlock(&p->lock);
-    if (omniq__job_end(job)) {
-      int rc = omniq__engine_release(p->oq, job->task);
-      if (rc != OMNIQ_OK && rc != OMNIQ_ESTATE)
-        omniq__log(&p->oq->log, OMNIQ_LOG_WARNING, "task.release_failed", job->task->id,
-                   "%s: %s; left to lease expiry", omniq_err_name(rc), omniq__errmsg(p->oq->id));
-    }
-    omniq__job_returned(job);
-    pthread_mutex_lock(&p->lock);
-    unlink_job(p, job);
-    pthread_mutex_unlock(&p->lock);
-    omniq__job_unref(job);
-  }
-}
-
-/* Counts a run that ended, and as unstored too if its report failed with
- * rc (a drain then stops claiming rather than strand more tasks RUNNING).
- * p->lock held. */
-static void count_run(pool_t *p, int rc) {
-  p->finished++; /* no broadcast: nothing waits for a run to end (see the design note) */
-  omniq__unstored_add(&p->unstored, rc, omniq__errmsg(p->oq->id));
-}
-
-/* A run's end: its job leaves the in-flight list and the run is counted.
- * p->lock held; the caller drops its reference to job after. Returns rc. */
-static int count_run_locked(pool_t *p, omniq_job_t *job, int rc) {
-  unlink_job(p, job);
-  count_run(p, rc);
-  return rc;
 }
 
 /* A slot whose zygote has exited (killed from outside: its children died
@@ -666,7 +192,7 @@ static void run_task(pool_t *p, int slot, omniq_job_t *job) {
   if (omniq__job_ended(job)) {
     omniq__job_returned(job);
     pthread_mutex_lock(&p->lock);
-    unlink_job(p, job);
+    omniq__pool_unlink(p, job);
     pthread_mutex_unlock(&p->lock);
     omniq__job_unref(job);
     return;
@@ -700,38 +226,21 @@ static void run_task(pool_t *p, int slot, omniq_job_t *job) {
                                                 : AHEAD_MAX;
     pthread_mutex_unlock(&p->lock);
     if (p->batch) {
-      if (hold(p, job, handler_rc, &rc)) return; /* counted when its batch commits */
+      if (omniq__batch_hold(p, job, handler_rc, &rc)) return; /* counted when its batch commits */
     } else {
-      ride_t ride;
-      ride_begin(p, &ride);
-      rc = report(p, job, handler_rc, &ride);
+      omniq__ride_t ride;
+      omniq__ride_begin(p, &ride);
+      rc = omniq__report(p, job, handler_rc, &ride);
     }
   }
 
   pthread_mutex_lock(&p->lock);
-  count_run_locked(p, job, rc);
+  omniq__pool_count_run(p, job, rc);
   pthread_mutex_unlock(&p->lock);
   omniq__job_unref(job);
 }
 
-/* ---- claiming -------------------------------------------------------------- */
-
-static int may_claim(const pool_t *p) {
-  if (p->drain && (p->unstored.n > 0 || p->keeper.unstored.n > 0)) return 0;
-  return !p->stopping && !p->drained && !(p->limit > 0 && p->claimed >= p->limit);
-}
-
-/* How many tasks the leader may claim now: the free slots (counting
- * `freeing` busy ones as free), and in drain mode no more than the limit
- * leaves. Under p->lock. */
-static size_t claim_room(const pool_t *p, int freeing) {
-  /* Claiming ahead: as many more as runs in a row were short. */
-  long ahead = p->ahead_ok ? p->short_runs : 0;
-  long room = p->concurrency - p->busy + freeing - p->nready + ahead;
-  if (room > p->ready_cap - p->nready) room = p->ready_cap - p->nready;
-  if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
-  return room > 0 ? (size_t)room : 0;
-}
+/* ---- leader and followers -------------------------------------------------- */
 
 /* The leader's loop: claims until it gets tasks, the pool stops, or (in
  * drain mode) nothing is due; what it gets goes on `ready`. Called and
@@ -743,8 +252,8 @@ static void lead(pool_t *p) {
     pthread_mutex_unlock(&p->lock);
     uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
-    size_t room = claim_room(p, 0);
-    if (!may_claim(p) || room == 0) break;
+    size_t room = omniq__claim_room(p, 0);
+    if (!omniq__may_claim(p) || room == 0) break;
     p->claimed += (long)room;
     pthread_mutex_unlock(&p->lock);
 
@@ -758,13 +267,13 @@ static void lead(pool_t *p) {
     size_t got = rc == OMNIQ_OK ? n : 0;
     omniq_job_t **jobs = NULL;
     if (got > 0)
-      jobs = wrap(p, tasks, &got); /* got <= n <= room */
+      jobs = omniq__claim_wrap(p, tasks, &got); /* got <= n <= room */
     else
       omniq__tasks_free(tasks, n);
     pthread_mutex_lock(&p->lock);
     p->claimed -= (long)(room - (rc == OMNIQ_OK ? n : 0));
     if (got > 0) {
-      put_ready(p, jobs, got);
+      omniq__ready_put(p, jobs, got);
       break;
     }
     if (p->drain) {
@@ -790,10 +299,10 @@ static void runner_loop(pool_t *p, int slot) {
     /* Nothing more to run here (or a full batch): the batch commits now,
      * with this runner's next claim riding on it. */
     if (p->npending > 0 && (p->nready == 0 || p->npending >= BATCH_MAX)) {
-      outcome_t *list = take_pending(p);
+      omniq__outcome_t *list = omniq__batch_take(p);
       p->busy++; /* its slot is claimed for by its ride, not by a leader */
       pthread_mutex_unlock(&p->lock);
-      flush(p, list, 1);
+      omniq__batch_flush(p, list, 1);
       pthread_mutex_lock(&p->lock);
       p->busy--;
       if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
@@ -801,12 +310,12 @@ static void runner_loop(pool_t *p, int slot) {
     }
     if (p->stopping && p->release && p->nready > 0) {
       pthread_mutex_unlock(&p->lock);
-      give_back(p);
+      omniq__give_back(p);
       pthread_mutex_lock(&p->lock);
       continue;
     }
     if (p->nready > 0) {
-      omniq_job_t *job = take_ready(p);
+      omniq_job_t *job = omniq__ready_take(p);
       p->busy++;
       pthread_mutex_unlock(&p->lock);
       run_task(p, slot, job);
@@ -823,7 +332,7 @@ static void runner_loop(pool_t *p, int slot) {
       pthread_cond_wait(&p->idle_cond, &p->lock);
       continue;
     }
-    if (!may_claim(p)) break;
+    if (!omniq__may_claim(p)) break;
     p->has_leader = 1;
     lead(p);
   }
@@ -834,7 +343,7 @@ static void runner_loop(pool_t *p, int slot) {
 }
 
 static void *runner_main(void *arg) {
-  runner_t *r = arg;
+  omniq__runner_t *r = arg;
   pool_t *p = r->pool;
   omniq_t *oq = p->oq;
   pthread_mutex_lock(&p->lock);
@@ -852,129 +361,12 @@ static void *runner_main(void *arg) {
   p->alive--;
   pthread_cond_broadcast(&p->cond);
   pthread_mutex_unlock(&p->lock);
-  pool_unref(p); /* may free p and r */
+  omniq__pool_unref(p); /* may free p and r */
   thread_gone(oq);
   return NULL;
 }
 
-/* ---- building and tearing down ------------------------------------------------ */
-
-void omniq_worker_opts_init(omniq_worker_opts_t *o) {
-  if (o == NULL) return;
-  memset(o, 0, sizeof *o);
-  o->concurrency = OMNIQ_DEFAULT_CONCURRENCY;
-  o->poll_interval_ms = OMNIQ_DEFAULT_POLL_INTERVAL_MS;
-  o->shutdown_timeout_ms = OMNIQ_DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  o->isolation = OMNIQ_ISOLATION_THREAD;
-  o->max_tasks_per_child = OMNIQ_DEFAULT_MAX_TASKS_PER_CHILD;
-  o->memory_limit_bytes = OMNIQ_DEFAULT_MEMORY_LIMIT_BYTES;
-  o->cpu_limit_ms = OMNIQ_DEFAULT_CPU_LIMIT_MS;
-  o->files_limit = OMNIQ_DEFAULT_FILES_LIMIT;
-}
-
-static int check_opts(omniq_t *oq, const char *fn, const omniq_worker_opts_t *o) {
-  if (o->concurrency < 1 || o->concurrency > MAX_CONCURRENCY)
-    return omniq__err(oq->id, OMNIQ_EINVAL, "%s: concurrency must be 1..%d (got %d)", fn,
-                      MAX_CONCURRENCY, o->concurrency);
-  if (o->poll_interval_ms <= 0)
-    return omniq__err(oq->id, OMNIQ_EINVAL, "%s: poll_interval_ms must be > 0 (got %lld)", fn,
-                      (long long)o->poll_interval_ms);
-  if (o->shutdown_timeout_ms < 0)
-    return omniq__err(oq->id, OMNIQ_EINVAL, "%s: shutdown_timeout_ms must be >= 0 (got %lld)",
-                      fn, (long long)o->shutdown_timeout_ms);
-  if (o->isolation != OMNIQ_ISOLATION_THREAD && o->isolation != OMNIQ_ISOLATION_PROCESS)
-    return omniq__err(oq->id, OMNIQ_EINVAL, "%s: isolation must be thread or process (got %d)",
-                      fn, o->isolation);
-  const struct {
-    const char *name;
-    int64_t value;
-  } per_child[] = {{"max_tasks_per_child", o->max_tasks_per_child},
-                   {"memory_limit_bytes", o->memory_limit_bytes},
-                   {"cpu_limit_ms", o->cpu_limit_ms},
-                   {"files_limit", o->files_limit}};
-  for (size_t i = 0; i < sizeof per_child / sizeof per_child[0]; i++) {
-    if (per_child[i].value < 0)
-      return omniq__err(oq->id, OMNIQ_EINVAL, "%s: %s must be >= 0 (got %lld)", fn,
-                        per_child[i].name, (long long)per_child[i].value);
-    if (per_child[i].value > 0 && o->isolation != OMNIQ_ISOLATION_PROCESS)
-      return omniq__err(oq->id, OMNIQ_EINVAL,
-                        "%s: %s needs isolation = OMNIQ_ISOLATION_PROCESS (a thread cannot be "
-                        "limited or replaced)",
-                        fn, per_child[i].name);
-  }
-  return OMNIQ_OK;
-}
-
-/* Frees what pool_new allocated before it failed (no lock or thread yet). */
-static void pool_discard(pool_t *p) {
-  if (p == NULL) return;
-  for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
-  omniq__free(p->handler_path);
-  omniq__free(p->slots);
-  omniq__free(p->runners);
-  omniq__free(p->ready);
-  omniq__free(p);
-}
-
-static int pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts, pool_t **out) {
-  omniq_worker_opts_t defaults;
-  int rc;
-  *out = NULL;
-  if (oq == NULL) return OMNIQ_EINVAL;
-  if (opts == NULL) {
-    omniq_worker_opts_init(&defaults);
-    opts = &defaults;
-  }
-  if ((rc = check_opts(oq, fn, opts)) != OMNIQ_OK) return rc;
-  pool_t *p = omniq__calloc(1, sizeof *p);
-  if (p == NULL ||
-      (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
-      (p->ready = omniq__calloc((size_t)opts->concurrency + AHEAD_MAX, sizeof *p->ready)) ==
-          NULL)
-    goto nomem;
-  if (opts->handler_path != NULL && (p->handler_path = omniq__strdup(opts->handler_path)) == NULL)
-    goto nomem;
-  if (opts->isolation == OMNIQ_ISOLATION_PROCESS) {
-    if ((p->slots = omniq__calloc((size_t)opts->concurrency, sizeof *p->slots)) == NULL) goto nomem;
-    for (int i = 0; i < opts->concurrency; i++)
-      p->slots[i].ctl = p->slots[i].sock = p->slots[i].err = -1; /* nothing to close yet */
-  }
-  if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
-      OMNIQ_OK) {
-    pool_discard(p);
-    return rc;
-  }
-  if (pthread_mutex_init(&p->lock, NULL) != 0) goto nomem;
-  if (omniq__cond_init_monotonic(&p->cond) != 0) {
-    pthread_mutex_destroy(&p->lock);
-    goto nomem;
-  }
-  if (omniq__cond_init_monotonic(&p->idle_cond) != 0) {
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->lock);
-    goto nomem;
-  }
-  p->oq = oq;
-  p->concurrency = opts->concurrency;
-  p->isolation = opts->isolation;
-  p->poll_ms = opts->poll_interval_ms;
-  p->ride = omniq__store_rides_claims(oq);
-  p->batch = omniq__store_batches(oq);
-  p->release = omniq__store_releases(oq);
-  p->ahead_ok = p->batch && p->release;
-  p->ready_cap = opts->concurrency + (p->ahead_ok ? AHEAD_MAX : 0);
-  p->pending_tail = &p->pending;
-  p->shutdown_ms = opts->shutdown_timeout_ms;
-  p->max_tasks = opts->max_tasks_per_child;
-  p->limits = (omniq__limits_t){opts->memory_limit_bytes, opts->cpu_limit_ms, opts->files_limit};
-  p->extend_ms = oq->settings.lease_ms / 3 > 0 ? oq->settings.lease_ms / 3 : 1;
-  p->refs = 1;
-  *out = p;
-  return OMNIQ_OK;
-nomem:
-  pool_discard(p);
-  return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: out of memory", fn);
-}
+/* ---- starting and stopping -------------------------------------------------- */
 
 /* Stops the zygote (every child dies with it) and closes the channels no
  * slot has taken. The keeper thread only, with no slot waiting for it. */
@@ -1037,7 +429,7 @@ static int pool_spawn(pool_t *p, int n, const char *fn) {
   omniq_t *oq = p->oq;
   p->keeper = (omniq__keeper_t){.oq = p->oq, .lock = &p->lock, .cond = &p->cond,
                                 .inflight = &p->inflight, .extend_ms = p->extend_ms,
-                                .wake_ms = INT64_MIN, .flush = flush_pending, .flush_arg = p};
+                                .wake_ms = INT64_MIN, .flush = omniq__batch_flush_due, .flush_arg = p};
   if (spawn(p->oq, &p->keeper_tid, keeper_main, p) != 0)
     return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: cannot start a thread", fn);
   p->has_keeper = 1;
@@ -1055,7 +447,7 @@ static int pool_spawn(pool_t *p, int n, const char *fn) {
     }
   }
   for (int i = 0; i < n; i++) {
-    runner_t *r = &p->runners[i];
+    omniq__runner_t *r = &p->runners[i];
     r->pool = p;
     pthread_mutex_lock(&p->lock);
     p->refs++;
@@ -1084,7 +476,7 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
   pthread_cond_broadcast(&p->idle_cond);
   pthread_mutex_unlock(&p->lock);
   omniq__wake(oq, OMNIQ__EV_WORK); /* wakes the leader; other waiters just re-check */
-  if (p->release) give_back(p); /* runners give back what claims still bring */
+  if (p->release) omniq__give_back(p); /* runners give back what claims still bring */
 
   struct timespec ts = omniq__mono_deadline(timeout_ms);
   pthread_mutex_lock(&p->lock);
@@ -1097,7 +489,7 @@ static int pool_shutdown(pool_t *p, int64_t timeout_ms) {
   if (left > 0 && p->release) {
     /* What claims brought since the stop began goes back too. */
     pthread_mutex_unlock(&p->lock);
-    give_back(p);
+    omniq__give_back(p);
     pthread_mutex_lock(&p->lock);
     left = p->alive;
   }
@@ -1156,10 +548,10 @@ int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts, omniq_worke
   int rc;
   if (out != NULL) *out = NULL;
   if (oq == NULL || out == NULL) return OMNIQ_EINVAL;
-  if ((rc = pool_new(oq, "omniq_worker_start", opts, &p)) != OMNIQ_OK) return rc;
+  if ((rc = omniq__pool_new(oq, "omniq_worker_start", opts, &p)) != OMNIQ_OK) return rc;
   if ((rc = pool_spawn(p, p->concurrency, "omniq_worker_start")) != OMNIQ_OK) {
     pool_shutdown(p, -1);
-    pool_unref(p);
+    omniq__pool_unref(p);
     return rc;
   }
   pthread_mutex_lock(&p->lock);
@@ -1203,7 +595,7 @@ int omniq_worker_stop(omniq_worker_t *w) {
                left);
   else
     omniq__log(&oq->log, OMNIQ_LOG_INFO, "worker.stopped", NULL, "all in-flight tasks finished");
-  pool_unref(w);
+  omniq__pool_unref(w);
   if (left > 0)
     return omniq__err(oq->id, OMNIQ_ETIMEDOUT,
                       "omniq_worker_stop: %d handler(s) outlived shutdown_timeout", left);
@@ -1218,7 +610,7 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
   if (oq == NULL) return OMNIQ_EINVAL;
   if (limit < 0)
     return omniq__err(oq->id, OMNIQ_EINVAL, "omniq_worker_process: limit must be >= 0");
-  if ((rc = pool_new(oq, "omniq_worker_process", opts, &p)) != OMNIQ_OK) return rc;
+  if ((rc = omniq__pool_new(oq, "omniq_worker_process", opts, &p)) != OMNIQ_OK) return rc;
   p->drain = 1;
   /* A drain ends when nothing is due or the limit is reached, with runs
    * still going on other runners and their rides' claims landing: those
@@ -1249,7 +641,7 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
   } else if (rc == OMNIQ_OK) {
     rc = p->error;
   }
-  pool_unref(p);
+  omniq__pool_unref(p);
   return rc;
 }
 
@@ -1310,3 +702,4 @@ void omniq__pool_close_all(omniq_t *oq) {
   while (oq->threads_alive > 0) pthread_cond_wait(&oq->threads_cond, &oq->lock);
   pthread_mutex_unlock(&oq->lock);
 }
+

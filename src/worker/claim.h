@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* A pool's claimed tasks before they run: the ready ring, the claim-ahead
+ * allowance, claims riding with reports, giving back at a stop (claim.c). */
+#ifndef OMNIQ_WORKER_CLAIM_H
+#define OMNIQ_WORKER_CLAIM_H
+
+#include "worker/pool_state.h"
+
+/* A claim riding with a report: a runner whose run ended would look for
+ * its next task right after its report's transaction, in a claim
+ * transaction of its own (as the leader, or a follower that leads next).
+ * Instead its report carries that claim, and the backend commits the
+ * outcome and the claim together (omniq__engine_finish_claim): one commit
+ * per task instead of two. With no leader the rider leads: it asks for
+ * its own slot and every free one, as a leader would. With a leader (or
+ * another rider leading), it asks for its own slot only, which no leader
+ * counts (the rider is busy until its report ends and then takes the task
+ * itself, or a follower does), so no slot is ever claimed for twice and
+ * concurrent riders' reports and claims commit in one group. */
+typedef struct omniq__ride {
+  size_t room;         /* tasks asked for; 0 = no ride */
+  int led;             /* the rider took the lead */
+  omniq_task_t **tasks;
+  size_t n;
+  int claimed;         /* the claim was made (n may be 0: nothing due) */
+} omniq__ride_t;
+
+/* May the pool claim at all now (not stopping, not drained, under the
+ * limit, no refused outcome in drain mode)? p->lock held. */
+int omniq__may_claim(const omniq_worker_t *p);
+
+/* How many tasks a claim may ask for now; `freeing` busy slots count as
+ * free. p->lock held. */
+size_t omniq__claim_room(const omniq_worker_t *p, int freeing);
+
+/* Jobs for claimed tasks: takes tasks (an array of *n), returns the jobs
+ * (*n of them, NULL when 0) for omniq__ready_put. No lock held. */
+omniq_job_t **omniq__claim_wrap(omniq_worker_t *p, omniq_task_t **tasks, size_t *n);
+
+/* Puts jobs on `ready` and on the in-flight list; takes jobs. p->lock held. */
+void omniq__ready_put(omniq_worker_t *p, omniq_job_t **jobs, size_t n);
+
+/* Takes the first job off `ready` (nready > 0). p->lock held, or no other
+ * thread. */
+omniq_job_t *omniq__ready_take(omniq_worker_t *p);
+
+/* Starts a ride for a report about to be made (ride->room 0: none), and
+ * ends it: what it claimed goes on `ready`, a lead it took is given up.
+ * omniq__ride_end is idempotent. No lock held. */
+void omniq__ride_begin(omniq_worker_t *p, omniq__ride_t *ride);
+void omniq__ride_end(omniq_worker_t *p, omniq__ride_t *ride);
+
+/* Gives every task on `ready` back to the store (ABI 6 release). No lock
+ * held. */
+void omniq__give_back(omniq_worker_t *p);
+
+#endif

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker pool's state, shared by the modules that make up the pool:
+ * pool.c (runner threads, leader/followers, start and stop), setup.c
+ * (options, building and freeing a pool), claim.c (the ready ring,
+ * claiming ahead, rides, giving back) and batch.c (reports, alone or in
+ * batches). Nothing outside src/worker/ includes it: the façade and the
+ * engine see only worker/pool.h.
+ *
+ * Locks: pool->lock guards the pool's counters, flags and in-flight list;
+ * it is never held across a storage call or a handler. Order: pool->lock
+ * before a job's lock; oq->lock is taken alone, except that
+ * omniq__pool_cancelled takes each pool's lock under it. Each function
+ * that needs pool->lock held says so.
+ */
+#ifndef OMNIQ_WORKER_POOL_STATE_H
+#define OMNIQ_WORKER_POOL_STATE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/handle.h"
+#include "worker/isolate.h"
+#include "worker/job.h"
+#include "worker/keeper.h"
+#include "worker/zygote.h"
+
+#define MAX_CONCURRENCY 1024
+/* Claiming ahead: at most this many tasks beyond the free slots, and only
+ * while runs are short: a handler that takes no longer than SHORT_RUN_MS
+ * (store clock) adds one to the allowance, a longer one resets it to 0. */
+#define AHEAD_MAX 64
+#define SHORT_RUN_MS 5
+
+/* An outcome waiting in the pool's batch (batch.c). */
+typedef struct omniq__outcome omniq__outcome_t;
+
+typedef struct omniq__runner {
+  pthread_t tid;
+  int exited;
+  struct omniq_worker *pool;
+} omniq__runner_t;
+
+struct omniq_worker {
+  omniq_t *oq;
+  int concurrency;
+  int isolation;
+  int drain; /* omniq_worker_process: end when nothing is due */
+  int ride;  /* reports carry the next claim: the backend commits both at once */
+  int batch; /* outcomes are committed in batches (storage ABI 6 finish_many) */
+  int release;  /* claimed tasks not started are given back at a stop (ABI 6 release);
+                 * never in drain mode, which runs every task it claimed */
+  int ahead_ok; /* may claim ahead of its free slots (batch and release) */
+  int short_runs; /* runs in a row no longer than SHORT_RUN_MS, up to AHEAD_MAX */
+  int64_t poll_ms, shutdown_ms, extend_ms;
+  char *queues[OMNIQ_MAX_QUEUES];
+  size_t nqueues;
+  char *handler_path; /* the options' copy, or NULL */
+  long max_tasks;         /* process isolation: per child, 0 = no limit */
+  omniq__limits_t limits; /* process isolation: per task */
+  long limit;    /* drain mode: claims allowed, 0 = no limit */
+  long claimed;  /* tasks claimed, or asked for by a claim in progress */
+  long finished; /* runs ended */
+  int error;     /* drain mode: the claim error that ended it */
+  omniq__unstored_t unstored; /* of those, runs whose outcome the store refused */
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond;      /* started/alive changed, stop; the keeper's wake-up */
+  pthread_cond_t idle_cond; /* followers wait here for leadership */
+  int refs;                 /* the owner's, and one per runner thread */
+  int started, alive;       /* runner threads started, and not yet exited */
+  int go; /* runners wait for it, so "worker.started" is logged first */
+  int stopping, drained, has_leader, abandon;
+  omniq_job_t *inflight;
+  omniq_job_t **ready; /* claimed, not started, for idle runners to take; each is
+                        * also on the in-flight list (its lease is kept) */
+  int ready_head, nready, ready_cap; /* a ring, in claim order; ready_cap: concurrency,
+                                      * + AHEAD_MAX with ahead_ok */
+  omniq__outcome_t *pending, **pending_tail; /* the batch: outcomes not yet committed */
+  int npending;
+  int busy; /* runners running a task */
+
+  omniq__runner_t *runners;
+  int nrunners; /* threads created */
+  omniq__keeper_t keeper; /* its lock, cond and list are the pool's */
+  pthread_t keeper_tid;
+  int has_keeper;
+  /* Process isolation: the zygote, and one slot per runner (runners[i]
+   * has slots[i]; in drain mode the caller has the last). The keeper thread
+   * starts, restarts and stops the zygote: it dies with the thread that
+   * forked it, and the keeper lives exactly as long as the pool. Under
+   * lock: zygote_state is 0 while the keeper (re)starts it, then 1, or -1
+   * with zygote_err; zygote_gen counts the zygotes started. */
+  omniq__zygote_t zygote;
+  int zygote_state, zygote_gen;
+  char zygote_err[160];
+  omniq__slot_t *slots;
+  struct omniq_worker *next; /* oq->workers (drains too, while they run) */
+};
+
+/* Takes job off the in-flight list. p->lock held. */
+void omniq__pool_unlink(omniq_worker_t *p, omniq_job_t *job);
+
+#endif
