@@ -9,6 +9,7 @@
  * finish carrying the next claim, or a batch of finishes), or finish and extend_lease, with
  * OMNIQ_ESTORAGE on demand. The lease is short and
  * the waits are the library's own backoff: the test itself never sleeps. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +27,10 @@ static int unreachable(char *err, size_t errlen) {
   return OMNIQ_ESTORAGE;
 }
 
+static void let_go(void);
+
 static int flaky_finish(void *b, const omniq_decision_t *d, char *err, size_t errlen) {
+  let_go();
   atomic_fetch_add(&finish_calls, 1);
   int left = atomic_load(&finish_failures);
   if (left != 0) {
@@ -39,6 +43,7 @@ static int flaky_finish(void *b, const omniq_decision_t *d, char *err, size_t er
 static int flaky_finish_claim(void *b, const omniq_decision_t *d, const omniq_claim_req_t *req,
                               omniq_task_t ***out, size_t *n, int *claimed, char *err,
                               size_t errlen) {
+  let_go();
   atomic_fetch_add(&finish_calls, 1);
   int left = atomic_load(&finish_failures);
   *out = NULL;
@@ -54,6 +59,7 @@ static int flaky_finish_claim(void *b, const omniq_decision_t *d, const omniq_cl
 static int flaky_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *rcs,
                              const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
                              int *claimed, char *err, size_t errlen) {
+  let_go();
   atomic_fetch_add(&finish_calls, 1);
   int left = atomic_load(&finish_failures);
   *out = NULL;
@@ -67,9 +73,26 @@ static int flaky_finish_many(void *b, const omniq_decision_t *ds, size_t n, int 
                                                    errlen);
 }
 
+/* extend_lease hangs while `hang` is set, as a call to a server behind a
+ * dead link does, until the next finish lets it go. */
+static pthread_mutex_t hang_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hang_cond = PTHREAD_COND_INITIALIZER;
+static int hang;
+
+static void let_go(void) {
+  pthread_mutex_lock(&hang_lock);
+  hang = 0;
+  pthread_cond_broadcast(&hang_cond);
+  pthread_mutex_unlock(&hang_lock);
+}
+
 static int flaky_extend(void *b, const char *id, int64_t token, int64_t until, char *err,
                         size_t errlen) {
-  if (atomic_load(&extend_fails)) return unreachable(err, errlen);
+  pthread_mutex_lock(&hang_lock);
+  int hung = hang;
+  while (hang) pthread_cond_wait(&hang_cond, &hang_lock);
+  pthread_mutex_unlock(&hang_lock);
+  if (hung || atomic_load(&extend_fails)) return unreachable(err, errlen);
   return omniq_storage_find("sqlite")->extend_lease(b, id, token, until, err, errlen);
 }
 
@@ -184,6 +207,57 @@ static void test_run_whose_lease_ran_out_unreachable_is_cancelled(void **state) 
   assert_int_equal(omniq_get_result(st->oq, id, 0, &r), OMNIQ_ENOTFOUND);
 }
 
+static atomic_int late_first_runs; /* runs of "late" on its first claim */
+
+static int outlasts_the_leases(omniq_job_t *job, void *userdata) {
+  (void)userdata;
+  atomic_fetch_add(&runs, 1);
+  pthread_mutex_lock(&hang_lock);
+  hang = 1; /* the store goes away: extensions hang */
+  pthread_mutex_unlock(&hang_lock);
+  /* Real time, as the leases are: until every lease claimed with this
+   * run's has run out. */
+  struct timespec start, now, step = {0, 1000000};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    nanosleep(&step, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 <
+           2 * LEASE_MS);
+  return omniq_job_return(job, "null");
+}
+
+static int late(omniq_job_t *job, void *userdata) {
+  (void)userdata;
+  if (omniq_job_attempt(job) == 1) atomic_fetch_add(&late_first_runs, 1);
+  return omniq_job_return(job, "null");
+}
+
+/* A task claimed ahead waits while the run before it goes on; with the
+ * store unreachable its lease cannot be extended and runs out, so another
+ * worker may have taken it: it must not start on that claim. */
+static void test_task_whose_lease_ran_out_before_it_started_is_not_run(void **state) {
+  th_store_t *st = *state;
+  char id[OMNIQ_ID_SIZE];
+  omniq_worker_opts_t o;
+  long done = 0;
+  atomic_store(&late_first_runs, 0);
+  th_ok(st->oq, omniq_register(st->oq, "counted", counted, NULL));
+  th_ok(st->oq, omniq_register(st->oq, "outlasts", outlasts_the_leases, NULL));
+  th_ok(st->oq, omniq_register(st->oq, "late", late, NULL));
+  /* A short run first, so the pool claims the next two together. */
+  th_ok(st->oq, omniq_enqueue(st->oq, "counted", NULL, NULL, NULL, id));
+  th_ok(st->oq, omniq_enqueue(st->oq, "outlasts", NULL, NULL, NULL, id));
+  th_ok(st->oq, omniq_enqueue(st->oq, "late", NULL, NULL, NULL, id));
+  omniq_worker_opts_init(&o);
+  o.concurrency = 1;
+  omniq_worker_process(st->oq, &o, 3, &done);
+  let_go();
+  assert_int_equal(atomic_load(&runs), 2);
+  assert_int_equal(atomic_load(&late_first_runs), 0);
+  assert_int_equal(status_of(st, id), OMNIQ_RUNNING); /* left to be recovered */
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, th_store_teardown)
 
 int main(void) {
@@ -191,6 +265,7 @@ int main(void) {
       T(test_report_refused_by_the_store_is_retried_until_it_lands),
       T(test_report_is_given_up_once_the_lease_ran_out_unreachable),
       T(test_run_whose_lease_ran_out_unreachable_is_cancelled),
+      T(test_task_whose_lease_ran_out_before_it_started_is_not_run),
   };
   return cmocka_run_group_tests_name("worker reports", tests, group_setup, NULL);
 }
