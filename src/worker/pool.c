@@ -185,19 +185,24 @@ static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
 
 /* Runs a claimed job taken from `ready` (it is on the in-flight list). One
  * that a cancel ended while it waited never starts, nor one whose lease
- * ran out meanwhile: the keeper could not extend it (the store unreachable,
- * its call hanging on a dead link) and another worker may have claimed
- * the task since; it is left to be recovered, as a run whose lease runs
- * out is. */
+ * has less than an extension period left: the keeper extends every lease
+ * each extend_ms, so such a lease has missed an extension (the store
+ * unreachable, the call hanging on a dead link) and is running out, or has:
+ * another worker may claim the task any moment. The store's lease began
+ * when the claim ran there, a little before this pool's count of it began,
+ * so only such a margin keeps a late start from overlapping another
+ * worker's run. The task is left to be recovered, as a run whose lease
+ * runs out is. */
 static void run_task(pool_t *p, int slot, omniq_job_t *job) {
   omniq_t *oq = p->oq;
   omniq_task_t *task = job->task;
   int rc = OMNIQ_OK;
-  if (atomic_load(&job->mono_lease_until_ms) <= omniq__mono_ms() && omniq__job_end(job)) {
+  if (atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms() < p->extend_ms &&
+      omniq__job_end(job)) {
     omniq__job_cancel(job);
     omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.lease_lost", task->id,
-               "lease ran out before the run started (the store could not be reached to "
-               "extend it); not run here, it is recovered once its lease has expired");
+               "lease running out before the run started (the store could not be reached "
+               "to extend it); not run here, it is recovered once its lease has expired");
   }
   if (omniq__job_ended(job)) {
     omniq__job_returned(job);
