@@ -52,7 +52,7 @@ static void *finish_main(void *arg) {
   } else {
     omniq_claim_req_t req = claim_of(x->f, x->ride);
     char err[256];
-    x->rc = x->f->ops->finish_claim(x->f->b, &x->d, &req, &x->next, &x->n, &x->claimed, err,
+    x->rc = omniq__pg_finish_claim(x->f->b, &x->d, &req, &x->next, &x->n, &x->claimed, err,
                                     sizeof err);
   }
   return NULL;
@@ -225,7 +225,7 @@ static void ride_setup(ride_t *x, int pending) {
 
 static int ride(ride_t *x, size_t max) {
   omniq_claim_req_t req = claim_of(x->f, max);
-  return x->f->ops->finish_claim(x->f->b, &x->d, &req, &x->next, &x->n, &x->claimed, x->err,
+  return omniq__pg_finish_claim(x->f->b, &x->d, &req, &x->next, &x->n, &x->claimed, x->err,
                                  sizeof x->err);
 }
 

@@ -227,5 +227,10 @@ const omniq_storage_ops_t omniq__postgres_ops = {
     .set_rate = omniq__pg_set_rate,
     .queue_stats = omniq__pg_queue_stats,
     .claim_chore = omniq__pg_claim_chore,
-    .finish_claim = omniq__pg_finish_claim,
+    /* omniq__pg_finish_claim is built and tested, but not offered to the
+     * pool: with it, the multi-host link-cut run saw a cut host start a
+     * few tasks that the other host had already recovered and run. Until
+     * that is understood, outcomes and claims commit separately here
+     * (docs/storage-postgres.md). */
+    .finish_claim = NULL,
 };
