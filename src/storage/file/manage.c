@@ -140,6 +140,13 @@ static int remove_locked(omniq__fs_t *fs, const omniq_task_t *t, const char *idn
                          size_t errlen) {
   char qdir[OMNIQ__QDIR_SIZE];
   int k = t->status - OMNIQ_SUCCESS;
+  if (k < 0 || k >= (int)(sizeof fs->done_fd / sizeof fs->done_fd[0])) {
+    /* Found among the finished, but its record says otherwise: a damaged
+     * file, left as it is. */
+    snprintf(err, errlen, "file store: task %s is in a finished folder but its record says %s",
+             t->id, omniq_status_name(t->status));
+    return OMNIQ_ECORRUPT;
+  }
   if (unlinkat(fs->results_fd, idname, 0) != 0 && errno != ENOENT)
     return omniq__fio_errno(errno, err, errlen, "file store: deleting results/%s", idname);
   if (omniq__fname_qdir(t->queue, qdir) == OMNIQ_OK) {
