@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* The SQLite backend's schema version 3 (src/storage/sqlite/schema.c):
  * a version 2 database migrates keeping every record, several processes
- * opening it at once migrate it once, and the listing and the counts,
+ * opening it at once migrate it once, an opener waits out another's long
+ * migration, a current database opens beside a busy writer without
+ * waiting for it, and the listing and the counts,
  * now read from other indexes, find exactly what a full scan of the table
  * finds for every combination of filters. */
 #include "support/backend.h"
 #include "support/sqlite_raw.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +40,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+  omniq__sqlite_set_busy_timeout(OMNIQ__SQLITE_BUSY_MS);
+  omniq__sqlite_set_migrate_wait(OMNIQ__SQLITE_MIGRATE_WAIT_MS);
   th_be_free(*state);
   return 0;
 }
@@ -280,6 +287,81 @@ static void test_processes_opening_a_version_2_database_at_once_migrate_it_once(
   free(p);
 }
 
+
+/* ---- opening beside other writers ---------------------------------------- */
+
+typedef struct opener {
+  fx_t *fx;
+  atomic_int done;
+  int rc;
+} opener_t;
+
+static void *open_in_thread(void *arg) {
+  opener_t *o = arg;
+  o->rc = th_be_open(o->fx);
+  atomic_store(&o->done, 1);
+  return NULL;
+}
+
+/* Migrating a large store holds the write lock far longer than a writer's
+ * busy timeout; another process opening it meanwhile must wait for the
+ * migration, not fail with EBUSY. A raw connection holds the lock as a
+ * migrating process would, until the opener has waited four busy timeouts. */
+static void test_an_opener_waits_for_a_migration_longer_than_the_busy_timeout(void **state) {
+  fx_t *fx = *state;
+  char *p = make_v2_store(fx);
+  omniq__sqlite_set_busy_timeout(50);
+  omniq__sqlite_set_migrate_wait(OMNIQ__SQLITE_MIGRATE_WAIT_MS);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "BEGIN IMMEDIATE");
+
+  opener_t o = {.fx = fx};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, open_in_thread, &o), 0);
+  while (!atomic_load(&o.done) && omniq__sqlite_migrate_waited_ms() < 4 * 50) sched_yield();
+  assert_false(atomic_load(&o.done)); /* still waiting, not failed */
+  th_sqlite_exec(db, "COMMIT");
+  assert_int_equal(pthread_join(t, NULL), 0);
+  OK(fx, o.rc);
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), 3);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+/* The wait has a bound, and the error names the file and the step. */
+static void test_a_migration_lock_held_past_the_wait_is_busy(void **state) {
+  fx_t *fx = *state;
+  char *p = make_v2_store(fx);
+  omniq__sqlite_set_busy_timeout(20);
+  omniq__sqlite_set_migrate_wait(60);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "BEGIN IMMEDIATE");
+  assert_int_equal(th_be_open(fx), OMNIQ_EBUSY);
+  assert_non_null(strstr(fx->err, p));
+  assert_non_null(strstr(fx->err, "schema migration"));
+  assert_true(omniq__sqlite_migrate_waited_ms() >= 60);
+  th_sqlite_exec(db, "COMMIT");
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), 2); /* untouched */
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+/* A database at this version needs no write lock to open, so a handle
+ * opens at once beside a writer that holds it (here for good). */
+static void test_a_current_database_opens_while_another_writer_holds_the_lock(void **state) {
+  fx_t *fx = *state;
+  OK(fx, th_be_open(fx));
+  th_be_close(fx);
+  char *p = th_sqlite_path(fx);
+  omniq__sqlite_set_busy_timeout(50);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "BEGIN IMMEDIATE");
+  OK(fx, th_be_open(fx));
+  th_sqlite_exec(db, "COMMIT");
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
 /* ---- listing and counts against a full scan ------------------------------ */
 
 static const char *const queues[] = {"a", "b", "c"};
@@ -430,6 +512,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_a_version_2_database_is_migrated_keeping_every_record),
       T(test_processes_opening_a_version_2_database_at_once_migrate_it_once),
+      T(test_an_opener_waits_for_a_migration_longer_than_the_busy_timeout),
+      T(test_a_migration_lock_held_past_the_wait_is_busy),
+      T(test_a_current_database_opens_while_another_writer_holds_the_lock),
       T(test_every_filter_combination_lists_what_a_full_scan_finds),
   };
   return cmocka_run_group_tests_name("sqlite schema", tests, NULL, NULL);
