@@ -64,7 +64,10 @@ static void test_finish_many_applies_each_decision_under_its_own_token(void **st
   char unknown[OMNIQ_ID_SIZE];
   ct_new_id(unknown);
   omniq_task_error_t *e = ct_error("Boom", 1, 0);
-  omniq_result_t *ok = ct_result(t[0]->id, OMNIQ_SUCCESS, "42", NULL, 1, NOW + 10);
+  /* Quotes, backslashes, braces and commas: stored as they are. */
+  omniq_result_t *ok =
+      ct_result(t[0]->id, OMNIQ_SUCCESS, "{\"s\":\"a \\\"b\\\\ {c}, NULL\"}", NULL, 1,
+                NOW + 10);
   omniq_result_t *bad = ct_result(t[2]->id, OMNIQ_FAILED, NULL, e, 1, NOW + 10);
   omniq_decision_t ds[4] = {ct_decision(t[0], OMNIQ_SUCCESS), ct_decision(t[1], OMNIQ_SUCCESS),
                             ct_decision(t[0], OMNIQ_SUCCESS), ct_decision(t[2], OMNIQ_FAILED)};

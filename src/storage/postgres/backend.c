@@ -117,6 +117,7 @@ static const struct {
     [OMNIQ__PGS_FINISH_CLAIM1] = {"omniq_finish_claim1", omniq__pg_finish_claim1_sql},
     [OMNIQ__PGS_FINISH_CLAIMN] = {"omniq_finish_claimn", omniq__pg_finish_claimn_sql},
     [OMNIQ__PGS_RELEASE] = {"omniq_release", omniq__pg_release_sql},
+    [OMNIQ__PGS_FINISH_MANY] = {"omniq_finish_many", omniq__pg_finish_many_sql},
 };
 
 /* Notifications from elsewhere become this process's wake-ups; a lost

@@ -54,6 +54,7 @@ enum {
   OMNIQ__PGS_FINISH_CLAIM1, /* claim.c: an outcome and a claim of one queue */
   OMNIQ__PGS_FINISH_CLAIMN, /* ... of several */
   OMNIQ__PGS_RELEASE,       /* batch.c */
+  OMNIQ__PGS_FINISH_MANY,
   OMNIQ__PGS_COUNT_
 };
 
@@ -195,6 +196,10 @@ extern const char omniq__pg_stats_sql[];
 extern const char omniq__pg_expired_sql[];
 /* A claim given back (batch.c): $1 id, $2 token; one row when it was. */
 extern const char omniq__pg_release_sql[];
+/* Many outcomes (batch.c): the parameters of omniq__pg_finish_sql as
+ * arrays, one element per outcome; a row (its ordinal, from 1) per outcome
+ * that changed its task. */
+extern const char omniq__pg_finish_many_sql[];
 
 #define OMNIQ__PG_INSERT_PARAMS 24
 
