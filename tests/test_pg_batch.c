@@ -3,11 +3,14 @@
  * (storage/postgres/batch.c). What every backend must do is the contract's
  * (tests/contract/batch.c); here is what needs the server to see: that the
  * step is one transaction (every row a transaction wrote carries its id,
- * xmin), and that a statement the server refuses fails only its own
- * outcome. */
+ * xmin), that a statement the server refuses fails only its own
+ * outcome, and that the outcomes' statement looks its rows up by id in a
+ * large table. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/alloc.h"
 
 #include "base/records.h"
 #include "storage/postgres/postgres.h"
@@ -136,6 +139,45 @@ static void test_a_batch_claiming_from_a_paused_queue_stores_the_outcomes_and_le
   batch_free(f, t, r);
 }
 
+#define PLAN_TASKS 20000
+
+/* The outcomes' statement over 20,000 tasks, analyzed, with the plan a
+ * prepared statement settles on (generic) and the first one (custom):
+ * the task rows are looked up by id in an index (the primary key, or the
+ * running tasks' partial index), never found by reading the table. */
+static void test_the_outcomes_statement_looks_its_rows_up_by_id(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("postgres", 1);
+  omniq_task_t *batch[1000];
+  char plan[4096], *sql = NULL;
+  for (int done = 0; done < PLAN_TASKS; done += 1000) {
+    for (int i = 0; i < 1000; i++) batch[i] = th_be_task(f, NULL, 0, th_be_now(f));
+    assert_int_equal(f->ops->enqueue(f->b, batch, 1000, f->err, sizeof f->err), OMNIQ_OK);
+    for (int i = 0; i < 1000; i++) omniq_task_free(batch[i]);
+  }
+  char analyze[128];
+  snprintf(analyze, sizeof analyze, "ANALYZE %s.tasks", f->s.db_schema);
+  if (th_pg_sql(&f->s, analyze, plan, sizeof plan) != 0) fail_msg("%s: %s", analyze, plan);
+  char *stmt = omniq__pg_sql(omniq__pg_finish_many_sql, f->s.db_schema);
+  assert_non_null(stmt);
+  for (int generic = 0; generic < 2; generic++) {
+    assert_true(asprintf(&sql,
+                         "SET plan_cache_mode = %s; PREPARE m AS %s; EXPLAIN EXECUTE m("
+                         "'{00000000-0000-4000-8000-000000000001}', '{1}', '{2}', '{0}', '{0}',"
+                         " '{f}', '{NULL}', '{2}', '{NULL}', '{NULL}', '{1}', '{0}', '{0}',"
+                         " '{0}', '{0}', '{0}')",
+                         generic ? "force_generic_plan" : "force_custom_plan", stmt) > 0);
+    if (th_pg_sql(&f->s, sql, plan, sizeof plan) != 0) fail_msg("%s: %s", sql, plan);
+    free(sql);
+    if (strstr(plan, "Index Cond: (id = ANY") == NULL || strstr(plan, "Seq Scan on tasks") != NULL)
+      fail_msg("%s plan does not find the rows by their ids through an index:\n%s",
+               generic ? "generic" : "custom", plan);
+  }
+  omniq__free(stmt);
+  th_pg_drop(&f->s);
+  th_be_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(
@@ -143,6 +185,7 @@ int main(void) {
       cmocka_unit_test(test_a_refused_outcome_fails_alone_and_the_rest_of_its_batch_is_stored),
       cmocka_unit_test(
           test_a_batch_claiming_from_a_paused_queue_stores_the_outcomes_and_leaves_the_claim),
+      cmocka_unit_test(test_the_outcomes_statement_looks_its_rows_up_by_id),
   };
   return cmocka_run_group_tests_name("postgres finish_many", tests, NULL, NULL);
 }

@@ -68,7 +68,7 @@ const char omniq__pg_finish_many_sql[] =
     " last_error = COALESCE(d.lerr, k.last_error), crashes = d.crashes,"
     " finished_at_ms = CASE WHEN d.st >= 2 THEN COALESCE(d.fin, 0) ELSE 0 END,"
     " finished_due_ms = CASE WHEN d.st >= 2 THEN COALESCE(d.fin_due, 0) ELSE 0 END"
-    /* ANY($1): the rows by primary key, whatever plan the join gets. */
+    /* ANY($1): the rows looked up by id in an index, whatever plan the join gets. */
     " FROM d WHERE k.id = ANY($1::uuid[]) AND k.id = d.id AND k.token = d.token"
     " AND k.status = 1"
     " RETURNING k.id, k.queue, k.unique_key, k.unique_for_ms, k.finished_due_ms, d.st, d.rst,"
