@@ -229,6 +229,7 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
   fs->settings = *s;
   omniq__log_init(&fs->log, &fs->settings);
   fs->io.fsync = s->fsync != 0;
+  fs->io.pid = (long)getpid(); /* one system call less per file written */
   fs->io.log = &fs->log;
   fs->io.tmp_fd = fs->io.quarantine_fd = -1;
   fs->io.syncq = omniq__fsyncq_new(); /* NULL (no memory): each thread syncs alone */
