@@ -4,8 +4,8 @@
  * tasks in the same order; a snapshot made stale by a later change, by a
  * process killed after its change, or damaged (cut short, a flipped byte,
  * empty) is never used: the folders are listed and every task is there
- * once. Lookups, cancel, statistics and listings on a store opened from
- * it are exact. Every test saves a snapshot whatever the store's size
+ * once; a store holding one id under two pending names saves none. Lookups,
+ * cancel, statistics and listings on a store opened from it are exact. Every test saves a snapshot whatever the store's size
  * (omniq__fsnap_min_tasks = 0). */
 #include <fcntl.h>
 #include <signal.h>
@@ -267,6 +267,28 @@ static void test_lookups_cancel_counts_and_listing_are_exact_after_a_snapshot_op
   assert_claims_in_order(x);
 }
 
+/* A task file copied by hand under a second pending name: the listing
+ * open decides which copy the index keeps, so no snapshot is saved. */
+static void test_an_id_pending_twice_saves_no_snapshot(void **state) {
+  fix_t *x = *state;
+  char name[256], from[2048], to[2048];
+  th_be_add(x->f, NULL, 0, th_be_now(x->f) - 5, NULL);
+  th_be_only_name(x->f, "queue/pending/default", name);
+  snprintf(from, sizeof from, "%s/queue/pending/default/%s", x->f->dir, name);
+  snprintf(to, sizeof to, "%s/queue/pending/default/%s", x->f->dir, name);
+  memcpy(strstr(to, "_00") + 1, "000000000000001", 15); /* another eta, same id */
+  FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+  assert_non_null(in);
+  assert_non_null(out);
+  for (int c; (c = fgetc(in)) != EOF;) fputc(c, out);
+  fclose(in);
+  fclose(out);
+  th_be_close(x->f);
+  assert_int_equal(snapshot_size(x->f), -1);
+  assert_int_equal(th_be_open(x->f), OMNIQ_OK);
+  assert_int_equal(scans(x->f), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -276,6 +298,7 @@ int main(void) {
       T(test_a_process_killed_after_a_change_leaves_no_usable_snapshot),
       T(test_a_damaged_snapshot_is_ignored_and_the_folders_listed),
       T(test_lookups_cancel_counts_and_listing_are_exact_after_a_snapshot_open),
+      T(test_an_id_pending_twice_saves_no_snapshot),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

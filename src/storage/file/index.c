@@ -325,9 +325,10 @@ static int load_queue(void *ud, uint32_t q, const char *qdir) {
 }
 
 /* The folders' times as the snapshot saw them: a later change shows. */
-static void load_checked(void *ud) {
+static void load_checked(void *ud, size_t n) {
   load_t *l = ud;
   l->ix->sig = folder_sig(l->ix);
+  omniq__forder_reserve(&l->ix->order, n); /* else it grows as it goes */
 }
 
 static void load_rec(void *ud, const omniq__fsnap_rec_t *r) {
@@ -335,7 +336,7 @@ static void load_rec(void *ud, const omniq__fsnap_rec_t *r) {
   omniq__fidx_t *ix = l->ix;
   int qi = l->qi[r->q];
   uint32_t e;
-  if (omniq__forder_add(&ix->order, r->id, (uint32_t)qi, r->iprio, r->eta, &e) <= 0) return;
+  if (omniq__forder_add_new(&ix->order, r->id, (uint32_t)qi, r->iprio, r->eta, &e) <= 0) return;
   omniq__flevel_t *lv = omniq__flevels_get(&ix->q[qi]->levels, r->iprio);
   if (lv == NULL || omniq__flevel_push(lv, &ix->order, e, 1) != OMNIQ_OK)
     omniq__forder_release(&ix->order, e); /* out of memory: a rescan finds it */

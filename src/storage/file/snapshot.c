@@ -35,14 +35,17 @@
  *
  * Layout (native byte order and sizes: a snapshot from another kind of
  * machine fails its checks and is ignored): head_t, nq qent_t (the
- * folders, pending/ itself in the head), n omniq__fsnap_rec_t; a checksum
- * of all of it (with the checksum field zero) in the head. */
+ * folders, pending/ itself in the head), n omniq__fsnap_rec_t sorted by
+ * id, no id twice (checked when saving, so loading adds each without a
+ * lookup); a checksum of all of it (with the checksum field zero) in the
+ * head. */
 #include "storage/file/snapshot.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,7 +56,7 @@
 size_t omniq__fsnap_min_tasks = 10000;
 int omniq__fsnap_use = 1;
 
-#define MAGIC "OQSNAP01"
+#define MAGIC "OQSNAP02"
 #define QMAX 65536  /* more queue folders than this: no snapshot */
 #define TRIES 4     /* stats in the current tick: stat again this often */
 #define RECS_CHUNK 2048
@@ -239,6 +242,20 @@ static int list_recs(snap_t *s, int pending_fd) {
   return 0;
 }
 
+static int cmp_rec_id(const void *a, const void *b) {
+  return memcmp(((const omniq__fsnap_rec_t *)a)->id, ((const omniq__fsnap_rec_t *)b)->id,
+                OMNIQ__FID_BYTES);
+}
+
+/* Sorts the records by id; 0 if no id is there twice (a task file copied
+ * into a second place by hand: the listing open decides which one counts). */
+static int sort_unique(snap_t *s) {
+  qsort(s->r, s->head.n, sizeof *s->r, cmp_rec_id);
+  for (size_t i = 1; i < s->head.n; i++)
+    if (cmp_rec_id(&s->r[i - 1], &s->r[i]) == 0) return -1;
+  return 0;
+}
+
 static int64_t mono_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -271,6 +288,7 @@ void omniq__fsnap_save(const omniq__fio_t *io, int queue_fd, int pending_fd, int
   int64_t t0 = mono_us();
   if (list_recs(&s, pending_fd) != 0) goto out;
   s.head.list_us = mono_us() - t0;
+  if (sort_unique(&s) != 0) goto out;
   /* Unchanged while listed: the listing is what those times stand for. */
   if (stat_folders(&again, pending_fd) != 0 || again.head.nq != s.head.nq ||
       !dstat_eq(&again.head.pending, &s.head.pending) ||
@@ -356,7 +374,7 @@ int omniq__fsnap_load(const omniq__fio_t *io, int queue_fd, int pending_fd,
   }
   for (uint32_t i = 0; i < head.nq; i++)
     if (sink->queue(sink->ud, i, q[i].qdir) < 0) goto out;
-  sink->folders_checked(sink->ud);
+  sink->folders_checked(sink->ud, (size_t)head.n);
   off_t off = (off_t)(sizeof head + head.nq * sizeof *q);
   rc = -1; /* from here on, records have been handed over */
   for (uint64_t done = 0; done < head.n;) {

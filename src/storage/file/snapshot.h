@@ -36,11 +36,11 @@ typedef struct omniq__fsnap_rec {
 /* What loading hands the index. queue: the folder qdir is queue number q
  * of the snapshot (called for q = 0, 1, ... before any record); a negative
  * return stops the load. folders_checked: every folder was just found as
- * the snapshot saw it (called once, after the queues, before the records).
- * rec: one pending file. */
+ * the snapshot saw it (called once, after the queues, before the n
+ * records). rec: one pending file; no id comes twice. */
 typedef struct omniq__fsnap_sink {
   int (*queue)(void *ud, uint32_t q, const char *qdir);
-  void (*folders_checked)(void *ud);
+  void (*folders_checked)(void *ud, size_t n);
   void (*rec)(void *ud, const omniq__fsnap_rec_t *r);
   void *ud;
 } omniq__fsnap_sink_t;
