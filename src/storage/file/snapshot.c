@@ -250,7 +250,7 @@ static int cmp_rec_id(const void *a, const void *b) {
 /* Sorts the records by id; 0 if no id is there twice (a task file copied
  * into a second place by hand: the listing open decides which one counts). */
 static int sort_unique(snap_t *s) {
-  qsort(s->r, s->head.n, sizeof *s->r, cmp_rec_id);
+  if (s->head.n > 1) qsort(s->r, s->head.n, sizeof *s->r, cmp_rec_id);
   for (size_t i = 1; i < s->head.n; i++)
     if (cmp_rec_id(&s->r[i - 1], &s->r[i]) == 0) return -1;
   return 0;
@@ -292,7 +292,7 @@ void omniq__fsnap_save(const omniq__fio_t *io, int queue_fd, int pending_fd, int
   /* Unchanged while listed: the listing is what those times stand for. */
   if (stat_folders(&again, pending_fd) != 0 || again.head.nq != s.head.nq ||
       !dstat_eq(&again.head.pending, &s.head.pending) ||
-      memcmp(again.q, s.q, s.head.nq * sizeof *s.q) != 0)
+      (s.head.nq > 0 && memcmp(again.q, s.q, s.head.nq * sizeof *s.q) != 0))
     goto out;
   memcpy(s.head.magic, MAGIC, 8);
   uint64_t h = sum_head(&s.head);
