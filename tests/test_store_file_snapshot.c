@@ -4,7 +4,8 @@
  * tasks in the same order; a snapshot made stale by a later change, by a
  * process killed after its change, or damaged (cut short, a flipped byte,
  * empty) is never used: the folders are listed and every task is there
- * once; a store holding one id under two pending names saves none. Lookups,
+ * once; a store holding one id under two pending names, or a stray file
+ * beside its queue folders, saves none. Lookups,
  * cancel, statistics and listings on a store opened from it are exact. Every test saves a snapshot whatever the store's size
  * (omniq__fsnap_min_tasks = 0). */
 #include <fcntl.h>
@@ -289,6 +290,20 @@ static void test_an_id_pending_twice_saves_no_snapshot(void **state) {
   assert_int_equal(scans(x->f), 1);
 }
 
+/* A stray file in queue/pending/ is quarantined by a listing open: a
+ * store holding one saves no snapshot, so the next open lists and moves it. */
+static void test_a_stray_file_beside_the_queue_folders_saves_no_snapshot(void **state) {
+  fix_t *x = *state;
+  fill(x);
+  th_be_plant(x->f, "queue/pending/stray.txt", "x", 1);
+  th_be_close(x->f);
+  assert_int_equal(snapshot_size(x->f), -1);
+  assert_int_equal(th_be_open(x->f), OMNIQ_OK);
+  assert_int_equal(scans(x->f), 1);
+  assert_int_equal(th_be_count(x->f, "queue/pending"), 2); /* a and b, the stray gone */
+  assert_claims_in_order(x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -299,6 +314,7 @@ int main(void) {
       T(test_a_damaged_snapshot_is_ignored_and_the_folders_listed),
       T(test_lookups_cancel_counts_and_listing_are_exact_after_a_snapshot_open),
       T(test_an_id_pending_twice_saves_no_snapshot),
+      T(test_a_stray_file_beside_the_queue_folders_saves_no_snapshot),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -157,7 +157,8 @@ static DIR *listing(int dirfd, const char *name) {
   return d;
 }
 
-/* The queue folders of pending/ and their times (pending/'s first). */
+/* The queue folders of pending/ and their times (pending/'s first); -1
+ * if anything else is there (the listing open quarantines it). */
 static int stat_folders(snap_t *s, int pending_fd) {
   struct dirent *de;
   if (dstat_fd(pending_fd, NULL, &s->head.pending) != 0) return -1;
@@ -166,8 +167,8 @@ static int stat_folders(snap_t *s, int pending_fd) {
   s->head.nq = 0;
   while ((de = readdir(d)) != NULL) {
     size_t len = strlen(de->d_name);
-    if (!omniq__fname_qdir_valid(de->d_name, len)) continue; /* "." and "..", strays */
-    if (s->head.nq == QMAX) break;
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (!omniq__fname_qdir_valid(de->d_name, len) || s->head.nq == QMAX) break;
     if (s->head.nq == s->capq) {
       size_t cap = s->capq ? s->capq * 2 : 8;
       qent_t *bigger = omniq__realloc(s->q, cap * sizeof *bigger);
@@ -178,7 +179,8 @@ static int stat_folders(snap_t *s, int pending_fd) {
     qent_t *q = &s->q[s->head.nq];
     memset(q, 0, sizeof *q);
     memcpy(q->qdir, de->d_name, len + 1);
-    if (dstat_fd(pending_fd, q->qdir, &q->st) == 0) s->head.nq++;
+    if (dstat_fd(pending_fd, q->qdir, &q->st) != 0) break; /* not a folder, or gone */
+    s->head.nq++;
   }
   int complete = de == NULL;
   closedir(d);
