@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Claiming ahead and batched reports (worker/claim.c, worker/batch.c) on
- * SQLite, the backend with storage ABI 6's finish_many and release.
+ * a backend with storage ABI 6's finish_many and release: SQLite by
+ * default, or the one named as the program's argument (ctest runs it
+ * again as test_claim_ahead_postgres, on the PostgreSQL fixture).
  *
  * A pool whose runs are short claims more tasks than it has free slots,
  * and holds them claimed (RUNNING in the store) until a runner takes them;
@@ -23,6 +25,7 @@
 
 #define QUICK 3 /* runs before the task under test: enough to claim ahead */
 
+static const char *backend = "sqlite"; /* the program's argument */
 static th_store_t *cur; /* the running test's store, for the handlers */
 static atomic_int max_running, victim_runs, victim_seen_running;
 static char victim_id[2][OMNIQ_ID_SIZE];
@@ -111,7 +114,7 @@ static void count_releases(void *ud, int level, const char *line) {
 }
 
 static int setup(void **state) {
-  *state = (void *)"sqlite";
+  *state = (void *)backend;
   if (th_store_setup(state) != 0) return -1;
   cur = *state;
   cur->settings.log_level = OMNIQ_LOG_DEBUG;
@@ -306,7 +309,8 @@ static void test_results_of_committed_batches_survive_a_sigkill(void **state) {
   th_assert_reports_survive_sigkill(*state, 500);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1) backend = argv[1];
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
           test_claim_ahead_takes_more_than_the_free_slots_when_runs_are_short, setup, teardown),
@@ -324,5 +328,5 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_results_of_committed_batches_survive_a_sigkill, setup,
                                       teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests_name(backend, tests, NULL, NULL);
 }

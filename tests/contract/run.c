@@ -54,7 +54,7 @@ int omniq_contract_run(const omniq_storage_ops_t *ops, const omniq_contract_env_
   const ct_section_t *const sections[] = {
       &ct_section_enqueue, &ct_section_claim,   &ct_section_finish,      &ct_section_cancel,
       &ct_section_leases,  &ct_section_results, &ct_section_concurrency, &ct_section_list,
-      &ct_section_manage,  &ct_section_queues,  &ct_section_unique,
+      &ct_section_manage,  &ct_section_queues,  &ct_section_unique,      &ct_section_batch,
   };
   size_t skipped = 0;
   omniq_contract_env_t dflt;

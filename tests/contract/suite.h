@@ -11,7 +11,8 @@
  * Sections (one file each): enqueue.c, claim.c, finish.c, cancel.c,
  * leases.c, results.c, concurrency.c; for storage ABI 3, list.c, manage.c
  * (retry, delete, retention, finished_at and crashes), queues.c (pause,
- * rate limits, statistics, running totals, chores) and unique.c. A section
+ * rate limits, statistics, running totals, chores) and unique.c; for
+ * storage ABI 6, batch.c (finish_many and release). A section
  * lists its tests in an array that run.c gathers. */
 #ifndef OMNIQ_CONTRACT_SUITE_H
 #define OMNIQ_CONTRACT_SUITE_H
@@ -52,6 +53,8 @@ extern const ct_section_t ct_section_enqueue, ct_section_claim, ct_section_finis
 /* Storage ABI 3: operating a queue. */
 extern const ct_section_t ct_section_list, ct_section_manage, ct_section_queues,
     ct_section_unique;
+/* Storage ABI 6: many outcomes in one step, and release (optional). */
+extern const ct_section_t ct_section_batch;
 
 /* cmocka setup and teardown: a fresh store and an open backend on it. */
 int ct_setup(void **state);

@@ -116,6 +116,8 @@ static const struct {
     [OMNIQ__PGS_PURGE_TASKS] = {"omniq_purge_tasks", omniq__pg_purge_tasks_sql},
     [OMNIQ__PGS_FINISH_CLAIM1] = {"omniq_finish_claim1", omniq__pg_finish_claim1_sql},
     [OMNIQ__PGS_FINISH_CLAIMN] = {"omniq_finish_claimn", omniq__pg_finish_claimn_sql},
+    [OMNIQ__PGS_RELEASE] = {"omniq_release", omniq__pg_release_sql},
+    [OMNIQ__PGS_FINISH_MANY] = {"omniq_finish_many", omniq__pg_finish_many_sql},
 };
 
 /* Notifications from elsewhere become this process's wake-ups; a lost
@@ -233,4 +235,6 @@ const omniq_storage_ops_t omniq__postgres_ops = {
      * that is understood, outcomes and claims commit separately here
      * (docs/storage-postgres.md). */
     .finish_claim = NULL,
+    .finish_many = omniq__pg_finish_many,
+    .release = omniq__pg_give_back,
 };

@@ -5,6 +5,7 @@
  *                  for the query-plan test)
  *   transitions.c  enqueue, outcomes, extend_lease, cancel, purge
  *   group.c        group commit of concurrent outcomes
+ *   batch.c        many outcomes and the next claim in one step; release
  *   unique.c       enqueues that carry unique keys; a key taken again
  *   queues.c       pause, rate limits and the claim that keeps them,
  *                  queue statistics, chores
@@ -52,6 +53,8 @@ enum {
   OMNIQ__PGS_PURGE_TASKS,
   OMNIQ__PGS_FINISH_CLAIM1, /* claim.c: an outcome and a claim of one queue */
   OMNIQ__PGS_FINISH_CLAIMN, /* ... of several */
+  OMNIQ__PGS_RELEASE,       /* batch.c */
+  OMNIQ__PGS_FINISH_MANY,
   OMNIQ__PGS_COUNT_
 };
 
@@ -191,6 +194,12 @@ extern const char omniq__pg_count_sql[];
 extern const char omniq__pg_stats_sql[];
 /* The expired-lease scan: $1 now (server), $2 max. */
 extern const char omniq__pg_expired_sql[];
+/* A claim given back (batch.c): $1 id, $2 token; one row when it was. */
+extern const char omniq__pg_release_sql[];
+/* Many outcomes (batch.c): the parameters of omniq__pg_finish_sql as
+ * arrays, one element per outcome; a row (its ordinal, from 1) per outcome
+ * that changed its task. */
+extern const char omniq__pg_finish_many_sql[];
 
 #define OMNIQ__PG_INSERT_PARAMS 24
 
@@ -291,6 +300,10 @@ int omniq__pg_finish(void *backend, const omniq_decision_t *d, char *err, size_t
 int omniq__pg_finish_claim(void *backend, const omniq_decision_t *d, const omniq_claim_req_t *req,
                            omniq_task_t ***out, size_t *n, int *claimed, char *err,
                            size_t errlen);
+int omniq__pg_finish_many(void *backend, const omniq_decision_t *ds, size_t n, int *rcs,
+                          const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                          int *claimed, char *err, size_t errlen);
+int omniq__pg_give_back(void *backend, const char *id, int64_t token, char *err, size_t errlen);
 int omniq__pg_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
                            char *err, size_t errlen);
 int omniq__pg_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
