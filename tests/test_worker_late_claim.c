@@ -15,7 +15,9 @@
  * when it took a task of func "late", take DELAY_MS more of real time to
  * answer, as a slow network would; the
  * store's clock (the test's manual clock) moves by as much, so in both
- * clocks the claim answers with LEASE_MS - DELAY_MS of its lease left.
+ * clocks the claim answers with LEASE_MS - DELAY_MS of its lease left;
+ * and from then on no extension gets through, as when the link the answer
+ * came by is cut (an extension in time would make a start safe again).
  * "slow_ride" has no finish_many or release, so that the pool's reports
  * carry their claims through finish_claim. The delay is the fault under
  * test, not a wait for another thread: nothing here waits for a thread by
@@ -79,6 +81,16 @@ static int slow_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *
   return rc;
 }
 
+/* While answers are slow, extensions fail as over a cut link. */
+static int slow_extend(void *b, const char *id, int64_t token, int64_t until, char *err,
+                       size_t errlen) {
+  if (atomic_load(&slow_ops) != 0) {
+    snprintf(err, errlen, "store unreachable (test)");
+    return OMNIQ_ESTORAGE;
+  }
+  return omniq_storage_find("sqlite")->extend_lease(b, id, token, until, err, errlen);
+}
+
 static int group_setup(void **state) {
   (void)state;
   slow = *omniq_storage_find("sqlite");
@@ -86,6 +98,7 @@ static int group_setup(void **state) {
   slow.claim = slow_claim;
   slow.finish_claim = slow_finish_claim;
   slow.finish_many = slow_finish_many;
+  slow.extend_lease = slow_extend;
   slow_ride = slow;
   slow_ride.name = "slow_ride";
   slow_ride.finish_many = NULL;
