@@ -51,7 +51,8 @@ void omniq__ready_put(omniq_worker_t *p, omniq_job_t **jobs, size_t n, int64_t a
 omniq_job_t *omniq__ready_take(omniq_worker_t *p);
 
 /* Starts a ride for a report about to be made (ride->room 0: none; called
- * before the storage call that carries it, see asked_ms), and ends it: what it claimed goes on `ready`, a lead it took is given up.
+ * before the storage call that carries it, see asked_ms), and ends it:
+ * what it claimed goes on `ready`, a lead it took is given up.
  * omniq__ride_end is idempotent. No lock held. */
 void omniq__ride_begin(omniq_worker_t *p, omniq__ride_t *ride);
 void omniq__ride_end(omniq_worker_t *p, omniq__ride_t *ride);

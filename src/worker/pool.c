@@ -192,7 +192,8 @@ static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
  * from a moment read before the call that claimed it (omniq__ready_put),
  * never later than the store's own start, however late the claim came
  * back: so a start with extend_ms left here has at least that much of the
- * store's lease left, and cannot overlap another worker's run. The task is
+ * store's lease left (less only the error of mapping this host's clock
+ * onto the store's), and cannot overlap another worker's run. The task is
  * left to be recovered, as a run whose lease runs out is. */
 static void run_task(pool_t *p, int slot, omniq_job_t *job) {
   omniq_t *oq = p->oq;
