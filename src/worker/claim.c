@@ -92,15 +92,27 @@ omniq_job_t **omniq__claim_wrap(pool_t *p, omniq_task_t **tasks, size_t *n) {
 /* Puts claimed jobs on `ready` and on the in-flight list, where the keeper
  * extends their leases until they run (or are given back) and a cancel
  * reaches them. Their deadlines start when they do. Takes jobs (frees the
- * array). p->lock held. */
-void omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n) {
+ * array). p->lock held.
+ *
+ * Lease clocks. The store's lease of a claimed task began at the "now" the
+ * engine read inside the claiming call, which may be long before that call
+ * returned: the statement waited in a group commit behind others, the
+ * server was slow to commit, the host was descheduled. Counted from the
+ * return, this pool's lease would outlast the store's by that much, and
+ * run_task's margin (a start needs extend_ms of lease left) would no longer
+ * keep a start before the moment another worker may recover the task. So
+ * each lease is counted from asked_ms, read before the call: never later
+ * than the store's own start. */
+void omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms) {
   int64_t now = omniq__mono_ms();
   int wake = 0;
   for (size_t i = 0; i < n; i++) {
     omniq_job_t *job = jobs[i];
     job->deadline_ms = 0;
-    atomic_store(&job->mono_lease_until_ms, omniq__add_ms(now, p->oq->settings.lease_ms));
-    job->next_extend_ms = now + p->extend_ms;
+    atomic_store(&job->mono_lease_until_ms, omniq__add_ms(asked_ms, p->oq->settings.lease_ms));
+    /* A claim that came back late is extended at once, on the store's
+     * schedule rather than the return's. */
+    job->next_extend_ms = asked_ms + p->extend_ms;
     job->next = p->inflight;
     if (p->inflight != NULL) p->inflight->prev = job;
     p->inflight = job;
@@ -127,6 +139,7 @@ void omniq__ride_begin(pool_t *p, omniq__ride_t *ride) {
     p->claimed += (long)ride->room;
   }
   pthread_mutex_unlock(&p->lock);
+  ride->asked_ms = omniq__mono_ms(); /* before the call that claims (omniq__ready_put) */
 }
 
 /* Puts what the ride claimed on `ready` and, if it led, gives the lead up
@@ -138,7 +151,7 @@ void omniq__ride_end(pool_t *p, omniq__ride_t *ride) {
   omniq_job_t **jobs = omniq__claim_wrap(p, ride->tasks, &got); /* got <= n <= room */
   pthread_mutex_lock(&p->lock);
   p->claimed -= (long)(ride->room - ride->n);
-  omniq__ready_put(p, jobs, got);
+  omniq__ready_put(p, jobs, got, ride->asked_ms);
   if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
   if (ride->led) p->has_leader = 0;
   pthread_cond_broadcast(&p->idle_cond);

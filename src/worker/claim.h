@@ -23,6 +23,8 @@ typedef struct omniq__ride {
   omniq_task_t **tasks;
   size_t n;
   int claimed;         /* the claim was made (n may be 0: nothing due) */
+  int64_t asked_ms;    /* monotonic time read before the report's storage call:
+                        * the store's leases of what it claims begin later */
 } omniq__ride_t;
 
 /* May the pool claim at all now (not stopping, not drained, under the
@@ -37,15 +39,20 @@ size_t omniq__claim_room(const omniq_worker_t *p, int freeing);
  * (*n of them, NULL when 0) for omniq__ready_put. No lock held. */
 omniq_job_t **omniq__claim_wrap(omniq_worker_t *p, omniq_task_t **tasks, size_t *n);
 
-/* Puts jobs on `ready` and on the in-flight list; takes jobs. p->lock held. */
-void omniq__ready_put(omniq_worker_t *p, omniq_job_t **jobs, size_t n);
+/* Puts jobs on `ready` and on the in-flight list; takes jobs. asked_ms is
+ * the monotonic time read before the storage call that claimed them
+ * (before the engine read the claim's "now"): their leases are counted
+ * from it, so this pool's count of a lease never ends after the store's.
+ * p->lock held. */
+void omniq__ready_put(omniq_worker_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms);
 
 /* Takes the first job off `ready` (nready > 0). p->lock held, or no other
  * thread. */
 omniq_job_t *omniq__ready_take(omniq_worker_t *p);
 
-/* Starts a ride for a report about to be made (ride->room 0: none), and
- * ends it: what it claimed goes on `ready`, a lead it took is given up.
+/* Starts a ride for a report about to be made (ride->room 0: none; called
+ * before the storage call that carries it, see asked_ms), and ends it:
+ * what it claimed goes on `ready`, a lead it took is given up.
  * omniq__ride_end is idempotent. No lock held. */
 void omniq__ride_begin(omniq_worker_t *p, omniq__ride_t *ride);
 void omniq__ride_end(omniq_worker_t *p, omniq__ride_t *ride);

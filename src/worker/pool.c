@@ -188,11 +188,13 @@ static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
  * has less than an extension period left: the keeper extends every lease
  * each extend_ms, so such a lease has missed an extension (the store
  * unreachable, the call hanging on a dead link) and is running out, or has:
- * another worker may claim the task any moment. The store's lease began
- * when the claim ran there, a little before this pool's count of it began,
- * so only such a margin keeps a late start from overlapping another
- * worker's run. The task is left to be recovered, as a run whose lease
- * runs out is. */
+ * another worker may claim the task any moment. This pool counts a lease
+ * from a moment read before the call that claimed it (omniq__ready_put),
+ * never later than the store's own start, however late the claim came
+ * back: so a start with extend_ms left here has at least that much of the
+ * store's lease left (less only the error of mapping this host's clock
+ * onto the store's), and cannot overlap another worker's run. The task is
+ * left to be recovered, as a run whose lease runs out is. */
 static void run_task(pool_t *p, int slot, omniq_job_t *job) {
   omniq_t *oq = p->oq;
   omniq_task_t *task = job->task;
@@ -274,6 +276,7 @@ static void lead(pool_t *p) {
 
     omniq_task_t **tasks = NULL;
     size_t n = 0;
+    int64_t asked = omniq__mono_ms(); /* the leases' start, no later than the store's */
     int rc =
         omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, room, &tasks, &n);
     if (rc != OMNIQ_OK)
@@ -288,7 +291,7 @@ static void lead(pool_t *p) {
     pthread_mutex_lock(&p->lock);
     p->claimed -= (long)(room - (rc == OMNIQ_OK ? n : 0));
     if (got > 0) {
-      omniq__ready_put(p, jobs, got);
+      omniq__ready_put(p, jobs, got, asked);
       break;
     }
     if (p->drain) {

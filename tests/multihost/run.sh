@@ -168,6 +168,25 @@ twice=$(awk '{print $1}' "$work/records" | uniq -d | wc -l)
 by_host=$(awk '{n[$3]++} END {for (h in n) printf "%s=%d ", h, n[h]}' "$work/records")
 say "store: $ok SUCCESS of $total tasks, $results results, $recovered after a lost run; handler: $runs runs of $distinct tasks ($by_host), $twice ran twice"
 
+# A failure explains itself: every run of each task named (both hosts'
+# records, in ms relative to the first run's start) and the store's view of
+# it: its last claim, and the error its lost run left, which says when the
+# lease of the earlier attempt ran out. No task arguments are printed.
+explain_twice() {
+  local id t0
+  for id in $1; do
+    t0=$(awk -v id="$id" '$1 == id {print $5; exit}' "$work/records")
+    say "task $id: runs (attempt host pid start..end, ms after the first start):"
+    awk -v id="$id" -v t0="$t0" '$1 == id {
+      printf "    attempt %s on %s pid %s: %+d..%+d ms (wall %s..%s)\n", $2, $3, $4, $5 - t0, $6 - t0, $5, $6
+    }' "$work/records"
+    in_db psql -Atq "$url_db" -F ' ' -c "SELECT 'store: status', status, 'attempts', attempts,
+      'last claim at', started_at_ms, '(' || (started_at_ms - $t0) || ' ms)', 'lease until',
+      lease_until_ms, 'last error:', coalesce(last_error::json->>'message', '-')
+      FROM omniq.tasks WHERE id = '$id'" 2>&1 | sed 's/^/    /'
+  done
+}
+
 fail=0
 [ "$ok" -eq "$TASKS" ] && [ "$total" -eq "$TASKS" ] && [ "$results" -eq "$TASKS" ] ||
   { say "FAIL: the store does not hold $TASKS SUCCESS tasks with results"; fail=1; }
@@ -183,6 +202,7 @@ bad=$(awk -v scenario="$scenario" '
   { id = $1; att = $2; end = $6; host = $3 }' "$work/records")
 if [ -n "$bad" ]; then
   say "FAIL:"; echo "$bad" | head -20; fail=1
+  explain_twice "$(echo "$bad" | awk '{print $(NF - 5)}' | sort -u | head -10)"
   if [ "$scenario" = restart ] && [ "$outage" -ge $((LEASE_S * 1000 / 3)) ]; then
     say "(the restart took ${outage} ms, too close to the ${LEASE_S} s leases for exactly once)"
   fi

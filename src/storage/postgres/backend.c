@@ -229,12 +229,10 @@ const omniq_storage_ops_t omniq__postgres_ops = {
     .set_rate = omniq__pg_set_rate,
     .queue_stats = omniq__pg_queue_stats,
     .claim_chore = omniq__pg_claim_chore,
-    /* omniq__pg_finish_claim is built and tested, but not offered to the
-     * pool: with it, the multi-host link-cut run saw a cut host start a
-     * few tasks that the other host had already recovered and run. Until
-     * that is understood, outcomes and claims commit separately here
-     * (docs/storage-postgres.md). */
-    .finish_claim = NULL,
+    /* A report carries the runner's next claim (group.c): the pool counts
+     * the claimed tasks' leases from before the call, so the time a claim
+     * waits in a group commit is taken off them, not added. */
+    .finish_claim = omniq__pg_finish_claim,
     .finish_many = omniq__pg_finish_many,
     .release = omniq__pg_give_back,
 };

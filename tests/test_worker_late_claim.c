@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/* A claim that comes back late must not stretch the lease it took.
+ *
+ * The store's lease of a claimed task begins at the "now" the engine reads
+ * inside the claiming call; the answer may come back much later (a group
+ * commit waiting behind others, a slow server, a descheduled host). A pool
+ * that counted the lease from the answer would think it had time to start
+ * the task when the store's lease is nearly over, and another worker may
+ * then recover and run it too. So a task whose claim returned with less
+ * than an extension period (lease/3) of the store's lease left must not
+ * start; it is left to be recovered, and then runs once.
+ *
+ * The store is SQLite behind "slow" tables whose claiming calls (claim,
+ * finish_claim, finish_many with a claim riding) make their claim and,
+ * when it took a task of func "late", take DELAY_MS more of real time to
+ * answer, as a slow network would; the
+ * store's clock (the test's manual clock) moves by as much, so in both
+ * clocks the claim answers with LEASE_MS - DELAY_MS of its lease left;
+ * and from then on no extension gets through, as when the link the answer
+ * came by is cut (an extension in time would make a start safe again).
+ * "slow_ride" has no finish_many or release, so that the pool's reports
+ * carry their claims through finish_claim. The delay is the fault under
+ * test, not a wait for another thread: nothing here waits for a thread by
+ * sleeping. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "support/helpers.h"
+
+#define LEASE_MS 300
+#define DELAY_MS 250 /* leaves 50 ms of the lease: less than LEASE_MS / 3 */
+
+enum { SLOW_CLAIM = 1, SLOW_FINISH_CLAIM = 2, SLOW_FINISH_MANY = 4 };
+
+static omniq_storage_ops_t slow, slow_ride;
+static atomic_int slow_ops; /* SLOW_* bits: which calls answer late */
+static th_clock_t *store_clock;
+static atomic_int counted_runs, late_runs, late_attempt;
+
+/* The answer of a claim that has just taken a "late" task comes back
+ * DELAY_MS later: that much real time passes, and the store's clock moves
+ * with it. */
+static void answer_late(int op, int rc, omniq_task_t *const *tasks, size_t n) {
+  int took_late = 0;
+  for (size_t i = 0; rc == OMNIQ_OK && i < n; i++)
+    took_late |= strcmp(omniq_task_func(tasks[i]), "late") == 0;
+  if (!(atomic_load(&slow_ops) & op) || !took_late) return;
+  struct timespec start, now, step = {0, 1000000};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    nanosleep(&step, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 <
+           DELAY_MS);
+  th_clock_advance(store_clock, DELAY_MS);
+}
+
+static int slow_claim(void *b, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                      char *err, size_t errlen) {
+  int rc = omniq_storage_find("sqlite")->claim(b, req, out, n, err, errlen);
+  answer_late(SLOW_CLAIM, rc, *out, *n);
+  return rc;
+}
+
+static int slow_finish_claim(void *b, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                             omniq_task_t ***out, size_t *n, int *claimed, char *err,
+                             size_t errlen) {
+  int rc = omniq_storage_find("sqlite")->finish_claim(b, d, req, out, n, claimed, err, errlen);
+  answer_late(SLOW_FINISH_CLAIM, rc, *out, *n);
+  return rc;
+}
+
+static int slow_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *rcs,
+                            const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                            int *claimed, char *err, size_t errlen) {
+  int rc = omniq_storage_find("sqlite")->finish_many(b, ds, n, rcs, req, out, nout, claimed, err,
+                                                     errlen);
+  answer_late(SLOW_FINISH_MANY, rc, *out, *nout);
+  return rc;
+}
+
+/* While answers are slow, extensions fail as over a cut link. */
+static int slow_extend(void *b, const char *id, int64_t token, int64_t until, char *err,
+                       size_t errlen) {
+  if (atomic_load(&slow_ops) != 0) {
+    snprintf(err, errlen, "store unreachable (test)");
+    return OMNIQ_ESTORAGE;
+  }
+  return omniq_storage_find("sqlite")->extend_lease(b, id, token, until, err, errlen);
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  slow = *omniq_storage_find("sqlite");
+  slow.name = "slow";
+  slow.claim = slow_claim;
+  slow.finish_claim = slow_finish_claim;
+  slow.finish_many = slow_finish_many;
+  slow.extend_lease = slow_extend;
+  slow_ride = slow;
+  slow_ride.name = "slow_ride";
+  slow_ride.finish_many = NULL;
+  slow_ride.release = NULL;
+  return omniq_storage_register(&slow) == OMNIQ_OK &&
+                 omniq_storage_register(&slow_ride) == OMNIQ_OK
+             ? 0
+             : -1;
+}
+
+static int counted(omniq_job_t *job, void *userdata) {
+  (void)userdata;
+  atomic_fetch_add(&counted_runs, 1);
+  return omniq_job_return(job, "null");
+}
+
+static int late(omniq_job_t *job, void *userdata) {
+  (void)userdata;
+  atomic_fetch_add(&late_runs, 1);
+  atomic_store(&late_attempt, omniq_job_attempt(job));
+  return omniq_job_return(job, "null");
+}
+
+/* A store on the named wrapper with a LEASE_MS lease. */
+static int setup_on(void **state, const char *backend) {
+  *state = (void *)backend;
+  atomic_store(&slow_ops, 0);
+  atomic_store(&counted_runs, 0);
+  atomic_store(&late_runs, 0);
+  atomic_store(&late_attempt, 0);
+  if (th_store_setup(state) != 0) return -1;
+  th_store_t *st = *state;
+  omniq_close(st->oq);
+  st->settings.lease_ms = LEASE_MS;
+  store_clock = &st->clock;
+  if (omniq_open(&st->oq, &st->settings) != OMNIQ_OK) return -1;
+  if (omniq_register(st->oq, "counted", counted, NULL) != OMNIQ_OK ||
+      omniq_register(st->oq, "late", late, NULL) != OMNIQ_OK)
+    return -1;
+  return 0;
+}
+
+static int setup_slow(void **state) { return setup_on(state, "slow"); }
+static int setup_slow_ride(void **state) { return setup_on(state, "slow_ride"); }
+
+/* One runner drains at most limit claims; returns the runs it counts. */
+static long drain(th_store_t *st, long limit) {
+  omniq_worker_opts_t o;
+  long done = 0;
+  omniq_worker_opts_init(&o);
+  o.concurrency = 1;
+  th_ok(st->oq, omniq_worker_process(st->oq, &o, limit, &done));
+  return done;
+}
+
+static int status_of(th_store_t *st, const char *id) {
+  omniq_task_t *t = NULL;
+  th_ok(st->oq, omniq_get_task(st->oq, id, &t));
+  int status = omniq_task_status(t);
+  omniq_task_free(t);
+  return status;
+}
+
+/* The late task was not started on its late claim and waits, RUNNING, for
+ * its lease to be recovered; once it is, it runs exactly once, on its
+ * second attempt. */
+static void assert_left_then_recovered(th_store_t *st, const char *id) {
+  assert_int_equal(atomic_load(&late_runs), 0);
+  assert_int_equal(status_of(st, id), OMNIQ_RUNNING);
+  atomic_store(&slow_ops, 0);
+  th_clock_advance(&st->clock, 2 * LEASE_MS + 1000); /* past the lease and a reaping period */
+  assert_int_equal(drain(st, 1), 1);
+  assert_int_equal(atomic_load(&late_runs), 1);
+  assert_int_equal(atomic_load(&late_attempt), 2);
+  assert_int_equal(status_of(st, id), OMNIQ_SUCCESS);
+}
+
+static void test_task_whose_claim_answered_late_is_not_started(void **state) {
+  th_store_t *st = *state;
+  char id[OMNIQ_ID_SIZE];
+  th_ok(st->oq, omniq_enqueue(st->oq, "late", NULL, NULL, NULL, id));
+  atomic_store(&slow_ops, SLOW_CLAIM);
+  assert_int_equal(drain(st, 1), 0);
+  assert_left_then_recovered(st, id);
+}
+
+/* The claim rides on the report of the run before (finish_claim). */
+static void test_task_claimed_by_a_report_answered_late_is_not_started(void **state) {
+  th_store_t *st = *state;
+  char id[OMNIQ_ID_SIZE];
+  th_ok(st->oq, omniq_enqueue(st->oq, "counted", NULL, NULL, NULL, id));
+  th_ok(st->oq, omniq_enqueue(st->oq, "late", NULL, NULL, NULL, id));
+  atomic_store(&slow_ops, SLOW_FINISH_CLAIM);
+  assert_int_equal(drain(st, 2), 1);
+  assert_int_equal(atomic_load(&counted_runs), 1);
+  assert_left_then_recovered(st, id);
+}
+
+/* The claim rides on a batch of reports (finish_many); should the keeper
+ * commit the batch first (it does after 5 ms), the runner's own claim takes
+ * the task, as late. */
+static void test_task_claimed_by_a_batch_answered_late_is_not_started(void **state) {
+  th_store_t *st = *state;
+  char id[OMNIQ_ID_SIZE];
+  th_ok(st->oq, omniq_enqueue(st->oq, "counted", NULL, NULL, NULL, id));
+  th_ok(st->oq, omniq_enqueue(st->oq, "late", NULL, NULL, NULL, id));
+  atomic_store(&slow_ops, SLOW_FINISH_MANY | SLOW_CLAIM);
+  assert_int_equal(drain(st, 2), 1);
+  assert_int_equal(atomic_load(&counted_runs), 1);
+  assert_left_then_recovered(st, id);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_task_whose_claim_answered_late_is_not_started,
+                                      setup_slow, th_store_teardown),
+      cmocka_unit_test_setup_teardown(test_task_claimed_by_a_report_answered_late_is_not_started,
+                                      setup_slow_ride, th_store_teardown),
+      cmocka_unit_test_setup_teardown(test_task_claimed_by_a_batch_answered_late_is_not_started,
+                                      setup_slow, th_store_teardown),
+  };
+  return cmocka_run_group_tests_name("worker late claims", tests, group_setup, NULL);
+}
