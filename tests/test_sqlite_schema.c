@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* The SQLite backend's schema version 3 (src/storage/sqlite/schema.c):
  * a version 2 database migrates keeping every record, several processes
- * opening it at once migrate it once, and the listing and the counts,
+ * opening it at once migrate it once, an opener waits out another's long
+ * migration, a current database opens beside a busy writer without
+ * waiting for it, and the listing and the counts,
  * now read from other indexes, find exactly what a full scan of the table
  * finds for every combination of filters. */
 #include "support/backend.h"
+#include "support/sqlite_raw.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,35 +40,10 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+  omniq__sqlite_set_busy_timeout(OMNIQ__SQLITE_BUSY_MS);
+  omniq__sqlite_set_migrate_wait(OMNIQ__SQLITE_MIGRATE_WAIT_MS);
   th_be_free(*state);
   return 0;
-}
-
-static char *db_path(fx_t *fx) {
-  char *p = NULL;
-  assert_true(asprintf(&p, "%s/%s", fx->dir, OMNIQ_DEFAULT_DB_FILE) > 0);
-  return p;
-}
-
-static sqlite3 *raw_open(const char *path) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  return db;
-}
-
-static void raw_exec(sqlite3 *db, const char *sql) {
-  char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
-}
-
-static int64_t raw_int(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *st = NULL;
-  int64_t v;
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
 }
 
 /* What an sqlite3_str holds, "" rather than NULL when empty (yours:
@@ -180,10 +161,10 @@ static const char v2_store[] =
     "PRAGMA user_version = 2; PRAGMA application_id = 1332571729;";
 
 static char *make_v2_store(fx_t *fx) {
-  char *p = db_path(fx);
-  sqlite3 *db = raw_open(p);
-  raw_exec(db, "PRAGMA journal_mode = WAL");
-  raw_exec(db, v2_store);
+  char *p = th_sqlite_path(fx);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "PRAGMA journal_mode = WAL");
+  th_sqlite_exec(db, v2_store);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   return p;
 }
@@ -191,19 +172,19 @@ static char *make_v2_store(fx_t *fx) {
 /* After migrating: version 3, the status-keyed listing indexes gone, the
  * new ones there, and every record as it was. */
 static void assert_migrated(const char *path, const char *before) {
-  sqlite3 *db = raw_open(path);
-  assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
-  assert_int_equal(raw_int(db,
+  sqlite3 *db = th_sqlite_open(path);
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), 3);
+  assert_int_equal(th_sqlite_int(db,
                            "SELECT count(*) FROM sqlite_master WHERE name IN"
                            " ('tasks_status_id', 'tasks_queue_status_id', 'tasks_func_status_id')"),
                    0);
-  assert_int_equal(raw_int(db,
+  assert_int_equal(th_sqlite_int(db,
                            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
                            " ('tasks_queue_id', 'tasks_func_id', 'tasks_pending_id',"
                            " 'tasks_done_id', 'tasks_done_queue', 'tasks_done_func',"
                            " 'results_finished')"),
                    7);
-  assert_int_equal(raw_int(db,
+  assert_int_equal(th_sqlite_int(db,
                            "SELECT count(*) FROM sqlite_master WHERE name = 'results'"
                            " AND sql LIKE '%WITHOUT ROWID'"),
                    1);
@@ -219,7 +200,7 @@ static void assert_migrated(const char *path, const char *before) {
 static void test_a_version_2_database_is_migrated_keeping_every_record(void **state) {
   fx_t *fx = *state;
   char *p = make_v2_store(fx);
-  sqlite3 *db = raw_open(p);
+  sqlite3 *db = th_sqlite_open(p);
   char *before = dump_store(db);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
 
@@ -273,7 +254,7 @@ static void test_a_version_2_database_is_migrated_keeping_every_record(void **st
 static void test_processes_opening_a_version_2_database_at_once_migrate_it_once(void **state) {
   fx_t *fx = *state;
   char *p = make_v2_store(fx);
-  sqlite3 *db = raw_open(p);
+  sqlite3 *db = th_sqlite_open(p);
   char *before = dump_store(db);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   int go[2];
@@ -303,6 +284,81 @@ static void test_processes_opening_a_version_2_database_at_once_migrate_it_once(
   }
   assert_migrated(p, before);
   sqlite3_free(before);
+  free(p);
+}
+
+
+/* ---- opening beside other writers ---------------------------------------- */
+
+typedef struct opener {
+  fx_t *fx;
+  atomic_int done;
+  int rc;
+} opener_t;
+
+static void *open_in_thread(void *arg) {
+  opener_t *o = arg;
+  o->rc = th_be_open(o->fx);
+  atomic_store(&o->done, 1);
+  return NULL;
+}
+
+/* Migrating a large store holds the write lock far longer than a writer's
+ * busy timeout; another process opening it meanwhile must wait for the
+ * migration, not fail with EBUSY. A raw connection holds the lock as a
+ * migrating process would, until the opener has waited four busy timeouts. */
+static void test_an_opener_waits_for_a_migration_longer_than_the_busy_timeout(void **state) {
+  fx_t *fx = *state;
+  char *p = make_v2_store(fx);
+  omniq__sqlite_set_busy_timeout(50);
+  omniq__sqlite_set_migrate_wait(OMNIQ__SQLITE_MIGRATE_WAIT_MS);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "BEGIN IMMEDIATE");
+
+  opener_t o = {.fx = fx};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, open_in_thread, &o), 0);
+  while (!atomic_load(&o.done) && omniq__sqlite_migrate_waited_ms() < 4 * 50) sched_yield();
+  assert_false(atomic_load(&o.done)); /* still waiting, not failed */
+  th_sqlite_exec(db, "COMMIT");
+  assert_int_equal(pthread_join(t, NULL), 0);
+  OK(fx, o.rc);
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), 3);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+/* The wait has a bound, and the error names the file and the step. */
+static void test_a_migration_lock_held_past_the_wait_is_busy(void **state) {
+  fx_t *fx = *state;
+  char *p = make_v2_store(fx);
+  omniq__sqlite_set_busy_timeout(20);
+  omniq__sqlite_set_migrate_wait(60);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "BEGIN IMMEDIATE");
+  assert_int_equal(th_be_open(fx), OMNIQ_EBUSY);
+  assert_non_null(strstr(fx->err, p));
+  assert_non_null(strstr(fx->err, "schema migration"));
+  assert_true(omniq__sqlite_migrate_waited_ms() >= 60);
+  th_sqlite_exec(db, "COMMIT");
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), 2); /* untouched */
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  free(p);
+}
+
+/* A database at this version needs no write lock to open, so a handle
+ * opens at once beside a writer that holds it (here for good). */
+static void test_a_current_database_opens_while_another_writer_holds_the_lock(void **state) {
+  fx_t *fx = *state;
+  OK(fx, th_be_open(fx));
+  th_be_close(fx);
+  char *p = th_sqlite_path(fx);
+  omniq__sqlite_set_busy_timeout(50);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "BEGIN IMMEDIATE");
+  OK(fx, th_be_open(fx));
+  th_sqlite_exec(db, "COMMIT");
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
   free(p);
 }
 
@@ -399,8 +455,8 @@ static void test_every_filter_combination_lists_what_a_full_scan_finds(void **st
   fx_t *fx = *state;
   OK(fx, th_be_open(fx));
   fill(fx);
-  char *p = db_path(fx);
-  sqlite3 *db = raw_open(p);
+  char *p = th_sqlite_path(fx);
+  sqlite3 *db = th_sqlite_open(p);
   static const char *const qs[] = {NULL, "a", "c"}, *const fs[] = {NULL, "f", "g"};
   int checked = 0;
   for (unsigned statuses = 1; statuses <= OMNIQ_STATUS_ALL; statuses++)
@@ -428,7 +484,7 @@ static void test_every_filter_combination_lists_what_a_full_scan_finds(void **st
   OK(fx, ops->count_by_status(fx->b, counts, fx->err, ERRLEN));
   for (int s = 0; s < OMNIQ_STATUS_COUNT; s++) {
     char *q = sqlite3_mprintf("SELECT count(*) FROM tasks NOT INDEXED WHERE status = %d", s);
-    assert_int_equal(counts[s], raw_int(db, q));
+    assert_int_equal(counts[s], th_sqlite_int(db, q));
     assert_true(counts[s] > 0);
     sqlite3_free(q);
   }
@@ -441,7 +497,7 @@ static void test_every_filter_combination_lists_what_a_full_scan_finds(void **st
       for (int s = 0; s < OMNIQ_STATUS_COUNT; s++) {
         char *q = sqlite3_mprintf("SELECT count(*) FROM tasks NOT INDEXED"
                                   " WHERE queue = %Q AND status = %d", info[i].name, s);
-        assert_int_equal(info[i].counts[s], raw_int(db, q));
+        assert_int_equal(info[i].counts[s], th_sqlite_int(db, q));
         sqlite3_free(q);
       }
     free(info);
@@ -456,6 +512,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_a_version_2_database_is_migrated_keeping_every_record),
       T(test_processes_opening_a_version_2_database_at_once_migrate_it_once),
+      T(test_an_opener_waits_for_a_migration_longer_than_the_busy_timeout),
+      T(test_a_migration_lock_held_past_the_wait_is_busy),
+      T(test_a_current_database_opens_while_another_writer_holds_the_lock),
       T(test_every_filter_combination_lists_what_a_full_scan_finds),
   };
   return cmocka_run_group_tests_name("sqlite schema", tests, NULL, NULL);

@@ -5,6 +5,7 @@
  * schema and its version, the query plans the claim depends on, a locked
  * database, and a claim that runs out of memory half-way. */
 #include "support/backend.h"
+#include "support/sqlite_raw.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -82,33 +83,6 @@ static void assert_usable(fx_t *fx) {
   omniq_task_free(t);
 }
 
-static sqlite3 *raw_open(const char *path) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  return db;
-}
-
-static void raw_exec(sqlite3 *db, const char *sql) {
-  char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
-}
-
-static int64_t raw_int(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *st = NULL;
-  int64_t v;
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
-}
-
-static char *db_path(fx_t *fx) {
-  char *p = NULL;
-  assert_true(asprintf(&p, "%s/%s", fx->dir, OMNIQ_DEFAULT_DB_FILE) > 0);
-  return p;
-}
-
 /* ---- URL forms ----------------------------------------------------------- */
 
 static void test_empty_url_is_omniq_db_in_base_dir_created_if_missing(void **state) {
@@ -163,7 +137,7 @@ static void test_plain_path_is_used_as_is(void **state) {
 
 static void test_memory_url_needs_no_file(void **state) {
   fx_t *fx = *state;
-  char *p = db_path(fx);
+  char *p = th_sqlite_path(fx);
   set_url(fx, "%s", ":memory:");
   OK(fx, open_be(fx));
   assert_usable(fx);
@@ -184,7 +158,7 @@ static void test_url_with_a_host_is_a_config_error(void **state) {
 static void test_file_that_is_not_a_database_is_corrupt_and_untouched(void **state) {
   fx_t *fx = *state;
   unsigned char junk[8192], back[sizeof junk + 1];
-  char *p = db_path(fx), *wal;
+  char *p = th_sqlite_path(fx), *wal;
   uint32_t x = 12345;
   for (size_t i = 0; i < sizeof junk; i++)
     junk[i] = (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
@@ -234,31 +208,31 @@ static void test_unopenable_path_names_the_path(void **state) {
 
 static void test_newer_schema_version_is_refused_and_untouched(void **state) {
   fx_t *fx = *state;
-  char *p = db_path(fx);
-  sqlite3 *db = raw_open(p);
-  raw_exec(db, "PRAGMA user_version = 99");
+  char *p = th_sqlite_path(fx);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "PRAGMA user_version = 99");
   assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
   assert_null(fx->b);
   assert_non_null(strstr(fx->err, "newer"));
   assert_non_null(strstr(fx->err, p));
-  assert_int_equal(raw_int(db, "PRAGMA user_version"), 99);
-  assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master"), 0);
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), 99);
+  assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM sqlite_master"), 0);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   free(p);
 }
 
 static void test_database_of_another_program_is_refused(void **state) {
   fx_t *fx = *state;
-  char *p = db_path(fx);
-  sqlite3 *db = raw_open(p);
-  raw_exec(db, "PRAGMA application_id = 1234; CREATE TABLE mine (x)");
+  char *p = th_sqlite_path(fx);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "PRAGMA application_id = 1234; CREATE TABLE mine (x)");
   assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
   assert_non_null(strstr(fx->err, "not an OmniQ database"));
 
   /* No application_id, but a table of ours already exists in another shape. */
-  raw_exec(db, "PRAGMA application_id = 0; CREATE TABLE tasks (x)");
+  th_sqlite_exec(db, "PRAGMA application_id = 0; CREATE TABLE tasks (x)");
   assert_int_equal(open_be(fx), OMNIQ_ECORRUPT);
-  assert_int_equal(raw_int(db, "PRAGMA user_version"), 0);
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), 0);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   free(p);
 }
@@ -278,7 +252,7 @@ static unsigned char *slurp(const char *path, size_t *len) {
 }
 
 static char *journal_mode(const char *path) {
-  sqlite3 *db = raw_open(path);
+  sqlite3 *db = th_sqlite_open(path);
   sqlite3_stmt *st;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -294,9 +268,9 @@ static char *journal_mode(const char *path) {
  * journal mode it had. */
 static void assert_refused_untouched(const char *sql, const char *why) {
   fx_t *fx = th_be_unopened("sqlite", 1);
-  char *p = db_path(fx), *wal = NULL, *shm = NULL;
-  sqlite3 *db = raw_open(p);
-  raw_exec(db, sql);
+  char *p = th_sqlite_path(fx), *wal = NULL, *shm = NULL;
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, sql);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   size_t n0, n1;
   unsigned char *before = slurp(p, &n0);
@@ -345,9 +319,9 @@ static void test_row_with_a_raw_nul_byte_is_corrupt_not_cut_short(void **state) 
   omniq_task_t *t = mk_task(0), *got = NULL;
   OK(fx, open_be(fx));
   OK(fx, ops->enqueue(fx->b, &t, 1, fx->err, ERRLEN));
-  char *p = db_path(fx);
-  sqlite3 *db = raw_open(p);
-  raw_exec(db, "UPDATE tasks SET args = CAST(X'5B2261002262225D' AS TEXT)"); /* ["a\0"b"] */
+  char *p = th_sqlite_path(fx);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "UPDATE tasks SET args = CAST(X'5B2261002262225D' AS TEXT)"); /* ["a\0"b"] */
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   assert_int_equal(ops->get_task(fx->b, t->id, &got, fx->err, ERRLEN), OMNIQ_ECORRUPT);
   assert_null(got);
@@ -360,12 +334,12 @@ static void test_row_with_a_raw_nul_byte_is_corrupt_not_cut_short(void **state) 
 
 static void test_new_database_gets_current_schema_in_wal_mode(void **state) {
   fx_t *fx = *state;
-  char *p = db_path(fx);
+  char *p = th_sqlite_path(fx);
   OK(fx, open_be(fx));
-  sqlite3 *db = raw_open(p);
-  assert_int_equal(raw_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
-  assert_int_equal(raw_int(db, "PRAGMA application_id"), OMNIQ__SQLITE_APP_ID);
-  assert_int_equal(raw_int(db,
+  sqlite3 *db = th_sqlite_open(p);
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
+  assert_int_equal(th_sqlite_int(db, "PRAGMA application_id"), OMNIQ__SQLITE_APP_ID);
+  assert_int_equal(th_sqlite_int(db,
                            "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks',"
                            " 'results', 'tasks_due', 'tasks_leased', 'results_finished',"
                            " 'tasks_queue_id', 'tasks_func_id', 'tasks_pending_id',"
@@ -373,17 +347,17 @@ static void test_new_database_gets_current_schema_in_wal_mode(void **state) {
                            " 'tasks_finished', 'unique_keys', 'queues', 'run_totals', 'chores')"),
                    16);
   /* No index holds a live task's status in its key (schema version 3). */
-  assert_int_equal(raw_int(db,
+  assert_int_equal(th_sqlite_int(db,
                            "SELECT count(*) FROM sqlite_master WHERE name IN"
                            " ('tasks_status_id', 'tasks_queue_status_id', 'tasks_func_status_id')"),
                    0);
   /* The due index is partial over pending tasks, the lease index over
    * running ones: their WHERE clauses are part of the schema. */
-  assert_int_equal(raw_int(db,
+  assert_int_equal(th_sqlite_int(db,
                            "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_due'"
                            " AND sql LIKE '%WHERE status = 0'"),
                    1);
-  assert_int_equal(raw_int(db,
+  assert_int_equal(th_sqlite_int(db,
                            "SELECT count(*) FROM sqlite_master WHERE name = 'tasks_leased'"
                            " AND sql LIKE '%WHERE status = 1'"),
                    1);
@@ -398,18 +372,18 @@ static void test_new_database_gets_current_schema_in_wal_mode(void **state) {
 
 static void test_existing_empty_database_is_migrated_keeping_other_tables(void **state) {
   fx_t *fx = *state;
-  char *p = db_path(fx);
-  sqlite3 *db = raw_open(p);
-  raw_exec(db, "CREATE TABLE app_notes (note TEXT); INSERT INTO app_notes VALUES ('hi')");
+  char *p = th_sqlite_path(fx);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "CREATE TABLE app_notes (note TEXT); INSERT INTO app_notes VALUES ('hi')");
   OK(fx, open_be(fx));
   assert_usable(fx);
-  assert_int_equal(raw_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
-  assert_int_equal(raw_int(db, "SELECT count(*) FROM app_notes"), 1);
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
+  assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM app_notes"), 1);
   /* Opening again (a second handle) finds nothing to migrate. */
   void *second = NULL;
   OK(fx, ops->open(&fx->s, &second, fx->err, ERRLEN));
   ops->close(second);
-  assert_int_equal(raw_int(db, "SELECT count(*) FROM tasks"), 1);
+  assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM tasks"), 1);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   free(p);
 }
@@ -437,9 +411,9 @@ static int count_of(const char *hay, const char *needle) {
 }
 
 static sqlite3 *planned_db(fx_t *fx) {
-  char *p = db_path(fx);
+  char *p = th_sqlite_path(fx);
   OK(fx, open_be(fx));
-  sqlite3 *db = raw_open(p);
+  sqlite3 *db = th_sqlite_open(p);
   free(p);
   return db;
 }
@@ -562,9 +536,9 @@ static void test_list_walks_an_index_in_id_order_without_sorting(void **state) {
  * listing reach them. */
 static void test_a_version_1_database_is_migrated_keeping_its_tasks(void **state) {
   fx_t *fx = *state;
-  char *p = db_path(fx);
-  sqlite3 *db = raw_open(p);
-  raw_exec(db,
+  char *p = th_sqlite_path(fx);
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db,
            "CREATE TABLE tasks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
            " func TEXT NOT NULL, queue TEXT NOT NULL, args TEXT NOT NULL, kwargs TEXT NOT NULL,"
            " status INTEGER NOT NULL, priority INTEGER NOT NULL DEFAULT 0,"
@@ -586,7 +560,7 @@ static void test_a_version_1_database_is_migrated_keeping_its_tasks(void **state
            " 1, 500, 400);"
            "PRAGMA user_version = 1; PRAGMA application_id = 1332571729;");
   OK(fx, open_be(fx));
-  assert_int_equal(raw_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
+  assert_int_equal(th_sqlite_int(db, "PRAGMA user_version"), omniq__sqlite_schema_version());
   omniq_task_t *done = NULL;
   OK(fx, ops->get_task(fx->b, "01a3185c-5000-7000-8000-000000000001", &done, fx->err, ERRLEN));
   assert_int_equal(done->finished_at_ms, 500); /* its result's */
@@ -610,10 +584,10 @@ static void test_a_version_1_database_is_migrated_keeping_its_tasks(void **state
 /* A new database reclaims the pages retention frees (auto_vacuum). */
 static void test_a_new_database_reclaims_space_incrementally(void **state) {
   fx_t *fx = *state;
-  char *p = db_path(fx);
+  char *p = th_sqlite_path(fx);
   OK(fx, open_be(fx));
-  sqlite3 *db = raw_open(p);
-  assert_int_equal(raw_int(db, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
+  sqlite3 *db = th_sqlite_open(p);
+  assert_int_equal(th_sqlite_int(db, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
   free(p);
 }
@@ -622,19 +596,19 @@ static void test_a_new_database_reclaims_space_incrementally(void **state) {
 
 static void test_locked_database_is_busy_and_reads_go_on(void **state) {
   fx_t *fx = *state;
-  char *p = db_path(fx);
+  char *p = th_sqlite_path(fx);
   omniq__sqlite_set_busy_timeout(50); /* this test waits out the timeout once */
   OK(fx, open_be(fx));
   omniq_task_t *t = mk_task(0), *u = mk_task(0), *got = NULL;
   OK(fx, ops->enqueue(fx->b, &t, 1, fx->err, ERRLEN));
 
-  sqlite3 *db = raw_open(p);
-  raw_exec(db, "BEGIN IMMEDIATE"); /* another writer holds the write lock */
+  sqlite3 *db = th_sqlite_open(p);
+  th_sqlite_exec(db, "BEGIN IMMEDIATE"); /* another writer holds the write lock */
   assert_int_equal(ops->enqueue(fx->b, &u, 1, fx->err, ERRLEN), OMNIQ_EBUSY);
   assert_non_null(strstr(fx->err, p));
   OK(fx, ops->get_task(fx->b, t->id, &got, fx->err, ERRLEN)); /* WAL: readers go on */
   omniq_task_free(got);
-  raw_exec(db, "COMMIT");
+  th_sqlite_exec(db, "COMMIT");
 
   OK(fx, ops->enqueue(fx->b, &u, 1, fx->err, ERRLEN));
   assert_int_equal(sqlite3_close(db), SQLITE_OK);

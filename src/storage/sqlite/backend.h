@@ -42,10 +42,12 @@ int omniq__sqlite_code(int sqlite_rc);
 /* Busy retries beyond SQLite's own busy handler. SQLite returns SQLITE_BUSY
  * without calling the handler in a few cases (a deadlock it detects, WAL
  * recovery by another connection), so whole operations are retried with a
- * short backoff until the busy timeout has passed since `start_ms`. */
+ * short backoff until `limit_ms` (the busy timeout, unless the caller sets
+ * another) has passed since `start_ms`. */
 typedef struct omniq__sqlite_retry {
   int64_t start_ms; /* monotonic */
   int64_t delay_us;
+  int64_t limit_ms;
 } omniq__sqlite_retry_t;
 void omniq__sqlite_retry_init(omniq__sqlite_retry_t *r);
 /* Sleeps the next backoff and returns 1 if time is left, else returns 0. */
@@ -64,6 +66,17 @@ extern const char omniq__sqlite_expired_sql[];
 #define OMNIQ__SQLITE_BUSY_MS 5000
 void omniq__sqlite_set_busy_timeout(int ms);
 int omniq__sqlite_busy_timeout(void);
+
+/* How long an opener that finds the schema older than its own waits for
+ * the write lock: another process may be migrating a large store, which
+ * takes far longer than a writer's busy timeout (tens of seconds at 10^6
+ * tasks). */
+#define OMNIQ__SQLITE_MIGRATE_WAIT_MS (10 * 60 * 1000)
+/* Test hooks: that wait for connections opened afterwards (process-wide;
+ * also forgets the longest wait), and the longest any opener of this
+ * process has waited since. */
+void omniq__sqlite_set_migrate_wait(int ms);
+int64_t omniq__sqlite_migrate_waited_ms(void);
 
 /* ---- between the backend's files ---------------------------------------- */
 

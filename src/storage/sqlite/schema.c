@@ -15,8 +15,10 @@
  *
  * Migrations run inside BEGIN IMMEDIATE and re-read user_version there, so
  * processes opening a fresh database at the same time migrate it once: the
- * first takes the write lock, the others wait for it and then find nothing
- * to do.
+ * first takes the write lock, the others wait for it (up to
+ * OMNIQ__SQLITE_MIGRATE_WAIT_MS, since migrating a large store takes long)
+ * and then find nothing to do. A database already at this version is
+ * opened without the write lock.
  *
  * Connection settings and why:
  * - journal_mode=WAL: readers never block the writer nor it them; the mode is
@@ -59,9 +61,16 @@
 #define RETRY_MAX_DELAY_US 50000
 
 static _Atomic int busy_ms = OMNIQ__SQLITE_BUSY_MS;
+static _Atomic int migrate_wait_ms = OMNIQ__SQLITE_MIGRATE_WAIT_MS;
+static _Atomic int64_t migrate_waited_ms;
 
 void omniq__sqlite_set_busy_timeout(int ms) { atomic_store(&busy_ms, ms); }
 int omniq__sqlite_busy_timeout(void) { return atomic_load(&busy_ms); }
+void omniq__sqlite_set_migrate_wait(int ms) {
+  atomic_store(&migrate_wait_ms, ms);
+  atomic_store(&migrate_waited_ms, 0);
+}
+int64_t omniq__sqlite_migrate_waited_ms(void) { return atomic_load(&migrate_waited_ms); }
 
 /* ---- schema -------------------------------------------------------------- */
 
@@ -245,10 +254,11 @@ int omniq__sqlite_code(int sqlite_rc) {
 void omniq__sqlite_retry_init(omniq__sqlite_retry_t *r) {
   r->start_ms = omniq__mono_ms();
   r->delay_us = 1000;
+  r->limit_ms = omniq__sqlite_busy_timeout();
 }
 
 int omniq__sqlite_retry_again(omniq__sqlite_retry_t *r) {
-  if (omniq__mono_ms() - r->start_ms >= omniq__sqlite_busy_timeout()) return 0;
+  if (omniq__mono_ms() - r->start_ms >= r->limit_ms) return 0;
   struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)r->delay_us * 1000};
   nanosleep(&ts, NULL);
   r->delay_us = r->delay_us * 2 > RETRY_MAX_DELAY_US ? RETRY_MAX_DELAY_US : r->delay_us * 2;
@@ -424,9 +434,34 @@ static int migrate_locked(sqlite3 *db, const char *path, char *err, size_t errle
   return rc == SQLITE_OK ? OMNIQ_OK : fail(db, rc, path, "setting user_version", err, errlen);
 }
 
+/* The write lock for a migration. Another process may hold it for the
+ * whole of its own migration, so this waits up to the migration wait, not
+ * just the busy timeout. */
+static int lock_to_migrate(sqlite3 *db) {
+  omniq__sqlite_retry_t r;
+  int rc;
+  omniq__sqlite_retry_init(&r);
+  r.limit_ms = atomic_load(&migrate_wait_ms);
+  while (((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) & 0xff) == SQLITE_BUSY) {
+    int64_t waited = omniq__mono_ms() - r.start_ms, most = atomic_load(&migrate_waited_ms);
+    while (waited > most && !atomic_compare_exchange_weak(&migrate_waited_ms, &most, waited)) {
+    }
+    if (!omniq__sqlite_retry_again(&r)) break;
+  }
+  return rc;
+}
+
+/* A database already at this version needs no write lock: user_version
+ * only moves forward, and with its tables in the same commit, so a read
+ * that finds it current is final. Opening beside busy writers then never
+ * queues for their lock. */
 static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen) {
-  int rc = exec_retry(db, "BEGIN IMMEDIATE");
-  if (rc != SQLITE_OK) return fail(db, rc, path, "starting the schema check", err, errlen);
+  int64_t version = 0;
+  int rc = query_one(db, "PRAGMA user_version", &version, NULL, 0);
+  if (rc != SQLITE_OK) return fail(db, rc, path, "reading user_version", err, errlen);
+  if (version == SCHEMA_VERSION) return OMNIQ_OK;
+  rc = lock_to_migrate(db);
+  if (rc != SQLITE_OK) return fail(db, rc, path, "starting the schema migration", err, errlen);
   rc = migrate_locked(db, path, err, errlen);
   if (rc == OMNIQ_OK) {
     int src = exec_retry(db, "COMMIT");
