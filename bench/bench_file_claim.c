@@ -17,12 +17,18 @@
  * index's own share: taking the best due name out of it and putting it
  * back, no file touched.
  *
- * Open: with the large store filled, a new process (this program again,
- * run as `--open DIR`) opens a handle on it and reports the time the open
- * took and its resident memory (VmRSS, VmHWM from /proc/self/status). Its
- * baseline, also in a new process (`--array DIR`), lists the same pending
- * folder into a plain array of (priority, eta, id): the least a process
- * that knows every pending task must do. They take turns, 3 times each.
+ * Beside the index's share, the file system's: the rename a claim makes
+ * out of the pending folder (and one back in), alone.
+ *
+ * Open: with the large store filled and closed (the close saves the
+ * pending snapshot), a new process (this program again, run as `--open
+ * DIR`) opens a handle on it and reports the time the open took and its
+ * resident memory (VmRSS, VmHWM from /proc/self/status). Baselines, also
+ * in new processes: `--open-listing DIR`, the same open ignoring the
+ * snapshot (listing the folders, as every open did before it); and
+ * `--array DIR`, the pending folder listed into a plain array of
+ * (priority, eta, id): the least a process that lists every pending task
+ * must do. They take turns, 3 times each.
  *
  * Setup writes with fsync off (creating 10^6 files with fsync on takes
  * hours); the measured ops run with fsync off too, so the numbers show
@@ -40,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +57,7 @@
 #include "storage/file/backend.h"
 #include "storage/file/names.h"
 #include "storage/file/record.h"
+#include "storage/file/snapshot.h"
 #include "storage/registry.h"
 
 #define T0 INT64_C(1800000000000)
@@ -234,13 +242,50 @@ static double index_only(omniq__fs_t *fs, long pairs) {
   return (now_s() - t) / (double)pairs;
 }
 
+/* The file system's share: the rename a claim makes out of the pending
+ * folder and the one back in, on the best due name, timed alone (finding
+ * the name, untimed, is the index's). Seconds per pair of renames. */
+static double rename_only(omniq__fs_t *fs, long pairs) {
+  static const char *const q[] = {OMNIQ_DEFAULT_QUEUE};
+  omniq__pending_t p;
+  char idname[OMNIQ__IDNAME_SIZE], err[512];
+  int qfd;
+  double total = 0;
+  for (long i = 0; i < pairs;) {
+    if (omniq__fidx_take_due(fs->idx, q, 1, clock_ms, 0, &p, 1) != 1) die("index", "nothing due");
+    if (omniq__fidx_open_dir(fs->idx, p.qdir, &qfd, err, sizeof err) != OMNIQ_OK) die("queue", err);
+    omniq__fname_id(p.id, idname);
+    double t = now_s();
+    int out = renameat(qfd, p.name, fs->running_fd, idname);
+    if (out != 0 && errno == ENOENT) { /* taken by a naive claim: the index learns it so */
+      close(qfd);
+      continue;
+    }
+    if (out != 0 || renameat(fs->running_fd, idname, qfd, p.name) != 0)
+      die("rename", strerror(errno));
+    total += now_s() - t;
+    close(qfd);
+    omniq__fidx_put_back(fs->idx, &p);
+    i++;
+  }
+  return total / (double)pairs;
+}
+
 /* ---- open of a fresh handle, in a process of its own ---------------------- */
 
 typedef struct {
-  double open_s;
+  double open_s, cpu_s; /* wall, and user + system: on a loaded machine the wall time
+                           says more about the other processes */
   long rss_kib, hwm_kib;
   size_t entries;
 } open_cost_t;
+
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static long status_kib(const char *key) {
   char line[256];
@@ -254,16 +299,24 @@ static long status_kib(const char *key) {
   return v;
 }
 
-static void report_child(double open_s, size_t entries) {
-  printf("%.6f %ld %ld %zu\n", open_s, status_kib("VmRSS"), status_kib("VmHWM"), entries);
+static void report_child(double open_s, double cpu0, size_t entries) {
+  printf("%.6f %.6f %ld %ld %zu\n", open_s, cpu_s() - cpu0, status_kib("VmRSS"),
+         status_kib("VmHWM"), entries);
   fflush(stdout);
 }
 
-/* `--open DIR`: a handle as a worker opens it (fsync on, the default). */
-static int child_open(const char *dir) {
-  double t = now_s();
+/* `--open DIR`: a handle as a worker opens it (fsync on, the default),
+ * from the pending snapshot its last close saved. `--open-listing DIR`:
+ * the same with the snapshot ignored, the folders listed (the open as it
+ * was before the snapshot, and as it is after a crash). */
+static int child_open(const char *dir, int listing) {
+  if (listing) {
+    omniq__fsnap_use = 0;
+    omniq__fsnap_min_tasks = (size_t)-1; /* leave the saved one alone */
+  }
+  double t = now_s(), c = cpu_s();
   omniq__fs_t *fs = open_store(dir, 1);
-  report_child(now_s() - t, 0);
+  report_child(now_s() - t, c, 0);
   omniq__file_ops.close(fs);
   return 0;
 }
@@ -282,7 +335,7 @@ static int child_array(const char *dir) {
   uint32_t iprio;
   int64_t eta;
   struct dirent *de;
-  double t = now_s();
+  double t = now_s(), c = cpu_s();
   snprintf(path, sizeof path, "%s/queue/pending/%s", dir, OMNIQ_DEFAULT_QUEUE);
   DIR *d = opendir(path);
   if (d == NULL) die("opendir", strerror(errno));
@@ -299,7 +352,7 @@ static int child_array(const char *dir) {
     n++;
   }
   closedir(d);
-  report_child(now_s() - t, n);
+  report_child(now_s() - t, c, n);
   free(a);
   return 0;
 }
@@ -307,7 +360,7 @@ static int child_array(const char *dir) {
 /* Runs this program again as `mode dir` and reads its one line. */
 static open_cost_t measure(const char *self, const char *mode, const char *dir) {
   int p[2], status;
-  open_cost_t c = {0, 0, 0, 0};
+  open_cost_t c = {0, 0, 0, 0, 0};
   char line[256];
   if (pipe(p) != 0) die("pipe", strerror(errno));
   fflush(stdout);
@@ -323,7 +376,8 @@ static open_cost_t measure(const char *self, const char *mode, const char *dir) 
   close(p[1]);
   FILE *f = fdopen(p[0], "r");
   if (f == NULL || fgets(line, sizeof line, f) == NULL ||
-      sscanf(line, "%lf %ld %ld %zu", &c.open_s, &c.rss_kib, &c.hwm_kib, &c.entries) != 4)
+      sscanf(line, "%lf %lf %ld %ld %zu", &c.open_s, &c.cpu_s, &c.rss_kib, &c.hwm_kib,
+             &c.entries) != 5)
     die(mode, "no report from the child");
   fclose(f);
   if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -344,24 +398,33 @@ static double median3(double a, double b, double c) {
 
 static void open_costs(const char *dir) {
   char self[1024];
-  open_cost_t o[3], a[3];
+  open_cost_t o[3], a[3], l[3];
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) die("readlink", strerror(errno));
   self[len] = '\0';
   for (int i = 0; i < 3; i++) {
     o[i] = measure(self, "--open", dir);
+    l[i] = measure(self, "--open-listing", dir);
     a[i] = measure(self, "--array", dir);
   }
   double os = median3(o[0].open_s, o[1].open_s, o[2].open_s);
+  double ls = median3(l[0].open_s, l[1].open_s, l[2].open_s);
+  double oc = median3(o[0].cpu_s, o[1].cpu_s, o[2].cpu_s);
+  double lc = median3(l[0].cpu_s, l[1].cpu_s, l[2].cpu_s);
+  double ac = median3(a[0].cpu_s, a[1].cpu_s, a[2].cpu_s);
+  double lhwm = median3(l[0].hwm_kib, l[1].hwm_kib, l[2].hwm_kib) / 1024.0;
   double as = median3(a[0].open_s, a[1].open_s, a[2].open_s);
   double orss = median3(o[0].rss_kib, o[1].rss_kib, o[2].rss_kib) / 1024.0;
   double arss = median3(a[0].rss_kib, a[1].rss_kib, a[2].rss_kib) / 1024.0;
   double ohwm = median3(o[0].hwm_kib, o[1].hwm_kib, o[2].hwm_kib) / 1024.0;
   double ahwm = median3(a[0].hwm_kib, a[1].hwm_kib, a[2].hwm_kib) / 1024.0;
   printf("fresh handle on %zu pending (medians of 3, each in a new process):\n", a[0].entries);
-  printf("  %-34s %8.3f s  RSS %7.1f MiB  peak %7.1f MiB\n", "open (fsync on)", os, orss, ohwm);
-  printf("  %-34s %8.3f s  RSS %7.1f MiB  peak %7.1f MiB  (%zu entries)\n",
-         "baseline: folder into plain array", as, arss, ahwm, a[0].entries);
+  printf("  %-34s %8.3f s (cpu %.3f s)  RSS %7.1f MiB  peak %7.1f MiB\n",
+         "open (fsync on, from the snapshot)", os, oc, orss, ohwm);
+  printf("  %-34s %8.3f s (cpu %.3f s)  peak %7.1f MiB  (snapshot/listing: %.2fx, cpu %.2fx)\n",
+         "open listing the folders instead", ls, lc, lhwm, os / ls, oc / lc);
+  printf("  %-34s %8.3f s (cpu %.3f s)  RSS %7.1f MiB  peak %7.1f MiB  (%zu entries)\n",
+         "baseline: folder into plain array", as, ac, arss, ahwm, a[0].entries);
   printf("  open/baseline: time %.2fx, RSS %.2fx, peak %.2fx\n", os / as, orss / arss,
          ohwm / ahwm);
   printf("  targets at 10^6: open <= 0.5 s: %s; RSS <= 64 MiB: %s\n",
@@ -369,7 +432,8 @@ static void open_costs(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 3 && strcmp(argv[1], "--open") == 0) return child_open(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "--open") == 0) return child_open(argv[2], 0);
+  if (argc == 3 && strcmp(argv[1], "--open-listing") == 0) return child_open(argv[2], 1);
   if (argc == 3 && strcmp(argv[1], "--array") == 0) return child_array(argv[2]);
   const char *big = getenv("OMNIQ_BENCH_TASKS");
   const long sizes[2] = {1000, big != NULL && atol(big) > 1000 ? atol(big) : 1000000};
@@ -402,19 +466,22 @@ int main(int argc, char **argv) {
            now_s() - t, (long)have);
     run(fs2[s], 0, 100, &warm);
   }
-  double pair_s[2] = {0, 0};
+  double pair_s[2] = {0, 0}, ren_s[2] = {0, 0};
   for (int round = 0; round < ROUNDS; round++)
     for (int s = 0; s < 2; s++) {
       run(fs2[s], 0, ROUND_OPS, &idx[s]);
       run(fs2[s], 1, ROUND_OPS, &nv[s]);
       pair_s[s] += index_only(fs2[s], 20000) / ROUNDS;
+      ren_s[s] += rename_only(fs2[s], 200) / ROUNDS;
     }
   for (int s = 0; s < 2; s++) {
     printf("%9ld  %11.1f us %11.1f us  %11.1f us %11.1f us  %8.1fx   (%ld / %ld ops)\n",
            sizes[s], us(idx[s].claim_s, idx[s].ops), us(idx[s].op_s, idx[s].ops),
            us(nv[s].claim_s, nv[s].ops), us(nv[s].op_s, nv[s].ops),
            us(nv[s].op_s, nv[s].ops) / us(idx[s].op_s, idx[s].ops), idx[s].ops, nv[s].ops);
+    double t = now_s();
     omniq__file_ops.close(fs2[s]);
+    if (s == 1) printf("%9s  (close of the large store, saving its snapshot: %.2f s)\n", "", now_s() - t);
   }
   open_costs(dirs[1]);
   for (int s = 0; s < 2; s++)
@@ -429,6 +496,9 @@ int main(int argc, char **argv) {
   printf("the index alone (take the best due name, put it back): %.2f us at %ld, %.2f us at %ld "
          "(%.2fx)\n",
          pair_s[0] * 1e6, sizes[0], pair_s[1] * 1e6, sizes[1], pair_s[1] / pair_s[0]);
+  printf("the file system alone (the claim's rename out of the folder and back, no OmniQ code): "
+         "%.1f us at %ld, %.1f us at %ld (%.2fx)\n",
+         ren_s[0] * 1e6, sizes[0], ren_s[1] * 1e6, sizes[1], ren_s[1] / ren_s[0]);
 
   /* fsync on vs off, taking turns on one store of the small size. */
   result_t on = {0, 0, 0}, off = {0, 0, 0};

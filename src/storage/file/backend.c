@@ -129,6 +129,8 @@ static void close_file(void *backend) {
   omniq__fs_t *fs = backend;
   int *fds[ALL_FDS_MAX];
   if (fs == NULL) return;
+  /* The next open reads the pending files from this, not the folders. */
+  if (fs->open_done) omniq__fidx_save(fs->idx);
   omniq__fidx_free(fs->idx);
   omniq__fq_close(fs);
   for (size_t i = 0, n = all_fds(fs, fds); i < n; i++) close_fd(fds[i]);
@@ -227,6 +229,7 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
   fs->settings = *s;
   omniq__log_init(&fs->log, &fs->settings);
   fs->io.fsync = s->fsync != 0;
+  fs->io.pid = (long)getpid(); /* one system call less per file written */
   fs->io.log = &fs->log;
   fs->io.tmp_fd = fs->io.quarantine_fd = -1;
   fs->io.syncq = omniq__fsyncq_new(); /* NULL (no memory): each thread syncs alone */
@@ -256,6 +259,7 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
     close_file(fs);
     return rc;
   }
+  fs->open_done = 1;
   *backend = fs;
   return OMNIQ_OK;
 }

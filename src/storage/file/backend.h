@@ -31,6 +31,7 @@ typedef struct omniq__fs {
   int base_fd, queue_fd, pending_fd, running_fd, results_fd, quarantine_fd, tmp_fd, batches_fd;
   int done_fd[OMNIQ__FS_NDONE]; /* queue/success, queue/failed, queue/cancelled */
   omniq__fidx_t *idx;
+  int open_done;        /* opened whole: closing saves the pending snapshot */
   omniq__flock_t locks; /* its fd is base_dir/lock */
   /* FORMAT 2 (operating a queue). */
   int index_root_fd;                /* index/ (marks.c) */

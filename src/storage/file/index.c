@@ -51,6 +51,7 @@
 #include "base/clock.h"
 #include "storage/file/journal.h"
 #include "storage/file/order.h"
+#include "storage/file/snapshot.h"
 
 #define SMALL_SCAN 1024
 #define RESCAN_MIN_US 1000000
@@ -75,6 +76,7 @@ struct omniq__fidx {
   int64_t scan_cost;
   uint64_t sig;     /* folder mtimes at the last scan */
   unsigned long scans;
+  int from_snapshot; /* opened from queue/snapshot (whole and current then) */
 };
 
 static int64_t mono_us(void) {
@@ -304,6 +306,75 @@ static int rescan(omniq__fidx_t *ix, char *err, size_t errlen) {
   return rc;
 }
 
+/* ---- the snapshot ---------------------------------------------------------- */
+
+typedef struct {
+  omniq__fidx_t *ix;
+  int *qi; /* the snapshot's queue numbers -> ours */
+  size_t nq;
+} load_t;
+
+static int load_queue(void *ud, uint32_t q, const char *qdir) {
+  load_t *l = ud;
+  char e[8];
+  int *bigger = omniq__realloc(l->qi, ((size_t)q + 1) * sizeof *bigger);
+  if (bigger == NULL) return -1;
+  l->qi = bigger;
+  l->nq = (size_t)q + 1;
+  return queue_get(l->ix, qdir, 0, &l->qi[q], e, sizeof e) == OMNIQ_OK ? 0 : -1;
+}
+
+/* The folders' times as the snapshot saw them: a later change shows. */
+static void load_checked(void *ud, size_t n) {
+  load_t *l = ud;
+  l->ix->sig = folder_sig(l->ix);
+  omniq__forder_reserve(&l->ix->order, n); /* else it grows as it goes */
+}
+
+static void load_rec(void *ud, const omniq__fsnap_rec_t *r) {
+  load_t *l = ud;
+  omniq__fidx_t *ix = l->ix;
+  int qi = l->qi[r->q];
+  uint32_t e;
+  if (omniq__forder_add_new(&ix->order, r->id, (uint32_t)qi, r->iprio, r->eta, &e) <= 0) return;
+  omniq__flevel_t *lv = omniq__flevels_get(&ix->q[qi]->levels, r->iprio);
+  if (lv == NULL || omniq__flevel_push(lv, &ix->order, e, 1) != OMNIQ_OK)
+    omniq__forder_release(&ix->order, e); /* out of memory: a rescan finds it */
+}
+
+/* Fills the empty index from queue/snapshot; 1 if it did, 0 if the
+ * folders must be listed (the index is left empty). */
+static int load_snapshot(omniq__fidx_t *ix) {
+  load_t l = {ix, NULL, 0};
+  omniq__fsnap_sink_t sink = {load_queue, load_checked, load_rec, &l};
+  size_t n = 0;
+  int64_t list_us = 0, start = mono_us();
+  ix->bulk = 1;
+  int rc = omniq__fsnap_load(ix->io, ix->queue_fd, ix->pending_fd, &sink, &n, &list_us);
+  ix->bulk = 0;
+  omniq__free(l.qi);
+  if (rc <= 0) {
+    for (size_t i = 0; i < ix->nq; i++) omniq__flevels_free(&ix->q[i]->levels);
+    omniq__forder_free(&ix->order);
+    return 0;
+  }
+  order_all(ix);
+  ix->from_snapshot = 1;
+  ix->scanned = n;
+  ix->scan_at = mono_us();
+  /* The idle rescans' pace is set by what a listing costs, not a load. */
+  ix->scan_cost = list_us > ix->scan_at - start ? list_us : ix->scan_at - start;
+  return 1;
+}
+
+void omniq__fidx_save(omniq__fidx_t *ix) {
+  pthread_mutex_lock(&ix->lock);
+  size_t live = ix->order.live;
+  pthread_mutex_unlock(&ix->lock);
+  if (live >= omniq__fsnap_min_tasks)
+    omniq__fsnap_save(ix->io, ix->queue_fd, ix->pending_fd, ix->from_snapshot);
+}
+
 /* A rescan whose failure is only logged: the caller has no one to tell. */
 static void rescan_or_log(omniq__fidx_t *ix) {
   char err[256];
@@ -363,7 +434,7 @@ int omniq__fidx_open(omniq__fidx_t **out, const omniq__fio_t *io, int queue_fd, 
     return rc;
   }
   pthread_mutex_init(&ix->lock, NULL);
-  if ((rc = rescan(ix, err, errlen)) != OMNIQ_OK) {
+  if (!load_snapshot(ix) && (rc = rescan(ix, err, errlen)) != OMNIQ_OK) {
     omniq__fidx_free(ix);
     return rc;
   }

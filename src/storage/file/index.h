@@ -26,11 +26,15 @@ typedef struct omniq__pending {
 } omniq__pending_t;
 
 /* Opens the index over queue/ (queue_fd) and queue/pending/ (pending_fd),
- * both borrowed, and scans the folders once. Files that are not pending
- * task files are quarantined. *out yours: omniq__fidx_free. */
+ * both borrowed: from queue/snapshot when it matches the folders
+ * (snapshot.h), else by scanning the folders once, quarantining files
+ * that are not pending task files. *out yours: omniq__fidx_free. */
 int omniq__fidx_open(omniq__fidx_t **out, const omniq__fio_t *io, int queue_fd, int pending_fd,
                      char *err, size_t errlen);
 void omniq__fidx_free(omniq__fidx_t *ix);
+/* Saves queue/snapshot for the next open when the index holds at least
+ * omniq__fsnap_min_tasks files (best effort; lists the folders). */
+void omniq__fidx_save(omniq__fidx_t *ix);
 
 /* Makes sure the folder of queue exists (created if create) and the index
  * knows it; qdir gets the folder name. OMNIQ_ENOTFOUND if absent and

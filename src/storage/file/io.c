@@ -90,7 +90,7 @@ static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], int *fd, char *err, size_t errlen) {
   *fd = -1;
   for (int tries = 0; *fd < 0 && tries < 100; tries++) {
-    snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%ld-%lu.tmp", (long)getpid(),
+    snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%ld-%lu.tmp", io->pid ? io->pid : (long)getpid(),
              atomic_fetch_add(&tmp_counter, 1));
     *fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     /* EEXIST: a dead process with our pid left this name behind. */

@@ -31,6 +31,8 @@ typedef struct omniq__fio {
   const omniq__log_t *log;
   omniq__fsyncq_t *syncq;   /* the backend's group sync (syncs.c); NULL: sync alone */
   omniq__fio_dirs_t *defer; /* non-NULL: folder syncs are collected here, not made */
+  long pid;                 /* getpid() at open, for tmp names (a backend never crosses a
+                               fork); 0: ask each time */
 } omniq__fio_t;
 
 /* Size of a tmp file name: "<pid>-<counter>.tmp". */

@@ -87,25 +87,33 @@ static void paths(const char *id, const char *qdir, char dir[DIR_SIZE], char rel
   snprintf(rel, REL_SIZE, "%s/%.36s.%s", dir, id, qdir);
 }
 
-/* mkdir -p of dir under root. A folder of the chain may be pruned by
- * another writer between two steps (prune below): then the chain is made
- * again from the top. */
+/* mkdir -p of dir under root, deepest folder first: usually only the leaf
+ * is missing (a new one each ms), so this is one mkdir, not one a level.
+ * A folder of the chain may be pruned by another writer between two steps
+ * (prune below): the walk then goes up again. */
 static int make_dirs(int root, const char *dir) {
   char p[DIR_SIZE];
-  for (int tries = 0; tries < MOVE_TRIES; tries++) {
-    int lost = 0;
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *slash = strchr(p, '/');; slash = strchr(slash + 1, '/')) {
-      if (slash != NULL) *slash = '\0';
-      if (mkdirat(root, p, 0777) != 0 && errno != EEXIST) {
-        if (errno != ENOENT) return -1;
-        lost = 1;
-        break;
-      }
-      if (slash == NULL) break;
-      *slash = '/';
+  size_t cut[DIR_SIZE];
+  int n = 0;
+  snprintf(p, sizeof p, "%s", dir);
+  for (size_t i = 0; p[i] != '\0'; i++)
+    if (p[i] == '/') cut[n++] = i;
+  cut[n++] = strlen(p);
+  int d = n; /* the folder tried: p cut at cut[d - 1] */
+  for (int steps = 0; steps < MOVE_TRIES * 2 * n; steps++) {
+    char c = p[cut[d - 1]];
+    p[cut[d - 1]] = '\0';
+    int r = mkdirat(root, p, 0777), e = errno;
+    p[cut[d - 1]] = c;
+    if (r == 0 || e == EEXIST) {
+      if (d == n) return 0;
+      d++;
+    } else if (e == ENOENT && d > 1) {
+      d--; /* its parent is missing */
+    } else {
+      errno = e;
+      return -1;
     }
-    if (!lost) return 0;
   }
   errno = EAGAIN;
   return -1;

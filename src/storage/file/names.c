@@ -13,7 +13,7 @@ const char *const omniq__fname_done[OMNIQ__FS_NDONE] = {"success", "failed", "ca
 
 /* Everything else found in queue/ is quarantined at open. */
 int omniq__fname_queue_entry(const char *name) {
-  static const char *const known[] = {"pending", "running", "journal"};
+  static const char *const known[] = {"pending", "running", "journal", "snapshot"};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
     if (strcmp(name, known[i]) == 0) return 1;
   for (int k = 0; k < OMNIQ__FS_NDONE; k++)

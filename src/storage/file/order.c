@@ -97,10 +97,12 @@ static void set_insert(omniq__forder_t *o, uint32_t e) {
   o->set[i] = e + 1;
 }
 
-/* Keeps the set at most half full, so probes stay short. */
-static int set_reserve(omniq__forder_t *o) {
-  if ((o->live + 1) * 2 <= o->setcap) return OMNIQ_OK;
+/* Keeps the set at most half full with `more` entries added, so probes
+ * stay short. */
+static int set_reserve(omniq__forder_t *o, size_t more) {
+  if ((o->live + more) * 2 <= o->setcap) return OMNIQ_OK;
   size_t cap = o->setcap ? o->setcap * 2 : 1024, oldcap = o->setcap;
+  while ((o->live + more) * 2 > cap) cap *= 2;
   uint32_t *old = o->set, *s = omniq__calloc(cap, sizeof *s);
   if (s == NULL) return OMNIQ_ENOMEM;
   o->set = s;
@@ -152,7 +154,14 @@ int omniq__forder_add(omniq__forder_t *o, const uint8_t id[OMNIQ__FID_BYTES], ui
     if (x->q == q && x->iprio == iprio && x->eta == eta) return 0;
     omniq__forder_kill(o, old);
   }
-  if (set_reserve(o) != OMNIQ_OK || entry_new(o, e) != OMNIQ_OK) return -1;
+  return omniq__forder_add_new(o, id, q, iprio, eta, e);
+}
+
+int omniq__forder_reserve(omniq__forder_t *o, size_t n) { return set_reserve(o, n); }
+
+int omniq__forder_add_new(omniq__forder_t *o, const uint8_t id[OMNIQ__FID_BYTES], uint32_t q,
+                          uint32_t iprio, int64_t eta, uint32_t *e) {
+  if (set_reserve(o, 1) != OMNIQ_OK || entry_new(o, e) != OMNIQ_OK) return -1;
   omniq__fent_t *x = omniq__forder_at(o, *e);
   memcpy(x->id, id, OMNIQ__FID_BYTES);
   x->eta = eta;

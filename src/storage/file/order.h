@@ -50,6 +50,14 @@ uint32_t omniq__forder_find(const omniq__forder_t *o, const uint8_t id[OMNIQ__FI
  * first); 0: already there with this key; < 0: out of memory. */
 int omniq__forder_add(omniq__forder_t *o, const uint8_t id[OMNIQ__FID_BYTES], uint32_t q,
                       uint32_t iprio, int64_t eta, uint32_t *e);
+/* omniq__forder_add for an id known to have no live entry (no lookup):
+ * the snapshot's records, whose ids were checked unique when it was
+ * saved. 1, or < 0: out of memory. */
+int omniq__forder_add_new(omniq__forder_t *o, const uint8_t id[OMNIQ__FID_BYTES], uint32_t q,
+                          uint32_t iprio, int64_t eta, uint32_t *e);
+/* Sizes the id set for n more live entries at once (no growing while
+ * they are added). OMNIQ_OK or OMNIQ_ENOMEM. */
+int omniq__forder_reserve(omniq__forder_t *o, size_t n);
 /* Takes live entry e out of the id set; it stays in its heap, dead. */
 void omniq__forder_kill(omniq__forder_t *o, uint32_t e);
 /* Frees entry e, which no heap holds any more (killing it first if live). */
