@@ -13,7 +13,8 @@
  * fresh database of the same schema: a producer thread commits one INSERT
  * per task (BEGIN IMMEDIATE; INSERT; COMMIT) and signals a condition
  * variable, as an enqueue wakes the pool; a worker thread reports its last
- * task and claims its next in one transaction (the finish UPDATE, the
+ * task and claims its next in one transaction (the finish's lookup and
+ * UPDATE, the
  * running total and the result, then the queue's settings and the claim
  * UPDATE ... RETURNING), and when the claim finds nothing waits for the
  * producer's signal and claims alone. Both threads share one connection
@@ -130,7 +131,7 @@ static const char insert_sql[] =
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *finish, *total, *put;
+  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *find, *finish, *total, *put;
   pthread_mutex_t lock; /* the connection, as a handle's */
   pthread_cond_t wake;  /* an enqueue committed */
   long enqueued;        /* under lock */
@@ -184,17 +185,10 @@ static int finish_and_claim(hand_t *h, char *id, int64_t *token, int held, long 
   int got = 0, rc;
   step(h, h->begin);
   if (held) {
-    sqlite3_bind_text(h->finish, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(h->finish, 2, *token);
-    sqlite3_bind_int(h->finish, 3, OMNIQ_SUCCESS);
-    sqlite3_bind_int64(h->finish, 4, now);
-    sqlite3_bind_int(h->finish, 5, 0);
-    sqlite3_bind_null(h->finish, 6);
-    sqlite3_bind_int(h->finish, 7, 0);
-    sqlite3_bind_int64(h->finish, 8, now);
-    step(h, h->finish);
-    if (sqlite3_changes(h->db) != 1) die("hand finish", "claim token no longer valid");
-    sqlite3_bind_text(h->total, 1, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
+    char queue[256];
+    if (hand_sql_finish(h->find, h->finish, id, *token, now, queue, sizeof queue) != 0)
+      die("hand finish", "claim token no longer valid");
+    sqlite3_bind_text(h->total, 1, queue, -1, SQLITE_STATIC);
     sqlite3_bind_int(h->total, 2, OMNIQ_RUNS_SUCCEEDED);
     step(h, h->total);
     sqlite3_bind_text(h->put, 1, id, -1, SQLITE_STATIC);
@@ -271,6 +265,7 @@ static int64_t run_hand(void) {
   h.insert = prepare(&h, insert_sql);
   h.queue = prepare(&h, queue_sql);
   h.claim = prepare(&h, claim_sql);
+  h.find = prepare(&h, find_sql);
   h.finish = prepare(&h, finish_sql);
   h.total = prepare(&h, total_sql);
   h.put = prepare(&h, put_sql);
@@ -282,7 +277,8 @@ static int64_t run_hand(void) {
   pthread_join(w, NULL);
   t = now_ns() - t;
 
-  sqlite3_stmt *all[] = {h.begin, h.commit, h.insert, h.queue, h.claim, h.finish, h.total, h.put};
+  sqlite3_stmt *all[] = {h.begin,  h.commit, h.insert, h.queue, h.claim,
+                         h.find,   h.finish, h.total,  h.put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h.db);
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -10,7 +10,8 @@
  * same schema, with nothing of OmniQ's own: BEGIN IMMEDIATE, BATCH INSERTs,
  * COMMIT to enqueue; then as many threads as the pool has runners, each
  * with its own connection, loop BEGIN IMMEDIATE; claim 1 task (UPDATE ...
- * RETURNING); COMMIT; then BEGIN IMMEDIATE; mark it SUCCESS; INSERT OR
+ * RETURNING); COMMIT; then BEGIN IMMEDIATE; find it under its claim token,
+ * mark it SUCCESS by rowid, add to the totals; INSERT OR
  * REPLACE its result; COMMIT, until a claim finds nothing. The connections
  * use the backend's pragmas (WAL, synchronous=NORMAL, its checkpoint
  * threshold and cache), so the ratio omniq / hand is what the library adds
@@ -146,7 +147,7 @@ static const char insert_sql[] =
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *finish, *total, *put;
+  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *find, *finish, *total, *put;
 } hand_t;
 
 static void hand_step(hand_t *h, sqlite3_stmt *s) {
@@ -179,14 +180,15 @@ static void hand_open(hand_t *h, const char *path) {
   h->insert = hand_prepare(h, insert_sql);
   h->queue = hand_prepare(h, queue_sql);
   h->claim = hand_prepare(h, claim_sql);
+  h->find = hand_prepare(h, find_sql);
   h->finish = hand_prepare(h, finish_sql);
   h->total = hand_prepare(h, total_sql);
   h->put = hand_prepare(h, put_sql);
 }
 
 static void hand_close(hand_t *h) {
-  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->queue,
-                         h->claim,  h->finish, h->total,  h->put};
+  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->queue, h->claim,
+                         h->find,  h->finish, h->total,  h->put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h->db);
 }
@@ -214,17 +216,10 @@ static void hand_enqueue(hand_t *h) {
 
 static void hand_finish(hand_t *h, const char *id, int64_t token, int attempts) {
   int64_t now = wall_ms();
-  sqlite3_bind_text(h->finish, 1, id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(h->finish, 2, token);
-  sqlite3_bind_int(h->finish, 3, OMNIQ_SUCCESS);
-  sqlite3_bind_int64(h->finish, 4, now);
-  sqlite3_bind_int(h->finish, 5, 0);
-  sqlite3_bind_null(h->finish, 6);
-  sqlite3_bind_int(h->finish, 7, 0);
-  sqlite3_bind_int64(h->finish, 8, now);
-  hand_step(h, h->finish);
-  if (sqlite3_changes(h->db) != 1) die("hand finish", "claim token no longer valid");
-  sqlite3_bind_text(h->total, 1, OMNIQ_DEFAULT_QUEUE, -1, SQLITE_STATIC);
+  char queue[256];
+  if (hand_sql_finish(h->find, h->finish, id, token, now, queue, sizeof queue) != 0)
+    die("hand finish", "claim token no longer valid");
+  sqlite3_bind_text(h->total, 1, queue, -1, SQLITE_STATIC);
   sqlite3_bind_int(h->total, 2, OMNIQ_RUNS_SUCCEEDED);
   hand_step(h, h->total);
   sqlite3_bind_text(h->put, 1, id, -1, SQLITE_STATIC);
@@ -359,13 +354,26 @@ static void keep_best(run_t *best, const run_t *r) {
   if (best->process_ns == 0 || r->process_ns < best->process_ns) best->process_ns = r->process_ns;
 }
 
-/* bench_pool_throughput [tasks [reps]] */
+/* bench_pool_throughput [tasks [reps [threads,...]]] */
 int main(int argc, char **argv) {
-  static const int threads[] = {1, 2, 4, MAX_THREADS};
+  int threads[8] = {1, 2, 4, MAX_THREADS};
+  size_t nthreads = 4;
   if (argc > 1) tasks = atoi(argv[1]);
   if (argc > 2) reps = atoi(argv[2]);
-  if (tasks < BATCH || tasks % BATCH != 0 || reps < 1)
-    die("usage", "bench_pool_throughput [TASKS (a multiple of 500) [REPS]]");
+  if (argc > 3) { /* a comma-separated list of thread counts */
+    nthreads = 0;
+    for (char *p = argv[3], *end; nthreads < 8; p = end + 1) {
+      long t = strtol(p, &end, 10);
+      if (end == p || t < 1 || t > MAX_THREADS || (*end != ',' && *end != '\0')) {
+        nthreads = 0;
+        break;
+      }
+      threads[nthreads++] = (int)t;
+      if (*end == '\0') break;
+    }
+  }
+  if (tasks < BATCH || tasks % BATCH != 0 || reps < 1 || nthreads == 0)
+    die("usage", "bench_pool_throughput [TASKS (a multiple of 500) [REPS [THREADS,...]]]");
   printf(
       "Pool throughput on SQLite: omniq (enqueue_many + worker pool) vs the same SQL by hand;"
       " %d no-op tasks, enqueued in batches of %d; best of %d runs; tasks per second\n"
@@ -377,7 +385,7 @@ int main(int argc, char **argv) {
   printf("%7s %10s %10s %7s %10s %10s %7s %10s %10s %7s %10s %7s %10s %7s\n", "threads", "enqueue",
          "hand", "ratio", "process", "hand", "ratio", "end2end", "hand", "ratio", "hand1", "ratio",
          "hand64", "ratio");
-  for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+  for (size_t i = 0; i < nthreads; i++) {
     run_t best_oq = {0}, best_hand = {0}, best_one = {0}, best_64 = {0}, r;
     for (int rep = 0; rep < reps; rep++) {
       run_omniq(threads[i], &r);

@@ -123,6 +123,47 @@ static void measure(omniq_t *oq, lat_t *l) {
   }
 }
 
+/* Where the slow starts go: a histogram of enqueue -> start across
+ * processes, and for the slowest 1% of samples how much of each was the
+ * enqueue's own commit (the call) and how much came after it (the wake-up,
+ * the claim, the hand-off to a runner). Takes the samples unsorted. */
+static void tail_report(const lat_t *l) {
+  static const int64_t edges_us[] = {100, 200, 500, 1000, 2000, 5000, 10000};
+  enum { NB = sizeof edges_us / sizeof edges_us[0] + 1 };
+  long counts[NB] = {0};
+  int64_t *sorted = malloc((size_t)samples * sizeof *sorted);
+  int64_t *commit = malloc((size_t)samples * sizeof *commit);
+  int64_t *after = malloc((size_t)samples * sizeof *after);
+  if (sorted == NULL || commit == NULL || after == NULL) die("malloc", NULL);
+  for (int i = 0; i < samples; i++) {
+    int b = 0;
+    while (b < NB - 1 && l->start[i] >= edges_us[b] * 1000) b++;
+    counts[b]++;
+    sorted[i] = l->start[i];
+  }
+  printf("enqueue -> start, other process, histogram (us):");
+  for (int b = 0; b < NB; b++) {
+    if (b < NB - 1)
+      printf(" <%" PRId64 ": %ld", edges_us[b], counts[b]);
+    else
+      printf(" >=%" PRId64 ": %ld", edges_us[NB - 2], counts[b]);
+  }
+  printf("\n");
+  double p99 = pct_us(sorted, samples, .99);
+  int n = 0;
+  for (int i = 0; i < samples; i++)
+    if ((double)l->start[i] / 1000.0 >= p99) {
+      commit[n] = l->enqueue[i];
+      after[n++] = l->start[i] - l->enqueue[i];
+    }
+  printf("slowest 1%% (%d samples, >= %.1f us): median enqueue commit %.1f us, median after it "
+         "(wake, claim, hand-off) %.1f us\n",
+         n, p99, pct_us(commit, n, .5), pct_us(after, n, .5));
+  free(sorted);
+  free(commit);
+  free(after);
+}
+
 static void lat_alloc(lat_t *l) {
   l->start = calloc((size_t)samples, sizeof(int64_t));
   l->result = calloc((size_t)samples, sizeof(int64_t));
@@ -247,6 +288,7 @@ int main(int argc, char **argv) {
   pipe_floor(floor_ns);
   cross_process(&x);
   same_process(&y);
+  tail_report(&x); /* before pct_us sorts x.start apart from x.enqueue */
   double fl50 = pct_us(floor_ns, samples, .5), fl99 = pct_us(floor_ns, samples, .99);
   double xs50 = pct_us(x.start, samples, .5), xs99 = pct_us(x.start, samples, .99);
   double xr50 = pct_us(x.result, samples, .5), xr99 = pct_us(x.result, samples, .99);

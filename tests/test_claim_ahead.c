@@ -2,7 +2,9 @@
 /* Claiming ahead and batched reports (worker/claim.c, worker/batch.c) on
  * a backend with storage ABI 6's finish_many and release: SQLite by
  * default, or the one named as the program's argument (ctest runs it
- * again as test_claim_ahead_postgres, on the PostgreSQL fixture).
+ * again as test_claim_ahead_postgres, on the PostgreSQL fixture). With
+ * SQLite it also runs the tests of how the pool sizes and rides its
+ * claims, through a wrapper that sees every claim and report.
  *
  * A pool whose runs are short claims more tasks than it has free slots,
  * and holds them claimed (RUNNING in the store) until a runner takes them;
@@ -113,8 +115,85 @@ static void count_releases(void *ud, int level, const char *line) {
   if (strstr(line, "task.released") != NULL) th_gate_add(&released, 1);
 }
 
-static int setup(void **state) {
-  *state = (void *)backend;
+/* The "counting" backend: SQLite, with every claim and report seen on
+ * the way. It records the most tasks any one claim asked for and, while
+ * `hold_ride` is set, holds the first report that carries a claim until
+ * the next report arrives, noting whether that one carried a claim too. */
+static omniq_storage_ops_t counting;
+static atomic_long most_asked;
+static atomic_int hold_ride, second_had_claim;
+static th_gate_t ride_held, second_report;
+
+static void saw_claim(const omniq_claim_req_t *req) {
+  long n = (long)req->max;
+  for (long m = atomic_load(&most_asked); n > m;)
+    if (atomic_compare_exchange_weak(&most_asked, &m, n)) break;
+}
+
+static void saw_report(const omniq_claim_req_t *req) {
+  int with_claim = req != NULL && req->max > 0;
+  if (with_claim) saw_claim(req);
+  if (!atomic_load(&hold_ride)) return;
+  if (th_gate_get(&ride_held) == 0 && with_claim) {
+    th_gate_add(&ride_held, 1);
+    if (!th_gate_wait(&second_report, 1, TH_WAIT_MS)) atomic_store(&second_had_claim, -1);
+    atomic_store(&hold_ride, 0);
+    return;
+  }
+  if (th_gate_get(&ride_held) > 0 && th_gate_get(&second_report) == 0) {
+    atomic_store(&second_had_claim, with_claim);
+    th_gate_add(&second_report, 1);
+  }
+}
+
+static int counting_claim(void *b, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                          char *err, size_t errlen) {
+  saw_claim(req);
+  return omniq_storage_find("sqlite")->claim(b, req, out, n, err, errlen);
+}
+
+static int counting_finish_claim(void *b, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                                 omniq_task_t ***out, size_t *n, int *claimed, char *err,
+                                 size_t errlen) {
+  saw_report(req);
+  return omniq_storage_find("sqlite")->finish_claim(b, d, req, out, n, claimed, err, errlen);
+}
+
+static int counting_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *rcs,
+                                const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                                int *claimed, char *err, size_t errlen) {
+  saw_report(req);
+  return omniq_storage_find("sqlite")->finish_many(b, ds, n, rcs, req, out, nout, claimed, err,
+                                                   errlen);
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  counting = *omniq_storage_find("sqlite");
+  counting.name = "counting";
+  counting.claim = counting_claim;
+  counting.finish_claim = counting_finish_claim;
+  counting.finish_many = counting_finish_many;
+  return omniq_storage_register(&counting) == OMNIQ_OK ? 0 : -1;
+}
+
+/* Two runs that end one after the other: the first returns once both have
+ * started; the second once the first's report (a claim riding on it) is
+ * held in the store. */
+static th_gate_t pair_in;
+static atomic_int pair_seen;
+
+static int pair(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  int second = atomic_fetch_add(&pair_seen, 1) == 1;
+  th_gate_add(&pair_in, 1);
+  if (!th_gate_wait(&pair_in, 2, TH_WAIT_MS)) return OMNIQ_EHANDLER;
+  if (second && !th_gate_wait(&ride_held, 1, TH_WAIT_MS)) return OMNIQ_EHANDLER;
+  return OMNIQ_OK;
+}
+
+static int setup_on(void **state, const char *name) {
+  *state = (void *)name;
   if (th_store_setup(state) != 0) return -1;
   cur = *state;
   cur->settings.log_level = OMNIQ_LOG_DEBUG;
@@ -124,18 +203,32 @@ static int setup(void **state) {
   atomic_store(&max_running, 0);
   atomic_store(&victim_runs, 0);
   atomic_store(&victim_seen_running, 0);
+  atomic_store(&most_asked, 0);
+  atomic_store(&hold_ride, 0);
+  atomic_store(&second_had_claim, 0);
+  atomic_store(&pair_seen, 0);
   th_gate_init(&started);
   th_gate_init(&released);
-  const char *names[] = {"quick", "slow", "victim", "canceller", "stopper", "advancer", "timed"};
-  omniq_handler_fn fns[] = {quick, slow, victim, canceller, stopper, advancer, timed};
+  th_gate_init(&ride_held);
+  th_gate_init(&second_report);
+  th_gate_init(&pair_in);
+  const char *names[] = {"quick",    "slow",  "victim", "canceller", "stopper",
+                         "advancer", "timed", "pair"};
+  omniq_handler_fn fns[] = {quick, slow, victim, canceller, stopper, advancer, timed, pair};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     th_ok(cur->oq, omniq_register(cur->oq, names[i], fns[i], NULL));
   return 0;
 }
 
+static int setup(void **state) { return setup_on(state, backend); }
+static int setup_counting(void **state) { return setup_on(state, "counting"); }
+
 static int teardown(void **state) {
   th_gate_destroy(&started);
   th_gate_destroy(&released);
+  th_gate_destroy(&ride_held);
+  th_gate_destroy(&second_report);
+  th_gate_destroy(&pair_in);
   return th_store_teardown(state);
 }
 
@@ -159,6 +252,30 @@ static void test_claim_ahead_takes_more_than_the_free_slots_when_runs_are_short(
   /* One slot: only claiming ahead leaves another task RUNNING while a
    * handler runs. */
   assert_true(atomic_load(&max_running) > 1);
+}
+
+/* What one claim takes fits one batch of reports (64 outcomes): a claim
+ * of more would end in a full batch committed alone and a second commit
+ * for the rest. */
+static void test_a_claim_never_asks_for_more_than_a_batch_of_reports(void **state) {
+  (void)state;
+  enqueue("quick", 300, NULL);
+  drain(1, 300);
+  assert_int_equal(atomic_load(&most_asked), 64); /* the allowance filled up, and no more */
+}
+
+/* A runner whose run ends while another runner's report is committing with
+ * a claim that counts its slot waits for that claim's tasks: its outcome
+ * stays in the batch (the keeper commits it within the batch delay) rather
+ * than committing alone with a claim of its own. */
+static void test_a_runner_waits_for_a_claim_under_way_instead_of_claiming_alone(void **state) {
+  (void)state;
+  enqueue("pair", 2, NULL);
+  atomic_store(&hold_ride, 1);
+  drain(2, 2);
+  assert_int_equal(th_gate_get(&ride_held), 1);
+  assert_int_equal(th_gate_get(&second_report), 1);
+  assert_int_equal(atomic_load(&second_had_claim), 0);
 }
 
 static void test_claim_ahead_stops_when_runs_are_long(void **state) {
@@ -328,5 +445,17 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_results_of_committed_batches_survive_a_sigkill, setup,
                                       teardown),
   };
-  return cmocka_run_group_tests_name(backend, tests, NULL, NULL);
+  /* How the pool sizes its claims and rides them, seen through SQLite
+   * wrapped in the "counting" backend: the pool's logic, run once. */
+  const struct CMUnitTest pool_tests[] = {
+      cmocka_unit_test_setup_teardown(test_a_claim_never_asks_for_more_than_a_batch_of_reports,
+                                      setup_counting, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_a_runner_waits_for_a_claim_under_way_instead_of_claiming_alone, setup_counting,
+          teardown),
+  };
+  int failed = cmocka_run_group_tests_name(backend, tests, NULL, NULL);
+  if (strcmp(backend, "sqlite") == 0)
+    failed += cmocka_run_group_tests_name("counting", pool_tests, group_setup, NULL);
+  return failed;
 }

@@ -4,6 +4,7 @@
  * counted by the handler itself, and none is lost. Run per backend:
  * `test_worker_drain file` and `test_worker_drain sqlite`. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,9 @@ static int worker_child(th_procs_t *p, int index, void *ud) {
   omniq_worker_opts_init(&o);
   o.concurrency = THREADS_PER_PROC;
   int rc = omniq_worker_process(oq, &o, 0, &done);
+  if (rc != OMNIQ_OK || (size_t)done != runs.n)
+    fprintf(stderr, "process %d: %s, %ld runs counted, %zu seen by the handler: %s\n", index,
+            omniq_err_name(rc), done, runs.n, omniq_errmsg(oq));
   omniq_close(oq);
   if (th_procs_put_ids(p, index, (const char(*)[OMNIQ_ID_SIZE])runs.ids, runs.n) != 0) return 13;
   free(runs.ids);

@@ -41,6 +41,9 @@
  * the batch then). */
 #define BATCH_DELAY_MS 5
 
+/* What one claim takes fits one batch of reports (claim.c). */
+_Static_assert(AHEAD_MAX <= BATCH_MAX, "a claim must fit one batch of reports");
+
 typedef struct omniq_worker pool_t;
 
 /* A run's outcome waiting in the pool's batch; its job is ended, `held`

@@ -56,9 +56,13 @@ int omniq__may_claim(const pool_t *p) {
  * `freeing` busy ones as free), and in drain mode no more than the limit
  * leaves. Under p->lock. */
 size_t omniq__claim_room(const pool_t *p, int freeing) {
-  /* Claiming ahead: as many more as runs in a row were short. */
-  long ahead = p->ahead_ok ? p->short_runs : 0;
-  long room = p->concurrency - p->busy + freeing - p->nready + ahead;
+  long room = p->concurrency - p->busy + freeing - p->nready;
+  /* Claiming ahead: as many more as runs in a row were short, but no more
+   * than AHEAD_MAX in all. A claim of more than a batch of reports holds
+   * (BATCH_MAX) would end in a full batch committed alone and one more
+   * commit for the rest: two transactions where one does. */
+  if (p->ahead_ok && p->short_runs > 0 && room < AHEAD_MAX)
+    room = room + p->short_runs < AHEAD_MAX ? room + p->short_runs : AHEAD_MAX;
   if (room > p->ready_cap - p->nready) room = p->ready_cap - p->nready;
   if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
   return room > 0 ? (size_t)room : 0;

@@ -317,13 +317,26 @@ static void runner_loop(pool_t *p, int slot) {
     /* Nothing more to run here (or a full batch): the batch commits now,
      * with this runner's next claim riding on it. */
     if (p->npending > 0 && (p->nready == 0 || p->npending >= BATCH_MAX)) {
+      /* Another runner's batch is committing with a claim that counts
+       * this runner's slot: its tasks come here too, so this outcome
+       * waits in the batch for them (the keeper commits it within
+       * BATCH_DELAY_MS whatever happens) rather than commit alone with a
+       * claim of one. */
+      if (p->nready == 0 && p->npending < BATCH_MAX && p->riding > 0) {
+        pthread_cond_wait(&p->idle_cond, &p->lock);
+        continue;
+      }
       omniq__outcome_t *list = omniq__batch_take(p);
       p->busy++; /* its slot is claimed for by its ride, not by a leader */
+      p->riding++;
       pthread_mutex_unlock(&p->lock);
       omniq__batch_flush(p, list, 1);
       pthread_mutex_lock(&p->lock);
       p->busy--;
-      if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
+      p->riding--;
+      /* Runners that waited for this commit look again. */
+      if (p->npending > 0) pthread_cond_broadcast(&p->idle_cond);
+      else if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
       continue;
     }
     if (p->stopping && p->release && p->nready > 0) {

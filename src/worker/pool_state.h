@@ -26,9 +26,11 @@
 #include "worker/zygote.h"
 
 #define MAX_CONCURRENCY 1024
-/* Claiming ahead: at most this many tasks beyond the free slots, and only
- * while runs are short: a handler that takes no longer than SHORT_RUN_MS
- * (store clock) adds one to the allowance, a longer one resets it to 0. */
+/* Claiming ahead: a claim takes tasks beyond the free slots only while
+ * runs are short (a handler that takes no longer than SHORT_RUN_MS, store
+ * clock, adds one to the allowance, a longer one resets it to 0), and no
+ * more than this many in all: what one claim takes fits one batch of
+ * reports (BATCH_MAX, batch.h). */
 #define AHEAD_MAX 64
 #define SHORT_RUN_MS 5
 
@@ -78,6 +80,7 @@ struct omniq_worker {
                                       * + AHEAD_MAX with ahead_ok */
   omniq__outcome_t *pending, **pending_tail; /* the batch: outcomes not yet committed */
   int npending;
+  int riding; /* runners committing a batch that a claim rides on */
   int busy; /* runners running a task */
 
   omniq__runner_t *runners;

@@ -50,12 +50,17 @@ static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
         " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
         " ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
     [OMNIQ__SQ_STATE] = "SELECT status, token, attempts, started_at FROM tasks WHERE id = ?1",
+    /* A finish finds its row under its claim token first, then updates it
+     * by rowid: an UPDATE ... RETURNING gathers its rows in a temporary
+     * table, which cost a finish more than the row update itself. */
+    [OMNIQ__SQ_FINISH_FIND] =
+        "SELECT seq, queue FROM tasks WHERE id = ?1 AND status = 1 AND token = ?2",
     [OMNIQ__SQ_FINISH] =
-        "UPDATE tasks SET status = ?3,"
-        " eta = CASE WHEN ?3 = 0 THEN ?4 ELSE eta END,"
-        " attempts = CASE WHEN ?3 = 0 AND ?5 THEN 0 ELSE attempts END,"
-        " last_error = coalesce(?6, last_error), crashes = ?7, finished_at = ?8"
-        " WHERE id = ?1 AND status = 1 AND token = ?2 RETURNING queue",
+        "UPDATE tasks SET status = ?2,"
+        " eta = CASE WHEN ?2 = 0 THEN ?3 ELSE eta END,"
+        " attempts = CASE WHEN ?2 = 0 AND ?4 THEN 0 ELSE attempts END,"
+        " last_error = coalesce(?5, last_error), crashes = ?6, finished_at = ?7"
+        " WHERE seq = ?1",
     [OMNIQ__SQ_PUT_RESULT] = "INSERT OR REPLACE INTO results (" OMNIQ__SQLITE_RESULT_COLS
                              ")"
                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -422,45 +427,50 @@ static int add_total(sq_t *sq, const char *queue, int kind, char *err, size_t er
   return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "finish: totals", err, errlen);
 }
 
-/* The token-checked UPDATE, its RETURNING row naming the task's queue for
- * the totals, the totals and the result, inside the caller's transaction.
- * The UPDATE comes first, so a miss (ESTATE, ENOTFOUND) has written
- * nothing. */
+/* The token-checked finish inside the caller's transaction: the row found
+ * under its claim token (naming the task's queue for the totals), its
+ * update, the totals and the result. The lookup comes first, so a miss
+ * (ESTATE, ENOTFOUND) has written nothing. */
 int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, char *err, size_t errlen) {
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH];
-  char *error_json = NULL;
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH_FIND];
+  char *error_json = NULL, *queue = NULL;
+  int64_t seq = 0;
   int rc = OMNIQ_OK, src;
   int64_t finished = omniq_status_is_terminal(d->next_status) && d->result != NULL
                          ? d->result->finished_at_ms
                          : 0;
-  if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL)
-    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
   sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 2, d->token);
-  sqlite3_bind_int(s, 3, d->next_status);
-  sqlite3_bind_int64(s, 4, d->eta_ms);
-  sqlite3_bind_int(s, 5, d->reset_attempts != 0);
-  omniq__sqlite_bind_text(s, 6, error_json);
-  sqlite3_bind_int(s, 7, d->crashes);
-  sqlite3_bind_int64(s, 8, finished);
-  char *queue = NULL;
   src = sqlite3_step(s);
   if (src == SQLITE_ROW) {
-    queue = omniq__strdup((const char *)sqlite3_column_text(s, 0));
+    seq = sqlite3_column_int64(s, 0);
+    queue = omniq__strdup((const char *)sqlite3_column_text(s, 1));
     if (queue == NULL) rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "out of memory");
-    src = sqlite3_step(s); /* SQLITE_DONE: one row at most (id is unique) */
-  } else if (src == SQLITE_DONE) {
-    src = SQLITE_NOTFOUND; /* nothing matched */
   }
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
-  if (rc == OMNIQ_OK && src == SQLITE_NOTFOUND)
-    rc = explain_miss(sq, d->id, "finish", err, errlen);
-  else if (rc == OMNIQ_OK && src != SQLITE_DONE)
-    rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  if (src == SQLITE_DONE) return explain_miss(sq, d->id, "finish", err, errlen);
+  if (src != SQLITE_ROW) return omniq__sqlite_fail(sq, src, "finish", err, errlen);
+
+  if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL) {
+    omniq__free(queue);
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
+  }
+  s = sq->st[OMNIQ__SQ_FINISH];
+  sqlite3_bind_int64(s, 1, seq);
+  sqlite3_bind_int(s, 2, d->next_status);
+  sqlite3_bind_int64(s, 3, d->eta_ms);
+  sqlite3_bind_int(s, 4, d->reset_attempts != 0);
+  omniq__sqlite_bind_text(s, 5, error_json);
+  sqlite3_bind_int(s, 6, d->crashes);
+  sqlite3_bind_int64(s, 7, finished);
+  src = omniq__sqlite_step_done(s);
+  sqlite3_clear_bindings(s);
+  omniq__free(error_json);
+  if (src != SQLITE_OK) rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
   if (rc == OMNIQ_OK) rc = add_total(sq, queue, d->runs, err, errlen);
   omniq__free(queue);
-  omniq__free(error_json);
   if (rc == OMNIQ_OK && d->result != NULL) rc = put_result(sq, d->id, d->result, err, errlen);
   return rc;
 }

@@ -96,6 +96,7 @@ enum {
   OMNIQ__SQ_ROLLBACK,
   OMNIQ__SQ_INSERT,
   OMNIQ__SQ_STATE,
+  OMNIQ__SQ_FINISH_FIND, /* finish: the row under its claim token, and its queue */
   OMNIQ__SQ_FINISH,
   OMNIQ__SQ_PUT_RESULT,
   OMNIQ__SQ_CANCEL,
