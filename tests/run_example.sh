@@ -5,7 +5,8 @@
 #
 #   run_example.sh DIR BACKEND PROGRAM
 #       runs PROGRAM in DIR (emptied first) with OMNIQ_BACKEND=BACKEND and
-#       the store under DIR/omniq-data.
+#       the store under DIR/omniq-data (postgres: in a new schema of the
+#       server OMNIQ_DB_URL names).
 #   run_example.sh DIR BACKEND SCRIPT BIN_DIR [NAME=PROGRAM...]
 #       runs the shell session SCRIPT (sh -e) in DIR with BIN_DIR (where
 #       omniq is) first on PATH, each PROGRAM linked into DIR as ./NAME;
@@ -17,7 +18,14 @@ rm -rf "$dir"
 mkdir -p "$dir"
 cd "$dir"
 export OMNIQ_BACKEND=$backend OMNIQ_BASE_DIR=$dir/omniq-data OMNIQ_LOG_LEVEL=WARNING
-unset OMNIQ_DB_URL
+if [ "$backend" = postgres ]; then
+  # The test cluster's URL (pg-cluster.sh run); a schema of its own is
+  # the fresh store.
+  : "${OMNIQ_DB_URL:?run_example: postgres needs OMNIQ_DB_URL}"
+  export OMNIQ_DB_SCHEMA=example_$$
+else
+  unset OMNIQ_DB_URL
+fi
 case $program in
   *.sh)
     bin=$1
