@@ -6,7 +6,7 @@
  *   transitions.c  finish, extend_lease, cancel, roll-forward
  *   query.c        lookups, purge, counts, expired leases, recovery at open
  *   locks.c        task locks            record.c  the bytes of each file
- *   index.c, order.c, journal.c          the in-memory index of pending tasks
+ *   index.c, scan.c, order.c, journal.c  the in-memory index of pending tasks
  *   names.c        file names            io.c      atomic writes, quarantine
  *   marks.c        the listing index     list.c    listing pages
  *   keys.c         unique keys           queues.c  pause, rate limits, chores
