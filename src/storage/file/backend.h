@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The file backend's state, shared by its files:
- *   backend.c      open, close, enqueue, claim, the ops table
+ *   backend.c      open, close, enqueue, the ops table
+ *   claim.c        claim: pending -> running, paused and rate-limited queues
  *   batch.c        enqueue of many: one commit, recovery of what a crash left
  *   transitions.c  finish, extend_lease, cancel, roll-forward
  *   query.c        lookups, purge, counts, expired leases, recovery at open
  *   locks.c        task locks            record.c  the bytes of each file
- *   index.c, order.c, journal.c          the in-memory index of pending tasks
+ *   index.c, scan.c, order.c, journal.c  the in-memory index of pending tasks
  *   names.c        file names            io.c      atomic writes, quarantine
  *   marks.c        the listing index     list.c    listing pages
  *   keys.c         unique keys           queues.c  pause, rate limits, chores
@@ -78,7 +79,9 @@ int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
 /* 1 if idname is in running/ or a terminal folder. */
 int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname);
 
-/* ---- the operations (transitions.c, query.c) ------------------------------- */
+/* ---- the operations (claim.c, transitions.c, query.c) --------------------- */
+int omniq__fs_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
+                    char *err, size_t errlen);
 int omniq__fs_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen);
 int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
                            char *err, size_t errlen);

@@ -20,12 +20,9 @@
  * a new eta) is skipped when it surfaces; when such entries outnumber the
  * live ones, the heaps are swept.
  *
- * Rescans happen when the journal was replaced (rotation), and, when a
- * claim finds nothing due, if the folders' mtimes changed since the last
- * scan (a file dropped in by hand): always when the last scan saw fewer
- * than SMALL_SCAN files, else at most once per max(1 s, 20 x the last
- * scan's cost), so an idle worker on a huge queue spends under 5% of its
- * time listing.
+ * Listing the folders, loading queue/snapshot instead at open, and when
+ * to list again are in scan.c; the state both files share is in
+ * index_state.h.
  *
  * Descriptors: none per queue. A queue folder is opened for the one
  * operation that needs it (omniq__fidx_open_dir, a listing) and closed
@@ -38,7 +35,6 @@
  * task lock (transitions take task locks first, then this one). */
 #include "storage/file/index.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -48,42 +44,9 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
-#include "base/clock.h"
-#include "storage/file/journal.h"
-#include "storage/file/order.h"
-#include "storage/file/snapshot.h"
+#include "storage/file/index_state.h"
 
-#define SMALL_SCAN 1024
-#define RESCAN_MIN_US 1000000
 #define SWEEP_MIN 4096 /* dead entries below this are left to surface */
-
-typedef struct {
-  char qdir[OMNIQ__QDIR_SIZE];
-  omniq__flevels_t levels;
-} queue_t;
-
-struct omniq__fidx {
-  pthread_mutex_t lock;
-  const omniq__fio_t *io;
-  int queue_fd, pending_fd;
-  omniq__fjournal_t journal;
-  queue_t **q; /* pointers, so a queue's address is stable */
-  size_t nq, capq;
-  omniq__forder_t order;
-  int bulk;         /* a scan is running: push without ordering */
-  size_t scanned;   /* files seen by the last scan */
-  int64_t scan_at;  /* monotonic us */
-  int64_t scan_cost;
-  uint64_t sig;     /* folder mtimes at the last scan */
-  unsigned long scans;
-  int from_snapshot; /* opened from queue/snapshot (whole and current then) */
-};
-
-static int64_t mono_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- queues --------------------------------------------------------------- */
 
@@ -93,8 +56,8 @@ static int queue_find(omniq__fidx_t *ix, const char *qdir) {
   return -1;
 }
 
-static int open_queue_dir(const omniq__fidx_t *ix, const char *qdir, int *fd, char *err,
-                          size_t errlen) {
+int omniq__fidx_open_queue_dir(const omniq__fidx_t *ix, const char *qdir, int *fd, char *err,
+                               size_t errlen) {
   *fd = openat(ix->pending_fd, qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (*fd >= 0) return OMNIQ_OK;
   if (errno == ENOENT) return OMNIQ_ENOTFOUND;
@@ -103,8 +66,8 @@ static int open_queue_dir(const omniq__fidx_t *ix, const char *qdir, int *fd, ch
 
 /* Puts the table index of folder qdir in *qi, checking (and with create,
  * making) the folder. OMNIQ_ENOTFOUND if it does not exist and !create. */
-static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, char *err,
-                     size_t errlen) {
+int omniq__fidx_queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, char *err,
+                          size_t errlen) {
   struct stat st;
   if ((*qi = queue_find(ix, qdir)) >= 0) return OMNIQ_OK;
   if (create && mkdirat(ix->pending_fd, qdir, 0777) != 0 && errno != EEXIST)
@@ -119,10 +82,10 @@ static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, c
     char e[8];
     omniq__fio_sync_dir(ix->io, ix->pending_fd, e, sizeof e);
   }
-  queue_t *q = NULL;
+  omniq__fidx_q_t *q = NULL;
   if (ix->nq == ix->capq) {
     size_t cap = ix->capq ? ix->capq * 2 : 4;
-    queue_t **bigger = omniq__realloc(ix->q, cap * sizeof *bigger);
+    omniq__fidx_q_t **bigger = omniq__realloc(ix->q, cap * sizeof *bigger);
     if (bigger != NULL) {
       ix->q = bigger;
       ix->capq = cap;
@@ -142,17 +105,18 @@ static int queue_get(omniq__fidx_t *ix, const char *qdir, int create, int *qi, c
 /* Orders every heap again, dropping dead entries: after a scan's bulk
  * pushes, and when dead entries pile up (cancels of tasks far from the
  * top of their heap). */
-static void order_all(omniq__fidx_t *ix) {
+void omniq__fidx_order_all(omniq__fidx_t *ix) {
   for (size_t i = 0; i < ix->nq; i++)
     for (size_t j = 0; j < ix->q[i]->levels.n; j++)
       omniq__flevel_heapify(&ix->q[i]->levels.lv[j], &ix->order);
 }
 
 static void sweep_if_needed(omniq__fidx_t *ix) {
-  if (!ix->bulk && ix->order.dead >= SWEEP_MIN && ix->order.dead > ix->order.live) order_all(ix);
+  if (!ix->bulk && ix->order.dead >= SWEEP_MIN && ix->order.dead > ix->order.live)
+    omniq__fidx_order_all(ix);
 }
 
-static void insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id) {
+void omniq__fidx_insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id) {
   uint8_t bin[OMNIQ__FID_BYTES];
   uint32_t e;
   omniq__fid_pack(id, bin);
@@ -174,214 +138,7 @@ static void fill(const omniq__fidx_t *ix, uint32_t e, omniq__pending_t *p) {
   omniq__fname_pending(p->iprio, p->eta, p->id, p->name);
 }
 
-/* ---- scanning ------------------------------------------------------------- */
-
-/* A listing of dirfd's folder (a descriptor of its own); NULL with errno. */
-static DIR *open_listing(int dirfd) {
-  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-  if (d == NULL && fd >= 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-  }
-  return d;
-}
-
-static int is_dir(int dirfd, const struct dirent *de) {
-  struct stat st;
-  if (de->d_type != DT_UNKNOWN) return de->d_type == DT_DIR;
-  return fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-}
-
-typedef int (*list_fn)(omniq__fidx_t *, int, uint32_t, int64_t, const char *, void *);
-
-/* Calls fn for each pending file of queue qi (until it returns non-zero);
- * quarantines other names when quarantine is set. *n gets the number of
- * files. An error if the folder cannot be listed (one that is gone holds
- * nothing). */
-static int list_queue(omniq__fidx_t *ix, int qi, int quarantine, list_fn fn, void *ud, size_t *n,
-                      char *err, size_t errlen) {
-  char from[OMNIQ__QDIR_SIZE + 16], id[OMNIQ_ID_SIZE];
-  struct dirent *de;
-  int fd;
-  *n = 0;
-  int rc = open_queue_dir(ix, ix->q[qi]->qdir, &fd, err, errlen);
-  if (rc == OMNIQ_ENOTFOUND) return OMNIQ_OK;
-  if (rc != OMNIQ_OK) return rc;
-  DIR *d = open_listing(fd);
-  if (d == NULL) {
-    rc = omniq__fio_errno(errno, err, errlen, "file store: listing queue/pending/%s",
-                          ix->q[qi]->qdir);
-    close(fd);
-    return rc;
-  }
-  snprintf(from, sizeof from, "queue/pending/%s", ix->q[qi]->qdir);
-  while ((de = readdir(d)) != NULL) {
-    uint32_t iprio;
-    int64_t eta;
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    if (omniq__fname_pending_parse(de->d_name, &iprio, &eta, id) != OMNIQ_OK) {
-      if (quarantine)
-        omniq__fio_quarantine(ix->io, fd, from, de->d_name, "not a pending task file name");
-      continue;
-    }
-    (*n)++;
-    if (fn != NULL && fn(ix, qi, iprio, eta, id, ud)) break;
-  }
-  closedir(d);
-  close(fd);
-  return OMNIQ_OK;
-}
-
-/* Makes sure every queue folder in pending/ is in the table. */
-static int list_queues(omniq__fidx_t *ix, int quarantine, char *err, size_t errlen) {
-  DIR *d = open_listing(ix->pending_fd);
-  struct dirent *de;
-  int qi, rc = OMNIQ_OK;
-  if (d == NULL) return omniq__fio_errno(errno, err, errlen, "file store: listing queue/pending");
-  while (rc == OMNIQ_OK && (de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    if (omniq__fname_qdir_valid(de->d_name, strlen(de->d_name)) && is_dir(ix->pending_fd, de)) {
-      rc = queue_get(ix, de->d_name, 0, &qi, err, errlen);
-      if (rc == OMNIQ_ENOTFOUND) rc = OMNIQ_OK; /* gone since the listing saw it */
-    } else if (quarantine) {
-      omniq__fio_quarantine(ix->io, ix->pending_fd, "queue/pending", de->d_name,
-                            "not a queue folder");
-    }
-  }
-  closedir(d);
-  return rc;
-}
-
-/* Every queue folder's files, counted into *n (fn called on each). */
-static int list_all(omniq__fidx_t *ix, int quarantine, list_fn fn, void *ud, size_t *n,
-                    char *err, size_t errlen) {
-  int rc = list_queues(ix, quarantine, err, errlen);
-  *n = 0;
-  for (size_t i = 0; rc == OMNIQ_OK && i < ix->nq; i++) {
-    size_t k;
-    rc = list_queue(ix, (int)i, quarantine, fn, ud, &k, err, errlen);
-    *n += k;
-  }
-  return rc;
-}
-
-static uint64_t folder_sig(omniq__fidx_t *ix) {
-  struct stat st;
-  uint64_t h = 0;
-  if (fstat(ix->pending_fd, &st) == 0)
-    h = (uint64_t)st.st_mtim.tv_sec * 1000000007ULL + (uint64_t)st.st_mtim.tv_nsec;
-  for (size_t i = 0; i < ix->nq; i++)
-    if (fstatat(ix->pending_fd, ix->q[i]->qdir, &st, AT_SYMLINK_NOFOLLOW) == 0)
-      h = h * 31 + (uint64_t)st.st_mtim.tv_sec * 1000000007ULL + (uint64_t)st.st_mtim.tv_nsec;
-  return h;
-}
-
-static int scan_insert(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, const char *id,
-                       void *ud) {
-  (void)ud;
-  insert(ix, qi, iprio, eta, id);
-  return 0;
-}
-
-/* Forgets everything and lists the folders again. A listing that fails
- * leaves the index short of some files (none is lost: they are on disk)
- * and the folder signature unset, so the next idle claim lists again. */
-static int rescan(omniq__fidx_t *ix, char *err, size_t errlen) {
-  int64_t start = mono_us();
-  size_t n = 0;
-  for (size_t i = 0; i < ix->nq; i++) omniq__flevels_free(&ix->q[i]->levels);
-  omniq__forder_free(&ix->order);
-  ix->sig = folder_sig(ix); /* before listing: a change during it shows next time */
-  ix->bulk = 1;
-  int rc = list_all(ix, 1, scan_insert, NULL, &n, err, errlen);
-  ix->bulk = 0;
-  order_all(ix);
-  if (rc != OMNIQ_OK) ix->sig = 0;
-  ix->scanned = n;
-  ix->scans++;
-  ix->scan_at = mono_us();
-  ix->scan_cost = ix->scan_at - start;
-  return rc;
-}
-
-/* ---- the snapshot ---------------------------------------------------------- */
-
-typedef struct {
-  omniq__fidx_t *ix;
-  int *qi; /* the snapshot's queue numbers -> ours */
-  size_t nq;
-} load_t;
-
-static int load_queue(void *ud, uint32_t q, const char *qdir) {
-  load_t *l = ud;
-  char e[8];
-  int *bigger = omniq__realloc(l->qi, ((size_t)q + 1) * sizeof *bigger);
-  if (bigger == NULL) return -1;
-  l->qi = bigger;
-  l->nq = (size_t)q + 1;
-  return queue_get(l->ix, qdir, 0, &l->qi[q], e, sizeof e) == OMNIQ_OK ? 0 : -1;
-}
-
-/* The folders' times as the snapshot saw them: a later change shows. */
-static void load_checked(void *ud, size_t n) {
-  load_t *l = ud;
-  l->ix->sig = folder_sig(l->ix);
-  omniq__forder_reserve(&l->ix->order, n); /* else it grows as it goes */
-}
-
-static void load_rec(void *ud, const omniq__fsnap_rec_t *r) {
-  load_t *l = ud;
-  omniq__fidx_t *ix = l->ix;
-  int qi = l->qi[r->q];
-  uint32_t e;
-  if (omniq__forder_add_new(&ix->order, r->id, (uint32_t)qi, r->iprio, r->eta, &e) <= 0) return;
-  omniq__flevel_t *lv = omniq__flevels_get(&ix->q[qi]->levels, r->iprio);
-  if (lv == NULL || omniq__flevel_push(lv, &ix->order, e, 1) != OMNIQ_OK)
-    omniq__forder_release(&ix->order, e); /* out of memory: a rescan finds it */
-}
-
-/* Fills the empty index from queue/snapshot; 1 if it did, 0 if the
- * folders must be listed (the index is left empty). */
-static int load_snapshot(omniq__fidx_t *ix) {
-  load_t l = {ix, NULL, 0};
-  omniq__fsnap_sink_t sink = {load_queue, load_checked, load_rec, &l};
-  size_t n = 0;
-  int64_t list_us = 0, start = mono_us();
-  ix->bulk = 1;
-  int rc = omniq__fsnap_load(ix->io, ix->queue_fd, ix->pending_fd, &sink, &n, &list_us);
-  ix->bulk = 0;
-  omniq__free(l.qi);
-  if (rc <= 0) {
-    for (size_t i = 0; i < ix->nq; i++) omniq__flevels_free(&ix->q[i]->levels);
-    omniq__forder_free(&ix->order);
-    return 0;
-  }
-  order_all(ix);
-  ix->from_snapshot = 1;
-  ix->scanned = n;
-  ix->scan_at = mono_us();
-  /* The idle rescans' pace is set by what a listing costs, not a load. */
-  ix->scan_cost = list_us > ix->scan_at - start ? list_us : ix->scan_at - start;
-  return 1;
-}
-
-void omniq__fidx_save(omniq__fidx_t *ix) {
-  pthread_mutex_lock(&ix->lock);
-  size_t live = ix->order.live;
-  pthread_mutex_unlock(&ix->lock);
-  if (live >= omniq__fsnap_min_tasks)
-    omniq__fsnap_save(ix->io, ix->queue_fd, ix->pending_fd, ix->from_snapshot);
-}
-
-/* A rescan whose failure is only logged: the caller has no one to tell. */
-static void rescan_or_log(omniq__fidx_t *ix) {
-  char err[256];
-  if (rescan(ix, err, sizeof err) != OMNIQ_OK)
-    omniq__log(ix->io->log, OMNIQ_LOG_WARNING, "storage.listing", NULL,
-               "pending folders not fully listed (tried again later): %s", err);
-}
+/* ---- the journal ---------------------------------------------------------- */
 
 static void journal_line(void *ud, const char *line, size_t len) {
   omniq__fidx_t *ix = ud;
@@ -401,19 +158,14 @@ static void journal_line(void *ud, const char *line, size_t len) {
   if (memchr(qdir, '\0', qlen) != NULL || memchr(name, '\0', nlen) != NULL) return;
   if (omniq__fname_pending_parse(name, &iprio, &eta, id) != OMNIQ_OK) return;
   int qi;
-  if (queue_get(ix, qdir, 0, &qi, e, sizeof e) == OMNIQ_OK) insert(ix, qi, iprio, eta, id);
+  if (omniq__fidx_queue_get(ix, qdir, 0, &qi, e, sizeof e) == OMNIQ_OK)
+    omniq__fidx_insert(ix, qi, iprio, eta, id);
 }
 
 static void refresh(omniq__fidx_t *ix) {
-  if (omniq__fjournal_poll(&ix->journal, journal_line, ix)) rescan_or_log(ix);
+  if (omniq__fjournal_poll(&ix->journal, journal_line, ix)) omniq__fidx_rescan_or_log(ix);
 }
 
-static int idle_rescan_due(omniq__fidx_t *ix) {
-  if (folder_sig(ix) == ix->sig) return 0;
-  if (ix->scanned < SMALL_SCAN) return 1;
-  int64_t wait = ix->scan_cost * 20 > RESCAN_MIN_US ? ix->scan_cost * 20 : RESCAN_MIN_US;
-  return mono_us() - ix->scan_at >= wait;
-}
 
 /* ---- public --------------------------------------------------------------- */
 
@@ -434,7 +186,7 @@ int omniq__fidx_open(omniq__fidx_t **out, const omniq__fio_t *io, int queue_fd, 
     return rc;
   }
   pthread_mutex_init(&ix->lock, NULL);
-  if (!load_snapshot(ix) && (rc = rescan(ix, err, errlen)) != OMNIQ_OK) {
+  if (!omniq__fidx_load_snapshot(ix) && (rc = omniq__fidx_rescan(ix, err, errlen)) != OMNIQ_OK) {
     omniq__fidx_free(ix);
     return rc;
   }
@@ -464,14 +216,14 @@ int omniq__fidx_queue(omniq__fidx_t *ix, const char *queue, int create,
   }
   int qi;
   pthread_mutex_lock(&ix->lock);
-  int rc = queue_get(ix, qdir, create, &qi, err, errlen);
+  int rc = omniq__fidx_queue_get(ix, qdir, create, &qi, err, errlen);
   pthread_mutex_unlock(&ix->lock);
   if (rc == OMNIQ_ENOTFOUND) snprintf(err, errlen, "file store: no queue folder %s", qdir);
   return rc;
 }
 
 int omniq__fidx_open_dir(omniq__fidx_t *ix, const char *qdir, int *fd, char *err, size_t errlen) {
-  int rc = open_queue_dir(ix, qdir, fd, err, errlen);
+  int rc = omniq__fidx_open_queue_dir(ix, qdir, fd, err, errlen);
   if (rc == OMNIQ_ENOTFOUND)
     rc = omniq__fio_errno(ENOENT, err, errlen, "file store: opening queue/pending/%s", qdir);
   return rc;
@@ -493,7 +245,7 @@ void omniq__fidx_announce(omniq__fidx_t *ix, const omniq__pending_t *p, size_t n
   pthread_mutex_lock(&ix->lock);
   for (size_t i = 0; i < n; i++) {
     int qi = queue_find(ix, p[i].qdir);
-    if (qi >= 0) insert(ix, qi, p[i].iprio, p[i].eta, p[i].id);
+    if (qi >= 0) omniq__fidx_insert(ix, qi, p[i].iprio, p[i].eta, p[i].id);
     if (text != NULL) len += (size_t)snprintf(text + len, cap - len, "%s/%s\n", p[i].qdir, p[i].name);
   }
   int rc = text != NULL ? omniq__fjournal_append(&ix->journal, text, len, err, sizeof err)
@@ -565,8 +317,8 @@ size_t omniq__fidx_take_due(omniq__fidx_t *ix, const char *const *queues, size_t
       if (qi >= 0) qis[nqi++] = qi;
     }
     n = pick(ix, qis, nqi, now_ms, out, max);
-    if (n > 0 || pass == 1 || !may_rescan || !idle_rescan_due(ix)) break;
-    rescan_or_log(ix);
+    if (n > 0 || pass == 1 || !may_rescan || !omniq__fidx_idle_rescan_due(ix)) break;
+    omniq__fidx_rescan_or_log(ix);
   }
   pthread_mutex_unlock(&ix->lock);
   return n;
@@ -575,7 +327,7 @@ size_t omniq__fidx_take_due(omniq__fidx_t *ix, const char *const *queues, size_t
 void omniq__fidx_put_back(omniq__fidx_t *ix, const omniq__pending_t *p) {
   pthread_mutex_lock(&ix->lock);
   int qi = queue_find(ix, p->qdir);
-  if (qi >= 0) insert(ix, qi, p->iprio, p->eta, p->id);
+  if (qi >= 0) omniq__fidx_insert(ix, qi, p->iprio, p->eta, p->id);
   pthread_mutex_unlock(&ix->lock);
 }
 
@@ -588,7 +340,7 @@ static int match_id(omniq__fidx_t *ix, int qi, uint32_t iprio, int64_t eta, cons
                     void *ud) {
   match_t *m = ud;
   if (memcmp(id, m->p->id, OMNIQ_ID_LEN) != 0) return 0;
-  insert(ix, qi, iprio, eta, id);
+  omniq__fidx_insert(ix, qi, iprio, eta, id);
   m->p->iprio = iprio;
   m->p->eta = eta;
   snprintf(m->p->qdir, sizeof m->p->qdir, "%s", ix->q[qi]->qdir);
@@ -613,9 +365,9 @@ int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending
     size_t n;
     memset(p, 0, sizeof *p);
     memcpy(p->id, id, OMNIQ_ID_SIZE);
-    int rc = list_queues(ix, 0, err, sizeof err);
+    int rc = omniq__fidx_list_queues(ix, 0, err, sizeof err);
     for (size_t i = 0; rc == OMNIQ_OK && i < ix->nq && !m.found; i++)
-      rc = list_queue(ix, (int)i, 0, match_id, &m, &n, err, sizeof err);
+      rc = omniq__fidx_list_queue(ix, (int)i, 0, match_id, &m, &n, err, sizeof err);
     found = m.found ? 1 : rc != OMNIQ_OK ? rc : 0;
   }
   pthread_mutex_unlock(&ix->lock);
@@ -637,7 +389,7 @@ void omniq__fidx_forget(omniq__fidx_t *ix, const char *id) {
 int omniq__fidx_count(omniq__fidx_t *ix, int64_t *count, char *err, size_t errlen) {
   size_t n = 0;
   pthread_mutex_lock(&ix->lock);
-  int rc = list_all(ix, 0, NULL, NULL, &n, err, errlen);
+  int rc = omniq__fidx_list_all(ix, 0, NULL, NULL, &n, err, errlen);
   pthread_mutex_unlock(&ix->lock);
   *count = rc == OMNIQ_OK ? (int64_t)n : 0;
   return rc;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The pending index of one open file backend: which files are in
  * queue/pending/, ordered for claiming, without listing the folders on each
- * claim. Thread-safe (one mutex inside). See index.c for the design. */
+ * claim. Thread-safe (one mutex inside). See index.c and scan.c for the
+ * design. */
 #ifndef OMNIQ_STORAGE_FILE_INDEX_H
 #define OMNIQ_STORAGE_FILE_INDEX_H
 
