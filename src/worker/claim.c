@@ -103,10 +103,10 @@ omniq_job_t **omniq__claim_wrap(pool_t *p, omniq_task_t **tasks, size_t *n) {
  * returned: the statement waited in a group commit behind others, the
  * server was slow to commit, the host was descheduled. Counted from the
  * return, this pool's lease would outlast the store's by that much, and
- * run_task's margin (a start needs extend_ms of lease left) would no longer
- * keep a start before the moment another worker may recover the task. So
- * each lease is counted from asked_ms, read before the call: never later
- * than the store's own start. */
+ * omniq__run_task's margin (a start needs extend_ms of lease left) would no
+ * longer keep a start before the moment another worker may recover the
+ * task. So each lease is counted from asked_ms, read before the call: never
+ * later than the store's own start. */
 void omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms) {
   int64_t now = omniq__mono_ms();
   int wake = 0;
