@@ -4,23 +4,23 @@
  * Everything that decides what happens to a task lives here, or, for what
  * is decided at enqueue, in core/enqueue.c: defaults at enqueue (the
  * default queue and the queue-name rule among them), what a failed run is
- * called and whether it may retry (the table in
- * core/report.c), the retry predicate (retryable && attempts < max_retries),
- * the backoff, interval re-arming, what a cancel or a lost lease records,
- * and which results are old enough to purge. The storage backend only
- * applies the decisions, each in one atomic step, and rejects any that
- * arrive under a stale claim token; workers only report how a run ended.
+ * called and whether it may retry (the table in core/report.c), the retry
+ * predicate (retryable && attempts < max_retries), the backoff, interval
+ * re-arming, what a cancel or a lost lease records, and which results are
+ * old enough to purge. The storage backend only applies the decisions,
+ * each in one atomic step, and rejects any that arrive under a stale claim
+ * token; workers only report how a run ended.
  *
  * Limits (omniq.h, docs/errors.md): the engine is the one place that
  * checks them. An instant it stores is in [0, OMNIQ_TIME_MAX_MS] (the last
  * millisecond of 9999: four-digit years, which every backend writes and
  * reads back exactly) and a duration at most OMNIQ_DURATION_MAX_MS, so
  * `now + duration` cannot overflow. The store's clock is read through
- * omniq__engine_clock_now, which refuses a reading outside the instants a store keeps
- * rather than store what cannot be read back; sums that may pass the last
- * instant (a re-arm or a retry near the year 9999) are clamped to it, and
- * sums of values read back from a store saturate (omniq__add_ms), since a
- * row need not be one the engine wrote.
+ * omniq__engine_clock_now, which refuses a reading outside the instants a
+ * store keeps rather than store what cannot be read back; sums that may
+ * pass the last instant (a re-arm or a retry near the year 9999) are
+ * clamped to it, and sums of values read back from a store saturate
+ * (omniq__add_ms), since a row need not be one the engine wrote.
  *
  * Lost leases are recovered lazily: a claim first looks for RUNNING tasks
  * whose lease expired (at most once per second of store time per handle, so
