@@ -19,7 +19,9 @@
  * and from then on no extension gets through, as when the link the answer
  * came by is cut (an extension in time would make a start safe again).
  * "slow_ride" has no finish_many or release, so that the pool's reports
- * carry their claims through finish_claim. The delay is the fault under
+ * carry their claims through finish_claim. A give-back (release) fails
+ * like an extension, unless a test lets it through: then a task not
+ * started is given back and claimed afresh. The delay is the fault under
  * test, not a wait for another thread: nothing here waits for a thread by
  * sleeping. */
 #include <stdatomic.h>
@@ -38,6 +40,8 @@ static omniq_storage_ops_t slow, slow_ride;
 static atomic_int slow_ops; /* SLOW_* bits: which calls answer late */
 static th_clock_t *store_clock;
 static atomic_int counted_runs, late_runs, late_attempt;
+static atomic_int late_answers; /* how many more claims of "late" answer late */
+static atomic_int release_through; /* a give-back reaches the store */
 
 /* The answer of a claim that has just taken a "late" task comes back
  * DELAY_MS later: that much real time passes, and the store's clock moves
@@ -46,7 +50,8 @@ static void answer_late(int op, int rc, omniq_task_t *const *tasks, size_t n) {
   int took_late = 0;
   for (size_t i = 0; rc == OMNIQ_OK && i < n; i++)
     took_late |= strcmp(omniq_task_func(tasks[i]), "late") == 0;
-  if (!(atomic_load(&slow_ops) & op) || !took_late) return;
+  if (!(atomic_load(&slow_ops) & op) || !took_late || atomic_load(&late_answers) == 0) return;
+  atomic_fetch_sub(&late_answers, 1);
   struct timespec start, now, step = {0, 1000000};
   clock_gettime(CLOCK_MONOTONIC, &start);
   do {
@@ -91,6 +96,14 @@ static int slow_extend(void *b, const char *id, int64_t token, int64_t until, ch
   return omniq_storage_find("sqlite")->extend_lease(b, id, token, until, err, errlen);
 }
 
+static int slow_release(void *b, const char *id, int64_t token, char *err, size_t errlen) {
+  if (atomic_load(&slow_ops) != 0 && !atomic_load(&release_through)) {
+    snprintf(err, errlen, "store unreachable (test)");
+    return OMNIQ_ESTORAGE;
+  }
+  return omniq_storage_find("sqlite")->release(b, id, token, err, errlen);
+}
+
 static int group_setup(void **state) {
   (void)state;
   slow = *omniq_storage_find("sqlite");
@@ -99,6 +112,7 @@ static int group_setup(void **state) {
   slow.finish_claim = slow_finish_claim;
   slow.finish_many = slow_finish_many;
   slow.extend_lease = slow_extend;
+  slow.release = slow_release;
   slow_ride = slow;
   slow_ride.name = "slow_ride";
   slow_ride.finish_many = NULL;
@@ -129,6 +143,8 @@ static int setup_on(void **state, const char *backend) {
   atomic_store(&counted_runs, 0);
   atomic_store(&late_runs, 0);
   atomic_store(&late_attempt, 0);
+  atomic_store(&late_answers, 1000);
+  atomic_store(&release_through, 0);
   if (th_store_setup(state) != 0) return -1;
   th_store_t *st = *state;
   omniq_close(st->oq);
@@ -211,6 +227,22 @@ static void test_task_claimed_by_a_batch_answered_late_is_not_started(void **sta
   assert_left_then_recovered(st, id);
 }
 
+/* Where the store can take the claim back, a task not started is given
+ * back at once, its attempt undone, instead of waiting out its lease: a
+ * drain of one claims it again and runs it, as its first attempt. */
+static void test_task_not_started_is_given_back_and_runs_as_its_first_attempt(void **state) {
+  th_store_t *st = *state;
+  char id[OMNIQ_ID_SIZE];
+  th_ok(st->oq, omniq_enqueue(st->oq, "late", NULL, NULL, NULL, id));
+  atomic_store(&late_answers, 1);
+  atomic_store(&release_through, 1);
+  atomic_store(&slow_ops, SLOW_CLAIM);
+  assert_int_equal(drain(st, 1), 1);
+  assert_int_equal(atomic_load(&late_runs), 1);
+  assert_int_equal(atomic_load(&late_attempt), 1);
+  assert_int_equal(status_of(st, id), OMNIQ_SUCCESS);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_task_whose_claim_answered_late_is_not_started,
@@ -219,6 +251,9 @@ int main(void) {
                                       setup_slow_ride, th_store_teardown),
       cmocka_unit_test_setup_teardown(test_task_claimed_by_a_batch_answered_late_is_not_started,
                                       setup_slow, th_store_teardown),
+      cmocka_unit_test_setup_teardown(
+          test_task_not_started_is_given_back_and_runs_as_its_first_attempt, setup_slow,
+          th_store_teardown),
   };
   return cmocka_run_group_tests_name("worker late claims", tests, group_setup, NULL);
 }

@@ -6,8 +6,8 @@
  * run is cancelled and its report dropped.
  *
  * The store is SQLite behind a table ("flaky") that fails finish (also a
- * finish carrying the next claim, or a batch of finishes), or finish and extend_lease, with
- * OMNIQ_ESTORAGE on demand. The lease is short and
+ * finish carrying the next claim, or a batch of finishes), or finish and extend_lease
+ * (and release), with OMNIQ_ESTORAGE on demand. The lease is short and
  * the waits are the library's own backoff: the test itself never sleeps. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -96,6 +96,16 @@ static int flaky_extend(void *b, const char *id, int64_t token, int64_t until, c
   return omniq_storage_find("sqlite")->extend_lease(b, id, token, until, err, errlen);
 }
 
+/* A give-back (release) fails while the store is away; it does not hang,
+ * so a runner that gives up a task never waits for let_go. */
+static int flaky_release(void *b, const char *id, int64_t token, char *err, size_t errlen) {
+  pthread_mutex_lock(&hang_lock);
+  int away = hang;
+  pthread_mutex_unlock(&hang_lock);
+  if (away || atomic_load(&extend_fails)) return unreachable(err, errlen);
+  return omniq_storage_find("sqlite")->release(b, id, token, err, errlen);
+}
+
 static int group_setup(void **state) {
   (void)state;
   flaky = *omniq_storage_find("sqlite");
@@ -104,6 +114,7 @@ static int group_setup(void **state) {
   flaky.finish_claim = flaky_finish_claim;
   flaky.finish_many = flaky_finish_many;
   flaky.extend_lease = flaky_extend;
+  flaky.release = flaky_release;
   return omniq_storage_register(&flaky) == OMNIQ_OK ? 0 : -1;
 }
 

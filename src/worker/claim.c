@@ -35,6 +35,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "core/engine.h"
+#include "core/store.h"
 
 typedef struct omniq_worker pool_t;
 
@@ -162,6 +163,30 @@ void omniq__ride_end(pool_t *p, omniq__ride_t *ride) {
   pthread_mutex_unlock(&p->lock);
   ride->room = 0;
   ride->n = 0;
+}
+
+/* A claimed task whose lease ran short before it started (omniq__run_task)
+ * is not run here. Where the store can take a claim back (ABI 6 release) it
+ * is given back at once, its attempt undone, for this or any worker to
+ * claim afresh, and it no longer counts against a drain's limit, so a
+ * drain claims again for it. The claim token fences the give-back: a task
+ * another worker has recovered meanwhile is left alone. Otherwise, or if
+ * the store cannot be reached, it comes back through lease recovery. The
+ * job is ended already. */
+void omniq__not_started(pool_t *p, omniq_job_t *job) {
+  omniq_t *oq = p->oq;
+  int rc = omniq__store_releases(oq) ? omniq__engine_release(oq, job->task) : OMNIQ_ENOTSUP;
+  if (rc == OMNIQ_OK) {
+    omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.not_started", job->task->id,
+               "lease running short before the run started; given back to the store");
+    pthread_mutex_lock(&p->lock);
+    p->claimed--;
+    pthread_mutex_unlock(&p->lock);
+    return;
+  }
+  omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.lease_lost", job->task->id,
+             "lease running out before the run started (the store could not be reached "
+             "to extend it); not run here, it is recovered once its lease has expired");
 }
 
 /* A stop gives claimed tasks that have not started back to the store

@@ -50,6 +50,11 @@ void omniq__ready_put(omniq_worker_t *p, omniq_job_t **jobs, size_t n, int64_t a
  * thread. */
 omniq_job_t *omniq__ready_take(omniq_worker_t *p);
 
+/* Gives back (ABI 6 release) or leaves to lease recovery a claimed task
+ * whose lease ran short before it started; its job is ended. No lock
+ * held. */
+void omniq__not_started(omniq_worker_t *p, omniq_job_t *job);
+
 /* Starts a ride for a report about to be made (ride->room 0: none; called
  * before the storage call that carries it, see asked_ms), and ends it:
  * what it claimed goes on `ready`, a lead it took is given up.

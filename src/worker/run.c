@@ -96,7 +96,7 @@ static int call_handler(pool_t *p, int slot, omniq_job_t *job) {
  * back: so a start with extend_ms left here has at least that much of the
  * store's lease left (less only the error of mapping this host's clock
  * onto the store's), and cannot overlap another worker's run. The task is
- * left to be recovered, as a run whose lease runs out is. */
+ * given back, or left to be recovered (omniq__not_started). */
 void omniq__run_task(pool_t *p, int slot, omniq_job_t *job) {
   omniq_t *oq = p->oq;
   omniq_task_t *task = job->task;
@@ -104,9 +104,7 @@ void omniq__run_task(pool_t *p, int slot, omniq_job_t *job) {
   if (atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms() < p->extend_ms &&
       omniq__job_end(job)) {
     omniq__job_cancel(job);
-    omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.lease_lost", task->id,
-               "lease running out before the run started (the store could not be reached "
-               "to extend it); not run here, it is recovered once its lease has expired");
+    omniq__not_started(p, job);
   }
   if (omniq__job_ended(job)) {
     omniq__job_returned(job);
