@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Unique and cron tasks through the public API (core/engine.c): what
- * omniq_enqueue checks and answers, and how a cron task is placed and
- * re-armed on the same finish path as an interval task, on the manual
- * clock. Run per backend: `test_schedules sqlite`, `test_schedules file`. */
+/* Unique and cron tasks through the public API (core/enqueue.c and
+ * core/engine.c): what omniq_enqueue checks and answers, and how a cron
+ * task is placed and re-armed on the same finish path as an interval task,
+ * on the manual clock. Run per backend: `test_schedules sqlite`, `test_schedules file`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

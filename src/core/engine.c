@@ -1,25 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /* The engine: the one owner of lifecycle policy.
  *
- * Everything that decides what happens to a task lives here: defaults at
- * enqueue (the default queue and the queue-name rule among them), what a
- * failed run is called and whether it may retry (the table in
- * core/report.c), the retry predicate (retryable && attempts < max_retries),
- * the backoff, interval re-arming, what a cancel or a lost lease records,
- * and which results are old enough to purge. The storage backend only
- * applies the decisions, each in one atomic step, and rejects any that
- * arrive under a stale claim token; workers only report how a run ended.
+ * Everything that decides what happens to a task lives here, or, for what
+ * is decided at enqueue, in core/enqueue.c: defaults at enqueue (the
+ * default queue and the queue-name rule among them), what a failed run is
+ * called and whether it may retry (the table in core/report.c), the retry
+ * predicate (retryable && attempts < max_retries), the backoff, interval
+ * re-arming, what a cancel or a lost lease records, and which results are
+ * old enough to purge. The storage backend only applies the decisions,
+ * each in one atomic step, and rejects any that arrive under a stale claim
+ * token; workers only report how a run ended.
  *
  * Limits (omniq.h, docs/errors.md): the engine is the one place that
  * checks them. An instant it stores is in [0, OMNIQ_TIME_MAX_MS] (the last
  * millisecond of 9999: four-digit years, which every backend writes and
  * reads back exactly) and a duration at most OMNIQ_DURATION_MAX_MS, so
  * `now + duration` cannot overflow. The store's clock is read through
- * clock_now, which refuses a reading outside the instants a store keeps
- * rather than store what cannot be read back; sums that may pass the last
- * instant (a re-arm or a retry near the year 9999) are clamped to it, and
- * sums of values read back from a store saturate (omniq__add_ms), since a
- * row need not be one the engine wrote.
+ * omniq__engine_clock_now, which refuses a reading outside the instants a
+ * store keeps rather than store what cannot be read back; sums that may
+ * pass the last instant (a re-arm or a retry near the year 9999) are
+ * clamped to it, and sums of values read back from a store saturate
+ * (omniq__add_ms), since a row need not be one the engine wrote.
  *
  * Lost leases are recovered lazily: a claim first looks for RUNNING tasks
  * whose lease expired (at most once per second of store time per handle, so
@@ -35,11 +36,10 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
-#include "base/codec.h"
 #include "base/error.h"
-#include "base/ids.h"
 #include "base/records.h"
 #include "core/cron.h"
+#include "core/engine_shared.h"
 #include "core/store.h"
 #include "core/wake.h"
 
@@ -49,7 +49,7 @@
 #define PURGE_BATCH 500
 
 /* The queue of a task enqueued without one, and of a worker given none. */
-static const char *const default_queues[] = {OMNIQ_DEFAULT_QUEUE, NULL};
+const char *const omniq__engine_default_queues[] = {OMNIQ_DEFAULT_QUEUE, NULL};
 
 /* ---- backoff ------------------------------------------------------------- */
 
@@ -64,7 +64,7 @@ int64_t omniq__engine_backoff_ms(int64_t base_ms, int64_t cap_ms, int attempts, 
 
 /* The store's clock, if it reads an instant a store keeps; else
  * OMNIQ_ECONFIG (nothing is stored or changed). */
-static int clock_now(omniq_t *oq, int64_t *now) {
+int omniq__engine_clock_now(omniq_t *oq, int64_t *now) {
   char text[OMNIQ__ISO_SIZE];
   *now = omniq__now(&oq->settings);
   if (*now >= 0 && *now <= OMNIQ_TIME_MAX_MS) return OMNIQ_OK;
@@ -83,7 +83,7 @@ static int64_t instant_after(int64_t at, int64_t ms) {
 
 /* The next match of c after after_ms that a store keeps; OMNIQ_ENOTFOUND
  * past the last instant, as for an expression that never matches again. */
-static int cron_next(const omniq__cron_t *c, int64_t after_ms, int64_t *next_ms) {
+int omniq__engine_cron_next(const omniq__cron_t *c, int64_t after_ms, int64_t *next_ms) {
   int rc = omniq__cron_next(c, after_ms, next_ms);
   return rc == OMNIQ_OK && *next_ms > OMNIQ_TIME_MAX_MS ? OMNIQ_ENOTFOUND : rc;
 }
@@ -97,234 +97,6 @@ static double jitter_draw(void) {
   state ^= state >> 7;
   state ^= state << 17;
   return (double)(state >> 11) / 9007199254740992.0; /* 2^53 */
-}
-
-/* ---- enqueue ------------------------------------------------------------- */
-
-void omniq_enqueue_opts_init(omniq_enqueue_opts_t *o) {
-  if (o == NULL) return;
-  memset(o, 0, sizeof *o);
-  o->max_retries = -1; /* the settings' default_max_retries */
-  o->timeout_ms = -1;  /* the settings' default_timeout_ms */
-}
-
-/* Queue names are short identifiers: they appear in logs, and a backend may
- * use them in file names. */
-static int queue_name_valid(const char *q) {
-  size_t n = q != NULL ? strlen(q) : 0;
-  if (n == 0 || n >= OMNIQ_NAME_MAX) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = q[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-' || c == '.'))
-      return 0;
-  }
-  return 1;
-}
-
-int omniq__engine_check_queue(omniq_t *oq, const char *what, const char *queue) {
-  if (queue_name_valid(queue)) return OMNIQ_OK;
-  return omniq__err(oq->id, OMNIQ_EINVAL, "%s: queue name must be 1-%d characters of [A-Za-z0-9_.-]",
-                    what, OMNIQ_NAME_MAX - 1);
-}
-
-/* A unique key is text a backend may store as JSON: 1..255 bytes of UTF-8
- * (jansson refuses anything else), no control characters. */
-static int unique_key_valid(const char *key) {
-  size_t n = strlen(key);
-  if (n == 0 || n > OMNIQ_UNIQUE_KEY_MAX) return 0;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f) return 0;
-  return omniq__codec_is_utf8(key, n);
-}
-
-/* The options of the operations of storage ABI 3: unique keys and cron.
- * Fills t's fields (the first eta of a cron task included). */
-static int build_schedule(omniq_t *oq, const omniq_enqueue_opts_t *o, size_t index, int64_t base,
-                          omniq_task_t *t) {
-  char err[OMNIQ__ERRMSG_MAX];
-  omniq__cron_t cron;
-  int rc;
-  if (o->unique_key == NULL && o->cron == NULL) return OMNIQ_OK;
-  if ((rc = omniq__store_supports(oq, o->cron != NULL ? "cron tasks" : "unique tasks")) !=
-      OMNIQ_OK)
-    return rc;
-  if (o->unique_key != NULL) {
-    if (!unique_key_valid(o->unique_key))
-      return omniq__err(oq->id, OMNIQ_EINVAL,
-                        "task %zu: unique_key must be 1-%d bytes of UTF-8 without control "
-                        "characters",
-                        index, OMNIQ_UNIQUE_KEY_MAX);
-    if (o->unique_for_ms < 0 || o->unique_for_ms > OMNIQ_DURATION_MAX_MS)
-      return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: unique_for_ms must be 0 to %lld",
-                        index, (long long)OMNIQ_DURATION_MAX_MS);
-    if ((t->unique_key = omniq__strdup(o->unique_key)) == NULL)
-      return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
-    t->unique_for_ms = o->unique_for_ms;
-  }
-  if (o->cron != NULL) {
-    if (o->interval_ms > 0)
-      return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: cron and interval_ms exclude each other",
-                        index);
-    if (omniq__cron_parse(o->cron, &cron, err, sizeof err) != OMNIQ_OK)
-      return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: cron '%.100s': %s", index, o->cron, err);
-    /* The first match at or after the given start. */
-    if (cron_next(&cron, base - 1, &t->eta_ms) != OMNIQ_OK)
-      return omniq__err(oq->id, OMNIQ_EINVAL,
-                        "task %zu: cron '%.100s' has no match in %d years or before "
-                        "9999-12-31T23:59:59.999Z",
-                        index, o->cron, OMNIQ__CRON_HORIZON_YEARS);
-    if ((t->cron = omniq__strdup(o->cron)) == NULL)
-      return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
-  }
-  return OMNIQ_OK;
-}
-
-/* Checks one item and builds its task; on error *out is NULL and the
- * handle's message names the item. */
-static int build_task(omniq_t *oq, const omniq_enqueue_item_t *item, size_t index, int64_t now,
-                      omniq_task_t **out) {
-  const omniq_settings_t *s = &oq->settings;
-  omniq_enqueue_opts_t defaults;
-  const omniq_enqueue_opts_t *o = item->opts;
-  char err[OMNIQ__ERRMSG_MAX];
-  const char *args = item->args_json != NULL ? item->args_json : "[]";
-  const char *kwargs = item->kwargs_json != NULL ? item->kwargs_json : "{}";
-  int rc;
-
-  *out = NULL;
-  if (o == NULL) {
-    omniq_enqueue_opts_init(&defaults);
-    o = &defaults;
-  }
-  if (item->func == NULL || item->func[0] == '\0')
-    return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: func is NULL or empty", index);
-  if (strlen(item->func) >= OMNIQ_PATH_MAX)
-    return omniq__err(oq->id, OMNIQ_EINVAL, "task %zu: func is longer than %d bytes", index,
-                      OMNIQ_PATH_MAX - 1);
-  if (o->eta_ms < 0 || o->delay_ms < 0 || o->interval_ms < 0 || o->timeout_ms < -1 ||
-      o->max_retries < -1)
-    return omniq__err(oq->id, OMNIQ_EINVAL,
-                      "task %zu: eta, delay, interval, timeout and max_retries must not be "
-                      "negative (-1 = default for timeout and max_retries)",
-                      index);
-  if (o->eta_ms > OMNIQ_TIME_MAX_MS)
-    return omniq__err(oq->id, OMNIQ_EINVAL,
-                      "task %zu: eta_ms %lld is past %lld (9999-12-31T23:59:59.999Z), the "
-                      "last instant a store keeps",
-                      index, (long long)o->eta_ms, (long long)OMNIQ_TIME_MAX_MS);
-  if (o->delay_ms > OMNIQ_DURATION_MAX_MS || o->interval_ms > OMNIQ_DURATION_MAX_MS ||
-      o->timeout_ms > OMNIQ_DURATION_MAX_MS)
-    return omniq__err(oq->id, OMNIQ_EINVAL,
-                      "task %zu: delay, interval and timeout must be at most %lld ms (100 years)",
-                      index, (long long)OMNIQ_DURATION_MAX_MS);
-  if (o->eta_ms == 0 && now + o->delay_ms > OMNIQ_TIME_MAX_MS)
-    return omniq__err(oq->id, OMNIQ_EINVAL,
-                      "task %zu: now + delay_ms is past 9999-12-31T23:59:59.999Z, the last "
-                      "instant a store keeps",
-                      index);
-  if (o->queue != NULL && !queue_name_valid(o->queue))
-    return omniq__err(oq->id, OMNIQ_EINVAL,
-                      "task %zu: queue name must be 1-%d characters of [A-Za-z0-9_.-]", index,
-                      OMNIQ_NAME_MAX - 1);
-  if ((rc = omniq__codec_check(s->serializer, OMNIQ__JSON_ARGS, args, err, sizeof err)) ||
-      (rc = omniq__codec_check(s->serializer, OMNIQ__JSON_KWARGS, kwargs, err, sizeof err)))
-    return omniq__err(oq->id, rc, "task %zu: %s", index, err);
-
-  omniq_task_t *t = omniq_task_new();
-  if (t == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
-  omniq__id_new(now, t->id);
-  t->func = omniq__strdup(item->func);
-  t->queue = omniq__strdup(o->queue != NULL ? o->queue : default_queues[0]);
-  t->args = omniq__strdup(args);
-  t->kwargs = omniq__strdup(kwargs);
-  if (!t->func || !t->queue || !t->args || !t->kwargs) {
-    omniq_task_free(t);
-    return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
-  }
-  t->status = OMNIQ_PENDING;
-  t->priority = o->priority;
-  t->max_retries = o->max_retries >= 0 ? o->max_retries : s->default_max_retries;
-  t->timeout_ms = o->timeout_ms >= 0 ? o->timeout_ms : s->default_timeout_ms;
-  t->interval_ms = o->interval_ms;
-  t->eta_ms = o->eta_ms > 0 ? o->eta_ms : now + o->delay_ms;
-  t->created_at_ms = now;
-  if ((rc = build_schedule(oq, o, index, t->eta_ms, t)) != OMNIQ_OK) {
-    omniq_task_free(t);
-    return rc;
-  }
-  *out = t;
-  return OMNIQ_OK;
-}
-
-/* A queue and key given twice in one batch would hold themselves. */
-static int check_batch_keys(omniq_t *oq, omniq_task_t **tasks, size_t n, int *any) {
-  *any = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (tasks[i]->unique_key == NULL) continue;
-    *any = 1;
-    for (size_t k = 0; k < i; k++)
-      if (tasks[k]->unique_key != NULL && strcmp(tasks[k]->unique_key, tasks[i]->unique_key) == 0 &&
-          strcmp(tasks[k]->queue, tasks[i]->queue) == 0)
-        return omniq__err(oq->id, OMNIQ_EINVAL,
-                          "task %zu: unique key of queue %s given twice in the batch (task %zu)",
-                          i, tasks[i]->queue, k);
-  }
-  return OMNIQ_OK;
-}
-
-/* Stores a batch whose tasks carry unique keys: on OMNIQ_EEXISTS every
- * item gets its holder's id (or "") and the message names the first. */
-static int store_unique(omniq_t *oq, omniq_task_t **tasks, size_t n,
-                        char (*ids_out)[OMNIQ_ID_SIZE]) {
-  char(*holders)[OMNIQ_ID_SIZE] = omniq__calloc(n, sizeof *holders);
-  if (holders == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
-  int rc = omniq__store_enqueue_unique(oq, tasks, n, holders);
-  if (rc == OMNIQ_EEXISTS) {
-    size_t first = n;
-    for (size_t i = 0; i < n; i++) {
-      if (ids_out != NULL) memcpy(ids_out[i], holders[i], OMNIQ_ID_SIZE);
-      if (first == n && holders[i][0] != '\0') first = i;
-    }
-    if (first < n)
-      omniq__err(oq->id, OMNIQ_EEXISTS, "task %zu: unique key of queue %s is held by task %s",
-                 first, tasks[first]->queue, holders[first]);
-  }
-  omniq__free(holders);
-  return rc;
-}
-
-int omniq__engine_enqueue(omniq_t *oq, const omniq_enqueue_item_t *items, size_t n,
-                          char (*ids_out)[OMNIQ_ID_SIZE]) {
-  int64_t now;
-  omniq_task_t **tasks;
-  int rc = OMNIQ_OK;
-  size_t built = 0;
-
-  if (n == 0) return OMNIQ_OK;
-  if ((rc = clock_now(oq, &now)) != OMNIQ_OK) return rc;
-  tasks = omniq__calloc(n, sizeof *tasks);
-  if (tasks == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "out of memory");
-  int keyed = 0;
-  for (; built < n && rc == OMNIQ_OK; built++)
-    rc = build_task(oq, &items[built], built, now, &tasks[built]);
-  if (rc == OMNIQ_OK) rc = check_batch_keys(oq, tasks, n, &keyed);
-  if (rc == OMNIQ_OK)
-    rc = keyed ? store_unique(oq, tasks, n, ids_out) : omniq__store_enqueue(oq, tasks, n);
-  if (rc == OMNIQ_OK) {
-    /* A batch logs one INFO line, not one per task: producers that enqueue
-     * thousands at once would otherwise flood the log. */
-    int level = n == 1 ? OMNIQ_LOG_INFO : OMNIQ_LOG_DEBUG;
-    for (size_t i = 0; i < n; i++) {
-      if (ids_out != NULL) memcpy(ids_out[i], tasks[i]->id, OMNIQ_ID_SIZE);
-      omniq__log(&oq->log, level, "task.enqueued", tasks[i]->id, "func=%s queue=%s",
-                 tasks[i]->func, tasks[i]->queue);
-    }
-    if (n > 1) omniq__log(&oq->log, OMNIQ_LOG_INFO, "batch.enqueued", NULL, "%zu tasks", n);
-    omniq__wake(oq, OMNIQ__EV_WORK);
-  }
-  omniq__tasks_free(tasks, built);
-  return rc;
 }
 
 /* ---- the end of a run --------------------------------------------------- */
@@ -371,7 +143,7 @@ static int64_t next_run(omniq_t *oq, const omniq_task_t *t, int64_t now) {
   if (t->interval_ms > 0) return instant_after(now, t->interval_ms);
   if (t->cron == NULL) return 0;
   if (omniq__cron_parse(t->cron, &c, err, sizeof err) == OMNIQ_OK &&
-      cron_next(&c, now, &next) == OMNIQ_OK)
+      omniq__engine_cron_next(&c, now, &next) == OMNIQ_OK)
     return next;
   omniq__log(&oq->log, OMNIQ_LOG_ERROR, "task.cron_invalid", t->id,
              "cron '%.100s' gives no next run; the task ends here", t->cron);
@@ -460,7 +232,7 @@ static omniq_claim_req_t claim_req(omniq_t *oq, const char *const *queues, size_
   return (omniq_claim_req_t){
       .now_ms = now,
       .lease_until_ms = instant_after(now, oq->settings.lease_ms),
-      .queues = nqueues > 0 ? queues : default_queues,
+      .queues = nqueues > 0 ? queues : omniq__engine_default_queues,
       .nqueues = nqueues > 0 ? nqueues : 1,
       .max = max,
   };
@@ -493,7 +265,7 @@ static int finish_at(omniq_t *oq, const omniq_task_t *t, const omniq__run_report
 
 int omniq__engine_finish(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r) {
   int64_t now;
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   return rc == OMNIQ_OK ? finish_at(oq, task, r, now, NULL, NULL, NULL, NULL) : rc;
 }
 
@@ -507,7 +279,7 @@ int omniq__engine_finish_claim(omniq_t *oq, const omniq_task_t *task, const omni
   *out = NULL;
   *n = 0;
   *claimed = 0;
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   if (rc != OMNIQ_OK) return rc;
   if (max == 0) return finish_at(oq, task, r, now, NULL, NULL, NULL, NULL);
   omniq_claim_req_t req = claim_req(oq, queues, nqueues, max, now);
@@ -524,7 +296,7 @@ int omniq__engine_finish_many(omniq_t *oq, omniq_task_t *const *tasks,
   *out = NULL;
   *nout = 0;
   *claimed = 0;
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   if (rc != OMNIQ_OK) return rc;
   decided_t *xs = omniq__calloc(n > 0 ? n : 1, sizeof *xs);
   omniq_decision_t *ds = omniq__calloc(n > 0 ? n : 1, sizeof *ds);
@@ -579,7 +351,7 @@ int omniq__engine_release(omniq_t *oq, const omniq_task_t *task) {
 
 int omniq__engine_extend(omniq_t *oq, const omniq_task_t *task) {
   int64_t now;
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   if (rc != OMNIQ_OK) return rc;
   return omniq__store_extend_lease(oq, task->id, task->token,
                                    instant_after(now, oq->settings.lease_ms));
@@ -592,7 +364,7 @@ int omniq__engine_reap(omniq_t *oq, int *recovered) {
   int count = 0, rc;
   size_t n;
   if (recovered != NULL) *recovered = 0;
-  if ((rc = clock_now(oq, &now)) != OMNIQ_OK) return rc;
+  if ((rc = omniq__engine_clock_now(oq, &now)) != OMNIQ_OK) return rc;
   do {
     omniq_task_t **lost;
     rc = omniq__store_expired_leases(oq, now, REAP_BATCH, &lost, &n);
@@ -632,7 +404,7 @@ int omniq__engine_listen_queues(omniq_t *oq, const char *fn, const char *const *
     if (names[k][0] == '\0')
       return omniq__err(oq->id, OMNIQ_EINVAL, "%s: queues[%zu] is empty", fn, k);
   if (k == 0) {
-    names = default_queues;
+    names = omniq__engine_default_queues;
     k = 1;
   }
   for (size_t i = 0; i < k; i++) {
@@ -651,7 +423,7 @@ int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, 
   *out = NULL;
   *n = 0;
   if (max == 0) return OMNIQ_OK;
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   if (rc != OMNIQ_OK) return rc;
   omniq_claim_req_t req = claim_req(oq, queues, nqueues, max, now);
   maybe_reap(oq, now);
@@ -670,7 +442,7 @@ int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, 
 int omniq__engine_cancel(omniq_t *oq, const char *id) {
   int was = -1;
   int64_t now;
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   if (rc != OMNIQ_OK) return rc;
   rc = omniq__store_cancel(oq, id, now, &was);
   if (rc == OMNIQ_ESTATE)
@@ -692,7 +464,7 @@ int omniq__engine_purge(omniq_t *oq, int64_t older_than_ms, int64_t *count) {
 
 int omniq__engine_purge_expired(omniq_t *oq, int64_t *count) {
   int64_t now;
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   *count = 0;
   return rc == OMNIQ_OK ? omniq__engine_purge(oq, now - oq->settings.result_ttl_ms, count) : rc;
 }
@@ -711,7 +483,7 @@ int omniq__engine_retry(omniq_t *oq, const char *id, int64_t eta_ms) {
                       "retry %s: eta_ms %lld is out of range (0 = now; at most %lld, "
                       "9999-12-31T23:59:59.999Z)",
                       id, (long long)eta_ms, (long long)OMNIQ_TIME_MAX_MS);
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   if (rc != OMNIQ_OK) return rc;
   rc = omniq__store_retry(oq, id, eta_ms > 0 ? eta_ms : now, now, &was, holder);
   if (rc == OMNIQ_ESTATE)
@@ -758,7 +530,7 @@ int omniq__engine_purge_expired_tasks(omniq_t *oq, int64_t *count) {
   int64_t now;
   *count = 0;
   if (oq->settings.task_ttl_ms == 0) return OMNIQ_OK; /* kept forever */
-  int rc = clock_now(oq, &now);
+  int rc = omniq__engine_clock_now(oq, &now);
   return rc == OMNIQ_OK ? omniq__engine_purge_tasks(oq, now - oq->settings.task_ttl_ms, count)
                         : rc;
 }

@@ -104,10 +104,10 @@ omniq_job_t **omniq__claim_wrap(pool_t *p, omniq_task_t **tasks, size_t *n) {
  * returned: the statement waited in a group commit behind others, the
  * server was slow to commit, the host was descheduled. Counted from the
  * return, this pool's lease would outlast the store's by that much, and
- * run_task's margin (a start needs extend_ms of lease left) would no longer
- * keep a start before the moment another worker may recover the task. So
- * each lease is counted from asked_ms, read before the call: never later
- * than the store's own start. */
+ * omniq__run_task's margin (a start needs extend_ms of lease left) would no
+ * longer keep a start before the moment another worker may recover the
+ * task. So each lease is counted from asked_ms, read before the call: never
+ * later than the store's own start. */
 void omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms) {
   int64_t now = omniq__mono_ms();
   int wake = 0;
@@ -165,8 +165,8 @@ void omniq__ride_end(pool_t *p, omniq__ride_t *ride) {
   ride->n = 0;
 }
 
-/* A claimed task whose lease ran short before it started (run_task) is
- * not run here. Where the store can take a claim back (ABI 6 release) it
+/* A claimed task whose lease ran short before it started (omniq__run_task)
+ * is not run here. Where the store can take a claim back (ABI 6 release) it
  * is given back at once, its attempt undone, for this or any worker to
  * claim afresh, and it no longer counts against a drain's limit, so a
  * drain claims again for it. The claim token fences the give-back: a task

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* A worker pool's state, shared by the modules that make up the pool:
- * pool.c (runner threads, leader/followers, start and stop), setup.c
- * (options, building and freeing a pool), claim.c (the ready ring,
- * claiming ahead, rides, giving back) and batch.c (reports, alone or in
- * batches). Nothing outside src/worker/ includes it: the façade and the
+ * pool.c (runner threads, leader/followers, start and stop), run.c
+ * (running one claimed task), setup.c (options, building and freeing a
+ * pool), claim.c (the ready ring, claiming ahead, rides, giving back) and
+ * batch.c (reports, alone or in batches). Nothing outside src/worker/ includes it: the façade and the
  * engine see only worker/pool.h.
  *
  * Locks: pool->lock guards the pool's counters, flags and in-flight list;
