@@ -24,6 +24,16 @@ typedef struct omniq__fio_dirs {
 
 #define OMNIQ__FIO_DIRS_INIT {.fd = -1}
 
+/* Staged files whose data sync an operation of many tasks puts off, to
+ * make every file's in one group round (omniq__fio_held_sync) before any
+ * of them is renamed into place: their descriptors, kept open until then. */
+typedef struct omniq__fio_held {
+  int *fd;
+  size_t n, cap;
+} omniq__fio_held_t;
+
+#define OMNIQ__FIO_HELD_INIT {NULL, 0, 0}
+
 typedef struct omniq__fio {
   int tmp_fd;        /* base_dir/tmp: every write starts here */
   int quarantine_fd; /* base_dir/quarantine */
@@ -31,6 +41,8 @@ typedef struct omniq__fio {
   const omniq__log_t *log;
   omniq__fsyncq_t *syncq;   /* the backend's group sync (syncs.c); NULL: sync alone */
   omniq__fio_dirs_t *defer; /* non-NULL: folder syncs are collected here, not made */
+  omniq__fio_held_t *held;  /* non-NULL: staging leaves the data sync to omniq__fio_held_sync
+                               (never set for a call that renames what it staged) */
   long pid;                 /* getpid() at open, for tmp names (a backend never crosses a
                                fork); 0: ask each time */
 } omniq__fio_t;
@@ -94,6 +106,13 @@ int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t err
 int omniq__fio_dirs_sync(const omniq__fio_t *io, omniq__fio_dirs_t *d, char *err, size_t errlen);
 /* Empties d without syncing: for steps whose durability nothing promises. */
 void omniq__fio_dirs_drop(omniq__fio_dirs_t *d);
+
+/* Syncs the data of every file held in h in one group round, closes them
+ * and empties h. OMNIQ_OK, or the error of the round: then no held file
+ * may be renamed into place (the caller unstages them). */
+int omniq__fio_held_sync(const omniq__fio_t *io, omniq__fio_held_t *h, char *err, size_t errlen);
+/* Closes every file held in h without syncing, and frees h's array. */
+void omniq__fio_held_free(omniq__fio_held_t *h);
 
 /* Creates dirfd/name as a directory if missing and opens it; *fd yours. */
 int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen);
