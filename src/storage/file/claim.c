@@ -23,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "storage/file/backend.h"
+#include "storage/file/batch.h"
 #include "storage/file/queues.h"
 #include "storage/file/record.h"
 
@@ -276,6 +277,7 @@ static int claim_held(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *q
       memcpy(qdir, cand[i].qdir, sizeof qdir);
     }
     if (rc == OMNIQ_OK) rc = claim_in(fs, qfd, &cand[i], req, &h, &got[*n], err, errlen);
+    omniq__fbatch_step();
     if (rc == CLAIMED) {
       (*n)++;
     } else if (rc == PAUSED) {
@@ -289,6 +291,7 @@ static int claim_held(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *q
   if (qfd >= 0) close(qfd);
   /* h.v[j] is the claim of got[n0 + j]: each CLAIMED staged one file. */
   int synced = omniq__fio_held_sync(&fs->io, &h.files, e, sizeof e);
+  omniq__fbatch_step();
   if (synced != OMNIQ_OK && first_err == OMNIQ_OK) {
     first_err = synced;
     snprintf(err, errlen, "%s", e);
@@ -301,6 +304,7 @@ static int claim_held(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *q
      * power loss (the finish that follows syncs running/). */
     if (synced == OMNIQ_OK && renameat(fs->tmp_fd, h.v[j].tmp, fs->running_fd, idname) == 0) {
       got[kept++] = got[n0 + j];
+      omniq__fbatch_step();
       continue;
     }
     omniq__fio_unstage(&fs->io, h.v[j].tmp);
