@@ -158,8 +158,38 @@ static void test_finish_many_killed_at_every_step_leaves_each_task_in_one_state(
   assert_true(none > 0 && cut > 0 && all > 0 && claim_cut > 0);
 }
 
+/* Two decisions for one run in a batch: the first ends it, the second
+ * finds it no longer RUNNING, as two finishes in turn would. */
+static void test_a_run_decided_twice_in_one_batch_is_ended_once(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 0);
+  omniq_task_t **got = NULL, **next = NULL;
+  th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  omniq_result_t *ok = th_be_result(got[0]->id, OMNIQ_SUCCESS, th_be_now(f));
+  omniq_result_t *bad = th_be_result(got[0]->id, OMNIQ_FAILED, th_be_now(f));
+  omniq_decision_t ds[2] = {
+      {.id = got[0]->id, .token = got[0]->token, .next_status = OMNIQ_SUCCESS, .result = ok},
+      {.id = got[0]->id, .token = got[0]->token, .next_status = OMNIQ_FAILED, .result = bad}};
+  int rcs[2] = {-1, -1}, claimed = 1;
+  size_t n = 0;
+  th_be_ok(f->err, f->ops->finish_many(f->b, ds, 2, rcs, NULL, &next, &n, &claimed, f->err,
+                                       sizeof f->err));
+  assert_int_equal(rcs[0], OMNIQ_OK);
+  assert_int_equal(rcs[1], OMNIQ_ESTATE);
+  omniq_task_t *t = NULL;
+  th_be_ok(f->err, f->ops->get_task(f->b, got[0]->id, &t, f->err, sizeof f->err));
+  assert_int_equal(t->status, OMNIQ_SUCCESS);
+  omniq_task_free(t);
+  omniq_result_free(ok);
+  omniq_result_free(bad);
+  omniq__tasks_free(got, 1);
+  th_be_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_a_run_decided_twice_in_one_batch_is_ended_once),
       cmocka_unit_test(test_finish_many_killed_at_every_step_leaves_each_task_in_one_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -79,6 +79,16 @@ static int apply_all(omniq__fs_t *fs, const omniq_decision_t *ds, size_t n, int 
   for (size_t i = 0; i < n; i++) {
     if (rcs[i] != OMNIQ_OK) continue;
     rcs[i] = omniq__fs_decide(fs, &ds[i], v[i].idname, &v[i].t, e, sizeof e);
+    /* A second decision for a run this batch already ends: as if applied
+     * in turn, the first takes the task out of RUNNING. */
+    for (size_t j = 0; j < i && rcs[i] == OMNIQ_OK; j++) {
+      if (!v[j].staged || strcmp(ds[j].id, ds[i].id) != 0) continue;
+      snprintf(e, sizeof e, "task %s: its run is ended by an earlier decision of the batch",
+               ds[i].id);
+      rcs[i] = OMNIQ_ESTATE;
+      omniq_task_free(v[i].t);
+      v[i].t = NULL;
+    }
     if (rcs[i] == OMNIQ_OK)
       rcs[i] = omniq__fs_stage(&stage_io, v[i].t, ds[i].result, ds[i].runs, &v[i].s, e, sizeof e);
     if (rcs[i] != OMNIQ_OK) note(fe, i, e);
