@@ -272,10 +272,14 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
 int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t errlen) {
   if (!io->fsync) return OMNIQ_OK;
   if (io->defer != NULL) {
-    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    /* A kept folder outlives the operation: safe to hold as it is. */
+    int kept = 0;
+    for (int i = 0; i < io->nkept && !kept; i++) kept = io->kept[i] == dirfd;
+    int fd = kept ? dirfd : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
     if (fd >= 0) {
       omniq__fio_dirs_drop(io->defer);
       io->defer->fd = fd;
+      io->defer->owned = !kept;
       return OMNIQ_OK;
     }
   }
@@ -293,8 +297,9 @@ int omniq__fio_dirs_sync(const omniq__fio_t *io, omniq__fio_dirs_t *d, char *err
 }
 
 void omniq__fio_dirs_drop(omniq__fio_dirs_t *d) {
-  if (d->fd >= 0) close(d->fd);
+  if (d->fd >= 0 && d->owned) close(d->fd);
   d->fd = -1;
+  d->owned = 0;
 }
 
 int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen) {

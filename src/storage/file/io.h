@@ -20,9 +20,13 @@
  * syncing that one folder makes every earlier rename durable too. */
 typedef struct omniq__fio_dirs {
   int fd;
+  int owned; /* fd is a duplicate to close (not one of io->kept) */
 } omniq__fio_dirs_t;
 
-#define OMNIQ__FIO_DIRS_INIT {.fd = -1}
+#define OMNIQ__FIO_DIRS_INIT {.fd = -1, .owned = 0}
+
+/* Most folders an omniq__fio_t keeps open for its backend's life. */
+#define OMNIQ__FIO_KEPT_MAX 8
 
 /* Staged files whose data sync an operation of many tasks puts off, to
  * make every file's in one group round (omniq__fio_held_sync) before any
@@ -45,6 +49,12 @@ typedef struct omniq__fio {
                                (never set for a call that renames what it staged) */
   long pid;                 /* getpid() at open, for tmp names (a backend never crosses a
                                fork); 0: ask each time */
+  /* Folders the backend keeps open until it closes (running/, results/,
+   * the terminal folders): a put-off sync of one of them holds it as it
+   * is, where any other folder is duplicated first (one fcntl and one
+   * close fewer per rename into them). */
+  int kept[OMNIQ__FIO_KEPT_MAX];
+  int nkept;
 } omniq__fio_t;
 
 /* Size of a tmp file name: "<pid>-<counter>.tmp". */
