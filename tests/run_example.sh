@@ -40,10 +40,14 @@ case $program in
     bin=$1
     shift
     for link in "$@"; do ln -s "${link#*=}" "./${link%%=*}"; done
-    out=$(PATH=$bin:$PATH sh -e "$program") ;;
-  *) out=$("$program") ;;
+    run() { PATH=$bin:$PATH sh -e "$program"; } ;;
+  *) run() { "$program"; } ;;
 esac
+# The output is checked below; it is shown whatever happens.
+rc=0
+out=$(run) || rc=$?
 printf '%s\n' "$out"
+[ "$rc" -eq 0 ] || exit "$rc"
 if [ -n "${password:-}" ] && [[ $out == *"$password"* ]]; then
   echo "run_example: the output shows the database password" >&2
   exit 1
