@@ -232,7 +232,7 @@ static void test_finish_many_claims_after_its_decisions(void **state) {
   ct_tasks_free(t, 2);
 }
 
-/* The running totals of a batch spanning two queues and three kinds: each
+/* The running totals of a batch spanning two queues and two kinds: each
  * applied run counts once in its own queue and kind, and a decision under
  * a stale token counts nowhere. */
 static void test_finish_many_counts_each_run_in_its_own_queue_and_kind(void **state) {
