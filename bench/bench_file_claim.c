@@ -38,7 +38,9 @@
  * Usage: bench_file_claim [dir]   (default $TMPDIR or /tmp)
  * OMNIQ_BENCH_TASKS sets the large size (default 1000000).
  * OMNIQ_BENCH_STORE names a folder to keep the large store in: filling 10^6
- * tasks takes minutes, so a later run tops up that store and reuses it. */
+ * tasks takes minutes, so a later run tops up that store and reuses it.
+ * OMNIQ_BENCH_SMOKE=1 (bench_smoke.h): one round of 50 ops (with
+ * OMNIQ_BENCH_TASKS=1001, the least run). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -59,11 +61,12 @@
 #include "storage/file/record.h"
 #include "storage/file/snapshot.h"
 #include "storage/registry.h"
+#include "bench_smoke.h"
 
 #define T0 INT64_C(1800000000000)
 #define BATCH 1000
-#define ROUNDS 4     /* index and naive take turns, so disk noise hits both alike */
-#define ROUND_OPS 500
+static int rounds = 4; /* index and naive take turns, so disk noise hits both alike */
+static int round_ops = 500;
 #define BUDGET_S 1.0 /* per turn: stop early when it runs longer */
 
 static _Atomic int64_t clock_ms = T0;
@@ -436,6 +439,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--open-listing") == 0) return child_open(argv[2], 1);
   if (argc == 3 && strcmp(argv[1], "--array") == 0) return child_array(argv[2]);
   const char *big = getenv("OMNIQ_BENCH_TASKS");
+  if (bench_smoke()) rounds = 1, round_ops = 50;
   const long sizes[2] = {1000, big != NULL && atol(big) > 1000 ? atol(big) : 1000000};
   const char *base = argc > 1 ? argv[1] : getenv("TMPDIR");
   const char *kept = getenv("OMNIQ_BENCH_STORE");
@@ -467,12 +471,12 @@ int main(int argc, char **argv) {
     run(fs2[s], 0, 100, &warm);
   }
   double pair_s[2] = {0, 0}, ren_s[2] = {0, 0};
-  for (int round = 0; round < ROUNDS; round++)
+  for (int round = 0; round < rounds; round++)
     for (int s = 0; s < 2; s++) {
-      run(fs2[s], 0, ROUND_OPS, &idx[s]);
-      run(fs2[s], 1, ROUND_OPS, &nv[s]);
-      pair_s[s] += index_only(fs2[s], 20000) / ROUNDS;
-      ren_s[s] += rename_only(fs2[s], 200) / ROUNDS;
+      run(fs2[s], 0, round_ops, &idx[s]);
+      run(fs2[s], 1, round_ops, &nv[s]);
+      pair_s[s] += index_only(fs2[s], 20000) / rounds;
+      ren_s[s] += rename_only(fs2[s], 200) / rounds;
     }
   for (int s = 0; s < 2; s++) {
     printf("%9ld  %11.1f us %11.1f us  %11.1f us %11.1f us  %8.1fx   (%ld / %ld ops)\n",
@@ -506,7 +510,7 @@ int main(int argc, char **argv) {
   if (mkdtemp(dir) == NULL) die("mkdtemp", strerror(errno));
   omniq__fs_t *fs = open_store(dir, 0);
   fill(fs, sizes[0], T0 - 1);
-  for (int round = 0; round < ROUNDS; round++) {
+  for (int round = 0; round < rounds; round++) {
     run(fs, 0, 100, &off);
     omniq__file_ops.close(fs);
     fs = open_store(dir, 1);
