@@ -20,17 +20,24 @@
  * Beside the index's share, the file system's: the rename a claim makes
  * out of the pending folder (and one back in), alone.
  *
- * The record: a claim reads its task's file, and the files of a backlog
- * kept for long are often no longer in the page cache (the 10^3 store is
- * filled by this run, the kept 10^6 one was filled long before), so the
- * claim's read waits for the disk there. The claim reads ahead the
- * records of the next due tasks (claim.c), which a worker's loop gives
- * time to arrive. Beside the claim as a worker makes it, two baselines
- * show what the cache state costs whatever the size: the same claim with
- * its record evicted first (fdatasync then POSIX_FADV_DONTNEED, untimed;
- * mincore counts any that stayed), at both sizes in the same rounds; and
- * the same 4 KiB read by hand (open, read, close) from records of each
- * store, evicted and then again warm.
+ * The age of the records: the 10^3 store is filled by this run and each
+ * task is claimed seconds after it was written, before the kernel wrote
+ * its file to the disk; the kept 10^6 store's records were written long
+ * before. That changes two file system costs whatever the size: the
+ * claim's read (a record no longer in the page cache waits for the disk;
+ * the claim reads ahead the next records, claim.c, which a worker's loop
+ * gives time to arrive), and the claim's rewrite, whose rename over the
+ * record frees the record's blocks if it reached the disk (on a file
+ * system mounted with online discard, such as this machine's ext4, that
+ * is a discard the rename waits for). So beside the claim as a worker
+ * makes it, the same claim in the same rounds at both sizes with the
+ * record of the task it will take first synced to the disk (fdatasync,
+ * untimed: a backlog older than the kernel's writeback delay), and then
+ * also evicted from the page cache (POSIX_FADV_DONTNEED; mincore counts
+ * any that stayed). And, no OmniQ code, at each size on records of each
+ * store: the same 4 KiB read by hand (open, read, close) evicted and
+ * warm, and the rewrite's rename by hand (a copy renamed over the
+ * record) over a record on the disk and over one not yet written back.
  *
  * Open: with the large store filled and closed (the close saves the
  * pending snapshot), a new process (this program again, run as `--open
@@ -190,7 +197,7 @@ typedef struct {
   long stayed; /* COLD: records still in memory after the eviction */
 } result_t;
 
-enum { INDEX, NAIVE, COLD };
+enum { INDEX, NAIVE, SYNCED, COLD };
 
 /* 1 if the first page of the file open at fd is in the page cache. */
 static int resident(int fd) {
@@ -202,9 +209,10 @@ static int resident(int fd) {
   return in;
 }
 
-/* Drops the record of pending file p from the page cache (written back
- * first: dirty pages are not dropped); 1 if it is still there. */
-static int evict(omniq__fs_t *fs, const omniq__pending_t *p) {
+/* Writes the record of pending file p to the disk and, with drop, drops
+ * it from the page cache (dirty pages are not dropped); 1 if it is still
+ * there after a drop. */
+static int age(omniq__fs_t *fs, const omniq__pending_t *p, int drop) {
   char err[512];
   int qfd, fd;
   if (omniq__fidx_open_dir(fs->idx, p->qdir, &qfd, err, sizeof err) != OMNIQ_OK) die("queue", err);
@@ -212,15 +220,16 @@ static int evict(omniq__fs_t *fs, const omniq__pending_t *p) {
   close(qfd);
   if (fd < 0) return 0;
   fdatasync(fd);
-  posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  int in = resident(fd);
+  if (drop) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  int in = drop && resident(fd);
   close(fd);
   return in;
 }
 
 /* Runs up to max ops (or BUDGET_S seconds): claim (indexed, naive, or
- * indexed with the record of the task it will take evicted first) then
- * complete; then, untimed, one new task to keep the count. */
+ * indexed with the record of the task it will take synced, or synced and
+ * evicted, first) then complete; then, untimed, one new task to keep the
+ * count. */
 static void run(omniq__fs_t *fs, int mode, long max, result_t *acc) {
   static const char *const q[] = {OMNIQ_DEFAULT_QUEUE};
   result_t r = {0, 0, 0, 0};
@@ -238,8 +247,8 @@ static void run(omniq__fs_t *fs, int mode, long max, result_t *acc) {
     omniq_task_t **got = NULL, *t;
     size_t n = 0;
     omniq__pending_t next;
-    if (mode == COLD && omniq__fidx_peek_due(fs->idx, q, 1, now, &next, 1) == 1)
-      r.stayed += evict(fs, &next);
+    if (mode >= SYNCED && omniq__fidx_peek_due(fs->idx, q, 1, now, &next, 1) == 1)
+      r.stayed += age(fs, &next, mode == COLD);
     double c0 = now_s();
     if (naive) {
       t = naive_claim(fs, qfd, now, now + 30000);
@@ -331,7 +340,7 @@ static void read_by_hand(omniq__fs_t *fs, double *cold, double *warm) {
   size_t n = omniq__fidx_peek_due(fs->idx, q, 1, clock_ms, p, K);
   if (n == 0) die("index", "nothing due");
   if (omniq__fidx_open_dir(fs->idx, p[0].qdir, &qfd, err, sizeof err) != OMNIQ_OK) die("queue", err);
-  for (size_t i = 0; i < n; i++) evict(fs, &p[i]);
+  for (size_t i = 0; i < n; i++) age(fs, &p[i], 1);
   for (int pass = 0; pass < 2; pass++) {
     double t = now_s();
     for (size_t i = 0; i < n; i++) {
@@ -340,6 +349,41 @@ static void read_by_hand(omniq__fs_t *fs, double *cold, double *warm) {
       close(fd);
     }
     *(pass == 0 ? cold : warm) = (now_s() - t) / (double)n;
+  }
+  close(qfd);
+}
+
+/* The rewrite's rename by hand: a copy of the record written to tmp/ and
+ * renamed over it (the record stays the same), for the records of the next
+ * due tasks, first synced to the disk, then again over the copies just
+ * made (not yet written back). Mean seconds per rename into on_disk and
+ * in_memory. */
+static void replace_by_hand(omniq__fs_t *fs, double *on_disk, double *in_memory) {
+  static const char *const q[] = {OMNIQ_DEFAULT_QUEUE};
+  enum { K = 50 };
+  omniq__pending_t p[K];
+  char buf[4096], err[512], tmp[64];
+  int qfd;
+  size_t n = omniq__fidx_peek_due(fs->idx, q, 1, clock_ms, p, K);
+  if (n == 0) die("index", "nothing due");
+  if (omniq__fidx_open_dir(fs->idx, p[0].qdir, &qfd, err, sizeof err) != OMNIQ_OK) die("queue", err);
+  for (int pass = 0; pass < 2; pass++) {
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+      int fd = openat(qfd, p[i].name, O_RDONLY | O_CLOEXEC);
+      ssize_t len = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
+      if (len <= 0) die("read", strerror(errno));
+      if (pass == 0) fdatasync(fd);
+      close(fd);
+      snprintf(tmp, sizeof tmp, "bench-%ld-%zu.tmp", (long)getpid(), i);
+      fd = openat(fs->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0 || write(fd, buf, (size_t)len) != len) die("write", strerror(errno));
+      close(fd);
+      double t = now_s();
+      if (renameat(fs->tmp_fd, tmp, qfd, p[i].name) != 0) die("rename", strerror(errno));
+      total += now_s() - t;
+    }
+    *(pass == 0 ? on_disk : in_memory) = total / (double)n;
   }
   close(qfd);
 }
@@ -513,7 +557,8 @@ int main(int argc, char **argv) {
   const char *base = argc > 1 ? argv[1] : getenv("TMPDIR");
   const char *kept = getenv("OMNIQ_BENCH_STORE");
   result_t idx[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}}, nv[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
-  result_t cold[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}}, warm = {0, 0, 0, 0};
+  result_t cold[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}}, synced[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+  result_t warm = {0, 0, 0, 0};
   char dir[1024];
   if (base == NULL || base[0] == '\0') base = "/tmp";
   printf("file backend claim cost (claim + complete per op, fsync off), dir %s\n", base);
@@ -545,12 +590,16 @@ int main(int argc, char **argv) {
     for (int s = 0; s < 2; s++) {
       run(fs2[s], INDEX, ROUND_OPS, &idx[s]);
       run(fs2[s], NAIVE, ROUND_OPS, &nv[s]);
+      run(fs2[s], SYNCED, ROUND_OPS / 5, &synced[s]);
       run(fs2[s], COLD, ROUND_OPS / 5, &cold[s]);
       pair_s[s] += index_only(fs2[s], 20000) / ROUNDS;
       ren_s[s] += rename_only(fs2[s], 200) / ROUNDS;
     }
-  double rcold[2], rwarm[2];
-  for (int s = 0; s < 2; s++) read_by_hand(fs2[s], &rcold[s], &rwarm[s]);
+  double rcold[2], rwarm[2], rdisk[2], rmem[2];
+  for (int s = 0; s < 2; s++) {
+    read_by_hand(fs2[s], &rcold[s], &rwarm[s]);
+    replace_by_hand(fs2[s], &rdisk[s], &rmem[s]);
+  }
   for (int s = 0; s < 2; s++) {
     printf("%9ld  %11.1f us %11.1f us  %11.1f us %11.1f us  %8.1fx   (%ld / %ld ops)\n",
            sizes[s], us(idx[s].claim_s, idx[s].ops), us(idx[s].op_s, idx[s].ops),
@@ -576,14 +625,20 @@ int main(int argc, char **argv) {
   printf("the file system alone (the claim's rename out of the folder and back, no OmniQ code): "
          "%.1f us at %ld, %.1f us at %ld (%.2fx)\n",
          ren_s[0] * 1e6, sizes[0], ren_s[1] * 1e6, sizes[1], ren_s[1] / ren_s[0]);
+  double y0 = us(synced[0].claim_s, synced[0].ops), y1 = us(synced[1].claim_s, synced[1].ops);
   double c0 = us(cold[0].claim_s, cold[0].ops), c1 = us(cold[1].claim_s, cold[1].ops);
-  printf("claim with its record evicted first: %.1f us at %ld, %.1f us at %ld (%.2fx); "
+  printf("claim, its record first synced to the disk: %.1f us at %ld, %.1f us at %ld (%.2fx)\n",
+         y0, sizes[0], y1, sizes[1], y1 / y0);
+  printf("claim, its record first synced and evicted: %.1f us at %ld, %.1f us at %ld (%.2fx); "
          "records that stayed in memory: %ld of %ld, %ld of %ld\n",
          c0, sizes[0], c1, sizes[1], c1 / c0, cold[0].stayed, cold[0].ops, cold[1].stayed,
          cold[1].ops);
-  printf("the same 4 KiB read by hand (open, read, close): evicted %.1f us, warm %.1f us at %ld; "
-         "evicted %.1f us, warm %.1f us at %ld\n",
+  printf("by hand, the claim's read (open, read 4 KiB, close): evicted %.1f us, warm %.1f us at "
+         "%ld; evicted %.1f us, warm %.1f us at %ld\n",
          rcold[0] * 1e6, rwarm[0] * 1e6, sizes[0], rcold[1] * 1e6, rwarm[1] * 1e6, sizes[1]);
+  printf("by hand, the rewrite's rename over the record: on the disk %.1f us, not yet written "
+         "%.1f us at %ld; on the disk %.1f us, not yet written %.1f us at %ld\n",
+         rdisk[0] * 1e6, rmem[0] * 1e6, sizes[0], rdisk[1] * 1e6, rmem[1] * 1e6, sizes[1]);
 
   /* fsync on vs off, taking turns on one store of the small size. */
   result_t on = {0, 0, 0, 0}, off = {0, 0, 0, 0};
