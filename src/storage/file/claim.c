@@ -18,8 +18,10 @@
  *
  * Reading ahead: a task's record is read by the claim that takes it, and
  * in a store with a long backlog that record was written long ago: often
- * no longer in the page cache, so the read waits for the disk (the one
- * 4 KiB read a claim at 10^6 pending makes that one at 10^3 does not).
+ * no longer in the page cache, so the read waits for the disk (in
+ * bench_file_claim, the one 4 KiB read a claim at 10^6 pending made and
+ * one at 10^3 did not; the other cost of an old record, the discard its
+ * replacement may wait for, is in docs/storage-file.md, Claim).
  * After claiming n tasks, the claim asks the kernel to start reading the
  * records of the next n due tasks (posix_fadvise WILLNEED: the read is
  * started, not waited for), so the worker's next claim, after its
