@@ -57,7 +57,9 @@
  * Usage: bench_file_claim [dir]   (default $TMPDIR or /tmp)
  * OMNIQ_BENCH_TASKS sets the large size (default 1000000).
  * OMNIQ_BENCH_STORE names a folder to keep the large store in: filling 10^6
- * tasks takes minutes, so a later run tops up that store and reuses it. */
+ * tasks takes minutes, so a later run tops up that store and reuses it.
+ * OMNIQ_BENCH_SMOKE=1 (bench_smoke.h): one round of 50 ops (with
+ * OMNIQ_BENCH_TASKS=1001, the least run). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -79,11 +81,12 @@
 #include "storage/file/record.h"
 #include "storage/file/snapshot.h"
 #include "storage/registry.h"
+#include "bench_smoke.h"
 
 #define T0 INT64_C(1800000000000)
 #define BATCH 1000
-#define ROUNDS 4     /* index and naive take turns, so disk noise hits both alike */
-#define ROUND_OPS 500
+static int rounds = 4; /* index and naive take turns, so disk noise hits both alike */
+static int round_ops = 500;
 #define BUDGET_S 1.0 /* per turn: stop early when it runs longer */
 
 static _Atomic int64_t clock_ms = T0;
@@ -565,6 +568,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--open-listing") == 0) return child_open(argv[2], 1);
   if (argc == 3 && strcmp(argv[1], "--array") == 0) return child_array(argv[2]);
   const char *big = getenv("OMNIQ_BENCH_TASKS");
+  if (bench_smoke()) rounds = 1, round_ops = 50;
   const long sizes[2] = {1000, big != NULL && atol(big) > 1000 ? atol(big) : 1000000};
   const char *base = argc > 1 ? argv[1] : getenv("TMPDIR");
   const char *kept = getenv("OMNIQ_BENCH_STORE");
@@ -598,14 +602,14 @@ int main(int argc, char **argv) {
     run(fs2[s], INDEX, 100, &warm);
   }
   double pair_s[2] = {0, 0}, ren_s[2] = {0, 0};
-  for (int round = 0; round < ROUNDS; round++)
+  for (int round = 0; round < rounds; round++)
     for (int s = 0; s < 2; s++) {
-      run(fs2[s], INDEX, ROUND_OPS, &idx[s]);
-      run(fs2[s], NAIVE, ROUND_OPS, &nv[s]);
-      run(fs2[s], SYNCED, ROUND_OPS / 5, &synced[s]);
-      run(fs2[s], COLD, ROUND_OPS / 5, &cold[s]);
-      pair_s[s] += index_only(fs2[s], 20000) / ROUNDS;
-      ren_s[s] += rename_only(fs2[s], 200) / ROUNDS;
+      run(fs2[s], INDEX, round_ops, &idx[s]);
+      run(fs2[s], NAIVE, round_ops, &nv[s]);
+      run(fs2[s], SYNCED, round_ops / 5, &synced[s]);
+      run(fs2[s], COLD, round_ops / 5, &cold[s]);
+      pair_s[s] += index_only(fs2[s], 20000) / rounds;
+      ren_s[s] += rename_only(fs2[s], 200) / rounds;
     }
   double rcold[2], rwarm[2], rdisk[2], rmem[2];
   for (int s = 0; s < 2; s++) {
@@ -658,7 +662,7 @@ int main(int argc, char **argv) {
   if (mkdtemp(dir) == NULL) die("mkdtemp", strerror(errno));
   omniq__fs_t *fs = open_store(dir, 0);
   fill(fs, sizes[0], T0 - 1);
-  for (int round = 0; round < ROUNDS; round++) {
+  for (int round = 0; round < rounds; round++) {
     run(fs, INDEX, 100, &off);
     omniq__file_ops.close(fs);
     fs = open_store(dir, 1);

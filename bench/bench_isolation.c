@@ -16,7 +16,8 @@
  * of this process, which is what every task paid when each run forked.
  *
  * Each figure is the best of REPS runs; runs alternate so drift hits both
- * sides alike. */
+ * sides alike. OMNIQ_BENCH_SMOKE=1 (bench_smoke.h): 100 tasks of each
+ * handler, 20 crashes, one run. */
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
@@ -28,13 +29,14 @@
 #include <unistd.h>
 
 #include "omniq.h"
+#include "bench_smoke.h"
 #include "bench_util.h"
 
-#define TASKS 4000
-#define BIG_TASKS 1000
-#define CRASHES 300
+static long tasks = 4000;    /* TASKS */
+static long big_tasks = 1000; /* BIG_TASKS */
+static int crashes = 300;     /* CRASHES */
+static int reps = 3;          /* REPS */
 #define BATCH 500
-#define REPS 3
 #define CONCURRENCY 2
 #define BIG_BYTES (10u << 20)
 
@@ -107,7 +109,7 @@ static double per_s(long n, int64_t ns) { return (double)n * 1e9 / (double)ns; }
 
 static void throughput(const char *func, long n) {
   int64_t th = 0, pr = 0;
-  for (int rep = 0; rep < REPS; rep++) {
+  for (int rep = 0; rep < reps; rep++) {
     th = best(th, drain(func, n, OMNIQ_ISOLATION_THREAD, OMNIQ_SUCCESS));
     pr = best(pr, drain(func, n, OMNIQ_ISOLATION_PROCESS, OMNIQ_SUCCESS));
   }
@@ -129,21 +131,22 @@ static int64_t bare_fork_ns(void) {
 }
 
 int main(void) {
+  if (bench_smoke()) tasks = big_tasks = 100, crashes = 20, reps = 1;
   printf("Isolation on SQLite, concurrency %d: thread (baseline) vs process (pre-forked children);"
          " best of %d runs; tasks per second\n",
-         CONCURRENCY, REPS);
+         CONCURRENCY, reps);
   printf("%-12s %6s %12s %12s %7s\n", "handler", "tasks", "thread", "process", "ratio");
-  throughput("noop", TASKS);
-  throughput("alloc_10mib", BIG_TASKS);
+  throughput("noop", tasks);
+  throughput("alloc_10mib", big_tasks);
 
   int64_t ok = 0, crashed = 0, bare = 0;
-  for (int rep = 0; rep < REPS; rep++) {
-    ok = best(ok, drain("noop", CRASHES, OMNIQ_ISOLATION_PROCESS, OMNIQ_SUCCESS));
-    crashed = best(crashed, drain("crash", CRASHES, OMNIQ_ISOLATION_PROCESS, OMNIQ_FAILED));
+  for (int rep = 0; rep < reps; rep++) {
+    ok = best(ok, drain("noop", crashes, OMNIQ_ISOLATION_PROCESS, OMNIQ_SUCCESS));
+    crashed = best(crashed, drain("crash", crashes, OMNIQ_ISOLATION_PROCESS, OMNIQ_FAILED));
     bare = best(bare, bare_fork_ns());
   }
-  double ok_us = (double)ok / CRASHES / 1e3, crash_us = (double)crashed / CRASHES / 1e3;
-  printf("\nReplacing a crashed child (%d tasks, process isolation): us per task\n", CRASHES);
+  double ok_us = (double)ok / crashes / 1e3, crash_us = (double)crashed / crashes / 1e3;
+  printf("\nReplacing a crashed child (%d tasks, process isolation): us per task\n", crashes);
   printf("%12s %12s %12s %16s %7s\n", "no-op", "crash", "crash cost", "bare fork+wait", "ratio");
   printf("%12.1f %12.1f %12.1f %16.1f %7.2f\n", ok_us, crash_us, crash_us - ok_us,
          (double)bare / 1e3, (crash_us - ok_us) / ((double)bare / 1e3));

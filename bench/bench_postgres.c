@@ -17,7 +17,9 @@
  *
  * OMNIQ_BENCH_PARTS (default "enqueue,drain,latency") picks parts and
  * OMNIQ_BENCH_THREADS (default "1,2,8") the drains' thread counts, for
- * looking at one figure at a time.
+ * looking at one figure at a time. OMNIQ_BENCH_SMOKE=1 (bench_smoke.h):
+ * 100 single enqueues and 20 latency samples (with OMNIQ_BENCH_TASKS=500,
+ * the least run).
  *
  * The PostgreSQL server is OMNIQ_DB_URL, or else a throwaway cluster this
  * program starts with scripts/pg-cluster.sh (fsync and synchronous_commit
@@ -41,6 +43,7 @@
 #include "base/alloc.h"
 #include "omniq.h"
 #include "storage/postgres/postgres.h"
+#include "bench_smoke.h"
 
 /* Tasks per figure: OMNIQ_BENCH_TASKS (a multiple of BATCH), default 20,000.
  * A loaded machine flushes slowly, and fewer tasks keep a run short. */
@@ -49,6 +52,7 @@ static long ntasks = TASKS_DEFAULT;
 #define BATCH 500
 #define SINGLES 2000
 #define SAMPLES 400
+static int singles = SINGLES, samples = SAMPLES; /* fewer in a smoke run */
 #define ARGS "[1,2,3]"
 
 static char pg_url[OMNIQ_PATH_MAX];
@@ -253,10 +257,10 @@ static void bench_enqueue(const char *backend, double *batched, double *single_u
   fill(&st);
   *batched = rate(ntasks, now_ns() - t);
   t = now_ns();
-  for (int i = 0; i < SINGLES; i++)
+  for (int i = 0; i < singles; i++)
     if (omniq_enqueue(st.oq, "bench.noop", ARGS, NULL, NULL, NULL) != OMNIQ_OK)
       die("omniq_enqueue", omniq_errmsg(st.oq));
-  *single_us = (double)(now_ns() - t) / 1000.0 / SINGLES;
+  *single_us = (double)(now_ns() - t) / 1000.0 / singles;
   store_close(&st);
 }
 
@@ -437,7 +441,7 @@ static void bench_latency_omniq(int idle, double *p50, double *p99) {
   }
   if (omniq_open(&st.oq, &s) != OMNIQ_OK) die("omniq_open", omniq_errmsg(NULL));
   read_exact(ready[0], &c, 1);
-  for (int i = 0; i < SAMPLES; i++) {
+  for (int i = 0; i < samples; i++) {
     int64_t t0 = mono_ns(), t1;
     char id[OMNIQ_ID_SIZE];
     omniq_result_t *res;
@@ -454,7 +458,7 @@ static void bench_latency_omniq(int idle, double *p50, double *p99) {
   if (write(stop[1], "s", 1) != 1) die("pipe", "stop");
   waitpid(pid, NULL, 0);
   store_close(&st);
-  percentiles(lat, SAMPLES, p50, p99);
+  percentiles(lat, samples, p50, p99);
 }
 
 /* The same round trip by hand: the child LISTENs, wakes on the
@@ -516,7 +520,7 @@ static void bench_latency_hand(double *p50, double *p99) {
   snprintf(channel, sizeof channel, "%s_work", schema);
   PQclear(PQprepare(pc, "ins", insert, 0, NULL));
   read_exact(ready[0], &c, 1);
-  for (int i = 0; i < SAMPLES; i++) {
+  for (int i = 0; i < samples; i++) {
     const char *v[1] = {ARGS}, *ch[1] = {channel};
     int len[1] = {(int)strlen(ARGS)}, fmt[1] = {1};
     int64_t t0 = mono_ns(), t1;
@@ -542,7 +546,7 @@ static void bench_latency_hand(double *p50, double *p99) {
   PQfinish(pc);
   snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
   pg_exec(sql);
-  percentiles(lat, SAMPLES, p50, p99);
+  percentiles(lat, samples, p50, p99);
 }
 
 /* ---- main ------------------------------------------------------------------------- */
@@ -557,6 +561,7 @@ int main(void) {
     fclose(lf);
   }
   load[strcspn(load, "\n")] = '\0';
+  if (bench_smoke()) singles = 100, samples = 20;
   const char *env = getenv("OMNIQ_BENCH_TASKS");
   if (env != NULL && (ntasks = strtol(env, NULL, 10)) < BATCH) ntasks = BATCH;
   ntasks -= ntasks % BATCH;
@@ -610,7 +615,7 @@ int main(void) {
     bench_latency_hand(&h50, &h99);
     printf("\nenqueue-to-start across processes through LISTEN/NOTIFY, %d tasks one at a time"
            " (ms); back to back: the next enqueued as soon as the last started; idle: once the"
-           " last one's result was stored\n", SAMPLES);
+           " last one's result was stored\n", samples);
     printf("      back to back        idle        hand  b2b/hand idle/hand\n");
     printf("  p50   %10.3f  %10.3f  %10.3f  %8.2f  %8.2f\n", o50, i50, h50, o50 / h50, i50 / h50);
     printf("  p99   %10.3f  %10.3f  %10.3f  %8.2f  %8.2f\n", o99, i99, h99, o99 / h99, i99 / h99);

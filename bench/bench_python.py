@@ -20,6 +20,7 @@ read), and "round trip" is from enqueue to result. Baseline: omniq_enqueue
 and omniq_get_result called directly, a C handler.
 
 usage: bench_python.py BUILD_DIR        (make bench runs it)
+OMNIQ_BENCH_SMOKE=1 runs it at its least (the suite's smoke test).
 """
 
 import ctypes
@@ -37,6 +38,10 @@ WORKERS = 2
 REPS = 3
 ROUNDS = 2000
 ARGS = (1, 2, 3)
+# OMNIQ_BENCH_SMOKE=1 (bench/bench_smoke.h): one run of one batch, 20 rounds;
+# every step and check still taken, the figures meaningless.
+if os.environ.get("OMNIQ_BENCH_SMOKE", "") not in ("", "0"):
+    TASKS, REPS, ROUNDS = BATCH, 1, 20
 
 lib = _lib.lib
 lib.omniq_register.argtypes = [ctypes.c_void_p, ctypes.c_char_p, _lib.HANDLER_FN,

@@ -20,7 +20,10 @@
  * Each figure is the best of REPS runs of TASKS tasks, runs of the three
  * loops interleaved so drift hits all alike. The last line is the claim's
  * cost at 10^6 pending over its cost at 10^3 (target: at most 1.5), for
- * the backend and, as the baseline, for the hand loop. */
+ * the backend and, as the baseline, for the hand loop.
+ *
+ * OMNIQ_BENCH_SMOKE=1 (bench_smoke.h): 10^3 and 2 x 10^3 pending, one run
+ * of 100 tasks. */
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,10 +37,11 @@
 #include "base/records.h"
 #include "storage/registry.h"
 #include "storage/sqlite/backend.h"
+#include "bench_smoke.h"
 #include "hand_sql.h"
 
-#define TASKS 4000 /* tasks claimed and completed per timed run */
-#define REPS 3
+static int tasks = 4000; /* TASKS: claimed and completed per timed run */
+static int reps = 3;     /* REPS */
 #define T0 INT64_C(1800000000000)
 #define LEASE_MS 30000
 
@@ -68,7 +72,7 @@ static void run_backend(void *be, size_t k, int64_t *clock, stat_t *st) {
   static const char *const q[] = {"default"};
   char err[512];
   memset(st, 0, sizeof *st);
-  while (st->tasks < TASKS) {
+  while (st->tasks < tasks) {
     int64_t now = ++*clock;
     omniq_claim_req_t req = {
         .now_ms = now, .lease_until_ms = now + LEASE_MS, .queues = q, .nqueues = 1, .max = k};
@@ -161,7 +165,7 @@ static void run_hand(hand_t *h, size_t k, int64_t *clock, stat_t *st) {
   claimed_t got[64];
   volatile size_t sink = 0; /* keeps the column reads from being optimised away */
   memset(st, 0, sizeof *st);
-  while (st->tasks < TASKS) {
+  while (st->tasks < tasks) {
     int64_t now = ++*clock;
     size_t n = 0;
     int64_t t = now_ns();
@@ -283,7 +287,7 @@ static void bench(long pending, double *be_claim, double *hand_claim) {
     stat_t best_be = {0}, best_hand = {0}, best_default = {0}, st;
     run_backend(be, k, &clock, &st); /* warm the caches */
     run_hand(&hand, k, &clock, &st);
-    for (int r = 0; r < REPS; r++) {
+    for (int r = 0; r < reps; r++) {
       run_backend(be, k, &clock, &st);
       keep_best(&best_be, &st);
       run_hand(&hand, k, &clock, &st);
@@ -311,16 +315,18 @@ static void bench(long pending, double *be_claim, double *hand_claim) {
 }
 
 int main(void) {
+  long large = 1000000;
+  if (bench_smoke()) large = 2000, tasks = 100, reps = 1;
   printf(
       "SQLite claim: backend (omniq) vs the same SQL by hand; best of %d runs of %d tasks;"
       " times in microseconds\n",
-      REPS, TASKS);
+      reps, tasks);
   printf("%8s %6s %10s %10s %7s %10s %10s %7s %10s %10s %7s %12s\n", "pending", "batch",
          "claim/call", "hand", "ratio", "complete", "hand", "ratio", "per task", "hand", "ratio",
          "hand,ckpt1000");
   double be_small, hand_small, be_large, hand_large;
   bench(1000, &be_small, &hand_small);
-  bench(1000000, &be_large, &hand_large);
+  bench(large, &be_large, &hand_large);
   printf("claim of 1 at 10^6 pending / at 10^3: omniq %.2fx (target <= 1.5x: %s), hand %.2fx\n",
          be_large / be_small, be_large / be_small <= 1.5 ? "met" : "NOT met",
          hand_large / hand_small);

@@ -22,7 +22,8 @@
  *
  * Usage: bench_wake [sqlite|file] [samples]; OMNIQ_FSYNC=0 turns the file
  * backend's syncs off (what then remains is the wake-up itself). Medians over repeated runs are
- * left to the caller (docs/benchmarks.md). */
+ * left to the caller (docs/benchmarks.md). OMNIQ_BENCH_SMOKE=1 (bench_smoke.h):
+ * the idle pools for 1 s each. */
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -35,9 +36,10 @@
 #include <unistd.h>
 
 #include "omniq.h"
+#include "bench_smoke.h"
 #include "bench_util.h"
 
-#define IDLE_S 10
+static int idle_s = 10; /* IDLE_S */
 #define WARMUP 50
 
 static const char *backend = "sqlite";
@@ -255,7 +257,7 @@ static double idle_cpu(int64_t poll_ms) {
   close(ready[1]);
   close(stop[0]);
   if (read(ready[0], &b, 1) != 1) die("worker", "never ready");
-  struct timespec idle = {IDLE_S, 0};
+  struct timespec idle = {idle_s, 0};
   while (nanosleep(&idle, &idle) != 0) {
   }
   /* The CPU time so far, read before the stop adds its own. */
@@ -280,6 +282,7 @@ int main(int argc, char **argv) {
   if (argc > 1) backend = argv[1];
   if (argc > 2) samples = atoi(argv[2]);
   if (samples < 10) die("usage", "bench_wake [sqlite|file] [samples >= 10]");
+  if (bench_smoke()) idle_s = 1;
   signal(SIGPIPE, SIG_IGN);
   lat_t x, y;
   int64_t *floor_ns = calloc((size_t)samples, sizeof(int64_t));
@@ -315,8 +318,8 @@ int main(int argc, char **argv) {
   double idle_10 = idle_cpu(10);
   printf("idle pool over %d s: %.3f s CPU = %.2f%% of a core (poll %d ms); baseline polling "
          "every 10 ms: %.2f%%; ratio %.3f\n",
-         IDLE_S, idle_default, 100.0 * idle_default / IDLE_S, OMNIQ_DEFAULT_POLL_INTERVAL_MS,
-         100.0 * idle_10 / IDLE_S, idle_10 > 0 ? idle_default / idle_10 : 0.0);
+         idle_s, idle_default, 100.0 * idle_default / idle_s, OMNIQ_DEFAULT_POLL_INTERVAL_MS,
+         100.0 * idle_10 / idle_s, idle_10 > 0 ? idle_default / idle_10 : 0.0);
   lat_free(&x);
   lat_free(&y);
   free(floor_ns);

@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <omniq.h>
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -118,6 +119,32 @@ static int wait_newer_result(omniq_t *oq, const char *id, int64_t since, omniq_r
   return OMNIQ_ETIMEDOUT;
 }
 
+/* What names the store, for the first line: the folder (file, SQLite), the
+ * database file (SQLite with OMNIQ_DB_URL), or the schema and the server
+ * (PostgreSQL: its URL or key=value string parsed by libpq, shown without
+ * the password or any other option). */
+static void describe_store(const omniq_settings_t *s, char *out, size_t len) {
+  if (strcmp(s->backend, "postgres") != 0) {
+    snprintf(out, len, "%s store %s %s", s->backend, s->db_url[0] != '\0' ? "in" : "under",
+             s->db_url[0] != '\0' ? s->db_url : s->base_dir);
+    return;
+  }
+  const char *host = "", *port = "", *user = "", *dbname = "";
+  PQconninfoOption *opts = PQconninfoParse(s->db_url, NULL);
+  for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+    if (o->val == NULL) continue;
+    if (strcmp(o->keyword, "host") == 0) host = o->val;
+    if (strcmp(o->keyword, "port") == 0) port = o->val;
+    if (strcmp(o->keyword, "user") == 0) user = o->val;
+    if (strcmp(o->keyword, "dbname") == 0) dbname = o->val;
+  }
+  snprintf(out, len, "postgres store in schema %s on %s%s%s%s%s%s%s",
+           s->db_schema[0] != '\0' ? s->db_schema : OMNIQ_DEFAULT_DB_SCHEMA, user,
+           user[0] != '\0' ? "@" : "", host[0] != '\0' ? host : "the local socket",
+           port[0] != '\0' ? ":" : "", port, dbname[0] != '\0' ? "/" : "", dbname);
+  PQconninfoFree(opts);
+}
+
 static double seconds_since(int64_t t0_ms) {
   return (double)(omniq_clock_system(NULL) - t0_ms) / 1000.0;
 }
@@ -150,7 +177,9 @@ int main(void) {
   if (getenv("OMNIQ_LOG_LEVEL") == NULL) s.log_level = OMNIQ_LOG_ERROR; /* keep it readable */
   if (!check(NULL, omniq_open(&oq, &s), "open")) return 1;
 
-  printf("OmniQ demo: %s store under %s, 4 worker threads\n\n", s.backend, s.base_dir);
+  char store[2 * OMNIQ_PATH_MAX];
+  describe_store(&s, store, sizeof store);
+  printf("OmniQ demo: %s, 4 worker threads\n\n", store);
   ok &= check(oq, omniq_register(oq, "add", add, NULL), "register");
   ok &= check(oq, omniq_register(oq, "flaky", flaky, NULL), "register");
   ok &= check(oq, omniq_register(oq, "broken", broken, NULL), "register");

@@ -591,12 +591,19 @@ OMNIQ_EXTERN void omniq_worker_opts_init(omniq_worker_opts_t *o);
 OMNIQ_EXTERN int omniq_worker_start(omniq_t *oq, const omniq_worker_opts_t *opts,
                                     omniq_worker_t **out);
 /* Stops claiming, waits up to shutdown_timeout for in-flight tasks, frees w.
- * Returns OMNIQ_ETIMEDOUT (w is freed all the same) when handlers were still
- * running at the deadline: they see omniq_job_cancelled(), their outcome is
- * not reported, and their tasks are left to lease expiry. NULL is a no-op. */
+ * Returns OMNIQ_ETIMEDOUT (w is freed all the same) when runners were still
+ * busy at the deadline: a handler still running (it sees
+ * omniq_job_cancelled(), its outcome is not reported, its task is left to
+ * lease expiry), or a call to the store not yet answered (a report retried
+ * while its lease holds, a claim waiting for a busy database). NULL is a
+ * no-op. */
 OMNIQ_EXTERN int omniq_worker_stop(omniq_worker_t *w);
 /* Runs in the calling thread(s) until limit tasks finished (0 = no limit) or
- * nothing is due; *done (may be NULL) gets how many finished. */
+ * nothing is due; *done (may be NULL) gets how many finished. Returns the
+ * error of a claim that ended it; the store's code when it refused an
+ * outcome; OMNIQ_ETIMEDOUT when a claimed task was not run because its lease
+ * ran short before it started and the store could not take it back (it stays
+ * RUNNING until its lease expires). docs/workers.md. */
 OMNIQ_EXTERN int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limit,
                                       long *done);
 /* Starts workers and blocks until SIGINT or SIGTERM, then stops gracefully. */

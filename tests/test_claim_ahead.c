@@ -24,6 +24,7 @@
 #include "support/crash.h"
 #include "support/gate.h"
 #include "support/helpers.h"
+#include "support/wrap_backend.h"
 
 #define QUICK 3 /* runs before the task under test: enough to claim ahead */
 
@@ -119,7 +120,6 @@ static void count_releases(void *ud, int level, const char *line) {
  * the way. It records the most tasks any one claim asked for and, while
  * `hold_ride` is set, holds the first report that carries a claim until
  * the next report arrives, noting whether that one carried a claim too. */
-static omniq_storage_ops_t counting;
 static atomic_long most_asked;
 static atomic_int hold_ride, second_had_claim;
 static th_gate_t ride_held, second_report;
@@ -146,35 +146,18 @@ static void saw_report(const omniq_claim_req_t *req) {
   }
 }
 
-static int counting_claim(void *b, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
-                          char *err, size_t errlen) {
-  saw_claim(req);
-  return omniq_storage_find("sqlite")->claim(b, req, out, n, err, errlen);
-}
-
-static int counting_finish_claim(void *b, const omniq_decision_t *d, const omniq_claim_req_t *req,
-                                 omniq_task_t ***out, size_t *n, int *claimed, char *err,
-                                 size_t errlen) {
-  saw_report(req);
-  return omniq_storage_find("sqlite")->finish_claim(b, d, req, out, n, claimed, err, errlen);
-}
-
-static int counting_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *rcs,
-                                const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
-                                int *claimed, char *err, size_t errlen) {
-  saw_report(req);
-  return omniq_storage_find("sqlite")->finish_many(b, ds, n, rcs, req, out, nout, claimed, err,
-                                                   errlen);
+static int counting_before(th_wrap_op_t op, const omniq_claim_req_t *req, char *err,
+                           size_t errlen) {
+  (void)err, (void)errlen;
+  if (op == TH_WRAP_CLAIM) saw_claim(req);
+  if (op == TH_WRAP_FINISH_CLAIM || op == TH_WRAP_FINISH_MANY) saw_report(req);
+  return OMNIQ_OK;
 }
 
 static int group_setup(void **state) {
   (void)state;
-  counting = *omniq_storage_find("sqlite");
-  counting.name = "counting";
-  counting.claim = counting_claim;
-  counting.finish_claim = counting_finish_claim;
-  counting.finish_many = counting_finish_many;
-  return omniq_storage_register(&counting) == OMNIQ_OK ? 0 : -1;
+  th_wrap_set_hooks(&(th_wrap_hooks_t){.before = counting_before});
+  return th_wrap_register("counting", "sqlite", 0) == OMNIQ_OK ? 0 : -1;
 }
 
 /* Two runs that end one after the other: the first returns once both have

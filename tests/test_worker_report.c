@@ -16,8 +16,8 @@
 #include <time.h>
 
 #include "support/helpers.h"
+#include "support/wrap_backend.h"
 
-static omniq_storage_ops_t flaky;
 static atomic_int finish_failures; /* to come; -1 = every one */
 static atomic_int extend_fails;
 static atomic_int finish_calls, runs;
@@ -29,7 +29,9 @@ static int unreachable(char *err, size_t errlen) {
 
 static void let_go(void);
 
-static int flaky_finish(void *b, const omniq_decision_t *d, char *err, size_t errlen) {
+/* A report of any kind (alone, carrying a claim, a batch) lets a hung
+ * extension go and fails while failures are to come. */
+static int flaky_finish(char *err, size_t errlen) {
   let_go();
   atomic_fetch_add(&finish_calls, 1);
   int left = atomic_load(&finish_failures);
@@ -37,40 +39,7 @@ static int flaky_finish(void *b, const omniq_decision_t *d, char *err, size_t er
     if (left > 0) atomic_fetch_sub(&finish_failures, 1);
     return unreachable(err, errlen);
   }
-  return omniq_storage_find("sqlite")->finish(b, d, err, errlen);
-}
-
-static int flaky_finish_claim(void *b, const omniq_decision_t *d, const omniq_claim_req_t *req,
-                              omniq_task_t ***out, size_t *n, int *claimed, char *err,
-                              size_t errlen) {
-  let_go();
-  atomic_fetch_add(&finish_calls, 1);
-  int left = atomic_load(&finish_failures);
-  *out = NULL;
-  *n = 0;
-  *claimed = 0;
-  if (left != 0) {
-    if (left > 0) atomic_fetch_sub(&finish_failures, 1);
-    return unreachable(err, errlen);
-  }
-  return omniq_storage_find("sqlite")->finish_claim(b, d, req, out, n, claimed, err, errlen);
-}
-
-static int flaky_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *rcs,
-                             const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
-                             int *claimed, char *err, size_t errlen) {
-  let_go();
-  atomic_fetch_add(&finish_calls, 1);
-  int left = atomic_load(&finish_failures);
-  *out = NULL;
-  *nout = 0;
-  *claimed = 0;
-  if (left != 0) {
-    if (left > 0) atomic_fetch_sub(&finish_failures, 1);
-    return unreachable(err, errlen);
-  }
-  return omniq_storage_find("sqlite")->finish_many(b, ds, n, rcs, req, out, nout, claimed, err,
-                                                   errlen);
+  return OMNIQ_OK;
 }
 
 /* extend_lease hangs while `hang` is set, as a call to a server behind a
@@ -86,36 +55,42 @@ static void let_go(void) {
   pthread_mutex_unlock(&hang_lock);
 }
 
-static int flaky_extend(void *b, const char *id, int64_t token, int64_t until, char *err,
-                        size_t errlen) {
+static int flaky_extend(char *err, size_t errlen) {
   pthread_mutex_lock(&hang_lock);
   int hung = hang;
   while (hang) pthread_cond_wait(&hang_cond, &hang_lock);
   pthread_mutex_unlock(&hang_lock);
   if (hung || atomic_load(&extend_fails)) return unreachable(err, errlen);
-  return omniq_storage_find("sqlite")->extend_lease(b, id, token, until, err, errlen);
+  return OMNIQ_OK;
 }
 
 /* A give-back (release) fails while the store is away; it does not hang,
  * so a runner that gives up a task never waits for let_go. */
-static int flaky_release(void *b, const char *id, int64_t token, char *err, size_t errlen) {
+static int flaky_release(char *err, size_t errlen) {
   pthread_mutex_lock(&hang_lock);
   int away = hang;
   pthread_mutex_unlock(&hang_lock);
   if (away || atomic_load(&extend_fails)) return unreachable(err, errlen);
-  return omniq_storage_find("sqlite")->release(b, id, token, err, errlen);
+  return OMNIQ_OK;
+}
+
+static int flaky_before(th_wrap_op_t op, const omniq_claim_req_t *req, char *err,
+                        size_t errlen) {
+  (void)req;
+  switch (op) {
+  case TH_WRAP_FINISH:
+  case TH_WRAP_FINISH_CLAIM:
+  case TH_WRAP_FINISH_MANY: return flaky_finish(err, errlen);
+  case TH_WRAP_EXTEND: return flaky_extend(err, errlen);
+  case TH_WRAP_RELEASE: return flaky_release(err, errlen);
+  default: return OMNIQ_OK;
+  }
 }
 
 static int group_setup(void **state) {
   (void)state;
-  flaky = *omniq_storage_find("sqlite");
-  flaky.name = "flaky";
-  flaky.finish = flaky_finish;
-  flaky.finish_claim = flaky_finish_claim;
-  flaky.finish_many = flaky_finish_many;
-  flaky.extend_lease = flaky_extend;
-  flaky.release = flaky_release;
-  return omniq_storage_register(&flaky) == OMNIQ_OK ? 0 : -1;
+  th_wrap_set_hooks(&(th_wrap_hooks_t){.before = flaky_before});
+  return th_wrap_register("flaky", "sqlite", 0) == OMNIQ_OK ? 0 : -1;
 }
 
 /* A store on "flaky" with a lease of LEASE_MS (kept by extensions every

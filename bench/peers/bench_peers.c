@@ -26,7 +26,10 @@
  *
  * Every figure is the median of REPS runs, the runs of the systems
  * interleaved so that drift hits all alike. Ratios are OmniQ / peer: for a
- * latency above 1 OmniQ is slower, for a throughput below 1. */
+ * latency above 1 OmniQ is slower, for a throughput below 1.
+ *
+ * OMNIQ_BENCH_SMOKE=1 (bench/bench_smoke.h): 500 jobs for the throughput,
+ * one run; the samples are the argument's. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
@@ -44,10 +47,11 @@
 #include <unistd.h>
 
 #include "omniq.h"
+#include "../bench_smoke.h"
 #include "../bench_util.h"
 
 #define REPS 3
-#define TASKS 20000
+static int tasks = 20000; /* TASKS */
 #define BATCH 500
 #define MAX_CONSUMERS 4
 
@@ -63,9 +67,11 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static int reps = REPS; /* 1 in a smoke run */
+
 static double median(double v[REPS]) {
-  qsort(v, REPS, sizeof v[0], cmp_double);
-  return v[REPS / 2];
+  qsort(v, (size_t)reps, sizeof v[0], cmp_double);
+  return v[reps / 2];
 }
 
 /* p50 and p99 of n samples, in microseconds (sorts s). */
@@ -173,6 +179,7 @@ typedef struct consumer {
   const peer_t *peer;
   int pipe_fd; /* latency: where the time a job was taken goes */
   atomic_long *left; /* throughput: jobs not yet taken */
+  _Atomic int64_t *end_ns; /* throughput: when the last job was taken */
   pthread_t tid;
 } consumer_t;
 
@@ -250,7 +257,8 @@ static void *drain_consumer(void *arg) {
     while (atomic_load(c->left) > 0) {
       redisReply *r = redisCommand(rc, "BRPOP q 1");
       if (r == NULL || r->type == REDIS_REPLY_ERROR) die("redis", "BRPOP");
-      if (r->type == REDIS_REPLY_ARRAY) atomic_fetch_sub(c->left, 1);
+      if (r->type == REDIS_REPLY_ARRAY && atomic_fetch_sub(c->left, 1) == 1)
+        atomic_store(c->end_ns, now_ns());
       freeReplyObject(r);
     }
     redisFree(rc);
@@ -261,22 +269,25 @@ static void *drain_consumer(void *arg) {
       unsigned long id = bs_reserve(&b, 1);
       if (id == 0) continue;
       bs_delete(&b, id);
-      atomic_fetch_sub(c->left, 1);
+      if (atomic_fetch_sub(c->left, 1) == 1) atomic_store(c->end_ns, now_ns());
     }
     close(b.fd);
   }
   return NULL;
 }
 
-/* Jobs per second, end to end, with n consumers. */
+/* Jobs per second, end to end, with n consumers: until the last job is
+ * taken, not until every consumer has returned (the others may still be
+ * blocked for up to a second in BRPOP or reserve-with-timeout). */
 static double peer_throughput(const peer_t *p, int n) {
-  atomic_long left = TASKS;
+  atomic_long left = tasks;
+  _Atomic int64_t end_ns = 0;
   consumer_t c[MAX_CONSUMERS];
   int64_t t0 = now_ns();
   if (p->redis) {
     redisContext *rc = redis_open(p->port);
-    for (int i = 0; i < TASKS; i++) redisAppendCommand(rc, "LPUSH q x");
-    for (int i = 0; i < TASKS; i++) {
+    for (int i = 0; i < tasks; i++) redisAppendCommand(rc, "LPUSH q x");
+    for (int i = 0; i < tasks; i++) {
       void *r = NULL;
       if (redisGetReply(rc, &r) != REDIS_OK) die("redis", "pipelined LPUSH");
       redis_ok(r, "LPUSH");
@@ -285,14 +296,14 @@ static double peer_throughput(const peer_t *p, int n) {
   } else {
     bs_t b;
     bs_connect(&b, p->port);
-    char *all = malloc((size_t)TASKS * 17);
+    char *all = malloc((size_t)tasks * 17);
     if (all == NULL) die("beanstalkd", "no memory");
-    for (int i = 0; i < TASKS; i++) memcpy(all + (size_t)i * 17, "put 0 0 60 1\r\nx\r\n", 17);
+    for (int i = 0; i < tasks; i++) memcpy(all + (size_t)i * 17, "put 0 0 60 1\r\nx\r\n", 17);
     /* Written in pieces while the replies are read, so neither side's
      * socket buffer fills. */
     int sent = 0, got = 0;
-    while (got < TASKS) {
-      int upto = sent + 1000 < TASKS ? sent + 1000 : TASKS;
+    while (got < tasks) {
+      int upto = sent + 1000 < tasks ? sent + 1000 : tasks;
       if (sent < upto) bs_send(&b, all + (size_t)sent * 17, (size_t)(upto - sent) * 17);
       sent = upto;
       for (int stop = sent - 500 > got ? sent - 500 : sent; got < stop; got++)
@@ -302,11 +313,11 @@ static double peer_throughput(const peer_t *p, int n) {
     close(b.fd);
   }
   for (int i = 0; i < n; i++) {
-    c[i] = (consumer_t){.peer = p, .left = &left};
+    c[i] = (consumer_t){.peer = p, .left = &left, .end_ns = &end_ns};
     pthread_create(&c[i].tid, NULL, drain_consumer, &c[i]);
   }
   for (int i = 0; i < n; i++) pthread_join(c[i].tid, NULL);
-  return TASKS / ((double)(now_ns() - t0) / 1e9);
+  return tasks / ((double)(atomic_load(&end_ns) - t0) / 1e9);
 }
 
 /* ---- OmniQ's workloads ---------------------------------------------------------- */
@@ -412,13 +423,13 @@ static double omniq_throughput(int n) {
   check(oq, omniq_register(oq, "noop", noop_handler, NULL), "register");
   for (int i = 0; i < BATCH; i++) items[i] = (omniq_enqueue_item_t){"noop", "[]", NULL, NULL};
   int64_t t0 = now_ns();
-  for (int i = 0; i < TASKS; i += BATCH)
+  for (int i = 0; i < tasks; i += BATCH)
     check(oq, omniq_enqueue_many(oq, items, BATCH, NULL), "omniq_enqueue_many");
   omniq_worker_opts_init(&o);
   o.concurrency = n;
   check(oq, omniq_worker_process(oq, &o, 0, &done), "omniq_worker_process");
-  double rate = TASKS / ((double)(now_ns() - t0) / 1e9);
-  if (done != TASKS) die("omniq_worker_process", "did not run every task");
+  double rate = tasks / ((double)(now_ns() - t0) / 1e9);
+  if (done != tasks) die("omniq_worker_process", "did not run every task");
   omniq_close(oq);
   return rate;
 }
@@ -433,6 +444,7 @@ int main(int argc, char **argv) {
   }
   if (argc > 4) nsamples = atoi(argv[4]);
   if (nsamples < 10) die("samples", "at least 10");
+  if (bench_smoke()) tasks = 500, reps = 1;
   peer_t peers[] = {{"Redis (LPUSH/BRPOP)", 1, atoi(argv[1])},
                     {"beanstalkd (put/reserve)", 0, atoi(argv[2])},
                     {"beanstalkd -b (binlog)", 0, atoi(argv[3])}};
@@ -442,8 +454,8 @@ int main(int argc, char **argv) {
   /* [rep] of: OmniQ same-process p50 p99, cross-process p50 p99, then each
    * peer's p50 p99; throughput per consumer count for OmniQ then peers. */
   double lat[2 + NPEERS][2][REPS], thr[1 + NPEERS][3][REPS];
-  for (int r = 0; r < REPS; r++) {
-    fprintf(stderr, "run %d of %d\n", r + 1, REPS);
+  for (int r = 0; r < reps; r++) {
+    fprintf(stderr, "run %d of %d\n", r + 1, reps);
     for (int c = 0; c < 2; c++) omniq_latency(c, &lat[c][0][r], &lat[c][1][r]);
     for (int p = 0; p < NPEERS; p++) peer_latency(&peers[p], &lat[2 + p][0][r], &lat[2 + p][1][r]);
     for (int k = 0; k < 3; k++) {
@@ -460,7 +472,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 3; k++) t[i][k] = median(thr[i][k]);
 
   printf("enqueue -> start, one job at a time, %d samples; medians of %d runs; microseconds\n",
-         nsamples, REPS);
+         nsamples, reps);
   printf("%-34s %10s %10s %16s %16s\n", "system", "p50", "p99", "same-proc/peer", "cross-proc/peer");
   printf("%-34s %10.1f %10.1f\n", "OmniQ SQLite, pool in this process", m[0][0], m[0][1]);
   printf("%-34s %10.1f %10.1f\n", "OmniQ SQLite, pool in another", m[1][0], m[1][1]);
@@ -470,7 +482,7 @@ int main(int argc, char **argv) {
 
   printf("\nthroughput, %d no-op jobs, bulk enqueue then N consumers; medians of %d runs; "
          "jobs per second (omniq/peer)\n",
-         TASKS, REPS);
+         tasks, reps);
   printf("%-34s %18s %18s %18s\n", "system", "N=1", "N=2", "N=4");
   printf("%-34s %18.0f %18.0f %18.0f\n", "OmniQ SQLite (omniq_worker_process)", t[0][0], t[0][1],
          t[0][2]);

@@ -171,8 +171,8 @@ void omniq__ride_end(pool_t *p, omniq__ride_t *ride) {
  * claim afresh, and it no longer counts against a drain's limit, so a
  * drain claims again for it. The claim token fences the give-back: a task
  * another worker has recovered meanwhile is left alone. Otherwise, or if
- * the store cannot be reached, it comes back through lease recovery. The
- * job is ended already. */
+ * the store cannot be reached, it comes back through lease recovery, and
+ * is counted as not run. The job is ended already. */
 void omniq__not_started(pool_t *p, omniq_job_t *job) {
   omniq_t *oq = p->oq;
   int rc = omniq__store_releases(oq) ? omniq__engine_release(oq, job->task) : OMNIQ_ENOTSUP;
@@ -187,6 +187,11 @@ void omniq__not_started(pool_t *p, omniq_job_t *job) {
   omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.lease_lost", job->task->id,
              "lease running out before the run started (the store could not be reached "
              "to extend it); not run here, it is recovered once its lease has expired");
+  /* A drain must not end as if it had run every task it claimed: it says
+   * so (omniq_worker_process). */
+  pthread_mutex_lock(&p->lock);
+  p->not_run++;
+  pthread_mutex_unlock(&p->lock);
 }
 
 /* A stop gives claimed tasks that have not started back to the store

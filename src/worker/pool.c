@@ -484,15 +484,17 @@ int omniq_worker_stop(omniq_worker_t *w) {
   int left = pool_shutdown(w, w->shutdown_ms);
   if (left > 0)
     omniq__log(&oq->log, OMNIQ_LOG_WARNING, "worker.stopped", NULL,
-               "%d handler(s) still running after shutdown_timeout; their tasks are left to "
-               "lease expiry",
+               "%d runner(s) still busy after shutdown_timeout (a handler running, or a "
+               "call to the store not yet answered); their tasks are left to lease expiry",
                left);
   else
     omniq__log(&oq->log, OMNIQ_LOG_INFO, "worker.stopped", NULL, "all in-flight tasks finished");
   omniq__pool_unref(w);
   if (left > 0)
     return omniq__err(oq->id, OMNIQ_ETIMEDOUT,
-                      "omniq_worker_stop: %d handler(s) outlived shutdown_timeout", left);
+                      "omniq_worker_stop: %d runner(s) still busy after shutdown_timeout (a "
+                      "handler running, or a call to the store not yet answered)",
+                      left);
   return OMNIQ_OK;
 }
 
@@ -532,6 +534,14 @@ int omniq_worker_process(omniq_t *oq, const omniq_worker_opts_t *opts, long limi
                     "omniq_worker_process: %ld run(s) ended but the store refused their "
                     "outcome (%s); their tasks stay RUNNING until their leases expire",
                     unstored, first->msg);
+  } else if (p->not_run > 0 && rc == OMNIQ_OK) {
+    /* Claimed but not run (omniq__not_started): the drain did not finish
+     * what it took, and nothing else will before those leases expire. */
+    rc = omniq__err(oq->id, OMNIQ_ETIMEDOUT,
+                    "omniq_worker_process: %ld claimed task(s) not run: their leases ran "
+                    "short before they started (the store answered late or could not extend "
+                    "them); they stay RUNNING until their leases expire",
+                    p->not_run);
   } else if (rc == OMNIQ_OK) {
     rc = p->error;
   }

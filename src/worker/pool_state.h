@@ -64,6 +64,7 @@ struct omniq_worker {
   long claimed;  /* tasks claimed, or asked for by a claim in progress */
   long finished; /* runs ended */
   int error;     /* drain mode: the claim error that ended it */
+  long not_run;  /* claimed tasks not started and not given back: left to lease recovery */
   omniq__unstored_t unstored; /* of those, runs whose outcome the store refused */
 
   pthread_mutex_t lock;

@@ -178,6 +178,12 @@ int th_child_pool(th_procs_t *p, int index, void *ud) {
   omniq_worker_opts_init(&o);
   o.concurrency = 2;
   o.poll_interval_ms = c->poll_ms;
+  /* The stop waits for the runners however slow the machine: a runner
+   * whose report waits for a busy store (retried while its lease holds)
+   * would otherwise outlast the default 30 s under a sanitizer on a loaded
+   * machine, and the stop would say OMNIQ_ETIMEDOUT. A stop that truly
+   * hangs is ctest's timeout to catch. */
+  o.shutdown_timeout_ms = TH_CHILD_STOP_MS;
   for (int i = 0; i < 3 && c->queues[i] != NULL; i++) o.queues[i] = c->queues[i];
   if (th_procs_ready(p) != 0) return 12;
   if (omniq_worker_start(oq, &o, &w) != OMNIQ_OK) return 13;

@@ -62,6 +62,9 @@ int th_procs_put_ids(th_procs_t *p, int index, const char (*ids)[OMNIQ_ID_SIZE],
 void th_assert_exactly_once(char (*want)[OMNIQ_ID_SIZE], size_t nwant,
                             char (*got)[OMNIQ_ID_SIZE], size_t ngot);
 
+/* th_child_pool's shutdown_timeout_ms: ten minutes, longer than any test. */
+#define TH_CHILD_STOP_MS 600000
+
 /* What a test's child process needs beside th_procs: the store, a pipe it
  * reads for "stop" (EOF once the test closes stop[1]) and one it writes its
  * news to, a byte at a time. */
