@@ -20,6 +20,25 @@
  * Beside the index's share, the file system's: the rename a claim makes
  * out of the pending folder (and one back in), alone.
  *
+ * The age of the records: the 10^3 store is filled by this run and each
+ * task is claimed seconds after it was written, before the kernel wrote
+ * its file to the disk; the kept 10^6 store's records were written long
+ * before. That changes two file system costs whatever the size: the
+ * claim's read (a record no longer in the page cache waits for the disk;
+ * the claim reads ahead the next records, claim.c, which a worker's loop
+ * gives time to arrive), and the claim's rewrite, whose rename over the
+ * record frees the record's blocks if it reached the disk (on a file
+ * system mounted with online discard, such as this machine's ext4, that
+ * is a discard the rename waits for). So beside the claim as a worker
+ * makes it, the same claim in the same rounds at both sizes with the
+ * record of the task it will take first synced to the disk (fdatasync,
+ * untimed: a backlog older than the kernel's writeback delay), and then
+ * also evicted from the page cache (POSIX_FADV_DONTNEED; mincore counts
+ * any that stayed). And, no OmniQ code, at each size on records of each
+ * store: the same 4 KiB read by hand (open, read, close) evicted and
+ * warm, and the rewrite's rename by hand (a copy renamed over the
+ * record) over a record on the disk and over one not yet written back.
+ *
  * Open: with the large store filled and closed (the close saves the
  * pending snapshot), a new process (this program again, run as `--open
  * DIR`) opens a handle on it and reports the time the open took and its
@@ -48,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -177,14 +197,47 @@ static omniq_task_t *naive_claim(omniq__fs_t *fs, int qfd, int64_t now, int64_t 
 typedef struct {
   long ops;
   double claim_s, op_s;
+  long stayed; /* COLD: records still in memory after the eviction */
 } result_t;
 
-/* Runs up to max ops (or BUDGET_S seconds): claim (indexed or naive) then
- * complete; then, untimed, one new task to keep the count. */
-static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
+enum { INDEX, NAIVE, SYNCED, COLD };
+
+/* 1 if the first page of the file open at fd is in the page cache. */
+static int resident(int fd) {
+  unsigned char v = 0;
+  void *m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return 0;
+  int in = mincore(m, 4096, &v) == 0 && (v & 1);
+  munmap(m, 4096);
+  return in;
+}
+
+/* Writes the record of pending file p to the disk and, with drop, drops
+ * it from the page cache (dirty pages are not dropped); 1 if it is still
+ * there after a drop. */
+static int age(omniq__fs_t *fs, const omniq__pending_t *p, int drop) {
+  char err[512];
+  int qfd, fd;
+  if (omniq__fidx_open_dir(fs->idx, p->qdir, &qfd, err, sizeof err) != OMNIQ_OK) die("queue", err);
+  fd = openat(qfd, p->name, O_RDONLY | O_CLOEXEC);
+  close(qfd);
+  if (fd < 0) return 0;
+  fdatasync(fd);
+  if (drop) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  int in = drop && resident(fd);
+  close(fd);
+  return in;
+}
+
+/* Runs up to max ops (or BUDGET_S seconds): claim (indexed, naive, or
+ * indexed with the record of the task it will take synced, or synced and
+ * evicted, first) then complete; then, untimed, one new task to keep the
+ * count. */
+static void run(omniq__fs_t *fs, int mode, long max, result_t *acc) {
   static const char *const q[] = {OMNIQ_DEFAULT_QUEUE};
-  result_t r = {0, 0, 0};
+  result_t r = {0, 0, 0, 0};
   char err[512], qdir[OMNIQ__QDIR_SIZE];
+  int naive = mode == NAIVE;
   int qfd;
   double start = now_s(), claim_s = 0, op_s = 0;
   if (omniq__fidx_queue(fs->idx, OMNIQ_DEFAULT_QUEUE, 0, qdir, err, sizeof err) != OMNIQ_OK ||
@@ -196,6 +249,9 @@ static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
     omniq_claim_req_t req = {now, now + 30000, q, 1, 1};
     omniq_task_t **got = NULL, *t;
     size_t n = 0;
+    omniq__pending_t next;
+    if (mode >= SYNCED && omniq__fidx_peek_due(fs->idx, q, 1, now, &next, 1) == 1)
+      r.stayed += age(fs, &next, mode == COLD);
     double c0 = now_s();
     if (naive) {
       t = naive_claim(fs, qfd, now, now + 30000);
@@ -228,6 +284,7 @@ static void run(omniq__fs_t *fs, int naive, long max, result_t *acc) {
   acc->ops += r.ops;
   acc->claim_s += claim_s;
   acc->op_s += op_s;
+  acc->stayed += r.stayed;
 }
 
 static double us(double s, long ops) { return s / (double)ops * 1e6; }
@@ -272,6 +329,78 @@ static double rename_only(omniq__fs_t *fs, long pairs) {
     i++;
   }
   return total / (double)pairs;
+}
+
+/* The bytes a claim reads, read by hand: open, read 4 KiB, close, of the
+ * records of the next due tasks, first evicted, then again from memory.
+ * Mean seconds per file into cold and warm. */
+static void read_by_hand(omniq__fs_t *fs, double *cold, double *warm) {
+  static const char *const q[] = {OMNIQ_DEFAULT_QUEUE};
+  enum { K = 100 };
+  omniq__pending_t p[K];
+  char buf[4096], err[512];
+  int qfd;
+  size_t n = omniq__fidx_peek_due(fs->idx, q, 1, clock_ms, p, K);
+  if (n == 0) die("index", "nothing due");
+  if (omniq__fidx_open_dir(fs->idx, p[0].qdir, &qfd, err, sizeof err) != OMNIQ_OK) die("queue", err);
+  for (size_t i = 0; i < n; i++) age(fs, &p[i], 1);
+  for (int pass = 0; pass < 2; pass++) {
+    double t = now_s();
+    for (size_t i = 0; i < n; i++) {
+      int fd = openat(qfd, p[i].name, O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || read(fd, buf, sizeof buf) <= 0) die("read", strerror(errno));
+      close(fd);
+    }
+    *(pass == 0 ? cold : warm) = (now_s() - t) / (double)n;
+  }
+  close(qfd);
+}
+
+/* A copy of len bytes in tmp/, its name in tmp (64 bytes). */
+static void tmp_copy(omniq__fs_t *fs, const char *buf, ssize_t len, char *tmp) {
+  static int seq;
+  snprintf(tmp, 64, "bench-%ld-%d.tmp", (long)getpid(), seq++);
+  int fd = openat(fs->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 || write(fd, buf, (size_t)len) != len) die("write", strerror(errno));
+  close(fd);
+}
+
+/* The rewrite's rename by hand: a copy of the record renamed over it (the
+ * record stays the same), for the records of the next due tasks: over the
+ * record synced to the disk, and over one made just before (the record
+ * unlinked and its copy renamed in, untimed: a file created by a rename
+ * that replaces nothing stays unwritten for a while, like a task just
+ * enqueued). Mean seconds per rename into on_disk and in_memory. */
+static void replace_by_hand(omniq__fs_t *fs, double *on_disk, double *in_memory) {
+  static const char *const q[] = {OMNIQ_DEFAULT_QUEUE};
+  enum { K = 50 };
+  omniq__pending_t p[K];
+  char buf[4096], err[512], tmp[64];
+  int qfd;
+  size_t n = omniq__fidx_peek_due(fs->idx, q, 1, clock_ms, p, K);
+  if (n == 0) die("index", "nothing due");
+  if (omniq__fidx_open_dir(fs->idx, p[0].qdir, &qfd, err, sizeof err) != OMNIQ_OK) die("queue", err);
+  for (int pass = 0; pass < 2; pass++) {
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+      int fd = openat(qfd, p[i].name, O_RDONLY | O_CLOEXEC);
+      ssize_t len = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
+      if (len <= 0) die("read", strerror(errno));
+      if (pass == 0) fdatasync(fd);
+      close(fd);
+      if (pass == 1) { /* a fresh record in its place */
+        tmp_copy(fs, buf, len, tmp);
+        if (unlinkat(qfd, p[i].name, 0) != 0 || renameat(fs->tmp_fd, tmp, qfd, p[i].name) != 0)
+          die("rename", strerror(errno));
+      }
+      tmp_copy(fs, buf, len, tmp);
+      double t = now_s();
+      if (renameat(fs->tmp_fd, tmp, qfd, p[i].name) != 0) die("rename", strerror(errno));
+      total += now_s() - t;
+    }
+    *(pass == 0 ? on_disk : in_memory) = total / (double)n;
+  }
+  close(qfd);
 }
 
 /* ---- open of a fresh handle, in a process of its own ---------------------- */
@@ -443,7 +572,9 @@ int main(int argc, char **argv) {
   const long sizes[2] = {1000, big != NULL && atol(big) > 1000 ? atol(big) : 1000000};
   const char *base = argc > 1 ? argv[1] : getenv("TMPDIR");
   const char *kept = getenv("OMNIQ_BENCH_STORE");
-  result_t idx[2] = {{0, 0, 0}, {0, 0, 0}}, nv[2] = {{0, 0, 0}, {0, 0, 0}}, warm = {0, 0, 0};
+  result_t idx[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}}, nv[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+  result_t cold[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}}, synced[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+  result_t warm = {0, 0, 0, 0};
   char dir[1024];
   if (base == NULL || base[0] == '\0') base = "/tmp";
   printf("file backend claim cost (claim + complete per op, fsync off), dir %s\n", base);
@@ -468,16 +599,23 @@ int main(int argc, char **argv) {
     fill(fs2[s], sizes[s] - (long)have, T0 - 1);
     printf("%9s  (setup: %ld tasks in %.1f s, %ld there before)\n", "", sizes[s] - (long)have,
            now_s() - t, (long)have);
-    run(fs2[s], 0, 100, &warm);
+    run(fs2[s], INDEX, 100, &warm);
   }
   double pair_s[2] = {0, 0}, ren_s[2] = {0, 0};
   for (int round = 0; round < rounds; round++)
     for (int s = 0; s < 2; s++) {
-      run(fs2[s], 0, round_ops, &idx[s]);
-      run(fs2[s], 1, round_ops, &nv[s]);
+      run(fs2[s], INDEX, round_ops, &idx[s]);
+      run(fs2[s], NAIVE, round_ops, &nv[s]);
+      run(fs2[s], SYNCED, round_ops / 5, &synced[s]);
+      run(fs2[s], COLD, round_ops / 5, &cold[s]);
       pair_s[s] += index_only(fs2[s], 20000) / rounds;
       ren_s[s] += rename_only(fs2[s], 200) / rounds;
     }
+  double rcold[2], rwarm[2], rdisk[2], rmem[2];
+  for (int s = 0; s < 2; s++) {
+    read_by_hand(fs2[s], &rcold[s], &rwarm[s]);
+    replace_by_hand(fs2[s], &rdisk[s], &rmem[s]);
+  }
   for (int s = 0; s < 2; s++) {
     printf("%9ld  %11.1f us %11.1f us  %11.1f us %11.1f us  %8.1fx   (%ld / %ld ops)\n",
            sizes[s], us(idx[s].claim_s, idx[s].ops), us(idx[s].op_s, idx[s].ops),
@@ -503,18 +641,32 @@ int main(int argc, char **argv) {
   printf("the file system alone (the claim's rename out of the folder and back, no OmniQ code): "
          "%.1f us at %ld, %.1f us at %ld (%.2fx)\n",
          ren_s[0] * 1e6, sizes[0], ren_s[1] * 1e6, sizes[1], ren_s[1] / ren_s[0]);
+  double y0 = us(synced[0].claim_s, synced[0].ops), y1 = us(synced[1].claim_s, synced[1].ops);
+  double c0 = us(cold[0].claim_s, cold[0].ops), c1 = us(cold[1].claim_s, cold[1].ops);
+  printf("claim, its record first synced to the disk: %.1f us at %ld, %.1f us at %ld (%.2fx)\n",
+         y0, sizes[0], y1, sizes[1], y1 / y0);
+  printf("claim, its record first synced and evicted: %.1f us at %ld, %.1f us at %ld (%.2fx); "
+         "records that stayed in memory: %ld of %ld, %ld of %ld\n",
+         c0, sizes[0], c1, sizes[1], c1 / c0, cold[0].stayed, cold[0].ops, cold[1].stayed,
+         cold[1].ops);
+  printf("by hand, the claim's read (open, read 4 KiB, close): evicted %.1f us, warm %.1f us at "
+         "%ld; evicted %.1f us, warm %.1f us at %ld\n",
+         rcold[0] * 1e6, rwarm[0] * 1e6, sizes[0], rcold[1] * 1e6, rwarm[1] * 1e6, sizes[1]);
+  printf("by hand, the rewrite's rename over the record: on the disk %.1f us, not yet written "
+         "%.1f us at %ld; on the disk %.1f us, not yet written %.1f us at %ld\n",
+         rdisk[0] * 1e6, rmem[0] * 1e6, sizes[0], rdisk[1] * 1e6, rmem[1] * 1e6, sizes[1]);
 
   /* fsync on vs off, taking turns on one store of the small size. */
-  result_t on = {0, 0, 0}, off = {0, 0, 0};
+  result_t on = {0, 0, 0, 0}, off = {0, 0, 0, 0};
   snprintf(dir, sizeof dir, "%s/omniq-bench-XXXXXX", base);
   if (mkdtemp(dir) == NULL) die("mkdtemp", strerror(errno));
   omniq__fs_t *fs = open_store(dir, 0);
   fill(fs, sizes[0], T0 - 1);
   for (int round = 0; round < rounds; round++) {
-    run(fs, 0, 100, &off);
+    run(fs, INDEX, 100, &off);
     omniq__file_ops.close(fs);
     fs = open_store(dir, 1);
-    run(fs, 0, 100, &on);
+    run(fs, INDEX, 100, &on);
     omniq__file_ops.close(fs);
     fs = open_store(dir, 0);
   }

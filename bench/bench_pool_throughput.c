@@ -25,7 +25,8 @@
  * loop (two transactions per task) stays for comparison with earlier runs.
  *
  * Hand, batched: each thread claims HAND_BATCH tasks at once and commits
- * their finishes with the next claim in one transaction: the floor for a
+ * their finishes with the next claim in one transaction (their runs added
+ * to the totals once, as the backend's group commit does): the floor for a
  * pool that claims ahead of its slots and commits its reports in batches
  * (docs/workers.md), since the pages a transaction writes amortise over
  * the tasks it carries.
@@ -182,7 +183,7 @@ static void hand_open(hand_t *h, const char *path) {
   h->claim = hand_prepare(h, claim_sql);
   h->find = hand_prepare(h, find_sql);
   h->finish = hand_prepare(h, finish_sql);
-  h->total = hand_prepare(h, total_sql);
+  h->total = hand_prepare(h, total_n_sql);
   h->put = hand_prepare(h, put_sql);
 }
 
@@ -214,14 +215,20 @@ static void hand_enqueue(hand_t *h) {
   }
 }
 
-static void hand_finish(hand_t *h, const char *id, int64_t token, int attempts) {
-  int64_t now = wall_ms();
-  char queue[256];
-  if (hand_sql_finish(h->find, h->finish, id, token, now, queue, sizeof queue) != 0)
-    die("hand finish", "claim token no longer valid");
+/* Adds runs successful runs to the totals of queue. */
+static void hand_total(hand_t *h, const char *queue, int runs) {
   sqlite3_bind_text(h->total, 1, queue, -1, SQLITE_STATIC);
   sqlite3_bind_int(h->total, 2, OMNIQ_RUNS_SUCCEEDED);
+  sqlite3_bind_int(h->total, 3, runs);
   hand_step(h, h->total);
+}
+
+/* Finishes one task; its run is left to the caller to add to the totals
+ * of queue (size OMNIQ_NAME_MAX), once per transaction. */
+static void hand_finish(hand_t *h, const char *id, int64_t token, int attempts, char *queue) {
+  int64_t now = wall_ms();
+  if (hand_sql_finish(h->find, h->finish, id, token, now, queue, OMNIQ_NAME_MAX) != 0)
+    die("hand finish", "claim token no longer valid");
   sqlite3_bind_text(h->put, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int(h->put, 2, OMNIQ_SUCCESS);
   sqlite3_bind_text(h->put, 3, "null", -1, SQLITE_STATIC);
@@ -275,12 +282,14 @@ static long hand_work(hand_t *h, int per) {
   held_t held[HAND_BATCH];
   int n = 0, max = per > 0 ? per : 1;
   long finished = 0;
+  char queue[OMNIQ_NAME_MAX];
   for (;;) {
     hand_step(h, h->begin);
     for (int i = 0; i < n; i++) {
-      hand_finish(h, held[i].id, held[i].token, held[i].attempts);
+      hand_finish(h, held[i].id, held[i].token, held[i].attempts, queue);
       finished++;
     }
+    if (n > 0) hand_total(h, queue, n); /* every task is in one queue */
     if (n > 0 && per == 0) {
       hand_step(h, h->commit);
       hand_step(h, h->begin);

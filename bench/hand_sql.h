@@ -38,6 +38,11 @@ static const char finish_sql[] =
 static const char total_sql[] =
     "INSERT INTO run_totals (queue, kind, n) VALUES (?1, ?2, 1)"
     " ON CONFLICT (queue, kind) DO UPDATE SET n = n + 1";
+/* The same for ?3 runs at once: a transaction of many finishes writes its
+ * totals once per queue and kind, as the backend's group commit does. */
+static const char total_n_sql[] =
+    "INSERT INTO run_totals (queue, kind, n) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (queue, kind) DO UPDATE SET n = n + ?3";
 static const char put_sql[] =
     "INSERT OR REPLACE INTO results (task_id, status, value, error, attempts, finished_at,"
     " last_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";

@@ -5,7 +5,8 @@
  * meets it; a retry by hand cut short leaves one copy of the task; a page
  * reads folders around its cursor, not the store. And the pending index:
  * a handle that learned every change as it happened and one built by a
- * fresh scan hand out the same tasks, each once, in claim order. */
+ * fresh scan hand out the same tasks, each once, in claim order; and a
+ * peek at the next due tasks (what a claim reads ahead) takes nothing. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +258,33 @@ static void test_a_live_index_and_a_fresh_scan_claim_every_task_once_in_order(vo
   free(w);
 }
 
+/* What a claim reads ahead is what the next claims take: a peek hands out
+ * the best due tasks in claim order, leaves them in the index (a second
+ * peek sees the same), and skips tasks not yet due. */
+static void test_a_peek_shows_the_next_claims_and_leaves_them_in_place(void **state) {
+  enum { DUE = 12, LATER = 3, PEEK = 8 };
+  static const char *const qs[] = {"a", "b"};
+  th_be_t *f = *state;
+  omniq__fs_t *fs = f->b;
+  int64_t now = th_be_now(f);
+  char id[OMNIQ_ID_SIZE], later[LATER][OMNIQ_ID_SIZE];
+  omniq__pending_t first[PEEK], again[PEEK];
+  for (int i = 0; i < DUE; i++)
+    th_be_add(f, i % 2 ? "a" : "b", i % 3, now - 1 - i, NULL);
+  for (int i = 0; i < LATER; i++) th_be_add(f, "a", 9, now + 60000, later[i]);
+  assert_int_equal(omniq__fidx_peek_due(fs->idx, qs, 2, now, first, PEEK), PEEK);
+  assert_int_equal(omniq__fidx_peek_due(fs->idx, qs, 2, now, again, PEEK), PEEK);
+  for (int i = 0; i < PEEK; i++) assert_string_equal(again[i].id, first[i].id);
+  for (int i = 0; i < PEEK; i++) {
+    assert_int_equal(claim_one(f, id), 1);
+    assert_string_equal(id, first[i].id);
+  }
+  /* The rest of the due ones, and none of the later ones. */
+  assert_int_equal(omniq__fidx_peek_due(fs->idx, qs, 2, now, first, PEEK), DUE - PEEK);
+  for (int i = 0; i < DUE - PEEK; i++)
+    for (int j = 0; j < LATER; j++) assert_string_not_equal(first[i].id, later[j]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -265,6 +293,7 @@ int main(void) {
       T(test_a_retry_cut_short_is_finished_with_one_copy),
       T(test_the_index_keeps_no_folder_for_tasks_that_are_gone),
       T(test_a_live_index_and_a_fresh_scan_claim_every_task_once_in_order),
+      T(test_a_peek_shows_the_next_claims_and_leaves_them_in_place),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

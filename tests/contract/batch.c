@@ -232,6 +232,50 @@ static void test_finish_many_claims_after_its_decisions(void **state) {
   ct_tasks_free(t, 2);
 }
 
+/* The running totals of a batch spanning two queues and two kinds: each
+ * applied run counts once in its own queue and kind, and a decision under
+ * a stale token counts nowhere. */
+static void test_finish_many_counts_each_run_in_its_own_queue_and_kind(void **state) {
+  ct_fx_t *fx = *state;
+  need_batches();
+  static const char *const queues[] = {"default", "mail"};
+  const char *of[5] = {"mail", "mail", "mail", "default", "default"};
+  omniq_task_t **got = NULL, **none = NULL;
+  size_t k = 0, n = 0;
+  for (size_t i = 0; i < 5; i++) {
+    omniq_task_t *t = ct_task(of[i], 0, NOW);
+    ct_enqueue1(fx, t);
+    omniq_task_free(t);
+  }
+  OK(fx, ct_claim_q(fx, queues, 2, NOW, 5, &got, &k));
+  assert_int_equal(k, 5);
+  omniq_decision_t ds[5];
+  size_t mail = 0, other = 0;
+  for (size_t i = 0; i < k; i++) {
+    ds[i] = ct_decision(got[i], OMNIQ_PENDING); /* a retry: no result to store */
+    ds[i].eta_ms = NOW + 1000;
+    if (strcmp(got[i]->queue, "mail") == 0) {
+      ds[i].runs = mail++ == 0 ? OMNIQ_RUNS_RETRIED : OMNIQ_RUNS_LOST;
+    } else {
+      ds[i].runs = OMNIQ_RUNS_RETRIED;
+      if (other++ == 0) ds[i].token++; /* its claim was taken over */
+    }
+  }
+  int rcs[5], claimed = 1;
+  OK(fx, finish_many(fx, ds, 5, rcs, NOW + 10, 0, &none, &n, &claimed));
+  int stale = 0;
+  for (size_t i = 0; i < k; i++) stale += rcs[i] == OMNIQ_ESTATE;
+  assert_int_equal(stale, 1);
+  omniq_queue_info_t q = ct_queue(fx, "mail", NOW + 10);
+  assert_int_equal(q.runs[OMNIQ_RUNS_RETRIED], 1);
+  assert_int_equal(q.runs[OMNIQ_RUNS_LOST], 2);
+  assert_int_equal(q.runs[OMNIQ_RUNS_SUCCEEDED], 0);
+  q = ct_queue(fx, "default", NOW + 10);
+  assert_int_equal(q.runs[OMNIQ_RUNS_RETRIED], 1);
+  assert_int_equal(q.runs[OMNIQ_RUNS_LOST], 0);
+  ct_tasks_free(got, k);
+}
+
 /* No decisions: just the claim. */
 static void test_finish_many_of_no_decisions_claims(void **state) {
   ct_fx_t *fx = *state;
@@ -282,6 +326,7 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_finish_many_applies_each_decision_under_its_own_token),
     CT_TEST(test_finish_many_has_every_effect_finish_has),
     CT_TEST(test_finish_many_claims_after_its_decisions),
+    CT_TEST(test_finish_many_counts_each_run_in_its_own_queue_and_kind),
     CT_TEST(test_finish_many_of_no_decisions_claims),
     CT_TEST(test_release_returns_a_claimed_task_to_pending_with_its_attempt_undone),
 };

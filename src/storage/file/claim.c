@@ -12,7 +12,25 @@
  * claim never happened, so no attempt is counted for a run that never ran.
  *
  * Queues: a paused queue is skipped, and one with a rate limit is claimed
- * from under its queue lock (queues.c), one candidate at a time. */
+ * from under its queue lock (queues.c), one candidate at a time. Candidates
+ * of one queue share one opening of its folder; only one folder is open
+ * at a time, so a claim over many queues needs one descriptor.
+ *
+ * Reading ahead: a task's record is read by the claim that takes it, and
+ * in a store with a long backlog that record was written long ago: often
+ * no longer in the page cache, so the read waits for the disk (in
+ * bench_file_claim, the one 4 KiB read a claim at 10^6 pending made and
+ * one at 10^3 did not; the other cost of an old record, the discard its
+ * replacement may wait for, is in docs/storage-file.md, Claim).
+ * After claiming n tasks, the claim asks the kernel to start reading the
+ * records of the next n due tasks (posix_fadvise WILLNEED: the read is
+ * started, not waited for), so the worker's next claim, after its
+ * handlers ran, finds them in memory. It costs an open and a close of
+ * each file; a record already in memory costs no read.
+ *
+ * A claim of many with fsync on (claim_held, used by finish_many's claim
+ * and the pool's): every candidate's lock at once, each rewrite staged,
+ * one sync round for all their data, then the renames over the slots. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -135,17 +153,6 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
   return CLAIMED;
 }
 
-/* claim_in, with the candidate's folder opened for it. */
-static int claim_one(omniq__fs_t *fs, const omniq__pending_t *p, const omniq_claim_req_t *req,
-                     omniq_task_t **out, char *err, size_t errlen) {
-  int qfd;
-  int rc = omniq__fidx_open_dir(fs->idx, p->qdir, &qfd, err, errlen);
-  if (rc != OMNIQ_OK) return rc;
-  rc = claim_in(fs, qfd, p, req, NULL, out, err, errlen);
-  close(qfd);
-  return rc;
-}
-
 /* A queue a claim may take from. */
 typedef struct open_q {
   const char *name;
@@ -154,10 +161,46 @@ typedef struct open_q {
   int closed;  /* paused, or its window used up, during this claim */
 } open_q_t;
 
+/* The one queue folder a claim holds open: the last one it needed. */
+typedef struct folder {
+  const open_q_t *q;
+  int fd;
+} folder_t;
+
+#define FOLDER_NONE {NULL, -1}
+
+static void folder_close(folder_t *f) {
+  if (f->fd >= 0) close(f->fd);
+  f->q = NULL;
+  f->fd = -1;
+}
+
+/* q's folder in pending/, in *fd: the one f holds when it is q's, else
+ * opened in its place. */
+static int folder_of(omniq__fs_t *fs, folder_t *f, const open_q_t *q, int *fd, char *err,
+                     size_t errlen) {
+  if (f->q != q) {
+    folder_close(f);
+    int rc = omniq__fidx_open_dir(fs->idx, q->qdir, &f->fd, err, errlen);
+    if (rc != OMNIQ_OK) return rc;
+    f->q = q;
+  }
+  *fd = f->fd;
+  return OMNIQ_OK;
+}
+
+/* claim_in, in the candidate's folder. */
+static int claim_one(omniq__fs_t *fs, folder_t *f, const open_q_t *q, const omniq__pending_t *p,
+                     const omniq_claim_req_t *req, omniq_task_t **out, char *err, size_t errlen) {
+  int qfd;
+  int rc = folder_of(fs, f, q, &qfd, err, errlen);
+  return rc == OMNIQ_OK ? claim_in(fs, qfd, p, req, NULL, out, err, errlen) : rc;
+}
+
 /* One candidate of a rate-limited queue, under the queue's lock: the
  * start is counted before the claim and given back if the task was gone,
  * so the count never falls short of the starts (queues.c). */
-static int claim_limited(omniq__fs_t *fs, open_q_t *q, const omniq__pending_t *p,
+static int claim_limited(omniq__fs_t *fs, folder_t *f, open_q_t *q, const omniq__pending_t *p,
                          const omniq_claim_req_t *req, omniq_task_t **out, char *err,
                          size_t errlen) {
   omniq__fqset_t set;
@@ -169,7 +212,7 @@ static int claim_limited(omniq__fs_t *fs, open_q_t *q, const omniq__pending_t *p
   if (rc == OMNIQ_OK && omniq__fq_allowance(&set, req->now_ms, &window) == 0)
     rc = PAUSED; /* nothing left in this window (or paused) */
   else if (rc == OMNIQ_OK)
-    rc = omniq__fidx_open_dir(fs->idx, p->qdir, &qfd, err, errlen);
+    rc = folder_of(fs, f, q, &qfd, err, errlen);
   /* Claimed elsewhere already (this process's index learns it now). Every
    * claim of this queue holds its lock, so a candidate that is here now
    * stays until our rename, but for a cancel. */
@@ -185,7 +228,6 @@ static int claim_limited(omniq__fs_t *fs, open_q_t *q, const omniq__pending_t *p
       omniq__fq_write(fs, q->qdir, &counted, e, sizeof e);
     }
   }
-  if (qfd >= 0) close(qfd);
   omniq__fq_unlock(fs, q->qdir);
   return rc;
 }
@@ -320,10 +362,31 @@ static int claim_held(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *q
   return first_err;
 }
 
+/* Starts reading the records of the next k due tasks of the queues still
+ * open (see Reading ahead, above). Best effort: a file gone or unreadable
+ * is left to the claim that takes it. */
+static void read_ahead(omniq__fs_t *fs, folder_t *f, open_q_t *qs, size_t nq,
+                       const char **names, const omniq_claim_req_t *req, size_t k) {
+  omniq__pending_t next[CLAIM_CHUNK];
+  char e[OMNIQ__ERRMSG_MAX];
+  size_t nn = open_names(qs, nq, names);
+  size_t m = omniq__fidx_peek_due(fs->idx, names, nn, req->now_ms, next, k);
+  for (size_t i = 0; i < m; i++) {
+    open_q_t *q = queue_of(qs, nq, next[i].qdir);
+    int qfd;
+    if (q == NULL || folder_of(fs, f, q, &qfd, e, sizeof e) != OMNIQ_OK) continue;
+    int fd = openat(qfd, next[i].name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    close(fd);
+  }
+}
+
 int omniq__fs_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
                     char *err, size_t errlen) {
   omniq__fs_t *fs = backend;
   omniq__pending_t cand[CLAIM_CHUNK];
+  folder_t folder = FOLDER_NONE;
   int first_err = OMNIQ_OK;
   *out = NULL;
   *n = 0;
@@ -359,8 +422,8 @@ int omniq__fs_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t **
         omniq__fidx_put_back(fs->idx, &cand[i]);
         continue;
       }
-      int rc = q->limited ? claim_limited(fs, q, &cand[i], req, &got[*n], err, errlen)
-                          : claim_one(fs, &cand[i], req, &got[*n], err, errlen);
+      int rc = q->limited ? claim_limited(fs, &folder, q, &cand[i], req, &got[*n], err, errlen)
+                          : claim_one(fs, &folder, q, &cand[i], req, &got[*n], err, errlen);
       if (rc == CLAIMED) {
         (*n)++;
       } else if (rc == PAUSED) {
@@ -372,6 +435,9 @@ int omniq__fs_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t **
       }
     }
   }
+  if (*n > 0 && first_err == OMNIQ_OK)
+    read_ahead(fs, &folder, qs, req->nqueues, names, req, *n < CLAIM_CHUNK ? *n : CLAIM_CHUNK);
+  folder_close(&folder);
   omniq__free(qs);
   omniq__free(names);
   if (*n == 0) {

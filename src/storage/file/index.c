@@ -324,6 +324,25 @@ size_t omniq__fidx_take_due(omniq__fidx_t *ix, const char *const *queues, size_t
   return n;
 }
 
+size_t omniq__fidx_peek_due(omniq__fidx_t *ix, const char *const *queues, size_t nqueues,
+                            int64_t now_ms, omniq__pending_t *out, size_t max) {
+  int qis[OMNIQ_MAX_QUEUES * 4];
+  size_t nqi = 0;
+  char qdir[OMNIQ__QDIR_SIZE];
+  pthread_mutex_lock(&ix->lock);
+  for (size_t i = 0; i < nqueues && nqi < sizeof qis / sizeof qis[0]; i++) {
+    int qi = omniq__fname_qdir(queues[i], qdir) == OMNIQ_OK ? queue_find(ix, qdir) : -1;
+    if (qi >= 0) qis[nqi++] = qi;
+  }
+  /* Taken and put back under one hold of the lock, so no claimer ever
+   * finds them missing. */
+  size_t n = pick(ix, qis, nqi, now_ms, out, max);
+  for (size_t i = 0; i < n; i++)
+    omniq__fidx_insert(ix, queue_find(ix, out[i].qdir), out[i].iprio, out[i].eta, out[i].id);
+  pthread_mutex_unlock(&ix->lock);
+  return n;
+}
+
 void omniq__fidx_put_back(omniq__fidx_t *ix, const omniq__pending_t *p) {
   pthread_mutex_lock(&ix->lock);
   int qi = queue_find(ix, p->qdir);

@@ -66,6 +66,11 @@ void omniq__fidx_announce(omniq__fidx_t *ix, const omniq__pending_t *p, size_t n
 size_t omniq__fidx_take_due(omniq__fidx_t *ix, const char *const *queues, size_t nqueues,
                             int64_t now_ms, int may_rescan, omniq__pending_t *out, size_t max);
 void omniq__fidx_put_back(omniq__fidx_t *ix, const omniq__pending_t *p);
+/* The files omniq__fidx_take_due would take now, left in the index: for
+ * reading ahead what the next claim is likely to take. No rescan, no
+ * journal read. Returns how many of max were filled. */
+size_t omniq__fidx_peek_due(omniq__fidx_t *ix, const char *const *queues, size_t nqueues,
+                            int64_t now_ms, omniq__pending_t *out, size_t max);
 
 /* Where the index believes task id is pending: 1 and *p filled, else 0.
  * With scan, a miss falls back to listing the folders (slow; for lookups

@@ -83,8 +83,8 @@ static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
                               " window_count FROM queues WHERE name = ?1",
     [OMNIQ__SQ_QUEUE_WINDOW] =
         "UPDATE queues SET window_start = ?2, window_count = ?3 WHERE name = ?1",
-    [OMNIQ__SQ_TOTAL_ADD] = "INSERT INTO run_totals (queue, kind, n) VALUES (?1, ?2, 1)"
-                            " ON CONFLICT (queue, kind) DO UPDATE SET n = n + 1",
+    [OMNIQ__SQ_TOTAL_ADD] = "INSERT INTO run_totals (queue, kind, n) VALUES (?1, ?2, ?3)"
+                            " ON CONFLICT (queue, kind) DO UPDATE SET n = n + ?3",
     [OMNIQ__SQ_KEY_GET] = "SELECT k.task_id, t.status, t.finished_at + t.unique_for_ms"
                           " FROM unique_keys k LEFT JOIN tasks t ON t.id = k.task_id"
                           " WHERE k.queue = ?1 AND k.key = ?2",
@@ -417,21 +417,55 @@ static int enqueue_sqlite(void *backend, omniq_task_t *const *tasks, size_t n, c
 
 /* ---- finish -------------------------------------------------------------- */
 
-/* Adds one run of kind to the running totals of queue. */
-static int add_total(sq_t *sq, const char *queue, int kind, char *err, size_t errlen) {
+/* Adds runs runs of kind to the running totals of queue. */
+static int add_total(sq_t *sq, const char *queue, int kind, int64_t runs, char *err,
+                     size_t errlen) {
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_TOTAL_ADD];
   sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, kind);
+  sqlite3_bind_int64(s, 3, runs);
   int src = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
   return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "finish: totals", err, errlen);
 }
 
+/* Counts one run of kind in queue (taking queue, allocated); 0, or -1 with
+ * queue left to the caller when t is full of other queues and kinds. */
+static int tally_add(omniq__sqlite_tally_t *t, char *queue, int kind) {
+  for (size_t i = 0; i < t->n; i++) {
+    if (t->e[i].kind == kind && strcmp(t->e[i].queue, queue) == 0) {
+      t->e[i].runs++;
+      omniq__free(queue);
+      return 0;
+    }
+  }
+  if (t->n == OMNIQ__SQLITE_GROUP_MAX) return -1;
+  t->e[t->n].queue = queue;
+  t->e[t->n].kind = kind;
+  t->e[t->n].runs = 1;
+  t->n++;
+  return 0;
+}
+
+int omniq__sqlite_tally_write(sq_t *sq, const omniq__sqlite_tally_t *t, char *err,
+                              size_t errlen) {
+  int rc = OMNIQ_OK;
+  for (size_t i = 0; rc == OMNIQ_OK && i < t->n; i++)
+    rc = add_total(sq, t->e[i].queue, t->e[i].kind, t->e[i].runs, err, errlen);
+  return rc;
+}
+
+void omniq__sqlite_tally_free(omniq__sqlite_tally_t *t) {
+  for (size_t i = 0; i < t->n; i++) omniq__free(t->e[i].queue);
+  t->n = 0;
+}
+
 /* The token-checked finish inside the caller's transaction: the row found
  * under its claim token (naming the task's queue for the totals), its
- * update, the totals and the result. The lookup comes first, so a miss
- * (ESTATE, ENOTFOUND) has written nothing. */
-int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, char *err, size_t errlen) {
+ * update, the totals (or its count in tally) and the result. The lookup
+ * comes first, so a miss (ESTATE, ENOTFOUND) has written nothing. */
+int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, omniq__sqlite_tally_t *tally,
+                               char *err, size_t errlen) {
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH_FIND];
   char *error_json = NULL, *queue = NULL;
   int64_t seq = 0;
@@ -469,7 +503,10 @@ int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, char *err, s
   sqlite3_clear_bindings(s);
   omniq__free(error_json);
   if (src != SQLITE_OK) rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
-  if (rc == OMNIQ_OK) rc = add_total(sq, queue, d->runs, err, errlen);
+  if (rc == OMNIQ_OK && tally != NULL && tally_add(tally, queue, d->runs) == 0)
+    queue = NULL; /* the tally has it */
+  else if (rc == OMNIQ_OK)
+    rc = add_total(sq, queue, d->runs, 1, err, errlen);
   omniq__free(queue);
   if (rc == OMNIQ_OK && d->result != NULL) rc = put_result(sq, d->id, d->result, err, errlen);
   return rc;
@@ -477,7 +514,7 @@ int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, char *err, s
 
 int omniq__sqlite_do_finish(sq_t *sq, void *d, char *err, size_t errlen) {
   int rc = omniq__sqlite_begin(sq, err, errlen);
-  if (rc == OMNIQ_OK) rc = omniq__sqlite_apply_finish(sq, d, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_apply_finish(sq, d, NULL, err, errlen);
   return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 

@@ -109,7 +109,7 @@ enum {
   /* storage ABI 3 */
   OMNIQ__SQ_QUEUE_STATE, /* claim: a queue's pause, rate limit and window */
   OMNIQ__SQ_QUEUE_WINDOW, /* claim: the window after taking from a limited queue */
-  OMNIQ__SQ_TOTAL_ADD,    /* finish: one more run of a kind */
+  OMNIQ__SQ_TOTAL_ADD,    /* finish: n more runs of a kind */
   OMNIQ__SQ_KEY_GET,      /* who holds a unique key, and whether it still does */
   OMNIQ__SQ_KEY_PUT,
   OMNIQ__SQ_COUNT_
@@ -170,12 +170,38 @@ typedef int (*omniq__sqlite_op_fn)(omniq__sqlite_t *sq, void *arg, char *err, si
 int omniq__sqlite_run(omniq__sqlite_t *sq, omniq__sqlite_op_fn fn, void *arg, char *err,
                       size_t errlen);
 
+/* Most finishes one transaction of the group commit carries (group.c). */
+#define OMNIQ__SQLITE_GROUP_MAX 64
+
+/* The runs a transaction's finishes add to the running totals, by queue
+ * and kind, written once each before the commit (omniq__sqlite_tally_write)
+ * instead of one upsert per finish. Zero-initialised is empty; the queue
+ * names are owned, freed by omniq__sqlite_tally_free. */
+typedef struct omniq__sqlite_tally {
+  size_t n;
+  struct {
+    char *queue;
+    int kind;
+    int64_t runs;
+  } e[OMNIQ__SQLITE_GROUP_MAX];
+} omniq__sqlite_tally_t;
+
+/* Writes every entry of t to run_totals (lock held, inside the open
+ * transaction): OMNIQ_OK, or the failure with the transaction to be rolled
+ * back. Leaves t as it was (free it after). */
+int omniq__sqlite_tally_write(omniq__sqlite_t *sq, const omniq__sqlite_tally_t *t, char *err,
+                              size_t errlen);
+void omniq__sqlite_tally_free(omniq__sqlite_tally_t *t);
+
 /* Finishes (group.c). apply_finish applies d inside the open transaction
  * (lock held): OMNIQ_OK; OMNIQ_ESTATE or OMNIQ_ENOTFOUND having changed
- * nothing; any other code with the transaction to be rolled back.
- * do_finish is d in a transaction of its own, for omniq__sqlite_run. */
-int omniq__sqlite_apply_finish(omniq__sqlite_t *sq, const omniq_decision_t *d, char *err,
-                               size_t errlen);
+ * nothing; any other code with the transaction to be rolled back. Its run
+ * is added to tally (written by the caller before it commits), or with
+ * tally NULL, or a tally already holding OMNIQ__SQLITE_GROUP_MAX other
+ * queues and kinds, to run_totals at once. do_finish is d in a
+ * transaction of its own, for omniq__sqlite_run. */
+int omniq__sqlite_apply_finish(omniq__sqlite_t *sq, const omniq_decision_t *d,
+                               omniq__sqlite_tally_t *tally, char *err, size_t errlen);
 int omniq__sqlite_do_finish(omniq__sqlite_t *sq, void *d, char *err, size_t errlen);
 /* The group commit of a handle: set up at open, torn down at close (no
  * finish running). init returns 0, or -1 out of resources. */

@@ -40,7 +40,13 @@
  * into one transaction unless the list already holds others (then at most
  * GROUP_MAX per transaction, as always); their claim is attached to the
  * last and is made if the transaction commits, whichever of them applied.
- * The caller returns once every one of them is committed. */
+ * The caller returns once every one of them is committed.
+ *
+ * A batch's runs are added to the running totals once per queue and kind,
+ * just before the commit, not by one upsert per finish: the totals of a
+ * batch of 64 no-op runs of one queue cost one statement instead of 64
+ * (docs/benchmarks.md). A finish that missed adds nothing, and a batch
+ * rolled back takes its counts with it. */
 #include <pthread.h>
 #include <stdio.h>
 
@@ -49,7 +55,7 @@
 
 #include "storage/sqlite/backend.h"
 
-#define GROUP_MAX 64
+#define GROUP_MAX OMNIQ__SQLITE_GROUP_MAX
 
 typedef omniq__sqlite_t sq_t;
 typedef omniq__sqlite_fin_t fin_t;
@@ -75,13 +81,16 @@ static int misses(int rc) { return rc == OMNIQ_ESTATE || rc == OMNIQ_ENOTFOUND; 
 
 /* One transaction for the batch; 0, or -1 if it was rolled back. */
 static int commit_together(sq_t *sq, fin_t *batch) {
+  omniq__sqlite_tally_t tally = {0};
   int ok;
   pthread_mutex_lock(&sq->lock);
   ok = omniq__sqlite_begin(sq, batch->err, batch->errlen) == OMNIQ_OK;
   for (fin_t *f = batch; ok && f != NULL; f = f->next) {
-    f->rc = omniq__sqlite_apply_finish(sq, f->d, f->err, f->errlen);
+    f->rc = omniq__sqlite_apply_finish(sq, f->d, &tally, f->err, f->errlen);
     ok = f->rc == OMNIQ_OK || misses(f->rc);
   }
+  if (ok) ok = omniq__sqlite_tally_write(sq, &tally, batch->err, batch->errlen) == OMNIQ_OK;
+  omniq__sqlite_tally_free(&tally);
   for (fin_t *f = batch; ok && f != NULL; f = f->next)
     if (f->claim != NULL && (f->rc == OMNIQ_OK || f->claim_any))
       ok = (f->claimed = omniq__sqlite_apply_claim(sq, f->claim, f->err, f->errlen) == OMNIQ_OK);
