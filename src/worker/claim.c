@@ -10,7 +10,7 @@
  *
  * Claiming ahead: where the backend commits many outcomes with a claim in
  * one step and can give a claim back (storage ABI 6 finish_many and
- * release; SQLite), a claim also asks for as many tasks as runs in a row
+ * release; SQLite, PostgreSQL, the file backend), a claim also asks for as many tasks as runs in a row
  * were short (up to AHEAD_MAX): a burst of short tasks then costs one
  * claim per batch of them, not one per free slot.
  *

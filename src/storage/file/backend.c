@@ -197,6 +197,10 @@ static int open_layout(omniq__fs_t *fs, int *format_missing, char *err, size_t e
       return rc;
   fs->io.tmp_fd = fs->tmp_fd;
   fs->io.quarantine_fd = fs->quarantine_fd;
+  /* Open until close, which no operation outlives (io.h). */
+  fs->io.kept[fs->io.nkept++] = fs->running_fd;
+  fs->io.kept[fs->io.nkept++] = fs->results_fd;
+  for (int k = 0; k < OMNIQ__FS_NDONE; k++) fs->io.kept[fs->io.nkept++] = fs->done_fd[k];
   if ((rc = open_format2(fs, err, errlen)) != OMNIQ_OK) return rc;
   *format_missing = missing;
   fs->locks.fd = openat(fs->base_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -493,4 +497,6 @@ const omniq_storage_ops_t omniq__file_ops = {
     .queue_stats = omniq__fs_queue_stats,
     .claim_chore = omniq__fs_claim_chore,
     .wake_path = wake_path_file,
+    .finish_many = omniq__fs_finish_many,
+    .release = omniq__fs_release,
 };

@@ -22,6 +22,7 @@
 #include "storage/file/io.h"
 #include "storage/file/locks.h"
 #include "storage/file/names.h"
+#include "storage/file/record.h"
 
 struct omniq__fqstate; /* queues.c */
 
@@ -76,6 +77,32 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
  * roll-forward if it fails. */
 int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
                      const omniq_result_t *r, int runs, int hint, char *err, size_t errlen);
+/* A transition split in two, for operations of many tasks that make the
+ * data of all in one sync round (finish_many): _stage encodes t's new
+ * state (as omniq__fs_commit) and stages the slot and the result through
+ * io (io->held set: unsynced until omniq__fio_held_sync); _apply, once
+ * their data is durable, makes the commit and steps 3-4, putting folder
+ * syncs off to io->defer. _apply returns OMNIQ_OK once the slot is in
+ * place (what fails later is left to a roll-forward) and always consumes
+ * s; _unstage drops a staged transition that will not be applied. */
+typedef struct omniq__fs_staged {
+  omniq__frec_t rec;
+  char slot_tmp[OMNIQ__TMP_NAME_SIZE], result_tmp[OMNIQ__TMP_NAME_SIZE];
+} omniq__fs_staged_t;
+int omniq__fs_stage(const omniq__fio_t *io, const omniq_task_t *t, const omniq_result_t *r,
+                    int runs, omniq__fs_staged_t *s, char *err, size_t errlen);
+int omniq__fs_apply(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
+                    const char *idname, omniq__fs_staged_t *s, int hint, char *err,
+                    size_t errlen);
+void omniq__fs_unstage(omniq__fs_t *fs, omniq__fs_staged_t *s);
+/* Checks a decision's id and status (OMNIQ_EINVAL); idname gets its file
+ * name. */
+int omniq__fs_check_decision(const omniq_decision_t *d, char idname[OMNIQ__IDNAME_SIZE],
+                             char *err, size_t errlen);
+/* Reads d's task, RUNNING under d's token (lock held; OMNIQ_ESTATE or
+ * OMNIQ_ENOTFOUND otherwise), and sets in *t (yours) the state d gives it. */
+int omniq__fs_decide(omniq__fs_t *fs, const omniq_decision_t *d, const char *idname,
+                     omniq_task_t **t, char *err, size_t errlen);
 /* 1 if idname is in running/ or a terminal folder. */
 int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname);
 
@@ -87,6 +114,11 @@ int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t
                            char *err, size_t errlen);
 int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
                      char *err, size_t errlen);
+/* Storage ABI 6 (release: transitions.c; finish_many: finish_many.c). */
+int omniq__fs_release(void *backend, const char *id, int64_t token, char *err, size_t errlen);
+int omniq__fs_finish_many(void *backend, const omniq_decision_t *ds, size_t n, int *rcs,
+                          const omniq_claim_req_t *req, omniq_task_t ***out, size_t *nout,
+                          int *claimed, char *err, size_t errlen);
 
 typedef int (*omniq__fs_entry_fn)(omniq__fs_t *fs, int dirfd, const char *name, void *ud);
 /* Calls fn for every entry of dirfd but "." and ".."; stops at the first

@@ -33,8 +33,9 @@ void omniq__fbatch_end(omniq__fs_t *fs, omniq__fbatch_t *b);
 void omniq__fbatch_recover(omniq__fs_t *fs);
 
 /* Fault injection for tests: the nth omniq__fbatch_step from now SIGKILLs
- * the process (0: never). Enqueue calls omniq__fbatch_step between each of
- * its file-system steps, so a test can stop a producer at every one. */
+ * the process (0: never). Enqueue of many, finish_many and a claim of many
+ * call omniq__fbatch_step between each of their file-system steps, so a
+ * test can stop a producer or a worker at every one. */
 void omniq__fbatch_crash_after(long n);
 void omniq__fbatch_step(void);
 

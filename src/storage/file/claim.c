@@ -26,9 +26,14 @@
  * records of the next n due tasks (posix_fadvise WILLNEED: the read is
  * started, not waited for), so the worker's next claim, after its
  * handlers ran, finds them in memory. It costs an open and a close of
- * each file; a record already in memory costs no read. */
+ * each file; a record already in memory costs no read.
+ *
+ * A claim of many with fsync on (claim_held, used by finish_many's claim
+ * and the pool's): every candidate's lock at once, each rewrite staged,
+ * one sync round for all their data, then the renames over the slots. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +41,7 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "storage/file/backend.h"
+#include "storage/file/batch.h"
 #include "storage/file/queues.h"
 #include "storage/file/record.h"
 
@@ -43,22 +49,40 @@
 
 enum { CLAIMED = 0, GONE = 1, PAUSED = 2 };
 
+/* A claim of many tasks whose rewrites' data is synced in one round
+ * (claim_held): the caller holds every candidate's lock, and each claim
+ * leaves its RUNNING rewrite staged, unsynced, until the round is done. */
+typedef struct held_claim {
+  omniq__fio_held_t files;
+  struct staged_claim {
+    omniq__pending_t p;
+    char tmp[OMNIQ__TMP_NAME_SIZE];
+  } *v;
+  size_t n;
+} held_claim_t;
+
+static void unlock_one(omniq__fs_t *fs, const held_claim_t *h, const char *id) {
+  if (h == NULL) omniq__flock_release(&fs->locks, id);
+}
+
 /* Claims one candidate from its folder qfd: CLAIMED with *out, GONE if
  * someone else won or the file was quarantined, PAUSED if its queue is
  * paused (the file back where it was), or an error (the candidate
- * untouched). */
+ * untouched). With h, the caller holds the task's lock and the claim is
+ * finished by claim_held once h's files are synced. */
 static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
-                    const omniq_claim_req_t *req, omniq_task_t **out, char *err, size_t errlen) {
+                    const omniq_claim_req_t *req, held_claim_t *h, omniq_task_t **out, char *err,
+                    size_t errlen) {
   char idname[OMNIQ__IDNAME_SIZE], e[OMNIQ__ERRMSG_MAX];
   omniq_task_t *t = NULL;
   omniq__frec_t rec;
   omniq__fqset_t set;
   omniq__fname_id(p->id, idname);
-  int rc = omniq__flock_take(&fs->locks, p->id, err, errlen);
+  int rc = h == NULL ? omniq__flock_take(&fs->locks, p->id, err, errlen) : OMNIQ_OK;
   if (rc != OMNIQ_OK) return rc;
   if (renameat(qfd, p->name, fs->running_fd, idname) != 0) {
     int en = errno;
-    omniq__flock_release(&fs->locks, p->id);
+    unlock_one(fs, h, p->id);
     if (en == ENOENT) return GONE; /* another claimer (or a cancel) won */
     return omniq__fio_errno(en, err, errlen, "file store: claiming %s", p->name);
   }
@@ -66,7 +90,7 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
    * (queues.c), and undoing is putting the file back. */
   if (omniq__fq_read(fs, p->qdir, &set) == OMNIQ_OK && set.paused) {
     renameat(fs->running_fd, idname, qfd, p->name);
-    omniq__flock_release(&fs->locks, p->id);
+    unlock_one(fs, h, p->id);
     return PAUSED;
   }
   rc = omniq__frec_read(fs->running_fd, idname, p->id, &t, NULL, e, sizeof e);
@@ -76,7 +100,7 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
   }
   if (rc == OMNIQ_ECORRUPT) {
     omniq__fio_quarantine(&fs->io, fs->running_fd, "queue/running", idname, e);
-    omniq__flock_release(&fs->locks, p->id);
+    unlock_one(fs, h, p->id);
     omniq_task_free(t);
     return GONE;
   }
@@ -87,7 +111,18 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
     t->started_at_ms = req->now_ms;
     t->lease_until_ms = req->lease_until_ms;
     rc = omniq__frec_encode(&rec, t, NULL, err, errlen);
-    if (rc == OMNIQ_OK) {
+    if (rc == OMNIQ_OK && h != NULL) {
+      /* Staged only: claim_held renames it over the slot after the round. */
+      omniq__fio_t io = fs->io;
+      io.held = &h->files;
+      struct staged_claim *c = &h->v[h->n];
+      rc = omniq__frec_stage(&io, &rec, OMNIQ__FREC_TASK, c->tmp, err, errlen);
+      if (rc == OMNIQ_OK) {
+        c->p = *p;
+        h->n++;
+      }
+      omniq__frec_free(&rec);
+    } else if (rc == OMNIQ_OK) {
       /* The rewrite's data is synced before its rename (a slot must never
        * be an empty file), but no folder is: a claim promises nothing
        * across a power loss. One lost there leaves the PENDING file in
@@ -109,11 +144,11 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
      * PENDING file. Put it back untouched. */
     renameat(fs->running_fd, idname, qfd, p->name);
     omniq_task_free(t);
-    omniq__flock_release(&fs->locks, p->id);
+    unlock_one(fs, h, p->id);
     *out = NULL;
     return rc;
   }
-  omniq__flock_release(&fs->locks, p->id);
+  unlock_one(fs, h, p->id);
   *out = t;
   return CLAIMED;
 }
@@ -159,7 +194,7 @@ static int claim_one(omniq__fs_t *fs, folder_t *f, const open_q_t *q, const omni
                      const omniq_claim_req_t *req, omniq_task_t **out, char *err, size_t errlen) {
   int qfd;
   int rc = folder_of(fs, f, q, &qfd, err, errlen);
-  return rc == OMNIQ_OK ? claim_in(fs, qfd, p, req, out, err, errlen) : rc;
+  return rc == OMNIQ_OK ? claim_in(fs, qfd, p, req, NULL, out, err, errlen) : rc;
 }
 
 /* One candidate of a rate-limited queue, under the queue's lock: the
@@ -187,7 +222,7 @@ static int claim_limited(omniq__fs_t *fs, folder_t *f, open_q_t *q, const omniq_
     counted.window_count = (set.window_start == window ? set.window_count : 0) + 1;
     counted.window_start = window;
     rc = omniq__fq_write(fs, q->qdir, &counted, err, errlen);
-    if (rc == OMNIQ_OK && (rc = claim_in(fs, qfd, p, req, out, err, errlen)) != CLAIMED) {
+    if (rc == OMNIQ_OK && (rc = claim_in(fs, qfd, p, req, NULL, out, err, errlen)) != CLAIMED) {
       char e[OMNIQ__ERRMSG_MAX];
       counted.window_count--;
       omniq__fq_write(fs, q->qdir, &counted, e, sizeof e);
@@ -229,6 +264,104 @@ static int open_queues(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *
   return OMNIQ_OK;
 }
 
+/* Puts a claim whose rewrite was not placed back in pending/ (its slot
+ * still holds the PENDING file). If even that fails, the slot is a claim
+ * cut short, which a roll-forward puts back. */
+static void unclaim(omniq__fs_t *fs, const omniq__pending_t *p) {
+  char idname[OMNIQ__IDNAME_SIZE], e[OMNIQ__ERRMSG_MAX];
+  int qfd;
+  omniq__fname_id(p->id, idname);
+  if (omniq__fidx_open_dir(fs->idx, p->qdir, &qfd, e, sizeof e) != OMNIQ_OK) return;
+  if (renameat(fs->running_fd, idname, qfd, p->name) == 0) omniq__fidx_put_back(fs->idx, p);
+  close(qfd);
+}
+
+/* One round of a claim of many with fsync on: the best due candidates
+ * (up to what is still wanted), all their locks at once (in stripe
+ * order), each claimed as claim_in does but with its rewrite staged, one
+ * group round for the data of every rewrite, then each rewrite renamed
+ * over its slot. So a claim of 64 waits for one sync, not 64. *tried gets
+ * how many candidates the index gave (0: nothing due). */
+static int claim_held(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *qs,
+                      const char **names, omniq_task_t **got, size_t *n, size_t *tried, char *err,
+                      size_t errlen) {
+  size_t want = req->max - *n, k = 0, n0 = *n, nset = 0;
+  size_t nq = open_names(qs, req->nqueues, names);
+  char qdir[OMNIQ__QDIR_SIZE] = "", e[OMNIQ__ERRMSG_MAX];
+  int qfd = -1, first_err = OMNIQ_OK;
+  uint16_t *set = NULL;
+  omniq__pending_t *cand = omniq__calloc(want, sizeof *cand);
+  const char **ids = omniq__calloc(want, sizeof *ids);
+  held_claim_t h = {OMNIQ__FIO_HELD_INIT, omniq__calloc(want, sizeof *h.v), 0};
+  *tried = 0;
+  if (cand == NULL || ids == NULL || h.v == NULL) first_err = OMNIQ_ENOMEM;
+  while (first_err == OMNIQ_OK && k < want && nq > 0) {
+    size_t got_k = omniq__fidx_take_due(fs->idx, names, nq, req->now_ms, *n == 0 && k == 0,
+                                        cand + k, want - k);
+    if (got_k == 0) break;
+    k += got_k;
+  }
+  for (size_t i = 0; i < k; i++) ids[i] = cand[i].id;
+  if (k > 0 && (first_err = omniq__flock_take_set(&fs->locks, ids, k, &set, &nset, err,
+                                                  errlen)) != OMNIQ_OK) {
+    for (size_t i = 0; i < k; i++) omniq__fidx_put_back(fs->idx, &cand[i]);
+    k = 0;
+  }
+  *tried = k;
+  for (size_t i = 0; i < k; i++) {
+    open_q_t *q = queue_of(qs, req->nqueues, cand[i].qdir);
+    int rc = first_err != OMNIQ_OK || q == NULL ? PAUSED : OMNIQ_OK;
+    /* Candidates come queue by queue: one folder open per queue. */
+    if (rc == OMNIQ_OK && (qfd < 0 || strcmp(qdir, cand[i].qdir) != 0)) {
+      if (qfd >= 0) close(qfd);
+      qfd = -1;
+      rc = omniq__fidx_open_dir(fs->idx, cand[i].qdir, &qfd, err, errlen);
+      memcpy(qdir, cand[i].qdir, sizeof qdir);
+    }
+    if (rc == OMNIQ_OK) rc = claim_in(fs, qfd, &cand[i], req, &h, &got[*n], err, errlen);
+    omniq__fbatch_step();
+    if (rc == CLAIMED) {
+      (*n)++;
+    } else if (rc == PAUSED) {
+      omniq__fidx_put_back(fs->idx, &cand[i]);
+      if (q != NULL && first_err == OMNIQ_OK) q->closed = 1;
+    } else if (rc != GONE) {
+      omniq__fidx_put_back(fs->idx, &cand[i]);
+      first_err = rc;
+    }
+  }
+  if (qfd >= 0) close(qfd);
+  /* h.v[j] is the claim of got[n0 + j]: each CLAIMED staged one file. */
+  int synced = omniq__fio_held_sync(&fs->io, &h.files, e, sizeof e);
+  omniq__fbatch_step();
+  if (synced != OMNIQ_OK && first_err == OMNIQ_OK) {
+    first_err = synced;
+    snprintf(err, errlen, "%s", e);
+  }
+  size_t kept = n0;
+  for (size_t j = 0; j < h.n; j++) {
+    char idname[OMNIQ__IDNAME_SIZE];
+    omniq__fname_id(h.v[j].p.id, idname);
+    /* No folder synced: as claim_in, a claim promises nothing across a
+     * power loss (the finish that follows syncs running/). */
+    if (synced == OMNIQ_OK && renameat(fs->tmp_fd, h.v[j].tmp, fs->running_fd, idname) == 0) {
+      got[kept++] = got[n0 + j];
+      omniq__fbatch_step();
+      continue;
+    }
+    omniq__fio_unstage(&fs->io, h.v[j].tmp);
+    unclaim(fs, &h.v[j].p);
+    omniq_task_free(got[n0 + j]);
+  }
+  *n = kept;
+  if (set != NULL) omniq__flock_release_set(&fs->locks, set, nset);
+  omniq__fio_held_free(&h.files);
+  omniq__free(h.v);
+  omniq__free(ids);
+  omniq__free(cand);
+  return first_err;
+}
+
 /* Starts reading the records of the next k due tasks of the queues still
  * open (see Reading ahead, above). Best effort: a file gone or unreadable
  * is left to the claim that takes it. */
@@ -267,7 +400,17 @@ int omniq__fs_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t **
   omniq_task_t **got = omniq__calloc(req->max, sizeof *got);
   if (qs == NULL || names == NULL || got == NULL) first_err = OMNIQ_ENOMEM;
   if (first_err == OMNIQ_OK) first_err = open_queues(fs, req, qs, err, errlen);
+  /* Many tasks with fsync on: one sync round per batch (claim_held). A
+   * rate-limited queue claims one candidate at a time under its lock. */
+  int held = fs->io.fsync && req->max > 1;
+  for (size_t i = 0; i < req->nqueues && qs != NULL && held; i++) held = !qs[i].limited;
   while (first_err == OMNIQ_OK && *n < req->max) {
+    if (held) {
+      size_t tried;
+      first_err = claim_held(fs, req, qs, names, got, n, &tried, err, errlen);
+      if (tried == 0) break;
+      continue;
+    }
     size_t nq = open_names(qs, req->nqueues, names);
     size_t want = req->max - *n < CLAIM_CHUNK ? req->max - *n : CLAIM_CHUNK;
     size_t k = nq > 0 ? omniq__fidx_take_due(fs->idx, names, nq, req->now_ms, *n == 0, cand, want)

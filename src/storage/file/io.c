@@ -116,6 +116,46 @@ int omniq__fio_stagev(const omniq__fio_t *io, const struct iovec *iov, int n,
   return rc;
 }
 
+/* Adds n descriptors to h; 0, or ENOMEM with nothing added (the caller
+ * then syncs them at once, as without h). */
+static int hold(omniq__fio_held_t *h, const omniq__fsync_item_t *data, int n) {
+  if (h->n + (size_t)n > h->cap) {
+    size_t cap = h->cap ? h->cap * 2 : 64;
+    while (cap < h->n + (size_t)n) cap *= 2;
+    int *v = omniq__realloc(h->fd, cap * sizeof *v);
+    if (v == NULL) return ENOMEM;
+    h->fd = v;
+    h->cap = cap;
+  }
+  for (int i = 0; i < n; i++) h->fd[h->n++] = data[i].fd;
+  return 0;
+}
+
+int omniq__fio_held_sync(const omniq__fio_t *io, omniq__fio_held_t *h, char *err, size_t errlen) {
+  int e = 0;
+  if (h->n > 0 && io->fsync) {
+    omniq__fsync_item_t *items = omniq__malloc(h->n * sizeof *items);
+    if (items == NULL) {
+      /* No memory for one round: each file alone, as a lone write would. */
+      for (size_t i = 0; i < h->n && e == 0; i++) e = fdatasync(h->fd[i]) == 0 ? 0 : errno;
+    } else {
+      for (size_t i = 0; i < h->n; i++) items[i] = (omniq__fsync_item_t){h->fd[i], 0};
+      e = omniq__fsyncq_sync(io->syncq, items, h->n);
+      omniq__free(items);
+    }
+  }
+  for (size_t i = 0; i < h->n; i++)
+    if (close(h->fd[i]) != 0 && e == 0) e = errno;
+  h->n = 0;
+  return e == 0 ? OMNIQ_OK : omniq__fio_errno(e, err, errlen, "file store: syncing staged files");
+}
+
+void omniq__fio_held_free(omniq__fio_held_t *h) {
+  for (size_t i = 0; i < h->n; i++) close(h->fd[i]);
+  omniq__free(h->fd);
+  *h = (omniq__fio_held_t)OMNIQ__FIO_HELD_INIT;
+}
+
 int omniq__fio_stage_set(const omniq__fio_t *io, omniq__fio_file_t *files, int n, char *err,
                          size_t errlen) {
   omniq__fsync_item_t data[OMNIQ__FIO_SET_MAX] = {{0, 0}};
@@ -126,6 +166,9 @@ int omniq__fio_stage_set(const omniq__fio_t *io, omniq__fio_file_t *files, int n
                     errlen);
     if (rc != OMNIQ_OK) break;
   }
+  /* Held: the descriptors wait, open, for the round of the whole batch. */
+  if (rc == OMNIQ_OK && io->fsync && io->held != NULL && hold(io->held, data, made) == 0)
+    return OMNIQ_OK;
   if (rc == OMNIQ_OK && io->fsync) e = omniq__fsyncq_sync(io->syncq, data, (size_t)made);
   if (rc == OMNIQ_OK && e != 0)
     rc = omniq__fio_errno(e, err, errlen, "file store: syncing tmp/%s", files[0].tmp);
@@ -229,10 +272,14 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
 int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t errlen) {
   if (!io->fsync) return OMNIQ_OK;
   if (io->defer != NULL) {
-    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    /* A kept folder outlives the operation: safe to hold as it is. */
+    int kept = 0;
+    for (int i = 0; i < io->nkept && !kept; i++) kept = io->kept[i] == dirfd;
+    int fd = kept ? dirfd : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
     if (fd >= 0) {
       omniq__fio_dirs_drop(io->defer);
       io->defer->fd = fd;
+      io->defer->owned = !kept;
       return OMNIQ_OK;
     }
   }
@@ -250,8 +297,9 @@ int omniq__fio_dirs_sync(const omniq__fio_t *io, omniq__fio_dirs_t *d, char *err
 }
 
 void omniq__fio_dirs_drop(omniq__fio_dirs_t *d) {
-  if (d->fd >= 0) close(d->fd);
+  if (d->fd >= 0 && d->owned) close(d->fd);
   d->fd = -1;
+  d->owned = 0;
 }
 
 int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen) {

@@ -20,9 +20,23 @@
  * syncing that one folder makes every earlier rename durable too. */
 typedef struct omniq__fio_dirs {
   int fd;
+  int owned; /* fd is a duplicate to close (not one of io->kept) */
 } omniq__fio_dirs_t;
 
-#define OMNIQ__FIO_DIRS_INIT {.fd = -1}
+#define OMNIQ__FIO_DIRS_INIT {.fd = -1, .owned = 0}
+
+/* Most folders an omniq__fio_t keeps open for its backend's life. */
+#define OMNIQ__FIO_KEPT_MAX 8
+
+/* Staged files whose data sync an operation of many tasks puts off, to
+ * make every file's in one group round (omniq__fio_held_sync) before any
+ * of them is renamed into place: their descriptors, kept open until then. */
+typedef struct omniq__fio_held {
+  int *fd;
+  size_t n, cap;
+} omniq__fio_held_t;
+
+#define OMNIQ__FIO_HELD_INIT {NULL, 0, 0}
 
 typedef struct omniq__fio {
   int tmp_fd;        /* base_dir/tmp: every write starts here */
@@ -31,8 +45,16 @@ typedef struct omniq__fio {
   const omniq__log_t *log;
   omniq__fsyncq_t *syncq;   /* the backend's group sync (syncs.c); NULL: sync alone */
   omniq__fio_dirs_t *defer; /* non-NULL: folder syncs are collected here, not made */
+  omniq__fio_held_t *held;  /* non-NULL: staging leaves the data sync to omniq__fio_held_sync
+                               (never set for a call that renames what it staged) */
   long pid;                 /* getpid() at open, for tmp names (a backend never crosses a
                                fork); 0: ask each time */
+  /* Folders the backend keeps open until it closes (running/, results/,
+   * the terminal folders): a put-off sync of one of them holds it as it
+   * is, where any other folder is duplicated first (one fcntl and one
+   * close fewer per rename into them). */
+  int kept[OMNIQ__FIO_KEPT_MAX];
+  int nkept;
 } omniq__fio_t;
 
 /* Size of a tmp file name: "<pid>-<counter>.tmp". */
@@ -94,6 +116,13 @@ int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t err
 int omniq__fio_dirs_sync(const omniq__fio_t *io, omniq__fio_dirs_t *d, char *err, size_t errlen);
 /* Empties d without syncing: for steps whose durability nothing promises. */
 void omniq__fio_dirs_drop(omniq__fio_dirs_t *d);
+
+/* Syncs the data of every file held in h in one group round, closes them
+ * and empties h. OMNIQ_OK, or the error of the round: then no held file
+ * may be renamed into place (the caller unstages them). */
+int omniq__fio_held_sync(const omniq__fio_t *io, omniq__fio_held_t *h, char *err, size_t errlen);
+/* Closes every file held in h without syncing, and frees h's array. */
+void omniq__fio_held_free(omniq__fio_held_t *h);
 
 /* Creates dirfd/name as a directory if missing and opens it; *fd yours. */
 int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen);

@@ -217,15 +217,53 @@ int omniq__fs_locate(omniq__fs_t *fs, const char *id, const char *idname, omniq_
   return OMNIQ_OK;
 }
 
+int omniq__fs_stage(const omniq__fio_t *io, const omniq_task_t *t, const omniq_result_t *r,
+                    int runs, omniq__fs_staged_t *s, char *err, size_t errlen) {
+  int rc = omniq__frec_encode(&s->rec, t, r, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  s->rec.runs = runs;
+  /* The slot's and the result's data in one sync (or held for the
+   * batch's), before any rename. */
+  rc = omniq__frec_stage_slot(io, &s->rec, s->slot_tmp, s->result_tmp, err, errlen);
+  if (rc != OMNIQ_OK) omniq__frec_free(&s->rec);
+  return rc;
+}
+
+void omniq__fs_unstage(omniq__fs_t *fs, omniq__fs_staged_t *s) {
+  omniq__fio_unstage(&fs->io, s->slot_tmp);
+  if (s->rec.result != NULL) omniq__fio_unstage(&fs->io, s->result_tmp);
+  omniq__frec_free(&s->rec);
+}
+
+int omniq__fs_apply(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
+                    const char *idname, omniq__fs_staged_t *s, int hint, char *err,
+                    size_t errlen) {
+  int rc = omniq__fio_publish(io, s->slot_tmp, fs->running_fd, idname, err, errlen);
+  if (rc != OMNIQ_OK) {
+    if (s->rec.result != NULL) omniq__fio_unstage(&fs->io, s->result_tmp);
+    omniq__frec_free(&s->rec);
+    return rc;
+  }
+  /* Committed. A failure from here on leaves the slot for a roll-forward
+   * to finish; the caller's transition did happen, so it is told so. */
+  rc = publish_and_move(fs, io, t, idname, &s->rec, s->rec.result != NULL ? s->result_tmp : NULL,
+                        hint, err, errlen);
+  omniq__frec_free(&s->rec);
+  if (rc != OMNIQ_OK)
+    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
+               "transition committed, finishing it failed (retried on recovery): %s", err);
+  err[0] = '\0';
+  return OMNIQ_OK;
+}
+
 /* Steps 2-4 for t's new state (lock held, t's file in the slot): runs is
  * the running total a finish adds to (-1 for none), hint the status the
  * task had (where its marker is). */
 int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
                       const omniq_result_t *r, int runs, int hint, char *err, size_t errlen) {
-  omniq__frec_t rec;
-  int rc = omniq__frec_encode(&rec, t, r, err, errlen);
+  omniq__fs_staged_t staged;
+  int rc = omniq__fs_stage(&fs->io, t, r, runs, &staged, err, errlen);
   if (rc != OMNIQ_OK) return rc;
-  rec.runs = runs;
   /* Every folder sync of steps 2 to 4 is put off to the end and made in
    * one group round: renames reach the disk in order (see Durability in
    * docs/storage-file.md), so any prefix of the steps a power loss keeps
@@ -233,27 +271,12 @@ int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
    * what followed it durable before the caller hears of it. */
   omniq__fio_dirs_t later = OMNIQ__FIO_DIRS_INIT;
   omniq__fio_t io = fs->io;
-  char slot_tmp[OMNIQ__TMP_NAME_SIZE], result_tmp[OMNIQ__TMP_NAME_SIZE];
   io.defer = &later;
-  /* The slot's and the result's data in one sync, before any rename. */
-  rc = omniq__frec_stage_slot(&fs->io, &rec, slot_tmp, result_tmp, err, errlen);
-  if (rc == OMNIQ_OK) {
-    rc = omniq__fio_publish(&io, slot_tmp, fs->running_fd, idname, err, errlen);
-    if (rc != OMNIQ_OK && rec.result != NULL) omniq__fio_unstage(&fs->io, result_tmp);
-  }
+  rc = omniq__fs_apply(fs, &io, t, idname, &staged, hint, err, errlen);
   if (rc != OMNIQ_OK) {
     omniq__fio_dirs_drop(&later);
-    omniq__frec_free(&rec);
     return rc;
   }
-  /* Committed. A failure from here on leaves the slot for a roll-forward
-   * to finish; the caller's transition did happen, so it is told so. */
-  rc = publish_and_move(fs, &io, t, idname, &rec, rec.result != NULL ? result_tmp : NULL, hint,
-                        err, errlen);
-  omniq__frec_free(&rec);
-  if (rc != OMNIQ_OK)
-    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
-               "transition committed, finishing it failed (retried on recovery): %s", err);
   /* The commit is only a commit once running/ is synced: a failure here
    * is the caller's. */
   return omniq__fio_dirs_sync(&io, &later, err, errlen);
@@ -284,10 +307,8 @@ static int load_running(omniq__fs_t *fs, const char *id, const char *idname, int
   return rc;
 }
 
-int omniq__fs_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
-  omniq__fs_t *fs = backend;
-  omniq_task_t *t = NULL;
-  char idname[OMNIQ__IDNAME_SIZE];
+int omniq__fs_check_decision(const omniq_decision_t *d, char idname[OMNIQ__IDNAME_SIZE],
+                             char *err, size_t errlen) {
   if (d == NULL || omniq__fname_id(d->id, idname) != OMNIQ_OK) {
     snprintf(err, errlen, "file store: not a task id");
     return OMNIQ_EINVAL;
@@ -298,27 +319,72 @@ int omniq__fs_finish(void *backend, const omniq_decision_t *d, char *err, size_t
              omniq_status_name(d->next_status));
     return OMNIQ_EINVAL;
   }
-  int rc = omniq__flock_take(&fs->locks, d->id, err, errlen);
+  return OMNIQ_OK;
+}
+
+int omniq__fs_decide(omniq__fs_t *fs, const omniq_decision_t *d, const char *idname,
+                     omniq_task_t **t, char *err, size_t errlen) {
+  int rc = load_running(fs, d->id, idname, d->token, t, err, errlen);
   if (rc != OMNIQ_OK) return rc;
-  rc = load_running(fs, d->id, idname, d->token, &t, err, errlen);
-  if (rc == OMNIQ_OK && d->error != NULL) {
+  if (d->error != NULL) {
     omniq_task_error_t *e = omniq_task_error_dup(d->error);
-    if (e == NULL) rc = omniq__fio_errno(ENOMEM, err, errlen, "file store: finishing %s", d->id);
-    omniq_task_error_free(t->last_error);
-    t->last_error = e;
-  }
-  if (rc == OMNIQ_OK) {
-    t->status = d->next_status;
-    t->crashes = d->crashes;
-    if (d->next_status == OMNIQ_PENDING) {
-      t->eta_ms = d->eta_ms;
-      if (d->reset_attempts) t->attempts = 0;
-    } else if (d->result != NULL) {
-      t->finished_at_ms = d->result->finished_at_ms;
+    if (e == NULL) {
+      omniq_task_free(*t);
+      *t = NULL;
+      return omniq__fio_errno(ENOMEM, err, errlen, "file store: finishing %s", d->id);
     }
-    rc = omniq__fs_commit(fs, t, idname, d->result, d->runs, OMNIQ_RUNNING, err, errlen);
+    omniq_task_error_free((*t)->last_error);
+    (*t)->last_error = e;
   }
+  (*t)->status = d->next_status;
+  (*t)->crashes = d->crashes;
+  if (d->next_status == OMNIQ_PENDING) {
+    (*t)->eta_ms = d->eta_ms;
+    if (d->reset_attempts) (*t)->attempts = 0;
+  } else if (d->result != NULL) {
+    (*t)->finished_at_ms = d->result->finished_at_ms;
+  }
+  return OMNIQ_OK;
+}
+
+int omniq__fs_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
+  omniq__fs_t *fs = backend;
+  omniq_task_t *t = NULL;
+  char idname[OMNIQ__IDNAME_SIZE];
+  int rc = omniq__fs_check_decision(d, idname, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  if ((rc = omniq__flock_take(&fs->locks, d->id, err, errlen)) != OMNIQ_OK) return rc;
+  rc = omniq__fs_decide(fs, d, idname, &t, err, errlen);
+  if (rc == OMNIQ_OK)
+    rc = omniq__fs_commit(fs, t, idname, d->result, d->runs, OMNIQ_RUNNING, err, errlen);
   omniq__flock_release(&fs->locks, d->id);
+  omniq_task_free(t);
+  return rc;
+}
+
+/* The claim undone: the attempt it counted goes, and its token moves on
+ * so the claim is void; the lease is cleared, the eta stays. A rate
+ * window keeps counting the start (a window limits starts, and the claim
+ * was one). No run ends, so nothing is counted and no result stored. */
+int omniq__fs_release(void *backend, const char *id, int64_t token, char *err, size_t errlen) {
+  omniq__fs_t *fs = backend;
+  omniq_task_t *t = NULL;
+  char idname[OMNIQ__IDNAME_SIZE];
+  if (omniq__fname_id(id, idname) != OMNIQ_OK) {
+    snprintf(err, errlen, "file store: release: not a task id");
+    return OMNIQ_EINVAL;
+  }
+  int rc = omniq__flock_take(&fs->locks, id, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  rc = load_running(fs, id, idname, token, &t, err, errlen);
+  if (rc == OMNIQ_OK) {
+    t->status = OMNIQ_PENDING;
+    t->attempts = t->attempts > 0 ? t->attempts - 1 : 0;
+    t->token++;
+    t->lease_until_ms = 0;
+    rc = omniq__fs_commit(fs, t, idname, NULL, -1, OMNIQ_RUNNING, err, errlen);
+  }
+  omniq__flock_release(&fs->locks, id);
   omniq_task_free(t);
   return rc;
 }
