@@ -9,8 +9,9 @@
  * Batched reports: where the backend commits many outcomes in one step
  * (storage ABI 6 finish_many; SQLite, PostgreSQL, the file backend), a
  * runner does not wait for its run's report: it puts the outcome on the
- * pool's batch (`pending`) and goes on to the next task on `ready`. The batch is committed, in one transaction with the
- * next claim riding on it, when a runner has nothing more to run (no task
+ * pool's batch (`pending`) and goes on to the next task on `ready`. The
+ * batch is committed, in one transaction with the next claim riding on
+ * it, when a runner has nothing more to run (no task
  * on `ready`), when BATCH_MAX outcomes wait, or BATCH_DELAY_MS after the
  * first one joined (the keeper commits it then): a lone run's outcome is
  * committed at once, as before, and none waits longer than the bound. An

@@ -10,9 +10,10 @@
  *
  * Claiming ahead: where the backend commits many outcomes with a claim in
  * one step and can give a claim back (storage ABI 6 finish_many and
- * release; SQLite, PostgreSQL, the file backend), a claim also asks for as many tasks as runs in a row
- * were short (up to AHEAD_MAX): a burst of short tasks then costs one
- * claim per batch of them, not one per free slot.
+ * release; SQLite, PostgreSQL, the file backend), a claim also asks for
+ * as many tasks as runs in a row were short (up to AHEAD_MAX): a burst of
+ * short tasks then costs one claim per batch of them, not one per free
+ * slot.
  *
  * Riding claims: where the backend can commit a claim with a report
  * (storage ABI 5 finish_claim; SQLite), a runner whose run ended with
