@@ -16,9 +16,10 @@
  * slot.
  *
  * Riding claims: where the backend can commit a claim with a report
- * (storage ABI 5 finish_claim; SQLite), a runner whose run ended with
- * nothing on `ready` does not claim after its report: its report carries
- * the claim (see omniq__ride_t), so a busy runner commits once per task.
+ * (storage ABI 5 finish_claim; SQLite, PostgreSQL), a runner whose run
+ * ended with nothing on `ready` does not claim after its report: its
+ * report carries the claim (see omniq__ride_t), so a busy runner commits
+ * once per task.
  *
  * Giving back: a stop gives the tasks on `ready` back to the store (ABI 6
  * release) rather than running them or leaving them to lease expiry;
