@@ -141,6 +141,11 @@ class WorkerPool:
             d = self._omniq._attach(self, self.allowed_modules)
             d.acquire()
             w = ctypes.c_void_p()
+            # Cleared before the pool runs, never after: its first task may
+            # end, and another thread call stop() (which sets _wake, then
+            # waits for this lock), before the C call returns; clearing
+            # then would erase that stop and leave run() waiting for good.
+            self._wake.clear()
             try:
                 self._omniq._start(self._opts, w)
             finally:
@@ -152,7 +157,6 @@ class WorkerPool:
                 # thread states its threads run on.
                 if w.value:
                     self._dispatcher = d
-                    self._wake.clear()
                     self._w = w.value
                 else:
                     d.release()

@@ -281,6 +281,34 @@ def test_run_returns_when_stopped_from_another_thread(q):
     assert tasks.runs["r"] == 1
 
 
+def test_a_stop_while_the_pool_starts_ends_run(q, monkeypatch):
+    # The stop comes from another thread after the C pool runs but before
+    # start() returns: stop() has asked (its event is set) and waits for
+    # start()'s lock. run() must still end.
+    pool = q.worker()
+    real_start, stoppers = q._start, []
+
+    def start_then_stop(opts, w):
+        real_start(opts, w)
+        stopper = threading.Thread(target=pool.stop)
+        stopper.start()
+        stoppers.append(stopper)
+        assert pool._wake.wait(W)
+
+    monkeypatch.setattr(q, "_start", start_then_stop)
+    runner = threading.Thread(target=pool.run)
+    runner.start()
+    runner.join(W)
+    hung = runner.is_alive()
+    if hung:  # let it go, so the test fails rather than hangs
+        pool._wake.set()
+        runner.join()
+    for stopper in stoppers:
+        stopper.join()
+    assert not hung
+    assert not pool.running
+
+
 def python_thread_states():
     api = ctypes.pythonapi
     api.PyInterpreterState_Get.restype = ctypes.c_void_p
