@@ -49,6 +49,11 @@ static pthread_mutex_t started_lock = PTHREAD_MUTEX_INITIALIZER;
 static char started_ids[MEASURED_MAX][OMNIQ_ID_SIZE];
 static int nstarted;
 
+static void note_max(atomic_int *max, int n) {
+  for (int m = atomic_load(max); n > m;)
+    if (atomic_compare_exchange_weak(max, &m, n)) break;
+}
+
 static int has_started(const char *id) {
   int found = 0;
   pthread_mutex_lock(&started_lock);
@@ -77,8 +82,7 @@ static void note_held_now(void) {
   for (size_t i = 0; i < omniq_task_list_count(l); i++)
     held += !has_started(omniq_task_id(omniq_task_list_at(l, i)));
   omniq_task_list_free(l);
-  for (int m = atomic_load(&max_held); held > m;)
-    if (atomic_compare_exchange_weak(&max_held, &m, held)) break;
+  note_max(&max_held, held);
 }
 
 /* Notes the job as started, then the tasks held ahead. */
@@ -249,9 +253,7 @@ static int look(omniq_job_t *job, void *ud) {
   if (!th_gate_wait(&look_in, 2, TH_WAIT_MS)) return OMNIQ_EHANDLER;
   int64_t counts[OMNIQ_STATUS_COUNT];
   th_ok(cur->oq, omniq_count_by_status(cur->oq, counts));
-  int n = (int)counts[OMNIQ_RUNNING];
-  for (int m = atomic_load(&max_running); n > m;)
-    if (atomic_compare_exchange_weak(&max_running, &m, n)) break;
+  note_max(&max_running, (int)counts[OMNIQ_RUNNING]);
   note_held_now();
   th_gate_add(&looked, 1);
   return OMNIQ_OK;
@@ -386,14 +388,14 @@ static void test_a_runner_waits_for_a_claim_under_way_instead_of_claiming_alone(
   assert_int_equal(atomic_load(&second_had_claim), 0);
 }
 
-/* Why the tests above look for tasks held ahead rather than count every
+/* Why the tests of claiming ahead look for tasks held ahead, not count every
  * RUNNING task: a run's outcome may still be committing (RUNNING in the
  * store) while its slot runs the next task. Here a runner (B) ends its
  * long run while the other's report commits with a claim, so B's outcome
  * waits in the batch and the keeper commits it; that commit is held while
- * both slots run a look (one claimed by the ride, one by B leading alone).
- * Three tasks are RUNNING with two slots, none held ahead: legal, since no
- * more handlers run than there are slots, and the outcome counts as
+ * both slots run a look (one claimed by the ride, one by a runner leading
+ * alone). Three tasks are RUNNING with two slots, none held ahead: legal,
+ * since no more handlers run than there are slots, and the outcome counts as
  * reported once it commits (a crash before leaves the task to lease
  * recovery, as any report not yet made). */
 static void test_a_finished_run_may_stay_running_while_its_slot_runs_the_next(void **state) {
