@@ -10,8 +10,8 @@
  * same schema, with nothing of OmniQ's own: BEGIN IMMEDIATE, BATCH INSERTs,
  * COMMIT to enqueue; then as many threads as the pool has runners, each
  * with its own connection, loop BEGIN IMMEDIATE; claim 1 task (UPDATE ...
- * RETURNING); COMMIT; then BEGIN IMMEDIATE; find it under its claim token,
- * mark it SUCCESS by rowid, add to the totals; INSERT OR
+ * RETURNING); COMMIT; then BEGIN IMMEDIATE; mark it SUCCESS by id under its
+ * claim token and queue, add to the totals; INSERT OR
  * REPLACE its result; COMMIT, until a claim finds nothing. The connections
  * use the backend's pragmas (WAL, synchronous=NORMAL, its checkpoint
  * threshold and cache), so the ratio omniq / hand is what the library adds
@@ -162,7 +162,7 @@ static const char insert_sql[] =
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *find, *finish, *total, *put;
+  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *finish, *total, *put;
 } hand_t;
 
 static void hand_step(hand_t *h, sqlite3_stmt *s) {
@@ -195,15 +195,14 @@ static void hand_open(hand_t *h, const char *path) {
   h->insert = hand_prepare(h, insert_sql);
   h->queue = hand_prepare(h, queue_sql);
   h->claim = hand_prepare(h, claim_sql);
-  h->find = hand_prepare(h, find_sql);
   h->finish = hand_prepare(h, finish_sql);
   h->total = hand_prepare(h, total_n_sql);
   h->put = hand_prepare(h, put_sql);
 }
 
 static void hand_close(hand_t *h) {
-  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->queue, h->claim,
-                         h->find,  h->finish, h->total,  h->put};
+  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->queue,
+                         h->claim, h->finish, h->total,  h->put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h->db);
 }
@@ -237,11 +236,12 @@ static void hand_total(hand_t *h, const char *queue, int runs) {
   hand_step(h, h->total);
 }
 
-/* Finishes one task; its run is left to the caller to add to the totals
- * of queue (size OMNIQ_NAME_MAX), once per transaction. */
-static void hand_finish(hand_t *h, const char *id, int64_t token, int attempts, char *queue) {
+/* Finishes one task of queue; its run is left to the caller to add to the
+ * totals, once per transaction. */
+static void hand_finish(hand_t *h, const char *id, int64_t token, int attempts,
+                        const char *queue) {
   int64_t now = wall_ms();
-  if (hand_sql_finish(h->find, h->finish, id, token, now, queue, OMNIQ_NAME_MAX) != 0)
+  if (hand_sql_finish(h->db, h->finish, id, token, queue, now) != 0)
     die("hand finish", "claim token no longer valid");
   sqlite3_bind_text(h->put, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int(h->put, 2, OMNIQ_SUCCESS);
@@ -296,14 +296,14 @@ static long hand_work(hand_t *h, int per) {
   held_t held[HAND_BATCH];
   int n = 0, max = per > 0 ? per : 1;
   long finished = 0;
-  char queue[OMNIQ_NAME_MAX];
+  const char *queue = OMNIQ_DEFAULT_QUEUE; /* every task is in one queue */
   for (;;) {
     hand_step(h, h->begin);
     for (int i = 0; i < n; i++) {
       hand_finish(h, held[i].id, held[i].token, held[i].attempts, queue);
       finished++;
     }
-    if (n > 0) hand_total(h, queue, n); /* every task is in one queue */
+    if (n > 0) hand_total(h, queue, n);
     if (n > 0 && per == 0) {
       hand_step(h, h->commit);
       hand_step(h, h->begin);
