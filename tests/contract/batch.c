@@ -45,6 +45,22 @@ static omniq_task_t **claimed_tasks(ct_fx_t *fx, size_t n) {
   return got;
 }
 
+/* n tasks, the i-th in queue of[i] ("default" or "mail"), enqueued and
+ * all claimed; yours. */
+static omniq_task_t **claimed_in(ct_fx_t *fx, const char *const *of, size_t n) {
+  static const char *const queues[] = {"default", "mail"};
+  omniq_task_t **got = NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    omniq_task_t *t = ct_task(of[i], 0, NOW);
+    ct_enqueue1(fx, t);
+    omniq_task_free(t);
+  }
+  OK(fx, ct_claim_q(fx, queues, 2, NOW, n, &got, &k));
+  assert_int_equal(k, n);
+  return got;
+}
+
 static void add_pending(ct_fx_t *fx, size_t n) {
   for (size_t i = 0; i < n; i++) {
     omniq_task_t *t = ct_task("default", -1, NOW); /* behind every claimed one */
@@ -238,17 +254,10 @@ static void test_finish_many_claims_after_its_decisions(void **state) {
 static void test_finish_many_counts_each_run_in_its_own_queue_and_kind(void **state) {
   ct_fx_t *fx = *state;
   need_batches();
-  static const char *const queues[] = {"default", "mail"};
   const char *of[5] = {"mail", "mail", "mail", "default", "default"};
-  omniq_task_t **got = NULL, **none = NULL;
-  size_t k = 0, n = 0;
-  for (size_t i = 0; i < 5; i++) {
-    omniq_task_t *t = ct_task(of[i], 0, NOW);
-    ct_enqueue1(fx, t);
-    omniq_task_free(t);
-  }
-  OK(fx, ct_claim_q(fx, queues, 2, NOW, 5, &got, &k));
-  assert_int_equal(k, 5);
+  omniq_task_t **none = NULL;
+  size_t k = 5, n = 0;
+  omniq_task_t **got = claimed_in(fx, of, k);
   omniq_decision_t ds[5];
   size_t mail = 0, other = 0;
   for (size_t i = 0; i < k; i++) {
@@ -283,17 +292,10 @@ static void test_finish_many_counts_each_run_in_its_own_queue_and_kind(void **st
 static void test_finish_many_counts_runs_in_the_tasks_queues_whatever_they_name(void **state) {
   ct_fx_t *fx = *state;
   need_batches();
-  static const char *const queues[] = {"default", "mail"};
   const char *of[3] = {"mail", "mail", "default"};
-  omniq_task_t **got = NULL, **none = NULL, *a = NULL, *b = NULL, *c = NULL;
-  size_t k = 0, n = 0;
-  for (size_t i = 0; i < 3; i++) {
-    omniq_task_t *t = ct_task(of[i], 0, NOW);
-    ct_enqueue1(fx, t);
-    omniq_task_free(t);
-  }
-  OK(fx, ct_claim_q(fx, queues, 2, NOW, 3, &got, &k));
-  assert_int_equal(k, 3);
+  omniq_task_t **none = NULL, *a = NULL, *b = NULL, *c = NULL;
+  size_t k = 3, n = 0;
+  omniq_task_t **got = claimed_in(fx, of, k);
   for (size_t i = 0; i < k; i++) {
     if (strcmp(got[i]->queue, "default") == 0)
       c = got[i];
