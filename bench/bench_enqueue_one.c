@@ -133,7 +133,7 @@ static const char insert_sql[] =
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *find, *finish, *total, *put;
+  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *finish, *total, *put;
   pthread_mutex_t lock; /* the connection, as a handle's */
   pthread_cond_t wake;  /* an enqueue committed */
   long enqueued;        /* under lock */
@@ -187,8 +187,8 @@ static int finish_and_claim(hand_t *h, char *id, int64_t *token, int held, long 
   int got = 0, rc;
   step(h, h->begin);
   if (held) {
-    char queue[256];
-    if (hand_sql_finish(h->find, h->finish, id, *token, now, queue, sizeof queue) != 0)
+    const char *queue = OMNIQ_DEFAULT_QUEUE; /* where every task of this program is */
+    if (hand_sql_finish(h->db, h->finish, id, *token, queue, now) != 0)
       die("hand finish", "claim token no longer valid");
     sqlite3_bind_text(h->total, 1, queue, -1, SQLITE_STATIC);
     sqlite3_bind_int(h->total, 2, OMNIQ_RUNS_SUCCEEDED);
@@ -267,7 +267,6 @@ static int64_t run_hand(void) {
   h.insert = prepare(&h, insert_sql);
   h.queue = prepare(&h, queue_sql);
   h.claim = prepare(&h, claim_sql);
-  h.find = prepare(&h, find_sql);
   h.finish = prepare(&h, finish_sql);
   h.total = prepare(&h, total_sql);
   h.put = prepare(&h, put_sql);
@@ -280,7 +279,7 @@ static int64_t run_hand(void) {
   t = now_ns() - t;
 
   sqlite3_stmt *all[] = {h.begin,  h.commit, h.insert, h.queue, h.claim,
-                         h.find,   h.finish, h.total,  h.put};
+                         h.finish, h.total,  h.put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h.db);
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -92,6 +92,7 @@ static void run_backend(void *be, size_t k, int64_t *clock, stat_t *st) {
       memcpy(r.task_id, got[i]->id, OMNIQ_ID_SIZE);
       omniq_decision_t d = {.id = got[i]->id,
                             .token = got[i]->token,
+                            .queue = got[i]->queue, /* as the engine names it */
                             .next_status = OMNIQ_PENDING,
                             .eta_ms = now,
                             .reset_attempts = 1,
@@ -109,7 +110,7 @@ static void run_backend(void *be, size_t k, int64_t *clock, stat_t *st) {
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *queue, *claim, *find, *finish, *total, *put;
+  sqlite3_stmt *begin, *commit, *queue, *claim, *finish, *total, *put;
 } hand_t;
 
 static void hand_step(hand_t *h, sqlite3_stmt *s) {
@@ -142,7 +143,6 @@ static void hand_open(hand_t *h, const char *path, int checkpoint_pages) {
   h->commit = hand_prepare(h, "COMMIT");
   h->queue = hand_prepare(h, queue_sql);
   h->claim = hand_prepare(h, claim_sql);
-  h->find = hand_prepare(h, find_sql);
   h->finish = hand_prepare(h, finish_sql);
   h->total = hand_prepare(h, total_sql);
   h->put = hand_prepare(h, put_sql);
@@ -150,7 +150,7 @@ static void hand_open(hand_t *h, const char *path, int checkpoint_pages) {
 
 static void hand_close(hand_t *h) {
   sqlite3_stmt *all[] = {h->begin, h->commit, h->queue, h->claim,
-                         h->find, h->finish, h->total, h->put};
+                         h->finish, h->total, h->put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h->db);
 }
@@ -195,21 +195,12 @@ static void run_hand(hand_t *h, size_t k, int64_t *clock, stat_t *st) {
     for (size_t i = 0; i < n; i++) {
       t = now_ns();
       hand_step(h, h->begin);
-      /* As the backend's finish: the row under its claim token, then its
-       * update by rowid (here a re-arm: PENDING again, attempts reset). */
-      sqlite3_bind_text(h->find, 1, got[i].id, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(h->find, 2, got[i].token);
-      if (sqlite3_step(h->find) != SQLITE_ROW) die("hand find", "claim no longer valid");
-      int64_t seq = sqlite3_column_int64(h->find, 0);
-      sqlite3_reset(h->find);
-      sqlite3_bind_int64(h->finish, 1, seq);
-      sqlite3_bind_int(h->finish, 2, OMNIQ_PENDING);
-      sqlite3_bind_int64(h->finish, 3, now);
-      sqlite3_bind_int(h->finish, 4, 1);
-      sqlite3_bind_null(h->finish, 5);
-      sqlite3_bind_int(h->finish, 6, 0);
-      sqlite3_bind_int64(h->finish, 7, 0);
-      hand_step(h, h->finish);
+      /* As the backend's finish of a decision naming its queue: one update
+       * by id under the claim token (here a re-arm: PENDING again,
+       * attempts reset). */
+      if (hand_sql_finish_as(h->db, h->finish, got[i].id, got[i].token, "default", OMNIQ_PENDING,
+                             now, 1, now) != 0)
+        die("hand finish", "claim no longer valid");
       sqlite3_bind_text(h->total, 1, "default", -1, SQLITE_STATIC);
       sqlite3_bind_int(h->total, 2, OMNIQ_RUNS_SUCCEEDED);
       hand_step(h, h->total);

@@ -25,15 +25,14 @@ static const char claim_sql[] =
     " started_at = ?1, lease_until = ?2 WHERE seq IN (SELECT seq FROM tasks"
     " INDEXED BY tasks_due WHERE status = 0 AND queue = ?4 AND eta <= ?1"
     " ORDER BY priority DESC, eta, seq LIMIT ?5) RETURNING " COLS;
-/* A finish: the row under its claim token (and its queue, for the
- * totals), then its update by rowid. */
-static const char find_sql[] =
-    "SELECT seq, queue FROM tasks WHERE id = ?1 AND status = 1 AND token = ?2";
+/* A finish: one update by id under its claim token and the queue its
+ * claim returned (the backend's finish of a decision naming its queue,
+ * storage ABI 7); no lookup of the row first. */
 static const char finish_sql[] =
     "UPDATE tasks SET status = ?2, eta = CASE WHEN ?2 = 0 THEN ?3 ELSE eta END,"
     " attempts = CASE WHEN ?2 = 0 AND ?4 THEN 0 ELSE attempts END,"
     " last_error = coalesce(?5, last_error), crashes = ?6, finished_at = ?7"
-    " WHERE seq = ?1";
+    " WHERE id = ?1 AND status = 1 AND token = ?8 AND queue = ?9";
 /* The running totals, in the finish's transaction. */
 static const char total_sql[] =
     "INSERT INTO run_totals (queue, kind, n) VALUES (?1, ?2, 1)"
@@ -47,31 +46,30 @@ static const char put_sql[] =
     "INSERT OR REPLACE INTO results (task_id, status, value, error, attempts, finished_at,"
     " last_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/* Marks task id, claimed under token, SUCCESS at now, as the backend's
- * finish does (find, then update by rowid); copies its queue into queue
- * (size n). Returns 0, or -1 if the claim is no longer valid or a step
- * failed. */
-static inline int hand_sql_finish(sqlite3_stmt *find, sqlite3_stmt *finish, const char *id,
-                                  int64_t token, int64_t now, char *queue, size_t n) {
-  sqlite3_bind_text(find, 1, id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(find, 2, token);
-  if (sqlite3_step(find) != SQLITE_ROW) {
-    sqlite3_reset(find);
-    return -1;
-  }
-  int64_t seq = sqlite3_column_int64(find, 0);
-  snprintf(queue, n, "%s", (const char *)sqlite3_column_text(find, 1));
-  sqlite3_reset(find);
-  sqlite3_bind_int64(finish, 1, seq);
-  sqlite3_bind_int(finish, 2, OMNIQ_SUCCESS);
-  sqlite3_bind_int64(finish, 3, now);
-  sqlite3_bind_int(finish, 4, 0);
+/* Marks task id, claimed under token from queue, next_status at now (with
+ * eta and reset_attempts for a PENDING one), as the backend's finish does.
+ * Returns 0, or -1 if the claim is no longer valid or the step failed. */
+static inline int hand_sql_finish_as(sqlite3 *db, sqlite3_stmt *finish, const char *id,
+                                     int64_t token, const char *queue, int next_status,
+                                     int64_t eta, int reset_attempts, int64_t now) {
+  sqlite3_bind_text(finish, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(finish, 2, next_status);
+  sqlite3_bind_int64(finish, 3, eta);
+  sqlite3_bind_int(finish, 4, reset_attempts);
   sqlite3_bind_null(finish, 5);
   sqlite3_bind_int(finish, 6, 0);
-  sqlite3_bind_int64(finish, 7, now);
+  sqlite3_bind_int64(finish, 7, next_status == OMNIQ_PENDING ? 0 : now);
+  sqlite3_bind_int64(finish, 8, token);
+  sqlite3_bind_text(finish, 9, queue, -1, SQLITE_STATIC);
   int rc = sqlite3_step(finish);
   sqlite3_reset(finish);
-  return rc == SQLITE_DONE ? 0 : -1;
+  return rc == SQLITE_DONE && sqlite3_changes(db) == 1 ? 0 : -1;
+}
+
+/* The same, SUCCESS. */
+static inline int hand_sql_finish(sqlite3 *db, sqlite3_stmt *finish, const char *id,
+                                  int64_t token, const char *queue, int64_t now) {
+  return hand_sql_finish_as(db, finish, id, token, queue, OMNIQ_SUCCESS, now, 0, now);
 }
 
 #endif

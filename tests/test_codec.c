@@ -29,6 +29,9 @@ static void test_args_must_be_an_array(void **state) {
   assert_int_equal(json(OMNIQ__JSON_ARGS, "  [1]\n"), OMNIQ_OK);
   assert_int_equal(json(OMNIQ__JSON_ARGS, "{\"a\": 1}"), OMNIQ_ESERIALIZE);
   assert_string_equal(err, "args: must be a JSON array, got object");
+  assert_int_equal(json(OMNIQ__JSON_ARGS, "{}"), OMNIQ_ESERIALIZE); /* the kwargs shortcut */
+  assert_string_equal(err, "args: must be a JSON array, got object");
+  assert_int_equal(json(OMNIQ__JSON_ARGS, "[] x"), OMNIQ_ESERIALIZE);
   assert_int_equal(json(OMNIQ__JSON_ARGS, "42"), OMNIQ_ESERIALIZE);
   assert_string_equal(err, "args: must be a JSON array, got number");
   assert_int_equal(json(OMNIQ__JSON_ARGS, "\"x\""), OMNIQ_ESERIALIZE);
@@ -43,6 +46,7 @@ static void test_kwargs_must_be_an_object(void **state) {
   assert_int_equal(json(OMNIQ__JSON_KWARGS, "{\"n\": 1, \"s\": \"x\", \"l\": []}"), OMNIQ_OK);
   assert_int_equal(json(OMNIQ__JSON_KWARGS, "[]"), OMNIQ_ESERIALIZE);
   assert_string_equal(err, "kwargs: must be a JSON object, got array");
+  assert_int_equal(json(OMNIQ__JSON_KWARGS, "{}}"), OMNIQ_ESERIALIZE);
   assert_int_equal(json(OMNIQ__JSON_KWARGS, "true"), OMNIQ_ESERIALIZE);
   assert_string_equal(err, "kwargs: must be a JSON object, got boolean");
   assert_int_equal(json(OMNIQ__JSON_KWARGS, "1.5"), OMNIQ_ESERIALIZE);

@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/ids.h"
 #include "omniq/storage.h"
@@ -150,6 +152,34 @@ static void test_id_valid_rejects_anything_that_could_escape_or_differ(void **st
   assert_false(omniq_id_valid(NULL));
 }
 
+/* A forked child starts from its parent's generator state; its ids must
+ * still differ from the parent's. Both make one id at the same, later
+ * millisecond: without a new seed in the child they would be the same
+ * text. */
+static void test_ids_made_after_fork_differ_from_the_parents(void **state) {
+  (void)state;
+  char before[OMNIQ_ID_SIZE], mine[OMNIQ_ID_SIZE], theirs[OMNIQ_ID_SIZE] = {0};
+  int fds[2], status = 0;
+  int64_t now = TH_EPOCH_MS + 7000000;
+  omniq__id_new(now, before); /* the generator is seeded before the fork */
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char id[OMNIQ_ID_SIZE];
+    omniq__id_new(now + 1, id);
+    _exit(write(fds[1], id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
+  }
+  close(fds[1]);
+  omniq__id_new(now + 1, mine);
+  assert_int_equal(read(fds[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+  close(fds[0]);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_true(omniq_id_valid(theirs));
+  assert_string_not_equal(mine, theirs);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ids_increase_strictly_when_the_clock_moves),
@@ -157,6 +187,7 @@ int main(void) {
       cmocka_unit_test(test_ids_increase_strictly_when_the_clock_steps_back),
       cmocka_unit_test(test_ids_from_concurrent_threads_are_unique),
       cmocka_unit_test(test_id_carries_its_millisecond_when_the_clock_moves_forward),
+      cmocka_unit_test(test_ids_made_after_fork_differ_from_the_parents),
       cmocka_unit_test(test_id_valid_accepts_generated_ids),
       cmocka_unit_test(test_id_valid_rejects_anything_that_could_escape_or_differ),
   };

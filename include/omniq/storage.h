@@ -43,6 +43,10 @@
  *      (a claimed task that never started goes back to PENDING with its
  *      attempt undone). Older tables are still accepted: the library then
  *      reports each run alone and never claims ahead of its free slots.
+ *   7  the decision's queue: the task's queue as its claim returned it, so
+ *      a backend that keeps running totals by queue can apply a finish
+ *      without first reading the task's row. A hint only (see the field);
+ *      older tables ignore it.
  */
 #ifndef OMNIQ_STORAGE_H
 #define OMNIQ_STORAGE_H
@@ -53,7 +57,7 @@
 extern "C" {
 #endif
 
-#define OMNIQ_STORAGE_ABI 6
+#define OMNIQ_STORAGE_ABI 7
 
 /* The six fields of a TaskError. All strings are owned by the record. */
 struct omniq_task_error {
@@ -131,6 +135,13 @@ typedef struct omniq_decision {
   int crashes;           /* the task's crash count from now on */
   int runs;              /* the running total of the task's queue this run adds one to
                             (omniq_runs_t), in the same atomic step */
+  /* ABI 7. The task's queue as the claim of this run returned it, or NULL.
+   * A hint: a backend may apply the decision with it and skip a read of
+   * the task's row, but the outcome must be exactly what it is without
+   * it. Only the claim token decides whether the decision applies, and
+   * the run counts in the queue the task is stored in: a queue that is
+   * not the task's (a caller's mistake) changes neither. */
+  const char *queue;
 } omniq_decision_t;
 
 /* A page of a listing (ABI 3). The engine has checked every field. */

@@ -161,6 +161,7 @@ static int decide(omniq_t *oq, const omniq_task_t *t, const omniq__run_report_t 
   x->d.id = t->id;
   x->d.token = t->token;
   x->d.crashes = t->crashes;
+  x->d.queue = t->queue; /* lets a backend skip reading it back (storage ABI 7) */
   memcpy(x->result.task_id, t->id, OMNIQ_ID_SIZE);
   x->result.attempts = t->attempts;
   x->result.finished_at_ms = now;

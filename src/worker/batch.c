@@ -216,7 +216,7 @@ void omniq__batch_flush(pool_t *p, omniq__outcome_t *list, int ride_ok) {
     }
     omniq__ride_t ride;
     memset(&ride, 0, sizeof ride);
-    if (ride_ok && list == NULL) omniq__ride_begin(p, &ride);
+    if (ride_ok && list == NULL) omniq__ride_begin(p, &ride, n == BATCH_MAX);
     omniq__engine_finish_many(oq, tasks, rs, n, rcs, (const char *const *)p->queues,
                               p->nqueues, ride.room, &ride.tasks, &ride.n, &ride.claimed);
     omniq__ride_end(p, &ride);

@@ -131,11 +131,16 @@ void omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms)
   if (wake) pthread_cond_broadcast(&p->cond);
 }
 
-void omniq__ride_begin(pool_t *p, omniq__ride_t *ride) {
+void omniq__ride_begin(pool_t *p, omniq__ride_t *ride, int full) {
   memset(ride, 0, sizeof *ride);
   if (!p->ride) return; /* the report and the claim would be two steps anyway */
   pthread_mutex_lock(&p->lock);
-  if (p->nready == 0 && omniq__may_claim(p)) {
+  /* A full batch while tasks still wait on `ready` (several runners drain
+   * it, so outcomes fill a batch before it empties): without a claim here
+   * the batch commits alone and the runner that empties `ready` commits a
+   * few outcomes with the claim, two commits per batch where one does.
+   * claim_room counts what is on `ready`, so the claim only tops it up. */
+  if ((p->nready == 0 || (full && !p->has_leader)) && omniq__may_claim(p)) {
     ride->led = !p->has_leader;
     /* Its own slot, counted free (it is once the report ends); a leader's
      * room also counts the free ones. The limit caps both. */

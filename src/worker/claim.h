@@ -58,8 +58,11 @@ void omniq__not_started(omniq_worker_t *p, omniq_job_t *job);
 /* Starts a ride for a report about to be made (ride->room 0: none; called
  * before the storage call that carries it, see asked_ms), and ends it:
  * what it claimed goes on `ready`, a lead it took is given up.
+ * A report rides a claim when nothing is left on `ready`, or, with full
+ * set (a full batch of outcomes), when no one else is claiming: its
+ * claim then tops `ready` up instead of a commit of its own following.
  * omniq__ride_end is idempotent. No lock held. */
-void omniq__ride_begin(omniq_worker_t *p, omniq__ride_t *ride);
+void omniq__ride_begin(omniq_worker_t *p, omniq__ride_t *ride, int full);
 void omniq__ride_end(omniq_worker_t *p, omniq__ride_t *ride);
 
 /* Gives every task on `ready` back to the store (ABI 6 release). No lock

@@ -146,7 +146,7 @@ void omniq__run_task(pool_t *p, int slot, omniq_job_t *job) {
       if (omniq__batch_hold(p, job, handler_rc, &rc)) return; /* counted when its batch commits */
     } else {
       omniq__ride_t ride;
-      omniq__ride_begin(p, &ride);
+      omniq__ride_begin(p, &ride, 0);
       rc = omniq__report(p, job, handler_rc, &ride);
     }
   }

@@ -45,6 +45,22 @@ static omniq_task_t **claimed_tasks(ct_fx_t *fx, size_t n) {
   return got;
 }
 
+/* n tasks, the i-th in queue of[i] ("default" or "mail"), enqueued and
+ * all claimed; yours. */
+static omniq_task_t **claimed_in(ct_fx_t *fx, const char *const *of, size_t n) {
+  static const char *const queues[] = {"default", "mail"};
+  omniq_task_t **got = NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    omniq_task_t *t = ct_task(of[i], 0, NOW);
+    ct_enqueue1(fx, t);
+    omniq_task_free(t);
+  }
+  OK(fx, ct_claim_q(fx, queues, 2, NOW, n, &got, &k));
+  assert_int_equal(k, n);
+  return got;
+}
+
 static void add_pending(ct_fx_t *fx, size_t n) {
   for (size_t i = 0; i < n; i++) {
     omniq_task_t *t = ct_task("default", -1, NOW); /* behind every claimed one */
@@ -238,17 +254,10 @@ static void test_finish_many_claims_after_its_decisions(void **state) {
 static void test_finish_many_counts_each_run_in_its_own_queue_and_kind(void **state) {
   ct_fx_t *fx = *state;
   need_batches();
-  static const char *const queues[] = {"default", "mail"};
   const char *of[5] = {"mail", "mail", "mail", "default", "default"};
-  omniq_task_t **got = NULL, **none = NULL;
-  size_t k = 0, n = 0;
-  for (size_t i = 0; i < 5; i++) {
-    omniq_task_t *t = ct_task(of[i], 0, NOW);
-    ct_enqueue1(fx, t);
-    omniq_task_free(t);
-  }
-  OK(fx, ct_claim_q(fx, queues, 2, NOW, 5, &got, &k));
-  assert_int_equal(k, 5);
+  omniq_task_t **none = NULL;
+  size_t k = 5, n = 0;
+  omniq_task_t **got = claimed_in(fx, of, k);
   omniq_decision_t ds[5];
   size_t mail = 0, other = 0;
   for (size_t i = 0; i < k; i++) {
@@ -273,6 +282,67 @@ static void test_finish_many_counts_each_run_in_its_own_queue_and_kind(void **st
   q = ct_queue(fx, "default", NOW + 10);
   assert_int_equal(q.runs[OMNIQ_RUNS_RETRIED], 1);
   assert_int_equal(q.runs[OMNIQ_RUNS_LOST], 0);
+  ct_tasks_free(got, k);
+}
+
+/* The queues decisions name (storage ABI 7) in one batch: a foreign queue
+ * and a queue of no task under current tokens finish their tasks and
+ * count each run in the task's own queue; a stale token changes nothing,
+ * whichever queue it names. */
+static void test_finish_many_counts_runs_in_the_tasks_queues_whatever_they_name(void **state) {
+  ct_fx_t *fx = *state;
+  need_batches();
+  const char *of[3] = {"mail", "mail", "default"};
+  omniq_task_t **none = NULL, *a = NULL, *b = NULL, *c = NULL;
+  size_t k = 3, n = 0;
+  omniq_task_t **got = claimed_in(fx, of, k);
+  for (size_t i = 0; i < k; i++) {
+    if (strcmp(got[i]->queue, "default") == 0)
+      c = got[i];
+    else if (a == NULL)
+      a = got[i];
+    else
+      b = got[i];
+  }
+  assert_non_null(b);
+  assert_non_null(c);
+  omniq_result_t *ra = ct_result(a->id, OMNIQ_SUCCESS, "1", NULL, 1, NOW + 10);
+  omniq_result_t *rb = ct_result(b->id, OMNIQ_SUCCESS, "2", NULL, 1, NOW + 10);
+  omniq_result_t *rc = ct_result(c->id, OMNIQ_SUCCESS, "3", NULL, 1, NOW + 10);
+  omniq_decision_t ds[4] = {ct_decision(a, OMNIQ_SUCCESS), ct_decision(b, OMNIQ_SUCCESS),
+                            ct_decision(b, OMNIQ_SUCCESS), ct_decision(c, OMNIQ_SUCCESS)};
+  ds[0].queue = "default"; /* foreign */
+  ds[0].result = ra;
+  ds[1].token++; /* stale, its own queue */
+  ds[1].result = rb;
+  ds[2].token++; /* stale, a foreign queue */
+  ds[2].queue = "default";
+  ds[2].result = rb;
+  ds[3].queue = "nosuch"; /* no task's queue */
+  ds[3].result = rc;
+  for (size_t i = 0; i < 4; i++) ds[i].runs = OMNIQ_RUNS_SUCCEEDED;
+  int rcs[4] = {-1, -1, -1, -1}, claimed = 1;
+  OK(fx, finish_many(fx, ds, 4, rcs, NOW + 10, 0, &none, &n, &claimed));
+  assert_int_equal(rcs[0], OMNIQ_OK);
+  assert_int_equal(rcs[1], OMNIQ_ESTATE);
+  assert_int_equal(rcs[2], OMNIQ_ESTATE);
+  assert_int_equal(rcs[3], OMNIQ_OK);
+  omniq_result_t *stored = ct_get_result(fx, a->id);
+  th_assert_result_equal(stored, ra);
+  omniq_result_free(stored);
+  stored = ct_get_result(fx, c->id);
+  th_assert_result_equal(stored, rc);
+  omniq_result_free(stored);
+  ct_assert_no_result(fx, b->id);
+  omniq_task_t *kept = ct_get(fx, b->id);
+  assert_int_equal(kept->status, OMNIQ_RUNNING);
+  assert_int_equal(kept->token, b->token);
+  omniq_task_free(kept);
+  assert_int_equal(ct_queue(fx, "mail", NOW + 10).runs[OMNIQ_RUNS_SUCCEEDED], 1);
+  assert_int_equal(ct_queue(fx, "default", NOW + 10).runs[OMNIQ_RUNS_SUCCEEDED], 1);
+  omniq_result_free(ra);
+  omniq_result_free(rb);
+  omniq_result_free(rc);
   ct_tasks_free(got, k);
 }
 
@@ -327,6 +397,7 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_finish_many_has_every_effect_finish_has),
     CT_TEST(test_finish_many_claims_after_its_decisions),
     CT_TEST(test_finish_many_counts_each_run_in_its_own_queue_and_kind),
+    CT_TEST(test_finish_many_counts_runs_in_the_tasks_queues_whatever_they_name),
     CT_TEST(test_finish_many_of_no_decisions_claims),
     CT_TEST(test_release_returns_a_claimed_task_to_pending_with_its_attempt_undone),
 };

@@ -211,6 +211,52 @@ static void test_stale_token_changes_nothing(void **state) {
   omniq_task_free(t);
 }
 
+/* The queue a decision names (storage ABI 7) is a hint a backend may use to
+ * skip reading the task's row; it never changes the outcome. Under a stale
+ * token nothing changes, whether it names the task's queue or another;
+ * under the current token a foreign queue still finishes the task, and
+ * its run counts in the task's own queue. */
+static void test_finish_naming_a_foreign_queue_counts_in_the_tasks_own_queue(void **state) {
+  ct_fx_t *fx = *state;
+  if (ct_ops->abi_version < 3) skip(); /* no queues to count runs in */
+  static const char *const mail[] = {"mail"};
+  omniq_task_t *t = ct_task("mail", 0, NOW), *o = ct_task("default", 0, NOW), **got = NULL;
+  size_t n = 0;
+  ct_enqueue1(fx, t);
+  ct_enqueue1(fx, o);
+  OK(fx, ct_claim_q(fx, mail, 1, NOW, 1, &got, &n));
+  assert_int_equal(n, 1);
+  omniq_result_t *r = ct_result(t->id, OMNIQ_SUCCESS, "1", NULL, 1, NOW + 10);
+  omniq_decision_t d = ct_decision(got[0], OMNIQ_SUCCESS);
+  d.result = r;
+  d.runs = OMNIQ_RUNS_SUCCEEDED;
+  d.token++; /* a claim taken over, naming the task's queue */
+  FAILS(fx, OMNIQ_ESTATE, ct_finish(fx, &d));
+  d.queue = "default"; /* and naming another */
+  FAILS(fx, OMNIQ_ESTATE, ct_finish(fx, &d));
+  omniq_task_t *kept = ct_get(fx, t->id);
+  assert_int_equal(kept->status, OMNIQ_RUNNING);
+  assert_int_equal(kept->token, got[0]->token);
+  ct_assert_no_result(fx, t->id);
+  omniq_task_free(kept);
+
+  d.token--; /* the current claim, naming a queue that is not the task's */
+  OK(fx, ct_finish(fx, &d));
+  omniq_task_t *done = ct_get(fx, t->id);
+  assert_int_equal(done->status, OMNIQ_SUCCESS);
+  assert_string_equal(done->queue, "mail");
+  omniq_result_t *stored = ct_get_result(fx, t->id);
+  th_assert_result_equal(stored, r);
+  omniq_result_free(stored);
+  omniq_task_free(done);
+  assert_int_equal(ct_queue(fx, "mail", NOW + 10).runs[OMNIQ_RUNS_SUCCEEDED], 1);
+  assert_int_equal(ct_queue(fx, "default", NOW + 10).runs[OMNIQ_RUNS_SUCCEEDED], 0);
+  omniq_result_free(r);
+  ct_tasks_free(got, n);
+  omniq_task_free(o);
+  omniq_task_free(t);
+}
+
 static void test_finish_of_an_unclaimed_task_is_state_error(void **state) {
   ct_fx_t *fx = *state;
   omniq_task_t *t = ct_task("default", 0, NOW);
@@ -249,6 +295,7 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_finish_final_failure_is_failed_with_result),
     CT_TEST(test_finish_without_error_keeps_last_error),
     CT_TEST(test_stale_token_changes_nothing),
+    CT_TEST(test_finish_naming_a_foreign_queue_counts_in_the_tasks_own_queue),
     CT_TEST(test_finish_of_an_unclaimed_task_is_state_error),
     CT_TEST(test_unknown_id_is_not_found),
 };

@@ -181,7 +181,11 @@ void ct_assert_no_result(ct_fx_t *fx, const char *id) {
 }
 
 omniq_decision_t ct_decision(const omniq_task_t *claimed, int next_status) {
-  omniq_decision_t d = {.id = claimed->id, .token = claimed->token, .next_status = next_status};
+  /* The queue as the engine names it (storage ABI 7): from the claim. */
+  omniq_decision_t d = {.id = claimed->id,
+                        .token = claimed->token,
+                        .next_status = next_status,
+                        .queue = claimed->queue};
   return d;
 }
 

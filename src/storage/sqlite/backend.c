@@ -61,6 +61,15 @@ static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
         " attempts = CASE WHEN ?2 = 0 AND ?4 THEN 0 ELSE attempts END,"
         " last_error = coalesce(?5, last_error), crashes = ?6, finished_at = ?7"
         " WHERE seq = ?1",
+    /* The same by id under its token and queue (?8, ?9), for a decision
+     * that names its queue: no lookup first. status = 1 keeps it on the
+     * id (or (queue, id)) index: the partial lease index has no id. */
+    [OMNIQ__SQ_FINISH_HINTED] =
+        "UPDATE tasks SET status = ?2,"
+        " eta = CASE WHEN ?2 = 0 THEN ?3 ELSE eta END,"
+        " attempts = CASE WHEN ?2 = 0 AND ?4 THEN 0 ELSE attempts END,"
+        " last_error = coalesce(?5, last_error), crashes = ?6, finished_at = ?7"
+        " WHERE id = ?1 AND status = 1 AND token = ?8 AND queue = ?9",
     [OMNIQ__SQ_PUT_RESULT] = "INSERT OR REPLACE INTO results (" OMNIQ__SQLITE_RESULT_COLS
                              ")"
                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -429,18 +438,18 @@ static int add_total(sq_t *sq, const char *queue, int kind, int64_t runs, char *
   return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "finish: totals", err, errlen);
 }
 
-/* Counts one run of kind in queue (taking queue, allocated); 0, or -1 with
- * queue left to the caller when t is full of other queues and kinds. */
-static int tally_add(omniq__sqlite_tally_t *t, char *queue, int kind) {
+/* Counts one run of kind in queue (copied when new to t); 0, or -1 when t
+ * is full of other queues and kinds or out of memory: the caller then
+ * writes the run to the totals itself. */
+static int tally_add(omniq__sqlite_tally_t *t, const char *queue, int kind) {
   for (size_t i = 0; i < t->n; i++) {
     if (t->e[i].kind == kind && strcmp(t->e[i].queue, queue) == 0) {
       t->e[i].runs++;
-      omniq__free(queue);
       return 0;
     }
   }
-  if (t->n == OMNIQ__SQLITE_GROUP_MAX) return -1;
-  t->e[t->n].queue = queue;
+  if (t->n == OMNIQ__SQLITE_GROUP_MAX || (t->e[t->n].queue = omniq__strdup(queue)) == NULL)
+    return -1;
   t->e[t->n].kind = kind;
   t->e[t->n].runs = 1;
   t->n++;
@@ -460,54 +469,89 @@ void omniq__sqlite_tally_free(omniq__sqlite_tally_t *t) {
   t->n = 0;
 }
 
-/* The token-checked finish inside the caller's transaction: the row found
- * under its claim token (naming the task's queue for the totals), its
- * update, the totals (or its count in tally) and the result. The lookup
- * comes first, so a miss (ESTATE, ENOTFOUND) has written nothing. */
-int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, omniq__sqlite_tally_t *tally,
-                               char *err, size_t errlen) {
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH_FIND];
-  char *error_json = NULL, *queue = NULL;
-  int64_t seq = 0;
-  int rc = OMNIQ_OK, src;
-  int64_t finished = omniq_status_is_terminal(d->next_status) && d->result != NULL
-                         ? d->result->finished_at_ms
-                         : 0;
-  sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 2, d->token);
-  src = sqlite3_step(s);
-  if (src == SQLITE_ROW) {
-    seq = sqlite3_column_int64(s, 0);
-    queue = omniq__strdup((const char *)sqlite3_column_text(s, 1));
-    if (queue == NULL) rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "out of memory");
-  }
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (rc != OMNIQ_OK) return rc;
-  if (src == SQLITE_DONE) return explain_miss(sq, d->id, "finish", err, errlen);
-  if (src != SQLITE_ROW) return omniq__sqlite_fail(sq, src, "finish", err, errlen);
-
-  if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL) {
-    omniq__free(queue);
-    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
-  }
-  s = sq->st[OMNIQ__SQ_FINISH];
-  sqlite3_bind_int64(s, 1, seq);
+/* Binds what a finish writes (?2 to ?7 of both finish statements). */
+static void bind_outcome(sqlite3_stmt *s, const omniq_decision_t *d, const char *error_json,
+                         int64_t finished) {
   sqlite3_bind_int(s, 2, d->next_status);
   sqlite3_bind_int64(s, 3, d->eta_ms);
   sqlite3_bind_int(s, 4, d->reset_attempts != 0);
   omniq__sqlite_bind_text(s, 5, error_json);
   sqlite3_bind_int(s, 6, d->crashes);
   sqlite3_bind_int64(s, 7, finished);
+}
+
+/* The finish by its claim token and the queue the decision names, in one
+ * UPDATE: *applied = 1 if it took the row, 0 if nothing matched (a miss,
+ * or a queue that is not the task's) and nothing changed. */
+static int finish_hinted(sq_t *sq, const omniq_decision_t *d, const char *error_json,
+                         int64_t finished, int *applied, char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH_HINTED];
+  sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
+  bind_outcome(s, d, error_json, finished);
+  sqlite3_bind_int64(s, 8, d->token);
+  sqlite3_bind_text(s, 9, d->queue, -1, SQLITE_STATIC);
+  int src = omniq__sqlite_step_done(s);
+  sqlite3_clear_bindings(s);
+  if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "finish", err, errlen);
+  *applied = sqlite3_changes(sq->db) == 1;
+  return OMNIQ_OK;
+}
+
+/* The finish without a usable hint: the row found under its claim token
+ * (naming the task's queue, copied to *queue), then its update by rowid.
+ * The lookup comes first, so a miss (ESTATE, ENOTFOUND) writes nothing. */
+static int finish_found(sq_t *sq, const omniq_decision_t *d, const char *error_json,
+                        int64_t finished, char **queue, char *err, size_t errlen) {
+  sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH_FIND];
+  int64_t seq = 0;
+  int src;
+  sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, d->token);
+  src = sqlite3_step(s);
+  if (src == SQLITE_ROW) {
+    seq = sqlite3_column_int64(s, 0);
+    *queue = omniq__strdup((const char *)sqlite3_column_text(s, 1));
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (src == SQLITE_DONE) return explain_miss(sq, d->id, "finish", err, errlen);
+  if (src != SQLITE_ROW) return omniq__sqlite_fail(sq, src, "finish", err, errlen);
+  if (*queue == NULL) return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "out of memory");
+  s = sq->st[OMNIQ__SQ_FINISH];
+  sqlite3_bind_int64(s, 1, seq);
+  bind_outcome(s, d, error_json, finished);
   src = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
+  return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "finish", err, errlen);
+}
+
+/* The token-checked finish inside the caller's transaction: the task's
+ * update, the totals (or its count in tally) and the result. With the
+ * queue the decision names (storage ABI 7) the update is one statement by
+ * id, token and queue, and the totals take that queue; when it misses,
+ * or names no queue, the row is looked up under its token as it always
+ * was, so a wrong queue changes nothing but the cost. */
+int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, omniq__sqlite_tally_t *tally,
+                               char *err, size_t errlen) {
+  char *error_json = NULL, *found = NULL;
+  const char *queue = NULL;
+  int rc = OMNIQ_OK, applied = 0;
+  int64_t finished = omniq_status_is_terminal(d->next_status) && d->result != NULL
+                         ? d->result->finished_at_ms
+                         : 0;
+  if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL)
+    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
+  if (d->queue != NULL) rc = finish_hinted(sq, d, error_json, finished, &applied, err, errlen);
+  if (rc == OMNIQ_OK && applied) {
+    queue = d->queue;
+  } else if (rc == OMNIQ_OK) {
+    rc = finish_found(sq, d, error_json, finished, &found, err, errlen);
+    queue = found;
+  }
   omniq__free(error_json);
-  if (src != SQLITE_OK) rc = omniq__sqlite_fail(sq, src, "finish", err, errlen);
-  if (rc == OMNIQ_OK && tally != NULL && tally_add(tally, queue, d->runs) == 0)
-    queue = NULL; /* the tally has it */
-  else if (rc == OMNIQ_OK)
+  if (rc == OMNIQ_OK && (tally == NULL || tally_add(tally, queue, d->runs) != 0))
     rc = add_total(sq, queue, d->runs, 1, err, errlen);
-  omniq__free(queue);
+  omniq__free(found);
   if (rc == OMNIQ_OK && d->result != NULL) rc = put_result(sq, d->id, d->result, err, errlen);
   return rc;
 }

@@ -98,6 +98,7 @@ enum {
   OMNIQ__SQ_STATE,
   OMNIQ__SQ_FINISH_FIND, /* finish: the row under its claim token, and its queue */
   OMNIQ__SQ_FINISH,
+  OMNIQ__SQ_FINISH_HINTED, /* finish by id, token and queue: no lookup first */
   OMNIQ__SQ_PUT_RESULT,
   OMNIQ__SQ_CANCEL,
   OMNIQ__SQ_EXTEND,
