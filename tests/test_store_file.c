@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +146,10 @@ static void test_writes_leave_no_tmp_files(void **state) {
                                         f->err, sizeof f->err),
                    OMNIQ_OK);
   assert_int_equal(f->ops->cancel(f->b, id, th_be_now(f), NULL, f->err, sizeof f->err), OMNIQ_OK);
+  /* While open, tmp/ holds only the backend's spares, a bounded few; they
+   * go when it closes. */
+  assert_true(th_be_count(f, "tmp") <= OMNIQ__SPARES_MAX);
+  th_be_reopen(f);
   assert_int_equal(th_be_count(f, "tmp"), 0);
 
   /* A tmp file left by a writer that died long ago goes at the next open;
@@ -664,6 +671,117 @@ static void test_bytes_that_are_not_utf8_are_refused(void **state) {
   omniq_task_free(t);
 }
 
+/* ---- inodes a task's life frees -------------------------------------------- */
+
+/* A file's identity: its inode number and, where the file system keeps
+ * one, the inode's generation (which changes when a freed number is
+ * used again). */
+typedef struct inode_id {
+  unsigned long long ino;
+  unsigned gen;
+} inode_id_t;
+
+static struct {
+  inode_id_t *v;
+  size_t n, cap;
+} seen;
+
+static int collect_file(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)ftw;
+  if (flag != FTW_F || !S_ISREG(st->st_mode)) return 0;
+  inode_id_t id = {(unsigned long long)st->st_ino, 0};
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    unsigned gen = 0;
+    if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) id.gen = gen;
+    close(fd);
+  }
+  if (seen.n == seen.cap) {
+    seen.cap = seen.cap ? seen.cap * 2 : 256;
+    seen.v = realloc(seen.v, seen.cap * sizeof *seen.v);
+    assert_non_null(seen.v);
+  }
+  seen.v[seen.n++] = id;
+  return 0;
+}
+
+static int cmp_inode(const void *a, const void *b) {
+  const inode_id_t *x = a, *y = b;
+  if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+  return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+/* Every regular file's identity under dir, sorted; *n of them (yours). */
+static inode_id_t *store_inodes(const char *dir, size_t *n) {
+  seen.v = NULL;
+  seen.n = seen.cap = 0;
+  assert_int_equal(nftw(dir, collect_file, 16, FTW_PHYS), 0);
+  qsort(seen.v, seen.n, sizeof *seen.v, cmp_inode);
+  *n = seen.n;
+  return seen.v;
+}
+
+/* How many of before[] are not in after[] (both sorted): files freed. */
+static size_t gone(const inode_id_t *before, size_t nb, const inode_id_t *after, size_t na) {
+  size_t k = 0, j = 0;
+  for (size_t i = 0; i < nb; i++) {
+    while (j < na && cmp_inode(&after[j], &before[i]) < 0) j++;
+    if (j == na || cmp_inode(&after[j], &before[i]) != 0) k++;
+  }
+  return k;
+}
+
+/* Files seen before the latest step, and how many of them went away. */
+typedef struct watch {
+  const char *dir;
+  inode_id_t *before;
+  size_t nb, freed;
+} watch_t;
+
+/* Looks at the store after a step: counts the files gone since the last. */
+static void step_done(watch_t *w) {
+  size_t na;
+  inode_id_t *after = store_inodes(w->dir, &na);
+  if (w->before != NULL) w->freed += gone(w->before, w->nb, after, na);
+  free(w->before);
+  w->before = after;
+  w->nb = na;
+}
+
+/* One task's whole life, the store looked at after each step: enqueued,
+ * claimed, finished with a result. */
+static void one_life(th_be_t *f, watch_t *w) {
+  omniq_task_t **got;
+  th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  step_done(w);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  step_done(w);
+  omniq_result_t *r = th_be_result(got[0]->id, OMNIQ_SUCCESS, th_be_now(f));
+  omniq_decision_t d = decision(got[0], OMNIQ_SUCCESS, 0, r, NULL);
+  assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
+  step_done(w);
+  omniq_result_free(r);
+  omniq__tasks_free(got, 1);
+}
+
+/* The store's files, looked at after every step of a task's life: once
+ * warm, no file that was there goes away (its inode freed). Each rewrite
+ * of a task's slot or of a stripe's totals keeps the replaced file as a
+ * spare in tmp/, and the next write reuses a spare. Before, every claim,
+ * finish and count freed the file it replaced: three inodes per task. */
+static void test_task_lives_free_no_files_once_warm(void **state) {
+  th_be_t *f = *state;
+  watch_t w = {f->dir, NULL, 0, 0};
+  for (int i = 0; i < 4; i++) one_life(f, &w); /* warm-up: the first spares, the stats file */
+  w.freed = 0;
+  for (int i = 0; i < 30; i++) one_life(f, &w);
+  free(w.before);
+  assert_int_equal(w.freed, 0);
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  assert_int_equal(f->ops->count_by_status(f->b, counts, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_SUCCESS], 34);
+}
+
 static void test_fsync_off_keeps_the_same_layout(void **state) {
   th_be_t *f = th_be_new("file", 0);
   omniq_task_t **got;
@@ -671,6 +789,8 @@ static void test_fsync_off_keeps_the_same_layout(void **state) {
   for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
   assert_int_equal(th_be_claim(f, 2, &got), 2);
   assert_int_equal(th_be_count(f, "queue/running"), 2);
+  assert_true(th_be_count(f, "tmp") <= OMNIQ__SPARES_MAX);
+  th_be_reopen(f);
   assert_int_equal(th_be_count(f, "tmp"), 0);
   omniq__tasks_free(got, 2);
   th_be_free(f);
@@ -703,6 +823,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_purge_deletes_only_older_results, setup, teardown),
       cmocka_unit_test_setup_teardown(test_out_of_memory_leaves_every_task_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bytes_that_are_not_utf8_are_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_task_lives_free_no_files_once_warm, setup, teardown),
       cmocka_unit_test(test_fsync_off_keeps_the_same_layout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

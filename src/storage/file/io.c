@@ -84,11 +84,25 @@ int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
   return omniq__fio_stagev(io, &one, 1, tmp_name, err, errlen);
 }
 
-/* Opens a fresh tmp file and writes the pieces to it, unsynced; *fd is
- * left open for the caller to sync and close. */
+/* Opens one of io's spares for writing over (without O_TRUNC: cutting a
+ * file frees its blocks); 0 and *fd >= 0, or -1 when there is none left
+ * (a spare removed meanwhile by another process's stale-tmp cleanup is
+ * skipped). */
+static int spare_open(const omniq__fio_t *io, char tmp_name[OMNIQ__TMP_NAME_SIZE], int *fd) {
+  while (io->spares != NULL && omniq__spares_take(io->spares, tmp_name)) {
+    *fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (*fd >= 0) return 0;
+    unlinkat(io->tmp_fd, tmp_name, 0); /* whatever it is now, it is no spare */
+  }
+  return -1;
+}
+
+/* Opens a tmp file (a spare, else a new one) and writes the pieces to it,
+ * unsynced; *fd is left open for the caller to sync and close. */
 static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], int *fd, char *err, size_t errlen) {
   *fd = -1;
+  int spare = spare_open(io, tmp_name, fd) == 0;
   for (int tries = 0; *fd < 0 && tries < 100; tries++) {
     snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%ld-%lu.tmp", io->pid ? io->pid : (long)getpid(),
              atomic_fetch_add(&tmp_counter, 1));
@@ -98,7 +112,11 @@ static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
       return omniq__fio_errno(errno, err, errlen, "file store: creating tmp/%s", tmp_name);
   }
   if (*fd < 0) return omniq__fio_errno(EEXIST, err, errlen, "file store: creating a tmp file");
-  if (write_all(*fd, iov, n) != 0) {
+  off_t len = 0;
+  for (int i = 0; i < n; i++) len += (off_t)iov[i].iov_len;
+  /* A spare is written over from offset 0 and cut to the new length: only
+   * blocks past that end (none, for files under a block) are freed. */
+  if (write_all(*fd, iov, n) != 0 || (spare && ftruncate(*fd, len) != 0)) {
     int e = errno;
     close(*fd);
     *fd = -1;
@@ -189,6 +207,21 @@ int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, 
     return omniq__fio_errno(e, err, errlen, "file store: renaming tmp/%s to %s", tmp_name, name);
   }
   return omniq__fio_sync_dir(io, dirfd, err, errlen);
+}
+
+int omniq__fio_replace(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                       char *err, size_t errlen) {
+  if (io->spares == NULL || atomic_load(&io->spares->no_exchange))
+    return omniq__fio_publish(io, tmp_name, dirfd, name, err, errlen);
+  if (renameat2(io->tmp_fd, tmp_name, dirfd, name, RENAME_EXCHANGE) == 0) {
+    /* The old file now sits at tmp_name, out of every reader's reach. */
+    if (!omniq__spares_put(io->spares, tmp_name)) unlinkat(io->tmp_fd, tmp_name, 0);
+    return omniq__fio_sync_dir(io, dirfd, err, errlen);
+  }
+  /* EINVAL: a file system without the flag (ENOSYS: a kernel without
+   * renameat2); ENOENT: no target. A plain rename does either. */
+  if (errno == EINVAL || errno == ENOSYS) atomic_store(&io->spares->no_exchange, 1);
+  return omniq__fio_publish(io, tmp_name, dirfd, name, err, errlen);
 }
 
 void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name) {

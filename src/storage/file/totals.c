@@ -19,9 +19,14 @@
  * stripe's lock): then "last" is always either the run being repeated or
  * one that is completely done.
  *
+ * The file is replaced by exchange (omniq__fio_replace): the old one is
+ * kept in tmp/ as a spare for a later write rather than freed (spares.c).
+ * That is safe only because every reader holds the stripe's lock, as the
+ * writer does: a reader never has a file open that becomes a spare.
+ *
  * Cost: a small read and an atomic write (not synced) per finish. Reading
  * the totals reads every stripe file (at most OMNIQ__FLOCK_STRIPES small
- * files). */
+ * files), each under its stripe's lock. */
 #include "storage/file/totals.h"
 
 #include <errno.h>
@@ -113,7 +118,9 @@ int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const cha
    * counts of the last moments before it. */
   omniq__fio_t nosync = fs->io;
   nosync.fsync = 0;
-  rc = omniq__fio_write(&nosync, fs->stats_fd, name, text, strlen(text), err, errlen);
+  char tmp[OMNIQ__TMP_NAME_SIZE];
+  rc = omniq__fio_stage(&nosync, text, strlen(text), tmp, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__fio_replace(&nosync, tmp, fs->stats_fd, name, err, errlen);
   free(text);
 done:
   if (rc == OMNIQ_ENOMEM) snprintf(err, errlen, "file store: out of memory counting a run");
@@ -130,9 +137,18 @@ static int each_stripe(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
   each_t *e = ud;
   const char *qdir;
   json_t *q;
+  char lock_err[8];
   (void)dirfd;
-  if (strlen(name) != 9 || strcmp(name + 4, ".json") != 0) return 0;
+  if (strlen(name) != 9 || strcmp(name + 4, ".json") != 0 || strspn(name, "0123456789") != 4)
+    return 0;
+  unsigned stripe = (unsigned)atoi(name);
+  if (stripe >= OMNIQ__FLOCK_STRIPES) return 0;
+  /* Under the stripe's lock: the writer keeps the file it replaces as a
+   * spare, written over later, so it must not be open here. */
+  int rc = omniq__flock_take_stripe(&fs->locks, stripe, lock_err, sizeof lock_err);
+  if (rc != OMNIQ_OK) return rc; /* the totals fail rather than come out smaller */
   json_t *j = load(fs, name);
+  omniq__flock_release_stripe(&fs->locks, stripe);
   json_t *runs = json_object_get(j, "runs");
   json_object_foreach(runs, qdir, q) {
     int64_t n[OMNIQ_RUNS_KINDS];
