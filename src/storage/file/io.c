@@ -87,9 +87,18 @@ int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
 /* Opens one of io's spares for writing over (without O_TRUNC: cutting a
  * file frees its blocks); 0 and *fd >= 0, or -1 when there is none left
  * (a spare removed meanwhile by another process's stale-tmp cleanup is
- * skipped). */
+ * skipped). With fsync on, spares wait for a sync of tmp/ that makes the
+ * exchanges that freed them durable (spares.c); a writer that finds only
+ * waiting ones makes it. */
 static int spare_open(const omniq__fio_t *io, char tmp_name[OMNIQ__TMP_NAME_SIZE], int *fd) {
-  while (io->spares != NULL && omniq__spares_take(io->spares, tmp_name)) {
+  unsigned long epoch;
+  if (io->spares == NULL) return -1;
+  if (io->fsync && omniq__spares_unsynced(io->spares, &epoch)) {
+    const omniq__fsync_item_t tmp = {io->tmp_fd, 1};
+    if (omniq__fsyncq_sync(io->syncq, &tmp, 1) != 0) return -1;
+    omniq__spares_synced(io->spares, epoch);
+  }
+  while (omniq__spares_take(io->spares, tmp_name)) {
     *fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (*fd >= 0) return 0;
     unlinkat(io->tmp_fd, tmp_name, 0); /* whatever it is now, it is no spare */
