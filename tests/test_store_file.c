@@ -3,6 +3,7 @@
  * an operator sees, atomic writes, quarantine, path safety, open errors,
  * crash windows, the journal that feeds other backends' indexes. The
  * multi-process tests are in test_store_file_procs.c. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -794,6 +795,78 @@ static void test_task_lives_free_no_files_with_fsync_off(void **state) {
   th_be_free(f);
 }
 
+/* Counts the syncs of tmp/ among the group sync's rounds (and syncs
+ * nothing: durability itself is not under test here, the order is). */
+typedef struct tmp_syncs {
+  int tmp_fd, n;
+} tmp_syncs_t;
+
+static int count_tmp_syncs(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  tmp_syncs_t *t = ud;
+  for (size_t i = 0; i < n; i++) t->n += items[i].dir && items[i].fd == t->tmp_fd;
+  return 0;
+}
+
+/* The text of the file in f->dir/tmp whose inode is ino, or NULL when
+ * tmp/ holds none (yours: free). */
+static char *tmp_text_of(const th_be_t *f, ino_t ino) {
+  char path[2048], *text = NULL;
+  snprintf(path, sizeof path, "%s/tmp", f->dir);
+  DIR *d = opendir(path);
+  struct dirent *de;
+  assert_non_null(d);
+  while (text == NULL && (de = readdir(d)) != NULL) {
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || st.st_ino != ino) continue;
+    snprintf(path, sizeof path, "tmp/%s", de->d_name);
+    text = st.st_size > 0 ? read_text(f, path) : omniq__strdup("");
+  }
+  closedir(d);
+  return text;
+}
+
+/* With fsync on, the file a claim's rewrite replaced (the task's pending
+ * file) is written over only after a sync of tmp/ that began after the
+ * exchange: a power loss cannot leave the task's old name on a file that
+ * holds another task's bytes (spares.c). */
+static void test_a_spare_is_written_over_only_after_tmp_is_synced(void **state) {
+  th_be_t *f = *state;
+  omniq__fs_t *fs = f->b;
+  omniq_task_t **got;
+  char id[OMNIQ_ID_SIZE], path[2048];
+  tmp_syncs_t ts = {fs->tmp_fd, 0};
+  watch_t w = {f->dir, NULL, 0, 0};
+  one_life(f, &w);
+  free(w.before);
+  omniq__fsyncq_set_fn(fs->io.syncq, count_tmp_syncs, &ts);
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  omniq__pending_t p;
+  assert_int_equal(omniq__fidx_find(fs->idx, id, 0, &p), 1);
+  snprintf(path, sizeof path, "%s/queue/pending/default/%s", f->dir, p.name);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  char *pending = read_text(f, path + strlen(f->dir) + 1);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  assert_string_equal(got[0]->id, id);
+  int synced_before = ts.n, written_over = 0;
+  char *kept = tmp_text_of(f, st.st_ino);
+  assert_non_null(kept); /* the claim kept it as a spare */
+  assert_string_equal(kept, pending);
+  free(kept);
+  w = (watch_t){f->dir, NULL, 0, 0};
+  for (int i = 0; i < 40 && !written_over; i++) {
+    one_life(f, &w);
+    kept = tmp_text_of(f, st.st_ino);
+    written_over = kept == NULL || strcmp(kept, pending) != 0;
+    if (written_over) assert_true(ts.n > synced_before);
+    free(kept);
+  }
+  free(w.before);
+  assert_true(written_over); /* it was reused in the end */
+  free(pending);
+  omniq__tasks_free(got, 1);
+}
+
 static void test_fsync_off_keeps_the_same_layout(void **state) {
   th_be_t *f = th_be_new("file", 0);
   omniq_task_t **got;
@@ -837,6 +910,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bytes_that_are_not_utf8_are_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_task_lives_free_no_files_once_warm, setup, teardown),
       cmocka_unit_test(test_task_lives_free_no_files_with_fsync_off),
+      cmocka_unit_test_setup_teardown(test_a_spare_is_written_over_only_after_tmp_is_synced,
+                                      setup, teardown),
       cmocka_unit_test(test_fsync_off_keeps_the_same_layout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
