@@ -26,8 +26,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -415,6 +417,17 @@ void omniq__fio_empty_folder(int fd) {
   closedir(d);
 }
 
+/* 1 if name is a tmp file of a process that is alive: "<pid>-...", with
+ * that pid running (kill(pid, 0) succeeds or is refused for permission).
+ * Such a file may be one of that process's spares, however old its time
+ * (spares.c): never removed from under it. */
+static int of_live_process(const char *name) {
+  char *end;
+  long pid = strtol(name, &end, 10);
+  if (end == name || *end != '-' || pid <= 0) return 0;
+  return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 void omniq__fio_clean_tmp(const omniq__fio_t *io) {
   int fd = openat(io->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -429,6 +442,7 @@ void omniq__fio_clean_tmp(const omniq__fio_t *io) {
     if (de->d_name[0] == '.') continue;
     if (fstatat(io->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (now - st.st_mtime <= OMNIQ__TMP_STALE_SECONDS) continue;
+    if (S_ISREG(st.st_mode) && of_live_process(de->d_name)) continue;
     if (S_ISDIR(st.st_mode)) { /* a batch staged by a producer that died before its commit */
       int sub = openat(io->tmp_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0) continue;

@@ -145,7 +145,8 @@ void omniq__fio_quarantine(const omniq__fio_t *io, int dirfd, const char *from, 
                            const char *reason);
 
 /* Removes tmp files older than OMNIQ__TMP_STALE_SECONDS (a writer that died
- * between writing and renaming), and stale folders with what they hold (a
+ * between writing and renaming) unless the process their name starts with
+ * is alive (they may be its spares), and stale folders with what they hold (a
  * batch staged by a producer that died before committing it). */
 void omniq__fio_clean_tmp(const omniq__fio_t *io);
 
