@@ -775,7 +775,8 @@ static void one_life(th_be_t *f, watch_t *w) {
 }
 
 /* The store's files, looked at after every step of a task's life: once
- * warm, no file that was there goes away (its inode freed). Each rewrite
+ * warm, no file that was there goes away (its inode freed), and markers
+ * make no file of their own. Each rewrite
  * of a task's slot or of a stripe's totals keeps the replaced file as a
  * spare in tmp/, and the next write reuses a spare. Before, every claim,
  * finish and count freed the file it replaced: three inodes per task. */
@@ -789,6 +790,17 @@ static void lives_free_no_files(th_be_t *f) {
   int64_t counts[OMNIQ_STATUS_COUNT];
   assert_int_equal(f->ops->count_by_status(f->b, counts, f->err, sizeof f->err), OMNIQ_OK);
   assert_int_equal(counts[OMNIQ_SUCCESS], 34);
+
+  /* The listing markers (two a task) are links to one empty file: index/
+   * holds that file and READY, whatever the number of tasks. */
+  char index[2048];
+  size_t n, distinct = 0;
+  snprintf(index, sizeof index, "%s/index", f->dir);
+  inode_id_t *marks = store_inodes(index, &n);
+  for (size_t i = 0; i < n; i++) distinct += i == 0 || cmp_inode(&marks[i - 1], &marks[i]) != 0;
+  free(marks);
+  assert_true(n >= 2 * 34);
+  assert_int_equal(distinct, 2);
 }
 
 /* With fsync on, spares wait for a sync of tmp/ before reuse (spares.c):

@@ -48,12 +48,14 @@ static void stripe_file(const char *id, char out[16]) {
   snprintf(out, 16, "%04u.json", omniq__flock_stripe(id));
 }
 
-/* The stripe's totals as JSON (an empty object when there is none yet). */
-static json_t *load(omniq__fs_t *fs, const char *name) {
+/* The stripe's totals as JSON (an empty object when there is none yet);
+ * *found (may be NULL): 1 if the file was there. */
+static json_t *load(omniq__fs_t *fs, const char *name, int *found) {
   char *text = NULL, e[OMNIQ__ERRMSG_MAX];
   json_t *j = NULL;
-  if (omniq__fio_read(fs->stats_fd, name, &text, NULL, e, sizeof e) == OMNIQ_OK)
-    j = json_loads(text, 0, NULL);
+  int rc = omniq__fio_read(fs->stats_fd, name, &text, NULL, e, sizeof e);
+  if (found != NULL) *found = rc != OMNIQ_ENOTFOUND;
+  if (rc == OMNIQ_OK) j = json_loads(text, 0, NULL);
   omniq__free(text);
   if (!json_is_object(j)) {
     json_decref(j);
@@ -84,7 +86,8 @@ int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const cha
   if (kind < 0 || kind >= OMNIQ_RUNS_KINDS) return OMNIQ_OK;
   stripe_file(id, name);
   snprintf(key, sizeof key, "%.36s:%lld", id, (long long)token);
-  json_t *j = load(fs, name);
+  int found = 0;
+  json_t *j = load(fs, name, &found);
   if (j == NULL) goto done;
   const char *last = json_string_value(json_object_get(j, "last"));
   if (last != NULL && strcmp(last, key) == 0) { /* this very run, counted already */
@@ -94,7 +97,7 @@ int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const cha
   if (last != NULL) {
     settle_last(fs, last, id);
     json_decref(j); /* the roll-forward may have counted it: read again */
-    if ((j = load(fs, name)) == NULL) goto done;
+    if ((j = load(fs, name, &found)) == NULL) goto done;
   }
   json_t *runs = json_object_get(j, "runs");
   if (!json_is_object(runs)) {
@@ -120,7 +123,9 @@ int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const cha
   nosync.fsync = 0;
   char tmp[OMNIQ__TMP_NAME_SIZE];
   rc = omniq__fio_stage(&nosync, text, strlen(text), tmp, err, errlen);
-  if (rc == OMNIQ_OK) rc = omniq__fio_replace(&nosync, tmp, fs->stats_fd, name, err, errlen);
+  if (rc == OMNIQ_OK)
+    rc = found ? omniq__fio_replace(&nosync, tmp, fs->stats_fd, name, err, errlen)
+               : omniq__fio_publish(&nosync, tmp, fs->stats_fd, name, err, errlen);
   free(text);
 done:
   if (rc == OMNIQ_ENOMEM) snprintf(err, errlen, "file store: out of memory counting a run");
@@ -147,7 +152,7 @@ static int each_stripe(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
    * spare, written over later, so it must not be open here. */
   int rc = omniq__flock_take_stripe(&fs->locks, stripe, lock_err, sizeof lock_err);
   if (rc != OMNIQ_OK) return rc; /* the totals fail rather than come out smaller */
-  json_t *j = load(fs, name);
+  json_t *j = load(fs, name, NULL);
   omniq__flock_release_stripe(&fs->locks, stripe);
   json_t *runs = json_object_get(j, "runs");
   json_object_foreach(runs, qdir, q) {
