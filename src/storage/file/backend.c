@@ -198,7 +198,8 @@ static int open_layout(omniq__fs_t *fs, int *format_missing, char *err, size_t e
       return rc;
   fs->io.tmp_fd = fs->tmp_fd;
   fs->io.quarantine_fd = fs->quarantine_fd;
-  fs->io.spares = omniq__spares_new(fs->tmp_fd, fs->io.fsync); /* NULL (no memory): every write a new file */
+  /* NULL (no memory): every write makes a new file, as without spares. */
+  fs->io.spares = omniq__spares_new(fs->tmp_fd, fs->io.fsync);
   /* Open until close, which no operation outlives (io.h). */
   fs->io.kept[fs->io.nkept++] = fs->running_fd;
   fs->io.kept[fs->io.nkept++] = fs->results_fd;

@@ -39,8 +39,8 @@
  * a time span with no task. A writer that finds its target folder gone
  * makes it again and retries. A marker is a hard link to one empty file,
  * index/blank, so markers cost names, not inodes (a store of 10^6 tasks
- * would otherwise hold 2 * 10^6 empty files). Nothing is synced: after a power loss the
- * listing repairs what it meets, and index/READY missing (a build cut
+ * would otherwise hold 2 * 10^6 empty files). Nothing is synced: after a
+ * power loss the listing repairs what it meets, and index/READY missing (a build cut
  * short) makes the next open rebuild. */
 #include "storage/file/marks.h"
 
@@ -141,8 +141,8 @@ static int new_blank(omniq__fs_t *fs) {
   char e[8];
   omniq__fio_t nosync = fs->io; /* a lost blank is made again when next needed */
   nosync.fsync = 0;
-  return omniq__fio_write(&nosync, fs->index_root_fd, BLANK, "", 0, e, sizeof e) == OMNIQ_OK ? 0
-                                                                                             : -1;
+  int rc = omniq__fio_write(&nosync, fs->index_root_fd, BLANK, "", 0, e, sizeof e);
+  return rc == OMNIQ_OK ? 0 : -1;
 }
 
 /* Makes the marker root/rel (in folder dir): a hard link to index/blank,
@@ -154,8 +154,9 @@ static int create(omniq__fs_t *fs, int root, const char *dir, const char *rel) {
   for (int i = 0; i < MOVE_TRIES; i++) {
     if (!atomic_load(&fs->marks_unlinked)) {
       if (linkat(fs->index_root_fd, BLANK, root, rel, 0) == 0 || errno == EEXIST) return 0;
-      if (errno == EMLINK ||
-          (errno == ENOENT && faccessat(fs->index_root_fd, BLANK, F_OK, AT_SYMLINK_NOFOLLOW) != 0)) {
+      int no_blank = errno == ENOENT &&
+                     faccessat(fs->index_root_fd, BLANK, F_OK, AT_SYMLINK_NOFOLLOW) != 0;
+      if (errno == EMLINK || no_blank) {
         if (new_blank(fs) != 0) return -1;
         continue;
       }
