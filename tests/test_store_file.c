@@ -3,12 +3,16 @@
  * an operator sees, atomic writes, quarantine, path safety, open errors,
  * crash windows, the journal that feeds other backends' indexes. The
  * multi-process tests are in test_store_file_procs.c. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +147,10 @@ static void test_writes_leave_no_tmp_files(void **state) {
                                         f->err, sizeof f->err),
                    OMNIQ_OK);
   assert_int_equal(f->ops->cancel(f->b, id, th_be_now(f), NULL, f->err, sizeof f->err), OMNIQ_OK);
+  /* While open, tmp/ holds only the backend's spares, a bounded few; they
+   * go when it closes. */
+  assert_true(th_be_count(f, "tmp") <= OMNIQ__SPARES_MAX);
+  th_be_reopen(f);
   assert_int_equal(th_be_count(f, "tmp"), 0);
 
   /* A tmp file left by a writer that died long ago goes at the next open;
@@ -155,6 +163,15 @@ static void test_writes_leave_no_tmp_files(void **state) {
   assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
   th_be_reopen(f);
   assert_int_equal(th_be_count(f, "tmp"), 1);
+
+  /* An old file of a live process may be one of its spares: it stays. */
+  char mine[64];
+  snprintf(mine, sizeof mine, "tmp/%ld-1.tmp", (long)getpid());
+  th_be_plant(f, mine, "{", 1);
+  snprintf(path, sizeof path, "%s/%s", f->dir, mine);
+  assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+  th_be_reopen(f);
+  assert_int_equal(th_be_count(f, "tmp"), 2);
   omniq_result_free(r);
   omniq__tasks_free(got, 3);
 }
@@ -664,6 +681,213 @@ static void test_bytes_that_are_not_utf8_are_refused(void **state) {
   omniq_task_free(t);
 }
 
+/* ---- inodes a task's life frees -------------------------------------------- */
+
+/* A file's identity: its inode number and, where the file system keeps
+ * one, the inode's generation (which changes when a freed number is
+ * used again). */
+typedef struct inode_id {
+  unsigned long long ino;
+  unsigned gen;
+} inode_id_t;
+
+static struct {
+  inode_id_t *v;
+  size_t n, cap;
+} seen;
+
+static int collect_file(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)ftw;
+  if (flag != FTW_F || !S_ISREG(st->st_mode)) return 0;
+  inode_id_t id = {(unsigned long long)st->st_ino, 0};
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    unsigned gen = 0;
+    if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) id.gen = gen;
+    close(fd);
+  }
+  if (seen.n == seen.cap) {
+    seen.cap = seen.cap ? seen.cap * 2 : 256;
+    seen.v = realloc(seen.v, seen.cap * sizeof *seen.v);
+    assert_non_null(seen.v);
+  }
+  seen.v[seen.n++] = id;
+  return 0;
+}
+
+static int cmp_inode(const void *a, const void *b) {
+  const inode_id_t *x = a, *y = b;
+  if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+  return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+/* Every regular file's identity under dir, sorted; *n of them (yours). */
+static inode_id_t *store_inodes(const char *dir, size_t *n) {
+  seen.v = NULL;
+  seen.n = seen.cap = 0;
+  assert_int_equal(nftw(dir, collect_file, 16, FTW_PHYS), 0);
+  qsort(seen.v, seen.n, sizeof *seen.v, cmp_inode);
+  *n = seen.n;
+  return seen.v;
+}
+
+/* How many of before[] are not in after[] (both sorted): files freed. */
+static size_t gone(const inode_id_t *before, size_t nb, const inode_id_t *after, size_t na) {
+  size_t k = 0, j = 0;
+  for (size_t i = 0; i < nb; i++) {
+    while (j < na && cmp_inode(&after[j], &before[i]) < 0) j++;
+    if (j == na || cmp_inode(&after[j], &before[i]) != 0) k++;
+  }
+  return k;
+}
+
+/* Files seen before the latest step, and how many of them went away. */
+typedef struct watch {
+  const char *dir;
+  inode_id_t *before;
+  size_t nb, freed;
+} watch_t;
+
+/* Looks at the store after a step: counts the files gone since the last. */
+static void step_done(watch_t *w) {
+  size_t na;
+  inode_id_t *after = store_inodes(w->dir, &na);
+  if (w->before != NULL) w->freed += gone(w->before, w->nb, after, na);
+  free(w->before);
+  w->before = after;
+  w->nb = na;
+}
+
+/* One task's whole life, the store looked at after each step: enqueued,
+ * claimed, finished with a result. */
+static void one_life(th_be_t *f, watch_t *w) {
+  omniq_task_t **got;
+  th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  step_done(w);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  step_done(w);
+  omniq_result_t *r = th_be_result(got[0]->id, OMNIQ_SUCCESS, th_be_now(f));
+  omniq_decision_t d = decision(got[0], OMNIQ_SUCCESS, 0, r, NULL);
+  assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
+  step_done(w);
+  omniq_result_free(r);
+  omniq__tasks_free(got, 1);
+}
+
+/* The store's files, looked at after every step of a task's life: once
+ * warm, no file that was there goes away (its inode freed), and markers
+ * make no file of their own. Each rewrite
+ * of a task's slot or of a stripe's totals keeps the replaced file as a
+ * spare in tmp/, and the next write reuses a spare. Before, every claim,
+ * finish and count freed the file it replaced: three inodes per task. */
+static void lives_free_no_files(th_be_t *f) {
+  watch_t w = {f->dir, NULL, 0, 0};
+  for (int i = 0; i < 4; i++) one_life(f, &w); /* warm-up: the first spares, the stats file */
+  w.freed = 0;
+  for (int i = 0; i < 30; i++) one_life(f, &w);
+  free(w.before);
+  assert_int_equal(w.freed, 0);
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  assert_int_equal(f->ops->count_by_status(f->b, counts, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_SUCCESS], 34);
+
+  /* The listing markers (two a task) are links to one empty file: index/
+   * holds that file and READY, whatever the number of tasks. */
+  char index[2048];
+  size_t n, distinct = 0;
+  snprintf(index, sizeof index, "%s/index", f->dir);
+  inode_id_t *marks = store_inodes(index, &n);
+  for (size_t i = 0; i < n; i++) distinct += i == 0 || cmp_inode(&marks[i - 1], &marks[i]) != 0;
+  free(marks);
+  assert_true(n >= 2 * 34);
+  assert_int_equal(distinct, 2);
+}
+
+/* With fsync on, spares wait for a sync of tmp/ before reuse (spares.c):
+ * still none is freed. */
+static void test_task_lives_free_no_files_once_warm(void **state) {
+  lives_free_no_files(*state);
+}
+
+static void test_task_lives_free_no_files_with_fsync_off(void **state) {
+  th_be_t *f = th_be_new("file", 0);
+  (void)state;
+  lives_free_no_files(f);
+  th_be_free(f);
+}
+
+/* Counts the syncs of tmp/ among the group sync's rounds (and syncs
+ * nothing: durability itself is not under test here, the order is). */
+typedef struct tmp_syncs {
+  int tmp_fd, n;
+} tmp_syncs_t;
+
+static int count_tmp_syncs(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  tmp_syncs_t *t = ud;
+  for (size_t i = 0; i < n; i++) t->n += items[i].dir && items[i].fd == t->tmp_fd;
+  return 0;
+}
+
+/* The text of the file in f->dir/tmp whose inode is ino, or NULL when
+ * tmp/ holds none (yours: free). */
+static char *tmp_text_of(const th_be_t *f, ino_t ino) {
+  char path[2048], *text = NULL;
+  snprintf(path, sizeof path, "%s/tmp", f->dir);
+  DIR *d = opendir(path);
+  struct dirent *de;
+  assert_non_null(d);
+  while (text == NULL && (de = readdir(d)) != NULL) {
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || st.st_ino != ino) continue;
+    snprintf(path, sizeof path, "tmp/%s", de->d_name);
+    text = st.st_size > 0 ? read_text(f, path) : omniq__strdup("");
+  }
+  closedir(d);
+  return text;
+}
+
+/* With fsync on, the file a claim's rewrite replaced (the task's pending
+ * file) is written over only after a sync of tmp/ that began after the
+ * exchange: a power loss cannot leave the task's old name on a file that
+ * holds another task's bytes (spares.c). */
+static void test_a_spare_is_written_over_only_after_tmp_is_synced(void **state) {
+  th_be_t *f = *state;
+  omniq__fs_t *fs = f->b;
+  omniq_task_t **got;
+  char id[OMNIQ_ID_SIZE], path[2048];
+  tmp_syncs_t ts = {fs->tmp_fd, 0};
+  watch_t w = {f->dir, NULL, 0, 0};
+  one_life(f, &w);
+  free(w.before);
+  omniq__fsyncq_set_fn(fs->io.syncq, count_tmp_syncs, &ts);
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  omniq__pending_t p;
+  assert_int_equal(omniq__fidx_find(fs->idx, id, 0, &p), 1);
+  snprintf(path, sizeof path, "%s/queue/pending/default/%s", f->dir, p.name);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  char *pending = read_text(f, path + strlen(f->dir) + 1);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  assert_string_equal(got[0]->id, id);
+  int synced_before = ts.n, written_over = 0;
+  char *kept = tmp_text_of(f, st.st_ino);
+  assert_non_null(kept); /* the claim kept it as a spare */
+  assert_string_equal(kept, pending);
+  free(kept);
+  w = (watch_t){f->dir, NULL, 0, 0};
+  for (int i = 0; i < 40 && !written_over; i++) {
+    one_life(f, &w);
+    kept = tmp_text_of(f, st.st_ino);
+    written_over = kept == NULL || strcmp(kept, pending) != 0;
+    if (written_over) assert_true(ts.n > synced_before);
+    free(kept);
+  }
+  free(w.before);
+  assert_true(written_over); /* it was reused in the end */
+  free(pending);
+  omniq__tasks_free(got, 1);
+}
+
 static void test_fsync_off_keeps_the_same_layout(void **state) {
   th_be_t *f = th_be_new("file", 0);
   omniq_task_t **got;
@@ -671,6 +895,8 @@ static void test_fsync_off_keeps_the_same_layout(void **state) {
   for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
   assert_int_equal(th_be_claim(f, 2, &got), 2);
   assert_int_equal(th_be_count(f, "queue/running"), 2);
+  assert_true(th_be_count(f, "tmp") <= OMNIQ__SPARES_MAX);
+  th_be_reopen(f);
   assert_int_equal(th_be_count(f, "tmp"), 0);
   omniq__tasks_free(got, 2);
   th_be_free(f);
@@ -703,6 +929,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_purge_deletes_only_older_results, setup, teardown),
       cmocka_unit_test_setup_teardown(test_out_of_memory_leaves_every_task_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bytes_that_are_not_utf8_are_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_task_lives_free_no_files_once_warm, setup, teardown),
+      cmocka_unit_test(test_task_lives_free_no_files_with_fsync_off),
+      cmocka_unit_test_setup_teardown(test_a_spare_is_written_over_only_after_tmp_is_synced,
+                                      setup, teardown),
       cmocka_unit_test(test_fsync_off_keeps_the_same_layout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

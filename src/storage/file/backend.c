@@ -127,6 +127,7 @@ static void close_file(void *backend) {
   if (fs->open_done) omniq__fidx_save(fs->idx);
   omniq__fidx_free(fs->idx);
   omniq__fq_close(fs);
+  omniq__spares_free(fs->io.spares); /* removes them from tmp/: before tmp_fd closes */
   for (size_t i = 0, n = all_fds(fs, fds); i < n; i++) close_fd(fds[i]);
   omniq__flock_destroy(&fs->locks);
   omniq__flock_destroy(&fs->meta);
@@ -197,6 +198,8 @@ static int open_layout(omniq__fs_t *fs, int *format_missing, char *err, size_t e
       return rc;
   fs->io.tmp_fd = fs->tmp_fd;
   fs->io.quarantine_fd = fs->quarantine_fd;
+  /* NULL (no memory): every write makes a new file, as without spares. */
+  fs->io.spares = omniq__spares_new(fs->tmp_fd, fs->io.fsync);
   /* Open until close, which no operation outlives (io.h). */
   fs->io.kept[fs->io.nkept++] = fs->running_fd;
   fs->io.kept[fs->io.nkept++] = fs->results_fd;

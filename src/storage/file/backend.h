@@ -8,6 +8,7 @@
  *   locks.c        task locks            record.c  the bytes of each file
  *   index.c, scan.c, order.c, journal.c  the in-memory index of pending tasks
  *   names.c        file names            io.c      atomic writes, quarantine
+ *   spares.c       spare files a write reuses instead of making one
  *   marks.c        the listing index     list.c    listing pages
  *   keys.c         unique keys           queues.c  pause, rate limits, chores
  *   totals.c       running totals        manage.c  retry, delete, retention, stats
@@ -15,6 +16,8 @@
  * analysis. */
 #ifndef OMNIQ_STORAGE_FILE_BACKEND_H
 #define OMNIQ_STORAGE_FILE_BACKEND_H
+
+#include <stdatomic.h>
 
 #include "base/log.h"
 #include "omniq/storage.h"
@@ -39,6 +42,7 @@ typedef struct omniq__fs {
   int index_root_fd;                /* index/ (marks.c) */
   int index_fd[OMNIQ_STATUS_COUNT]; /* index/0, 2, 3, 4 by status; [RUNNING] unused (-1) */
   int index_done_fd;                /* index/done: finished tasks by finish time */
+  atomic_int marks_unlinked;        /* hard links refused: each marker a file of its own */
   int keys_fd;                      /* keys/: unique keys (keys.c) */
   int queues_fd;                    /* queues/: settings per queue (queues.c) */
   int stats_fd;                     /* stats/: running totals by lock stripe (totals.c) */

@@ -132,7 +132,7 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
       omniq__fio_dirs_t later = OMNIQ__FIO_DIRS_INIT;
       omniq__fio_t io = fs->io;
       io.defer = &later;
-      rc = omniq__frec_write(&io, fs->running_fd, idname, &rec, OMNIQ__FREC_TASK, err, errlen);
+      rc = omniq__frec_write_slot(&io, fs->running_fd, idname, &rec, err, errlen);
       omniq__fio_dirs_drop(&later);
       omniq__frec_free(&rec);
     }
@@ -339,12 +339,15 @@ static int claim_held(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *q
     snprintf(err, errlen, "%s", e);
   }
   size_t kept = n0;
+  omniq__fio_t nosync = fs->io; /* renames only, no folder sync (below) */
+  nosync.fsync = 0;
   for (size_t j = 0; j < h.n; j++) {
     char idname[OMNIQ__IDNAME_SIZE];
     omniq__fname_id(h.v[j].p.id, idname);
     /* No folder synced: as claim_in, a claim promises nothing across a
      * power loss (the finish that follows syncs running/). */
-    if (synced == OMNIQ_OK && renameat(fs->tmp_fd, h.v[j].tmp, fs->running_fd, idname) == 0) {
+    if (synced == OMNIQ_OK &&
+        omniq__fio_replace(&nosync, h.v[j].tmp, fs->running_fd, idname, e, sizeof e) == OMNIQ_OK) {
       got[kept++] = got[n0 + j];
       omniq__fbatch_step();
       continue;

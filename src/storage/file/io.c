@@ -26,8 +26,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -84,11 +86,34 @@ int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
   return omniq__fio_stagev(io, &one, 1, tmp_name, err, errlen);
 }
 
-/* Opens a fresh tmp file and writes the pieces to it, unsynced; *fd is
- * left open for the caller to sync and close. */
+/* Opens one of io's spares for writing over (without O_TRUNC: cutting a
+ * file frees its blocks); 0 and *fd >= 0, or -1 when there is none left
+ * (a spare removed meanwhile by another process's stale-tmp cleanup is
+ * skipped). With fsync on, spares wait for a sync of tmp/ that makes the
+ * exchanges that freed them durable (spares.c); a writer that finds only
+ * waiting ones makes it. */
+static int spare_open(const omniq__fio_t *io, char tmp_name[OMNIQ__TMP_NAME_SIZE], int *fd) {
+  unsigned long epoch;
+  if (io->spares == NULL) return -1;
+  if (io->fsync && omniq__spares_unsynced(io->spares, &epoch)) {
+    const omniq__fsync_item_t tmp = {io->tmp_fd, 1};
+    if (omniq__fsyncq_sync(io->syncq, &tmp, 1) != 0) return -1;
+    omniq__spares_synced(io->spares, epoch);
+  }
+  while (omniq__spares_take(io->spares, tmp_name)) {
+    *fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (*fd >= 0) return 0;
+    unlinkat(io->tmp_fd, tmp_name, 0); /* whatever it is now, it is no spare */
+  }
+  return -1;
+}
+
+/* Opens a tmp file (a spare, else a new one) and writes the pieces to it,
+ * unsynced; *fd is left open for the caller to sync and close. */
 static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], int *fd, char *err, size_t errlen) {
   *fd = -1;
+  int spare = spare_open(io, tmp_name, fd) == 0;
   for (int tries = 0; *fd < 0 && tries < 100; tries++) {
     snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%ld-%lu.tmp", io->pid ? io->pid : (long)getpid(),
              atomic_fetch_add(&tmp_counter, 1));
@@ -98,7 +123,11 @@ static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
       return omniq__fio_errno(errno, err, errlen, "file store: creating tmp/%s", tmp_name);
   }
   if (*fd < 0) return omniq__fio_errno(EEXIST, err, errlen, "file store: creating a tmp file");
-  if (write_all(*fd, iov, n) != 0) {
+  off_t len = 0;
+  for (int i = 0; i < n; i++) len += (off_t)iov[i].iov_len;
+  /* A spare is written over from offset 0 and cut to the new length: only
+   * blocks past that end (none, for files under a block) are freed. */
+  if (write_all(*fd, iov, n) != 0 || (spare && ftruncate(*fd, len) != 0)) {
     int e = errno;
     close(*fd);
     *fd = -1;
@@ -189,6 +218,21 @@ int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, 
     return omniq__fio_errno(e, err, errlen, "file store: renaming tmp/%s to %s", tmp_name, name);
   }
   return omniq__fio_sync_dir(io, dirfd, err, errlen);
+}
+
+int omniq__fio_replace(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                       char *err, size_t errlen) {
+  if (io->spares == NULL || atomic_load(&io->spares->no_exchange))
+    return omniq__fio_publish(io, tmp_name, dirfd, name, err, errlen);
+  if (renameat2(io->tmp_fd, tmp_name, dirfd, name, RENAME_EXCHANGE) == 0) {
+    /* The old file now sits at tmp_name, out of every reader's reach. */
+    if (!omniq__spares_put(io->spares, tmp_name)) unlinkat(io->tmp_fd, tmp_name, 0);
+    return omniq__fio_sync_dir(io, dirfd, err, errlen);
+  }
+  /* EINVAL: a file system without the flag (ENOSYS: a kernel without
+   * renameat2); ENOENT: no target. A plain rename does either. */
+  if (errno == EINVAL || errno == ENOSYS) atomic_store(&io->spares->no_exchange, 1);
+  return omniq__fio_publish(io, tmp_name, dirfd, name, err, errlen);
 }
 
 void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name) {
@@ -373,6 +417,17 @@ void omniq__fio_empty_folder(int fd) {
   closedir(d);
 }
 
+/* 1 if name is a tmp file of a process that is alive: "<pid>-...", with
+ * that pid running (kill(pid, 0) succeeds or is refused for permission).
+ * Such a file may be one of that process's spares, however old its time
+ * (spares.c): never removed from under it. */
+static int of_live_process(const char *name) {
+  char *end;
+  long pid = strtol(name, &end, 10);
+  if (end == name || *end != '-' || pid <= 0) return 0;
+  return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 void omniq__fio_clean_tmp(const omniq__fio_t *io) {
   int fd = openat(io->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -387,6 +442,7 @@ void omniq__fio_clean_tmp(const omniq__fio_t *io) {
     if (de->d_name[0] == '.') continue;
     if (fstatat(io->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (now - st.st_mtime <= OMNIQ__TMP_STALE_SECONDS) continue;
+    if (S_ISREG(st.st_mode) && of_live_process(de->d_name)) continue;
     if (S_ISDIR(st.st_mode)) { /* a batch staged by a producer that died before its commit */
       int sub = openat(io->tmp_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0) continue;

@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include "base/log.h"
+#include "storage/file/spares.h"
 #include "storage/file/syncs.h"
 
 /* The folder whose sync an operation puts off to its end, to make it in
@@ -47,6 +48,7 @@ typedef struct omniq__fio {
   omniq__fio_dirs_t *defer; /* non-NULL: folder syncs are collected here, not made */
   omniq__fio_held_t *held;  /* non-NULL: staging leaves the data sync to omniq__fio_held_sync
                                (never set for a call that renames what it staged) */
+  omniq__spares_t *spares;  /* files in tmp/ a write reuses (spares.c); NULL: none */
   long pid;                 /* getpid() at open, for tmp names (a backend never crosses a
                                fork); 0: ask each time */
   /* Folders the backend keeps open until it closes (running/, results/,
@@ -57,16 +59,14 @@ typedef struct omniq__fio {
   int nkept;
 } omniq__fio_t;
 
-/* Size of a tmp file name: "<pid>-<counter>.tmp". */
-#define OMNIQ__TMP_NAME_SIZE 48
-
 /* Tmp files older than this at open belong to a writer that died. */
 #define OMNIQ__TMP_STALE_SECONDS 60
 
 /* Most pieces one write may be given in (omniq__fio_stagev, _writev). */
 #define OMNIQ__FIO_IOV_MAX 8
 
-/* Writes len bytes to a fresh file in tmp/ and syncs it; its name goes to
+/* Writes len bytes to a file in tmp/ (a spare if there is one, else a new
+ * file) and syncs it; its name goes to
  * tmp_name. The caller renames it into place (omniq__fio_publish) or drops
  * it (omniq__fio_unstage). */
 int omniq__fio_stage(const omniq__fio_t *io, const char *data, size_t len,
@@ -92,6 +92,13 @@ int omniq__fio_stage_set(const omniq__fio_t *io, omniq__fio_file_t *files, int n
                          size_t errlen);
 /* Renames a staged file to dirfd/name (replacing any) and syncs dirfd. */
 int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                       char *err, size_t errlen);
+/* Like omniq__fio_publish for a target that exists and that every reader
+ * opens under a lock the caller holds (a task's slot): the old file is
+ * exchanged out and kept as a spare rather than freed (spares.c). Falls
+ * back to a plain rename where the file system has no RENAME_EXCHANGE or
+ * the target is missing. */
+int omniq__fio_replace(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
                        char *err, size_t errlen);
 void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name);
 /* Stage + publish: dirfd/name holds the old bytes or the new ones, never a
@@ -138,7 +145,8 @@ void omniq__fio_quarantine(const omniq__fio_t *io, int dirfd, const char *from, 
                            const char *reason);
 
 /* Removes tmp files older than OMNIQ__TMP_STALE_SECONDS (a writer that died
- * between writing and renaming), and stale folders with what they hold (a
+ * between writing and renaming) unless the process their name starts with
+ * is alive (they may be its spares), and stale folders with what they hold (a
  * batch staged by a producer that died before committing it). */
 void omniq__fio_clean_tmp(const omniq__fio_t *io);
 

@@ -57,8 +57,7 @@ static int ofd_lock(int fd, unsigned stripe, short type, int wait) {
   return 0;
 }
 
-int omniq__flock_take(omniq__flock_t *l, const char *id, char *err, size_t errlen) {
-  unsigned s = stripe_of(id);
+int omniq__flock_take_stripe(omniq__flock_t *l, unsigned s, char *err, size_t errlen) {
   pthread_rwlock_rdlock(&l->gate);
   pthread_mutex_lock(&l->stripes[s]);
   if (ofd_lock(l->fd, s, F_WRLCK, 1) == 0) return OMNIQ_OK;
@@ -67,6 +66,10 @@ int omniq__flock_take(omniq__flock_t *l, const char *id, char *err, size_t errle
   pthread_rwlock_unlock(&l->gate);
   return omniq__fio_errno(e, err, errlen, "file store: taking a task lock in %s/lock",
                           l->base_dir);
+}
+
+int omniq__flock_take(omniq__flock_t *l, const char *id, char *err, size_t errlen) {
+  return omniq__flock_take_stripe(l, stripe_of(id), err, errlen);
 }
 
 int omniq__flock_try(omniq__flock_t *l, const char *id) {
@@ -80,11 +83,14 @@ int omniq__flock_try(omniq__flock_t *l, const char *id) {
   return 0;
 }
 
-void omniq__flock_release(omniq__flock_t *l, const char *id) {
-  unsigned s = stripe_of(id);
+void omniq__flock_release_stripe(omniq__flock_t *l, unsigned s) {
   ofd_lock(l->fd, s, F_UNLCK, 0);
   pthread_mutex_unlock(&l->stripes[s]);
   pthread_rwlock_unlock(&l->gate);
+}
+
+void omniq__flock_release(omniq__flock_t *l, const char *id) {
+  omniq__flock_release_stripe(l, stripe_of(id));
 }
 
 static int cmp_u16(const void *a, const void *b) {

@@ -40,6 +40,10 @@ int omniq__flock_take(omniq__flock_t *l, const char *id, char *err, size_t errle
 /* 1 if taken, 0 if another thread or process holds it. */
 int omniq__flock_try(omniq__flock_t *l, const char *id);
 void omniq__flock_release(omniq__flock_t *l, const char *id);
+/* The same by stripe (s < OMNIQ__FLOCK_STRIPES): every task lock that is
+ * that stripe, for a reader of what the stripe's holders write. */
+int omniq__flock_take_stripe(omniq__flock_t *l, unsigned s, char *err, size_t errlen);
+void omniq__flock_release_stripe(omniq__flock_t *l, unsigned s);
 
 /* Takes every id's task lock: the gate exclusively (no other thread of this
  * process holds a task lock meanwhile), then each stripe's OFD byte in

@@ -37,14 +37,17 @@
  * Folders come and go: a move or removal that empties an L2 folder removes
  * it (and its L1 and L0 when they empty), so the index holds no folder for
  * a time span with no task. A writer that finds its target folder gone
- * makes it again and retries. Nothing is synced: after a power loss the
- * listing repairs what it meets, and index/READY missing (a build cut
+ * makes it again and retries. A marker is a hard link to one empty file,
+ * index/blank, so markers cost names, not inodes (a store of 10^6 tasks
+ * would otherwise hold 2 * 10^6 empty files). Nothing is synced: after a
+ * power loss the listing repairs what it meets, and index/READY missing (a build cut
  * short) makes the next open rebuild. */
 #include "storage/file/marks.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +59,7 @@
 #include "storage/file/record.h"
 
 #define READY "READY"
+#define BLANK "blank" /* the empty file every marker is a link to */
 #define LEVELS 4 /* of folders; markers are one level below */
 #define DIR_SIZE 32 /* "L0/L1/L2/L3" */
 #define REL_SIZE (DIR_SIZE + OMNIQ_ID_LEN + 1 + OMNIQ__QDIR_MAX + 1)
@@ -131,12 +135,41 @@ static void prune(int root, const char *dir) {
   }
 }
 
-static int create(int root, const char *dir, const char *rel) {
+/* Makes index/blank anew: the empty file markers are links to. The one it
+ * replaces keeps the links it has (nothing frees it while they last). */
+static int new_blank(omniq__fs_t *fs) {
+  char e[8];
+  omniq__fio_t nosync = fs->io; /* a lost blank is made again when next needed */
+  nosync.fsync = 0;
+  int rc = omniq__fio_write(&nosync, fs->index_root_fd, BLANK, "", 0, e, sizeof e);
+  return rc == OMNIQ_OK ? 0 : -1;
+}
+
+/* Makes the marker root/rel (in folder dir): a hard link to index/blank,
+ * which makes no inode (a marker's content is never read, only its name),
+ * or, where the file system refuses links, an empty file of its own. A
+ * full link count (EMLINK: 65,000 on ext4) or a missing blank makes a new
+ * blank; a missing folder is made. 0, or -1 with errno. */
+static int create(omniq__fs_t *fs, int root, const char *dir, const char *rel) {
   for (int i = 0; i < MOVE_TRIES; i++) {
-    int fd = openat(root, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd >= 0 || errno == EEXIST) {
-      if (fd >= 0) close(fd);
-      return 0;
+    if (!atomic_load(&fs->marks_unlinked)) {
+      if (linkat(fs->index_root_fd, BLANK, root, rel, 0) == 0 || errno == EEXIST) return 0;
+      int no_blank = errno == ENOENT &&
+                     faccessat(fs->index_root_fd, BLANK, F_OK, AT_SYMLINK_NOFOLLOW) != 0;
+      if (errno == EMLINK || no_blank) {
+        if (new_blank(fs) != 0) return -1;
+        continue;
+      }
+      if (errno == EPERM || errno == EOPNOTSUPP) {
+        atomic_store(&fs->marks_unlinked, 1); /* no hard links here: files of their own */
+        continue;
+      }
+    } else {
+      int fd = openat(root, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd >= 0 || errno == EEXIST) {
+        if (fd >= 0) close(fd);
+        return 0;
+      }
     }
     if (errno != ENOENT || make_dirs(root, dir) != 0) return -1;
   }
@@ -184,7 +217,7 @@ int omniq__fmark_set(omniq__fs_t *fs, const char *id, const char *qdir, int stat
   }
   /* In no other tree: it is in the right one already, or new. */
   if (e == 0) {
-    if (create(to, dir, rel) == 0) return OMNIQ_OK;
+    if (create(fs, to, dir, rel) == 0) return OMNIQ_OK;
     e = errno;
   }
   omniq__log(&fs->log, OMNIQ_LOG_WARNING, "storage.index", id,
@@ -196,7 +229,7 @@ int omniq__fmark_set(omniq__fs_t *fs, const char *id, const char *qdir, int stat
 int omniq__fmark_new(omniq__fs_t *fs, const char *id, const char *qdir) {
   char dir[DIR_SIZE], rel[REL_SIZE];
   paths(id, qdir, dir, rel);
-  if (create(fs->index_fd[OMNIQ_PENDING], dir, rel) == 0) return OMNIQ_OK;
+  if (create(fs, fs->index_fd[OMNIQ_PENDING], dir, rel) == 0) return OMNIQ_OK;
   return omniq__errno_code(errno);
 }
 
@@ -365,7 +398,7 @@ static void timed_paths(int64_t ms, const char *id, const char *qdir, char dir[D
 int omniq__fmark_timed(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished_ms) {
   char dir[DIR_SIZE], rel[REL_SIZE + 16];
   timed_paths(finished_ms, id, qdir, dir, rel);
-  if (create(fs->index_done_fd, dir, rel) == 0) return OMNIQ_OK;
+  if (create(fs, fs->index_done_fd, dir, rel) == 0) return OMNIQ_OK;
   int e = errno;
   omniq__log(&fs->log, OMNIQ_LOG_WARNING, "storage.index", id,
              "cannot file the task by its finish time in index/: %s", strerror(e));

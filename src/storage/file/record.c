@@ -144,6 +144,13 @@ int omniq__frec_write(const omniq__fio_t *io, int dirfd, const char *name,
   return omniq__fio_writev(io, dirfd, name, iov, n, err, errlen);
 }
 
+int omniq__frec_write_slot(const omniq__fio_t *io, int running_fd, const char *name,
+                           const omniq__frec_t *rec, char *err, size_t errlen) {
+  char tmp[OMNIQ__TMP_NAME_SIZE];
+  int rc = omniq__frec_stage(io, rec, OMNIQ__FREC_TASK, tmp, err, errlen);
+  return rc == OMNIQ_OK ? omniq__fio_replace(io, tmp, running_fd, name, err, errlen) : rc;
+}
+
 int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__frec_form_t form,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen) {
   omniq__frec_t r = *rec;

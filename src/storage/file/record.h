@@ -52,6 +52,11 @@ void omniq__frec_free(omniq__frec_t *rec);
 int omniq__frec_write(const omniq__fio_t *io, int dirfd, const char *name,
                       const omniq__frec_t *rec, omniq__frec_form_t form, char *err,
                       size_t errlen);
+/* Rewrites a task's slot (running/<id>.json, which must exist) with rec's
+ * task form, under the task's lock: atomically, keeping the old file as a
+ * spare (omniq__fio_replace). */
+int omniq__frec_write_slot(const omniq__fio_t *io, int running_fd, const char *name,
+                           const omniq__frec_t *rec, char *err, size_t errlen);
 /* Stages the given form in tmp/ (omniq__fio_stagev). */
 int omniq__frec_stage(const omniq__fio_t *io, const omniq__frec_t *rec, omniq__frec_form_t form,
                       char tmp_name[OMNIQ__TMP_NAME_SIZE], char *err, size_t errlen);

@@ -19,9 +19,14 @@
  * stripe's lock): then "last" is always either the run being repeated or
  * one that is completely done.
  *
+ * The file is replaced by exchange (omniq__fio_replace): the old one is
+ * kept in tmp/ as a spare for a later write rather than freed (spares.c).
+ * That is safe only because every reader holds the stripe's lock, as the
+ * writer does: a reader never has a file open that becomes a spare.
+ *
  * Cost: a small read and an atomic write (not synced) per finish. Reading
  * the totals reads every stripe file (at most OMNIQ__FLOCK_STRIPES small
- * files). */
+ * files), each under its stripe's lock. */
 #include "storage/file/totals.h"
 
 #include <errno.h>
@@ -43,12 +48,14 @@ static void stripe_file(const char *id, char out[16]) {
   snprintf(out, 16, "%04u.json", omniq__flock_stripe(id));
 }
 
-/* The stripe's totals as JSON (an empty object when there is none yet). */
-static json_t *load(omniq__fs_t *fs, const char *name) {
+/* The stripe's totals as JSON (an empty object when there is none yet);
+ * *found (may be NULL): 1 if the file was there. */
+static json_t *load(omniq__fs_t *fs, const char *name, int *found) {
   char *text = NULL, e[OMNIQ__ERRMSG_MAX];
   json_t *j = NULL;
-  if (omniq__fio_read(fs->stats_fd, name, &text, NULL, e, sizeof e) == OMNIQ_OK)
-    j = json_loads(text, 0, NULL);
+  int rc = omniq__fio_read(fs->stats_fd, name, &text, NULL, e, sizeof e);
+  if (found != NULL) *found = rc != OMNIQ_ENOTFOUND;
+  if (rc == OMNIQ_OK) j = json_loads(text, 0, NULL);
   omniq__free(text);
   if (!json_is_object(j)) {
     json_decref(j);
@@ -79,7 +86,8 @@ int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const cha
   if (kind < 0 || kind >= OMNIQ_RUNS_KINDS) return OMNIQ_OK;
   stripe_file(id, name);
   snprintf(key, sizeof key, "%.36s:%lld", id, (long long)token);
-  json_t *j = load(fs, name);
+  int found = 0;
+  json_t *j = load(fs, name, &found);
   if (j == NULL) goto done;
   const char *last = json_string_value(json_object_get(j, "last"));
   if (last != NULL && strcmp(last, key) == 0) { /* this very run, counted already */
@@ -89,7 +97,7 @@ int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const cha
   if (last != NULL) {
     settle_last(fs, last, id);
     json_decref(j); /* the roll-forward may have counted it: read again */
-    if ((j = load(fs, name)) == NULL) goto done;
+    if ((j = load(fs, name, &found)) == NULL) goto done;
   }
   json_t *runs = json_object_get(j, "runs");
   if (!json_is_object(runs)) {
@@ -113,7 +121,11 @@ int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const cha
    * counts of the last moments before it. */
   omniq__fio_t nosync = fs->io;
   nosync.fsync = 0;
-  rc = omniq__fio_write(&nosync, fs->stats_fd, name, text, strlen(text), err, errlen);
+  char tmp[OMNIQ__TMP_NAME_SIZE];
+  rc = omniq__fio_stage(&nosync, text, strlen(text), tmp, err, errlen);
+  if (rc == OMNIQ_OK)
+    rc = found ? omniq__fio_replace(&nosync, tmp, fs->stats_fd, name, err, errlen)
+               : omniq__fio_publish(&nosync, tmp, fs->stats_fd, name, err, errlen);
   free(text);
 done:
   if (rc == OMNIQ_ENOMEM) snprintf(err, errlen, "file store: out of memory counting a run");
@@ -130,9 +142,18 @@ static int each_stripe(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
   each_t *e = ud;
   const char *qdir;
   json_t *q;
+  char lock_err[8];
   (void)dirfd;
-  if (strlen(name) != 9 || strcmp(name + 4, ".json") != 0) return 0;
-  json_t *j = load(fs, name);
+  if (strlen(name) != 9 || strcmp(name + 4, ".json") != 0 || strspn(name, "0123456789") != 4)
+    return 0;
+  unsigned stripe = (unsigned)atoi(name);
+  if (stripe >= OMNIQ__FLOCK_STRIPES) return 0;
+  /* Under the stripe's lock: the writer keeps the file it replaces as a
+   * spare, written over later, so it must not be open here. */
+  int rc = omniq__flock_take_stripe(&fs->locks, stripe, lock_err, sizeof lock_err);
+  if (rc != OMNIQ_OK) return rc; /* the totals fail rather than come out smaller */
+  json_t *j = load(fs, name, NULL);
+  omniq__flock_release_stripe(&fs->locks, stripe);
   json_t *runs = json_object_get(j, "runs");
   json_object_foreach(runs, qdir, q) {
     int64_t n[OMNIQ_RUNS_KINDS];

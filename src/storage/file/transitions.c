@@ -72,8 +72,7 @@ static int move_out(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t 
     int qfd;
     drop_done_copies(fs, t, idname);
     if (rec->result != NULL || rec->runs >= 0)
-      rc = omniq__frec_write(io, fs->running_fd, idname, rec, OMNIQ__FREC_TASK, err,
-                             errlen);
+      rc = omniq__frec_write_slot(io, fs->running_fd, idname, rec, err, errlen);
     if (rc == OMNIQ_OK) rc = omniq__fidx_queue(fs->idx, t->queue, 1, qdir, err, errlen);
     if (rc == OMNIQ_OK) rc = omniq__fidx_open_dir(fs->idx, qdir, &qfd, err, errlen);
     if (rc != OMNIQ_OK) return rc;
@@ -238,7 +237,7 @@ void omniq__fs_unstage(omniq__fs_t *fs, omniq__fs_staged_t *s) {
 int omniq__fs_apply(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
                     const char *idname, omniq__fs_staged_t *s, int hint, char *err,
                     size_t errlen) {
-  int rc = omniq__fio_publish(io, s->slot_tmp, fs->running_fd, idname, err, errlen);
+  int rc = omniq__fio_replace(io, s->slot_tmp, fs->running_fd, idname, err, errlen);
   if (rc != OMNIQ_OK) {
     if (s->rec.result != NULL) omniq__fio_unstage(&fs->io, s->result_tmp);
     omniq__frec_free(&s->rec);
@@ -407,7 +406,7 @@ int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t
     rc = omniq__frec_encode(&rec, t, NULL, err, errlen);
   }
   if (rc == OMNIQ_OK) {
-    rc = omniq__frec_write(&fs->io, fs->running_fd, idname, &rec, OMNIQ__FREC_TASK, err, errlen);
+    rc = omniq__frec_write_slot(&fs->io, fs->running_fd, idname, &rec, err, errlen);
     omniq__frec_free(&rec);
   }
   omniq__flock_release(&fs->locks, id);
