@@ -21,12 +21,13 @@
  * whole new file at any crash; what is left at the tmp name is a stale
  * tmp file, removed by a later open like any other.
  *
- * Only files every reader opens under the task's lock are exchanged out
- * (the slot in running/): the writer holds that lock, so nobody can be
- * reading the old file when it becomes a spare and is written over later.
- * Files read without a lock (results, queue settings, the journal,
- * running totals) are replaced by plain rename, as before; they may still
- * be written from a spare, which no reader can see until it is renamed.
+ * Only files every reader opens under a lock the writer holds are
+ * exchanged out: the slot in running/ (the task's lock) and a stripe's
+ * running totals (the stripe's lock), so nobody can be reading the old
+ * file when it becomes a spare and is written over later. Files read
+ * without a lock (results, queue settings, keys, the journal) are
+ * replaced by plain rename, as before; they may still be written from a
+ * spare, which no reader can see until it is renamed.
  *
  * Power loss (fsync on). An exchange, like a rename, is durable only once
  * its folder is synced, and a claim does not sync its folder. Were a spare
