@@ -58,7 +58,8 @@ typedef struct omniq__fio {
   int nkept;
 } omniq__fio_t;
 
-/* Tmp files older than this at open belong to a writer that died. */
+/* Tmp files older than this whose owner is gone belong to a writer that
+ * died (owner.c). */
 #define OMNIQ__TMP_STALE_SECONDS 60
 
 /* Most pieces one write may be given in (omniq__fio_stagev, _writev). */
