@@ -391,6 +391,7 @@ static void keep_best(run_t *best, const run_t *r) {
 int main(int argc, char **argv) {
   int threads[8] = {1, 2, 4, MAX_THREADS};
   size_t nthreads = 4;
+  hand_sql_configure();
   if (argc > 1) tasks = atoi(argv[1]);
   if (argc > 2) reps = atoi(argv[2]);
   if (argc > 3) { /* a comma-separated list of thread counts */
