@@ -36,19 +36,22 @@
 
 typedef omniq__sqlite_t sq_t;
 
+/* A task's insert; each row binds INSERT_PARAMS values (bind_task). */
+#define INSERT_HEAD                                                                       \
+  "INSERT INTO tasks (id, func, queue, args, kwargs, status, priority, attempts,"          \
+  " max_retries, eta, interval_ms, timeout_ms, created_at, started_at, lease_until, token," \
+  " last_error, unique_key, unique_for_ms, cron, crashes, finished_at) VALUES "
+#define INSERT_ROW "(?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define INSERT_PARAMS 21
+#define INSERT_ROWS OMNIQ__SQLITE_INSERT_ROWS
+
 /* Status values are written as literals (1 = RUNNING, 4 = CANCELLED) so the
  * partial indexes apply; see the schema notes in schema.c. */
 static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
     [OMNIQ__SQ_BEGIN] = "BEGIN IMMEDIATE",
     [OMNIQ__SQ_COMMIT] = "COMMIT",
     [OMNIQ__SQ_ROLLBACK] = "ROLLBACK",
-    [OMNIQ__SQ_INSERT] =
-        "INSERT INTO tasks (id, func, queue, args, kwargs, status, priority, attempts,"
-        " max_retries, eta, interval_ms, timeout_ms, created_at, started_at,"
-        " lease_until, token, last_error, unique_key, unique_for_ms, cron, crashes,"
-        " finished_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-        " ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+    [OMNIQ__SQ_INSERT] = INSERT_HEAD INSERT_ROW,
     [OMNIQ__SQ_STATE] = "SELECT status, token, attempts, started_at FROM tasks WHERE id = ?1",
     /* A finish finds its row under its claim token first, then updates it
      * by rowid: an UPDATE ... RETURNING gathers its rows in a temporary
@@ -248,6 +251,7 @@ static void close_sqlite(void *backend) {
   for (int i = 0; i < OMNIQ__SQ_COUNT_; i++) sqlite3_finalize(sq->st[i]);
   for (int i = 0; i <= OMNIQ__SQLITE_CLAIM_CACHE; i++) sqlite3_finalize(sq->claim[i]);
   for (int i = 0; i < OMNIQ__SQLITE_LAZY; i++) sqlite3_finalize(sq->lazy[i]);
+  sqlite3_finalize(sq->insert_many);
   sqlite3_close(sq->db);
   omniq__sqlite_group_destroy(&sq->group);
   pthread_mutex_destroy(&sq->lock);
@@ -333,6 +337,32 @@ int omniq__sqlite_take_key(sq_t *sq, const char *queue, const char *key, const c
   return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "taking a unique key", err, errlen);
 }
 
+/* Binds task t to the INSERT_PARAMS parameters of one row from base + 1
+ * (the text as SQLITE_STATIC: t and error_json outlive the step). */
+static void bind_task(sqlite3_stmt *s, int base, const omniq_task_t *t, const char *error_json) {
+  sqlite3_bind_text(s, base + 1, t->id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, base + 2, t->func, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, base + 3, t->queue, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, base + 4, t->args, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, base + 5, t->kwargs, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, base + 6, t->priority);
+  sqlite3_bind_int(s, base + 7, t->attempts);
+  sqlite3_bind_int(s, base + 8, t->max_retries);
+  sqlite3_bind_int64(s, base + 9, t->eta_ms);
+  sqlite3_bind_int64(s, base + 10, t->interval_ms);
+  sqlite3_bind_int64(s, base + 11, t->timeout_ms);
+  sqlite3_bind_int64(s, base + 12, t->created_at_ms);
+  sqlite3_bind_int64(s, base + 13, t->started_at_ms);
+  sqlite3_bind_int64(s, base + 14, t->lease_until_ms);
+  sqlite3_bind_int64(s, base + 15, t->token);
+  omniq__sqlite_bind_text(s, base + 16, error_json);
+  omniq__sqlite_bind_text(s, base + 17, t->unique_key);
+  sqlite3_bind_int64(s, base + 18, t->unique_for_ms);
+  omniq__sqlite_bind_text(s, base + 19, t->cron);
+  sqlite3_bind_int(s, base + 20, t->crashes);
+  sqlite3_bind_int64(s, base + 21, t->finished_at_ms);
+}
+
 static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err, size_t errlen) {
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_INSERT];
   char *error_json = NULL;
@@ -340,27 +370,7 @@ static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err,
   int rc;
   if (t->last_error != NULL && (error_json = omniq_task_error_to_json(t->last_error)) == NULL)
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing %s", t->id);
-  sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, t->func, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 3, t->queue, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 4, t->args, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 5, t->kwargs, -1, SQLITE_STATIC);
-  sqlite3_bind_int(s, 6, t->priority);
-  sqlite3_bind_int(s, 7, t->attempts);
-  sqlite3_bind_int(s, 8, t->max_retries);
-  sqlite3_bind_int64(s, 9, t->eta_ms);
-  sqlite3_bind_int64(s, 10, t->interval_ms);
-  sqlite3_bind_int64(s, 11, t->timeout_ms);
-  sqlite3_bind_int64(s, 12, t->created_at_ms);
-  sqlite3_bind_int64(s, 13, t->started_at_ms);
-  sqlite3_bind_int64(s, 14, t->lease_until_ms);
-  sqlite3_bind_int64(s, 15, t->token);
-  omniq__sqlite_bind_text(s, 16, error_json);
-  omniq__sqlite_bind_text(s, 17, t->unique_key);
-  sqlite3_bind_int64(s, 18, t->unique_for_ms);
-  omniq__sqlite_bind_text(s, 19, t->cron);
-  sqlite3_bind_int(s, 20, t->crashes);
-  sqlite3_bind_int64(s, 21, t->finished_at_ms);
+  bind_task(s, 0, t, error_json);
   rc = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
   omniq__free(error_json);
@@ -370,6 +380,54 @@ static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err,
   }
   snprintf(what, sizeof what, "enqueue: task %zu", index);
   return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, what, err, errlen);
+}
+
+/* The statement inserting INSERT_ROWS tasks, prepared on first use. */
+static int insert_many_stmt(sq_t *sq, sqlite3_stmt **out) {
+  if (sq->insert_many == NULL) {
+    sqlite3_str *q = sqlite3_str_new(NULL);
+    sqlite3_str_appendall(q, INSERT_HEAD INSERT_ROW);
+    for (int i = 1; i < INSERT_ROWS; i++) sqlite3_str_appendall(q, ", " INSERT_ROW);
+    char *sql = sqlite3_str_finish(q);
+    if (sql == NULL) return SQLITE_NOMEM;
+    int rc = sqlite3_prepare_v3(sq->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &sq->insert_many, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) return rc;
+  }
+  *out = sq->insert_many;
+  return SQLITE_OK;
+}
+
+/* Inserts tasks[0..INSERT_ROWS) in one statement: a statement's run
+ * allocates and frees its registers and cursors (this SQLite has no
+ * lookaside), so one run per row cost each task some 3,000 instructions
+ * more (docs/benchmarks.md). A row that fails a constraint fails the whole
+ * statement, which changes nothing; the rows are then inserted one by one,
+ * so the error names the task as a lone insert's does. */
+static int insert_rows(sq_t *sq, omniq_task_t *const *tasks, size_t first, char *err,
+                       size_t errlen) {
+  char *error_json[INSERT_ROWS] = {0};
+  sqlite3_stmt *s;
+  int rc = OMNIQ_OK, src = insert_many_stmt(sq, &s);
+  if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "enqueue: preparing", err, errlen);
+  for (int i = 0; i < INSERT_ROWS && rc == OMNIQ_OK; i++) {
+    const omniq_task_t *t = tasks[i];
+    if (t->last_error != NULL && (error_json[i] = omniq_task_error_to_json(t->last_error)) == NULL)
+      rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing %s", t->id);
+    else
+      bind_task(s, i * INSERT_PARAMS, t, error_json[i]);
+  }
+  if (rc == OMNIQ_OK) src = omniq__sqlite_step_done(s);
+  sqlite3_clear_bindings(s);
+  for (int i = 0; i < INSERT_ROWS; i++) omniq__free(error_json[i]);
+  if (rc != OMNIQ_OK || src == SQLITE_OK) return rc;
+  if ((src & 0xff) != SQLITE_CONSTRAINT)
+    return omniq__sqlite_fail(sq, src, "enqueue: inserting tasks", err, errlen);
+  for (size_t i = 0; i < INSERT_ROWS && rc == OMNIQ_OK; i++)
+    rc = insert_task(sq, tasks[i], first + i, err, errlen);
+  return rc != OMNIQ_OK ? rc
+                        : omniq__sqlite_errf(OMNIQ_ESTORAGE, err, errlen, "%s",
+                                             "enqueue: the tasks failed together, not alone");
 }
 
 /* Keys are checked and taken in the same transaction as the inserts, which
@@ -396,8 +454,10 @@ static int do_enqueue(sq_t *sq, void *p, char *err, size_t errlen) {
     snprintf(err, errlen, "enqueue: a unique key is held; nothing stored");
     rc = OMNIQ_EEXISTS;
   }
-  for (size_t i = 0; rc == OMNIQ_OK && i < a->n; i++)
-    rc = insert_task(sq, a->tasks[i], i, err, errlen);
+  size_t i = 0;
+  for (; rc == OMNIQ_OK && a->n - i >= INSERT_ROWS; i += INSERT_ROWS)
+    rc = insert_rows(sq, a->tasks + i, i, err, errlen);
+  for (; rc == OMNIQ_OK && i < a->n; i++) rc = insert_task(sq, a->tasks[i], i, err, errlen);
   return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 

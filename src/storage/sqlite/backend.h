@@ -119,6 +119,9 @@ enum {
 /* Claim statements for up to this many queues are kept prepared. */
 #define OMNIQ__SQLITE_CLAIM_CACHE OMNIQ_MAX_QUEUES
 
+/* An enqueue inserts its tasks this many rows per statement (backend.c). */
+#define OMNIQ__SQLITE_INSERT_ROWS 64
+
 /* Statements of the rarer operations (manage.c), prepared on first use. */
 #define OMNIQ__SQLITE_LAZY 24
 
@@ -156,6 +159,7 @@ typedef struct omniq__sqlite {
   sqlite3_stmt *st[OMNIQ__SQ_COUNT_];
   sqlite3_stmt *claim[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* by queue count, on first use */
   sqlite3_stmt *lazy[OMNIQ__SQLITE_LAZY];             /* by slot, on first use */
+  sqlite3_stmt *insert_many; /* OMNIQ__SQLITE_INSERT_ROWS tasks at once, on first use */
   char path[OMNIQ_PATH_MAX];
 } omniq__sqlite_t;
 
