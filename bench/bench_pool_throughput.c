@@ -14,7 +14,8 @@
  * claim token and queue, add to the totals; INSERT OR
  * REPLACE its result; COMMIT, until a claim finds nothing. The connections
  * use the backend's pragmas (WAL, synchronous=NORMAL, its checkpoint
- * threshold and cache), so the ratio omniq / hand is what the library adds
+ * threshold and cache) and SQLite is configured as the backend configures
+ * it (hand_sql_configure), so the ratio omniq / hand is what the library adds
  * (validation, records, the engine, the pool, logging calls, the
  * keeper), not a difference in configuration.
  *
