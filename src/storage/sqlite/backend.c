@@ -486,9 +486,10 @@ static int insert_rows(sq_t *sq, omniq_task_t *const *tasks, int lg, size_t firs
     return omniq__sqlite_fail(sq, src, "enqueue: inserting tasks", err, errlen);
   for (int i = 0; i < k && rc == OMNIQ_OK; i++)
     rc = insert_task(sq, tasks[i], first + (size_t)i, err, errlen);
-  return rc != OMNIQ_OK ? rc
-                        : omniq__sqlite_errf(OMNIQ_ESTORAGE, err, errlen, "%s",
-                                             "enqueue: the tasks failed together, not alone");
+  if (rc != OMNIQ_OK) return rc;
+  snprintf(err, errlen, "enqueue: tasks %zu to %zu: %s together, not one by one", first,
+           first + (size_t)k - 1, sqlite3_errstr(src));
+  return omniq__sqlite_code(src);
 }
 
 /* Keys are checked and taken in the same transaction as the inserts, which

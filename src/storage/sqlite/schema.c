@@ -44,9 +44,9 @@
  * task's instructions (docs/benchmarks.md). sqlite3_config works only
  * before SQLite is initialised: a program that initialised SQLite first
  * (sqlite3_initialize, or a connection of its own) keeps its configuration,
- * statistics included, and OmniQ runs with it unchanged. Turning them off
- * is the program's choice too: one that needs sqlite3_memory_used or a
- * heap limit calls sqlite3_initialize() before its first omniq_open.
+ * statistics included, and OmniQ runs with it unchanged: a program that
+ * needs sqlite3_memory_used or a heap limit calls sqlite3_initialize()
+ * before its first omniq_open.
  * Threading stays as the library was built (serialised by default): each
  * connection here is opened NOMUTEX under the backend's own lock, which is
  * what SQLITE_CONFIG_MULTITHREAD would give, and setting that process-wide
