@@ -288,6 +288,7 @@ static int64_t run_hand(void) {
 
 int main(void) {
   int64_t best_oq = 0, best_hand = 0;
+  hand_sql_configure();
   if (bench_smoke()) tasks = 200, reps = 1;
   for (int r = 0; r < reps; r++) {
     int64_t o = run_omniq(), h = run_hand();

@@ -14,7 +14,8 @@
  * claim token and queue, add to the totals; INSERT OR
  * REPLACE its result; COMMIT, until a claim finds nothing. The connections
  * use the backend's pragmas (WAL, synchronous=NORMAL, its checkpoint
- * threshold and cache), so the ratio omniq / hand is what the library adds
+ * threshold and cache) and SQLite is configured as the backend configures
+ * it (hand_sql_configure), so the ratio omniq / hand is what the library adds
  * (validation, records, the engine, the pool, logging calls, the
  * keeper), not a difference in configuration.
  *
@@ -391,6 +392,7 @@ static void keep_best(run_t *best, const run_t *r) {
 int main(int argc, char **argv) {
   int threads[8] = {1, 2, 4, MAX_THREADS};
   size_t nthreads = 4;
+  hand_sql_configure();
   if (argc > 1) tasks = atoi(argv[1]);
   if (argc > 2) reps = atoi(argv[2]);
   if (argc > 3) { /* a comma-separated list of thread counts */

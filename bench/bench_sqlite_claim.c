@@ -307,6 +307,7 @@ static void bench(long pending, double *be_claim, double *hand_claim) {
 
 int main(void) {
   long large = 1000000;
+  hand_sql_configure();
   if (bench_smoke()) large = 2000, tasks = 100, reps = 1;
   printf(
       "SQLite claim: backend (omniq) vs the same SQL by hand; best of %d runs of %d tasks;"

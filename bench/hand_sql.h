@@ -46,6 +46,12 @@ static const char put_sql[] =
     "INSERT OR REPLACE INTO results (task_id, status, value, error, attempts, finished_at,"
     " last_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
+/* SQLite configured as the backend configures it before its first open
+ * (src/storage/sqlite/schema.c: memory statistics off), so the hand loops
+ * run on the same library settings whichever side opens first. Call first
+ * thing in main; a SQLite already initialised keeps its settings. */
+static inline void hand_sql_configure(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 /* Marks task id, claimed under token from queue, next_status at now (with
  * eta and reset_attempts for a PENDING one), as the backend's finish does.
  * Returns 0, or -1 if the claim is no longer valid or the step failed. */

@@ -224,6 +224,44 @@ static void test_finish_many_has_every_effect_finish_has(void **state) {
   omniq_task_free(flaky);
 }
 
+/* More outcomes than one statement of a backend may carry (SQLite writes
+ * a transaction's results 64, 32, ... rows per statement): every result is
+ * stored with every field of its own. */
+#define MANY_RESULTS 71
+
+static void test_finish_many_of_many_results_stores_each_result_whole(void **state) {
+  ct_fx_t *fx = *state;
+  need_batches();
+  omniq_task_t **got = claimed_tasks(fx, MANY_RESULTS), **none = NULL;
+  omniq_decision_t ds[MANY_RESULTS];
+  omniq_result_t *rs[MANY_RESULTS];
+  omniq_task_error_t *e = ct_error("Broken", 2, 0);
+  char value[32];
+  for (int i = 0; i < MANY_RESULTS; i++) {
+    int failed = i % 5 == 3;
+    snprintf(value, sizeof value, "[%d]", i);
+    rs[i] = ct_result(got[i]->id, failed ? OMNIQ_FAILED : OMNIQ_SUCCESS,
+                      failed || i % 7 == 0 ? NULL : value, failed ? e : NULL, 1 + i % 3,
+                      NOW + 100 + i);
+    rs[i]->last_attempt_at_ms = NOW + 50 + i;
+    ds[i] = ct_decision(got[i], rs[i]->status);
+    ds[i].result = rs[i];
+    ds[i].runs = failed ? OMNIQ_RUNS_FAILED : OMNIQ_RUNS_SUCCEEDED;
+  }
+  int rcs[MANY_RESULTS], claimed = 1;
+  size_t n = 0;
+  OK(fx, finish_many(fx, ds, MANY_RESULTS, rcs, NOW + 200, 0, &none, &n, &claimed));
+  for (int i = 0; i < MANY_RESULTS; i++) {
+    assert_int_equal(rcs[i], OMNIQ_OK);
+    omniq_result_t *r = ct_get_result(fx, got[i]->id);
+    th_assert_result_equal(r, rs[i]);
+    omniq_result_free(r);
+    omniq_result_free(rs[i]);
+  }
+  omniq_task_error_free(e);
+  ct_tasks_free(got, MANY_RESULTS);
+}
+
 /* The claim comes after the decisions: a retry due at once is claimed
  * again in the same step, and a task the batch finished is not. */
 static void test_finish_many_claims_after_its_decisions(void **state) {
@@ -395,6 +433,7 @@ static void test_release_returns_a_claimed_task_to_pending_with_its_attempt_undo
 static const struct CMUnitTest tests[] = {
     CT_TEST(test_finish_many_applies_each_decision_under_its_own_token),
     CT_TEST(test_finish_many_has_every_effect_finish_has),
+    CT_TEST(test_finish_many_of_many_results_stores_each_result_whole),
     CT_TEST(test_finish_many_claims_after_its_decisions),
     CT_TEST(test_finish_many_counts_each_run_in_its_own_queue_and_kind),
     CT_TEST(test_finish_many_counts_runs_in_the_tasks_queues_whatever_they_name),

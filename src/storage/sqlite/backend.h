@@ -119,6 +119,11 @@ enum {
 /* Claim statements for up to this many queues are kept prepared. */
 #define OMNIQ__SQLITE_CLAIM_CACHE OMNIQ_MAX_QUEUES
 
+/* Several rows go into one INSERT: statements of 2, 4, ... up to
+ * 2^OMNIQ__SQLITE_ROWS_LG rows (64), each prepared on first use
+ * (backend.c, insert_rows and put_results). */
+#define OMNIQ__SQLITE_ROWS_LG 6
+
 /* Statements of the rarer operations (manage.c), prepared on first use. */
 #define OMNIQ__SQLITE_LAZY 24
 
@@ -156,6 +161,8 @@ typedef struct omniq__sqlite {
   sqlite3_stmt *st[OMNIQ__SQ_COUNT_];
   sqlite3_stmt *claim[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* by queue count, on first use */
   sqlite3_stmt *lazy[OMNIQ__SQLITE_LAZY];             /* by slot, on first use */
+  sqlite3_stmt *insert_rows[OMNIQ__SQLITE_ROWS_LG + 1]; /* [lg]: 2^lg tasks, on first use */
+  sqlite3_stmt *result_rows[OMNIQ__SQLITE_ROWS_LG + 1]; /* [lg]: 2^lg results */
   char path[OMNIQ_PATH_MAX];
 } omniq__sqlite_t;
 
@@ -176,8 +183,10 @@ int omniq__sqlite_run(omniq__sqlite_t *sq, omniq__sqlite_op_fn fn, void *arg, ch
 
 /* The runs a transaction's finishes add to the running totals, by queue
  * and kind, written once each before the commit (omniq__sqlite_tally_write)
- * instead of one upsert per finish. Zero-initialised is empty; the queue
- * names are owned, freed by omniq__sqlite_tally_free. */
+ * instead of one upsert per finish; and their results, inserted together
+ * then. Zero-initialised is empty; the queue names are owned, freed by
+ * omniq__sqlite_tally_free; the decisions are the caller's and must
+ * outlive the write. */
 typedef struct omniq__sqlite_tally {
   size_t n;
   struct {
@@ -185,6 +194,8 @@ typedef struct omniq__sqlite_tally {
     int kind;
     int64_t runs;
   } e[OMNIQ__SQLITE_GROUP_MAX];
+  size_t nresults; /* the results of the finishes that applied, in order */
+  const omniq_decision_t *results[OMNIQ__SQLITE_GROUP_MAX];
 } omniq__sqlite_tally_t;
 
 /* Writes every entry of t to run_totals (lock held, inside the open

@@ -35,10 +35,27 @@
  *   write. The checkpoint stays PASSIVE (never waits for readers), and
  *   journal_size_limit truncates the WAL file after it is reset so a burst
  *   does not leave a large file behind.
+ *
+ * The SQLite library, once per process, before the first connection
+ * (configure_library): SQLITE_CONFIG_MEMSTATUS off. With it on (the
+ * default), every allocation SQLite makes updates its memory statistics
+ * under one process-wide mutex; the connections here allocate on every
+ * statement (Debian's build omits lookaside), so that is some 7% of a
+ * task's instructions (docs/benchmarks.md). sqlite3_config works only
+ * before SQLite is initialised: a program that initialised SQLite first
+ * (sqlite3_initialize, or a connection of its own) keeps its configuration,
+ * statistics included, and OmniQ runs with it unchanged: a program that
+ * needs sqlite3_memory_used or a heap limit calls sqlite3_initialize()
+ * before its first omniq_open.
+ * Threading stays as the library was built (serialised by default): each
+ * connection here is opened NOMUTEX under the backend's own lock, which is
+ * what SQLITE_CONFIG_MULTITHREAD would give, and setting that process-wide
+ * would take the mutexes from the program's own connections as well.
  */
 #include "storage/sqlite/backend.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -498,6 +515,16 @@ static int configure(sqlite3 *db, const char *path, char *err, size_t errlen) {
   return rc == SQLITE_OK ? OMNIQ_OK : fail(db, rc, path, "setting pragmas", err, errlen);
 }
 
+/* ---- the library ----------------------------------------------------------- */
+
+static pthread_once_t library_once = PTHREAD_ONCE_INIT;
+
+/* See the note at the top. SQLITE_MISUSE means SQLite was initialised
+ * already, by the program or by another library: its settings stand. */
+static void configure_library(void) {
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int omniq__sqlite_connect(const char *path, sqlite3 **out, char *err, size_t errlen) {
   sqlite3 *db = NULL;
   int rc;
@@ -511,6 +538,7 @@ int omniq__sqlite_connect(const char *path, sqlite3 **out, char *err, size_t err
     snprintf(err, errlen, "sqlite %s: the SQLite library was built without thread support", path);
     return OMNIQ_ESTORAGE;
   }
+  pthread_once(&library_once, configure_library);
   if (!is_memory(path) && (rc = make_parents(path, err, errlen)) != OMNIQ_OK) return rc;
   /* NOMUTEX: the backend's own mutex serialises every use of the
    * connection, so SQLite's per-connection mutex would be a second lock. */
