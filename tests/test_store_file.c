@@ -846,6 +846,30 @@ static char *tmp_text_of(const th_be_t *f, ino_t ino) {
   return text;
 }
 
+/* An enqueue of many stages in its batch's folder, never in a spare (a
+ * file in tmp/ kept for reuse): a spare it took would drop out of the
+ * pool and stay in tmp/ for the backend's life. (fsync off: spares are
+ * ready at once.) */
+static void test_enqueue_many_loses_no_spare(void **state) {
+  th_be_t *f = th_be_new("file", 0);
+  omniq__fs_t *fs = f->b;
+  omniq_task_t *batch[4];
+  char name[OMNIQ__TMP_NAME_SIZE];
+  (void)state;
+  for (int i = 0; i < 3; i++) { /* as a finish's exchange leaves them */
+    snprintf(name, sizeof name, "%ld-spare%d.tmp", (long)getpid(), i);
+    int fd = openat(fs->tmp_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(omniq__spares_put(fs->io.spares, name), 1);
+  }
+  for (int i = 0; i < 4; i++) batch[i] = th_be_task(f, NULL, 0, th_be_now(f));
+  assert_int_equal(f->ops->enqueue(f->b, batch, 4, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(th_be_count(f, "tmp"), fs->io.spares->n); /* each file there is a spare */
+  for (int i = 0; i < 4; i++) omniq_task_free(batch[i]);
+  th_be_free(f);
+}
+
 /* With fsync on, the file a claim's rewrite replaced (the task's pending
  * file) is written over only after a sync of tmp/ that began after the
  * exchange: a power loss cannot leave the task's old name on a file that
@@ -934,6 +958,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_a_spare_is_written_over_only_after_tmp_is_synced,
                                       setup, teardown),
       cmocka_unit_test(test_fsync_off_keeps_the_same_layout),
+      cmocka_unit_test(test_enqueue_many_loses_no_spare),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
