@@ -885,6 +885,25 @@ static void test_enqueue_many_syncs_every_file_in_one_round(void **state) {
   for (int i = 0; i < N; i++) omniq_task_free(batch[i]);
 }
 
+/* A batch larger than OMNIQ__FS_HELD_MAX holds at most that many files
+ * open for a round, and every task of it is enqueued. */
+static void test_enqueue_many_holds_a_bounded_number_of_files(void **state) {
+  th_be_t *f = *state;
+  omniq__fs_t *fs = f->b;
+  enum { N = OMNIQ__FS_HELD_MAX + 20 };
+  omniq_task_t **batch = calloc(N, sizeof *batch);
+  data_rounds_t r = {f, 0, -1};
+  assert_non_null(batch);
+  for (int i = 0; i < N; i++) batch[i] = th_be_task(f, NULL, 0, th_be_now(f));
+  omniq__fsyncq_set_fn(fs->io.syncq, count_data_round, &r);
+  assert_int_equal(f->ops->enqueue(f->b, batch, N, f->err, sizeof f->err), OMNIQ_OK);
+  omniq__fsyncq_set_fn(fs->io.syncq, NULL, NULL);
+  assert_int_equal(r.most, OMNIQ__FS_HELD_MAX);
+  assert_int_equal(th_be_count(f, "queue/pending/default"), N);
+  for (int i = 0; i < N; i++) omniq_task_free(batch[i]);
+  free(batch);
+}
+
 /* An enqueue of many stages in its batch's folder, never in a spare (a
  * file in tmp/ kept for reuse): a spare it took would drop out of the
  * pool and stay in tmp/ for the backend's life. (fsync off: spares are
@@ -998,6 +1017,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test(test_fsync_off_keeps_the_same_layout),
       cmocka_unit_test_setup_teardown(test_enqueue_many_syncs_every_file_in_one_round, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_enqueue_many_holds_a_bounded_number_of_files, setup,
                                       teardown),
       cmocka_unit_test(test_enqueue_many_loses_no_spare),
   };

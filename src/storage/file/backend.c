@@ -298,14 +298,9 @@ typedef struct {
   int staged, placed;
 } slot_t;
 
-/* Most staged files of one enqueue whose data sync waits, open, for one
- * round: a batch of any size makes a round per this many files, so its
- * descriptors stay well under any open-file limit. */
-#define HELD_MAX 256
-
 /* Writes every task through io, into tmp/ or a batch's folder: the slow
  * part, before any lock. With io->held set (a batch), the files' data are
- * synced in one group round per HELD_MAX files rather than one wait per
+ * synced in one group round per OMNIQ__FS_HELD_MAX files rather than one wait per
  * file: on a disk that flushes its cache per fdatasync the round still
  * makes a flush per file, but their writes overlap instead of queueing
  * one behind the other. On an error nothing staged is placed: the batch's
@@ -313,7 +308,7 @@ typedef struct {
 static int stage_all(omniq__fs_t *fs, const omniq__fio_t *io, omniq_task_t *const *tasks,
                      size_t n, slot_t *sl, char *err, size_t errlen) {
   for (size_t i = 0; i < n; i++) {
-    if (io->held != NULL && io->held->n >= HELD_MAX) {
+    if (io->held != NULL && io->held->n >= OMNIQ__FS_HELD_MAX) {
       int rc = omniq__fio_held_sync(io, io->held, err, errlen);
       if (rc != OMNIQ_OK) return rc;
     }
