@@ -12,16 +12,20 @@
 #include <string.h>
 #include <ftw.h>
 #include <linux/fs.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/ids.h"
 #include "base/records.h"
 #include "storage/file/backend.h"
+#include "storage/file/batch.h"
 #include "storage/file/journal.h"
 #include "storage/file/names.h"
+#include "storage/file/owner.h"
 #include "storage/file/record.h"
 #include "support/backend.h"
 
@@ -172,8 +176,124 @@ static void test_writes_leave_no_tmp_files(void **state) {
   assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
   th_be_reopen(f);
   assert_int_equal(th_be_count(f, "tmp"), 2);
+
+  /* An old file of a handle that is gone (nobody holds its owner byte)
+   * goes; so does an old one whose name starts with a dead pid. */
+  char gone[64];
+  snprintf(gone, sizeof gone, "tmp/%llu-1.tmp", OMNIQ__OWNER_MIN + 12345);
+  th_be_plant(f, gone, "{", 1);
+  snprintf(path, sizeof path, "%s/%s", f->dir, gone);
+  assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+  th_be_reopen(f);
+  assert_int_equal(th_be_count(f, "tmp"), 2);
   omniq_result_free(r);
   omniq__tasks_free(got, 3);
+}
+
+/* Sets the times of every entry in f->dir/tmp two hours back, as if the
+ * handle that owns them had not written them for that long; returns how
+ * many there are. */
+static int age_tmp(const th_be_t *f) {
+  char path[2048];
+  struct timespec old[2] = {{0, 0}, {0, 0}};
+  int n = 0;
+  old[0].tv_sec = old[1].tv_sec = time(NULL) - 7200;
+  snprintf(path, sizeof path, "%s/tmp", f->dir);
+  DIR *d = opendir(path);
+  assert_non_null(d);
+  for (struct dirent *de; (de = readdir(d)) != NULL;) {
+    if (de->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "%s/tmp/%s", f->dir, de->d_name);
+    assert_int_equal(utimensat(AT_FDCWD, path, old, AT_SYMLINK_NOFOLLOW), 0);
+    n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* A producer staging a batch for long (a huge enqueue_many on a slow disk)
+ * keeps its folder in tmp/: another handle's open must not empty it under
+ * it, however old it looks. Before, folders were removed on age alone. */
+static void test_open_keeps_the_batch_folder_of_a_live_handle(void **state) {
+  th_be_t *f = *state;
+  omniq__fs_t *fs = f->b;
+  omniq__fbatch_t b;
+  omniq__fio_t io;
+  char tmp[OMNIQ__TMP_NAME_SIZE], rel[128];
+  assert_int_equal(omniq__fbatch_begin(fs, &b, &io, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(omniq__fio_stage(&io, "{}", 2, tmp, f->err, sizeof f->err), OMNIQ_OK);
+  assert_true(age_tmp(f) >= 1);
+  th_be_t *g = th_be_beside(f);
+  snprintf(rel, sizeof rel, "tmp/%s", b.name);
+  assert_int_equal(th_be_count(f, rel), 1);
+  omniq__fbatch_end(fs, &b);
+  /* Once its handle is closed, the same old folder is a dead writer's. */
+  assert_int_equal(omniq__fbatch_begin(fs, &b, &io, f->err, sizeof f->err), OMNIQ_OK);
+  snprintf(rel, sizeof rel, "tmp/%s", b.name);
+  close(b.fd);
+  th_be_close(f);
+  assert_true(age_tmp(f) >= 1);
+  th_be_reopen(g);
+  assert_int_equal(th_be_count(f, rel), -1);
+  th_be_free(g);
+  assert_int_equal(th_be_open(f), OMNIQ_OK);
+}
+
+/* The open of a handle in another pid namespace (a container sharing the
+ * store's volume) runs in a forked child: it sees this process's pid as
+ * dead. Exit 0: the open and close went well; 77: no namespace could be
+ * made here (the test is skipped); else a failure. No cmocka in the
+ * children. */
+static int open_in_other_pid_namespace(const th_be_t *f) {
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0) _exit(77);
+    pid_t inner = fork(); /* pid 1 of the new namespace */
+    if (inner < 0) _exit(2);
+    if (inner == 0) {
+      void *b = NULL;
+      char err[512];
+      if (f->ops->open(&f->s, &b, err, sizeof err) != OMNIQ_OK) _exit(3);
+      f->ops->close(b);
+      _exit(getpid() == 1 ? 0 : 4);
+    }
+    int st;
+    if (waitpid(inner, &st, 0) != inner || !WIFEXITED(st)) _exit(5);
+    _exit(WEXITSTATUS(st));
+  }
+  int st;
+  assert_int_equal(waitpid(child, &st, 0), child);
+  assert_true(WIFEXITED(st));
+  return WEXITSTATUS(st);
+}
+
+/* A handle's spare files in tmp/ may go unwritten for hours; a process
+ * that cannot see the owner's pid must still leave them (before, it
+ * removed them, and one removed between a writer opening it and renaming
+ * it failed that write with OMNIQ_ESTORAGE). */
+static void test_open_in_another_pid_namespace_keeps_a_live_handles_spares(void **state) {
+  th_be_t *f = *state;
+  omniq_task_t **got;
+  for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, 3, &got), 3);
+  for (int i = 0; i < 3; i++) {
+    omniq_decision_t d = decision(got[i], OMNIQ_FAILED, 0, NULL, NULL);
+    assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
+  }
+  omniq__tasks_free(got, 3);
+  int n = age_tmp(f);
+  assert_true(n >= 1);
+  int rc = open_in_other_pid_namespace(f);
+  if (rc == 77) skip();
+  assert_int_equal(rc, 0);
+  assert_int_equal(th_be_count(f, "tmp"), n);
+  /* And the handle goes on writing from them. */
+  th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  omniq_decision_t d = decision(got[0], OMNIQ_FAILED, 0, NULL, NULL);
+  assert_int_equal(th_be_finish(f, &d), OMNIQ_OK);
+  omniq__tasks_free(got, 1);
 }
 
 static void test_unreadable_files_are_quarantined_and_the_queue_goes_on(void **state) {
@@ -989,6 +1109,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_layout_shows_each_state_in_its_folder, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pending_names_sort_in_claim_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_writes_leave_no_tmp_files, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_open_keeps_the_batch_folder_of_a_live_handle, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_open_in_another_pid_namespace_keeps_a_live_handles_spares, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unreadable_files_are_quarantined_and_the_queue_goes_on,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_ids_and_names_from_outside_never_become_paths, setup,

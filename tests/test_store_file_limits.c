@@ -20,6 +20,7 @@
 #include "support/backend.h"
 #include "base/records.h"
 #include "storage/file/batch.h"
+#include "storage/file/owner.h"
 #include "storage/file/names.h"
 
 #define QUEUES 400
@@ -304,14 +305,17 @@ static void test_enqueue_of_two_hundred_killed_at_many_steps_is_all_or_none(void
 }
 
 /* A batch staged by a producer that died before its commit is nothing: a
- * stale tmp folder, removed at a later open. */
+ * stale tmp folder (its owner number locked by no handle), removed at a
+ * later open. */
 static void test_uncommitted_batch_leaves_nothing(void **state) {
   th_be_t *f = th_be_new("file", 0);
   (void)state;
-  char path[2048];
-  snprintf(path, sizeof path, "%s/tmp/batch-1-1", f->dir);
+  char path[2048], name[64], file[96];
+  snprintf(name, sizeof name, "batch-%llu-1", OMNIQ__OWNER_MIN + 7);
+  snprintf(path, sizeof path, "%s/tmp/%s", f->dir, name);
   assert_int_equal(mkdir(path, 0777), 0);
-  th_be_plant(f, "tmp/batch-1-1/x.tmp", "{}", 2);
+  snprintf(file, sizeof file, "tmp/%s/x.tmp", name);
+  th_be_plant(f, file, "{}", 2);
   struct timespec old[2] = {{0, 0}, {0, 0}};
   assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
   th_be_reopen(f);

@@ -28,6 +28,62 @@ static void test_extend_lease_checks_token(void **state) {
   omniq_task_free(t);
 }
 
+/* A worker whose lease ran out and whose task another worker revived (as
+ * the recovery of expired leases does: PENDING again under the old claim,
+ * as WorkerLost) comes back to extend it: it is told ESTATE ("no longer
+ * yours"), never OK, whether the task waits for its next claim, runs under
+ * another's, or has finished; and nothing changes. */
+static void test_extend_after_expiry_and_revival_is_refused(void **state) {
+  ct_fx_t *fx = *state;
+  omniq_task_t *t = ct_task("default", 0, NOW);
+  ct_enqueue1(fx, t);
+  omniq_task_t *old = ct_claim_one(fx, t->id, NOW);
+  omniq_task_t **exp = NULL;
+  size_t n = 0;
+  OK(fx, ct_ops->expired_leases(fx->be, NOW + LEASE_MS + 1, 10, &exp, &n, fx->err, ERRLEN));
+  assert_int_equal(n, 1);
+  omniq_task_error_t *lost = ct_error("WorkerLost", 1, 1);
+  omniq_decision_t d = ct_decision(exp[0], OMNIQ_PENDING);
+  d.eta_ms = NOW + LEASE_MS + 1;
+  d.error = lost;
+  OK(fx, ct_finish(fx, &d));
+  ct_tasks_free(exp, n);
+
+  /* Revived, waiting for a claim. */
+  FAILS(fx, OMNIQ_ESTATE, ct_ops->extend_lease(fx->be, t->id, old->token, NOW + 2 * LEASE_MS,
+                                               fx->err, ERRLEN));
+  omniq_task_t *got = ct_get(fx, t->id);
+  assert_int_equal(got->status, OMNIQ_PENDING);
+  assert_int_equal(got->eta_ms, NOW + LEASE_MS + 1);
+  omniq_task_free(got);
+
+  /* Running under another worker's claim. */
+  omniq_task_t *cur = ct_claim_one(fx, t->id, NOW + LEASE_MS + 1);
+  assert_true(cur->token != old->token);
+  FAILS(fx, OMNIQ_ESTATE, ct_ops->extend_lease(fx->be, t->id, old->token, NOW + 3 * LEASE_MS,
+                                               fx->err, ERRLEN));
+  got = ct_get(fx, t->id);
+  assert_int_equal(got->status, OMNIQ_RUNNING);
+  assert_int_equal(got->token, cur->token);
+  assert_int_equal(got->lease_until_ms, cur->lease_until_ms);
+  omniq_task_free(got);
+
+  /* Finished by that worker. */
+  d = ct_decision(cur, OMNIQ_SUCCESS);
+  OK(fx, ct_finish(fx, &d));
+  FAILS(fx, OMNIQ_ESTATE, ct_ops->extend_lease(fx->be, t->id, old->token, NOW + 3 * LEASE_MS,
+                                               fx->err, ERRLEN));
+  FAILS(fx, OMNIQ_ESTATE, ct_ops->extend_lease(fx->be, t->id, cur->token, NOW + 3 * LEASE_MS,
+                                               fx->err, ERRLEN));
+  got = ct_get(fx, t->id);
+  assert_int_equal(got->status, OMNIQ_SUCCESS);
+  omniq_task_free(got);
+  omniq_task_free(cur);
+  omniq_task_error_free(lost);
+  omniq_task_free(old);
+  omniq_task_free(t);
+}
+
 static void assert_expired(ct_fx_t *fx, int64_t now, size_t max, omniq_task_t *const *want,
                            size_t nwant) {
   omniq_task_t **got = NULL;
@@ -78,6 +134,7 @@ static void test_expired_leases_are_running_tasks_past_their_lease(void **state)
 static const struct CMUnitTest tests[] = {
     CT_TEST(test_extend_lease_checks_token),
     CT_TEST(test_expired_leases_are_running_tasks_past_their_lease),
+    CT_TEST(test_extend_after_expiry_and_revival_is_refused),
 };
 
 const ct_section_t ct_section_leases = {tests, sizeof tests / sizeof tests[0], 2};

@@ -46,6 +46,7 @@
 #include "storage/file/keys.h"
 #include "storage/file/marks.h"
 #include "storage/file/names.h"
+#include "storage/file/owner.h"
 #include "storage/file/queues.h"
 #include "storage/file/record.h"
 #include "storage/registry.h"
@@ -212,7 +213,8 @@ static int open_layout(omniq__fs_t *fs, int *format_missing, char *err, size_t e
     snprintf(err, errlen, "file store: base_dir '%s': cannot open lock: %s", base, strerror(e));
     return OMNIQ_ESTORAGE;
   }
-  return OMNIQ_OK;
+  /* Before the first file in tmp/: everything there carries the owner. */
+  return omniq__fowner_claim(&fs->io, fs->locks.fd, err, errlen);
 }
 
 static int open_file(const omniq_settings_t *s, void **backend, char *err, size_t errlen) {
@@ -230,7 +232,6 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
   fs->settings = *s;
   omniq__log_init(&fs->log, &fs->settings);
   fs->io.fsync = s->fsync != 0;
-  fs->io.pid = (long)getpid(); /* one system call less per file written */
   fs->io.log = &fs->log;
   fs->io.tmp_fd = fs->io.quarantine_fd = -1;
   fs->io.syncq = omniq__fsyncq_new(); /* NULL (no memory): each thread syncs alone */
@@ -240,7 +241,7 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
   for (size_t i = 0, n = all_fds(fs, fds); i < n; i++) *fds[i] = -1;
   int rc = open_layout(fs, &format_missing, err, errlen);
   if (rc == OMNIQ_OK) {
-    omniq__fio_clean_tmp(&fs->io);
+    omniq__fowner_clean_tmp(&fs->io, fs->locks.fd);
     omniq__fs_each(fs, fs->queue_fd, check_queue_entry, NULL);
     rc = omniq__fidx_open(&fs->idx, &fs->io, fs->queue_fd, fs->pending_fd, err, errlen);
   }

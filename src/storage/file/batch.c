@@ -64,7 +64,8 @@ static const char *digits(const char *p) {
   return p > start ? p : NULL;
 }
 
-/* "batch-<pid>-<n>", exactly: the only names recovery opens in batches/. */
+/* "batch-<owner>-<n>" (or "batch-<pid>-<n>" of an older version), exactly:
+ * the only names recovery opens in batches/. */
 static int batch_name_valid(const char *name) {
   const char *p = strncmp(name, "batch-", 6) == 0 ? digits(name + 6) : NULL;
   p = p != NULL && *p == '-' ? digits(p + 1) : NULL;
@@ -76,10 +77,10 @@ int omniq__fbatch_begin(omniq__fs_t *fs, omniq__fbatch_t *b, omniq__fio_t *io, c
   b->fd = -1;
   b->committed = 0;
   for (int tries = 0; b->fd < 0 && tries < 100; tries++) {
-    snprintf(b->name, sizeof b->name, "batch-%ld-%lu", (long)getpid(),
+    snprintf(b->name, sizeof b->name, "batch-%llu-%lu", fs->io.owner,
              atomic_fetch_add(&batch_counter, 1));
     if (mkdirat(fs->tmp_fd, b->name, 0777) != 0) {
-      if (errno == EEXIST) continue; /* a dead process with our pid left it */
+      if (errno == EEXIST) continue; /* a dead handle that drew our number left it */
       return omniq__fio_errno(errno, err, errlen, "file store: creating tmp/%s", b->name);
     }
     b->fd = openat(fs->tmp_fd, b->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -26,7 +26,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +39,8 @@
 #include "base/error.h"
 #include "omniq.h"
 
-/* Process-wide, so threads of one process never pick the same tmp name; the
- * pid separates processes. */
+/* Process-wide, so threads of one process never pick the same tmp name;
+ * the handle's owner number (owner.c) separates handles. */
 static _Atomic unsigned long tmp_counter;
 
 int omniq__fio_errno(int e, char *err, size_t errlen, const char *fmt, ...) {
@@ -115,10 +114,10 @@ static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
   *fd = -1;
   int spare = spare_open(io, tmp_name, fd) == 0;
   for (int tries = 0; *fd < 0 && tries < 100; tries++) {
-    snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%ld-%lu.tmp", io->pid ? io->pid : (long)getpid(),
+    snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%llu-%lu.tmp", io->owner,
              atomic_fetch_add(&tmp_counter, 1));
     *fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    /* EEXIST: a dead process with our pid left this name behind. */
+    /* EEXIST: a dead handle that drew our number left this name. */
     if (*fd < 0 && errno != EEXIST && errno != EINTR)
       return omniq__fio_errno(errno, err, errlen, "file store: creating tmp/%s", tmp_name);
   }
@@ -414,44 +413,5 @@ void omniq__fio_empty_folder(int fd) {
   }
   while ((de = readdir(d)) != NULL)
     if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) unlinkat(fd, de->d_name, 0);
-  closedir(d);
-}
-
-/* 1 if name is a tmp file of a process that is alive: "<pid>-...", with
- * that pid running (kill(pid, 0) succeeds or is refused for permission).
- * Such a file may be one of that process's spares, however old its time
- * (spares.c): never removed from under it. */
-static int of_live_process(const char *name) {
-  char *end;
-  long pid = strtol(name, &end, 10);
-  if (end == name || *end != '-' || pid <= 0) return 0;
-  return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
-void omniq__fio_clean_tmp(const omniq__fio_t *io) {
-  int fd = openat(io->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-  struct dirent *de;
-  time_t now = time(NULL);
-  if (d == NULL) {
-    if (fd >= 0) close(fd);
-    return;
-  }
-  while ((de = readdir(d)) != NULL) {
-    struct stat st;
-    if (de->d_name[0] == '.') continue;
-    if (fstatat(io->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (now - st.st_mtime <= OMNIQ__TMP_STALE_SECONDS) continue;
-    if (S_ISREG(st.st_mode) && of_live_process(de->d_name)) continue;
-    if (S_ISDIR(st.st_mode)) { /* a batch staged by a producer that died before its commit */
-      int sub = openat(io->tmp_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub < 0) continue;
-      omniq__fio_empty_folder(sub);
-      close(sub);
-      unlinkat(io->tmp_fd, de->d_name, AT_REMOVEDIR);
-    } else {
-      unlinkat(io->tmp_fd, de->d_name, 0);
-    }
-  }
   closedir(d);
 }

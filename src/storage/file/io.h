@@ -49,8 +49,7 @@ typedef struct omniq__fio {
   omniq__fio_held_t *held;  /* non-NULL: staging leaves the data sync to omniq__fio_held_sync
                                (never set for a call that renames what it staged) */
   omniq__spares_t *spares;  /* files in tmp/ a write reuses (spares.c); NULL: none */
-  long pid;                 /* getpid() at open, for tmp names (a backend never crosses a
-                               fork); 0: ask each time */
+  unsigned long long owner;  /* the handle's owner number, first in every tmp name (owner.c) */
   /* Folders the backend keeps open until it closes (running/, results/,
    * the terminal folders): a put-off sync of one of them holds it as it
    * is, where any other folder is duplicated first (one fcntl and one
@@ -59,7 +58,8 @@ typedef struct omniq__fio {
   int nkept;
 } omniq__fio_t;
 
-/* Tmp files older than this at open belong to a writer that died. */
+/* Tmp files older than this whose owner is gone belong to a writer that
+ * died (owner.c). */
 #define OMNIQ__TMP_STALE_SECONDS 60
 
 /* Most pieces one write may be given in (omniq__fio_stagev, _writev). */
@@ -143,12 +143,6 @@ int omniq__fio_errno(int e, char *err, size_t errlen, const char *fmt, ...)
  * file is left where it is and the failure is logged. */
 void omniq__fio_quarantine(const omniq__fio_t *io, int dirfd, const char *from, const char *name,
                            const char *reason);
-
-/* Removes tmp files older than OMNIQ__TMP_STALE_SECONDS (a writer that died
- * between writing and renaming) unless the process their name starts with
- * is alive (they may be its spares), and stale folders with what they hold (a
- * batch staged by a producer that died before committing it). */
-void omniq__fio_clean_tmp(const omniq__fio_t *io);
 
 /* Unlinks every file in folder fd (best effort; subfolders stay). */
 void omniq__fio_empty_folder(int fd);

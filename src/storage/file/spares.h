@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* Size of a tmp file name: "<pid>-<counter>.tmp". */
+/* Size of a tmp file name: "<owner>-<counter>.tmp" (owner.c). */
 #define OMNIQ__TMP_NAME_SIZE 48
 
 /* Most spare files one backend keeps: enough that with fsync on the
