@@ -18,7 +18,17 @@
  * Both run with fsync on (the default) and off, on the file system of
  * BENCH_DIR (default /tmp). Each figure is one run; OmniQ and hand runs
  * alternate, so drift hits both alike. Medians over repeated runs are left
- * to the caller (docs/benchmarks.md). */
+ * to the caller (docs/benchmarks.md).
+ *
+ * Removed files slow the next ones made: ext4 without a journal scans
+ * past every inode freed in the last 60 s for each file it creates. So
+ * every store and hand folder is kept until all runs are done, and each
+ * run measures its own code rather than the removal of the run before.
+ * Stores are then removed, unless BENCH_KEEP=1 (their folders are printed
+ * and left: a series of runs removes them once at its end). With
+ * BENCH_REMOVE_EACH=1 each store and folder is removed right after its
+ * run instead, as before: the figures then include what a store whose
+ * retention or purge removes files pays (docs/benchmarks.md gives both). */
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -54,10 +64,35 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
   return remove(path);
 }
 
+/* Folders made so far and not yet removed (at most 2 per run). */
+#define MAX_DIRS 16
+static char made[MAX_DIRS][512];
+static int nmade, remove_each;
+
 static void fresh_dir(char *dir, size_t len) {
   const char *base = getenv("BENCH_DIR");
   snprintf(dir, len, "%s/omniq-fbench-XXXXXX", base != NULL ? base : "/tmp");
   if (mkdtemp(dir) == NULL) die("mkdtemp", dir);
+  if (!remove_each) {
+    if (nmade == MAX_DIRS) die("fresh_dir", "too many folders");
+    snprintf(made[nmade++], sizeof made[0], "%s", dir);
+  }
+}
+
+/* After a run: removes its folder now (BENCH_REMOVE_EACH) or leaves it
+ * for remove_all. */
+static void done_dir(const char *dir) {
+  if (remove_each) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void remove_all(void) {
+  const char *keep = getenv("BENCH_KEEP");
+  for (int i = 0; i < nmade; i++) {
+    if (keep != NULL && strcmp(keep, "1") == 0)
+      printf("kept: %s\n", made[i]);
+    else
+      nftw(made[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  }
 }
 
 /* ---- through OmniQ ---------------------------------------------------------- */
@@ -101,7 +136,7 @@ static double run_omniq(int threads, int fsync_on, long tasks) {
   if (omniq_count_by_status(oq, counts) != OMNIQ_OK) die("count_by_status", omniq_errmsg(oq));
   if (done != tasks || counts[OMNIQ_SUCCESS] != tasks) die("omniq", "not every task succeeded");
   omniq_close(oq);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  done_dir(dir);
   return rate(tasks, ns);
 }
 
@@ -150,7 +185,7 @@ static double run_hand(int threads, int fsync_on, long tasks) {
   close(tmp_fd);
   close(out_fd);
   close(dfd);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  done_dir(dir);
   return rate(tasks, ns);
 }
 
@@ -160,8 +195,13 @@ int main(int argc, char **argv) {
   if (tasks_on < 1 || tasks_off < 1)
     die("usage", "bench_file_throughput [tasks with fsync on] [tasks with fsync off]");
   static const int threads[] = {1, 2, 4};
+  const char *each = getenv("BENCH_REMOVE_EACH");
+  remove_each = each != NULL && strcmp(each, "1") == 0;
   printf("File backend end to end: no-op tasks, omniq_enqueue_many then a pool of c threads;\n"
-         "hand: the same number of write + rename (+ fdatasync + folder fsync) by c threads\n");
+         "hand: the same number of write + rename (+ fdatasync + folder fsync) by c threads\n"
+         "%s\n",
+         remove_each ? "each store removed right after its run (the next pays for the removal)"
+                     : "stores kept until every run is done");
   printf("%-6s %3s %7s %14s %14s %8s\n", "fsync", "c", "tasks", "omniq tasks/s", "hand ops/s",
          "ratio");
   for (int on = 1; on >= 0; on--) {
@@ -174,5 +214,6 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
   }
+  remove_all();
   return 0;
 }

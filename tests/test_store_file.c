@@ -966,6 +966,88 @@ static char *tmp_text_of(const th_be_t *f, ino_t ino) {
   return text;
 }
 
+/* What the sync rounds of an enqueue_many held: the most data files (not
+ * folders) in one round, and how many tasks were in pending/ then. */
+typedef struct data_rounds {
+  const th_be_t *f;
+  size_t most;
+  int pending_then;
+} data_rounds_t;
+
+static int count_data_round(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  data_rounds_t *r = ud;
+  size_t data = 0;
+  for (size_t i = 0; i < n; i++) data += !items[i].dir;
+  if (data > r->most) {
+    r->most = data;
+    r->pending_then = th_be_count(r->f, "queue/pending/default");
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((items[i].dir ? fsync(items[i].fd) : fdatasync(items[i].fd)) != 0) return errno;
+  return 0;
+}
+
+/* With fsync on, an enqueue of many syncs the data of all its files in
+ * one group round, before any of them is placed, not one wait per file. */
+static void test_enqueue_many_syncs_every_file_in_one_round(void **state) {
+  th_be_t *f = *state;
+  omniq__fs_t *fs = f->b;
+  enum { N = 12 };
+  omniq_task_t *batch[N];
+  data_rounds_t r = {f, 0, -1};
+  for (int i = 0; i < N; i++) batch[i] = th_be_task(f, NULL, 0, th_be_now(f));
+  omniq__fsyncq_set_fn(fs->io.syncq, count_data_round, &r);
+  assert_int_equal(f->ops->enqueue(f->b, batch, N, f->err, sizeof f->err), OMNIQ_OK);
+  omniq__fsyncq_set_fn(fs->io.syncq, NULL, NULL);
+  assert_int_equal(r.most, N);
+  assert_true(r.pending_then <= 0);
+  assert_int_equal(th_be_count(f, "queue/pending/default"), N);
+  for (int i = 0; i < N; i++) omniq_task_free(batch[i]);
+}
+
+/* A batch larger than OMNIQ__FS_HELD_MAX holds at most that many files
+ * open for a round, and every task of it is enqueued. */
+static void test_enqueue_many_holds_a_bounded_number_of_files(void **state) {
+  th_be_t *f = *state;
+  omniq__fs_t *fs = f->b;
+  enum { N = OMNIQ__FS_HELD_MAX + 20 };
+  omniq_task_t **batch = calloc(N, sizeof *batch);
+  data_rounds_t r = {f, 0, -1};
+  assert_non_null(batch);
+  for (int i = 0; i < N; i++) batch[i] = th_be_task(f, NULL, 0, th_be_now(f));
+  omniq__fsyncq_set_fn(fs->io.syncq, count_data_round, &r);
+  assert_int_equal(f->ops->enqueue(f->b, batch, N, f->err, sizeof f->err), OMNIQ_OK);
+  omniq__fsyncq_set_fn(fs->io.syncq, NULL, NULL);
+  assert_int_equal(r.most, OMNIQ__FS_HELD_MAX);
+  assert_int_equal(th_be_count(f, "queue/pending/default"), N);
+  for (int i = 0; i < N; i++) omniq_task_free(batch[i]);
+  free(batch);
+}
+
+/* An enqueue of many stages in its batch's folder, never in a spare (a
+ * file in tmp/ kept for reuse): a spare it took would drop out of the
+ * pool and stay in tmp/ for the backend's life. (fsync off: spares are
+ * ready at once.) */
+static void test_enqueue_many_loses_no_spare(void **state) {
+  th_be_t *f = th_be_new("file", 0);
+  omniq__fs_t *fs = f->b;
+  omniq_task_t *batch[4];
+  char name[OMNIQ__TMP_NAME_SIZE];
+  (void)state;
+  for (int i = 0; i < 3; i++) { /* as a finish's exchange leaves them */
+    snprintf(name, sizeof name, "%ld-spare%d.tmp", (long)getpid(), i);
+    int fd = openat(fs->tmp_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(omniq__spares_put(fs->io.spares, name), 1);
+  }
+  for (int i = 0; i < 4; i++) batch[i] = th_be_task(f, NULL, 0, th_be_now(f));
+  assert_int_equal(f->ops->enqueue(f->b, batch, 4, f->err, sizeof f->err), OMNIQ_OK);
+  assert_int_equal(th_be_count(f, "tmp"), fs->io.spares->n); /* each file there is a spare */
+  for (int i = 0; i < 4; i++) omniq_task_free(batch[i]);
+  th_be_free(f);
+}
+
 /* With fsync on, the file a claim's rewrite replaced (the task's pending
  * file) is written over only after a sync of tmp/ that began after the
  * exchange: a power loss cannot leave the task's old name on a file that
@@ -1058,6 +1140,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_a_spare_is_written_over_only_after_tmp_is_synced,
                                       setup, teardown),
       cmocka_unit_test(test_fsync_off_keeps_the_same_layout),
+      cmocka_unit_test_setup_teardown(test_enqueue_many_syncs_every_file_in_one_round, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_enqueue_many_holds_a_bounded_number_of_files, setup,
+                                      teardown),
+      cmocka_unit_test(test_enqueue_many_loses_no_spare),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,6 +110,11 @@ int omniq__fs_decide(omniq__fs_t *fs, const omniq_decision_t *d, const char *idn
 /* 1 if idname is in running/ or a terminal folder. */
 int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname);
 
+/* Most staged files of one enqueue of many whose data sync waits, open,
+ * for one group round: a batch of any size makes a round per this many
+ * files, so its descriptors stay well under any open-file limit. */
+#define OMNIQ__FS_HELD_MAX 256
+
 /* ---- the operations (claim.c, transitions.c, query.c) --------------------- */
 int omniq__fs_claim(void *backend, const omniq_claim_req_t *req, omniq_task_t ***out, size_t *n,
                     char *err, size_t errlen);

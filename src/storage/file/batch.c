@@ -93,6 +93,9 @@ int omniq__fbatch_begin(omniq__fs_t *fs, omniq__fbatch_t *b, omniq__fio_t *io, c
   if (b->fd < 0) return omniq__fio_errno(EEXIST, err, errlen, "file store: creating a batch");
   *io = fs->io;
   io->tmp_fd = b->fd;
+  /* Spares live in tmp/, not in this folder, and their sync epochs count
+   * syncs of tmp/: writes here make new files. */
+  io->spares = NULL;
   return OMNIQ_OK;
 }
 

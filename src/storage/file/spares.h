@@ -11,10 +11,13 @@
 /* Size of a tmp file name: "<owner>-<counter>.tmp" (owner.c). */
 #define OMNIQ__TMP_NAME_SIZE 48
 
-/* Most spare files one backend keeps: enough for the slots a pool of
- * runners rewrites at once, few enough that the files left behind by a
- * crash are nothing to speak of. */
-#define OMNIQ__SPARES_MAX 64
+/* Most spare files one backend keeps: enough that with fsync on the
+ * spares waiting for a sync of tmp/ (OMNIQ__SPARES_BATCH at a time) never
+ * fill the pool while a pool of runners rewrites slots and totals (at 64,
+ * 0.6 files a task were freed again), few enough that the files left
+ * behind by a crash are nothing to speak of: at most 512 files of under
+ * one block each (2 MiB) and 28 KiB of names per open handle. */
+#define OMNIQ__SPARES_MAX 512
 
 /* With fsync on, how many spares must wait for a sync of tmp/ before a
  * writer makes it (spares.c): fewer, and the writer creates a new file. */
