@@ -69,7 +69,7 @@ static void write_record(th_be_t *f, const char *dir, const char *name, const om
 static char *read_text(const th_be_t *f, const char *rel) {
   char path[2048], *text = NULL;
   size_t cap = 0;
-  snprintf(path, sizeof path, "%s/%s", f->dir, rel);
+  assert_true(snprintf(path, sizeof path, "%s/%s", f->dir, rel) < (int)sizeof path);
   FILE *fp = fopen(path, "rb");
   assert_non_null(fp);
   assert_true(getdelim(&text, &cap, '\0', fp) > 0);

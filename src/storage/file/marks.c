@@ -364,10 +364,9 @@ static int walk_level(walk_t *w, const char *path, int level, int on_branch) {
       branch = c == 0;
     }
     char sub[DIR_SIZE];
-    if (level == 0)
-      snprintf(sub, sizeof sub, "%s", nm);
-    else
-      snprintf(sub, sizeof sub, "%s/%s", path, nm);
+    int n = level == 0 ? snprintf(sub, sizeof sub, "%s", nm)
+                       : snprintf(sub, sizeof sub, "%s/%s", path, nm);
+    if (n < 0 || (size_t)n >= sizeof sub) continue; /* no marker folder is that long */
     rc = walk_level(w, sub, level + 1, branch);
   }
   names_free(&ns);
