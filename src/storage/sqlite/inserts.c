@@ -74,12 +74,24 @@ static int rows_lg(size_t n) {
 }
 
 
+/* Binds error e (NULL = none) as JSON to parameter i, for a task's
+ * last_error and a result's error alike; the text stays in *json (NULL
+ * before) for the caller to free after the step. -1, binding nothing, out
+ * of memory. bind_task and bind_result bind it first, so a row they fail
+ * has nothing bound. */
+static int bind_error(sqlite3_stmt *s, int i, const omniq_task_error_t *e, char **json) {
+  if (e != NULL && (*json = omniq_task_error_to_json(e)) == NULL) return -1;
+  omniq__sqlite_bind_text(s, i, *json);
+  return 0;
+}
+
 /* ---- tasks --------------------------------------------------------------- */
 
-
 /* Binds task t to the INSERT_PARAMS parameters of one row from base + 1
- * (the text as SQLITE_STATIC: t and error_json outlive the step). */
-static void bind_task(sqlite3_stmt *s, int base, const omniq_task_t *t, const char *error_json) {
+ * (the text as SQLITE_STATIC: t and *error_json outlive the step); -1 out
+ * of memory (bind_error). */
+static int bind_task(sqlite3_stmt *s, int base, const omniq_task_t *t, char **error_json) {
+  if (bind_error(s, base + 16, t->last_error, error_json) != 0) return -1;
   sqlite3_bind_text(s, base + 1, t->id, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, base + 2, t->func, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, base + 3, t->queue, -1, SQLITE_STATIC);
@@ -95,12 +107,12 @@ static void bind_task(sqlite3_stmt *s, int base, const omniq_task_t *t, const ch
   sqlite3_bind_int64(s, base + 13, t->started_at_ms);
   sqlite3_bind_int64(s, base + 14, t->lease_until_ms);
   sqlite3_bind_int64(s, base + 15, t->token);
-  omniq__sqlite_bind_text(s, base + 16, error_json);
   omniq__sqlite_bind_text(s, base + 17, t->unique_key);
   sqlite3_bind_int64(s, base + 18, t->unique_for_ms);
   omniq__sqlite_bind_text(s, base + 19, t->cron);
   sqlite3_bind_int(s, base + 20, t->crashes);
   sqlite3_bind_int64(s, base + 21, t->finished_at_ms);
+  return 0;
 }
 
 static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err, size_t errlen) {
@@ -108,9 +120,8 @@ static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err,
   char *error_json = NULL;
   char what[64];
   int rc;
-  if (t->last_error != NULL && (error_json = omniq_task_error_to_json(t->last_error)) == NULL)
+  if (bind_task(s, 0, t, &error_json) != 0)
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing %s", t->id);
-  bind_task(s, 0, t, error_json);
   rc = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
   omniq__free(error_json);
@@ -134,11 +145,8 @@ static int insert_rows(sq_t *sq, omniq_task_t *const *tasks, int lg, size_t firs
   int src = rows_stmt(sq, sq->insert_rows, lg, INSERT_HEAD, INSERT_ROW, &s);
   if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "enqueue: preparing", err, errlen);
   for (int i = 0; i < k && rc == OMNIQ_OK; i++) {
-    const omniq_task_t *t = tasks[i];
-    if (t->last_error != NULL && (error_json[i] = omniq_task_error_to_json(t->last_error)) == NULL)
-      rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing %s", t->id);
-    else
-      bind_task(s, i * INSERT_PARAMS, t, error_json[i]);
+    if (bind_task(s, i * INSERT_PARAMS, tasks[i], &error_json[i]) != 0)
+      rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing %s", tasks[i]->id);
   }
   if (rc == OMNIQ_OK) src = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
@@ -168,18 +176,19 @@ int omniq__sqlite_insert_tasks(sq_t *sq, omniq_task_t *const *tasks, size_t n, c
 
 /* ---- results ------------------------------------------------------------- */
 
-
 /* Binds the result of task id to the RESULT_PARAMS parameters of one row
- * from base + 1; error_json outlives the step. */
-static void bind_result(sqlite3_stmt *s, int base, const char *id, const omniq_result_t *r,
-                        const char *error_json) {
+ * from base + 1 (id, r and *error_json outlive the step); -1 out of memory
+ * (bind_error). */
+static int bind_result(sqlite3_stmt *s, int base, const char *id, const omniq_result_t *r,
+                       char **error_json) {
+  if (bind_error(s, base + 4, r->error, error_json) != 0) return -1;
   sqlite3_bind_text(s, base + 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, base + 2, r->status);
   omniq__sqlite_bind_text(s, base + 3, r->value);
-  omniq__sqlite_bind_text(s, base + 4, error_json);
   sqlite3_bind_int(s, base + 5, r->attempts);
   sqlite3_bind_int64(s, base + 6, r->finished_at_ms);
   sqlite3_bind_int64(s, base + 7, r->last_attempt_at_ms);
+  return 0;
 }
 
 int omniq__sqlite_put_result(sq_t *sq, const char *id, const omniq_result_t *r, char *err,
@@ -187,10 +196,9 @@ int omniq__sqlite_put_result(sq_t *sq, const char *id, const omniq_result_t *r, 
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_PUT_RESULT];
   char *error_json = NULL;
   int rc;
-  if (r->error != NULL && (error_json = omniq_task_error_to_json(r->error)) == NULL)
+  if (bind_result(s, 0, id, r, &error_json) != 0)
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing the result of %s",
                               id);
-  bind_result(s, 0, id, r, error_json);
   rc = omniq__sqlite_step_done(s);
   sqlite3_clear_bindings(s);
   omniq__free(error_json);
@@ -217,12 +225,9 @@ int omniq__sqlite_put_results(sq_t *sq, const omniq_decision_t *const *ds, size_
     if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "storing results", err, errlen);
     for (int j = 0; j < k && rc == OMNIQ_OK; j++) {
       const omniq_decision_t *d = ds[i + (size_t)j];
-      if (d->result->error != NULL &&
-          (error_json[j] = omniq_task_error_to_json(d->result->error)) == NULL)
+      if (bind_result(s, j * RESULT_PARAMS, d->id, d->result, &error_json[j]) != 0)
         rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen,
                                 "out of memory storing the result of %s", d->id);
-      else
-        bind_result(s, j * RESULT_PARAMS, d->id, d->result, error_json[j]);
     }
     if (rc == OMNIQ_OK && (src = omniq__sqlite_step_done(s)) != SQLITE_OK)
       rc = omniq__sqlite_fail(sq, src, "storing results", err, errlen);
