@@ -8,9 +8,10 @@
  * registers and cursors (this SQLite build has no lookaside), so rows
  * inserted one statement each cost several thousand instructions apiece
  * more than rows inserted together (docs/benchmarks.md). Keeping only
- * powers of two bounds the cache at seven statements per kind; n rows take
- * one statement per set bit of n, the last single row the one-row
- * statement prepared at open (OMNIQ__SQ_INSERT, OMNIQ__SQ_PUT_RESULT).
+ * powers of two bounds the cache at six statements per kind: n rows take
+ * n / 64 statements of 64 rows, then one per set bit of the rest, a last
+ * single row the one-row statement prepared at open (OMNIQ__SQ_INSERT,
+ * OMNIQ__SQ_PUT_RESULT).
  *
  * A task row that fails a constraint fails its whole statement, which then
  * changes nothing, so the rows are inserted again one by one: the error
@@ -72,7 +73,6 @@ static int rows_lg(size_t n) {
   while (lg < ROWS_LG && (size_t)2 << lg <= n) lg++;
   return lg;
 }
-
 
 /* Binds error e (NULL = none) as JSON to parameter i, for a task's
  * last_error and a result's error alike; the text stays in *json (NULL
