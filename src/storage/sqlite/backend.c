@@ -20,7 +20,8 @@
  * after use: a statement left mid-step would hold its read snapshot open,
  * pinning the WAL and blocking checkpoints.
  *
- * The claim lives in claim.c, the group commit of finishes in group.c. */
+ * The claim lives in claim.c, the group commit of finishes in group.c, the
+ * inserts of tasks and results (many rows to a statement) in inserts.c. */
 #include "storage/sqlite/backend.h"
 
 #include <pthread.h>
@@ -36,27 +37,13 @@
 
 typedef omniq__sqlite_t sq_t;
 
-/* A task's insert; each row binds INSERT_PARAMS values (bind_task). */
-#define INSERT_HEAD                                                                       \
-  "INSERT INTO tasks (id, func, queue, args, kwargs, status, priority, attempts,"          \
-  " max_retries, eta, interval_ms, timeout_ms, created_at, started_at, lease_until, token," \
-  " last_error, unique_key, unique_for_ms, cron, crashes, finished_at) VALUES "
-#define INSERT_ROW "(?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-#define INSERT_PARAMS 21
-#define RESULT_ROW "(?, ?, ?, ?, ?, ?, ?)"
-#define RESULT_PARAMS 7
-#define ROWS_LG OMNIQ__SQLITE_ROWS_LG
-#define ROWS_MAX (1 << ROWS_LG)
-
-#define RESULT_HEAD "INSERT OR REPLACE INTO results (" OMNIQ__SQLITE_RESULT_COLS ") VALUES "
-
 /* Status values are written as literals (1 = RUNNING, 4 = CANCELLED) so the
  * partial indexes apply; see the schema notes in schema.c. */
 static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
     [OMNIQ__SQ_BEGIN] = "BEGIN IMMEDIATE",
     [OMNIQ__SQ_COMMIT] = "COMMIT",
     [OMNIQ__SQ_ROLLBACK] = "ROLLBACK",
-    [OMNIQ__SQ_INSERT] = INSERT_HEAD INSERT_ROW,
+    [OMNIQ__SQ_INSERT] = omniq__sqlite_insert_sql,
     [OMNIQ__SQ_STATE] = "SELECT status, token, attempts, started_at FROM tasks WHERE id = ?1",
     /* A finish finds its row under its claim token first, then updates it
      * by rowid: an UPDATE ... RETURNING gathers its rows in a temporary
@@ -78,7 +65,7 @@ static const char *const stmt_sql[OMNIQ__SQ_COUNT_] = {
         " attempts = CASE WHEN ?2 = 0 AND ?4 THEN 0 ELSE attempts END,"
         " last_error = coalesce(?5, last_error), crashes = ?6, finished_at = ?7"
         " WHERE id = ?1 AND status = 1 AND token = ?8 AND queue = ?9",
-    [OMNIQ__SQ_PUT_RESULT] = RESULT_HEAD RESULT_ROW,
+    [OMNIQ__SQ_PUT_RESULT] = omniq__sqlite_put_result_sql,
     [OMNIQ__SQ_CANCEL] =
         "UPDATE tasks SET status = 4, finished_at = ?2 WHERE id = ?1 AND status IN (0, 1)",
     [OMNIQ__SQ_EXTEND] =
@@ -197,37 +184,6 @@ int omniq__sqlite_lazy(sq_t *sq, int slot, const char *sql, sqlite3_stmt **out, 
   return OMNIQ_OK;
 }
 
-/* head followed by 2^lg copies of row (a multi-row INSERT), prepared on
- * first use into cache[lg]. A run of a statement allocates and frees its
- * registers and cursors (this SQLite build has no lookaside), so rows
- * inserted one statement each cost several thousand instructions apiece
- * more than rows inserted together (docs/benchmarks.md). */
-static int rows_stmt(sq_t *sq, sqlite3_stmt **cache, int lg, const char *head, const char *row,
-                     sqlite3_stmt **out) {
-  if (cache[lg] == NULL) {
-    sqlite3_str *q = sqlite3_str_new(NULL);
-    sqlite3_str_appendall(q, head);
-    for (int i = 0; i < 1 << lg; i++) {
-      if (i > 0) sqlite3_str_appendall(q, ", ");
-      sqlite3_str_appendall(q, row);
-    }
-    char *sql = sqlite3_str_finish(q);
-    if (sql == NULL) return SQLITE_NOMEM;
-    int rc = sqlite3_prepare_v3(sq->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &cache[lg], NULL);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK) return rc;
-  }
-  *out = cache[lg];
-  return SQLITE_OK;
-}
-
-/* The largest lg with 2^lg <= n (n >= 1), at most ROWS_LG. */
-static int rows_lg(size_t n) {
-  int lg = 0;
-  while (lg < ROWS_LG && (size_t)2 << lg <= n) lg++;
-  return lg;
-}
-
 /* A record-level failure reading a row: the message names the task. */
 int omniq__sqlite_fail_row(sq_t *sq, int rc, const char *id, char *err, size_t errlen) {
   if (id == NULL) id = "a task"; /* the id column itself was unreadable */
@@ -256,70 +212,6 @@ static int explain_miss(sq_t *sq, const char *id, const char *what, char *err, s
   sqlite3_reset(s);
   return rc;
 }
-
-/* Binds the result of task id to the RESULT_PARAMS parameters of one row
- * from base + 1; error_json outlives the step. */
-static void bind_result(sqlite3_stmt *s, int base, const char *id, const omniq_result_t *r,
-                        const char *error_json) {
-  sqlite3_bind_text(s, base + 1, id, -1, SQLITE_STATIC);
-  sqlite3_bind_int(s, base + 2, r->status);
-  omniq__sqlite_bind_text(s, base + 3, r->value);
-  omniq__sqlite_bind_text(s, base + 4, error_json);
-  sqlite3_bind_int(s, base + 5, r->attempts);
-  sqlite3_bind_int64(s, base + 6, r->finished_at_ms);
-  sqlite3_bind_int64(s, base + 7, r->last_attempt_at_ms);
-}
-
-static int put_result(sq_t *sq, const char *id, const omniq_result_t *r, char *err, size_t errlen) {
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_PUT_RESULT];
-  char *error_json = NULL;
-  int rc;
-  if (r->error != NULL && (error_json = omniq_task_error_to_json(r->error)) == NULL)
-    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing the result of %s",
-                              id);
-  bind_result(s, 0, id, r, error_json);
-  rc = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  omniq__free(error_json);
-  return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, "storing a result", err, errlen);
-}
-
-/* The results of ds[0..n) in as few statements as the row counts allow
- * (64, 32, ... rows each): what put_result does for each, in order, so a
- * task finished twice in one batch keeps its later result. */
-static int put_results(sq_t *sq, const omniq_decision_t *const *ds, size_t n, char *err,
-                       size_t errlen) {
-  size_t i = 0;
-  int rc = OMNIQ_OK;
-  while (rc == OMNIQ_OK && i < n) {
-    int lg = rows_lg(n - i), k = 1 << lg;
-    char *error_json[ROWS_MAX] = {0};
-    sqlite3_stmt *s;
-    if (lg == 0) {
-      rc = put_result(sq, ds[i]->id, ds[i]->result, err, errlen);
-      i++;
-      continue;
-    }
-    int src = rows_stmt(sq, sq->result_rows, lg, RESULT_HEAD, RESULT_ROW, &s);
-    if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "storing results", err, errlen);
-    for (int j = 0; j < k && rc == OMNIQ_OK; j++) {
-      const omniq_decision_t *d = ds[i + (size_t)j];
-      if (d->result->error != NULL &&
-          (error_json[j] = omniq_task_error_to_json(d->result->error)) == NULL)
-        rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen,
-                                "out of memory storing the result of %s", d->id);
-      else
-        bind_result(s, j * RESULT_PARAMS, d->id, d->result, error_json[j]);
-    }
-    if (rc == OMNIQ_OK && (src = omniq__sqlite_step_done(s)) != SQLITE_OK)
-      rc = omniq__sqlite_fail(sq, src, "storing results", err, errlen);
-    sqlite3_clear_bindings(s);
-    for (int j = 0; j < k; j++) omniq__free(error_json[j]);
-    i += (size_t)k;
-  }
-  return rc;
-}
-
 /* ---- open / close -------------------------------------------------------- */
 
 static void close_sqlite(void *backend) {
@@ -328,8 +220,8 @@ static void close_sqlite(void *backend) {
   for (int i = 0; i < OMNIQ__SQ_COUNT_; i++) sqlite3_finalize(sq->st[i]);
   for (int i = 0; i <= OMNIQ__SQLITE_CLAIM_CACHE; i++) sqlite3_finalize(sq->claim[i]);
   for (int i = 0; i < OMNIQ__SQLITE_LAZY; i++) sqlite3_finalize(sq->lazy[i]);
-  for (int i = 0; i <= ROWS_LG; i++) sqlite3_finalize(sq->insert_rows[i]);
-  for (int i = 0; i <= ROWS_LG; i++) sqlite3_finalize(sq->result_rows[i]);
+  for (int i = 0; i <= OMNIQ__SQLITE_ROWS_LG; i++) sqlite3_finalize(sq->insert_rows[i]);
+  for (int i = 0; i <= OMNIQ__SQLITE_ROWS_LG; i++) sqlite3_finalize(sq->result_rows[i]);
   sqlite3_close(sq->db);
   omniq__sqlite_group_destroy(&sq->group);
   pthread_mutex_destroy(&sq->lock);
@@ -414,84 +306,6 @@ int omniq__sqlite_take_key(sq_t *sq, const char *queue, const char *key, const c
   sqlite3_clear_bindings(s);
   return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "taking a unique key", err, errlen);
 }
-
-/* Binds task t to the INSERT_PARAMS parameters of one row from base + 1
- * (the text as SQLITE_STATIC: t and error_json outlive the step). */
-static void bind_task(sqlite3_stmt *s, int base, const omniq_task_t *t, const char *error_json) {
-  sqlite3_bind_text(s, base + 1, t->id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, base + 2, t->func, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, base + 3, t->queue, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, base + 4, t->args, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, base + 5, t->kwargs, -1, SQLITE_STATIC);
-  sqlite3_bind_int(s, base + 6, t->priority);
-  sqlite3_bind_int(s, base + 7, t->attempts);
-  sqlite3_bind_int(s, base + 8, t->max_retries);
-  sqlite3_bind_int64(s, base + 9, t->eta_ms);
-  sqlite3_bind_int64(s, base + 10, t->interval_ms);
-  sqlite3_bind_int64(s, base + 11, t->timeout_ms);
-  sqlite3_bind_int64(s, base + 12, t->created_at_ms);
-  sqlite3_bind_int64(s, base + 13, t->started_at_ms);
-  sqlite3_bind_int64(s, base + 14, t->lease_until_ms);
-  sqlite3_bind_int64(s, base + 15, t->token);
-  omniq__sqlite_bind_text(s, base + 16, error_json);
-  omniq__sqlite_bind_text(s, base + 17, t->unique_key);
-  sqlite3_bind_int64(s, base + 18, t->unique_for_ms);
-  omniq__sqlite_bind_text(s, base + 19, t->cron);
-  sqlite3_bind_int(s, base + 20, t->crashes);
-  sqlite3_bind_int64(s, base + 21, t->finished_at_ms);
-}
-
-static int insert_task(sq_t *sq, const omniq_task_t *t, size_t index, char *err, size_t errlen) {
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_INSERT];
-  char *error_json = NULL;
-  char what[64];
-  int rc;
-  if (t->last_error != NULL && (error_json = omniq_task_error_to_json(t->last_error)) == NULL)
-    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing %s", t->id);
-  bind_task(s, 0, t, error_json);
-  rc = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  omniq__free(error_json);
-  if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-    snprintf(err, errlen, "enqueue: task %zu: id %s already exists; nothing stored", index, t->id);
-    return OMNIQ_EINVAL;
-  }
-  snprintf(what, sizeof what, "enqueue: task %zu", index);
-  return rc == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, rc, what, err, errlen);
-}
-
-/* Inserts tasks[0..2^lg) in one statement (rows_stmt). A row that fails a
- * constraint fails the whole statement, which changes nothing; the rows
- * are then inserted one by one, so the error names the task as a lone
- * insert's does. */
-static int insert_rows(sq_t *sq, omniq_task_t *const *tasks, int lg, size_t first, char *err,
-                       size_t errlen) {
-  char *error_json[ROWS_MAX] = {0};
-  sqlite3_stmt *s;
-  int rc = OMNIQ_OK, k = 1 << lg;
-  int src = rows_stmt(sq, sq->insert_rows, lg, INSERT_HEAD, INSERT_ROW, &s);
-  if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "enqueue: preparing", err, errlen);
-  for (int i = 0; i < k && rc == OMNIQ_OK; i++) {
-    const omniq_task_t *t = tasks[i];
-    if (t->last_error != NULL && (error_json[i] = omniq_task_error_to_json(t->last_error)) == NULL)
-      rc = omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory storing %s", t->id);
-    else
-      bind_task(s, i * INSERT_PARAMS, t, error_json[i]);
-  }
-  if (rc == OMNIQ_OK) src = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  for (int i = 0; i < k; i++) omniq__free(error_json[i]);
-  if (rc != OMNIQ_OK || src == SQLITE_OK) return rc;
-  if ((src & 0xff) != SQLITE_CONSTRAINT)
-    return omniq__sqlite_fail(sq, src, "enqueue: inserting tasks", err, errlen);
-  for (int i = 0; i < k && rc == OMNIQ_OK; i++)
-    rc = insert_task(sq, tasks[i], first + (size_t)i, err, errlen);
-  if (rc != OMNIQ_OK) return rc;
-  snprintf(err, errlen, "enqueue: tasks %zu to %zu: %s together, not one by one", first,
-           first + (size_t)k - 1, sqlite3_errstr(src));
-  return omniq__sqlite_code(src);
-}
-
 /* Keys are checked and taken in the same transaction as the inserts, which
  * BEGIN IMMEDIATE makes the only writer of the database: of two enqueues of
  * one key, in any processes, the second sees the first's row. Every key is
@@ -516,12 +330,7 @@ static int do_enqueue(sq_t *sq, void *p, char *err, size_t errlen) {
     snprintf(err, errlen, "enqueue: a unique key is held; nothing stored");
     rc = OMNIQ_EEXISTS;
   }
-  for (size_t i = 0; rc == OMNIQ_OK && i < a->n;) {
-    int lg = rows_lg(a->n - i);
-    rc = lg == 0 ? insert_task(sq, a->tasks[i], i, err, errlen)
-                 : insert_rows(sq, a->tasks + i, lg, i, err, errlen);
-    i += (size_t)1 << lg;
-  }
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_insert_tasks(sq, a->tasks, a->n, err, errlen);
   return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 
@@ -585,7 +394,7 @@ int omniq__sqlite_tally_write(sq_t *sq, const omniq__sqlite_tally_t *t, char *er
   int rc = OMNIQ_OK;
   for (size_t i = 0; rc == OMNIQ_OK && i < t->n; i++)
     rc = add_total(sq, t->e[i].queue, t->e[i].kind, t->e[i].runs, err, errlen);
-  if (rc == OMNIQ_OK) rc = put_results(sq, t->results, t->nresults, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__sqlite_put_results(sq, t->results, t->nresults, err, errlen);
   return rc;
 }
 
@@ -682,7 +491,7 @@ int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, omniq__sqlit
     if (tally != NULL && tally->nresults < OMNIQ__SQLITE_GROUP_MAX)
       tally->results[tally->nresults++] = d;
     else
-      rc = put_result(sq, d->id, d->result, err, errlen);
+      rc = omniq__sqlite_put_result(sq, d->id, d->result, err, errlen);
   }
   return rc;
 }
@@ -781,7 +590,7 @@ static int do_cancel(sq_t *sq, void *p, char *err, size_t errlen) {
   memcpy(r.task_id, a->id, OMNIQ_ID_SIZE);
   r.status = OMNIQ_CANCELLED;
   r.finished_at_ms = a->finished_at;
-  rc = put_result(sq, a->id, &r, err, errlen);
+  rc = omniq__sqlite_put_result(sq, a->id, &r, err, errlen);
   return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
 }
 

@@ -4,6 +4,7 @@
  *   backend.c  the connection, its lock, transactions, the writes, the ops table
  *   claim.c    the claim, alone or riding with a finish
  *   group.c    finishes (and riding claims) committed together
+ *   inserts.c  tasks and results inserted, many rows to a statement
  *   reads.c    the reads (get_task, get_result, counts, leases)
  *   list.c     listing pages in id order
  *   manage.c   retry, delete, retention, queue settings and statistics, chores
@@ -89,7 +90,8 @@ int64_t omniq__sqlite_migrate_waited_ms(void);
 #define OMNIQ__SQLITE_RESULT_COLS \
   "task_id, status, value, error, attempts, finished_at, last_attempt_at"
 
-/* Statements prepared once per connection (texts in backend.c). */
+/* Statements prepared once per connection (texts in backend.c, the
+ * one-row inserts' in inserts.c). */
 enum {
   OMNIQ__SQ_BEGIN,
   OMNIQ__SQ_COMMIT,
@@ -121,7 +123,7 @@ enum {
 
 /* Several rows go into one INSERT: statements of 2, 4, ... up to
  * 2^OMNIQ__SQLITE_ROWS_LG rows (64), each prepared on first use
- * (backend.c, insert_rows and put_results). */
+ * (inserts.c). */
 #define OMNIQ__SQLITE_ROWS_LG 6
 
 /* Statements of the rarer operations (manage.c), prepared on first use. */
@@ -280,6 +282,22 @@ int omniq__sqlite_begin(omniq__sqlite_t *sq, char *err, size_t errlen);
 int omniq__sqlite_commit(omniq__sqlite_t *sq, char *err, size_t errlen);
 /* Binds text, or NULL for NULL. */
 int omniq__sqlite_bind_text(sqlite3_stmt *s, int i, const char *text);
+
+/* Inserts (inserts.c), inside the caller's write transaction (lock held):
+ * OMNIQ_OK, or a code with err set and the transaction to be rolled back.
+ * insert_tasks stores tasks[0..n) as new PENDING rows (a duplicate id is
+ * OMNIQ_EINVAL naming the task's index); put_result stores (or replaces)
+ * the result of task id; put_results the results of ds[0..n), in order,
+ * as put_result would one by one. Nothing passed is kept or freed. */
+int omniq__sqlite_insert_tasks(omniq__sqlite_t *sq, omniq_task_t *const *tasks, size_t n,
+                               char *err, size_t errlen);
+int omniq__sqlite_put_result(omniq__sqlite_t *sq, const char *id, const omniq_result_t *r,
+                             char *err, size_t errlen);
+int omniq__sqlite_put_results(omniq__sqlite_t *sq, const omniq_decision_t *const *ds, size_t n,
+                              char *err, size_t errlen);
+/* Their one-row statements' texts (OMNIQ__SQ_INSERT, OMNIQ__SQ_PUT_RESULT). */
+extern const char omniq__sqlite_insert_sql[];
+extern const char omniq__sqlite_put_result_sql[];
 
 /* Unique keys, inside the caller's write transaction: OMNIQ_EEXISTS with
  * the holder's id in holder when another task than `self` holds queue/key
