@@ -81,23 +81,30 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
  * roll-forward if it fails. */
 int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
                      const omniq_result_t *r, int runs, int hint, char *err, size_t errlen);
-/* A transition split in two, for operations of many tasks that make the
- * data of all in one sync round (finish_many): _stage encodes t's new
- * state (as omniq__fs_commit) and stages the slot and the result through
- * io (io->held set: unsynced until omniq__fio_held_sync); _apply, once
- * their data is durable, makes the commit and steps 3-4, putting folder
- * syncs off to io->defer. _apply returns OMNIQ_OK once the slot is in
- * place (what fails later is left to a roll-forward) and always consumes
- * s; _unstage drops a staged transition that will not be applied. */
+/* A transition split in three, for operations of many tasks that make
+ * the data of all in one sync round and each folder once (finish_many):
+ * _stage encodes t's new state (as omniq__fs_commit) and stages the slot
+ * and the result through io (io->held set: unsynced until
+ * omniq__fio_held_sync); _apply, once their data is durable, makes the
+ * commit and step 3 (the result), putting folder syncs off to io->defer;
+ * _move, once those folders are synced, makes step 4. _apply returns
+ * OMNIQ_OK once the slot is in place (what fails later is left to a
+ * roll-forward) and consumes s unless it sets s->committed, which _move
+ * consumes (free s->rec instead when _move is not called); _unstage drops
+ * a staged transition that will not be applied. */
 typedef struct omniq__fs_staged {
   omniq__frec_t rec;
   char slot_tmp[OMNIQ__TMP_NAME_SIZE], result_tmp[OMNIQ__TMP_NAME_SIZE];
+  int committed; /* _apply committed it and stored its result: _move is next */
 } omniq__fs_staged_t;
 int omniq__fs_stage(const omniq__fio_t *io, const omniq_task_t *t, const omniq_result_t *r,
                     int runs, omniq__fs_staged_t *s, char *err, size_t errlen);
 int omniq__fs_apply(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
-                    const char *idname, omniq__fs_staged_t *s, int hint, char *err,
-                    size_t errlen);
+                    const char *idname, omniq__fs_staged_t *s, char *err, size_t errlen);
+/* Step 4 of a transition _apply committed (hint: the status the task had,
+ * where its marker is); a failure is logged and left to a roll-forward. */
+void omniq__fs_move(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
+                    const char *idname, omniq__fs_staged_t *s, int hint);
 void omniq__fs_unstage(omniq__fs_t *fs, omniq__fs_staged_t *s);
 /* Checks a decision's id and status (OMNIQ_EINVAL); idname gets its file
  * name. */
