@@ -45,6 +45,7 @@
 #include "base/error.h"
 #include "storage/file/backend.h"
 #include "storage/file/batch.h"
+#include "storage/file/totals.h"
 
 typedef struct one {
   char idname[OMNIQ__IDNAME_SIZE];
@@ -126,6 +127,13 @@ static int apply_all(omniq__fs_t *fs, const omniq_decision_t *ds, size_t n, int 
    * failure here is every applied decision's, and their slots are left
    * for a roll-forward. */
   int synced = rc == OMNIQ_OK ? omniq__fio_dirs_sync(&io, &later, e, sizeof e) : OMNIQ_OK;
+  omniq__fbatch_step();
+  /* The runs, counted in the handle's totals and written once for the
+   * batch before any task leaves its slot (totals.c). */
+  int counted = OMNIQ_OK;
+  for (size_t i = 0; i < n && synced == OMNIQ_OK; i++) omniq__fs_count(fs, v[i].t, &v[i].s);
+  if (synced == OMNIQ_OK) counted = omniq__ftotals_flush(fs, e, sizeof e);
+  for (size_t i = 0; i < n && counted != OMNIQ_OK; i++) omniq__fs_leave(fs, v[i].t, &v[i].s, e);
   omniq__fbatch_step();
   for (size_t i = 0; i < n; i++) {
     if (!v[i].s.committed) continue;

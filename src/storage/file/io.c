@@ -237,6 +237,15 @@ int omniq__fio_replace(const omniq__fio_t *io, const char *tmp_name, int dirfd, 
   return omniq__fio_publish(io, tmp_name, dirfd, name, err, errlen);
 }
 
+int omniq__fio_swap(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                    char *err, size_t errlen) {
+  if (renameat2(io->tmp_fd, tmp_name, dirfd, name, RENAME_EXCHANGE) == 0) {
+    unlinkat(io->tmp_fd, tmp_name, 0); /* the old file, out of every new reader's reach */
+    return omniq__fio_sync_dir(io, dirfd, err, errlen);
+  }
+  return omniq__fio_publish(io, tmp_name, dirfd, name, err, errlen);
+}
+
 void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name) {
   unlinkat(io->tmp_fd, tmp_name, 0);
 }

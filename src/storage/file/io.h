@@ -107,6 +107,14 @@ int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, 
  * the target is missing. */
 int omniq__fio_replace(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
                        char *err, size_t errlen);
+/* Like omniq__fio_replace for a target that readers open without any lock
+ * of the writer's: the old file is exchanged out and removed, never kept
+ * as a spare (a reader may still have it open). Exchanging rather than
+ * renaming over it starts no writeback of the new file (ext4's
+ * auto_da_alloc), so a file replaced again soon never reaches the disk and
+ * its removal frees no blocks. */
+int omniq__fio_swap(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                    char *err, size_t errlen);
 void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name);
 /* Stage + publish: dirfd/name holds the old bytes or the new ones, never a
  * mix, whenever the process or the machine stops. */

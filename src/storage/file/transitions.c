@@ -109,11 +109,24 @@ static int publish_result(omniq__fs_t *fs, const omniq__fio_t *io, const char *i
   return OMNIQ_OK;
 }
 
-/* Step 4 from an encoded record: the run's count in the running totals
- * (totals.c), the move, and the task's marker in the listing index
- * (marks.c). Each is idempotent, so a roll-forward repeats them all. The
- * move takes the slot, and with it the only other copy of the result, out
- * of running/: the caller has made results/ durable first. */
+/* Counts the run a record carries in the handle's running totals
+ * (totals.c), in memory: the caller writes them (omniq__ftotals_flush)
+ * before the task leaves its slot, so a roll-forward after a crash finds
+ * the run counted or counts it, never both. */
+static int count_run(omniq__fs_t *fs, const omniq_task_t *t, const omniq__frec_t *rec,
+                     char *err, size_t errlen) {
+  char qdir[OMNIQ__QDIR_SIZE];
+  if (rec->runs < 0 || omniq__fname_qdir(t->queue, qdir) != OMNIQ_OK) return OMNIQ_OK;
+  int rc = omniq__ftotals_count(fs, t->id, t->token, qdir, rec->runs);
+  if (rc != OMNIQ_OK) snprintf(err, errlen, "file store: out of memory counting a run");
+  return rc;
+}
+
+/* Step 4 from an encoded record, its run already counted: the move, and
+ * the task's marker in the listing index (marks.c). Each is idempotent,
+ * so a roll-forward repeats them all. The move takes the slot, and with
+ * it the only other copy of the result, out of running/: the caller has
+ * made results/ durable first. */
 static int move_and_mark(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
                          const char *idname, const omniq__frec_t *rec, int hint, char *err,
                          size_t errlen) {
@@ -123,8 +136,8 @@ static int move_and_mark(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_ta
     snprintf(err, errlen, "file store: task %s: its queue cannot be a folder", t->id);
     return rc;
   }
-  if (rec->runs >= 0) rc = omniq__ftotals_add(fs, t->id, t->token, qdir, rec->runs, err, errlen);
-  if (rc == OMNIQ_OK) rc = move_out(fs, io, t, idname, rec, err, errlen);
+  rc = move_out(fs, io, t, idname, rec, err, errlen);
+  if (rc == OMNIQ_OK && rec->runs >= 0) omniq__ftotals_moved(fs, t->id, t->token);
   if (rc == OMNIQ_OK) omniq__fmark_set(fs, t->id, qdir, t->status, hint);
   if (rc == OMNIQ_OK && omniq_status_is_terminal(t->status))
     omniq__fmark_timed(fs, t->id, qdir, t->finished_at_ms);
@@ -150,6 +163,11 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
      * result is durable before the slot leaves running/. A PENDING slot
      * may be a claim cut short: its marker never left. */
     rc = publish_result(fs, &fs->io, idname, &rec, NULL, err, errlen);
+    /* The run is counted unless a handle counted it before the crash
+     * (its file lists it as pending). */
+    if (rc == OMNIQ_OK && runs >= 0 && !omniq__ftotals_counted(fs, t->id, t->token) &&
+        (rc = count_run(fs, t, &rec, err, errlen)) == OMNIQ_OK)
+      rc = omniq__ftotals_flush(fs, err, errlen);
     if (rc == OMNIQ_OK)
       rc = move_and_mark(fs, &fs->io, t, idname, &rec, OMNIQ_RUNNING, err, errlen);
     omniq__frec_free(&rec);
@@ -268,14 +286,30 @@ int omniq__fs_apply(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t 
   return OMNIQ_OK;
 }
 
+void omniq__fs_count(omniq__fs_t *fs, const omniq_task_t *t, omniq__fs_staged_t *s) {
+  char err[OMNIQ__ERRMSG_MAX];
+  if (s->committed && count_run(fs, t, &s->rec, err, sizeof err) != OMNIQ_OK)
+    omniq__fs_leave(fs, t, s, err);
+}
+
+void omniq__fs_leave(omniq__fs_t *fs, const omniq_task_t *t, omniq__fs_staged_t *s,
+                     const char *why) {
+  if (!s->committed) return;
+  s->committed = 0;
+  omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
+             "transition committed, finishing it failed (retried on recovery): %s", why);
+  omniq__frec_free(&s->rec);
+}
+
 void omniq__fs_move(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
                     const char *idname, omniq__fs_staged_t *s, int hint) {
   char err[OMNIQ__ERRMSG_MAX];
   if (!s->committed) return; /* left to a roll-forward, which starts at step 3 */
+  if (move_and_mark(fs, io, t, idname, &s->rec, hint, err, sizeof err) != OMNIQ_OK) {
+    omniq__fs_leave(fs, t, s, err);
+    return;
+  }
   s->committed = 0;
-  if (move_and_mark(fs, io, t, idname, &s->rec, hint, err, sizeof err) != OMNIQ_OK)
-    omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
-               "transition committed, finishing it failed (retried on recovery): %s", err);
   omniq__frec_free(&s->rec);
 }
 
@@ -304,6 +338,10 @@ int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
     omniq__fio_dirs_drop(&later);
     return rc;
   }
+  omniq__fs_count(fs, t, &staged);
+  char e[OMNIQ__ERRMSG_MAX];
+  if (staged.committed && omniq__ftotals_flush(fs, e, sizeof e) != OMNIQ_OK)
+    omniq__fs_leave(fs, t, &staged, e);
   omniq__fs_move(fs, &io, t, idname, &staged, hint);
   return omniq__fio_dirs_sync(&io, &later, err, errlen);
 }
