@@ -17,7 +17,8 @@
  * journal writes folders back in any order, so results/<id>.json must
  * have been in a synced results/ before the task's file leaves the slot
  * (its only other copy), and every folder the finished task and its
- * result live in must be synced before the finish returns. */
+ * result live in must be synced before the finish returns; a delete
+ * syncs the result's removal before it removes the task. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -278,6 +279,49 @@ static void test_one_finish_syncs_its_result_before_its_task_leaves_the_slot(voi
   th_be_free(f);
 }
 
+/* What the rounds of a delete found: whether results/ was synced while
+ * the result was gone and the task still there. */
+typedef struct removal {
+  th_be_t *f;
+  const char *id;
+  ino_t results_ino;
+  int results_synced_first;
+} removal_t;
+
+static int watch_removal(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  removal_t *r = ud;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (items[i].dir && fstat(items[i].fd, &st) == 0 && st.st_ino == r->results_ino &&
+        !th_be_has(r->f, "results", r->id) && th_be_has(r->f, "queue/success", r->id))
+      r->results_synced_first = 1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((items[i].dir ? fsync(items[i].fd) : fdatasync(items[i].fd)) != 0) return errno;
+  return 0;
+}
+
+/* A delete makes the result's removal durable before it removes the task:
+ * a power loss never leaves a result without its task. */
+static void test_a_delete_syncs_the_results_removal_before_the_tasks(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  order_t o;
+  int prev = -1;
+  finish_watched(f, 1, 0, &o);
+  char id[256];
+  th_be_only_name(f, "queue/success", id);
+  id[OMNIQ_ID_LEN] = '\0'; /* "<id>.json" */
+  removal_t r = {f, id, ino_of(f, "results"), 0};
+  omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, watch_removal, &r);
+  th_be_ok(f->err, f->ops->delete_task(f->b, id, &prev, f->err, sizeof f->err));
+  omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, NULL, NULL);
+  assert_int_equal(prev, OMNIQ_SUCCESS);
+  assert_false(th_be_has(f, "queue/success", id));
+  assert_true(r.results_synced_first);
+  th_be_free(f);
+}
+
 /* ---- a crash right after the report ------------------------------------------ */
 
 /* fsync stays on: the durable path is the one under test. */
@@ -299,6 +343,7 @@ int main(void) {
       cmocka_unit_test(test_a_descriptor_is_synced_once_per_round),
       cmocka_unit_test(test_finish_many_syncs_results_before_a_task_leaves_its_slot),
       cmocka_unit_test(test_one_finish_syncs_its_result_before_its_task_leaves_the_slot),
+      cmocka_unit_test(test_a_delete_syncs_the_results_removal_before_the_tasks),
       cmocka_unit_test_setup_teardown(test_what_was_reported_survives_a_sigkill_right_after,
                                       setup, th_store_teardown),
   };

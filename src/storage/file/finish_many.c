@@ -22,20 +22,22 @@
  *      the slot is the only other copy of a result, so results/ must be
  *      on the disk before the slot leaves running/. No order of renames
  *      on the disk is assumed (docs/storage-file.md, Durability);
- *   6. per decision: step 4 of the transition (the move out of the slot),
+ *   6. every decision's run counted in the handle's running totals, and
+ *      the handle's totals file written once for the batch (totals.c);
+ *   7. per decision: step 4 of the transition (the move out of the slot),
  *      folder syncs put off again;
- *   7. one group round syncs every folder step 6 changed; then the locks
+ *   8. one group round syncs every folder step 7 changed; then the locks
  *      go and the outcomes are reported;
- *   8. the claim (claim.c), whose tasks' data is synced in one round too.
+ *   9. the claim (claim.c), whose tasks' data is synced in one round too.
  *
  * Each decision is still its own atomic step, committed by its own rename:
  * a crash anywhere leaves every task of the batch either RUNNING under the
  * claim (a slot not yet renamed over; its staged files are tmp garbage) or
  * in its new state (a roll-forward finishes steps 3-4), never both, never
  * neither; test_store_file_batch kills a worker at every step. No decision
- * is reported before step 7 returned, so nothing reported is lost.
+ * is reported before step 8 returned, so nothing reported is lost.
  *
- * The locks are held from step 1 to step 7: three sync waits, during which
+ * The locks are held from step 1 to step 8: three sync waits, during which
  * this process's other threads wait for any task lock (the set holds the
  * lock gate) and other processes for these stripes only. */
 #include <stdio.h>
@@ -128,8 +130,8 @@ static int apply_all(omniq__fs_t *fs, const omniq_decision_t *ds, size_t n, int 
    * for a roll-forward. */
   int synced = rc == OMNIQ_OK ? omniq__fio_dirs_sync(&io, &later, e, sizeof e) : OMNIQ_OK;
   omniq__fbatch_step();
-  /* The runs, counted in the handle's totals and written once for the
-   * batch before any task leaves its slot (totals.c). */
+  /* Step 6: the runs, counted in the handle's totals and written once for
+   * the batch before any task leaves its slot (totals.c). */
   int counted = OMNIQ_OK;
   for (size_t i = 0; i < n && synced == OMNIQ_OK; i++) omniq__fs_count(fs, v[i].t, &v[i].s);
   if (synced == OMNIQ_OK) counted = omniq__ftotals_flush(fs, e, sizeof e);
@@ -140,10 +142,10 @@ static int apply_all(omniq__fs_t *fs, const omniq_decision_t *ds, size_t n, int 
     if (synced == OMNIQ_OK)
       omniq__fs_move(fs, &io, v[i].t, v[i].idname, &v[i].s, OMNIQ_RUNNING);
     else
-      omniq__frec_free(&v[i].s.rec); /* committed, not moved: a roll-forward's */
+      omniq__fs_leave(fs, v[i].t, &v[i].s, e); /* committed, not moved: a roll-forward's */
     omniq__fbatch_step();
   }
-  /* Step 7: the folders the moves changed. The outcomes are reported only
+  /* Step 8: the folders the moves changed. The outcomes are reported only
    * after it: a failure here is every applied decision's. */
   if (synced == OMNIQ_OK) synced = omniq__fio_dirs_sync(&io, &later, e, sizeof e);
   for (size_t i = 0; i < n && synced != OMNIQ_OK; i++) {

@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -118,8 +119,11 @@ static int add_runs(json_t *dst, const json_t *src) {
       if (d == NULL || json_object_set_new(dst, qdir, d) != 0) return -1;
     }
     for (size_t k = 0; k < OMNIQ_RUNS_KINDS; k++) {
-      json_int_t n = json_integer_value(json_array_get(d, k)) +
-                     json_integer_value(json_array_get(q, k));
+      json_int_t n;
+      /* Files are read from disk: a count out of range saturates. */
+      if (__builtin_add_overflow(json_integer_value(json_array_get(d, k)),
+                                 json_integer_value(json_array_get(q, k)), &n))
+        n = json_integer_value(json_array_get(q, k)) < 0 ? INT64_MIN : INT64_MAX;
       if (json_array_set_new(d, k, json_integer(n)) != 0) return -1;
     }
   }
