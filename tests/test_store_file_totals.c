@@ -96,7 +96,7 @@ static void test_a_closed_handles_file_is_folded_into_the_next_open(void **state
   th_be_t *b = th_be_beside(a);
   finish_batch(a, 4);
   finish_batch(b, 2);
-  th_be_close(b); /* gone: its owner byte is free */
+  th_be_free(b); /* gone: its owner byte is free */
   th_be_t *c = th_be_beside(a);
   assert_int_equal(succeeded(c), 6);
   assert_int_equal(handle_files(c), 2); /* a's, and c's holding b's counts */
