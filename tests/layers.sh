@@ -28,85 +28,89 @@
 # culprit), so the test cannot pass by checking nothing.
 set -euo pipefail
 
-# The layer of a path below src/: base, core, worker, facade, storage (top
-# level) or storage/<backend>.
-layer_of() {
-  local rel=$1
-  case $rel in
-  base/*) echo base ;;
-  core/*) echo core ;;
-  worker/*) echo worker ;;
-  storage/*/*) echo "storage/$(cut -d/ -f2 <<<"$rel")" ;;
-  storage/*) echo storage ;;
-  omniq.c | omniq.h) echo facade ;;
-  *) echo unknown ;;
-  esac
+# The rules, once, as awk functions shared by both checks. Each check runs
+# a fixed handful of processes (find, grep, nm, awk) however many files and
+# objects there are: a process per file or per #include line made the test
+# take a minute on a loaded machine.
+#
+# layer_of(rel): the layer of a path below src/: base, core, worker, facade,
+# storage (top level) or storage/<backend>; unknown otherwise.
+# may_use(from, use, target): may layer FROM use a header or symbol of layer
+# USE? (TARGET is the header path for includes, empty for symbols.)
+RULES='
+function layer_of(rel,   part) {
+  if (rel ~ /^base\//) return "base"
+  if (rel ~ /^core\//) return "core"
+  if (rel ~ /^worker\//) return "worker"
+  if (rel ~ /^storage\/[^\/]*\//) { split(rel, part, "/"); return "storage/" part[2] }
+  if (rel ~ /^storage\//) return "storage"
+  if (rel == "omniq.c" || rel == "omniq.h") return "facade"
+  return "unknown"
 }
-
-# may FROM USE: does layer FROM may use header or symbol of layer USE?
-# (TARGET is the header path for includes, empty for symbols.)
-may_use() {
-  local from=$1 use=$2 target=${3:-}
-  [ "$from" = "$use" ] && return 0
-  case $from in
-  facade) return 0 ;;
-  base) return 1 ;;
-  storage) [[ $use == base || $use == storage/* ]] ;;
-  storage/*) [[ $use == base || ($use == storage && (-z $target || $target == storage/registry.h)) ]] ;;
-  core) [[ $use == base || ($use == storage && (-z $target || $target == storage/registry.h)) ]] ;;
-  worker) [[ $use == base || $use == core ]] ;;
-  *) return 1 ;;
-  esac
+function may_use(from, use, target) {
+  if (from == use || from == "facade") return 1
+  if (from == "storage") return use == "base" || use ~ /^storage\//
+  if (from ~ /^storage\// || from == "core")
+    return use == "base" || (use == "storage" && (target == "" || target == "storage/registry.h"))
+  if (from == "worker") return use == "base" || use == "core"
+  return 0 # base, unknown
 }
+'
 
+# Every file below SRC ("F rel"), then every #include "..." line of its .c
+# and .h files ("SRC/rel:line"): one awk pass judges them all.
 check_includes() {
-  local src=$1 bad=0 file rel from line target use
-  while IFS= read -r -d '' file; do
-    rel=${file#"$src"/}
-    from=$(layer_of "$rel")
-    while IFS= read -r line; do
-      target=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1/' <<<"$line")
-      case $target in
-      omniq.h | omniq/storage.h) continue ;;
-      esac
-      use=$(layer_of "$target")
-      if [ "$use" = unknown ] || [ ! -f "$src/$target" ]; then
-        echo "layers: $rel: #include \"$target\" does not name a header under src/<layer>/"
-        bad=1
-      elif ! may_use "$from" "$use" "$target"; then
-        echo "layers: $rel ($from) may not include \"$target\" ($use)"
-        bad=1
-      fi
-    done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file" || true)
-  done < <(find "$src" -type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
-  return $bad
+  local src=$1
+  {
+    find "$src" -type f -printf 'F %P\n'
+    find "$src" -type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z |
+      xargs -0 -r grep -H -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' || true
+  } | awk -v src="$src/" "$RULES"'
+    /^F / { exists[substr($0, 3)] = 1; next }
+    {
+      colon = index($0, ":")
+      rel = substr($0, length(src) + 1, colon - length(src) - 1)
+      line = substr($0, colon + 1)
+      match(line, /"[^"]+"/)
+      target = substr(line, RSTART + 1, RLENGTH - 2)
+      if (target == "omniq.h" || target == "omniq/storage.h") next
+      from = layer_of(rel)
+      use = layer_of(target)
+      if (use == "unknown" || !(target in exists)) {
+        printf "layers: %s: #include \"%s\" does not name a header under src/<layer>/\n", rel, target
+        bad = 1
+      } else if (!may_use(from, use, target)) {
+        printf "layers: %s (%s) may not include \"%s\" (%s)\n", rel, from, target, use
+        bad = 1
+      }
+    }
+    END { exit bad }'
 }
 
-# The object's source path below src/, from CMake's object name
+# The symbols each object defines ("D obj: sym type ...") and uses
+# ("U obj: sym type"), from two nm runs over all objects; the object's
+# source path below src/ comes from CMake's object name
 # (.../omniq_objects.dir/src/core/engine.c.o).
-obj_rel() { sed -E 's|.*/src/||; s|\.o$||' <<<"$1"; }
-
 check_calls() {
-  local syms bad=0 obj rel from sym use
   [ $# -gt 0 ] || return 0
-  syms=$(mktemp)
-  for obj in "$@"; do
-    rel=$(obj_rel "$obj")
-    from=$(layer_of "$rel")
-    nm -P --defined-only "$obj" | awk -v l="$from" '$2 ~ /^[TDBRVWG]$/ {print "D", $1, l}'
-    nm -P --undefined-only "$obj" | awk -v l="$from" -v r="$rel" '{print "U", $1, l, r}'
-  done >"$syms"
-  # Each use of a symbol the library defines: from-layer, use-layer, symbol, file.
-  while read -r from use sym rel; do
-    if ! may_use "$from" "$use"; then
-      echo "layers: $rel ($from) uses $sym, defined in $use"
-      bad=1
-    fi
-  done < <(awk '$1 == "D" {def[$2] = $3} $1 == "U" {use[++n] = $2 " " $3 " " $4}
-                END {for (i = 1; i <= n; i++) {split(use[i], u, " ");
-                       if (u[1] in def) print u[2], def[u[1]], u[1], u[3]}}' "$syms")
-  rm -f "$syms"
-  return $bad
+  {
+    nm -P -A --defined-only "$@" | sed 's/^/D /'
+    nm -P -A --undefined-only "$@" | sed 's/^/U /'
+  } | awk "$RULES"'
+    function rel_of(obj) { sub(/:$/, "", obj); sub(/.*\/src\//, "", obj); sub(/\.o$/, "", obj); return obj }
+    $1 == "D" && $4 ~ /^[TDBRVWG]$/ { def[$3] = layer_of(rel_of($2)) }
+    $1 == "U" { n++; usym[n] = $3; urel[n] = rel_of($2) }
+    END {
+      for (i = 1; i <= n; i++) {
+        if (!(usym[i] in def)) continue
+        from = layer_of(urel[i])
+        if (!may_use(from, def[usym[i]], "")) {
+          printf "layers: %s (%s) uses %s, defined in %s\n", urel[i], from, usym[i], def[usym[i]]
+          bad = 1
+        }
+      }
+      exit bad
+    }'
 }
 
 check() {

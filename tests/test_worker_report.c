@@ -7,8 +7,17 @@
  *
  * The store is SQLite behind a table ("flaky") that fails finish (also a
  * finish carrying the next claim, or a batch of finishes), or finish and extend_lease
- * (and release), with OMNIQ_ESTORAGE on demand. The lease is short and
- * the waits are the library's own backoff: the test itself never sleeps. */
+ * (and release), with OMNIQ_ESTORAGE on demand. The waits are the library's
+ * own backoff: the test itself never sleeps to let something happen.
+ *
+ * A pool counts its leases in real (monotonic) time, so a load that stalls
+ * its threads can end a lease early in any test that needs one to hold. A
+ * test whose claim is that something happens while the lease holds takes a
+ * lease of an hour, which no stall ends; one whose claim is what follows
+ * when a lease runs out takes SHORT_LEASE_MS and is built so that only the
+ * end it waits for can come from a stall: the store goes away at the
+ * report, not before, and a wait for the lease to run out only ever waits
+ * longer under load. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +29,7 @@
 
 static atomic_int finish_failures; /* to come; -1 = every one */
 static atomic_int extend_fails;
+static atomic_int away_from_report; /* a refused report also fails extensions from then on */
 static atomic_int finish_calls, runs;
 
 static int unreachable(char *err, size_t errlen) {
@@ -37,6 +47,7 @@ static int flaky_finish(char *err, size_t errlen) {
   int left = atomic_load(&finish_failures);
   if (left != 0) {
     if (left > 0) atomic_fetch_sub(&finish_failures, 1);
+    if (atomic_load(&away_from_report)) atomic_store(&extend_fails, 1);
     return unreachable(err, errlen);
   }
   return OMNIQ_OK;
@@ -93,22 +104,31 @@ static int group_setup(void **state) {
   return th_wrap_register("flaky", "sqlite", 0) == OMNIQ_OK ? 0 : -1;
 }
 
-/* A store on "flaky" with a lease of LEASE_MS (kept by extensions every
- * LEASE_MS / 3 while the store lets them through). */
-#define LEASE_MS 300
+/* The leases (kept by extensions every lease / 3 while the store lets them
+ * through): one no stall of the machine outlasts, and a short one for the
+ * tests that wait for a lease to run out. Short, yet long enough that the
+ * steps which must come first (claim, start, report: each well under
+ * SHORT_LEASE_MS / 3 even under a sanitizer on a loaded host) do. */
+#define LONG_LEASE_MS 3600000
+#define SHORT_LEASE_MS 1200
 
-static int setup(void **state) {
+/* A store on "flaky" with a lease of lease_ms. */
+static int setup_with_lease(void **state, int64_t lease_ms) {
   *state = "flaky";
   atomic_store(&finish_failures, 0);
   atomic_store(&extend_fails, 0);
+  atomic_store(&away_from_report, 0);
   atomic_store(&finish_calls, 0);
   atomic_store(&runs, 0);
   if (th_store_setup(state) != 0) return -1;
   th_store_t *st = *state;
   omniq_close(st->oq);
-  st->settings.lease_ms = LEASE_MS;
+  st->settings.lease_ms = lease_ms;
   return omniq_open(&st->oq, &st->settings) == OMNIQ_OK ? 0 : -1;
 }
+
+static int setup_long(void **state) { return setup_with_lease(state, LONG_LEASE_MS); }
+static int setup_short(void **state) { return setup_with_lease(state, SHORT_LEASE_MS); }
 
 static int counted(omniq_job_t *job, void *userdata) {
   (void)userdata;
@@ -151,6 +171,8 @@ static int status_of(th_store_t *st, const char *id) {
   return status;
 }
 
+/* The lease is an hour: the three refusals and their backoff (50, 100,
+ * 200 ms) end well inside it whatever the load, so the report must land. */
 static void test_report_refused_by_the_store_is_retried_until_it_lands(void **state) {
   th_store_t *st = *state;
   char id[OMNIQ_ID_SIZE];
@@ -170,8 +192,11 @@ static void test_report_is_given_up_once_the_lease_ran_out_unreachable(void **st
   th_store_t *st = *state;
   char id[OMNIQ_ID_SIZE];
   omniq_result_t *r = NULL;
+  /* The store goes away when the run reports, not before: until then the
+   * lease is kept, so the report is first tried while it holds, and the
+   * retries then see it run out. */
   atomic_store(&finish_failures, -1);
-  atomic_store(&extend_fails, 1);
+  atomic_store(&away_from_report, 1);
   /* The drain returns (no endless retry) and says the outcome was not
    * stored: the run is not done. */
   assert_int_equal(run_one(st, "counted", id, OMNIQ_ESTORAGE), 0);
@@ -202,14 +227,14 @@ static int outlasts_the_leases(omniq_job_t *job, void *userdata) {
   hang = 1; /* the store goes away: extensions hang */
   pthread_mutex_unlock(&hang_lock);
   /* Real time, as the leases are: until every lease claimed with this
-   * run's has run out. */
+   * run's has run out (a stall only makes the wait longer). */
   struct timespec start, now, step = {0, 1000000};
   clock_gettime(CLOCK_MONOTONIC, &start);
   do {
     nanosleep(&step, NULL);
     clock_gettime(CLOCK_MONOTONIC, &now);
   } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 <
-           2 * LEASE_MS);
+           2 * SHORT_LEASE_MS);
   return omniq_job_return(job, "null");
 }
 
@@ -244,14 +269,14 @@ static void test_task_whose_lease_ran_out_before_it_started_is_not_run(void **st
   assert_int_equal(status_of(st, id), OMNIQ_RUNNING); /* left to be recovered */
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_store_teardown)
+#define T(name, lease) cmocka_unit_test_setup_teardown(name, setup_##lease, th_store_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      T(test_report_refused_by_the_store_is_retried_until_it_lands),
-      T(test_report_is_given_up_once_the_lease_ran_out_unreachable),
-      T(test_run_whose_lease_ran_out_unreachable_is_cancelled),
-      T(test_task_whose_lease_ran_out_before_it_started_is_not_run),
+      T(test_report_refused_by_the_store_is_retried_until_it_lands, long),
+      T(test_report_is_given_up_once_the_lease_ran_out_unreachable, short),
+      T(test_run_whose_lease_ran_out_unreachable_is_cancelled, short),
+      T(test_task_whose_lease_ran_out_before_it_started_is_not_run, short),
   };
   return cmocka_run_group_tests_name("worker reports", tests, group_setup, NULL);
 }

@@ -3,6 +3,7 @@
  * and only under the claim's current token. */
 #include "suite.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -257,6 +258,83 @@ static void test_finish_naming_a_foreign_queue_counts_in_the_tasks_own_queue(voi
   omniq_task_free(t);
 }
 
+/* Finishes two tasks claimed alike (queue "mail", one unique key each) with
+ * the same decision, one naming no queue and one naming the task's own:
+ * a backend that takes the hint skips a read, and must store exactly what
+ * it stores without it. Every way a run ends: a success, a retry with its
+ * error and crash count, a final failure, an interval re-arm. */
+static void test_finish_naming_its_queue_stores_what_it_stores_without(void **state) {
+  ct_fx_t *fx = *state;
+  if (ct_ops->abi_version < 3) skip(); /* no queues, keys or totals */
+  static const char *const mail[] = {"mail"};
+  const int ends[4] = {OMNIQ_SUCCESS, OMNIQ_PENDING, OMNIQ_FAILED, OMNIQ_PENDING};
+  const int kinds[4] = {OMNIQ_RUNS_SUCCEEDED, OMNIQ_RUNS_RETRIED, OMNIQ_RUNS_FAILED,
+                        OMNIQ_RUNS_SUCCEEDED};
+  int64_t want[OMNIQ_RUNS_KINDS] = {0};
+  omniq_task_error_t *e = ct_error("ValueError", 1, 1);
+  for (int end = 0; end < 4; end++) {
+    omniq_task_t *ts[2], **got = NULL;
+    omniq_result_t *rs[2];
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+      char key[32];
+      snprintf(key, sizeof key, "k%d-%d", end, i);
+      ts[i] = ct_task_keyed("mail", key, 5000);
+      ct_enqueue1(fx, ts[i]);
+      OK(fx, ct_claim_q(fx, mail, 1, NOW, 1, &got, &n));
+      assert_int_equal(n, 1);
+      assert_string_equal(got[0]->id, ts[i]->id);
+      int final = ends[end] != OMNIQ_PENDING, rearm = end == 3;
+      omniq_decision_t d = ct_decision(got[0], ends[end]);
+      d.queue = i == 0 ? NULL : got[0]->queue; /* the hint, or none */
+      d.runs = kinds[end];
+      d.crashes = end == 1 ? 1 : 0;
+      d.error = end == 1 ? e : NULL; /* a retry keeps its error */
+      d.eta_ms = ends[end] == OMNIQ_PENDING ? NOW + 1000 : 0;
+      d.reset_attempts = rearm;
+      rs[i] = final || rearm ? ct_result(ts[i]->id, end == 2 ? OMNIQ_FAILED : OMNIQ_SUCCESS,
+                                         end == 2 ? NULL : "\"v\"", end == 2 ? e : NULL, 1,
+                                         NOW + 10)
+                             : NULL;
+      d.result = rs[i];
+      OK(fx, ct_finish(fx, &d));
+      ct_tasks_free(got, n);
+    }
+    want[kinds[end]] += 2;
+    omniq_task_t *a = ct_get(fx, ts[0]->id), *b = ct_get(fx, ts[1]->id);
+    assert_int_equal(a->status, ends[end]);
+    assert_int_equal(b->status, a->status);
+    assert_string_equal(b->queue, a->queue);
+    assert_int_equal(b->attempts, a->attempts);
+    assert_int_equal(b->eta_ms, a->eta_ms);
+    assert_int_equal(b->token, a->token);
+    assert_int_equal(b->crashes, a->crashes);
+    assert_int_equal(b->finished_at_ms, a->finished_at_ms);
+    assert_int_equal(b->unique_for_ms, a->unique_for_ms);
+    th_assert_error_equal(b->last_error, a->last_error);
+    if (rs[0] == NULL) {
+      ct_assert_no_result(fx, ts[0]->id);
+      ct_assert_no_result(fx, ts[1]->id);
+    } else {
+      omniq_result_t *ra = ct_get_result(fx, ts[0]->id), *rb = ct_get_result(fx, ts[1]->id);
+      th_assert_result_equal(ra, rs[0]);
+      th_assert_result_equal(rb, rs[1]);
+      omniq_result_free(ra);
+      omniq_result_free(rb);
+    }
+    omniq_task_free(a);
+    omniq_task_free(b);
+    for (int i = 0; i < 2; i++) {
+      omniq_result_free(rs[i]);
+      omniq_task_free(ts[i]);
+    }
+  }
+  /* Each run counted once, in the task's queue, with or without the hint. */
+  omniq_queue_info_t q = ct_queue(fx, "mail", NOW + 10);
+  for (int k = 0; k < OMNIQ_RUNS_KINDS; k++) assert_int_equal(q.runs[k], want[k]);
+  omniq_task_error_free(e);
+}
+
 static void test_finish_of_an_unclaimed_task_is_state_error(void **state) {
   ct_fx_t *fx = *state;
   omniq_task_t *t = ct_task("default", 0, NOW);
@@ -296,6 +374,7 @@ static const struct CMUnitTest tests[] = {
     CT_TEST(test_finish_without_error_keeps_last_error),
     CT_TEST(test_stale_token_changes_nothing),
     CT_TEST(test_finish_naming_a_foreign_queue_counts_in_the_tasks_own_queue),
+    CT_TEST(test_finish_naming_its_queue_stores_what_it_stores_without),
     CT_TEST(test_finish_of_an_unclaimed_task_is_state_error),
     CT_TEST(test_unknown_id_is_not_found),
 };

@@ -126,7 +126,11 @@ extern const char omniq__pg_claimn_sql[];
  * CTEs of the same statement, only if it matched: the result row, the
  * unique key's hold (until finished_at + unique_for_ms once terminal) and
  * one more run in the queue's running total, on this connection's stripe
- * (schema.c). Parameters as omniq__pg_finish_sql's. */
+ * (schema.c). Parameters as omniq__pg_finish_sql's. The decision's queue
+ * (storage ABI 7) is not among them: the UPDATE reads the row anyway and
+ * its RETURNING gives the queue, so a hint would save no read here (as it
+ * does SQLite's two-statement finish) and only add a miss path
+ * (docs/storage-postgres.md). */
 #define OMNIQ__PG_FINISH_CTES \
   "t AS (" \
   " UPDATE @S.tasks SET status = $3::int2," \

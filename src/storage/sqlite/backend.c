@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* SQLite backend: the storage operations (omniq/storage.h).
+/* SQLite backend: the connection, its statements and transactions, and
+ * the storage table (omniq/storage.h).
  *
  * One connection per opened backend, guarded by `lock`, so one handle may be
  * shared by many threads (the worker pool shares one). SQLite runs that
@@ -20,8 +21,12 @@
  * after use: a statement left mid-step would hold its read snapshot open,
  * pinning the WAL and blocking checkpoints.
  *
- * The claim lives in claim.c, the group commit of finishes in group.c, the
- * inserts of tasks and results (many rows to a statement) in inserts.c. */
+ * This file holds what every operation shares: the statements prepared at
+ * open, the transaction helpers, open and close, and the table. A run's
+ * outcome lives in finish.c, the other writes (enqueue, extend, cancel,
+ * purge) in transitions.c, the claim in claim.c, the group commit of
+ * finishes in group.c, the inserts of tasks and results (many rows to a
+ * statement) in inserts.c. */
 #include "storage/sqlite/backend.h"
 
 #include <pthread.h>
@@ -194,7 +199,8 @@ int omniq__sqlite_fail_row(sq_t *sq, int rc, const char *id, char *err, size_t e
 }
 
 /* Why a token-checked change matched no row: unknown id or a stale claim. */
-static int explain_miss(sq_t *sq, const char *id, const char *what, char *err, size_t errlen) {
+int omniq__sqlite_explain_miss(sq_t *sq, const char *id, const char *what, char *err,
+                               size_t errlen) {
   sqlite3_stmt *s = sq->st[OMNIQ__SQ_STATE];
   int rc;
   sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -268,381 +274,22 @@ static int wake_path_sqlite(void *backend, char *path, size_t len) {
   return n > 0 && (size_t)n < len ? OMNIQ_OK : OMNIQ_ENOTSUP;
 }
 
-/* ---- enqueue ------------------------------------------------------------- */
-
-typedef struct {
-  omniq_task_t *const *tasks;
-  size_t n;
-  char (*holders)[OMNIQ_ID_SIZE]; /* may be NULL */
-} enqueue_arg_t;
-
-int omniq__sqlite_take_key(sq_t *sq, const char *queue, const char *key, const char *self,
-                           int64_t now, char holder[OMNIQ_ID_SIZE], char *err, size_t errlen) {
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_KEY_GET];
-  int held = 0, src;
-  sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-  src = sqlite3_step(s);
-  if (src == SQLITE_ROW && sqlite3_column_type(s, 1) != SQLITE_NULL) { /* its task exists */
-    const char *who = (const char *)sqlite3_column_text(s, 0);
-    held = (sqlite3_column_int(s, 1) < OMNIQ_SUCCESS || sqlite3_column_int64(s, 2) > now) &&
-           who != NULL && (self == NULL || strcmp(who, self) != 0);
-    if (held) snprintf(holder, OMNIQ_ID_SIZE, "%s", who);
-  }
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (src != SQLITE_ROW && src != SQLITE_DONE)
-    return omniq__sqlite_fail(sq, src, "reading a unique key", err, errlen);
-  if (held) {
-    snprintf(err, errlen, "unique key of queue %s is held by task %s", queue, holder);
-    return OMNIQ_EEXISTS;
-  }
-  if (self == NULL) return OMNIQ_OK;
-  s = sq->st[OMNIQ__SQ_KEY_PUT];
-  sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 3, self, -1, SQLITE_STATIC);
-  src = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "taking a unique key", err, errlen);
-}
-/* Keys are checked and taken in the same transaction as the inserts, which
- * BEGIN IMMEDIATE makes the only writer of the database: of two enqueues of
- * one key, in any processes, the second sees the first's row. Every key is
- * looked at, so each held one gets its holder. */
-static int do_enqueue(sq_t *sq, void *p, char *err, size_t errlen) {
-  const enqueue_arg_t *a = p;
-  int rc = omniq__sqlite_begin(sq, err, errlen), held = 0;
-  for (size_t i = 0; a->holders != NULL && i < a->n; i++) a->holders[i][0] = '\0';
-  for (size_t i = 0; rc == OMNIQ_OK && i < a->n; i++) {
-    const omniq_task_t *t = a->tasks[i];
-    char who[OMNIQ_ID_SIZE];
-    if (t->unique_key == NULL) continue;
-    rc = omniq__sqlite_take_key(sq, t->queue, t->unique_key, t->id, t->created_at_ms, who, err,
-                                errlen);
-    if (rc == OMNIQ_EEXISTS) {
-      if (a->holders != NULL) memcpy(a->holders[i], who, OMNIQ_ID_SIZE);
-      held = 1;
-      rc = OMNIQ_OK;
-    }
-  }
-  if (rc == OMNIQ_OK && held) {
-    snprintf(err, errlen, "enqueue: a unique key is held; nothing stored");
-    rc = OMNIQ_EEXISTS;
-  }
-  if (rc == OMNIQ_OK) rc = omniq__sqlite_insert_tasks(sq, a->tasks, a->n, err, errlen);
-  return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
-}
-
-static int enqueue_many_sqlite(void *backend, omniq_task_t *const *tasks, size_t n,
-                               char (*holders)[OMNIQ_ID_SIZE], char *err, size_t errlen) {
-  enqueue_arg_t a = {tasks, n, holders};
-  if (n > 0 && tasks == NULL)
-    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "enqueue: no tasks");
-  for (size_t i = 0; i < n; i++) {
-    const omniq_task_t *t = tasks[i];
-    /* Defence in depth: the engine validates too, but the id becomes
-     * a key here and every column is NOT NULL. */
-    if (t == NULL || !omniq_id_valid(t->id) || t->func == NULL || t->queue == NULL ||
-        t->args == NULL || t->kwargs == NULL) {
-      snprintf(err, errlen, "enqueue: task %zu: malformed id or missing field; nothing stored", i);
-      return OMNIQ_EINVAL;
-    }
-  }
-  return n == 0 ? OMNIQ_OK : omniq__sqlite_run(backend, do_enqueue, &a, err, errlen);
-}
-
-static int enqueue_sqlite(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
-                          size_t errlen) {
-  return enqueue_many_sqlite(backend, tasks, n, NULL, err, errlen);
-}
-
-/* ---- finish -------------------------------------------------------------- */
-
-/* Adds runs runs of kind to the running totals of queue. */
-static int add_total(sq_t *sq, const char *queue, int kind, int64_t runs, char *err,
-                     size_t errlen) {
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_TOTAL_ADD];
-  sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
-  sqlite3_bind_int(s, 2, kind);
-  sqlite3_bind_int64(s, 3, runs);
-  int src = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "finish: totals", err, errlen);
-}
-
-/* Counts one run of kind in queue (copied when new to t); 0, or -1 when t
- * is full of other queues and kinds or out of memory: the caller then
- * writes the run to the totals itself. */
-static int tally_add(omniq__sqlite_tally_t *t, const char *queue, int kind) {
-  for (size_t i = 0; i < t->n; i++) {
-    if (t->e[i].kind == kind && strcmp(t->e[i].queue, queue) == 0) {
-      t->e[i].runs++;
-      return 0;
-    }
-  }
-  if (t->n == OMNIQ__SQLITE_GROUP_MAX || (t->e[t->n].queue = omniq__strdup(queue)) == NULL)
-    return -1;
-  t->e[t->n].kind = kind;
-  t->e[t->n].runs = 1;
-  t->n++;
-  return 0;
-}
-
-int omniq__sqlite_tally_write(sq_t *sq, const omniq__sqlite_tally_t *t, char *err,
-                              size_t errlen) {
-  int rc = OMNIQ_OK;
-  for (size_t i = 0; rc == OMNIQ_OK && i < t->n; i++)
-    rc = add_total(sq, t->e[i].queue, t->e[i].kind, t->e[i].runs, err, errlen);
-  if (rc == OMNIQ_OK) rc = omniq__sqlite_put_results(sq, t->results, t->nresults, err, errlen);
-  return rc;
-}
-
-void omniq__sqlite_tally_free(omniq__sqlite_tally_t *t) {
-  for (size_t i = 0; i < t->n; i++) omniq__free(t->e[i].queue);
-  t->n = 0;
-  t->nresults = 0;
-}
-
-/* Binds what a finish writes (?2 to ?7 of both finish statements). */
-static void bind_outcome(sqlite3_stmt *s, const omniq_decision_t *d, const char *error_json,
-                         int64_t finished) {
-  sqlite3_bind_int(s, 2, d->next_status);
-  sqlite3_bind_int64(s, 3, d->eta_ms);
-  sqlite3_bind_int(s, 4, d->reset_attempts != 0);
-  omniq__sqlite_bind_text(s, 5, error_json);
-  sqlite3_bind_int(s, 6, d->crashes);
-  sqlite3_bind_int64(s, 7, finished);
-}
-
-/* The finish by its claim token and the queue the decision names, in one
- * UPDATE: *applied = 1 if it took the row, 0 if nothing matched (a miss,
- * or a queue that is not the task's) and nothing changed. */
-static int finish_hinted(sq_t *sq, const omniq_decision_t *d, const char *error_json,
-                         int64_t finished, int *applied, char *err, size_t errlen) {
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH_HINTED];
-  sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
-  bind_outcome(s, d, error_json, finished);
-  sqlite3_bind_int64(s, 8, d->token);
-  sqlite3_bind_text(s, 9, d->queue, -1, SQLITE_STATIC);
-  int src = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "finish", err, errlen);
-  *applied = sqlite3_changes(sq->db) == 1;
-  return OMNIQ_OK;
-}
-
-/* The finish without a usable hint: the row found under its claim token
- * (naming the task's queue, copied to *queue), then its update by rowid.
- * The lookup comes first, so a miss (ESTATE, ENOTFOUND) writes nothing. */
-static int finish_found(sq_t *sq, const omniq_decision_t *d, const char *error_json,
-                        int64_t finished, char **queue, char *err, size_t errlen) {
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_FINISH_FIND];
-  int64_t seq = 0;
-  int src;
-  sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 2, d->token);
-  src = sqlite3_step(s);
-  if (src == SQLITE_ROW) {
-    seq = sqlite3_column_int64(s, 0);
-    *queue = omniq__strdup((const char *)sqlite3_column_text(s, 1));
-  }
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (src == SQLITE_DONE) return explain_miss(sq, d->id, "finish", err, errlen);
-  if (src != SQLITE_ROW) return omniq__sqlite_fail(sq, src, "finish", err, errlen);
-  if (*queue == NULL) return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "out of memory");
-  s = sq->st[OMNIQ__SQ_FINISH];
-  sqlite3_bind_int64(s, 1, seq);
-  bind_outcome(s, d, error_json, finished);
-  src = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  return src == SQLITE_OK ? OMNIQ_OK : omniq__sqlite_fail(sq, src, "finish", err, errlen);
-}
-
-/* The token-checked finish inside the caller's transaction: the task's
- * update, the totals (or its count in tally) and the result. With the
- * queue the decision names (storage ABI 7) the update is one statement by
- * id, token and queue, and the totals take that queue; when it misses,
- * or names no queue, the row is looked up under its token as it always
- * was, so a wrong queue changes nothing but the cost. */
-int omniq__sqlite_apply_finish(sq_t *sq, const omniq_decision_t *d, omniq__sqlite_tally_t *tally,
-                               char *err, size_t errlen) {
-  char *error_json = NULL, *found = NULL;
-  const char *queue = NULL;
-  int rc = OMNIQ_OK, applied = 0;
-  int64_t finished = omniq_status_is_terminal(d->next_status) && d->result != NULL
-                         ? d->result->finished_at_ms
-                         : 0;
-  if (d->error != NULL && (error_json = omniq_task_error_to_json(d->error)) == NULL)
-    return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "out of memory recording %s", d->id);
-  if (d->queue != NULL) rc = finish_hinted(sq, d, error_json, finished, &applied, err, errlen);
-  if (rc == OMNIQ_OK && applied) {
-    queue = d->queue;
-  } else if (rc == OMNIQ_OK) {
-    rc = finish_found(sq, d, error_json, finished, &found, err, errlen);
-    queue = found;
-  }
-  omniq__free(error_json);
-  if (rc == OMNIQ_OK && (tally == NULL || tally_add(tally, queue, d->runs) != 0))
-    rc = add_total(sq, queue, d->runs, 1, err, errlen);
-  omniq__free(found);
-  if (rc == OMNIQ_OK && d->result != NULL) {
-    if (tally != NULL && tally->nresults < OMNIQ__SQLITE_GROUP_MAX)
-      tally->results[tally->nresults++] = d;
-    else
-      rc = omniq__sqlite_put_result(sq, d->id, d->result, err, errlen);
-  }
-  return rc;
-}
-
-int omniq__sqlite_do_finish(sq_t *sq, void *d, char *err, size_t errlen) {
-  int rc = omniq__sqlite_begin(sq, err, errlen);
-  if (rc == OMNIQ_OK) rc = omniq__sqlite_apply_finish(sq, d, NULL, err, errlen);
-  return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
-}
-
-int omniq__sqlite_check_finish(const omniq_decision_t *d, char *err, size_t errlen) {
-  if (d == NULL || !omniq_id_valid(d->id))
-    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "finish: malformed task id");
-  if (!omniq_transition_allowed(OMNIQ_RUNNING, d->next_status) ||
-      d->next_status == OMNIQ_CANCELLED) {
-    snprintf(err, errlen, "finish %s: next status %s is not how a run ends", d->id,
-             omniq_status_name(d->next_status));
-    return OMNIQ_EINVAL;
-  }
-  return OMNIQ_OK;
-}
-
-static int finish_sqlite(void *backend, const omniq_decision_t *d, char *err, size_t errlen) {
-  int rc = omniq__sqlite_check_finish(d, err, errlen);
-  return rc == OMNIQ_OK ? omniq__sqlite_finish_grouped(backend, d, NULL, NULL, err, errlen) : rc;
-}
-
-/* ---- extend, cancel ------------------------------------------------------ */
-
-typedef struct {
-  const char *id;
-  int64_t token, lease_until;
-} extend_arg_t;
-
-/* One UPDATE, so no explicit transaction; the follow-up read only explains a
- * miss (tasks are never deleted, so a task seen missing was never there). */
-static int do_extend(sq_t *sq, void *p, char *err, size_t errlen) {
-  const extend_arg_t *a = p;
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_EXTEND];
-  int rc;
-  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 2, a->token);
-  sqlite3_bind_int64(s, 3, a->lease_until);
-  rc = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "extend_lease", err, errlen);
-  return sqlite3_changes(sq->db) == 0 ? explain_miss(sq, a->id, "extend_lease", err, errlen)
-                                      : OMNIQ_OK;
-}
-
-static int extend_sqlite(void *backend, const char *id, int64_t token, int64_t lease_until_ms,
-                         char *err, size_t errlen) {
-  extend_arg_t a = {id, token, lease_until_ms};
-  if (!omniq_id_valid(id))
-    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "extend_lease: malformed task id");
-  return omniq__sqlite_run(backend, do_extend, &a, err, errlen);
-}
-
-typedef struct {
-  const char *id;
-  int64_t finished_at;
-  int prev_status;
-} cancel_arg_t;
-
-/* Reads the task and cancels it inside one write transaction (BEGIN
- * IMMEDIATE holds the write lock from the read on), so the attempts stored
- * in the result are those of the task that was cancelled, whatever claim
- * another connection makes at the same moment. */
-static int do_cancel(sq_t *sq, void *p, char *err, size_t errlen) {
-  cancel_arg_t *a = p;
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_STATE];
-  omniq_result_t r;
-  int rc = omniq__sqlite_begin(sq, err, errlen), src;
-  if (rc != OMNIQ_OK) return rc;
-  memset(&r, 0, sizeof r);
-  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
-  src = sqlite3_step(s);
-  if (src == SQLITE_ROW) {
-    a->prev_status = sqlite3_column_int(s, 0);
-    r.attempts = sqlite3_column_int(s, 2);
-    r.last_attempt_at_ms = sqlite3_column_int64(s, 3);
-  }
-  sqlite3_reset(s);
-  if (src == SQLITE_DONE)
-    return omniq__sqlite_errf(OMNIQ_ENOTFOUND, err, errlen, "cancel %s: no such task", a->id);
-  if (src != SQLITE_ROW) return omniq__sqlite_fail(sq, src, "cancel", err, errlen);
-  if (omniq_status_is_terminal(a->prev_status))
-    return omniq__sqlite_errf(OMNIQ_ESTATE, err, errlen, "cancel %s: task is already %s", a->id,
-                              omniq_status_name(a->prev_status));
-  s = sq->st[OMNIQ__SQ_CANCEL];
-  sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 2, a->finished_at);
-  src = omniq__sqlite_step_done(s);
-  sqlite3_clear_bindings(s);
-  if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "cancel", err, errlen);
-  memcpy(r.task_id, a->id, OMNIQ_ID_SIZE);
-  r.status = OMNIQ_CANCELLED;
-  r.finished_at_ms = a->finished_at;
-  rc = omniq__sqlite_put_result(sq, a->id, &r, err, errlen);
-  return rc == OMNIQ_OK ? omniq__sqlite_commit(sq, err, errlen) : rc;
-}
-
-static int cancel_sqlite(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
-                         char *err, size_t errlen) {
-  cancel_arg_t a = {id, finished_at_ms, -1};
-  if (!omniq_id_valid(id))
-    return omniq__sqlite_errf(OMNIQ_EINVAL, err, errlen, "%s", "cancel: malformed task id");
-  int rc = omniq__sqlite_run(backend, do_cancel, &a, err, errlen);
-  if (prev_status != NULL) *prev_status = a.prev_status;
-  return rc;
-}
-
-typedef struct {
-  int64_t older_than;
-  int64_t count;
-} purge_arg_t;
-
-static int do_purge(sq_t *sq, void *p, char *err, size_t errlen) {
-  purge_arg_t *a = p;
-  sqlite3_stmt *s = sq->st[OMNIQ__SQ_PURGE];
-  sqlite3_bind_int64(s, 1, a->older_than);
-  int rc = omniq__sqlite_step_done(s);
-  if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "purge_results", err, errlen);
-  a->count = sqlite3_changes(sq->db);
-  return OMNIQ_OK;
-}
-
-static int purge_sqlite(void *backend, int64_t older_than_ms, int64_t *count, char *err,
-                        size_t errlen) {
-  purge_arg_t a = {older_than_ms, 0};
-  int rc = omniq__sqlite_run(backend, do_purge, &a, err, errlen);
-  if (count != NULL) *count = rc == OMNIQ_OK ? a.count : 0;
-  return rc;
-}
-
 const omniq_storage_ops_t omniq__sqlite_ops = {
     .abi_version = OMNIQ_STORAGE_ABI,
     .name = "sqlite",
     .open = open_sqlite,
     .close = close_sqlite,
-    .enqueue = enqueue_sqlite,
+    .enqueue = omniq__sqlite_enqueue,
     .claim = omniq__sqlite_claim,
-    .finish = finish_sqlite,
-    .extend_lease = extend_sqlite,
-    .cancel = cancel_sqlite,
+    .finish = omniq__sqlite_finish,
+    .extend_lease = omniq__sqlite_extend_lease,
+    .cancel = omniq__sqlite_cancel,
     .get_task = omniq__sqlite_get_task,
     .get_result = omniq__sqlite_get_result,
-    .purge_results = purge_sqlite,
+    .purge_results = omniq__sqlite_purge_results,
     .count_by_status = omniq__sqlite_count_by_status,
     .expired_leases = omniq__sqlite_expired_leases,
-    .enqueue_unique = enqueue_many_sqlite,
+    .enqueue_unique = omniq__sqlite_enqueue_many,
     .list = omniq__sqlite_list,
     .retry = omniq__sqlite_retry,
     .delete_task = omniq__sqlite_delete,

@@ -207,9 +207,10 @@ int omniq__sqlite_tally_write(omniq__sqlite_t *sq, const omniq__sqlite_tally_t *
                               size_t errlen);
 void omniq__sqlite_tally_free(omniq__sqlite_tally_t *t);
 
-/* Finishes (group.c). apply_finish applies d inside the open transaction
- * (lock held): OMNIQ_OK; OMNIQ_ESTATE or OMNIQ_ENOTFOUND having changed
- * nothing; any other code with the transaction to be rolled back. Its run
+/* Finishes (finish.c; group.c commits them). apply_finish applies d
+ * inside the open transaction (lock held): OMNIQ_OK; OMNIQ_ESTATE or
+ * OMNIQ_ENOTFOUND having changed nothing; any other code with the
+ * transaction to be rolled back. Its run
  * is added to tally (written by the caller before it commits), or with
  * tally NULL, or a tally already holding OMNIQ__SQLITE_GROUP_MAX other
  * queues and kinds, to run_totals at once. do_finish is d in a
@@ -217,6 +218,25 @@ void omniq__sqlite_tally_free(omniq__sqlite_tally_t *t);
 int omniq__sqlite_apply_finish(omniq__sqlite_t *sq, const omniq_decision_t *d,
                                omniq__sqlite_tally_t *tally, char *err, size_t errlen);
 int omniq__sqlite_do_finish(omniq__sqlite_t *sq, void *d, char *err, size_t errlen);
+/* ops->finish (finish.c): d checked, then through the group commit. */
+int omniq__sqlite_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen);
+/* Why a token-checked change of task id matched no row (lock held):
+ * OMNIQ_ENOTFOUND for an unknown id, OMNIQ_ESTATE naming the task's status
+ * and token for a stale claim, err saying which, prefixed with what. */
+int omniq__sqlite_explain_miss(omniq__sqlite_t *sq, const char *id, const char *what, char *err,
+                               size_t errlen);
+/* The table's enqueue, enqueue_unique, extend_lease, cancel and
+ * purge_results (transitions.c), as omniq/storage.h describes them. */
+int omniq__sqlite_enqueue(void *backend, omniq_task_t *const *tasks, size_t n, char *err,
+                          size_t errlen);
+int omniq__sqlite_enqueue_many(void *backend, omniq_task_t *const *tasks, size_t n,
+                               char (*holders)[OMNIQ_ID_SIZE], char *err, size_t errlen);
+int omniq__sqlite_extend_lease(void *backend, const char *id, int64_t token,
+                               int64_t lease_until_ms, char *err, size_t errlen);
+int omniq__sqlite_cancel(void *backend, const char *id, int64_t finished_at_ms,
+                         int *prev_status, char *err, size_t errlen);
+int omniq__sqlite_purge_results(void *backend, int64_t older_than_ms, int64_t *count,
+                                char *err, size_t errlen);
 /* The group commit of a handle: set up at open, torn down at close (no
  * finish running). init returns 0, or -1 out of resources. */
 int omniq__sqlite_group_init(omniq__sqlite_group_t *g);
