@@ -3,7 +3,7 @@
  * The first byte picks where the rest of the input goes: a pending task
  * file, the running slot (a transition's commit record), a result file, a
  * terminal task file, the journal, a file of a committed batch, a queue's
- * settings, a stripe of running totals, or FORMAT.
+ * settings, running totals (a stripe's and a gone handle's), or FORMAT.
  * Then the store is opened (recovery runs) and every operation is tried on
  * the task the file claims to be. Properties: no crash or sanitizer report;
  * each call returns a code; whatever the file held, a task the store hands
@@ -162,7 +162,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   case 4: plant("queue", "journal", body, len); break;
   case 5: plant("batches/batch-1-1", "1-1.tmp", body, len); break;
   case 6: plant("queues", "default.json", body, len); break;
-  case 7: plant("stats", "0000.json", body, len); break;
+  case 7: /* running totals: a stripe file of earlier versions, and the
+           * file of a handle that is gone (folded in at open) */
+    plant("stats", "0000.json", body, len);
+    plant("stats", "h-4294967296.json", body, len);
+    break;
   default: plant(".", "FORMAT", body, len); break;
   }
 

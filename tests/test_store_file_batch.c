@@ -8,7 +8,9 @@
  * store the parent filled, claims the batch, arms the kill
  * (omniq__fbatch_crash_after) and calls finish_many; it uses no cmocka
  * assertion. The parent reopens the store (recovery runs at open) and
- * checks it, for kill points 1, 2, ... until a child runs to the end. */
+ * checks it, for kill points 1, 2, ... until a child runs to the end;
+ * also that the running totals count every run of the batch exactly once
+ * (the child's handle file, the roll-forwards and the parent's own). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "base/alloc.h"
 #include "base/records.h"
 #include "storage/file/batch.h"
+#include "storage/file/totals.h"
 
 #define BATCH 8 /* claimed, then finished in one finish_many */
 #define AHEAD 4 /* pending behind them, for the claim that rides along */
@@ -70,6 +73,17 @@ typedef struct seen {
   size_t ahead_claimed;   /* of the tasks behind it: claimed by the batch's claim */
 } seen_t;
 
+static void add_succeeded(const char *qdir, const int64_t runs[OMNIQ_RUNS_KINDS], void *ud) {
+  if (strcmp(qdir, "default") == 0) *(int64_t *)ud += runs[OMNIQ_RUNS_SUCCEEDED];
+}
+
+/* Runs counted as succeeded in queue "default", over every handle. */
+static int64_t succeeded_total(th_be_t *f) {
+  int64_t n = 0;
+  assert_int_equal(omniq__ftotals_each(f->b, add_succeeded, &n), OMNIQ_OK);
+  return n;
+}
+
 /* Every task of the batch SUCCESS with its result, or RUNNING under its
  * claim with none (and then still finishable under that claim); every
  * task behind it PENDING, or RUNNING with one attempt; nothing else. */
@@ -115,6 +129,10 @@ static seen_t assert_one_valid_state_each(th_be_t *f, long k) {
     omniq_result_free(r);
     omniq_task_free(t);
   }
+  /* Each run of the batch ended once, before the kill or just above. */
+  if (succeeded_total(f) != BATCH)
+    fail_msg("kill at step %ld: %lld runs counted as succeeded of %d", k,
+             (long long)succeeded_total(f), BATCH);
   return s;
 }
 

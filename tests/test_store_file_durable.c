@@ -9,17 +9,32 @@
  * reports each finished run through its log (the line comes after the
  * finish returned) and each enqueue after omniq_enqueue returned; the test
  * SIGKILLs it at once and finds every reported task and result in the
- * store. */
+ * store.
+ *
+ * Power loss cannot be staged in a test, so the order of a finish's
+ * folder syncs is checked where it can be seen: the test's sync call
+ * looks at the store as each round begins. A file system without a
+ * journal writes folders back in any order, so results/<id>.json must
+ * have been in a synced results/ before the task's file leaves the slot
+ * (its only other copy), and every folder the finished task and its
+ * result live in must be synced before the finish returns; a delete
+ * syncs the result's removal before it removes the task. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/records.h"
+#include "storage/file/backend.h"
 #include "storage/file/syncs.h"
+#include "support/backend.h"
 #include "support/gate.h"
 #include "support/crash.h"
 #include "support/helpers.h"
@@ -150,6 +165,163 @@ static void test_a_descriptor_is_synced_once_per_round(void **state) {
   rounds_free(r);
 }
 
+/* ---- the order of a finish's folder syncs ---------------------------------- */
+
+#define K 4
+
+/* What the rounds of a finish found: for each task, whether a round synced
+ * results/ while its result was there, and success/ while its file was. */
+typedef struct order {
+  th_be_t *f;
+  const char *ids[K];
+  size_t n;
+  ino_t results_ino, success_ino;
+  int result_synced[K], task_synced[K];
+  int moved_early; /* a task in success/ at a round's start, its result not yet synced */
+} order_t;
+
+static ino_t ino_of(const th_be_t *f, const char *sub) {
+  char path[2048];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/%s", f->dir, sub);
+  assert_int_equal(stat(path, &st), 0);
+  return st.st_ino;
+}
+
+static int watch_round(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  order_t *o = ud;
+  for (size_t t = 0; t < o->n; t++)
+    if (th_be_has(o->f, "queue/success", o->ids[t]) && !o->result_synced[t]) o->moved_early++;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (!items[i].dir || fstat(items[i].fd, &st) != 0) continue;
+    for (size_t t = 0; t < o->n; t++) {
+      if (st.st_ino == o->results_ino && th_be_has(o->f, "results", o->ids[t]))
+        o->result_synced[t] = 1;
+      if (st.st_ino == o->success_ino && th_be_has(o->f, "queue/success", o->ids[t]))
+        o->task_synced[t] = 1;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((items[i].dir ? fsync(items[i].fd) : fdatasync(items[i].fd)) != 0) return errno;
+  return 0;
+}
+
+/* Claims k tasks and finishes them SUCCESS with a result, through
+ * finish_many (many != 0) or one finish each, watching every round. */
+static void finish_watched(th_be_t *f, size_t k, int many, order_t *o) {
+  omniq__fs_t *fs = f->b;
+  omniq_task_t **got;
+  omniq_result_t *rs[K];
+  omniq_decision_t ds[K];
+  int rcs[K];
+  for (size_t i = 0; i < k; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, k, &got), k);
+  *o = (order_t){.f = f, .n = k};
+  o->results_ino = ino_of(f, "results");
+  o->success_ino = ino_of(f, "queue/success");
+  for (size_t i = 0; i < k; i++) {
+    o->ids[i] = got[i]->id;
+    rs[i] = th_be_result(got[i]->id, OMNIQ_SUCCESS, th_be_now(f));
+    ds[i] = (omniq_decision_t){.id = got[i]->id,
+                               .token = got[i]->token,
+                               .next_status = OMNIQ_SUCCESS,
+                               .result = rs[i],
+                               .runs = OMNIQ_RUNS_SUCCEEDED};
+  }
+  omniq__fsyncq_set_fn(fs->io.syncq, watch_round, o);
+  if (many) {
+    omniq_task_t **next = NULL;
+    size_t nnext = 0;
+    int claimed = 0;
+    assert_int_equal(f->ops->finish_many(f->b, ds, k, rcs, NULL, &next, &nnext, &claimed, f->err,
+                                         sizeof f->err),
+                     OMNIQ_OK);
+    for (size_t i = 0; i < k; i++) assert_int_equal(rcs[i], OMNIQ_OK);
+  } else {
+    for (size_t i = 0; i < k; i++) assert_int_equal(th_be_finish(f, &ds[i]), OMNIQ_OK);
+  }
+  omniq__fsyncq_set_fn(fs->io.syncq, NULL, NULL);
+  for (size_t i = 0; i < k; i++) {
+    assert_true(th_be_has(f, "queue/success", o->ids[i]));
+    assert_true(th_be_has(f, "results", o->ids[i]));
+    omniq_result_free(rs[i]);
+  }
+  omniq__tasks_free(got, k); /* o->ids pointed into got: read before this */
+}
+
+static void assert_synced_in_order(const order_t *o) {
+  assert_int_equal(o->moved_early, 0);
+  for (size_t i = 0; i < o->n; i++) {
+    assert_true(o->result_synced[i]);
+    assert_true(o->task_synced[i]);
+  }
+}
+
+/* A batch of outcomes syncs results/ before any task of it leaves the
+ * slot, and success/ before it returns. */
+static void test_finish_many_syncs_results_before_a_task_leaves_its_slot(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  order_t o;
+  finish_watched(f, K, 1, &o);
+  assert_synced_in_order(&o);
+  th_be_free(f);
+}
+
+/* The same for a finish of one task. */
+static void test_one_finish_syncs_its_result_before_its_task_leaves_the_slot(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  order_t o;
+  finish_watched(f, 1, 0, &o);
+  assert_synced_in_order(&o);
+  th_be_free(f);
+}
+
+/* What the rounds of a delete found: whether results/ was synced while
+ * the result was gone and the task still there. */
+typedef struct removal {
+  th_be_t *f;
+  const char *id;
+  ino_t results_ino;
+  int results_synced_first;
+} removal_t;
+
+static int watch_removal(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  removal_t *r = ud;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (items[i].dir && fstat(items[i].fd, &st) == 0 && st.st_ino == r->results_ino &&
+        !th_be_has(r->f, "results", r->id) && th_be_has(r->f, "queue/success", r->id))
+      r->results_synced_first = 1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((items[i].dir ? fsync(items[i].fd) : fdatasync(items[i].fd)) != 0) return errno;
+  return 0;
+}
+
+/* A delete makes the result's removal durable before it removes the task:
+ * a power loss never leaves a result without its task. */
+static void test_a_delete_syncs_the_results_removal_before_the_tasks(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  order_t o;
+  int prev = -1;
+  finish_watched(f, 1, 0, &o);
+  char id[256];
+  th_be_only_name(f, "queue/success", id);
+  id[OMNIQ_ID_LEN] = '\0'; /* "<id>.json" */
+  removal_t r = {f, id, ino_of(f, "results"), 0};
+  omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, watch_removal, &r);
+  th_be_ok(f->err, f->ops->delete_task(f->b, id, &prev, f->err, sizeof f->err));
+  omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, NULL, NULL);
+  assert_int_equal(prev, OMNIQ_SUCCESS);
+  assert_false(th_be_has(f, "queue/success", id));
+  assert_true(r.results_synced_first);
+  th_be_free(f);
+}
+
 /* ---- a crash right after the report ------------------------------------------ */
 
 /* fsync stays on: the durable path is the one under test. */
@@ -169,6 +341,9 @@ int main(void) {
       cmocka_unit_test(test_callers_waiting_behind_a_round_share_the_next_one),
       cmocka_unit_test(test_a_failed_round_fails_every_caller_in_it),
       cmocka_unit_test(test_a_descriptor_is_synced_once_per_round),
+      cmocka_unit_test(test_finish_many_syncs_results_before_a_task_leaves_its_slot),
+      cmocka_unit_test(test_one_finish_syncs_its_result_before_its_task_leaves_the_slot),
+      cmocka_unit_test(test_a_delete_syncs_the_results_removal_before_the_tasks),
       cmocka_unit_test_setup_teardown(test_what_was_reported_survives_a_sigkill_right_after,
                                       setup, th_store_teardown),
   };

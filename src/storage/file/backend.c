@@ -49,6 +49,7 @@
 #include "storage/file/owner.h"
 #include "storage/file/queues.h"
 #include "storage/file/record.h"
+#include "storage/file/totals.h"
 #include "storage/registry.h"
 
 #define FORMAT_LINE "omniq-file-store 2\n"
@@ -128,6 +129,7 @@ static void close_file(void *backend) {
   if (fs->open_done) omniq__fidx_save(fs->idx);
   omniq__fidx_free(fs->idx);
   omniq__fq_close(fs);
+  omniq__ftotals_close(fs); /* before stats/ closes */
   omniq__spares_free(fs->io.spares); /* removes them from tmp/: before tmp_fd closes */
   for (size_t i = 0, n = all_fds(fs, fds); i < n; i++) close_fd(fds[i]);
   omniq__flock_destroy(&fs->locks);
@@ -243,12 +245,16 @@ static int open_file(const omniq_settings_t *s, void **backend, char *err, size_
   if (rc == OMNIQ_OK) {
     omniq__fowner_clean_tmp(&fs->io, fs->locks.fd);
     omniq__fs_each(fs, fs->queue_fd, check_queue_entry, NULL);
+    rc = omniq__ftotals_open(fs, err, errlen); /* before recovery, which counts runs */
+  }
+  if (rc == OMNIQ_OK) {
     rc = omniq__fidx_open(&fs->idx, &fs->io, fs->queue_fd, fs->pending_fd, err, errlen);
   }
   if (rc == OMNIQ_OK) {
     /* Finish whatever a process that died here left half done, then make
      * sure the listing index knows every task. */
     omniq__fs_recover(fs);
+    omniq__ftotals_absorb(fs); /* after recovery settled what gone handles left */
     rc = omniq__fmark_build(fs, err, errlen);
   }
   if (rc == OMNIQ_OK && format_missing) {

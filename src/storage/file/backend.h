@@ -28,6 +28,7 @@
 #include "storage/file/record.h"
 
 struct omniq__fqstate; /* queues.c */
+struct omniq__ftotals; /* totals.c */
 
 typedef struct omniq__fs {
   omniq_settings_t settings; /* a copy: the log, the clock and the locks point into it */
@@ -45,7 +46,8 @@ typedef struct omniq__fs {
   atomic_int marks_unlinked;        /* hard links refused: each marker a file of its own */
   int keys_fd;                      /* keys/: unique keys (keys.c) */
   int queues_fd;                    /* queues/: settings per queue (queues.c) */
-  int stats_fd;                     /* stats/: running totals by lock stripe (totals.c) */
+  int stats_fd;                     /* stats/: running totals, a file per handle (totals.c) */
+  struct omniq__ftotals *totals;    /* this handle's running totals */
   int chores_fd;                    /* chores/: next time of each chore (queues.c) */
   /* Locks of queues, unique keys and chores (base_dir/meta.lock): always
    * taken before any task lock, never while one is held. */
@@ -81,23 +83,39 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
  * roll-forward if it fails. */
 int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
                      const omniq_result_t *r, int runs, int hint, char *err, size_t errlen);
-/* A transition split in two, for operations of many tasks that make the
- * data of all in one sync round (finish_many): _stage encodes t's new
- * state (as omniq__fs_commit) and stages the slot and the result through
- * io (io->held set: unsynced until omniq__fio_held_sync); _apply, once
- * their data is durable, makes the commit and steps 3-4, putting folder
- * syncs off to io->defer. _apply returns OMNIQ_OK once the slot is in
- * place (what fails later is left to a roll-forward) and always consumes
- * s; _unstage drops a staged transition that will not be applied. */
+/* A transition split in three, for operations of many tasks that make
+ * the data of all in one sync round and each folder once (finish_many):
+ * _stage encodes t's new state (as omniq__fs_commit) and stages the slot
+ * and the result through io (io->held set: unsynced until
+ * omniq__fio_held_sync); _apply, once their data is durable, makes the
+ * commit and step 3 (the result), putting folder syncs off to io->defer;
+ * _move, once those folders are synced, makes step 4. _apply returns
+ * OMNIQ_OK once the slot is in place (what fails later is left to a
+ * roll-forward) and consumes s unless it sets s->committed, which _move
+ * consumes (free s->rec instead when _move is not called); _unstage drops
+ * a staged transition that will not be applied. */
 typedef struct omniq__fs_staged {
   omniq__frec_t rec;
   char slot_tmp[OMNIQ__TMP_NAME_SIZE], result_tmp[OMNIQ__TMP_NAME_SIZE];
+  int committed; /* _apply committed it and stored its result: _move is next */
 } omniq__fs_staged_t;
 int omniq__fs_stage(const omniq__fio_t *io, const omniq_task_t *t, const omniq_result_t *r,
                     int runs, omniq__fs_staged_t *s, char *err, size_t errlen);
 int omniq__fs_apply(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
-                    const char *idname, omniq__fs_staged_t *s, int hint, char *err,
-                    size_t errlen);
+                    const char *idname, omniq__fs_staged_t *s, char *err, size_t errlen);
+/* Between _apply and _move: _count counts the run of a committed
+ * transition in the handle's running totals, in memory; the caller then
+ * writes them (omniq__ftotals_flush) once for all its transitions, before
+ * any _move. _leave gives up a committed transition to a roll-forward
+ * (logged with why): a count that could not be written must not be
+ * followed by the move. */
+void omniq__fs_count(omniq__fs_t *fs, const omniq_task_t *t, omniq__fs_staged_t *s);
+void omniq__fs_leave(omniq__fs_t *fs, const omniq_task_t *t, omniq__fs_staged_t *s,
+                     const char *why);
+/* Step 4 of a transition _apply committed (hint: the status the task had,
+ * where its marker is); a failure is logged and left to a roll-forward. */
+void omniq__fs_move(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
+                    const char *idname, omniq__fs_staged_t *s, int hint);
 void omniq__fs_unstage(omniq__fs_t *fs, omniq__fs_staged_t *s);
 /* Checks a decision's id and status (OMNIQ_EINVAL); idname gets its file
  * name. */

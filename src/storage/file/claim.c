@@ -128,7 +128,7 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
        * across a power loss. One lost there leaves the PENDING file in
        * the slot or in pending/, which recovery puts back with its old
        * attempts, as for a claim cut short; the finish that follows syncs
-       * running/, and renames reach the disk in order (see Durability). */
+       * running/ (see Durability). */
       omniq__fio_dirs_t later = OMNIQ__FIO_DIRS_INIT;
       omniq__fio_t io = fs->io;
       io.defer = &later;

@@ -3,9 +3,10 @@
  * runs, then the claim of the worker's next tasks, with the durability of
  * the whole batch paid once.
  *
- * One finish costs two sync waits of its own: its files' data before the
- * commit rename, and a folder after its last rename (transitions.c). A
- * pool that reports 64 runs at once should not pay 128. So a batch runs
+ * One finish costs three sync waits of its own: its files' data before
+ * the commit rename, the commit's and the result's folders before the
+ * move, and the move's folders (transitions.c). A pool that reports 64
+ * runs at once should not pay 192. So a batch runs
  * each step for every task before the next step:
  *
  *   1. the task locks of every decision's id (omniq__flock_take_set: in
@@ -15,21 +16,28 @@
  *      go on), encode its new state and stage its slot and result in tmp/
  *      unsynced (io->held);
  *   3. one group round syncs the data of every staged file;
- *   4. per decision: the commit rename and steps 3-4 (transitions.c),
- *      every folder sync put off;
- *   5. one group round syncs the folder of the batch's last rename:
- *      renames reach the disk in order (docs/storage-file.md, Durability),
- *      so that makes every commit of the batch durable; then the locks go;
- *   6. the claim (claim.c), whose tasks' data is synced in one round too.
+ *   4. per decision: the commit rename and step 3 (the result file,
+ *      transitions.c), every folder sync put off;
+ *   5. one group round syncs the folders of step 4 (running/, results/):
+ *      the slot is the only other copy of a result, so results/ must be
+ *      on the disk before the slot leaves running/. No order of renames
+ *      on the disk is assumed (docs/storage-file.md, Durability);
+ *   6. every decision's run counted in the handle's running totals, and
+ *      the handle's totals file written once for the batch (totals.c);
+ *   7. per decision: step 4 of the transition (the move out of the slot),
+ *      folder syncs put off again;
+ *   8. one group round syncs every folder step 7 changed; then the locks
+ *      go and the outcomes are reported;
+ *   9. the claim (claim.c), whose tasks' data is synced in one round too.
  *
  * Each decision is still its own atomic step, committed by its own rename:
  * a crash anywhere leaves every task of the batch either RUNNING under the
  * claim (a slot not yet renamed over; its staged files are tmp garbage) or
  * in its new state (a roll-forward finishes steps 3-4), never both, never
  * neither; test_store_file_batch kills a worker at every step. No decision
- * is reported before step 5 returned, so nothing reported is lost.
+ * is reported before step 8 returned, so nothing reported is lost.
  *
- * The locks are held from step 1 to step 5: two sync waits, during which
+ * The locks are held from step 1 to step 8: three sync waits, during which
  * this process's other threads wait for any task lock (the set holds the
  * lock gate) and other processes for these stripes only. */
 #include <stdio.h>
@@ -39,6 +47,7 @@
 #include "base/error.h"
 #include "storage/file/backend.h"
 #include "storage/file/batch.h"
+#include "storage/file/totals.h"
 
 typedef struct one {
   char idname[OMNIQ__IDNAME_SIZE];
@@ -111,13 +120,34 @@ static int apply_all(omniq__fs_t *fs, const omniq_decision_t *ds, size_t n, int 
       note(fe, i, e);
       continue;
     }
-    rcs[i] = omniq__fs_apply(fs, &io, v[i].t, v[i].idname, &v[i].s, OMNIQ_RUNNING, e, sizeof e);
+    rcs[i] = omniq__fs_apply(fs, &io, v[i].t, v[i].idname, &v[i].s, e, sizeof e);
     if (rcs[i] != OMNIQ_OK) note(fe, i, e);
     omniq__fbatch_step();
   }
-  /* The commits are commits only once the folder is synced: a failure
-   * here is every applied decision's. */
+  /* Step 5: the commits and results are durable before any slot leaves
+   * running/ (the slot holds the only other copy of its result). A
+   * failure here is every applied decision's, and their slots are left
+   * for a roll-forward. */
   int synced = rc == OMNIQ_OK ? omniq__fio_dirs_sync(&io, &later, e, sizeof e) : OMNIQ_OK;
+  omniq__fbatch_step();
+  /* Step 6: the runs, counted in the handle's totals and written once for
+   * the batch before any task leaves its slot (totals.c). */
+  int counted = OMNIQ_OK;
+  for (size_t i = 0; i < n && synced == OMNIQ_OK; i++) omniq__fs_count(fs, v[i].t, &v[i].s);
+  if (synced == OMNIQ_OK) counted = omniq__ftotals_flush(fs, e, sizeof e);
+  for (size_t i = 0; i < n && counted != OMNIQ_OK; i++) omniq__fs_leave(fs, v[i].t, &v[i].s, e);
+  omniq__fbatch_step();
+  for (size_t i = 0; i < n; i++) {
+    if (!v[i].s.committed) continue;
+    if (synced == OMNIQ_OK)
+      omniq__fs_move(fs, &io, v[i].t, v[i].idname, &v[i].s, OMNIQ_RUNNING);
+    else
+      omniq__fs_leave(fs, v[i].t, &v[i].s, e); /* committed, not moved: a roll-forward's */
+    omniq__fbatch_step();
+  }
+  /* Step 8: the folders the moves changed. The outcomes are reported only
+   * after it: a failure here is every applied decision's. */
+  if (synced == OMNIQ_OK) synced = omniq__fio_dirs_sync(&io, &later, e, sizeof e);
   for (size_t i = 0; i < n && synced != OMNIQ_OK; i++) {
     if (v[i].t == NULL || rcs[i] != OMNIQ_OK) continue;
     rcs[i] = synced;

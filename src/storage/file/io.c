@@ -11,8 +11,11 @@
  *
  * Every sync goes through the backend's group sync (syncs.c), so threads
  * that sync at once share one round. An operation of several renames may
- * put its folder syncs off to its end (io->defer) and sync only the folder
- * of its last rename, since renames reach the disk in order.
+ * put its folder syncs off (io->defer) and make them together, once per
+ * folder. It must still sync a folder before any step that relies on that
+ * folder's entries being on the disk: renames are not assumed to reach the
+ * disk in the order they were made (ext4 without a journal writes folder
+ * blocks back in any order; docs/storage-file.md, Durability).
  *
  * With io->fsync off the order of operations is the same and a process
  * crash still leaves whole files (the page cache survives the process); only
@@ -234,6 +237,15 @@ int omniq__fio_replace(const omniq__fio_t *io, const char *tmp_name, int dirfd, 
   return omniq__fio_publish(io, tmp_name, dirfd, name, err, errlen);
 }
 
+int omniq__fio_swap(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                    char *err, size_t errlen) {
+  if (renameat2(io->tmp_fd, tmp_name, dirfd, name, RENAME_EXCHANGE) == 0) {
+    unlinkat(io->tmp_fd, tmp_name, 0); /* the old file, out of every new reader's reach */
+    return omniq__fio_sync_dir(io, dirfd, err, errlen);
+  }
+  return omniq__fio_publish(io, tmp_name, dirfd, name, err, errlen);
+}
+
 void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name) {
   unlinkat(io->tmp_fd, tmp_name, 0);
 }
@@ -312,20 +324,40 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
   return OMNIQ_OK;
 }
 
+/* Adds dirfd to d, once: 1 if held (now or already), 0 if it cannot be
+ * (no descriptor to duplicate, or d full) and must be synced at once. */
+static int defer_dir(const omniq__fio_t *io, omniq__fio_dirs_t *d, int dirfd) {
+  /* A kept folder outlives the operation: safe to hold as it is. */
+  for (int i = 0; i < io->nkept; i++) {
+    if (io->kept[i] != dirfd) continue;
+    for (int j = 0; j < d->n; j++)
+      if (!d->owned[j] && d->fd[j] == dirfd) return 1;
+    if (d->n == OMNIQ__FIO_DIRS_MAX) return 0;
+    d->fd[d->n] = dirfd;
+    d->owned[d->n++] = 0;
+    return 1;
+  }
+  /* Any other folder (a queue's) is opened per operation: held as a
+   * duplicate, and taken once however many renames went into it. */
+  struct stat st;
+  if (fstat(dirfd, &st) != 0) return 0;
+  for (int j = 0; j < d->n; j++)
+    if (d->owned[j] && d->dev[j] == (unsigned long long)st.st_dev &&
+        d->ino[j] == (unsigned long long)st.st_ino)
+      return 1;
+  if (d->n == OMNIQ__FIO_DIRS_MAX) return 0;
+  int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  d->fd[d->n] = fd;
+  d->owned[d->n] = 1;
+  d->dev[d->n] = (unsigned long long)st.st_dev;
+  d->ino[d->n++] = (unsigned long long)st.st_ino;
+  return 1;
+}
+
 int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t errlen) {
   if (!io->fsync) return OMNIQ_OK;
-  if (io->defer != NULL) {
-    /* A kept folder outlives the operation: safe to hold as it is. */
-    int kept = 0;
-    for (int i = 0; i < io->nkept && !kept; i++) kept = io->kept[i] == dirfd;
-    int fd = kept ? dirfd : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0) {
-      omniq__fio_dirs_drop(io->defer);
-      io->defer->fd = fd;
-      io->defer->owned = !kept;
-      return OMNIQ_OK;
-    }
-  }
+  if (io->defer != NULL && defer_dir(io, io->defer, dirfd)) return OMNIQ_OK;
   const omniq__fsync_item_t dir = {dirfd, 1};
   int e = omniq__fsyncq_sync(io->syncq, &dir, 1);
   return e == 0 ? OMNIQ_OK : omniq__fio_errno(e, err, errlen, "file store: syncing a directory");
@@ -333,16 +365,17 @@ int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t err
 
 int omniq__fio_dirs_sync(const omniq__fio_t *io, omniq__fio_dirs_t *d, char *err,
                          size_t errlen) {
-  const omniq__fsync_item_t dir = {d->fd, 1};
-  int e = io->fsync && d->fd >= 0 ? omniq__fsyncq_sync(io->syncq, &dir, 1) : 0;
+  omniq__fsync_item_t dirs[OMNIQ__FIO_DIRS_MAX];
+  for (int i = 0; i < d->n; i++) dirs[i] = (omniq__fsync_item_t){d->fd[i], 1};
+  int e = io->fsync && d->n > 0 ? omniq__fsyncq_sync(io->syncq, dirs, (size_t)d->n) : 0;
   omniq__fio_dirs_drop(d);
   return e == 0 ? OMNIQ_OK : omniq__fio_errno(e, err, errlen, "file store: syncing a directory");
 }
 
 void omniq__fio_dirs_drop(omniq__fio_dirs_t *d) {
-  if (d->fd >= 0 && d->owned) close(d->fd);
-  d->fd = -1;
-  d->owned = 0;
+  for (int i = 0; i < d->n; i++)
+    if (d->owned[i]) close(d->fd[i]);
+  d->n = 0;
 }
 
 int omniq__fio_mkdir_open(int dirfd, const char *name, int *fd, char *err, size_t errlen) {

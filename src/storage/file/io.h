@@ -14,17 +14,24 @@
 #include "storage/file/spares.h"
 #include "storage/file/syncs.h"
 
-/* The folder whose sync an operation puts off to its end, to make it in
- * one group round (omniq__fio_dirs_sync) or not at all (_drop): the
- * folder of its latest rename, as its own duplicate descriptor (-1: none).
- * Renames reach the disk in order (docs/storage-file.md, Durability), so
- * syncing that one folder makes every earlier rename durable too. */
+/* Most folders one omniq__fio_dirs_t holds; one more is synced at once. */
+#define OMNIQ__FIO_DIRS_MAX 8
+
+/* The folders whose sync an operation puts off, to make them in one group
+ * round (omniq__fio_dirs_sync) or not at all (_drop): every folder its
+ * renames since the last round changed, each once. A kept folder is held
+ * as it is; any other as its own duplicate descriptor, known by its inode.
+ * Renames are not assumed to reach the disk in order (docs/storage-file.md,
+ * Durability): an operation syncs every folder a later step relies on
+ * before that step. */
 typedef struct omniq__fio_dirs {
-  int fd;
-  int owned; /* fd is a duplicate to close (not one of io->kept) */
+  int n;
+  int fd[OMNIQ__FIO_DIRS_MAX];
+  unsigned char owned[OMNIQ__FIO_DIRS_MAX]; /* fd is a duplicate to close */
+  unsigned long long dev[OMNIQ__FIO_DIRS_MAX], ino[OMNIQ__FIO_DIRS_MAX];
 } omniq__fio_dirs_t;
 
-#define OMNIQ__FIO_DIRS_INIT {.fd = -1, .owned = 0}
+#define OMNIQ__FIO_DIRS_INIT {.n = 0}
 
 /* Most folders an omniq__fio_t keeps open for its backend's life. */
 #define OMNIQ__FIO_KEPT_MAX 8
@@ -100,6 +107,14 @@ int omniq__fio_publish(const omniq__fio_t *io, const char *tmp_name, int dirfd, 
  * the target is missing. */
 int omniq__fio_replace(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
                        char *err, size_t errlen);
+/* Like omniq__fio_replace for a target that readers open without any lock
+ * of the writer's: the old file is exchanged out and removed, never kept
+ * as a spare (a reader may still have it open). Exchanging rather than
+ * renaming over it starts no writeback of the new file (ext4's
+ * auto_da_alloc), so a file replaced again soon never reaches the disk and
+ * its removal frees no blocks. */
+int omniq__fio_swap(const omniq__fio_t *io, const char *tmp_name, int dirfd, const char *name,
+                    char *err, size_t errlen);
 void omniq__fio_unstage(const omniq__fio_t *io, const char *tmp_name);
 /* Stage + publish: dirfd/name holds the old bytes or the new ones, never a
  * mix, whenever the process or the machine stops. */
@@ -116,10 +131,10 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
                     size_t errlen);
 
 /* fsync(dirfd) when io->fsync is on (through the group sync); else
- * nothing. With io->defer set, dirfd takes the place of the folder held
- * there instead (synced at once if it cannot be duplicated). */
+ * nothing. With io->defer set, dirfd joins the folders held there instead
+ * (synced at once if it cannot be held: no descriptor, or the set full). */
 int omniq__fio_sync_dir(const omniq__fio_t *io, int dirfd, char *err, size_t errlen);
-/* Syncs the folder held in d (if any) through the group sync, and empties d. */
+/* Syncs every folder held in d in one group round, and empties d. */
 int omniq__fio_dirs_sync(const omniq__fio_t *io, omniq__fio_dirs_t *d, char *err, size_t errlen);
 /* Empties d without syncing: for steps whose durability nothing promises. */
 void omniq__fio_dirs_drop(omniq__fio_dirs_t *d);

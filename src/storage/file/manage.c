@@ -149,6 +149,11 @@ static int remove_locked(omniq__fs_t *fs, const omniq_task_t *t, const char *idn
   }
   if (unlinkat(fs->results_fd, idname, 0) != 0 && errno != ENOENT)
     return omniq__fio_errno(errno, err, errlen, "file store: deleting results/%s", idname);
+  /* The result's removal is on the disk before the task's: folders are
+   * not assumed to reach the disk in the order they were changed, and a
+   * power loss must never leave a result without its task. */
+  int rc = omniq__fio_sync_dir(&fs->io, fs->results_fd, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
   if (omniq__fname_qdir(t->queue, qdir) == OMNIQ_OK) {
     omniq__fmark_drop(fs, t->id, qdir);
     omniq__fmark_untimed(fs, t->id, qdir, t->finished_at_ms);
@@ -156,8 +161,7 @@ static int remove_locked(omniq__fs_t *fs, const omniq_task_t *t, const char *idn
   if (unlinkat(fs->done_fd[k], idname, 0) != 0 && errno != ENOENT)
     return omniq__fio_errno(errno, err, errlen, "file store: deleting queue/%s/%s",
                             omniq__fname_done[k], idname);
-  int rc = omniq__fio_sync_dir(&fs->io, fs->results_fd, err, errlen);
-  return rc == OMNIQ_OK ? omniq__fio_sync_dir(&fs->io, fs->done_fd[k], err, errlen) : rc;
+  return omniq__fio_sync_dir(&fs->io, fs->done_fd[k], err, errlen);
 }
 
 /* Deletes a terminal task if keep(t) says it may go; *gone says whether it

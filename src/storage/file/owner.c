@@ -94,16 +94,20 @@ static unsigned long long owner_of(const char *name) {
   return errno == 0 && *end == '-' ? n : 0;
 }
 
-/* 1 while the owner of name may still use it (see the design above). */
-static int owner_alive(int lock_fd, const char *name) {
-  unsigned long long n = owner_of(name);
+int omniq__fowner_alive(int lock_fd, unsigned long long n) {
   struct flock fl;
-  if (n == 0) return 0;
-  if (n <= PID_MAX_LIMIT) return kill((pid_t)n, 0) == 0 || errno == EPERM;
   if (n < OMNIQ__OWNER_MIN) return 0;
   owner_byte(&fl, F_WRLCK, n);
   if (fcntl(lock_fd, F_OFD_GETLK, &fl) != 0) return 1; /* no answer: keep it */
   return fl.l_type != F_UNLCK;
+}
+
+/* 1 while the owner of name may still use it (see the design above). */
+static int owner_alive(int lock_fd, const char *name) {
+  unsigned long long n = owner_of(name);
+  if (n == 0) return 0;
+  if (n <= PID_MAX_LIMIT) return kill((pid_t)n, 0) == 0 || errno == EPERM;
+  return omniq__fowner_alive(lock_fd, n);
 }
 
 void omniq__fowner_clean_tmp(const omniq__fio_t *io, int lock_fd) {

@@ -25,4 +25,8 @@ int omniq__fowner_claim(omniq__fio_t *io, int lock_fd, char *err, size_t errlen)
  * staging. Best effort: a failure leaves the entry for the next open. */
 void omniq__fowner_clean_tmp(const omniq__fio_t *io, int lock_fd);
 
+/* 1 while a handle holds owner number n (its byte in lock_fd is locked,
+ * or the lock cannot be asked about); 0 once it is gone. */
+int omniq__fowner_alive(int lock_fd, unsigned long long n);
+
 #endif

@@ -1,171 +1,441 @@
 /* SPDX-License-Identifier: MIT */
 /* Running totals of the file backend.
  *
- * One file per task-lock stripe, stats/<stripe>.json:
- *   {"last":"<id>:<token>","runs":{"<qdir>":[succeeded,failed,retried,lost],...}}
- * A finish counts its run in the stripe of its task while it holds that
- * task's lock, which is that stripe's lock: so counting needs no lock of
- * its own and never serialises finishes of other stripes.
+ * One file per handle, stats/h-<owner>.json, named after the handle's
+ * owner number (owner.c):
+ *   {"runs":{"<qdir>":[succeeded,failed,retried,lost],...},
+ *    "pending":["<id>:<token>",...],"absorbed":["<owner>",...]}
+ * The handle keeps its totals in memory and writes the file whole (a new
+ * file renamed over the old, never synced) once per batch of finishes,
+ * not once per finish: a pool's batch of 8 to 64 outcomes is one write,
+ * where one file per lock stripe made one write per task (1,024 stripes:
+ * a batch's tasks almost never share one). Reading the totals sums every
+ * handle's file.
  *
  * Exactly once. The run's kind is in the commit slot ("commit_runs"), and
- * counting is one of the steps after the commit that a roll-forward
- * repeats (transitions.c), so a run committed by a process that died is
- * still counted. It must not be counted twice: "last" names the run this
- * stripe counted most recently, and a repeat of that run is skipped. That
- * alone would not do if another task of the stripe were counted between
- * a crash and the roll-forward of the first, so before counting, a writer
- * that finds "last" naming another task whose slot still holds an
- * unfinished transition rolls that task forward first (it holds the same
- * stripe's lock): then "last" is always either the run being repeated or
- * one that is completely done.
+ * counting is a step after the commit that a roll-forward repeats
+ * (transitions.c). A finish counts its run and writes its handle's file
+ * before its task leaves the slot, listing the run under "pending" until
+ * the move is done (the next write drops it). So after a crash a run is
+ * either in no file (the roll-forward counts it) or in a file's "pending"
+ * (the roll-forward finds it there and does not count it again): a
+ * roll-forward reads every handle's "pending" first (omniq__ftotals_counted).
+ * A process crash loses no count (the kernel has the file); a power loss
+ * may lose the counts of the last moments, as the files are not synced.
  *
- * The file is replaced by exchange (omniq__fio_replace): the old one is
- * kept in tmp/ as a spare for a later write rather than freed (spares.c).
- * That is safe only because every reader holds the stripe's lock, as the
- * writer does: a reader never has a file open that becomes a spare.
+ * Handles come and go, so their files are folded: an open takes every
+ * file of a handle that is gone (its owner byte unlocked) into its own
+ * totals, writes its own file (synced: it now carries counts another
+ * file held) naming what it absorbed, then removes the absorbed files. A
+ * reader skips a file some other file names as absorbed, so a crash
+ * between the write and the removals counts nothing twice. A gone
+ * handle's file is absorbed only when every run it lists as pending is
+ * settled (its slot no longer an unfinished transition): until then a
+ * roll-forward may still need to find it there. Absorbing and reading
+ * take the meta lock "t:totals", so a reader never sees a file absorbed
+ * and its absorber's old version.
  *
- * Cost: a small read and an atomic write (not synced) per finish. Reading
- * the totals reads every stripe file (at most OMNIQ__FLOCK_STRIPES small
- * files), each under its stripe's lock. */
+ * Stores written before this layout have stats/<stripe>.json files, each
+ * with a "last" run; they are read and summed, and a roll-forward also
+ * looks at "last", but nothing writes them any more. */
 #include "storage/file/totals.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "storage/file/owner.h"
 #include "storage/file/record.h"
 
-#define LAST_SIZE (OMNIQ_ID_LEN + 1 + 24)
+#define KEY_SIZE (OMNIQ_ID_LEN + 1 + 24)
+#define NAME_SIZE 40
+#define LOCK "t:totals"
 
-static void stripe_file(const char *id, char out[16]) {
-  snprintf(out, 16, "%04u.json", omniq__flock_stripe(id));
+struct omniq__ftotals {
+  pthread_mutex_t mu;
+  json_t *runs;     /* {qdir: [4 counts]}: this handle's, absorbed ones included */
+  json_t *pending;  /* ["id:token"]: counted, the task not yet out of its slot */
+  json_t *absorbed; /* ["owner"]: handles whose counts runs includes */
+  int dirty;        /* memory differs from the file */
+  unsigned long writes; /* of the file, for tests */
+  char name[NAME_SIZE];
+};
+
+static void run_key(const char *id, int64_t token, char key[KEY_SIZE]) {
+  snprintf(key, KEY_SIZE, "%.36s:%" PRId64, id, token);
 }
 
-/* The stripe's totals as JSON (an empty object when there is none yet);
- * *found (may be NULL): 1 if the file was there. */
-static json_t *load(omniq__fs_t *fs, const char *name, int *found) {
+/* The owner number of "h-<owner>.json"; 0 for any other name. */
+static unsigned long long owner_of(const char *name) {
+  char *end;
+  if (strncmp(name, "h-", 2) != 0 || name[2] < '1' || name[2] > '9') return 0;
+  errno = 0;
+  unsigned long long n = strtoull(name + 2, &end, 10);
+  return errno == 0 && strcmp(end, ".json") == 0 ? n : 0;
+}
+
+/* A file of stats/ as JSON; NULL when it is missing or not an object. */
+static json_t *load(omniq__fs_t *fs, const char *name) {
   char *text = NULL, e[OMNIQ__ERRMSG_MAX];
   json_t *j = NULL;
-  int rc = omniq__fio_read(fs->stats_fd, name, &text, NULL, e, sizeof e);
-  if (found != NULL) *found = rc != OMNIQ_ENOTFOUND;
-  if (rc == OMNIQ_OK) j = json_loads(text, 0, NULL);
+  if (omniq__fio_read(fs->stats_fd, name, &text, NULL, e, sizeof e) == OMNIQ_OK)
+    j = json_loads(text, 0, NULL);
   omniq__free(text);
   if (!json_is_object(j)) {
     json_decref(j);
-    j = json_object();
+    j = NULL;
   }
   return j;
 }
 
-/* If the last run counted here is another task's whose transition is not
- * finished (a slot in running/ that is not RUNNING), finish it now. */
-static void settle_last(omniq__fs_t *fs, const char *last, const char *self) {
-  char id[OMNIQ_ID_SIZE], idname[OMNIQ__IDNAME_SIZE], e[OMNIQ__ERRMSG_MAX];
-  omniq_task_t *t = NULL;
-  if (strlen(last) <= OMNIQ_ID_LEN || last[OMNIQ_ID_LEN] != ':') return;
-  memcpy(id, last, OMNIQ_ID_LEN);
-  id[OMNIQ_ID_LEN] = '\0';
-  if (strcmp(id, self) == 0 || omniq__fname_id(id, idname) != OMNIQ_OK) return;
-  if (omniq__frec_read(fs->running_fd, idname, id, &t, NULL, e, sizeof e) == OMNIQ_OK &&
-      t->status != OMNIQ_RUNNING)
-    omniq__fs_roll_forward(fs, id, idname, e, sizeof e);
-  omniq_task_free(t);
+static int has_string(const json_t *arr, const char *s) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(arr, i, v) {
+    const char *x = json_string_value(v);
+    if (x != NULL && strcmp(x, s) == 0) return 1;
+  }
+  return 0;
 }
 
-int omniq__ftotals_add(omniq__fs_t *fs, const char *id, int64_t token, const char *qdir, int kind,
-                       char *err, size_t errlen) {
-  char name[16], key[LAST_SIZE];
-  int rc = OMNIQ_ENOMEM;
-  if (kind < 0 || kind >= OMNIQ_RUNS_KINDS) return OMNIQ_OK;
-  stripe_file(id, name);
-  snprintf(key, sizeof key, "%.36s:%lld", id, (long long)token);
-  int found = 0;
-  json_t *j = load(fs, name, &found);
-  if (j == NULL) goto done;
-  const char *last = json_string_value(json_object_get(j, "last"));
-  if (last != NULL && strcmp(last, key) == 0) { /* this very run, counted already */
-    rc = OMNIQ_OK;
-    goto done;
+/* Adds the counts of src ({qdir: [4]}) to dst. 0, or -1 out of memory. */
+static int add_runs(json_t *dst, const json_t *src) {
+  const char *qdir;
+  json_t *q;
+  json_object_foreach((json_t *)src, qdir, q) {
+    if (!json_is_array(q) || !omniq__fname_qdir_valid(qdir, strlen(qdir))) continue;
+    json_t *d = json_object_get(dst, qdir);
+    if (!json_is_array(d) || json_array_size(d) != OMNIQ_RUNS_KINDS) {
+      d = json_pack("[IIII]", (json_int_t)0, (json_int_t)0, (json_int_t)0, (json_int_t)0);
+      if (d == NULL || json_object_set_new(dst, qdir, d) != 0) return -1;
+    }
+    for (size_t k = 0; k < OMNIQ_RUNS_KINDS; k++) {
+      json_int_t n;
+      /* Files are read from disk: a count out of range saturates. */
+      if (__builtin_add_overflow(json_integer_value(json_array_get(d, k)),
+                                 json_integer_value(json_array_get(q, k)), &n))
+        n = json_integer_value(json_array_get(q, k)) < 0 ? INT64_MIN : INT64_MAX;
+      if (json_array_set_new(d, k, json_integer(n)) != 0) return -1;
+    }
   }
-  if (last != NULL) {
-    settle_last(fs, last, id);
-    json_decref(j); /* the roll-forward may have counted it: read again */
-    if ((j = load(fs, name, &found)) == NULL) goto done;
+  return 0;
+}
+
+/* Writes the handle's file from memory (mutex held). */
+static int write_locked(omniq__fs_t *fs, struct omniq__ftotals *t, int synced, char *err,
+                        size_t errlen) {
+  json_t *j = json_pack("{sOsOsO}", "runs", t->runs, "pending", t->pending, "absorbed",
+                        t->absorbed);
+  char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if (text == NULL) {
+    snprintf(err, errlen, "file store: out of memory writing the running totals");
+    return OMNIQ_ENOMEM;
   }
-  json_t *runs = json_object_get(j, "runs");
-  if (!json_is_object(runs)) {
-    runs = json_object();
-    if (runs == NULL || json_object_set_new(j, "runs", runs) != 0) goto done;
-  }
-  json_t *q = json_object_get(runs, qdir);
-  if (!json_is_array(q) || json_array_size(q) != OMNIQ_RUNS_KINDS) {
-    q = json_pack("[IIII]", (json_int_t)0, (json_int_t)0, (json_int_t)0, (json_int_t)0);
-    if (q == NULL || json_object_set_new(runs, qdir, q) != 0) goto done;
-  }
-  json_t *v = json_array_get(q, (size_t)kind);
-  if (json_array_set_new(q, (size_t)kind, json_integer(json_integer_value(v) + 1)) != 0 ||
-      json_object_set_new(j, "last", json_string(key)) != 0)
-    goto done;
-  char *text = json_dumps(j, JSON_COMPACT);
-  if (text == NULL) goto done;
-  /* Replaced whole (so a crash leaves the old or the new file), but never
-   * synced, like the journal: statistics are not worth a disk flush per
-   * finish. A process crash loses nothing; a power loss may lose the
-   * counts of the last moments before it. */
-  omniq__fio_t nosync = fs->io;
-  nosync.fsync = 0;
+  /* Other processes read this file without any lock of its writer, so
+   * the old one is removed, never kept as a spare to be written over
+   * while they read it (omniq__fio_swap); and it is a new file, not one
+   * of the spares, which the slots' exchanges keep in balance. */
+  omniq__fio_t io = fs->io;
+  io.fsync = synced && fs->io.fsync;
+  io.spares = NULL;
   char tmp[OMNIQ__TMP_NAME_SIZE];
-  rc = omniq__fio_stage(&nosync, text, strlen(text), tmp, err, errlen);
-  if (rc == OMNIQ_OK)
-    rc = found ? omniq__fio_replace(&nosync, tmp, fs->stats_fd, name, err, errlen)
-               : omniq__fio_publish(&nosync, tmp, fs->stats_fd, name, err, errlen);
+  int rc = omniq__fio_stage(&io, text, strlen(text), tmp, err, errlen);
+  if (rc == OMNIQ_OK) rc = omniq__fio_swap(&io, tmp, fs->stats_fd, t->name, err, errlen);
   free(text);
-done:
-  if (rc == OMNIQ_ENOMEM) snprintf(err, errlen, "file store: out of memory counting a run");
+  if (rc == OMNIQ_OK) t->dirty = 0;
+  t->writes++;
+  return rc;
+}
+
+/* ---- counting ---------------------------------------------------------------- */
+
+int omniq__ftotals_count(omniq__fs_t *fs, const char *id, int64_t token, const char *qdir,
+                         int kind) {
+  struct omniq__ftotals *t = fs->totals;
+  char key[KEY_SIZE];
+  if (kind < 0 || kind >= OMNIQ_RUNS_KINDS) return OMNIQ_OK;
+  run_key(id, token, key);
+  pthread_mutex_lock(&t->mu);
+  json_t *one = json_pack("{s[IIII]}", qdir, (json_int_t)(kind == 0), (json_int_t)(kind == 1),
+                          (json_int_t)(kind == 2), (json_int_t)(kind == 3));
+  int rc = one != NULL && add_runs(t->runs, one) == 0 &&
+                   json_array_append_new(t->pending, json_string(key)) == 0
+               ? OMNIQ_OK
+               : OMNIQ_ENOMEM;
+  json_decref(one);
+  t->dirty = 1;
+  pthread_mutex_unlock(&t->mu);
+  return rc;
+}
+
+int omniq__ftotals_flush(omniq__fs_t *fs, char *err, size_t errlen) {
+  struct omniq__ftotals *t = fs->totals;
+  int rc = OMNIQ_OK;
+  pthread_mutex_lock(&t->mu);
+  if (t->dirty) rc = write_locked(fs, t, 0, err, errlen);
+  pthread_mutex_unlock(&t->mu);
+  return rc;
+}
+
+void omniq__ftotals_moved(omniq__fs_t *fs, const char *id, int64_t token) {
+  struct omniq__ftotals *t = fs->totals;
+  char key[KEY_SIZE];
+  size_t i;
+  json_t *v;
+  run_key(id, token, key);
+  pthread_mutex_lock(&t->mu);
+  json_array_foreach(t->pending, i, v) {
+    if (strcmp(json_string_value(v), key) != 0) continue;
+    json_array_remove(t->pending, i);
+    t->dirty = 1; /* dropped from the file with the next write */
+    break;
+  }
+  pthread_mutex_unlock(&t->mu);
+}
+
+typedef struct {
+  const char *key;
+  const char *own;
+  int found;
+} counted_t;
+
+static int counted_in(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
+  counted_t *c = ud;
+  (void)dirfd;
+  if (owner_of(name) == 0 || strcmp(name, c->own) == 0) return 0;
+  json_t *j = load(fs, name);
+  c->found = has_string(json_object_get(j, "pending"), c->key);
+  json_decref(j);
+  return c->found;
+}
+
+int omniq__ftotals_counted(omniq__fs_t *fs, const char *id, int64_t token) {
+  struct omniq__ftotals *t = fs->totals;
+  char key[KEY_SIZE], legacy[16];
+  run_key(id, token, key);
+  pthread_mutex_lock(&t->mu);
+  int found = has_string(t->pending, key);
+  pthread_mutex_unlock(&t->mu);
+  if (found) return 1;
+  counted_t c = {key, t->name, 0};
+  omniq__fs_each(fs, fs->stats_fd, counted_in, &c);
+  if (c.found) return 1;
+  /* Counted by a version that wrote one file per lock stripe. */
+  snprintf(legacy, sizeof legacy, "%04u.json", omniq__flock_stripe(id));
+  json_t *j = load(fs, legacy);
+  const char *last = json_string_value(json_object_get(j, "last"));
+  found = last != NULL && strcmp(last, key) == 0;
+  json_decref(j);
+  return found;
+}
+
+/* ---- opening: absorbing the files of handles that are gone --------------------- */
+
+/* 1 when no run of pending can still be rolled forward: its task's slot is
+ * gone or RUNNING (a transition in flight shows another status). */
+static int settled(omniq__fs_t *fs, const json_t *pending) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(pending, i, v) {
+    const char *key = json_string_value(v);
+    char id[OMNIQ_ID_SIZE], idname[OMNIQ__IDNAME_SIZE], e[OMNIQ__ERRMSG_MAX];
+    omniq_task_t *task = NULL;
+    if (key == NULL || strlen(key) <= OMNIQ_ID_LEN) continue;
+    memcpy(id, key, OMNIQ_ID_LEN);
+    id[OMNIQ_ID_LEN] = '\0';
+    if (omniq__fname_id(id, idname) != OMNIQ_OK) continue;
+    int rc = omniq__frec_read(fs->running_fd, idname, id, &task, NULL, e, sizeof e);
+    int open = rc == OMNIQ_OK && task->status != OMNIQ_RUNNING;
+    omniq_task_free(task);
+    if (open || (rc != OMNIQ_OK && rc != OMNIQ_ENOTFOUND)) return 0;
+  }
+  return 1;
+}
+
+typedef struct {
+  json_t *files; /* {name: contents} of every handle file but our own */
+  json_t *absorbed_by_any;
+} scan_t;
+
+static int scan_file(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
+  scan_t *s = ud;
+  (void)dirfd;
+  if (owner_of(name) == 0 || strcmp(name, fs->totals->name) == 0) return 0;
+  json_t *j = load(fs, name);
+  if (j == NULL) return 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(j, "absorbed"), i, v)
+      json_array_append(s->absorbed_by_any, v);
+  json_object_set_new(s->files, name, j);
+  return 0;
+}
+
+/* Takes the files of gone handles into this one's totals (see the design
+ * note). Best effort: what cannot be absorbed now is at a later open. */
+static void absorb(omniq__fs_t *fs) {
+  struct omniq__ftotals *t = fs->totals;
+  char e[OMNIQ__ERRMSG_MAX], owner[24];
+  scan_t s = {json_object(), json_array()};
+  json_t *gone = json_array();
+  const char *name;
+  json_t *j;
+  if (s.files == NULL || s.absorbed_by_any == NULL || gone == NULL ||
+      omniq__flock_take(&fs->meta, LOCK, e, sizeof e) != OMNIQ_OK)
+    goto out;
+  omniq__fs_each(fs, fs->stats_fd, scan_file, &s);
+  pthread_mutex_lock(&t->mu);
+  json_object_foreach(s.files, name, j) {
+    snprintf(owner, sizeof owner, "%llu", owner_of(name));
+    if (has_string(s.absorbed_by_any, owner)) { /* counted in its absorber's file */
+      json_array_append_new(gone, json_string(name));
+      continue;
+    }
+    if (omniq__fowner_alive(fs->locks.fd, owner_of(name)) ||
+        !settled(fs, json_object_get(j, "pending")))
+      continue;
+    size_t i;
+    json_t *v;
+    if (add_runs(t->runs, json_object_get(j, "runs")) != 0) break;
+    json_array_append_new(t->absorbed, json_string(owner));
+    json_array_foreach(json_object_get(j, "absorbed"), i, v) json_array_append(t->absorbed, v);
+    json_array_append_new(gone, json_string(name));
+    t->dirty = 1;
+  }
+  /* The counts are on the disk in this file before their old files go. */
+  int rc = t->dirty ? write_locked(fs, t, 1, e, sizeof e) : OMNIQ_OK;
+  pthread_mutex_unlock(&t->mu);
+  size_t i;
+  json_t *v;
+  if (rc == OMNIQ_OK)
+    json_array_foreach(gone, i, v) unlinkat(fs->stats_fd, json_string_value(v), 0);
+  omniq__flock_release(&fs->meta, LOCK);
+out:
+  json_decref(s.files);
+  json_decref(s.absorbed_by_any);
+  json_decref(gone);
+}
+
+int omniq__ftotals_open(omniq__fs_t *fs, char *err, size_t errlen) {
+  struct omniq__ftotals *t = omniq__calloc(1, sizeof *t);
+  if (t == NULL) goto oom;
+  pthread_mutex_init(&t->mu, NULL);
+  t->runs = json_object();
+  t->pending = json_array();
+  t->absorbed = json_array();
+  snprintf(t->name, sizeof t->name, "h-%llu.json", fs->io.owner);
+  fs->totals = t;
+  if (t->runs == NULL || t->pending == NULL || t->absorbed == NULL) goto oom;
+  return OMNIQ_OK;
+oom:
+  snprintf(err, errlen, "file store: out of memory for the running totals");
+  return OMNIQ_ENOMEM;
+}
+
+void omniq__ftotals_absorb(omniq__fs_t *fs) { absorb(fs); }
+
+unsigned long omniq__ftotals_writes(omniq__fs_t *fs) {
+  pthread_mutex_lock(&fs->totals->mu);
+  unsigned long n = fs->totals->writes;
+  pthread_mutex_unlock(&fs->totals->mu);
+  return n;
+}
+
+void omniq__ftotals_close(omniq__fs_t *fs) {
+  struct omniq__ftotals *t = fs->totals;
+  char e[OMNIQ__ERRMSG_MAX];
+  if (t == NULL) return;
+  pthread_mutex_lock(&t->mu);
+  if (t->dirty) write_locked(fs, t, 0, e, sizeof e); /* drops the pending runs */
+  pthread_mutex_unlock(&t->mu);
+  pthread_mutex_destroy(&t->mu);
+  json_decref(t->runs);
+  json_decref(t->pending);
+  json_decref(t->absorbed);
+  omniq__free(t);
+  fs->totals = NULL;
+}
+
+/* ---- reading ------------------------------------------------------------------- */
+
+typedef struct {
+  json_t *sum;
+  json_t *files; /* {name: contents} of the handle files */
+  json_t *absorbed_by_any;
+  int rc;
+} read_t;
+
+/* A file of a version before handle files: stats/<stripe>.json, read
+ * under its stripe's lock (its writer kept replaced files as spares). */
+static int read_legacy(omniq__fs_t *fs, const char *name, read_t *r) {
+  char lock_err[8];
+  unsigned stripe = (unsigned)atoi(name);
+  if (stripe >= OMNIQ__FLOCK_STRIPES) return 0;
+  int rc = omniq__flock_take_stripe(&fs->locks, stripe, lock_err, sizeof lock_err);
+  if (rc != OMNIQ_OK) return rc; /* the totals fail rather than come out smaller */
+  json_t *j = load(fs, name);
+  omniq__flock_release_stripe(&fs->locks, stripe);
+  if (j != NULL && add_runs(r->sum, json_object_get(j, "runs")) != 0) rc = OMNIQ_ENOMEM;
   json_decref(j);
   return rc;
 }
 
-typedef struct {
-  omniq__ftotals_fn fn;
-  void *ud;
-} each_t;
-
-static int each_stripe(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
-  each_t *e = ud;
-  const char *qdir;
-  json_t *q;
-  char lock_err[8];
+static int read_file(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
+  read_t *r = ud;
   (void)dirfd;
-  if (strlen(name) != 9 || strcmp(name + 4, ".json") != 0 || strspn(name, "0123456789") != 4)
-    return 0;
-  unsigned stripe = (unsigned)atoi(name);
-  if (stripe >= OMNIQ__FLOCK_STRIPES) return 0;
-  /* Under the stripe's lock: the writer keeps the file it replaces as a
-   * spare, written over later, so it must not be open here. */
-  int rc = omniq__flock_take_stripe(&fs->locks, stripe, lock_err, sizeof lock_err);
-  if (rc != OMNIQ_OK) return rc; /* the totals fail rather than come out smaller */
-  json_t *j = load(fs, name, NULL);
-  omniq__flock_release_stripe(&fs->locks, stripe);
-  json_t *runs = json_object_get(j, "runs");
-  json_object_foreach(runs, qdir, q) {
-    int64_t n[OMNIQ_RUNS_KINDS];
-    if (!json_is_array(q) || !omniq__fname_qdir_valid(qdir, strlen(qdir))) continue;
-    for (int k = 0; k < OMNIQ_RUNS_KINDS; k++) n[k] = json_integer_value(json_array_get(q, k));
-    e->fn(qdir, n, e->ud);
-  }
-  json_decref(j);
+  if (strlen(name) == 9 && strcmp(name + 4, ".json") == 0 && strspn(name, "0123456789") == 4)
+    return read_legacy(fs, name, r);
+  if (owner_of(name) == 0 || strcmp(name, fs->totals->name) == 0) return 0;
+  json_t *j = load(fs, name);
+  if (j == NULL) return 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(j, "absorbed"), i, v)
+      json_array_append(r->absorbed_by_any, v);
+  json_object_set_new(r->files, name, j);
   return 0;
 }
 
 int omniq__ftotals_each(omniq__fs_t *fs, omniq__ftotals_fn fn, void *ud) {
-  each_t e = {fn, ud};
-  return omniq__fs_each(fs, fs->stats_fd, each_stripe, &e);
+  struct omniq__ftotals *t = fs->totals;
+  char e[OMNIQ__ERRMSG_MAX], owner[24];
+  read_t r = {json_object(), json_object(), json_array(), OMNIQ_OK};
+  const char *name, *qdir;
+  json_t *j, *q;
+  int rc = r.sum != NULL && r.files != NULL && r.absorbed_by_any != NULL ? OMNIQ_OK
+                                                                         : OMNIQ_ENOMEM;
+  if (rc == OMNIQ_OK) rc = omniq__flock_take(&fs->meta, LOCK, e, sizeof e);
+  if (rc == OMNIQ_OK) {
+    rc = omniq__fs_each(fs, fs->stats_fd, read_file, &r);
+    omniq__flock_release(&fs->meta, LOCK);
+  }
+  json_object_foreach(rc == OMNIQ_OK ? r.files : NULL, name, j) {
+    snprintf(owner, sizeof owner, "%llu", owner_of(name));
+    if (!has_string(r.absorbed_by_any, owner) && add_runs(r.sum, json_object_get(j, "runs")) != 0)
+      rc = OMNIQ_ENOMEM;
+  }
+  if (rc == OMNIQ_OK) { /* this handle's own counts, from memory: never behind its file */
+    pthread_mutex_lock(&t->mu);
+    if (add_runs(r.sum, t->runs) != 0) rc = OMNIQ_ENOMEM;
+    pthread_mutex_unlock(&t->mu);
+  }
+  json_object_foreach(rc == OMNIQ_OK ? r.sum : NULL, qdir, q) {
+    int64_t n[OMNIQ_RUNS_KINDS];
+    for (int k = 0; k < OMNIQ_RUNS_KINDS; k++) n[k] = json_integer_value(json_array_get(q, k));
+    fn(qdir, n, ud);
+  }
+  json_decref(r.sum);
+  json_decref(r.files);
+  json_decref(r.absorbed_by_any);
+  return rc;
 }

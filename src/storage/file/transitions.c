@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "storage/file/backend.h"
 #include "storage/file/marks.h"
 #include "storage/file/names.h"
@@ -96,28 +97,47 @@ static int move_out(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t 
   return omniq__fio_sync_dir(io, fs->running_fd, err, errlen);
 }
 
-/* Steps 3-4 from an encoded record: the result, the run's count in the
- * running totals (totals.c), the move, and the task's marker in the
- * listing index (marks.c). Each is idempotent, so a roll-forward repeats
- * them all. staged: the result file already staged and synced in tmp/
- * (published here, or dropped on failure), or NULL to write it from rec. */
-static int publish_and_move(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
-                            const char *idname, const omniq__frec_t *rec, const char *staged,
-                            int hint, char *err, size_t errlen) {
+/* Step 3 from an encoded record: the result. staged: the result file
+ * already staged and synced in tmp/ (published here, or dropped on
+ * failure), or NULL to write it from rec. Idempotent, as step 4 is. */
+static int publish_result(omniq__fs_t *fs, const omniq__fio_t *io, const char *idname,
+                          const omniq__frec_t *rec, const char *staged, char *err,
+                          size_t errlen) {
+  if (staged != NULL) return omniq__fio_publish(io, staged, fs->results_fd, idname, err, errlen);
+  if (rec->result != NULL)
+    return omniq__frec_write(io, fs->results_fd, idname, rec, OMNIQ__FREC_RESULT, err, errlen);
+  return OMNIQ_OK;
+}
+
+/* Counts the run a record carries in the handle's running totals
+ * (totals.c), in memory: the caller writes them (omniq__ftotals_flush)
+ * before the task leaves its slot, so a roll-forward after a crash finds
+ * the run counted or counts it, never both. */
+static int count_run(omniq__fs_t *fs, const omniq_task_t *t, const omniq__frec_t *rec,
+                     char *err, size_t errlen) {
+  char qdir[OMNIQ__QDIR_SIZE];
+  if (rec->runs < 0 || omniq__fname_qdir(t->queue, qdir) != OMNIQ_OK) return OMNIQ_OK;
+  int rc = omniq__ftotals_count(fs, t->id, t->token, qdir, rec->runs);
+  if (rc != OMNIQ_OK) snprintf(err, errlen, "file store: out of memory counting a run");
+  return rc;
+}
+
+/* Step 4 from an encoded record, its run already counted: the move, and
+ * the task's marker in the listing index (marks.c). Each is idempotent,
+ * so a roll-forward repeats them all. The move takes the slot, and with
+ * it the only other copy of the result, out of running/: the caller has
+ * made results/ durable first. */
+static int move_and_mark(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
+                         const char *idname, const omniq__frec_t *rec, int hint, char *err,
+                         size_t errlen) {
   char qdir[OMNIQ__QDIR_SIZE];
   int rc = omniq__fname_qdir(t->queue, qdir);
   if (rc != OMNIQ_OK) {
-    if (staged != NULL) omniq__fio_unstage(io, staged);
     snprintf(err, errlen, "file store: task %s: its queue cannot be a folder", t->id);
     return rc;
   }
-  if (staged != NULL)
-    rc = omniq__fio_publish(io, staged, fs->results_fd, idname, err, errlen);
-  else if (rec->result != NULL)
-    rc = omniq__frec_write(io, fs->results_fd, idname, rec, OMNIQ__FREC_RESULT, err, errlen);
-  if (rc == OMNIQ_OK && rec->runs >= 0)
-    rc = omniq__ftotals_add(fs, t->id, t->token, qdir, rec->runs, err, errlen);
-  if (rc == OMNIQ_OK) rc = move_out(fs, io, t, idname, rec, err, errlen);
+  rc = move_out(fs, io, t, idname, rec, err, errlen);
+  if (rc == OMNIQ_OK && rec->runs >= 0) omniq__ftotals_moved(fs, t->id, t->token);
   if (rc == OMNIQ_OK) omniq__fmark_set(fs, t->id, qdir, t->status, hint);
   if (rc == OMNIQ_OK && omniq_status_is_terminal(t->status))
     omniq__fmark_timed(fs, t->id, qdir, t->finished_at_ms);
@@ -139,8 +159,17 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
   if (rc == OMNIQ_OK && t->status != OMNIQ_RUNNING &&
       (rc = omniq__frec_encode(&rec, t, r, err, errlen)) == OMNIQ_OK) {
     rec.runs = runs;
-    /* A PENDING slot may be a claim cut short: its marker never left. */
-    rc = publish_and_move(fs, &fs->io, t, idname, &rec, NULL, OMNIQ_RUNNING, err, errlen);
+    /* Without io->defer each step syncs its folder before the next: the
+     * result is durable before the slot leaves running/. A PENDING slot
+     * may be a claim cut short: its marker never left. */
+    rc = publish_result(fs, &fs->io, idname, &rec, NULL, err, errlen);
+    /* The run is counted unless a handle counted it before the crash
+     * (its file lists it as pending). */
+    if (rc == OMNIQ_OK && runs >= 0 && !omniq__ftotals_counted(fs, t->id, t->token) &&
+        (rc = count_run(fs, t, &rec, err, errlen)) == OMNIQ_OK)
+      rc = omniq__ftotals_flush(fs, err, errlen);
+    if (rc == OMNIQ_OK)
+      rc = move_and_mark(fs, &fs->io, t, idname, &rec, OMNIQ_RUNNING, err, errlen);
     omniq__frec_free(&rec);
     if (rc == OMNIQ_OK)
       omniq__log(&fs->log, OMNIQ_LOG_INFO, "storage.recovered", id,
@@ -235,8 +264,8 @@ void omniq__fs_unstage(omniq__fs_t *fs, omniq__fs_staged_t *s) {
 }
 
 int omniq__fs_apply(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
-                    const char *idname, omniq__fs_staged_t *s, int hint, char *err,
-                    size_t errlen) {
+                    const char *idname, omniq__fs_staged_t *s, char *err, size_t errlen) {
+  s->committed = 0;
   int rc = omniq__fio_replace(io, s->slot_tmp, fs->running_fd, idname, err, errlen);
   if (rc != OMNIQ_OK) {
     if (s->rec.result != NULL) omniq__fio_unstage(&fs->io, s->result_tmp);
@@ -245,14 +274,43 @@ int omniq__fs_apply(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t 
   }
   /* Committed. A failure from here on leaves the slot for a roll-forward
    * to finish; the caller's transition did happen, so it is told so. */
-  rc = publish_and_move(fs, io, t, idname, &s->rec, s->rec.result != NULL ? s->result_tmp : NULL,
-                        hint, err, errlen);
-  omniq__frec_free(&s->rec);
-  if (rc != OMNIQ_OK)
+  rc = publish_result(fs, io, idname, &s->rec, s->rec.result != NULL ? s->result_tmp : NULL, err,
+                      errlen);
+  if (rc != OMNIQ_OK) {
     omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
-               "transition committed, finishing it failed (retried on recovery): %s", err);
+               "transition committed, storing its result failed (retried on recovery): %s", err);
+    omniq__frec_free(&s->rec);
+  }
+  s->committed = rc == OMNIQ_OK;
   err[0] = '\0';
   return OMNIQ_OK;
+}
+
+void omniq__fs_count(omniq__fs_t *fs, const omniq_task_t *t, omniq__fs_staged_t *s) {
+  char err[OMNIQ__ERRMSG_MAX];
+  if (s->committed && count_run(fs, t, &s->rec, err, sizeof err) != OMNIQ_OK)
+    omniq__fs_leave(fs, t, s, err);
+}
+
+void omniq__fs_leave(omniq__fs_t *fs, const omniq_task_t *t, omniq__fs_staged_t *s,
+                     const char *why) {
+  if (!s->committed) return;
+  s->committed = 0;
+  omniq__log(&fs->log, OMNIQ_LOG_ERROR, "storage.incomplete", t->id,
+             "transition committed, finishing it failed (retried on recovery): %s", why);
+  omniq__frec_free(&s->rec);
+}
+
+void omniq__fs_move(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t *t,
+                    const char *idname, omniq__fs_staged_t *s, int hint) {
+  char err[OMNIQ__ERRMSG_MAX];
+  if (!s->committed) return; /* left to a roll-forward, which starts at step 3 */
+  if (move_and_mark(fs, io, t, idname, &s->rec, hint, err, sizeof err) != OMNIQ_OK) {
+    omniq__fs_leave(fs, t, s, err);
+    return;
+  }
+  s->committed = 0;
+  omniq__frec_free(&s->rec);
 }
 
 /* Steps 2-4 for t's new state (lock held, t's file in the slot): runs is
@@ -263,21 +321,28 @@ int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
   omniq__fs_staged_t staged;
   int rc = omniq__fs_stage(&fs->io, t, r, runs, &staged, err, errlen);
   if (rc != OMNIQ_OK) return rc;
-  /* Every folder sync of steps 2 to 4 is put off to the end and made in
-   * one group round: renames reach the disk in order (see Durability in
-   * docs/storage-file.md), so any prefix of the steps a power loss keeps
-   * is one a roll-forward finishes, and the round makes the commit and
-   * what followed it durable before the caller hears of it. */
+  /* Folder syncs are put off and made in two group rounds: the commit's
+   * and the result's folders (running/, results/) before the slot leaves
+   * running/ (it holds the only other copy of the result), then the
+   * folders of the move. No order of renames on the disk is assumed (see
+   * Durability in docs/storage-file.md). */
   omniq__fio_dirs_t later = OMNIQ__FIO_DIRS_INIT;
   omniq__fio_t io = fs->io;
   io.defer = &later;
-  rc = omniq__fs_apply(fs, &io, t, idname, &staged, hint, err, errlen);
+  rc = omniq__fs_apply(fs, &io, t, idname, &staged, err, errlen);
+  /* The commit is only a commit once running/ is synced: a failure here
+   * is the caller's, and the slot is left for a roll-forward. */
+  if (rc == OMNIQ_OK) rc = omniq__fio_dirs_sync(&io, &later, err, errlen);
   if (rc != OMNIQ_OK) {
+    if (staged.committed) omniq__frec_free(&staged.rec);
     omniq__fio_dirs_drop(&later);
     return rc;
   }
-  /* The commit is only a commit once running/ is synced: a failure here
-   * is the caller's. */
+  omniq__fs_count(fs, t, &staged);
+  char e[OMNIQ__ERRMSG_MAX];
+  if (staged.committed && omniq__ftotals_flush(fs, e, sizeof e) != OMNIQ_OK)
+    omniq__fs_leave(fs, t, &staged, e);
+  omniq__fs_move(fs, &io, t, idname, &staged, hint);
   return omniq__fio_dirs_sync(&io, &later, err, errlen);
 }
 
