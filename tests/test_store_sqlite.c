@@ -617,6 +617,26 @@ static void test_locked_database_is_busy_and_reads_go_on(void **state) {
   free(p);
 }
 
+/* A writer that finds the database locked first sleeps tens of
+ * microseconds, as long as another transaction here holds the lock, not
+ * SQLite's own first millisecond; the sleeps double to a cap of a few ms so
+ * a long hold costs few wake-ups, and the timeout above still ends them. */
+static void test_busy_writer_sleeps_short_first_then_doubles_to_a_cap(void **state) {
+  (void)state;
+  int64_t cap = omniq__sqlite_busy_wait_us(100);
+  assert_true(cap >= 1000 && cap <= 5000);
+  assert_true(omniq__sqlite_busy_wait_us(0) > 0);
+  assert_true(omniq__sqlite_busy_wait_us(0) <= 50);
+  int64_t slept = 0;
+  int i = 0;
+  for (; omniq__sqlite_busy_wait_us(i) < cap; i++) {
+    int64_t next = 2 * omniq__sqlite_busy_wait_us(i);
+    assert_int_equal(omniq__sqlite_busy_wait_us(i + 1), next < cap ? next : cap);
+    slept += omniq__sqlite_busy_wait_us(i);
+  }
+  assert_true(slept < 10000); /* the cap is reached within 10 ms of waiting */
+}
+
 static void test_claim_out_of_memory_leaves_tasks_pending(void **state) {
   fx_t *fx = *state;
   omniq_task_t *tasks[3] = {mk_task(2), mk_task(1), mk_task(0)};
@@ -729,6 +749,7 @@ int main(void) {
       T(test_list_walks_an_index_in_id_order_without_sorting),
       T(test_a_version_1_database_is_migrated_keeping_its_tasks),
       T(test_a_new_database_reclaims_space_incrementally),
+      cmocka_unit_test(test_busy_writer_sleeps_short_first_then_doubles_to_a_cap),
       T(test_locked_database_is_busy_and_reads_go_on),
       T(test_claim_out_of_memory_leaves_tasks_pending),
       T(test_malformed_ids_are_invalid),

@@ -67,6 +67,10 @@ extern const char omniq__sqlite_expired_sql[];
 #define OMNIQ__SQLITE_BUSY_MS 5000
 void omniq__sqlite_set_busy_timeout(int ms);
 int omniq__sqlite_busy_timeout(void);
+/* How long (us) a writer that found the database locked sleeps before its
+ * try number count + 1 (count from 0): short first, doubling, capped
+ * (schema.c, busy_wait). Exposed for a test. */
+int64_t omniq__sqlite_busy_wait_us(int count);
 
 /* How long an opener that finds the schema older than its own waits for
  * the write lock: another process may be migrating a large store, which
