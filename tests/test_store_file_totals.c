@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "base/records.h"
 #include "storage/file/backend.h"
 #include "storage/file/totals.h"
@@ -111,6 +113,36 @@ static void test_a_closed_handles_file_is_folded_into_the_next_open(void **state
   th_be_free(a);
 }
 
+/* How many owners the handle's own file names as absorbed. */
+static size_t absorbed_named(const th_be_t *f) {
+  char path[2048];
+  snprintf(path, sizeof path, "%s/stats/h-%llu.json", f->dir,
+           ((omniq__fs_t *)f->b)->io.owner);
+  json_t *j = json_load_file(path, 0, NULL);
+  assert_non_null(j);
+  size_t n = json_array_size(json_object_get(j, "absorbed"));
+  json_decref(j);
+  return n;
+}
+
+/* Handles opened one after another (a command run again and again): each
+ * folds the one before, and its file names only what it folded itself,
+ * not every handle the store ever had. */
+static void test_handles_one_after_another_keep_the_totals_file_small(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  for (int i = 1; i <= 40; i++) {
+    finish_batch(f, 1);
+    th_be_close(f);
+    th_be_reopen(f); /* folds the file of the handle just closed */
+  }
+  finish_batch(f, 1);
+  assert_int_equal(succeeded(f), 41);
+  assert_int_equal(handle_files(f), 1);
+  assert_true(absorbed_named(f) <= 1);
+  th_be_free(f);
+}
+
 /* A batch of outcomes is one write of the handle's file, whatever its
  * size (one file per lock stripe made one write per finish). */
 static void test_a_batch_of_finishes_writes_the_totals_once(void **state) {
@@ -129,6 +161,7 @@ int main(void) {
       cmocka_unit_test(test_each_handle_counts_in_its_own_file_and_reads_the_sum),
       cmocka_unit_test(test_a_closed_handles_file_is_folded_into_the_next_open),
       cmocka_unit_test(test_a_batch_of_finishes_writes_the_totals_once),
+      cmocka_unit_test(test_handles_one_after_another_keep_the_totals_file_small),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

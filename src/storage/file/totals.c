@@ -317,8 +317,24 @@ static void absorb(omniq__fs_t *fs) {
   pthread_mutex_unlock(&t->mu);
   size_t i;
   json_t *v;
+  int removed = rc == OMNIQ_OK;
   if (rc == OMNIQ_OK)
-    json_array_foreach(gone, i, v) unlinkat(fs->stats_fd, json_string_value(v), 0);
+    json_array_foreach(gone, i, v) {
+      if (unlinkat(fs->stats_fd, json_string_value(v), 0) != 0 && errno != ENOENT) removed = 0;
+    }
+  /* Every file this handle's names stood for is gone, so a reader has
+   * nothing left to skip: the names go with the next write. Kept, they
+   * would pass from absorber to absorber, one more with every handle the
+   * store ever had (a command run once a minute: half a million a year),
+   * in every write and every read of the totals. */
+  if (removed) {
+    pthread_mutex_lock(&t->mu);
+    if (json_array_size(t->absorbed) > 0) {
+      json_array_clear(t->absorbed);
+      t->dirty = 1;
+    }
+    pthread_mutex_unlock(&t->mu);
+  }
   omniq__flock_release(&fs->meta, LOCK);
 out:
   json_decref(s.files);
