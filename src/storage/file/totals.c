@@ -385,10 +385,8 @@ void omniq__ftotals_close(omniq__fs_t *fs) {
 /* ---- reading ------------------------------------------------------------------- */
 
 typedef struct {
+  scan_t scan; /* the handle files, as an absorb scans them */
   json_t *sum;
-  json_t *files; /* {name: contents} of the handle files */
-  json_t *absorbed_by_any;
-  int rc;
 } read_t;
 
 /* A file of a version before handle files: stats/<stripe>.json, read
@@ -411,33 +409,25 @@ static int read_file(omniq__fs_t *fs, int dirfd, const char *name, void *ud) {
   (void)dirfd;
   if (strlen(name) == 9 && strcmp(name + 4, ".json") == 0 && strspn(name, "0123456789") == 4)
     return read_legacy(fs, name, r);
-  if (owner_of(name) == 0 || strcmp(name, fs->totals->name) == 0) return 0;
-  json_t *j = load(fs, name);
-  if (j == NULL) return 0;
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(j, "absorbed"), i, v)
-      json_array_append(r->absorbed_by_any, v);
-  json_object_set_new(r->files, name, j);
-  return 0;
+  return scan_file(fs, dirfd, name, &r->scan);
 }
 
 int omniq__ftotals_each(omniq__fs_t *fs, omniq__ftotals_fn fn, void *ud) {
   struct omniq__ftotals *t = fs->totals;
   char e[OMNIQ__ERRMSG_MAX], owner[24];
-  read_t r = {json_object(), json_object(), json_array(), OMNIQ_OK};
+  read_t r = {{json_object(), json_array()}, json_object()};
   const char *name, *qdir;
   json_t *j, *q;
-  int rc = r.sum != NULL && r.files != NULL && r.absorbed_by_any != NULL ? OMNIQ_OK
-                                                                         : OMNIQ_ENOMEM;
+  int rc = r.sum != NULL && r.scan.files != NULL && r.scan.absorbed_by_any != NULL ? OMNIQ_OK
+                                                                                   : OMNIQ_ENOMEM;
   if (rc == OMNIQ_OK) rc = omniq__flock_take(&fs->meta, LOCK, e, sizeof e);
   if (rc == OMNIQ_OK) {
     rc = omniq__fs_each(fs, fs->stats_fd, read_file, &r);
     omniq__flock_release(&fs->meta, LOCK);
   }
-  json_object_foreach(rc == OMNIQ_OK ? r.files : NULL, name, j) {
+  json_object_foreach(rc == OMNIQ_OK ? r.scan.files : NULL, name, j) {
     snprintf(owner, sizeof owner, "%llu", owner_of(name));
-    if (!has_string(r.absorbed_by_any, owner) && add_runs(r.sum, json_object_get(j, "runs")) != 0)
+    if (!has_string(r.scan.absorbed_by_any, owner) && add_runs(r.sum, json_object_get(j, "runs")) != 0)
       rc = OMNIQ_ENOMEM;
   }
   if (rc == OMNIQ_OK) { /* this handle's own counts, from memory: never behind its file */
@@ -451,7 +441,7 @@ int omniq__ftotals_each(omniq__fs_t *fs, omniq__ftotals_fn fn, void *ud) {
     fn(qdir, n, ud);
   }
   json_decref(r.sum);
-  json_decref(r.files);
-  json_decref(r.absorbed_by_any);
+  json_decref(r.scan.files);
+  json_decref(r.scan.absorbed_by_any);
   return rc;
 }
