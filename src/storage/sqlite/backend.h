@@ -54,11 +54,14 @@ void omniq__sqlite_retry_init(omniq__sqlite_retry_t *r);
 /* Sleeps the next backoff and returns 1 if time is left, else returns 0. */
 int omniq__sqlite_retry_again(omniq__sqlite_retry_t *r);
 
-/* The claim statement for nqueues (>= 1) queues: queue i bound as ?(4+2i)
- * and the most its arm may take as ?(5+2i) (?1 now, ?2 lease_until, ?3
- * max). Yours: sqlite3_free(). NULL on out of memory. Exposed so a test
- * can check its query plan. */
+/* The claim's statements for nqueues (>= 1) queues: queue i bound as
+ * ?(4+2i) and the most its arm may take as ?(5+2i) (?1 now, ?2
+ * lease_until, ?3 max). claim_read_sql reads the rows the claim takes
+ * (OMNIQ__SQLITE_TASK_COLS, as they are before it), claim_sql takes them.
+ * Yours: sqlite3_free(). NULL on out of memory. Exposed so a test can
+ * check their query plans. */
 char *omniq__sqlite_claim_sql(size_t nqueues);
+char *omniq__sqlite_claim_read_sql(size_t nqueues);
 /* The expired-leases query (?1 now, ?2 max), for the same reason. */
 extern const char omniq__sqlite_expired_sql[];
 
@@ -166,6 +169,7 @@ typedef struct omniq__sqlite {
   sqlite3 *db;
   sqlite3_stmt *st[OMNIQ__SQ_COUNT_];
   sqlite3_stmt *claim[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* by queue count, on first use */
+  sqlite3_stmt *claim_read[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* the same, reading the rows */
   sqlite3_stmt *lazy[OMNIQ__SQLITE_LAZY];             /* by slot, on first use */
   sqlite3_stmt *insert_rows[OMNIQ__SQLITE_ROWS_LG + 1]; /* [lg]: 2^lg tasks, on first use */
   sqlite3_stmt *result_rows[OMNIQ__SQLITE_ROWS_LG + 1]; /* [lg]: 2^lg results */
