@@ -229,6 +229,7 @@ static void close_sqlite(void *backend) {
   for (int i = 0; i < OMNIQ__SQLITE_LAZY; i++) sqlite3_finalize(sq->lazy[i]);
   for (int i = 0; i <= OMNIQ__SQLITE_ROWS_LG; i++) sqlite3_finalize(sq->insert_rows[i]);
   for (int i = 0; i <= OMNIQ__SQLITE_ROWS_LG; i++) sqlite3_finalize(sq->result_rows[i]);
+  for (int i = 0; i <= OMNIQ__SQLITE_ROWS_LG; i++) sqlite3_finalize(sq->finish_rows[i]);
   sqlite3_close(sq->db);
   omniq__sqlite_group_destroy(&sq->group);
   pthread_mutex_destroy(&sq->lock);
