@@ -267,6 +267,24 @@ static void test_finish_many_with_a_stale_decision_commits_the_others_and_the_cl
   th_be_free(f);
 }
 
+/* A fresh store with `pending` due tasks, `claimed` of them claimed into
+ * *t. */
+static th_be_t *with_claimed(int pending, int claimed, omniq_task_t ***t) {
+  th_be_t *f = th_be_new("sqlite", 1);
+  for (int i = 0; i < pending; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, (size_t)claimed, t), claimed);
+  return f;
+}
+
+/* The store holds `success` SUCCESS and `running` RUNNING tasks. */
+static void assert_done_and_running(th_be_t *f, int64_t success, int64_t running) {
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  char err[256];
+  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_SUCCESS], success);
+  assert_int_equal(counts[OMNIQ_RUNNING], running);
+}
+
 /* Counts the statements that update task rows (the finish's). */
 static int count_updates(unsigned type, void *ud, void *stmt, void *sql) {
   (void)type, (void)stmt;
@@ -286,16 +304,14 @@ static void succeeded_in_queue(th_be_t *f, omniq_task_t **t, size_t n, omniq_dec
 
 static void test_finishes_naming_their_queue_update_their_rows_in_one_statement(void **state) {
   (void)state;
-  th_be_t *f = th_be_new("sqlite", 1);
-  omniq__sqlite_t *sq = f->b;
   omniq_task_t **t = NULL, **next = NULL;
+  th_be_t *f = with_claimed(4, 4, &t);
+  omniq__sqlite_t *sq = f->b;
   omniq_result_t *r[4], *stored = NULL;
   omniq_decision_t d[4];
   int rcs[4], claimed = 0, updates = 0;
   size_t n = 0;
   char err[256];
-  for (int i = 0; i < 4; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
-  assert_int_equal(th_be_claim(f, 4, &t), 4);
   succeeded_in_queue(f, t, 4, d, r);
   sqlite3_trace_v2(sq->db, SQLITE_TRACE_STMT, count_updates, &updates);
   assert_int_equal(
@@ -324,10 +340,7 @@ static void test_finishes_naming_their_queue_update_their_rows_in_one_statement(
     th_assert_result_equal(stored, r[i]);
     omniq_result_free(stored);
   }
-  int64_t counts[OMNIQ_STATUS_COUNT];
-  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
-  assert_int_equal(counts[OMNIQ_SUCCESS], 4);
-  assert_int_equal(counts[OMNIQ_RUNNING], 0);
+  assert_done_and_running(f, 4, 0);
   for (int i = 0; i < 4; i++) omniq_result_free(r[i]);
   omniq__tasks_free(t, 4);
   th_be_free(f);
@@ -338,16 +351,14 @@ static void test_finishes_naming_their_queue_update_their_rows_in_one_statement(
  * apply, in one commit. */
 static void test_a_batch_statement_that_misses_leaves_each_finish_its_own_outcome(void **state) {
   (void)state;
-  th_be_t *f = th_be_new("sqlite", 1);
-  omniq__sqlite_t *sq = f->b;
   omniq_task_t **t = NULL, **next = NULL;
+  th_be_t *f = with_claimed(3, 3, &t);
+  omniq__sqlite_t *sq = f->b;
   omniq_result_t *r[4], *stored = NULL;
   omniq_decision_t d[4];
   int rcs[4], claimed = 0, commits = 0;
   size_t n = 0;
   char err[256];
-  for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
-  assert_int_equal(th_be_claim(f, 3, &t), 3);
   succeeded_in_queue(f, t, 3, d, r);
   d[3] = d[0]; /* the same run reported twice */
   r[3] = NULL;
@@ -362,10 +373,7 @@ static void test_a_batch_statement_that_misses_leaves_each_finish_its_own_outcom
   assert_int_equal(rcs[2], OMNIQ_OK);
   assert_int_equal(rcs[3], OMNIQ_ESTATE);
   assert_non_null(strstr(err, t[1]->id)); /* the first refusal's message */
-  int64_t counts[OMNIQ_STATUS_COUNT];
-  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
-  assert_int_equal(counts[OMNIQ_SUCCESS], 2);
-  assert_int_equal(counts[OMNIQ_RUNNING], 1);
+  assert_done_and_running(f, 2, 1);
   assert_int_equal(f->ops->get_result(f->b, t[1]->id, &stored, err, sizeof err), OMNIQ_ENOTFOUND);
   omniq_task_t *kept = NULL;
   assert_int_equal(f->ops->get_task(f->b, t[1]->id, &kept, err, sizeof err), OMNIQ_OK);
