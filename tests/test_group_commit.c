@@ -346,6 +346,45 @@ static void test_finishes_naming_their_queue_update_their_rows_in_one_statement(
   th_be_free(f);
 }
 
+/* Counts the statements with a RETURNING clause. */
+static int count_returning(unsigned type, void *ud, void *stmt, void *sql) {
+  (void)type, (void)stmt;
+  if (strstr((const char *)sql, "RETURNING") != NULL) (*(int *)ud)++;
+  return 0;
+}
+
+/* A claim reads its rows and takes them with a plain UPDATE (a RETURNING
+ * clause runs a trigger program per row); the records it hands out are
+ * what it stored. */
+static void test_a_claim_takes_its_rows_without_returning_and_hands_out_what_it_stored(
+    void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("sqlite", 1);
+  omniq__sqlite_t *sq = f->b;
+  omniq_task_t **t = NULL;
+  int returning = 0;
+  char err[256];
+  for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  sqlite3_trace_v2(sq->db, SQLITE_TRACE_STMT, count_returning, &returning);
+  assert_int_equal(th_be_claim(f, 3, &t), 3);
+  sqlite3_trace_v2(sq->db, 0, NULL, NULL);
+  assert_int_equal(returning, 0);
+  for (int i = 0; i < 3; i++) {
+    omniq_task_t *stored = NULL;
+    assert_int_equal(f->ops->get_task(f->b, t[i]->id, &stored, err, sizeof err), OMNIQ_OK);
+    assert_int_equal(t[i]->status, OMNIQ_RUNNING);
+    assert_int_equal(stored->status, OMNIQ_RUNNING);
+    assert_int_equal(t[i]->attempts, stored->attempts);
+    assert_int_equal(t[i]->token, stored->token);
+    assert_int_equal(t[i]->started_at_ms, stored->started_at_ms);
+    assert_int_equal(t[i]->lease_until_ms, stored->lease_until_ms);
+    omniq_task_free(stored);
+  }
+  assert_done_and_running(f, 0, 3);
+  omniq__tasks_free(t, 3);
+  th_be_free(f);
+}
+
 /* One statement for the batch must not blur the outcomes: a stale token
  * and the same task finished twice each get their own refusal, the rest
  * apply, in one commit. */
@@ -464,6 +503,8 @@ int main(void) {
       cmocka_unit_test(test_finish_many_with_a_stale_decision_commits_the_others_and_the_claim),
       cmocka_unit_test(test_finishes_naming_their_queue_update_their_rows_in_one_statement),
       cmocka_unit_test(test_a_batch_statement_that_misses_leaves_each_finish_its_own_outcome),
+      cmocka_unit_test(
+          test_a_claim_takes_its_rows_without_returning_and_hands_out_what_it_stored),
       cmocka_unit_test(test_release_returns_a_claimed_task_to_pending_with_its_attempt_undone),
       cmocka_unit_test_setup_teardown(test_a_lone_runner_drains_with_one_commit_per_task, setup,
                                       th_store_teardown),
