@@ -23,7 +23,7 @@ static const char queue_sql[] =
 /* A claim reads the rows it takes, then takes them by the same walk in
  * the same transaction (the backend's claim of one queue, claim.c): an
  * UPDATE ... RETURNING hands its rows back through a trigger program per
- * row and a statement journal, which cost more than the second walk. */
+ * row and a temporary table, which cost more than the second walk. */
 static const char claim_read_sql[] =
     "SELECT " COLS " FROM tasks INDEXED BY tasks_due WHERE status = 0 AND queue = ?4"
     " AND eta <= ?1 ORDER BY priority DESC, eta, seq LIMIT ?5";

@@ -11,12 +11,12 @@
  * are the rows read with what the update wrote (status, attempts, token,
  * started_at, lease_until) set here. An UPDATE ... RETURNING did both in
  * one statement, but SQLite returns its rows through a trigger program
- * run once per row, gathered in a temporary table, and the trigger makes
- * the statement open a statement journal: 18% of a claim's instructions
- * more than the read and the update (docs/benchmarks.md). If building the
- * records fails (out of memory) nothing was taken yet; if anything fails
- * after the update, the rollback puts the tasks back instead of leaving
- * them RUNNING with no one holding them. The rows come in no promised
+ * run once per row, gathered in a temporary table (and the trigger can
+ * make the statement keep a statement journal): 18% of a claim's
+ * instructions more than the read and the update (docs/benchmarks.md).
+ * If building the records fails (out of memory) nothing was taken yet; if
+ * anything fails after the update, the rollback puts the tasks back
+ * instead of leaving them RUNNING with no one holding them. The rows come in no promised
  * order (several queues read them by seq), so they are sorted here.
  *
  * finish_claim hands the claim to the group commit (group.c) with the
