@@ -15,8 +15,8 @@
  * variable, as an enqueue wakes the pool; a worker thread reports its last
  * task and claims its next in one transaction (the finish's lookup and
  * UPDATE, the
- * running total and the result, then the queue's settings and the claim
- * UPDATE ... RETURNING), and when the claim finds nothing waits for the
+ * running total and the result, then the queue's settings and the claim's
+ * read and UPDATE), and when the claim finds nothing waits for the
  * producer's signal and claims alone. Both threads share one connection
  * behind a mutex, as a handle's enqueues and its pool do, so neither waits
  * in SQLite's busy handler. The ratio omniq / hand is what the library
@@ -133,7 +133,7 @@ static const char insert_sql[] =
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *finish, *total, *put;
+  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *take, *finish, *total, *put;
   pthread_mutex_t lock; /* the connection, as a handle's */
   pthread_cond_t wake;  /* an enqueue committed */
   long enqueued;        /* under lock */
@@ -214,11 +214,13 @@ static int finish_and_claim(hand_t *h, char *id, int64_t *token, int held, long 
     for (int c = 1; c <= 4; c++) sink += (size_t)sqlite3_column_bytes(h->claim, c);
     for (int c = 5; c <= 15; c++) sink += (size_t)sqlite3_column_int64(h->claim, c);
     memcpy(id, sqlite3_column_text(h->claim, 0), OMNIQ_ID_SIZE);
-    *token = sqlite3_column_int64(h->claim, 15);
+    *token = sqlite3_column_int64(h->claim, 15) + 1; /* as the take leaves it */
     got = 1;
   }
   if (rc != SQLITE_DONE) die("hand claim", sqlite3_errmsg(h->db));
   sqlite3_reset(h->claim);
+  if (got && hand_sql_take(h->db, h->take, now, now + LEASE_MS, OMNIQ_DEFAULT_QUEUE, 1, 1) != 0)
+    die("hand claim", sqlite3_errmsg(h->db));
   step(h, h->commit);
   (void)sink;
   return got;
@@ -266,7 +268,8 @@ static int64_t run_hand(void) {
   h.commit = prepare(&h, "COMMIT");
   h.insert = prepare(&h, insert_sql);
   h.queue = prepare(&h, queue_sql);
-  h.claim = prepare(&h, claim_sql);
+  h.claim = prepare(&h, claim_read_sql);
+  h.take = prepare(&h, claim_sql);
   h.finish = prepare(&h, finish_sql);
   h.total = prepare(&h, total_sql);
   h.put = prepare(&h, put_sql);
@@ -279,7 +282,7 @@ static int64_t run_hand(void) {
   t = now_ns() - t;
 
   sqlite3_stmt *all[] = {h.begin,  h.commit, h.insert, h.queue, h.claim,
-                         h.finish, h.total,  h.put};
+                         h.take,   h.finish, h.total,  h.put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h.db);
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

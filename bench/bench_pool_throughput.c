@@ -9,8 +9,8 @@
  * Hand: the same rows and the same statements on a fresh database of the
  * same schema, with nothing of OmniQ's own: BEGIN IMMEDIATE, BATCH INSERTs,
  * COMMIT to enqueue; then as many threads as the pool has runners, each
- * with its own connection, loop BEGIN IMMEDIATE; claim 1 task (UPDATE ...
- * RETURNING); COMMIT; then BEGIN IMMEDIATE; mark it SUCCESS by id under its
+ * with its own connection, loop BEGIN IMMEDIATE; claim 1 task (its row
+ * read, then the UPDATE taking it); COMMIT; then BEGIN IMMEDIATE; mark it SUCCESS by id under its
  * claim token and queue, add to the totals; INSERT OR
  * REPLACE its result; COMMIT, until a claim finds nothing. The connections
  * use the backend's pragmas (WAL, synchronous=NORMAL, its checkpoint
@@ -166,7 +166,7 @@ static const char insert_sql[] =
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *finish, *total, *put;
+  sqlite3_stmt *begin, *commit, *insert, *queue, *claim, *take, *finish, *total, *put;
 } hand_t;
 
 static void hand_step(hand_t *h, sqlite3_stmt *s) {
@@ -198,15 +198,16 @@ static void hand_open(hand_t *h, const char *path) {
   h->commit = hand_prepare(h, "COMMIT");
   h->insert = hand_prepare(h, insert_sql);
   h->queue = hand_prepare(h, queue_sql);
-  h->claim = hand_prepare(h, claim_sql);
+  h->claim = hand_prepare(h, claim_read_sql);
+  h->take = hand_prepare(h, claim_sql);
   h->finish = hand_prepare(h, finish_sql);
   h->total = hand_prepare(h, total_n_sql);
   h->put = hand_prepare(h, put_sql);
 }
 
 static void hand_close(hand_t *h) {
-  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->queue,
-                         h->claim, h->finish, h->total,  h->put};
+  sqlite3_stmt *all[] = {h->begin, h->commit, h->insert, h->queue, h->claim,
+                         h->take,  h->finish, h->total,  h->put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h->db);
 }
@@ -282,12 +283,15 @@ static int hand_claim(hand_t *h, held_t *out, int max) {
     for (int c = 5; c <= 15; c++) sink += (size_t)sqlite3_column_int64(h->claim, c);
     sink += (size_t)sqlite3_column_bytes(h->claim, 16);
     memcpy(out[got].id, sqlite3_column_text(h->claim, 0), OMNIQ_ID_SIZE);
-    out[got].attempts = sqlite3_column_int(h->claim, 7);
-    out[got].token = sqlite3_column_int64(h->claim, 15);
+    out[got].attempts = sqlite3_column_int(h->claim, 7) + 1; /* as the take leaves them */
+    out[got].token = sqlite3_column_int64(h->claim, 15) + 1;
     got++;
   }
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) die("hand claim", sqlite3_errmsg(h->db));
   sqlite3_reset(h->claim);
+  if (got > 0 &&
+      hand_sql_take(h->db, h->take, now, now + LEASE_MS, OMNIQ_DEFAULT_QUEUE, max, got) != 0)
+    die("hand claim", sqlite3_errmsg(h->db));
   (void)sink;
   return got;
 }

@@ -110,7 +110,7 @@ static void run_backend(void *be, size_t k, int64_t *clock, stat_t *st) {
 
 typedef struct hand {
   sqlite3 *db;
-  sqlite3_stmt *begin, *commit, *queue, *claim, *finish, *total, *put;
+  sqlite3_stmt *begin, *commit, *queue, *claim, *take, *finish, *total, *put;
 } hand_t;
 
 static void hand_step(hand_t *h, sqlite3_stmt *s) {
@@ -142,15 +142,16 @@ static void hand_open(hand_t *h, const char *path, int checkpoint_pages) {
   h->begin = hand_prepare(h, "BEGIN IMMEDIATE");
   h->commit = hand_prepare(h, "COMMIT");
   h->queue = hand_prepare(h, queue_sql);
-  h->claim = hand_prepare(h, claim_sql);
+  h->claim = hand_prepare(h, claim_read_sql);
+  h->take = hand_prepare(h, claim_sql);
   h->finish = hand_prepare(h, finish_sql);
   h->total = hand_prepare(h, total_sql);
   h->put = hand_prepare(h, put_sql);
 }
 
 static void hand_close(hand_t *h) {
-  sqlite3_stmt *all[] = {h->begin, h->commit, h->queue, h->claim,
-                         h->finish, h->total, h->put};
+  sqlite3_stmt *all[] = {h->begin,  h->commit, h->queue, h->claim,
+                         h->take,   h->finish, h->total, h->put};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
   sqlite3_close(h->db);
 }
@@ -183,11 +184,14 @@ static void run_hand(hand_t *h, size_t k, int64_t *clock, stat_t *st) {
       for (int c = 5; c <= 15; c++) sink += (size_t)sqlite3_column_int64(h->claim, c);
       sink += (size_t)sqlite3_column_bytes(h->claim, 16);
       memcpy(got[n].id, sqlite3_column_text(h->claim, 0), OMNIQ_ID_SIZE);
-      got[n].attempts = sqlite3_column_int(h->claim, 7);
-      got[n].token = sqlite3_column_int64(h->claim, 15);
+      got[n].attempts = sqlite3_column_int(h->claim, 7) + 1; /* as the take leaves them */
+      got[n].token = sqlite3_column_int64(h->claim, 15) + 1;
       n++;
     }
     sqlite3_reset(h->claim);
+    if (n > 0 && hand_sql_take(h->db, h->take, now, now + LEASE_MS, "default", (int64_t)k,
+                               (int)n) != 0)
+      die("hand claim", sqlite3_errmsg(h->db));
     hand_step(h, h->commit);
     st->claim_ns += now_ns() - t;
     st->calls++;

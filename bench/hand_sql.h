@@ -20,11 +20,32 @@
 static const char queue_sql[] =
     "SELECT paused, rate_limit, rate_period_ms, window_start, window_count FROM queues"
     " WHERE name = ?1";
+/* A claim reads the rows it takes, then takes them by the same walk in
+ * the same transaction (the backend's claim of one queue, claim.c): an
+ * UPDATE ... RETURNING hands its rows back through a trigger program per
+ * row and a temporary table, which cost more than the second walk. */
+static const char claim_read_sql[] =
+    "SELECT " COLS " FROM tasks INDEXED BY tasks_due WHERE status = 0 AND queue = ?4"
+    " AND eta <= ?1 ORDER BY priority DESC, eta, seq LIMIT ?5";
 static const char claim_sql[] =
     "UPDATE tasks SET status = 1, attempts = attempts + 1, token = token + 1,"
     " started_at = ?1, lease_until = ?2 WHERE seq IN (SELECT seq FROM tasks"
     " INDEXED BY tasks_due WHERE status = 0 AND queue = ?4 AND eta <= ?1"
-    " ORDER BY priority DESC, eta, seq LIMIT ?5) RETURNING " COLS;
+    " ORDER BY priority DESC, eta, seq LIMIT ?5)";
+
+/* Takes the k tasks of queue that claim_read_sql just read (their token
+ * and attempts are then one more than read). 0, or -1 if the step failed
+ * or took another number of rows. */
+static inline int hand_sql_take(sqlite3 *db, sqlite3_stmt *take, int64_t now, int64_t lease_until,
+                                const char *queue, int64_t k, int read) {
+  sqlite3_bind_int64(take, 1, now);
+  sqlite3_bind_int64(take, 2, lease_until);
+  sqlite3_bind_text(take, 4, queue, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(take, 5, k);
+  int rc = sqlite3_step(take);
+  sqlite3_reset(take);
+  return rc == SQLITE_DONE && sqlite3_changes(db) == read ? 0 : -1;
+}
 /* A finish: one update by id under its claim token and the queue its
  * claim returned (the backend's finish of a decision naming its queue,
  * storage ABI 7); no lookup of the row first. */

@@ -267,6 +267,163 @@ static void test_finish_many_with_a_stale_decision_commits_the_others_and_the_cl
   th_be_free(f);
 }
 
+/* A fresh store with `pending` due tasks, `claimed` of them claimed into
+ * *t. */
+static th_be_t *with_claimed(int pending, int claimed, omniq_task_t ***t) {
+  th_be_t *f = th_be_new("sqlite", 1);
+  for (int i = 0; i < pending; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  assert_int_equal(th_be_claim(f, (size_t)claimed, t), claimed);
+  return f;
+}
+
+/* The store holds `success` SUCCESS and `running` RUNNING tasks. */
+static void assert_done_and_running(th_be_t *f, int64_t success, int64_t running) {
+  int64_t counts[OMNIQ_STATUS_COUNT];
+  char err[256];
+  assert_int_equal(f->ops->count_by_status(f->b, counts, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(counts[OMNIQ_SUCCESS], success);
+  assert_int_equal(counts[OMNIQ_RUNNING], running);
+}
+
+/* Counts the statements that update task rows (the finish's). */
+static int count_updates(unsigned type, void *ud, void *stmt, void *sql) {
+  (void)type, (void)stmt;
+  const char *text = sql;
+  if (strncmp(text, "UPDATE tasks", 12) == 0 || strncmp(text, "WITH v ", 7) == 0) (*(int *)ud)++;
+  return 0;
+}
+
+/* n decisions that the runs of t[0..n) succeeded, naming their queue. */
+static void succeeded_in_queue(th_be_t *f, omniq_task_t **t, size_t n, omniq_decision_t *d,
+                               omniq_result_t **r) {
+  for (size_t i = 0; i < n; i++) {
+    d[i] = succeeded(f, t[i], &r[i]);
+    d[i].queue = t[i]->queue;
+  }
+}
+
+static void test_finishes_naming_their_queue_update_their_rows_in_one_statement(void **state) {
+  (void)state;
+  omniq_task_t **t = NULL, **next = NULL;
+  th_be_t *f = with_claimed(4, 4, &t);
+  omniq__sqlite_t *sq = f->b;
+  omniq_result_t *r[4], *stored = NULL;
+  omniq_decision_t d[4];
+  int rcs[4], claimed = 0, updates = 0;
+  size_t n = 0;
+  char err[256];
+  succeeded_in_queue(f, t, 4, d, r);
+  sqlite3_trace_v2(sq->db, SQLITE_TRACE_STMT, count_updates, &updates);
+  assert_int_equal(
+      f->ops->finish_many(f->b, d, 4, rcs, NULL, &next, &n, &claimed, err, sizeof err), OMNIQ_OK);
+  sqlite3_trace_v2(sq->db, 0, NULL, NULL);
+  assert_int_equal(updates, 1);
+  /* Each row is found by its id (with its queue or alone), never by a
+   * walk of the table. */
+  assert_non_null(sq->finish_rows[2]);
+  char *q = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sqlite3_sql(sq->finish_rows[2]));
+  sqlite3_stmt *plan = NULL;
+  int by_id = 0, scans = 0;
+  assert_int_equal(sqlite3_prepare_v2(sq->db, q, -1, &plan, NULL), SQLITE_OK);
+  while (sqlite3_step(plan) == SQLITE_ROW) {
+    const char *detail = (const char *)sqlite3_column_text(plan, 3);
+    by_id += strncmp(detail, "SEARCH tasks USING INDEX ", 25) == 0 && strstr(detail, "id=?") != NULL;
+    scans += strstr(detail, "SCAN tasks") != NULL;
+  }
+  sqlite3_finalize(plan);
+  sqlite3_free(q);
+  assert_int_equal(by_id, 1);
+  assert_int_equal(scans, 0);
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(rcs[i], OMNIQ_OK);
+    assert_int_equal(f->ops->get_result(f->b, t[i]->id, &stored, err, sizeof err), OMNIQ_OK);
+    th_assert_result_equal(stored, r[i]);
+    omniq_result_free(stored);
+  }
+  assert_done_and_running(f, 4, 0);
+  for (int i = 0; i < 4; i++) omniq_result_free(r[i]);
+  omniq__tasks_free(t, 4);
+  th_be_free(f);
+}
+
+/* Counts the statements with a RETURNING clause. */
+static int count_returning(unsigned type, void *ud, void *stmt, void *sql) {
+  (void)type, (void)stmt;
+  if (strstr((const char *)sql, "RETURNING") != NULL) (*(int *)ud)++;
+  return 0;
+}
+
+/* A claim reads its rows and takes them with a plain UPDATE (a RETURNING
+ * clause runs a trigger program per row); the records it hands out are
+ * what it stored. */
+static void test_a_claim_takes_its_rows_without_returning_and_hands_out_what_it_stored(
+    void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("sqlite", 1);
+  omniq__sqlite_t *sq = f->b;
+  omniq_task_t **t = NULL;
+  int returning = 0;
+  char err[256];
+  for (int i = 0; i < 3; i++) th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  sqlite3_trace_v2(sq->db, SQLITE_TRACE_STMT, count_returning, &returning);
+  assert_int_equal(th_be_claim(f, 3, &t), 3);
+  sqlite3_trace_v2(sq->db, 0, NULL, NULL);
+  assert_int_equal(returning, 0);
+  for (int i = 0; i < 3; i++) {
+    omniq_task_t *stored = NULL;
+    assert_int_equal(f->ops->get_task(f->b, t[i]->id, &stored, err, sizeof err), OMNIQ_OK);
+    assert_int_equal(t[i]->status, OMNIQ_RUNNING);
+    assert_int_equal(stored->status, OMNIQ_RUNNING);
+    assert_int_equal(t[i]->attempts, stored->attempts);
+    assert_int_equal(t[i]->token, stored->token);
+    assert_int_equal(t[i]->started_at_ms, stored->started_at_ms);
+    assert_int_equal(t[i]->lease_until_ms, stored->lease_until_ms);
+    omniq_task_free(stored);
+  }
+  assert_done_and_running(f, 0, 3);
+  omniq__tasks_free(t, 3);
+  th_be_free(f);
+}
+
+/* One statement for the batch must not blur the outcomes: a stale token
+ * and the same task finished twice each get their own refusal, the rest
+ * apply, in one commit. */
+static void test_a_batch_statement_that_misses_leaves_each_finish_its_own_outcome(void **state) {
+  (void)state;
+  omniq_task_t **t = NULL, **next = NULL;
+  th_be_t *f = with_claimed(3, 3, &t);
+  omniq__sqlite_t *sq = f->b;
+  omniq_result_t *r[4], *stored = NULL;
+  omniq_decision_t d[4];
+  int rcs[4], claimed = 0, commits = 0;
+  size_t n = 0;
+  char err[256];
+  succeeded_in_queue(f, t, 3, d, r);
+  d[3] = d[0]; /* the same run reported twice */
+  r[3] = NULL;
+  d[1].token++; /* its claim was lost */
+  sqlite3_commit_hook(sq->db, count_commit, &commits);
+  assert_int_equal(
+      f->ops->finish_many(f->b, d, 4, rcs, NULL, &next, &n, &claimed, err, sizeof err), OMNIQ_OK);
+  sqlite3_commit_hook(sq->db, NULL, NULL);
+  assert_int_equal(commits, 1);
+  assert_int_equal(rcs[0], OMNIQ_OK);
+  assert_int_equal(rcs[1], OMNIQ_ESTATE);
+  assert_int_equal(rcs[2], OMNIQ_OK);
+  assert_int_equal(rcs[3], OMNIQ_ESTATE);
+  assert_non_null(strstr(err, t[1]->id)); /* the first refusal's message */
+  assert_done_and_running(f, 2, 1);
+  assert_int_equal(f->ops->get_result(f->b, t[1]->id, &stored, err, sizeof err), OMNIQ_ENOTFOUND);
+  omniq_task_t *kept = NULL;
+  assert_int_equal(f->ops->get_task(f->b, t[1]->id, &kept, err, sizeof err), OMNIQ_OK);
+  assert_int_equal(kept->status, OMNIQ_RUNNING);
+  assert_int_equal(kept->token, t[1]->token);
+  omniq_task_free(kept);
+  for (int i = 0; i < 3; i++) omniq_result_free(r[i]);
+  omniq__tasks_free(t, 3);
+  th_be_free(f);
+}
+
 /* release gives a claimed task back as if never claimed (its attempt
  * undone), fenced by the claim's token; the old claim is void after. */
 static void test_release_returns_a_claimed_task_to_pending_with_its_attempt_undone(void **state) {
@@ -344,6 +501,10 @@ int main(void) {
       cmocka_unit_test(test_finish_claim_stores_the_outcome_and_claims_the_next_in_one_commit),
       cmocka_unit_test(test_finish_claim_under_a_stale_token_claims_nothing),
       cmocka_unit_test(test_finish_many_with_a_stale_decision_commits_the_others_and_the_claim),
+      cmocka_unit_test(test_finishes_naming_their_queue_update_their_rows_in_one_statement),
+      cmocka_unit_test(test_a_batch_statement_that_misses_leaves_each_finish_its_own_outcome),
+      cmocka_unit_test(
+          test_a_claim_takes_its_rows_without_returning_and_hands_out_what_it_stored),
       cmocka_unit_test(test_release_returns_a_claimed_task_to_pending_with_its_attempt_undone),
       cmocka_unit_test_setup_teardown(test_a_lone_runner_drains_with_one_commit_per_task, setup,
                                       th_store_teardown),

@@ -145,12 +145,16 @@ static void emit(const omniq__log_t *lg, int level, char *line, size_t len) {
 
 void omniq__log(const omniq__log_t *lg, int level, const char *event, const char *task_id,
                 const char *fmt, ...) {
-  char msg[MSG_SIZE] = "", ts[OMNIQ__ISO_SIZE], buf[LINE_SIZE];
+  char msg[MSG_SIZE], ts[OMNIQ__ISO_SIZE], buf[LINE_SIZE];
   char *heap = NULL;
-  const char *name = omniq__log_level_name(level);
+  const char *name;
   size_t len = 0;
 
+  /* First, before anything is named or zeroed: the engine logs each task
+   * it enqueues and finishes, and below the level that must cost nothing. */
   if (lg == NULL || level < lg->level) return;
+  name = omniq__log_level_name(level);
+  msg[0] = '\0';
   if (fmt != NULL) {
     va_list ap;
     va_start(ap, fmt);

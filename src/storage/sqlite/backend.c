@@ -225,9 +225,11 @@ static void close_sqlite(void *backend) {
   if (sq == NULL) return;
   for (int i = 0; i < OMNIQ__SQ_COUNT_; i++) sqlite3_finalize(sq->st[i]);
   for (int i = 0; i <= OMNIQ__SQLITE_CLAIM_CACHE; i++) sqlite3_finalize(sq->claim[i]);
+  for (int i = 0; i <= OMNIQ__SQLITE_CLAIM_CACHE; i++) sqlite3_finalize(sq->claim_read[i]);
   for (int i = 0; i < OMNIQ__SQLITE_LAZY; i++) sqlite3_finalize(sq->lazy[i]);
   for (int i = 0; i <= OMNIQ__SQLITE_ROWS_LG; i++) sqlite3_finalize(sq->insert_rows[i]);
   for (int i = 0; i <= OMNIQ__SQLITE_ROWS_LG; i++) sqlite3_finalize(sq->result_rows[i]);
+  for (int i = 0; i <= OMNIQ__SQLITE_ROWS_LG; i++) sqlite3_finalize(sq->finish_rows[i]);
   sqlite3_close(sq->db);
   omniq__sqlite_group_destroy(&sq->group);
   pthread_mutex_destroy(&sq->lock);

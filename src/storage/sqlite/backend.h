@@ -54,11 +54,14 @@ void omniq__sqlite_retry_init(omniq__sqlite_retry_t *r);
 /* Sleeps the next backoff and returns 1 if time is left, else returns 0. */
 int omniq__sqlite_retry_again(omniq__sqlite_retry_t *r);
 
-/* The claim statement for nqueues (>= 1) queues: queue i bound as ?(4+2i)
- * and the most its arm may take as ?(5+2i) (?1 now, ?2 lease_until, ?3
- * max). Yours: sqlite3_free(). NULL on out of memory. Exposed so a test
- * can check its query plan. */
+/* The claim's statements for nqueues (>= 1) queues: queue i bound as
+ * ?(4+2i) and the most its arm may take as ?(5+2i) (?1 now, ?2
+ * lease_until, ?3 max). claim_read_sql reads the rows the claim takes
+ * (OMNIQ__SQLITE_TASK_COLS, as they are before it), claim_sql takes them.
+ * Yours: sqlite3_free(). NULL on out of memory. Exposed so a test can
+ * check their query plans. */
 char *omniq__sqlite_claim_sql(size_t nqueues);
+char *omniq__sqlite_claim_read_sql(size_t nqueues);
 /* The expired-leases query (?1 now, ?2 max), for the same reason. */
 extern const char omniq__sqlite_expired_sql[];
 
@@ -131,7 +134,7 @@ enum {
 #define OMNIQ__SQLITE_ROWS_LG 6
 
 /* Statements of the rarer operations (manage.c), prepared on first use. */
-#define OMNIQ__SQLITE_LAZY 24
+#define OMNIQ__SQLITE_LAZY 27
 
 /* A claim being made (claim.c): the request, and the rows it took. */
 typedef struct omniq__sqlite_claim omniq__sqlite_claim_t;
@@ -166,9 +169,11 @@ typedef struct omniq__sqlite {
   sqlite3 *db;
   sqlite3_stmt *st[OMNIQ__SQ_COUNT_];
   sqlite3_stmt *claim[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* by queue count, on first use */
+  sqlite3_stmt *claim_read[OMNIQ__SQLITE_CLAIM_CACHE + 1]; /* the same, reading the rows */
   sqlite3_stmt *lazy[OMNIQ__SQLITE_LAZY];             /* by slot, on first use */
   sqlite3_stmt *insert_rows[OMNIQ__SQLITE_ROWS_LG + 1]; /* [lg]: 2^lg tasks, on first use */
   sqlite3_stmt *result_rows[OMNIQ__SQLITE_ROWS_LG + 1]; /* [lg]: 2^lg results */
+  sqlite3_stmt *finish_rows[OMNIQ__SQLITE_ROWS_LG + 1]; /* [lg]: 2^lg finishes */
   char path[OMNIQ_PATH_MAX];
 } omniq__sqlite_t;
 
@@ -222,6 +227,14 @@ void omniq__sqlite_tally_free(omniq__sqlite_tally_t *t);
 int omniq__sqlite_apply_finish(omniq__sqlite_t *sq, const omniq_decision_t *d,
                                omniq__sqlite_tally_t *tally, char *err, size_t errlen);
 int omniq__sqlite_do_finish(omniq__sqlite_t *sq, void *d, char *err, size_t errlen);
+/* The 2^lg finishes ds[0..2^lg), each naming its queue, with one
+ * statement inside the open transaction (lock held): *all = 1 when every
+ * one took its row (each then counted in tally and its result queued, as
+ * apply_finish does), else *all = 0 with nothing changed, for the caller
+ * to apply them one by one. OMNIQ_OK, or a failure with the transaction
+ * to be rolled back. */
+int omniq__sqlite_finish_rows(omniq__sqlite_t *sq, const omniq_decision_t *const *ds, int lg,
+                              omniq__sqlite_tally_t *tally, int *all, char *err, size_t errlen);
 /* ops->finish (finish.c): d checked, then through the group commit. */
 int omniq__sqlite_finish(void *backend, const omniq_decision_t *d, char *err, size_t errlen);
 /* Why a token-checked change of task id matched no row (lock held):
@@ -266,8 +279,13 @@ int omniq__sqlite_finish_many(void *backend, const omniq_decision_t *ds, size_t 
                               int *claimed, char *err, size_t errlen);
 int omniq__sqlite_release(void *backend, const char *id, int64_t token, char *err,
                           size_t errlen);
-/* The lazy slot (omniq__sqlite_lazy) of release's statement: the last. */
+/* The lazy slots (omniq__sqlite_lazy) of release's statement and of the
+ * savepoint around a batched finish (finish.c): the last four, after
+ * manage.c's. */
 #define OMNIQ__SQLITE_LAZY_RELEASE (OMNIQ__SQLITE_LAZY - 1)
+#define OMNIQ__SQLITE_LAZY_SP_BEGIN (OMNIQ__SQLITE_LAZY - 2)
+#define OMNIQ__SQLITE_LAZY_SP_UNDO (OMNIQ__SQLITE_LAZY - 3)
+#define OMNIQ__SQLITE_LAZY_SP_END (OMNIQ__SQLITE_LAZY - 4)
 /* Makes claim c inside the open transaction (lock held): OMNIQ_OK with
  * its rows kept in c, or a code with none kept and the transaction to be
  * rolled back. */
@@ -319,6 +337,12 @@ int omniq__sqlite_put_result(omniq__sqlite_t *sq, const char *id, const omniq_re
                              char *err, size_t errlen);
 int omniq__sqlite_put_results(omniq__sqlite_t *sq, const omniq_decision_t *const *ds, size_t n,
                               char *err, size_t errlen);
+/* head, then 2^lg copies of row between commas, then tail (NULL: none),
+ * prepared on first use into cache[lg]: an SQLite code. */
+int omniq__sqlite_rows_stmt(omniq__sqlite_t *sq, sqlite3_stmt **cache, int lg, const char *head,
+                            const char *row, const char *tail, sqlite3_stmt **out);
+/* The largest lg with 2^lg <= n (n >= 1), at most OMNIQ__SQLITE_ROWS_LG. */
+int omniq__sqlite_rows_lg(size_t n);
 /* Their one-row statements' texts (OMNIQ__SQ_INSERT, OMNIQ__SQ_PUT_RESULT). */
 extern const char omniq__sqlite_insert_sql[];
 extern const char omniq__sqlite_put_result_sql[];

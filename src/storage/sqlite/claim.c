@@ -3,14 +3,21 @@
  * (finish_claim).
  *
  * The claim reads the settings of each queue named (pause, rate limit,
- * inside its transaction), then one UPDATE ... RETURNING over the partial
- * index tasks_due (see omniq__sqlite_claim_sql) takes what they allow, and
- * the rate windows are counted. It runs inside BEGIN IMMEDIATE ... COMMIT
- * although the UPDATE is one statement: RETURNING applies every change on
- * the first step, and if building the returned records then fails (out of
- * memory) the rollback puts the tasks back instead of leaving them RUNNING
- * with no one holding them. RETURNING hands rows back in no promised
- * order, so they are sorted here.
+ * inside its transaction), then reads the rows they allow from the partial
+ * index tasks_due (omniq__sqlite_claim_read_sql), takes them with one
+ * UPDATE of the same walk (omniq__sqlite_claim_sql), and counts the rate
+ * windows, all in one BEGIN IMMEDIATE ... COMMIT: nothing writes between
+ * the read and the update, so they meet the same rows, and the records
+ * are the rows read with what the update wrote (status, attempts, token,
+ * started_at, lease_until) set here. An UPDATE ... RETURNING did both in
+ * one statement, but SQLite returns its rows through a trigger program
+ * run once per row, gathered in a temporary table (and the trigger can
+ * make the statement keep a statement journal): 18% of a claim's
+ * instructions more than the read and the update (docs/benchmarks.md).
+ * If building the records fails (out of memory) nothing was taken yet; if
+ * anything fails after the update, the rollback puts the tasks back
+ * instead of leaving them RUNNING with no one holding them. The rows come in no promised
+ * order (several queues read them by seq), so they are sorted here.
  *
  * finish_claim hands the claim to the group commit (group.c) with the
  * finish: it runs in the finish's transaction if the finish applied, so a
@@ -57,24 +64,42 @@ static int claim_order(const void *pa, const void *pb) {
   return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
-/* The prepared claim statement for nq queues; *owned when it is a one-off
- * the caller finalizes (more queues than the cache holds). */
-static int claim_stmt(sq_t *sq, size_t nq, sqlite3_stmt **out, int *owned, char *err,
-                      size_t errlen) {
+/* A prepared claim statement for nq queues from cache (built by
+ * make_sql); *owned when it is a one-off the caller finalizes (more queues
+ * than the cache holds). */
+static int claim_stmt(sq_t *sq, sqlite3_stmt **cache, char *(*make_sql)(size_t), size_t nq,
+                      sqlite3_stmt **out, int *owned, char *err, size_t errlen) {
   char *sql;
   int rc;
   *owned = nq > OMNIQ__SQLITE_CLAIM_CACHE;
-  if (!*owned && sq->claim[nq] != NULL) {
-    *out = sq->claim[nq];
+  if (!*owned && cache[nq] != NULL) {
+    *out = cache[nq];
     return OMNIQ_OK;
   }
-  if ((sql = omniq__sqlite_claim_sql(nq)) == NULL)
+  if ((sql = make_sql(nq)) == NULL)
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "claim: out of memory");
   rc = sqlite3_prepare_v3(sq->db, sql, -1, *owned ? 0 : SQLITE_PREPARE_PERSISTENT, out, NULL);
   sqlite3_free(sql);
   if (rc != SQLITE_OK) return omniq__sqlite_fail(sq, rc, "preparing the claim", err, errlen);
-  if (!*owned) sq->claim[nq] = *out;
+  if (!*owned) cache[nq] = *out;
   return OMNIQ_OK;
+}
+
+/* Binds what both claim statements take (see omniq__sqlite_claim_sql). */
+static void bind_claim(sqlite3_stmt *s, const claim_arg_t *a) {
+  sqlite3_bind_int64(s, 1, a->req->now_ms);
+  sqlite3_bind_int64(s, 2, a->req->lease_until_ms);
+  sqlite3_bind_int64(s, 3, a->req->max > INT64_MAX ? INT64_MAX : (int64_t)a->req->max);
+  for (size_t i = 0; i < a->nopen; i++) {
+    sqlite3_bind_text(s, (int)(4 + 2 * i), a->open[i].name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, (int)(5 + 2 * i), a->open[i].allow);
+  }
+}
+
+static void finish_stmt(sqlite3_stmt *s, int owned) {
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (owned) sqlite3_finalize(s);
 }
 
 void omniq__sqlite_claim_drop(claim_arg_t *a) {
@@ -141,20 +166,14 @@ static int spend_windows(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
   return OMNIQ_OK;
 }
 
-int omniq__sqlite_apply_claim(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
+/* Reads the rows the claim takes, as they are before it, into a->rows. */
+static int read_rows(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
   sqlite3_stmt *s;
   int owned, rc, src = SQLITE_DONE;
-  omniq__sqlite_claim_drop(a); /* a retry starts from nothing */
-  rc = open_queues(sq, a, err, errlen);
-  if (rc != OMNIQ_OK || a->nopen == 0) return rc;
-  if ((rc = claim_stmt(sq, a->nopen, &s, &owned, err, errlen)) != OMNIQ_OK) return rc;
-  sqlite3_bind_int64(s, 1, a->req->now_ms);
-  sqlite3_bind_int64(s, 2, a->req->lease_until_ms);
-  sqlite3_bind_int64(s, 3, a->req->max > INT64_MAX ? INT64_MAX : (int64_t)a->req->max);
-  for (size_t i = 0; i < a->nopen; i++) {
-    sqlite3_bind_text(s, (int)(4 + 2 * i), a->open[i].name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, (int)(5 + 2 * i), a->open[i].allow);
-  }
+  rc = claim_stmt(sq, sq->claim_read, omniq__sqlite_claim_read_sql, a->nopen, &s, &owned, err,
+                  errlen);
+  if (rc != OMNIQ_OK) return rc;
+  bind_claim(s, a);
   while (rc == OMNIQ_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
     if (a->n == a->cap) {
       size_t cap = a->cap ? a->cap * 2 : 16;
@@ -173,9 +192,44 @@ int omniq__sqlite_apply_claim(sq_t *sq, claim_arg_t *a, char *err, size_t errlen
       a->n++;
   }
   if (rc == OMNIQ_OK && src != SQLITE_DONE) rc = omniq__sqlite_fail(sq, src, "claim", err, errlen);
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  if (owned) sqlite3_finalize(s);
+  finish_stmt(s, owned);
+  return rc;
+}
+
+/* Takes the rows read_rows read: the same walk, in the same transaction
+ * with nothing written between, so the same rows; then the records say
+ * what the update wrote. */
+static int take_rows(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
+  sqlite3_stmt *s;
+  int owned, rc, src;
+  rc = claim_stmt(sq, sq->claim, omniq__sqlite_claim_sql, a->nopen, &s, &owned, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  bind_claim(s, a);
+  src = sqlite3_step(s);
+  finish_stmt(s, owned);
+  if (src != SQLITE_DONE) return omniq__sqlite_fail(sq, src, "claim", err, errlen);
+  if ((size_t)sqlite3_changes(sq->db) != a->n)
+    return omniq__sqlite_errf(OMNIQ_ESTORAGE, err, errlen,
+                              "sqlite %s: claim: read %zu tasks but took %d; nothing taken",
+                              sq->path, a->n, sqlite3_changes(sq->db));
+  for (size_t i = 0; i < a->n; i++) {
+    omniq_task_t *t = a->rows[i].t;
+    t->status = OMNIQ_RUNNING;
+    t->attempts++;
+    t->token++;
+    t->started_at_ms = a->req->now_ms;
+    t->lease_until_ms = a->req->lease_until_ms;
+  }
+  return OMNIQ_OK;
+}
+
+int omniq__sqlite_apply_claim(sq_t *sq, claim_arg_t *a, char *err, size_t errlen) {
+  int rc;
+  omniq__sqlite_claim_drop(a); /* a retry starts from nothing */
+  rc = open_queues(sq, a, err, errlen);
+  if (rc != OMNIQ_OK || a->nopen == 0) return rc;
+  rc = read_rows(sq, a, err, errlen);
+  if (rc == OMNIQ_OK && a->n > 0) rc = take_rows(sq, a, err, errlen);
   if (rc == OMNIQ_OK) rc = spend_windows(sq, a, err, errlen);
   if (rc != OMNIQ_OK) omniq__sqlite_claim_drop(a);
   return rc;

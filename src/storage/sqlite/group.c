@@ -42,6 +42,10 @@
  * last and is made if the transaction commits, whichever of them applied.
  * The caller returns once every one of them is committed.
  *
+ * A batch's finishes that name their queue are applied many to a
+ * statement (omniq__sqlite_finish_rows), each alone again if that
+ * statement misses any of them.
+ *
  * A batch's runs are added to the running totals once per queue and kind,
  * just before the commit, not by one upsert per finish: the totals of a
  * batch of 64 no-op runs of one queue cost one statement instead of 64
@@ -79,16 +83,50 @@ void omniq__sqlite_group_destroy(omniq__sqlite_group_t *g) {
 
 static int misses(int rc) { return rc == OMNIQ_ESTATE || rc == OMNIQ_ENOTFOUND; }
 
+/* Applies f alone into tally; 1, or 0 if the batch must roll back. */
+static int apply_one(sq_t *sq, fin_t *f, omniq__sqlite_tally_t *tally) {
+  f->rc = omniq__sqlite_apply_finish(sq, f->d, tally, f->err, f->errlen);
+  return f->rc == OMNIQ_OK || misses(f->rc);
+}
+
+/* Applies the finishes from *at on: the longest run of them naming their
+ * queue (at most GROUP_MAX) as one statement of 2^lg rows if it has two
+ * or more, each alone if that statement misses any (finish.c), else the
+ * one at *at alone. Moves *at past what it applied; 1, or 0 if the batch
+ * must roll back. */
+static int apply_some(sq_t *sq, fin_t **at, omniq__sqlite_tally_t *tally) {
+  const omniq_decision_t *ds[GROUP_MAX];
+  fin_t *run = *at, *f = run;
+  size_t k = 0;
+  int all = 0;
+  for (; f != NULL && k < GROUP_MAX && f->d->queue != NULL; f = f->next) ds[k++] = f->d;
+  if (k < 2) {
+    *at = run->next;
+    return apply_one(sq, run, tally);
+  }
+  int lg = omniq__sqlite_rows_lg(k);
+  size_t m = (size_t)1 << lg;
+  int rc = omniq__sqlite_finish_rows(sq, ds, lg, tally, &all, run->err, run->errlen);
+  if (rc != OMNIQ_OK) {
+    run->rc = rc;
+    return 0;
+  }
+  f = run;
+  for (size_t i = 0; i < m; i++, f = f->next) {
+    if (!all && !apply_one(sq, f, tally)) return 0;
+    if (all) f->rc = OMNIQ_OK;
+  }
+  *at = f;
+  return 1;
+}
+
 /* One transaction for the batch; 0, or -1 if it was rolled back. */
 static int commit_together(sq_t *sq, fin_t *batch) {
   omniq__sqlite_tally_t tally = {0};
   int ok;
   pthread_mutex_lock(&sq->lock);
   ok = omniq__sqlite_begin(sq, batch->err, batch->errlen) == OMNIQ_OK;
-  for (fin_t *f = batch; ok && f != NULL; f = f->next) {
-    f->rc = omniq__sqlite_apply_finish(sq, f->d, &tally, f->err, f->errlen);
-    ok = f->rc == OMNIQ_OK || misses(f->rc);
-  }
+  for (fin_t *f = batch; ok && f != NULL;) ok = apply_some(sq, &f, &tally);
   if (ok) ok = omniq__sqlite_tally_write(sq, &tally, batch->err, batch->errlen) == OMNIQ_OK;
   omniq__sqlite_tally_free(&tally);
   for (fin_t *f = batch; ok && f != NULL; f = f->next)
@@ -161,14 +199,18 @@ int omniq__sqlite_finish_group_many(sq_t *sq, const omniq_decision_t *ds, size_t
                                     omniq__sqlite_claim_t *claim, int *claimed, char *err,
                                     size_t errlen) {
   fin_t *fins = omniq__calloc(n, sizeof *fins);
-  char(*errs)[OMNIQ__ERRMSG_MAX] = omniq__calloc(n, sizeof *errs);
+  /* Not zeroed: a message is written before any failure is reported, and
+   * zeroing n whole buffers cost more than the rest of the hand-over. */
+  char(*errs)[OMNIQ__ERRMSG_MAX] = omniq__malloc(n * sizeof *errs);
   if (fins == NULL || errs == NULL) {
     omniq__free(fins);
     omniq__free(errs);
     return omniq__sqlite_errf(OMNIQ_ENOMEM, err, errlen, "%s", "finish_many: out of memory");
   }
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
+    errs[i][0] = '\0';
     fins[i] = (fin_t){.d = &ds[i], .err = errs[i], .errlen = sizeof errs[i]};
+  }
   fins[n - 1].claim = claim;
   fins[n - 1].claim_any = 1;
   group_run(sq, fins, n);

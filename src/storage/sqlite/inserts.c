@@ -46,10 +46,10 @@ typedef omniq__sqlite_t sq_t;
 const char omniq__sqlite_insert_sql[] = INSERT_HEAD INSERT_ROW;
 const char omniq__sqlite_put_result_sql[] = RESULT_HEAD RESULT_ROW;
 
-/* head followed by 2^lg copies of row (a multi-row INSERT), prepared on
- * first use into cache[lg] (see above for why). */
-static int rows_stmt(sq_t *sq, sqlite3_stmt **cache, int lg, const char *head, const char *row,
-                     sqlite3_stmt **out) {
+/* head, 2^lg copies of row separated by commas, then tail (NULL: none),
+ * prepared on first use into cache[lg] (see above for why). */
+int omniq__sqlite_rows_stmt(sq_t *sq, sqlite3_stmt **cache, int lg, const char *head,
+                            const char *row, const char *tail, sqlite3_stmt **out) {
   if (cache[lg] == NULL) {
     sqlite3_str *q = sqlite3_str_new(NULL);
     sqlite3_str_appendall(q, head);
@@ -57,6 +57,7 @@ static int rows_stmt(sq_t *sq, sqlite3_stmt **cache, int lg, const char *head, c
       if (i > 0) sqlite3_str_appendall(q, ", ");
       sqlite3_str_appendall(q, row);
     }
+    if (tail != NULL) sqlite3_str_appendall(q, tail);
     char *sql = sqlite3_str_finish(q);
     if (sql == NULL) return SQLITE_NOMEM;
     int rc = sqlite3_prepare_v3(sq->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &cache[lg], NULL);
@@ -67,8 +68,7 @@ static int rows_stmt(sq_t *sq, sqlite3_stmt **cache, int lg, const char *head, c
   return SQLITE_OK;
 }
 
-/* The largest lg with 2^lg <= n (n >= 1), at most ROWS_LG. */
-static int rows_lg(size_t n) {
+int omniq__sqlite_rows_lg(size_t n) {
   int lg = 0;
   while (lg < ROWS_LG && (size_t)2 << lg <= n) lg++;
   return lg;
@@ -142,7 +142,7 @@ static int insert_rows(sq_t *sq, omniq_task_t *const *tasks, int lg, size_t firs
   char *error_json[ROWS_MAX] = {0};
   sqlite3_stmt *s;
   int rc = OMNIQ_OK, k = 1 << lg;
-  int src = rows_stmt(sq, sq->insert_rows, lg, INSERT_HEAD, INSERT_ROW, &s);
+  int src = omniq__sqlite_rows_stmt(sq, sq->insert_rows, lg, INSERT_HEAD, INSERT_ROW, NULL, &s);
   if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "enqueue: preparing", err, errlen);
   for (int i = 0; i < k && rc == OMNIQ_OK; i++) {
     if (bind_task(s, i * INSERT_PARAMS, tasks[i], &error_json[i]) != 0)
@@ -166,7 +166,7 @@ int omniq__sqlite_insert_tasks(sq_t *sq, omniq_task_t *const *tasks, size_t n, c
                                size_t errlen) {
   int rc = OMNIQ_OK;
   for (size_t i = 0; rc == OMNIQ_OK && i < n;) {
-    int lg = rows_lg(n - i);
+    int lg = omniq__sqlite_rows_lg(n - i);
     rc = lg == 0 ? insert_task(sq, tasks[i], i, err, errlen)
                  : insert_rows(sq, tasks + i, lg, i, err, errlen);
     i += (size_t)1 << lg;
@@ -213,7 +213,7 @@ int omniq__sqlite_put_results(sq_t *sq, const omniq_decision_t *const *ds, size_
   size_t i = 0;
   int rc = OMNIQ_OK;
   while (rc == OMNIQ_OK && i < n) {
-    int lg = rows_lg(n - i), k = 1 << lg;
+    int lg = omniq__sqlite_rows_lg(n - i), k = 1 << lg;
     char *error_json[ROWS_MAX] = {0};
     sqlite3_stmt *s;
     if (lg == 0) {
@@ -221,7 +221,7 @@ int omniq__sqlite_put_results(sq_t *sq, const omniq_decision_t *const *ds, size_
       i++;
       continue;
     }
-    int src = rows_stmt(sq, sq->result_rows, lg, RESULT_HEAD, RESULT_ROW, &s);
+    int src = omniq__sqlite_rows_stmt(sq, sq->result_rows, lg, RESULT_HEAD, RESULT_ROW, NULL, &s);
     if (src != SQLITE_OK) return omniq__sqlite_fail(sq, src, "storing results", err, errlen);
     for (int j = 0; j < k && rc == OMNIQ_OK; j++) {
       const omniq_decision_t *d = ds[i + (size_t)j];

@@ -49,6 +49,8 @@ enum {
   L_COUNT_
 };
 
+_Static_assert(L_COUNT_ <= OMNIQ__SQLITE_LAZY_SP_END, "manage.c's lazy slots meet finish.c's");
+
 static const char *const lazy_sql[L_COUNT_] = {
     [L_TASK_STATE] = "SELECT status, queue, unique_key FROM tasks WHERE id = ?1",
     [L_RETRY] = "UPDATE tasks SET status = 0, attempts = 0, crashes = 0, finished_at = 0,"

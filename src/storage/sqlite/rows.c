@@ -30,30 +30,51 @@ const char omniq__sqlite_expired_sql[] =
  * O(q * (log n + k)) plus a sort of q * k rows. A plain `queue IN (...)`
  * would be simpler but makes SQLite collect and sort every due task of those
  * queues before applying the limit, which grows with the backlog. */
+/* The due tasks of nqueues queues, in claim order, as the columns cols.
+ * Several queues take arm_cols from each arm (what the union is sorted
+ * by, at least) and cols from the union. */
+static void append_due(sqlite3_str *s, size_t nqueues, const char *cols, const char *arm_cols) {
+  static const char arm[] = " FROM tasks INDEXED BY tasks_due WHERE status = 0"
+                            " AND queue = ?%d AND eta <= ?1 ORDER BY priority DESC, eta, seq"
+                            " LIMIT ?%d";
+  if (nqueues <= 1) {
+    sqlite3_str_appendf(s, "SELECT %s", cols);
+    sqlite3_str_appendf(s, arm, 4, 5);
+    return;
+  }
+  sqlite3_str_appendf(s, "SELECT %s FROM (", cols);
+  for (size_t i = 0; i < nqueues; i++) {
+    sqlite3_str_appendall(s, i > 0 ? " UNION ALL SELECT * FROM (" : "SELECT * FROM (");
+    sqlite3_str_appendf(s, "SELECT %s", arm_cols);
+    sqlite3_str_appendf(s, arm, (int)(4 + 2 * i), (int)(5 + 2 * i));
+    sqlite3_str_appendall(s, ")");
+  }
+  sqlite3_str_appendall(s, ") ORDER BY priority DESC, eta, seq LIMIT ?3");
+}
+
+/* One queue reads its arm's rows whole. Several read the rows whose seq
+ * the union names: a union of whole rows sorted by columns it returns is
+ * flattened by SQLite into a merge that sorts every arm again. */
+char *omniq__sqlite_claim_read_sql(size_t nqueues) {
+  sqlite3_str *s = sqlite3_str_new(NULL);
+  if (nqueues <= 1) {
+    append_due(s, nqueues, OMNIQ__SQLITE_TASK_COLS, NULL);
+  } else {
+    sqlite3_str_appendall(s, "SELECT " OMNIQ__SQLITE_TASK_COLS " FROM tasks WHERE seq IN (");
+    append_due(s, nqueues, "seq", "seq, priority, eta");
+    sqlite3_str_appendall(s, ")");
+  }
+  return sqlite3_str_finish(s);
+}
+
 char *omniq__sqlite_claim_sql(size_t nqueues) {
-  static const char arm[] =
-      "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_due WHERE status = 0"
-      " AND queue = ?%d AND eta <= ?1 ORDER BY priority DESC, eta, seq LIMIT ?%d";
   sqlite3_str *s = sqlite3_str_new(NULL);
   sqlite3_str_appendall(s,
                         "UPDATE tasks SET status = 1, attempts = attempts + 1,"
                         " token = token + 1, started_at = ?1, lease_until = ?2"
                         " WHERE seq IN (");
-  if (nqueues <= 1) {
-    sqlite3_str_appendall(s,
-                          "SELECT seq FROM tasks INDEXED BY tasks_due WHERE status = 0"
-                          " AND queue = ?4 AND eta <= ?1 ORDER BY priority DESC, eta, seq"
-                          " LIMIT ?5");
-  } else {
-    sqlite3_str_appendall(s, "SELECT seq FROM (");
-    for (size_t i = 0; i < nqueues; i++) {
-      sqlite3_str_appendall(s, i > 0 ? " UNION ALL SELECT * FROM (" : "SELECT * FROM (");
-      sqlite3_str_appendf(s, arm, (int)(4 + 2 * i), (int)(5 + 2 * i));
-      sqlite3_str_appendall(s, ")");
-    }
-    sqlite3_str_appendall(s, ") ORDER BY priority DESC, eta, seq LIMIT ?3");
-  }
-  sqlite3_str_appendall(s, ") RETURNING " OMNIQ__SQLITE_TASK_COLS);
+  append_due(s, nqueues, "seq", "seq, priority, eta");
+  sqlite3_str_appendall(s, ")");
   return sqlite3_str_finish(s);
 }
 
