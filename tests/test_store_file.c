@@ -819,10 +819,6 @@ static struct {
 static int collect_file(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)ftw;
   if (flag != FTW_F || !S_ISREG(st->st_mode)) return 0;
-  /* A handle's running totals are a file other processes read without a
-   * lock: replaced by a new one per batch of finishes, the old removed
-   * (totals.c). */
-  if (strstr(path, "/stats/") != NULL) return 0;
   inode_id_t id = {(unsigned long long)st->st_ino, 0};
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) {
@@ -903,8 +899,8 @@ static void one_life(th_be_t *f, watch_t *w) {
  * make no file of their own. Each rewrite of a task's slot keeps the
  * replaced file as a spare in tmp/, and the next write reuses a spare.
  * Before, every claim, finish and count freed the file it replaced: three
- * inodes per task. The handle's totals file is the exception (one per
- * batch of finishes; see collect_file). */
+ * inodes per task; then the handle's totals file alone, one per batch of
+ * finishes, until its two files took turns (totals.c). */
 static void lives_free_no_files(th_be_t *f) {
   watch_t w = {f->dir, NULL, 0, 0};
   for (int i = 0; i < 4; i++) one_life(f, &w); /* warm-up: the first spares, the stats file */
