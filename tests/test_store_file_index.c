@@ -159,6 +159,18 @@ static void test_a_retry_cut_short_is_finished_with_one_copy(void **state) {
   omniq_task_free(t);
 }
 
+/* With the store's five tasks finished: tree 0 holds no folder, and once
+ * they are purged neither do the others. */
+static void assert_five_finished_leave_no_folder(th_be_t *f) {
+  assert_int_equal(th_be_count(f, "index/0"), 0); /* the active tree emptied */
+  int64_t n = 0;
+  assert_int_equal(f->ops->purge_tasks(f->b, th_be_now(f) + 1, 10, &n, f->err, sizeof f->err),
+                   OMNIQ_OK);
+  assert_int_equal(n, 5);
+  assert_int_equal(th_be_count(f, "index/2"), 0);
+  assert_int_equal(th_be_count(f, "index/done"), 0);
+}
+
 /* A batch of outcomes prunes the folders its markers leave once, after
  * its moves (marks.c): every folder emptied is gone all the same. */
 static void test_a_batch_of_outcomes_leaves_no_emptied_folder(void **state) {
@@ -186,12 +198,7 @@ static void test_a_batch_of_outcomes_leaves_no_emptied_folder(void **state) {
     omniq_result_free(rs[i]);
   }
   omniq__tasks_free(got, 5);
-  assert_int_equal(th_be_count(f, "index/0"), 0); /* the active tree emptied */
-  int64_t n = 0;
-  assert_int_equal(f->ops->purge_tasks(f->b, th_be_now(f) + 1, 10, &n, f->err, sizeof f->err),
-                   OMNIQ_OK);
-  assert_int_equal(n, 5);
-  assert_int_equal(th_be_count(f, "index/2"), 0);
+  assert_five_finished_leave_no_folder(f);
 }
 
 /* Folders come and go with the tasks in them: once every task of a time
@@ -204,13 +211,7 @@ static void test_the_index_keeps_no_folder_for_tasks_that_are_gone(void **state)
     th_clock_advance(&f->clock, 300000); /* five minutes: another folder */
   }
   for (int i = 0; i < 5; i++) finish_as(f, ids[i], OMNIQ_SUCCESS);
-  assert_int_equal(th_be_count(f, "index/0"), 0); /* the active tree emptied */
-  int64_t n = 0;
-  assert_int_equal(f->ops->purge_tasks(f->b, th_be_now(f) + 1, 10, &n, f->err, sizeof f->err),
-                   OMNIQ_OK);
-  assert_int_equal(n, 5);
-  assert_int_equal(th_be_count(f, "index/2"), 0);
-  assert_int_equal(th_be_count(f, "index/done"), 0);
+  assert_five_finished_leave_no_folder(f);
 }
 
 typedef struct {
