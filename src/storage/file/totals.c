@@ -149,14 +149,21 @@ static int make_spare(omniq__fs_t *fs, struct omniq__ftotals *t, char *err, size
   return rc;
 }
 
+/* rewrite: a reader holds the file (see below). */
+#define BUSY 1
+
 /* Rewrites fd whole with text, under an OFD write lock on it: a reader
  * that opened it when it was the handle's file (omniq__fio_read_shared)
- * reads it before or after, never during. */
+ * reads it before or after, never during. The lock is tried, not waited
+ * for: BUSY while a reader holds it. A writer holds task locks, and must
+ * not wait on a reader another process may have stopped mid-read. */
 static int rewrite(int fd, const char *text, size_t len, int synced, char *err, size_t errlen) {
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
   int rc = OMNIQ_OK;
-  while (fcntl(fd, F_OFD_SETLKW, &fl) != 0)
+  while (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+    if (errno == EAGAIN || errno == EACCES) return BUSY;
     if (errno != EINTR) return omniq__fio_errno(errno, err, errlen, "file store: locking totals");
+  }
   for (size_t done = 0; done < len && rc == OMNIQ_OK;) {
     ssize_t w = pwrite(fd, text + done, len - done, (off_t)done);
     if (w < 0 && errno == EINTR) continue;
@@ -179,7 +186,8 @@ static int rewrite(int fd, const char *text, size_t len, int synced, char *err, 
  * slows every file made after it for a minute), and the name always
  * holds a whole file, the old one or the new one, whenever the process
  * stops. Other processes read the file without any lock of the handle's
- * but an OFD read lock on the file itself, which the rewrite waits for. */
+ * but an OFD read lock on the file itself; a spare a reader still holds
+ * is left to it and a new one made (rare: a read of a small file). */
 static int write_locked(omniq__fs_t *fs, struct omniq__ftotals *t, int synced, char *err,
                         size_t errlen) {
   json_t *j = json_pack("{sOsOsO}", "runs", t->runs, "pending", t->pending, "absorbed",
@@ -193,6 +201,14 @@ static int write_locked(omniq__fs_t *fs, struct omniq__ftotals *t, int synced, c
   synced = synced && fs->io.fsync;
   int rc = t->spare_fd < 0 ? make_spare(fs, t, err, errlen) : OMNIQ_OK;
   if (rc == OMNIQ_OK) rc = rewrite(t->spare_fd, text, strlen(text), synced, err, errlen);
+  if (rc == BUSY) { /* left to its reader (removed, it is freed at its close); a new spare */
+    unlinkat(fs->io.tmp_fd, t->spare, 0);
+    close(t->spare_fd);
+    t->spare_fd = -1;
+    rc = make_spare(fs, t, err, errlen);
+    if (rc == OMNIQ_OK) rc = rewrite(t->spare_fd, text, strlen(text), synced, err, errlen);
+    if (rc == BUSY) rc = omniq__fio_errno(EAGAIN, err, errlen, "file store: locking totals");
+  }
   free(text);
   if (rc == OMNIQ_OK) {
     int tmp_fd = fs->io.tmp_fd;
