@@ -53,6 +53,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "storage/file/batch.h"
 #include "storage/file/owner.h"
 #include "storage/file/record.h"
 
@@ -210,6 +211,7 @@ static int write_locked(omniq__fs_t *fs, struct omniq__ftotals *t, int synced, c
     if (rc == BUSY) rc = omniq__fio_errno(EAGAIN, err, errlen, "file store: locking totals");
   }
   free(text);
+  omniq__fbatch_step(); /* a kill point: the spare rewritten, the name still the old file */
   if (rc == OMNIQ_OK) {
     int tmp_fd = fs->io.tmp_fd;
     if (renameat2(tmp_fd, t->spare, fs->stats_fd, t->name, RENAME_EXCHANGE) == 0) {
