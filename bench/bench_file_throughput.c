@@ -28,7 +28,8 @@
  * and left: a series of runs removes them once at its end). With
  * BENCH_REMOVE_EACH=1 each store and folder is removed right after its
  * run instead, as before: the figures then include what a store whose
- * retention or purge removes files pays (docs/benchmarks.md gives both). */
+ * retention or purge removes files pays (docs/benchmarks.md gives both).
+ * BENCH_THREADS=c runs that pool size alone (for a profile of one). */
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -197,6 +198,8 @@ int main(int argc, char **argv) {
   static const int threads[] = {1, 2, 4};
   const char *each = getenv("BENCH_REMOVE_EACH");
   remove_each = each != NULL && strcmp(each, "1") == 0;
+  const char *only_c = getenv("BENCH_THREADS");
+  int only = only_c != NULL ? atoi(only_c) : 0;
   printf("File backend end to end: no-op tasks, omniq_enqueue_many then a pool of c threads;\n"
          "hand: the same number of write + rename (+ fdatasync + folder fsync) by c threads\n"
          "%s\n",
@@ -207,6 +210,7 @@ int main(int argc, char **argv) {
   for (int on = 1; on >= 0; on--) {
     long n = on ? tasks_on : tasks_off;
     for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+      if (only > 0 && threads[i] != only) continue;
       double o = run_omniq(threads[i], on, n);
       double h = run_hand(threads[i], on, n);
       printf("%-6s %3d %7ld %14.0f %14.0f %8.2f\n", on ? "on" : "off", threads[i], n, o, h,

@@ -24,6 +24,7 @@
 #include "storage/file/backend.h"
 #include "storage/file/batch.h"
 #include "storage/file/journal.h"
+#include "storage/file/locks.h"
 #include "storage/file/names.h"
 #include "storage/file/owner.h"
 #include "storage/file/record.h"
@@ -819,10 +820,6 @@ static struct {
 static int collect_file(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)ftw;
   if (flag != FTW_F || !S_ISREG(st->st_mode)) return 0;
-  /* A handle's running totals are a file other processes read without a
-   * lock: replaced by a new one per batch of finishes, the old removed
-   * (totals.c). */
-  if (strstr(path, "/stats/") != NULL) return 0;
   inode_id_t id = {(unsigned long long)st->st_ino, 0};
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) {
@@ -903,8 +900,8 @@ static void one_life(th_be_t *f, watch_t *w) {
  * make no file of their own. Each rewrite of a task's slot keeps the
  * replaced file as a spare in tmp/, and the next write reuses a spare.
  * Before, every claim, finish and count freed the file it replaced: three
- * inodes per task. The handle's totals file is the exception (one per
- * batch of finishes; see collect_file). */
+ * inodes per task; then the handle's totals file alone, one per batch of
+ * finishes, until its two files took turns (totals.c). */
 static void lives_free_no_files(th_be_t *f) {
   watch_t w = {f->dir, NULL, 0, 0};
   for (int i = 0; i < 4; i++) one_life(f, &w); /* warm-up: the first spares, the stats file */
@@ -1109,9 +1106,81 @@ static void test_fsync_off_keeps_the_same_layout(void **state) {
   th_be_free(f);
 }
 
+/* What another thread of the process tries while a set holds its locks. */
+typedef struct other_try {
+  omniq__flock_t *locks;
+  const char *id;
+  int got;
+} other_try_t;
+
+static void *try_other(void *arg) {
+  other_try_t *o = arg;
+  o->got = omniq__flock_try(o->locks, o->id);
+  if (o->got) omniq__flock_release(o->locks, o->id);
+  return NULL;
+}
+
+/* Two ids whose stripes differ from each other and from third's. */
+static void ids_on_other_stripes(th_be_t *f, char a[OMNIQ_ID_SIZE], char b[OMNIQ_ID_SIZE],
+                                 char c[OMNIQ_ID_SIZE]) {
+  omniq__id_new(th_be_now(f), a);
+  do omniq__id_new(th_be_now(f), b);
+  while (omniq__flock_stripe(b) == omniq__flock_stripe(a));
+  do omniq__id_new(th_be_now(f), c);
+  while (omniq__flock_stripe(c) == omniq__flock_stripe(a) ||
+         omniq__flock_stripe(c) == omniq__flock_stripe(b));
+}
+
+/* A small set of task locks (a pool's batch of outcomes) keeps the other
+ * threads of its process off its own stripes only: a claim of another
+ * task goes on meanwhile. A large set (an enqueue of many) still keeps
+ * them off every task lock. */
+static void test_a_small_lock_set_leaves_other_tasks_free(void **state) {
+  th_be_t *f = *state;
+  omniq__fs_t *fs = f->b;
+  char a[OMNIQ_ID_SIZE], b[OMNIQ_ID_SIZE], c[OMNIQ_ID_SIZE];
+  ids_on_other_stripes(f, a, b, c);
+  const char *two[] = {a, b};
+  uint16_t *set = NULL;
+  size_t nset = 0;
+  pthread_t th;
+  assert_int_equal(omniq__flock_take_set(&fs->locks, two, 2, &set, &nset, f->err, sizeof f->err),
+                   OMNIQ_OK);
+  other_try_t other = {&fs->locks, c, 0}, same = {&fs->locks, b, 1};
+  assert_int_equal(pthread_create(&th, NULL, try_other, &other), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(pthread_create(&th, NULL, try_other, &same), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  omniq__flock_release_set(&fs->locks, set, nset);
+  assert_true(other.got);  /* another stripe: free */
+  assert_false(same.got);  /* a stripe of the set: held */
+
+  enum { LARGE = OMNIQ__FLOCK_SMALL_SET + 1 };
+  char many[LARGE][OMNIQ_ID_SIZE];
+  const char *ptrs[LARGE];
+  size_t k = 0;
+  while (k < LARGE) { /* LARGE distinct stripes, none of them c's */
+    omniq__id_new(th_be_now(f), many[k]);
+    int fresh = omniq__flock_stripe(many[k]) != omniq__flock_stripe(c);
+    for (size_t j = 0; j < k && fresh; j++)
+      fresh = omniq__flock_stripe(many[j]) != omniq__flock_stripe(many[k]);
+    if (fresh) ptrs[k] = many[k], k++;
+  }
+  assert_int_equal(
+      omniq__flock_take_set(&fs->locks, ptrs, LARGE, &set, &nset, f->err, sizeof f->err),
+      OMNIQ_OK);
+  other.got = 1;
+  assert_int_equal(pthread_create(&th, NULL, try_other, &other), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  omniq__flock_release_set(&fs->locks, set, nset);
+  assert_false(other.got);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_layout_shows_each_state_in_its_folder, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_a_small_lock_set_leaves_other_tasks_free, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_pending_names_sort_in_claim_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_writes_leave_no_tmp_files, setup, teardown),
       cmocka_unit_test_setup_teardown(test_open_keeps_the_batch_folder_of_a_live_handle, setup,

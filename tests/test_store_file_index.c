@@ -159,6 +159,48 @@ static void test_a_retry_cut_short_is_finished_with_one_copy(void **state) {
   omniq_task_free(t);
 }
 
+/* With the store's five tasks finished: tree 0 holds no folder, and once
+ * they are purged neither do the others. */
+static void assert_five_finished_leave_no_folder(th_be_t *f) {
+  assert_int_equal(th_be_count(f, "index/0"), 0); /* the active tree emptied */
+  int64_t n = 0;
+  assert_int_equal(f->ops->purge_tasks(f->b, th_be_now(f) + 1, 10, &n, f->err, sizeof f->err),
+                   OMNIQ_OK);
+  assert_int_equal(n, 5);
+  assert_int_equal(th_be_count(f, "index/2"), 0);
+  assert_int_equal(th_be_count(f, "index/done"), 0);
+}
+
+/* A batch of outcomes prunes the folders its markers leave once, after
+ * its moves (marks.c): every folder emptied is gone all the same. */
+static void test_a_batch_of_outcomes_leaves_no_emptied_folder(void **state) {
+  th_be_t *f = *state;
+  omniq_task_t **got = NULL, **none = NULL;
+  omniq_decision_t ds[5];
+  omniq_result_t *rs[5];
+  int rcs[5], claimed = 0;
+  size_t nnone = 0;
+  for (int i = 0; i < 5; i++) {
+    th_be_add(f, NULL, 0, th_be_now(f), NULL);
+    th_clock_advance(&f->clock, 300000); /* five minutes: another folder */
+  }
+  assert_int_equal(th_be_claim(f, 5, &got), 5);
+  for (int i = 0; i < 5; i++) {
+    rs[i] = th_be_result(got[i]->id, OMNIQ_SUCCESS, th_be_now(f));
+    ds[i] = (omniq_decision_t){.id = got[i]->id, .token = got[i]->token,
+                               .next_status = OMNIQ_SUCCESS, .result = rs[i]};
+  }
+  assert_int_equal(f->ops->finish_many(f->b, ds, 5, rcs, NULL, &none, &nnone, &claimed, f->err,
+                                       sizeof f->err),
+                   OMNIQ_OK);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(rcs[i], OMNIQ_OK);
+    omniq_result_free(rs[i]);
+  }
+  omniq__tasks_free(got, 5);
+  assert_five_finished_leave_no_folder(f);
+}
+
 /* Folders come and go with the tasks in them: once every task of a time
  * span is gone, so are its folders. */
 static void test_the_index_keeps_no_folder_for_tasks_that_are_gone(void **state) {
@@ -169,13 +211,7 @@ static void test_the_index_keeps_no_folder_for_tasks_that_are_gone(void **state)
     th_clock_advance(&f->clock, 300000); /* five minutes: another folder */
   }
   for (int i = 0; i < 5; i++) finish_as(f, ids[i], OMNIQ_SUCCESS);
-  assert_int_equal(th_be_count(f, "index/0"), 0); /* the active tree emptied */
-  int64_t n = 0;
-  assert_int_equal(f->ops->purge_tasks(f->b, th_be_now(f) + 1, 10, &n, f->err, sizeof f->err),
-                   OMNIQ_OK);
-  assert_int_equal(n, 5);
-  assert_int_equal(th_be_count(f, "index/2"), 0);
-  assert_int_equal(th_be_count(f, "index/done"), 0);
+  assert_five_finished_leave_no_folder(f);
 }
 
 typedef struct {
@@ -292,6 +328,7 @@ int main(void) {
       T(test_a_listing_repairs_a_marker_a_crash_left_behind),
       T(test_a_retry_cut_short_is_finished_with_one_copy),
       T(test_the_index_keeps_no_folder_for_tasks_that_are_gone),
+      T(test_a_batch_of_outcomes_leaves_no_emptied_folder),
       T(test_a_live_index_and_a_fresh_scan_claim_every_task_once_in_order),
       T(test_a_peek_shows_the_next_claims_and_leaves_them_in_place),
 #undef T

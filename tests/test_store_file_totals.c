@@ -4,9 +4,12 @@
  * into a later handle's file once its writer is gone. (Exactly once across
  * a crash: test_store_file_batch counts the runs at every kill point.) */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -156,11 +159,70 @@ static void test_a_batch_of_finishes_writes_the_totals_once(void **state) {
   th_be_free(f);
 }
 
+/* The succeeded count of queue "default" a totals file holds. */
+static int64_t succeeded_in(int fd) {
+  char buf[4096];
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  assert_true(n > 0);
+  buf[n] = '\0';
+  json_t *j = json_loads(buf, 0, NULL);
+  assert_non_null(j);
+  int64_t v = json_integer_value(json_array_get(json_object_get(json_object_get(j, "runs"),
+                                                                "default"), OMNIQ_RUNS_SUCCEEDED));
+  json_decref(j);
+  return v;
+}
+
+/* The handle's two totals files take turns: each write rewrites the one
+ * not at the name, then exchanges them, so a run of writes makes and frees
+ * no file. A reader holding the file to be rewritten (an OFD read lock
+ * taken while it was at the name, as omniq__fio_read_shared takes it)
+ * keeps what it read whole, and the write does not wait for it: it makes
+ * a new file instead. */
+static void test_the_totals_files_take_turns_and_never_wait_for_a_reader(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 0);
+  char path[2048];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/stats/h-%llu.json", f->dir, ((omniq__fs_t *)f->b)->io.owner);
+  finish_batch(f, 1); /* the first file */
+  int first = open(path, O_RDONLY | O_CLOEXEC);
+  assert_true(first >= 0);
+  finish_batch(f, 1); /* the second: the first is now the spare */
+  assert_int_equal(stat(path, &st), 0);
+  ino_t second = st.st_ino;
+  finish_batch(f, 1); /* the first again, rewritten: no new file */
+  int again = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat fst;
+  assert_int_equal(fstat(first, &fst), 0);
+  assert_int_equal(fstat(again, &st), 0);
+  assert_int_equal(st.st_ino, fst.st_ino);
+  assert_int_equal(succeeded_in(again), 3);
+  close(again);
+  finish_batch(f, 1); /* the second again */
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_ino, second);
+
+  /* A reader holds the first (now the spare, written next). */
+  struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  assert_int_equal(fcntl(first, F_OFD_SETLK, &fl), 0);
+  finish_batch(f, 1);
+  assert_int_equal(succeeded_in(first), 3); /* what the reader holds stays whole */
+  assert_int_equal(stat(path, &st), 0);
+  assert_true(st.st_ino != fst.st_ino && st.st_ino != second); /* a new file */
+  assert_int_equal(succeeded(f), 5);
+  close(first);
+  th_be_reopen(f);
+  assert_int_equal(succeeded(f), 5);
+  th_be_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_each_handle_counts_in_its_own_file_and_reads_the_sum),
       cmocka_unit_test(test_a_closed_handles_file_is_folded_into_the_next_open),
       cmocka_unit_test(test_a_batch_of_finishes_writes_the_totals_once),
+      cmocka_unit_test(test_the_totals_files_take_turns_and_never_wait_for_a_reader),
       cmocka_unit_test(test_handles_one_after_another_keep_the_totals_file_small),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -337,15 +337,16 @@ static int stage_all(omniq__fs_t *fs, const omniq__fio_t *io, omniq_task_t *cons
   return io->held != NULL ? omniq__fio_held_sync(io, io->held, err, errlen) : OMNIQ_OK;
 }
 
-/* OMNIQ_EINVAL if a task of the batch already exists (locks held). */
-static int check_new(omniq__fs_t *fs, const slot_t *sl, size_t n, char *err, size_t errlen) {
-  for (size_t i = 0; i < n; i++)
-    if (omniq__fidx_find(fs->idx, sl[i].p.id, 0, &(omniq__pending_t){0}) ||
-        omniq__fs_exists_outside_pending(fs, sl[i].idname)) {
-      snprintf(err, errlen, "file store: task %s already exists", sl[i].p.id);
-      return OMNIQ_EINVAL;
-    }
-  return OMNIQ_OK;
+/* OMNIQ_EINVAL if a task of the batch already exists (locks held): ids
+ * are the batch's ids; the index is asked about all of them at once. */
+static int check_new(omniq__fs_t *fs, const slot_t *sl, const char *const *ids, size_t n,
+                     char *err, size_t errlen) {
+  const char *known = omniq__fidx_first_known(fs->idx, ids, n);
+  for (size_t i = 0; i < n && known == NULL; i++)
+    if (omniq__fs_exists_outside_pending(fs, sl[i].idname)) known = sl[i].p.id;
+  if (known == NULL) return OMNIQ_OK;
+  snprintf(err, errlen, "file store: task %s already exists", known);
+  return OMNIQ_EINVAL;
 }
 
 static int cmp_slot_qdir(const void *a, const void *b) {
@@ -454,7 +455,7 @@ static int enqueue_unique_file(void *backend, omniq_task_t *const *tasks, size_t
    * out: a claimer takes the task lock before its rename. */
   if (rc == OMNIQ_OK) rc = omniq__flock_take_set(&fs->locks, ids, n, &set, &nset, err, errlen);
   if (rc == OMNIQ_OK) {
-    rc = check_new(fs, sl, n, err, errlen);
+    rc = check_new(fs, sl, ids, n, err, errlen);
     if (rc == OMNIQ_OK) rc = mark_all(fs, sl, n, err, errlen);
     int marked = rc == OMNIQ_OK;
     if (rc == OMNIQ_OK && n > 1) rc = omniq__fbatch_commit(fs, &batch, err, errlen);

@@ -26,7 +26,12 @@
  * records of the next n due tasks (posix_fadvise WILLNEED: the read is
  * started, not waited for), so the worker's next claim, after its
  * handlers ran, finds them in memory. It costs an open and a close of
- * each file; a record already in memory costs no read.
+ * each file; a record already in memory costs no read. So records of
+ * tasks created in the last minute (the time in their UUIDv7, against the
+ * machine's real clock: the page cache ages in real time, whatever clock
+ * the store is given) are not read ahead: they were written moments ago
+ * and are still in memory. A drained burst of fresh tasks then pays no
+ * look-ahead (three calls per task).
  *
  * A claim of many with fsync on (claim_held, used by finish_many's claim
  * and the pool's): every candidate's lock at once, each rewrite staged,
@@ -36,6 +41,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -368,15 +374,37 @@ static int claim_held(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *q
 /* Starts reading the records of the next k due tasks of the queues still
  * open (see Reading ahead, above). Best effort: a file gone or unreadable
  * is left to the claim that takes it. */
+/* Records younger than this (by their id's time) are taken to be in the
+ * page cache. */
+#define FRESH_MS 60000
+
+/* The creation time in ms a UUIDv7 carries (its first 48 bits), or -1. */
+static int64_t id_ms(const char *id) {
+  int64_t ms = 0;
+  for (int i = 0; i < 13; i++) {
+    if (i == 8) continue; /* the dash */
+    char c = id[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) return -1;
+    ms = ms * 16 + v;
+  }
+  return ms;
+}
+
 static void read_ahead(omniq__fs_t *fs, folder_t *f, open_q_t *qs, size_t nq,
                        const char **names, const omniq_claim_req_t *req, size_t k) {
   omniq__pending_t next[CLAIM_CHUNK];
   char e[OMNIQ__ERRMSG_MAX];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t real_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
   size_t nn = open_names(qs, nq, names);
   size_t m = omniq__fidx_peek_due(fs->idx, names, nn, req->now_ms, next, k);
   for (size_t i = 0; i < m; i++) {
     open_q_t *q = queue_of(qs, nq, next[i].qdir);
+    int64_t born = id_ms(next[i].id);
     int qfd;
+    if (born >= 0 && born <= real_ms && real_ms - born < FRESH_MS) continue;
     if (q == NULL || folder_of(fs, f, q, &qfd, e, sizeof e) != OMNIQ_OK) continue;
     int fd = openat(qfd, next[i].name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) continue;

@@ -47,6 +47,7 @@
 #include "base/error.h"
 #include "storage/file/backend.h"
 #include "storage/file/batch.h"
+#include "storage/file/marks.h"
 #include "storage/file/totals.h"
 
 typedef struct one {
@@ -137,6 +138,7 @@ static int apply_all(omniq__fs_t *fs, const omniq_decision_t *ds, size_t n, int 
   if (synced == OMNIQ_OK) counted = omniq__ftotals_flush(fs, e, sizeof e);
   for (size_t i = 0; i < n && counted != OMNIQ_OK; i++) omniq__fs_leave(fs, v[i].t, &v[i].s, e);
   omniq__fbatch_step();
+  omniq__fmark_defer(1); /* a folder emptied by the moves is pruned once, after them */
   for (size_t i = 0; i < n; i++) {
     if (!v[i].s.committed) continue;
     if (synced == OMNIQ_OK)
@@ -145,6 +147,7 @@ static int apply_all(omniq__fs_t *fs, const omniq_decision_t *ds, size_t n, int 
       omniq__fs_leave(fs, v[i].t, &v[i].s, e); /* committed, not moved: a roll-forward's */
     omniq__fbatch_step();
   }
+  omniq__fmark_defer(0);
   /* Step 8: the folders the moves changed. The outcomes are reported only
    * after it: a failure here is every applied decision's. */
   if (synced == OMNIQ_OK) synced = omniq__fio_dirs_sync(&io, &later, e, sizeof e);

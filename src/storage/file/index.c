@@ -393,6 +393,19 @@ int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending
   return found;
 }
 
+const char *omniq__fidx_first_known(omniq__fidx_t *ix, const char *const *ids, size_t n) {
+  const char *known = NULL;
+  uint8_t bin[OMNIQ__FID_BYTES];
+  pthread_mutex_lock(&ix->lock);
+  refresh(ix);
+  for (size_t i = 0; i < n && known == NULL; i++) {
+    omniq__fid_pack(ids[i], bin);
+    if (omniq__forder_find(&ix->order, bin) != OMNIQ__FENT_NONE) known = ids[i];
+  }
+  pthread_mutex_unlock(&ix->lock);
+  return known;
+}
+
 void omniq__fidx_forget(omniq__fidx_t *ix, const char *id) {
   uint8_t bin[OMNIQ__FID_BYTES];
   omniq__fid_pack(id, bin);

@@ -77,6 +77,9 @@ size_t omniq__fidx_peek_due(omniq__fidx_t *ix, const char *const *queues, size_t
  * of ids that may be unknown to this index); a folder that cannot be listed
  * makes it a negative OMNIQ_E* code, never a wrong "not there". */
 int omniq__fidx_find(omniq__fidx_t *ix, const char *id, int scan, omniq__pending_t *p);
+/* The first of ids[0..n) the index holds as pending, or NULL: one look
+ * at the journal for all of them (an enqueue of many checks its ids). */
+const char *omniq__fidx_first_known(omniq__fidx_t *ix, const char *const *ids, size_t n);
 /* Drops id from the index (its file is gone). */
 void omniq__fidx_forget(omniq__fidx_t *ix, const char *id);
 

@@ -263,8 +263,10 @@ int omniq__fio_writev(const omniq__fio_t *io, int dirfd, const char *name,
   return rc == OMNIQ_OK ? omniq__fio_publish(io, tmp, dirfd, name, err, errlen) : rc;
 }
 
-int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *err,
-                    size_t errlen) {
+/* omniq__fio_read, and with `shared` the read made under an OFD read lock
+ * on the whole file (taken after the fstat; released by the close). */
+static int read_file(int dirfd, const char *name, int shared, char **out, size_t *len,
+                     char *err, size_t errlen) {
   struct stat st;
   size_t cap, got = 0;
   char *buf;
@@ -290,7 +292,22 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
     snprintf(err, errlen, "file store: %s is not a regular file", name);
     return OMNIQ_ECORRUPT;
   }
-  /* The size is a hint: read to EOF whatever it says. */
+  struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  while (shared && fcntl(fd, F_OFD_SETLKW, &fl) != 0) {
+    int e = errno;
+    if (e == EINTR) continue;
+    close(fd);
+    return omniq__fio_errno(e, err, errlen, "file store: locking %s", name);
+  }
+  if (shared && fstat(fd, &st) != 0) { /* the size the writer left */
+    int e = errno;
+    close(fd);
+    return omniq__fio_errno(e, err, errlen, "file store: reading %s", name);
+  }
+  /* The size is a hint: read to EOF whatever it says. A read of a regular
+   * file that comes up short of what it asked is at the end of the file,
+   * so one that got at least the size is the last (no second read to see
+   * the 0 of EOF: a claim and a finish each read one file). */
   cap = (size_t)st.st_size + 64;
   buf = omniq__malloc(cap);
   while (buf != NULL) {
@@ -311,6 +328,7 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
     }
     if (r == 0) break;
     got += (size_t)r;
+    if ((size_t)r < cap - 1 - (got - (size_t)r) && got >= (size_t)st.st_size) break;
   }
   if (buf == NULL) {
     close(fd);
@@ -322,6 +340,16 @@ int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *
   *out = buf;
   if (len != NULL) *len = got;
   return OMNIQ_OK;
+}
+
+int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *err,
+                    size_t errlen) {
+  return read_file(dirfd, name, 0, out, len, err, errlen);
+}
+
+int omniq__fio_read_shared(int dirfd, const char *name, char **out, size_t *len, char *err,
+                           size_t errlen) {
+  return read_file(dirfd, name, 1, out, len, err, errlen);
 }
 
 /* Adds dirfd to d, once: 1 if held (now or already), 0 if it cannot be

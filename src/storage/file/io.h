@@ -130,6 +130,11 @@ int omniq__fio_writev(const omniq__fio_t *io, int dirfd, const char *name,
 int omniq__fio_read(int dirfd, const char *name, char **out, size_t *len, char *err,
                     size_t errlen);
 
+/* Like omniq__fio_read, under an OFD read lock on the file: for a file its
+ * writer rewrites in place under a write lock (totals.c). */
+int omniq__fio_read_shared(int dirfd, const char *name, char **out, size_t *len, char *err,
+                           size_t errlen);
+
 /* fsync(dirfd) when io->fsync is on (through the group sync); else
  * nothing. With io->defer set, dirfd joins the folders held there instead
  * (synced at once if it cannot be held: no descriptor, or the set full). */

@@ -2,12 +2,17 @@
 /* Task locks of the file backend (see locks.h for what they are).
  *
  * Locks: a task lock is taken before the index lock, never after; no thread
- * holds two task locks except omniq__flock_take_set, which holds the gate
- * exclusively (so no other thread of the process holds any) and takes the
- * OFD bytes in stripe order (so two processes' batches cannot deadlock).
- * Holding hundreds of stripe mutexes instead would work too, but lock
- * checkers (and readers) cope badly with that. The gate prefers writers, so
- * a batch is not starved by a stream of claims. */
+ * holds two task locks except omniq__flock_take_set, which takes the OFD
+ * bytes in stripe order (so two processes' batches cannot deadlock) and,
+ * for the threads of its process, either the mutexes of at most
+ * OMNIQ__FLOCK_SMALL_SET stripes in stripe order under the gate held
+ * shared (a pool's batch: the process's other tasks go on meanwhile), or
+ * the gate exclusively (so no other thread of the process holds any task
+ * lock). Holding hundreds of stripe mutexes instead would work too, but
+ * lock checkers (and readers) cope badly with that. Ordered, small sets
+ * cannot deadlock with each other nor with single locks, which hold one
+ * mutex and wait for nothing else. The gate prefers writers, so a batch is
+ * not starved by a stream of claims. */
 #include "storage/file/locks.h"
 
 #include <errno.h>
@@ -101,6 +106,26 @@ static void unlock_bytes(omniq__flock_t *l, const uint16_t *set, size_t n) {
   for (size_t i = n; i > 0; i--) ofd_lock(l->fd, set[i - 1], F_UNLCK, 0);
 }
 
+/* Keeps the other threads of the process off the k stripes of set
+ * (sorted, distinct): a small set (a pool's batch of outcomes, a claim of
+ * many) holds the gate shared and its stripes' mutexes, in stripe order,
+ * so the other threads' tasks go on meanwhile; a large one (an enqueue of
+ * many) the gate exclusively, rather than hundreds of mutexes. */
+static void lock_threads(omniq__flock_t *l, const uint16_t *set, size_t k) {
+  if (k > OMNIQ__FLOCK_SMALL_SET) {
+    pthread_rwlock_wrlock(&l->gate);
+    return;
+  }
+  pthread_rwlock_rdlock(&l->gate);
+  for (size_t i = 0; i < k; i++) pthread_mutex_lock(&l->stripes[set[i]]);
+}
+
+static void unlock_threads(omniq__flock_t *l, const uint16_t *set, size_t k) {
+  for (size_t i = k; k <= OMNIQ__FLOCK_SMALL_SET && i > 0; i--)
+    pthread_mutex_unlock(&l->stripes[set[i - 1]]);
+  pthread_rwlock_unlock(&l->gate);
+}
+
 int omniq__flock_take_set(omniq__flock_t *l, const char *const *ids, size_t n, uint16_t **set,
                           size_t *nset, char *err, size_t errlen) {
   uint16_t *s = omniq__malloc((n ? n : 1) * sizeof *s);
@@ -115,12 +140,12 @@ int omniq__flock_take_set(omniq__flock_t *l, const char *const *ids, size_t n, u
   qsort(s, n, sizeof *s, cmp_u16);
   for (size_t i = 0; i < n; i++)
     if (k == 0 || s[k - 1] != s[i]) s[k++] = s[i];
-  pthread_rwlock_wrlock(&l->gate);
+  lock_threads(l, s, k);
   for (size_t i = 0; i < k; i++) {
     if (ofd_lock(l->fd, s[i], F_WRLCK, 1) != 0) {
       int e = errno;
       unlock_bytes(l, s, i);
-      pthread_rwlock_unlock(&l->gate);
+      unlock_threads(l, s, k);
       omniq__free(s);
       return omniq__fio_errno(e, err, errlen, "file store: taking task locks in %s/lock",
                               l->base_dir);
@@ -133,6 +158,6 @@ int omniq__flock_take_set(omniq__flock_t *l, const char *const *ids, size_t n, u
 
 void omniq__flock_release_set(omniq__flock_t *l, uint16_t *set, size_t nset) {
   unlock_bytes(l, set, nset);
-  pthread_rwlock_unlock(&l->gate);
+  unlock_threads(l, set, nset);
   omniq__free(set);
 }

@@ -7,9 +7,10 @@
  * mutex (threads of one process share the lock file's description, so the
  * OFD lock alone would not exclude them). An OFD lock dies with its
  * process, so a lock that can be taken proves its last holder is gone. A
- * batch (enqueue of many) needs many task locks at once: it takes `gate`
- * exclusively instead of the stripe mutexes, which every single-task lock
- * holds shared, then the OFD bytes in stripe order. */
+ * batch needs many task locks at once: a small one takes its stripes'
+ * mutexes in order under `gate` shared, as every single-task lock holds
+ * it; a large one (an enqueue of many) takes `gate` exclusively instead;
+ * then the OFD bytes in stripe order. */
 #ifndef OMNIQ_STORAGE_FILE_LOCKS_H
 #define OMNIQ_STORAGE_FILE_LOCKS_H
 
@@ -18,6 +19,9 @@
 #include <stdint.h>
 
 #define OMNIQ__FLOCK_STRIPES 1024
+/* Most stripes a set locks one by one for the threads of its process
+ * (more take the gate exclusively; see locks.c). */
+#define OMNIQ__FLOCK_SMALL_SET 16
 
 typedef struct omniq__flock {
   int fd;               /* base_dir/lock; the owner opens and closes it */
@@ -45,9 +49,11 @@ void omniq__flock_release(omniq__flock_t *l, const char *id);
 int omniq__flock_take_stripe(omniq__flock_t *l, unsigned s, char *err, size_t errlen);
 void omniq__flock_release_stripe(omniq__flock_t *l, unsigned s);
 
-/* Takes every id's task lock: the gate exclusively (no other thread of this
- * process holds a task lock meanwhile), then each stripe's OFD byte in
- * stripe order, so two batches cannot deadlock. *set yours: release with
+/* Takes every id's task lock: for the threads of this process, up to
+ * OMNIQ__FLOCK_SMALL_SET stripes' mutexes in stripe order under the gate
+ * shared, or else the gate exclusively (no other thread of this process
+ * holds a task lock meanwhile); then each stripe's OFD byte in stripe
+ * order, so two batches cannot deadlock. *set yours: release with
  * omniq__flock_release_set. */
 int omniq__flock_take_set(omniq__flock_t *l, const char *const *ids, size_t n, uint16_t **set,
                           size_t *nset, char *err, size_t errlen);

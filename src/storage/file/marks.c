@@ -124,7 +124,7 @@ static int make_dirs(int root, const char *dir) {
 }
 
 /* Removes dir and its parents while they are empty. */
-static void prune(int root, const char *dir) {
+static void prune_now(int root, const char *dir) {
   char p[DIR_SIZE];
   snprintf(p, sizeof p, "%s", dir);
   for (;;) {
@@ -133,6 +133,39 @@ static void prune(int root, const char *dir) {
     if (slash == NULL) return;
     *slash = '\0';
   }
+}
+
+/* Folders whose prune a batch put off (omniq__fmark_defer): one try per
+ * folder per batch, not one per marker moved out of it. Per thread: a
+ * batch runs in one. */
+#define DEFER_MAX 64
+typedef struct deferred {
+  int on, n;
+  int root[DEFER_MAX];
+  char dir[DEFER_MAX][DIR_SIZE];
+} deferred_t;
+static _Thread_local deferred_t deferred;
+
+static void prune(int root, const char *dir) {
+  deferred_t *d = &deferred;
+  if (d->on) {
+    for (int i = 0; i < d->n; i++)
+      if (d->root[i] == root && strcmp(d->dir[i], dir) == 0) return;
+    if (d->n < DEFER_MAX) {
+      d->root[d->n] = root;
+      snprintf(d->dir[d->n++], DIR_SIZE, "%s", dir);
+      return;
+    }
+  }
+  prune_now(root, dir);
+}
+
+void omniq__fmark_defer(int on) {
+  deferred_t *d = &deferred;
+  d->on = on;
+  if (on) return;
+  for (int i = 0; i < d->n; i++) prune_now(d->root[i], d->dir[i]);
+  d->n = 0;
 }
 
 /* Makes index/blank anew: the empty file markers are links to. The one it

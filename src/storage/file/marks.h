@@ -18,6 +18,10 @@ int omniq__fmark_tree(int status);
  * returned; the listing repairs a marker it finds in the wrong tree, so a
  * caller may go on. */
 int omniq__fmark_set(omniq__fs_t *fs, const char *id, const char *qdir, int status, int hint);
+/* With on, the folders that markers leave are removed (when empty) only
+ * at the call with 0, once each, from this thread: a batch moves many
+ * markers out of a few folders. */
+void omniq__fmark_defer(int on);
 /* Makes the PENDING marker of a task about to be enqueued (before its file
  * is placed, so no task is ever without one). */
 int omniq__fmark_new(omniq__fs_t *fs, const char *id, const char *qdir);

@@ -53,6 +53,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "storage/file/batch.h"
 #include "storage/file/owner.h"
 #include "storage/file/record.h"
 
@@ -68,6 +69,9 @@ struct omniq__ftotals {
   int dirty;        /* memory differs from the file */
   unsigned long writes; /* of the file, for tests */
   char name[NAME_SIZE];
+  int cur_fd;       /* the file now at stats/<name>, once this handle wrote it; else -1 */
+  int spare_fd;     /* the handle's other file, tmp/<spare>, written next; else -1 */
+  char spare[OMNIQ__TMP_NAME_SIZE];
 };
 
 static void run_key(const char *id, int64_t token, char key[KEY_SIZE]) {
@@ -87,7 +91,7 @@ static unsigned long long owner_of(const char *name) {
 static json_t *load(omniq__fs_t *fs, const char *name) {
   char *text = NULL, e[OMNIQ__ERRMSG_MAX];
   json_t *j = NULL;
-  if (omniq__fio_read(fs->stats_fd, name, &text, NULL, e, sizeof e) == OMNIQ_OK)
+  if (omniq__fio_read_shared(fs->stats_fd, name, &text, NULL, e, sizeof e) == OMNIQ_OK)
     j = json_loads(text, 0, NULL);
   omniq__free(text);
   if (!json_is_object(j)) {
@@ -130,7 +134,61 @@ static int add_runs(json_t *dst, const json_t *src) {
   return 0;
 }
 
-/* Writes the handle's file from memory (mutex held). */
+/* A new empty file in tmp/ for the handle to write its totals into
+ * (mutex held): made twice in a handle's life, the two files then take
+ * turns. */
+static int make_spare(omniq__fs_t *fs, struct omniq__ftotals *t, char *err, size_t errlen) {
+  omniq__fio_t io = fs->io;
+  io.fsync = 0;
+  io.spares = NULL;
+  int rc = omniq__fio_stage(&io, "", 0, t->spare, err, errlen);
+  if (rc != OMNIQ_OK) return rc;
+  t->spare_fd = openat(fs->io.tmp_fd, t->spare, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (t->spare_fd >= 0) return OMNIQ_OK;
+  rc = omniq__fio_errno(errno, err, errlen, "file store: opening tmp/%s", t->spare);
+  unlinkat(fs->io.tmp_fd, t->spare, 0);
+  return rc;
+}
+
+/* rewrite: a reader holds the file (see below). */
+#define BUSY 1
+
+/* Rewrites fd whole with text, under an OFD write lock on it: a reader
+ * that opened it when it was the handle's file (omniq__fio_read_shared)
+ * reads it before or after, never during. The lock is tried, not waited
+ * for: BUSY while a reader holds it. A writer holds task locks, and must
+ * not wait on a reader another process may have stopped mid-read. */
+static int rewrite(int fd, const char *text, size_t len, int synced, char *err, size_t errlen) {
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  int rc = OMNIQ_OK;
+  while (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+    if (errno == EAGAIN || errno == EACCES) return BUSY;
+    if (errno != EINTR) return omniq__fio_errno(errno, err, errlen, "file store: locking totals");
+  }
+  for (size_t done = 0; done < len && rc == OMNIQ_OK;) {
+    ssize_t w = pwrite(fd, text + done, len - done, (off_t)done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) rc = omniq__fio_errno(errno, err, errlen, "file store: writing totals");
+    done += w > 0 ? (size_t)w : 0;
+  }
+  if (rc == OMNIQ_OK && ftruncate(fd, (off_t)len) != 0)
+    rc = omniq__fio_errno(errno, err, errlen, "file store: writing totals");
+  if (rc == OMNIQ_OK && synced && fdatasync(fd) != 0)
+    rc = omniq__fio_errno(errno, err, errlen, "file store: syncing totals");
+  fl.l_type = F_UNLCK;
+  fcntl(fd, F_OFD_SETLK, &fl);
+  return rc;
+}
+
+/* Writes the handle's file from memory (mutex held). The handle has two
+ * files: the one at stats/<name> and a spare in tmp/. The spare is
+ * rewritten in place and exchanged with the other, which becomes the
+ * spare: no file is made or removed per write (on ext4 each inode freed
+ * slows every file made after it for a minute), and the name always
+ * holds a whole file, the old one or the new one, whenever the process
+ * stops. Other processes read the file without any lock of the handle's
+ * but an OFD read lock on the file itself; a spare a reader still holds
+ * is left to it and a new one made (rare: a read of a small file). */
 static int write_locked(omniq__fs_t *fs, struct omniq__ftotals *t, int synced, char *err,
                         size_t errlen) {
   json_t *j = json_pack("{sOsOsO}", "runs", t->runs, "pending", t->pending, "absorbed",
@@ -141,17 +199,39 @@ static int write_locked(omniq__fs_t *fs, struct omniq__ftotals *t, int synced, c
     snprintf(err, errlen, "file store: out of memory writing the running totals");
     return OMNIQ_ENOMEM;
   }
-  /* Other processes read this file without any lock of its writer, so
-   * the old one is removed, never kept as a spare to be written over
-   * while they read it (omniq__fio_swap); and it is a new file, not one
-   * of the spares, which the slots' exchanges keep in balance. */
-  omniq__fio_t io = fs->io;
-  io.fsync = synced && fs->io.fsync;
-  io.spares = NULL;
-  char tmp[OMNIQ__TMP_NAME_SIZE];
-  int rc = omniq__fio_stage(&io, text, strlen(text), tmp, err, errlen);
-  if (rc == OMNIQ_OK) rc = omniq__fio_swap(&io, tmp, fs->stats_fd, t->name, err, errlen);
+  synced = synced && fs->io.fsync;
+  int rc = t->spare_fd < 0 ? make_spare(fs, t, err, errlen) : OMNIQ_OK;
+  if (rc == OMNIQ_OK) rc = rewrite(t->spare_fd, text, strlen(text), synced, err, errlen);
+  if (rc == BUSY) { /* left to its reader (removed, it is freed at its close); a new spare */
+    unlinkat(fs->io.tmp_fd, t->spare, 0);
+    close(t->spare_fd);
+    t->spare_fd = -1;
+    rc = make_spare(fs, t, err, errlen);
+    if (rc == OMNIQ_OK) rc = rewrite(t->spare_fd, text, strlen(text), synced, err, errlen);
+    if (rc == BUSY) rc = omniq__fio_errno(EAGAIN, err, errlen, "file store: locking totals");
+  }
   free(text);
+  omniq__fbatch_step(); /* a kill point: the spare rewritten, the name still the old file */
+  if (rc == OMNIQ_OK) {
+    int tmp_fd = fs->io.tmp_fd;
+    if (renameat2(tmp_fd, t->spare, fs->stats_fd, t->name, RENAME_EXCHANGE) == 0) {
+      int old = t->cur_fd;
+      t->cur_fd = t->spare_fd;
+      /* The file exchanged out is the next spare; one this handle did not
+       * write (left by an earlier handle with its number) is opened. */
+      t->spare_fd = old >= 0 ? old : openat(tmp_fd, t->spare, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+      if (t->spare_fd < 0) unlinkat(tmp_fd, t->spare, 0);
+    } else if (renameat(tmp_fd, t->spare, fs->stats_fd, t->name) == 0) {
+      /* No file there yet (or no RENAME_EXCHANGE here): the next write
+       * makes a new spare. */
+      if (t->cur_fd >= 0) close(t->cur_fd);
+      t->cur_fd = t->spare_fd;
+      t->spare_fd = -1;
+    } else {
+      rc = omniq__fio_errno(errno, err, errlen, "file store: replacing stats/%s", t->name);
+    }
+  }
+  if (rc == OMNIQ_OK && synced) rc = omniq__fio_sync_dir(&fs->io, fs->stats_fd, err, errlen);
   if (rc == OMNIQ_OK) t->dirty = 0;
   t->writes++;
   return rc;
@@ -350,6 +430,7 @@ int omniq__ftotals_open(omniq__fs_t *fs, char *err, size_t errlen) {
   t->pending = json_array();
   t->absorbed = json_array();
   snprintf(t->name, sizeof t->name, "h-%llu.json", fs->io.owner);
+  t->cur_fd = t->spare_fd = -1;
   fs->totals = t;
   if (t->runs == NULL || t->pending == NULL || t->absorbed == NULL) goto oom;
   return OMNIQ_OK;
@@ -373,6 +454,11 @@ void omniq__ftotals_close(omniq__fs_t *fs) {
   if (t == NULL) return;
   pthread_mutex_lock(&t->mu);
   if (t->dirty) write_locked(fs, t, 0, e, sizeof e); /* drops the pending runs */
+  if (t->spare_fd >= 0) {
+    unlinkat(fs->io.tmp_fd, t->spare, 0);
+    close(t->spare_fd);
+  }
+  if (t->cur_fd >= 0) close(t->cur_fd);
   pthread_mutex_unlock(&t->mu);
   pthread_mutex_destroy(&t->mu);
   json_decref(t->runs);
