@@ -161,22 +161,22 @@ static void test_short_runs_are_held_and_new_work_starts_beside_the_holder(void 
   for (int i = 1; i < HELD; i++) assert_true(pthread_equal(threads[i], threads[0]));
 }
 
-static void test_runs_over_the_threshold_are_shared_between_runners(void **state) {
-  th_store_t *st = *state;
+/* A warm pool of two runs one claim of HELD tasks of func, then stops. */
+static void run_claim(th_store_t *st, const char *func) {
   omniq_worker_t *w = warm_pool(st->oq);
-  enqueue_many(st->oq, "heavy", HELD);
+  enqueue_many(st->oq, func, HELD);
   assert_true(th_gate_wait(&done, HELD, TH_WAIT_MS));
   th_ok(st->oq, omniq_worker_stop(w));
+}
+
+static void test_runs_over_the_threshold_are_shared_between_runners(void **state) {
+  run_claim(*state, "heavy");
   /* After the first long run, both runners ran the rest of the claim. */
   assert_int_equal(th_gate_get(&two_threads), 1);
 }
 
 static void test_a_held_run_that_turns_out_long_shares_what_its_runner_holds(void **state) {
-  th_store_t *st = *state;
-  omniq_worker_t *w = warm_pool(st->oq);
-  enqueue_many(st->oq, "stall", HELD);
-  assert_true(th_gate_wait(&done, HELD, TH_WAIT_MS));
-  th_ok(st->oq, omniq_worker_stop(w));
+  run_claim(*state, "stall");
   /* The other runner ran the held tasks while the long run went on. */
   assert_int_equal(atomic_load(&runs_at_newcomer), 0);
   assert_int_equal(th_gate_get(&other_ran), HELD - 1);

@@ -21,6 +21,21 @@
  * report carries the claim (see omniq__ride_t), so a busy runner commits
  * once per task.
  *
+ * Holding: with claiming ahead, while runs are very short (HOLD_AFTER runs
+ * in a row of at most HOLD_RUN_US, the pool's microsecond clock), the
+ * runner that claims holds its claim: the jobs stay on `ready` marked with
+ * its slot, only it takes them, and no other runner is woken for them (a
+ * wake-up and a hand-off to another core cost more than such a run, and
+ * the store commits one writer at a time). A holder counts as busy from
+ * the hold's start to its end. The leader meanwhile claims only once the
+ * work wake-up generation moves past the one read before the latest held
+ * claim (pool.c, lead): new work starts at once beside the holder. A run
+ * over HOLD_RUN_US, a stop, or a held run the leader finds still going
+ * past HOLD_RUN_US (it looks every HOLD_LOOK_MS) share what is held with
+ * every runner. Held jobs are on `ready` and on the in-flight list like
+ * any claimed job: leases, cancels, the lease margin and give-back treat
+ * them alike.
+ *
  * Giving back: a stop gives the tasks on `ready` back to the store (ABI 6
  * release) rather than running them or leaving them to lease expiry;
  * never in drain mode, which runs every task it claimed.

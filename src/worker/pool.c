@@ -26,8 +26,9 @@
  *
  * Claimed tasks wait on `ready`, a ring in claim order, and are on the
  * in-flight list from the claim on; how many a claim asks for (claiming
- * ahead), claims riding with reports and giving unstarted tasks back at a
- * stop are claim.c's. Running one claimed task is run.c's; how runs are
+ * ahead), holding a claim while runs are very short (the claimer runs it
+ * alone; lead() then claims only for new work), claims riding with
+ * reports and giving unstarted tasks back at a stop are claim.c's. Running one claimed task is run.c's; how runs are
  * reported, alone or in batches committed with the next claim, batch.c's;
  * building and freeing a pool, setup.c's. Their shared state is
  * worker/pool_state.h.
