@@ -237,9 +237,13 @@ void omniq__ride_begin(pool_t *p, omniq__ride_t *ride, int full, int slot) {
    * few outcomes with the claim, two commits per batch where one does.
    * claim_room counts what is on `ready`, so the claim only tops it up. */
   /* A holder that commits a full batch before its hold ends has its next
-   * tasks already: no ride. */
+   * tasks already: no ride. Nor while another runner holds and runs are
+   * very short: one holder runs them all, and this runner idles (leads,
+   * waiting for new work, or follows) rather than hold a claim beside it
+   * and split the batches. */
   int holding = slot >= 0 && p->holds[slot].on;
-  if (!holding && (p->nready - p->nheld == 0 || (full && !p->has_leader)) &&
+  int beside = omniq__hold_short(p) && p->nholders + p->hold_riders > 0;
+  if (!holding && !beside && (p->nready - p->nheld == 0 || (full && !p->has_leader)) &&
       omniq__may_claim(p)) {
     ride->led = !p->has_leader;
     /* While runs are very short a rider asks as a leader would, leader or
@@ -252,6 +256,10 @@ void omniq__ride_begin(pool_t *p, omniq__ride_t *ride, int full, int slot) {
     if (ride->room == 0) ride->led = ride->ahead = 0;
     if (ride->led) p->has_leader = 1;
     if (ride->ahead) p->asking += (int)ride->room;
+    /* The leader, waiting for new work while runners hold, counts it as
+     * holding: a hold that ends and rides its next claim goes on. */
+    ride->to_hold = ride->ahead && !ride->led;
+    p->hold_riders += ride->to_hold;
     p->claimed += (long)ride->room;
   }
   pthread_mutex_unlock(&p->lock);
@@ -268,6 +276,7 @@ void omniq__ride_end(pool_t *p, omniq__ride_t *ride) {
   pthread_mutex_lock(&p->lock);
   p->claimed -= (long)(ride->room - ride->n);
   if (ride->ahead) p->asking -= (int)ride->room;
+  p->hold_riders -= ride->to_hold;
   int held = omniq__ready_put(p, jobs, got, ride->asked_ms, ride->slot, ride->gen);
   if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
   /* A leader waiting for new work while runners hold learns of the

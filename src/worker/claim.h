@@ -21,6 +21,7 @@ typedef struct omniq__ride {
   size_t room;         /* tasks asked for; 0 = no ride */
   int led;             /* the rider took the lead */
   int ahead;           /* it asked as a leader does (led, or to hold): counted in `asking` */
+  int to_hold;         /* asked to hold, not leading: counted in hold_riders */
   int slot;            /* the rider's slot, which holds what it claims (runs short) */
   uint64_t gen;        /* the work wake-up generation read before the claim */
   omniq_task_t **tasks;

@@ -140,7 +140,7 @@ static void lead(pool_t *p, int slot) {
     pthread_mutex_lock(&p->lock);
     if (!omniq__may_claim(p)) break;
     size_t room = omniq__claim_room(p, 0);
-    if (p->nholders > 0 && (gen == p->hold_gen || room == 0)) {
+    if (p->nholders + p->hold_riders > 0 && (gen == p->hold_gen || room == 0)) {
       /* Any new work wakes this wait at once; a hold that ends with tasks
        * left to share, or a drain's end, bumps it too. */
       p->hold_waiting = 1;
@@ -221,8 +221,9 @@ static void runner_loop(pool_t *p, int slot) {
        * this runner's slot: its tasks come here too, so this outcome
        * waits in the batch for them (the keeper commits it within
        * BATCH_DELAY_MS whatever happens) rather than commit alone with a
-       * claim of one. */
-      if (mine == 0 && p->npending < BATCH_MAX && p->riding > 0) {
+       * claim of one. A ride whose claim its rider will hold brings
+       * nothing here. */
+      if (mine == 0 && p->npending < BATCH_MAX && p->riding > p->hold_riders) {
         pthread_cond_wait(&p->idle_cond, &p->lock);
         continue;
       }

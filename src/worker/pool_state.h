@@ -105,6 +105,7 @@ struct omniq_worker {
   } *holds;
   int nheld;    /* tasks on `ready` held for some runner */
   int nholders; /* runners holding */
+  int hold_riders; /* runners whose report rides a claim they will hold (claim.c) */
   int asking;   /* tasks asked for by claims under way that count free slots
                  * (a leader's, or a ride's made to hold): the others' claims
                  * leave room on `ready` for them */
