@@ -110,7 +110,7 @@ int omniq__hold_end(pool_t *p, int slot) {
   h->on = 0;
   p->busy--;
   p->nholders--;
-  return shared > 0 && p->hold_waiting;
+  return shared > 0 && p->has_leader;
 }
 
 int omniq__hold_share_stalled(pool_t *p) {

@@ -69,8 +69,8 @@ int omniq__hold_short(const omniq_worker_t *p);
 int omniq__hold_share(omniq_worker_t *p, int slot);
 
 /* Ends slot's hold: what it still holds goes to every runner. Returns 1
- * when the leader waits for new work because of holds and must be woken
- * (omniq__wake) to share them. p->lock held. */
+ * when it shared tasks while a leader waits for work: the leader must be
+ * woken (omniq__wake) to run them. p->lock held. */
 int omniq__hold_end(omniq_worker_t *p, int slot);
 
 /* Shares what runners hold whose current run has lasted past HOLD_RUN_US

@@ -131,7 +131,8 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
  * runner to a store that commits one writer at a time. Called and returns
  * with p->lock held; gives leadership up before returning. */
 static void lead(pool_t *p, int slot) {
-  int held = 0;
+  int held = 0, looked = 0; /* looked: claimed at generation `seen` and found nothing */
+  uint64_t seen = 0;
   for (;;) {
     /* Read the generation before looking at `stopping`: a stop sets it and
      * then bumps the generation, so the wait below cannot miss the stop. */
@@ -139,8 +140,12 @@ static void lead(pool_t *p, int slot) {
     uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
     if (!omniq__may_claim(p)) break;
+    /* A hold ended with tasks left, for every runner (omniq__hold_end
+     * bumps the wake-up for it): run them. */
+    if (p->nready > p->nheld) break;
     size_t room = omniq__claim_room(p, 0);
-    if (p->nholders + p->hold_riders > 0 && (gen == p->hold_gen || room == 0)) {
+    if (p->nholders + p->hold_riders > 0 &&
+        (gen == p->hold_gen || (looked && gen == seen) || room == 0)) {
       /* Any new work wakes this wait at once; a hold that ends with tasks
        * left to share, or a drain's end, bumps it too. */
       p->hold_waiting = 1;
@@ -150,7 +155,6 @@ static void lead(pool_t *p, int slot) {
       pthread_mutex_lock(&p->lock);
       p->hold_waiting = 0;
       omniq__hold_share_stalled(p);
-      if (p->nready > p->nheld) break; /* tasks for every runner: run them */
       continue;
     }
     if (room == 0) break;
@@ -184,6 +188,10 @@ static void lead(pool_t *p, int slot) {
       p->drained = 1;
       break;
     }
+    looked = 1;
+    seen = gen;
+    /* While runners hold, wait as above: looking for held runs that last. */
+    if (p->nholders + p->hold_riders > 0) continue;
     pthread_mutex_unlock(&p->lock);
     omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen, p->poll_ms);
     pthread_mutex_lock(&p->lock);
@@ -208,7 +216,7 @@ static void runner_loop(pool_t *p, int slot) {
         (p->holds[slot].n == 0 || !omniq__hold_short(p) || p->stopping)) {
       if (omniq__hold_end(p, slot)) {
         pthread_mutex_unlock(&p->lock);
-        omniq__wake(p->oq, OMNIQ__EV_WORK); /* the leader waits for new work: share */
+        omniq__wake(p->oq, OMNIQ__EV_WORK); /* the leader waits for work: share */
         pthread_mutex_lock(&p->lock);
       }
       continue;
