@@ -2,6 +2,7 @@
 /* Clocks and time text. */
 #include "base/clock.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,18 @@ int64_t omniq__mono_ms(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static _Atomic(int64_t (*)(void)) pool_clock_us;
+
+int64_t omniq__pool_clock_us(void) {
+  int64_t (*fn)(void) = atomic_load_explicit(&pool_clock_us, memory_order_relaxed);
+  if (fn != NULL) return fn();
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void omniq__set_pool_clock_us(int64_t (*fn)(void)) { atomic_store(&pool_clock_us, fn); }
 
 struct timespec omniq__mono_deadline(int64_t ms_from_now) {
   struct timespec ts;

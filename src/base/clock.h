@@ -13,6 +13,13 @@
 int64_t omniq__now(const omniq_settings_t *s);
 /* Monotonic milliseconds, for measuring real waits. */
 int64_t omniq__mono_ms(void);
+/* Monotonic microseconds, by the pool's clock: how long handlers run
+ * (worker/run.c). CLOCK_MONOTONIC unless a test has set its own with
+ * omniq__set_pool_clock_us, so that run times are what it says. */
+int64_t omniq__pool_clock_us(void);
+/* Sets the pool's microsecond clock for the whole process (NULL: back to
+ * CLOCK_MONOTONIC). For tests; call it with no pool running. */
+void omniq__set_pool_clock_us(int64_t (*fn)(void));
 /* An absolute CLOCK_MONOTONIC timespec ms from now, for condvars created
  * with omniq__cond_init_monotonic. */
 struct timespec omniq__mono_deadline(int64_t ms_from_now);

@@ -200,8 +200,9 @@ static void retry_batch(pool_t *p, omniq__outcome_t **os, int *rcs, size_t n) {
 /* Commits a batch taken from `pending` in one storage step, with a claim
  * riding on it if `ride` (a runner with nothing left to run; not the
  * keeper), then ends each run as omniq__report() would. The keeper extends the
- * outcomes' leases until this first attempt returns. */
-void omniq__batch_flush(pool_t *p, omniq__outcome_t *list, int ride_ok) {
+ * outcomes' leases until this first attempt returns. slot: the rider's
+ * (-1: the keeper, no ride). */
+void omniq__batch_flush(pool_t *p, omniq__outcome_t *list, int slot) {
   omniq_t *oq = p->oq;
   omniq_task_t *tasks[BATCH_MAX];
   const omniq__run_report_t *rs[BATCH_MAX];
@@ -216,7 +217,7 @@ void omniq__batch_flush(pool_t *p, omniq__outcome_t *list, int ride_ok) {
     }
     omniq__ride_t ride;
     memset(&ride, 0, sizeof ride);
-    if (ride_ok && list == NULL) omniq__ride_begin(p, &ride, n == BATCH_MAX);
+    if (slot >= 0 && list == NULL) omniq__ride_begin(p, &ride, n == BATCH_MAX, slot);
     omniq__engine_finish_many(oq, tasks, rs, n, rcs, (const char *const *)p->queues,
                               p->nqueues, ride.room, &ride.tasks, &ride.n, &ride.claimed);
     omniq__ride_end(p, &ride);
@@ -238,7 +239,7 @@ void omniq__batch_flush_due(void *arg) {
   pthread_mutex_lock(&p->lock);
   omniq__outcome_t *list = omniq__batch_take(p);
   pthread_mutex_unlock(&p->lock);
-  omniq__batch_flush(p, list, 0);
+  omniq__batch_flush(p, list, -1);
 }
 
 /* Counts a run that ended, and as unstored too if its report failed with

@@ -24,9 +24,10 @@ int omniq__batch_hold(omniq_worker_t *p, omniq_job_t *job, int handler_rc, int *
 /* Takes the whole batch to commit it. p->lock held. */
 omniq__outcome_t *omniq__batch_take(omniq_worker_t *p);
 
-/* Commits a batch from omniq__batch_take (a claim riding on it if ride_ok),
- * retries, ends and counts each run, frees the list. No lock held. */
-void omniq__batch_flush(omniq_worker_t *p, omniq__outcome_t *list, int ride_ok);
+/* Commits a batch from omniq__batch_take (a claim riding on it for the
+ * runner of slot; -1: none), retries, ends and counts each run, frees the
+ * list. No lock held. */
+void omniq__batch_flush(omniq_worker_t *p, omniq__outcome_t *list, int slot);
 
 /* The keeper's errand (omniq__keeper_t.flush) once the batch has waited
  * its delay: takes and commits it. arg is the pool. No lock held. */

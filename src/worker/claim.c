@@ -21,6 +21,21 @@
  * report carries the claim (see omniq__ride_t), so a busy runner commits
  * once per task.
  *
+ * Holding: with claiming ahead, while runs are very short (HOLD_AFTER runs
+ * in a row of at most HOLD_RUN_US, the pool's microsecond clock), the
+ * runner that claims holds its claim: the jobs stay on `ready` marked with
+ * its slot, only it takes them, and no other runner is woken for them (a
+ * wake-up and a hand-off to another core cost more than such a run, and
+ * the store commits one writer at a time). A holder counts as busy from
+ * the hold's start to its end. The leader meanwhile claims only once the
+ * work wake-up generation moves past the one read before the latest held
+ * claim (pool.c, lead): new work starts at once beside the holder. A run
+ * over HOLD_RUN_US, a stop, or a held run the leader finds still going
+ * past HOLD_RUN_US (it looks every HOLD_LOOK_MS) share what is held with
+ * every runner. Held jobs are on `ready` and on the in-flight list like
+ * any claimed job: leases, cancels, the lease margin and give-back treat
+ * them alike.
+ *
  * Giving back: a stop gives the tasks on `ready` back to the store (ABI 6
  * release) rather than running them or leaving them to lease expiry;
  * never in drain mode, which runs every task it claimed.
@@ -38,16 +53,75 @@
 #include "base/error.h"
 #include "core/engine.h"
 #include "core/store.h"
+#include "core/wake.h"
 
 typedef struct omniq_worker pool_t;
 
-/* The first job on `ready` (nready > 0): tasks start in the order the
- * claim gave them (priority, then eta). p->lock held, or no other thread. */
-omniq_job_t *omniq__ready_take(pool_t *p) {
-  omniq_job_t *job = p->ready[p->ready_head];
+/* The first job on `ready` that slot may take (see claim.h): tasks start in
+ * the order the claim gave them (priority, then eta). A job taken from
+ * inside the ring moves the ones before it up one place: the ring holds a
+ * few claims at most. p->lock held, or no other thread. */
+omniq_job_t *omniq__ready_take(pool_t *p, int slot) {
+  int want = slot < 0 ? -1 : p->holds[slot].n > 0 ? slot + 1 : 0;
+  int i = 0;
+  if (want >= 0)
+    while (i < p->nready && p->ready[(p->ready_head + i) % p->ready_cap]->holder != want) i++;
+  if (i == p->nready) return NULL;
+  omniq_job_t *job = p->ready[(p->ready_head + i) % p->ready_cap];
+  for (; i > 0; i--)
+    p->ready[(p->ready_head + i) % p->ready_cap] =
+        p->ready[(p->ready_head + i - 1) % p->ready_cap];
   p->ready_head = (p->ready_head + 1) % p->ready_cap;
   p->nready--;
+  if (job->holder > 0) {
+    p->holds[job->holder - 1].n--;
+    p->nheld--;
+    job->holder = 0;
+  }
   return job;
+}
+
+int omniq__ready_for(const pool_t *p, int slot) {
+  return p->holds[slot].n > 0 ? p->holds[slot].n : p->nready - p->nheld;
+}
+
+int omniq__hold_short(const pool_t *p) {
+  return p->ahead_ok && p->hold_runs >= HOLD_AFTER;
+}
+
+int omniq__hold_share(pool_t *p, int slot) {
+  struct omniq__hold *h = &p->holds[slot];
+  int shared = h->n;
+  for (int i = 0; h->n > 0 && i < p->nready; i++) {
+    omniq_job_t *job = p->ready[(p->ready_head + i) % p->ready_cap];
+    if (job->holder != slot + 1) continue;
+    job->holder = 0;
+    h->n--;
+    p->nheld--;
+  }
+  if (shared > 0) pthread_cond_broadcast(&p->idle_cond);
+  return shared;
+}
+
+int omniq__hold_end(pool_t *p, int slot) {
+  struct omniq__hold *h = &p->holds[slot];
+  if (!h->on) return 0;
+  int shared = omniq__hold_share(p, slot);
+  h->on = 0;
+  p->busy--;
+  p->nholders--;
+  return shared > 0 && p->has_leader;
+}
+
+int omniq__hold_share_stalled(pool_t *p) {
+  int shared = 0;
+  int64_t now = omniq__pool_clock_us();
+  for (int i = 0; i < p->concurrency && p->nheld > 0; i++) {
+    struct omniq__hold *h = &p->holds[i];
+    if (h->on && h->n > 0 && h->since > 0 && now - h->since > HOLD_RUN_US)
+      shared |= omniq__hold_share(p, i) > 0;
+  }
+  return shared;
 }
 
 int omniq__may_claim(const pool_t *p) {
@@ -59,14 +133,18 @@ int omniq__may_claim(const pool_t *p) {
  * `freeing` busy ones as free), and in drain mode no more than the limit
  * leaves. Under p->lock. */
 size_t omniq__claim_room(const pool_t *p, int freeing) {
-  long room = p->concurrency - p->busy + freeing - p->nready;
+  /* A holder counts as busy, and what it holds is its own to run. */
+  long room = p->concurrency - p->busy + freeing - (p->nready - p->nheld);
   /* Claiming ahead: as many more as runs in a row were short, but no more
    * than AHEAD_MAX in all. A claim of more than a batch of reports holds
    * (BATCH_MAX) would end in a full batch committed alone and one more
    * commit for the rest: two transactions where one does. */
   if (p->ahead_ok && p->short_runs > 0 && room < AHEAD_MAX)
     room = room + p->short_runs < AHEAD_MAX ? room + p->short_runs : AHEAD_MAX;
-  if (room > p->ready_cap - p->nready) room = p->ready_cap - p->nready;
+  /* Claims under way that count free slots (a leader's, a ride made to
+   * hold) may bring that many more. */
+  long cap = p->ready_cap - p->nready - p->asking;
+  if (room > cap) room = cap;
   if (p->limit > 0 && p->limit - p->claimed < room) room = p->limit - p->claimed;
   return room > 0 ? (size_t)room : 0;
 }
@@ -110,9 +188,14 @@ omniq_job_t **omniq__claim_wrap(pool_t *p, omniq_task_t **tasks, size_t *n) {
  * longer keep a start before the moment another worker may recover the
  * task. So each lease is counted from asked_ms, read before the call: never
  * later than the store's own start. */
-void omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms) {
+int omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms, int slot,
+                     uint64_t gen) {
   int64_t now = omniq__mono_ms();
   int wake = 0;
+  /* Holding: while runs are very short, the claimer runs what it claimed
+   * itself; a wake-up of another runner and the hand-off to another core
+   * would cost more than the run. */
+  int hold = n > 0 && slot >= 0 && !p->holds[slot].on && !p->stopping && omniq__hold_short(p);
   for (size_t i = 0; i < n; i++) {
     omniq_job_t *job = jobs[i];
     job->deadline_ms = 0;
@@ -124,30 +207,59 @@ void omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms)
     if (p->inflight != NULL) p->inflight->prev = job;
     p->inflight = job;
     wake |= omniq__keeper_must_wake(&p->keeper, job, now);
+    job->holder = hold ? slot + 1 : 0;
     /* nready + n <= ready_cap: omniq__claim_room */
     p->ready[(p->ready_head + p->nready++) % p->ready_cap] = job;
   }
   omniq__free(jobs);
   if (wake) pthread_cond_broadcast(&p->cond);
+  if (hold) {
+    p->holds[slot] = (struct omniq__hold){.n = (int)n, .on = 1};
+    p->nheld += (int)n;
+    p->nholders++;
+    p->busy++; /* until the hold ends: its slot is taken */
+    p->hold_gen = gen;
+  }
+  return hold;
 }
 
-void omniq__ride_begin(pool_t *p, omniq__ride_t *ride, int full) {
+void omniq__ride_begin(pool_t *p, omniq__ride_t *ride, int full, int slot) {
   memset(ride, 0, sizeof *ride);
+  ride->slot = slot;
   if (!p->ride) return; /* the report and the claim would be two steps anyway */
+  /* Before the claim: the leader, waiting while runners hold, claims for
+   * what is enqueued after this (omniq__ready_put). */
+  ride->gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
   pthread_mutex_lock(&p->lock);
   /* A full batch while tasks still wait on `ready` (several runners drain
    * it, so outcomes fill a batch before it empties): without a claim here
    * the batch commits alone and the runner that empties `ready` commits a
    * few outcomes with the claim, two commits per batch where one does.
    * claim_room counts what is on `ready`, so the claim only tops it up. */
-  if ((p->nready == 0 || (full && !p->has_leader)) && omniq__may_claim(p)) {
+  /* A holder that commits a full batch before its hold ends has its next
+   * tasks already: no ride. Nor while another runner holds and runs are
+   * very short: one holder runs them all, and this runner idles (leads,
+   * waiting for new work, or follows) rather than hold a claim beside it
+   * and split the batches. */
+  int holding = slot >= 0 && p->holds[slot].on;
+  int beside = omniq__hold_short(p) && p->nholders + p->hold_riders > 0;
+  if (!holding && !beside && (p->nready - p->nheld == 0 || (full && !p->has_leader)) &&
+      omniq__may_claim(p)) {
     ride->led = !p->has_leader;
+    /* While runs are very short a rider asks as a leader would, leader or
+     * not: it holds what it gets, and the leader waits for new work. */
+    ride->ahead = ride->led || (slot >= 0 && omniq__hold_short(p));
     /* Its own slot, counted free (it is once the report ends); a leader's
      * room also counts the free ones. The limit caps both. */
-    ride->room = ride->led ? omniq__claim_room(p, 1)
-                           : (p->limit > 0 && p->claimed >= p->limit ? 0 : 1);
-    if (ride->room == 0) ride->led = 0;
+    ride->room = ride->ahead ? omniq__claim_room(p, 1)
+                             : (p->limit > 0 && p->claimed >= p->limit ? 0 : 1);
+    if (ride->room == 0) ride->led = ride->ahead = 0;
     if (ride->led) p->has_leader = 1;
+    if (ride->ahead) p->asking += (int)ride->room;
+    /* The leader, waiting for new work while runners hold, counts it as
+     * holding: a hold that ends and rides its next claim goes on. */
+    ride->to_hold = ride->ahead && !ride->led;
+    p->hold_riders += ride->to_hold;
     p->claimed += (long)ride->room;
   }
   pthread_mutex_unlock(&p->lock);
@@ -163,13 +275,22 @@ void omniq__ride_end(pool_t *p, omniq__ride_t *ride) {
   omniq_job_t **jobs = omniq__claim_wrap(p, ride->tasks, &got); /* got <= n <= room */
   pthread_mutex_lock(&p->lock);
   p->claimed -= (long)(ride->room - ride->n);
-  omniq__ready_put(p, jobs, got, ride->asked_ms);
+  if (ride->ahead) p->asking -= (int)ride->room;
+  p->hold_riders -= ride->to_hold;
+  int held = omniq__ready_put(p, jobs, got, ride->asked_ms, ride->slot, ride->gen);
   if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
+  /* A leader waiting for new work while runners hold learns of the
+   * drain's end, or of tasks for every runner. */
+  int wake = (p->drained || (!held && got > 0)) && p->hold_waiting;
   if (ride->led) p->has_leader = 0;
-  pthread_cond_broadcast(&p->idle_cond);
+  /* What it holds is its own: no other runner need wake, but one must
+   * lead if it gave the lead up. */
+  if (!held) pthread_cond_broadcast(&p->idle_cond);
+  else if (ride->led) pthread_cond_signal(&p->idle_cond);
   pthread_mutex_unlock(&p->lock);
   ride->room = 0;
   ride->n = 0;
+  if (wake) omniq__wake(p->oq, OMNIQ__EV_WORK);
 }
 
 /* A claimed task whose lease ran short before it started (omniq__run_task)
@@ -213,7 +334,7 @@ void omniq__give_back(pool_t *p) {
       pthread_mutex_unlock(&p->lock);
       return;
     }
-    omniq_job_t *job = omniq__ready_take(p);
+    omniq_job_t *job = omniq__ready_take(p, -1);
     pthread_mutex_unlock(&p->lock);
     if (omniq__job_end(job)) {
       int rc = omniq__engine_release(p->oq, job->task);

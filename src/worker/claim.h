@@ -20,6 +20,10 @@
 typedef struct omniq__ride {
   size_t room;         /* tasks asked for; 0 = no ride */
   int led;             /* the rider took the lead */
+  int ahead;           /* it asked as a leader does (led, or to hold): counted in `asking` */
+  int to_hold;         /* asked to hold, not leading: counted in hold_riders */
+  int slot;            /* the rider's slot, which holds what it claims (runs short) */
+  uint64_t gen;        /* the work wake-up generation read before the claim */
   omniq_task_t **tasks;
   size_t n;
   int claimed;         /* the claim was made (n may be 0: nothing due) */
@@ -43,12 +47,35 @@ omniq_job_t **omniq__claim_wrap(omniq_worker_t *p, omniq_task_t **tasks, size_t 
  * the monotonic time read before the storage call that claimed them
  * (before the engine read the claim's "now"): their leases are counted
  * from it, so this pool's count of a lease never ends after the store's.
- * p->lock held. */
-void omniq__ready_put(omniq_worker_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms);
+ * slot is the claimer's (-1: none); while runs are very short it holds
+ * them (returns 1): no other runner takes them. gen: the work wake-up
+ * generation read before the claim. p->lock held. */
+int omniq__ready_put(omniq_worker_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms, int slot,
+                     uint64_t gen);
 
-/* Takes the first job off `ready` (nready > 0). p->lock held, or no other
- * thread. */
-omniq_job_t *omniq__ready_take(omniq_worker_t *p);
+/* Takes the first job on `ready` that slot's runner may run: its held
+ * ones while it holds, else one nobody holds; slot -1 takes any. NULL if
+ * none. p->lock held, or no other thread. */
+omniq_job_t *omniq__ready_take(omniq_worker_t *p, int slot);
+
+/* How many jobs on `ready` slot's runner may take now. p->lock held. */
+int omniq__ready_for(const omniq_worker_t *p, int slot);
+
+/* Are runs short enough to hold what a claim brings? p->lock held. */
+int omniq__hold_short(const omniq_worker_t *p);
+
+/* What slot's runner holds goes to every runner; its hold ends when it
+ * next looks (omniq__hold_end). Returns how many tasks. p->lock held. */
+int omniq__hold_share(omniq_worker_t *p, int slot);
+
+/* Ends slot's hold: what it still holds goes to every runner. Returns 1
+ * when it shared tasks while a leader waits for work: the leader must be
+ * woken (omniq__wake) to run them. p->lock held. */
+int omniq__hold_end(omniq_worker_t *p, int slot);
+
+/* Shares what runners hold whose current run has lasted past HOLD_RUN_US
+ * by the pool clock. Returns 1 if it shared any. p->lock held. */
+int omniq__hold_share_stalled(omniq_worker_t *p);
 
 /* Gives back (ABI 6 release) or leaves to lease recovery a claimed task
  * whose lease ran short before it started; its job is ended. No lock
@@ -62,7 +89,7 @@ void omniq__not_started(omniq_worker_t *p, omniq_job_t *job);
  * set (a full batch of outcomes), when no one else is claiming: its
  * claim then tops `ready` up instead of a commit of its own following.
  * omniq__ride_end is idempotent. No lock held. */
-void omniq__ride_begin(omniq_worker_t *p, omniq__ride_t *ride, int full);
+void omniq__ride_begin(omniq_worker_t *p, omniq__ride_t *ride, int full, int slot);
 void omniq__ride_end(omniq_worker_t *p, omniq__ride_t *ride);
 
 /* Gives every task on `ready` back to the store (ABI 6 release). No lock

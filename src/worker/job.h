@@ -68,6 +68,7 @@ struct omniq_job {
   int keeper_action;
   int held; /* ended, its outcome waiting in the pool's batch: the keeper still
              * extends its lease until the batch commits */
+  int holder; /* on `ready`: slot + 1 of the runner that holds it, 0 = any runner */
   struct omniq_job *next, *prev; /* the pool's in-flight list */
   struct omniq_job *knext;       /* the keeper's to-do list */
 };

@@ -26,8 +26,9 @@
  *
  * Claimed tasks wait on `ready`, a ring in claim order, and are on the
  * in-flight list from the claim on; how many a claim asks for (claiming
- * ahead), claims riding with reports and giving unstarted tasks back at a
- * stop are claim.c's. Running one claimed task is run.c's; how runs are
+ * ahead), holding a claim while runs are very short (the claimer runs it
+ * alone; lead() then claims only for new work), claims riding with
+ * reports and giving unstarted tasks back at a stop are claim.c's. Running one claimed task is run.c's; how runs are
  * reported, alone or in batches committed with the next claim, batch.c's;
  * building and freeing a pool, setup.c's. Their shared state is
  * worker/pool_state.h.
@@ -123,18 +124,42 @@ static int spawn(omniq_t *oq, pthread_t *tid, void *(*fn)(void *), void *arg) {
 /* ---- leader and followers -------------------------------------------------- */
 
 /* The leader's loop: claims until it gets tasks, the pool stops, or (in
- * drain mode) nothing is due; what it gets goes on `ready`. Called and
- * returns with p->lock held; gives leadership up before returning. */
-static void lead(pool_t *p) {
+ * drain mode) nothing is due; what it gets goes on `ready`, held for this
+ * runner (slot) while runs are very short. While other runners hold, it
+ * claims only for work enqueued since the latest held claim began: what
+ * was due then is theirs to run, and a claim of it here would only add a
+ * runner to a store that commits one writer at a time. Called and returns
+ * with p->lock held; gives leadership up before returning. */
+static void lead(pool_t *p, int slot) {
+  int held = 0, looked = 0; /* looked: claimed at generation `seen` and found nothing */
+  uint64_t seen = 0;
   for (;;) {
     /* Read the generation before looking at `stopping`: a stop sets it and
      * then bumps the generation, so the wait below cannot miss the stop. */
     pthread_mutex_unlock(&p->lock);
     uint64_t gen = omniq__wake_gen(p->oq, OMNIQ__EV_WORK);
     pthread_mutex_lock(&p->lock);
+    if (!omniq__may_claim(p)) break;
+    /* A hold ended with tasks left, for every runner (omniq__hold_end
+     * bumps the wake-up for it): run them. */
+    if (p->nready > p->nheld) break;
     size_t room = omniq__claim_room(p, 0);
-    if (!omniq__may_claim(p) || room == 0) break;
+    if (p->nholders + p->hold_riders > 0 &&
+        (gen == p->hold_gen || (looked && gen == seen) || room == 0)) {
+      /* Any new work wakes this wait at once; a hold that ends with tasks
+       * left to share, or a drain's end, bumps it too. */
+      p->hold_waiting = 1;
+      pthread_mutex_unlock(&p->lock);
+      omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen,
+                       p->poll_ms < HOLD_LOOK_MS ? p->poll_ms : HOLD_LOOK_MS);
+      pthread_mutex_lock(&p->lock);
+      p->hold_waiting = 0;
+      omniq__hold_share_stalled(p);
+      continue;
+    }
+    if (room == 0) break;
     p->claimed += (long)room;
+    p->asking += (int)room;
     pthread_mutex_unlock(&p->lock);
 
     omniq_task_t **tasks = NULL;
@@ -153,8 +178,9 @@ static void lead(pool_t *p) {
       omniq__tasks_free(tasks, n);
     pthread_mutex_lock(&p->lock);
     p->claimed -= (long)(room - (rc == OMNIQ_OK ? n : 0));
+    p->asking -= (int)room;
     if (got > 0) {
-      omniq__ready_put(p, jobs, got, asked);
+      held = omniq__ready_put(p, jobs, got, asked, slot, gen);
       break;
     }
     if (p->drain) {
@@ -162,13 +188,19 @@ static void lead(pool_t *p) {
       p->drained = 1;
       break;
     }
+    looked = 1;
+    seen = gen;
+    /* While runners hold, wait as above: looking for held runs that last. */
+    if (p->nholders + p->hold_riders > 0) continue;
     pthread_mutex_unlock(&p->lock);
     omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen, p->poll_ms);
     pthread_mutex_lock(&p->lock);
   }
   p->has_leader = 0;
-  /* Followers take the tasks on `ready`, and one of the rest leads. */
-  pthread_cond_broadcast(&p->idle_cond);
+  /* Followers take the tasks on `ready`, and one of the rest leads; what
+   * this runner holds is its own, so then one follower wakes, to lead. */
+  if (held) pthread_cond_signal(&p->idle_cond);
+  else pthread_cond_broadcast(&p->idle_cond);
 }
 
 /* A runner: takes a task a leader queued for it, or leads, or waits. A
@@ -177,15 +209,29 @@ static void lead(pool_t *p) {
 static void runner_loop(pool_t *p, int slot) {
   pthread_mutex_lock(&p->lock);
   for (;;) {
+    /* A hold ends once its tasks are taken (a stop's give-back takes them
+     * too), and early when runs are no longer very short or the pool
+     * stops: what it still holds goes to every runner. */
+    if (p->holds[slot].on &&
+        (p->holds[slot].n == 0 || !omniq__hold_short(p) || p->stopping)) {
+      if (omniq__hold_end(p, slot)) {
+        pthread_mutex_unlock(&p->lock);
+        omniq__wake(p->oq, OMNIQ__EV_WORK); /* the leader waits for work: share */
+        pthread_mutex_lock(&p->lock);
+      }
+      continue;
+    }
+    int mine = omniq__ready_for(p, slot);
     /* Nothing more to run here (or a full batch): the batch commits now,
      * with this runner's next claim riding on it. */
-    if (p->npending > 0 && (p->nready == 0 || p->npending >= BATCH_MAX)) {
+    if (p->npending > 0 && (mine == 0 || p->npending >= BATCH_MAX)) {
       /* Another runner's batch is committing with a claim that counts
        * this runner's slot: its tasks come here too, so this outcome
        * waits in the batch for them (the keeper commits it within
        * BATCH_DELAY_MS whatever happens) rather than commit alone with a
-       * claim of one. */
-      if (p->nready == 0 && p->npending < BATCH_MAX && p->riding > 0) {
+       * claim of one. A ride whose claim its rider will hold brings
+       * nothing here. */
+      if (mine == 0 && p->npending < BATCH_MAX && p->riding > p->hold_riders) {
         pthread_cond_wait(&p->idle_cond, &p->lock);
         continue;
       }
@@ -193,7 +239,7 @@ static void runner_loop(pool_t *p, int slot) {
       p->busy++; /* its slot is claimed for by its ride, not by a leader */
       p->riding++;
       pthread_mutex_unlock(&p->lock);
-      omniq__batch_flush(p, list, 1);
+      omniq__batch_flush(p, list, slot);
       pthread_mutex_lock(&p->lock);
       p->busy--;
       p->riding--;
@@ -208,27 +254,39 @@ static void runner_loop(pool_t *p, int slot) {
       pthread_mutex_lock(&p->lock);
       continue;
     }
-    if (p->nready > 0) {
-      omniq_job_t *job = omniq__ready_take(p);
-      p->busy++;
+    if (mine > 0) {
+      int holding = p->holds[slot].on; /* a holder counts as busy all along */
+      omniq_job_t *job = omniq__ready_take(p, slot);
+      if (!holding) p->busy++;
+      else p->holds[slot].since = omniq__pool_clock_us(); /* the leader looks at it */
       pthread_mutex_unlock(&p->lock);
       omniq__run_task(p, slot, job);
       pthread_mutex_lock(&p->lock);
-      p->busy--;
+      if (!holding) p->busy--;
+      else p->holds[slot].since = 0;
       /* A slot came free: an idle follower may lead again if no one is. */
       if (!p->has_leader) pthread_cond_signal(&p->idle_cond);
       continue;
     }
     /* A claim under way may bring this runner a task: its tasks count
      * against the limit before they are on `ready`, so only once no one
-     * leads does a limit reached (or a stop) end the runner. */
+     * leads does a limit reached (or a stop) end the runner. A leader
+     * waiting for new work while runners held learns that no claim is
+     * left to make. */
+    if (p->has_leader && p->hold_waiting && !omniq__may_claim(p)) {
+      p->hold_waiting = 0; /* one bump is enough */
+      pthread_mutex_unlock(&p->lock);
+      omniq__wake(p->oq, OMNIQ__EV_WORK);
+      pthread_mutex_lock(&p->lock);
+      continue;
+    }
     if (p->has_leader) {
       pthread_cond_wait(&p->idle_cond, &p->lock);
       continue;
     }
     if (!omniq__may_claim(p)) break;
     p->has_leader = 1;
-    lead(p);
+    lead(p, slot);
   }
   /* Whatever ended this runner (stop, drained, limit) ends the followers
    * too; they must look again rather than wait for a leader. */

@@ -33,6 +33,17 @@
  * reports (BATCH_MAX, batch.h). */
 #define AHEAD_MAX 64
 #define SHORT_RUN_MS 5
+/* Holding: a runner that claims while runs are very short keeps what it
+ * claimed and runs it all itself, waking no other runner (claim.c). "Very
+ * short": the last HOLD_AFTER runs each took no longer than HOLD_RUN_US by
+ * the pool's clock (omniq__pool_clock_us). docs/workers.md says why 10. */
+#define HOLD_RUN_US 10
+#define HOLD_AFTER 4
+/* While runners hold, the leader looks this often for a held run that has
+ * lasted past HOLD_RUN_US, and shares what that runner holds: a run that
+ * turns out long (a handler that blocks) delays the tasks held behind it
+ * by this much at most. As BATCH_DELAY_MS, the bound on an outcome's wait. */
+#define HOLD_LOOK_MS 5
 
 /* An outcome waiting in the pool's batch (batch.c). */
 typedef struct omniq__outcome omniq__outcome_t;
@@ -54,6 +65,7 @@ struct omniq_worker {
                  * never in drain mode, which runs every task it claimed */
   int ahead_ok; /* may claim ahead of its free slots (batch and release) */
   int short_runs; /* runs in a row no longer than SHORT_RUN_MS, up to AHEAD_MAX */
+  int hold_runs;  /* runs in a row no longer than HOLD_RUN_US, up to HOLD_AFTER */
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
@@ -82,7 +94,24 @@ struct omniq_worker {
   omniq__outcome_t *pending, **pending_tail; /* the batch: outcomes not yet committed */
   int npending;
   int riding; /* runners committing a batch that a claim rides on */
-  int busy; /* runners running a task */
+  int busy; /* runners running a task, or holding (from the hold's start to its end) */
+  /* Holding (claim.c). holds[slot]: the tasks on `ready` held for that
+   * slot's runner (each such job's `holder` is slot + 1), and whether it
+   * holds. Only a holder takes its held tasks; the other runners take the
+   * rest (`nready - nheld`). */
+  struct omniq__hold {
+    int n, on;
+    int64_t since; /* the pool clock (us) when its current run started, 0 between runs */
+  } *holds;
+  int nheld;    /* tasks on `ready` held for some runner */
+  int nholders; /* runners holding */
+  int hold_riders; /* runners whose report rides a claim they will hold (claim.c) */
+  int asking;   /* tasks asked for by claims under way that count free slots
+                 * (a leader's, or a ride's made to hold): the others' claims
+                 * leave room on `ready` for them */
+  uint64_t hold_gen; /* the work wake-up generation read before the latest held claim:
+                      * the leader claims while runners hold only once it moves */
+  int hold_waiting;  /* the leader waits for new work because runners hold */
 
   omniq__runner_t *runners;
   int nrunners; /* threads created */

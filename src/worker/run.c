@@ -135,18 +135,21 @@ void omniq__run_task(pool_t *p, int slot, omniq_job_t *job) {
   } else {
     omniq__log(&oq->log, OMNIQ_LOG_DEBUG, "task.started", task->id, "func=%s attempt=%d",
                task->func, task->attempts);
+    int64_t us = omniq__pool_clock_us();
     int handler_rc = call_handler(p, slot, job);
+    us = omniq__pool_clock_us() - us;
     int64_t took = omniq__now(&oq->settings) - store_start;
     pthread_mutex_lock(&p->lock);
     p->short_runs = took > SHORT_RUN_MS        ? 0
                     : p->short_runs < AHEAD_MAX ? p->short_runs + 1
                                                 : AHEAD_MAX;
+    p->hold_runs = us > HOLD_RUN_US ? 0 : p->hold_runs < HOLD_AFTER ? p->hold_runs + 1 : HOLD_AFTER;
     pthread_mutex_unlock(&p->lock);
     if (p->batch) {
       if (omniq__batch_hold(p, job, handler_rc, &rc)) return; /* counted when its batch commits */
     } else {
       omniq__ride_t ride;
-      omniq__ride_begin(p, &ride, 0);
+      omniq__ride_begin(p, &ride, 0, slot);
       rc = omniq__report(p, job, handler_rc, &ride);
     }
   }

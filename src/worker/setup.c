@@ -39,11 +39,12 @@ void omniq__pool_unref(pool_t *p) {
   /* Only runners stuck past a stop can leave tasks here: their leases
    * lapse and another worker recovers them. */
   while (p->nready > 0) {
-    omniq_job_t *job = omniq__ready_take(p);
+    omniq_job_t *job = omniq__ready_take(p, -1);
     omniq__job_returned(job);
     omniq__job_unref(job);
   }
   omniq__free(p->ready);
+  omniq__free(p->holds);
   pthread_cond_destroy(&p->idle_cond);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
@@ -104,6 +105,7 @@ static void pool_discard(pool_t *p) {
   omniq__free(p->slots);
   omniq__free(p->runners);
   omniq__free(p->ready);
+  omniq__free(p->holds);
   omniq__free(p);
 }
 
@@ -121,7 +123,8 @@ int omniq__pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   if (p == NULL ||
       (p->runners = omniq__calloc((size_t)opts->concurrency, sizeof *p->runners)) == NULL ||
       (p->ready = omniq__calloc((size_t)opts->concurrency + AHEAD_MAX, sizeof *p->ready)) ==
-          NULL)
+          NULL ||
+      (p->holds = omniq__calloc((size_t)opts->concurrency, sizeof *p->holds)) == NULL)
     goto nomem;
   if (opts->handler_path != NULL && (p->handler_path = omniq__strdup(opts->handler_path)) == NULL)
     goto nomem;

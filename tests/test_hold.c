@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* Holding (worker/claim.c): while runs are very short, a runner that
+ * claims keeps what it claimed and runs it all itself; as soon as runs are
+ * no longer short, what it still holds goes to every runner; and new work
+ * that arrives while one runner holds starts at once on an idle one.
+ *
+ * The pool's microsecond clock is the test's: frozen, every run takes no
+ * time; a handler that moves it by more than HOLD_RUN_US is a long run.
+ * Handlers that must see another runner act wait for it on a gate, so
+ * nothing sleeps to let something happen, and a pool that does not do
+ * what is asserted fails a bounded wait instead of hanging. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "support/gate.h"
+#include "support/helpers.h"
+#include "worker/pool_state.h"
+
+#define WARM 16 /* short runs before the tasks under test: enough to hold */
+#define HELD 8  /* tasks of the claim under test */
+
+static _Atomic int64_t fake_us;
+static int64_t fake_clock(void) { return atomic_load(&fake_us); }
+
+static th_gate_t warm_done, first_started, newcomer_ran, done;
+static atomic_int runs;             /* handlers of the tasks under test started */
+static atomic_int runs_at_newcomer; /* of those, how many had started when the newcomer ran;
+                                     * -1: a run waited in vain */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t threads[HELD], newcomer_thread;
+static int nthreads; /* distinct threads that ran "heavy" after its first run */
+static pthread_t heavy_threads[HELD];
+static th_gate_t two_threads;
+
+static int quick(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  th_gate_add(&warm_done, 1);
+  return OMNIQ_OK;
+}
+
+/* The first run blocks until the newcomer has run; every run notes its
+ * thread. */
+static int held(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  int seq = atomic_fetch_add(&runs, 1);
+  threads[seq] = pthread_self();
+  if (seq == 0) {
+    th_gate_add(&first_started, 1);
+    if (!th_gate_wait(&newcomer_ran, 1, TH_WAIT_MS)) atomic_store(&runs_at_newcomer, -1);
+  }
+  th_gate_add(&done, 1);
+  return OMNIQ_OK;
+}
+
+static int newcomer(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  newcomer_thread = pthread_self();
+  atomic_store(&runs_at_newcomer, atomic_load(&runs));
+  th_gate_add(&newcomer_ran, 1);
+  th_gate_add(&done, 1);
+  return OMNIQ_OK;
+}
+
+/* A long run (the pool's clock moves past HOLD_RUN_US). After the first,
+ * each waits until runs on two threads have started: a claim still held
+ * by one runner never gets there. */
+static int heavy(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
+  if (atomic_fetch_add(&runs, 1) > 0) {
+    pthread_mutex_lock(&seen_lock);
+    int known = 0;
+    for (int i = 0; i < nthreads; i++) known |= pthread_equal(heavy_threads[i], pthread_self());
+    if (!known) {
+      heavy_threads[nthreads++] = pthread_self();
+      if (nthreads == 2) th_gate_add(&two_threads, 1);
+    }
+    pthread_mutex_unlock(&seen_lock);
+    th_gate_wait(&two_threads, 1, TH_WAIT_MS);
+  }
+  th_gate_add(&done, 1);
+  return OMNIQ_OK;
+}
+
+/* The first run turns out long (the pool's clock moves past HOLD_RUN_US)
+ * and does not return until another task of its claim has run. */
+static th_gate_t other_ran;
+static int stall(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  if (atomic_fetch_add(&runs, 1) == 0) {
+    atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
+    if (!th_gate_wait(&other_ran, 1, TH_WAIT_MS)) atomic_store(&runs_at_newcomer, -1);
+  } else {
+    th_gate_add(&other_ran, 1);
+  }
+  th_gate_add(&done, 1);
+  return OMNIQ_OK;
+}
+
+static const th_handler_t handlers[] = {{"quick", quick},
+                                        {"held", held},
+                                        {"newcomer", newcomer},
+                                        {"heavy", heavy},
+                                        {"stall", stall}};
+
+static int setup(void **state) {
+  atomic_store(&fake_us, 1000000);
+  atomic_store(&runs, 0);
+  atomic_store(&runs_at_newcomer, 0);
+  nthreads = 0;
+  th_gate_init(&warm_done);
+  th_gate_init(&first_started);
+  th_gate_init(&newcomer_ran);
+  th_gate_init(&done);
+  th_gate_init(&two_threads);
+  th_gate_init(&other_ran);
+  omniq__set_pool_clock_us(fake_clock);
+  return th_store_setup_handlers(state, handlers, sizeof handlers / sizeof handlers[0]);
+}
+
+static int teardown(void **state) {
+  omniq__set_pool_clock_us(NULL);
+  return th_store_teardown(state);
+}
+
+static void enqueue_many(omniq_t *oq, const char *func, size_t n) {
+  omniq_enqueue_item_t items[HELD > WARM ? HELD : WARM];
+  for (size_t i = 0; i < n; i++) items[i] = (omniq_enqueue_item_t){.func = func, .args_json = "[]"};
+  th_ok(oq, omniq_enqueue_many(oq, items, n, NULL));
+}
+
+/* A pool of two whose runs have been short: the claim under test is
+ * held by whichever runner makes it. */
+static omniq_worker_t *warm_pool(omniq_t *oq) {
+  omniq_worker_opts_t o;
+  omniq_worker_t *w = NULL;
+  omniq_worker_opts_init(&o);
+  o.concurrency = 2;
+  th_ok(oq, omniq_worker_start(oq, &o, &w));
+  enqueue_many(oq, "quick", WARM);
+  assert_true(th_gate_wait(&warm_done, WARM, TH_WAIT_MS));
+  return w;
+}
+
+static void test_short_runs_are_held_and_new_work_starts_beside_the_holder(void **state) {
+  th_store_t *st = *state;
+  omniq_worker_t *w = warm_pool(st->oq);
+  enqueue_many(st->oq, "held", HELD);
+  /* The holder is in the first run; the other runner is idle. */
+  assert_true(th_gate_wait(&first_started, 1, TH_WAIT_MS));
+  char id[OMNIQ_ID_SIZE];
+  th_ok(st->oq, omniq_enqueue(st->oq, "newcomer", "[]", NULL, NULL, id));
+  assert_true(th_gate_wait(&done, HELD + 1, TH_WAIT_MS));
+  th_ok(st->oq, omniq_worker_stop(w));
+  /* The newcomer started while the holder's first run waited for it, and
+   * no other runner had taken a task of the held claim meanwhile. */
+  assert_int_equal(atomic_load(&runs_at_newcomer), 1);
+  assert_false(pthread_equal(newcomer_thread, threads[0]));
+  for (int i = 1; i < HELD; i++) assert_true(pthread_equal(threads[i], threads[0]));
+}
+
+/* A warm pool of two runs one claim of HELD tasks of func, then stops. */
+static void run_claim(th_store_t *st, const char *func) {
+  omniq_worker_t *w = warm_pool(st->oq);
+  enqueue_many(st->oq, func, HELD);
+  assert_true(th_gate_wait(&done, HELD, TH_WAIT_MS));
+  th_ok(st->oq, omniq_worker_stop(w));
+}
+
+static void test_runs_over_the_threshold_are_shared_between_runners(void **state) {
+  run_claim(*state, "heavy");
+  /* After the first long run, both runners ran the rest of the claim. */
+  assert_int_equal(th_gate_get(&two_threads), 1);
+}
+
+static void test_a_held_run_that_turns_out_long_shares_what_its_runner_holds(void **state) {
+  run_claim(*state, "stall");
+  /* The other runner ran the held tasks while the long run went on. */
+  assert_int_equal(atomic_load(&runs_at_newcomer), 0);
+  assert_int_equal(th_gate_get(&other_ran), HELD - 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(
+          test_short_runs_are_held_and_new_work_starts_beside_the_holder, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_runs_over_the_threshold_are_shared_between_runners,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_a_held_run_that_turns_out_long_shares_what_its_runner_holds, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
