@@ -222,6 +222,30 @@ static void test_task_json_round_trip_preserves_every_field(void **state) {
   omniq_task_free(t);
 }
 
+/* Texts around the size of the encoder's first buffer, and far past it,
+ * come out whole. */
+static void test_task_json_of_any_length_round_trips(void **state) {
+  (void)state;
+  static const size_t lens[] = {0, 1500, 1700, 1800, 1900, 2000, 2100, 100000};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    omniq_task_t *t = full_task(), *back = NULL;
+    char *args = omniq__malloc(lens[i] + 3);
+    assert_non_null(args);
+    args[0] = '"';
+    memset(args + 1, 'a', lens[i]);
+    strcpy(args + 1 + lens[i], "\"");
+    omniq__free(t->args);
+    t->args = args;
+    char *text = omniq_task_to_json(t);
+    assert_non_null(text);
+    assert_int_equal(omniq_task_from_json(text, &back), OMNIQ_OK);
+    assert_task_equal(back, t);
+    omniq__free(text);
+    omniq_task_free(back);
+    omniq_task_free(t);
+  }
+}
+
 static void test_task_dup_copies_every_field(void **state) {
   (void)state;
   omniq_task_t *t = full_task(), *d = omniq_task_dup(t);
@@ -368,6 +392,7 @@ int main(void) {
       cmocka_unit_test(test_task_error_null_traceback_round_trips_as_null),
       cmocka_unit_test(test_task_error_from_json_rejects_malformed),
       cmocka_unit_test(test_task_json_round_trip_preserves_every_field),
+      cmocka_unit_test(test_task_json_of_any_length_round_trips),
       cmocka_unit_test(test_task_dup_copies_every_field),
       cmocka_unit_test(test_task_from_json_rejects_malformed_records),
       cmocka_unit_test(test_result_json_round_trip_preserves_every_field),
