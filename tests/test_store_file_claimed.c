@@ -82,6 +82,40 @@ static omniq_task_t *claim_it(th_be_t *f, const char *id) {
   return t;
 }
 
+/* Enqueues a task (its id to id) and claims it. */
+static omniq_task_t *add_and_claim(th_be_t *f, char id[OMNIQ_ID_SIZE]) {
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  return claim_it(f, id);
+}
+
+/* The task is RUNNING under b's claim theirs: a's earlier claim mine is
+ * refused, b's finishes the task; both are freed. */
+static void assert_taken_over(th_be_t *a, omniq_task_t *mine, th_be_t *b, omniq_task_t *theirs) {
+  assert_true(theirs->token != mine->token);
+  assert_int_equal(finish_many_one(a, mine), OMNIQ_ESTATE);
+  assert_int_equal(finish_one(a, mine), OMNIQ_ESTATE);
+  assert_int_equal(status_of(a, mine->id), OMNIQ_RUNNING);
+  assert_int_equal(finish_many_one(b, theirs), OMNIQ_OK);
+  assert_int_equal(status_of(a, mine->id), OMNIQ_SUCCESS);
+  assert_int_equal(th_be_count(a, "queue/success"), 1);
+  assert_int_equal(th_be_count(a, "queue/running"), 0);
+  omniq_task_free(mine);
+  omniq_task_free(theirs);
+}
+
+/* by cancels task id and retries it by hand, due at once (the time of
+ * clock's fixture, the one the store reads). */
+static void cancel_and_retry(th_be_t *by, th_be_t *clock, const char *id) {
+  char holder[OMNIQ_ID_SIZE];
+  int prev = -1;
+  assert_int_equal(by->ops->cancel(by->b, id, th_be_now(clock), &prev, by->err, sizeof by->err),
+                   OMNIQ_OK);
+  assert_int_equal(prev, OMNIQ_RUNNING);
+  assert_int_equal(by->ops->retry(by->b, id, th_be_now(clock), th_be_now(clock), &prev, holder,
+                                  by->err, sizeof by->err),
+                   OMNIQ_OK);
+}
+
 /* The lease runs out, the second handle finds it, puts the task back as
  * the engine does (a retry under the expired claim's token) and claims it
  * again: the first handle's claim is over, whatever it remembers. */
@@ -89,8 +123,7 @@ static void test_a_run_claimed_again_after_its_lease_is_refused(void **state) {
   th_be_t *a = *state;
   th_be_t *b = th_be_beside(a);
   char id[OMNIQ_ID_SIZE];
-  th_be_add(a, NULL, 0, th_be_now(a), id);
-  omniq_task_t *mine = claim_it(a, id);
+  omniq_task_t *mine = add_and_claim(a, id);
 
   th_clock_advance(&a->clock, 60000);
   th_clock_advance(&b->clock, 60000); /* its claims' "now" */
@@ -105,18 +138,7 @@ static void test_a_run_claimed_again_after_its_lease_is_refused(void **state) {
                            .eta_ms = th_be_now(a), .queue = lost[0]->queue};
   assert_int_equal(th_be_finish(b, &back), OMNIQ_OK);
   omniq__tasks_free(lost, nlost);
-  omniq_task_t *theirs = claim_it(b, id);
-  assert_true(theirs->token != mine->token);
-
-  assert_int_equal(finish_many_one(a, mine), OMNIQ_ESTATE);
-  assert_int_equal(finish_one(a, mine), OMNIQ_ESTATE);
-  assert_int_equal(status_of(a, id), OMNIQ_RUNNING);
-  assert_int_equal(finish_many_one(b, theirs), OMNIQ_OK);
-  assert_int_equal(status_of(a, id), OMNIQ_SUCCESS);
-  assert_int_equal(th_be_count(a, "queue/success"), 1);
-  assert_int_equal(th_be_count(a, "queue/running"), 0);
-  omniq_task_free(mine);
-  omniq_task_free(theirs);
+  assert_taken_over(a, mine, b, claim_it(b, id));
   th_be_free(b);
 }
 
@@ -127,8 +149,7 @@ static void test_a_run_cancelled_by_another_handle_is_refused(void **state) {
   th_be_t *b = th_be_beside(a);
   char id[OMNIQ_ID_SIZE];
   int prev = -1;
-  th_be_add(a, NULL, 0, th_be_now(a), id);
-  omniq_task_t *mine = claim_it(a, id);
+  omniq_task_t *mine = add_and_claim(a, id);
   assert_int_equal(b->ops->cancel(b->b, id, th_be_now(a), &prev, b->err, sizeof b->err),
                    OMNIQ_OK);
   assert_int_equal(prev, OMNIQ_RUNNING);
@@ -147,25 +168,13 @@ static void test_a_run_cancelled_by_another_handle_is_refused(void **state) {
 static void test_a_run_retried_by_hand_and_claimed_elsewhere_is_refused(void **state) {
   th_be_t *a = *state;
   th_be_t *b = th_be_beside(a);
-  char id[OMNIQ_ID_SIZE], holder[OMNIQ_ID_SIZE];
-  int prev = -1;
-  th_be_add(a, NULL, 0, th_be_now(a), id);
-  omniq_task_t *mine = claim_it(a, id);
-  assert_int_equal(b->ops->cancel(b->b, id, th_be_now(a), &prev, b->err, sizeof b->err),
-                   OMNIQ_OK);
-  assert_int_equal(b->ops->retry(b->b, id, th_be_now(a), th_be_now(a), &prev, holder, b->err,
-                                 sizeof b->err),
-                   OMNIQ_OK);
+  char id[OMNIQ_ID_SIZE];
+  omniq_task_t *mine = add_and_claim(a, id);
+  cancel_and_retry(b, a, id);
   assert_int_equal(finish_one(a, mine), OMNIQ_ESTATE);
   assert_int_equal(status_of(a, id), OMNIQ_PENDING);
 
-  omniq_task_t *theirs = claim_it(b, id);
-  assert_int_equal(finish_many_one(a, mine), OMNIQ_ESTATE);
-  assert_int_equal(status_of(a, id), OMNIQ_RUNNING);
-  assert_int_equal(finish_many_one(b, theirs), OMNIQ_OK);
-  assert_int_equal(status_of(a, id), OMNIQ_SUCCESS);
-  omniq_task_free(mine);
-  omniq_task_free(theirs);
+  assert_taken_over(a, mine, b, claim_it(b, id));
   th_be_free(b);
 }
 
@@ -174,15 +183,9 @@ static void test_a_run_retried_by_hand_and_claimed_elsewhere_is_refused(void **s
  * extension too. */
 static void test_the_same_handle_refuses_its_own_earlier_run(void **state) {
   th_be_t *a = *state;
-  char id[OMNIQ_ID_SIZE], holder[OMNIQ_ID_SIZE];
-  int prev = -1;
-  th_be_add(a, NULL, 0, th_be_now(a), id);
-  omniq_task_t *old = claim_it(a, id);
-  assert_int_equal(a->ops->cancel(a->b, id, th_be_now(a), &prev, a->err, sizeof a->err),
-                   OMNIQ_OK);
-  assert_int_equal(a->ops->retry(a->b, id, th_be_now(a), th_be_now(a), &prev, holder, a->err,
-                                 sizeof a->err),
-                   OMNIQ_OK);
+  char id[OMNIQ_ID_SIZE];
+  omniq_task_t *old = add_and_claim(a, id);
+  cancel_and_retry(a, a, id);
   omniq_task_t *now = claim_it(a, id);
   assert_int_equal(finish_many_one(a, old), OMNIQ_ESTATE);
   assert_int_equal(a->ops->extend_lease(a->b, id, now->token, th_be_now(a) + 90000, a->err,
@@ -201,8 +204,7 @@ static void test_the_same_handle_refuses_its_own_earlier_run(void **state) {
 static void test_a_slot_whose_time_moved_is_read_again(void **state) {
   th_be_t *a = *state;
   char id[OMNIQ_ID_SIZE], rel[128], path[2048];
-  th_be_add(a, NULL, 0, th_be_now(a), id);
-  omniq_task_t *mine = claim_it(a, id);
+  omniq_task_t *mine = add_and_claim(a, id);
   snprintf(rel, sizeof rel, "queue/running/%s.json", id);
   snprintf(path, sizeof path, "%s/%s", a->dir, rel);
   struct stat st;
