@@ -705,20 +705,10 @@ static void test_worker_run_stops_gracefully_on_sigterm(void **state) {
   th_gate_destroy(&ran);
 }
 
-/* The pool's clock frozen: time passes for the pool only as the test moves it. */
-static int setup_frozen(void **state) {
-  th_pool_clock_freeze();
-  return th_store_setup(state);
-}
-
-static int teardown_frozen(void **state) {
-  int rc = th_store_teardown(state);
-  th_pool_clock_thaw();
-  return rc;
-}
-
 #define T(name) cmocka_unit_test_setup_teardown(name, th_store_setup, th_store_teardown)
-#define T_FROZEN(name) cmocka_unit_test_setup_teardown(name, setup_frozen, teardown_frozen)
+/* The pool's clock frozen: time passes for the pool only as the test moves it. */
+#define T_FROZEN(name) \
+  cmocka_unit_test_setup_teardown(name, th_store_setup_frozen, th_store_teardown_frozen)
 #define T_FILE(name) cmocka_unit_test_prestate_setup_teardown(name, th_store_setup, th_store_teardown, "file")
 
 int main(void) {

@@ -199,19 +199,10 @@ static void test_deferred_job_abandoned_by_stop_can_still_be_completed(void **st
   th_gate_destroy(&s.got);
 }
 
-static int setup(void **state) {
-  th_pool_clock_freeze();
-  return th_store_setup(state);
-}
-
-static int teardown(void **state) {
-  int rc = th_store_teardown(state);
-  th_pool_clock_thaw();
-  return rc;
-}
-
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-#define T_FILE(name) cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, "file")
+#define T(name) cmocka_unit_test_setup_teardown(name, th_store_setup_frozen, th_store_teardown_frozen)
+#define T_FILE(name)                                                                         \
+  cmocka_unit_test_prestate_setup_teardown(name, th_store_setup_frozen, th_store_teardown_frozen, \
+                                           "file")
 
 int main(void) {
   const struct CMUnitTest tests[] = {

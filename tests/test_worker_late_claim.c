@@ -122,12 +122,6 @@ static int setup_on(void **state, const char *backend) {
 static int setup_slow(void **state) { return setup_on(state, "slow"); }
 static int setup_slow_ride(void **state) { return setup_on(state, "slow_ride"); }
 
-static int teardown(void **state) {
-  int rc = th_store_teardown(state);
-  th_pool_clock_thaw();
-  return rc;
-}
-
 /* One runner drains at most limit claims, which must return want; returns
  * the runs it counts. */
 static long drain(th_store_t *st, long limit, int want) {
@@ -215,14 +209,14 @@ static void test_task_not_started_is_given_back_and_runs_as_its_first_attempt(vo
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_task_whose_claim_answered_late_is_not_started,
-                                      setup_slow, teardown),
+                                      setup_slow, th_store_teardown_frozen),
       cmocka_unit_test_setup_teardown(test_task_claimed_by_a_report_answered_late_is_not_started,
-                                      setup_slow_ride, teardown),
+                                      setup_slow_ride, th_store_teardown_frozen),
       cmocka_unit_test_setup_teardown(test_task_claimed_by_a_batch_answered_late_is_not_started,
-                                      setup_slow, teardown),
+                                      setup_slow, th_store_teardown_frozen),
       cmocka_unit_test_setup_teardown(
           test_task_not_started_is_given_back_and_runs_as_its_first_attempt, setup_slow,
-          teardown),
+          th_store_teardown_frozen),
   };
   return cmocka_run_group_tests_name("worker late claims", tests, group_setup, NULL);
 }

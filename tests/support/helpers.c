@@ -42,6 +42,17 @@ void th_time_advance(th_clock_t *c, int64_t ms) {
   th_pool_clock_advance(ms);
 }
 
+int th_store_setup_frozen(void **state) {
+  th_pool_clock_freeze();
+  return th_store_setup(state);
+}
+
+int th_store_teardown_frozen(void **state) {
+  int rc = th_store_teardown(state);
+  th_pool_clock_thaw();
+  return rc;
+}
+
 int64_t th_clock_now(void *userdata) { return ((th_clock_t *)userdata)->now_ms; }
 
 void th_settings(omniq_settings_t *s, const char *backend, const char *dir, th_clock_t *clock) {

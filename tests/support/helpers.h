@@ -63,6 +63,10 @@ int th_store_setup(void **state);
 /* cmocka teardown: closes the handle, removes the directory (and a
  * postgres store's schema). */
 int th_store_teardown(void **state);
+/* th_store_setup and th_store_teardown with the pool's clock frozen
+ * (th_pool_clock_freeze) from before the store opens to after it closes. */
+int th_store_setup_frozen(void **state);
+int th_store_teardown_frozen(void **state);
 
 /* Claims at most one due task of the default queue through the engine, as
  * a worker would: the task (yours: omniq_task_free) or NULL. Fails the test
