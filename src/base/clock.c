@@ -38,6 +38,50 @@ int64_t omniq__pool_clock_us(void) {
 
 void omniq__set_pool_clock_us(int64_t (*fn)(void)) { atomic_store(&pool_clock_us, fn); }
 
+int64_t omniq__pool_ms(void) { return omniq__pool_clock_us() / 1000; }
+
+/* The watched pools, for omniq__pool_clock_moved. */
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static omniq__clock_watch_t *watches;
+
+void omniq__pool_clock_watch(omniq__clock_watch_t *w) {
+  pthread_mutex_lock(&watch_lock);
+  w->next = watches;
+  watches = w;
+  pthread_mutex_unlock(&watch_lock);
+}
+
+void omniq__pool_clock_unwatch(omniq__clock_watch_t *w) {
+  pthread_mutex_lock(&watch_lock);
+  for (omniq__clock_watch_t **pw = &watches; *pw != NULL; pw = &(*pw)->next)
+    if (*pw == w) {
+      *pw = w->next;
+      break;
+    }
+  pthread_mutex_unlock(&watch_lock);
+}
+
+void omniq__pool_clock_moved(void) {
+  pthread_mutex_lock(&watch_lock);
+  for (omniq__clock_watch_t *w = watches; w != NULL; w = w->next) {
+    pthread_mutex_lock(w->lock);
+    pthread_cond_broadcast(w->cond);
+    pthread_mutex_unlock(w->lock);
+  }
+  pthread_mutex_unlock(&watch_lock);
+}
+
+void omniq__pool_clock_wait(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t until_ms) {
+  if (until_ms == INT64_MAX) {
+    pthread_cond_wait(cond, lock);
+    return;
+  }
+  int64_t left = until_ms - omniq__pool_ms();
+  if (left <= 0) return;
+  struct timespec ts = omniq__mono_deadline(left);
+  pthread_cond_timedwait(cond, lock, &ts);
+}
+
 struct timespec omniq__mono_deadline(int64_t ms_from_now) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
