@@ -5,7 +5,8 @@
  * Every change to an existing task runs under its task lock (locks.h) and
  * goes through one slot, queue/running/<id>.json:
  *
- *   1. (cancel of a PENDING task only) rename pending/<q>/<name> to the slot.
+ *   1. (cancel of a PENDING task only) rename pending/<q>/<name> to the slot;
+ *      pending/<q>/ is synced with the commit's folders.
  *   2. Write the slot with the new task state and, when the transition
  *      stores a result, that result embedded as "commit_result". This write
  *      is the commit point: before it the old state holds, after it the new.
