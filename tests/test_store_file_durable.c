@@ -406,6 +406,23 @@ static void pending_folder(th_be_t *f, char sub[300]) {
   snprintf(sub, 300, "queue/pending/%s", q);
 }
 
+/* Cancels id, watching the folders a cancel changes (pending: the folder
+ * it is taken out of, or NULL for a RUNNING task); returns the status it
+ * had. */
+static int cancel_watched(th_be_t *f, const char *id, const char *pending) {
+  int prev = -1;
+  moves_t m = {.f = f, .id = id};
+  if (pending != NULL) watch_folder(&m, pending, 0);
+  watch_folder(&m, "queue/running", 0);
+  watch_folder(&m, "queue/cancelled", 1);
+  watch_folder(&m, "results", 1);
+  watch_start(&m);
+  th_be_ok(f->err, f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err));
+  assert_moves_synced(&m);
+  assert_true(th_be_has(f, "queue/cancelled", id));
+  return prev;
+}
+
 /* A cancel of a PENDING task takes its file out of pending/<q>/: that
  * folder is synced before the cancel returns, or a power loss brings the
  * task back beside its cancelled copy. */
@@ -413,19 +430,9 @@ static void test_a_cancel_of_a_pending_task_syncs_its_pending_folder(void **stat
   (void)state;
   th_be_t *f = th_be_new("file", 1);
   char id[OMNIQ_ID_SIZE], pending[300];
-  int prev = -1;
   th_be_add(f, NULL, 0, th_be_now(f), id);
   pending_folder(f, pending);
-  moves_t m = {.f = f, .id = id};
-  watch_folder(&m, pending, 0);
-  watch_folder(&m, "queue/running", 0);
-  watch_folder(&m, "queue/cancelled", 1);
-  watch_folder(&m, "results", 1);
-  watch_start(&m);
-  th_be_ok(f->err, f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err));
-  assert_moves_synced(&m);
-  assert_int_equal(prev, OMNIQ_PENDING);
-  assert_true(th_be_has(f, "queue/cancelled", id));
+  assert_int_equal(cancel_watched(f, id, pending), OMNIQ_PENDING);
   assert_false(holds_task(f, pending, id));
   th_be_free(f);
 }
@@ -436,18 +443,10 @@ static void test_a_cancel_of_a_running_task_syncs_both_ends(void **state) {
   th_be_t *f = th_be_new("file", 1);
   omniq_task_t **got;
   char id[OMNIQ_ID_SIZE];
-  int prev = -1;
   th_be_add(f, NULL, 0, th_be_now(f), id);
   assert_int_equal(th_be_claim(f, 1, &got), 1);
   omniq__tasks_free(got, 1);
-  moves_t m = {.f = f, .id = id};
-  watch_folder(&m, "queue/running", 0);
-  watch_folder(&m, "queue/cancelled", 1);
-  watch_folder(&m, "results", 1);
-  watch_start(&m);
-  th_be_ok(f->err, f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err));
-  assert_moves_synced(&m);
-  assert_int_equal(prev, OMNIQ_RUNNING);
+  assert_int_equal(cancel_watched(f, id, NULL), OMNIQ_RUNNING);
   th_be_free(f);
 }
 
