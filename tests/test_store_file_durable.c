@@ -517,6 +517,47 @@ static void test_a_rolled_forward_cancel_syncs_the_pending_folder(void **state) 
   th_be_free(f);
 }
 
+/* The test's sync call: the first round of folders fails, as a disk that
+ * reports EIO would (files' data is synced). */
+static int fail_first_folder_round(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  int *failed = ud;
+  for (size_t i = 0; i < n; i++)
+    if (items[i].dir && !*failed) {
+      *failed = 1;
+      return EIO;
+    }
+  for (size_t i = 0; i < n; i++)
+    if ((items[i].dir ? fsync(items[i].fd) : fdatasync(items[i].fd)) != 0) return errno;
+  return 0;
+}
+
+/* A cancel of a PENDING task whose commit is made but whose first folder
+ * round fails reports the failure and leaves the CANCELLED slot for a
+ * roll-forward: the slot is not put back into pending/<q>/, where a
+ * claimer would find a CANCELLED file and quarantine it. */
+static void test_a_cancel_whose_folder_sync_fails_leaves_its_slot_to_a_roll_forward(
+    void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  char id[OMNIQ_ID_SIZE], pending[300];
+  int prev = -1, failed = 0;
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  pending_folder(f, pending);
+  omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, fail_first_folder_round, &failed);
+  assert_int_not_equal(f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err),
+                       OMNIQ_OK);
+  omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, NULL, NULL);
+  assert_true(failed);
+  assert_false(holds_task(f, pending, id));
+  assert_true(th_be_has(f, "queue/running", id));
+  assert_int_equal(f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err),
+                   OMNIQ_ESTATE);
+  assert_int_equal(prev, OMNIQ_CANCELLED);
+  assert_true(th_be_has(f, "queue/cancelled", id));
+  assert_int_equal(th_be_count(f, "quarantine"), 0);
+  th_be_free(f);
+}
+
 /* ---- a crash right after the report ------------------------------------------ */
 
 /* fsync stays on: the durable path is the one under test. */
@@ -543,6 +584,7 @@ int main(void) {
       cmocka_unit_test(test_a_cancel_of_a_running_task_syncs_both_ends),
       cmocka_unit_test(test_a_retry_by_hand_syncs_the_terminal_and_the_pending_folder),
       cmocka_unit_test(test_a_rolled_forward_cancel_syncs_the_pending_folder),
+      cmocka_unit_test(test_a_cancel_whose_folder_sync_fails_leaves_its_slot_to_a_roll_forward),
       cmocka_unit_test_setup_teardown(test_what_was_reported_survives_a_sigkill_right_after,
                                       setup, th_store_teardown),
   };

@@ -528,6 +528,17 @@ int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t
   return rc;
 }
 
+/* Whether id's slot holds a PENDING file (a transition that has not
+ * committed yet); 0 when it cannot be read. */
+static int slot_is_pending(omniq__fs_t *fs, const char *id, const char *idname) {
+  char e[OMNIQ__ERRMSG_MAX];
+  omniq_task_t *t = NULL;
+  int pending = omniq__frec_read(fs->running_fd, idname, id, &t, NULL, e, sizeof e) == OMNIQ_OK &&
+                t->status == OMNIQ_PENDING;
+  omniq_task_free(t);
+  return pending;
+}
+
 int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
                      char *err, size_t errlen) {
   omniq__fs_t *fs = backend;
@@ -574,8 +585,10 @@ int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int 
     /* The commit did not happen (a full disk, no memory): the slot still
      * holds the PENDING file. Put it back now, as a claim does, rather than
      * leave it counted as RUNNING and out of claimers' reach until a
-     * recovery runs. */
-    if (rc != OMNIQ_OK && at == OMNIQ__AT_PENDING)
+     * recovery runs. A commit made whose folder sync failed leaves a
+     * CANCELLED slot: that one stays for a roll-forward (in pending/ a
+     * claimer would take it for a damaged file). */
+    if (rc != OMNIQ_OK && at == OMNIQ__AT_PENDING && slot_is_pending(fs, id, idname))
       renameat(fs->running_fd, idname, qfd, p.name);
     else if (rc == OMNIQ_OK && at == OMNIQ__AT_PENDING)
       omniq__fidx_forget(fs->idx, id);
