@@ -18,7 +18,10 @@
  * have been in a synced results/ before the task's file leaves the slot
  * (its only other copy), and every folder the finished task and its
  * result live in must be synced before the finish returns; a delete
- * syncs the result's removal before it removes the task. */
+ * syncs the result's removal before it removes the task; a cancel and a
+ * retry by hand sync every folder they took the task out of or put it
+ * in, after the move, once each. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -322,6 +325,239 @@ static void test_a_delete_syncs_the_results_removal_before_the_tasks(void **stat
   th_be_free(f);
 }
 
+/* ---- the folders a cancel and a retry by hand sync --------------------------- */
+
+/* One folder a call must leave synced: whether a round synced it while
+ * the task was (present) or was not (!present) in it, and how many
+ * rounds synced it at all (running/ is synced by both rounds of a
+ * transition, at the commit and after the move; any other folder once). */
+typedef struct folder_watch {
+  const char *sub;
+  ino_t ino;
+  int present, synced, rounds, once;
+} folder_watch_t;
+
+typedef struct moves {
+  th_be_t *f;
+  const char *id;
+  folder_watch_t w[4];
+  int n;
+} moves_t;
+
+/* Whether a name in dir/sub holds id ("<id>.json", or a pending file's
+ * "<priority>-<eta>-<id>.json"). */
+static int holds_task(const th_be_t *f, const char *sub, const char *id) {
+  char path[2048];
+  int found = 0;
+  snprintf(path, sizeof path, "%s/%s", f->dir, sub);
+  DIR *d = opendir(path);
+  assert_non_null(d);
+  for (struct dirent *de; !found && (de = readdir(d)) != NULL;)
+    found = strstr(de->d_name, id) != NULL;
+  closedir(d);
+  return found;
+}
+
+static void watch_folder(moves_t *m, const char *sub, int present) {
+  folder_watch_t *w = &m->w[m->n++];
+  *w = (folder_watch_t){.sub = sub,
+                        .ino = ino_of(m->f, sub),
+                        .present = present,
+                        .once = strcmp(sub, "queue/running") != 0};
+}
+
+static int watch_moves(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  moves_t *m = ud;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (!items[i].dir || fstat(items[i].fd, &st) != 0) continue;
+    for (int k = 0; k < m->n; k++) {
+      folder_watch_t *w = &m->w[k];
+      if (st.st_ino != w->ino) continue;
+      w->rounds++;
+      if (holds_task(m->f, w->sub, m->id) == w->present) w->synced = 1;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((items[i].dir ? fsync(items[i].fd) : fdatasync(items[i].fd)) != 0) return errno;
+  return 0;
+}
+
+static void watch_start(moves_t *m) {
+  omniq__fsyncq_set_fn(((omniq__fs_t *)m->f->b)->io.syncq, watch_moves, m);
+}
+
+/* Every watched folder was synced after the move (running/: after the
+ * task left it), by one round unless it is running/. */
+static void assert_moves_synced(const moves_t *m) {
+  omniq__fsyncq_set_fn(((omniq__fs_t *)m->f->b)->io.syncq, NULL, NULL);
+  for (int k = 0; k < m->n; k++) {
+    if (!m->w[k].synced || (m->w[k].once && m->w[k].rounds != 1))
+      fail_msg("%s: synced after the move %d, in %d rounds", m->w[k].sub, m->w[k].synced,
+               m->w[k].rounds);
+  }
+}
+
+/* The pending folder of the one queue the test's tasks are in. */
+static void pending_folder(th_be_t *f, char sub[300]) {
+  char q[256];
+  th_be_only_name(f, "queue/pending", q);
+  assert_true(q[0] != '\0');
+  snprintf(sub, 300, "queue/pending/%s", q);
+}
+
+/* Cancels id, watching the folders a cancel changes (pending: the folder
+ * it is taken out of, or NULL for a RUNNING task); returns the status it
+ * had. */
+static int cancel_watched(th_be_t *f, const char *id, const char *pending) {
+  int prev = -1;
+  moves_t m = {.f = f, .id = id};
+  if (pending != NULL) watch_folder(&m, pending, 0);
+  watch_folder(&m, "queue/running", 0);
+  watch_folder(&m, "queue/cancelled", 1);
+  watch_folder(&m, "results", 1);
+  watch_start(&m);
+  th_be_ok(f->err, f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err));
+  assert_moves_synced(&m);
+  assert_true(th_be_has(f, "queue/cancelled", id));
+  return prev;
+}
+
+/* A cancel of a PENDING task takes its file out of pending/<q>/: that
+ * folder is synced before the cancel returns, or a power loss brings the
+ * task back beside its cancelled copy. */
+static void test_a_cancel_of_a_pending_task_syncs_its_pending_folder(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  char id[OMNIQ_ID_SIZE], pending[300];
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  pending_folder(f, pending);
+  assert_int_equal(cancel_watched(f, id, pending), OMNIQ_PENDING);
+  assert_false(holds_task(f, pending, id));
+  th_be_free(f);
+}
+
+/* A cancel of a RUNNING task: the slot's folder and the terminal one. */
+static void test_a_cancel_of_a_running_task_syncs_both_ends(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  omniq_task_t **got;
+  char id[OMNIQ_ID_SIZE];
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  omniq__tasks_free(got, 1);
+  assert_int_equal(cancel_watched(f, id, NULL), OMNIQ_RUNNING);
+  th_be_free(f);
+}
+
+/* A retry by hand removes the terminal file and puts the task in
+ * pending/<q>/: both folders are synced before it returns, or a power
+ * loss leaves the task cancelled as well as pending. */
+static void test_a_retry_by_hand_syncs_the_terminal_and_the_pending_folder(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  char id[OMNIQ_ID_SIZE], holder[OMNIQ_ID_SIZE], pending[300];
+  int prev = -1;
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  pending_folder(f, pending);
+  th_be_ok(f->err, f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err));
+  moves_t m = {.f = f, .id = id};
+  watch_folder(&m, pending, 1);
+  watch_folder(&m, "queue/running", 0);
+  watch_folder(&m, "queue/cancelled", 0);
+  watch_start(&m);
+  th_be_ok(f->err, f->ops->retry(f->b, id, th_be_now(f), th_be_now(f), &prev, holder, f->err,
+                                 sizeof f->err));
+  assert_moves_synced(&m);
+  assert_int_equal(prev, OMNIQ_CANCELLED);
+  assert_true(holds_task(f, pending, id));
+  th_be_free(f);
+}
+
+/* The test's sync call in a child: the process dies as the first round
+ * of folders begins (a cancel's commit is made, nothing after it synced). */
+static int die_at_first_folder_round(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  (void)ud;
+  for (size_t i = 0; i < n; i++)
+    if (items[i].dir) _exit(0);
+  for (size_t i = 0; i < n; i++)
+    if (fdatasync(items[i].fd) != 0) return errno;
+  return 0;
+}
+
+/* A cancel of a PENDING task that died after its commit leaves the
+ * CANCELLED slot, its pending folder never synced: the roll-forward that
+ * finishes the cancel syncs that folder too. */
+static void test_a_rolled_forward_cancel_syncs_the_pending_folder(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  char id[OMNIQ_ID_SIZE], pending[300];
+  int prev = -1, status = -1;
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  pending_folder(f, pending);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, die_at_first_folder_round, NULL);
+    f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err);
+    _exit(1); /* the round above never came */
+  }
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_true(th_be_has(f, "queue/running", id));
+  moves_t m = {.f = f, .id = id};
+  watch_folder(&m, pending, 0);
+  watch_folder(&m, "queue/cancelled", 1);
+  watch_start(&m);
+  assert_int_equal(f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err),
+                   OMNIQ_ESTATE);
+  assert_moves_synced(&m);
+  assert_int_equal(prev, OMNIQ_CANCELLED);
+  assert_false(th_be_has(f, "queue/running", id));
+  th_be_free(f);
+}
+
+/* The test's sync call: the first round of folders fails, as a disk that
+ * reports EIO would (files' data is synced). */
+static int fail_first_folder_round(const omniq__fsync_item_t *items, size_t n, void *ud) {
+  int *failed = ud;
+  for (size_t i = 0; i < n; i++)
+    if (items[i].dir && !*failed) {
+      *failed = 1;
+      return EIO;
+    }
+  for (size_t i = 0; i < n; i++)
+    if ((items[i].dir ? fsync(items[i].fd) : fdatasync(items[i].fd)) != 0) return errno;
+  return 0;
+}
+
+/* A cancel of a PENDING task whose commit is made but whose first folder
+ * round fails reports the failure and leaves the CANCELLED slot for a
+ * roll-forward: the slot is not put back into pending/<q>/, where a
+ * claimer would find a CANCELLED file and quarantine it. */
+static void test_a_cancel_whose_folder_sync_fails_leaves_its_slot_to_a_roll_forward(
+    void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 1);
+  char id[OMNIQ_ID_SIZE], pending[300];
+  int prev = -1, failed = 0;
+  th_be_add(f, NULL, 0, th_be_now(f), id);
+  pending_folder(f, pending);
+  omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, fail_first_folder_round, &failed);
+  assert_int_not_equal(f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err),
+                       OMNIQ_OK);
+  omniq__fsyncq_set_fn(((omniq__fs_t *)f->b)->io.syncq, NULL, NULL);
+  assert_true(failed);
+  assert_false(holds_task(f, pending, id));
+  assert_true(th_be_has(f, "queue/running", id));
+  assert_int_equal(f->ops->cancel(f->b, id, th_be_now(f), &prev, f->err, sizeof f->err),
+                   OMNIQ_ESTATE);
+  assert_int_equal(prev, OMNIQ_CANCELLED);
+  assert_true(th_be_has(f, "queue/cancelled", id));
+  assert_int_equal(th_be_count(f, "quarantine"), 0);
+  th_be_free(f);
+}
+
 /* ---- a crash right after the report ------------------------------------------ */
 
 /* fsync stays on: the durable path is the one under test. */
@@ -344,6 +580,11 @@ int main(void) {
       cmocka_unit_test(test_finish_many_syncs_results_before_a_task_leaves_its_slot),
       cmocka_unit_test(test_one_finish_syncs_its_result_before_its_task_leaves_the_slot),
       cmocka_unit_test(test_a_delete_syncs_the_results_removal_before_the_tasks),
+      cmocka_unit_test(test_a_cancel_of_a_pending_task_syncs_its_pending_folder),
+      cmocka_unit_test(test_a_cancel_of_a_running_task_syncs_both_ends),
+      cmocka_unit_test(test_a_retry_by_hand_syncs_the_terminal_and_the_pending_folder),
+      cmocka_unit_test(test_a_rolled_forward_cancel_syncs_the_pending_folder),
+      cmocka_unit_test(test_a_cancel_whose_folder_sync_fails_leaves_its_slot_to_a_roll_forward),
       cmocka_unit_test_setup_teardown(test_what_was_reported_survives_a_sigkill_right_after,
                                       setup, th_store_teardown),
   };

@@ -82,10 +82,13 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
  * omniq_runs_t, or -1), the file moved and its marker filed (hint: the
  * status it had). t's lock is held and its old file is in the slot, or was
  * a terminal file (a retry by hand: the copy is removed before the move).
+ * from_fd: the pending folder the task was renamed out of to reach the
+ * slot (a cancel of a PENDING task), synced with the commit; -1 for none.
  * Once the slot is written the call succeeds; what follows is finished by a
  * roll-forward if it fails. */
 int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
-                     const omniq_result_t *r, int runs, int hint, char *err, size_t errlen);
+                     const omniq_result_t *r, int runs, int hint, int from_fd, char *err,
+                     size_t errlen);
 /* A transition split in three, for operations of many tasks that make
  * the data of all in one sync round and each folder once (finish_many):
  * _stage encodes t's new state (as omniq__fs_commit) and stages the slot

@@ -87,7 +87,7 @@ static int retry_locked(omniq__fs_t *fs, const char *id, int64_t eta, int *prev,
     t->finished_at_ms = 0;
     t->lease_until_ms = 0;
     t->eta_ms = eta;
-    rc = omniq__fs_commit(fs, t, idname, NULL, -1, *prev, err, errlen);
+    rc = omniq__fs_commit(fs, t, idname, NULL, -1, *prev, -1, err, errlen);
     /* After the commit: a crash before this leaves a stale finish-time
      * marker, which retention checks against the task and drops. */
     if (rc == OMNIQ_OK && omniq__fname_qdir(t->queue, qdir) == OMNIQ_OK)

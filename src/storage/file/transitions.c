@@ -5,7 +5,8 @@
  * Every change to an existing task runs under its task lock (locks.h) and
  * goes through one slot, queue/running/<id>.json:
  *
- *   1. (cancel of a PENDING task only) rename pending/<q>/<name> to the slot.
+ *   1. (cancel of a PENDING task only) rename pending/<q>/<name> to the slot;
+ *      pending/<q>/ is synced with the commit's folders.
  *   2. Write the slot with the new task state and, when the transition
  *      stores a result, that result embedded as "commit_result". This write
  *      is the commit point: before it the old state holds, after it the new.
@@ -55,10 +56,16 @@ int omniq__fs_exists_outside_pending(omniq__fs_t *fs, const char *idname) {
 /* A PENDING task lives in pending/ only. A retry by hand writes its slot
  * while the terminal file is still in place; the copy goes before the task
  * moves, here or in a roll-forward. Only a task whose attempts start again
- * can have one (a retry by hand, or an interval or cron re-arm). */
-static void drop_done_copies(omniq__fs_t *fs, const omniq_task_t *t, const char *idname) {
-  if (t->status != OMNIQ_PENDING || t->attempts != 0) return;
-  for (int k = 0; k < OMNIQ__FS_NDONE; k++) unlinkat(fs->done_fd[k], idname, 0);
+ * can have one (a retry by hand, or an interval or cron re-arm). Returns
+ * the terminal folders a copy was removed from, one bit each: the caller
+ * syncs them once the task is durable in pending/ (a power loss must not
+ * leave it in neither folder, nor in both). */
+static unsigned drop_done_copies(omniq__fs_t *fs, const omniq_task_t *t, const char *idname) {
+  unsigned changed = 0;
+  if (t->status != OMNIQ_PENDING || t->attempts != 0) return 0;
+  for (int k = 0; k < OMNIQ__FS_NDONE; k++)
+    if (unlinkat(fs->done_fd[k], idname, 0) == 0) changed |= 1u << k;
+  return changed;
 }
 
 /* Step 4: moves the slot to where t's state lives. A pending file must not
@@ -72,7 +79,7 @@ static int move_out(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t 
   if (t->status == OMNIQ_PENDING) {
     omniq__pending_t p;
     int qfd;
-    drop_done_copies(fs, t, idname);
+    unsigned dropped = drop_done_copies(fs, t, idname);
     if (rec->result != NULL || rec->runs >= 0)
       rc = omniq__frec_write_slot(io, fs->running_fd, idname, rec, err, errlen);
     if (rc == OMNIQ_OK) rc = omniq__fidx_queue(fs->idx, t->queue, 1, qdir, err, errlen);
@@ -84,6 +91,8 @@ static int move_out(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t 
                             idname, qdir);
     if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(io, qfd, err, errlen);
     close(qfd);
+    for (int k = 0; k < OMNIQ__FS_NDONE && rc == OMNIQ_OK; k++)
+      if (dropped & (1u << k)) rc = omniq__fio_sync_dir(io, fs->done_fd[k], err, errlen);
     if (rc == OMNIQ_OK) rc = omniq__fio_sync_dir(io, fs->running_fd, err, errlen);
     if (rc != OMNIQ_OK) return rc;
     omniq__fidx_announce(fs->idx, &p, 1);
@@ -145,6 +154,25 @@ static int move_and_mark(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_ta
   return rc;
 }
 
+/* A cancel of a PENDING task took it out of its pending folder (step 1)
+ * and may have died before that folder was synced: a roll-forward of a
+ * CANCELLED slot syncs it once the cancelled copy is durable, so a power
+ * loss cannot bring the old entry back beside it. (A cancel of a RUNNING
+ * task leaves the same slot; the sync then changes nothing.) */
+static int sync_source(omniq__fs_t *fs, const omniq_task_t *t, char *err, size_t errlen) {
+  char qdir[OMNIQ__QDIR_SIZE];
+  int qfd;
+  if (t->status != OMNIQ_CANCELLED || omniq__fname_qdir(t->queue, qdir) != OMNIQ_OK)
+    return OMNIQ_OK;
+  qfd = openat(fs->pending_fd, qdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (qfd < 0 && errno == ENOENT) return OMNIQ_OK; /* no folder: nothing was taken from it */
+  if (qfd < 0)
+    return omniq__fio_errno(errno, err, errlen, "file store: opening queue/pending/%s", qdir);
+  int rc = omniq__fio_sync_dir(&fs->io, qfd, err, errlen);
+  close(qfd);
+  return rc;
+}
+
 int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, char *err,
                            size_t errlen) {
   omniq_task_t *t;
@@ -171,6 +199,7 @@ int omniq__fs_roll_forward(omniq__fs_t *fs, const char *id, const char *idname, 
       rc = omniq__ftotals_flush(fs, err, errlen);
     if (rc == OMNIQ_OK)
       rc = move_and_mark(fs, &fs->io, t, idname, &rec, OMNIQ_RUNNING, err, errlen);
+    if (rc == OMNIQ_OK) rc = sync_source(fs, t, err, errlen);
     omniq__frec_free(&rec);
     if (rc == OMNIQ_OK)
       omniq__log(&fs->log, OMNIQ_LOG_INFO, "storage.recovered", id,
@@ -316,9 +345,11 @@ void omniq__fs_move(omniq__fs_t *fs, const omniq__fio_t *io, const omniq_task_t 
 
 /* Steps 2-4 for t's new state (lock held, t's file in the slot): runs is
  * the running total a finish adds to (-1 for none), hint the status the
- * task had (where its marker is). */
+ * task had (where its marker is), from_fd the queue folder step 1 took the
+ * task out of (-1: none). */
 int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
-                      const omniq_result_t *r, int runs, int hint, char *err, size_t errlen) {
+                     const omniq_result_t *r, int runs, int hint, int from_fd, char *err,
+                     size_t errlen) {
   omniq__fs_staged_t staged;
   int rc = omniq__fs_stage(&fs->io, t, r, runs, &staged, err, errlen);
   if (rc != OMNIQ_OK) return rc;
@@ -330,6 +361,14 @@ int omniq__fs_commit(omniq__fs_t *fs, const omniq_task_t *t, const char *idname,
   omniq__fio_dirs_t later = OMNIQ__FIO_DIRS_INIT;
   omniq__fio_t io = fs->io;
   io.defer = &later;
+  /* Step 1's source joins the first round: once the commit is durable,
+   * so is the task's absence from its old folder, and a power loss
+   * cannot bring the old entry back beside the new state. */
+  if (from_fd >= 0 && (rc = omniq__fio_sync_dir(&io, from_fd, err, errlen)) != OMNIQ_OK) {
+    omniq__fs_unstage(fs, &staged);
+    omniq__fio_dirs_drop(&later);
+    return rc;
+  }
   rc = omniq__fs_apply(fs, &io, t, idname, &staged, err, errlen);
   /* The commit is only a commit once running/ is synced: a failure here
    * is the caller's, and the slot is left for a roll-forward. */
@@ -424,7 +463,7 @@ int omniq__fs_finish(void *backend, const omniq_decision_t *d, char *err, size_t
   if ((rc = omniq__flock_take(&fs->locks, d->id, err, errlen)) != OMNIQ_OK) return rc;
   rc = omniq__fs_decide(fs, d, idname, &t, err, errlen);
   if (rc == OMNIQ_OK)
-    rc = omniq__fs_commit(fs, t, idname, d->result, d->runs, OMNIQ_RUNNING, err, errlen);
+    rc = omniq__fs_commit(fs, t, idname, d->result, d->runs, OMNIQ_RUNNING, -1, err, errlen);
   omniq__flock_release(&fs->locks, d->id);
   omniq_task_free(t);
   return rc;
@@ -450,7 +489,7 @@ int omniq__fs_release(void *backend, const char *id, int64_t token, char *err, s
     t->attempts = t->attempts > 0 ? t->attempts - 1 : 0;
     t->token++;
     t->lease_until_ms = 0;
-    rc = omniq__fs_commit(fs, t, idname, NULL, -1, OMNIQ_RUNNING, err, errlen);
+    rc = omniq__fs_commit(fs, t, idname, NULL, -1, OMNIQ_RUNNING, -1, err, errlen);
   }
   omniq__flock_release(&fs->locks, id);
   omniq_task_free(t);
@@ -487,6 +526,17 @@ int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t
   omniq__flock_release(&fs->locks, id);
   omniq_task_free(t);
   return rc;
+}
+
+/* Whether id's slot holds a PENDING file (a transition that has not
+ * committed yet); 0 when it cannot be read. */
+static int slot_is_pending(omniq__fs_t *fs, const char *id, const char *idname) {
+  char e[OMNIQ__ERRMSG_MAX];
+  omniq_task_t *t = NULL;
+  int pending = omniq__frec_read(fs->running_fd, idname, id, &t, NULL, e, sizeof e) == OMNIQ_OK &&
+                t->status == OMNIQ_PENDING;
+  omniq_task_free(t);
+  return pending;
 }
 
 int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
@@ -531,12 +581,14 @@ int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int 
     int was = t->status;
     t->status = OMNIQ_CANCELLED;
     t->finished_at_ms = finished_at_ms;
-    rc = omniq__fs_commit(fs, t, idname, &r, -1, was, err, errlen);
+    rc = omniq__fs_commit(fs, t, idname, &r, -1, was, qfd, err, errlen);
     /* The commit did not happen (a full disk, no memory): the slot still
      * holds the PENDING file. Put it back now, as a claim does, rather than
      * leave it counted as RUNNING and out of claimers' reach until a
-     * recovery runs. */
-    if (rc != OMNIQ_OK && at == OMNIQ__AT_PENDING)
+     * recovery runs. A commit made whose folder sync failed leaves a
+     * CANCELLED slot: that one stays for a roll-forward (in pending/ a
+     * claimer would take it for a damaged file). */
+    if (rc != OMNIQ_OK && at == OMNIQ__AT_PENDING && slot_is_pending(fs, id, idname))
       renameat(fs->running_fd, idname, qfd, p.name);
     else if (rc == OMNIQ_OK && at == OMNIQ__AT_PENDING)
       omniq__fidx_forget(fs->idx, id);
