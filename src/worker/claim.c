@@ -30,9 +30,10 @@
  * the hold's start to its end. The leader meanwhile claims only once the
  * work wake-up generation moves past the one read before the latest held
  * claim (pool.c, lead): new work starts at once beside the holder. A run
- * over HOLD_RUN_US, a stop, or a held run the leader finds still going
- * past HOLD_RUN_US (it looks every HOLD_LOOK_MS) share what is held with
- * every runner. Held jobs are on `ready` and on the in-flight list like
+ * over HOLD_RUN_US, a stop, or a held run the keeper finds still going
+ * past HOLD_RUN_US (it looks every HOLD_LOOK_MS while anyone holds,
+ * omniq__hold_look, on the timer it keeps for the batch) share what is
+ * held with every runner. Held jobs are on `ready` and on the in-flight list like
  * any claimed job: leases, cancels, the lease margin and give-back treat
  * them alike.
  *
@@ -122,6 +123,17 @@ int omniq__hold_share_stalled(pool_t *p) {
       shared |= omniq__hold_share(p, i) > 0;
   }
   return shared;
+}
+
+int omniq__hold_look(pool_t *p, int64_t now_ms) {
+  /* No one holds (a hold riding to its next claim counts), or no other
+   * runner could take what is held: no look, until a hold starts. */
+  if (p->nholders + p->hold_riders == 0 || p->concurrency < 2) {
+    p->look_due_ms = 0;
+    return 0;
+  }
+  p->look_due_ms = now_ms + HOLD_LOOK_MS;
+  return omniq__hold_share_stalled(p) && p->hold_waiting;
 }
 
 int omniq__may_claim(const pool_t *p) {
@@ -219,6 +231,11 @@ int omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms, 
     p->nholders++;
     p->busy++; /* until the hold ends: its slot is taken */
     p->hold_gen = gen;
+    /* The keeper looks for held runs that last from now on. */
+    if (p->look_due_ms == 0 && p->concurrency > 1) {
+      p->look_due_ms = now + HOLD_LOOK_MS;
+      if (omniq__timers_arm(p)) pthread_cond_broadcast(&p->cond);
+    }
   }
   return hold;
 }
