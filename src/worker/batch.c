@@ -157,8 +157,12 @@ omniq__outcome_t *omniq__batch_take(pool_t *p) {
   p->pending = NULL;
   p->pending_tail = &p->pending;
   p->npending = 0;
+  /* The keeper's timer stays set: it wakes then, finds nothing due and
+   * sets it for the next batch. Cleared here, a keeper that woke while
+   * a batch commits (a ride's commit is most of a cycle of short runs)
+   * slept until the next batch's first outcome woke it: two wake-ups
+   * every BATCH_DELAY_MS where one does. */
   p->batch_due_ms = 0;
-  omniq__timers_arm(p); /* later or none: the keeper need not wake for it */
   return list;
 }
 
