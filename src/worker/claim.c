@@ -22,15 +22,16 @@
  * once per task.
  *
  * Holding: with claiming ahead, while runs are very short (HOLD_AFTER runs
- * in a row of at most HOLD_RUN_US, the pool's microsecond clock), the
+ * in a row of at most HOLD_RUN_US, the pool's microsecond clock, one
+ * longer run forgiven after HOLD_CREDIT short ones), the
  * runner that claims holds its claim: the jobs stay on `ready` marked with
  * its slot, only it takes them, and no other runner is woken for them (a
  * wake-up and a hand-off to another core cost more than such a run, and
  * the store commits one writer at a time). A holder counts as busy from
  * the hold's start to its end. The leader meanwhile claims only once the
  * work wake-up generation moves past the one read before the latest held
- * claim (pool.c, lead): new work starts at once beside the holder. A run
- * over HOLD_RUN_US, a stop, or a held run the keeper finds still going
+ * claim (pool.c, lead): new work starts at once beside the holder. Runs
+ * over HOLD_RUN_US (omniq__hold_count), a stop, or a held run the keeper finds still going
  * past HOLD_RUN_US (it looks every HOLD_LOOK_MS while anyone holds,
  * omniq__hold_look, on the timer it keeps for the batch) share what is
  * held with every runner. Held jobs are on `ready` and on the in-flight list like
@@ -84,6 +85,20 @@ omniq_job_t *omniq__ready_take(pool_t *p, int slot) {
 
 int omniq__ready_for(const pool_t *p, int slot) {
   return p->holds[slot].n > 0 ? p->holds[slot].n : p->nready - p->nheld;
+}
+
+int omniq__hold_count(int runs, int64_t us) {
+  if (us <= HOLD_RUN_US) return runs < HOLD_CREDIT ? runs + 1 : HOLD_CREDIT;
+  /* One run over the threshold after HOLD_CREDIT short ones in a row keeps
+   * HOLD_AFTER: holding goes on, and a second before HOLD_AFTER more short
+   * runs ends it. Under load a runner descheduled in the middle of a
+   * run of a few microseconds makes that run look long; ending the hold
+   * for it woke every runner, handed the held tasks around and moved the
+   * next hold to another thread, a dozen times or more per 100,000
+   * no-op tasks with four runners. A handler that blocks is shared all the
+   * same by the keeper's look (omniq__hold_look), and runs that are long
+   * end holding at the second. */
+  return runs >= HOLD_CREDIT ? HOLD_AFTER : 0;
 }
 
 int omniq__hold_short(const pool_t *p) {

@@ -61,6 +61,12 @@ omniq_job_t *omniq__ready_take(omniq_worker_t *p, int slot);
 /* How many jobs on `ready` slot's runner may take now. p->lock held. */
 int omniq__ready_for(const omniq_worker_t *p, int slot);
 
+/* The count of short runs (pool->hold_runs) after a run of `us`
+ * microseconds by the pool clock: one more if it took no longer than
+ * HOLD_RUN_US (up to HOLD_CREDIT), else HOLD_AFTER if it came after
+ * HOLD_CREDIT short ones in a row (holding goes on), else 0. */
+int omniq__hold_count(int runs, int64_t us);
+
 /* Are runs short enough to hold what a claim brings? p->lock held. */
 int omniq__hold_short(const omniq_worker_t *p);
 

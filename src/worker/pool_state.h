@@ -36,9 +36,13 @@
 /* Holding: a runner that claims while runs are very short keeps what it
  * claimed and runs it all itself, waking no other runner (claim.c). "Very
  * short": the last HOLD_AFTER runs each took no longer than HOLD_RUN_US by
- * the pool's clock (omniq__pool_clock_us). docs/workers.md says why 10. */
+ * the pool's clock (omniq__pool_clock_us). docs/workers.md says why 10.
+ * One longer run after HOLD_CREDIT short ones in a row does not end a
+ * hold: on a busy machine that is a runner descheduled in mid-run, not
+ * runs turning long (omniq__hold_count). */
 #define HOLD_RUN_US 10
 #define HOLD_AFTER 4
+#define HOLD_CREDIT (2 * HOLD_AFTER)
 /* While runners hold, the keeper looks this often for a held run that has
  * lasted past HOLD_RUN_US, and shares what that runner holds: a run that
  * turns out long (a handler that blocks) delays the tasks held behind it
@@ -69,7 +73,8 @@ struct omniq_worker {
                  * never in drain mode, which runs every task it claimed */
   int ahead_ok; /* may claim ahead of its free slots (batch and release) */
   int short_runs; /* runs in a row no longer than SHORT_RUN_MS, up to AHEAD_MAX */
-  int hold_runs;  /* runs in a row no longer than HOLD_RUN_US, up to HOLD_AFTER */
+  int hold_runs;  /* runs in a row no longer than HOLD_RUN_US, up to HOLD_CREDIT
+                   * (omniq__hold_count) */
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
