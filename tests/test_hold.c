@@ -119,7 +119,37 @@ static int blip(omniq_job_t *job, void *ud) {
   return OMNIQ_OK;
 }
 
+/* The held claim's last two runs are long, so its hold ends with nothing
+ * left to share and runs no longer short; every task after the claim
+ * then waits until runs on two threads have started. */
+static atomic_int claim_size;
+static int tail(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  int seq = atomic_fetch_add(&runs, 1);
+  if (seq == 0) {
+    pthread_mutex_lock(&under_test->lock);
+    atomic_store(&claim_size, under_test->nheld + 1);
+    pthread_mutex_unlock(&under_test->lock);
+  }
+  int size = atomic_load(&claim_size);
+  if (seq >= size - 2 && seq < size) atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
+  if (seq >= size) {
+    pthread_mutex_lock(&seen_lock);
+    int known = 0;
+    for (int i = 0; i < nthreads; i++) known |= pthread_equal(heavy_threads[i], pthread_self());
+    if (!known && nthreads < HELD) {
+      heavy_threads[nthreads++] = pthread_self();
+      if (nthreads == 2) th_gate_add(&two_threads, 1);
+    }
+    pthread_mutex_unlock(&seen_lock);
+    th_gate_wait(&two_threads, 1, TH_WAIT_MS);
+  }
+  th_gate_add(&done, 1);
+  return OMNIQ_OK;
+}
+
 static const th_handler_t handlers[] = {{"blip", blip},
+                                        {"tail", tail},
                                         {"quick", quick},
                                         {"held", held},
                                         {"newcomer", newcomer},
@@ -154,19 +184,20 @@ static void enqueue_many(omniq_t *oq, const char *func, size_t n) {
 }
 
 /* A pool of n whose runs have been short: the claim under test is held
- * by whichever runner makes it. */
-static omniq_worker_t *warm_pool_of(omniq_t *oq, int n) {
+ * by whichever runner makes it. poll_ms: its poll, 0 for the default. */
+static omniq_worker_t *warm_pool_of(omniq_t *oq, int n, int64_t poll_ms) {
   omniq_worker_opts_t o;
   omniq_worker_t *w = NULL;
   omniq_worker_opts_init(&o);
   o.concurrency = n;
+  if (poll_ms > 0) o.poll_interval_ms = poll_ms;
   th_ok(oq, omniq_worker_start(oq, &o, &w));
   enqueue_many(oq, "quick", WARM);
   assert_true(th_gate_wait(&warm_done, WARM, TH_WAIT_MS));
   return w;
 }
 
-static omniq_worker_t *warm_pool(omniq_t *oq) { return warm_pool_of(oq, 2); }
+static omniq_worker_t *warm_pool(omniq_t *oq) { return warm_pool_of(oq, 2, 0); }
 
 static void test_short_runs_are_held_and_new_work_starts_beside_the_holder(void **state) {
   th_store_t *st = *state;
@@ -220,7 +251,7 @@ static void test_the_count_of_short_runs_forgives_one_long_run(void **state) {
  * holds. */
 static void test_one_long_run_among_short_ones_does_not_end_the_hold(void **state) {
   th_store_t *st = *state;
-  omniq_worker_t *w = warm_pool_of(st->oq, 1);
+  omniq_worker_t *w = warm_pool_of(st->oq, 1, 0);
   under_test = w;
   enqueue_many(st->oq, "blip", HELD);
   assert_true(th_gate_wait(&done, HELD, TH_WAIT_MS));
@@ -235,6 +266,25 @@ static void test_a_held_run_that_turns_out_long_shares_what_its_runner_holds(voi
   assert_int_equal(th_gate_get(&other_ran), HELD - 1);
 }
 
+/* A hold that ends once runs turned long, with tasks still due that its
+ * claim left (it took what the claim-ahead allowance let it): the idle
+ * runner, which waited for new work while the hold lasted, claims them
+ * at once beside the one that held, not at its next poll (a minute here,
+ * longer than the bounded waits). */
+static void test_the_idle_runner_claims_again_once_holding_is_over(void **state) {
+  th_store_t *st = *state;
+  omniq_worker_t *w = warm_pool_of(st->oq, 2, 60000);
+  under_test = w;
+  enum { N = AHEAD_MAX + 8 }; /* more than one claim takes */
+  omniq_enqueue_item_t items[N];
+  for (size_t i = 0; i < N; i++) items[i] = (omniq_enqueue_item_t){.func = "tail", .args_json = "[]"};
+  th_ok(st->oq, omniq_enqueue_many(st->oq, items, N, NULL));
+  assert_true(th_gate_wait(&done, N, TH_WAIT_MS));
+  th_ok(st->oq, omniq_worker_stop(w));
+  assert_int_equal(th_gate_get(&two_threads), 1);
+  assert_true(atomic_load(&claim_size) < N);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
@@ -243,6 +293,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test(test_the_count_of_short_runs_forgives_one_long_run),
       cmocka_unit_test_setup_teardown(test_one_long_run_among_short_ones_does_not_end_the_hold,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_the_idle_runner_claims_again_once_holding_is_over,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_a_held_run_that_turns_out_long_shares_what_its_runner_holds, setup, teardown),

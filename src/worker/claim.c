@@ -141,11 +141,18 @@ int omniq__hold_share_stalled(pool_t *p) {
 }
 
 int omniq__hold_look(pool_t *p, int64_t now_ms) {
-  /* No one holds (a hold riding to its next claim counts), or no other
-   * runner could take what is held: no look, until a hold starts. */
-  if (p->nholders + p->hold_riders == 0 || p->concurrency < 2) {
+  if (p->concurrency < 2) { /* no other runner could take what is held */
     p->look_due_ms = 0;
     return 0;
+  }
+  if (p->nholders + p->hold_riders == 0 && p->riding == 0) {
+    /* Holding is over (a batch committing may still ride to a hold: one
+     * more look). A leader that waits for new work because runners held
+     * must look again now: a hold that ended once its runs turned long
+     * rides claims of one task for its runner alone, and tasks due
+     * before its claim wake no one. No look until a hold starts. */
+    p->look_due_ms = 0;
+    return p->hold_waiting;
   }
   p->look_due_ms = now_ms + HOLD_LOOK_MS;
   return omniq__hold_share_stalled(p) && p->hold_waiting;
