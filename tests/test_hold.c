@@ -277,7 +277,8 @@ static void test_the_idle_runner_claims_again_once_holding_is_over(void **state)
   under_test = w;
   enum { N = AHEAD_MAX + 8 }; /* more than one claim takes */
   omniq_enqueue_item_t items[N];
-  for (size_t i = 0; i < N; i++) items[i] = (omniq_enqueue_item_t){.func = "tail", .args_json = "[]"};
+  for (size_t i = 0; i < N; i++)
+    items[i] = (omniq_enqueue_item_t){.func = "tail", .args_json = "[]"};
   th_ok(st->oq, omniq_enqueue_many(st->oq, items, N, NULL));
   assert_true(th_gate_wait(&done, N, TH_WAIT_MS));
   th_ok(st->oq, omniq_worker_stop(w));

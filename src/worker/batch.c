@@ -243,8 +243,8 @@ void omniq__batch_flush(pool_t *p, omniq__outcome_t *list, int slot) {
   }
 }
 
-/* The pool's timers, run by the keeper: commits the batch once it has waited
- * BATCH_DELAY_MS, and looks for held runs that last (claim.c). */
+/* The pool's timers, run by the keeper: commits the batch once it has
+ * waited BATCH_DELAY_MS, and looks for held runs that last (claim.c). */
 void omniq__batch_timers(void *arg) {
   pool_t *p = arg;
   omniq__outcome_t *list = NULL;

@@ -31,12 +31,12 @@
  * the hold's start to its end. The leader meanwhile claims only once the
  * work wake-up generation moves past the one read before the latest held
  * claim (pool.c, lead): new work starts at once beside the holder. Runs
- * over HOLD_RUN_US (omniq__hold_count), a stop, or a held run the keeper finds still going
- * past HOLD_RUN_US (it looks every HOLD_LOOK_MS while anyone holds,
- * omniq__hold_look, on the timer it keeps for the batch) share what is
- * held with every runner. Held jobs are on `ready` and on the in-flight list like
- * any claimed job: leases, cancels, the lease margin and give-back treat
- * them alike.
+ * over HOLD_RUN_US (omniq__hold_count), a stop, or a held run the keeper
+ * finds still going past HOLD_RUN_US (it looks every HOLD_LOOK_MS while
+ * anyone holds, omniq__hold_look, on the timer it keeps for the batch)
+ * share what is held with every runner. Held jobs are on `ready` and on
+ * the in-flight list like any claimed job: leases, cancels, the lease
+ * margin and give-back treat them alike.
  *
  * Giving back: a stop gives the tasks on `ready` back to the store (ABI 6
  * release) rather than running them or leaving them to lease expiry;
@@ -148,9 +148,10 @@ int omniq__hold_look(pool_t *p, int64_t now_ms) {
   if (p->nholders + p->hold_riders == 0 && p->riding == 0) {
     /* Holding is over (a batch committing may still ride to a hold: one
      * more look). A leader that waits for new work because runners held
-     * must look again now: a hold that ended once its runs turned long
-     * rides claims of one task for its runner alone, and tasks due
-     * before its claim wake no one. No look until a hold starts. */
+     * must look again now: a holder whose batch the keeper had already
+     * committed ends its hold with nothing to ride and goes idle, and
+     * tasks due before its claim wake no one. No look until a hold
+     * starts. */
     p->look_due_ms = 0;
     return p->hold_waiting;
   }

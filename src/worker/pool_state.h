@@ -121,9 +121,9 @@ struct omniq_worker {
   uint64_t hold_gen; /* the work wake-up generation read before the latest held claim:
                       * the leader claims while runners hold only once it moves */
   int hold_waiting;  /* the leader waits for new work because runners hold */
-  /* The pool's timers, kept by the keeper (its flush_at is the earlier of the two; 0 =
-   * none), monotonic ms: when the batch's first outcome has waited
-   * BATCH_DELAY_MS, and the next look for held runs that last. */
+  /* The pool's timers, kept by the keeper (its flush_at is the earlier of
+   * the two; 0 = none), monotonic ms: when the batch's first outcome has
+   * waited BATCH_DELAY_MS, and the next look for held runs that last. */
   int64_t batch_due_ms, look_due_ms;
 
   omniq__runner_t *runners;
@@ -144,9 +144,9 @@ struct omniq_worker {
   struct omniq_worker *next; /* oq->workers (drains too, while they run) */
 };
 
-/* Sets the keeper's timer for the pool to the earlier of the batch's commit and
- * the next look at holds. Returns 1 if that is sooner than the keeper
- * plans to wake: the caller then broadcasts p->cond. p->lock held. */
+/* Sets the keeper's timer for the pool to the earlier of the batch's
+ * commit and the next look at holds. Returns 1 if that is sooner than the
+ * keeper plans to wake: the caller then broadcasts p->cond. p->lock held. */
 static inline int omniq__timers_arm(struct omniq_worker *p) {
   int64_t a = p->batch_due_ms, b = p->look_due_ms;
   p->keeper.flush_at = a == 0 || (b != 0 && b < a) ? b : a;
