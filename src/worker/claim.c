@@ -94,8 +94,8 @@ int omniq__hold_count(int runs, int64_t us) {
    * runs ends it. Under load a runner descheduled in the middle of a
    * run of a few microseconds makes that run look long; ending the hold
    * for it woke every runner, handed the held tasks around and moved the
-   * next hold to another thread, a dozen times or more per 100,000
-   * no-op tasks with four runners. A handler that blocks is shared all the
+   * next hold to another thread, up to ten times per 100,000 no-op
+   * tasks with four runners. A handler that blocks is shared all the
    * same by the keeper's look (omniq__hold_look), and runs that are long
    * end holding at the second. */
   return runs >= HOLD_CREDIT ? HOLD_AFTER : 0;
