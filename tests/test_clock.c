@@ -4,6 +4,7 @@
  * injectable clock and the monotonic helpers. */
 #include "support/helpers.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/clock.h"
@@ -57,6 +58,29 @@ static void test_iso8601_round_trips_every_day_of_four_centuries(void **state) {
     omniq__iso8601(ms, buf);
     if (omniq__iso8601_parse(buf, &back) != OMNIQ_OK || back != ms)
       fail_msg("%lld -> %s -> %lld", (long long)ms, buf, (long long)back);
+  }
+}
+
+/* The digits written by hand are the text snprintf wrote before, for
+ * times across the years 0..9999 and past either end (garbage a clock may
+ * hand over is still written, in the general form). */
+static void test_iso8601_writes_what_the_general_form_writes(void **state) {
+  (void)state;
+  const int64_t first = -62167219200000LL - 86400000LL * 3; /* a few days before year 0 */
+  const int64_t last = 253402300799999LL + 86400000LL * 400;
+  const int64_t step = 7919LL * 86400000LL + 3661001LL; /* ~22 years, odd h:m:s.ms */
+  for (int64_t ms = first; ms <= last; ms += step / 97) {
+    char got[OMNIQ__ISO_SIZE], want[OMNIQ__ISO_SIZE];
+    omniq__iso8601(ms, got);
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t sod_ms = ms - days * 86400000, y;
+    unsigned m, d;
+    omniq__civil_from_days(days, &y, &m, &d);
+    snprintf(want, sizeof want, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
+             (int)(sod_ms / 3600000), (int)(sod_ms / 60000 % 60), (int)(sod_ms / 1000 % 60),
+             (int)(sod_ms % 1000));
+    if (strcmp(got, want) != 0)
+      fail_msg("%lld: wrote %s, the general form %s", (long long)ms, got, want);
   }
 }
 
@@ -158,6 +182,7 @@ int main(void) {
       cmocka_unit_test(test_iso8601_formats_known_dates),
       cmocka_unit_test(test_iso8601_parses_known_dates),
       cmocka_unit_test(test_iso8601_round_trips_every_day_of_four_centuries),
+      cmocka_unit_test(test_iso8601_writes_what_the_general_form_writes),
       cmocka_unit_test(test_iso8601_parse_accepts_seconds_without_fraction),
       cmocka_unit_test(test_iso8601_parse_rejects_junk),
       cmocka_unit_test(test_iso8601_parse_refuses_a_leap_second_past_the_last_instant),

@@ -95,7 +95,9 @@ static int process(fx_t *fx, long limit, long *done) {
 static int teardown(void **state) {
   omniq__alloc_fail_after(-1);
   omniq__sqlite_set_busy_timeout(OMNIQ__SQLITE_BUSY_MS);
-  return th_store_teardown(state);
+  int rc = th_store_teardown(state);
+  th_pool_clock_thaw();
+  return rc;
 }
 
 /* ---- full disk --------------------------------------------------------------- */
@@ -439,10 +441,21 @@ static omniq_storage_ops_t refusing_ops;
 static atomic_int refuse_finish;
 static atomic_int report_failed_lines;
 
-static int refusing_finish(void *b, const omniq_decision_t *d, char *err, size_t errlen) {
-  if (!atomic_load(&refuse_finish)) return inner->finish(b, d, err, errlen);
+static _Atomic int64_t refusal_ms; /* how long a refusal takes to come, by the pool's clock */
+
+/* A refusal comes after a whole lease (the pool's clock is frozen, and
+ * moves by that much): the pool tries the report again only while the
+ * lease holds, so it gives up at once, without waiting out a lease of
+ * real time. */
+static int refused(char *err, size_t errlen) {
+  th_pool_clock_advance(atomic_load(&refusal_ms));
   snprintf(err, errlen, "test store: writes refused on demand");
   return OMNIQ_EIO;
+}
+
+static int refusing_finish(void *b, const omniq_decision_t *d, char *err, size_t errlen) {
+  if (!atomic_load(&refuse_finish)) return inner->finish(b, d, err, errlen);
+  return refused(err, errlen);
 }
 
 static int refusing_finish_claim(void *b, const omniq_decision_t *d, const omniq_claim_req_t *req,
@@ -452,8 +465,7 @@ static int refusing_finish_claim(void *b, const omniq_decision_t *d, const omniq
   *out = NULL;
   *n = 0;
   *claimed = 0;
-  snprintf(err, errlen, "test store: writes refused on demand");
-  return OMNIQ_EIO;
+  return refused(err, errlen);
 }
 
 static int refusing_finish_many(void *b, const omniq_decision_t *ds, size_t n, int *rcs,
@@ -464,8 +476,7 @@ static int refusing_finish_many(void *b, const omniq_decision_t *ds, size_t n, i
   *out = NULL;
   *nout = 0;
   *claimed = 0;
-  snprintf(err, errlen, "test store: writes refused on demand");
-  return OMNIQ_EIO;
+  return refused(err, errlen);
 }
 
 static void count_report_failed(void *userdata, int level, const char *line) {
@@ -488,6 +499,8 @@ static void use_refusing_store(fx_t *fx) {
   }
   atomic_store(&refuse_finish, 0);
   atomic_store(&report_failed_lines, 0);
+  atomic_store(&refusal_ms, fx->settings.lease_ms + 1);
+  th_pool_clock_freeze();
   snprintf(fx->settings.backend, sizeof fx->settings.backend, "refusing");
   fx->settings.log_fn = count_report_failed;
   reopen(fx);

@@ -87,13 +87,15 @@ static int heavy(omniq_job_t *job, void *ud) {
   return OMNIQ_OK;
 }
 
-/* The first run turns out long (the pool's clock moves past HOLD_RUN_US)
+/* The first run turns out long (the pool's clock moves past HOLD_RUN_US,
+ * and on to the keeper's next look at held runs, which the move wakes)
  * and does not return until another task of its claim has run. */
 static th_gate_t other_ran;
 static int stall(omniq_job_t *job, void *ud) {
   (void)job, (void)ud;
   if (atomic_fetch_add(&runs, 1) == 0) {
-    atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
+    atomic_fetch_add(&fake_us, HOLD_LOOK_MS * 1000 + HOLD_RUN_US + 1);
+    omniq__pool_clock_moved();
     if (!th_gate_wait(&other_ran, 1, TH_WAIT_MS)) atomic_store(&runs_at_newcomer, -1);
   } else {
     th_gate_add(&other_ran, 1);

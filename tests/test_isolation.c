@@ -153,16 +153,24 @@ static void test_null_dereference_crashes_one_task_while_100_others_succeed(void
   th_ok(fx->oq, omniq_worker_stop(w));
 }
 
+/* The pool's clock is frozen (setup_frozen): the spinning run lasts its
+ * timeout when the test, told by the child that it started, moves the
+ * clock on by that much. */
 static void test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on(void **state) {
   fx_t *fx = *state;
   char spin[OMNIQ_ID_SIZE], after[OMNIQ_ID_SIZE];
   omniq_worker_opts_t o;
-  long done;
-  th_enqueue_once(fx->oq, "spin", NULL, 300, spin);
+  omniq_worker_t *w;
+  char c;
+  assert_int_equal(pipe(started_pipe), 0);
+  th_enqueue_once(fx->oq, "signal_spin", NULL, 300, spin);
   th_enqueue_once(fx->oq, "ok", "[1]", 0, after);
   th_process_opts(&o, 1);
-  th_ok(fx->oq, omniq_worker_process(fx->oq, &o, 0, &done));
-  assert_int_equal(done, 2);
+  th_ok(fx->oq, omniq_worker_start(fx->oq, &o, &w));
+  struct pollfd p = {.fd = started_pipe[0], .events = POLLIN};
+  assert_int_equal(poll(&p, 1, TH_WAIT_MS), 1);
+  assert_int_equal(read(started_pipe[0], &c, 1), 1);
+  th_pool_clock_advance(300);
   omniq_result_t *r = result(fx, spin);
   assert_int_equal(omniq_result_status(r), OMNIQ_FAILED);
   assert_string_equal(omniq_error_type(omniq_result_error(r)), "TimeoutError");
@@ -170,6 +178,9 @@ static void test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on(voi
   r = result(fx, after);
   assert_int_equal(omniq_result_status(r), OMNIQ_SUCCESS);
   omniq_result_free(r);
+  th_ok(fx->oq, omniq_worker_stop(w));
+  close(started_pipe[0]);
+  close(started_pipe[1]);
 }
 
 static void test_exit_without_result_is_a_crash_naming_the_status(void **state) {
@@ -273,12 +284,18 @@ static void test_stop_kills_children_still_running_and_leaves_them_to_lease(void
   close(started_pipe[1]);
 }
 
+static int setup_frozen(void **state) {
+  th_pool_clock_freeze();
+  return setup(state);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, th_store_teardown)
+#define T_FROZEN(name) cmocka_unit_test_setup_teardown(name, setup_frozen, th_store_teardown_frozen)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_null_dereference_crashes_one_task_while_100_others_succeed),
-      T(test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on),
+      T_FROZEN(test_endless_loop_is_killed_at_its_deadline_and_the_pool_goes_on),
       T(test_exit_without_result_is_a_crash_naming_the_status),
       T(test_crash_traceback_is_the_tail_of_the_child_stderr),
       T(test_crash_traceback_shows_every_unprintable_byte_as_a_question_mark),

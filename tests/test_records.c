@@ -200,26 +200,45 @@ static void assert_task_equal(const omniq_task_t *a, const omniq_task_t *b) {
     th_assert_error_equal(a->last_error, b->last_error);
 }
 
-static void test_task_json_round_trip_preserves_every_field(void **state) {
-  (void)state;
-  omniq_task_t *t = full_task(), *back = NULL;
+/* t to JSON and back: every field the same. */
+static void assert_round_trip(const omniq_task_t *t) {
+  omniq_task_t *back = NULL;
   char *text = omniq_task_to_json(t);
   assert_non_null(text);
   assert_int_equal(omniq_task_from_json(text, &back), OMNIQ_OK);
   assert_task_equal(back, t);
   omniq__free(text);
   omniq_task_free(back);
+}
 
-  /* And without a last error. */
+static void test_task_json_round_trip_preserves_every_field(void **state) {
+  (void)state;
+  omniq_task_t *t = full_task();
+  assert_round_trip(t);
+  /* And without a last error (assert_task_equal checks it is NULL). */
   omniq_task_error_free(t->last_error);
   t->last_error = NULL;
-  text = omniq_task_to_json(t);
-  assert_int_equal(omniq_task_from_json(text, &back), OMNIQ_OK);
-  assert_null(back->last_error);
-  assert_task_equal(back, t);
-  omniq__free(text);
-  omniq_task_free(back);
+  assert_round_trip(t);
   omniq_task_free(t);
+}
+
+/* Texts around the size of the encoder's first buffer, and far past it,
+ * come out whole. */
+static void test_task_json_of_any_length_round_trips(void **state) {
+  (void)state;
+  static const size_t lens[] = {0, 1500, 1700, 1800, 1900, 2000, 2100, 100000};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    omniq_task_t *t = full_task();
+    char *args = omniq__malloc(lens[i] + 3);
+    assert_non_null(args);
+    args[0] = '"';
+    memset(args + 1, 'a', lens[i]);
+    strcpy(args + 1 + lens[i], "\"");
+    omniq__free(t->args);
+    t->args = args;
+    assert_round_trip(t);
+    omniq_task_free(t);
+  }
 }
 
 static void test_task_dup_copies_every_field(void **state) {
@@ -368,6 +387,7 @@ int main(void) {
       cmocka_unit_test(test_task_error_null_traceback_round_trips_as_null),
       cmocka_unit_test(test_task_error_from_json_rejects_malformed),
       cmocka_unit_test(test_task_json_round_trip_preserves_every_field),
+      cmocka_unit_test(test_task_json_of_any_length_round_trips),
       cmocka_unit_test(test_task_dup_copies_every_field),
       cmocka_unit_test(test_task_from_json_rejects_malformed_records),
       cmocka_unit_test(test_result_json_round_trip_preserves_every_field),

@@ -136,6 +136,27 @@ static void test_pending_names_sort_in_claim_order(void **state) {
   omniq__tasks_free(got, 1);
 }
 
+/* Names written by hand are what the printf forms wrote, at the ends of
+ * every field's range. */
+static void test_names_are_the_printf_forms(void **state) {
+  (void)state;
+  static const uint32_t iprios[] = {0, 1, 2147483647u, 4294967295u};
+  static const int64_t etas[] = {-5, 0, 1, 1800000000000LL, OMNIQ__ETA_NAME_MAX,
+                                 OMNIQ__ETA_NAME_MAX + 1, INT64_MAX};
+  const char *id = "01a3185c-5000-7003-b2e4-8f9a0b1c2d44";
+  char got[OMNIQ__PNAME_SIZE], want[OMNIQ__PNAME_SIZE + 16];
+  for (size_t i = 0; i < sizeof iprios / sizeof iprios[0]; i++)
+    for (size_t j = 0; j < sizeof etas / sizeof etas[0]; j++) {
+      omniq__fname_pending(iprios[i], etas[j], id, got);
+      snprintf(want, sizeof want, "%010lu_%015lld_%.36s.json", (unsigned long)iprios[i],
+               (long long)omniq__fname_eta(etas[j]), id);
+      assert_string_equal(got, want);
+    }
+  char idname[OMNIQ__IDNAME_SIZE];
+  assert_int_equal(omniq__fname_id(id, idname), OMNIQ_OK);
+  assert_string_equal(idname, "01a3185c-5000-7003-b2e4-8f9a0b1c2d44.json");
+}
+
 static void test_writes_leave_no_tmp_files(void **state) {
   th_be_t *f = *state;
   omniq_task_t **got;
@@ -1182,6 +1203,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_a_small_lock_set_leaves_other_tasks_free, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_pending_names_sort_in_claim_order, setup, teardown),
+      cmocka_unit_test(test_names_are_the_printf_forms),
       cmocka_unit_test_setup_teardown(test_writes_leave_no_tmp_files, setup, teardown),
       cmocka_unit_test_setup_teardown(test_open_keeps_the_batch_folder_of_a_live_handle, setup,
                                       teardown),

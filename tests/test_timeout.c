@@ -2,8 +2,9 @@
 /* Timeouts in thread isolation: at the deadline the run is recorded as a
  * TimeoutError, the retry policy applies, the handler reads
  * omniq_job_cancelled(), and whatever it returns later changes nothing. The
- * deadline is reached either by moving the store's clock or by a tiny real
- * timeout; deferred jobs completed after their deadline are safe. */
+ * deadline is reached either by moving the store's clock or by moving the
+ * pool's (frozen here: no real time counts); deferred jobs completed after
+ * their deadline are safe. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -106,20 +107,23 @@ static void test_overrun_is_a_timeout_error_retried_and_its_late_return_ignored(
   th_gate_destroy(&s.idle);
 }
 
+/* Its run lasts its timeout by the pool's clock, the store's standing
+ * still; it returns once cancelled. */
 static int cooperative_handler(omniq_job_t *job, void *ud) {
   th_gate_t *idle = ud;
+  th_pool_clock_advance(100);
   wait_cancelled(job, idle);
   return omniq_job_return(job, "\"too late\"");
 }
 
-static void test_real_time_deadline_without_budget_fails_the_task(void **state) {
+static void test_pool_clock_deadline_without_budget_fails_the_task(void **state) {
   fx_t *fx = *state;
   th_gate_t idle;
   char id[OMNIQ_ID_SIZE];
   long done;
   th_gate_init(&idle);
   th_ok(fx->oq, omniq_register(fx->oq, "coop", cooperative_handler, &idle));
-  enqueue(fx, "coop", 100, 1, id); /* the store's clock stands still: real time decides */
+  enqueue(fx, "coop", 100, 1, id); /* the store's clock stands still: the pool's decides */
   th_ok(fx->oq, omniq_worker_process(fx->oq, NULL, 0, &done));
   assert_int_equal(done, 1);
   omniq_result_t *r = NULL;
@@ -135,18 +139,20 @@ static void test_real_time_deadline_without_budget_fails_the_task(void **state) 
 typedef struct {
   omniq_job_t *job;
   th_gate_t got;
+  int64_t lasts_ms; /* by the pool's clock, before it defers */
 } stash_t;
 
 static int stash_handler(omniq_job_t *job, void *ud) {
   stash_t *s = ud;
   s->job = job; /* published by the gate below */
   th_gate_add(&s->got, 1);
+  th_pool_clock_advance(s->lasts_ms);
   return OMNIQ_DEFERRED;
 }
 
 static void test_deferred_job_completed_after_its_deadline_is_safe_and_ignored(void **state) {
   fx_t *fx = *state;
-  stash_t s = {0};
+  stash_t s = {.lasts_ms = 100};
   char id[OMNIQ_ID_SIZE];
   long done;
   th_gate_init(&s.got);
@@ -193,14 +199,16 @@ static void test_deferred_job_abandoned_by_stop_can_still_be_completed(void **st
   th_gate_destroy(&s.got);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, th_store_setup, th_store_teardown)
-#define T_FILE(name) cmocka_unit_test_prestate_setup_teardown(name, th_store_setup, th_store_teardown, "file")
+#define T(name) cmocka_unit_test_setup_teardown(name, th_store_setup_frozen, th_store_teardown_frozen)
+#define T_FILE(name)                                                                         \
+  cmocka_unit_test_prestate_setup_teardown(name, th_store_setup_frozen, th_store_teardown_frozen, \
+                                           "file")
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_overrun_is_a_timeout_error_retried_and_its_late_return_ignored),
       T_FILE(test_overrun_is_a_timeout_error_retried_and_its_late_return_ignored),
-      T(test_real_time_deadline_without_budget_fails_the_task),
+      T(test_pool_clock_deadline_without_budget_fails_the_task),
       T(test_deferred_job_completed_after_its_deadline_is_safe_and_ignored),
       T(test_deferred_job_abandoned_by_stop_can_still_be_completed),
   };

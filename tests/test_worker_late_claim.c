@@ -12,30 +12,26 @@
  *
  * The store is SQLite behind "slow" tables whose claiming calls (claim,
  * finish_claim, finish_many with a claim riding) make their claim and,
- * when it took a task of func "late", take DELAY_MS more of real time to
- * answer, as a slow network would; the
- * store's clock (the test's manual clock) moves by as much, so in both
+ * when it took a task of func "late", take DELAY_MS more to answer, as a
+ * slow network would: the pool's clock and the store's (both the test's,
+ * frozen otherwise) move on by that much during the call, so by both
  * clocks the claim answers with LEASE_MS - DELAY_MS of its lease left;
  * and from then on no extension gets through, as when the link the answer
  * came by is cut (an extension in time would make a start safe again).
  * "slow_ride" has no finish_many or release, so that the pool's reports
  * carry their claims through finish_claim. A give-back (release) fails
  * like an extension, unless a test lets it through: then a task not
- * started is given back and claimed afresh. The delay is the fault under
- * test, not a wait for another thread: nothing here waits for a thread by
- * sleeping. */
+ * started is given back and claimed afresh. Nothing here waits for real
+ * time: no time passes for the pool but the delay the test makes. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "support/helpers.h"
 #include "support/wrap_backend.h"
 
-/* A pool counts leases in real time: every claim that is not answered late
- * must still start with a third of its lease left, which a claim and a
- * start slowed by a sanitizer on a loaded machine do well within
- * LEASE_MS - LEASE_MS / 3; a late answer only grows later under load. */
+/* The pool's clock stands still but for the delay, so a claim answered
+ * at once starts with its whole lease left, however loaded the machine. */
 #define LEASE_MS 1200
 #define DELAY_MS 1000 /* leaves 200 ms of the lease: less than LEASE_MS / 3 */
 
@@ -48,22 +44,14 @@ static atomic_int late_answers; /* how many more claims of "late" answer late */
 static atomic_int release_through; /* a give-back reaches the store */
 
 /* The answer of a claim that has just taken a "late" task comes back
- * DELAY_MS later: that much real time passes, and the store's clock moves
- * with it. */
+ * DELAY_MS later: the pool's clock and the store's move on by that much. */
 static void answer_late(int op, int rc, omniq_task_t *const *tasks, size_t n) {
   int took_late = 0;
   for (size_t i = 0; rc == OMNIQ_OK && i < n; i++)
     took_late |= strcmp(omniq_task_func(tasks[i]), "late") == 0;
   if (!(atomic_load(&slow_ops) & op) || !took_late || atomic_load(&late_answers) == 0) return;
   atomic_fetch_sub(&late_answers, 1);
-  struct timespec start, now, step = {0, 1000000};
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  do {
-    nanosleep(&step, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-  } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 <
-           DELAY_MS);
-  th_clock_advance(store_clock, DELAY_MS);
+  th_time_advance(store_clock, DELAY_MS);
 }
 
 /* The claiming calls answer late (answer_late, after the claim). */
@@ -118,6 +106,7 @@ static int setup_on(void **state, const char *backend) {
   atomic_store(&late_attempt, 0);
   atomic_store(&late_answers, 1000);
   atomic_store(&release_through, 0);
+  th_pool_clock_freeze();
   if (th_store_setup(state) != 0) return -1;
   th_store_t *st = *state;
   omniq_close(st->oq);
@@ -187,9 +176,9 @@ static void test_task_claimed_by_a_report_answered_late_is_not_started(void **st
   assert_left_then_recovered(st, id);
 }
 
-/* The claim rides on a batch of reports (finish_many); should the keeper
- * commit the batch first (it does after 5 ms), the runner's own claim takes
- * the task, as late. */
+/* The claim rides on a batch of reports (finish_many): with the pool's
+ * clock still, the keeper never commits the batch first (it would after
+ * 5 ms), so the runner's report carries the claim. */
 static void test_task_claimed_by_a_batch_answered_late_is_not_started(void **state) {
   th_store_t *st = *state;
   char id[OMNIQ_ID_SIZE];
@@ -220,14 +209,14 @@ static void test_task_not_started_is_given_back_and_runs_as_its_first_attempt(vo
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_task_whose_claim_answered_late_is_not_started,
-                                      setup_slow, th_store_teardown),
+                                      setup_slow, th_store_teardown_frozen),
       cmocka_unit_test_setup_teardown(test_task_claimed_by_a_report_answered_late_is_not_started,
-                                      setup_slow_ride, th_store_teardown),
+                                      setup_slow_ride, th_store_teardown_frozen),
       cmocka_unit_test_setup_teardown(test_task_claimed_by_a_batch_answered_late_is_not_started,
-                                      setup_slow, th_store_teardown),
+                                      setup_slow, th_store_teardown_frozen),
       cmocka_unit_test_setup_teardown(
           test_task_not_started_is_given_back_and_runs_as_its_first_attempt, setup_slow,
-          th_store_teardown),
+          th_store_teardown_frozen),
   };
   return cmocka_run_group_tests_name("worker late claims", tests, group_setup, NULL);
 }

@@ -7,23 +7,20 @@
  *
  * The store is SQLite behind a table ("flaky") that fails finish (also a
  * finish carrying the next claim, or a batch of finishes), or finish and extend_lease
- * (and release), with OMNIQ_ESTORAGE on demand. The waits are the library's
- * own backoff: the test itself never sleeps to let something happen.
+ * (and release), with OMNIQ_ESTORAGE on demand.
  *
- * A pool counts its leases in real (monotonic) time, so a load that stalls
- * its threads can end a lease early in any test that needs one to hold. A
- * test whose claim is that something happens while the lease holds takes a
- * lease of an hour, which no stall ends; one whose claim is what follows
- * when a lease runs out takes SHORT_LEASE_MS and is built so that only the
- * end it waits for can come from a stall: the store goes away at the
- * report, not before, and a wait for the lease to run out only ever waits
- * longer under load. */
+ * Time is the test's: the pool's clock and the store's stand still but for
+ * what the test moves them by. A refusal takes REFUSAL_MS to come (the
+ * store timing out), which is longer than any backoff, so each retry
+ * follows at once; a handler that outlasts a lease moves time past it. So
+ * nothing here waits for real time, and no load of the machine ends a
+ * lease early. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "support/gate.h"
 #include "support/helpers.h"
 #include "support/wrap_backend.h"
 
@@ -31,6 +28,11 @@ static atomic_int finish_failures; /* to come; -1 = every one */
 static atomic_int extend_fails;
 static atomic_int away_from_report; /* a refused report also fails extensions from then on */
 static atomic_int finish_calls, runs;
+static th_clock_t *store_clock;
+static th_gate_t lease_lost; /* "task.lease_lost" lines logged */
+
+/* How long the store takes to refuse: past any backoff (50 ms to 1 s). */
+#define REFUSAL_MS 1000
 
 static int unreachable(char *err, size_t errlen) {
   snprintf(err, errlen, "store unreachable (test)");
@@ -48,6 +50,7 @@ static int flaky_finish(char *err, size_t errlen) {
   if (left != 0) {
     if (left > 0) atomic_fetch_sub(&finish_failures, 1);
     if (atomic_load(&away_from_report)) atomic_store(&extend_fails, 1);
+    th_time_advance(store_clock, REFUSAL_MS);
     return unreachable(err, errlen);
   }
   return OMNIQ_OK;
@@ -105,14 +108,18 @@ static int group_setup(void **state) {
 }
 
 /* The leases (kept by extensions every lease / 3 while the store lets them
- * through): one no stall of the machine outlasts, and a short one for the
- * tests that wait for a lease to run out. Short, yet long enough that the
- * steps which must come first (claim, start, report: each well under
- * SHORT_LEASE_MS / 3 even under a sanitizer on a loaded host) do. */
+ * through): one that three refusals do not outlast, and one that a single
+ * refusal nearly uses up, for the tests of what follows when a lease runs
+ * out. */
 #define LONG_LEASE_MS 3600000
 #define SHORT_LEASE_MS 1200
 
-/* A store on "flaky" with a lease of lease_ms. */
+static void note_lease_lost(void *userdata, int level, const char *line) {
+  (void)userdata, (void)level;
+  if (strstr(line, "task.lease_lost") != NULL) th_gate_add(&lease_lost, 1);
+}
+
+/* A store on "flaky" with a lease of lease_ms, the pool's clock frozen. */
 static int setup_with_lease(void **state, int64_t lease_ms) {
   *state = "flaky";
   atomic_store(&finish_failures, 0);
@@ -120,15 +127,27 @@ static int setup_with_lease(void **state, int64_t lease_ms) {
   atomic_store(&away_from_report, 0);
   atomic_store(&finish_calls, 0);
   atomic_store(&runs, 0);
+  th_gate_init(&lease_lost);
+  th_pool_clock_freeze();
   if (th_store_setup(state) != 0) return -1;
   th_store_t *st = *state;
   omniq_close(st->oq);
   st->settings.lease_ms = lease_ms;
+  st->settings.log_level = OMNIQ_LOG_WARNING;
+  st->settings.log_fn = note_lease_lost;
+  store_clock = &st->clock;
   return omniq_open(&st->oq, &st->settings) == OMNIQ_OK ? 0 : -1;
 }
 
 static int setup_long(void **state) { return setup_with_lease(state, LONG_LEASE_MS); }
 static int setup_short(void **state) { return setup_with_lease(state, SHORT_LEASE_MS); }
+
+static int teardown(void **state) {
+  int rc = th_store_teardown(state);
+  th_pool_clock_thaw();
+  th_gate_destroy(&lease_lost);
+  return rc;
+}
 
 static int counted(omniq_job_t *job, void *userdata) {
   (void)userdata;
@@ -136,15 +155,17 @@ static int counted(omniq_job_t *job, void *userdata) {
   return omniq_job_return(job, "\"done\"");
 }
 
-/* Waits, as a cooperative handler does, until its run is cancelled. */
+/* The store goes away while it runs, and it outlasts its lease: then,
+ * as a cooperative handler does, it returns once cancelled (the keeper
+ * logs the lost lease after it cancelled the run). */
+static atomic_int cancelled_seen;
 static int until_cancelled(omniq_job_t *job, void *userdata) {
   (void)userdata;
   atomic_fetch_add(&runs, 1);
-  atomic_store(&extend_fails, 1); /* the store goes away while it runs */
-  while (!omniq_job_cancelled(job)) {
-    struct timespec ts = {0, 1000000};
-    nanosleep(&ts, NULL);
-  }
+  atomic_store(&extend_fails, 1);
+  th_time_advance(store_clock, SHORT_LEASE_MS + 1);
+  if (th_gate_wait(&lease_lost, 1, TH_WAIT_MS))
+    atomic_store(&cancelled_seen, omniq_job_cancelled(job));
   return omniq_job_return(job, "\"too late\"");
 }
 
@@ -171,8 +192,8 @@ static int status_of(th_store_t *st, const char *id) {
   return status;
 }
 
-/* The lease is an hour: the three refusals and their backoff (50, 100,
- * 200 ms) end well inside it whatever the load, so the report must land. */
+/* The lease is an hour: the three refusals (REFUSAL_MS each, past their
+ * backoff) end well inside it, so the report must land. */
 static void test_report_refused_by_the_store_is_retried_until_it_lands(void **state) {
   th_store_t *st = *state;
   char id[OMNIQ_ID_SIZE];
@@ -211,8 +232,10 @@ static void test_run_whose_lease_ran_out_unreachable_is_cancelled(void **state) 
   th_store_t *st = *state;
   char id[OMNIQ_ID_SIZE];
   omniq_result_t *r = NULL;
+  atomic_store(&cancelled_seen, 0);
   assert_int_equal(run_one(st, "until_cancelled", id, OMNIQ_OK), 1);
   assert_int_equal(atomic_load(&runs), 1);
+  assert_int_equal(atomic_load(&cancelled_seen), 1);
   assert_int_equal(atomic_load(&finish_calls), 0); /* its report was dropped */
   assert_int_equal(status_of(st, id), OMNIQ_RUNNING);
   assert_int_equal(omniq_get_result(st->oq, id, 0, &r), OMNIQ_ENOTFOUND);
@@ -226,15 +249,8 @@ static int outlasts_the_leases(omniq_job_t *job, void *userdata) {
   pthread_mutex_lock(&hang_lock);
   hang = 1; /* the store goes away: extensions hang */
   pthread_mutex_unlock(&hang_lock);
-  /* Real time, as the leases are: until every lease claimed with this
-   * run's has run out (a stall only makes the wait longer). */
-  struct timespec start, now, step = {0, 1000000};
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  do {
-    nanosleep(&step, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-  } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 <
-           2 * SHORT_LEASE_MS);
+  /* Until every lease claimed with this run's has run out. */
+  th_time_advance(store_clock, 2 * SHORT_LEASE_MS);
   return omniq_job_return(job, "null");
 }
 
@@ -269,7 +285,7 @@ static void test_task_whose_lease_ran_out_before_it_started_is_not_run(void **st
   assert_int_equal(status_of(st, id), OMNIQ_RUNNING); /* left to be recovered */
 }
 
-#define T(name, lease) cmocka_unit_test_setup_teardown(name, setup_##lease, th_store_teardown)
+#define T(name, lease) cmocka_unit_test_setup_teardown(name, setup_##lease, teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -130,14 +130,25 @@ static int int_from(json_t *obj, const char *key, int64_t *out) {
   return OMNIQ_OK;
 }
 
+/* Dumped into a buffer on the stack, then copied once into memory of
+ * ours: json_dumps grows its own buffer from 16 bytes (five reallocs for a
+ * task) and its text then had to be copied anyway. A text that does not
+ * fit is dumped again into memory of its size. */
 static char *dump(json_t *j) {
-  char *text = NULL;
-  if (j != NULL) {
-    char *tmp = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    text = omniq__strdup(tmp);
-    free(tmp);
-    json_decref(j);
+  const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+  char buf[2048], *text = NULL;
+  if (j == NULL) return NULL;
+  size_t n = json_dumpb(j, buf, sizeof buf, flags);
+  if (n > 0 && (text = omniq__malloc(n + 1)) != NULL) {
+    if (n <= sizeof buf)
+      memcpy(text, buf, n);
+    else if (json_dumpb(j, text, n, flags) != n) {
+      omniq__free(text);
+      text = NULL;
+    }
+    if (text != NULL) text[n] = '\0';
   }
+  json_decref(j);
   return text;
 }
 

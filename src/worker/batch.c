@@ -27,7 +27,6 @@
 #include "worker/batch.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -63,7 +62,8 @@ static int transient(int rc) {
   return rc == OMNIQ_ESTORAGE || rc == OMNIQ_EBUSY || rc == OMNIQ_EIO;
 }
 
-static int retry_report(pool_t *p, omniq_job_t *job, const omniq__run_report_t *r, int rc);
+static int retry_report(pool_t *p, omniq_job_t *job, const omniq__run_report_t *r, int rc,
+                        int64_t tried_ms);
 
 /* Reports how the run ended unless someone ended it first. A
  * store that cannot take the report (a server restarting, a network down)
@@ -85,33 +85,48 @@ int omniq__report(pool_t *p, omniq_job_t *job, int handler_rc, omniq__ride_t *ri
     return OMNIQ_OK;
   }
   omniq__job_report(job, handler_rc, &r, buf, sizeof buf);
+  int64_t tried = omniq__pool_ms();
   int rc = ride->room > 0
                ? omniq__engine_finish_claim(oq, job->task, &r, (const char *const *)p->queues,
                                             p->nqueues, ride->room, &ride->tasks, &ride->n,
                                             &ride->claimed)
                : omniq__engine_finish(oq, job->task, &r);
   omniq__ride_end(p, ride); /* retries below hold no lead */
-  rc = retry_report(p, job, &r, rc);
+  rc = retry_report(p, job, &r, rc, tried);
   omniq__job_log_report(job, &r, rc);
   return rc == OMNIQ_ESTATE ? OMNIQ_OK : rc;
 }
 
+/* Waits until the pool's clock reaches until_ms, on the pool's condition
+ * variable: a broadcast for something else does not cut it short, and a
+ * test that moves the pool's clock ends it at once. No lock held. */
+static void sleep_until(pool_t *p, int64_t until_ms) {
+  pthread_mutex_lock(&p->lock);
+  while (omniq__pool_ms() < until_ms) omniq__pool_clock_wait(&p->cond, &p->lock, until_ms);
+  pthread_mutex_unlock(&p->lock);
+}
+
 /* Tries a report the store could not take (rc) again, backing off, while
- * the lease holds (see report); returns the last code. */
-static int retry_report(pool_t *p, omniq_job_t *job, const omniq__run_report_t *r, int rc) {
+ * the lease holds (see report); returns the last code. Each try comes a
+ * backoff period after the one before began (tried_ms: the first's start,
+ * by the pool's clock), so a refusal that was slow to come has waited
+ * already. */
+static int retry_report(pool_t *p, omniq_job_t *job, const omniq__run_report_t *r, int rc,
+                        int64_t tried_ms) {
   omniq_t *oq = p->oq;
   int64_t delay = REPORT_RETRY_MIN_MS;
   for (int tries = 1; transient(rc); tries++) {
-    int64_t left = atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms();
+    int64_t lease_end = atomic_load(&job->mono_lease_until_ms);
+    int64_t left = lease_end - omniq__pool_ms();
     if (left <= 0) break;
     if (tries == 1)
       omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", job->task->id,
                  "%s: %s; trying again until the lease ends in %lld ms", omniq_err_name(rc),
                  omniq__errmsg(oq->id), (long long)left);
-    struct timespec ts = {.tv_sec = (delay < left ? delay : left) / 1000,
-                          .tv_nsec = (long)((delay < left ? delay : left) % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    int64_t next = omniq__add_ms(tried_ms, delay);
+    sleep_until(p, next < lease_end ? next : lease_end);
     delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
+    tried_ms = omniq__pool_ms();
     rc = omniq__engine_finish(oq, job->task, r);
   }
   return rc;
@@ -141,7 +156,7 @@ int omniq__batch_hold(pool_t *p, omniq_job_t *job, int handler_rc, int *rc) {
   *p->pending_tail = o;
   p->pending_tail = &o->next;
   if (p->npending++ == 0) {
-    p->batch_due_ms = omniq__mono_ms() + BATCH_DELAY_MS;
+    p->batch_due_ms = omniq__pool_ms() + BATCH_DELAY_MS;
     wake = omniq__timers_arm(p);
   }
   pthread_mutex_unlock(&p->lock);
@@ -169,8 +184,11 @@ omniq__outcome_t *omniq__batch_take(pool_t *p) {
 /* Tries the outcomes of a batch that the store could not take (rcs[i]
  * transient) again, together, backing off, each for as long as its own
  * lease holds: the keeper no longer extends them from here on, so a store
- * that stays away ends them as omniq__report() would. Updates rcs. */
-static void retry_batch(pool_t *p, omniq__outcome_t **os, int *rcs, size_t n) {
+ * that stays away ends them as omniq__report() would. Each try comes a
+ * backoff period after the one before began (tried_ms, the first's).
+ * Updates rcs. */
+static void retry_batch(pool_t *p, omniq__outcome_t **os, int *rcs, size_t n,
+                        int64_t tried_ms) {
   omniq_t *oq = p->oq;
   omniq_task_t *tasks[BATCH_MAX];
   const omniq__run_report_t *rs[BATCH_MAX];
@@ -182,23 +200,23 @@ static void retry_batch(pool_t *p, omniq__outcome_t **os, int *rcs, size_t n) {
   pthread_mutex_unlock(&p->lock);
   for (int tries = 1;; tries++) {
     size_t k = 0;
-    int64_t wait = delay, now = omniq__mono_ms();
+    int64_t until = omniq__add_ms(tried_ms, delay), now = omniq__pool_ms();
     for (size_t i = 0; i < n; i++) {
-      int64_t left = atomic_load(&os[i]->job->mono_lease_until_ms) - now;
-      if (!transient(rcs[i]) || left <= 0) continue;
+      int64_t lease_end = atomic_load(&os[i]->job->mono_lease_until_ms);
+      if (!transient(rcs[i]) || lease_end - now <= 0) continue;
       if (tries == 1)
         omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.report_retry", os[i]->job->task->id,
                    "%s: %s; trying again until the lease ends in %lld ms",
-                   omniq_err_name(rcs[i]), omniq__errmsg(oq->id), (long long)left);
-      if (left < wait) wait = left;
+                   omniq_err_name(rcs[i]), omniq__errmsg(oq->id), (long long)(lease_end - now));
+      if (lease_end < until) until = lease_end;
       tasks[k] = os[i]->job->task;
       rs[k] = &os[i]->r;
       at[k++] = i;
     }
     if (k == 0) return;
-    struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (long)(wait % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    sleep_until(p, until);
     delay = delay * 2 < REPORT_RETRY_MAX_MS ? delay * 2 : REPORT_RETRY_MAX_MS;
+    tried_ms = omniq__pool_ms();
     omniq_task_t **none = NULL;
     size_t got = 0;
     int claimed = 0;
@@ -228,10 +246,11 @@ void omniq__batch_flush(pool_t *p, omniq__outcome_t *list, int slot) {
     omniq__ride_t ride;
     memset(&ride, 0, sizeof ride);
     if (slot >= 0 && list == NULL) omniq__ride_begin(p, &ride, n == BATCH_MAX, slot);
+    int64_t tried = omniq__pool_ms();
     omniq__engine_finish_many(oq, tasks, rs, n, rcs, (const char *const *)p->queues,
                               p->nqueues, ride.room, &ride.tasks, &ride.n, &ride.claimed);
     omniq__ride_end(p, &ride);
-    retry_batch(p, os, rcs, n);
+    retry_batch(p, os, rcs, n, tried);
     for (size_t i = 0; i < n; i++) {
       omniq__job_log_report(os[i]->job, &os[i]->r, rcs[i]);
       pthread_mutex_lock(&p->lock);
@@ -249,7 +268,7 @@ void omniq__batch_timers(void *arg) {
   pool_t *p = arg;
   omniq__outcome_t *list = NULL;
   pthread_mutex_lock(&p->lock);
-  int64_t now = omniq__mono_ms();
+  int64_t now = omniq__pool_ms();
   if (p->batch_due_ms != 0 && now >= p->batch_due_ms) list = omniq__batch_take(p);
   int wake = omniq__hold_look(p, now);
   omniq__timers_arm(p); /* the keeper is awake: it reads this before it sleeps */

@@ -225,7 +225,7 @@ omniq_job_t **omniq__claim_wrap(pool_t *p, omniq_task_t **tasks, size_t *n) {
  * later than the store's own start. */
 int omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms, int slot,
                      uint64_t gen) {
-  int64_t now = omniq__mono_ms();
+  int64_t now = omniq__pool_ms();
   int wake = 0;
   /* Holding: while runs are very short, the claimer runs what it claimed
    * itself; a wake-up of another runner and the hand-off to another core
@@ -303,7 +303,7 @@ void omniq__ride_begin(pool_t *p, omniq__ride_t *ride, int full, int slot) {
     p->claimed += (long)ride->room;
   }
   pthread_mutex_unlock(&p->lock);
-  ride->asked_ms = omniq__mono_ms(); /* before the call that claims (omniq__ready_put) */
+  ride->asked_ms = omniq__pool_ms(); /* before the call that claims (omniq__ready_put) */
 }
 
 /* Puts what the ride claimed on `ready` and, if it led, gives the lead up

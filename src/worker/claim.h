@@ -27,7 +27,7 @@ typedef struct omniq__ride {
   omniq_task_t **tasks;
   size_t n;
   int claimed;         /* the claim was made (n may be 0: nothing due) */
-  int64_t asked_ms;    /* monotonic time read before the report's storage call:
+  int64_t asked_ms;    /* pool clock (ms) read before the report's storage call:
                         * the store's leases of what it claims begin later */
 } omniq__ride_t;
 
@@ -44,7 +44,7 @@ size_t omniq__claim_room(const omniq_worker_t *p, int freeing);
 omniq_job_t **omniq__claim_wrap(omniq_worker_t *p, omniq_task_t **tasks, size_t *n);
 
 /* Puts jobs on `ready` and on the in-flight list; takes jobs. asked_ms is
- * the monotonic time read before the storage call that claimed them
+ * the pool clock read before the storage call that claimed them
  * (before the engine read the claim's "now"): their leases are counted
  * from it, so this pool's count of a lease never ends after the store's.
  * slot is the claimer's (-1: none); while runs are very short it holds

@@ -195,7 +195,7 @@ void omniq__job_log_report(omniq_job_t *job, const omniq__run_report_t *r, int r
     omniq__log(lg, OMNIQ_LOG_DEBUG, "task.ran", t->id,
                "func=%s attempt=%d report=%s duration_ms=%lld", t->func, t->attempts,
                omniq__run_kind_name(r->kind),
-               (long long)(omniq__mono_ms() - job->mono_started_ms));
+               (long long)(omniq__pool_ms() - job->mono_started_ms));
 }
 
 /* ---- public API ------------------------------------------------------------ */

@@ -39,12 +39,15 @@ struct omniq_job {
   /* Set when the handler starts (by the pool, under its lock): a task
    * claimed ahead may wait before it runs, and its timeout counts from
    * the start. */
+  /* mono_*: the pool's monotonic clock (omniq__pool_ms), which a test
+   * may hold still or move. */
   int64_t deadline_ms;      /* store clock: start + timeout; 0 = none */
-  int64_t mono_deadline_ms; /* the same deadline in real time; 0 = none */
-  int64_t mono_started_ms;  /* real time the run started */
-  /* Real time the lease is known to last until: the claim's lease from the
-   * run's start, moved on by each extension the store accepted. Written by
-   * the keeper, read by the runner retrying its report. */
+  int64_t mono_deadline_ms; /* the same deadline by the pool's clock; 0 = none */
+  int64_t mono_started_ms;  /* when the run started, by the pool's clock */
+  /* When, by the pool's clock, the lease is known to last until: the
+   * claim's lease from a moment read before the claim, moved on by each
+   * extension the store accepted. Written by the keeper, read by the
+   * runner retrying its report. */
   _Atomic int64_t mono_lease_until_ms;
   int in_child;             /* a process-isolation child's copy: never freed */
 
@@ -64,7 +67,7 @@ struct omniq_job {
   char *traceback;
 
   /* Pool bookkeeping, guarded by the owning pool's lock. */
-  int64_t next_extend_ms; /* real time of the next lease extension */
+  int64_t next_extend_ms; /* pool clock: when the lease is next extended */
   int keeper_action;
   int held; /* ended, its outcome waiting in the pool's batch: the keeper still
              * extends its lease until the batch commits */

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The keeper thread of a pool.
  *
- * It sleeps until the next thing due: a lease extension (every lease/3 of
- * real time per run) or a deadline, and while some run has a deadline at
+ * Its times are the pool's clock (omniq__pool_ms: CLOCK_MONOTONIC, or a
+ * test's). It sleeps until the next thing due: a lease extension (every
+ * lease/3 per run) or a deadline, and while some run has a deadline at
  * most OMNIQ__KEEPER_TICK_MS, because a deadline is also passed when the
  * store's clock reaches started_at + timeout, and that clock can jump. A
+ * test that moves either clock wakes it at once (omniq__pool_clock_moved). A
  * run that starts wakes it only when it needs the keeper before its planned
  * look (wake_ms): waking it for every run cost two context switches per
  * task, most of a short task's overhead, for a keeper that then found
@@ -12,8 +14,8 @@
  * for a job that is gone.
  *
  * A deadline passes when either the store's clock reaches it or as much
- * real time as the timeout has gone by since the run started: the first
- * lets tests move an injectable clock, the second keeps a real timeout
+ * of the pool's clock as the timeout has gone by since the run started:
+ * the first follows the store's time, the second keeps a real timeout
  * honest when the store's clock stands still. The keeper then ends the
  * run, reports a timeout (the engine names it and applies the retry
  * policy) and only then marks the job cancelled, so a handler that sees the
@@ -59,7 +61,7 @@ static void keeper_timeout(omniq__keeper_t *k, omniq_job_t *job) {
 
 static void keeper_extend(omniq__keeper_t *k, omniq_job_t *job) {
   omniq_t *oq = k->oq;
-  int64_t asked = omniq__mono_ms();
+  int64_t asked = omniq__pool_ms();
   int rc = omniq__engine_extend(oq, job->task);
   if (rc == OMNIQ_OK) {
     atomic_store(&job->mono_lease_until_ms, asked + oq->settings.lease_ms);
@@ -84,7 +86,7 @@ static void keeper_extend(omniq__keeper_t *k, omniq_job_t *job) {
     omniq__log(&oq->log, OMNIQ_LOG_WARNING, "task.extend_failed", job->task->id, "%s: %s",
                omniq_err_name(rc), omniq__errmsg(oq->id));
     pthread_mutex_lock(k->lock); /* try again soon, the lease is running out */
-    job->next_extend_ms = omniq__mono_ms() + (k->extend_ms < 1000 ? k->extend_ms : 1000);
+    job->next_extend_ms = omniq__pool_ms() + (k->extend_ms < 1000 ? k->extend_ms : 1000);
     pthread_mutex_unlock(k->lock);
   }
 }
@@ -103,7 +105,7 @@ int omniq__keeper_must_wake(const omniq__keeper_t *k, const omniq_job_t *job, in
 /* Picks the jobs needing the keeper now (referenced, linked by knext) and
  * how long it may sleep otherwise (-1 = until woken). k->lock held. */
 static omniq_job_t *scan(omniq__keeper_t *k, int64_t *wait_ms) {
-  int64_t now = omniq__mono_ms(), store_now = omniq__now(&k->oq->settings);
+  int64_t now = omniq__pool_ms(), store_now = omniq__now(&k->oq->settings);
   omniq_job_t *todo = NULL;
   *wait_ms = -1;
   for (omniq_job_t *j = *k->inflight; j != NULL; j = j->next) {
@@ -137,7 +139,7 @@ void omniq__keeper_run(omniq__keeper_t *k) {
   while (!k->stop && !k->errand) {
     k->wake_ms = INT64_MIN; /* runs that start from now on are seen by the scan below */
     int64_t wait_ms;
-    if (k->flush_at > 0 && omniq__mono_ms() >= k->flush_at) {
+    if (k->flush_at > 0 && omniq__pool_ms() >= k->flush_at) {
       k->flush_at = 0;
       pthread_mutex_unlock(k->lock);
       k->flush(k->flush_arg);
@@ -146,7 +148,7 @@ void omniq__keeper_run(omniq__keeper_t *k) {
     }
     omniq_job_t *todo = scan(k, &wait_ms);
     if (k->flush_at > 0) {
-      int64_t w = k->flush_at - omniq__mono_ms();
+      int64_t w = k->flush_at - omniq__pool_ms();
       wait_ms = wait_ms < 0 || w < wait_ms ? (w > 0 ? w : 0) : wait_ms;
     }
     if (todo != NULL) {
@@ -165,13 +167,8 @@ void omniq__keeper_run(omniq__keeper_t *k) {
     }
     /* Published under the lock the wait releases, so a run that starts
      * while the keeper sleeps reads the time it will wake. */
-    k->wake_ms = wait_ms < 0 ? INT64_MAX : omniq__mono_ms() + wait_ms;
-    if (wait_ms < 0) {
-      pthread_cond_wait(k->cond, k->lock);
-    } else {
-      struct timespec ts = omniq__mono_deadline(wait_ms);
-      pthread_cond_timedwait(k->cond, k->lock, &ts);
-    }
+    k->wake_ms = wait_ms < 0 ? INT64_MAX : omniq__pool_ms() + wait_ms;
+    omniq__pool_clock_wait(k->cond, k->lock, k->wake_ms);
   }
   pthread_mutex_unlock(k->lock);
 }

@@ -7,8 +7,9 @@
 
 #include "worker/job.h"
 
-/* How often (ms) the keeper looks at the store's clock while some run has a
- * deadline: the clock may jump (an injectable clock) without telling it. */
+/* How often (pool ms) the keeper looks at the store's clock while some run
+ * has a deadline: the clock may jump (an injectable clock) without telling
+ * it. */
 #define OMNIQ__KEEPER_TICK_MS 50
 
 typedef struct omniq__keeper {
@@ -22,11 +23,11 @@ typedef struct omniq__keeper {
   int errand;                  /* set under *lock (and cond broadcast) to make
                                 * omniq__keeper_run return: the pool needs this
                                 * thread for a moment; it clears the flag */
-  int64_t wake_ms; /* under *lock: when the keeper next looks (monotonic ms); INT64_MAX =
+  int64_t wake_ms; /* under *lock: when the keeper next looks (pool ms); INT64_MAX =
                     * not until woken; INT64_MIN = awake, it scans before it sleeps */
   omniq__unstored_t unstored; /* under *lock: timeouts whose report the store refused */
   /* The pool's timers (its batch of outcomes, its look at held runs):
-   * under *lock, flush_at is when (monotonic ms) the keeper calls
+   * under *lock, flush_at is when (pool ms) the keeper calls
    * flush(flush_arg) without the lock; 0 = none. Whoever sets it earlier
    * than wake_ms broadcasts cond. */
   int64_t flush_at;
@@ -36,7 +37,8 @@ typedef struct omniq__keeper {
 
 /* Whether a run that has just joined the in-flight list needs the keeper
  * sooner than it plans to look; if so the caller broadcasts k->cond. Call
- * with *k->lock held, after linking the job, with the job's mono times set. */
+ * with *k->lock held, after linking the job, with the job's pool times set;
+ * now_ms by omniq__pool_ms. */
 int omniq__keeper_must_wake(const omniq__keeper_t *k, const omniq_job_t *job, int64_t now_ms);
 
 /* The keeper's loop; returns once stop or errand is set. Run it on its own

@@ -163,7 +163,7 @@ static void lead(pool_t *p, int slot) {
 
     omniq_task_t **tasks = NULL;
     size_t n = 0;
-    int64_t asked = omniq__mono_ms(); /* the leases' start, no later than the store's */
+    int64_t asked = omniq__pool_ms(); /* the leases' start, no later than the store's */
     int rc =
         omniq__engine_claim(p->oq, (const char *const *)p->queues, p->nqueues, room, &tasks, &n);
     if (rc != OMNIQ_OK)

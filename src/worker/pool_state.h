@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/clock.h"
 #include "core/handle.h"
 #include "worker/isolate.h"
 #include "worker/job.h"
@@ -91,6 +92,7 @@ struct omniq_worker {
   pthread_mutex_t lock;
   pthread_cond_t cond;      /* started/alive changed, stop; the keeper's wake-up */
   pthread_cond_t idle_cond; /* followers wait here for leadership */
+  omniq__clock_watch_t clock_watch; /* lock and cond: woken when a test moves a clock */
   int refs;                 /* the owner's, and one per runner thread */
   int started, alive;       /* runner threads started, and not yet exited */
   int go; /* runners wait for it, so "worker.started" is logged first */

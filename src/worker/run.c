@@ -101,7 +101,7 @@ void omniq__run_task(pool_t *p, int slot, omniq_job_t *job) {
   omniq_t *oq = p->oq;
   omniq_task_t *task = job->task;
   int rc = OMNIQ_OK;
-  if (atomic_load(&job->mono_lease_until_ms) - omniq__mono_ms() < p->extend_ms &&
+  if (atomic_load(&job->mono_lease_until_ms) - omniq__pool_ms() < p->extend_ms &&
       omniq__job_end(job)) {
     omniq__job_cancel(job);
     omniq__not_started(p, job);
@@ -114,7 +114,7 @@ void omniq__run_task(pool_t *p, int slot, omniq_job_t *job) {
     omniq__job_unref(job);
     return;
   }
-  int64_t now = omniq__mono_ms(), store_start = omniq__now(&oq->settings);
+  int64_t now = omniq__pool_ms(), store_start = omniq__now(&oq->settings);
   pthread_mutex_lock(&p->lock);
   int skip = p->abandon; /* claimed while a stop gave up: nobody keeps its lease */
   /* The timeout counts from the handler's start, not from the claim: a

@@ -30,6 +30,7 @@ void omniq__pool_unref(pool_t *p) {
   int last = --p->refs == 0;
   pthread_mutex_unlock(&p->lock);
   if (!last) return;
+  omniq__pool_clock_unwatch(&p->clock_watch);
   for (size_t i = 0; i < p->nqueues; i++) omniq__free(p->queues[i]);
   omniq__free(p->handler_path);
   if (p->slots != NULL)
@@ -163,6 +164,8 @@ int omniq__pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   p->limits = (omniq__limits_t){opts->memory_limit_bytes, opts->cpu_limit_ms, opts->files_limit};
   p->extend_ms = oq->settings.lease_ms / 3 > 0 ? oq->settings.lease_ms / 3 : 1;
   p->refs = 1;
+  p->clock_watch = (omniq__clock_watch_t){.lock = &p->lock, .cond = &p->cond};
+  omniq__pool_clock_watch(&p->clock_watch);
   *out = p;
   return OMNIQ_OK;
 nomem:

@@ -4,17 +4,54 @@
 #include "support/postgres.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/records.h"
 #include "core/engine.h"
 
 void th_clock_init(th_clock_t *c, int64_t start_ms) { c->now_ms = start_ms; }
 
-void th_clock_advance(th_clock_t *c, int64_t ms) { c->now_ms += ms; }
+void th_clock_advance(th_clock_t *c, int64_t ms) {
+  c->now_ms += ms;
+  omniq__pool_clock_moved();
+}
+
+static _Atomic int64_t frozen_pool_us;
+
+static int64_t frozen_pool_clock(void) { return atomic_load(&frozen_pool_us); }
+
+void th_pool_clock_freeze(void) {
+  atomic_store(&frozen_pool_us, INT64_C(1000000000)); /* far from 0: "no time" stays 0 */
+  omniq__set_pool_clock_us(frozen_pool_clock);
+}
+
+void th_pool_clock_thaw(void) { omniq__set_pool_clock_us(NULL); }
+
+void th_pool_clock_advance(int64_t ms) {
+  atomic_fetch_add(&frozen_pool_us, ms * 1000);
+  omniq__pool_clock_moved();
+}
+
+void th_time_advance(th_clock_t *c, int64_t ms) {
+  c->now_ms += ms;
+  th_pool_clock_advance(ms);
+}
+
+int th_store_setup_frozen(void **state) {
+  th_pool_clock_freeze();
+  return th_store_setup(state);
+}
+
+int th_store_teardown_frozen(void **state) {
+  int rc = th_store_teardown(state);
+  th_pool_clock_thaw();
+  return rc;
+}
 
 int64_t th_clock_now(void *userdata) { return ((th_clock_t *)userdata)->now_ms; }
 

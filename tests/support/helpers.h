@@ -23,8 +23,23 @@ typedef struct th_clock {
 #define TH_EPOCH_MS INT64_C(1800000000000) /* 2027-01-15, a fixed "now" */
 
 void th_clock_init(th_clock_t *c, int64_t start_ms);
+/* Moves the store's clock, and wakes the pools of this process to look at
+ * it at once (a deadline passes by the store's clock too). */
 void th_clock_advance(th_clock_t *c, int64_t ms);
 int64_t th_clock_now(void *userdata); /* an omniq_clock_fn over th_clock_t */
+
+/* The pool's clock (leases, extensions, the lease margin, deadlines, the
+ * batch's delay, report retries), frozen for the whole process: no time
+ * passes for a pool until the test moves it, so nothing in a pool happens
+ * by time alone (an outcome waits in its batch until a runner commits it,
+ * a lease never runs out). Freeze with no pool running; thaw in teardown. */
+void th_pool_clock_freeze(void);
+void th_pool_clock_thaw(void);
+/* Moves the frozen pool clock on by ms and wakes every pool to look at it:
+ * the keeper acts at once on what has come due. Any thread. */
+void th_pool_clock_advance(int64_t ms);
+/* Moves the store's clock and the pool's together, as real time would. */
+void th_time_advance(th_clock_t *c, int64_t ms);
 
 /* Settings for a test store under dir, on the manual clock, logging only
  * errors (so test output stays readable). backend: "sqlite", "file" or
@@ -48,6 +63,10 @@ int th_store_setup(void **state);
 /* cmocka teardown: closes the handle, removes the directory (and a
  * postgres store's schema). */
 int th_store_teardown(void **state);
+/* th_store_setup and th_store_teardown with the pool's clock frozen
+ * (th_pool_clock_freeze) from before the store opens to after it closes. */
+int th_store_setup_frozen(void **state);
+int th_store_teardown_frozen(void **state);
 
 /* Claims at most one due task of the default queue through the engine, as
  * a worker would: the task (yours: omniq_task_free) or NULL. Fails the test

@@ -46,6 +46,7 @@
 #include "storage/file/keys.h"
 #include "storage/file/marks.h"
 #include "storage/file/names.h"
+#include "storage/file/claimed.h"
 #include "storage/file/owner.h"
 #include "storage/file/queues.h"
 #include "storage/file/record.h"
@@ -131,6 +132,7 @@ static void close_file(void *backend) {
   omniq__fq_close(fs);
   omniq__ftotals_close(fs); /* before stats/ closes */
   omniq__spares_free(fs->io.spares); /* removes them from tmp/: before tmp_fd closes */
+  omniq__fclaimed_free(fs->claimed);
   for (size_t i = 0, n = all_fds(fs, fds); i < n; i++) close_fd(fds[i]);
   omniq__flock_destroy(&fs->locks);
   omniq__flock_destroy(&fs->meta);
@@ -216,7 +218,10 @@ static int open_layout(omniq__fs_t *fs, int *format_missing, char *err, size_t e
     return OMNIQ_ESTORAGE;
   }
   /* Before the first file in tmp/: everything there carries the owner. */
-  return omniq__fowner_claim(&fs->io, fs->locks.fd, err, errlen);
+  rc = omniq__fowner_claim(&fs->io, fs->locks.fd, err, errlen);
+  /* NULL (no memory): every finish reads its slot. */
+  if (rc == OMNIQ_OK) fs->claimed = omniq__fclaimed_new(fs->io.owner);
+  return rc;
 }
 
 static int open_file(const omniq_settings_t *s, void **backend, char *err, size_t errlen) {

@@ -29,6 +29,7 @@
 
 struct omniq__fqstate; /* queues.c */
 struct omniq__ftotals; /* totals.c */
+struct omniq__fclaimed; /* claimed.c */
 
 typedef struct omniq__fs {
   omniq_settings_t settings; /* a copy: the log, the clock and the locks point into it */
@@ -53,6 +54,8 @@ typedef struct omniq__fs {
    * taken before any task lock, never while one is held. */
   omniq__flock_t meta;
   struct omniq__fqstate *qstate;
+  /* What this handle's claims left in their slots (claimed.c); NULL: none. */
+  struct omniq__fclaimed *claimed;
 } omniq__fs_t;
 
 /* Where a task is, as found under its lock. */

@@ -48,6 +48,7 @@
 #include "base/error.h"
 #include "storage/file/backend.h"
 #include "storage/file/batch.h"
+#include "storage/file/claimed.h"
 #include "storage/file/queues.h"
 #include "storage/file/record.h"
 
@@ -63,6 +64,8 @@ typedef struct held_claim {
   struct staged_claim {
     omniq__pending_t p;
     char tmp[OMNIQ__TMP_NAME_SIZE];
+    omniq__fio_stamp_t stamp; /* the rewrite's mark (claimed.c) */
+    off_t size;
   } *v;
   size_t n;
 } held_claim_t;
@@ -117,14 +120,21 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
     t->started_at_ms = req->now_ms;
     t->lease_until_ms = req->lease_until_ms;
     rc = omniq__frec_encode(&rec, t, NULL, err, errlen);
+    /* The rewrite carries a mark, so the finish of this run can trust the
+     * slot with one fstatat (claimed.c). */
+    omniq__fio_stamp_t stamp;
+    omniq__fclaimed_mark(fs->claimed, &stamp);
     if (rc == OMNIQ_OK && h != NULL) {
       /* Staged only: claim_held renames it over the slot after the round. */
       omniq__fio_t io = fs->io;
       io.held = &h->files;
+      io.stamp = &stamp;
       struct staged_claim *c = &h->v[h->n];
       rc = omniq__frec_stage(&io, &rec, OMNIQ__FREC_TASK, c->tmp, err, errlen);
       if (rc == OMNIQ_OK) {
         c->p = *p;
+        c->stamp = stamp;
+        c->size = (off_t)rec.task_len + 1;
         h->n++;
       }
       omniq__frec_free(&rec);
@@ -138,8 +148,10 @@ static int claim_in(omniq__fs_t *fs, int qfd, const omniq__pending_t *p,
       omniq__fio_dirs_t later = OMNIQ__FIO_DIRS_INIT;
       omniq__fio_t io = fs->io;
       io.defer = &later;
+      io.stamp = &stamp;
       rc = omniq__frec_write_slot(&io, fs->running_fd, idname, &rec, err, errlen);
       omniq__fio_dirs_drop(&later);
+      if (rc == OMNIQ_OK) omniq__fclaimed_put(fs->claimed, t, &stamp, (off_t)rec.task_len + 1);
       omniq__frec_free(&rec);
     }
   } else {
@@ -354,6 +366,7 @@ static int claim_held(omniq__fs_t *fs, const omniq_claim_req_t *req, open_q_t *q
      * power loss (the finish that follows syncs running/). */
     if (synced == OMNIQ_OK &&
         omniq__fio_replace(&nosync, h.v[j].tmp, fs->running_fd, idname, e, sizeof e) == OMNIQ_OK) {
+      omniq__fclaimed_put(fs->claimed, got[n0 + j], &h.v[j].stamp, h.v[j].size);
       got[kept++] = got[n0 + j];
       omniq__fbatch_step();
       continue;

@@ -110,6 +110,26 @@ static int spare_open(const omniq__fio_t *io, char tmp_name[OMNIQ__TMP_NAME_SIZE
   return -1;
 }
 
+/* v in decimal at p; the end. */
+static char *put_decimal(char *p, unsigned long long v) {
+  char d[20];
+  int n = 0;
+  do d[n++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  while (n > 0) *p++ = d[--n];
+  return p;
+}
+
+/* "<owner>-<n>.tmp" (what "%llu-%lu.tmp" wrote), by hand: a name is made
+ * for every file a write cannot take from the spares, two a task. */
+static void tmp_name_of(char tmp_name[OMNIQ__TMP_NAME_SIZE], unsigned long long owner,
+                        unsigned long n) {
+  char *p = put_decimal(tmp_name, owner);
+  *p++ = '-';
+  p = put_decimal(p, n);
+  memcpy(p, ".tmp", 5);
+}
+
 /* Opens a tmp file (a spare, else a new one) and writes the pieces to it,
  * unsynced; *fd is left open for the caller to sync and close. */
 static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
@@ -117,8 +137,7 @@ static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
   *fd = -1;
   int spare = spare_open(io, tmp_name, fd) == 0;
   for (int tries = 0; *fd < 0 && tries < 100; tries++) {
-    snprintf(tmp_name, OMNIQ__TMP_NAME_SIZE, "%llu-%lu.tmp", io->owner,
-             atomic_fetch_add(&tmp_counter, 1));
+    tmp_name_of(tmp_name, io->owner, atomic_fetch_add(&tmp_counter, 1));
     *fd = openat(io->tmp_fd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     /* EEXIST: a dead handle that drew our number left this name. */
     if (*fd < 0 && errno != EEXIST && errno != EINTR)
@@ -135,6 +154,10 @@ static int stage_open(const omniq__fio_t *io, const struct iovec *iov, int n,
     *fd = -1;
     unlinkat(io->tmp_fd, tmp_name, 0);
     return omniq__fio_errno(e, err, errlen, "file store: writing tmp/%s", tmp_name);
+  }
+  if (io->stamp != NULL) { /* after the last write: any later one moves the time again */
+    const struct timespec times[2] = {{0, UTIME_OMIT}, io->stamp->at};
+    io->stamp->set = futimens(*fd, times) == 0;
   }
   return OMNIQ_OK;
 }

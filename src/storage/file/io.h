@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "storage/file/spares.h"
@@ -46,6 +47,13 @@ typedef struct omniq__fio_held {
 
 #define OMNIQ__FIO_HELD_INIT {NULL, 0, 0}
 
+/* A modification time a write sets on the files it stages, after their
+ * bytes (claimed.c: the mark that lets a finish trust its claim's slot). */
+typedef struct omniq__fio_stamp {
+  struct timespec at;
+  int set; /* out: 1 once futimens set it on the last file staged */
+} omniq__fio_stamp_t;
+
 typedef struct omniq__fio {
   int tmp_fd;        /* base_dir/tmp: every write starts here */
   int quarantine_fd; /* base_dir/quarantine */
@@ -56,6 +64,7 @@ typedef struct omniq__fio {
   omniq__fio_held_t *held;  /* non-NULL: staging leaves the data sync to omniq__fio_held_sync
                                (never set for a call that renames what it staged) */
   omniq__spares_t *spares;  /* files in tmp/ a write reuses (spares.c); NULL: none */
+  omniq__fio_stamp_t *stamp; /* non-NULL: each staged file's mtime is set to stamp->at */
   unsigned long long owner;  /* the handle's owner number, first in every tmp name (owner.c) */
   /* Folders the backend keeps open until it closes (running/, results/,
    * the terminal folders): a put-off sync of one of them holds it as it

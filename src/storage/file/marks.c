@@ -83,12 +83,36 @@ static void shards(const char *id, char key[LEVELS][7]) {
   }
 }
 
+/* Copies s (at most max bytes of it) to p; the end, unterminated. Paths
+ * are made twice or three times a task: pieces copied, not formatted
+ * (every piece's length is bounded: the sizes above hold them all). */
+static char *put(char *p, const char *s, size_t max) {
+  size_t n = strnlen(s, max);
+  memcpy(p, s, n);
+  return p + n;
+}
+
+/* "L0/L1/L2/L3" from the shard names. */
+static void shard_dir(char key[LEVELS][7], char dir[DIR_SIZE]) {
+  char *p = dir;
+  for (int l = 0; l < LEVELS; l++) {
+    if (l > 0) *p++ = '/';
+    p = put(p, key[l], 6);
+  }
+  *p = '\0';
+}
+
 /* "L0/L1/L2/L3" and "L0/L1/L2/L3/<id>.<qdir>". */
 static void paths(const char *id, const char *qdir, char dir[DIR_SIZE], char rel[REL_SIZE]) {
   char key[LEVELS][7];
   shards(id, key);
-  snprintf(dir, DIR_SIZE, "%s/%s/%s/%s", key[0], key[1], key[2], key[3]);
-  snprintf(rel, REL_SIZE, "%s/%.36s.%s", dir, id, qdir);
+  shard_dir(key, dir);
+  char *p = put(rel, dir, DIR_SIZE);
+  *p++ = '/';
+  p = put(p, id, OMNIQ_ID_LEN);
+  *p++ = '.';
+  p = put(p, qdir, OMNIQ__QDIR_MAX);
+  *p = '\0';
 }
 
 /* mkdir -p of dir under root, deepest folder first: usually only the leaf
@@ -343,8 +367,18 @@ static int list_dir(int dirfd, const char *sub, int level, size_t prefix, names_
 /* A time as the first 13 characters of a UUIDv7 show one ("%08x-%04x" of
  * the ms), so the shards of shards() apply to it unchanged. */
 static void time_text(int64_t ms, char out[14]) {
+  static const char hex[] = "0123456789abcdef";
   uint64_t u = ms < 0 ? 0 : (uint64_t)ms & 0xFFFFFFFFFFFFULL;
-  snprintf(out, 14, "%08x-%04x", (unsigned)(u >> 16), (unsigned)(u & 0xFFFF));
+  /* "%08x-%04x" of the 48 bits, by hand. */
+  for (int i = 12; i >= 0; i--) {
+    if (i == 8) {
+      out[i] = '-';
+      continue;
+    }
+    out[i] = hex[u & 15];
+    u >>= 4;
+  }
+  out[13] = '\0';
 }
 
 static int64_t time_of(const char *name) {
@@ -423,8 +457,15 @@ static void timed_paths(int64_t ms, const char *id, const char *qdir, char dir[D
   char tt[14], key[LEVELS][7];
   time_text(ms, tt);
   shards(tt, key);
-  snprintf(dir, DIR_SIZE, "%s/%s/%s/%s", key[0], key[1], key[2], key[3]);
-  snprintf(rel, REL_SIZE + 16, "%s/%s.%.36s.%s", dir, tt, id, qdir);
+  shard_dir(key, dir);
+  char *p = put(rel, dir, DIR_SIZE);
+  *p++ = '/';
+  p = put(p, tt, 13);
+  *p++ = '.';
+  p = put(p, id, OMNIQ_ID_LEN);
+  *p++ = '.';
+  p = put(p, qdir, OMNIQ__QDIR_MAX);
+  *p = '\0';
 }
 
 int omniq__fmark_timed(omniq__fs_t *fs, const char *id, const char *qdir, int64_t finished_ms) {

@@ -53,10 +53,25 @@ int64_t omniq__fname_eta(int64_t eta_ms) {
   return eta_ms > OMNIQ__ETA_NAME_MAX ? OMNIQ__ETA_NAME_MAX : eta_ms;
 }
 
+/* v in exactly n decimal digits, zeros first (v < 10^n); the end. */
+static char *put_fixed(char *out, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--, v /= 10) out[i] = (char)('0' + v % 10);
+  return out + n;
+}
+
+/* A task's names are made on every enqueue, claim and move, several
+ * times a task: written by hand, byte for byte what
+ * "%010lu_%015lld_%.36s.json" and "%s.json" wrote, without snprintf's
+ * cost (a tenth of it). */
 void omniq__fname_pending(uint32_t iprio, int64_t name_eta, const char *id,
                           char out[OMNIQ__PNAME_SIZE]) {
-  snprintf(out, OMNIQ__PNAME_SIZE, "%010lu_%015lld_%.36s.json", (unsigned long)iprio,
-           (long long)omniq__fname_eta(name_eta), id);
+  size_t n = strnlen(id, OMNIQ_ID_LEN);
+  char *p = put_fixed(out, iprio, 10);
+  *p++ = '_';
+  p = put_fixed(p, (uint64_t)omniq__fname_eta(name_eta), 15);
+  *p++ = '_';
+  memcpy(p, id, n);
+  memcpy(p + n, ".json", 6);
 }
 
 int omniq__fname_pending_parse(const char *name, uint32_t *iprio, int64_t *name_eta,
@@ -76,7 +91,8 @@ int omniq__fname_pending_parse(const char *name, uint32_t *iprio, int64_t *name_
 
 int omniq__fname_id(const char *id, char out[OMNIQ__IDNAME_SIZE]) {
   if (!omniq_id_valid(id)) return OMNIQ_EINVAL;
-  snprintf(out, OMNIQ__IDNAME_SIZE, "%s.json", id);
+  memcpy(out, id, OMNIQ_ID_LEN);
+  memcpy(out + OMNIQ_ID_LEN, ".json", 6);
   return OMNIQ_OK;
 }
 

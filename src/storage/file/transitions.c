@@ -38,6 +38,7 @@
 
 #include "base/error.h"
 #include "storage/file/backend.h"
+#include "storage/file/claimed.h"
 #include "storage/file/marks.h"
 #include "storage/file/names.h"
 #include "storage/file/record.h"
@@ -352,6 +353,9 @@ static int load_running(omniq__fs_t *fs, const char *id, const char *idname, int
                         omniq_task_t **t, char *err, size_t errlen) {
   omniq__fs_at_t at;
   omniq__pending_t p;
+  /* The slot this handle's claim wrote, unchanged since (one fstatat),
+   * holds the task the claim remembered. */
+  if (omniq__fclaimed_take(fs->claimed, fs->running_fd, idname, id, token, t)) return OMNIQ_OK;
   int rc = omniq__fs_locate(fs, id, idname, &at, &p, t, err, errlen);
   if (rc != OMNIQ_OK) return rc;
   if (at == OMNIQ__AT_RUNNING && (*t)->token == token) return OMNIQ_OK;
@@ -471,7 +475,13 @@ int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t
     rc = omniq__frec_encode(&rec, t, NULL, err, errlen);
   }
   if (rc == OMNIQ_OK) {
-    rc = omniq__frec_write_slot(&fs->io, fs->running_fd, idname, &rec, err, errlen);
+    /* Marked as a claim's rewrite is, so the finish still needs no read. */
+    omniq__fio_stamp_t stamp;
+    omniq__fio_t io = fs->io;
+    omniq__fclaimed_mark(fs->claimed, &stamp);
+    io.stamp = &stamp;
+    rc = omniq__frec_write_slot(&io, fs->running_fd, idname, &rec, err, errlen);
+    if (rc == OMNIQ_OK) omniq__fclaimed_put(fs->claimed, t, &stamp, (off_t)rec.task_len + 1);
     omniq__frec_free(&rec);
   }
   omniq__flock_release(&fs->locks, id);
