@@ -66,23 +66,27 @@ static int newcomer(omniq_job_t *job, void *ud) {
   return OMNIQ_OK;
 }
 
+/* Notes this thread among those that ran, and waits until runs on two
+ * threads have started. */
+static void wait_for_two_threads(void) {
+  pthread_mutex_lock(&seen_lock);
+  int known = 0;
+  for (int i = 0; i < nthreads; i++) known |= pthread_equal(heavy_threads[i], pthread_self());
+  if (!known && nthreads < HELD) {
+    heavy_threads[nthreads++] = pthread_self();
+    if (nthreads == 2) th_gate_add(&two_threads, 1);
+  }
+  pthread_mutex_unlock(&seen_lock);
+  th_gate_wait(&two_threads, 1, TH_WAIT_MS);
+}
+
 /* A long run (the pool's clock moves past HOLD_RUN_US). After the first
  * two, each waits until runs on two threads have started: a claim still
  * held by one runner never gets there. */
 static int heavy(omniq_job_t *job, void *ud) {
   (void)job, (void)ud;
   atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
-  if (atomic_fetch_add(&runs, 1) > 1) {
-    pthread_mutex_lock(&seen_lock);
-    int known = 0;
-    for (int i = 0; i < nthreads; i++) known |= pthread_equal(heavy_threads[i], pthread_self());
-    if (!known) {
-      heavy_threads[nthreads++] = pthread_self();
-      if (nthreads == 2) th_gate_add(&two_threads, 1);
-    }
-    pthread_mutex_unlock(&seen_lock);
-    th_gate_wait(&two_threads, 1, TH_WAIT_MS);
-  }
+  if (atomic_fetch_add(&runs, 1) > 1) wait_for_two_threads();
   th_gate_add(&done, 1);
   return OMNIQ_OK;
 }
@@ -135,17 +139,7 @@ static int tail(omniq_job_t *job, void *ud) {
   }
   int size = atomic_load(&claim_size);
   if (seq >= size - 2 && seq < size) atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
-  if (seq >= size) {
-    pthread_mutex_lock(&seen_lock);
-    int known = 0;
-    for (int i = 0; i < nthreads; i++) known |= pthread_equal(heavy_threads[i], pthread_self());
-    if (!known && nthreads < HELD) {
-      heavy_threads[nthreads++] = pthread_self();
-      if (nthreads == 2) th_gate_add(&two_threads, 1);
-    }
-    pthread_mutex_unlock(&seen_lock);
-    th_gate_wait(&two_threads, 1, TH_WAIT_MS);
-  }
+  if (seq >= size) wait_for_two_threads();
   th_gate_add(&done, 1);
   return OMNIQ_OK;
 }
