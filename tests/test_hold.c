@@ -2,7 +2,9 @@
 /* Holding (worker/claim.c): while runs are very short, a runner that
  * claims keeps what it claimed and runs it all itself; as soon as runs are
  * no longer short, what it still holds goes to every runner; and new work
- * that arrives while one runner holds starts at once on an idle one.
+ * that arrives while one runner holds starts at once on an idle one. One
+ * longer run among many short ones (a runner descheduled in mid-run) does
+ * not end a hold; a second does.
  *
  * The pool's microsecond clock is the test's: frozen, every run takes no
  * time; a handler that moves it by more than HOLD_RUN_US is a long run.
@@ -16,6 +18,7 @@
 #include "base/clock.h"
 #include "support/gate.h"
 #include "support/helpers.h"
+#include "worker/claim.h"
 #include "worker/pool_state.h"
 
 #define WARM 16 /* short runs before the tasks under test: enough to hold */
@@ -63,34 +66,40 @@ static int newcomer(omniq_job_t *job, void *ud) {
   return OMNIQ_OK;
 }
 
-/* A long run (the pool's clock moves past HOLD_RUN_US). After the first,
- * each waits until runs on two threads have started: a claim still held
- * by one runner never gets there. */
+/* Notes this thread among those that ran, and waits until runs on two
+ * threads have started. */
+static void wait_for_two_threads(void) {
+  pthread_mutex_lock(&seen_lock);
+  int known = 0;
+  for (int i = 0; i < nthreads; i++) known |= pthread_equal(heavy_threads[i], pthread_self());
+  if (!known && nthreads < HELD) {
+    heavy_threads[nthreads++] = pthread_self();
+    if (nthreads == 2) th_gate_add(&two_threads, 1);
+  }
+  pthread_mutex_unlock(&seen_lock);
+  th_gate_wait(&two_threads, 1, TH_WAIT_MS);
+}
+
+/* A long run (the pool's clock moves past HOLD_RUN_US). After the first
+ * two, each waits until runs on two threads have started: a claim still
+ * held by one runner never gets there. */
 static int heavy(omniq_job_t *job, void *ud) {
   (void)job, (void)ud;
   atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
-  if (atomic_fetch_add(&runs, 1) > 0) {
-    pthread_mutex_lock(&seen_lock);
-    int known = 0;
-    for (int i = 0; i < nthreads; i++) known |= pthread_equal(heavy_threads[i], pthread_self());
-    if (!known) {
-      heavy_threads[nthreads++] = pthread_self();
-      if (nthreads == 2) th_gate_add(&two_threads, 1);
-    }
-    pthread_mutex_unlock(&seen_lock);
-    th_gate_wait(&two_threads, 1, TH_WAIT_MS);
-  }
+  if (atomic_fetch_add(&runs, 1) > 1) wait_for_two_threads();
   th_gate_add(&done, 1);
   return OMNIQ_OK;
 }
 
-/* The first run turns out long (the pool's clock moves past HOLD_RUN_US)
+/* The first run turns out long (the pool's clock moves past HOLD_RUN_US,
+ * and on to the keeper's next look at held runs, which the move wakes)
  * and does not return until another task of its claim has run. */
 static th_gate_t other_ran;
 static int stall(omniq_job_t *job, void *ud) {
   (void)job, (void)ud;
   if (atomic_fetch_add(&runs, 1) == 0) {
-    atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
+    atomic_fetch_add(&fake_us, HOLD_LOOK_MS * 1000 + HOLD_RUN_US + 1);
+    omniq__pool_clock_moved();
     if (!th_gate_wait(&other_ran, 1, TH_WAIT_MS)) atomic_store(&runs_at_newcomer, -1);
   } else {
     th_gate_add(&other_ran, 1);
@@ -99,7 +108,45 @@ static int stall(omniq_job_t *job, void *ud) {
   return OMNIQ_OK;
 }
 
-static const th_handler_t handlers[] = {{"quick", quick},
+/* The first run is long (the pool's clock moves past HOLD_RUN_US); the
+ * second notes how many runners hold while it runs. */
+static omniq_worker_t *under_test;
+static atomic_int holders_at_second;
+static int blip(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  int seq = atomic_fetch_add(&runs, 1);
+  if (seq == 0) atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
+  if (seq == 1) {
+    pthread_mutex_lock(&under_test->lock);
+    atomic_store(&holders_at_second, under_test->nholders);
+    pthread_mutex_unlock(&under_test->lock);
+  }
+  th_gate_add(&done, 1);
+  return OMNIQ_OK;
+}
+
+/* The held claim's last two runs are long, so its hold ends with nothing
+ * left to share and runs no longer short; every task after the claim
+ * then waits until runs on two threads have started. */
+static atomic_int claim_size;
+static int tail(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  int seq = atomic_fetch_add(&runs, 1);
+  if (seq == 0) {
+    pthread_mutex_lock(&under_test->lock);
+    atomic_store(&claim_size, under_test->nheld + 1);
+    pthread_mutex_unlock(&under_test->lock);
+  }
+  int size = atomic_load(&claim_size);
+  if (seq >= size - 2 && seq < size) atomic_fetch_add(&fake_us, HOLD_RUN_US + 1);
+  if (seq >= size) wait_for_two_threads();
+  th_gate_add(&done, 1);
+  return OMNIQ_OK;
+}
+
+static const th_handler_t handlers[] = {{"blip", blip},
+                                        {"tail", tail},
+                                        {"quick", quick},
                                         {"held", held},
                                         {"newcomer", newcomer},
                                         {"heavy", heavy},
@@ -109,6 +156,7 @@ static int setup(void **state) {
   atomic_store(&fake_us, 1000000);
   atomic_store(&runs, 0);
   atomic_store(&runs_at_newcomer, 0);
+  atomic_store(&holders_at_second, -1);
   nthreads = 0;
   th_gate_init(&warm_done);
   th_gate_init(&first_started);
@@ -131,18 +179,21 @@ static void enqueue_many(omniq_t *oq, const char *func, size_t n) {
   th_ok(oq, omniq_enqueue_many(oq, items, n, NULL));
 }
 
-/* A pool of two whose runs have been short: the claim under test is
- * held by whichever runner makes it. */
-static omniq_worker_t *warm_pool(omniq_t *oq) {
+/* A pool of n whose runs have been short: the claim under test is held
+ * by whichever runner makes it. poll_ms: its poll, 0 for the default. */
+static omniq_worker_t *warm_pool_of(omniq_t *oq, int n, int64_t poll_ms) {
   omniq_worker_opts_t o;
   omniq_worker_t *w = NULL;
   omniq_worker_opts_init(&o);
-  o.concurrency = 2;
+  o.concurrency = n;
+  if (poll_ms > 0) o.poll_interval_ms = poll_ms;
   th_ok(oq, omniq_worker_start(oq, &o, &w));
   enqueue_many(oq, "quick", WARM);
   assert_true(th_gate_wait(&warm_done, WARM, TH_WAIT_MS));
   return w;
 }
+
+static omniq_worker_t *warm_pool(omniq_t *oq) { return warm_pool_of(oq, 2, 0); }
 
 static void test_short_runs_are_held_and_new_work_starts_beside_the_holder(void **state) {
   th_store_t *st = *state;
@@ -171,8 +222,37 @@ static void run_claim(th_store_t *st, const char *func) {
 
 static void test_runs_over_the_threshold_are_shared_between_runners(void **state) {
   run_claim(*state, "heavy");
-  /* After the first long run, both runners ran the rest of the claim. */
+  /* After two long runs, both runners ran the rest of the claim. */
   assert_int_equal(th_gate_get(&two_threads), 1);
+}
+
+/* After many short runs, one long run is forgiven once: the count falls
+ * to what still holds, and a second long run before the credit is back
+ * ends holding. */
+static void test_the_count_of_short_runs_forgives_one_long_run(void **state) {
+  (void)state;
+  int count = 0;
+  for (int i = 0; i < HOLD_CREDIT + 3; i++) count = omniq__hold_count(count, HOLD_RUN_US);
+  assert_int_equal(count, HOLD_CREDIT);
+  count = omniq__hold_count(count, HOLD_RUN_US + 1);
+  assert_int_equal(count, HOLD_AFTER); /* still holds */
+  count = omniq__hold_count(count, 0);
+  assert_int_equal(count, HOLD_AFTER + 1);
+  assert_int_equal(omniq__hold_count(count, HOLD_RUN_US + 1), 0); /* the second: no more */
+  assert_int_equal(omniq__hold_count(HOLD_AFTER - 1, HOLD_RUN_US + 1), 0);
+}
+
+/* A pool of one (no look at held runs: no one to share with) holds its
+ * claim through one long run: while the next runs, its runner still
+ * holds. */
+static void test_one_long_run_among_short_ones_does_not_end_the_hold(void **state) {
+  th_store_t *st = *state;
+  omniq_worker_t *w = warm_pool_of(st->oq, 1, 0);
+  under_test = w;
+  enqueue_many(st->oq, "blip", HELD);
+  assert_true(th_gate_wait(&done, HELD, TH_WAIT_MS));
+  th_ok(st->oq, omniq_worker_stop(w));
+  assert_int_equal(atomic_load(&holders_at_second), 1);
 }
 
 static void test_a_held_run_that_turns_out_long_shares_what_its_runner_holds(void **state) {
@@ -182,11 +262,36 @@ static void test_a_held_run_that_turns_out_long_shares_what_its_runner_holds(voi
   assert_int_equal(th_gate_get(&other_ran), HELD - 1);
 }
 
+/* A hold that ends once runs turned long, with tasks still due that its
+ * claim left (it took what the claim-ahead allowance let it): the idle
+ * runner, which waited for new work while the hold lasted, claims them
+ * at once beside the one that held, not at its next poll (a minute here,
+ * longer than the bounded waits). */
+static void test_the_idle_runner_claims_again_once_holding_is_over(void **state) {
+  th_store_t *st = *state;
+  omniq_worker_t *w = warm_pool_of(st->oq, 2, 60000);
+  under_test = w;
+  enum { N = AHEAD_MAX + 8 }; /* more than one claim takes */
+  omniq_enqueue_item_t items[N];
+  for (size_t i = 0; i < N; i++)
+    items[i] = (omniq_enqueue_item_t){.func = "tail", .args_json = "[]"};
+  th_ok(st->oq, omniq_enqueue_many(st->oq, items, N, NULL));
+  assert_true(th_gate_wait(&done, N, TH_WAIT_MS));
+  th_ok(st->oq, omniq_worker_stop(w));
+  assert_int_equal(th_gate_get(&two_threads), 1);
+  assert_true(atomic_load(&claim_size) < N);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
           test_short_runs_are_held_and_new_work_starts_beside_the_holder, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runs_over_the_threshold_are_shared_between_runners,
+                                      setup, teardown),
+      cmocka_unit_test(test_the_count_of_short_runs_forgives_one_long_run),
+      cmocka_unit_test_setup_teardown(test_one_long_run_among_short_ones_does_not_end_the_hold,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_the_idle_runner_claims_again_once_holding_is_over,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_a_held_run_that_turns_out_long_shares_what_its_runner_holds, setup, teardown),

@@ -32,6 +32,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "core/engine.h"
+#include "core/wake.h"
 
 /* A report the store could not take is tried again after this long,
  * doubling. */
@@ -149,15 +150,19 @@ int omniq__batch_hold(pool_t *p, omniq_job_t *job, int handler_rc, int *rc) {
   }
   o->job = job;
   omniq__job_report(job, handler_rc, &o->r, o->buf, sizeof o->buf);
+  int wake = 0;
   pthread_mutex_lock(&p->lock);
   job->held = 1;
   *p->pending_tail = o;
   p->pending_tail = &o->next;
   if (p->npending++ == 0) {
-    p->keeper.flush_at = omniq__pool_ms() + BATCH_DELAY_MS;
-    if (p->keeper.flush_at < p->keeper.wake_ms) pthread_cond_broadcast(&p->cond);
+    p->batch_due_ms = omniq__pool_ms() + BATCH_DELAY_MS;
+    wake = omniq__timers_arm(p);
   }
   pthread_mutex_unlock(&p->lock);
+  /* After the unlock: woken under it, the keeper would block at once on
+   * the lock this runner holds, two switches where one does. */
+  if (wake) pthread_cond_broadcast(&p->cond);
   return 1;
 }
 
@@ -167,7 +172,12 @@ omniq__outcome_t *omniq__batch_take(pool_t *p) {
   p->pending = NULL;
   p->pending_tail = &p->pending;
   p->npending = 0;
-  p->keeper.flush_at = 0;
+  /* The keeper's timer stays set: it wakes then, finds nothing due and
+   * sets it for the next batch. Cleared here, a keeper that woke while
+   * a batch commits (a ride's commit is most of a cycle of short runs)
+   * slept until the next batch's first outcome woke it: two wake-ups
+   * every BATCH_DELAY_MS where one does. */
+  p->batch_due_ms = 0;
   return list;
 }
 
@@ -252,13 +262,19 @@ void omniq__batch_flush(pool_t *p, omniq__outcome_t *list, int slot) {
   }
 }
 
-/* The keeper's errand when the batch has waited BATCH_DELAY_MS. */
-void omniq__batch_flush_due(void *arg) {
+/* The pool's timers, run by the keeper: commits the batch once it has
+ * waited BATCH_DELAY_MS, and looks for held runs that last (claim.c). */
+void omniq__batch_timers(void *arg) {
   pool_t *p = arg;
+  omniq__outcome_t *list = NULL;
   pthread_mutex_lock(&p->lock);
-  omniq__outcome_t *list = omniq__batch_take(p);
+  int64_t now = omniq__pool_ms();
+  if (p->batch_due_ms != 0 && now >= p->batch_due_ms) list = omniq__batch_take(p);
+  int wake = omniq__hold_look(p, now);
+  omniq__timers_arm(p); /* the keeper is awake: it reads this before it sleeps */
   pthread_mutex_unlock(&p->lock);
-  omniq__batch_flush(p, list, -1);
+  if (wake) omniq__wake(p->oq, OMNIQ__EV_WORK); /* the leader, for what was shared */
+  if (list != NULL) omniq__batch_flush(p, list, -1);
 }
 
 /* Counts a run that ended, and as unstored too if its report failed with

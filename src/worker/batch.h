@@ -29,9 +29,11 @@ omniq__outcome_t *omniq__batch_take(omniq_worker_t *p);
  * list. No lock held. */
 void omniq__batch_flush(omniq_worker_t *p, omniq__outcome_t *list, int slot);
 
-/* The keeper's errand (omniq__keeper_t.flush) once the batch has waited
- * its delay: takes and commits it. arg is the pool. No lock held. */
-void omniq__batch_flush_due(void *arg);
+/* The pool's timers, which the keeper runs (omniq__keeper_t.flush) at the
+ * time omniq__timers_arm set: commits the batch once it has waited its
+ * delay, and looks for held runs that last (omniq__hold_look). arg is the
+ * pool. No lock held. */
+void omniq__batch_timers(void *arg);
 
 /* A run's end: its job leaves the in-flight list and the run is counted
  * (as unstored if rc says its report failed). p->lock held. Returns rc. */

@@ -22,19 +22,21 @@
  * once per task.
  *
  * Holding: with claiming ahead, while runs are very short (HOLD_AFTER runs
- * in a row of at most HOLD_RUN_US, the pool's microsecond clock), the
+ * in a row of at most HOLD_RUN_US, the pool's microsecond clock, one
+ * longer run forgiven after HOLD_CREDIT short ones), the
  * runner that claims holds its claim: the jobs stay on `ready` marked with
  * its slot, only it takes them, and no other runner is woken for them (a
  * wake-up and a hand-off to another core cost more than such a run, and
  * the store commits one writer at a time). A holder counts as busy from
  * the hold's start to its end. The leader meanwhile claims only once the
  * work wake-up generation moves past the one read before the latest held
- * claim (pool.c, lead): new work starts at once beside the holder. A run
- * over HOLD_RUN_US, a stop, or a held run the leader finds still going
- * past HOLD_RUN_US (it looks every HOLD_LOOK_MS) share what is held with
- * every runner. Held jobs are on `ready` and on the in-flight list like
- * any claimed job: leases, cancels, the lease margin and give-back treat
- * them alike.
+ * claim (pool.c, lead): new work starts at once beside the holder. Runs
+ * over HOLD_RUN_US (omniq__hold_count), a stop, or a held run the keeper
+ * finds still going past HOLD_RUN_US (it looks every HOLD_LOOK_MS while
+ * anyone holds, omniq__hold_look, on the timer it keeps for the batch)
+ * share what is held with every runner. Held jobs are on `ready` and on
+ * the in-flight list like any claimed job: leases, cancels, the lease
+ * margin and give-back treat them alike.
  *
  * Giving back: a stop gives the tasks on `ready` back to the store (ABI 6
  * release) rather than running them or leaving them to lease expiry;
@@ -85,6 +87,20 @@ int omniq__ready_for(const pool_t *p, int slot) {
   return p->holds[slot].n > 0 ? p->holds[slot].n : p->nready - p->nheld;
 }
 
+int omniq__hold_count(int runs, int64_t us) {
+  if (us <= HOLD_RUN_US) return runs < HOLD_CREDIT ? runs + 1 : HOLD_CREDIT;
+  /* One run over the threshold after HOLD_CREDIT short ones in a row keeps
+   * HOLD_AFTER: holding goes on, and a second before HOLD_AFTER more short
+   * runs ends it. Under load a runner descheduled in the middle of a
+   * run of a few microseconds makes that run look long; ending the hold
+   * for it woke every runner, handed the held tasks around and moved the
+   * next hold to another thread, up to ten times per 100,000 no-op
+   * tasks with four runners. A handler that blocks is shared all the
+   * same by the keeper's look (omniq__hold_look), and runs that are long
+   * end holding at the second. */
+  return runs >= HOLD_CREDIT ? HOLD_AFTER : 0;
+}
+
 int omniq__hold_short(const pool_t *p) {
   return p->ahead_ok && p->hold_runs >= HOLD_AFTER;
 }
@@ -122,6 +138,25 @@ int omniq__hold_share_stalled(pool_t *p) {
       shared |= omniq__hold_share(p, i) > 0;
   }
   return shared;
+}
+
+int omniq__hold_look(pool_t *p, int64_t now_ms) {
+  if (p->concurrency < 2) { /* no other runner could take what is held */
+    p->look_due_ms = 0;
+    return 0;
+  }
+  if (p->nholders + p->hold_riders == 0 && p->riding == 0) {
+    /* Holding is over (a batch committing may still ride to a hold: one
+     * more look). A leader that waits for new work because runners held
+     * must look again now: a holder whose batch the keeper had already
+     * committed ends its hold with nothing to ride and goes idle, and
+     * tasks due before its claim wake no one. No look until a hold
+     * starts. */
+    p->look_due_ms = 0;
+    return p->hold_waiting;
+  }
+  p->look_due_ms = now_ms + HOLD_LOOK_MS;
+  return omniq__hold_share_stalled(p) && p->hold_waiting;
 }
 
 int omniq__may_claim(const pool_t *p) {
@@ -219,6 +254,11 @@ int omniq__ready_put(pool_t *p, omniq_job_t **jobs, size_t n, int64_t asked_ms, 
     p->nholders++;
     p->busy++; /* until the hold ends: its slot is taken */
     p->hold_gen = gen;
+    /* The keeper looks for held runs that last from now on. */
+    if (p->look_due_ms == 0 && p->concurrency > 1) {
+      p->look_due_ms = now + HOLD_LOOK_MS;
+      if (omniq__timers_arm(p)) pthread_cond_broadcast(&p->cond);
+    }
   }
   return hold;
 }

@@ -61,6 +61,12 @@ omniq_job_t *omniq__ready_take(omniq_worker_t *p, int slot);
 /* How many jobs on `ready` slot's runner may take now. p->lock held. */
 int omniq__ready_for(const omniq_worker_t *p, int slot);
 
+/* The count of short runs (pool->hold_runs) after a run of `us`
+ * microseconds by the pool clock: one more if it took no longer than
+ * HOLD_RUN_US (up to HOLD_CREDIT), else HOLD_AFTER if it came after
+ * HOLD_CREDIT short ones in a row (holding goes on), else 0. */
+int omniq__hold_count(int runs, int64_t us);
+
 /* Are runs short enough to hold what a claim brings? p->lock held. */
 int omniq__hold_short(const omniq_worker_t *p);
 
@@ -76,6 +82,13 @@ int omniq__hold_end(omniq_worker_t *p, int slot);
 /* Shares what runners hold whose current run has lasted past HOLD_RUN_US
  * by the pool clock. Returns 1 if it shared any. p->lock held. */
 int omniq__hold_share_stalled(omniq_worker_t *p);
+
+/* The keeper's look for held runs that last (every HOLD_LOOK_MS while
+ * anyone holds): shares them, and sets when it looks next (look_due_ms; 0
+ * once no one holds). Returns 1 when it shared, or found holding over,
+ * while the leader waits for new work because runners held: the caller
+ * wakes it (omniq__wake) without the lock. p->lock held. */
+int omniq__hold_look(omniq_worker_t *p, int64_t now_ms);
 
 /* Gives back (ABI 6 release) or leaves to lease recovery a claimed task
  * whose lease ran short before it started; its job is ended. No lock

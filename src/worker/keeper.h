@@ -26,10 +26,10 @@ typedef struct omniq__keeper {
   int64_t wake_ms; /* under *lock: when the keeper next looks (pool ms); INT64_MAX =
                     * not until woken; INT64_MIN = awake, it scans before it sleeps */
   omniq__unstored_t unstored; /* under *lock: timeouts whose report the store refused */
-  /* The pool's batch of outcomes: under *lock, flush_at is when (pool ms)
-   * the keeper commits it by calling flush(flush_arg) without the
-   * lock; 0 = no batch waiting. Whoever sets it earlier than wake_ms
-   * broadcasts cond. */
+  /* The pool's timers (its batch of outcomes, its look at held runs):
+   * under *lock, flush_at is when (pool ms) the keeper calls
+   * flush(flush_arg) without the lock; 0 = none. Whoever sets it earlier
+   * than wake_ms broadcasts cond. */
   int64_t flush_at;
   void (*flush)(void *arg);
   void *flush_arg;

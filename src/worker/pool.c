@@ -147,14 +147,13 @@ static void lead(pool_t *p, int slot) {
     if (p->nholders + p->hold_riders > 0 &&
         (gen == p->hold_gen || (looked && gen == seen) || room == 0)) {
       /* Any new work wakes this wait at once; a hold that ends with tasks
-       * left to share, or a drain's end, bumps it too. */
+       * left to share, the keeper sharing a held run that lasts
+       * (omniq__hold_look), or a drain's end, bumps it too. */
       p->hold_waiting = 1;
       pthread_mutex_unlock(&p->lock);
-      omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen,
-                       p->poll_ms < HOLD_LOOK_MS ? p->poll_ms : HOLD_LOOK_MS);
+      omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen, p->poll_ms);
       pthread_mutex_lock(&p->lock);
       p->hold_waiting = 0;
-      omniq__hold_share_stalled(p);
       continue;
     }
     if (room == 0) break;
@@ -381,7 +380,7 @@ static int pool_spawn(pool_t *p, int n, const char *fn) {
   omniq_t *oq = p->oq;
   p->keeper = (omniq__keeper_t){.oq = p->oq, .lock = &p->lock, .cond = &p->cond,
                                 .inflight = &p->inflight, .extend_ms = p->extend_ms,
-                                .wake_ms = INT64_MIN, .flush = omniq__batch_flush_due, .flush_arg = p};
+                                .wake_ms = INT64_MIN, .flush = omniq__batch_timers, .flush_arg = p};
   if (spawn(p->oq, &p->keeper_tid, keeper_main, p) != 0)
     return omniq__err(oq->id, OMNIQ_ENOMEM, "%s: cannot start a thread", fn);
   p->has_keeper = 1;

@@ -37,13 +37,21 @@
 /* Holding: a runner that claims while runs are very short keeps what it
  * claimed and runs it all itself, waking no other runner (claim.c). "Very
  * short": the last HOLD_AFTER runs each took no longer than HOLD_RUN_US by
- * the pool's clock (omniq__pool_clock_us). docs/workers.md says why 10. */
+ * the pool's clock (omniq__pool_clock_us). docs/workers.md says why 10.
+ * One longer run after HOLD_CREDIT short ones in a row does not end a
+ * hold: on a busy machine that is a runner descheduled in mid-run, not
+ * runs turning long (omniq__hold_count). */
 #define HOLD_RUN_US 10
 #define HOLD_AFTER 4
-/* While runners hold, the leader looks this often for a held run that has
+#define HOLD_CREDIT (2 * HOLD_AFTER)
+/* While runners hold, the keeper looks this often for a held run that has
  * lasted past HOLD_RUN_US, and shares what that runner holds: a run that
  * turns out long (a handler that blocks) delays the tasks held behind it
- * by this much at most. As BATCH_DELAY_MS, the bound on an outcome's wait. */
+ * by this much at most. As BATCH_DELAY_MS, the bound on an outcome's wait.
+ * The keeper, not the leader: it wakes on that schedule anyway while a
+ * batch of outcomes waits (batch.c), where a leader woken for it was one
+ * more thread waking 200 times a second beside the holder, which a pool of
+ * one runner does not have. */
 #define HOLD_LOOK_MS 5
 
 /* An outcome waiting in the pool's batch (batch.c). */
@@ -66,7 +74,8 @@ struct omniq_worker {
                  * never in drain mode, which runs every task it claimed */
   int ahead_ok; /* may claim ahead of its free slots (batch and release) */
   int short_runs; /* runs in a row no longer than SHORT_RUN_MS, up to AHEAD_MAX */
-  int hold_runs;  /* runs in a row no longer than HOLD_RUN_US, up to HOLD_AFTER */
+  int hold_runs;  /* runs in a row no longer than HOLD_RUN_US, up to HOLD_CREDIT
+                   * (omniq__hold_count) */
   int64_t poll_ms, shutdown_ms, extend_ms;
   char *queues[OMNIQ_MAX_QUEUES];
   size_t nqueues;
@@ -114,6 +123,10 @@ struct omniq_worker {
   uint64_t hold_gen; /* the work wake-up generation read before the latest held claim:
                       * the leader claims while runners hold only once it moves */
   int hold_waiting;  /* the leader waits for new work because runners hold */
+  /* The pool's timers, kept by the keeper (its flush_at is the earlier of
+   * the two; 0 = none), monotonic ms: when the batch's first outcome has
+   * waited BATCH_DELAY_MS, and the next look for held runs that last. */
+  int64_t batch_due_ms, look_due_ms;
 
   omniq__runner_t *runners;
   int nrunners; /* threads created */
@@ -132,6 +145,15 @@ struct omniq_worker {
   omniq__slot_t *slots;
   struct omniq_worker *next; /* oq->workers (drains too, while they run) */
 };
+
+/* Sets the keeper's timer for the pool to the earlier of the batch's
+ * commit and the next look at holds. Returns 1 if that is sooner than the
+ * keeper plans to wake: the caller then broadcasts p->cond. p->lock held. */
+static inline int omniq__timers_arm(struct omniq_worker *p) {
+  int64_t a = p->batch_due_ms, b = p->look_due_ms;
+  p->keeper.flush_at = a == 0 || (b != 0 && b < a) ? b : a;
+  return p->keeper.flush_at != 0 && p->keeper.flush_at < p->keeper.wake_ms;
+}
 
 /* Takes job off the in-flight list. p->lock held. */
 void omniq__pool_unlink(omniq_worker_t *p, omniq_job_t *job);

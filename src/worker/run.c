@@ -143,7 +143,7 @@ void omniq__run_task(pool_t *p, int slot, omniq_job_t *job) {
     p->short_runs = took > SHORT_RUN_MS        ? 0
                     : p->short_runs < AHEAD_MAX ? p->short_runs + 1
                                                 : AHEAD_MAX;
-    p->hold_runs = us > HOLD_RUN_US ? 0 : p->hold_runs < HOLD_AFTER ? p->hold_runs + 1 : HOLD_AFTER;
+    p->hold_runs = omniq__hold_count(p->hold_runs, us);
     pthread_mutex_unlock(&p->lock);
     if (p->batch) {
       if (omniq__batch_hold(p, job, handler_rc, &rc)) return; /* counted when its batch commits */
