@@ -108,6 +108,23 @@ void omniq__job_cancel(omniq_job_t *job) {
   pthread_mutex_unlock(&job->lock);
 }
 
+int omniq__job_wait_cancelled(omniq_job_t *job, int64_t timeout_ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until); /* job->cond is on the default clock */
+  until.tv_sec += (time_t)(timeout_ms / 1000);
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&job->lock);
+  int rc = 0;
+  while (!atomic_load(&job->cancelled) && rc == 0)
+    rc = pthread_cond_timedwait(&job->cond, &job->lock, &until);
+  pthread_mutex_unlock(&job->lock);
+  return atomic_load(&job->cancelled);
+}
+
 void omniq__job_returned(omniq_job_t *job) {
   pthread_mutex_lock(&job->lock);
   /* A handler that called omniq_job_complete() and then returned something

@@ -98,6 +98,11 @@ int omniq__job_ended(omniq_job_t *job);
 /* Marks the job cancelled (what omniq_job_cancelled reads) and wakes a
  * runner waiting on a deferred job. */
 void omniq__job_cancel(omniq_job_t *job);
+/* For tests: waits until the job is cancelled (omniq__job_cancel wakes it
+ * at once), or at most timeout_ms of real time, a guard against a hang.
+ * Returns omniq_job_cancelled(). A handler that waits for its cancel this
+ * way needs no loop of short sleeps. */
+int omniq__job_wait_cancelled(omniq_job_t *job, int64_t timeout_ms);
 
 /* The handler returned rc, not OMNIQ_DEFERRED: its side is done. */
 void omniq__job_returned(omniq_job_t *job);

@@ -21,9 +21,18 @@
 #include "base/error.h"
 #include "core/engine.h"
 #include "core/store.h"
+#include "core/wake.h"
 #include "worker/claim.h"
 
 typedef struct omniq_worker pool_t;
+
+/* A test moved a clock: the leader, asleep until new work or its next
+ * poll, looks at the store now (a task may have come due by the store's
+ * clock), as the keeper looks at its deadlines. */
+static void clock_moved(void *arg) {
+  pool_t *p = arg;
+  omniq__wake(p->oq, OMNIQ__EV_WORK);
+}
 
 void omniq__pool_unref(pool_t *p) {
   pthread_mutex_lock(&p->lock);
@@ -164,7 +173,8 @@ int omniq__pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   p->limits = (omniq__limits_t){opts->memory_limit_bytes, opts->cpu_limit_ms, opts->files_limit};
   p->extend_ms = oq->settings.lease_ms / 3 > 0 ? oq->settings.lease_ms / 3 : 1;
   p->refs = 1;
-  p->clock_watch = (omniq__clock_watch_t){.lock = &p->lock, .cond = &p->cond};
+  p->clock_watch =
+      (omniq__clock_watch_t){.lock = &p->lock, .cond = &p->cond, .moved = clock_moved, .arg = p};
   omniq__pool_clock_watch(&p->clock_watch);
   *out = p;
   return OMNIQ_OK;
