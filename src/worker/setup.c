@@ -140,8 +140,10 @@ int omniq__pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
     goto nomem;
   if (opts->isolation == OMNIQ_ISOLATION_PROCESS) {
     if ((p->slots = omniq__calloc((size_t)opts->concurrency, sizeof *p->slots)) == NULL) goto nomem;
-    for (int i = 0; i < opts->concurrency; i++)
-      p->slots[i].ctl = p->slots[i].sock = p->slots[i].err = -1; /* nothing to close yet */
+    for (int i = 0; i < opts->concurrency; i++) { /* nothing to close yet */
+      p->slots[i].ctl = p->slots[i].sock = p->slots[i].err = -1;
+      p->slots[i].cancel_fd = -1;
+    }
   }
   if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
       OMNIQ_OK) {
