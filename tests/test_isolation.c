@@ -286,8 +286,8 @@ static void test_stop_kills_children_still_running_and_leaves_them_to_lease(void
 }
 
 /* The pool's clock frozen, and the runner's look every so often at the
- * cancelled flag put off by an hour: a child is killed at its deadline or
- * a stop only because the cancel itself wakes its runner. */
+ * cancelled flag put off by an hour: a child is killed at its deadline
+ * only because the cancel itself wakes its runner. */
 static int setup_frozen(void **state) {
   th_pool_clock_freeze();
   omniq__isolate_set_tick_ms(3600000);
@@ -311,7 +311,7 @@ int main(void) {
       T(test_crash_traceback_is_the_tail_of_the_child_stderr),
       T(test_crash_traceback_shows_every_unprintable_byte_as_a_question_mark),
       T(test_values_and_failures_travel_back_over_the_pipe),
-      T_FROZEN(test_stop_kills_children_still_running_and_leaves_them_to_lease),
+      T(test_stop_kills_children_still_running_and_leaves_them_to_lease),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
