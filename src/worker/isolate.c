@@ -39,9 +39,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -454,10 +454,9 @@ static void conclude(omniq__slot_t *s, omniq_job_t *job, run_t *r) {
 
 static int run_in_child(omniq__slot_t *s, omniq_job_t *job);
 
-/* Runs with the job's cancel writing to the slot's eventfd, which starts
- * and ends each run empty. */
+/* Runs with the job's cancel writing to the slot's eventfd. Emptied once
+ * the job can no longer write to it, the eventfd starts every run empty. */
 int omniq__isolate_run(omniq__slot_t *s, omniq_job_t *job) {
-  drain_cancel(s);
   omniq__job_set_cancel_fd(job, s->cancel_fd);
   int rc = run_in_child(s, job);
   omniq__job_set_cancel_fd(job, -1);

@@ -57,7 +57,7 @@ struct omniq_job {
   int ended;     /* someone took the run (to report it or drop it) */
   int completed; /* the handler's side is done: returned, or omniq_job_complete */
   atomic_int cancelled;
-  int cancel_fd; /* under lock: written to when cancelled (a runner's poll waits on it); -1 = none */
+  int cancel_fd; /* under lock: written to when cancelled (a runner polls it); -1 = none */
 
   /* What happened, for the report. */
   char *value;                /* omniq_job_return: JSON text; NULL = null */
