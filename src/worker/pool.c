@@ -21,7 +21,8 @@
  * OMNIQ__EV_WORK wake-up (core/wake.c) for up to poll_interval: an enqueue
  * in any process on the store wakes it at once (in this process only, for a
  * store without a wake file); work becoming due by time is found by the
- * next poll. Followers sleep on the pool's idle_cond. An enqueue therefore
+ * next poll, unless a runner's claim takes it and holds it: tasks shared
+ * from a hold wake the leader in either of its waits (omniq__leader_sleeps). Followers sleep on the pool's idle_cond. An enqueue therefore
  * costs one claim per idle pool, not one per idle thread.
  *
  * Claimed tasks wait on `ready`, a ring in claim order, and are on the
