@@ -527,6 +527,7 @@ const omniq_storage_ops_t omniq__file_ops = {
     .queue_stats = omniq__fs_queue_stats,
     .claim_chore = omniq__fs_claim_chore,
     .wake_path = wake_path_file,
+    .finish_claim = omniq__fs_finish_claim,
     .finish_many = omniq__fs_finish_many,
     .release = omniq__fs_release,
 };
