@@ -67,6 +67,7 @@ static omniq_task_t *new_task(void) {
   omniq_task_t *t = omniq_task_new();
   if (t == NULL) die("task", "out of memory");
   omniq__id_new(fake_now, t->id);
+  t->id_fresh = 1; /* made for this enqueue, as omniq_enqueue_many marks its ids */
   t->func = omniq__strdup("bench.noop");
   t->queue = omniq__strdup(OMNIQ_DEFAULT_QUEUE);
   t->args = omniq__strdup("[1,2,3]");

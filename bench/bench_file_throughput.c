@@ -15,9 +15,22 @@
  * task (enqueue, claim, finish with its result), so a ratio near 1 means
  * its syncs are shared between tasks.
  *
- * Both run with fsync on (the default) and off, on the file system of
- * BENCH_DIR (default /tmp). Each figure is one run; OmniQ and hand runs
- * alternate, so drift hits both alike. Medians over repeated runs are left
+ * Floor: the least file work a task's life takes in this layout, one file
+ * per task, by hand, with nothing else (no JSON, no locks, no index, no
+ * markers): one thread enqueues every task (a task file made and written
+ * in tmp/, renamed into pending/q/), then c threads drain them, each task
+ * renamed into running/, opened, read and closed, its result file made
+ * and written in tmp/ and renamed into results/, and the task renamed
+ * into success/. With fsync on, every file's data is synced before its
+ * rename and every folder renamed into is synced after it, per task (no
+ * sync is shared between tasks, which OmniQ does: with fsync on it may
+ * pass its floor). Both figures count from the first enqueue to the last
+ * finish; omniq/floor says how close OmniQ comes to what the layout
+ * allows on this machine.
+ *
+ * All run with fsync on (the default) and off, on the file system of
+ * BENCH_DIR (default /tmp). Each figure is one run; OmniQ, hand and floor
+ * runs alternate, so drift hits them alike. Medians over repeated runs are left
  * to the caller (docs/benchmarks.md).
  *
  * Removed files slow the next ones made: ext4 without a journal scans
@@ -65,8 +78,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
   return remove(path);
 }
 
-/* Folders made so far and not yet removed (at most 2 per run). */
-#define MAX_DIRS 16
+/* Folders made so far and not yet removed (3 per run). */
+#define MAX_DIRS 24
 static char made[MAX_DIRS][512];
 static int nmade, remove_each;
 
@@ -190,6 +203,97 @@ static double run_hand(int threads, int fsync_on, long tasks) {
   return rate(tasks, ns);
 }
 
+/* ---- the layout's floor by hand ------------------------------------------- */
+
+typedef struct floor_run {
+  int fsync_on, index, threads;
+  long tasks;
+} floor_run_t;
+
+static const char floor_task[] =
+    "{\"format\":1,\"id\":\"01a3185c-5000-7000-8aa4-6f5b2c1e0d11\",\"queue\":\"default\","
+    "\"func\":\"bench.noop\",\"args\":[1,2,3],\"kwargs\":{},\"status\":\"PENDING\","
+    "\"priority\":0,\"attempts\":0,\"max_retries\":3,\"created_at\":\"2026-12-01T00:00:00.000Z\","
+    "\"eta\":\"2026-12-01T00:00:00.000Z\"}\n";
+static const char floor_result[] = "{\"format\":1,\"task_id\":\"01a3185c-5000-7000-8aa4-"
+                                   "6f5b2c1e0d11\",\"status\":\"SUCCESS\",\"value\":null}\n";
+
+/* Folders under the floor's store, opened once (the store keeps its
+ * folders open too). */
+enum { F_TMP, F_PENDING, F_RUNNING, F_RESULTS, F_SUCCESS, F_NDIRS };
+static const char *const floor_dirs[F_NDIRS] = {"tmp", "pending/default", "running", "results",
+                                                "success"};
+static int floor_fd[F_NDIRS];
+
+static void floor_sync_dir(int fsync_on, int dir) {
+  if (fsync_on && fsync(floor_fd[dir]) != 0) die("floor", "fsync of a folder");
+}
+
+/* A new file in tmp/ with body, its data synced, renamed to name in dir
+ * (and dir synced). */
+static void floor_put(int fsync_on, const char *tmp, const char *body, size_t len, int dir,
+                      const char *name) {
+  int fd = openat(floor_fd[F_TMP], tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 || write(fd, body, len) != (ssize_t)len || (fsync_on && fdatasync(fd) != 0) ||
+      close(fd) != 0)
+    die("floor", "write");
+  if (renameat(floor_fd[F_TMP], tmp, floor_fd[dir], name) != 0) die("floor", "rename");
+  floor_sync_dir(fsync_on, dir);
+}
+
+static void floor_names(long i, char *pending, char *id) {
+  snprintf(pending, 96, "2147483647_%015ld_%08lx-5000-7000-8aa4-%012lx.json", i, i, i);
+  snprintf(id, 64, "%08lx-5000-7000-8aa4-%012lx.json", i, i);
+}
+
+static void *floor_drain(void *arg) {
+  floor_run_t *f = arg;
+  char pending[96], id[64], tmp[64], buf[1024];
+  for (long i = f->index; i < f->tasks; i += f->threads) {
+    floor_names(i, pending, id);
+    if (renameat(floor_fd[F_PENDING], pending, floor_fd[F_RUNNING], id) != 0)
+      die("floor", "claim");
+    floor_sync_dir(f->fsync_on, F_RUNNING);
+    int fd = openat(floor_fd[F_RUNNING], id, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, buf, sizeof buf) <= 0 || close(fd) != 0) die("floor", "read");
+    snprintf(tmp, sizeof tmp, "r%ld.tmp", i);
+    floor_put(f->fsync_on, tmp, floor_result, sizeof floor_result - 1, F_RESULTS, id);
+    if (renameat(floor_fd[F_RUNNING], id, floor_fd[F_SUCCESS], id) != 0) die("floor", "finish");
+    floor_sync_dir(f->fsync_on, F_SUCCESS);
+  }
+  return NULL;
+}
+
+/* Tasks per second, first enqueue to last finish. */
+static double run_floor(int threads, int fsync_on, long tasks) {
+  char dir[512], pending[96], id[64], tmp[64];
+  floor_run_t f[4];
+  pthread_t tid[4];
+  fresh_dir(dir, sizeof dir);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || mkdirat(dfd, "pending", 0755) != 0) die("floor", "folders");
+  for (int k = 0; k < F_NDIRS; k++)
+    if (mkdirat(dfd, floor_dirs[k], 0755) != 0 ||
+        (floor_fd[k] = openat(dfd, floor_dirs[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+      die("floor", floor_dirs[k]);
+  int64_t t = now_ns();
+  for (long i = 0; i < tasks; i++) {
+    floor_names(i, pending, id);
+    snprintf(tmp, sizeof tmp, "e%ld.tmp", i);
+    floor_put(fsync_on, tmp, floor_task, sizeof floor_task - 1, F_PENDING, pending);
+  }
+  for (int i = 0; i < threads; i++) {
+    f[i] = (floor_run_t){fsync_on, i, threads, tasks};
+    pthread_create(&tid[i], NULL, floor_drain, &f[i]);
+  }
+  for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
+  int64_t ns = now_ns() - t;
+  for (int k = 0; k < F_NDIRS; k++) close(floor_fd[k]);
+  close(dfd);
+  done_dir(dir);
+  return rate(tasks, ns);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) tasks_on = atol(argv[1]);
   if (argc > 2) tasks_off = atol(argv[2]);
@@ -201,20 +305,22 @@ int main(int argc, char **argv) {
   const char *only_c = getenv("BENCH_THREADS");
   int only = only_c != NULL ? atoi(only_c) : 0;
   printf("File backend end to end: no-op tasks, omniq_enqueue_many then a pool of c threads;\n"
-         "hand: the same number of write + rename (+ fdatasync + folder fsync) by c threads\n"
+         "hand: the same number of write + rename (+ fdatasync + folder fsync) by c threads;\n"
+         "floor: each task's life in one file by hand (enqueue, claim, read, result, finish)\n"
          "%s\n",
          remove_each ? "each store removed right after its run (the next pays for the removal)"
                      : "stores kept until every run is done");
-  printf("%-6s %3s %7s %14s %14s %8s\n", "fsync", "c", "tasks", "omniq tasks/s", "hand ops/s",
-         "ratio");
+  printf("%-6s %3s %7s %14s %14s %8s %14s %12s\n", "fsync", "c", "tasks", "omniq tasks/s",
+         "hand ops/s", "ratio", "floor tasks/s", "omniq/floor");
   for (int on = 1; on >= 0; on--) {
     long n = on ? tasks_on : tasks_off;
     for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
       if (only > 0 && threads[i] != only) continue;
       double o = run_omniq(threads[i], on, n);
       double h = run_hand(threads[i], on, n);
-      printf("%-6s %3d %7ld %14.0f %14.0f %8.2f\n", on ? "on" : "off", threads[i], n, o, h,
-             h > 0 ? o / h : 0.0);
+      double fl = run_floor(threads[i], on, n);
+      printf("%-6s %3d %7ld %14.0f %14.0f %8.2f %14.0f %12.2f\n", on ? "on" : "off", threads[i],
+             n, o, h, h > 0 ? o / h : 0.0, fl, fl > 0 ? o / fl : 0.0);
       fflush(stdout);
     }
   }

@@ -55,25 +55,15 @@
 #include "omniq.h"
 #include "base/ids.h"
 #include "hand_sql.h"
+#include "pool_drain.h"
 
-#define BATCH 500
+#define BATCH POOL_DRAIN_BATCH
 static int tasks = 20000; /* argv[1]: no-op tasks per run */
 static int reps = 2;      /* argv[2]: runs, the best kept */
 #define MAX_THREADS 8
 #define LEASE_MS 30000
-#define ARGS "[1,2,3]"
+#define ARGS POOL_DRAIN_ARGS
 #define HAND_BATCH 64 /* tasks per transaction in the hand64 loop */
-
-static void die(const char *what, const char *msg) {
-  fprintf(stderr, "bench_pool_throughput: %s: %s\n", what, msg);
-  exit(1);
-}
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int64_t wall_ms(void) {
   struct timespec ts;
@@ -83,11 +73,6 @@ static int64_t wall_ms(void) {
 
 static double rate(long n, int64_t ns) { return ns > 0 ? (double)n * 1e9 / (double)ns : 0; }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  return remove(path);
-}
-
 typedef struct run {
   int64_t enqueue_ns, process_ns;
   int64_t cpu_ns;     /* user + system CPU of the whole process over the run */
@@ -96,65 +81,15 @@ typedef struct run {
 
 /* User + system CPU time of the process so far: the figure that holds on a
  * shared machine, where wall-clock rates follow the other load. */
-static int64_t cpu_ns(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-         ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
+static int64_t cpu_ns(void) { return pool_drain_cpu_ns(NULL); }
 
 /* ---- through OmniQ ---------------------------------------------------------- */
 
-static int noop(omniq_job_t *job, void *userdata) {
-  (void)job, (void)userdata;
-  return OMNIQ_OK;
-}
-
-static void open_store(const char *dir, omniq_t **oq) {
-  omniq_settings_t s;
-  omniq_settings_init(&s);
-  snprintf(s.base_dir, sizeof s.base_dir, "%s", dir);
-  /* Every finished task logs an INFO line; a benchmark that printed 20,000
-   * of them would measure the terminal. Calls still pass the level check. */
-  s.log_level = OMNIQ_LOG_ERROR;
-  s.lease_ms = LEASE_MS;
-  if (omniq_open(oq, &s) != OMNIQ_OK) die("omniq_open", omniq_errmsg(NULL));
-}
-
 static void run_omniq(int threads, run_t *out) {
-  char dir[] = "/tmp/omniq-bench-XXXXXX";
-  static omniq_enqueue_item_t items[BATCH];
-  omniq_t *oq;
-  omniq_worker_opts_t wo;
-  int64_t counts[OMNIQ_STATUS_COUNT];
-  long done = 0;
-  int rc;
-  if (mkdtemp(dir) == NULL) die("mkdtemp", "failed");
-  open_store(dir, &oq);
-  if (omniq_register(oq, "bench.noop", noop, NULL) != OMNIQ_OK) die("register", omniq_errmsg(oq));
-  for (size_t i = 0; i < BATCH; i++)
-    items[i] = (omniq_enqueue_item_t){.func = "bench.noop", .args_json = ARGS};
-
-  int64_t c0 = cpu_ns(), t = now_ns();
-  for (long n = 0; n < tasks; n += BATCH)
-    if ((rc = omniq_enqueue_many(oq, items, BATCH, NULL)) != OMNIQ_OK)
-      die("omniq_enqueue_many", omniq_errmsg(oq));
-  out->enqueue_ns = now_ns() - t;
-  out->enq_cpu_ns = cpu_ns() - c0;
-
-  omniq_worker_opts_init(&wo);
-  wo.concurrency = threads;
-  wo.isolation = OMNIQ_ISOLATION_THREAD;
-  t = now_ns();
-  if ((rc = omniq_worker_process(oq, &wo, 0, &done)) != OMNIQ_OK)
-    die("omniq_worker_process", omniq_errmsg(oq));
-  out->process_ns = now_ns() - t;
-  out->cpu_ns = cpu_ns() - c0;
-
-  if (omniq_count_by_status(oq, counts) != OMNIQ_OK) die("count_by_status", omniq_errmsg(oq));
-  if (done != tasks || counts[OMNIQ_SUCCESS] != tasks) die("omniq", "not every task succeeded");
-  omniq_close(oq);
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  pool_drain_t r;
+  pool_drain_run(threads, tasks, LEASE_MS, &r);
+  *out = (run_t){.enqueue_ns = r.enqueue_ns, .process_ns = r.process_ns, .cpu_ns = r.cpu_ns,
+                 .enq_cpu_ns = r.enq_cpu_ns};
 }
 
 /* ---- the same work by hand --------------------------------------------------- */
@@ -347,7 +282,7 @@ static void run_hand(int threads, int per, run_t *out) {
   if (mkdtemp(dir) == NULL) die("mkdtemp", "failed");
   /* The schema comes from OmniQ itself, so both sides have the same tables
    * and indexes; nothing else of it is used. */
-  open_store(dir, &oq);
+  pool_drain_open(dir, LEASE_MS, &oq);
   omniq_close(oq);
   snprintf(path, sizeof path, "%s/omniq.db", dir);
 
@@ -378,7 +313,7 @@ static void run_hand(int threads, int per, run_t *out) {
   }
   pthread_barrier_destroy(&start);
   if (finished != tasks) die("hand", "not every task finished");
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  bench_rmtree(dir);
 }
 
 /* ---- report ------------------------------------------------------------------ */

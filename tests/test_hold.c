@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "support/gate.h"
 #include "support/helpers.h"
+#include "support/wrap_backend.h"
 #include "worker/claim.h"
 #include "worker/pool_state.h"
 
@@ -144,7 +145,44 @@ static int tail(omniq_job_t *job, void *ud) {
   return OMNIQ_OK;
 }
 
+/* A short run that does not return until the test lets it: its runner is
+ * busy meanwhile. */
+static th_gate_t first_go;
+static int first(omniq_job_t *job, void *ud) {
+  (void)job, (void)ud;
+  th_gate_add(&first_started, 1);
+  if (!th_gate_wait(&first_go, 1, TH_WAIT_MS)) atomic_store(&runs_at_newcomer, -1);
+  return OMNIQ_OK;
+}
+
+/* The "watched" backend: SQLite, with the pool's claims seen. Once the
+ * test arms it, a claim made by a leader (not riding on a report) that
+ * begins after that and finds nothing opens `empty_claim`. */
+static atomic_int watch_armed;
+static _Thread_local int watching; /* this thread's claim began armed */
+static th_gate_t empty_claim;
+
+static int watch_before(th_wrap_op_t op, const omniq_claim_req_t *req, char *err,
+                        size_t errlen) {
+  (void)req, (void)err, (void)errlen;
+  watching = op == TH_WRAP_CLAIM && atomic_load(&watch_armed);
+  return OMNIQ_OK;
+}
+
+static void watch_after(th_wrap_op_t op, int rc, omniq_task_t *const *tasks, size_t n) {
+  (void)tasks;
+  if (op == TH_WRAP_CLAIM && watching && rc == OMNIQ_OK && n == 0) th_gate_add(&empty_claim, 1);
+  watching = 0;
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  th_wrap_set_hooks(&(th_wrap_hooks_t){.before = watch_before, .after = watch_after});
+  return th_wrap_register("watched", "sqlite", 0) == OMNIQ_OK ? 0 : -1;
+}
+
 static const th_handler_t handlers[] = {{"blip", blip},
+                                        {"first", first},
                                         {"tail", tail},
                                         {"quick", quick},
                                         {"held", held},
@@ -164,6 +202,9 @@ static int setup(void **state) {
   th_gate_init(&done);
   th_gate_init(&two_threads);
   th_gate_init(&other_ran);
+  th_gate_init(&first_go);
+  th_gate_init(&empty_claim);
+  atomic_store(&watch_armed, 0);
   omniq__set_pool_clock_us(fake_clock);
   return th_store_setup_handlers(state, handlers, sizeof handlers / sizeof handlers[0]);
 }
@@ -282,6 +323,63 @@ static void test_the_idle_runner_claims_again_once_holding_is_over(void **state)
   assert_true(atomic_load(&claim_size) < N);
 }
 
+/* The leader sleeps its ordinary poll (a minute here, longer than the
+ * bounded waits), having claimed nothing while no one held; the other
+ * runner's report then rides a claim that it holds, of tasks that became
+ * due by time (no enqueue moves the wake-up), and the first of them turns
+ * out long. The keeper's look shares the rest, and the leader must run
+ * them now, not at its poll. */
+static void test_tasks_shared_while_the_leader_sleeps_its_poll_start_at_once(void **state) {
+  th_store_t *st = *state;
+  omniq_worker_opts_t o;
+  omniq_worker_t *w = NULL;
+  omniq_worker_opts_init(&o);
+  o.concurrency = 2;
+  o.poll_interval_ms = 60000;
+  th_ok(st->oq, omniq_worker_start(st->oq, &o, &w));
+  /* Short runs, one fewer than holding needs: no claim is held yet, and
+   * the run of "first" below makes runs short enough to hold. */
+  enqueue_many(st->oq, "quick", HOLD_AFTER - 1);
+  assert_true(th_gate_wait(&warm_done, HOLD_AFTER - 1, TH_WAIT_MS));
+  /* Due in a second of store time: no runner can claim them before the
+   * test moves that clock. */
+  enum { LATER = 3 };
+  omniq_enqueue_opts_t later;
+  omniq_enqueue_opts_init(&later);
+  later.delay_ms = 1000;
+  omniq_enqueue_item_t items[LATER];
+  for (size_t i = 0; i < LATER; i++)
+    items[i] = (omniq_enqueue_item_t){.func = "stall", .args_json = "[]", .opts = &later};
+  th_ok(st->oq, omniq_enqueue_many(st->oq, items, LATER, NULL));
+  char id[OMNIQ_ID_SIZE];
+  th_ok(st->oq, omniq_enqueue(st->oq, "first", "[]", NULL, NULL, id));
+  assert_true(th_gate_wait(&first_started, 1, TH_WAIT_MS));
+  /* One runner is busy in "first"; the other leads. Armed before a
+   * wake-up that makes it claim again (a task due in an hour), so a claim
+   * that finds nothing is seen whatever the leader was doing: then no one
+   * holds, and it sleeps its poll. */
+  atomic_store(&watch_armed, 1);
+  omniq_enqueue_opts_t hour;
+  omniq_enqueue_opts_init(&hour);
+  hour.delay_ms = 3600 * 1000;
+  th_ok(st->oq, omniq_enqueue(st->oq, "quick", "[]", NULL, &hour, id));
+  assert_true(th_gate_wait(&empty_claim, 1, TH_WAIT_MS));
+  th_clock_advance(&st->clock, 1000); /* the LATER tasks are due: no wake-up moves */
+  th_gate_add(&first_go, 1);
+  /* "first"'s report rides a claim of LATER tasks (as many as its slots
+   * leave room for), held; the first stalls, and waits for another to
+   * run. */
+  assert_true(th_gate_wait(&done, LATER, TH_WAIT_MS));
+  th_ok(st->oq, omniq_worker_stop(w));
+  assert_int_equal(atomic_load(&runs_at_newcomer), 0);
+  assert_int_equal(th_gate_get(&other_ran), LATER - 1);
+}
+
+static int setup_watched(void **state) {
+  *state = (void *)"watched";
+  return setup(state);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
@@ -295,6 +393,9 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_a_held_run_that_turns_out_long_shares_what_its_runner_holds, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_tasks_shared_while_the_leader_sleeps_its_poll_start_at_once, setup_watched,
+          teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, group_setup, NULL);
 }

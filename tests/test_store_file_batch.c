@@ -205,8 +205,47 @@ static void test_a_run_decided_twice_in_one_batch_is_ended_once(void **state) {
   th_be_free(f);
 }
 
+/* finish_claim: the claim comes after the finish, and only after one
+ * that applied; a finish under a stale token claims nothing. */
+static void test_finish_claim_claims_only_after_a_finish_that_applied(void **state) {
+  (void)state;
+  th_be_t *f = th_be_new("file", 0);
+  omniq_task_t **got = NULL, **next = NULL;
+  char second[OMNIQ_ID_SIZE];
+  th_be_add(f, NULL, 0, th_be_now(f), NULL);
+  th_be_add(f, NULL, 0, th_be_now(f), second);
+  assert_int_equal(th_be_claim(f, 1, &got), 1);
+  omniq_result_t *ok = th_be_result(got[0]->id, OMNIQ_SUCCESS, th_be_now(f));
+  omniq_decision_t d = {
+      .id = got[0]->id, .token = got[0]->token + 1, .next_status = OMNIQ_SUCCESS, .result = ok};
+  int64_t now = th_be_now(f);
+  omniq_claim_req_t req = {now, now + 30000, queues, 1, 4};
+  int claimed = 1;
+  size_t n = 9;
+  assert_int_equal(f->ops->finish_claim(f->b, &d, &req, &next, &n, &claimed, f->err,
+                                        sizeof f->err),
+                   OMNIQ_ESTATE);
+  assert_int_equal(claimed, 0);
+  assert_int_equal(n, 0);
+  d.token = got[0]->token;
+  th_be_ok(f->err, f->ops->finish_claim(f->b, &d, &req, &next, &n, &claimed, f->err,
+                                        sizeof f->err));
+  assert_int_equal(claimed, 1);
+  assert_int_equal(n, 1);
+  assert_string_equal(next[0]->id, second);
+  omniq_task_t *t = NULL;
+  th_be_ok(f->err, f->ops->get_task(f->b, got[0]->id, &t, f->err, sizeof f->err));
+  assert_int_equal(t->status, OMNIQ_SUCCESS);
+  omniq_task_free(t);
+  omniq_result_free(ok);
+  omniq__tasks_free(got, 1);
+  omniq__tasks_free(next, n);
+  th_be_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_finish_claim_claims_only_after_a_finish_that_applied),
       cmocka_unit_test(test_a_run_decided_twice_in_one_batch_is_ended_once),
       cmocka_unit_test(test_finish_many_killed_at_every_step_leaves_each_task_in_one_state),
   };

@@ -47,6 +47,9 @@
  *      a backend that keeps running totals by queue can apply a finish
  *      without first reading the task's row. A hint only (see the field);
  *      older tables ignore it.
+ *   8  a new task's id_fresh: the library made its id for this enqueue,
+ *      so no store holds a task of that id and a backend may skip looking
+ *      for one. A hint only (see the field); older tables ignore it.
  */
 #ifndef OMNIQ_STORAGE_H
 #define OMNIQ_STORAGE_H
@@ -57,7 +60,7 @@
 extern "C" {
 #endif
 
-#define OMNIQ_STORAGE_ABI 7
+#define OMNIQ_STORAGE_ABI 8
 
 /* The six fields of a TaskError. All strings are owned by the record. */
 struct omniq_task_error {
@@ -93,6 +96,14 @@ struct omniq_task {
   char *cron;             /* NULL = none; the engine re-arms it, the backend only keeps it */
   int crashes;            /* runs ended by a crash or a lost worker (the engine counts) */
   int64_t finished_at_ms; /* when it became SUCCESS, FAILED or CANCELLED; 0 while not */
+  /* ABI 8. Set by the library on the tasks it hands to enqueue and
+   * enqueue_unique when it made their ids for this enqueue (every id of
+   * omniq_enqueue and omniq_enqueue_many: a UUIDv7 of the enqueue's
+   * millisecond, a counter and 62 random bits, strictly increasing within
+   * a process). No store holds a task of such an id, so a backend may
+   * skip looking for one. 0 everywhere else (a task the caller of the
+   * table built, or one read back): its id must be checked as before. */
+  int id_fresh;
 };
 
 struct omniq_result {

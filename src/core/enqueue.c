@@ -160,6 +160,7 @@ static int build_task(omniq_t *oq, const omniq_enqueue_item_t *item, size_t inde
   omniq_task_t *t = omniq_task_new();
   if (t == NULL) return omniq__err(oq->id, OMNIQ_ENOMEM, "task %zu: out of memory", index);
   omniq__id_new(now, t->id);
+  t->id_fresh = 1; /* no store can hold it: the backend may skip looking (storage ABI 8) */
   t->func = omniq__strdup(item->func);
   t->queue = omniq__strdup(o->queue != NULL ? o->queue : omniq__engine_default_queues[0]);
   t->args = omniq__strdup(args);

@@ -156,7 +156,11 @@ int omniq__hold_look(pool_t *p, int64_t now_ms) {
     return p->hold_waiting;
   }
   p->look_due_ms = now_ms + HOLD_LOOK_MS;
-  return omniq__hold_share_stalled(p) && p->hold_waiting;
+  /* What it shares wakes the idle followers (idle_cond) and the leader
+   * whatever it waits for: new work while runners hold, or its poll (it
+   * claimed nothing before this hold began, and a hold whose claim rode
+   * on a batch and took tasks due by time moved no wake-up). */
+  return omniq__hold_share_stalled(p) && omniq__leader_sleeps(p);
 }
 
 int omniq__may_claim(const pool_t *p) {
@@ -320,8 +324,11 @@ void omniq__ride_end(pool_t *p, omniq__ride_t *ride) {
   int held = omniq__ready_put(p, jobs, got, ride->asked_ms, ride->slot, ride->gen);
   if (p->drain && ride->claimed && ride->n == 0) p->drained = 1;
   /* A leader waiting for new work while runners hold learns of the
-   * drain's end, or of tasks for every runner. */
-  int wake = (p->drained || (!held && got > 0)) && p->hold_waiting;
+   * drain's end, or of tasks for every runner; one waiting for its poll,
+   * of tasks for every runner beyond the one this rider takes (a ride
+   * made to hold that could not). */
+  int wake = ((p->drained || (!held && got > 0)) && p->hold_waiting) ||
+             (!held && got > 1 && !ride->led && p->poll_waiting);
   if (ride->led) p->has_leader = 0;
   /* What it holds is its own: no other runner need wake, but one must
    * lead if it gave the lead up. */

@@ -85,9 +85,10 @@ int omniq__hold_share_stalled(omniq_worker_t *p);
 
 /* The keeper's look for held runs that last (every HOLD_LOOK_MS while
  * anyone holds): shares them, and sets when it looks next (look_due_ms; 0
- * once no one holds). Returns 1 when it shared, or found holding over,
- * while the leader waits for new work because runners held: the caller
- * wakes it (omniq__wake) without the lock. p->lock held. */
+ * once no one holds). Returns 1 when it shared while the leader sleeps
+ * (for new work or its poll), or found holding over while the leader
+ * waits for new work because runners held: the caller wakes it
+ * (omniq__wake) without the lock. p->lock held. */
 int omniq__hold_look(omniq_worker_t *p, int64_t now_ms);
 
 /* Gives back (ABI 6 release) or leaves to lease recovery a claimed task

@@ -21,7 +21,8 @@
  * OMNIQ__EV_WORK wake-up (core/wake.c) for up to poll_interval: an enqueue
  * in any process on the store wakes it at once (in this process only, for a
  * store without a wake file); work becoming due by time is found by the
- * next poll. Followers sleep on the pool's idle_cond. An enqueue therefore
+ * next poll, unless a runner's claim takes it and holds it: tasks shared
+ * from a hold wake the leader in either of its waits (omniq__leader_sleeps). Followers sleep on the pool's idle_cond. An enqueue therefore
  * costs one claim per idle pool, not one per idle thread.
  *
  * Claimed tasks wait on `ready`, a ring in claim order, and are on the
@@ -148,7 +149,8 @@ static void lead(pool_t *p, int slot) {
         (gen == p->hold_gen || (looked && gen == seen) || room == 0)) {
       /* Any new work wakes this wait at once; a hold that ends with tasks
        * left to share, the keeper sharing a held run that lasts
-       * (omniq__hold_look), or a drain's end, bumps it too. */
+       * (omniq__hold_look), or a drain's end, bumps it too (as they do
+       * the poll's wait below). */
       p->hold_waiting = 1;
       pthread_mutex_unlock(&p->lock);
       omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen, p->poll_ms);
@@ -189,11 +191,19 @@ static void lead(pool_t *p, int slot) {
     }
     looked = 1;
     seen = gen;
-    /* While runners hold, wait as above: looking for held runs that last. */
-    if (p->nholders + p->hold_riders > 0) continue;
+    /* While runners hold, wait as above: looking for held runs that last.
+     * Tasks shared while this claim was under way (a hold the keeper's
+     * look ended, a ride that did not hold) woke no one: run them. */
+    if (p->nholders + p->hold_riders > 0 || p->nready > p->nheld) continue;
+    /* Any share from now on bumps the wake-up (omniq__leader_sleeps): a
+     * runner that holds may start after this, with its claim riding on a
+     * batch and taking tasks due by time, with no enqueue to wake this
+     * wait. */
+    p->poll_waiting = 1;
     pthread_mutex_unlock(&p->lock);
     omniq__wake_wait(p->oq, OMNIQ__EV_WORK, gen, p->poll_ms);
     pthread_mutex_lock(&p->lock);
+    p->poll_waiting = 0;
   }
   p->has_leader = 0;
   /* Followers take the tasks on `ready`, and one of the rest leads; what

@@ -123,6 +123,8 @@ struct omniq_worker {
   uint64_t hold_gen; /* the work wake-up generation read before the latest held claim:
                       * the leader claims while runners hold only once it moves */
   int hold_waiting;  /* the leader waits for new work because runners hold */
+  int poll_waiting;  /* the leader waits for work or its poll: runners hold nothing,
+                      * or nothing did when its claim found nothing */
   /* The pool's timers, kept by the keeper (its flush_at is the earlier of
    * the two; 0 = none), monotonic ms: when the batch's first outcome has
    * waited BATCH_DELAY_MS, and the next look for held runs that last. */
@@ -153,6 +155,13 @@ static inline int omniq__timers_arm(struct omniq_worker *p) {
   int64_t a = p->batch_due_ms, b = p->look_due_ms;
   p->keeper.flush_at = a == 0 || (b != 0 && b < a) ? b : a;
   return p->keeper.flush_at != 0 && p->keeper.flush_at < p->keeper.wake_ms;
+}
+
+/* Whether the leader sleeps on the work wake-up, for any reason: tasks
+ * put on `ready` for every runner then bump it (omniq__wake), as followers
+ * are woken by idle_cond. p->lock held. */
+static inline int omniq__leader_sleeps(const struct omniq_worker *p) {
+  return p->hold_waiting || p->poll_waiting;
 }
 
 /* Takes job off the in-flight list. p->lock held. */

@@ -147,6 +147,10 @@ int omniq__fs_extend_lease(void *backend, const char *id, int64_t token, int64_t
                            char *err, size_t errlen);
 int omniq__fs_cancel(void *backend, const char *id, int64_t finished_at_ms, int *prev_status,
                      char *err, size_t errlen);
+/* Storage ABI 5: finish, then the claim if it applied (finish_many.c). */
+int omniq__fs_finish_claim(void *backend, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                           omniq_task_t ***out, size_t *n, int *claimed, char *err,
+                           size_t errlen);
 /* Storage ABI 6 (release: transitions.c; finish_many: finish_many.c). */
 int omniq__fs_release(void *backend, const char *id, int64_t token, char *err, size_t errlen);
 int omniq__fs_finish_many(void *backend, const omniq_decision_t *ds, size_t n, int *rcs,

@@ -39,7 +39,16 @@
  *
  * The locks are held from step 1 to step 8: three sync waits, during which
  * this process's other threads wait for any task lock (the set holds the
- * lock gate) and other processes for these stripes only. */
+ * lock gate) and other processes for these stripes only.
+ *
+ * finish_claim (storage ABI 5) is the finish of one run with the claim
+ * after it, as a batch of one would have it. A pool lets a report (alone
+ * or a batch's) carry the runner's next claim only where the backend has
+ * this operation; without it every claim on this store was a claim of its
+ * own, made by whichever runner led, so with several runners the claim of
+ * one ran beside the commit of another's batch: the same folders renamed
+ * from two threads at once, and each claim, and the hold that runs it, on
+ * a new thread (docs/storage-file.md, Claims that ride on reports). */
 #include <stdio.h>
 #include <string.h>
 
@@ -194,4 +203,20 @@ int omniq__fs_finish_many(void *backend, const omniq_decision_t *ds, size_t n, i
    * fails, the worker claims on its own, as with no claim added. */
   if (req != NULL && omniq__fs_claim(fs, req, out, nout, e, sizeof e) == OMNIQ_OK) *claimed = 1;
   return OMNIQ_OK;
+}
+
+int omniq__fs_finish_claim(void *backend, const omniq_decision_t *d, const omniq_claim_req_t *req,
+                           omniq_task_t ***out, size_t *n, int *claimed, char *err,
+                           size_t errlen) {
+  char e[OMNIQ__ERRMSG_MAX];
+  *out = NULL;
+  *n = 0;
+  *claimed = 0;
+  int rc = omniq__fs_finish(backend, d, err, errlen);
+  /* The finish is committed whatever the claim does: a claim that fails
+   * leaves the caller to claim on its own, as the contract says. */
+  if (rc == OMNIQ_OK && req != NULL &&
+      omniq__fs_claim(backend, req, out, n, e, sizeof e) == OMNIQ_OK)
+    *claimed = 1;
+  return rc;
 }
