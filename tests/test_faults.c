@@ -28,6 +28,7 @@
 
 #include "support/helpers.h"
 #include "support/gate.h"
+#include "worker/job.h"
 #include "base/alloc.h"
 #include "base/records.h"
 #include "core/engine.h"
@@ -511,8 +512,7 @@ static void use_refusing_store(fx_t *fx) {
 static int overrun(omniq_job_t *job, void *userdata) {
   fx_t *fx = userdata;
   th_clock_advance(&fx->clock, 2000);
-  for (int64_t end = th_mono_ms() + TH_WAIT_MS; !omniq_job_cancelled(job) && th_mono_ms() < end;)
-    sched_yield();
+  omniq__job_wait_cancelled(job, TH_WAIT_MS); /* woken by the cancel, not by polling */
   return OMNIQ_OK;
 }
 

@@ -58,6 +58,14 @@ static int committing(omniq__sqlite_t *sq) {
   return c;
 }
 
+/* What the group did, told by its test hook: finishes joined the list,
+ * or a thread started committing. */
+static th_gate_t joined, started_committing;
+
+static void group_noted(int is_committing) {
+  th_gate_add(is_committing ? &started_committing : &joined, 1);
+}
+
 static int queued(omniq__sqlite_t *sq) {
   int n = 0;
   pthread_mutex_lock(&sq->group.lock);
@@ -86,21 +94,24 @@ static void test_finishes_queued_together_commit_each_with_its_own_outcome(void 
                                 .result = x[i].r,
                                 .runs = OMNIQ_RUNS_SUCCEEDED};
   }
+  th_gate_init(&joined);
+  th_gate_init(&started_committing);
+  omniq__sqlite_set_group_hook(group_noted);
   pthread_mutex_lock(&sq->lock); /* the first committer will wait here */
   assert_int_equal(pthread_create(&x[0].tid, NULL, finish_main, &x[0]), 0);
-  const struct timespec tick = {0, 200000};
-  for (int w = 0; !committing(sq); w++) {
-    if (w > TH_WAIT_MS * 5) fail_msg("the first finish never started committing");
-    nanosleep(&tick, NULL);
-  }
+  if (!th_gate_wait(&started_committing, 1, TH_WAIT_MS))
+    fail_msg("the first finish never started committing");
+  assert_true(committing(sq));
   for (int i = 1; i < N; i++)
     assert_int_equal(pthread_create(&x[i].tid, NULL, finish_main, &x[i]), 0);
-  for (int w = 0; queued(sq) < N - 1; w++) {
-    if (w > TH_WAIT_MS * 5) fail_msg("only %d finishes queued", queued(sq));
-    nanosleep(&tick, NULL);
-  }
+  if (!th_gate_wait(&joined, N, TH_WAIT_MS)) fail_msg("only %d finishes queued", queued(sq));
+  assert_int_equal(queued(sq), N - 1); /* the first is committing, alone */
+  assert_int_equal(th_gate_get(&started_committing), 1);
   pthread_mutex_unlock(&sq->lock);
   for (int i = 0; i < N; i++) pthread_join(x[i].tid, NULL);
+  omniq__sqlite_set_group_hook(NULL);
+  th_gate_destroy(&joined);
+  th_gate_destroy(&started_committing);
 
   int64_t counts[OMNIQ_STATUS_COUNT];
   char err[256];

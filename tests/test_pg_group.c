@@ -58,6 +58,13 @@ static void *finish_main(void *arg) {
   return NULL;
 }
 
+/* Finishes that joined the group's list, told by its test hook. */
+static th_gate_t joined;
+
+static void group_noted(int is_committing) {
+  if (!is_committing) th_gate_add(&joined, 1);
+}
+
 static int queued(omniq__pg_t *pg) {
   int n = 0;
   pthread_mutex_lock(&pg->group.lock);
@@ -92,21 +99,22 @@ static th_be_t *finish_riding_as_one_batch(omniq_task_t ***tp, finisher_t x[N],
                                 .runs = OMNIQ_RUNS_SUCCEEDED};
     adjust(i, &x[i].d);
   }
+  th_gate_init(&joined);
+  omniq__pg_set_group_hook(group_noted);
   pthread_mutex_lock(&pg->group.lock);
   pg->group.committing = 1; /* every finisher queues behind this */
   pthread_mutex_unlock(&pg->group.lock);
   for (int i = 0; i < N; i++)
     assert_int_equal(pthread_create(&x[i].tid, NULL, finish_main, &x[i]), 0);
-  const struct timespec tick = {0, 200000};
-  for (int w = 0; queued(pg) < N; w++) {
-    if (w > TH_WAIT_MS * 5) fail_msg("only %d finishes queued", queued(pg));
-    nanosleep(&tick, NULL);
-  }
+  if (!th_gate_wait(&joined, N, TH_WAIT_MS)) fail_msg("only %d finishes queued", queued(pg));
+  assert_int_equal(queued(pg), N);
   pthread_mutex_lock(&pg->group.lock);
   pg->group.committing = 0;
   pthread_cond_broadcast(&pg->group.cond);
   pthread_mutex_unlock(&pg->group.lock);
   for (int i = 0; i < N; i++) pthread_join(x[i].tid, NULL);
+  omniq__pg_set_group_hook(NULL);
+  th_gate_destroy(&joined);
   assert_int_equal(f->ops->count_by_status(f->b, counts, f->err, sizeof f->err), OMNIQ_OK);
   assert_int_equal(counts[OMNIQ_SUCCESS], success);
   assert_int_equal(counts[OMNIQ_RUNNING], running);

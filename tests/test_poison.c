@@ -212,11 +212,11 @@ static void test_a_segfaulting_handler_is_poison_after_exactly_crash_budget_runs
   omniq_worker_opts_init(&wo);
   wo.concurrency = 1;
   wo.isolation = OMNIQ_ISOLATION_PROCESS;
-  wo.poll_interval_ms = 20;
+  wo.poll_interval_ms = 3600000; /* an hour: moving the store's clock wakes it */
   th_ok(oq, omniq_worker_start(oq, &wo, &w));
   assert_true(th_gate_wait(&log.scheduled, 1, TH_WAIT_MS)); /* the first crash, retried */
   omniq_task_t *t = th_task(fx, id);
-  fx->clock.now_ms = omniq_task_eta(t);
+  th_clock_advance(&fx->clock, omniq_task_eta(t) - fx->clock.now_ms); /* the retry is due */
   omniq_task_free(t);
   th_ok(oq, omniq_get_result(oq, id, TH_WAIT_MS / 1000.0, &r));
   th_ok(oq, omniq_worker_stop(w));

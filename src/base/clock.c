@@ -67,6 +67,7 @@ void omniq__pool_clock_moved(void) {
     pthread_mutex_lock(w->lock);
     pthread_cond_broadcast(w->cond);
     pthread_mutex_unlock(w->lock);
+    if (w->moved != NULL) w->moved(w->arg);
   }
   pthread_mutex_unlock(&watch_lock);
 }

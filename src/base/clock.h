@@ -39,6 +39,11 @@ int64_t omniq__pool_ms(void);
 typedef struct omniq__clock_watch {
   pthread_mutex_t *lock;
   pthread_cond_t *cond; /* made with omniq__cond_init_monotonic */
+  /* Called (if set) after the broadcast, outside lock: for a waiter that
+   * sleeps elsewhere than on cond (a pool's leader waits for new work, and
+   * a task the store's clock made due is new work to it). */
+  void (*moved)(void *arg);
+  void *arg;
   struct omniq__clock_watch *next;
 } omniq__clock_watch_t;
 void omniq__pool_clock_watch(omniq__clock_watch_t *w);

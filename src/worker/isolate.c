@@ -26,8 +26,11 @@
  * zygote, which knows whether the pid is still its child, so no recycled
  * pid is ever signalled.
  *
- * The runner wakes every OMNIQ__ISOLATE_TICK_MS while a run is quiet, to
- * look at the cancelled flag and the CPU clock.
+ * A cancel wakes the runner at once: the job writes to the slot's eventfd
+ * (cancel_fd), which the runner polls with the child's descriptors. The
+ * runner also wakes every OMNIQ__ISOLATE_TICK_MS while a run is quiet, to
+ * look at the CPU clock (and at the cancelled flag, should the eventfd be
+ * missing).
  */
 #include "worker/isolate.h"
 
@@ -36,7 +39,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -71,10 +77,17 @@ typedef struct run {
 
 /* ---- the slot ------------------------------------------------------------------ */
 
+static atomic_int tick_ms = OMNIQ__ISOLATE_TICK_MS;
+
+void omniq__isolate_set_tick_ms(int ms) {
+  atomic_store(&tick_ms, ms > 0 ? ms : OMNIQ__ISOLATE_TICK_MS);
+}
+
 void omniq__slot_init(omniq__slot_t *s, int ctl, long max_tasks, const omniq__limits_t *limits) {
   memset(s, 0, sizeof *s);
   s->ctl = ctl;
   s->sock = s->err = -1;
+  s->cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); /* -1: the tick sees cancels */
   s->max_tasks = max_tasks;
   s->limits = *limits;
   if (omniq__zygote_ask(ctl, OMNIQ__Z_SPAWN) == 0) s->spawning = 1;
@@ -103,6 +116,8 @@ void omniq__slot_close(omniq__slot_t *s) {
   forget_child(s);
   if (s->ctl >= 0) close(s->ctl); /* the zygote kills the slot's child */
   s->ctl = -1;
+  if (s->cancel_fd >= 0) close(s->cancel_fd);
+  s->cancel_fd = -1;
   omniq__buf_free(&s->out);
   omniq__buf_free(&s->in);
 }
@@ -234,8 +249,8 @@ static int ensure_child(omniq__slot_t *s, omniq_job_t *job) {
       s->spawning = 1;
     }
     if (omniq_job_cancelled(job)) return OMNIQ_ECLOSED;
-    struct pollfd p = {.fd = s->ctl, .events = POLLIN};
-    poll(&p, 1, OMNIQ__ISOLATE_TICK_MS);
+    struct pollfd p[2] = {{.fd = s->ctl, .events = POLLIN}, {.fd = s->cancel_fd, .events = POLLIN}};
+    poll(p, s->cancel_fd >= 0 ? 2 : 1, atomic_load(&tick_ms));
   }
 }
 
@@ -293,6 +308,15 @@ static void read_reports(omniq__slot_t *s, run_t *r) {
   }
 }
 
+/* Empties the slot's cancel eventfd (it stays readable until read). */
+static void drain_cancel(omniq__slot_t *s) {
+  uint64_t n;
+  ssize_t got;
+  if (s->cancel_fd < 0) return;
+  do got = read(s->cancel_fd, &n, sizeof n);
+  while (got < 0 && errno == EINTR);
+}
+
 /* Waits until the child reports, ends, or the zygote is gone; asks for a
  * kill when the job is cancelled, the CPU limit passes, or the child sends
  * what cannot be taken. */
@@ -309,9 +333,13 @@ static void watch(omniq__slot_t *s, omniq_job_t *job, run_t *r) {
       if (omniq__zygote_ask(s->ctl, OMNIQ__Z_KILL) != 0) s->zygote_gone = 1;
     }
 
-    struct pollfd p[3];
-    int nf = 0, isock = -1, ierr = -1;
+    struct pollfd p[4];
+    int nf = 0, isock = -1, ierr = -1, icancel = -1;
     p[nf++] = (struct pollfd){.fd = s->ctl, .events = POLLIN};
+    if (s->cancel_fd >= 0 && !r->killed) {
+      icancel = nf;
+      p[nf++] = (struct pollfd){.fd = s->cancel_fd, .events = POLLIN};
+    }
     if (r->sock_open) {
       isock = nf;
       p[nf++] = (struct pollfd){.fd = s->sock,
@@ -324,10 +352,11 @@ static void watch(omniq__slot_t *s, omniq_job_t *job, run_t *r) {
     /* One thread's CPU time passes no faster than real time: look again when
      * the limit could be reached (a handler with more threads is caught at
      * the next tick). */
-    int timeout = OMNIQ__ISOLATE_TICK_MS;
+    int timeout = atomic_load(&tick_ms);
     if (cpu_left > 0 && cpu_left < timeout) timeout = (int)cpu_left;
     int n = poll(p, (nfds_t)nf, timeout);
     if (n > 0 && p[0].revents) take_messages(s);
+    if (n > 0 && icancel >= 0 && p[icancel].revents) drain_cancel(s); /* the flag says it */
     r->ended = s->ended;
     if (n > 0 && isock >= 0 && p[isock].revents) {
       if ((p[isock].revents & POLLOUT) && r->sent < s->out.len) send_some(s, r);
@@ -423,7 +452,19 @@ static void conclude(omniq__slot_t *s, omniq_job_t *job, run_t *r) {
   }
 }
 
+static int run_in_child(omniq__slot_t *s, omniq_job_t *job);
+
+/* Runs with the job's cancel writing to the slot's eventfd. Emptied once
+ * the job can no longer write to it, the eventfd starts every run empty. */
 int omniq__isolate_run(omniq__slot_t *s, omniq_job_t *job) {
+  omniq__job_set_cancel_fd(job, s->cancel_fd);
+  int rc = run_in_child(s, job);
+  omniq__job_set_cancel_fd(job, -1);
+  drain_cancel(s);
+  return rc;
+}
+
+static int run_in_child(omniq__slot_t *s, omniq_job_t *job) {
   int rc = ensure_child(s, job);
   if (rc != OMNIQ_OK) return rc == OMNIQ_ECLOSED ? rc : OMNIQ_OK;
   if (omniq__wire_task_encode(&s->out, job->task, job->deadline_ms, &s->limits) != OMNIQ_OK) {

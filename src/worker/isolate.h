@@ -9,9 +9,13 @@
 #include "worker/job.h"
 #include "worker/wire.h"
 
-/* How often (ms) a waiting runner looks at the job's cancelled flag and,
- * under a CPU limit, at the child's CPU time. */
+/* How often (ms) a waiting runner looks at the child's CPU time under a
+ * CPU limit, and at the job's cancelled flag should its wake-up (the
+ * slot's cancel_fd) be missing. */
 #define OMNIQ__ISOLATE_TICK_MS 50
+/* For tests: sets that period (0: back to OMNIQ__ISOLATE_TICK_MS), so a
+ * test can show that a cancel or a deadline needs no tick to be seen. */
+void omniq__isolate_set_tick_ms(int ms);
 
 typedef struct omniq__slot {
   int ctl;               /* the channel to the zygote; owned, -1 = closed */
@@ -27,6 +31,7 @@ typedef struct omniq__slot {
   omniq__limits_t limits;
   omniq__buf_t out, in; /* frames to and from the child, reused */
   int gen;               /* the pool's: which of its zygotes ctl belongs to */
+  int cancel_fd;         /* eventfd the running job's cancel writes to; -1 = none */
 } omniq__slot_t;
 
 /* Sets up a slot on its channel (ctl is the slot's from then on) and asks

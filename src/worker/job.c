@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -34,6 +35,7 @@ int omniq__job_new(omniq_t *oq, omniq_task_t *task, omniq_job_t **out) {
   job->refs = 2;
   job->kind = OMNIQ__RUN_OK;
   atomic_init(&job->cancelled, 0);
+  job->cancel_fd = -1;
   *out = job;
   return OMNIQ_OK;
 }
@@ -51,6 +53,7 @@ void omniq__job_init_child(omniq_job_t *child, omniq_t *oq, omniq_task_t *task,
   pthread_mutex_init(&child->lock, NULL);
   pthread_cond_init(&child->cond, NULL);
   atomic_init(&child->cancelled, 0);
+  child->cancel_fd = -1;
 }
 
 static void clear_report(omniq_job_t *job) {
@@ -105,7 +108,35 @@ void omniq__job_cancel(omniq_job_t *job) {
   atomic_store(&job->cancelled, 1);
   pthread_mutex_lock(&job->lock);
   pthread_cond_broadcast(&job->cond);
+  if (job->cancel_fd >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(job->cancel_fd, &one, sizeof one); /* full only if already woken */
+    (void)w;
+  }
   pthread_mutex_unlock(&job->lock);
+}
+
+void omniq__job_set_cancel_fd(omniq_job_t *job, int fd) {
+  pthread_mutex_lock(&job->lock);
+  job->cancel_fd = fd;
+  pthread_mutex_unlock(&job->lock);
+}
+
+int omniq__job_wait_cancelled(omniq_job_t *job, int64_t timeout_ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until); /* job->cond is on the default clock */
+  until.tv_sec += (time_t)(timeout_ms / 1000);
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&job->lock);
+  int rc = 0;
+  while (!atomic_load(&job->cancelled) && rc == 0)
+    rc = pthread_cond_timedwait(&job->cond, &job->lock, &until);
+  pthread_mutex_unlock(&job->lock);
+  return atomic_load(&job->cancelled);
 }
 
 void omniq__job_returned(omniq_job_t *job) {

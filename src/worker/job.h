@@ -57,6 +57,7 @@ struct omniq_job {
   int ended;     /* someone took the run (to report it or drop it) */
   int completed; /* the handler's side is done: returned, or omniq_job_complete */
   atomic_int cancelled;
+  int cancel_fd; /* under lock: written to when cancelled (a runner polls it); -1 = none */
 
   /* What happened, for the report. */
   char *value;                /* omniq_job_return: JSON text; NULL = null */
@@ -98,6 +99,15 @@ int omniq__job_ended(omniq_job_t *job);
 /* Marks the job cancelled (what omniq_job_cancelled reads) and wakes a
  * runner waiting on a deferred job. */
 void omniq__job_cancel(omniq_job_t *job);
+/* Has omniq__job_cancel also write to fd (an eventfd; -1: no more), so a
+ * runner that waits in poll, not on the job's condition, wakes at the
+ * cancel itself. */
+void omniq__job_set_cancel_fd(omniq_job_t *job, int fd);
+/* For tests: waits until the job is cancelled (omniq__job_cancel wakes it
+ * at once), or at most timeout_ms of real time, a guard against a hang.
+ * Returns omniq_job_cancelled(). A handler that waits for its cancel this
+ * way needs no loop of short sleeps. */
+int omniq__job_wait_cancelled(omniq_job_t *job, int64_t timeout_ms);
 
 /* The handler returned rc, not OMNIQ_DEFERRED: its side is done. */
 void omniq__job_returned(omniq_job_t *job);

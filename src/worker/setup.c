@@ -21,9 +21,18 @@
 #include "base/error.h"
 #include "core/engine.h"
 #include "core/store.h"
+#include "core/wake.h"
 #include "worker/claim.h"
 
 typedef struct omniq_worker pool_t;
+
+/* A test moved a clock: the leader, asleep until new work or its next
+ * poll, looks at the store now (a task may have come due by the store's
+ * clock), as the keeper looks at its deadlines. */
+static void clock_moved(void *arg) {
+  pool_t *p = arg;
+  omniq__wake(p->oq, OMNIQ__EV_WORK);
+}
 
 void omniq__pool_unref(pool_t *p) {
   pthread_mutex_lock(&p->lock);
@@ -131,8 +140,10 @@ int omniq__pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
     goto nomem;
   if (opts->isolation == OMNIQ_ISOLATION_PROCESS) {
     if ((p->slots = omniq__calloc((size_t)opts->concurrency, sizeof *p->slots)) == NULL) goto nomem;
-    for (int i = 0; i < opts->concurrency; i++)
-      p->slots[i].ctl = p->slots[i].sock = p->slots[i].err = -1; /* nothing to close yet */
+    for (int i = 0; i < opts->concurrency; i++) { /* nothing to close yet */
+      p->slots[i].ctl = p->slots[i].sock = p->slots[i].err = -1;
+      p->slots[i].cancel_fd = -1;
+    }
   }
   if ((rc = omniq__engine_listen_queues(oq, fn, opts->queues, p->queues, &p->nqueues)) !=
       OMNIQ_OK) {
@@ -164,7 +175,8 @@ int omniq__pool_new(omniq_t *oq, const char *fn, const omniq_worker_opts_t *opts
   p->limits = (omniq__limits_t){opts->memory_limit_bytes, opts->cpu_limit_ms, opts->files_limit};
   p->extend_ms = oq->settings.lease_ms / 3 > 0 ? oq->settings.lease_ms / 3 : 1;
   p->refs = 1;
-  p->clock_watch = (omniq__clock_watch_t){.lock = &p->lock, .cond = &p->cond};
+  p->clock_watch =
+      (omniq__clock_watch_t){.lock = &p->lock, .cond = &p->cond, .moved = clock_moved, .arg = p};
   omniq__pool_clock_watch(&p->clock_watch);
   *out = p;
   return OMNIQ_OK;

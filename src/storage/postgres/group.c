@@ -32,6 +32,7 @@
  * taking its next task costs one statement in the batch, not a batch and a
  * claim transaction of its own. Each claim of a batch sees the tasks the
  * earlier ones took (its own transaction's changes) and passes them by. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -141,6 +142,16 @@ static void commit_batch(omniq__pg_t *pg, fin_t *batch, size_t n) {
   for (fin_t *f = batch; f != NULL; f = f->next) commit_alone(pg, f);
 }
 
+static void (*_Atomic group_hook)(int committing);
+
+void omniq__pg_set_group_hook(void (*fn)(int committing)) { atomic_store(&group_hook, fn); }
+
+/* Tells a test's hook what the group just did; g->lock held. */
+static void noted(int committing) {
+  void (*fn)(int) = atomic_load_explicit(&group_hook, memory_order_relaxed);
+  if (fn != NULL) fn(committing);
+}
+
 void omniq__pg_finish_grouped(omniq__pg_t *pg, fin_t *me) {
   omniq__pg_group_t *g = &pg->group;
   me->next = NULL;
@@ -148,6 +159,7 @@ void omniq__pg_finish_grouped(omniq__pg_t *pg, fin_t *me) {
   pthread_mutex_lock(&g->lock);
   *g->tail = me;
   g->tail = &me->next;
+  noted(0);
   while (!me->done) {
     if (g->committing) {
       pthread_cond_wait(&g->cond, &g->lock);
@@ -161,6 +173,7 @@ void omniq__pg_finish_grouped(omniq__pg_t *pg, fin_t *me) {
     if (g->head == NULL) g->tail = &g->head;
     last->next = NULL;
     g->committing = 1;
+    noted(1);
     pthread_mutex_unlock(&g->lock);
 
     commit_batch(pg, batch, n);

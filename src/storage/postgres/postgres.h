@@ -101,6 +101,11 @@ typedef struct omniq__pg_group {
 
 int omniq__pg_group_init(omniq__pg_group_t *g); /* 0, or -1 */
 void omniq__pg_group_destroy(omniq__pg_group_t *g);
+/* For tests: fn (NULL = none) is called, with the group's lock held, each
+ * time a finish joins a group's list (committing 0) and each time a thread
+ * starts committing a batch (committing 1), so a test waits for the state
+ * it needs instead of looking at the list every so often. */
+void omniq__pg_set_group_hook(void (*fn)(int committing));
 
 /* An open backend handle. Everything but the pool and the timebase is
  * written at open and only read afterwards. */

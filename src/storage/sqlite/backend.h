@@ -258,6 +258,11 @@ int omniq__sqlite_purge_results(void *backend, int64_t older_than_ms, int64_t *c
  * finish running). init returns 0, or -1 out of resources. */
 int omniq__sqlite_group_init(omniq__sqlite_group_t *g);
 void omniq__sqlite_group_destroy(omniq__sqlite_group_t *g);
+/* For tests: fn (NULL = none) is called, with the group's lock held, each
+ * time finishes join a group's list (committing 0) and each time a thread
+ * starts committing a batch (committing 1), so a test waits for the state
+ * it needs instead of looking at the list every so often. */
+void omniq__sqlite_set_group_hook(void (*fn)(int committing));
 /* Applies d, committed together with the finishes other threads of this
  * handle hand over meanwhile; returns once d is committed (or refused),
  * with d's own code and message. With claim != NULL the claim is made in

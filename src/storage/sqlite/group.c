@@ -52,6 +52,7 @@
  * (docs/benchmarks.md). A finish that missed adds nothing, and a batch
  * rolled back takes its counts with it. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "base/alloc.h"
@@ -148,6 +149,16 @@ static void commit_batch(sq_t *sq, fin_t *batch) {
   }
 }
 
+static void (*_Atomic group_hook)(int committing);
+
+void omniq__sqlite_set_group_hook(void (*fn)(int committing)) { atomic_store(&group_hook, fn); }
+
+/* Tells a test's hook what the group just did; g->lock held. */
+static void noted(int committing) {
+  void (*fn)(int) = atomic_load_explicit(&group_hook, memory_order_relaxed);
+  if (fn != NULL) fn(committing);
+}
+
 /* Puts fins[0..n) on the list and commits batches until every one is
  * done (each f->rc set). */
 static void group_run(sq_t *sq, fin_t *fins, size_t n) {
@@ -158,6 +169,7 @@ static void group_run(sq_t *sq, fin_t *fins, size_t n) {
     *g->tail = &fins[i];
     g->tail = &fins[i].next;
   }
+  noted(0);
   while (!fins[n - 1].done) { /* the list is FIFO: the last is done last */
     if (g->committing) {
       pthread_cond_wait(&g->cond, &g->lock);
@@ -170,6 +182,7 @@ static void group_run(sq_t *sq, fin_t *fins, size_t n) {
     if (g->head == NULL) g->tail = &g->head;
     last->next = NULL;
     g->committing = 1;
+    noted(1);
     pthread_mutex_unlock(&g->lock);
 
     commit_batch(sq, batch);
