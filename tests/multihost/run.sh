@@ -122,9 +122,22 @@ wait_success() { # count, seconds
   while :; do
     n=$(success 2>/dev/null || echo 0)
     [ "$n" -ge "$want" ] && return 0
-    [ "$SECONDS" -ge "$until" ] && { say "timed out at $n of $want SUCCESS"; return 1; }
+    [ "$SECONDS" -ge "$until" ] && { say "timed out at $n of $want SUCCESS"; stuck; return 1; }
     sleep 0.2
   done
+}
+
+# What the tasks that are not SUCCESS look like, for a run that timed out:
+# their states, attempts, crashes, and how far their eta and lease are
+# from the server's now (ms); then the end of the workers' log.
+stuck() {
+  local now="(extract(epoch from clock_timestamp()) * 1000)::bigint"
+  in_db psql -Aq "$url_db" -c "SELECT status, count(*), min(attempts), max(attempts),
+      max(crashes) FROM omniq.tasks WHERE status <> 2 GROUP BY status" || true
+  in_db psql -Aq "$url_db" -c "SELECT id, status, attempts, crashes, eta_ms - $now AS eta_in,
+      lease_until_ms - $now AS lease_in FROM omniq.tasks WHERE status <> 2 ORDER BY id LIMIT 20" ||
+    true
+  tail -n 20 "$work/worker.log" 2>/dev/null || true
 }
 
 wait_success "$STRIKE_AT" "$DEADLINE_S"
