@@ -273,6 +273,21 @@ int omniq__engine_finish(omniq_t *oq, const omniq_task_t *task, const omniq__run
 static void maybe_reap(omniq_t *oq, int64_t now);
 static void maybe_retain(omniq_t *oq, int64_t now);
 
+/* The chores a claim does first (lost leases, retention), then the claim's
+ * request again from the clock read after them. A reap can wait long: on
+ * PostgreSQL a lost task's row stays locked by the session of a host that
+ * vanished mid-transaction until the server drops it (tcp_user_timeout).
+ * Leases counted from before the chores were over, or nearly, when the
+ * claim committed; the tasks were then recovered again at once, a second
+ * lost run that made a task lost once before a PoisonTask. */
+static void chores_then(omniq_t *oq, omniq_claim_req_t *req) {
+  int64_t now;
+  maybe_reap(oq, req->now_ms);
+  maybe_retain(oq, req->now_ms);
+  if (omniq__engine_clock_now(oq, &now) == OMNIQ_OK && now > req->now_ms)
+    *req = claim_req(oq, req->queues, req->nqueues, req->max, now);
+}
+
 int omniq__engine_finish_claim(omniq_t *oq, const omniq_task_t *task, const omniq__run_report_t *r,
                                const char *const *queues, size_t nqueues, size_t max,
                                omniq_task_t ***out, size_t *n, int *claimed) {
@@ -284,8 +299,7 @@ int omniq__engine_finish_claim(omniq_t *oq, const omniq_task_t *task, const omni
   if (rc != OMNIQ_OK) return rc;
   if (max == 0) return finish_at(oq, task, r, now, NULL, NULL, NULL, NULL);
   omniq_claim_req_t req = claim_req(oq, queues, nqueues, max, now);
-  maybe_reap(oq, now);
-  maybe_retain(oq, now);
+  chores_then(oq, &req);
   return finish_at(oq, task, r, now, &req, out, n, claimed);
 }
 
@@ -315,10 +329,7 @@ int omniq__engine_finish_many(omniq_t *oq, omniq_task_t *const *tasks,
     at[k++] = i;
   }
   omniq_claim_req_t req = claim_req(oq, queues, nqueues, max, now);
-  if (max > 0) {
-    maybe_reap(oq, now);
-    maybe_retain(oq, now);
-  }
+  if (max > 0) chores_then(oq, &req);
   rc = omniq__store_finish_many(oq, ds, k, drc, max > 0 ? &req : NULL, out, nout, claimed);
   int results = 0, work = 0;
   for (size_t j = 0; j < k; j++) {
@@ -427,8 +438,7 @@ int omniq__engine_claim(omniq_t *oq, const char *const *queues, size_t nqueues, 
   int rc = omniq__engine_clock_now(oq, &now);
   if (rc != OMNIQ_OK) return rc;
   omniq_claim_req_t req = claim_req(oq, queues, nqueues, max, now);
-  maybe_reap(oq, now);
-  maybe_retain(oq, now);
+  chores_then(oq, &req);
   rc = omniq__store_claim(oq, &req, out, n);
   if (rc == OMNIQ_OK) log_claimed(oq, *out, *n);
   return rc;

@@ -117,25 +117,35 @@ for host in 1 2; do
   done
 done
 
+# A task that ended FAILED will never be SUCCESS (the handler always
+# succeeds): the run fails at once rather than at the deadline.
+failed() { in_db psql -Atq "$url_db" -c "SELECT count(*) FROM omniq.tasks WHERE status = 3"; }
+
 wait_success() { # count, seconds
-  local want=$1 until=$((SECONDS + $2)) n
+  local want=$1 until=$((SECONDS + $2)) n f
   while :; do
     n=$(success 2>/dev/null || echo 0)
     [ "$n" -ge "$want" ] && return 0
+    f=$(failed 2>/dev/null || echo 0)
+    [ "$f" -gt 0 ] && { say "$f tasks FAILED at $n of $want SUCCESS"; stuck; return 1; }
     [ "$SECONDS" -ge "$until" ] && { say "timed out at $n of $want SUCCESS"; stuck; return 1; }
     sleep 0.2
   done
 }
 
 # What the tasks that are not SUCCESS look like, for a run that timed out:
-# their states, attempts, crashes, and how far their eta and lease are
-# from the server's now (ms); then the end of the workers' log.
+# their states, attempts, crashes, how far their eta and lease are from
+# the server's now (ms), and the error type and message of their last
+# failed run (a PoisonTask says which crash was the last); then the end
+# of the workers' log.
 stuck() {
   local now="(extract(epoch from clock_timestamp()) * 1000)::bigint"
   in_db psql -Aq "$url_db" -c "SELECT status, count(*), min(attempts), max(attempts),
       max(crashes) FROM omniq.tasks WHERE status <> 2 GROUP BY status" || true
   in_db psql -Aq "$url_db" -c "SELECT id, status, attempts, crashes, eta_ms - $now AS eta_in,
-      lease_until_ms - $now AS lease_in FROM omniq.tasks WHERE status <> 2 ORDER BY id LIMIT 20" ||
+      lease_until_ms - $now AS lease_in, last_error::json->>'error_type' AS error,
+      left(last_error::json->>'message', 160) AS message
+      FROM omniq.tasks WHERE status <> 2 ORDER BY id LIMIT 20" ||
     true
   tail -n 20 "$work/worker.log" 2>/dev/null || true
 }
